@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Path resolution that cannot leave a directory: every lookup below a directory fd goes through
+ * openat2() with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, so "..", absolute
+ * paths and symlinks (planted, or swapped in by a concurrent rename) all fail instead of escaping.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Open PATH beneath DIRFD; "" or "." opens DIRFD's own directory. O_CLOEXEC is always added.
+ * A trailing symlink is only returned with O_PATH|O_NOFOLLOW; any other symlink fails with -ELOOP. */
+int open_beneath(int dirfd, const char *path, int flags, mode_t mode);
+
+/* Open the parent directory of PATH (O_PATH|O_DIRECTORY) beneath DIRFD and point *ret_name at the
+ * last component inside PATH. PATH must be relative, non-empty and not end in '/'. */
+int open_parent_beneath(int dirfd, const char *path, const char **ret_name);
+
+/* Read a whole small file (at most MAX bytes) opened beneath DIRFD. */
+int read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_size);
+
+/* Write DATA to PATH beneath DIRFD via a temporary name, fsync, and rename over PATH. */
+int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t size, mode_t mode);
+
+/* True if NAME is a single valid path component: not empty, not "." or "..", no '/'. */
+int filename_is_valid(const char *name);

@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Strict number parsing: the whole string must be a number in range, or -EINVAL/-ERANGE. */
+#pragma once
+
+#include <stdint.h>
+
+int safe_atou64(const char *s, uint64_t *ret);
+int safe_atou32(const char *s, uint32_t *ret);

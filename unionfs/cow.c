@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Copy-up: bring a node's object into the upper layer before anything changes it, parents first.
+ * The copy is built complete in the work directory (copyup.c) and renamed into place with
+ * RENAME_NOREPLACE, so a crash leaves either nothing or the whole copy visible. A lower regular
+ * file with several hard links is copied once into the index directory and linked from there to
+ * each name as it is copied up, so its names stay one inode, also across remounts.
+ * Callers hold ns_lock; copy-ups are serialized by cow_lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "copyup.h"
+#include "fs.h"
+#include "macro.h"
+#include "union.h"
+#include "xattr.h"
+
+int cow_make_whiteout(Union *u, int upper_dirfd, const char *name) {
+        return RET_NERRNO(mknodat(upper_dirfd, name, S_IFCHR | 0000, makedev(0, 0)));
+}
+
+int cow_set_opaque(Union *u, int dirfd, const char *name) {
+        _cleanup_close_ int fd = open_beneath(dirfd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
+        if (fd < 0)
+                return fd;
+        return xattr_set(fd, u->xattr_opaque, "y", 1, 0);
+}
+
+static int note_upper(Union *u, Node *n, int dirfd, const char *name) {
+        struct stat st;
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        union_note_copyup(u, st.st_dev, st.st_ino, n->ino);
+        return 0;
+}
+
+/* Copy a lower hard link into the index once, then link the index copy to NAME in the upper. */
+static int cow_indexed(Union *u, Node *n, int srcdir, const char *srcname, const struct stat *st,
+                       int updir, const char *name) {
+        char key[64], tmp[64];
+        int r;
+
+        index_key(key, st->st_dev, st->st_ino);
+        if (linkat(u->index_fd, key, updir, name, 0) == 0)
+                goto done;
+        if (errno != ENOENT)
+                return -errno;
+
+        r = copyup_make_temp(srcdir, srcname, st, u->work_fd, &(CopyupIds) { st->st_uid, st->st_gid },
+                             u->xattr_prefix, u->sync_copyup ? 0 : COPYUP_NO_FSYNC, tmp, sizeof tmp);
+        if (r < 0)
+                return r;
+        {
+                _cleanup_close_ int fd = open_beneath(u->work_fd, tmp, O_PATH | O_NOFOLLOW, 0);
+                r = fd < 0 ? fd : xattr_set(fd, u->xattr_origin, key, strlen(key), 0);
+        }
+        if (r >= 0 && renameat2(u->work_fd, tmp, u->index_fd, key, RENAME_NOREPLACE) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) copyup_remove_temp(u->work_fd, tmp);
+                if (r != -EEXIST)
+                        return r;
+        }
+        if (linkat(u->index_fd, key, updir, name, 0) < 0)
+                return -errno;
+done:
+        n->lower_dev = st->st_dev;
+        n->lower_ino = st->st_ino;
+        n->indexed = true;
+        return 0;
+}
+
+static int cow_one(Union *u, Node *n) {
+        _cleanup_free_ char *path = NULL, *lpath = NULL;
+        _cleanup_close_ int updir = -EBADF, srcdir = -EBADF;
+        const char *name, *srcname;
+        struct stat st;
+        char tmp[64];
+        int layer = node_layer(n);
+        int r;
+
+        if (layer == UPPER)
+                return 0;
+
+        r = node_path(u, n, &path);
+        if (r < 0)
+                return r;
+        updir = layer_open_parent(u, UPPER, path, &name);
+        if (updir < 0)
+                return updir;
+
+        if (n->indexed) {
+                char key[64];
+                index_key(key, n->lower_dev, n->lower_ino);
+                if (linkat(u->index_fd, key, updir, name, 0) < 0)
+                        return -errno;
+                r = note_upper(u, n, updir, name);
+                if (r < 0)
+                        return r;
+                node_set_layer(n, UPPER);
+                return 0;
+        }
+
+        r = node_lower_path(u, n, &lpath);
+        if (r < 0)
+                return r;
+        srcdir = layer_open_parent(u, layer, lpath, &srcname);
+        if (srcdir < 0)
+                return srcdir;
+        if (fstatat(srcdir, srcname, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        if ((st.st_mode & S_IFMT) != n->type)
+                return -ESTALE; /* lower layers must not change under a mount */
+
+        if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+                r = cow_indexed(u, n, srcdir, srcname, &st, updir, name);
+                if (r < 0)
+                        return r;
+        } else {
+                r = copyup_make_temp(srcdir, srcname, &st, u->work_fd, &(CopyupIds) { st.st_uid, st.st_gid },
+                                     u->xattr_prefix, u->sync_copyup ? 0 : COPYUP_NO_FSYNC, tmp, sizeof tmp);
+                if (r < 0)
+                        return r;
+                if (renameat2(u->work_fd, tmp, updir, name, RENAME_NOREPLACE) < 0) {
+                        r = -errno;
+                        (void) copyup_remove_temp(u->work_fd, tmp);
+                        return r;
+                }
+        }
+        r = note_upper(u, n, updir, name);
+        if (r < 0)
+                return r;
+        if (S_ISDIR(st.st_mode))
+                __atomic_store_n(&n->merged, true, __ATOMIC_RELAXED); /* upper + lower from now on */
+        node_set_layer(n, UPPER);
+        return 0;
+}
+
+int cow_node(Union *u, Node *n) {
+        Node *chain[256];
+        size_t depth = 0;
+        int r = 0;
+
+        if (node_layer(n) == UPPER)
+                return 0;
+        if (!u->has_upper || u->readonly)
+                return -EROFS;
+
+        pthread_mutex_lock(&u->cow_lock);
+        /* Ancestors below the nearest upper directory, copied top-down. Very deep lower-only trees
+         * are handled by repeating from the top until everything above N is in the upper. */
+        for (;;) {
+                depth = 0;
+                pthread_mutex_lock(&u->table_lock);
+                for (Node *p = n->n_aliases ? n->aliases[0].parent : NULL; p && node_layer(p) != UPPER;
+                     p = p->n_aliases ? p->aliases[0].parent : NULL) {
+                        if (depth == ELEMENTSOF(chain))
+                                memmove(chain, chain + 1, sizeof chain - sizeof chain[0]), depth--;
+                        chain[depth++] = p;
+                }
+                pthread_mutex_unlock(&u->table_lock);
+                if (depth == 0)
+                        break;
+                for (size_t i = depth; i > 0; i--) {
+                        r = cow_one(u, chain[i - 1]);
+                        if (r < 0)
+                                goto out;
+                }
+        }
+        if (n->n_aliases == 0 && n != u->root)
+                r = -ENOENT; /* unlinked while open: there is no name to copy up to */
+        else
+                r = cow_one(u, n);
+out:
+        pthread_mutex_unlock(&u->cow_lock);
+        return r;
+}

@@ -1,0 +1,1213 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * FUSE low-level handlers. Each handler computes a negative errno r and replies exactly once; all
+ * union logic lives in lookup.c, cow.c and dirent.c. Node ids are Node pointers (the root is
+ * FUSE_ROOT_ID). Objects are reached only through layer_open*() (beneath the layer fd, no symlink
+ * followed); attributes are changed on O_PATH fds or with AT_SYMLINK_NOFOLLOW, so a name swapped
+ * for a symlink between two steps is never followed out of the layer.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "copyup.h"
+#include "fs.h"
+#include "fuse_ops.h"
+#include "log.h"
+#include "macro.h"
+#include "whiteout.h"
+#include "xattr.h"
+
+static UnionFuseConfig config = { .writeback = true };
+
+void union_fuse_configure(const UnionFuseConfig *c) {
+        config = *c;
+}
+
+typedef struct Handle {
+        int fd;
+        bool lower;           /* opened in a lower layer: reopened from the upper after a copy-up */
+        int flags;
+        Node *node;
+        pthread_mutex_t lock;
+} Handle;
+
+typedef struct DirHandle {
+        DirList list;
+} DirHandle;
+
+static Union *req_union(fuse_req_t req) {
+        return fuse_req_userdata(req);
+}
+
+static Node *node_of(Union *u, fuse_ino_t ino) {
+        return ino == FUSE_ROOT_ID ? u->root : (Node *) (uintptr_t) ino;
+}
+
+static fuse_ino_t id_of(Union *u, Node *n) {
+        return n == u->root ? FUSE_ROOT_ID : (fuse_ino_t) (uintptr_t) n;
+}
+
+static void reply_err(fuse_req_t req, int r) {
+        assert_return(r < 0, (void) fuse_reply_err(req, EIO));
+        fuse_reply_err(req, -r);
+}
+
+static void shown_attr(Union *u, struct stat *st) {
+        st->st_uid = idmap_to_shown(&u->uidmap, st->st_uid);
+        st->st_gid = idmap_to_shown(&u->gidmap, st->st_gid);
+}
+
+static void ns_read(Union *u) {
+        pthread_rwlock_rdlock(&u->ns_lock);
+}
+
+static void ns_write(Union *u) {
+        pthread_rwlock_wrlock(&u->ns_lock);
+}
+
+static void ns_unlock(Union *u) {
+        pthread_rwlock_unlock(&u->ns_lock);
+}
+
+static void fill_entry(Union *u, Node *n, const struct stat *st, struct fuse_entry_param *e) {
+        *e = (struct fuse_entry_param) {
+                .ino = id_of(u, n),
+                .attr = *st,
+                .attr_timeout = u->timeout,
+                .entry_timeout = u->timeout,
+        };
+        e->attr.st_ino = (ino_t) n->ino;
+        shown_attr(u, &e->attr);
+}
+
+int union_root_init(Union *u) {
+        struct stat st;
+        Node *root = calloc(1, sizeof *root);
+
+        if (!root)
+                return -ENOMEM;
+        if (fstat(u->layers[0].fd, &st) < 0) {
+                free(root);
+                return -errno;
+        }
+        root->type = S_IFDIR;
+        root->layer = 0;
+        root->last_layer = (int) u->n_layers - 1;
+        root->merged = u->n_layers > 1;
+        root->ino = union_ino(u, st.st_dev, st.st_ino);
+        root->refs = 1;
+        root->hashed = false; /* found through FUSE_ROOT_ID, never by number */
+        u->root = root;
+        return 0;
+}
+
+/* ---------- names ---------- */
+
+static int lookup_entry(Union *u, Node *parent, const char *name, bool kernel, Node **ret_node,
+                        struct stat *ret_st) {
+        _cleanup_(lookup_result_done) LookupResult r = {};
+        Node *n;
+        int e;
+
+        e = union_lookup(u, parent, name, &r);
+        if (e < 0)
+                return e;
+        e = node_obtain(u, parent, name, &r, kernel, &n);
+        if (e < 0)
+                return e;
+        /* The node may be older than this lookup (a hard link seen before): its own view wins. */
+        e = union_node_stat(u, n, ret_st);
+        if (e < 0) {
+                if (kernel)
+                        node_forget(u, n, 1);
+                else
+                        node_unref(u, n, 1);
+                return e;
+        }
+        *ret_node = n;
+        return 0;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+        Union *u = req_union(req);
+        struct fuse_entry_param e;
+        struct stat st;
+        Node *n;
+
+        ns_read(u);
+        int r = lookup_entry(u, node_of(u, parent), name, true, &n, &st);
+        ns_unlock(u);
+        if (r == -ENOENT) {
+                /* a negative entry the kernel may cache: names only change through us */
+                e = (struct fuse_entry_param) { .ino = 0, .entry_timeout = u->timeout };
+                fuse_reply_entry(req, &e);
+                return;
+        }
+        if (r < 0)
+                return reply_err(req, r);
+        fill_entry(u, n, &st, &e);
+        fuse_reply_entry(req, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+        Union *u = req_union(req);
+        node_forget(u, node_of(u, ino), nlookup);
+        fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
+        Union *u = req_union(req);
+        for (size_t i = 0; i < count; i++)
+                node_forget(u, node_of(u, forgets[i].ino), forgets[i].nlookup);
+        fuse_reply_none(req);
+}
+
+/* ---------- attributes ---------- */
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        Union *u = req_union(req);
+        Node *n = node_of(u, ino);
+        struct stat st;
+        int r;
+
+        if (fi && fi->fh) {
+                Handle *h = (Handle *) (uintptr_t) fi->fh;
+                r = RET_NERRNO(fstat(h->fd, &st));
+                if (r >= 0) {
+                        st.st_ino = (ino_t) n->ino;
+                        if (h->lower && n->indexed)
+                                st.st_nlink = st.st_nlink > 1 ? st.st_nlink - 1 : 1;
+                }
+        } else {
+                ns_read(u);
+                r = union_node_stat(u, n, &st);
+                ns_unlock(u);
+        }
+        if (r < 0)
+                return reply_err(req, r);
+        shown_attr(u, &st);
+        fuse_reply_attr(req, &st, u->timeout);
+}
+
+static int proc_fd_path(int fd, char buf[static 32]) {
+        snprintf(buf, 32, "/proc/self/fd/%d", fd);
+        return 0;
+}
+
+static int do_setattr(Union *u, Node *n, struct stat *attr, int to_set, struct fuse_file_info *fi) {
+        _cleanup_close_ int fd = -EBADF;
+        char proc[32];
+        int r;
+
+        r = cow_node(u, n);
+        if (r < 0)
+                return r;
+        fd = union_node_open(u, n, O_PATH, NULL);
+        if (fd < 0)
+                return fd;
+        proc_fd_path(fd, proc);
+
+        if (to_set & FUSE_SET_ATTR_MODE) {
+                if (S_ISLNK(n->type))
+                        return -EOPNOTSUPP;
+                /* the magic link leads to exactly this inode: nothing is resolved again by name */
+                if (fchmodat(AT_FDCWD, proc, attr->st_mode & 07777, 0) < 0)
+                        return -errno;
+        }
+        if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+                uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? idmap_to_disk(&u->uidmap, attr->st_uid) : (uid_t) -1;
+                gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? idmap_to_disk(&u->gidmap, attr->st_gid) : (gid_t) -1;
+                if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+        }
+        if (to_set & FUSE_SET_ATTR_SIZE) {
+                Handle *h = fi && fi->fh ? (Handle *) (uintptr_t) fi->fh : NULL;
+                if (h && !h->lower && (h->flags & O_ACCMODE) != O_RDONLY)
+                        r = RET_NERRNO(ftruncate(h->fd, attr->st_size));
+                else {
+                        _cleanup_close_ int wfd = union_node_open(u, n, O_WRONLY, NULL);
+                        r = wfd < 0 ? wfd : RET_NERRNO(ftruncate(wfd, attr->st_size));
+                }
+                if (r < 0)
+                        return r;
+        }
+        if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+                struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
+                if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+                        ts[0].tv_nsec = UTIME_NOW;
+                else if (to_set & FUSE_SET_ATTR_ATIME)
+                        ts[0] = attr->st_atim;
+                if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+                        ts[1].tv_nsec = UTIME_NOW;
+                else if (to_set & FUSE_SET_ATTR_MTIME)
+                        ts[1] = attr->st_mtim;
+                if (S_ISLNK(n->type)) {
+                        _cleanup_free_ char *path = NULL;
+                        const char *name;
+                        r = node_path(u, n, &path);
+                        if (r < 0)
+                                return r;
+                        _cleanup_close_ int pfd = layer_open_parent(u, UPPER, path, &name);
+                        if (pfd < 0)
+                                return pfd;
+                        r = RET_NERRNO(utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW));
+                } else
+                        r = RET_NERRNO(utimensat(AT_FDCWD, proc, ts, 0));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
+        Union *u = req_union(req);
+        Node *n = node_of(u, ino);
+        struct stat st;
+
+        ns_read(u);
+        int r = do_setattr(u, n, attr, to_set, fi);
+        if (r >= 0)
+                r = union_node_stat(u, n, &st);
+        ns_unlock(u);
+        if (r < 0)
+                return reply_err(req, r);
+        shown_attr(u, &st);
+        fuse_reply_attr(req, &st, u->timeout);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+        Union *u = req_union(req);
+        char buf[PATH_MAX + 1];
+        ssize_t k;
+
+        ns_read(u);
+        int fd = union_node_open(u, node_of(u, ino), O_PATH, NULL);
+        ns_unlock(u);
+        if (fd < 0)
+                return reply_err(req, fd);
+        k = readlinkat(fd, "", buf, sizeof buf - 1);
+        int r = k < 0 ? -errno : 0;
+        safe_close(fd);
+        if (r < 0)
+                return reply_err(req, r);
+        buf[k] = '\0';
+        fuse_reply_readlink(req, buf);
+}
+
+/* ---------- creating objects ---------- */
+
+typedef struct NewObject {
+        mode_t mode;          /* type and permission bits */
+        dev_t rdev;
+        const char *target;   /* symlinks */
+        Node *link_src;       /* hard links */
+} NewObject;
+
+/* Owner of a new object, on disk: the caller's ids mapped back, or the directory's group when
+ * it is setgid (the upper directory carries the same bits as the merged one). */
+static void new_owner(Union *u, fuse_req_t req, int pfd, uid_t *ret_uid, gid_t *ret_gid, bool *ret_sgid_dir) {
+        const struct fuse_ctx *ctx = fuse_req_ctx(req);
+        struct stat pst;
+
+        *ret_uid = idmap_to_disk(&u->uidmap, ctx->uid);
+        *ret_gid = idmap_to_disk(&u->gidmap, ctx->gid);
+        *ret_sgid_dir = false;
+        if (fstat(pfd, &pst) == 0 && (pst.st_mode & S_ISGID)) {
+                *ret_gid = pst.st_gid;
+                *ret_sgid_dir = true;
+        }
+}
+
+static int make_object(Union *u, int dirfd, const char *name, const NewObject *o, int open_flags, int *ret_fd) {
+        switch (o->mode & S_IFMT) {
+        case S_IFREG: {
+                int fd = openat(dirfd, name, open_flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, o->mode & 07777);
+                if (fd < 0)
+                        return -errno;
+                *ret_fd = fd;
+                return 0;
+        }
+        case S_IFDIR:
+                return RET_NERRNO(mkdirat(dirfd, name, o->mode & 07777));
+        case S_IFLNK:
+                return RET_NERRNO(symlinkat(o->target, dirfd, name));
+        default:
+                return RET_NERRNO(mknodat(dirfd, name, o->mode, o->rdev));
+        }
+}
+
+static int set_owner(int dirfd, const char *name, const NewObject *o, uid_t uid, gid_t gid, bool sgid_dir) {
+        if (fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        /* chown clears set-id bits on files; put back what the caller asked for */
+        mode_t want = o->mode & 07777;
+        if (S_ISDIR(o->mode) && sgid_dir)
+                want |= S_ISGID;
+        if (!S_ISLNK(o->mode) && (want & (S_ISUID | S_ISGID))) {
+                _cleanup_close_ int fd = open_beneath(dirfd, name, O_PATH | O_NOFOLLOW, 0);
+                char proc[32];
+                if (fd < 0)
+                        return fd;
+                proc_fd_path(fd, proc);
+                if (fchmodat(AT_FDCWD, proc, want, 0) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
+static int open_flags_for(int flags) {
+        flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC);
+        /* With the writeback cache the kernel also reads through write-only files and does
+         * O_APPEND itself. */
+        if (config.writeback) {
+                if ((flags & O_ACCMODE) == O_WRONLY)
+                        flags = (flags & ~O_ACCMODE) | O_RDWR;
+                flags &= ~O_APPEND;
+        }
+        return flags;
+}
+
+/* Create NAME in PARENT: directly in the upper when the name is free there, or built in the work
+ * directory and renamed over the whiteout that hides a deleted lower object (a new directory there is
+ * made opaque, so the old lower contents stay hidden). */
+static int create_object(Union *u, fuse_req_t req, Node *parent, const char *name, const NewObject *o,
+                         int open_flags, Node **ret_node, struct stat *ret_st, int *ret_fd) {
+        _cleanup_(lookup_result_done) LookupResult lr = {};
+        _cleanup_free_ char *ppath = NULL;
+        _cleanup_close_ int pfd = -EBADF, fd = -EBADF;
+        uid_t uid;
+        gid_t gid;
+        bool sgid_dir;
+        int r;
+
+        if (strlen(name) > NAME_MAX)
+                return -ENAMETOOLONG;
+        r = union_lookup(u, parent, name, &lr);
+        if (r >= 0)
+                return -EEXIST;
+        if (r != -ENOENT)
+                return r;
+        r = cow_node(u, parent);
+        if (r < 0)
+                return r;
+        r = node_path(u, parent, &ppath);
+        if (r < 0)
+                return r;
+        pfd = layer_open(u, UPPER, ppath, O_PATH | O_DIRECTORY);
+        if (pfd < 0)
+                return pfd;
+        new_owner(u, req, pfd, &uid, &gid, &sgid_dir);
+
+        if (o->link_src) {
+                _cleanup_free_ char *spath = NULL;
+                const char *sname;
+                r = node_path(u, o->link_src, &spath);
+                if (r < 0)
+                        return r;
+                _cleanup_close_ int spfd = layer_open_parent(u, UPPER, spath, &sname);
+                if (spfd < 0)
+                        return spfd;
+                if (linkat(spfd, sname, pfd, name, 0) == 0)
+                        goto created;
+                if (errno != EEXIST)
+                        return -errno;
+                char tmp[64];
+                snprintf(tmp, sizeof tmp, "#ln-%d-%lx", getpid(), (unsigned long) pthread_self());
+                if (linkat(spfd, sname, u->work_fd, tmp, 0) < 0)
+                        return -errno;
+                if (renameat(u->work_fd, tmp, pfd, name) < 0) {
+                        r = -errno;
+                        (void) unlinkat(u->work_fd, tmp, 0);
+                        return r;
+                }
+                goto created;
+        }
+
+        r = make_object(u, pfd, name, o, open_flags, &fd);
+        if (r == 0) {
+                r = set_owner(pfd, name, o, uid, gid, sgid_dir);
+                if (r < 0) {
+                        (void) unlinkat(pfd, name, S_ISDIR(o->mode) ? AT_REMOVEDIR : 0);
+                        return r;
+                }
+                goto created;
+        }
+        if (r != -EEXIST || !lr.lower_exists)
+                return r;
+
+        /* A whiteout is in the way: build the object in the work directory and swap it in. */
+        {
+                char tmp[64];
+                struct stat wst;
+                snprintf(tmp, sizeof tmp, "#new-%d-%lx", getpid(), (unsigned long) pthread_self());
+                if (fstatat(pfd, name, &wst, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                if (!whiteout_is_whiteout(&wst))
+                        return -EEXIST;
+                r = make_object(u, u->work_fd, tmp, o, open_flags, &fd);
+                if (r < 0)
+                        return r;
+                r = set_owner(u->work_fd, tmp, o, uid, gid, sgid_dir);
+                if (r >= 0 && S_ISDIR(o->mode))
+                        r = cow_set_opaque(u, u->work_fd, tmp);
+                if (r >= 0) {
+                        if (S_ISDIR(o->mode)) {
+                                /* a directory cannot replace a device: exchange, then drop the whiteout */
+                                if (renameat2(u->work_fd, tmp, pfd, name, RENAME_EXCHANGE) < 0)
+                                        r = -errno;
+                                else
+                                        (void) unlinkat(u->work_fd, tmp, 0);
+                        } else if (renameat(u->work_fd, tmp, pfd, name) < 0)
+                                r = -errno;
+                }
+                if (r < 0) {
+                        fd = safe_close(fd);
+                        (void) copyup_remove_temp(u->work_fd, tmp);
+                        return r;
+                }
+        }
+
+created:;
+        LookupResult nr = { .layer = UPPER, .last_layer = UPPER };
+        if (fstatat(pfd, name, &nr.st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        Node *n;
+        if (o->link_src) {
+                /* the new name belongs to the existing node */
+                r = node_add_alias(u, o->link_src, parent, name);
+                if (r < 0)
+                        return r;
+                pthread_mutex_lock(&u->table_lock);
+                o->link_src->refs++;
+                o->link_src->nlookup++;
+                pthread_mutex_unlock(&u->table_lock);
+                n = o->link_src;
+        } else {
+                nr.st.st_ino = (ino_t) union_ino(u, nr.st.st_dev, nr.st.st_ino);
+                r = node_obtain(u, parent, name, &nr, true, &n);
+                if (r < 0)
+                        return r;
+        }
+        r = union_node_stat(u, n, ret_st);
+        if (r < 0) {
+                node_forget(u, n, 1);
+                return r;
+        }
+        *ret_node = n;
+        if (ret_fd)
+                *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static void reply_new_entry(fuse_req_t req, Union *u, Node *parent, const char *name, const NewObject *o) {
+        struct fuse_entry_param e;
+        struct stat st;
+        Node *n;
+        int r;
+
+        if (o->link_src)
+                ns_write(u);
+        else
+                ns_read(u);
+        r = o->link_src ? cow_node(u, o->link_src) : 0;
+        if (r >= 0)
+                r = create_object(u, req, parent, name, o, 0, &n, &st, NULL);
+        ns_unlock(u);
+        if (r < 0)
+                return reply_err(req, r);
+        fill_entry(u, n, &st, &e);
+        fuse_reply_entry(req, &e);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
+        Union *u = req_union(req);
+        reply_new_entry(req, u, node_of(u, parent), name, &(NewObject) { .mode = mode, .rdev = rdev });
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
+        Union *u = req_union(req);
+        reply_new_entry(req, u, node_of(u, parent), name, &(NewObject) { .mode = S_IFDIR | (mode & 07777) });
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name) {
+        Union *u = req_union(req);
+        reply_new_entry(req, u, node_of(u, parent), name, &(NewObject) { .mode = S_IFLNK | 0777, .target = target });
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
+        Union *u = req_union(req);
+        Node *src = node_of(u, ino);
+        if (S_ISDIR(src->type))
+                return reply_err(req, -EPERM);
+        reply_new_entry(req, u, node_of(u, newparent), newname, &(NewObject) { .mode = src->type, .link_src = src });
+}
+
+/* ---------- removing and renaming ---------- */
+
+/* Remove NAME (held by N) from the upper PFD, leaving a whiteout when a lower layer has the name. */
+static int remove_upper(Union *u, int pfd, const char *name, bool is_dir, bool lower_exists) {
+        char tmp[64];
+
+        if (!lower_exists) {
+                if (is_dir) {
+                        _cleanup_close_ int dfd = open_beneath(pfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+                        if (dfd < 0)
+                                return dfd;
+                        int r = dir_remove_whiteouts(u, dfd);
+                        if (r < 0)
+                                return r;
+                }
+                return RET_NERRNO(unlinkat(pfd, name, is_dir ? AT_REMOVEDIR : 0));
+        }
+        /* Atomically replace the name with a whiteout, then drop the old object from the work dir. */
+        snprintf(tmp, sizeof tmp, "#rm-%d-%lx", getpid(), (unsigned long) pthread_self());
+        if (renameat2(pfd, name, u->work_fd, tmp, RENAME_WHITEOUT) < 0)
+                return -errno;
+        (void) copyup_remove_temp(u->work_fd, tmp);
+        return 0;
+}
+
+static int do_remove(Union *u, Node *parent, const char *name, bool is_dir) {
+        _cleanup_(lookup_result_done) LookupResult lr = {};
+        _cleanup_free_ char *ppath = NULL;
+        _cleanup_close_ int pfd = -EBADF;
+        Node *n = NULL;
+        bool lower_exists;
+        int r;
+
+        if (strlen(name) > NAME_MAX)
+                return -ENAMETOOLONG;
+        r = union_lookup(u, parent, name, &lr);
+        if (r < 0)
+                return r;
+        if (is_dir && !S_ISDIR(lr.st.st_mode))
+                return -ENOTDIR;
+        if (!is_dir && S_ISDIR(lr.st.st_mode))
+                return -EISDIR;
+        if (u->readonly)
+                return -EROFS;
+
+        r = node_obtain(u, parent, name, &lr, false, &n);
+        if (r < 0)
+                return r;
+        if (is_dir) {
+                bool empty, wh;
+                r = dir_is_empty(u, n, &empty, &wh);
+                if (r < 0)
+                        goto out;
+                if (!empty) {
+                        r = -ENOTEMPTY;
+                        goto out;
+                }
+        }
+        r = union_name_in_lower(u, parent, name, &lower_exists);
+        if (r < 0)
+                goto out;
+        r = cow_node(u, parent);
+        if (r < 0)
+                goto out;
+        r = node_path(u, parent, &ppath);
+        if (r < 0)
+                goto out;
+        pfd = layer_open(u, UPPER, ppath, O_PATH | O_DIRECTORY);
+        if (pfd < 0) {
+                r = pfd;
+                goto out;
+        }
+        if (lr.layer == UPPER)
+                r = remove_upper(u, pfd, name, is_dir, lower_exists);
+        else
+                r = cow_make_whiteout(u, pfd, name);
+        if (r >= 0)
+                node_remove_alias(u, n, parent, name);
+out:
+        node_unref(u, n, 1);
+        return r;
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
+        Union *u = req_union(req);
+        ns_write(u);
+        int r = do_remove(u, node_of(u, parent), name, false);
+        ns_unlock(u);
+        fuse_reply_err(req, -MIN(r, 0));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
+        Union *u = req_union(req);
+        ns_write(u);
+        int r = do_remove(u, node_of(u, parent), name, true);
+        ns_unlock(u);
+        fuse_reply_err(req, -MIN(r, 0));
+}
+
+static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char *newname, unsigned flags) {
+        _cleanup_(lookup_result_done) LookupResult src = {}, dst = {};
+        _cleanup_free_ char *path1 = NULL, *path2 = NULL, *redirect = NULL;
+        _cleanup_close_ int pfd1 = -EBADF, pfd2 = -EBADF;
+        Node *sn = NULL, *dn = NULL;
+        bool src_lower, dst_lower, dst_exists, is_dir, src_pure;
+        int r;
+
+        if (flags & ~RENAME_NOREPLACE)
+                return -EINVAL; /* RENAME_EXCHANGE and RENAME_WHITEOUT are not offered */
+        if (strlen(name) > NAME_MAX || strlen(newname) > NAME_MAX)
+                return -ENAMETOOLONG;
+        if (u->readonly)
+                return -EROFS;
+
+        r = union_lookup(u, p1, name, &src);
+        if (r < 0)
+                return r;
+        r = union_lookup(u, p2, newname, &dst);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        dst_exists = r == 0;
+        is_dir = S_ISDIR(src.st.st_mode);
+
+        if (dst_exists) {
+                if (flags & RENAME_NOREPLACE)
+                        return -EEXIST;
+                if (dst.st.st_ino == src.st.st_ino)
+                        return 0; /* two names of one inode: POSIX says do nothing */
+                if (is_dir && !S_ISDIR(dst.st.st_mode))
+                        return -ENOTDIR;
+                if (!is_dir && S_ISDIR(dst.st.st_mode))
+                        return -EISDIR;
+        }
+
+        r = node_obtain(u, p1, name, &src, false, &sn);
+        if (r < 0)
+                return r;
+        if (dst_exists) {
+                r = node_obtain(u, p2, newname, &dst, false, &dn);
+                if (r < 0)
+                        goto out;
+                if (S_ISDIR(dn->type)) {
+                        bool empty, wh;
+                        r = dir_is_empty(u, dn, &empty, &wh);
+                        if (r < 0)
+                                goto out;
+                        if (!empty) {
+                                r = -ENOTEMPTY;
+                                goto out;
+                        }
+                }
+        }
+
+        /* A directory with lower contents moves by a redirect to where those contents are. */
+        src_pure = !is_dir || (node_layer(sn) == UPPER && sn->last_layer == UPPER);
+        if (is_dir && !src_pure) {
+                if (!u->redirect_dir) {
+                        r = -EXDEV;
+                        goto out;
+                }
+                r = node_lower_path(u, sn, &redirect);
+                if (r < 0)
+                        goto out;
+        }
+
+        r = union_name_in_lower(u, p1, name, &src_lower);
+        if (r < 0)
+                goto out;
+        r = union_name_in_lower(u, p2, newname, &dst_lower);
+        if (r < 0)
+                goto out;
+
+        if ((r = cow_node(u, p1)) < 0 || (r = cow_node(u, p2)) < 0 || (r = cow_node(u, sn)) < 0)
+                goto out;
+        if ((r = node_path(u, p1, &path1)) < 0 || (r = node_path(u, p2, &path2)) < 0)
+                goto out;
+        pfd1 = layer_open(u, UPPER, path1, O_PATH | O_DIRECTORY);
+        pfd2 = layer_open(u, UPPER, path2, O_PATH | O_DIRECTORY);
+        if (pfd1 < 0 || pfd2 < 0) {
+                r = pfd1 < 0 ? pfd1 : pfd2;
+                goto out;
+        }
+
+        /* Clear the way at the target: an upper directory there holds only whiteouts (it is empty in
+         * the merged view), and a whiteout cannot be replaced by a directory. */
+        struct stat tst;
+        if (fstatat(pfd2, newname, &tst, AT_SYMLINK_NOFOLLOW) == 0) {
+                if (S_ISDIR(tst.st_mode)) {
+                        _cleanup_close_ int dfd = open_beneath(pfd2, newname, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+                        r = dfd < 0 ? dfd : dir_remove_whiteouts(u, dfd);
+                        if (r < 0)
+                                goto out;
+                } else if (is_dir && whiteout_is_whiteout(&tst)) {
+                        if (unlinkat(pfd2, newname, 0) < 0) {
+                                r = -errno;
+                                goto out;
+                        }
+                }
+        }
+
+        if (redirect && !sn->redirect) {
+                _cleanup_free_ char *value = NULL;
+                size_t size;
+                r = whiteout_redirect_encode(redirect, &value, &size);
+                if (r < 0)
+                        goto out;
+                _cleanup_close_ int dfd = open_beneath(pfd1, name, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+                r = dfd < 0 ? dfd : xattr_set(dfd, u->xattr_redirect, value, size, 0);
+                if (r < 0)
+                        goto out;
+        }
+        /* A directory without lower contents of its own must not merge with lower contents at its
+         * new name. */
+        if (is_dir && src_pure && dst_lower) {
+                r = cow_set_opaque(u, pfd1, name);
+                if (r < 0)
+                        goto out;
+        }
+
+        if (renameat2(pfd1, name, pfd2, newname, src_lower ? RENAME_WHITEOUT : 0) < 0) {
+                r = -errno;
+                goto out;
+        }
+
+        if (dn)
+                node_remove_alias(u, dn, p2, newname);
+        r = node_move_alias(u, sn, p1, name, p2, newname);
+        if (redirect && !sn->redirect)
+                sn->redirect = TAKE_PTR(redirect);
+        if (is_dir && src_pure && dst_lower)
+                sn->last_layer = UPPER;
+out:
+        node_unref(u, dn, dn ? 1 : 0);
+        node_unref(u, sn, sn ? 1 : 0);
+        return r;
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags) {
+        Union *u = req_union(req);
+        ns_write(u);
+        int r = do_rename(u, node_of(u, parent), name, node_of(u, newparent), newname, flags);
+        ns_unlock(u);
+        fuse_reply_err(req, -MIN(r, 0));
+}
+
+/* ---------- files ---------- */
+
+static Handle *handle_new(int fd, int flags, bool lower, Node *n) {
+        Handle *h = calloc(1, sizeof *h);
+        if (!h)
+                return NULL;
+        *h = (Handle) { .fd = fd, .flags = flags, .lower = lower, .node = n };
+        pthread_mutex_init(&h->lock, NULL);
+        return h;
+}
+
+static void set_open_flags(Union *u, struct fuse_file_info *fi) {
+        /* Lower layers never change and the upper only changes through us: the page cache stays
+         * valid across opens. */
+        fi->keep_cache = 1;
+        if (fi->flags & O_DIRECT)
+                fi->direct_io = 1;
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
+        Union *u = req_union(req);
+        struct fuse_entry_param e;
+        struct stat st;
+        Node *n;
+        int fd = -EBADF;
+        int flags = open_flags_for(fi->flags);
+
+        ns_read(u);
+        int r = create_object(u, req, node_of(u, parent), name, &(NewObject) { .mode = S_IFREG | (mode & 07777) },
+                              flags, &n, &st, &fd);
+        ns_unlock(u);
+        if (r < 0)
+                return reply_err(req, r);
+        Handle *h = handle_new(fd, flags, false, n);
+        if (!h) {
+                safe_close(fd);
+                node_forget(u, n, 1);
+                return reply_err(req, -ENOMEM);
+        }
+        fi->fh = (uint64_t) (uintptr_t) h;
+        set_open_flags(u, fi);
+        fill_entry(u, n, &st, &e);
+        if (fuse_reply_create(req, &e, fi) < 0) {
+                /* the kernel did not take it (interrupted): undo what it will never release */
+                safe_close(h->fd);
+                free(h);
+        }
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        Union *u = req_union(req);
+        Node *n = node_of(u, ino);
+        bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+        int flags = open_flags_for(fi->flags);
+        int layer = -1, fd, r = 0;
+
+        ns_read(u);
+        /* Copy up at open, never on first write: with the writeback cache writes arrive late. */
+        if (writing)
+                r = cow_node(u, n);
+        fd = r < 0 ? r : union_node_open(u, n, flags, &layer);
+        if (fd >= 0 && (fi->flags & O_TRUNC) && ftruncate(fd, 0) < 0) {
+                r = -errno;
+                fd = safe_close(fd);
+        }
+        ns_unlock(u);
+        if (fd < 0)
+                return reply_err(req, r < 0 ? r : fd);
+
+        Handle *h = handle_new(fd, flags, u->has_upper && layer != UPPER, n);
+        if (!h) {
+                safe_close(fd);
+                return reply_err(req, -ENOMEM);
+        }
+        fi->fh = (uint64_t) (uintptr_t) h;
+        set_open_flags(u, fi);
+        if (fuse_reply_open(req, fi) < 0) {
+                safe_close(h->fd);
+                free(h);
+        }
+}
+
+/* A read-only handle opened before its file was copied up must see the copy from then on. */
+static int handle_fd(Union *u, Handle *h) {
+        if (!h->lower || node_layer(h->node) != UPPER)
+                return h->fd;
+        pthread_mutex_lock(&h->lock);
+        if (h->lower) {
+                ns_read(u);
+                int fd = union_node_open(u, h->node, h->flags, NULL);
+                ns_unlock(u);
+                if (fd >= 0) {
+                        int old = h->fd;
+                        /* dup2 keeps the number stable for threads that already read h->fd */
+                        if (dup3(fd, old, O_CLOEXEC) >= 0)
+                                h->lower = false;
+                        safe_close(fd);
+                }
+        }
+        pthread_mutex_unlock(&h->lock);
+        return h->fd;
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+        Union *u = req_union(req);
+        Handle *h = (Handle *) (uintptr_t) fi->fh;
+        struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+        buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        buf.buf[0].fd = handle_fd(u, h);
+        buf.buf[0].pos = off;
+        fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+                         struct fuse_file_info *fi) {
+        Handle *h = (Handle *) (uintptr_t) fi->fh;
+        struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+
+        out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        out.buf[0].fd = h->fd;
+        out.buf[0].pos = off;
+        ssize_t k = fuse_buf_copy(&out, in, 0);
+        if (k < 0)
+                return reply_err(req, (int) k);
+        fuse_reply_write(req, (size_t) k);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        Handle *h = (Handle *) (uintptr_t) fi->fh;
+        /* close a duplicate: reports delayed write errors of filesystems that have them */
+        int fd = dup(h->fd);
+        int r = fd < 0 ? -errno : RET_NERRNO(close(fd));
+        fuse_reply_err(req, -MIN(r, 0));
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        Handle *h = (Handle *) (uintptr_t) fi->fh;
+        safe_close(h->fd);
+        pthread_mutex_destroy(&h->lock);
+        free(h);
+        fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+        Handle *h = (Handle *) (uintptr_t) fi->fh;
+        int r = RET_NERRNO(datasync ? fdatasync(h->fd) : fsync(h->fd));
+        fuse_reply_err(req, -MIN(r, 0));
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi) {
+        Handle *h = (Handle *) (uintptr_t) fi->fh;
+        int r = h->lower ? -EBADF : RET_NERRNO(fallocate(h->fd, mode, off, len));
+        fuse_reply_err(req, -MIN(r, 0));
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi) {
+        Union *u = req_union(req);
+        Handle *h = (Handle *) (uintptr_t) fi->fh;
+        off_t r = lseek(handle_fd(u, h), off, whence);
+        if (r < 0)
+                return reply_err(req, -errno);
+        fuse_reply_lseek(req, r);
+}
+
+/* ---------- directories ---------- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        Union *u = req_union(req);
+        DirHandle *d = calloc(1, sizeof *d);
+        if (!d)
+                return reply_err(req, -ENOMEM);
+        ns_read(u);
+        int r = dir_list_read(u, node_of(u, ino), true, &d->list);
+        ns_unlock(u);
+        if (r < 0) {
+                free(d);
+                return reply_err(req, r);
+        }
+        fi->fh = (uint64_t) (uintptr_t) d;
+        fi->keep_cache = 1;
+        fi->cache_readdir = 1;
+        if (fuse_reply_open(req, fi) < 0) {
+                dir_list_done(&d->list);
+                free(d);
+        }
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi, bool plus) {
+        Union *u = req_union(req);
+        DirHandle *d = (DirHandle *) (uintptr_t) fi->fh;
+        Node *dir = node_of(u, ino);
+        _cleanup_free_ char *buf = malloc(size);
+        size_t used = 0;
+
+        if (!buf)
+                return reply_err(req, -ENOMEM);
+        if (plus)
+                ns_read(u);
+        for (size_t i = (size_t) MAX(off, 0); i < d->list.n_entries; i++) {
+                DirEntry *de = &d->list.entries[i];
+                size_t k;
+
+                if (!plus) {
+                        struct stat st = { .st_ino = (ino_t) de->ino, .st_mode = (mode_t) DTTOIF(de->type) };
+                        k = fuse_add_direntry(req, buf + used, size - used, de->name, &st, (off_t) i + 1);
+                        if (k > size - used)
+                                break;
+                        used += k;
+                        continue;
+                }
+
+                struct fuse_entry_param e = { .attr.st_ino = (ino_t) de->ino, .attr.st_mode = (mode_t) DTTOIF(de->type) };
+                Node *n = NULL;
+                if (!streq(de->name, ".") && !streq(de->name, "..")) {
+                        struct stat st;
+                        if (lookup_entry(u, dir, de->name, true, &n, &st) >= 0)
+                                fill_entry(u, n, &st, &e);
+                        /* a name that vanished meanwhile is listed without attributes */
+                }
+                k = fuse_add_direntry_plus(req, buf + used, size - used, de->name, &e, (off_t) i + 1);
+                if (k > size - used) {
+                        if (n)
+                                node_forget(u, n, 1); /* not sent: the kernel will not count it */
+                        break;
+                }
+                used += k;
+        }
+        if (plus)
+                ns_unlock(u);
+        fuse_reply_buf(req, buf, used);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+        do_readdir(req, ino, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+        do_readdir(req, ino, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        DirHandle *d = (DirHandle *) (uintptr_t) fi->fh;
+        dir_list_done(&d->list);
+        free(d);
+        fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+        Union *u = req_union(req);
+        ns_read(u);
+        int fd = union_node_open(u, node_of(u, ino), O_RDONLY | O_DIRECTORY, NULL);
+        ns_unlock(u);
+        int r = fd < 0 ? fd : RET_NERRNO(datasync ? fdatasync(fd) : fsync(fd));
+        safe_close(fd);
+        fuse_reply_err(req, -MIN(r, 0));
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+        Union *u = req_union(req);
+        struct statvfs sv;
+        if (fstatvfs(u->layers[0].fd, &sv) < 0)
+                return reply_err(req, -errno);
+        fuse_reply_statfs(req, &sv);
+}
+
+/* ---------- extended attributes ---------- */
+
+static bool xattr_is_ours(Union *u, const char *name) {
+        return xattr_is_private(name, u->xattr_prefix);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+        Union *u = req_union(req);
+        _cleanup_free_ char *buf = NULL;
+
+        if (xattr_is_ours(u, name))
+                return reply_err(req, -EOPNOTSUPP);
+        if (size > 0 && !(buf = malloc(size)))
+                return reply_err(req, -ENOMEM);
+        ns_read(u);
+        int fd = union_node_open(u, node_of(u, ino), O_PATH, NULL);
+        ns_unlock(u);
+        if (fd < 0)
+                return reply_err(req, fd);
+        ssize_t k = xattr_get(fd, name, buf, size);
+        safe_close(fd);
+        if (k < 0)
+                return reply_err(req, (int) k);
+        if (size == 0)
+                fuse_reply_xattr(req, (size_t) k);
+        else
+                fuse_reply_buf(req, buf, (size_t) k);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+        Union *u = req_union(req);
+        _cleanup_free_ char *list = NULL;
+        size_t n = 0, out = 0;
+
+        ns_read(u);
+        int fd = union_node_open(u, node_of(u, ino), O_PATH, NULL);
+        ns_unlock(u);
+        if (fd < 0)
+                return reply_err(req, fd);
+        int r = xattr_list_malloc(fd, &list, &n);
+        safe_close(fd);
+        if (r < 0)
+                return reply_err(req, r);
+        /* drop our own names, in place */
+        for (size_t i = 0; i < n;) {
+                size_t len = strnlen(list + i, n - i) + 1;
+                if (!xattr_is_ours(u, list + i)) {
+                        memmove(list + out, list + i, len);
+                        out += len;
+                }
+                i += len;
+        }
+        if (size == 0)
+                fuse_reply_xattr(req, out);
+        else if (size < out)
+                reply_err(req, -ERANGE);
+        else
+                fuse_reply_buf(req, list, out);
+}
+
+static int change_xattr(Union *u, Node *n, const char *name, const char *value, size_t size, int flags, bool remove) {
+        if (xattr_is_ours(u, name))
+                return -EOPNOTSUPP;
+        int r = cow_node(u, n);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int fd = union_node_open(u, n, O_PATH, NULL);
+        if (fd < 0)
+                return fd;
+        return remove ? xattr_remove(fd, name) : xattr_set(fd, name, value, size, flags);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
+        Union *u = req_union(req);
+        ns_read(u);
+        int r = change_xattr(u, node_of(u, ino), name, value, size, flags, false);
+        ns_unlock(u);
+        fuse_reply_err(req, -MIN(r, 0));
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
+        Union *u = req_union(req);
+        ns_read(u);
+        int r = change_xattr(u, node_of(u, ino), name, NULL, 0, 0, true);
+        ns_unlock(u);
+        fuse_reply_err(req, -MIN(r, 0));
+}
+
+/* ---------- session ---------- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn) {
+        unsigned want = FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ |
+                        FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_READDIRPLUS |
+                        FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ |
+                        FUSE_CAP_ASYNC_DIO;
+        if (config.writeback)
+                want |= FUSE_CAP_WRITEBACK_CACHE;
+        conn->want |= want & conn->capable;
+        /* Locks stay in the kernel: one mount, one lock space. */
+        conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+        conn->max_write = 1024 * 1024;
+        conn->max_readahead = 1024 * 1024;
+        conn->time_gran = 1;
+}
+
+static void op_destroy(void *userdata) {
+}
+
+const struct fuse_lowlevel_ops union_fuse_ops = {
+        .init = op_init,
+        .destroy = op_destroy,
+        .lookup = op_lookup,
+        .forget = op_forget,
+        .forget_multi = op_forget_multi,
+        .getattr = op_getattr,
+        .setattr = op_setattr,
+        .readlink = op_readlink,
+        .mknod = op_mknod,
+        .mkdir = op_mkdir,
+        .symlink = op_symlink,
+        .link = op_link,
+        .unlink = op_unlink,
+        .rmdir = op_rmdir,
+        .rename = op_rename,
+        .create = op_create,
+        .open = op_open,
+        .read = op_read,
+        .write_buf = op_write_buf,
+        .flush = op_flush,
+        .release = op_release,
+        .fsync = op_fsync,
+        .fallocate = op_fallocate,
+        .lseek = op_lseek,
+        .opendir = op_opendir,
+        .readdir = op_readdir,
+        .readdirplus = op_readdirplus,
+        .releasedir = op_releasedir,
+        .fsyncdir = op_fsyncdir,
+        .statfs = op_statfs,
+        .getxattr = op_getxattr,
+        .listxattr = op_listxattr,
+        .setxattr = op_setxattr,
+        .removexattr = op_removexattr,
+};

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The FUSE low-level operations of sandbox-unionfs. The only file that calls fuse_reply_*(). */
+#pragma once
+
+#include <fuse_lowlevel.h>
+
+#include "union.h"
+
+extern const struct fuse_lowlevel_ops union_fuse_ops;
+
+typedef struct UnionFuseConfig {
+        bool writeback;
+} UnionFuseConfig;
+
+void union_fuse_configure(const UnionFuseConfig *c);
+int union_root_init(Union *u);

@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Setting up the union (layer fds, work and index directories) and reaching objects inside a layer.
+ * All access to a layer goes through layer_open*(): openat2() beneath the layer's fd with no symlink
+ * and no ".." allowed, so neither a hostile layer nor a concurrent rename can lead us outside.
+ * Also home of the inode numbers we show: the real number with the filesystem's index in the top
+ * bits, so numbers are unique across layers and stay the same when an object is copied up.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "copyup.h"
+#include "fs.h"
+#include "log.h"
+#include "macro.h"
+#include "union.h"
+
+#define INO_BITS 48
+#define INO_LOW_MASK ((UINT64_C(1) << INO_BITS) - 1)
+#define FSIDX_BIG UINT64_C(0xffff) /* reserved index for synthetic numbers */
+
+struct InoEntry {
+        dev_t dev;
+        ino_t ino;
+        uint64_t value;
+        InoEntry *next;
+};
+
+static uint64_t inomap_hash(dev_t dev, ino_t ino) {
+        uint64_t key[2] = { (uint64_t) dev, (uint64_t) ino };
+        return XXH3_64bits(key, sizeof key);
+}
+
+static int inomap_init(InoMap *m) {
+        pthread_mutex_init(&m->lock, NULL);
+        m->n_buckets = 256;
+        m->buckets = calloc(m->n_buckets, sizeof(InoEntry *));
+        return m->buckets ? 0 : -ENOMEM;
+}
+
+static void inomap_done(InoMap *m) {
+        if (!m->buckets)
+                return;
+        for (size_t b = 0; b < m->n_buckets; b++)
+                for (InoEntry *e = m->buckets[b], *next; e; e = next) {
+                        next = e->next;
+                        free(e);
+                }
+        free(m->buckets);
+        m->buckets = NULL;
+        pthread_mutex_destroy(&m->lock);
+}
+
+/* Look up (dev, ino); if absent and VALUE is non-zero, insert it. Returns the value, 0 if none. */
+static uint64_t inomap_get_or_put(InoMap *m, dev_t dev, ino_t ino, uint64_t value, bool replace) {
+        uint64_t r = 0;
+
+        pthread_mutex_lock(&m->lock);
+        size_t b = inomap_hash(dev, ino) & (m->n_buckets - 1);
+        for (InoEntry *e = m->buckets[b]; e; e = e->next)
+                if (e->dev == dev && e->ino == ino) {
+                        if (replace && value)
+                                e->value = value;
+                        r = e->value;
+                        goto out;
+                }
+        if (value) {
+                InoEntry *e = malloc(sizeof *e);
+                if (e) {
+                        *e = (InoEntry) { .dev = dev, .ino = ino, .value = value, .next = m->buckets[b] };
+                        m->buckets[b] = e;
+                        m->n_entries++;
+                        r = value;
+                }
+                if (m->n_entries > m->n_buckets * 2) {
+                        size_t nn = m->n_buckets * 2;
+                        InoEntry **nb = calloc(nn, sizeof(InoEntry *));
+                        if (nb) {
+                                for (size_t i = 0; i < m->n_buckets; i++)
+                                        for (InoEntry *x = m->buckets[i], *next; x; x = next) {
+                                                next = x->next;
+                                                size_t k = inomap_hash(x->dev, x->ino) & (nn - 1);
+                                                x->next = nb[k];
+                                                nb[k] = x;
+                                        }
+                                free(m->buckets);
+                                m->buckets = nb;
+                                m->n_buckets = nn;
+                        }
+                }
+        }
+out:
+        pthread_mutex_unlock(&m->lock);
+        return r;
+}
+
+static unsigned fs_index(Union *u, dev_t dev) {
+        unsigned i;
+
+        pthread_mutex_lock(&u->fs_lock);
+        for (i = 0; i < u->n_fs; i++)
+                if (u->fs_devs[i] == dev)
+                        goto out;
+        if (u->n_fs < ELEMENTSOF(u->fs_devs))
+                u->fs_devs[u->n_fs++] = dev;
+        else
+                i = (unsigned) FSIDX_BIG; /* absurdly many filesystems: fall back to synthetic numbers */
+out:
+        pthread_mutex_unlock(&u->fs_lock);
+        return i;
+}
+
+uint64_t union_ino(Union *u, dev_t dev, ino_t ino) {
+        uint64_t v = inomap_get_or_put(&u->copied_up, dev, ino, 0, false);
+        if (v)
+                return v;
+
+        unsigned idx = fs_index(u, dev);
+        if ((uint64_t) ino <= INO_LOW_MASK && idx != FSIDX_BIG && ino != 0)
+                return ((uint64_t) idx << INO_BITS) | (uint64_t) ino;
+
+        /* Does not fit: hand out a synthetic number, the same one every time for this object. */
+        uint64_t next = __atomic_add_fetch(&u->next_big_ino, 1, __ATOMIC_RELAXED);
+        return inomap_get_or_put(&u->big_inos, dev, ino, (FSIDX_BIG << INO_BITS) | (next & INO_LOW_MASK),
+                                 false);
+}
+
+void union_note_copyup(Union *u, dev_t dev, ino_t ino, uint64_t shown_ino) {
+        (void) inomap_get_or_put(&u->copied_up, dev, ino, shown_ino, true);
+}
+
+/* Resolve PATH beneath DIRFD; paths longer than PATH_MAX are walked in pieces, each still beneath
+ * the previous directory, so depth is not limited by the length of one syscall argument. */
+static int open_beneath_long(int dirfd, const char *path, int flags) {
+        size_t len = strlen(path);
+        _cleanup_close_ int cur = -EBADF;
+
+        if (len < PATH_MAX)
+                return open_beneath(dirfd, path, flags, 0);
+
+        char *chunk = malloc(PATH_MAX);
+        if (!chunk)
+                return -ENOMEM;
+        while (len >= PATH_MAX) {
+                /* cut at the last '/' that keeps the piece below PATH_MAX */
+                size_t cut = PATH_MAX - 1;
+                while (cut > 0 && path[cut] != '/')
+                        cut--;
+                if (cut == 0) {
+                        free(chunk);
+                        return -ENAMETOOLONG;
+                }
+                memcpy(chunk, path, cut);
+                chunk[cut] = '\0';
+                int fd = open_beneath(cur >= 0 ? cur : dirfd, chunk, O_PATH | O_DIRECTORY, 0);
+                if (fd < 0) {
+                        free(chunk);
+                        return fd;
+                }
+                safe_close(cur);
+                cur = fd;
+                path += cut + 1;
+                len -= cut + 1;
+        }
+        free(chunk);
+        return open_beneath(cur, path, flags, 0);
+}
+
+int layer_open(const Union *u, int layer, const char *path, int flags) {
+        return open_beneath_long(u->layers[layer].fd, path, flags);
+}
+
+int layer_open_parent(const Union *u, int layer, const char *path, const char **ret_name) {
+        const char *slash = strrchr(path, '/');
+
+        if (!*path)
+                return -EINVAL; /* the root has no parent inside the layer */
+        if (!slash) {
+                int fd = fcntl(u->layers[layer].fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
+                        return -errno;
+                *ret_name = path;
+                return fd;
+        }
+        _cleanup_free_ char *dir = strndup(path, (size_t) (slash - path));
+        if (!dir)
+                return -ENOMEM;
+        int fd = open_beneath_long(u->layers[layer].fd, dir, O_PATH | O_DIRECTORY);
+        if (fd >= 0)
+                *ret_name = slash + 1;
+        return fd;
+}
+
+int layer_lstat(const Union *u, int layer, const char *path, struct stat *ret) {
+        _cleanup_close_ int fd = layer_open(u, layer, path, O_PATH | O_NOFOLLOW);
+        if (fd < 0)
+                return fd;
+        return RET_NERRNO(fstat(fd, ret));
+}
+
+static int open_layer_dir(const char *path, Layer *ret) {
+        struct stat st;
+        int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(errno, "Cannot open layer '%s': %m", path);
+        if (fstat(fd, &st) < 0) {
+                int r = -errno;
+                close(fd);
+                return log_error_errno(r, "Cannot stat layer '%s': %m", path);
+        }
+        ret->fd = fd;
+        ret->dev = st.st_dev;
+        ret->path = strdup(path);
+        return ret->path ? 0 : -ENOMEM;
+}
+
+static int open_work_subdir(int workfd, const char *name, int *ret) {
+        if (mkdirat(workfd, name, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        int fd = open_beneath(workfd, name, O_PATH | O_DIRECTORY, 0);
+        if (fd < 0)
+                return fd;
+        *ret = fd;
+        return 0;
+}
+
+int union_init(Union *u, const UnionOptions *o) {
+        int r;
+
+        *u = (Union) { .work_fd = -EBADF, .index_fd = -EBADF };
+        pthread_rwlock_init(&u->ns_lock, NULL);
+        pthread_mutex_init(&u->cow_lock, NULL);
+        pthread_mutex_init(&u->table_lock, NULL);
+        pthread_mutex_init(&u->fs_lock, NULL);
+        if (inomap_init(&u->copied_up) < 0 || inomap_init(&u->big_inos) < 0)
+                return -ENOMEM;
+
+        u->uidmap = o->uidmap;
+        u->gidmap = o->gidmap;
+        u->redirect_dir = o->redirect_dir;
+        u->sync_copyup = o->sync_copyup;
+        u->timeout = o->timeout;
+        /* trusted.* needs CAP_SYS_ADMIN; without it (a rootless mount) use the user.* form, as the
+         * kernel's "userxattr" does. */
+        u->xattr_prefix = (o->userxattr || geteuid() != 0) ? "user.overlay." : "trusted.overlay.";
+        snprintf(u->xattr_opaque, sizeof u->xattr_opaque, "%sopaque", u->xattr_prefix);
+        snprintf(u->xattr_redirect, sizeof u->xattr_redirect, "%sredirect", u->xattr_prefix);
+        snprintf(u->xattr_origin, sizeof u->xattr_origin, "%ssandbox.origin", u->xattr_prefix);
+
+        if (o->upperdir) {
+                r = open_layer_dir(o->upperdir, &u->layers[u->n_layers]);
+                if (r < 0)
+                        return r;
+                u->n_layers++;
+                u->has_upper = true;
+                (void) fs_index(u, u->layers[UPPER].dev); /* the upper's numbers show unchanged */
+        }
+        for (size_t i = 0; i < o->n_lowerdirs; i++) {
+                r = open_layer_dir(o->lowerdirs[i], &u->layers[u->n_layers]);
+                if (r < 0)
+                        return r;
+                (void) fs_index(u, u->layers[u->n_layers].dev);
+                u->n_layers++;
+        }
+        u->readonly = !u->has_upper || o->readonly;
+
+        if (u->has_upper) {
+                _cleanup_close_ int workfd = open(o->workdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (workfd < 0)
+                        return log_error_errno(errno, "Cannot open work directory '%s': %m", o->workdir);
+                /* "work" is the kernel's name too: both clean it at mount time. The index is ours. */
+                r = open_work_subdir(workfd, "work", &u->work_fd);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot create '%s/work': %m", o->workdir);
+                r = open_work_subdir(workfd, "sandbox-index", &u->index_fd);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot create '%s/sandbox-index': %m", o->workdir);
+                r = copyup_clean_workdir(u->work_fd);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot clean '%s/work', ignoring: %m", o->workdir);
+        }
+
+        r = node_table_init(u);
+        if (r < 0)
+                return r;
+        return 0;
+}
+
+void union_done(Union *u) {
+        node_table_done(u);
+        for (size_t i = 0; i < u->n_layers; i++) {
+                safe_close(u->layers[i].fd);
+                free(u->layers[i].path);
+        }
+        safe_close(u->work_fd);
+        safe_close(u->index_fd);
+        inomap_done(&u->copied_up);
+        inomap_done(&u->big_inos);
+}

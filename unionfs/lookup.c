@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Finding a name in the merged view, with kernel overlayfs rules: the topmost entry wins; a
+ * whiteout hides everything below it; a directory merges with the directories of the same name
+ * below it until a non-directory, a whiteout or an opaque directory ends the merge; a redirect
+ * on the topmost directory says where its lower contents are. Also: the stat and open of a node's
+ * real object. Callers hold ns_lock (read or write).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "macro.h"
+#include "union.h"
+#include "whiteout.h"
+#include "xattr.h"
+
+void lookup_result_done(LookupResult *r) {
+        free(r->redirect);
+        r->redirect = NULL;
+}
+
+static bool dir_is_opaque(const Union *u, int fd) {
+        char v[2];
+        return xattr_get(fd, u->xattr_opaque, v, sizeof v) == 1 && v[0] == 'y';
+}
+
+static int read_redirect(const Union *u, int fd, const char *parent_lower, char **ret) {
+        char buf[PATH_MAX];
+        ssize_t n = xattr_get(fd, u->xattr_redirect, buf, sizeof buf);
+        if (n == -ENODATA || n == -EOPNOTSUPP)
+                return 0;
+        if (n < 0)
+                return (int) n;
+        /* An invalid redirect from a layer is ignored, as if absent: never a path we did not check. */
+        if (whiteout_redirect_decode(buf, (size_t) n, parent_lower, ret) < 0)
+                return 0;
+        return 1;
+}
+
+void index_key(char buf[static 64], dev_t dev, ino_t ino) {
+        snprintf(buf, 64, "%llx-%llx", (unsigned long long) dev, (unsigned long long) ino);
+}
+
+/* An upper regular file with several links may be a copy-up kept in the index: its origin xattr
+ * gives the inode number of the lower file, so every name shows one and the same inode. */
+static void apply_origin(Union *u, int fd, struct stat *st) {
+        char buf[128];
+        unsigned long long dev, ino;
+        ssize_t n = xattr_get(fd, u->xattr_origin, buf, sizeof buf - 1);
+        if (n <= 0)
+                return;
+        buf[n] = '\0';
+        if (sscanf(buf, "%llx-%llx", &dev, &ino) == 2)
+                st->st_ino = (ino_t) union_ino(u, (dev_t) dev, (ino_t) ino);
+}
+
+int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
+        LookupResult r = { .layer = -1, .last_layer = -1 };
+        _cleanup_free_ char *ppath = NULL, *plower = NULL, *path = NULL, *lpath = NULL;
+        bool found = false, is_dir = false, stop = false;
+        int player = node_layer(parent);
+        int n;
+
+        if (strlen(name) > NAME_MAX)
+                return -ENAMETOOLONG;
+        if (!S_ISDIR(parent->type))
+                return -ENOTDIR;
+
+        if (u->has_upper && player == UPPER) {
+                n = node_path(u, parent, &ppath);
+                if (n < 0)
+                        return n;
+                n = path_join(ppath, name, &path);
+                if (n < 0)
+                        return n;
+                _cleanup_close_ int fd = layer_open(u, UPPER, path, O_PATH | O_NOFOLLOW);
+                if (fd >= 0) {
+                        if (fstat(fd, &r.st) < 0)
+                                return -errno;
+                        if (whiteout_is_whiteout(&r.st)) {
+                                *ret = (LookupResult) { .lower_exists = true, .layer = -1 };
+                                return -ENOENT;
+                        }
+                        found = true;
+                        r.layer = r.last_layer = UPPER;
+                        if (!S_ISDIR(r.st.st_mode)) {
+                                ino_t real = r.st.st_ino;
+                                r.st.st_ino = (ino_t) union_ino(u, r.st.st_dev, real);
+                                if (S_ISREG(r.st.st_mode) && r.st.st_nlink > 1)
+                                        apply_origin(u, fd, &r.st);
+                                *ret = r;
+                                return 0;
+                        }
+                        is_dir = true;
+                        r.st.st_ino = (ino_t) union_ino(u, r.st.st_dev, r.st.st_ino);
+                        if (dir_is_opaque(u, fd))
+                                stop = true;
+                        else {
+                                n = node_lower_path(u, parent, &plower);
+                                if (n < 0)
+                                        return n;
+                                n = read_redirect(u, fd, plower, &r.redirect);
+                                if (n < 0)
+                                        return n;
+                        }
+                } else if (fd != -ENOENT && fd != -ENOTDIR)
+                        return fd;
+        }
+
+        /* Below the upper: every lower layer the parent merges, at the parent's lower path. */
+        if (!stop) {
+                if (r.redirect) {
+                        lpath = strdup(r.redirect);
+                        if (!lpath)
+                                return -ENOMEM;
+                } else {
+                        if (!plower) {
+                                n = node_lower_path(u, parent, &plower);
+                                if (n < 0)
+                                        return n;
+                        }
+                        n = path_join(plower, name, &lpath);
+                        if (n < 0)
+                                return n;
+                }
+        }
+        int first = u->has_upper ? MAX(player, 1) : player;
+        for (int i = first; !stop && i <= parent->last_layer; i++) {
+                struct stat st;
+                _cleanup_close_ int fd = layer_open(u, i, lpath, O_PATH | O_NOFOLLOW);
+                if (fd < 0) {
+                        /* ENOENT/ENOTDIR: not in this layer. ELOOP: the parent is a symlink here,
+                         * which the merge above already excluded; treat as absent. */
+                        if (fd == -ENOENT || fd == -ENOTDIR || fd == -ELOOP)
+                                continue;
+                        lookup_result_done(&r);
+                        return fd;
+                }
+                if (fstat(fd, &st) < 0) {
+                        lookup_result_done(&r);
+                        return -errno;
+                }
+                r.lower_exists = true;
+                if (whiteout_is_whiteout(&st))
+                        break;
+                if (!found) {
+                        found = true;
+                        r.st = st;
+                        r.layer = r.last_layer = i;
+                        if (!S_ISDIR(st.st_mode)) {
+                                r.st.st_ino = (ino_t) union_ino(u, st.st_dev, st.st_ino);
+                                if (S_ISREG(st.st_mode) && st.st_nlink > 1 && u->has_upper) {
+                                        char key[64];
+                                        struct stat ist;
+                                        index_key(key, st.st_dev, st.st_ino);
+                                        r.lower_dev = st.st_dev;
+                                        r.lower_ino = st.st_ino;
+                                        if (fstatat(u->index_fd, key, &ist, AT_SYMLINK_NOFOLLOW) == 0 &&
+                                            S_ISREG(ist.st_mode)) {
+                                                /* copied up through another name: show the copy */
+                                                ino_t shown = r.st.st_ino;
+                                                nlink_t lower_links = st.st_nlink;
+                                                r.st = ist;
+                                                r.st.st_ino = shown;
+                                                r.st.st_nlink = MAX(lower_links, ist.st_nlink - 1);
+                                                r.indexed = true;
+                                        }
+                                } else if (S_ISREG(st.st_mode)) {
+                                        r.lower_dev = st.st_dev;
+                                        r.lower_ino = st.st_ino;
+                                }
+                                break;
+                        }
+                        is_dir = true;
+                        r.st.st_ino = (ino_t) union_ino(u, st.st_dev, st.st_ino);
+                        if (dir_is_opaque(u, fd))
+                                break;
+                        char *redir = NULL;
+                        _cleanup_free_ char *pl = NULL;
+                        if (node_lower_path(u, parent, &pl) >= 0 && read_redirect(u, fd, pl, &redir) > 0) {
+                                free(lpath);
+                                lpath = redir;
+                                free(r.redirect);
+                                r.redirect = strdup(redir);
+                        }
+                        continue;
+                }
+                if (!is_dir || !S_ISDIR(st.st_mode))
+                        break; /* a non-directory below a directory is hidden and ends the merge */
+                r.merged = true;
+                r.last_layer = i;
+                if (dir_is_opaque(u, fd))
+                        break;
+        }
+
+        if (!found) {
+                bool lower = r.lower_exists;
+                lookup_result_done(&r);
+                *ret = (LookupResult) { .lower_exists = lower, .layer = -1 };
+                return -ENOENT;
+        }
+        if (is_dir && r.layer == UPPER && r.last_layer > UPPER)
+                r.merged = true;
+        *ret = r;
+        return 0;
+}
+
+int union_name_in_lower(Union *u, Node *parent, const char *name, bool *ret) {
+        _cleanup_free_ char *plower = NULL, *lpath = NULL;
+        int player = node_layer(parent);
+        int r;
+
+        *ret = false;
+        if (parent->last_layer == UPPER && player == UPPER)
+                return 0; /* a directory only the upper contributes to */
+        r = node_lower_path(u, parent, &plower);
+        if (r < 0)
+                return r;
+        r = path_join(plower, name, &lpath);
+        if (r < 0)
+                return r;
+        for (int i = u->has_upper ? MAX(player, 1) : player; i <= parent->last_layer; i++) {
+                struct stat st;
+                r = layer_lstat(u, i, lpath, &st);
+                if (r == 0) {
+                        *ret = true;
+                        return 0;
+                }
+                if (r != -ENOENT && r != -ENOTDIR && r != -ELOOP)
+                        return r;
+        }
+        return 0;
+}
+
+/* Open the real object of N. For a lower hard link already copied up, that is the index copy. */
+int union_node_open(Union *u, Node *n, int flags, int *ret_layer) {
+        _cleanup_free_ char *path = NULL;
+        int layer = node_layer(n);
+        int r;
+
+        if (layer != UPPER && n->indexed) {
+                char key[64];
+                index_key(key, n->lower_dev, n->lower_ino);
+                r = open_beneath(u->index_fd, key, flags | O_NOFOLLOW, 0);
+                layer = UPPER;
+        } else {
+                /* the upper holds objects at their merged path, lower layers at the lower path */
+                r = u->has_upper && layer == UPPER ? node_path(u, n, &path) : node_lower_path(u, n, &path);
+                if (r < 0)
+                        return r;
+                r = layer_open(u, layer, path, flags | O_NOFOLLOW);
+        }
+        if (r >= 0 && ret_layer)
+                *ret_layer = layer;
+        return r;
+}
+
+int union_node_stat(Union *u, Node *n, struct stat *ret) {
+        struct stat st;
+        int layer;
+        _cleanup_close_ int fd = union_node_open(u, n, O_PATH, &layer);
+        if (fd < 0)
+                return fd;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (n->indexed && node_layer(n) != UPPER)
+                st.st_nlink = st.st_nlink > 1 ? st.st_nlink - 1 : 1;
+        else if (S_ISREG(st.st_mode) && st.st_nlink > 1 && layer == UPPER) {
+                if (xattr_get(fd, u->xattr_origin, NULL, 0) > 0)
+                        st.st_nlink--; /* the index holds one of the links */
+        }
+        st.st_ino = (ino_t) n->ino;
+        if (S_ISDIR(st.st_mode) && __atomic_load_n(&n->merged, __ATOMIC_RELAXED))
+                st.st_nlink = 1; /* as overlayfs: counting subdirectories of every layer is not worth it */
+        *ret = st;
+        return 0;
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * sandbox-unionfs: parse the command line, check the layers, mount, serve until unmounted.
+ * Exit status: 0 after a clean unmount, 1 for bad input or a failed mount.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "config.h"
+#include "fuse_ops.h"
+#include "log.h"
+#include "macro.h"
+#include "options.h"
+#include "union.h"
+
+static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt, va_list ap) {
+        char buf[1024];
+        vsnprintf(buf, sizeof buf, fmt, ap);
+        size_t n = strlen(buf);
+        while (n > 0 && buf[n - 1] == '\n')
+                buf[--n] = '\0';
+        log_full((int) level, "%s", buf);
+}
+
+static int build_fuse_args(const UnionOptions *o, const Union *u, struct fuse_args *args, const char *argv0) {
+        _cleanup_free_ char *opts = NULL;
+        /* default_permissions is not optional: we run as root, the kernel must check the caller. */
+        if (asprintf(&opts, "default_permissions,fsname=%s,subtype=sandbox-unionfs%s%s%s",
+                     o->upperdir ? "sandbox-unionfs" : "sandbox-unionfs-ro",
+                     u->readonly && !o->readonly ? ",ro" : "",
+                     o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "") < 0)
+                return -ENOMEM;
+        if (fuse_opt_add_arg(args, argv0) < 0 || fuse_opt_add_arg(args, "-o") < 0 || fuse_opt_add_arg(args, opts) < 0)
+                return -ENOMEM;
+        if (o->debug && fuse_opt_add_arg(args, "-d") < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(union_options_done) UnionOptions o = {};
+        struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+        struct fuse_session *se = NULL;
+        struct fuse_loop_config *cfg = NULL;
+        Union u;
+        int r, ret = 1;
+
+        log_setup("sandbox-unionfs", false);
+        fuse_set_log_func(fuse_log_to_ours);
+        /* Modes arrive already masked by the caller's umask; ours must not mask them again. */
+        umask(0);
+
+        r = union_options_parse(argc, argv, &o);
+        if (r < 0)
+                return 1;
+        if (o.show_help) {
+                union_options_help(program_invocation_short_name);
+                return 0;
+        }
+        if (o.show_version) {
+                printf("sandbox-unionfs %s\nFUSE library %s\n", PROJECT_VERSION, fuse_pkgversion());
+                return 0;
+        }
+        if (o.debug)
+                log_set_max_level(LOG_DEBUG);
+        if (union_options_check(&o) < 0)
+                return 1;
+
+        r = union_init(&u, &o);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the layers: %m");
+                goto out_union;
+        }
+        r = union_root_init(&u);
+        if (r < 0) {
+                log_error_errno(r, "Failed to read the root directory: %m");
+                goto out_union;
+        }
+        union_fuse_configure(&(UnionFuseConfig) { .writeback = o.writeback && !u.readonly });
+
+        if (build_fuse_args(&o, &u, &args, argv[0]) < 0) {
+                log_error("Out of memory.");
+                goto out_union;
+        }
+        se = fuse_session_new(&args, &union_fuse_ops, sizeof union_fuse_ops, &u);
+        if (!se)
+                goto out_args; /* libfuse said why (unknown option, ...) */
+        if (fuse_set_signal_handlers(se) < 0)
+                goto out_session;
+        if (fuse_session_mount(se, o.mountpoint) < 0)
+                goto out_signals;
+        if (fuse_daemonize(o.foreground) < 0)
+                goto out_unmount;
+
+        cfg = fuse_loop_cfg_create();
+        if (!cfg)
+                goto out_unmount;
+        fuse_loop_cfg_set_clone_fd(cfg, 0);
+        fuse_loop_cfg_set_max_threads(cfg, o.max_threads ? o.max_threads : 16);
+        fuse_loop_cfg_set_idle_threads(cfg, 4);
+        ret = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
+        fuse_loop_cfg_destroy(cfg);
+
+out_unmount:
+        fuse_session_unmount(se);
+out_signals:
+        fuse_remove_signal_handlers(se);
+out_session:
+        fuse_session_destroy(se);
+out_args:
+        fuse_opt_free_args(&args);
+out_union:
+        if (u.root)
+                free(u.root);
+        union_done(&u);
+        return ret;
+}

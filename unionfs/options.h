@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The command line of sandbox-unionfs: fuse-overlayfs/kernel-overlayfs compatible -o options.
+ * Parsing is pure (no I/O); union_options_check() then looks at the named directories.
+ * Both print one clear message per problem (this is the CLI layer) and return -errno.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "idmap.h"
+
+#define UNION_MAX_LOWER 128
+
+typedef struct UnionOptions {
+        char *lowerdirs[UNION_MAX_LOWER]; /* [0] is the top */
+        size_t n_lowerdirs;
+        char *upperdir;                   /* NULL: read-only mount */
+        char *workdir;
+        char *mountpoint;
+        IdMap uidmap, gidmap;
+        double timeout;                   /* entry/attr/negative cache timeout, seconds */
+        unsigned max_threads;
+        bool foreground, debug, show_help, show_version;
+        bool redirect_dir;                /* rename lower directories by redirect xattr (else EXDEV) */
+        bool userxattr;                   /* user.overlay.* instead of trusted.overlay.* */
+        bool sync_copyup;                 /* fsync copied-up data (off with "volatile"/"fsync=0") */
+        bool writeback;                   /* FUSE writeback cache */
+        bool readonly;                    /* "ro": read-only even with an upperdir */
+        char *fuse_opts;                  /* remaining mount options for libfuse, comma-separated */
+} UnionOptions;
+
+void union_options_done(UnionOptions *o);
+int union_options_parse(int argc, char **argv, UnionOptions *ret);
+int union_options_check(const UnionOptions *o);
+void union_options_help(const char *argv0);

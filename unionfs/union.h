@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The union's state, shared by the server's modules (not an exported API).
+ *
+ * Layers are held as O_PATH directory fds; objects inside them are only ever reached by relative paths
+ * resolved beneath those fds (layer_open*), never by host paths and never through a symlink.
+ * A Node is one inode of the merged view, identified by the inode number we show (st_ino), so hard
+ * links share one Node (and one kernel page cache). It remembers the names it is known by (aliases)
+ * and which layer holds its topmost real object; paths are rebuilt from the aliases for each operation.
+ *
+ * Locks, always taken in this order:
+ *   ns_lock  (rwlock)  the name tree: aliases, redirects, dir merge ranges. Read-held by every
+ *                      operation that resolves paths, write-held by rename/unlink/rmdir/link so that a
+ *                      path computed for a node cannot change under an operation.
+ *   cow_lock (mutex)   serializes copy-ups; Node.layer only changes under it (and is read atomically).
+ *   table_lock (mutex) the node hash table and reference counts.
+ *   InoMap.lock        the inode number maps.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "idmap.h"
+#include "options.h"
+
+#define UPPER 0 /* index of the upper layer in Union.layers when there is one */
+
+typedef struct Layer {
+        int fd;           /* O_PATH|O_DIRECTORY on the layer's root */
+        dev_t dev;
+        char *path;       /* for messages only */
+} Layer;
+
+typedef struct InoEntry InoEntry;
+typedef struct InoMap {
+        pthread_mutex_t lock;
+        InoEntry **buckets;
+        size_t n_buckets, n_entries;
+} InoMap;
+
+typedef struct Node Node;
+typedef struct LookupResult LookupResult;
+
+typedef struct Alias {
+        Node *parent;
+        char *name;
+} Alias;
+
+struct Node {
+        uint64_t ino;         /* shown st_ino and the table key; fixed */
+        mode_t type;          /* S_IFMT bits; fixed */
+        uint64_t refs;        /* kernel lookups + children + temporary refs (table_lock) */
+        uint64_t nlookup;     /* kernel lookups only (table_lock) */
+        unsigned n_children;  /* aliases of other nodes naming this one as parent (table_lock) */
+        int layer;            /* topmost real object: index in Union.layers (atomic, cow_lock) */
+        int last_layer;       /* dirs: lowest layer merged into this directory (ns_lock) */
+        bool merged;          /* dirs: more than one layer contributes (ns_lock) */
+        bool indexed;         /* lower hard link whose copy lives in the index (cow_lock) */
+        bool hashed;          /* present in the table; false once its last name is gone (table_lock) */
+        dev_t lower_dev;      /* regular files from a lower: identity of the lower object, for */
+        ino_t lower_ino;      /*   the hard link index key */
+        char *redirect;       /* dirs: path of this dir in the lower layers, if renamed (ns_lock) */
+        Alias *aliases;       /* names; [0] is used to build paths (ns_lock) */
+        size_t n_aliases;
+        Node *hash_next;
+};
+
+typedef struct Union {
+        Layer layers[UNION_MAX_LOWER + 1];
+        size_t n_layers;
+        bool has_upper;
+        bool readonly;
+        int work_fd;          /* workdir/work: temporary objects, O_PATH */
+        int index_fd;         /* workdir/index: copies of lower hard links, O_PATH */
+        const char *xattr_prefix;      /* "trusted.overlay." or "user.overlay." */
+        char xattr_opaque[48], xattr_redirect[48], xattr_origin[48];
+        IdMap uidmap, gidmap;
+        bool redirect_dir, sync_copyup;
+        double timeout;
+
+        pthread_rwlock_t ns_lock;
+        pthread_mutex_t cow_lock;
+        pthread_mutex_t table_lock;
+        Node **table;
+        size_t n_table, n_nodes;
+        Node *root;
+
+        pthread_mutex_t fs_lock;
+        dev_t fs_devs[4096];  /* filesystem index (high bits of inode numbers) by device */
+        unsigned n_fs;
+        InoMap copied_up;     /* (upper dev, ino) of copied-up objects -> their shown inode number */
+        InoMap big_inos;      /* (dev, ino) whose ino does not fit the low bits -> synthetic number */
+        uint64_t next_big_ino;
+} Union;
+
+/* --- layer.c: opening objects inside layers, inode numbers --- */
+int union_init(Union *u, const UnionOptions *o);
+void union_done(Union *u);
+int layer_open(const Union *u, int layer, const char *path, int flags);
+int layer_open_parent(const Union *u, int layer, const char *path, const char **ret_name);
+int layer_lstat(const Union *u, int layer, const char *path, struct stat *ret);
+uint64_t union_ino(Union *u, dev_t dev, ino_t ino);
+void union_note_copyup(Union *u, dev_t dev, ino_t ino, uint64_t shown_ino);
+
+/* --- node.c: the node table and paths --- */
+int node_table_init(Union *u);
+void node_table_done(Union *u);
+Node *node_get(Union *u, uint64_t ino);                 /* +1 temporary ref, or NULL */
+void node_unref(Union *u, Node *n, uint64_t count);     /* drops temporary refs or lookups */
+void node_forget(Union *u, Node *n, uint64_t nlookup);
+int node_add_alias(Union *u, Node *n, Node *parent, const char *name);
+void node_remove_alias(Union *u, Node *n, Node *parent, const char *name);
+int node_move_alias(Union *u, Node *n, Node *oldparent, const char *oldname, Node *newparent, const char *newname);
+void node_unhash(Union *u, Node *n);
+/* Find or create the node for a looked-up name, add the name to it, and take one reference
+ * (a kernel lookup if KERNEL, else a temporary one). Consumes r->redirect. */
+int node_obtain(Union *u, Node *parent, const char *name, struct LookupResult *r, bool kernel, Node **ret);
+int node_path(const Union *u, const Node *n, char **ret);        /* path in the upper (merged path) */
+int node_lower_path(const Union *u, const Node *n, char **ret);  /* path in the lower layers */
+int path_join(const char *dir, const char *name, char **ret);
+static inline int node_layer(const Node *n) {
+        return __atomic_load_n(&n->layer, __ATOMIC_ACQUIRE);
+}
+static inline void node_set_layer(Node *n, int layer) {
+        __atomic_store_n(&n->layer, layer, __ATOMIC_RELEASE);
+}
+
+/* --- lookup.c: finding a name across the layers --- */
+struct LookupResult {
+        struct stat st;        /* of the topmost real object (st_ino already the shown one) */
+        int layer;             /* where the topmost object is */
+        int last_layer;        /* dirs: lowest merged layer */
+        bool merged;
+        bool indexed;
+        bool lower_exists;     /* some lower layer has this name (a whiteout is needed to delete it) */
+        dev_t lower_dev;
+        ino_t lower_ino;
+        char *redirect;        /* dirs: lower path if the topmost dir carries a redirect */
+};
+void lookup_result_done(LookupResult *r);
+int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret);
+int union_name_in_lower(Union *u, Node *parent, const char *name, bool *ret);
+int union_node_stat(Union *u, Node *n, struct stat *ret);
+int union_node_open(Union *u, Node *n, int flags, int *ret_layer);
+/* The key of a lower hard link in the index directory: "<dev>-<ino>" in hex (also the origin xattr). */
+void index_key(char buf[static 64], dev_t dev, ino_t ino);
+
+/* --- cow.c: copy-up --- */
+int cow_node(Union *u, Node *n);
+int cow_make_whiteout(Union *u, int upper_dirfd, const char *name);
+int cow_set_opaque(Union *u, int dirfd, const char *name);
+
+/* --- dirent.c: merged directory listings --- */
+typedef struct DirEntry {
+        char *name;
+        uint64_t ino;
+        unsigned char type;    /* DT_* */
+} DirEntry;
+typedef struct DirList {
+        DirEntry *entries;
+        size_t n_entries;
+} DirList;
+void dir_list_done(DirList *l);
+int dir_list_read(Union *u, Node *dir, bool include_dots, DirList *ret);
+int dir_is_empty(Union *u, Node *dir, bool *ret_empty, bool *ret_upper_has_whiteouts);
+int dir_remove_whiteouts(Union *u, int upper_dirfd);
