@@ -219,7 +219,8 @@ int copyup_xattrs(int src_fd, int dst_fd, const char *private_prefix) {
 }
 
 /* Step 1: an O_PATH fd on the source, verified to be the object of ST. */
-static int open_source(int dirfd, const char *name, const struct stat *st, int *ret_fd, struct stat *ret_st) {
+static int open_source(int dirfd, const char *name, const struct stat *st, int *ret_fd,
+                       struct stat *ret_st) {
         _cleanup_close_ int fd = -EBADF;
         struct stat now;
 
@@ -245,7 +246,8 @@ static int create_object(int work_fd, const char *name, const struct stat *st, c
 
         switch (type) {
         case S_IFREG:
-                fd = openat(work_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+                fd = openat(work_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC,
+                            0600);
                 if (fd < 0)
                         return -errno;
                 *ret_fd = fd;

@@ -58,8 +58,10 @@ static int cow_indexed(Union *u, Node *n, int srcdir, const char *srcname, const
         if (r < 0)
                 return r;
         {
+                char origin[96];
+                int len = snprintf(origin, sizeof origin, "%s:%u", key, (unsigned) st->st_nlink);
                 _cleanup_close_ int fd = open_beneath(u->work_fd, tmp, O_PATH | O_NOFOLLOW, 0);
-                r = fd < 0 ? fd : xattr_set(fd, u->xattr_origin, key, strlen(key), 0);
+                r = fd < 0 ? fd : xattr_set(fd, u->xattr_origin, origin, (size_t) len, 0);
         }
         if (r >= 0 && renameat2(u->work_fd, tmp, u->index_fd, key, RENAME_NOREPLACE) < 0)
                 r = -errno;

@@ -60,9 +60,21 @@ static fuse_ino_t id_of(Union *u, Node *n) {
         return n == u->root ? FUSE_ROOT_ID : (fuse_ino_t) (uintptr_t) n;
 }
 
+/* ESTALE never reaches the kernel: the VFS answers it by walking the path again with revalidation,
+ * which would pick up whatever a changed layer now holds (a planted symlink, say). A layer that
+ * changed under the mount is an I/O error. */
+static int kernel_errno(int r) {
+        return r == -ESTALE ? EIO : -r;
+}
+
 static void reply_err(fuse_req_t req, int r) {
         assert_return(r < 0, (void) fuse_reply_err(req, EIO));
-        fuse_reply_err(req, -r);
+        fuse_reply_err(req, kernel_errno(r));
+}
+
+/* For operations whose only reply is a status. */
+static void reply_status(fuse_req_t req, int r) {
+        fuse_reply_err(req, r < 0 ? kernel_errno(r) : 0);
 }
 
 static void shown_attr(Union *u, struct stat *st) {
@@ -187,9 +199,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                 Handle *h = (Handle *) (uintptr_t) fi->fh;
                 r = RET_NERRNO(fstat(h->fd, &st));
                 if (r >= 0) {
+                        if (!h->lower)
+                                union_fix_nlink(u, h->fd, &st);
                         st.st_ino = (ino_t) n->ino;
-                        if (h->lower && n->indexed)
-                                st.st_nlink = st.st_nlink > 1 ? st.st_nlink - 1 : 1;
                 }
         } else {
                 ns_read(u);
@@ -643,7 +655,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
         ns_write(u);
         int r = do_remove(u, node_of(u, parent), name, false);
         ns_unlock(u);
-        fuse_reply_err(req, -MIN(r, 0));
+        reply_status(req, r);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
@@ -651,7 +663,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
         ns_write(u);
         int r = do_remove(u, node_of(u, parent), name, true);
         ns_unlock(u);
-        fuse_reply_err(req, -MIN(r, 0));
+        reply_status(req, r);
 }
 
 static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char *newname, unsigned flags) {
@@ -798,7 +810,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         ns_write(u);
         int r = do_rename(u, node_of(u, parent), name, node_of(u, newparent), newname, flags);
         ns_unlock(u);
-        fuse_reply_err(req, -MIN(r, 0));
+        reply_status(req, r);
 }
 
 /* ---------- files ---------- */
@@ -934,7 +946,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) 
         /* close a duplicate: reports delayed write errors of filesystems that have them */
         int fd = dup(h->fd);
         int r = fd < 0 ? -errno : RET_NERRNO(close(fd));
-        fuse_reply_err(req, -MIN(r, 0));
+        reply_status(req, r);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
@@ -948,13 +960,13 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
         Handle *h = (Handle *) (uintptr_t) fi->fh;
         int r = RET_NERRNO(datasync ? fdatasync(h->fd) : fsync(h->fd));
-        fuse_reply_err(req, -MIN(r, 0));
+        reply_status(req, r);
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi) {
         Handle *h = (Handle *) (uintptr_t) fi->fh;
         int r = h->lower ? -EBADF : RET_NERRNO(fallocate(h->fd, mode, off, len));
-        fuse_reply_err(req, -MIN(r, 0));
+        reply_status(req, r);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi) {
@@ -1056,7 +1068,7 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
         ns_unlock(u);
         int r = fd < 0 ? fd : RET_NERRNO(datasync ? fdatasync(fd) : fsync(fd));
         safe_close(fd);
-        fuse_reply_err(req, -MIN(r, 0));
+        reply_status(req, r);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
@@ -1069,16 +1081,46 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
 
 /* ---------- extended attributes ---------- */
 
-static bool xattr_is_ours(Union *u, const char *name) {
-        return xattr_is_private(name, u->xattr_prefix);
+/*
+ * Names in our own namespace ("trusted.overlay.") are escaped as the kernel does (6.7+), so that a
+ * union can itself be a layer of another one: "trusted.overlay.X" through the mount is stored as
+ * "trusted.overlay.overlay.X", and our real markers (opaque, redirect, ...) are never visible.
+ */
+static int xattr_disk_name(Union *u, const char *name, char **ret) {
+        size_t n = strlen(u->xattr_prefix);
+        if (!strneq(name, u->xattr_prefix, n)) {
+                *ret = NULL;
+                return 0;
+        }
+        if (asprintf(ret, "%soverlay.%s", u->xattr_prefix, name + n) < 0)
+                return -ENOMEM;
+        if (strlen(*ret) > XATTR_NAME_MAX) {
+                free(*ret);
+                *ret = NULL;
+                return -ERANGE;
+        }
+        return 1;
+}
+
+/* The name to list for a name found on disk, or NULL to hide it. */
+static const char *xattr_shown_name(Union *u, const char *disk, char *buf, size_t size) {
+        size_t n = strlen(u->xattr_prefix);
+        if (!strneq(disk, u->xattr_prefix, n))
+                return disk;
+        if (!strneq(disk + n, "overlay.", 8) || disk[n + 8] == '\0')
+                return NULL;
+        if ((size_t) snprintf(buf, size, "%s%s", u->xattr_prefix, disk + n + 8) >= size)
+                return NULL;
+        return buf;
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
         Union *u = req_union(req);
-        _cleanup_free_ char *buf = NULL;
+        _cleanup_free_ char *buf = NULL, *disk = NULL;
 
-        if (xattr_is_ours(u, name))
-                return reply_err(req, -EOPNOTSUPP);
+        int r = xattr_disk_name(u, name, &disk);
+        if (r < 0)
+                return reply_err(req, r);
         if (size > 0 && !(buf = malloc(size)))
                 return reply_err(req, -ENOMEM);
         ns_read(u);
@@ -1086,7 +1128,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
         ns_unlock(u);
         if (fd < 0)
                 return reply_err(req, fd);
-        ssize_t k = xattr_get(fd, name, buf, size);
+        ssize_t k = xattr_get(fd, disk ?: name, buf, size);
         safe_close(fd);
         if (k < 0)
                 return reply_err(req, (int) k);
@@ -1098,8 +1140,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
         Union *u = req_union(req);
-        _cleanup_free_ char *list = NULL;
-        size_t n = 0, out = 0;
+        _cleanup_free_ char *list = NULL, *out = NULL;
+        size_t n = 0, used = 0;
 
         ns_read(u);
         int fd = union_node_open(u, node_of(u, ino), O_PATH, NULL);
@@ -1110,33 +1152,40 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
         safe_close(fd);
         if (r < 0)
                 return reply_err(req, r);
-        /* drop our own names, in place */
+        out = malloc(n + 1);
+        if (!out)
+                return reply_err(req, -ENOMEM);
         for (size_t i = 0; i < n;) {
-                size_t len = strnlen(list + i, n - i) + 1;
-                if (!xattr_is_ours(u, list + i)) {
-                        memmove(list + out, list + i, len);
-                        out += len;
+                char buf[XATTR_NAME_MAX + 1];
+                size_t len = strnlen(list + i, n - i);
+                const char *shown = xattr_shown_name(u, list + i, buf, sizeof buf);
+                if (shown) {
+                        size_t k = strlen(shown) + 1; /* never longer than the name on disk */
+                        memcpy(out + used, shown, k);
+                        used += k;
                 }
-                i += len;
+                i += len + 1;
         }
         if (size == 0)
-                fuse_reply_xattr(req, out);
-        else if (size < out)
+                fuse_reply_xattr(req, used);
+        else if (size < used)
                 reply_err(req, -ERANGE);
         else
-                fuse_reply_buf(req, list, out);
+                fuse_reply_buf(req, out, used);
 }
 
 static int change_xattr(Union *u, Node *n, const char *name, const char *value, size_t size, int flags, bool remove) {
-        if (xattr_is_ours(u, name))
-                return -EOPNOTSUPP;
-        int r = cow_node(u, n);
+        _cleanup_free_ char *disk = NULL;
+        int r = xattr_disk_name(u, name, &disk);
+        if (r < 0)
+                return r;
+        r = cow_node(u, n);
         if (r < 0)
                 return r;
         _cleanup_close_ int fd = union_node_open(u, n, O_PATH, NULL);
         if (fd < 0)
                 return fd;
-        return remove ? xattr_remove(fd, name) : xattr_set(fd, name, value, size, flags);
+        return remove ? xattr_remove(fd, disk ?: name) : xattr_set(fd, disk ?: name, value, size, flags);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
@@ -1144,7 +1193,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
         ns_read(u);
         int r = change_xattr(u, node_of(u, ino), name, value, size, flags, false);
         ns_unlock(u);
-        fuse_reply_err(req, -MIN(r, 0));
+        reply_status(req, r);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
@@ -1152,7 +1201,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
         ns_read(u);
         int r = change_xattr(u, node_of(u, ino), name, NULL, 0, 0, true);
         ns_unlock(u);
-        fuse_reply_err(req, -MIN(r, 0));
+        reply_status(req, r);
 }
 
 /* ---------- session ---------- */

@@ -48,17 +48,35 @@ void index_key(char buf[static 64], dev_t dev, ino_t ino) {
         snprintf(buf, 64, "%llx-%llx", (unsigned long long) dev, (unsigned long long) ino);
 }
 
-/* An upper regular file with several links may be a copy-up kept in the index: its origin xattr
- * gives the inode number of the lower file, so every name shows one and the same inode. */
-static void apply_origin(Union *u, int fd, struct stat *st) {
+/* An upper regular file with several links may be a copy-up kept in the index. Its origin xattr,
+ * "<lower dev>-<lower ino>:<lower link count>", gives the inode number of the lower file, so every
+ * name shows one and the same inode, and the link count as overlayfs would show it: the index's
+ * own link is not one of the user's names, and names still only in the lower count too. */
+static bool read_origin(Union *u, int fd, unsigned long long *ret_dev, unsigned long long *ret_ino,
+                        unsigned *ret_nlink) {
         char buf[128];
-        unsigned long long dev, ino;
         ssize_t n = xattr_get(fd, u->xattr_origin, buf, sizeof buf - 1);
         if (n <= 0)
-                return;
+                return false;
         buf[n] = '\0';
-        if (sscanf(buf, "%llx-%llx", &dev, &ino) == 2)
-                st->st_ino = (ino_t) union_ino(u, (dev_t) dev, (ino_t) ino);
+        *ret_nlink = 1;
+        return sscanf(buf, "%llx-%llx:%u", ret_dev, ret_ino, ret_nlink) >= 2;
+}
+
+static void apply_origin(Union *u, int fd, struct stat *st) {
+        unsigned long long dev, ino;
+        unsigned nlink;
+        if (!read_origin(u, fd, &dev, &ino, &nlink))
+                return;
+        st->st_ino = (ino_t) union_ino(u, (dev_t) dev, (ino_t) ino);
+        st->st_nlink = MAX((nlink_t) nlink, st->st_nlink - 1);
+}
+
+void union_fix_nlink(Union *u, int fd, struct stat *st) {
+        unsigned long long dev, ino;
+        unsigned nlink;
+        if (S_ISREG(st->st_mode) && st->st_nlink > 1 && read_origin(u, fd, &dev, &ino, &nlink))
+                st->st_nlink = MAX((nlink_t) nlink, st->st_nlink - 1);
 }
 
 int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
@@ -270,12 +288,8 @@ int union_node_stat(Union *u, Node *n, struct stat *ret) {
                 return fd;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        if (n->indexed && node_layer(n) != UPPER)
-                st.st_nlink = st.st_nlink > 1 ? st.st_nlink - 1 : 1;
-        else if (S_ISREG(st.st_mode) && st.st_nlink > 1 && layer == UPPER) {
-                if (xattr_get(fd, u->xattr_origin, NULL, 0) > 0)
-                        st.st_nlink--; /* the index holds one of the links */
-        }
+        if (layer == UPPER)
+                union_fix_nlink(u, fd, &st);
         st.st_ino = (ino_t) n->ino;
         if (S_ISDIR(st.st_mode) && __atomic_load_n(&n->merged, __ATOMIC_RELAXED))
                 st.st_nlink = 1; /* as overlayfs: counting subdirectories of every layer is not worth it */

@@ -434,7 +434,7 @@ finish:
 }
 
 void union_options_help(const char *argv0) {
-        printf("%s [-f] [-d] -o lowerdir=TOP:...:BOTTOM[,upperdir=DIR,workdir=DIR][,OPTIONS] [SOURCE] MOUNTPOINT\n\n"
+        printf("Usage: %s [-f] [-d] -o lowerdir=TOP:...:BOTTOM[,upperdir=DIR,workdir=DIR][,OPTIONS] [SOURCE] MOUNTPOINT\n\n"
                "Copy-on-write union filesystem in user space, compatible with overlayfs.\n\n"
                "  -h --help              Show this help\n"
                "  -V --version           Show the version\n"

@@ -145,6 +145,8 @@ void lookup_result_done(LookupResult *r);
 int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret);
 int union_name_in_lower(Union *u, Node *parent, const char *name, bool *ret);
 int union_node_stat(Union *u, Node *n, struct stat *ret);
+/* Link count of an upper file that shares its inode with the hard link index (see lookup.c). */
+void union_fix_nlink(Union *u, int fd, struct stat *st);
 int union_node_open(Union *u, Node *n, int flags, int *ret_layer);
 /* The key of a lower hard link in the index directory: "<dev>-<ino>" in hex (also the origin xattr). */
 void index_key(char buf[static 64], dev_t dev, ino_t ino);

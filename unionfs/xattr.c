@@ -68,14 +68,13 @@ void xattr_force_backend(XattrBackend backend) {
 
 static bool try_syscall(void) {
 #ifdef SYS_getxattrat
-        switch (forced_backend) {
-        case XATTR_BACKEND_SYSCALL:
+        int b = atomic_load(&forced_backend);
+
+        if (b == XATTR_BACKEND_SYSCALL)
                 return true;
-        case XATTR_BACKEND_PROC:
+        if (b == XATTR_BACKEND_PROC)
                 return false;
-        default:
-                return !at_unusable;
-        }
+        return !at_unusable;
 #else
         return false;
 #endif
@@ -247,5 +246,8 @@ int xattr_list_malloc(int path_fd, char **ret, size_t *ret_size) {
 
 bool xattr_is_private(const char *name, const char *prefix) {
         assert(name);
-        return prefix && strneq(name, prefix, strlen(prefix));
+        if (!prefix || !strneq(name, prefix, strlen(prefix)))
+                return false;
+        /* "<prefix>overlay.X" is a user's "<prefix>X", escaped: it travels with the file. */
+        return !strneq(name + strlen(prefix), "overlay.", 8);
 }

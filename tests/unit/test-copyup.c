@@ -118,7 +118,8 @@ static bool ts_eq(struct timespec a, struct timespec b) {
 }
 
 /* lstat lower/SRC and copy it up into work/. */
-static int copy(const char *src, const CopyupIds *ids, const char *prefix, char name[static COPYUP_TEMP_NAME_MAX]) {
+static int copy(const char *src, const CopyupIds *ids, const char *prefix,
+                char name[static COPYUP_TEMP_NAME_MAX]) {
         struct stat st;
         if (fstatat(lower_fd, src, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
@@ -644,8 +645,10 @@ static int test_stale(void) {
         CHECK_EQ(copyup_make_temp(lower_fd, "a", &st, work_fd, NULL, NULL, 0, name, sizeof name), -ESTALE);
         CHECK_EQ(count_entries(work_fd, "."), 0);
 
-        CHECK_EQ(copyup_make_temp(lower_fd, "gone", &st, work_fd, NULL, NULL, 0, name, sizeof name), -ENOENT);
-        CHECK_EQ(copyup_make_temp(lower_fd, "../a", &st, work_fd, NULL, NULL, 0, name, sizeof name), -EINVAL);
+        CHECK_EQ(copyup_make_temp(lower_fd, "gone", &st, work_fd, NULL, NULL, 0, name, sizeof name),
+                 -ENOENT);
+        CHECK_EQ(copyup_make_temp(lower_fd, "../a", &st, work_fd, NULL, NULL, 0, name, sizeof name),
+                 -EINVAL);
         CHECK_EQ(count_entries(work_fd, "."), 0);
         return 0;
 }
