@@ -79,11 +79,20 @@ done:
         return 0;
 }
 
+/* Copy-up is not a change the user made: put back the upper parent's times that adding the copy moved,
+ * as overlayfs does. */
+static void restore_parent_times(int updir, const struct stat *before) {
+        char proc[32];
+        struct timespec ts[2] = { before->st_atim, before->st_mtim };
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", updir);
+        (void) utimensat(AT_FDCWD, proc, ts, 0);
+}
+
 static int cow_one(Union *u, Node *n) {
         _cleanup_free_ char *path = NULL, *lpath = NULL;
         _cleanup_close_ int updir = -EBADF, srcdir = -EBADF;
         const char *name, *srcname;
-        struct stat st;
+        struct stat st, pst;
         char tmp[64];
         int layer = node_layer(n);
         int r;
@@ -97,12 +106,15 @@ static int cow_one(Union *u, Node *n) {
         updir = layer_open_parent(u, UPPER, path, &name);
         if (updir < 0)
                 return updir;
+        if (fstat(updir, &pst) < 0)
+                return -errno;
 
         if (n->indexed) {
                 char key[64];
                 index_key(key, n->lower_dev, n->lower_ino);
                 if (linkat(u->index_fd, key, updir, name, 0) < 0)
                         return -errno;
+                restore_parent_times(updir, &pst);
                 r = note_upper(u, n, updir, name);
                 if (r < 0)
                         return r;
@@ -110,7 +122,7 @@ static int cow_one(Union *u, Node *n) {
                 return 0;
         }
 
-        r = node_lower_path(u, n, &lpath);
+        r = node_layer_path(u, n, layer, &lpath);
         if (r < 0)
                 return r;
         srcdir = layer_open_parent(u, layer, lpath, &srcname);
@@ -136,6 +148,7 @@ static int cow_one(Union *u, Node *n) {
                         return r;
                 }
         }
+        restore_parent_times(updir, &pst);
         r = note_upper(u, n, updir, name);
         if (r < 0)
                 return r;

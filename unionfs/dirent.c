@@ -186,9 +186,8 @@ int dir_list_read(Union *u, Node *dir, bool include_dots, DirList *ret) {
                     (r = list_append(&l, &cap, "..", pino, DT_DIR)) < 0)
                         goto fail;
         }
-        /* The entries array moves as it grows, so the name set is rebuilt over stable strings:
-         * keep names in the set by pointer only after the listing is complete. Simplest correct
-         * approach: register names in the set from their own heap copies (entries[i].name). */
+        /* The name set points at each entry's own heap copy of its name, which stays put while the
+         * entries array grows. */
         if (u->has_upper && layer == UPPER) {
                 r = node_path(u, dir, &path);
                 if (r < 0)
@@ -197,15 +196,15 @@ int dir_list_read(Union *u, Node *dir, bool include_dots, DirList *ret) {
                 if (r < 0)
                         goto fail;
         }
-        if (dir->last_layer > UPPER || !u->has_upper) {
-                r = node_lower_path(u, dir, &lpath);
+        for (int i = u->has_upper ? MAX(layer, 1) : layer; i <= dir->last_layer; i++) {
+                free(lpath);
+                lpath = NULL;
+                r = node_layer_path(u, dir, i, &lpath);
                 if (r < 0)
                         goto fail;
-                for (int i = u->has_upper ? MAX(layer, 1) : layer; i <= dir->last_layer; i++) {
-                        r = read_layer(u, i, lpath, &set, &hidden, &l, &cap);
-                        if (r < 0)
-                                goto fail;
-                }
+                r = read_layer(u, i, lpath, &set, &hidden, &l, &cap);
+                if (r < 0)
+                        goto fail;
         }
         name_set_done(&set);
         hidden_done(&hidden);

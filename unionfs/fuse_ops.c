@@ -546,6 +546,9 @@ static void reply_new_entry(fuse_req_t req, Union *u, Node *parent, const char *
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
         Union *u = req_union(req);
+        /* A character device 0/0 is a whiteout on disk: nobody may create one through the mount. */
+        if (S_ISCHR(mode) && major(rdev) == 0 && minor(rdev) == 0)
+                return reply_err(req, -EPERM);
         reply_new_entry(req, u, node_of(u, parent), name, &(NewObject) { .mode = mode, .rdev = rdev });
 }
 
@@ -671,7 +674,7 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
         _cleanup_free_ char *path1 = NULL, *path2 = NULL, *redirect = NULL;
         _cleanup_close_ int pfd1 = -EBADF, pfd2 = -EBADF;
         Node *sn = NULL, *dn = NULL;
-        bool src_lower, dst_lower, dst_exists, is_dir, src_pure;
+        bool src_lower, dst_lower, dst_exists, is_dir, src_pure, has_redirect;
         int r;
 
         if (flags & ~RENAME_NOREPLACE)
@@ -721,13 +724,14 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
         }
 
         /* A directory with lower contents moves by a redirect to where those contents are. */
+        has_redirect = sn->redirect && sn->redirect_layer == UPPER;
         src_pure = !is_dir || (node_layer(sn) == UPPER && sn->last_layer == UPPER);
         if (is_dir && !src_pure) {
                 if (!u->redirect_dir) {
                         r = -EXDEV;
                         goto out;
                 }
-                r = node_lower_path(u, sn, &redirect);
+                r = node_layer_path(u, sn, MAX(node_layer(sn), 1), &redirect);
                 if (r < 0)
                         goto out;
         }
@@ -767,7 +771,7 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
                 }
         }
 
-        if (redirect && !sn->redirect) {
+        if (redirect && !has_redirect) {
                 _cleanup_free_ char *value = NULL;
                 size_t size;
                 r = whiteout_redirect_encode(redirect, &value, &size);
@@ -794,8 +798,11 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
         if (dn)
                 node_remove_alias(u, dn, p2, newname);
         r = node_move_alias(u, sn, p1, name, p2, newname);
-        if (redirect && !sn->redirect)
+        if (redirect && !has_redirect) {
+                free(sn->redirect);
                 sn->redirect = TAKE_PTR(redirect);
+                sn->redirect_layer = UPPER;
+        }
         if (is_dir && src_pure && dst_lower)
                 sn->last_layer = UPPER;
 out:

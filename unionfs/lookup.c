@@ -121,37 +121,38 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
                         if (dir_is_opaque(u, fd))
                                 stop = true;
                         else {
-                                n = node_lower_path(u, parent, &plower);
+                                /* a relative redirect names a sibling in the parent's lower directory */
+                                n = node_layer_path(u, parent, UPPER + 1, &plower);
                                 if (n < 0)
                                         return n;
                                 n = read_redirect(u, fd, plower, &r.redirect);
                                 if (n < 0)
                                         return n;
+                                r.redirect_layer = UPPER;
                         }
                 } else if (fd != -ENOENT && fd != -ENOTDIR)
                         return fd;
         }
 
-        /* Below the upper: every lower layer the parent merges, at the parent's lower path. */
-        if (!stop) {
-                if (r.redirect) {
-                        lpath = strdup(r.redirect);
-                        if (!lpath)
-                                return -ENOMEM;
-                } else {
-                        if (!plower) {
-                                n = node_lower_path(u, parent, &plower);
-                                if (n < 0)
-                                        return n;
-                        }
-                        n = path_join(plower, name, &lpath);
-                        if (n < 0)
-                                return n;
-                }
-        }
+        /* Below the upper: every lower layer the parent merges. The name's path there is the parent's
+         * path in that layer plus the name, until a redirect on the name's own directory takes over. */
         int first = u->has_upper ? MAX(player, 1) : player;
         for (int i = first; !stop && i <= parent->last_layer; i++) {
                 struct stat st;
+                if (!r.redirect) {
+                        free(lpath);
+                        lpath = NULL;
+                        free(plower);
+                        plower = NULL;
+                        n = node_layer_path(u, parent, i, &plower);
+                        if (n < 0 || (n = path_join(plower, name, &lpath)) < 0) {
+                                lookup_result_done(&r);
+                                return n;
+                        }
+                } else if (!lpath && !(lpath = strdup(r.redirect))) {
+                        lookup_result_done(&r);
+                        return -ENOMEM;
+                }
                 _cleanup_close_ int fd = layer_open(u, i, lpath, O_PATH | O_NOFOLLOW);
                 if (fd < 0) {
                         /* ENOENT/ENOTDIR: not in this layer. ELOOP: the parent is a symlink here,
@@ -202,11 +203,12 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
                                 break;
                         char *redir = NULL;
                         _cleanup_free_ char *pl = NULL;
-                        if (node_lower_path(u, parent, &pl) >= 0 && read_redirect(u, fd, pl, &redir) > 0) {
+                        if (node_layer_path(u, parent, i + 1, &pl) >= 0 && read_redirect(u, fd, pl, &redir) > 0) {
                                 free(lpath);
-                                lpath = redir;
+                                lpath = NULL; /* recomputed from the redirect for the layers below */
                                 free(r.redirect);
-                                r.redirect = strdup(redir);
+                                r.redirect = redir;
+                                r.redirect_layer = i;
                         }
                         continue;
                 }
@@ -231,22 +233,19 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
 }
 
 int union_name_in_lower(Union *u, Node *parent, const char *name, bool *ret) {
-        _cleanup_free_ char *plower = NULL, *lpath = NULL;
         int player = node_layer(parent);
         int r;
 
         *ret = false;
         if (parent->last_layer == UPPER && player == UPPER)
                 return 0; /* a directory only the upper contributes to */
-        r = node_lower_path(u, parent, &plower);
-        if (r < 0)
-                return r;
-        r = path_join(plower, name, &lpath);
-        if (r < 0)
-                return r;
         for (int i = u->has_upper ? MAX(player, 1) : player; i <= parent->last_layer; i++) {
+                _cleanup_free_ char *ppath = NULL, *path = NULL;
                 struct stat st;
-                r = layer_lstat(u, i, lpath, &st);
+                r = node_layer_path(u, parent, i, &ppath);
+                if (r < 0 || (r = path_join(ppath, name, &path)) < 0)
+                        return r;
+                r = layer_lstat(u, i, path, &st);
                 if (r == 0) {
                         *ret = true;
                         return 0;
@@ -269,8 +268,7 @@ int union_node_open(Union *u, Node *n, int flags, int *ret_layer) {
                 r = open_beneath(u->index_fd, key, flags | O_NOFOLLOW, 0);
                 layer = UPPER;
         } else {
-                /* the upper holds objects at their merged path, lower layers at the lower path */
-                r = u->has_upper && layer == UPPER ? node_path(u, n, &path) : node_lower_path(u, n, &path);
+                r = node_layer_path(u, n, layer, &path);
                 if (r < 0)
                         return r;
                 r = layer_open(u, layer, path, flags | O_NOFOLLOW);

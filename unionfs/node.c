@@ -256,9 +256,9 @@ int path_join(const char *dir, const char *name, char **ret) {
         return 0;
 }
 
-/* Build the path of N from its first aliases. With LOWER, stop at the nearest redirected directory
- * and use its redirect as the prefix. The result is "" for the root. */
-static int build_path(const Union *u, const Node *n, bool lower, char **ret) {
+/* Build the path of N in LAYER from its first aliases: stop at the nearest directory whose redirect
+ * was found above LAYER and use the redirect as the prefix. The result is "" for the root. */
+static int build_path(const Union *u, const Node *n, int layer, char **ret) {
         const Node *chain[512];
         const char *prefix = NULL;
         size_t depth = 0, len = 0;
@@ -268,7 +268,7 @@ static int build_path(const Union *u, const Node *n, bool lower, char **ret) {
 
         pthread_mutex_lock((pthread_mutex_t *) &u->table_lock);
         for (const Node *p = n; p != u->root; p = p->aliases[0].parent) {
-                if (lower && p->redirect) {
+                if (p->redirect && p->redirect_layer < layer) {
                         prefix = p->redirect;
                         break;
                 }
@@ -314,11 +314,11 @@ static int build_path(const Union *u, const Node *n, bool lower, char **ret) {
 }
 
 int node_path(const Union *u, const Node *n, char **ret) {
-        return build_path(u, n, false, ret);
+        return build_path(u, n, UPPER, ret);
 }
 
-int node_lower_path(const Union *u, const Node *n, char **ret) {
-        return build_path(u, n, true, ret);
+int node_layer_path(const Union *u, const Node *n, int layer, char **ret) {
+        return build_path(u, n, layer, ret);
 }
 
 int node_obtain(Union *u, Node *parent, const char *name, LookupResult *r, bool kernel, Node **ret) {
@@ -346,6 +346,7 @@ int node_obtain(Union *u, Node *parent, const char *name, LookupResult *r, bool 
                 n->lower_dev = r->lower_dev;
                 n->lower_ino = r->lower_ino;
                 n->redirect = TAKE_PTR(r->redirect);
+                n->redirect_layer = r->redirect_layer;
                 table_insert(u, n);
         }
         e = alias_add_locked(n, parent, name);

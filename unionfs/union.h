@@ -63,7 +63,8 @@ struct Node {
         bool hashed;          /* present in the table; false once its last name is gone (table_lock) */
         dev_t lower_dev;      /* regular files from a lower: identity of the lower object, for */
         ino_t lower_ino;      /*   the hard link index key */
-        char *redirect;       /* dirs: path of this dir in the lower layers, if renamed (ns_lock) */
+        char *redirect;       /* dirs: path of this dir in the layers below redirect_layer (ns_lock) */
+        int redirect_layer;   /* the layer whose copy of this dir carries the redirect */
         Alias *aliases;       /* names; [0] is used to build paths (ns_lock) */
         size_t n_aliases;
         Node *hash_next;
@@ -120,7 +121,8 @@ void node_unhash(Union *u, Node *n);
  * (a kernel lookup if KERNEL, else a temporary one). Consumes r->redirect. */
 int node_obtain(Union *u, Node *parent, const char *name, struct LookupResult *r, bool kernel, Node **ret);
 int node_path(const Union *u, const Node *n, char **ret);        /* path in the upper (merged path) */
-int node_lower_path(const Union *u, const Node *n, char **ret);  /* path in the lower layers */
+/* path of N inside LAYER: the merged path, except below a directory renamed by a redirect */
+int node_layer_path(const Union *u, const Node *n, int layer, char **ret);
 int path_join(const char *dir, const char *name, char **ret);
 static inline int node_layer(const Node *n) {
         return __atomic_load_n(&n->layer, __ATOMIC_ACQUIRE);
@@ -139,7 +141,8 @@ struct LookupResult {
         bool lower_exists;     /* some lower layer has this name (a whiteout is needed to delete it) */
         dev_t lower_dev;
         ino_t lower_ino;
-        char *redirect;        /* dirs: lower path if the topmost dir carries a redirect */
+        char *redirect;        /* dirs: path in the layers below redirect_layer, if redirected */
+        int redirect_layer;
 };
 void lookup_result_done(LookupResult *r);
 int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret);

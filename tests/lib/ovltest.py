@@ -22,7 +22,7 @@ import time
 EXIT_SKIP = 77
 
 # Options that make kernel overlayfs behave like sandbox-unionfs (see /work/shared notes).
-KERNEL_OVL_OPTIONS = ("redirect_dir=on", "index=off", "metacopy=off", "xino=off")
+KERNEL_OVL_OPTIONS = ("redirect_dir=on", "index=on", "metacopy=off", "xino=off")
 
 
 # ---------------------------------------------------------------- TAP and skips
