@@ -669,16 +669,90 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
         reply_status(req, r);
 }
 
+/* What a directory needs before it moves to a name whose lower layers have an entry (DST_LOWER): a
+ * redirect to where its own lower contents are, or, without lower contents, opaqueness so that the
+ * entry at its new name does not merge into it. */
+typedef struct MovePlan {
+        char *redirect;
+        bool opaque;
+} MovePlan;
+
+static void move_plan_done(MovePlan *p) {
+        free(p->redirect);
+}
+
+static int plan_move(Union *u, Node *n, bool dst_lower, MovePlan *ret) {
+        *ret = (MovePlan) {};
+        if (!S_ISDIR(n->type))
+                return 0;
+        if (node_layer(n) == UPPER && n->last_layer == UPPER) {
+                ret->opaque = dst_lower;
+                return 0;
+        }
+        if (n->redirect && n->redirect_layer == UPPER)
+                return 0; /* moved before: its redirect already says where its contents are */
+        if (!u->redirect_dir)
+                return -EXDEV;
+        return node_layer_path(u, n, MAX(node_layer(n), 1), &ret->redirect);
+}
+
+/* Mark the (copied-up) directory NAME in the upper PFD as the plan says, before it is renamed. */
+static int apply_move(Union *u, Node *n, int pfd, const char *name, const MovePlan *p) {
+        if (p->redirect) {
+                _cleanup_free_ char *value = NULL;
+                size_t size;
+                int r = whiteout_redirect_encode(p->redirect, &value, &size);
+                if (r < 0)
+                        return r;
+                _cleanup_close_ int dfd = open_beneath(pfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+                r = dfd < 0 ? dfd : xattr_set(dfd, u->xattr_redirect, value, size, 0);
+                if (r < 0)
+                        return r;
+        }
+        if (p->opaque)
+                return cow_set_opaque(u, pfd, name);
+        return 0;
+}
+
+/* After the rename: the node's view follows its marks. */
+static void commit_move(Node *n, MovePlan *p) {
+        if (p->redirect) {
+                free(n->redirect);
+                n->redirect = TAKE_PTR(p->redirect);
+                n->redirect_layer = UPPER;
+        }
+        if (p->opaque)
+                n->last_layer = UPPER;
+}
+
+/* An upper directory that is empty in the merged view holds only whiteouts: clear them so a directory
+ * can be renamed over it. A whiteout cannot be replaced by a directory: drop it first. */
+static int clear_target(Union *u, int pfd, const char *name, bool moving_dir) {
+        struct stat st;
+        if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (S_ISDIR(st.st_mode)) {
+                _cleanup_close_ int dfd = open_beneath(pfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+                return dfd < 0 ? dfd : dir_remove_whiteouts(u, dfd);
+        }
+        if (moving_dir && whiteout_is_whiteout(&st))
+                return RET_NERRNO(unlinkat(pfd, name, 0));
+        return 0;
+}
+
 static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char *newname, unsigned flags) {
         _cleanup_(lookup_result_done) LookupResult src = {}, dst = {};
-        _cleanup_free_ char *path1 = NULL, *path2 = NULL, *redirect = NULL;
+        _cleanup_(move_plan_done) MovePlan splan = {}, dplan = {};
+        _cleanup_free_ char *path1 = NULL, *path2 = NULL;
         _cleanup_close_ int pfd1 = -EBADF, pfd2 = -EBADF;
         Node *sn = NULL, *dn = NULL;
-        bool src_lower, dst_lower, dst_exists, is_dir, src_pure, has_redirect;
+        bool exchange = flags & RENAME_EXCHANGE;
+        bool src_lower, dst_lower, dst_exists, is_dir;
         int r;
 
-        if (flags & ~RENAME_NOREPLACE)
-                return -EINVAL; /* RENAME_EXCHANGE and RENAME_WHITEOUT are not offered */
+        if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) ||
+            (flags & (RENAME_NOREPLACE | RENAME_EXCHANGE)) == (RENAME_NOREPLACE | RENAME_EXCHANGE))
+                return -EINVAL; /* RENAME_WHITEOUT is ours alone */
         if (strlen(name) > NAME_MAX || strlen(newname) > NAME_MAX)
                 return -ENAMETOOLONG;
         if (u->readonly)
@@ -688,7 +762,7 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
         if (r < 0)
                 return r;
         r = union_lookup(u, p2, newname, &dst);
-        if (r < 0 && r != -ENOENT)
+        if (r < 0 && (r != -ENOENT || exchange))
                 return r;
         dst_exists = r == 0;
         is_dir = S_ISDIR(src.st.st_mode);
@@ -698,9 +772,9 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
                         return -EEXIST;
                 if (dst.st.st_ino == src.st.st_ino)
                         return 0; /* two names of one inode: POSIX says do nothing */
-                if (is_dir && !S_ISDIR(dst.st.st_mode))
+                if (!exchange && is_dir && !S_ISDIR(dst.st.st_mode))
                         return -ENOTDIR;
-                if (!is_dir && S_ISDIR(dst.st.st_mode))
+                if (!exchange && !is_dir && S_ISDIR(dst.st.st_mode))
                         return -EISDIR;
         }
 
@@ -711,7 +785,7 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
                 r = node_obtain(u, p2, newname, &dst, false, &dn);
                 if (r < 0)
                         goto out;
-                if (S_ISDIR(dn->type)) {
+                if (!exchange && S_ISDIR(dn->type)) {
                         bool empty, wh;
                         r = dir_is_empty(u, dn, &empty, &wh);
                         if (r < 0)
@@ -723,27 +797,15 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
                 }
         }
 
-        /* A directory with lower contents moves by a redirect to where those contents are. */
-        has_redirect = sn->redirect && sn->redirect_layer == UPPER;
-        src_pure = !is_dir || (node_layer(sn) == UPPER && sn->last_layer == UPPER);
-        if (is_dir && !src_pure) {
-                if (!u->redirect_dir) {
-                        r = -EXDEV;
-                        goto out;
-                }
-                r = node_layer_path(u, sn, MAX(node_layer(sn), 1), &redirect);
-                if (r < 0)
-                        goto out;
-        }
-
-        r = union_name_in_lower(u, p1, name, &src_lower);
-        if (r < 0)
+        if ((r = union_name_in_lower(u, p1, name, &src_lower)) < 0 ||
+            (r = union_name_in_lower(u, p2, newname, &dst_lower)) < 0)
                 goto out;
-        r = union_name_in_lower(u, p2, newname, &dst_lower);
-        if (r < 0)
+        if ((r = plan_move(u, sn, dst_lower, &splan)) < 0 ||
+            (exchange && (r = plan_move(u, dn, src_lower, &dplan)) < 0))
                 goto out;
 
-        if ((r = cow_node(u, p1)) < 0 || (r = cow_node(u, p2)) < 0 || (r = cow_node(u, sn)) < 0)
+        if ((r = cow_node(u, p1)) < 0 || (r = cow_node(u, p2)) < 0 || (r = cow_node(u, sn)) < 0 ||
+            (exchange && (r = cow_node(u, dn)) < 0))
                 goto out;
         if ((r = node_path(u, p1, &path1)) < 0 || (r = node_path(u, p2, &path2)) < 0)
                 goto out;
@@ -753,58 +815,28 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
                 r = pfd1 < 0 ? pfd1 : pfd2;
                 goto out;
         }
+        if (!exchange && (r = clear_target(u, pfd2, newname, is_dir)) < 0)
+                goto out;
+        if ((r = apply_move(u, sn, pfd1, name, &splan)) < 0 ||
+            (exchange && (r = apply_move(u, dn, pfd2, newname, &dplan)) < 0))
+                goto out;
 
-        /* Clear the way at the target: an upper directory there holds only whiteouts (it is empty in
-         * the merged view), and a whiteout cannot be replaced by a directory. */
-        struct stat tst;
-        if (fstatat(pfd2, newname, &tst, AT_SYMLINK_NOFOLLOW) == 0) {
-                if (S_ISDIR(tst.st_mode)) {
-                        _cleanup_close_ int dfd = open_beneath(pfd2, newname, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
-                        r = dfd < 0 ? dfd : dir_remove_whiteouts(u, dfd);
-                        if (r < 0)
-                                goto out;
-                } else if (is_dir && whiteout_is_whiteout(&tst)) {
-                        if (unlinkat(pfd2, newname, 0) < 0) {
-                                r = -errno;
-                                goto out;
-                        }
-                }
-        }
-
-        if (redirect && !has_redirect) {
-                _cleanup_free_ char *value = NULL;
-                size_t size;
-                r = whiteout_redirect_encode(redirect, &value, &size);
-                if (r < 0)
-                        goto out;
-                _cleanup_close_ int dfd = open_beneath(pfd1, name, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
-                r = dfd < 0 ? dfd : xattr_set(dfd, u->xattr_redirect, value, size, 0);
-                if (r < 0)
-                        goto out;
-        }
-        /* A directory without lower contents of its own must not merge with lower contents at its
-         * new name. */
-        if (is_dir && src_pure && dst_lower) {
-                r = cow_set_opaque(u, pfd1, name);
-                if (r < 0)
-                        goto out;
-        }
-
-        if (renameat2(pfd1, name, pfd2, newname, src_lower ? RENAME_WHITEOUT : 0) < 0) {
+        /* Both names survive an exchange; otherwise a lower entry at the old name needs a whiteout,
+         * left in the same step. */
+        unsigned how = exchange ? RENAME_EXCHANGE : src_lower ? RENAME_WHITEOUT : 0;
+        if (renameat2(pfd1, name, pfd2, newname, how) < 0) {
                 r = -errno;
                 goto out;
         }
 
-        if (dn)
+        if (dn && !exchange)
                 node_remove_alias(u, dn, p2, newname);
         r = node_move_alias(u, sn, p1, name, p2, newname);
-        if (redirect && !has_redirect) {
-                free(sn->redirect);
-                sn->redirect = TAKE_PTR(redirect);
-                sn->redirect_layer = UPPER;
-        }
-        if (is_dir && src_pure && dst_lower)
-                sn->last_layer = UPPER;
+        if (r >= 0 && exchange)
+                r = node_move_alias(u, dn, p2, newname, p1, name);
+        commit_move(sn, &splan);
+        if (exchange)
+                commit_move(dn, &dplan);
 out:
         node_unref(u, dn, dn ? 1 : 0);
         node_unref(u, sn, sn ? 1 : 0);
