@@ -20,13 +20,20 @@
 #include "options.h"
 #include "union.h"
 
+/* libfuse writes one message in several calls; collect them up to the newline (per thread). */
 static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt, va_list ap) {
-        char buf[1024];
-        vsnprintf(buf, sizeof buf, fmt, ap);
-        size_t n = strlen(buf);
-        while (n > 0 && buf[n - 1] == '\n')
-                buf[--n] = '\0';
-        log_full((int) level, "%s", buf);
+        static __thread char line[1024];
+        static __thread size_t used;
+
+        vsnprintf(line + used, sizeof line - used, fmt, ap);
+        used = strlen(line);
+        if (used == 0 || (line[used - 1] != '\n' && used < sizeof line - 1))
+                return;
+        while (used > 0 && line[used - 1] == '\n')
+                line[--used] = '\0';
+        log_full((int) level, "%s", line);
+        used = 0;
+        line[0] = '\0';
 }
 
 static int build_fuse_args(const UnionOptions *o, const Union *u, struct fuse_args *args, const char *argv0) {

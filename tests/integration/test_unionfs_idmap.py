@@ -6,7 +6,6 @@ COUNT). With -o uidmapping=0:100000:65536,gidmapping=0:100000:65536,allow_other 
 chown to 100005 stores 5. Processes run as the mapped ids in forked children (setresuid/setresgid)."""
 
 import os
-import stat
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))

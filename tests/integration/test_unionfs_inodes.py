@@ -8,8 +8,9 @@ server's open fd count staying bounded."""
 
 import collections
 import os
-import stat
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import unionfs_fixture as uf  # noqa: E402
@@ -199,7 +200,6 @@ NDIRS, NPER = 230, 100
 
 @uf.timeout(150)
 def test_big_tree_bounded_fds(env):
-    import time
     t0 = time.monotonic()
     lay = uf.layout(env, "big")
     # the lower on a tmpfs: creating and removing 23,000 files on a busy ext4 costs ~20 s, and the fd
@@ -221,7 +221,7 @@ def test_big_tree_bounded_fds(env):
             for i in (0, 50):
                 if len(held) < 400:
                     held.append(os.open(m.p(f"d{d:03d}", f"f{i:03d}"), os.O_RDONLY))
-        r = __import__("subprocess").run(["find", m.mnt, "-type", "f"], capture_output=True, text=True)
+        r = subprocess.run(["find", m.mnt, "-type", "f"], capture_output=True, text=True)
         uf.eq(r.returncode, 0, f"find exit status ({r.stderr[-300:]!r})")
         uf.eq(len(r.stdout.split()), NDIRS * NPER, "files found by find")
         t2 = time.monotonic()

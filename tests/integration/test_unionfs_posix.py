@@ -214,7 +214,8 @@ def _populate_path_max(d):
 
 def test_path_max(env):
     three(env, _populate_path_max, _path_max, [
-        ("mkdir 20 levels of 200 bytes", "OK"), ("path of 4095 bytes", True), ("create 4095", "OK"), ("stat 4095", "OK"), ("write+read 4095", b"deep"),
+        ("mkdir 20 levels of 200 bytes", "OK"), ("path of 4095 bytes", True), ("create 4095", "OK"),
+        ("stat 4095", "OK"), ("write+read 4095", b"deep"),
         ("rename within 4095", "OK"), ("create 4096", "ENAMETOOLONG"), ("stat 4096", "ENAMETOOLONG"),
         ("mkdir 4096", "ENAMETOOLONG"), ("lower file at 4095: read", b"lower-deep"),
         ("lower file at 4095: copy-up", "OK"), ("relative create at the bottom", "OK"),

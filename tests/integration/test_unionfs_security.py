@@ -7,6 +7,7 @@ happen is the server itself following a symlink in a layer: writing, creating or
 its layers, or copying data from outside into the upper. Every test has its own "outside" directory
 (outside all layers) and asserts it is untouched, or touched exactly as kernel overlayfs touches its own."""
 
+import ast
 import errno
 import os
 import stat
@@ -162,8 +163,8 @@ def race(env, m, name, outside, seconds=2.5):
     a = uf.Child(env, _creator, dfd, deadline)
     os.close(dfd)
     b = uf.Child(env, _swapper, m.mnt, name, outside, deadline)
-    ok, aerrs = eval(a.recv(seconds + 30))  # noqa: S307 - our own child's repr
-    cycles, berrs = eval(b.recv(seconds + 30))  # noqa: S307
+    ok, aerrs = ast.literal_eval(a.recv(seconds + 30))
+    cycles, berrs = ast.literal_eval(b.recv(seconds + 30))
     a.wait()
     b.wait()
     created_upper = [p for p in uf.tree(m.upper) if os.path.basename(p).startswith("f") and not p.endswith("/")]

@@ -25,6 +25,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -68,6 +69,12 @@ def prerequisites():
     """Returns None when the tests can run, else a reason to skip."""
     if os.geteuid() != 0:
         return "not root"
+    try:
+        with open("/proc/self/uid_map") as f:
+            if f.read().split() != ["0", "0", "4294967295"]:
+                return "in a user namespace: needs real root (trusted.* xattrs, kernel overlayfs, mknod)"
+    except OSError:
+        pass
     if not os.path.exists("/dev/fuse"):
         return "no /dev/fuse"
     try:
@@ -119,6 +126,19 @@ def mount_entry(path):
     return found
 
 
+def _mount_minor(path):
+    """The minor device number of the mount at path, read from mountinfo (no syscall into the mount,
+    so it works while the server hangs): the FUSE connection id in fusectl."""
+    path = os.path.realpath(path)
+    minor = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            if _unescape_mountinfo(parts[4]) == path:
+                minor = int(parts[2].split(":")[1])
+    return minor
+
+
 def is_mounted(path):
     return mount_entry(path) is not None
 
@@ -164,6 +184,7 @@ class Env:
         os.chmod(self.root, 0o755)
         self.mounts = []  # objects with .cleanup()
         self.children = []  # pids we forked / spawned
+        self.timed_out = False
 
     def path(self, *p):
         return os.path.join(self.root, *p)
@@ -189,6 +210,36 @@ class Env:
         m = KernelOverlay(self, lowers, upper, work, mnt, opts)
         self.mounts.append(m)
         return m
+
+    def timeout_expired(self, limit):
+        self.timed_out = True
+        print(f"# watchdog: test still running after {limit}s", file=sys.stderr)
+        self.abort_fuse()
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def abort_fuse(self):
+        """Aborts the FUSE connections of this test's unions (a hung server would otherwise block the
+        test in an unkillable wait): mounts fusectl inside our temp dir and writes its abort files."""
+        conns = [m.conn for m in self.mounts if isinstance(m, Union) and m.proc is not None and m.conn]
+        if not conns:
+            return
+        ctl = os.path.join(self.root, "fusectl")
+        if not is_mounted(ctl):
+            os.makedirs(ctl, exist_ok=True)
+            if subprocess.run(["mount", "-t", "fusectl", "fusectl", ctl]).returncode != 0:
+                return
+            self.mounts.append(_Tmpfs(ctl))
+        for c in conns:
+            try:
+                with open(os.path.join(ctl, str(c), "abort"), "w") as f:
+                    f.write("1")
+                print(f"# aborted FUSE connection {c}", file=sys.stderr)
+            except OSError:
+                pass
 
     def cleanup(self):
         for pid in self.children:
@@ -271,6 +322,7 @@ class Union(_MountBase):
         self.opts = list(opts or [])
         self.args_extra = list(args_extra or [])
         self.proc = None
+        self.conn = None
         self.log = os.path.join(env.root, f"server-{os.path.basename(self.mnt)}.log")
         if mount:
             self.mount()
@@ -295,6 +347,7 @@ class Union(_MountBase):
             if is_mounted(self.mnt):
                 e = mount_entry(self.mnt)
                 if e[1].startswith("fuse"):
+                    self.conn = _mount_minor(self.mnt)
                     return
             if self.proc.poll() is not None:
                 raise MountError(f"{cmd} exited {self.proc.returncode} before mounting: {self.server_log()}")
@@ -321,7 +374,7 @@ class Union(_MountBase):
             return
         umount(self.mnt)
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=1 if self.env.timed_out else 10)
         except subprocess.TimeoutExpired:
             self._kill()
         self.proc = None
@@ -686,10 +739,6 @@ def oracle(kernel_value, union_value, expected, what):
 # --------------------------------------------------------------------------------------------------
 # runner
 
-def _alarm(signum, frame):
-    raise TestTimeout(f"test took longer than {TEST_TIMEOUT}s")
-
-
 def timeout(seconds):
     """Decorator: per-test timeout other than TEST_TIMEOUT."""
     def deco(fn):
@@ -715,33 +764,47 @@ def main(module_globals=None):
     why = prerequisites()
     if why:
         for i, (name, _) in enumerate(tests, 1):
-            print(f"{'not ok' if must_run else 'ok'} {i} - {name[5:]} # SKIP {why}")
+            if must_run:
+                print(f"not ok {i} - {name[5:]}: cannot run ({why}) and SBX_TESTS_MUST_RUN=1")
+            else:
+                print(f"ok {i} - {name[5:]} # SKIP {why}")
+        print(f"# 0 passed, {len(tests) if must_run else 0} failed, {0 if must_run else len(tests)} skipped")
         sys.exit(1 if must_run else 77)
     os.umask(0o022)
-    signal.signal(signal.SIGALRM, _alarm)
+
+    def _term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, _term)  # meson's timeout: clean up mounts before dying
     passed = failed = skipped = 0
     for i, (name, fn) in enumerate(tests, 1):
         short = name[5:]
         env = Env(short[:20])
         t0 = time.monotonic()
-        signal.alarm(getattr(fn, "timeout", TEST_TIMEOUT))
+        limit = getattr(fn, "timeout", TEST_TIMEOUT)
+        # A server that hangs leaves the test in an unkillable FUSE wait where no signal handler runs:
+        # at the limit, a watchdog thread aborts the test's FUSE connections (the blocked calls then fail
+        # with ECONNABORTED/ENOTCONN) and kills its child processes.
+        watchdog = threading.Timer(limit, env.timeout_expired, [limit])
+        watchdog.daemon = True
+        watchdog.start()
         try:
             fn(env)
-            signal.alarm(0)
+            if env.timed_out:
+                raise TestTimeout(f"test took longer than {limit}s (FUSE connections aborted)")
             print(f"ok {i} - {short} ({time.monotonic() - t0:.1f}s)")
             passed += 1
         except Skip as e:
-            signal.alarm(0)
             if must_run:
-                print(f"not ok {i} - {short} # skip not allowed (SBX_TESTS_MUST_RUN=1): {e}")
+                print(f"not ok {i} - {short}: skipped ({e}) but SBX_TESTS_MUST_RUN=1")
                 failed += 1
             else:
                 print(f"ok {i} - {short} # SKIP {e}")
                 skipped += 1
         except BaseException as e:  # noqa: BLE001
-            signal.alarm(0)
             failed += 1
             print(f"not ok {i} - {short}")
+            if env.timed_out:
+                print(f"#   TIMEOUT: test took longer than {limit}s; its FUSE connections were aborted")
             msg = f"{type(e).__name__}: {e}" if isinstance(e, (AssertionError, TestTimeout, MountError)) \
                 else traceback.format_exc()
             if not isinstance(e, (AssertionError,)):
@@ -757,13 +820,13 @@ def main(module_globals=None):
                 env.cleanup()
                 raise
         finally:
-            signal.alarm(0)
             os.umask(0o022)
             try:
-                env.cleanup()
+                env.cleanup()  # still under the watchdog: umount waits for a hung server too
             except Exception:  # noqa: BLE001
                 traceback.print_exc()
-    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+            watchdog.cancel()
+    print(f"# {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     if failed:
         sys.exit(1)
     if skipped and not passed:
