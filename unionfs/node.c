@@ -99,11 +99,12 @@ Node *node_get(Union *u, uint64_t ino) {
 }
 
 /* Drop COUNT references; frees nodes (and then their parents) that nothing references any more.
+ * The first parent is followed in the loop (directories have one name, so a deep chain never
+ * recurses); the other parents of a hard-linked node are released by recursion.
  * Called with table_lock held. */
 static void unref_locked(Union *u, Node *n, uint64_t count) {
         while (n) {
-                Node *parent_to_drop[8];
-                size_t n_drop = 0;
+                Node *next = NULL;
 
                 if (n->refs < count)
                         count = n->refs; /* kernel bug or double forget: never underflow */
@@ -115,16 +116,13 @@ static void unref_locked(Union *u, Node *n, uint64_t count) {
                 for (size_t i = 0; i < n->n_aliases; i++) {
                         Node *p = n->aliases[i].parent;
                         p->n_children--;
-                        if (n_drop < ELEMENTSOF(parent_to_drop))
-                                parent_to_drop[n_drop++] = p;
+                        if (!next)
+                                next = p;
                         else
-                                p->refs--; /* cannot reach zero: p has other children pending */
+                                unref_locked(u, p, 1);
                 }
                 node_free(n);
-                /* Each parent loses one reference; recurse on all but the last iteratively. */
-                for (size_t i = 0; i + 1 < n_drop; i++)
-                        unref_locked(u, parent_to_drop[i], 1);
-                n = n_drop > 0 ? parent_to_drop[n_drop - 1] : NULL;
+                n = next;
                 count = 1;
         }
 }

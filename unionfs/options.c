@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@ void union_options_done(UnionOptions *o) {
         *o = (UnionOptions) {};
 }
 
-/* Copy one field of S up to an unescaped SEP, removing backslash escapes ("\," "\:" "\\"). */
+/* Copy one field of S up to an unescaped SEP ('\0' for all of S), removing backslash escapes. */
 static char *unescape_field(const char *s, char sep, const char **ret_end) {
         size_t n = strlen(s);
         char *out = malloc(n + 1), *q = out;
@@ -62,11 +63,12 @@ static int append_fuse_opt(UnionOptions *o, const char *opt) {
 }
 
 static int set_path(char **dst, const char *name, const char *value) {
+        const char *end;
         if (!*value) {
                 log_error("Option '%s=' needs a directory.", name);
                 return -EINVAL;
         }
-        char *p = strdup(value);
+        char *p = unescape_field(value, '\0', &end);
         if (!p)
                 return -ENOMEM;
         free(*dst);
@@ -168,7 +170,7 @@ static int parse_one(UnionOptions *o, const char *opt) {
                 NEEDS_VALUE();
                 errno = 0;
                 o->timeout = strtod(value, &end);
-                if (errno != 0 || !end || *end || o->timeout < 0 || o->timeout > 1e9) {
+                if (errno != 0 || !end || end == value || *end || !isfinite(o->timeout) || o->timeout < 0 || o->timeout > 1e9) {
                         log_error("Invalid 'timeout=%s': expected seconds.", value);
                         return -EINVAL;
                 }
@@ -242,22 +244,18 @@ static int parse_one(UnionOptions *o, const char *opt) {
 #undef NEEDS_VALUE
 }
 
-/* Split an -o argument on unescaped commas. Backslashes stay for the fields' own unescaping. */
+/* Split an -o argument on unescaped commas. Escapes stay in each option: paths are unescaped by
+ * their own parsers (lowerdir splits on unescaped ':' first), and options for libfuse go on in
+ * escaped form, which libfuse's own option parser understands. */
 static int parse_option_list(UnionOptions *o, const char *list) {
         const char *p = list;
-        size_t n = strlen(list);
-        _cleanup_free_ char *buf = malloc(n + 1);
+        _cleanup_free_ char *buf = malloc(strlen(list) + 1);
 
         if (!buf)
                 return -ENOMEM;
         while (*p) {
                 size_t k = 0;
                 for (; *p && *p != ','; p++) {
-                        if (*p == '\\' && p[1] == ',') {
-                                p++; /* "\," is a literal comma inside a path */
-                                buf[k++] = ',';
-                                continue;
-                        }
                         if (*p == '\\' && p[1])
                                 buf[k++] = *p++;
                         buf[k++] = *p;
