@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,9 +90,12 @@ static void restore_parent_times(int updir, const struct stat *before) {
 }
 
 static int cow_one(Union *u, Node *n) {
-        _cleanup_free_ char *path = NULL, *lpath = NULL;
-        _cleanup_close_ int updir = -EBADF, srcdir = -EBADF;
-        const char *name, *srcname;
+        _cleanup_free_ char *lpath = NULL;
+        _cleanup_(dir_ref_done) DirRef upd = DIR_REF_NULL;
+        _cleanup_close_ int srcdir = -EBADF;
+        int updir;
+        const char *srcname;
+        char name[NAME_MAX + 1];
         struct stat st, pst;
         char tmp[64];
         int layer = node_layer(n);
@@ -100,12 +104,10 @@ static int cow_one(Union *u, Node *n) {
         if (layer == UPPER)
                 return 0;
 
-        r = node_path(u, n, &path);
+        r = union_upper_parent(u, n, name, &upd);
         if (r < 0)
                 return r;
-        updir = layer_open_parent(u, UPPER, path, &name);
-        if (updir < 0)
-                return updir;
+        updir = upd.fd;
         if (fstat(updir, &pst) < 0)
                 return -errno;
 
@@ -167,6 +169,8 @@ int cow_node(Union *u, Node *n) {
                 return 0;
         if (!u->has_upper || u->readonly)
                 return -EROFS;
+        if (u->may_block)
+                u->may_block(); /* copying data: let other requests be read meanwhile */
 
         pthread_mutex_lock(&u->cow_lock);
         /* Ancestors below the nearest upper directory, copied top-down. Very deep lower-only trees

@@ -108,9 +108,20 @@ static void hidden_done(HiddenNames *h) {
         free(h->v);
 }
 
-static int read_layer(Union *u, int layer, const char *path, NameSet *set, HiddenNames *hidden,
-                      DirList *l, size_t *cap) {
-        int fd = layer_open(u, layer, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+/* Open DIR's directory in LAYER for reading: upper copies through the node's cached fd. */
+static int open_dir_in(Union *u, Node *dir, int layer) {
+        if (u->has_upper && layer == UPPER) {
+                _cleanup_(dir_ref_done) DirRef d = DIR_REF_NULL;
+                int r = union_upper_dir(u, dir, &d);
+                return r < 0 ? r : open_beneath(d.fd, ".", O_RDONLY | O_DIRECTORY, 0);
+        }
+        _cleanup_free_ char *path = NULL;
+        int r = node_layer_path(u, dir, layer, &path);
+        return r < 0 ? r : layer_open(u, layer, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+}
+
+static int read_layer(Union *u, Node *dir, int layer, NameSet *set, HiddenNames *hidden, DirList *l, size_t *cap) {
+        int fd = open_dir_in(u, dir, layer);
         if (fd < 0)
                 return fd == -ENOENT || fd == -ENOTDIR || fd == -ELOOP ? 0 : fd;
         DIR *d = fdopendir(fd);
@@ -118,7 +129,7 @@ static int read_layer(Union *u, int layer, const char *path, NameSet *set, Hidde
                 safe_close(fd);
                 return -errno;
         }
-        _cleanup_closedir_ DIR *dp = d;
+        _cleanup_closedir_ _unused_ DIR *dp = d;
         struct dirent *de;
         int r;
 
@@ -172,7 +183,6 @@ static int read_layer(Union *u, int layer, const char *path, NameSet *set, Hidde
 }
 
 int dir_list_read(Union *u, Node *dir, bool include_dots, DirList *ret) {
-        _cleanup_free_ char *path = NULL, *lpath = NULL;
         NameSet set = {};
         HiddenNames hidden = {};
         DirList l = {};
@@ -188,21 +198,8 @@ int dir_list_read(Union *u, Node *dir, bool include_dots, DirList *ret) {
         }
         /* The name set points at each entry's own heap copy of its name, which stays put while the
          * entries array grows. */
-        if (u->has_upper && layer == UPPER) {
-                r = node_path(u, dir, &path);
-                if (r < 0)
-                        goto fail;
-                r = read_layer(u, UPPER, path, &set, &hidden, &l, &cap);
-                if (r < 0)
-                        goto fail;
-        }
-        for (int i = u->has_upper ? MAX(layer, 1) : layer; i <= dir->last_layer; i++) {
-                free(lpath);
-                lpath = NULL;
-                r = node_layer_path(u, dir, i, &lpath);
-                if (r < 0)
-                        goto fail;
-                r = read_layer(u, i, lpath, &set, &hidden, &l, &cap);
+        for (int i = layer; i <= dir->last_layer; i++) {
+                r = read_layer(u, dir, i, &set, &hidden, &l, &cap);
                 if (r < 0)
                         goto fail;
         }
@@ -227,11 +224,7 @@ int dir_is_empty(Union *u, Node *dir, bool *ret_empty, bool *ret_upper_has_white
 
         *ret_upper_has_whiteouts = false;
         if (u->has_upper && node_layer(dir) == UPPER) {
-                _cleanup_free_ char *path = NULL;
-                r = node_path(u, dir, &path);
-                if (r < 0)
-                        return r;
-                int fd = layer_open(u, UPPER, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+                int fd = open_dir_in(u, dir, UPPER);
                 if (fd < 0)
                         return fd;
                 _cleanup_closedir_ DIR *d = fdopendir(fd);

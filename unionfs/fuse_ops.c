@@ -28,6 +28,7 @@
 #include "log.h"
 #include "macro.h"
 #include "whiteout.h"
+#include "worker.h"
 #include "xattr.h"
 
 static UnionFuseConfig config = { .writeback = true };
@@ -35,6 +36,10 @@ static UnionFuseConfig config = { .writeback = true };
 void union_fuse_configure(const UnionFuseConfig *c) {
         config = *c;
 }
+
+/* Smaller reads and writes are handled inline by the reading thread: a hand-over costs more than
+ * copying a few pages through the page cache. */
+#define WORKER_HANDOFF_BYTES (128 * 1024)
 
 typedef struct Handle {
         int fd;
@@ -82,11 +87,18 @@ static void shown_attr(Union *u, struct stat *st) {
         st->st_gid = idmap_to_shown(&u->gidmap, st->st_gid);
 }
 
+/* Waiting for the name tree lock is blocking: hand the request loop over first. */
 static void ns_read(Union *u) {
+        if (pthread_rwlock_tryrdlock(&u->ns_lock) == 0)
+                return;
+        worker_may_block();
         pthread_rwlock_rdlock(&u->ns_lock);
 }
 
 static void ns_write(Union *u) {
+        if (pthread_rwlock_trywrlock(&u->ns_lock) == 0)
+                return;
+        worker_may_block();
         pthread_rwlock_wrlock(&u->ns_lock);
 }
 
@@ -121,6 +133,7 @@ int union_root_init(Union *u) {
         root->merged = u->n_layers > 1;
         root->ino = union_ino(u, st.st_dev, st.st_ino);
         root->refs = 1;
+        root->upper_fd = -EBADF; /* the upper layer's own fd serves */
         root->hashed = false; /* found through FUSE_ROOT_ID, never by number */
         u->root = root;
         return 0;
@@ -267,15 +280,12 @@ static int do_setattr(Union *u, Node *n, struct stat *attr, int to_set, struct f
                 else if (to_set & FUSE_SET_ATTR_MTIME)
                         ts[1] = attr->st_mtim;
                 if (S_ISLNK(n->type)) {
-                        _cleanup_free_ char *path = NULL;
-                        const char *name;
-                        r = node_path(u, n, &path);
+                        char name[NAME_MAX + 1];
+                        _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;
+                        r = union_upper_parent(u, n, name, &pd);
                         if (r < 0)
                                 return r;
-                        _cleanup_close_ int pfd = layer_open_parent(u, UPPER, path, &name);
-                        if (pfd < 0)
-                                return pfd;
-                        r = RET_NERRNO(utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW));
+                        r = RET_NERRNO(utimensat(pd.fd, name, ts, AT_SYMLINK_NOFOLLOW));
                 } else
                         r = RET_NERRNO(utimensat(AT_FDCWD, proc, ts, 0));
                 if (r < 0)
@@ -398,8 +408,9 @@ static int open_flags_for(int flags) {
 static int create_object(Union *u, fuse_req_t req, Node *parent, const char *name, const NewObject *o,
                          int open_flags, Node **ret_node, struct stat *ret_st, int *ret_fd) {
         _cleanup_(lookup_result_done) LookupResult lr = {};
-        _cleanup_free_ char *ppath = NULL;
-        _cleanup_close_ int pfd = -EBADF, fd = -EBADF;
+        _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;
+        _cleanup_close_ int fd = -EBADF;
+        int pfd;
         uid_t uid;
         gid_t gid;
         bool sgid_dir;
@@ -407,31 +418,33 @@ static int create_object(Union *u, fuse_req_t req, Node *parent, const char *nam
 
         if (strlen(name) > NAME_MAX)
                 return -ENAMETOOLONG;
-        r = union_lookup(u, parent, name, &lr);
-        if (r >= 0)
-                return -EEXIST;
-        if (r != -ENOENT)
-                return r;
+        if (node_layer(parent) == UPPER && parent->last_layer == UPPER && u->has_upper) {
+                /* Only the upper has this directory: O_EXCL below is the whole existence check,
+                 * and a whiteout found in the way (left by another overlay) is replaced. */
+                lr.lower_exists = true;
+        } else {
+                r = union_lookup(u, parent, name, &lr);
+                if (r >= 0)
+                        return -EEXIST;
+                if (r != -ENOENT)
+                        return r;
+        }
         r = cow_node(u, parent);
         if (r < 0)
                 return r;
-        r = node_path(u, parent, &ppath);
+        r = union_upper_dir(u, parent, &pd);
         if (r < 0)
                 return r;
-        pfd = layer_open(u, UPPER, ppath, O_PATH | O_DIRECTORY);
-        if (pfd < 0)
-                return pfd;
+        pfd = pd.fd;
         new_owner(u, req, pfd, &uid, &gid, &sgid_dir);
 
         if (o->link_src) {
-                _cleanup_free_ char *spath = NULL;
-                const char *sname;
-                r = node_path(u, o->link_src, &spath);
+                char sname[NAME_MAX + 1];
+                _cleanup_(dir_ref_done) DirRef spd = DIR_REF_NULL;
+                r = union_upper_parent(u, o->link_src, sname, &spd);
                 if (r < 0)
                         return r;
-                _cleanup_close_ int spfd = layer_open_parent(u, UPPER, spath, &sname);
-                if (spfd < 0)
-                        return spfd;
+                int spfd = spd.fd;
                 if (linkat(spfd, sname, pfd, name, 0) == 0)
                         goto created;
                 if (errno != EEXIST)
@@ -518,6 +531,10 @@ created:;
                 node_forget(u, n, 1);
                 return r;
         }
+        /* The kernel asks for security.capability before every write: a file we just made, and that
+         * inherited no xattr, can answer without a syscall until someone sets one (through us). */
+        if (fd >= 0 && !o->link_src && flistxattr(fd, NULL, 0) == 0)
+                __atomic_store_n(&n->no_xattrs, true, __ATOMIC_RELEASE);
         *ret_node = n;
         if (ret_fd)
                 *ret_fd = TAKE_FD(fd);
@@ -597,8 +614,7 @@ static int remove_upper(Union *u, int pfd, const char *name, bool is_dir, bool l
 
 static int do_remove(Union *u, Node *parent, const char *name, bool is_dir) {
         _cleanup_(lookup_result_done) LookupResult lr = {};
-        _cleanup_free_ char *ppath = NULL;
-        _cleanup_close_ int pfd = -EBADF;
+        _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;
         Node *n = NULL;
         bool lower_exists;
         int r;
@@ -634,18 +650,13 @@ static int do_remove(Union *u, Node *parent, const char *name, bool is_dir) {
         r = cow_node(u, parent);
         if (r < 0)
                 goto out;
-        r = node_path(u, parent, &ppath);
+        r = union_upper_dir(u, parent, &pd);
         if (r < 0)
                 goto out;
-        pfd = layer_open(u, UPPER, ppath, O_PATH | O_DIRECTORY);
-        if (pfd < 0) {
-                r = pfd;
-                goto out;
-        }
         if (lr.layer == UPPER)
-                r = remove_upper(u, pfd, name, is_dir, lower_exists);
+                r = remove_upper(u, pd.fd, name, is_dir, lower_exists);
         else
-                r = cow_make_whiteout(u, pfd, name);
+                r = cow_make_whiteout(u, pd.fd, name);
         if (r >= 0)
                 node_remove_alias(u, n, parent, name);
 out:
@@ -743,8 +754,8 @@ static int clear_target(Union *u, int pfd, const char *name, bool moving_dir) {
 static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char *newname, unsigned flags) {
         _cleanup_(lookup_result_done) LookupResult src = {}, dst = {};
         _cleanup_(move_plan_done) MovePlan splan = {}, dplan = {};
-        _cleanup_free_ char *path1 = NULL, *path2 = NULL;
-        _cleanup_close_ int pfd1 = -EBADF, pfd2 = -EBADF;
+        _cleanup_(dir_ref_done) DirRef pd1 = DIR_REF_NULL, pd2 = DIR_REF_NULL;
+        int pfd1, pfd2;
         Node *sn = NULL, *dn = NULL;
         bool exchange = flags & RENAME_EXCHANGE;
         bool src_lower, dst_lower, dst_exists, is_dir;
@@ -807,14 +818,10 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
         if ((r = cow_node(u, p1)) < 0 || (r = cow_node(u, p2)) < 0 || (r = cow_node(u, sn)) < 0 ||
             (exchange && (r = cow_node(u, dn)) < 0))
                 goto out;
-        if ((r = node_path(u, p1, &path1)) < 0 || (r = node_path(u, p2, &path2)) < 0)
+        if ((r = union_upper_dir(u, p1, &pd1)) < 0 || (r = union_upper_dir(u, p2, &pd2)) < 0)
                 goto out;
-        pfd1 = layer_open(u, UPPER, path1, O_PATH | O_DIRECTORY);
-        pfd2 = layer_open(u, UPPER, path2, O_PATH | O_DIRECTORY);
-        if (pfd1 < 0 || pfd2 < 0) {
-                r = pfd1 < 0 ? pfd1 : pfd2;
-                goto out;
-        }
+        pfd1 = pd1.fd;
+        pfd2 = pd2.fd;
         if (!exchange && (r = clear_target(u, pfd2, newname, is_dir)) < 0)
                 goto out;
         if ((r = apply_move(u, sn, pfd1, name, &splan)) < 0 ||
@@ -960,6 +967,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
         Handle *h = (Handle *) (uintptr_t) fi->fh;
         struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
+        if (size >= WORKER_HANDOFF_BYTES)
+                worker_may_block(); /* a large transfer: let other requests go on meanwhile */
+
         buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
         buf.buf[0].fd = handle_fd(u, h);
         buf.buf[0].pos = off;
@@ -971,6 +981,9 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
         Handle *h = (Handle *) (uintptr_t) fi->fh;
         struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
 
+        if (fuse_buf_size(in) >= WORKER_HANDOFF_BYTES)
+                worker_may_block(); /* a large transfer: let other requests go on meanwhile */
+
         out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
         out.buf[0].fd = h->fd;
         out.buf[0].pos = off;
@@ -978,14 +991,6 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
         if (k < 0)
                 return reply_err(req, (int) k);
         fuse_reply_write(req, (size_t) k);
-}
-
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-        Handle *h = (Handle *) (uintptr_t) fi->fh;
-        /* close a duplicate: reports delayed write errors of filesystems that have them */
-        int fd = dup(h->fd);
-        int r = fd < 0 ? -errno : RET_NERRNO(close(fd));
-        reply_status(req, r);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
@@ -998,12 +1003,14 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
         Handle *h = (Handle *) (uintptr_t) fi->fh;
+        worker_may_block();
         int r = RET_NERRNO(datasync ? fdatasync(h->fd) : fsync(h->fd));
         reply_status(req, r);
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi) {
         Handle *h = (Handle *) (uintptr_t) fi->fh;
+        worker_may_block();
         int r = h->lower ? -EBADF : RET_NERRNO(fallocate(h->fd, mode, off, len));
         reply_status(req, r);
 }
@@ -1102,6 +1109,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
         Union *u = req_union(req);
+        worker_may_block();
         ns_read(u);
         int fd = union_node_open(u, node_of(u, ino), O_RDONLY | O_DIRECTORY, NULL);
         ns_unlock(u);
@@ -1153,9 +1161,16 @@ static const char *xattr_shown_name(Union *u, const char *disk, char *buf, size_
         return buf;
 }
 
+static bool node_has_no_xattrs(Node *n) {
+        return __atomic_load_n(&n->no_xattrs, __ATOMIC_ACQUIRE);
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
         Union *u = req_union(req);
         _cleanup_free_ char *buf = NULL, *disk = NULL;
+
+        if (node_has_no_xattrs(node_of(u, ino)))
+                return reply_err(req, -ENODATA);
 
         int r = xattr_disk_name(u, name, &disk);
         if (r < 0)
@@ -1181,6 +1196,14 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
         Union *u = req_union(req);
         _cleanup_free_ char *list = NULL, *out = NULL;
         size_t n = 0, used = 0;
+
+        if (node_has_no_xattrs(node_of(u, ino))) {
+                if (size == 0)
+                        fuse_reply_xattr(req, 0);
+                else
+                        fuse_reply_buf(req, NULL, 0);
+                return;
+        }
 
         ns_read(u);
         int fd = union_node_open(u, node_of(u, ino), O_PATH, NULL);
@@ -1224,6 +1247,8 @@ static int change_xattr(Union *u, Node *n, const char *name, const char *value, 
         _cleanup_close_ int fd = union_node_open(u, n, O_PATH, NULL);
         if (fd < 0)
                 return fd;
+        if (!remove)
+                __atomic_store_n(&n->no_xattrs, false, __ATOMIC_RELEASE); /* before: never miss one */
         return remove ? xattr_remove(fd, disk ?: name) : xattr_set(fd, disk ?: name, value, size, flags);
 }
 
@@ -1283,7 +1308,6 @@ const struct fuse_lowlevel_ops union_fuse_ops = {
         .open = op_open,
         .read = op_read,
         .write_buf = op_write_buf,
-        .flush = op_flush,
         .release = op_release,
         .fsync = op_fsync,
         .fallocate = op_fallocate,

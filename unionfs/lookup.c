@@ -79,9 +79,61 @@ void union_fix_nlink(Union *u, int fd, struct stat *st) {
                 st->st_nlink = MAX((nlink_t) nlink, st->st_nlink - 1);
 }
 
+int union_upper_dir(Union *u, Node *dir, DirRef *ret) {
+        _cleanup_free_ char *path = NULL;
+        int fd, r;
+
+        if (dir == u->root) {
+                *ret = (DirRef) { .fd = u->layers[UPPER].fd, .owned = -EBADF };
+                return 0;
+        }
+        fd = __atomic_load_n(&dir->upper_fd, __ATOMIC_ACQUIRE);
+        if (fd >= 0) {
+                *ret = (DirRef) { .fd = fd, .owned = -EBADF };
+                return 0;
+        }
+
+        r = node_path(u, dir, &path);
+        if (r < 0)
+                return r;
+        fd = layer_open(u, UPPER, path, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+        if (fd < 0)
+                return fd;
+        /* Keep it on the node: the fd follows the directory through renames. */
+        if (__atomic_add_fetch(&u->n_cached_fds, 1, __ATOMIC_RELAXED) <= UNION_MAX_CACHED_FDS) {
+                int expected = -EBADF;
+                if (!__atomic_compare_exchange_n(&dir->upper_fd, &expected, fd, false, __ATOMIC_ACQ_REL,
+                                                 __ATOMIC_ACQUIRE)) {
+                        safe_close(fd); /* another thread was first */
+                        __atomic_sub_fetch(&u->n_cached_fds, 1, __ATOMIC_RELAXED);
+                        fd = expected;
+                }
+                *ret = (DirRef) { .fd = fd, .owned = -EBADF };
+                return 0;
+        }
+        __atomic_sub_fetch(&u->n_cached_fds, 1, __ATOMIC_RELAXED);
+        *ret = (DirRef) { .fd = fd, .owned = fd };
+        return 0;
+}
+
+int union_upper_parent(Union *u, Node *n, char name[static NAME_MAX + 1], DirRef *ret) {
+        Node *parent;
+
+        pthread_mutex_lock(&u->table_lock);
+        if (n->n_aliases == 0) {
+                pthread_mutex_unlock(&u->table_lock);
+                return n == u->root ? -EINVAL : -ENOENT;
+        }
+        parent = n->aliases[0].parent;
+        snprintf(name, NAME_MAX + 1, "%s", n->aliases[0].name);
+        pthread_mutex_unlock(&u->table_lock);
+        /* the parent stays: our name pins it, and names only go under the exclusive ns_lock */
+        return union_upper_dir(u, parent, ret);
+}
+
 int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
         LookupResult r = { .layer = -1, .last_layer = -1 };
-        _cleanup_free_ char *ppath = NULL, *plower = NULL, *path = NULL, *lpath = NULL;
+        _cleanup_free_ char *plower = NULL, *lpath = NULL;
         bool found = false, is_dir = false, stop = false;
         int player = node_layer(parent);
         int n;
@@ -92,16 +144,12 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
                 return -ENOTDIR;
 
         if (u->has_upper && player == UPPER) {
-                n = node_path(u, parent, &ppath);
+                _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;
+                n = union_upper_dir(u, parent, &pd);
                 if (n < 0)
                         return n;
-                n = path_join(ppath, name, &path);
-                if (n < 0)
-                        return n;
-                _cleanup_close_ int fd = layer_open(u, UPPER, path, O_PATH | O_NOFOLLOW);
-                if (fd >= 0) {
-                        if (fstat(fd, &r.st) < 0)
-                                return -errno;
+                int pfd = pd.fd;
+                if (fstatat(pfd, name, &r.st, AT_SYMLINK_NOFOLLOW) == 0) {
                         if (whiteout_is_whiteout(&r.st)) {
                                 *ret = (LookupResult) { .lower_exists = true, .layer = -1 };
                                 return -ENOENT;
@@ -111,13 +159,19 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
                         if (!S_ISDIR(r.st.st_mode)) {
                                 ino_t real = r.st.st_ino;
                                 r.st.st_ino = (ino_t) union_ino(u, r.st.st_dev, real);
-                                if (S_ISREG(r.st.st_mode) && r.st.st_nlink > 1)
-                                        apply_origin(u, fd, &r.st);
+                                if (S_ISREG(r.st.st_mode) && r.st.st_nlink > 1) {
+                                        _cleanup_close_ int fd = open_beneath(pfd, name, O_PATH | O_NOFOLLOW, 0);
+                                        if (fd >= 0)
+                                                apply_origin(u, fd, &r.st);
+                                }
                                 *ret = r;
                                 return 0;
                         }
                         is_dir = true;
                         r.st.st_ino = (ino_t) union_ino(u, r.st.st_dev, r.st.st_ino);
+                        _cleanup_close_ int fd = open_beneath(pfd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
+                        if (fd < 0)
+                                return fd == -ENOTDIR || fd == -ELOOP ? -EIO : fd; /* swapped meanwhile */
                         if (dir_is_opaque(u, fd))
                                 stop = true;
                         else {
@@ -130,8 +184,8 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
                                         return n;
                                 r.redirect_layer = UPPER;
                         }
-                } else if (fd != -ENOENT && fd != -ENOTDIR)
-                        return fd;
+                } else if (errno != ENOENT)
+                        return -errno;
         }
 
         /* Below the upper: every lower layer the parent merges. The name's path there is the parent's
@@ -256,7 +310,8 @@ int union_name_in_lower(Union *u, Node *parent, const char *name, bool *ret) {
         return 0;
 }
 
-/* Open the real object of N. For a lower hard link already copied up, that is the index copy. */
+/* Open the real object of N. For a lower hard link already copied up, that is the index copy.
+ * Upper objects are opened beneath their parent's cached directory fd. */
 int union_node_open(Union *u, Node *n, int flags, int *ret_layer) {
         _cleanup_free_ char *path = NULL;
         int layer = node_layer(n);
@@ -267,6 +322,19 @@ int union_node_open(Union *u, Node *n, int flags, int *ret_layer) {
                 index_key(key, n->lower_dev, n->lower_ino);
                 r = open_beneath(u->index_fd, key, flags | O_NOFOLLOW, 0);
                 layer = UPPER;
+        } else if (u->has_upper && layer == UPPER && S_ISDIR(n->type)) {
+                _cleanup_(dir_ref_done) DirRef d = DIR_REF_NULL;
+                r = union_upper_dir(u, n, &d);
+                if (r < 0)
+                        return r;
+                r = open_beneath(d.fd, ".", flags | O_NOFOLLOW, 0);
+        } else if (u->has_upper && layer == UPPER) {
+                char name[NAME_MAX + 1];
+                _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;
+                r = union_upper_parent(u, n, name, &pd);
+                if (r < 0)
+                        return r;
+                r = open_beneath(pd.fd, name, flags | O_NOFOLLOW, 0);
         } else {
                 r = node_layer_path(u, n, layer, &path);
                 if (r < 0)
@@ -280,14 +348,33 @@ int union_node_open(Union *u, Node *n, int flags, int *ret_layer) {
 
 int union_node_stat(Union *u, Node *n, struct stat *ret) {
         struct stat st;
-        int layer;
-        _cleanup_close_ int fd = union_node_open(u, n, O_PATH, &layer);
-        if (fd < 0)
-                return fd;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (layer == UPPER)
-                union_fix_nlink(u, fd, &st);
+        int layer = node_layer(n);
+
+        if (u->has_upper && layer == UPPER && !S_ISDIR(n->type)) {
+                /* the common case, in one call: an upper file seen from its parent */
+                char name[NAME_MAX + 1];
+                _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;
+                int r = union_upper_parent(u, n, name, &pd);
+                if (r < 0)
+                        return r;
+                if (fstatat(pd.fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+                        _cleanup_close_ int fd = open_beneath(pd.fd, name, O_PATH | O_NOFOLLOW, 0);
+                        if (fd >= 0)
+                                union_fix_nlink(u, fd, &st);
+                }
+        } else {
+                _cleanup_close_ int fd = union_node_open(u, n, O_PATH, &layer);
+                if (fd < 0)
+                        return fd;
+                if (fstat(fd, &st) < 0)
+                        return -errno;
+                if (layer == UPPER)
+                        union_fix_nlink(u, fd, &st);
+        }
+        if ((st.st_mode & S_IFMT) != n->type)
+                return -EIO; /* the name now holds another object: the layer changed under us */
         st.st_ino = (ino_t) n->ino;
         if (S_ISDIR(st.st_mode) && __atomic_load_n(&n->merged, __ATOMIC_RELAXED))
                 st.st_nlink = 1; /* as overlayfs: counting subdirectories of every layer is not worth it */

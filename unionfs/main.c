@@ -19,8 +19,10 @@
 #include "macro.h"
 #include "options.h"
 #include "union.h"
+#include "worker.h"
 
 /* libfuse writes one message in several calls; collect them up to the newline (per thread). */
+__attribute__((format(printf, 2, 0)))
 static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt, va_list ap) {
         static __thread char line[1024];
         static __thread size_t used;
@@ -55,7 +57,6 @@ int main(int argc, char *argv[]) {
         _cleanup_(union_options_done) UnionOptions o = {};
         struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
         struct fuse_session *se = NULL;
-        struct fuse_loop_config *cfg = NULL;
         Union u;
         int r, ret = 1;
 
@@ -106,14 +107,11 @@ int main(int argc, char *argv[]) {
         if (fuse_daemonize(o.foreground) < 0)
                 goto out_unmount;
 
-        cfg = fuse_loop_cfg_create();
-        if (!cfg)
-                goto out_unmount;
-        fuse_loop_cfg_set_clone_fd(cfg, 0);
-        fuse_loop_cfg_set_max_threads(cfg, o.max_threads ? o.max_threads : 16);
-        fuse_loop_cfg_set_idle_threads(cfg, 4);
-        ret = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
-        fuse_loop_cfg_destroy(cfg);
+        u.may_block = worker_may_block;
+        r = worker_loop_run(se, o.max_threads ? o.max_threads : 16);
+        if (r < 0)
+                log_error_errno(r, "Failed to serve requests: %m");
+        ret = r < 0 ? 1 : 0;
 
 out_unmount:
         fuse_session_unmount(se);
@@ -124,8 +122,6 @@ out_session:
 out_args:
         fuse_opt_free_args(&args);
 out_union:
-        if (u.root)
-                free(u.root);
         union_done(&u);
         return ret;
 }

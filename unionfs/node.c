@@ -24,7 +24,11 @@ int node_table_init(Union *u) {
         return u->table ? 0 : -ENOMEM;
 }
 
-static void node_free(Node *n) {
+static void node_free(Union *u, Node *n) {
+        if (n->upper_fd >= 0) {
+                safe_close(n->upper_fd);
+                __atomic_sub_fetch(&u->n_cached_fds, 1, __ATOMIC_RELAXED);
+        }
         for (size_t i = 0; i < n->n_aliases; i++)
                 free(n->aliases[i].name);
         free(n->aliases);
@@ -32,14 +36,32 @@ static void node_free(Node *n) {
         free(n);
 }
 
+static void unref_locked(Union *u, Node *n, uint64_t count);
+
+/* At shutdown the kernel's references are gone: free the nodes leaves first (a parent is freed
+ * once its last child is), pass after pass. */
 void node_table_done(Union *u) {
-        for (size_t b = 0; b < u->n_table; b++)
-                for (Node *n = u->table[b], *next; n; n = next) {
-                        next = n->hash_next;
-                        node_free(n);
-                }
+        pthread_mutex_lock(&u->table_lock);
+        for (bool progress = true; u->table && u->n_nodes > 0 && progress;) {
+                progress = false;
+                for (size_t b = 0; b < u->n_table; b++)
+                        for (Node *n = u->table[b], *next; n; n = next) {
+                                next = n->hash_next;
+                                if (n->n_children > 0)
+                                        continue;
+                                n->refs = 1;
+                                unref_locked(u, n, 1);
+                                progress = true;
+                                break; /* the chain may have changed under the cascade */
+                        }
+        }
+        pthread_mutex_unlock(&u->table_lock);
         free(u->table);
         u->table = NULL;
+        if (u->root) {
+                node_free(u, u->root);
+                u->root = NULL;
+        }
 }
 
 static void table_grow(Union *u) {
@@ -121,7 +143,7 @@ static void unref_locked(Union *u, Node *n, uint64_t count) {
                         else
                                 unref_locked(u, p, 1);
                 }
-                node_free(n);
+                node_free(u, n);
                 n = next;
                 count = 1;
         }
@@ -337,6 +359,7 @@ int node_obtain(Union *u, Node *parent, const char *name, LookupResult *r, bool 
                 }
                 n->ino = (uint64_t) r->st.st_ino;
                 n->type = r->st.st_mode & S_IFMT;
+                n->upper_fd = -EBADF;
                 n->layer = r->layer;
                 n->last_layer = r->last_layer;
                 n->merged = r->merged;
@@ -351,7 +374,7 @@ int node_obtain(Union *u, Node *parent, const char *name, LookupResult *r, bool 
         if (e < 0) {
                 if (n->refs == 0 && n->n_aliases == 0) {
                         table_remove(u, n);
-                        node_free(n);
+                        node_free(u, n);
                 }
                 pthread_mutex_unlock(&u->table_lock);
                 return e;

@@ -18,16 +18,22 @@
  */
 #pragma once
 
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "idmap.h"
 #include "options.h"
 
 #define UPPER 0 /* index of the upper layer in Union.layers when there is one */
+/* Directories keep their upper copy open (O_PATH) while the kernel knows them, up to this many; past it
+ * they are opened per operation. Well below the usual 20,000-fd limit, with room for open files. */
+#define UNION_MAX_CACHED_FDS 4096
 
 typedef struct Layer {
         int fd;           /* O_PATH|O_DIRECTORY on the layer's root */
@@ -61,6 +67,8 @@ struct Node {
         bool merged;          /* dirs: more than one layer contributes (ns_lock) */
         bool indexed;         /* lower hard link whose copy lives in the index (cow_lock) */
         bool hashed;          /* present in the table; false once its last name is gone (table_lock) */
+        bool no_xattrs;       /* created through us without xattrs, none set since (atomic) */
+        int upper_fd;         /* dirs: cached O_PATH fd of the upper copy, or -1 (set once, atomic) */
         dev_t lower_dev;      /* regular files from a lower: identity of the lower object, for */
         ino_t lower_ino;      /*   the hard link index key */
         char *redirect;       /* dirs: path of this dir in the layers below redirect_layer (ns_lock) */
@@ -82,6 +90,7 @@ typedef struct Union {
         IdMap uidmap, gidmap;
         bool redirect_dir, sync_copyup;
         double timeout;
+        void (*may_block)(void);  /* called before slow work: lets the request loop go on elsewhere */
 
         pthread_rwlock_t ns_lock;
         pthread_mutex_t cow_lock;
@@ -93,6 +102,7 @@ typedef struct Union {
         pthread_mutex_t fs_lock;
         dev_t fs_devs[4096];  /* filesystem index (high bits of inode numbers) by device */
         unsigned n_fs;
+        unsigned n_cached_fds; /* upper directory fds cached on nodes (atomic), at most UNION_MAX_CACHED_FDS */
         InoMap copied_up;     /* (upper dev, ino) of copied-up objects -> their shown inode number */
         InoMap big_inos;      /* (dev, ino) whose ino does not fit the low bits -> synthetic number */
         uint64_t next_big_ino;
@@ -151,6 +161,22 @@ int union_node_stat(Union *u, Node *n, struct stat *ret);
 /* Link count of an upper file that shares its inode with the hard link index (see lookup.c). */
 void union_fix_nlink(Union *u, int fd, struct stat *st);
 int union_node_open(Union *u, Node *n, int flags, int *ret_layer);
+/* A directory fd to work beneath: either borrowed from a node's cache (valid while the node is held)
+ * or opened for this use only (then also in .owned, which dir_ref_done() closes). */
+typedef struct DirRef {
+        int fd;
+        int owned;
+} DirRef;
+#define DIR_REF_NULL ((DirRef) { .fd = -EBADF, .owned = -EBADF })
+static inline void dir_ref_done(DirRef *d) {
+        if (d->owned >= 0)
+                (void) close(d->owned);
+        *d = DIR_REF_NULL;
+}
+/* The upper copy of directory DIR (already in the upper), as an O_PATH fd. */
+int union_upper_dir(Union *u, Node *dir, DirRef *ret);
+/* The upper directory that holds N's first name, which is copied to NAME. */
+int union_upper_parent(Union *u, Node *n, char name[static NAME_MAX + 1], DirRef *ret);
 /* The key of a lower hard link in the index directory: "<dev>-<ino>" in hex (also the origin xattr). */
 void index_key(char buf[static 64], dev_t dev, ino_t ino);
 

@@ -65,9 +65,9 @@ static int expect_einval(const char *value, size_t size, const char *parent) {
         return 0;
 }
 
-#define OK(value, parent, expected) CHECK_EQ(expect_ok((value), (parent), (expected)), 0)
-#define BAD(value, parent) CHECK_EQ(expect_einval((value), strlen(value), (parent)), 0)
-#define BADN(value, size, parent) CHECK_EQ(expect_einval((value), (size), (parent)), 0)
+#define OK(value, parent, expected) CHECK(expect_ok((value), (parent), (expected)) == 0)
+#define BAD(value, parent) CHECK(expect_einval((value), strlen(value), (parent)) == 0)
+#define BADN(value, size, parent) CHECK(expect_einval((value), (size), (parent)) == 0)
 
 static int test_is_whiteout(void) {
         struct stat st = {};
