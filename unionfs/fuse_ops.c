@@ -49,8 +49,11 @@ typedef struct Handle {
         pthread_mutex_t lock;
 } Handle;
 
+/* The merged listing is taken at the first readdir (and again after a rewind), not at opendir: when
+ * the kernel serves a listing from its cache it opens the directory but never reads it from us. */
 typedef struct DirHandle {
         DirList list;
+        bool loaded;
 } DirHandle;
 
 static Union *req_union(fuse_req_t req) {
@@ -1027,17 +1030,9 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, stru
 /* ---------- directories ---------- */
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-        Union *u = req_union(req);
         DirHandle *d = calloc(1, sizeof *d);
         if (!d)
                 return reply_err(req, -ENOMEM);
-        ns_read(u);
-        int r = dir_list_read(u, node_of(u, ino), true, &d->list);
-        ns_unlock(u);
-        if (r < 0) {
-                free(d);
-                return reply_err(req, r);
-        }
         fi->fh = (uint64_t) (uintptr_t) d;
         fi->keep_cache = 1;
         fi->cache_readdir = 1;
@@ -1056,6 +1051,17 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 
         if (!buf)
                 return reply_err(req, -ENOMEM);
+        if (off == 0 || !d->loaded) {
+                DirList l = {};
+                ns_read(u);
+                int r = dir_list_read(u, dir, true, &l);
+                ns_unlock(u);
+                if (r < 0)
+                        return reply_err(req, r);
+                dir_list_done(&d->list);
+                d->list = l;
+                d->loaded = true;
+        }
         if (plus)
                 ns_read(u);
         for (size_t i = (size_t) MAX(off, 0); i < d->list.n_entries; i++) {
