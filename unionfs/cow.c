@@ -76,7 +76,7 @@ static int cow_indexed(Union *u, Node *n, int srcdir, const char *srcname, const
 done:
         n->lower_dev = st->st_dev;
         n->lower_ino = st->st_ino;
-        n->indexed = true;
+        __atomic_store_n(&n->indexed, true, __ATOMIC_RELEASE);
         return 0;
 }
 
@@ -200,4 +200,21 @@ int cow_node(Union *u, Node *n) {
 out:
         pthread_mutex_unlock(&u->cow_lock);
         return r;
+}
+
+int cow_name(Union *u, Node *n, int upper_dirfd, const char *name) {
+        struct stat st;
+        char key[64];
+
+        if (fstatat(upper_dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                return 0;
+        if (errno != ENOENT)
+                return -errno;
+        /* A lower hard link copied up through another of its names: link this name to the copy. */
+        if (!n->indexed)
+                return -ENOENT;
+        index_key(key, n->lower_dev, n->lower_ino);
+        if (linkat(u->index_fd, key, upper_dirfd, name, 0) < 0)
+                return -errno;
+        return 0;
 }

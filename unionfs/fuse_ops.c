@@ -442,12 +442,20 @@ static int create_object(Union *u, fuse_req_t req, Node *parent, const char *nam
         new_owner(u, req, pfd, &uid, &gid, &sgid_dir);
 
         if (o->link_src) {
+                /* Link from the index copy for a hard link kept there (its names may not all be in the
+                 * upper yet), else from the source's upper name. */
                 char sname[NAME_MAX + 1];
                 _cleanup_(dir_ref_done) DirRef spd = DIR_REF_NULL;
-                r = union_upper_parent(u, o->link_src, sname, &spd);
-                if (r < 0)
-                        return r;
-                int spfd = spd.fd;
+                int spfd;
+                if (__atomic_load_n(&o->link_src->indexed, __ATOMIC_ACQUIRE)) {
+                        index_key(sname, o->link_src->lower_dev, o->link_src->lower_ino);
+                        spfd = u->index_fd;
+                } else {
+                        r = union_upper_parent(u, o->link_src, sname, &spd);
+                        if (r < 0)
+                                return r;
+                        spfd = spd.fd;
+                }
                 if (linkat(spfd, sname, pfd, name, 0) == 0)
                         goto created;
                 if (errno != EEXIST)
@@ -656,9 +664,13 @@ static int do_remove(Union *u, Node *parent, const char *name, bool is_dir) {
         r = union_upper_dir(u, parent, &pd);
         if (r < 0)
                 goto out;
-        if (lr.layer == UPPER)
+        if (lr.layer == UPPER) {
+                struct stat st;
+                bool known = fstatat(pd.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
                 r = remove_upper(u, pd.fd, name, is_dir, lower_exists);
-        else
+                if (r >= 0 && known)
+                        union_forget_upper(u, &st);
+        } else
                 r = cow_make_whiteout(u, pd.fd, name);
         if (r >= 0)
                 node_remove_alias(u, n, parent, name);
@@ -825,6 +837,8 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
                 goto out;
         pfd1 = pd1.fd;
         pfd2 = pd2.fd;
+        if ((r = cow_name(u, sn, pfd1, name)) < 0 || (exchange && (r = cow_name(u, dn, pfd2, newname)) < 0))
+                goto out;
         if (!exchange && (r = clear_target(u, pfd2, newname, is_dir)) < 0)
                 goto out;
         if ((r = apply_move(u, sn, pfd1, name, &splan)) < 0 ||
@@ -834,10 +848,14 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
         /* Both names survive an exchange; otherwise a lower entry at the old name needs a whiteout,
          * left in the same step. */
         unsigned how = exchange ? RENAME_EXCHANGE : src_lower ? RENAME_WHITEOUT : 0;
+        struct stat replaced;
+        bool replacing = !exchange && fstatat(pfd2, newname, &replaced, AT_SYMLINK_NOFOLLOW) == 0;
         if (renameat2(pfd1, name, pfd2, newname, how) < 0) {
                 r = -errno;
                 goto out;
         }
+        if (replacing)
+                union_forget_upper(u, &replaced);
 
         if (dn && !exchange)
                 node_remove_alias(u, dn, p2, newname);

@@ -136,6 +136,25 @@ void union_note_copyup(Union *u, dev_t dev, ino_t ino, uint64_t shown_ino) {
         (void) inomap_get_or_put(&u->copied_up, dev, ino, shown_ino, true);
 }
 
+void union_forget_upper(Union *u, const struct stat *st) {
+        InoMap *m = &u->copied_up;
+
+        /* Only when the inode itself goes: a hard link elsewhere keeps it and its number. */
+        if (!S_ISDIR(st->st_mode) && st->st_nlink > 1)
+                return;
+        pthread_mutex_lock(&m->lock);
+        size_t b = inomap_hash(st->st_dev, st->st_ino) & (m->n_buckets - 1);
+        for (InoEntry **e = &m->buckets[b]; *e; e = &(*e)->next)
+                if ((*e)->dev == st->st_dev && (*e)->ino == st->st_ino) {
+                        InoEntry *x = *e;
+                        *e = x->next;
+                        free(x);
+                        m->n_entries--;
+                        break;
+                }
+        pthread_mutex_unlock(&m->lock);
+}
+
 /* Resolve PATH beneath DIRFD; paths longer than PATH_MAX are walked in pieces, each still beneath
  * the previous directory, so depth is not limited by the length of one syscall argument. */
 static int open_beneath_long(int dirfd, const char *path, int flags) {

@@ -41,7 +41,7 @@ static int read_redirect(const Union *u, int fd, const char *parent_lower, char 
         /* An invalid redirect from a layer is ignored, as if absent: never a path we did not check. */
         if (whiteout_redirect_decode(buf, (size_t) n, parent_lower, ret) < 0)
                 return 0;
-        return 1;
+        return buf[0] == '/' ? 2 : 1; /* absolute: found from the root, in all layers below */
 }
 
 void index_key(char buf[static 64], dev_t dev, ino_t ino) {
@@ -63,13 +63,16 @@ static bool read_origin(Union *u, int fd, unsigned long long *ret_dev, unsigned 
         return sscanf(buf, "%llx-%llx:%u", ret_dev, ret_ino, ret_nlink) >= 2;
 }
 
-static void apply_origin(Union *u, int fd, struct stat *st) {
+static void apply_origin(Union *u, int fd, LookupResult *r) {
         unsigned long long dev, ino;
         unsigned nlink;
         if (!read_origin(u, fd, &dev, &ino, &nlink))
                 return;
-        st->st_ino = (ino_t) union_ino(u, (dev_t) dev, (ino_t) ino);
-        st->st_nlink = MAX((nlink_t) nlink, st->st_nlink - 1);
+        r->st.st_ino = (ino_t) union_ino(u, (dev_t) dev, (ino_t) ino);
+        r->st.st_nlink = MAX((nlink_t) nlink, r->st.st_nlink - 1);
+        r->indexed = true; /* one of the names of an index copy: reach it through the index */
+        r->lower_dev = (dev_t) dev;
+        r->lower_ino = (ino_t) ino;
 }
 
 void union_fix_nlink(Union *u, int fd, struct stat *st) {
@@ -136,6 +139,7 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
         _cleanup_free_ char *plower = NULL, *lpath = NULL;
         bool found = false, is_dir = false, stop = false;
         int player = node_layer(parent);
+        int last = parent->last_layer; /* the lowest layer to search */
         int n;
 
         if (strlen(name) > NAME_MAX)
@@ -162,7 +166,7 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
                                 if (S_ISREG(r.st.st_mode) && r.st.st_nlink > 1) {
                                         _cleanup_close_ int fd = open_beneath(pfd, name, O_PATH | O_NOFOLLOW, 0);
                                         if (fd >= 0)
-                                                apply_origin(u, fd, &r.st);
+                                                apply_origin(u, fd, &r);
                                 }
                                 *ret = r;
                                 return 0;
@@ -182,6 +186,8 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
                                 n = read_redirect(u, fd, plower, &r.redirect);
                                 if (n < 0)
                                         return n;
+                                if (n == 2)
+                                        last = u->root->last_layer;
                                 r.redirect_layer = UPPER;
                         }
                 } else if (errno != ENOENT)
@@ -191,7 +197,7 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
         /* Below the upper: every lower layer the parent merges. The name's path there is the parent's
          * path in that layer plus the name, until a redirect on the name's own directory takes over. */
         int first = u->has_upper ? MAX(player, 1) : player;
-        for (int i = first; !stop && i <= parent->last_layer; i++) {
+        for (int i = first; !stop && i <= last; i++) {
                 struct stat st;
                 if (!r.redirect) {
                         free(lpath);
@@ -257,7 +263,10 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
                                 break;
                         char *redir = NULL;
                         _cleanup_free_ char *pl = NULL;
-                        if (node_layer_path(u, parent, i + 1, &pl) >= 0 && read_redirect(u, fd, pl, &redir) > 0) {
+                        int kind = node_layer_path(u, parent, i + 1, &pl) >= 0 ? read_redirect(u, fd, pl, &redir) : 0;
+                        if (kind > 0) {
+                                if (kind == 2)
+                                        last = u->root->last_layer;
                                 free(lpath);
                                 lpath = NULL; /* recomputed from the redirect for the layers below */
                                 free(r.redirect);
@@ -317,7 +326,9 @@ int union_node_open(Union *u, Node *n, int flags, int *ret_layer) {
         int layer = node_layer(n);
         int r;
 
-        if (layer != UPPER && n->indexed) {
+        if (u->has_upper && __atomic_load_n(&n->indexed, __ATOMIC_ACQUIRE)) {
+                /* Every upper name of a hard link copied up through the index is a link to the index
+                 * copy, and names not copied up yet show it too: the index entry is the object. */
                 char key[64];
                 index_key(key, n->lower_dev, n->lower_ino);
                 r = open_beneath(u->index_fd, key, flags | O_NOFOLLOW, 0);
@@ -350,7 +361,7 @@ int union_node_stat(Union *u, Node *n, struct stat *ret) {
         struct stat st;
         int layer = node_layer(n);
 
-        if (u->has_upper && layer == UPPER && !S_ISDIR(n->type)) {
+        if (u->has_upper && layer == UPPER && !S_ISDIR(n->type) && !__atomic_load_n(&n->indexed, __ATOMIC_ACQUIRE)) {
                 /* the common case, in one call: an upper file seen from its parent */
                 char name[NAME_MAX + 1];
                 _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;

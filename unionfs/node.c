@@ -370,6 +370,12 @@ int node_obtain(Union *u, Node *parent, const char *name, LookupResult *r, bool 
                 n->redirect_layer = r->redirect_layer;
                 table_insert(u, n);
         }
+        if (r->indexed && !n->indexed) {
+                /* learnt through another name: this node's object is the index copy */
+                n->lower_dev = r->lower_dev;
+                n->lower_ino = r->lower_ino;
+                __atomic_store_n(&n->indexed, true, __ATOMIC_RELEASE);
+        }
         e = alias_add_locked(n, parent, name);
         if (e < 0) {
                 if (n->refs == 0 && n->n_aliases == 0) {

@@ -116,6 +116,9 @@ int layer_open_parent(const Union *u, int layer, const char *path, const char **
 int layer_lstat(const Union *u, int layer, const char *path, struct stat *ret);
 uint64_t union_ino(Union *u, dev_t dev, ino_t ino);
 void union_note_copyup(Union *u, dev_t dev, ino_t ino, uint64_t shown_ino);
+/* An upper object (ST, as on disk) is being deleted: its inode number may be reused by the upper
+ * filesystem, so it must not keep the number of the lower object it was copied from. */
+void union_forget_upper(Union *u, const struct stat *st);
 
 /* --- node.c: the node table and paths --- */
 int node_table_init(Union *u);
@@ -182,6 +185,9 @@ void index_key(char buf[static 64], dev_t dev, ino_t ino);
 
 /* --- cow.c: copy-up --- */
 int cow_node(Union *u, Node *n);
+/* After cow_node(): make sure NAME in the upper directory holds N. Copy-up is per name for hard
+ * links: a name whose sibling was copied up is linked to the index copy here. */
+int cow_name(Union *u, Node *n, int upper_dirfd, const char *name);
 int cow_make_whiteout(Union *u, int upper_dirfd, const char *name);
 int cow_set_opaque(Union *u, int dirfd, const char *name);
 
