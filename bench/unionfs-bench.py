@@ -782,7 +782,8 @@ def main():
                         help="loop (default): data on a journaled ext4 loop image inside the mktemp dir; "
                              "rootfs: data directly in the mktemp dir")
         args = ap.parse_args()
-        args.binary = os.environ.get("SANDBOX_UNIONFS", "/work/main/build/unionfs/sandbox-unionfs")
+        args.binary = os.environ.get("SANDBOX_UNIONFS", os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "..", "build", "unionfs", "sandbox-unionfs"))
         if os.geteuid() != 0:
                 sys.exit("unionfs-bench: must run as root")
         if "sandbox-unionfs" in args.impls and not os.access(args.binary, os.X_OK):

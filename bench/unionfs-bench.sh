@@ -9,7 +9,7 @@
 # the table, and clean-up (also on failure or SIGINT/SIGTERM). See bench/README.md.
 #
 # Usage: bench/unionfs-bench.sh [--quick] [--only NAME[,NAME...]] [--reps N] [--out FILE]
-# Binary under test: $SANDBOX_UNIONFS (default /work/main/build/unionfs/sandbox-unionfs).
+# Binary under test: $SANDBOX_UNIONFS (default build/unionfs/sandbox-unionfs in the checkout).
 
 set -eu
 

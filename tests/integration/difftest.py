@@ -16,10 +16,13 @@ Checked:
   * at the end, no lower layer copy was modified.
 
 Usage: difftest.py [--seed N] [--ops N] [--batch N] [--cross-every N] [--keep] [--self-check]
+                   [--ignore FIELD]... [--skip-op OP]...
 The server is $SANDBOX_UNIONFS (any fuse-overlayfs compatible binary). --self-check runs the same
 sequence against two kernel overlay mounts, which must always agree (validates the test itself).
 The op sequence depends only on --seed (not on --batch), so a divergence found at a batch
-boundary is located exactly by re-running with --batch 1 --ops <op index + 1>.
+boundary is located exactly by re-running with --batch 1 --ops <op index + 1>. --keep leaves the
+work dir (layers, both uppers, ops.log with every op and its result) for inspection. --ignore and
+--skip-op look past a known divergence while investigating; such a run never counts as a pass.
 Exit: 0 pass, 1 divergence or error, 77 skip (not root, no /dev/fuse, no overlayfs, no binary).
 """
 
@@ -30,6 +33,7 @@ import hashlib
 import multiprocessing
 import os
 import random
+import re
 import signal
 import stat
 import subprocess
@@ -651,6 +655,11 @@ class Gen:
         return op
 
 
+def abbreviate(text):
+    """Long runs of one character (the 200-byte name) as "n{200}", for readable diagnostics."""
+    return re.sub(r"(.)\1{15,}", lambda m: f"{m.group(1)}{{{len(m.group(0))}}}", text)
+
+
 def describe(op):
     parts = []
     for k, v in op.items():
@@ -776,15 +785,19 @@ class Run:
         self.args, self.tap, self.seed, self.binary = args, tap, seed, binary
         self.log = []
         self.stats = {}
+        self.tmp = None
         self.names = ("kernel", "kernel2" if args.self_check else "unionfs")
 
     # -- reporting
     def fail(self, name, lines):
-        self.tap.ok(False, name)
+        if self.args.keep and self.tmp:
+            with open(os.path.join(self.tmp, "ops.log"), "w") as f:
+                f.write("\n".join(self.log) + "\n")
+        self.tap.ok(False, abbreviate(name))
         self.tap.diag(f"seed {self.seed}")
-        self.tap.diag("\n".join(lines))
+        self.tap.diag(abbreviate("\n".join(lines)))
         if self.log:
-            self.tap.diag("last operations:\n" + "\n".join(self.log[-8:]))
+            self.tap.diag(abbreviate("last operations:\n" + "\n".join(self.log[-8:])))
         raise Failure(name)
 
     def repro(self, i):
@@ -811,7 +824,7 @@ class Run:
     def run(self):
         args, rng = self.args, random.Random(self.seed)
         with contextlib.ExitStack() as stack:
-            tmp = stack.enter_context(T.tempdir("difftest.", keep=args.keep))
+            tmp = self.tmp = stack.enter_context(T.tempdir("difftest.", keep=args.keep))
             self.tap.diag(f"work dir {tmp}")
             t0 = time.monotonic()
             layers, lower_names = build_layers(random.Random(self.seed ^ 0x5eed), os.path.join(tmp, "pristine"))
@@ -891,6 +904,9 @@ class Run:
                     if nbatch % args.cross_every == 0 or i + 1 == args.ops:
                         self.cross_read(stack, i, sa, sb, tracker)
                     first = i + 1
+            if args.keep:
+                with open(os.path.join(tmp, "ops.log"), "w") as f:
+                    f.write("\n".join(self.log) + "\n")
             # the lowers must be untouched
             wa.close()
             wb.close()
