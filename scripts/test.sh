@@ -37,15 +37,24 @@ PY
 }
 
 rc=0
-meson setup --wipe build-ci --werror -Dbuildtype=debugoptimized >/dev/null
+rm -rf build-ci build-asan build-clang
+meson setup build-ci --werror -Dbuildtype=debugoptimized >/dev/null
 ninja -C build-ci
 run_suite build-ci all || rc=1
 
-meson setup --wipe build-asan --werror -Dbuildtype=debug -Db_sanitize=address,undefined >/dev/null
+# clang catches other warnings; its unit tests and fuzz corpus replays are quick.
+CC=clang meson setup build-clang --werror -Dbuildtype=debugoptimized >/dev/null
+ninja -C build-clang
+run_suite build-clang clang-unit --suite unit --suite fuzz-regress || rc=1
+
+meson setup build-asan --werror -Dbuildtype=debug -Db_sanitize=address,undefined >/dev/null
 ninja -C build-asan
 # The FUSE server daemonizes (forks); leak checking stays on for the unit tests only.
-ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-        run_suite build-asan asan-integration --suite integration --suite fuzz-regress || rc=1
+# One differential-test seed under the sanitizers; the -Werror build above runs them all.
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+run_suite build-asan asan-integration --suite integration --no-suite difftest --suite fuzz-regress || rc=1
+run_suite build-asan asan-difftest unionfs-difftest-seed1 || rc=1
+unset ASAN_OPTIONS
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run_suite build-asan asan-unit --suite unit || rc=1
 
 summary "${logs[@]}"
