@@ -134,6 +134,37 @@ int union_upper_parent(Union *u, Node *n, char name[static NAME_MAX + 1], DirRef
         return union_upper_dir(u, parent, ret);
 }
 
+typedef enum RedirectWalk {
+        WALK_OK,          /* every directory on the way exists: look at the last component */
+        WALK_ABSENT,      /* the path is missing in this layer: nothing here, go on below */
+        WALK_STOP,        /* a whiteout or non-directory on the way hides the rest: stop here */
+        WALK_STOP_AFTER,  /* an opaque directory on the way: this layer counts, none below it */
+} RedirectWalk;
+
+/* A redirect path is walked in each lower layer as overlayfs does, so that what hides a directory on the
+ * way (whiteout, non-directory, opaque directory) also hides what the redirect points to. */
+static RedirectWalk walk_redirect_prefix(Union *u, int layer, const char *path) {
+        RedirectWalk w = WALK_OK;
+        size_t n = strlen(path);
+        _cleanup_free_ char *prefix = malloc(n + 1);
+
+        if (!prefix)
+                return WALK_STOP;
+        for (const char *slash = strchr(path, '/'); slash; slash = strchr(slash + 1, '/')) {
+                struct stat st;
+                memcpy(prefix, path, (size_t) (slash - path));
+                prefix[slash - path] = '\0';
+                _cleanup_close_ int fd = layer_open(u, layer, prefix, O_PATH | O_NOFOLLOW);
+                if (fd < 0)
+                        return fd == -ENOENT ? WALK_ABSENT : WALK_STOP;
+                if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode))
+                        return WALK_STOP; /* whiteouts included */
+                if (dir_is_opaque(u, fd))
+                        w = WALK_STOP_AFTER;
+        }
+        return w;
+}
+
 int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
         LookupResult r = { .layer = -1, .last_layer = -1 };
         _cleanup_free_ char *plower = NULL, *lpath = NULL;
@@ -197,7 +228,8 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
         /* Below the upper: every lower layer the parent merges. The name's path there is the parent's
          * path in that layer plus the name, until a redirect on the name's own directory takes over. */
         int first = u->has_upper ? MAX(player, 1) : player;
-        for (int i = first; !stop && i <= last; i++) {
+        bool stop_after = false;
+        for (int i = first; !stop && i <= last; i++, stop = stop || stop_after) {
                 struct stat st;
                 if (!r.redirect) {
                         free(lpath);
@@ -212,6 +244,15 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
                 } else if (!lpath && !(lpath = strdup(r.redirect))) {
                         lookup_result_done(&r);
                         return -ENOMEM;
+                }
+                if (r.redirect) {
+                        RedirectWalk w = walk_redirect_prefix(u, i, lpath);
+                        if (w == WALK_STOP)
+                                break;
+                        if (w == WALK_ABSENT)
+                                continue;
+                        if (w == WALK_STOP_AFTER)
+                                stop_after = true;
                 }
                 _cleanup_close_ int fd = layer_open(u, i, lpath, O_PATH | O_NOFOLLOW);
                 if (fd < 0) {
