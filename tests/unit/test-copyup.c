@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "tap.h"
 #include "unionfs/copyup.h"
 #include "unionfs/xattr.h"
 
@@ -31,29 +32,6 @@ static char case_path[600];                    /* tmp_root/case<N> */
 static int case_fd = -EBADF;                   /* O_PATH on case_path */
 static int lower_fd = -EBADF, work_fd = -EBADF; /* O_PATH on its lower/ and work/ */
 static const CopyupIds test_ids = { .uid = 1234, .gid = 5678 };
-
-static const char *errname(long r) {
-        const char *s = r < 0 ? strerrorname_np((int) -r) : NULL;
-        return s ?: "-";
-}
-
-#define CHECK(expr)                                                                            \
-        do {                                                                                   \
-                if (!(expr)) {                                                                 \
-                        printf("# %s:%d: failed: %s\n", __FILE__, __LINE__, #expr);            \
-                        return -1;                                                             \
-                }                                                                              \
-        } while (false)
-
-#define CHECK_EQ(a, b)                                                                         \
-        do {                                                                                   \
-                long long _a = (long long) (a), _b = (long long) (b);                          \
-                if (_a != _b) {                                                                \
-                        printf("# %s:%d: %s == %lld (%s), expected %s == %lld (%s)\n", __FILE__, \
-                               __LINE__, #a, _a, errname(_a), #b, _b, errname(_b));            \
-                        return -1;                                                             \
-                }                                                                              \
-        } while (false)
 
 /* ---- helpers (test code: plain *at() calls are fine here) ---- */
 
