@@ -16,6 +16,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -32,9 +33,13 @@
 #include "xattr.h"
 
 static UnionFuseConfig config = { .writeback = true };
+static uid_t server_uid; /* who creates objects in the upper: the owner they start with */
+static gid_t server_gid;
 
 void union_fuse_configure(const UnionFuseConfig *c) {
         config = *c;
+        server_uid = geteuid();
+        server_gid = getegid();
 }
 
 /* Smaller reads and writes are handled inline by the reading thread: a hand-over costs more than
@@ -235,30 +240,64 @@ static int proc_fd_path(int fd, char buf[static 32]) {
         return 0;
 }
 
-static int do_setattr(Union *u, Node *n, struct stat *attr, int to_set, struct fuse_file_info *fi) {
-        _cleanup_close_ int fd = -EBADF;
+#ifndef __NR_fchmodat2
+#define __NR_fchmodat2 452 /* Linux 6.6, the same number on every architecture */
+#endif
+
+/* chmod of NAME beneath DIRFD (or of DIRFD itself for ""), never following a symlink. */
+static int chmod_nofollow(int dirfd, const char *name, mode_t mode) {
+        static bool no_fchmodat2;
         char proc[32];
-        int r;
+
+        if (!__atomic_load_n(&no_fchmodat2, __ATOMIC_RELAXED)) {
+                if (syscall(__NR_fchmodat2, dirfd, name, mode, *name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) == 0)
+                        return 0;
+                if (errno != ENOSYS)
+                        return -errno;
+                __atomic_store_n(&no_fchmodat2, true, __ATOMIC_RELAXED);
+        }
+        /* Older kernels: through the magic link of an O_PATH fd, which leads to exactly that inode. */
+        _cleanup_close_ int fd = *name ? open_beneath(dirfd, name, O_PATH | O_NOFOLLOW, 0) : -EBADF;
+        if (*name && fd < 0)
+                return fd;
+        proc_fd_path(*name ? fd : dirfd, proc);
+        return RET_NERRNO(fchmodat(AT_FDCWD, proc, mode, 0));
+}
+
+static int do_setattr(Union *u, Node *n, struct stat *attr, int to_set, struct fuse_file_info *fi) {
+        _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;
+        _cleanup_close_ int fd = -EBADF;
+        char name[NAME_MAX + 1] = "";
+        int dirfd, r;
 
         r = cow_node(u, n);
         if (r < 0)
                 return r;
-        fd = union_node_open(u, n, O_PATH, NULL);
-        if (fd < 0)
-                return fd;
-        proc_fd_path(fd, proc);
+        /* Changes go to NAME beneath its upper directory with *at(AT_SYMLINK_NOFOLLOW) calls; the root
+         * and index copies, which have no such name, through an O_PATH fd of their own. */
+        if (n != u->root && !__atomic_load_n(&n->indexed, __ATOMIC_ACQUIRE)) {
+                r = union_upper_parent(u, n, name, &pd);
+                if (r < 0)
+                        return r;
+                dirfd = pd.fd;
+        } else {
+                fd = union_node_open(u, n, O_PATH, NULL);
+                if (fd < 0)
+                        return fd;
+                dirfd = fd;
+        }
 
         if (to_set & FUSE_SET_ATTR_MODE) {
                 if (S_ISLNK(n->type))
                         return -EOPNOTSUPP;
-                /* the magic link leads to exactly this inode: nothing is resolved again by name */
-                if (fchmodat(AT_FDCWD, proc, attr->st_mode & 07777, 0) < 0)
-                        return -errno;
+                r = chmod_nofollow(dirfd, name, attr->st_mode & 07777);
+                if (r < 0)
+                        return r;
         }
         if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
                 uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? idmap_to_disk(&u->uidmap, attr->st_uid) : (uid_t) -1;
                 gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? idmap_to_disk(&u->gidmap, attr->st_gid) : (gid_t) -1;
-                if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+                if (fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW | (*name ? 0 : AT_EMPTY_PATH)) < 0)
                         return -errno;
         }
         if (to_set & FUSE_SET_ATTR_SIZE) {
@@ -282,15 +321,13 @@ static int do_setattr(Union *u, Node *n, struct stat *attr, int to_set, struct f
                         ts[1].tv_nsec = UTIME_NOW;
                 else if (to_set & FUSE_SET_ATTR_MTIME)
                         ts[1] = attr->st_mtim;
-                if (S_ISLNK(n->type)) {
-                        char name[NAME_MAX + 1];
-                        _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;
-                        r = union_upper_parent(u, n, name, &pd);
-                        if (r < 0)
-                                return r;
-                        r = RET_NERRNO(utimensat(pd.fd, name, ts, AT_SYMLINK_NOFOLLOW));
-                } else
+                if (*name)
+                        r = RET_NERRNO(utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW));
+                else {
+                        char proc[32]; /* the root or an index copy: never a symlink */
+                        proc_fd_path(dirfd, proc);
                         r = RET_NERRNO(utimensat(AT_FDCWD, proc, ts, 0));
+                }
                 if (r < 0)
                         return r;
         }
@@ -374,7 +411,12 @@ static int make_object(Union *u, int dirfd, const char *name, const NewObject *o
         }
 }
 
-static int set_owner(int dirfd, const char *name, const NewObject *o, uid_t uid, gid_t gid, bool sgid_dir) {
+/* IN_PLACE: NAME was created in its final directory (not in the work directory, which is never
+ * set-group-ID), so it got our ids, or the directory's group when that is set-group-ID. */
+static int set_owner(int dirfd, const char *name, const NewObject *o, uid_t uid, gid_t gid, bool sgid_dir,
+                     bool in_place) {
+        if (in_place && uid == server_uid && (sgid_dir || gid == server_gid))
+                return 0; /* already owned as asked */
         if (fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
         /* chown clears set-id bits on files; put back what the caller asked for */
@@ -474,7 +516,7 @@ static int create_object(Union *u, fuse_req_t req, Node *parent, const char *nam
 
         r = make_object(u, pfd, name, o, open_flags, &fd);
         if (r == 0) {
-                r = set_owner(pfd, name, o, uid, gid, sgid_dir);
+                r = set_owner(pfd, name, o, uid, gid, sgid_dir, true);
                 if (r < 0) {
                         (void) unlinkat(pfd, name, S_ISDIR(o->mode) ? AT_REMOVEDIR : 0);
                         return r;
@@ -496,7 +538,7 @@ static int create_object(Union *u, fuse_req_t req, Node *parent, const char *nam
                 r = make_object(u, u->work_fd, tmp, o, open_flags, &fd);
                 if (r < 0)
                         return r;
-                r = set_owner(u->work_fd, tmp, o, uid, gid, sgid_dir);
+                r = set_owner(u->work_fd, tmp, o, uid, gid, sgid_dir, false);
                 if (r >= 0 && S_ISDIR(o->mode))
                         r = cow_set_opaque(u, u->work_fd, tmp);
                 if (r >= 0) {
