@@ -40,9 +40,7 @@
 #define SYS_fchmodat2 452
 #endif
 
-/* Per copy_file_range() call. Small enough that writeback of one chunk (started right after it is
- * copied) overlaps the copy of the next, so the final fsync finds little left to write. */
-#define COPY_CHUNK ((size_t) 8 << 20)
+#define COPY_CHUNK ((size_t) 1 << 30)        /* per copy_file_range() call, to stay far from SSIZE_MAX */
 #define RW_BUFFER_SIZE ((size_t) 128 * 1024) /* read/write fallback */
 #define TEMP_NAME_ATTEMPTS 16
 #define REMOVE_DEPTH_MAX 256 /* a bound on recursion and on the fds it holds (one per level) */
@@ -129,8 +127,6 @@ static int copy_range(int src_fd, int dst_fd, off_t off, off_t len, bool *use_cf
                 }
                 if (n == 0)
                         return -ESTALE; /* the source got shorter under us */
-                /* Start writing this piece out now; a hint only, the fsync at the end is what counts. */
-                (void) sync_file_range(dst_fd, off, n, SYNC_FILE_RANGE_WRITE);
                 off += n;
                 len -= n;
         }
