@@ -56,7 +56,8 @@ EXCLUSIONS = (
     ("st_nlink", "hard-linked files",
      "link counts of lower hard links after copy-up are approximate in both (index copies, broken links)"),
     ("st_atime", "all entries", "access times depend on atime mount options and caching (not collected)"),
-    ("st_ctime", "all entries", "change time is when each implementation ran its own operation (not collected)"),
+    ("st_ctime", "all entries",
+     "change time is when each implementation ran its own operation (not collected)"),
     ("st_size", "directories", "directory sizes are backing-filesystem details and count whiteouts"),
     ("st_mtime", "entries whose mtime the test did not set itself",
      "mtime is compared only where it was set explicitly (layer build, utimensat) and not changed since"),
@@ -73,6 +74,8 @@ DEFAULT_BATCH = 100
 MODEL_REFRESH = 10          # re-read the namespace model from the kernel view every N ops (fixed:
                             # keeps the op sequence independent of --batch)
 OP_TIMEOUT = 60             # seconds one operation may take before it counts as hung
+SELF_CHECK_GAP = 0.005      # --self-check: run each op this much later on the second mount, so
+                            # that any mtime the test wrongly treats as unchanged differs
 UIDS = (0, 0, 1000, 1234, 65534)
 BASE_TIME = 1_500_000_000   # explicit timestamps are set around here
 
@@ -795,6 +798,8 @@ class Run:
         self.log = []
         self.stats = {}
         self.tmp = None
+        self.first = 0
+        self.localize = None    # arguments of a run that finds the op of a view divergence
         self.names = ("kernel", "kernel2" if args.self_check else "unionfs")
 
     # -- reporting
@@ -809,17 +814,34 @@ class Run:
             self.tap.diag(abbreviate("last operations:\n" + "\n".join(self.log[-8:])))
         raise Failure(name)
 
-    def repro(self, i):
-        return (f"reproduce: {sys.argv[0]} --seed {self.seed} --ops {i + 1} --batch 1"
-                + (" --self-check" if self.args.self_check else ""))
+    def repro_args(self, i, check_from=None, cross=True):
+        a = ["--seed", str(self.seed), "--ops", str(i + 1), "--batch", str(self.args.batch)]
+        if check_from is not None:
+            a += ["--check-from", str(check_from), "--cross-every", "1" if cross else str(1 << 30)]
+        a += ["--self-check"] if self.args.self_check else []
+        for f in self.args.ignore:
+            a += ["--ignore", f]
+        for o in self.args.skip_op:
+            a += ["--skip-op", o]
+        return a
+
+    def op_repro(self, i):
+        """For a failing op: re-run comparing the views after each op since the last compare,
+        which shows whether the views had already diverged before it."""
+        if self.first < i:
+            self.localize = self.repro_args(i, self.first, False)
+            return [self.repro(i, self.first, False)]
+        return [self.repro(i)]
+
+    def repro(self, i, check_from=None, cross=True):
+        return "reproduce: " + " ".join([sys.argv[0]] + self.repro_args(i, check_from, cross))
 
     # -- mounting
     def mount_other(self, stack, mnt, lowers, upper=None, work=None):
         """Mount the implementation under test (or a second kernel mount with --self-check)."""
         if self.args.self_check:
             return stack.enter_context(T.kernel_overlay(mnt, lowers, upper, work, flags=self.kflags))
-        srv = stack.enter_context(T.fuse_union(self.binary, mnt, lowers, upper, work))
-        return srv
+        return stack.enter_context(T.fuse_union(self.binary, mnt, lowers, upper, work))
 
     def snapshot_view(self, mnt):
         return T.snapshot(mnt)
@@ -836,7 +858,8 @@ class Run:
             tmp = self.tmp = stack.enter_context(T.tempdir("difftest.", keep=args.keep))
             self.tap.diag(f"work dir {tmp}")
             t0 = time.monotonic()
-            layers, lower_names = build_layers(random.Random(self.seed ^ 0x5eed), os.path.join(tmp, "pristine"))
+            layers, lower_names = build_layers(random.Random(self.seed ^ 0x5eed),
+                                               os.path.join(tmp, "pristine"))
             sides = []
             for name in ("A", "B"):
                 d = os.path.join(tmp, name)
@@ -880,7 +903,7 @@ class Run:
             tracker.ignore = tuple(args.ignore)
             self.compare_views(-1, "initial merged views", sa, sb, tracker)
             gen = Gen(rng, lower_names, [w for w in OP_WEIGHTS if w[0] not in args.skip_op])
-            nbatch, first = 0, 0
+            nbatch, self.first = 0, 0
             for i in range(args.ops):
                 if i % MODEL_REFRESH == 0:
                     res = wa.call({"op": "tree"})
@@ -895,6 +918,8 @@ class Run:
                         canon[key] = rp if follow or p == "/" else join(rp, p.rsplit("/", 1)[1])
                 try:
                     ra = wa.call(op)
+                    if args.self_check:
+                        time.sleep(SELF_CHECK_GAP)
                     rb = wb.call(op)
                 except Hung as e:
                     self.fail(f"op #{i} {describe(op)}: hung", [str(e), self.repro(i)])
@@ -909,14 +934,15 @@ class Run:
                 self.compare_results(i, op, ra, rb, canon, tracker)
                 gen.model_update(op, ra, canon.get("noop", False))
                 tracker.apply(op, ra, canon)
-                if (i + 1) % args.batch == 0 or i + 1 == args.ops:
+                per_op = args.check_from is not None and i >= args.check_from
+                if (i + 1) % args.batch == 0 or i + 1 == args.ops or per_op:
                     nbatch += 1
-                    self.tap.ok(True, f"ops #{first}..#{i}: same results on both")
+                    self.tap.ok(True, f"ops #{self.first}..#{i}: same results on both")
                     sa, sb = self.snapshot_view(A["mnt"]), self.snapshot_view(B["mnt"])
                     self.compare_views(i, f"merged views equal after op #{i}", sa, sb, tracker)
                     if nbatch % args.cross_every == 0 or i + 1 == args.ops:
-                        self.cross_read(stack, i, sa, sb, tracker)
-                    first = i + 1
+                        self.cross_read(i, sa, sb, tracker)
+                    self.first = i + 1
             if args.keep:
                 with open(os.path.join(tmp, "ops.log"), "w") as f:
                     f.write("\n".join(self.log) + "\n")
@@ -937,24 +963,30 @@ class Run:
             diffs = T.compare_entries(canon["path"], ra[1], rb[1], tracker.skip)
             if diffs:
                 self.fail(f"op #{i} {describe(op)}: results differ",
-                          [T.format_diffs(diffs, self.names), self.repro(i)])
+                          [T.format_diffs(diffs, self.names)] + self.op_repro(i))
             return
         if ra != rb:
             self.fail(f"op #{i} {describe(op)}: results differ",
-                      [f"{self.names[0]}: {self.fmt(ra)}", f"{self.names[1]}: {self.fmt(rb)}", self.repro(i)])
+                      [f"{self.names[0]}: {self.fmt(ra)}", f"{self.names[1]}: {self.fmt(rb)}"]
+                      + self.op_repro(i))
 
-    def compare_views(self, i, name, sa, sb, tracker, names=None, skip=None):
+    def compare_views(self, i, name, sa, sb, tracker, names=None, skip=None, cross=False):
         names = names or self.names
         diffs = T.compare_snapshots(sa, sb, skip or tracker.skip)
         if diffs:
             lines = ["first divergence: " + T.format_diffs(diffs[:1], names),
                      f"{len(diffs)} divergences:", T.format_diffs(diffs, names)]
             if i >= 0:
-                lines.append(f"the op that diverged is at or before #{i}; " + self.repro(i))
+                if self.first < i:
+                    lines.append(f"the op that diverged is one of #{self.first}..#{i}")
+                    self.localize = self.repro_args(i, self.first, cross)
+                    lines.append(self.repro(i, self.first, cross))
+                else:
+                    lines.append(f"first seen after op {self.log[-1] if self.log else '(none)'}")
             self.fail(name, lines)
         self.tap.ok(True, f"{name} ({len(sa)} entries, {len(tracker.mtime & set(sa))} mtimes compared)")
 
-    def cross_read(self, stack, i, sa, sb, tracker):
+    def cross_read(self, i, sa, sb, tracker):
         """Each upper, read by the other implementation as top lowerdir, reads like the live view."""
         A, B = self.A, self.B
         os.sync()
@@ -964,18 +996,21 @@ class Run:
             except T.MountError as e:
                 self.fail(f"cross-read after op #{i}: mount of the kernel's upper failed", [str(e)])
             xa = self.snapshot_view(A["xmnt"])
-        self.compare_views(i, f"{self.names[0]}'s upper read by {self.names[1]} equals live view after op #{i}",
+        self.compare_views(i, f"{self.names[0]}'s upper read by {self.names[1]} equals live view "
+                           f"after op #{i}",
                            sa, xa, tracker, (self.names[0] + " live", self.names[1] + " reading its upper"),
-                           tracker.skip_cross)
+                           tracker.skip_cross, cross=True)
         with contextlib.ExitStack() as st:
             try:
                 st.enter_context(T.kernel_overlay(B["xmnt"], [B["upper"]] + B["lowers"], flags=self.kflags))
             except T.MountError as e:
-                self.fail(f"cross-read after op #{i}: kernel mount of {self.names[1]}'s upper failed", [str(e)])
+                self.fail(f"cross-read after op #{i}: kernel mount of {self.names[1]}'s upper failed",
+                          [str(e)])
             xb = self.snapshot_view(B["xmnt"])
-        self.compare_views(i, f"{self.names[1]}'s upper read by {self.names[0]} equals live view after op #{i}",
+        self.compare_views(i, f"{self.names[1]}'s upper read by {self.names[0]} equals live view "
+                           f"after op #{i}",
                            sb, xb, tracker, (self.names[1] + " live", self.names[0] + " reading its upper"),
-                           tracker.skip_cross)
+                           tracker.skip_cross, cross=True)
 
     def check_lowers(self, layers):
         def skip(path, field, a, b):
@@ -990,6 +1025,25 @@ class Run:
         self.tap.ok(True, "no lower layer was modified")
 
 
+def localize(argv):
+    """Re-run the same sequence comparing after every op of the failing batch, to name the op."""
+    cmd = [sys.executable, os.path.abspath(__file__)] + argv
+    print(f"# localizing: {' '.join(cmd[1:])}", flush=True)
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=900)
+        out = r.stdout
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace") + "\n(timed out)"
+    lines = out.splitlines()
+    first_bad = next((n for n, line in enumerate(lines) if line.startswith("not ok")), None)
+    shown = lines[first_bad:] if first_bad is not None else lines[-5:]
+    for line in shown:
+        if not line.startswith("1.."):
+            print("#   " + (line[2:] if line.startswith("# ") else line))
+    sys.stdout.flush()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int)
@@ -998,8 +1052,13 @@ def main():
     ap.add_argument("--cross-every", type=int, default=1, help="cross-read every N batches (and at the end)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (unmounted) for inspection")
     ap.add_argument("--self-check", action="store_true", help="compare two kernel overlay mounts")
+    ap.add_argument("--check-from", type=int, metavar="N",
+                    help="compare the views (and cross-read) after every op from op #N on")
+    ap.add_argument("--no-localize", action="store_true",
+                    help="on a view divergence, do not re-run to find the op that caused it")
     ap.add_argument("--ignore", action="append", default=[], metavar="FIELD",
-                    help="investigation only: also skip this snapshot field (" + ", ".join(T.SNAPSHOT_FIELDS) + ")")
+                    help="investigation only: also skip this snapshot field ("
+                    + ", ".join(T.SNAPSHOT_FIELDS) + ")")
     ap.add_argument("--skip-op", action="append", default=[], metavar="OP",
                     help="investigation only: never generate this op (changes the whole sequence)")
     args = ap.parse_args()
@@ -1025,6 +1084,8 @@ def main():
         run.run()
     except Failure:
         tap.done()
+        if run.localize and not args.no_localize and args.check_from is None:
+            localize(run.localize)
         return 1
     except (T.MountError, OSError, subprocess.CalledProcessError) as e:
         tap.ok(False, "test setup", f"seed {seed}\n{e}\n{traceback.format_exc()}")
