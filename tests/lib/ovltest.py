@@ -112,7 +112,8 @@ def install_signal_handlers():
 
 # ---------------------------------------------------------------- mounts and temp dirs
 
-def _unescape_mountinfo(s):
+def unescape_mountinfo(s):
+    """Undo the octal escapes (\\040 for a space, ...) of /proc/self/mountinfo fields."""
     out, i = [], 0
     while i < len(s):
         if s[i] == "\\" and i + 3 < len(s) and s[i + 1:i + 4].isdigit():
@@ -131,7 +132,7 @@ def mountinfo():
         for line in f:
             left, _, right = line.partition(" - ")
             fields = left.split()
-            res.append((_unescape_mountinfo(fields[4]), fields[5], right.split()[0]))
+            res.append((unescape_mountinfo(fields[4]), fields[5], right.split()[0]))
     return res
 
 

@@ -29,6 +29,8 @@ import threading
 import time
 import traceback
 
+from ovltest import unescape_mountinfo  # noqa: E402 - tests/lib is on sys.path
+
 DEFAULT_BINARY = os.path.normpath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "unionfs", "sandbox-unionfs"))
 KERNEL_OVL_OPTS = "redirect_dir=on,index=off,metacopy=off,xino=off"
@@ -92,18 +94,6 @@ def prerequisites():
 # --------------------------------------------------------------------------------------------------
 # mount table
 
-def _unescape_mountinfo(s):
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and i + 3 < len(s) and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
-
 def mounts():
     """List of (mountpoint, fstype, source, super_options) from /proc/self/mountinfo."""
     res = []
@@ -111,7 +101,7 @@ def mounts():
         for line in f:
             parts = line.split()
             sep = parts.index("-")
-            res.append((_unescape_mountinfo(parts[4]), parts[sep + 1], _unescape_mountinfo(parts[sep + 2]),
+            res.append((unescape_mountinfo(parts[4]), parts[sep + 1], unescape_mountinfo(parts[sep + 2]),
                         parts[sep + 3] if len(parts) > sep + 3 else ""))
     return res
 
@@ -134,7 +124,7 @@ def _mount_minor(path):
     with open("/proc/self/mountinfo") as f:
         for line in f:
             parts = line.split()
-            if _unescape_mountinfo(parts[4]) == path:
+            if unescape_mountinfo(parts[4]) == path:
                 minor = int(parts[2].split(":")[1])
     return minor
 
