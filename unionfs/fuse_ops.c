@@ -740,6 +740,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
 /* What a directory needs before it moves to a name whose lower layers have an entry (DST_LOWER): a
  * redirect to where its own lower contents are, or, without lower contents, opaqueness so that the
  * entry at its new name does not merge into it. */
+#define REDIRECT_MAX 256
+
 typedef struct MovePlan {
         char *redirect;
         bool opaque;
@@ -761,7 +763,17 @@ static int plan_move(Union *u, Node *n, bool dst_lower, MovePlan *ret) {
                 return 0; /* moved before: its redirect already says where its contents are */
         if (!u->redirect_dir)
                 return -EXDEV;
-        return node_layer_path(u, n, MAX(node_layer(n), 1), &ret->redirect);
+        int r = node_layer_path(u, n, MAX(node_layer(n), 1), &ret->redirect);
+        if (r < 0)
+                return r;
+        /* Kernel overlayfs neither writes nor follows redirects longer than this (its redirect_max):
+         * refuse like it does, so the upper stays readable by it; mv then copies instead. */
+        if (strlen(ret->redirect) + 1 > REDIRECT_MAX) {
+                move_plan_done(ret);
+                *ret = (MovePlan) {};
+                return -EXDEV;
+        }
+        return 0;
 }
 
 /* Mark the (copied-up) directory NAME in the upper PFD as the plan says, before it is renamed. */
