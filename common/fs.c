@@ -104,7 +104,7 @@ int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t s
         if (snprintf(tmp, sizeof tmp, ".#%.200s.%ld", name, (long) getpid()) >= (int) sizeof tmp)
                 return -ENAMETOOLONG;
 
-        /* O_PATH fds cannot be used with openat(); reopen the directory for real. */
+        /* A real fd of the directory: fsync() of the rename below refuses O_PATH fds. */
         _cleanup_close_ int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return -errno;

@@ -51,9 +51,6 @@ int copyup_make_temp(
  * SIZE. */
 int copyup_data(int src_fd, int dst_fd, uint64_t size);
 
-/* Copy the xattrs of SRC_FD to DST_FD (either may be O_PATH), filtered as in copyup_make_temp(). */
-int copyup_xattrs(int src_fd, int dst_fd, const char *private_prefix);
-
 /* Remove the temporary object NAME from WORK_FD (a directory with everything in it). Never follows a
  * symlink: a symlink is removed as itself. Directories nested deeper than 256 levels give -ELOOP. */
 int copyup_remove_temp(int work_fd, const char *name);

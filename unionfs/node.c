@@ -254,12 +254,6 @@ int node_move_alias(Union *u, Node *n, Node *oldparent, const char *oldname, Nod
         return 0;
 }
 
-void node_unhash(Union *u, Node *n) {
-        pthread_mutex_lock(&u->table_lock);
-        table_remove(u, n);
-        pthread_mutex_unlock(&u->table_lock);
-}
-
 int path_join(const char *dir, const char *name, char **ret) {
         size_t a = strlen(dir), b = strlen(name);
         char *p = malloc(a + b + 2);

@@ -129,7 +129,6 @@ void node_forget(Union *u, Node *n, uint64_t nlookup);
 int node_add_alias(Union *u, Node *n, Node *parent, const char *name);
 void node_remove_alias(Union *u, Node *n, Node *parent, const char *name);
 int node_move_alias(Union *u, Node *n, Node *oldparent, const char *oldname, Node *newparent, const char *newname);
-void node_unhash(Union *u, Node *n);
 /* Find or create the node for a looked-up name, add the name to it, and take one reference
  * (a kernel lookup if KERNEL, else a temporary one). Consumes r->redirect. */
 int node_obtain(Union *u, Node *parent, const char *name, struct LookupResult *r, bool kernel, Node **ret);

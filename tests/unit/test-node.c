@@ -427,22 +427,6 @@ static int test_ino_reused_other_type(void) {
         return 0;
 }
 
-static int test_unhash(void) {
-        _cleanup_union_ Union *u = test_union_new();
-        CHECK(u);
-
-        Node *f = obtain(u, u->root, "f", 950, S_IFREG);
-        CHECK(f);
-        node_unhash(u, f);
-        CHECK(!in_table(u, 950));
-        CHECK_EQ(u->n_nodes, 0);
-        node_unhash(u, f); /* twice is harmless */
-        CHECK_EQ(u->n_nodes, 0);
-        CHECK_STREQ(path_of(u, f, MERGED), "f"); /* names are kept */
-        node_forget(u, f, 1);
-        CHECK_U64(u->root->refs, 1);
-        return 0;
-}
 
 static int test_move_alias(void) {
         _cleanup_union_ Union *u = test_union_new();
@@ -691,7 +675,6 @@ int main(void) {
                 TAP_TEST(hard_links_many_parents),
                 TAP_TEST(last_name_removed),
                 TAP_TEST(ino_reused_other_type),
-                TAP_TEST(unhash),
                 TAP_TEST(move_alias),
                 TAP_TEST(move_alias_frees_old_parent),
                 TAP_TEST(layer_path_redirect),
