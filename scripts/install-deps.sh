@@ -8,7 +8,8 @@ packages=(
         meson ninja-build pkg-config gcc clang libclang-rt-14-dev
         libfuse3-dev fuse3 libxxhash-dev
         python3 attr util-linux
-        fuse-overlayfs fio
+        libseccomp-dev libsystemd-dev libmnl-dev
+        fuse-overlayfs fio bubblewrap
 )
 
 missing=()

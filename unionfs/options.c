@@ -8,6 +8,7 @@
  * other option goes to libfuse, which rejects the ones it does not know.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -369,6 +370,13 @@ static bool path_is_beneath(const char *a, const char *b) {
         return strneq(a, b, n) && (b[n] == '/' || b[n] == '\0');
 }
 
+static bool mountpoint_is_fd(const char *mountpoint) {
+        const char *n = startswith(mountpoint, "/dev/fd/");
+        uint32_t fd;
+
+        return n && safe_atou32(n, &fd) >= 0 && fd <= INT_MAX && fcntl((int) fd, F_GETFD) >= 0;
+}
+
 int union_options_check(const UnionOptions *o) {
         char *real[UNION_MAX_LOWER + 2] = {};
         size_t n_real = 0;
@@ -380,9 +388,12 @@ int union_options_check(const UnionOptions *o) {
                 if (r < 0)
                         goto finish;
         }
-        r = stat_dir("mount point", o->mountpoint, &st);
-        if (r < 0)
-                goto finish;
+        /* "/dev/fd/N": the caller mounted already and hands us the /dev/fuse fd (libfuse >= 3.3). */
+        if (!mountpoint_is_fd(o->mountpoint)) {
+                r = stat_dir("mount point", o->mountpoint, &st);
+                if (r < 0)
+                        goto finish;
+        }
         if (!o->upperdir)
                 goto finish;
 

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "macro.h"
+#include "spec.h"
+
+static void strv_free_n(char **v, size_t n) {
+        if (!v)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+void spec_done(SandboxSpec *s) {
+        if (!s)
+                return;
+        strv_free_n(s->argv, s->n_argv);
+        strv_free_n(s->env, s->n_env);
+        strv_free_n(s->layers, s->n_layers);
+        free(s->image);
+        free(s->upper);
+        free(s->workdir);
+        free(s->hostname);
+        for (size_t i = 0; i < s->n_binds; i++) {
+                free(s->binds[i].source);
+                free(s->binds[i].dest);
+        }
+        free(s->binds);
+        for (size_t i = 0; i < s->n_tmpfs; i++)
+                free(s->tmpfs[i].dest);
+        free(s->tmpfs);
+        free(s->seccomp);
+        *s = (SandboxSpec) {};
+}
+
+static const char *const net_names[_SPEC_NET_MAX] = {
+        [SPEC_NET_NONE] = "none",
+        [SPEC_NET_BRIDGE] = "bridge",
+        [SPEC_NET_ISOLATED] = "isolated",
+        [SPEC_NET_HOST] = "host",
+};
+
+const char *spec_net_to_string(SpecNet net) {
+        return net >= 0 && net < _SPEC_NET_MAX ? net_names[net] : NULL;
+}
+
+int spec_net_from_string(const char *s, SpecNet *ret) {
+        for (SpecNet n = 0; n < _SPEC_NET_MAX; n++)
+                if (streq(s, net_names[n])) {
+                        *ret = n;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static const struct {
+        const char *name;
+        int resource;
+} rlimit_names[] = {
+        { "as", RLIMIT_AS },         { "core", RLIMIT_CORE },       { "cpu", RLIMIT_CPU },
+        { "data", RLIMIT_DATA },     { "fsize", RLIMIT_FSIZE },     { "locks", RLIMIT_LOCKS },
+        { "memlock", RLIMIT_MEMLOCK }, { "msgqueue", RLIMIT_MSGQUEUE }, { "nice", RLIMIT_NICE },
+        { "nofile", RLIMIT_NOFILE }, { "nproc", RLIMIT_NPROC },     { "rss", RLIMIT_RSS },
+        { "rtprio", RLIMIT_RTPRIO }, { "rttime", RLIMIT_RTTIME },   { "sigpending", RLIMIT_SIGPENDING },
+        { "stack", RLIMIT_STACK },
+};
+
+int spec_rlimit_from_string(const char *name, int *ret_resource) {
+        for (size_t i = 0; i < ELEMENTSOF(rlimit_names); i++)
+                if (streq(name, rlimit_names[i].name)) {
+                        *ret_resource = rlimit_names[i].resource;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+const char *spec_rlimit_to_string(int resource) {
+        for (size_t i = 0; i < ELEMENTSOF(rlimit_names); i++)
+                if (rlimit_names[i].resource == resource)
+                        return rlimit_names[i].name;
+        return NULL;
+}
+
+static bool string_ok(const char *s) {
+        return s && strnlen(s, SPEC_STRING_MAX) < SPEC_STRING_MAX;
+}
+
+/* Absolute, normalized enough that no component is ".." (the runtime resolves it beneath the root
+ * anyway; refusing ".." keeps error messages about the path the user meant). */
+static bool path_ok(const char *p) {
+        if (!string_ok(p) || p[0] != '/')
+                return false;
+        for (const char *c = p; (c = strstr(c, "/..")); c += 3)
+                if (c[3] == '/' || c[3] == '\0')
+                        return false;
+        return true;
+}
+
+static bool hostname_ok(const char *h) {
+        size_t n = strnlen(h, SPEC_HOSTNAME_MAX + 1);
+
+        if (n == 0 || n > SPEC_HOSTNAME_MAX || h[0] == '-' || h[0] == '.')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.", h[i]))
+                        return false;
+        return true;
+}
+
+#define FAIL(msg)                               \
+        do {                                    \
+                if (ret_error)                  \
+                        *ret_error = (msg);     \
+                return -EINVAL;                 \
+        } while (false)
+
+int spec_validate(const SandboxSpec *s, const char **ret_error) {
+        size_t bytes = 0;
+
+        if (!s->argv || s->n_argv == 0 || s->n_argv > SPEC_ARGS_MAX || s->argv[s->n_argv])
+                FAIL("a command is required (at most 4096 arguments)");
+        for (size_t i = 0; i < s->n_argv; i++) {
+                if (!s->argv[i])
+                        FAIL("an argument is missing");
+                bytes += strnlen(s->argv[i], SPEC_ARG_BYTES_MAX) + 1;
+        }
+        if (s->argv[0][0] == '\0')
+                FAIL("the command is empty");
+        if (s->n_env > SPEC_ENV_MAX || (s->n_env > 0 && (!s->env || s->env[s->n_env])))
+                FAIL("too many environment variables (at most 1024)");
+        for (size_t i = 0; i < s->n_env; i++) {
+                const char *eq = s->env[i] ? strchr(s->env[i], '=') : NULL;
+                if (!eq || eq == s->env[i])
+                        FAIL("an environment variable is not of the form NAME=VALUE");
+                bytes += strnlen(s->env[i], SPEC_ARG_BYTES_MAX) + 1;
+        }
+        if (bytes > SPEC_ARG_BYTES_MAX)
+                FAIL("arguments and environment are larger than 1 MiB");
+
+        if (s->image && !path_ok(s->image))
+                FAIL("--image must be 'host' or an absolute directory path");
+        if (s->n_layers > SPEC_LAYERS_MAX)
+                FAIL("too many --layer options (at most 64)");
+        for (size_t i = 0; i < s->n_layers; i++)
+                if (!path_ok(s->layers[i]))
+                        FAIL("--layer must be an absolute directory path");
+        if (s->upper && !path_ok(s->upper))
+                FAIL("--upper must be an absolute directory path");
+        if (s->workdir && !path_ok(s->workdir))
+                FAIL("--workdir must be an absolute path");
+        if (s->uid > 65535 || s->gid > 65535)
+                FAIL("--user ids must be below 65536 (the sandbox maps 65536 ids)");
+        if (s->hostname && !hostname_ok(s->hostname))
+                FAIL("--hostname must be 1-64 letters, digits, '-' or '.'");
+
+        if (s->n_binds > SPEC_MOUNTS_MAX || s->n_tmpfs > SPEC_MOUNTS_MAX)
+                FAIL("too many --bind or --tmpfs options (at most 64 each)");
+        for (size_t i = 0; i < s->n_binds; i++)
+                if (!path_ok(s->binds[i].source) || !path_ok(s->binds[i].dest) || streq(s->binds[i].dest, "/"))
+                        FAIL("--bind needs absolute paths, and not / as destination");
+        for (size_t i = 0; i < s->n_tmpfs; i++)
+                if (!path_ok(s->tmpfs[i].dest) || streq(s->tmpfs[i].dest, "/"))
+                        FAIL("--tmpfs needs an absolute destination other than /");
+
+        if (s->cpus_milli > 1024 * 1000)
+                FAIL("--cpus is out of range");
+        if (s->timeout_usec > UINT64_C(365) * 24 * 3600 * 1000000 || s->cpu_time_usec > UINT64_C(365) * 24 * 3600 * 1000000)
+                FAIL("a time limit is out of range (at most a year)");
+        if (s->n_rlimits > SPEC_RLIMITS_MAX)
+                FAIL("too many --rlimit options");
+        for (size_t i = 0; i < s->n_rlimits; i++)
+                if (!spec_rlimit_to_string(s->rlimits[i].resource) || s->rlimits[i].soft > s->rlimits[i].hard)
+                        FAIL("an --rlimit is invalid (unknown name, or soft above hard)");
+        if (s->seccomp && !streq(s->seccomp, "default") && !streq(s->seccomp, "unconfined") && !path_ok(s->seccomp))
+                FAIL("--seccomp must be 'default', 'unconfined' or an absolute file path");
+        if (s->net < 0 || s->net >= _SPEC_NET_MAX)
+                FAIL("--net is invalid");
+        return 0;
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What to run and how: the one description of a sandbox that sandbox-run fills from its command
+ * line, sandboxctl sends over the wire and the runtime executes. Every field is bounded so that a
+ * spec from an untrusted peer can be checked with spec_validate() before anything acts on it.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SPEC_ARGS_MAX 4096
+#define SPEC_ENV_MAX 1024
+#define SPEC_LAYERS_MAX 64
+#define SPEC_MOUNTS_MAX 64
+#define SPEC_RLIMITS_MAX 16
+#define SPEC_STRING_MAX 4096           /* PATH_MAX: any single path or argument */
+#define SPEC_HOSTNAME_MAX 64           /* HOST_NAME_MAX */
+#define SPEC_ARG_BYTES_MAX (1u << 20)  /* all of argv and env together */
+
+typedef enum SpecNet {
+        SPEC_NET_NONE,          /* an empty network namespace with lo up */
+        SPEC_NET_BRIDGE,
+        SPEC_NET_ISOLATED,
+        SPEC_NET_HOST,
+        _SPEC_NET_MAX,
+} SpecNet;
+
+typedef struct SpecBind {
+        char *source;           /* host path */
+        char *dest;             /* absolute path inside the sandbox */
+        bool readonly;
+} SpecBind;
+
+typedef struct SpecTmpfs {
+        char *dest;
+        uint64_t size;          /* bytes, 0 = the kernel's default (half of RAM) */
+} SpecTmpfs;
+
+typedef struct SpecRlimit {
+        int resource;           /* RLIMIT_* */
+        uint64_t soft, hard;    /* UINT64_MAX = unlimited */
+} SpecRlimit;
+
+typedef struct SandboxSpec {
+        char **argv;            /* NULL-terminated, at least one element */
+        size_t n_argv;
+        char **env;             /* K=V from the user, NULL-terminated */
+        size_t n_env;
+
+        char *image;            /* NULL: the host's /usr with a generated /etc */
+        char **layers;          /* more lower layers, topmost first */
+        size_t n_layers;
+        char *upper;            /* NULL: a fresh upper, discarded at exit */
+
+        char *workdir;          /* NULL: "/" */
+        uint32_t uid, gid;      /* inside the sandbox */
+        char *hostname;         /* NULL: "sandbox" */
+        bool tty;
+
+        SpecBind *binds;
+        size_t n_binds;
+        SpecTmpfs *tmpfs;
+        size_t n_tmpfs;
+
+        uint64_t memory_max;    /* bytes, 0 = none */
+        uint64_t pids_max;      /* 0 = none */
+        uint32_t cpus_milli;    /* thousandths of a CPU, 0 = none */
+        uint64_t timeout_usec;  /* wall clock, 0 = none */
+        uint64_t cpu_time_usec; /* whole sandbox, 0 = none */
+        SpecRlimit rlimits[SPEC_RLIMITS_MAX];
+        size_t n_rlimits;
+
+        char *seccomp;          /* NULL or "default", "unconfined", or a policy file */
+        SpecNet net;
+} SandboxSpec;
+
+void spec_done(SandboxSpec *spec);
+
+/* Check every field (sizes, absolute paths, names, ranges). Returns -EINVAL and, if RET_ERROR is not
+ * NULL, a static message naming the field. */
+int spec_validate(const SandboxSpec *spec, const char **ret_error);
+
+const char *spec_net_to_string(SpecNet net);
+int spec_net_from_string(const char *s, SpecNet *ret);
+
+/* "nofile" → RLIMIT_NOFILE, and back. */
+int spec_rlimit_from_string(const char *name, int *ret_resource);
+const char *spec_rlimit_to_string(int resource);

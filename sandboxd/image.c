@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The "host" image: an almost empty layer whose /bin, /lib, /lib64 and /sbin point into /usr (the
+ * host's, bound read-only over it) and whose /etc is generated, never the host's. And rm_rf_at(),
+ * which removes what a sandbox left in its upper layer without ever following a symlink out.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "macro.h"
+#include "runtime.h"
+
+static int write_file(int dirfd, const char *name, const char *content, mode_t mode) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        size_t n = strlen(content);
+
+        if (fd < 0)
+                return -errno;
+        if (write(fd, content, n) != (ssize_t) n)
+                return errno > 0 ? -errno : -EIO;
+        return 0;
+}
+
+int image_make_host(int dirfd, const char *name, const char *hostname) {
+        static const struct {
+                const char *path;
+                mode_t mode;
+        } dirs[] = {
+                { "usr", 0755 }, { "etc", 0755 }, { "proc", 0555 }, { "dev", 0755 }, { "sys", 0555 },
+                { "tmp", 01777 }, { "root", 0700 }, { "home", 0755 }, { "run", 0755 }, { "var", 0755 },
+                { "var/tmp", 01777 }, { "mnt", 0755 }, { "opt", 0755 },
+        };
+        static const char *const usr_links[] = { "bin", "sbin", "lib", "lib64", "lib32", "libx32" };
+        _cleanup_close_ int fd = -EBADF, etc = -EBADF;
+        char hosts[256], hn[128];
+        int r;
+
+        if (mkdirat(dirfd, name, 0755) < 0)
+                return -errno;
+        fd = openat(dirfd, name, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
+        if (fd < 0)
+                return -errno;
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                if (mkdirat(fd, dirs[i].path, dirs[i].mode) < 0)
+                        return -errno;
+                /* mkdir applies the umask; these modes are exact. */
+                if (fchmodat(fd, dirs[i].path, dirs[i].mode, 0) < 0)
+                        return -errno;
+        }
+        /* The merged-usr links, for what the host's /usr has. */
+        for (size_t i = 0; i < ELEMENTSOF(usr_links); i++) {
+                char target[32], usrpath[32];
+                snprintf(usrpath, sizeof usrpath, "/usr/%s", usr_links[i]);
+                if (access(usrpath, F_OK) < 0)
+                        continue;
+                snprintf(target, sizeof target, "usr/%s", usr_links[i]);
+                if (symlinkat(target, fd, usr_links[i]) < 0)
+                        return -errno;
+        }
+
+        etc = openat(fd, "etc", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
+        if (etc < 0)
+                return -errno;
+        snprintf(hosts, sizeof hosts,
+                 "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hostname);
+        snprintf(hn, sizeof hn, "%s\n", hostname);
+        if ((r = write_file(etc, "passwd",
+                            "root:x:0:0:root:/root:/bin/sh\n"
+                            "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", 0644)) < 0 ||
+            (r = write_file(etc, "group", "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n", 0644)) < 0 ||
+            (r = write_file(etc, "hosts", hosts, 0644)) < 0 ||
+            (r = write_file(etc, "hostname", hn, 0644)) < 0 ||
+            (r = write_file(etc, "resolv.conf", "# No name servers: this sandbox has no network.\n", 0644)) < 0 ||
+            (r = write_file(etc, "nsswitch.conf",
+                            "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n"
+                            "networks: files\nprotocols: files\nservices: files\n", 0644)) < 0)
+                return r;
+        return 0;
+}
+
+/* Deeper trees are moved up to the top directory instead of recursing further, so neither the
+ * stack nor the fd table grows with what the sandbox built. */
+#define RM_MAX_DEPTH 32
+
+static int rm_children(int fd, int top_fd, unsigned depth, unsigned *moved) {
+        _cleanup_closedir_ DIR *d = NULL;
+        struct dirent *de;
+        int dup_fd, r = 0;
+
+        dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (dup_fd < 0)
+                return -errno;
+        d = fdopendir(dup_fd);
+        if (!d) {
+                safe_close(dup_fd);
+                return -errno;
+        }
+        while ((errno = 0, de = readdir(d))) {
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) {
+                        if (unlinkat(fd, de->d_name, 0) < 0 && errno != ENOENT && r == 0)
+                                r = -errno;
+                        continue;
+                }
+                if (unlinkat(fd, de->d_name, 0) == 0)
+                        continue; /* DT_UNKNOWN that was not a directory */
+                if (depth >= RM_MAX_DEPTH) {
+                        char name[64];
+                        snprintf(name, sizeof name, ".rm-deep-%u-%u", depth, (*moved)++);
+                        if (renameat(fd, de->d_name, top_fd, name) < 0 && r == 0)
+                                r = -errno;
+                        continue;
+                }
+                _cleanup_close_ int sub = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub < 0) {
+                        if (errno != ENOENT && r == 0)
+                                r = -errno;
+                        continue;
+                }
+                int k = rm_children(sub, top_fd, depth + 1, moved);
+                if (k < 0 && r == 0)
+                        r = k;
+                if (unlinkat(fd, de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
+                        r = -errno;
+        }
+        if (errno != 0 && r == 0)
+                r = -errno;
+        return r;
+}
+
+int rm_rf_at(int dirfd, const char *name) {
+        _cleanup_close_ int top = -EBADF;
+        unsigned moved;
+        int r;
+
+        if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+                return 0;
+        top = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (top < 0)
+                return -errno;
+        do {
+                moved = 0;
+                r = rm_children(top, top, 0, &moved);
+                if (r < 0)
+                        return r;
+        } while (moved > 0);
+        return RET_NERRNO(unlinkat(dirfd, name, AT_REMOVEDIR));
+}

@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Building the sandbox's root. The parent (host root) prepares detached mount trees with the new
+ * mount API: the union (fsopen/fsmount on a /dev/fuse fd), the host's /usr and every --bind source
+ * (open_tree), so the host never sees them mounted and the child never needs to reach a host path
+ * that its unprivileged ids could not. The child attaches them in its own mount namespace; every
+ * destination is resolved inside the new root (RESOLVE_IN_ROOT), so an image's symlinks cannot send a
+ * mount outside it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "runtime.h"
+
+static int sys_fsopen(const char *fs, unsigned flags) {
+        return (int) syscall(SYS_fsopen, fs, flags);
+}
+static int sys_fsconfig(int fd, unsigned cmd, const char *key, const void *value, int aux) {
+        return (int) syscall(SYS_fsconfig, fd, cmd, key, value, aux);
+}
+static int sys_fsmount(int fd, unsigned flags, unsigned attrs) {
+        return (int) syscall(SYS_fsmount, fd, flags, attrs);
+}
+static int sys_move_mount(int from_dfd, const char *from, int to_dfd, const char *to, unsigned flags) {
+        return (int) syscall(SYS_move_mount, from_dfd, from, to_dfd, to, flags);
+}
+static int sys_open_tree(int dfd, const char *path, unsigned flags) {
+        return (int) syscall(SYS_open_tree, dfd, path, flags);
+}
+static int sys_mount_setattr(int dfd, const char *path, unsigned flags, struct mount_attr *attr, size_t size) {
+        return (int) syscall(SYS_mount_setattr, dfd, path, flags, attr, size);
+}
+static int sys_pivot_root(const char *new_root, const char *put_old) {
+        return (int) syscall(SYS_pivot_root, new_root, put_old);
+}
+
+/* mount(2) takes paths; "/proc/self/fd/N" names exactly the directory we resolved. */
+typedef struct FdPath {
+        char s[32];
+} FdPath;
+
+static FdPath fd_path(int fd) {
+        FdPath p;
+        snprintf(p.s, sizeof p.s, "/proc/self/fd/%d", fd);
+        return p;
+}
+
+int mount_union_fd(int fuse_fd, int *ret_fd) {
+        _cleanup_close_ int fs = -EBADF;
+        char fdstr[16];
+        int fd;
+
+        fs = sys_fsopen("fuse", FSOPEN_CLOEXEC);
+        if (fs < 0)
+                return -errno;
+        snprintf(fdstr, sizeof fdstr, "%d", fuse_fd);
+        /* user_id/group_id 0 with allow_other: the server is root, and every sandbox process may use
+         * the mount; default_permissions makes the kernel check modes against the ids we show. */
+        if (sys_fsconfig(fs, FSCONFIG_SET_STRING, "source", "sandbox-unionfs", 0) < 0 ||
+            sys_fsconfig(fs, FSCONFIG_SET_STRING, "subtype", "sandbox-unionfs", 0) < 0 ||
+            sys_fsconfig(fs, FSCONFIG_SET_STRING, "fd", fdstr, 0) < 0 ||
+            sys_fsconfig(fs, FSCONFIG_SET_STRING, "rootmode", "40755", 0) < 0 ||
+            sys_fsconfig(fs, FSCONFIG_SET_STRING, "user_id", "0", 0) < 0 ||
+            sys_fsconfig(fs, FSCONFIG_SET_STRING, "group_id", "0", 0) < 0 ||
+            sys_fsconfig(fs, FSCONFIG_SET_FLAG, "allow_other", NULL, 0) < 0 ||
+            sys_fsconfig(fs, FSCONFIG_SET_FLAG, "default_permissions", NULL, 0) < 0 ||
+            sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+                return -errno;
+        fd = sys_fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+        if (fd < 0)
+                return -errno;
+        *ret_fd = fd;
+        return 0;
+}
+
+int mount_detached_tree(const char *path, bool readonly, bool *ret_is_dir, int *ret_fd) {
+        _cleanup_close_ int fd = -EBADF;
+        struct mount_attr attr = {
+                .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (readonly ? MOUNT_ATTR_RDONLY : 0),
+        };
+        struct stat st;
+
+        fd = sys_open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (fd < 0)
+                return -errno;
+        if (sys_mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
+                return -EINVAL;
+        *ret_is_dir = S_ISDIR(st.st_mode);
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int open_in_root(int root_fd, const char *path, int *ret_fd) {
+        struct open_how how = {
+                .flags = O_PATH | O_CLOEXEC,
+                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        };
+        int fd;
+
+        while (*path == '/')
+                path++;
+        fd = (int) syscall(SYS_openat2, root_fd, *path ? path : ".", &how, sizeof how);
+        if (fd < 0)
+                return -errno;
+        *ret_fd = fd;
+        return 0;
+}
+
+/* Open PATH inside the root, creating it (and its parents, as directories) if missing. */
+int make_dir_in_root(int root_fd, const char *path, bool is_dir, int *ret_fd) {
+        _cleanup_free_ char *parent = NULL;
+        _cleanup_close_ int parent_fd = -EBADF;
+        const char *name;
+        int r;
+
+        r = open_in_root(root_fd, path, ret_fd);
+        if (r != -ENOENT)
+                return r;
+
+        parent = strdup(path);
+        if (!parent)
+                return -ENOMEM;
+        char *slash = strrchr(parent, '/');
+        if (!slash)
+                return -EINVAL;
+        name = path + (slash - parent) + 1;
+        if (!*name || streq(name, ".") || streq(name, ".."))
+                return -EINVAL;
+        *(slash == parent ? slash + 1 : slash) = '\0';
+        r = make_dir_in_root(root_fd, parent, true, &parent_fd);
+        if (r < 0)
+                return r;
+        {
+                /* The parent was resolved inside the root; reopen it as a real directory to create in. */
+                _cleanup_close_ int dir = openat(parent_fd, ".", O_DIRECTORY | O_CLOEXEC | O_RDONLY);
+                if (dir < 0)
+                        return -errno;
+                if (is_dir)
+                        r = mkdirat(dir, name, 0755);
+                else {
+                        int fd = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+                        r = fd < 0 ? -1 : 0;
+                        safe_close(fd);
+                }
+                if (r < 0 && errno != EEXIST)
+                        return -errno;
+        }
+        return open_in_root(root_fd, path, ret_fd);
+}
+
+int mount_attach_tree(int tree_fd, int root_fd, const char *dest, bool is_dir) {
+        _cleanup_close_ int target = -EBADF;
+        int r;
+
+        r = make_dir_in_root(root_fd, dest, is_dir, &target);
+        if (r < 0)
+                return r;
+        return RET_NERRNO(sys_move_mount(tree_fd, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
+}
+
+static int mount_at(int root_fd, const char *dest, bool is_dir, const char *source, const char *fstype,
+                    unsigned long flags, const char *data) {
+        _cleanup_close_ int target = -EBADF;
+        int r;
+
+        r = make_dir_in_root(root_fd, dest, is_dir, &target);
+        if (r < 0)
+                return r;
+        return RET_NERRNO(mount(source, fd_path(target).s, fstype, flags, data));
+}
+
+/* Bind a path onto itself and make it read-only (a missing path is fine: nothing to protect). */
+static int make_readonly(int root_fd, const char *path) {
+        _cleanup_close_ int fd = -EBADF;
+        int r = open_in_root(root_fd, path, &fd);
+
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (mount(fd_path(fd).s, fd_path(fd).s, NULL, MS_BIND | MS_REC, NULL) < 0)
+                return -errno;
+        safe_close(fd);
+        r = open_in_root(root_fd, path, &fd);
+        if (r < 0)
+                return r;
+        return RET_NERRNO(mount(NULL, fd_path(fd).s, NULL,
+                                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
+}
+
+/* Hide a file (by /dev/null) or a directory (by an empty read-only tmpfs). */
+static int mask_path(int root_fd, const char *path) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+        int r = open_in_root(root_fd, path, &fd);
+
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return RET_NERRNO(mount("tmpfs", fd_path(fd).s, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                        "size=0,mode=0555"));
+        return RET_NERRNO(mount("/dev/null", fd_path(fd).s, NULL, MS_BIND, NULL));
+}
+
+int mount_proc(int root_fd) {
+        /* What leaks about the host or lets root inside poke the kernel. */
+        static const char *const masked[] = {
+                "/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats",
+                "/proc/kallsyms", "/proc/kpagecount", "/proc/kpageflags", "/proc/kpagecgroup",
+                "/proc/acpi", "/proc/scsi", "/proc/asound",
+        };
+        static const char *const readonly[] = {
+                "/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs",
+        };
+        int r;
+
+        r = mount_at(root_fd, "/proc", true, "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(masked); i++) {
+                r = mask_path(root_fd, masked[i]);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(readonly); i++) {
+                r = make_readonly(root_fd, readonly[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int mount_dev(int root_fd) {
+        static const char *const nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+        static const struct {
+                const char *name, *target;
+        } links[] = {
+                { "fd", "/proc/self/fd" }, { "stdin", "/proc/self/fd/0" }, { "stdout", "/proc/self/fd/1" },
+                { "stderr", "/proc/self/fd/2" }, { "ptmx", "pts/ptmx" },
+        };
+        _cleanup_close_ int dev = -EBADF;
+        char path[64];
+        int r;
+
+        r = mount_at(root_fd, "/dev", true, "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=256k,nr_inodes=256");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(nodes); i++) {
+                /* No mknod in a user namespace: bind the host's nodes (these six are harmless). */
+                snprintf(path, sizeof path, "/dev/%s", nodes[i]);
+                r = mount_at(root_fd, path, false, path, NULL, MS_BIND, NULL);
+                if (r < 0)
+                        return r;
+        }
+        r = open_in_root(root_fd, "/dev", &dev);
+        if (r < 0)
+                return r;
+        {
+                _cleanup_close_ int d = openat(dev, ".", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+                if (d < 0)
+                        return -errno;
+                for (size_t i = 0; i < ELEMENTSOF(links); i++)
+                        if (symlinkat(links[i].target, d, links[i].name) < 0)
+                                return -errno;
+        }
+        /* Our own devpts instance: the sandbox's ptys are invisible to the host and to others. */
+        r = mount_at(root_fd, "/dev/pts", true, "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
+                     "newinstance,ptmxmode=0666,mode=0620,gid=5");
+        if (r < 0)
+                return r;
+        r = mount_at(root_fd, "/dev/shm", true, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+        if (r < 0)
+                return r;
+        r = mount_at(root_fd, "/dev/mqueue", true, "mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+        if (r < 0)
+                return r;
+        return 0;
+}
+
+int mount_sys(int root_fd) {
+        int r;
+
+        /* sysfs of our own network namespace, read-only; firmware tables are the host's: hide them. */
+        r = mount_at(root_fd, "/sys", true, "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+        if (r < 0)
+                return r;
+        return mask_path(root_fd, "/sys/firmware");
+}
+
+int mount_tmpfs_at(int root_fd, const char *dest, uint64_t size, const char *mode) {
+        char data[64];
+
+        if (size > 0)
+                snprintf(data, sizeof data, "mode=%s,size=%llu", mode, (unsigned long long) size);
+        else
+                snprintf(data, sizeof data, "mode=%s", mode);
+        return mount_at(root_fd, dest, true, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, data);
+}
+
+int mount_pivot_root(const char *root_path) {
+        /* pivot_root(".", "."): the old root ends up on top of the new one, and is detached at once,
+         * so no path to the host's tree is left in this mount namespace. */
+        if (chdir(root_path) < 0)
+                return -errno;
+        if (sys_pivot_root(".", ".") < 0)
+                return -errno;
+        if (umount2(".", MNT_DETACH) < 0)
+                return -errno;
+        return RET_NERRNO(chdir("/"));
+}

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Internals shared by the runtime's modules: what the parent prepares for the child, and the
+ * messages the child sends back over the status socket.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "filter.h"
+#include "spec.h"
+
+#define SANDBOX_IDS_PER_RANGE 65536u
+
+/* Steps of the child's set-up, named in error messages. */
+typedef enum ChildStep {
+        STEP_SYNC,
+        STEP_IDS,
+        STEP_CGROUP_NS,
+        STEP_HOSTNAME,
+        STEP_PROPAGATION,
+        STEP_ROOT,
+        STEP_USR,
+        STEP_PROC,
+        STEP_DEV,
+        STEP_SYS,
+        STEP_TMP,
+        STEP_BIND,
+        STEP_TMPFS,
+        STEP_PIVOT,
+        STEP_LOOPBACK,
+        STEP_PTY,
+        STEP_FORK,
+        STEP_USER,
+        STEP_CAPS,
+        STEP_WORKDIR,
+        STEP_SECCOMP,
+        _STEP_MAX,
+} ChildStep;
+
+const char *child_step_to_string(ChildStep step);
+
+typedef enum ChildMessageType {
+        CHILD_SETUP_FAILED = 1, /* step, error */
+        CHILD_EXEC_FAILED,      /* error */
+        CHILD_STARTED,          /* with the pty master attached when there is a tty */
+        CHILD_EXITED,           /* status (as from waitpid) */
+} ChildMessageType;
+
+typedef struct ChildMessage {
+        uint32_t type;
+        int32_t step;
+        int32_t error;          /* positive errno */
+        int32_t status;
+        int32_t detail;         /* index of the --bind or --tmpfs that failed */
+} ChildMessage;
+
+typedef struct ChildBind {
+        int tree_fd;            /* a detached mount (open_tree) made by the parent */
+        bool is_dir;
+        const char *dest;
+} ChildBind;
+
+/* Everything the child needs, prepared by the parent before clone(): the child only reads it. */
+typedef struct ChildContext {
+        const SandboxSpec *spec;
+        int status_fd;          /* SOCK_SEQPACKET to the parent */
+        int stdio[3];
+        const char *root_path;  /* where the union is attached inside the child's mount namespace */
+        int union_fd;           /* the union, a detached mount */
+        int usr_fd;             /* the host's /usr, read-only and detached; -EBADF with --image DIR */
+        ChildBind *binds;
+        const FilterProgram *filter;
+        char **envp;            /* the program's whole environment */
+        const char *hostname;
+} ChildContext;
+
+/* spawn.c: the child's side. Never returns. */
+_Noreturn void child_run(const ChildContext *c);
+
+/* mount.c */
+int mount_detached_tree(const char *path, bool readonly, bool *ret_is_dir, int *ret_fd);
+int mount_attach_tree(int tree_fd, int root_fd, const char *dest, bool is_dir);
+int mount_union_fd(int fuse_fd, int *ret_fd);
+int mount_proc(int root_fd);
+int mount_dev(int root_fd);
+int mount_sys(int root_fd);
+int mount_tmpfs_at(int root_fd, const char *dest, uint64_t size, const char *mode);
+int mount_pivot_root(const char *root_path);
+int make_dir_in_root(int root_fd, const char *path, bool is_dir, int *ret_fd);
+
+/* image.c */
+int image_make_host(int dirfd, const char *name, const char *hostname);
+int rm_rf_at(int dirfd, const char *name);
+
+/* idpool.c: a 65536-id host range per live sandbox, held by a lock that dies with the process. */
+int idpool_acquire(const char *state_dir, uint32_t base, uint32_t ranges, uint32_t *ret_first, int *ret_lock_fd);

@@ -1,0 +1,813 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The parent's side: prepare everything as host root (state directory, id range, the union and its
+ * FUSE server, detached mount trees, the cgroup, the seccomp program), clone the sandbox's init into
+ * new namespaces, map its ids, let it go, and later collect it and remove every trace.
+ *
+ * Where things live (STATE = --state-dir, default /run/sandbox):
+ *   STATE/ids/N            lock files of the host id ranges (idpool.c)
+ *   STATE/ID/root          the union's mount point inside the sandbox's mount namespace only
+ *   STATE/ID/data/         mode 0700: upper/, work/, image/ (the generated host image)
+ * STATE and STATE/ID are 0711 so the child, unprivileged on the host, can reach root/ by name.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "config.h"
+#include "filter.h"
+#include "macro.h"
+#include "runtime.h"
+#include "sandbox.h"
+
+#define DEFAULT_STATE_DIR "/run/sandbox"
+#define DEFAULT_ID_BASE 0x40000000u
+#define DEFAULT_ID_RANGES 4096u
+#define START_TIMEOUT_MS 60000
+
+struct Sandbox {
+        char id[17];
+        const SandboxSpec *spec;
+        char *state_dir;
+        int state_fd;           /* STATE */
+        int dir_fd;             /* STATE/ID */
+        char *upper_work;       /* with --upper: the work directory beside it */
+
+        pid_t pid;
+        int pidfd;
+        int status_fd;
+        int pty_fd;
+        pid_t server_pid;
+        int server_pidfd;
+
+        Cgroup *cgroup;
+        int idlock_fd;
+        uint32_t host_first;
+
+        uint64_t start_usec;
+        SandboxLimitHit limit;
+        bool have_status;
+        int raw_status;
+        bool finished;
+};
+
+uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+__attribute__((format(printf, 3, 4)))
+static int set_error(SandboxError *e, int status, const char *fmt, ...) {
+        va_list ap;
+        if (e) {
+                e->status = status;
+                va_start(ap, fmt);
+                vsnprintf(e->message, sizeof e->message, fmt, ap);
+                va_end(ap);
+        }
+        return -EINVAL;
+}
+
+static int mkdir_p(const char *path, mode_t mode) {
+        _cleanup_free_ char *p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1; *s; s++)
+                if (*s == '/') {
+                        *s = '\0';
+                        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                                return -errno;
+                        *s = '/';
+                }
+        if (mkdir(p, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+/* sandbox-unionfs next to us (installed, or a build tree's unionfs/), else the installed one. */
+static int find_unionfs(const SandboxConfig *cfg, char *buf, size_t size) {
+        char self[2048];
+        ssize_t n;
+
+        if (cfg && cfg->unionfs_binary) {
+                snprintf(buf, size, "%s", cfg->unionfs_binary);
+                return access(buf, X_OK) < 0 ? -errno : 0;
+        }
+        n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n > 0) {
+                self[n] = '\0';
+                char *slash = strrchr(self, '/');
+                if (slash) {
+                        *slash = '\0';
+                        snprintf(buf, size, "%s/sandbox-unionfs", self);
+                        if (access(buf, X_OK) == 0)
+                                return 0;
+                        snprintf(buf, size, "%s/../unionfs/sandbox-unionfs", self);
+                        if (access(buf, X_OK) == 0)
+                                return 0;
+                }
+        }
+        snprintf(buf, size, "%s/sandbox-unionfs", SANDBOX_BINDIR);
+        return access(buf, X_OK) < 0 ? -errno : 0;
+}
+
+/* lowerdir= takes ':' and ',' as separators; escape them (and '\') in a path. */
+static int append_escaped(char **buf, size_t *len, const char *s) {
+        size_t need = *len + 2 * strlen(s) + 2;
+        char *n = realloc(*buf, need);
+        if (!n)
+                return -ENOMEM;
+        *buf = n;
+        for (; *s; s++) {
+                if (*s == ':' || *s == ',' || *s == '\\')
+                        n[(*len)++] = '\\';
+                n[(*len)++] = *s;
+        }
+        n[*len] = '\0';
+        return 0;
+}
+
+static int append(char **buf, size_t *len, const char *s) {
+        size_t l = strlen(s);
+        char *n = realloc(*buf, *len + l + 1);
+        if (!n)
+                return -ENOMEM;
+        memcpy(n + *len, s, l + 1);
+        *buf = n;
+        *len += l;
+        return 0;
+}
+
+static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *image, const char *upper,
+                              const char *work, bool throwaway, int fuse_fd, SandboxError *err) {
+        _cleanup_free_ char *opts = NULL;
+        char binary[4200], idmap[96];
+        size_t len = 0;
+        int r;
+
+        r = find_unionfs(cfg, binary, sizeof binary);
+        if (r < 0)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Cannot find sandbox-unionfs: %s", strerror(-r));
+
+        r = append(&opts, &len, "lowerdir=");
+        for (size_t i = 0; r >= 0 && i < s->spec->n_layers; i++) {
+                r = append_escaped(&opts, &len, s->spec->layers[i]);
+                if (r >= 0)
+                        r = append(&opts, &len, ":");
+        }
+        if (r >= 0)
+                r = append_escaped(&opts, &len, image);
+        if (r >= 0)
+                r = append(&opts, &len, ",upperdir=");
+        if (r >= 0)
+                r = append_escaped(&opts, &len, upper);
+        if (r >= 0)
+                r = append(&opts, &len, ",workdir=");
+        if (r >= 0)
+                r = append_escaped(&opts, &len, work);
+        snprintf(idmap, sizeof idmap, ",uidmapping=0:%u:%u,gidmapping=0:%u:%u", s->host_first,
+                 SANDBOX_IDS_PER_RANGE, s->host_first, SANDBOX_IDS_PER_RANGE);
+        if (r >= 0)
+                r = append(&opts, &len, idmap);
+        /* A throw-away upper needs no durability: skip the fsync of every copy-up. */
+        if (r >= 0 && throwaway)
+                r = append(&opts, &len, ",volatile");
+        if (r < 0)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
+
+        s->server_pid = fork();
+        if (s->server_pid < 0)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %m");
+        if (s->server_pid == 0) {
+                /* Its own session: a terminal's ^C is for the program, not for its filesystem. */
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                (void) setsid();
+                if (dup2(fuse_fd, 3) < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+                        _exit(127);
+                (void) syscall(SYS_close_range, 4U, ~0U, 0U);
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                execl(binary, "sandbox-unionfs", "-f", "-o", opts, "/dev/fd/3", (char *) NULL);
+                _exit(127);
+        }
+        s->server_pidfd = (int) syscall(SYS_pidfd_open, s->server_pid, 0);
+        if (s->server_pidfd < 0)
+                return set_error(err, SANDBOX_EXIT_SETUP, "pidfd_open: %m");
+        return 0;
+}
+
+static int write_proc_file(pid_t pid, const char *name, const char *content) {
+        char path[64];
+        _cleanup_close_ int fd = -EBADF;
+        size_t n = strlen(content);
+
+        snprintf(path, sizeof path, "/proc/%d/%s", pid, name);
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (write(fd, content, n) != (ssize_t) n)
+                return errno > 0 ? -errno : -EIO;
+        return 0;
+}
+
+static char **build_env(const SandboxSpec *spec) {
+        const char *term = getenv("TERM");
+        char **env = calloc(spec->n_env + 4, sizeof(char *));
+        size_t n = 0;
+
+        if (!env)
+                return NULL;
+        static const char *const defaults[] = {
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL, NULL,
+        };
+        char home[32], termbuf[256];
+        snprintf(home, sizeof home, "HOME=%s", spec->uid == 0 ? "/root" : "/");
+        const char *d[3] = { defaults[0], home, NULL };
+        if (term && strlen(term) < 200) {
+                snprintf(termbuf, sizeof termbuf, "TERM=%s", term);
+                d[2] = termbuf;
+        }
+        for (size_t i = 0; i < 3; i++) {
+                if (!d[i])
+                        continue;
+                size_t klen = strchr(d[i], '=') - d[i] + 1;
+                bool overridden = false;
+                for (size_t j = 0; j < spec->n_env; j++)
+                        if (strncmp(spec->env[j], d[i], klen) == 0)
+                                overridden = true;
+                if (!overridden && !(env[n++] = strdup(d[i])))
+                        goto oom;
+        }
+        for (size_t j = 0; j < spec->n_env; j++) {
+                /* The last of duplicate user entries wins. */
+                size_t klen = strchr(spec->env[j], '=') - spec->env[j] + 1;
+                bool later = false;
+                for (size_t k = j + 1; k < spec->n_env; k++)
+                        if (strncmp(spec->env[k], spec->env[j], klen) == 0)
+                                later = true;
+                if (!later && !(env[n++] = strdup(spec->env[j])))
+                        goto oom;
+        }
+        return env;
+oom:
+        for (size_t i = 0; i < n; i++)
+                free(env[i]);
+        free(env);
+        return NULL;
+}
+
+static void strv_freep(char ***v) {
+        if (*v)
+                for (char **p = *v; *p; p++)
+                        free(*p);
+        free(*v);
+}
+
+static const char *error_name(int e) {
+        return strerror(e);
+}
+
+/* Wait for the init's first word: started, or why not. */
+static int wait_started(Sandbox *s, SandboxError *err) {
+        ChildMessage m = {};
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control;
+        struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof control.buf };
+        struct pollfd p = { .fd = s->status_fd, .events = POLLIN };
+        ssize_t n;
+        int r;
+
+        r = poll(&p, 1, START_TIMEOUT_MS);
+        if (r == 0)
+                return set_error(err, SANDBOX_EXIT_SETUP, "The sandbox did not start within %d s", START_TIMEOUT_MS / 1000);
+        n = recvmsg(s->status_fd, &mh, MSG_CMSG_CLOEXEC);
+        if (n < 0)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Lost the sandbox's init: %m");
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+                if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+                        memcpy(&s->pty_fd, CMSG_DATA(cm), sizeof(int));
+        if (n != sizeof m)
+                return set_error(err, SANDBOX_EXIT_SETUP, "The sandbox's init ended during set-up");
+
+        switch (m.type) {
+        case CHILD_STARTED:
+                if (s->spec->tty && s->pty_fd < 0)
+                        return set_error(err, SANDBOX_EXIT_SETUP, "No terminal came back from the sandbox");
+                return 0;
+        case CHILD_EXEC_FAILED:
+                if (m.error == ENOENT)
+                        return set_error(err, SANDBOX_EXIT_NOT_FOUND, "%s: command not found", s->spec->argv[0]);
+                return set_error(err, SANDBOX_EXIT_CANNOT_EXEC, "%s: cannot execute: %s", s->spec->argv[0],
+                                 error_name(m.error));
+        case CHILD_SETUP_FAILED: {
+                const char *what = "";
+                if (m.step == STEP_BIND && m.detail >= 0 && (size_t) m.detail < s->spec->n_binds)
+                        what = s->spec->binds[m.detail].dest;
+                else if (m.step == STEP_TMPFS && m.detail >= 0 && (size_t) m.detail < s->spec->n_tmpfs)
+                        what = s->spec->tmpfs[m.detail].dest;
+                else if (m.step == STEP_WORKDIR)
+                        what = s->spec->workdir ?: "/";
+                return set_error(err, SANDBOX_EXIT_SETUP, "Failed to %s%s%s%s: %s", child_step_to_string(m.step),
+                                 *what ? " '" : "", what, *what ? "'" : "", error_name(m.error));
+        }
+        default:
+                return set_error(err, SANDBOX_EXIT_SETUP, "The sandbox's init said something unexpected");
+        }
+}
+
+int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int stdio[3], Sandbox **ret,
+                  SandboxError *err) {
+        _cleanup_(filter_program_freep) FilterProgram *filter = NULL;
+        _cleanup_free_ char *filter_error = NULL, *root_path = NULL, *work_path = NULL, *image_path = NULL,
+                            *upper_path = NULL;
+        _cleanup_(strv_freep) char **envp = NULL;
+        _cleanup_free_ ChildBind *binds = NULL;
+        _cleanup_close_ int fuse_fd = -EBADF, union_fd = -EBADF, usr_fd = -EBADF, data_fd = -EBADF;
+        const char *state_dir = cfg && cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR;
+        const char *verr = NULL;
+        int sp[2] = { -EBADF, -EBADF }, r;
+        Sandbox *s;
+        uint64_t rnd = 0;
+        struct stat st;
+
+        if (spec_validate(spec, &verr) < 0)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Invalid sandbox: %s", verr);
+        if (spec->net != SPEC_NET_NONE)
+                return set_error(err, SANDBOX_EXIT_SETUP, "--net %s is not supported yet: only 'none' is",
+                                 spec_net_to_string(spec->net));
+
+        r = filter_compile(spec->seccomp ?: "default", &filter, &filter_error);
+        if (r < 0)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Invalid seccomp policy: %s",
+                                 filter_error ?: strerror(-r));
+
+        /* Check what the user named before building anything, for messages that name it. */
+        if (spec->image && (stat(spec->image, &st) < 0 || !S_ISDIR(st.st_mode)))
+                return set_error(err, SANDBOX_EXIT_SETUP, "--image '%s': %s", spec->image,
+                                 errno && !S_ISDIR(st.st_mode) ? strerror(errno) : "not a directory");
+        for (size_t i = 0; i < spec->n_layers; i++)
+                if (stat(spec->layers[i], &st) < 0 || !S_ISDIR(st.st_mode))
+                        return set_error(err, SANDBOX_EXIT_SETUP, "--layer '%s': not a directory", spec->layers[i]);
+        if (spec->upper && (stat(spec->upper, &st) < 0 || !S_ISDIR(st.st_mode)))
+                return set_error(err, SANDBOX_EXIT_SETUP, "--upper '%s': not a directory", spec->upper);
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
+        *s = (Sandbox) {
+                .spec = spec, .state_fd = -EBADF, .dir_fd = -EBADF, .pidfd = -EBADF, .status_fd = -EBADF,
+                .pty_fd = -EBADF, .server_pidfd = -EBADF, .idlock_fd = -EBADF, .pid = 0, .server_pid = 0,
+        };
+        s->state_dir = strdup(state_dir);
+        if (!s->state_dir) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
+                goto fail;
+        }
+
+        r = mkdir_p(state_dir, 0711);
+        if (r < 0) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the state directory '%s': %s", state_dir, strerror(-r));
+                goto fail;
+        }
+        s->state_fd = open(state_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (s->state_fd < 0 || fstat(s->state_fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022)) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "The state directory '%s' must be a directory owned by root and "
+                              "writable by nobody else", state_dir);
+                goto fail;
+        }
+        r = idpool_acquire(state_dir, cfg && cfg->host_id_base ? cfg->host_id_base : DEFAULT_ID_BASE,
+                           cfg && cfg->host_id_ranges ? cfg->host_id_ranges : DEFAULT_ID_RANGES,
+                           &s->host_first, &s->idlock_fd);
+        if (r < 0) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot get a host id range: %s", strerror(-r));
+                goto fail;
+        }
+
+        (void) getrandom(&rnd, sizeof rnd, 0);
+        snprintf(s->id, sizeof s->id, "%016llx", (unsigned long long) rnd);
+        if (mkdirat(s->state_fd, s->id, 0711) < 0 ||
+            (s->dir_fd = openat(s->state_fd, s->id, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0 ||
+            fchmod(s->dir_fd, 0711) < 0 || mkdirat(s->dir_fd, "root", 0755) < 0 || mkdirat(s->dir_fd, "data", 0700) < 0 ||
+            (data_fd = openat(s->dir_fd, "data", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's directory in '%s': %m", state_dir);
+                goto fail;
+        }
+        if (asprintf(&root_path, "%s/%s/root", state_dir, s->id) < 0) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
+                goto fail;
+        }
+
+        /* The image: the user's, or the generated host one (with the host's /usr over its /usr). */
+        if (spec->image)
+                image_path = strdup(spec->image);
+        else {
+                r = image_make_host(data_fd, "image", spec->hostname ?: "sandbox");
+                if (r < 0) {
+                        r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the host image: %s", strerror(-r));
+                        goto fail;
+                }
+                if (asprintf(&image_path, "%s/%s/data/image", state_dir, s->id) < 0)
+                        image_path = NULL;
+        }
+        if (spec->upper) {
+                /* The work directory must be on the upper's filesystem: beside it, removed at exit. */
+                _cleanup_free_ char *copy = strdup(spec->upper);
+                char *slash = copy ? strrchr(copy, '/') : NULL;
+                if (slash) {
+                        *slash = '\0';
+                        if (asprintf(&s->upper_work, "%s/.%s.sandbox-work-%s", *copy ? copy : "", slash + 1, s->id) < 0)
+                                s->upper_work = NULL;
+                }
+                if (!s->upper_work || mkdir(s->upper_work, 0700) < 0) {
+                        r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create a work directory beside --upper '%s': %m",
+                                      spec->upper);
+                        goto fail;
+                }
+                upper_path = strdup(spec->upper);
+                work_path = strdup(s->upper_work);
+        } else {
+                /* The upper root's mode is the sandbox root's: 0755, owned by root inside. */
+                if (mkdirat(data_fd, "upper", 0755) < 0 || fchmodat(data_fd, "upper", 0755, 0) < 0 ||
+                    mkdirat(data_fd, "work", 0700) < 0) {
+                        r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the upper layer: %m");
+                        goto fail;
+                }
+                if (asprintf(&upper_path, "%s/%s/data/upper", state_dir, s->id) < 0)
+                        upper_path = NULL;
+                if (asprintf(&work_path, "%s/%s/data/work", state_dir, s->id) < 0)
+                        work_path = NULL;
+        }
+        if (!image_path || !upper_path || !work_path) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
+                goto fail;
+        }
+
+        /* The union: mounted by us, detached, served by sandbox-unionfs in the host's namespaces
+         * and outside the sandbox's cgroup. It ends when the last mount of it (the sandbox's) goes. */
+        fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+        if (fuse_fd < 0) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot open /dev/fuse: %m");
+                goto fail;
+        }
+        r = mount_union_fd(fuse_fd, &union_fd);
+        if (r < 0) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the union mount: %s", strerror(-r));
+                goto fail;
+        }
+        r = start_union_server(s, cfg, image_path, upper_path, work_path, !spec->upper, fuse_fd, err);
+        if (r < 0)
+                goto fail;
+        fuse_fd = safe_close(fuse_fd); /* the server holds it now; if it dies, the mount fails fast */
+
+        if (!spec->image) {
+                bool is_dir;
+                r = mount_detached_tree("/usr", true, &is_dir, &usr_fd);
+                if (r < 0) {
+                        r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot bind the host's /usr: %s", strerror(-r));
+                        goto fail;
+                }
+        }
+        binds = calloc(spec->n_binds + 1, sizeof *binds);
+        if (!binds) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
+                goto fail;
+        }
+        for (size_t i = 0; i < spec->n_binds; i++) {
+                binds[i].tree_fd = -EBADF;
+                binds[i].dest = spec->binds[i].dest;
+                r = mount_detached_tree(spec->binds[i].source, spec->binds[i].readonly, &binds[i].is_dir, &binds[i].tree_fd);
+                if (r < 0) {
+                        r = set_error(err, SANDBOX_EXIT_SETUP, "--bind '%s': %s", spec->binds[i].source,
+                                      r == -EINVAL ? "not a directory, file or character device" : strerror(-r));
+                        for (size_t j = 0; j < i; j++)
+                                safe_close(binds[j].tree_fd);
+                        goto fail;
+                }
+        }
+
+        {
+                char name[32];
+                CgroupLimits limits = {
+                        .memory_max = spec->memory_max,
+                        .pids_max = spec->pids_max,
+                        .cpu_quota_us = (uint64_t) spec->cpus_milli * 100,
+                        .cpu_period_us = spec->cpus_milli ? 100000 : 0,
+                };
+                snprintf(name, sizeof name, "sandbox-%s", s->id);
+                r = cgroup_create(name, &limits, &s->cgroup);
+                if (r < 0) {
+                        r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: %s",
+                                      r == -EOPNOTSUPP ? "a requested limit is not supported on this host" : strerror(-r));
+                        goto fail_binds;
+                }
+        }
+
+        envp = build_env(spec);
+        if (!envp) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
+                goto fail_binds;
+        }
+        /* The child must not carry our supplementary groups (host gid 0 among them): inside, with
+         * setgroups denied, it could never drop them. */
+        if (setgroups(0, NULL) < 0) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot drop supplementary groups: %m");
+                goto fail_binds;
+        }
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "socketpair: %m");
+                goto fail_binds;
+        }
+
+        ChildContext ctx = {
+                .spec = spec,
+                .status_fd = sp[1],
+                .stdio = { stdio ? stdio[0] : 0, stdio ? stdio[1] : 1, stdio ? stdio[2] : 2 },
+                .root_path = root_path,
+                .union_fd = union_fd,
+                .usr_fd = usr_fd,
+                .binds = binds,
+                .filter = filter,
+                .envp = envp,
+                .hostname = spec->hostname ?: "sandbox",
+        };
+        struct clone_args ca = {
+                .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
+                         CLONE_PIDFD,
+                .pidfd = (uint64_t) (uintptr_t) &s->pidfd,
+                .exit_signal = SIGCHLD,
+        };
+        pid_t pid = (pid_t) syscall(SYS_clone3, &ca, sizeof ca);
+        if (pid < 0) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's namespaces: %m");
+                goto fail_binds;
+        }
+        if (pid == 0) {
+                safe_close(sp[0]);
+                child_run(&ctx);
+        }
+        s->pid = pid;
+        s->status_fd = sp[0];
+        sp[1] = safe_close(sp[1]);
+
+        {
+                char map[64];
+                snprintf(map, sizeof map, "0 %u %u\n", s->host_first, SANDBOX_IDS_PER_RANGE);
+                if ((r = write_proc_file(pid, "uid_map", map)) < 0 || (r = write_proc_file(pid, "setgroups", "deny")) < 0 ||
+                    (r = write_proc_file(pid, "gid_map", map)) < 0) {
+                        r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot map the sandbox's ids: %s", strerror(-r));
+                        goto fail_started;
+                }
+        }
+        r = cgroup_attach(s->cgroup, pid);
+        if (r < 0) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot move the sandbox into its cgroup: %s", strerror(-r));
+                goto fail_started;
+        }
+        /* The init must survive the OOM killer so that it can report how the program ended. */
+        (void) write_proc_file(pid, "oom_score_adj", "-1000");
+        {
+                bool core_set = false;
+                for (size_t i = 0; i < spec->n_rlimits; i++) {
+                        struct rlimit rl = {
+                                .rlim_cur = spec->rlimits[i].soft == UINT64_MAX ? RLIM_INFINITY : spec->rlimits[i].soft,
+                                .rlim_max = spec->rlimits[i].hard == UINT64_MAX ? RLIM_INFINITY : spec->rlimits[i].hard,
+                        };
+                        if (spec->rlimits[i].resource == RLIMIT_CORE)
+                                core_set = true;
+                        if (prlimit(pid, spec->rlimits[i].resource, &rl, NULL) < 0) {
+                                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot set --rlimit %s: %m",
+                                              spec_rlimit_to_string(spec->rlimits[i].resource));
+                                goto fail_started;
+                        }
+                }
+                /* No core dumps by default: the host's core_pattern may hand them to a host helper. */
+                if (!core_set)
+                        (void) prlimit(pid, RLIMIT_CORE, &(struct rlimit) {}, NULL);
+        }
+
+        s->start_usec = now_usec();
+        if (write(s->status_fd, "g", 1) != 1) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "The sandbox's init died before set-up: %m");
+                goto fail_started;
+        }
+        r = wait_started(s, err);
+        for (size_t i = 0; i < spec->n_binds; i++)
+                safe_close(binds[i].tree_fd);
+        if (r < 0) {
+                (void) sandbox_finish(s, true, NULL);
+                sandbox_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+
+fail_started:
+fail_binds:
+        for (size_t i = 0; i < spec->n_binds; i++)
+                safe_close(binds[i].tree_fd);
+fail:
+        safe_close(sp[0]);
+        safe_close(sp[1]);
+        (void) sandbox_finish(s, true, NULL);
+        sandbox_free(s);
+        return r;
+}
+
+const char *sandbox_id(const Sandbox *s) {
+        return s->id;
+}
+
+pid_t sandbox_pid(const Sandbox *s) {
+        return s->pid;
+}
+
+int sandbox_pidfd(const Sandbox *s) {
+        return s->pidfd;
+}
+
+int sandbox_pty_fd(const Sandbox *s) {
+        return s->pty_fd;
+}
+
+int sandbox_signal(Sandbox *s, int sig) {
+        if (s->pidfd < 0 || s->finished)
+                return -ESRCH;
+        return RET_NERRNO((int) syscall(SYS_pidfd_send_signal, s->pidfd, sig, NULL, 0));
+}
+
+static void sandbox_kill(Sandbox *s) {
+        if (s->pidfd >= 0)
+                (void) syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
+        if (s->cgroup)
+                (void) cgroup_kill_all(s->cgroup);
+}
+
+uint64_t sandbox_check_limits(Sandbox *s) {
+        const SandboxSpec *spec = s->spec;
+        uint64_t now = now_usec(), next = 0;
+
+        if (s->finished || s->limit != SANDBOX_LIMIT_NONE)
+                return 0;
+        if (spec->timeout_usec) {
+                uint64_t deadline = s->start_usec + spec->timeout_usec;
+                if (now >= deadline) {
+                        s->limit = SANDBOX_LIMIT_TIMEOUT;
+                        sandbox_kill(s);
+                        return 0;
+                }
+                next = deadline;
+        }
+        if (spec->cpu_time_usec && s->cgroup) {
+                CgroupStats st;
+                if (cgroup_get_stats(s->cgroup, &st) >= 0) {
+                        if (st.cpu_usec >= spec->cpu_time_usec) {
+                                s->limit = SANDBOX_LIMIT_CPU_TIME;
+                                sandbox_kill(s);
+                                return 0;
+                        }
+                        /* CPU time grows at most by the number of CPUs per unit of wall time. */
+                        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+                        uint64_t wait = (spec->cpu_time_usec - st.cpu_usec) / (uint64_t) (ncpu > 0 ? ncpu : 1);
+                        wait = MAX(wait, (uint64_t) 5000);
+                        wait = MIN(wait, (uint64_t) 250000);
+                        if (!next || now + wait < next)
+                                next = now + wait;
+                }
+        }
+        return next;
+}
+
+static void read_exit_status(Sandbox *s) {
+        ChildMessage m;
+        ssize_t n;
+
+        while ((n = recv(s->status_fd, &m, sizeof m, MSG_DONTWAIT)) == sizeof m)
+                if (m.type == CHILD_EXITED) {
+                        s->have_status = true;
+                        s->raw_status = m.status;
+                }
+}
+
+static void stop_server(Sandbox *s) {
+        struct pollfd p = { .fd = s->server_pidfd, .events = POLLIN };
+
+        if (s->server_pid <= 0)
+                return;
+        /* It exits by itself once the sandbox's mount namespace is gone; give it a moment. */
+        if (s->server_pidfd < 0 || poll(&p, 1, 5000) <= 0)
+                (void) kill(s->server_pid, SIGKILL);
+        (void) waitpid(s->server_pid, NULL, 0);
+        s->server_pid = 0;
+}
+
+int sandbox_finish(Sandbox *s, bool kill, SandboxResult *ret) {
+        CgroupStats st = {};
+        siginfo_t si = {};
+        SandboxResult res = { .status = SANDBOX_EXIT_SETUP };
+        int r = 0;
+
+        if (s->finished)
+                return -EALREADY;
+        if (kill)
+                sandbox_kill(s);
+        if (s->pid > 0) {
+                while (waitid(P_PIDFD, (id_t) s->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+                        ;
+                s->pid = 0;
+        }
+        res.wall_usec = s->start_usec ? now_usec() - s->start_usec : 0;
+        if (s->status_fd >= 0)
+                read_exit_status(s);
+        if (s->cgroup) {
+                (void) cgroup_get_stats(s->cgroup, &st);
+                r = cgroup_remove(s->cgroup);
+                s->cgroup = cgroup_free(s->cgroup);
+        }
+        stop_server(s);
+
+        if (s->dir_fd >= 0) {
+                int k = rm_rf_at(s->dir_fd, "data");
+                if (k < 0 && r == 0)
+                        r = k;
+                (void) unlinkat(s->dir_fd, "root", AT_REMOVEDIR);
+                if (unlinkat(s->state_fd, s->id, AT_REMOVEDIR) < 0 && r == 0)
+                        r = -errno;
+        }
+        if (s->upper_work) {
+                _cleanup_free_ char *copy = strdup(s->upper_work);
+                char *slash = copy ? strrchr(copy, '/') : NULL;
+                if (slash) {
+                        *slash = '\0';
+                        _cleanup_close_ int parent = open(*copy ? copy : "/", O_DIRECTORY | O_CLOEXEC | O_RDONLY);
+                        if (parent >= 0)
+                                (void) rm_rf_at(parent, slash + 1);
+                }
+        }
+        s->finished = true;
+
+        res.cpu_usec = st.cpu_usec;
+        res.memory_peak = st.memory_peak;
+        res.host_uid = s->host_first;
+        res.limit = s->limit;
+        if (s->have_status) {
+                if (WIFEXITED(s->raw_status)) {
+                        res.exit_code = WEXITSTATUS(s->raw_status);
+                        res.status = res.exit_code;
+                } else if (WIFSIGNALED(s->raw_status)) {
+                        res.signal = WTERMSIG(s->raw_status);
+                        res.status = 128 + res.signal;
+                }
+        } else if (s->limit == SANDBOX_LIMIT_NONE)
+                res.signal = SIGKILL, res.status = 128 + SIGKILL; /* the whole sandbox was killed */
+        if (res.limit == SANDBOX_LIMIT_NONE && st.oom_kills > 0 && res.signal == SIGKILL)
+                res.limit = SANDBOX_LIMIT_MEMORY;
+        if (res.limit == SANDBOX_LIMIT_TIMEOUT || res.limit == SANDBOX_LIMIT_CPU_TIME)
+                res.status = SANDBOX_EXIT_TIMEOUT;
+        else if (res.limit == SANDBOX_LIMIT_MEMORY)
+                res.status = SANDBOX_EXIT_OOM;
+        if (ret)
+                *ret = res;
+        return r;
+}
+
+Sandbox *sandbox_free(Sandbox *s) {
+        if (!s)
+                return NULL;
+        if (!s->finished)
+                (void) sandbox_finish(s, true, NULL);
+        safe_close(s->pidfd);
+        safe_close(s->status_fd);
+        safe_close(s->pty_fd);
+        safe_close(s->server_pidfd);
+        safe_close(s->idlock_fd);
+        safe_close(s->dir_fd);
+        safe_close(s->state_fd);
+        free(s->upper_work);
+        free(s->state_dir);
+        free(s);
+        return NULL;
+}

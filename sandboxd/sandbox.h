@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The sandbox runtime's public API, used by sandbox-run and sandboxd. A sandbox is started with
+ * sandbox_start(), which returns once the program has been executed (or says why it could not),
+ * watched through sandbox_pidfd() (readable when it has ended) and the limit timer
+ * (sandbox_check_limits), and collected with sandbox_finish(), which also removes everything the
+ * sandbox used: cgroups, mounts, the FUSE server, the throw-away upper layer.
+ *
+ * The calling process must be root on the host and single-threaded while starting a sandbox.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "spec.h"
+
+/* Exit statuses shared by sandbox-run and sandboxctl. */
+#define SANDBOX_EXIT_TIMEOUT 124
+#define SANDBOX_EXIT_SETUP 125
+#define SANDBOX_EXIT_CANNOT_EXEC 126
+#define SANDBOX_EXIT_NOT_FOUND 127
+#define SANDBOX_EXIT_OOM 137
+
+typedef struct SandboxConfig {
+        const char *state_dir;          /* NULL: /run/sandbox */
+        uint32_t host_id_base;          /* first host uid/gid of the pool; 0: the default pool */
+        uint32_t host_id_ranges;        /* 65536-id ranges in the pool */
+        const char *unionfs_binary;     /* NULL: next to our own binary, or the installed one */
+} SandboxConfig;
+
+typedef enum SandboxLimitHit {
+        SANDBOX_LIMIT_NONE,
+        SANDBOX_LIMIT_TIMEOUT,
+        SANDBOX_LIMIT_CPU_TIME,
+        SANDBOX_LIMIT_MEMORY,
+} SandboxLimitHit;
+
+typedef struct SandboxResult {
+        int status;                     /* what a front end exits with (see SANDBOX_EXIT_*) */
+        int exit_code;                  /* the program's, when it exited */
+        int signal;                     /* the signal that killed it, else 0 */
+        SandboxLimitHit limit;
+        uint64_t wall_usec;
+        uint64_t cpu_usec;
+        uint64_t memory_peak;
+        uid_t host_uid;                 /* the host uid that root inside was mapped to */
+} SandboxResult;
+
+/* Why a sandbox could not start: the exit status to use (125, 126, 127) and a one-line message. */
+typedef struct SandboxError {
+        int status;
+        char message[512];
+} SandboxError;
+
+typedef struct Sandbox Sandbox;
+
+/* STDIO: the program's stdin, stdout and stderr (ignored with spec->tty). */
+int sandbox_start(const SandboxSpec *spec, const SandboxConfig *config, const int stdio[3],
+                  Sandbox **ret_sandbox, SandboxError *ret_error);
+
+const char *sandbox_id(const Sandbox *s);
+/* The host pid of the sandbox's init, and a pidfd for it that polls readable when it has ended. */
+pid_t sandbox_pid(const Sandbox *s);
+int sandbox_pidfd(const Sandbox *s);
+/* With spec->tty: the pty master (owned by the sandbox), else -EBADF. */
+int sandbox_pty_fd(const Sandbox *s);
+
+/* Deliver SIG to the program (through the init). */
+int sandbox_signal(Sandbox *s, int sig);
+
+/* Enforce --timeout and --cpu-time: kills the sandbox when one is exceeded. Returns the monotonic
+ * time (µs) at which to call again, or 0 when there is no limit to watch. */
+uint64_t sandbox_check_limits(Sandbox *s);
+
+/* Wait for the sandbox to end (killing it first if KILL), collect the result and remove everything
+ * it used. */
+int sandbox_finish(Sandbox *s, bool kill, SandboxResult *ret_result);
+
+/* Kills and cleans up a sandbox that was not finished. */
+Sandbox *sandbox_free(Sandbox *s);
+
+uint64_t now_usec(void);

@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The child's side of clone(): the sandbox's PID 1. It runs as root of the new user namespace
+ * (an unprivileged range on the host), builds the root, starts the program and then stays as a
+ * small init: it reaps orphans, forwards the signals the parent sends, and reports the program's
+ * end. Each step that can fail reports (step, errno) over the status socket and exits.
+ *
+ * The order matters and is the one in docs/security.md: namespaces (made by clone), ids, mounts,
+ * pivot_root, network, then for the program: terminal, capabilities, ids, no_new_privs, fds, and
+ * the seccomp filter last, just before execve().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "runtime.h"
+#include "sandbox.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+static const char *const step_names[_STEP_MAX] = {
+        [STEP_SYNC] = "wait for the parent",
+        [STEP_IDS] = "become root of the user namespace",
+        [STEP_CGROUP_NS] = "enter a cgroup namespace",
+        [STEP_HOSTNAME] = "set the host name",
+        [STEP_PROPAGATION] = "make mounts private",
+        [STEP_ROOT] = "attach the union root",
+        [STEP_USR] = "mount /usr",
+        [STEP_PROC] = "mount /proc",
+        [STEP_DEV] = "set up /dev",
+        [STEP_SYS] = "mount /sys",
+        [STEP_TMP] = "mount /tmp",
+        [STEP_BIND] = "bind-mount",
+        [STEP_TMPFS] = "mount a tmpfs on",
+        [STEP_PIVOT] = "switch to the new root",
+        [STEP_LOOPBACK] = "bring up the loopback interface",
+        [STEP_PTY] = "open a terminal",
+        [STEP_FORK] = "start the program's process",
+        [STEP_USER] = "switch to the requested user",
+        [STEP_CAPS] = "drop capabilities",
+        [STEP_WORKDIR] = "change to the working directory",
+        [STEP_SECCOMP] = "install the seccomp filter",
+};
+
+const char *child_step_to_string(ChildStep step) {
+        return step >= 0 && step < _STEP_MAX ? step_names[step] : "set up";
+}
+
+static void send_message(int fd, const ChildMessage *m, int pass_fd) {
+        struct iovec iov = { .iov_base = (void *) m, .iov_len = sizeof *m };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+        if (pass_fd >= 0) {
+                mh.msg_control = control.buf;
+                mh.msg_controllen = sizeof control.buf;
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+        }
+        (void) sendmsg(fd, &mh, MSG_NOSIGNAL);
+}
+
+_Noreturn static void fail(const ChildContext *c, ChildStep step, int error, int detail) {
+        ChildMessage m = {
+                .type = CHILD_SETUP_FAILED,
+                .step = step,
+                .error = error < 0 ? -error : error,
+                .detail = detail,
+        };
+        send_message(c->status_fd, &m, -EBADF);
+        _exit(SANDBOX_EXIT_SETUP);
+}
+
+/* The program's process reports a failure before execve() through a CLOEXEC pipe: (step, errno). */
+typedef struct ExecReport {
+        int32_t step;
+        int32_t error;
+} ExecReport;
+
+_Noreturn static void program_fail(int report_fd, ChildStep step, int error) {
+        ExecReport rep = { .step = step, .error = error < 0 ? -error : error };
+        (void) !write(report_fd, &rep, sizeof rep);
+        _exit(SANDBOX_EXIT_SETUP);
+}
+
+static int drop_bounding_set(void) {
+        for (unsigned long cap = 0;; cap++)
+                if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+                        if (errno == EINVAL) /* past the last capability this kernel knows */
+                                return cap > 0 ? 0 : -EINVAL;
+                        return -errno;
+                }
+}
+
+static int clear_capabilities(void) {
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct d[2] = {};
+
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+                return -errno;
+        return RET_NERRNO((int) syscall(SYS_capset, &h, d));
+}
+
+static int loopback_up(void) {
+        _cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct ifreq ifr = {};
+
+        if (s < 0)
+                return -errno;
+        strcpy(ifr.ifr_name, "lo");
+        if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+                return -errno;
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        return RET_NERRNO(ioctl(s, SIOCSIFFLAGS, &ifr));
+}
+
+/* Make fds 0, 1, 2 the program's stdio without clobbering one source with another. */
+static int install_stdio(const int stdio[3]) {
+        int tmp[3];
+
+        for (int i = 0; i < 3; i++) {
+                tmp[i] = fcntl(stdio[i], F_DUPFD_CLOEXEC, 3);
+                if (tmp[i] < 0)
+                        return -errno;
+        }
+        for (int i = 0; i < 3; i++) {
+                if (dup2(tmp[i], i) < 0)
+                        return -errno;
+                safe_close(tmp[i]);
+        }
+        return 0;
+}
+
+_Noreturn static void program_run(const ChildContext *c, int report_fd, int pty_master) {
+        const SandboxSpec *s = c->spec;
+        sigset_t none;
+        int r, fd;
+
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int sig = 1; sig < _NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) signal(sig, SIG_DFL);
+
+        if (pty_master >= 0) {
+                /* Its own session with the pty as controlling terminal: job control works. */
+                int slave;
+                if (setsid() < 0)
+                        program_fail(report_fd, STEP_PTY, -errno);
+                slave = ioctl(pty_master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+                if (slave < 0 || ioctl(slave, TIOCSCTTY, 0) < 0)
+                        program_fail(report_fd, STEP_PTY, -errno);
+                for (int i = 0; i < 3; i++)
+                        if (dup2(slave, i) < 0)
+                                program_fail(report_fd, STEP_PTY, -errno);
+                if (slave > 2)
+                        close(slave);
+        }
+
+        /* The init is shielded from the OOM killer; the program must not inherit that. */
+        fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+                (void) !write(fd, "0", 1);
+                close(fd);
+        }
+
+        r = drop_bounding_set();
+        if (r < 0)
+                program_fail(report_fd, STEP_CAPS, r);
+        if (setresgid(s->gid, s->gid, s->gid) < 0 || setresuid(s->uid, s->uid, s->uid) < 0)
+                program_fail(report_fd, STEP_USER, -errno);
+        r = clear_capabilities();
+        if (r < 0)
+                program_fail(report_fd, STEP_CAPS, r);
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                program_fail(report_fd, STEP_CAPS, -errno);
+        if (chdir(s->workdir ?: "/") < 0)
+                program_fail(report_fd, STEP_WORKDIR, -errno);
+
+        /* Nothing of ours reaches the program: every fd above stdio is closed by execve(). */
+        if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+                program_fail(report_fd, STEP_FORK, -errno);
+
+        environ = c->envp; /* execvp() searches the PATH of the environment it runs in */
+        if (c->filter) {
+                r = filter_install(c->filter);
+                if (r < 0)
+                        program_fail(report_fd, STEP_SECCOMP, r);
+        }
+        execvp(s->argv[0], s->argv);
+
+        ExecReport rep = { .step = -1, .error = errno };
+        (void) !write(report_fd, &rep, sizeof rep);
+        _exit(SANDBOX_EXIT_NOT_FOUND);
+}
+
+/* After the program started: the init keeps no privilege and nothing of the caller's. */
+static void init_lock_down(const ChildContext *c) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+        (void) drop_bounding_set();
+        (void) clear_capabilities();
+        (void) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        /* Not dumpable: the program (same uid) can neither ptrace us nor read our /proc files. */
+        (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        for (int i = 0; i < 3; i++)
+                if (null >= 0)
+                        (void) dup2(null, i);
+        safe_close(null);
+        if (c->status_fd > 3)
+                (void) syscall(SYS_close_range, 3U, (unsigned) c->status_fd - 1, 0U);
+        (void) syscall(SYS_close_range, (unsigned) c->status_fd + 1, ~0U, 0U);
+}
+
+_Noreturn static void init_loop(const ChildContext *c, pid_t main_pid, int sfd) {
+        for (;;) {
+                struct signalfd_siginfo si;
+                ssize_t n = read(sfd, &si, sizeof si);
+
+                if (n != sizeof si) {
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        _exit(SANDBOX_EXIT_SETUP);
+                }
+                if (si.ssi_signo == SIGCHLD) {
+                        int status;
+                        pid_t p;
+                        while ((p = waitpid(-1, &status, WNOHANG)) > 0)
+                                if (p == main_pid) {
+                                        ChildMessage m = { .type = CHILD_EXITED, .status = status };
+                                        send_message(c->status_fd, &m, -EBADF);
+                                        _exit(0);
+                                }
+                        continue;
+                }
+                /* Forward only what comes from outside our pid namespace (the parent: si_pid reads 0
+                 * here) and not from the kernel; the program cannot make us signal anyone. */
+                if (si.ssi_pid == 0 && si.ssi_code != SI_KERNEL)
+                        (void) kill(main_pid, (int) si.ssi_signo);
+        }
+}
+
+_Noreturn void child_run(const ChildContext *c) {
+        const SandboxSpec *s = c->spec;
+        _cleanup_close_ int root_fd = -EBADF;
+        int report[2], pty_master = -EBADF, sfd, r;
+        sigset_t all;
+        char go;
+        pid_t pid;
+
+        /* Everything is blocked from here on; the init reads signals through a signalfd. */
+        sigfillset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+
+        /* The parent writes our id maps, puts us in the cgroup, then says go. EOF: it died. */
+        if (read(c->status_fd, &go, 1) != 1)
+                _exit(SANDBOX_EXIT_SETUP);
+
+        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+                fail(c, STEP_IDS, -errno, 0);
+        if (unshare(CLONE_NEWCGROUP) < 0)
+                fail(c, STEP_CGROUP_NS, -errno, 0);
+        if (sethostname(c->hostname, strlen(c->hostname)) < 0)
+                fail(c, STEP_HOSTNAME, -errno, 0);
+        r = install_stdio(c->stdio);
+        if (r < 0)
+                fail(c, STEP_SYNC, r, 0);
+
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                fail(c, STEP_PROPAGATION, -errno, 0);
+        if (syscall(SYS_move_mount, c->union_fd, "", AT_FDCWD, c->root_path, 0x4 /* MOVE_MOUNT_F_EMPTY_PATH */) < 0)
+                fail(c, STEP_ROOT, -errno, 0);
+        root_fd = open(c->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root_fd < 0)
+                fail(c, STEP_ROOT, -errno, 0);
+        if (c->usr_fd >= 0) {
+                r = mount_attach_tree(c->usr_fd, root_fd, "/usr", true);
+                if (r < 0)
+                        fail(c, STEP_USR, r, 0);
+        }
+        /* /proc before the old root goes: the kernel allows a new proc only while one is visible. */
+        r = mount_proc(root_fd);
+        if (r < 0)
+                fail(c, STEP_PROC, r, 0);
+        r = mount_dev(root_fd);
+        if (r < 0)
+                fail(c, STEP_DEV, r, 0);
+        r = mount_sys(root_fd);
+        if (r < 0)
+                fail(c, STEP_SYS, r, 0);
+        r = mount_tmpfs_at(root_fd, "/tmp", 0, "1777");
+        if (r < 0)
+                fail(c, STEP_TMP, r, 0);
+        for (size_t i = 0; i < s->n_binds; i++) {
+                r = mount_attach_tree(c->binds[i].tree_fd, root_fd, c->binds[i].dest, c->binds[i].is_dir);
+                if (r < 0)
+                        fail(c, STEP_BIND, r, (int) i);
+        }
+        for (size_t i = 0; i < s->n_tmpfs; i++) {
+                r = mount_tmpfs_at(root_fd, s->tmpfs[i].dest, s->tmpfs[i].size, "1777");
+                if (r < 0)
+                        fail(c, STEP_TMPFS, r, (int) i);
+        }
+        root_fd = safe_close(root_fd);
+        r = mount_pivot_root(c->root_path);
+        if (r < 0)
+                fail(c, STEP_PIVOT, r, 0);
+        r = loopback_up();
+        if (r < 0)
+                fail(c, STEP_LOOPBACK, r, 0);
+
+        if (s->tty) {
+                pty_master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+                int unlock = 0;
+                if (pty_master < 0 || ioctl(pty_master, TIOCSPTLCK, &unlock) < 0)
+                        fail(c, STEP_PTY, -errno, 0);
+        }
+
+        if (pipe2(report, O_CLOEXEC) < 0)
+                fail(c, STEP_FORK, -errno, 0);
+        pid = fork();
+        if (pid < 0)
+                fail(c, STEP_FORK, -errno, 0);
+        if (pid == 0) {
+                close(report[0]);
+                program_run(c, report[1], pty_master);
+        }
+        close(report[1]);
+
+        ExecReport rep;
+        ssize_t n;
+        do
+                n = read(report[0], &rep, sizeof rep);
+        while (n < 0 && errno == EINTR);
+        close(report[0]);
+        if (n == sizeof rep) {
+                ChildMessage m = {
+                        .type = rep.step < 0 ? CHILD_EXEC_FAILED : CHILD_SETUP_FAILED,
+                        .step = rep.step,
+                        .error = rep.error,
+                };
+                (void) waitpid(pid, NULL, 0);
+                send_message(c->status_fd, &m, -EBADF);
+                _exit(SANDBOX_EXIT_SETUP);
+        }
+
+        {
+                ChildMessage m = { .type = CHILD_STARTED };
+                send_message(c->status_fd, &m, pty_master);
+        }
+        safe_close(pty_master);
+        init_lock_down(c);
+        /* Signals stayed blocked, so none was lost before the signalfd exists. */
+        sfd = signalfd(-1, &all, SFD_CLOEXEC);
+        if (sfd < 0)
+                _exit(SANDBOX_EXIT_SETUP);
+        init_loop(c, pid, sfd);
+}

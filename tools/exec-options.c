@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "exec-options.h"
+#include "macro.h"
+#include "parse.h"
+
+int parse_size(const char *s, uint64_t *ret) {
+        static const char suffixes[] = "kmgt";
+        char *end;
+        uint64_t v, mult = 1;
+
+        if (!s || !strchr("0123456789", s[0]))
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno)
+                return -errno;
+        if (*end) {
+                const char *p = strchr(suffixes, *end | 0x20);
+                if (!p)
+                        return -EINVAL;
+                for (const char *q = suffixes; q <= p; q++)
+                        mult *= 1024;
+                end++;
+                if ((*end | 0x20) == 'i')
+                        end++;
+                if ((*end | 0x20) == 'b')
+                        end++;
+                if (*end)
+                        return -EINVAL;
+        }
+        if (v > UINT64_MAX / mult)
+                return -ERANGE;
+        *ret = v * mult;
+        return 0;
+}
+
+int parse_seconds(const char *s, uint64_t *ret_usec) {
+        char *end;
+        double v, scale = 1e6;
+
+        if (!s || !strchr("0123456789.", s[0]))
+                return -EINVAL;
+        errno = 0;
+        v = strtod(s, &end);
+        if (errno || !isfinite(v) || v < 0)
+                return -EINVAL;
+        if (streq(end, "ms"))
+                scale = 1e3;
+        else if (!streq(end, "") && !streq(end, "s"))
+                return -EINVAL;
+        v *= scale;
+        if (v > (double) (UINT64_C(365) * 24 * 3600 * 1000000))
+                return -ERANGE;
+        *ret_usec = (uint64_t) llround(v);
+        return 0;
+}
+
+static int strv_push(char ***v, size_t *n, const char *s, size_t max) {
+        char **nv;
+
+        if (*n >= max)
+                return -E2BIG;
+        nv = realloc(*v, (*n + 2) * sizeof(char *));
+        if (!nv)
+                return -ENOMEM;
+        *v = nv;
+        nv[*n] = strdup(s);
+        if (!nv[*n])
+                return -ENOMEM;
+        nv[++*n] = NULL;
+        return 0;
+}
+
+/* Relative host paths are taken relative to the caller's working directory, as bwrap does. */
+static char *absolute_path(const char *p) {
+        _cleanup_free_ char *cwd = NULL;
+        char *r;
+
+        if (p[0] == '/')
+                return strdup(p);
+        cwd = getcwd(NULL, 0);
+        if (!cwd || asprintf(&r, "%s/%s", cwd, p) < 0)
+                return NULL;
+        return r;
+}
+
+static int parse_bind(const char *arg, SpecBind *ret) {
+        _cleanup_free_ char *copy = strdup(arg);
+        char *dst, *mode;
+
+        if (!copy)
+                return -ENOMEM;
+        dst = strchr(copy, ':');
+        if (!dst)
+                return -EINVAL;
+        *dst++ = '\0';
+        mode = strchr(dst, ':');
+        if (mode)
+                *mode++ = '\0';
+        if (!*copy || !*dst)
+                return -EINVAL;
+        if (mode && !streq(mode, "ro") && !streq(mode, "rw"))
+                return -EINVAL;
+        ret->readonly = mode && streq(mode, "ro");
+        ret->source = absolute_path(copy);
+        ret->dest = strdup(dst);
+        if (!ret->source || !ret->dest) {
+                free(ret->source);
+                free(ret->dest);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int parse_tmpfs(const char *arg, SpecTmpfs *ret) {
+        _cleanup_free_ char *copy = strdup(arg);
+        char *size;
+        uint64_t bytes = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        size = strchr(copy, ':');
+        if (size) {
+                *size++ = '\0';
+                if (parse_size(size, &bytes) < 0 || bytes == 0)
+                        return -EINVAL;
+        }
+        ret->dest = strdup(copy);
+        if (!ret->dest)
+                return -ENOMEM;
+        ret->size = bytes;
+        return 0;
+}
+
+static int parse_rlimit_value(const char *s, uint64_t *ret) {
+        if (streq(s, "unlimited") || streq(s, "infinity")) {
+                *ret = UINT64_MAX;
+                return 0;
+        }
+        return safe_atou64(s, ret);
+}
+
+/* NAME=VALUE or NAME=SOFT:HARD */
+static int parse_rlimit(const char *arg, SpecRlimit *ret) {
+        _cleanup_free_ char *copy = strdup(arg);
+        char *value, *hard;
+
+        if (!copy)
+                return -ENOMEM;
+        value = strchr(copy, '=');
+        if (!value)
+                return -EINVAL;
+        *value++ = '\0';
+        if (spec_rlimit_from_string(copy, &ret->resource) < 0)
+                return -EINVAL;
+        hard = strchr(value, ':');
+        if (hard)
+                *hard++ = '\0';
+        if (parse_rlimit_value(value, &ret->soft) < 0)
+                return -EINVAL;
+        if (!hard)
+                ret->hard = ret->soft;
+        else if (parse_rlimit_value(hard, &ret->hard) < 0)
+                return -EINVAL;
+        return ret->soft <= ret->hard ? 0 : -EINVAL;
+}
+
+static int parse_user(const char *arg, uint32_t *ret_uid, uint32_t *ret_gid) {
+        _cleanup_free_ char *copy = strdup(arg);
+        char *gid;
+        uint32_t u, g;
+
+        if (!copy)
+                return -ENOMEM;
+        gid = strchr(copy, ':');
+        if (gid)
+                *gid++ = '\0';
+        if (safe_atou32(copy, &u) < 0 || (gid && safe_atou32(gid, &g) < 0))
+                return -EINVAL;
+        *ret_uid = u;
+        *ret_gid = gid ? g : u;
+        return 0;
+}
+
+void exec_options_help(FILE *f) {
+        fputs("Options:\n"
+              "      --image host|DIR      the root's base: host (default: the host's /usr read-only and\n"
+              "                            a generated /etc) or an image directory\n"
+              "      --layer DIR           another read-only layer above the image (repeatable, topmost first)\n"
+              "      --upper DIR           keep the sandbox's changes in DIR (default: discarded at exit)\n"
+              "  -e, --env K=V             set an environment variable (repeatable)\n"
+              "  -w, --workdir DIR         working directory inside (default /)\n"
+              "  -u, --user UID[:GID]      ids inside (default 0:0)\n"
+              "      --hostname NAME       host name inside (default sandbox)\n"
+              "  -t, --tty                 give the program a terminal\n"
+              "      --bind SRC:DST[:ro|rw]  bind a host path into the sandbox (default rw)\n"
+              "      --tmpfs DST[:SIZE]    mount a tmpfs\n"
+              "      --memory SIZE         memory limit (k/m/g suffixes); exceeding it ends the sandbox (137)\n"
+              "      --pids N              limit on processes and threads\n"
+              "      --cpus F              CPU bandwidth, in CPUs (0.5 = half of one)\n"
+              "      --timeout SECONDS     wall-clock limit (exit 124)\n"
+              "      --cpu-time SECONDS    CPU-time limit of the whole sandbox (exit 124)\n"
+              "      --rlimit NAME=VALUE   a resource limit, VALUE or SOFT:HARD or unlimited (repeatable)\n"
+              "      --seccomp default|unconfined|FILE  system call filter (default: default)\n"
+              "      --net none            network: none (default, lo only)\n"
+              "      --stats FILE          write JSON accounting to FILE at exit\n"
+              "  -h, --help                show this help\n"
+              "      --version             show the version\n"
+              "\n"
+              "Exit status: the program's; 128+N if signal N killed it; 124 when a time limit ended it;\n"
+              "137 when the memory limit ended it; 125 when the sandbox could not be set up;\n"
+              "126 when the command cannot be executed; 127 when it is not found.\n",
+              f);
+}
+
+enum {
+        ARG_IMAGE = 0x100,
+        ARG_LAYER,
+        ARG_UPPER,
+        ARG_HOSTNAME,
+        ARG_BIND,
+        ARG_TMPFS,
+        ARG_MEMORY,
+        ARG_PIDS,
+        ARG_CPUS,
+        ARG_TIMEOUT,
+        ARG_CPU_TIME,
+        ARG_RLIMIT,
+        ARG_SECCOMP,
+        ARG_NET,
+        ARG_STATS,
+        ARG_VERSION,
+};
+
+static const struct option long_options[] = {
+        { "image", required_argument, NULL, ARG_IMAGE },
+        { "layer", required_argument, NULL, ARG_LAYER },
+        { "upper", required_argument, NULL, ARG_UPPER },
+        { "env", required_argument, NULL, 'e' },
+        { "workdir", required_argument, NULL, 'w' },
+        { "user", required_argument, NULL, 'u' },
+        { "hostname", required_argument, NULL, ARG_HOSTNAME },
+        { "tty", no_argument, NULL, 't' },
+        { "bind", required_argument, NULL, ARG_BIND },
+        { "tmpfs", required_argument, NULL, ARG_TMPFS },
+        { "memory", required_argument, NULL, ARG_MEMORY },
+        { "pids", required_argument, NULL, ARG_PIDS },
+        { "cpus", required_argument, NULL, ARG_CPUS },
+        { "timeout", required_argument, NULL, ARG_TIMEOUT },
+        { "cpu-time", required_argument, NULL, ARG_CPU_TIME },
+        { "rlimit", required_argument, NULL, ARG_RLIMIT },
+        { "seccomp", required_argument, NULL, ARG_SECCOMP },
+        { "net", required_argument, NULL, ARG_NET },
+        { "stats", required_argument, NULL, ARG_STATS },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, ARG_VERSION },
+        {}
+};
+
+static int replace_string(char **field, const char *value) {
+        char *c = strdup(value);
+        if (!c)
+                return -ENOMEM;
+        free(*field);
+        *field = c;
+        return 0;
+}
+
+#define BAD(...)                                                                \
+        do {                                                                    \
+                fprintf(stderr, "%s: ", program_invocation_short_name);         \
+                fprintf(stderr, __VA_ARGS__);                                   \
+                fputc('\n', stderr);                                            \
+                return -EINVAL;                                                 \
+        } while (false)
+
+static int parse_one(int c, const char *arg, ExecOptions *o) {
+        SandboxSpec *s = &o->spec;
+        int r;
+
+        switch (c) {
+        case ARG_IMAGE:
+                if (streq(arg, "host")) {
+                        free(s->image);
+                        s->image = NULL;
+                        return 0;
+                }
+                if (!(s->image = absolute_path(arg)))
+                        return -ENOMEM;
+                return 0;
+        case ARG_LAYER: {
+                _cleanup_free_ char *p = absolute_path(arg);
+                if (!p)
+                        return -ENOMEM;
+                r = strv_push(&s->layers, &s->n_layers, p, SPEC_LAYERS_MAX);
+                if (r == -E2BIG)
+                        BAD("too many --layer options (at most %d)", SPEC_LAYERS_MAX);
+                return r;
+        }
+        case ARG_UPPER:
+                free(s->upper);
+                return (s->upper = absolute_path(arg)) ? 0 : -ENOMEM;
+        case 'e':
+                if (!strchr(arg, '=') || arg[0] == '=')
+                        BAD("--env '%s': expected NAME=VALUE", arg);
+                r = strv_push(&s->env, &s->n_env, arg, SPEC_ENV_MAX);
+                if (r == -E2BIG)
+                        BAD("too many --env options (at most %d)", SPEC_ENV_MAX);
+                return r;
+        case 'w':
+                if (arg[0] != '/')
+                        BAD("--workdir '%s': must be an absolute path", arg);
+                return replace_string(&s->workdir, arg);
+        case 'u':
+                if (parse_user(arg, &s->uid, &s->gid) < 0)
+                        BAD("--user '%s': expected UID or UID:GID (numbers)", arg);
+                return 0;
+        case ARG_HOSTNAME:
+                return replace_string(&s->hostname, arg);
+        case 't':
+                s->tty = true;
+                return 0;
+        case ARG_BIND: {
+                SpecBind *nb;
+                if (s->n_binds >= SPEC_MOUNTS_MAX)
+                        BAD("too many --bind options (at most %d)", SPEC_MOUNTS_MAX);
+                nb = realloc(s->binds, (s->n_binds + 1) * sizeof *nb);
+                if (!nb)
+                        return -ENOMEM;
+                s->binds = nb;
+                r = parse_bind(arg, &s->binds[s->n_binds]);
+                if (r == -EINVAL)
+                        BAD("--bind '%s': expected SRC:DST[:ro|rw]", arg);
+                if (r < 0)
+                        return r;
+                if (s->binds[s->n_binds].dest[0] != '/') {
+                        free(s->binds[s->n_binds].source);
+                        free(s->binds[s->n_binds].dest);
+                        BAD("--bind '%s': the destination must be an absolute path", arg);
+                }
+                s->n_binds++;
+                return 0;
+        }
+        case ARG_TMPFS: {
+                SpecTmpfs *nt;
+                if (s->n_tmpfs >= SPEC_MOUNTS_MAX)
+                        BAD("too many --tmpfs options (at most %d)", SPEC_MOUNTS_MAX);
+                nt = realloc(s->tmpfs, (s->n_tmpfs + 1) * sizeof *nt);
+                if (!nt)
+                        return -ENOMEM;
+                s->tmpfs = nt;
+                r = parse_tmpfs(arg, &s->tmpfs[s->n_tmpfs]);
+                if (r == -EINVAL)
+                        BAD("--tmpfs '%s': expected DST[:SIZE]", arg);
+                if (r < 0)
+                        return r;
+                s->n_tmpfs++;
+                return 0;
+        }
+        case ARG_MEMORY:
+                if (parse_size(arg, &s->memory_max) < 0 || s->memory_max < 1024 * 1024)
+                        BAD("--memory '%s': expected a size of at least 1m, like 64m or 2g", arg);
+                return 0;
+        case ARG_PIDS:
+                if (safe_atou64(arg, &s->pids_max) < 0 || s->pids_max == 0 || s->pids_max > 4194304)
+                        BAD("--pids '%s': expected a number from 1 to 4194304", arg);
+                return 0;
+        case ARG_CPUS: {
+                char *end;
+                double v;
+                errno = 0;
+                v = strtod(arg, &end);
+                if (errno || *end || !isfinite(v) || v < 0.001 || v > 1024)
+                        BAD("--cpus '%s': expected a number of CPUs from 0.001 to 1024, like 0.5", arg);
+                s->cpus_milli = (uint32_t) llround(v * 1000);
+                return 0;
+        }
+        case ARG_TIMEOUT:
+                if (parse_seconds(arg, &s->timeout_usec) < 0 || s->timeout_usec == 0)
+                        BAD("--timeout '%s': expected a positive number of seconds", arg);
+                return 0;
+        case ARG_CPU_TIME:
+                if (parse_seconds(arg, &s->cpu_time_usec) < 0 || s->cpu_time_usec == 0)
+                        BAD("--cpu-time '%s': expected a positive number of seconds", arg);
+                return 0;
+        case ARG_RLIMIT: {
+                SpecRlimit rl;
+                if (parse_rlimit(arg, &rl) < 0)
+                        BAD("--rlimit '%s': expected NAME=VALUE or NAME=SOFT:HARD with a known NAME (nofile, nproc, core, ...)", arg);
+                for (size_t i = 0; i < s->n_rlimits; i++)
+                        if (s->rlimits[i].resource == rl.resource) {
+                                s->rlimits[i] = rl;
+                                return 0;
+                        }
+                if (s->n_rlimits >= SPEC_RLIMITS_MAX)
+                        BAD("too many --rlimit options");
+                s->rlimits[s->n_rlimits++] = rl;
+                return 0;
+        }
+        case ARG_SECCOMP:
+                if (streq(arg, "default") || streq(arg, "unconfined"))
+                        return replace_string(&s->seccomp, arg);
+                free(s->seccomp);
+                return (s->seccomp = absolute_path(arg)) ? 0 : -ENOMEM;
+        case ARG_NET:
+                if (spec_net_from_string(arg, &s->net) < 0)
+                        BAD("--net '%s': expected none, bridge, isolated or host", arg);
+                return 0;
+        case ARG_STATS:
+                free(o->stats_path);
+                return (o->stats_path = strdup(arg)) ? 0 : -ENOMEM;
+        case 'h':
+                o->show_help = true;
+                return 0;
+        case ARG_VERSION:
+                o->show_version = true;
+                return 0;
+        default:
+                return -EINVAL; /* getopt printed why */
+        }
+}
+
+int exec_options_parse(int argc, char *argv[], ExecOptions *ret) {
+        ExecOptions o = {};
+        const char *err = NULL;
+        int c, r;
+
+        optind = 0;
+        /* "+": stop at the first non-option, so "sandbox-run ls -l" runs "ls -l". */
+        while ((c = getopt_long(argc, argv, "+e:w:u:th", long_options, NULL)) >= 0) {
+                r = parse_one(c, optarg, &o);
+                if (r == -ENOMEM)
+                        fprintf(stderr, "%s: out of memory\n", program_invocation_short_name);
+                if (r < 0)
+                        goto fail;
+        }
+        if (o.show_help || o.show_version) {
+                *ret = o;
+                return 0;
+        }
+        if (optind >= argc) {
+                fprintf(stderr, "%s: no command given (see --help)\n", program_invocation_short_name);
+                r = -EINVAL;
+                goto fail;
+        }
+        for (int i = optind; i < argc; i++) {
+                r = strv_push(&o.spec.argv, &o.spec.n_argv, argv[i], SPEC_ARGS_MAX);
+                if (r < 0) {
+                        fprintf(stderr, "%s: %s\n", program_invocation_short_name,
+                                r == -E2BIG ? "too many arguments" : "out of memory");
+                        goto fail;
+                }
+        }
+        r = spec_validate(&o.spec, &err);
+        if (r < 0) {
+                fprintf(stderr, "%s: %s\n", program_invocation_short_name, err);
+                goto fail;
+        }
+        *ret = o;
+        return 0;
+fail:
+        exec_options_done(&o);
+        return -EINVAL;
+}
+
+void exec_options_done(ExecOptions *o) {
+        spec_done(&o->spec);
+        free(o->stats_path);
+        o->stats_path = NULL;
+}

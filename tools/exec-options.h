@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The command line of `sandbox-run` and `sandboxctl exec`: one parser, one spec, so the two cannot
+ * drift apart. Parsing stops at the first non-option (or "--"): the rest is the command.
+ */
+#pragma once
+
+#include "spec.h"
+
+typedef struct ExecOptions {
+        SandboxSpec spec;
+        char *stats_path;       /* --stats FILE, written by the client */
+        bool show_help;
+        bool show_version;
+} ExecOptions;
+
+/* Returns 0, or -EINVAL after printing what is wrong to stderr (prefixed with the program name). */
+int exec_options_parse(int argc, char *argv[], ExecOptions *ret);
+void exec_options_done(ExecOptions *o);
+void exec_options_help(FILE *f);
+
+/* "64m" → 67108864: k, m, g, t suffixes (powers of 1024), optionally followed by "b" or "ib". */
+int parse_size(const char *s, uint64_t *ret);
+/* "1.5" → 1500000 µs; "1.5s", "200ms" also work. */
+int parse_seconds(const char *s, uint64_t *ret_usec);

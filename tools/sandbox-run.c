@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * sandbox-run: start one sandbox without a daemon, wait for it, exit with its status.
+ * The loop watches the sandbox's init (pidfd), our signals (forwarded to the program), the limit
+ * timer, and with -t shuttles bytes between our terminal and the sandbox's pty.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "exec-options.h"
+#include "macro.h"
+#include "sandbox.h"
+#include "stats.h"
+
+static struct termios saved_termios;
+static bool termios_saved;
+
+static void restore_terminal(void) {
+        if (termios_saved)
+                (void) tcsetattr(STDIN_FILENO, TCSADRAIN, &saved_termios);
+}
+
+static void setup_terminal(int pty) {
+        struct winsize ws;
+        struct termios raw;
+
+        if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
+                (void) ioctl(pty, TIOCSWINSZ, &ws);
+        if (tcgetattr(STDIN_FILENO, &saved_termios) < 0)
+                return;
+        termios_saved = true;
+        atexit(restore_terminal);
+        raw = saved_termios;
+        cfmakeraw(&raw);
+        (void) tcsetattr(STDIN_FILENO, TCSADRAIN, &raw);
+}
+
+/* Copy what is available from IN to OUT; false at EOF or error of IN. */
+static bool pump(int in, int out) {
+        char buf[16384];
+        ssize_t n = read(in, buf, sizeof buf);
+
+        if (n <= 0)
+                return n < 0 && (errno == EAGAIN || errno == EINTR);
+        for (ssize_t off = 0; off < n;) {
+                ssize_t w = write(out, buf + off, (size_t) (n - off));
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                struct pollfd p = { .fd = out, .events = POLLOUT };
+                                (void) poll(&p, 1, 1000);
+                                continue;
+                        }
+                        return false;
+                }
+                off += w;
+        }
+        return true;
+}
+
+static int run(ExecOptions *o) {
+        static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+        Sandbox *s = NULL;
+        SandboxError err = {};
+        SandboxResult res = {};
+        _cleanup_close_ int sfd = -EBADF;
+        sigset_t mask;
+        int pty, r;
+        bool stdin_open = true, pty_open = true;
+
+        sigemptyset(&mask);
+        for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
+                sigaddset(&mask, forwarded[i]);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sfd < 0) {
+                fprintf(stderr, "sandbox-run: signalfd: %m\n");
+                return SANDBOX_EXIT_SETUP;
+        }
+
+        r = sandbox_start(&o->spec, &(SandboxConfig) { .state_dir = getenv("SANDBOX_STATE_DIR") }, NULL, &s, &err);
+        if (r < 0) {
+                fprintf(stderr, "sandbox-run: %s\n", err.message);
+                if (o->stats_path)
+                        (void) stats_write_error(o->stats_path, err.status, err.message);
+                return err.status;
+        }
+
+        pty = sandbox_pty_fd(s);
+        if (pty >= 0) {
+                if (isatty(STDIN_FILENO))
+                        setup_terminal(pty);
+                (void) fcntl(pty, F_SETFL, O_NONBLOCK);
+        }
+
+        for (;;) {
+                struct pollfd p[4] = {
+                        { .fd = sandbox_pidfd(s), .events = POLLIN },
+                        { .fd = sfd, .events = POLLIN },
+                        { .fd = pty >= 0 && stdin_open ? STDIN_FILENO : -1, .events = POLLIN },
+                        { .fd = pty >= 0 && pty_open ? pty : -1, .events = POLLIN },
+                };
+                uint64_t next = sandbox_check_limits(s), now = now_usec();
+                int timeout = next == 0 ? -1 : next <= now ? 0 : (int) MIN((next - now + 999) / 1000, (uint64_t) INT32_MAX);
+
+                r = poll(p, ELEMENTSOF(p), timeout);
+                if (r < 0 && errno != EINTR)
+                        break;
+                if (p[3].revents) {
+                        if (!pump(pty, STDOUT_FILENO))
+                                pty_open = false;
+                }
+                if (p[0].revents & POLLIN) {
+                        /* Drain what the program wrote before it ended. */
+                        while (pty >= 0 && pty_open && pump(pty, STDOUT_FILENO))
+                                ;
+                        break;
+                }
+                if (p[1].revents & POLLIN) {
+                        struct signalfd_siginfo si;
+                        while (read(sfd, &si, sizeof si) == sizeof si) {
+                                if (si.ssi_signo == SIGWINCH) {
+                                        struct winsize ws;
+                                        if (pty >= 0 && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
+                                                (void) ioctl(pty, TIOCSWINSZ, &ws);
+                                        continue;
+                                }
+                                /* A terminal's ^C already reached the program (same process group);
+                                 * forward only what was sent to us. */
+                                if (si.ssi_code != SI_KERNEL)
+                                        (void) sandbox_signal(s, (int) si.ssi_signo);
+                        }
+                }
+                if (p[2].revents) {
+                        if (!pump(STDIN_FILENO, pty)) {
+                                stdin_open = false;
+                                /* Our input ended: pass EOF on as the terminal would (^D). */
+                                (void) !write(pty, "\004", 1);
+                        }
+                }
+        }
+
+        r = sandbox_finish(s, false, &res);
+        if (r < 0)
+                fprintf(stderr, "sandbox-run: warning: cleaning up the sandbox failed: %s\n", strerror(-r));
+        restore_terminal();
+        termios_saved = false;
+        if (res.limit == SANDBOX_LIMIT_MEMORY)
+                fprintf(stderr, "sandbox-run: the memory limit (%llu bytes) was exceeded; the program was killed\n",
+                        (unsigned long long) o->spec.memory_max);
+        else if (res.limit == SANDBOX_LIMIT_TIMEOUT)
+                fprintf(stderr, "sandbox-run: the time limit (--timeout) was reached; the program was killed\n");
+        else if (res.limit == SANDBOX_LIMIT_CPU_TIME)
+                fprintf(stderr, "sandbox-run: the CPU time limit (--cpu-time) was reached; the program was killed\n");
+        if (o->stats_path) {
+                r = stats_write(o->stats_path, &res);
+                if (r < 0)
+                        fprintf(stderr, "sandbox-run: cannot write --stats '%s': %s\n", o->stats_path, strerror(-r));
+        }
+        sandbox_free(s);
+        return res.status;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(exec_options_done) ExecOptions o = {};
+
+        if (exec_options_parse(argc, argv, &o) < 0)
+                return SANDBOX_EXIT_SETUP;
+        if (o.show_help) {
+                printf("Usage: %s [OPTIONS] [--] CMD [ARGS...]\n\n"
+                       "Run CMD in a throw-away sandbox: its own copy-on-write root, pids, host name, IPC\n"
+                       "and network, no privilege on the host, and the limits given.\n\n",
+                       program_invocation_short_name);
+                exec_options_help(stdout);
+                printf("\nSee sandbox-run(1).\n");
+                return 0;
+        }
+        if (o.show_version) {
+                printf("sandbox-run %s\n", PROJECT_VERSION);
+                return 0;
+        }
+        if (geteuid() != 0) {
+                fprintf(stderr, "sandbox-run: must run as root (use sandboxctl exec to go through sandboxd)\n");
+                return SANDBOX_EXIT_SETUP;
+        }
+        return run(&o);
+}
