@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,6 +83,27 @@ int image_make_host(int dirfd, const char *name, const char *hostname) {
                             "networks: files\nprotocols: files\nservices: files\n", 0644)) < 0)
                 return r;
         return 0;
+}
+
+int image_ensure_host(int dirfd, const char *name, const char *hostname) {
+        char tmp[64];
+        uint64_t rnd = 0;
+        struct stat st;
+        int r;
+
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+                return 0;
+        /* Built under a temporary name and renamed into place: a reader never sees half of it,
+         * and of two concurrent builders one wins and the other throws its copy away. */
+        (void) getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
+        snprintf(tmp, sizeof tmp, ".tmp-%016llx", (unsigned long long) rnd);
+        r = image_make_host(dirfd, tmp, hostname);
+        if (r >= 0 && renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) < 0)
+                r = errno == EEXIST ? 0 : -errno;
+        else if (r >= 0)
+                return 0;
+        (void) rm_rf_at(dirfd, tmp);
+        return r;
 }
 
 /* Deeper trees are moved up to the top directory instead of recursing further, so neither the

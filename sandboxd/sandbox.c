@@ -7,7 +7,8 @@
  * Where things live (STATE = --state-dir, default /run/sandbox):
  *   STATE/ids/N            lock files of the host id ranges (idpool.c)
  *   STATE/ID/root          the union's mount point inside the sandbox's mount namespace only
- *   STATE/ID/data/         mode 0700: upper/, work/, image/ (the generated host image)
+ *   STATE/images/host-1    the generated host image for the default host name, built once
+ *   STATE/ID/data/         mode 0700: upper/, work/, image/ (a host image for another host name)
  * STATE and STATE/ID are 0711 so the child, unprivileged on the host, can reach root/ by name.
  */
 #include <errno.h>
@@ -42,6 +43,8 @@
 #define DEFAULT_ID_BASE 0x40000000u
 #define DEFAULT_ID_RANGES 4096u
 #define START_TIMEOUT_MS 60000
+#define DEFAULT_HOSTNAME "sandbox"
+#define HOST_IMAGE_NAME "host-1"        /* bump when image_make_host() changes what it writes */
 
 struct Sandbox {
         char id[17];
@@ -360,10 +363,6 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                 return set_error(err, SANDBOX_EXIT_SETUP, "--net %s is not supported yet: only 'none' is",
                                  spec_net_to_string(spec->net));
 
-        r = filter_compile(spec->seccomp ?: "default", &filter, &filter_error);
-        if (r < 0)
-                return set_error(err, SANDBOX_EXIT_SETUP, "Invalid seccomp policy: %s",
-                                 filter_error ?: strerror(-r));
 
         /* Check what the user named before building anything, for messages that name it. */
         if (spec->image && (stat(spec->image, &st) < 0 || !S_ISDIR(st.st_mode)))
@@ -399,6 +398,18 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                               "writable by nobody else", state_dir);
                 goto fail;
         }
+        {
+                /* The compiled default policy is cached in the state directory (root only). */
+                _cleanup_close_ int cache = -EBADF;
+                if (mkdirat(s->state_fd, "cache", 0700) >= 0 || errno == EEXIST)
+                        cache = openat(s->state_fd, "cache", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
+                r = filter_compile_cached(spec->seccomp ?: "default", cache, &filter, &filter_error);
+                if (r < 0) {
+                        r = set_error(err, SANDBOX_EXIT_SETUP, "Invalid seccomp policy: %s",
+                                      filter_error ?: strerror(-r));
+                        goto fail;
+                }
+        }
         r = idpool_acquire(state_dir, cfg && cfg->host_id_base ? cfg->host_id_base : DEFAULT_ID_BASE,
                            cfg && cfg->host_id_ranges ? cfg->host_id_ranges : DEFAULT_ID_RANGES,
                            &s->host_first, &s->idlock_fd);
@@ -424,8 +435,22 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
         /* The image: the user's, or the generated host one (with the host's /usr over its /usr). */
         if (spec->image)
                 image_path = strdup(spec->image);
-        else {
-                r = image_make_host(data_fd, "image", spec->hostname ?: "sandbox");
+        else if (!spec->hostname || streq(spec->hostname, DEFAULT_HOSTNAME)) {
+                _cleanup_close_ int images = -EBADF;
+                if ((mkdirat(s->state_fd, "images", 0700) < 0 && errno != EEXIST) ||
+                    (images = openat(s->state_fd, "images", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0)
+                        r = -errno;
+                else
+                        r = image_ensure_host(images, HOST_IMAGE_NAME, DEFAULT_HOSTNAME);
+                if (r < 0) {
+                        r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the host image: %s", strerror(-r));
+                        goto fail;
+                }
+                if (asprintf(&image_path, "%s/images/%s", state_dir, HOST_IMAGE_NAME) < 0)
+                        image_path = NULL;
+        } else {
+                /* Its /etc/hosts and /etc/hostname name this sandbox: an image of its own. */
+                r = image_make_host(data_fd, "image", spec->hostname);
                 if (r < 0) {
                         r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the host image: %s", strerror(-r));
                         goto fail;
@@ -552,7 +577,7 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                 .binds = binds,
                 .filter = filter,
                 .envp = envp,
-                .hostname = spec->hostname ?: "sandbox",
+                .hostname = spec->hostname ?: DEFAULT_HOSTNAME,
         };
         struct clone_args ca = {
                 .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
@@ -582,6 +607,10 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                         goto fail_started;
                 }
         }
+        if (send(s->status_fd, "g", 1, MSG_NOSIGNAL) != 1) {
+                r = set_error(err, SANDBOX_EXIT_SETUP, "The sandbox's init died before set-up: %m");
+                goto fail_started;
+        }
         r = cgroup_attach(s->cgroup, pid);
         if (r < 0) {
                 r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot move the sandbox into its cgroup: %s", strerror(-r));
@@ -610,8 +639,10 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
         }
 
         s->start_usec = now_usec();
-        if (write(s->status_fd, "g", 1) != 1) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "The sandbox's init died before set-up: %m");
+        if (send(s->status_fd, "g", 1, MSG_NOSIGNAL) != 1) {
+                r = wait_started(s, err); /* it failed during set-up: say why */
+                if (r >= 0)
+                        r = set_error(err, SANDBOX_EXIT_SETUP, "The sandbox's init died during set-up");
                 goto fail_started;
         }
         r = wait_started(s, err);

@@ -277,14 +277,12 @@ _Noreturn void child_run(const ChildContext *c) {
         sigprocmask(SIG_SETMASK, &all, NULL);
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 
-        /* The parent writes our id maps, puts us in the cgroup, then says go. EOF: it died. */
+        /* The parent writes our id maps, then says go. EOF: it died. */
         if (read(c->status_fd, &go, 1) != 1)
                 _exit(SANDBOX_EXIT_SETUP);
 
         if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
                 fail(c, STEP_IDS, -errno, 0);
-        if (unshare(CLONE_NEWCGROUP) < 0)
-                fail(c, STEP_CGROUP_NS, -errno, 0);
         if (sethostname(c->hostname, strlen(c->hostname)) < 0)
                 fail(c, STEP_HOSTNAME, -errno, 0);
         r = install_stdio(c->stdio);
@@ -340,6 +338,13 @@ _Noreturn void child_run(const ChildContext *c) {
                 if (pty_master < 0 || ioctl(pty_master, TIOCSPTLCK, &unlock) < 0)
                         fail(c, STEP_PTY, -errno, 0);
         }
+
+        /* Meanwhile the parent moved us into the sandbox's cgroup (slow on v1, so it overlaps with
+         * the mounts above) and set the limits; nothing of the program's runs before this go. */
+        if (read(c->status_fd, &go, 1) != 1)
+                _exit(SANDBOX_EXIT_SETUP);
+        if (unshare(CLONE_NEWCGROUP) < 0)
+                fail(c, STEP_CGROUP_NS, -errno, 0);
 
         if (pipe2(report, O_CLOEXEC) < 0)
                 fail(c, STEP_FORK, -errno, 0);

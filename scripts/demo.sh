@@ -1,11 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# The main job, for now: build sandbox-unionfs, mount a small union and show copy-up and a whiteout.
+# The main job: build, run a program in a sandbox and show what it sees and what it used, then show
+# the union filesystem underneath: copy-up, a whiteout and an opaque directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" != 0 ]; then
-        echo "demo.sh: run as root (it mounts a FUSE filesystem and reads trusted.* xattrs)" >&2
+        echo "demo.sh: run as root (it starts sandboxes, mounts FUSE and reads trusted.* xattrs)" >&2
         exit 1
 fi
 scripts/install-deps.sh
@@ -18,13 +19,36 @@ cleanup() {
         rm -rf "$T"
 }
 trap cleanup EXIT
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; eval "$@"; }
+
+echo "== A sandbox: its own root, pids, host name and network; no capabilities; seccomp; limits =="
+cat > "$T/inside.sh" <<'EOF'
+echo "I am: $(id)"
+echo "my pid: $$; processes I can see: $(ls /proc | grep -c '^[0-9]')"
+echo "host name: $(hostname)"
+grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status
+echo "network interfaces: $(ls /sys/class/net)"
+echo "mounts: $(wc -l < /proc/self/mounts), root: $(grep ' / ' /proc/self/mounts | cut -d' ' -f1-3)"
+unshare -U true 2>&1 || echo "unshare refused (seccomp)"
+echo hello > /etc/motd && echo "wrote /etc/motd (copy-on-write, gone after exit)"
+EOF
+step cat "$T/inside.sh"
+step build/tools/sandbox-run --hostname demo --memory 64m --pids 32 --stats "$T/stats.json" \
+        --bind "$T/inside.sh:/inside.sh:ro" -- sh /inside.sh
+step cat "$T/stats.json"
+echo; echo "The host sees the program under an unprivileged id (root inside is not root outside):"
+step "build/tools/sandbox-run -- sleep 1 & sleep 0.5; ps -o user:12,pid,cmd -C sleep | grep 'sleep 1\$'; wait"
+echo; echo "A memory hog meets --memory, a spinning loop meets --timeout:"
+step "build/tools/sandbox-run --memory 32m -- python3 -c 'x = bytearray(256 << 20)' || echo \"exit status \$?\""
+step "build/tools/sandbox-run --timeout 0.5 -- sh -c 'while :; do :; done' || echo \"exit status \$?\""
+
+echo; echo "== The union filesystem underneath =="
 mkdir -p "$T"/{base,app,upper,work,merged}
 echo "from the base layer" > "$T/base/motd"
 echo "base config" > "$T/base/config"
 mkdir "$T/base/etc" && echo "root:x:0:0::/root:/bin/sh" > "$T/base/etc/passwd"
 echo "from the app layer (shadows base)" > "$T/app/config"
-
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; eval "$@"; }
 
 echo "Layers: app (top) over base; writes go to upper."
 step build/unionfs/sandbox-unionfs -o "lowerdir=$T/app:$T/base,upperdir=$T/upper,workdir=$T/work" "$T/merged"

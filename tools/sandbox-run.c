@@ -22,6 +22,21 @@
 #include "sandbox.h"
 #include "stats.h"
 
+static const char *format_bytes(uint64_t b, char *buf, size_t size) {
+        static const char units[] = "KMGT";
+        int u = -1;
+
+        while (u < 3 && b >= 1024 && b % 1024 == 0) {
+                b /= 1024;
+                u++;
+        }
+        if (u < 0)
+                snprintf(buf, size, "%llu bytes", (unsigned long long) b);
+        else
+                snprintf(buf, size, "%llu %ciB", (unsigned long long) b, units[u]);
+        return buf;
+}
+
 static struct termios saved_termios;
 static bool termios_saved;
 
@@ -157,8 +172,8 @@ static int run(ExecOptions *o) {
         restore_terminal();
         termios_saved = false;
         if (res.limit == SANDBOX_LIMIT_MEMORY)
-                fprintf(stderr, "sandbox-run: the memory limit (%llu bytes) was exceeded; the program was killed\n",
-                        (unsigned long long) o->spec.memory_max);
+                fprintf(stderr, "sandbox-run: the memory limit (%s) was exceeded; the program was killed\n",
+                        format_bytes(o->spec.memory_max, (char[32]) {}, 32));
         else if (res.limit == SANDBOX_LIMIT_TIMEOUT)
                 fprintf(stderr, "sandbox-run: the time limit (--timeout) was reached; the program was killed\n");
         else if (res.limit == SANDBOX_LIMIT_CPU_TIME)
@@ -191,7 +206,7 @@ int main(int argc, char *argv[]) {
                 return 0;
         }
         if (geteuid() != 0) {
-                fprintf(stderr, "sandbox-run: must run as root (use sandboxctl exec to go through sandboxd)\n");
+                fprintf(stderr, "sandbox-run: must run as root\n");
                 return SANDBOX_EXIT_SETUP;
         }
         return run(&o);
