@@ -60,14 +60,10 @@ int open_parent_beneath(int dirfd, const char *path, const char **ret_name) {
         return fd;
 }
 
-int read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_size) {
-        _cleanup_close_ int fd = -EBADF;
+static int read_fd_all(int fd, size_t max, char **ret, size_t *ret_size) {
         _cleanup_free_ char *buf = NULL;
         size_t n = 0;
 
-        fd = open_beneath(dirfd, path, O_RDONLY | O_NOCTTY, 0);
-        if (fd < 0)
-                return fd;
         buf = malloc(max + 1);
         if (!buf)
                 return -ENOMEM;
@@ -89,6 +85,29 @@ int read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *re
         if (ret_size)
                 *ret_size = n;
         return 0;
+}
+
+int read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = -EBADF;
+
+        fd = open_beneath(dirfd, path, O_RDONLY | O_NOCTTY, 0);
+        if (fd < 0)
+                return fd;
+        return read_fd_all(fd, max, ret, ret_size);
+}
+
+int read_file(const char *path, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+
+        fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL; /* not a FIFO or a device: reading those could block or never end */
+        return read_fd_all(fd, max, ret, ret_size);
 }
 
 int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t size, mode_t mode) {

@@ -20,6 +20,9 @@ int open_parent_beneath(int dirfd, const char *path, const char **ret_name);
 /* Read a whole small file (at most MAX bytes) opened beneath DIRFD. */
 int read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_size);
 
+/* Read a whole small regular file named by an ordinary path (an administrator's, e.g. a config). */
+int read_file(const char *path, size_t max, char **ret, size_t *ret_size);
+
 /* Write DATA to PATH beneath DIRFD via a temporary name, fsync, and rename over PATH. */
 int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t size, mode_t mode);
 

@@ -11,6 +11,7 @@
  *   STATE/ID/data/         mode 0700: upper/, work/, image/ (a host image for another host name)
  * STATE and STATE/ID are 0711 so the child, unprivileged on the host, can reach root/ by name.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -63,6 +65,7 @@ struct Sandbox {
 
         Cgroup *cgroup;
         int idlock_fd;
+        int lock_fd;            /* STATE/ID/lock, flock()ed while we live: a free lock means stale */
         uint32_t host_first;
 
         uint64_t start_usec;
@@ -379,7 +382,7 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                 return set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
         *s = (Sandbox) {
                 .spec = spec, .state_fd = -EBADF, .dir_fd = -EBADF, .pidfd = -EBADF, .status_fd = -EBADF,
-                .pty_fd = -EBADF, .server_pidfd = -EBADF, .idlock_fd = -EBADF, .pid = 0, .server_pid = 0,
+                .pty_fd = -EBADF, .server_pidfd = -EBADF, .idlock_fd = -EBADF, .lock_fd = -EBADF,
         };
         s->state_dir = strdup(state_dir);
         if (!s->state_dir) {
@@ -422,7 +425,10 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
         snprintf(s->id, sizeof s->id, "%016llx", (unsigned long long) rnd);
         if (mkdirat(s->state_fd, s->id, 0711) < 0 ||
             (s->dir_fd = openat(s->state_fd, s->id, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0 ||
-            fchmod(s->dir_fd, 0711) < 0 || mkdirat(s->dir_fd, "root", 0755) < 0 || mkdirat(s->dir_fd, "data", 0700) < 0 ||
+            fchmod(s->dir_fd, 0711) < 0 ||
+            (s->lock_fd = openat(s->dir_fd, "lock", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 ||
+            flock(s->lock_fd, LOCK_EX) < 0 ||
+            mkdirat(s->dir_fd, "root", 0755) < 0 || mkdirat(s->dir_fd, "data", 0700) < 0 ||
             (data_fd = openat(s->dir_fd, "data", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0) {
                 r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's directory in '%s': %m", state_dir);
                 goto fail;
@@ -785,6 +791,7 @@ int sandbox_finish(Sandbox *s, bool kill, SandboxResult *ret) {
                 if (k < 0 && r == 0)
                         r = k;
                 (void) unlinkat(s->dir_fd, "root", AT_REMOVEDIR);
+                (void) unlinkat(s->dir_fd, "lock", 0);
                 if (unlinkat(s->state_fd, s->id, AT_REMOVEDIR) < 0 && r == 0)
                         r = -errno;
         }
@@ -835,10 +842,82 @@ Sandbox *sandbox_free(Sandbox *s) {
         safe_close(s->pty_fd);
         safe_close(s->server_pidfd);
         safe_close(s->idlock_fd);
+        safe_close(s->lock_fd);
         safe_close(s->dir_fd);
         safe_close(s->state_fd);
         free(s->upper_work);
         free(s->state_dir);
         free(s);
         return NULL;
+}
+
+static bool is_sandbox_id(const char *name) {
+        if (strlen(name) != 16)
+                return false;
+        for (const char *c = name; *c; c++)
+                if (!strchr("0123456789abcdef", *c))
+                        return false;
+        return true;
+}
+
+/* Remove one stale sandbox: its cgroup (killing what may still run in it) and its directory. */
+static int cleanup_one(int state_fd, const char *id) {
+        _cleanup_close_ int dir = -EBADF, lock = -EBADF;
+        Cgroup *cg = NULL;
+        char name[32];
+        struct stat st;
+        int r = 0, k;
+
+        dir = openat(state_fd, id, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
+        if (dir < 0)
+                return errno == ENOENT ? 0 : -errno;
+        lock = openat(dir, "lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        if (lock < 0) {
+                /* No lock yet: being created right now, unless it is old. */
+                if (errno != ENOENT || fstat(dir, &st) < 0 || st.st_mtime + 60 > time(NULL))
+                        return 0;
+        } else if (flock(lock, LOCK_EX | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK ? 0 : -errno; /* alive */
+
+        snprintf(name, sizeof name, "sandbox-%s", id);
+        if (cgroup_open(name, &cg) >= 0) {
+                k = cgroup_remove(cg);
+                if (k < 0)
+                        r = k;
+                cgroup_free(cg);
+        }
+        k = rm_rf_at(dir, "data");
+        if (k < 0 && r == 0)
+                r = k;
+        (void) unlinkat(dir, "root", AT_REMOVEDIR);
+        (void) unlinkat(dir, "lock", 0);
+        if (unlinkat(state_fd, id, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
+                r = -errno;
+        return r < 0 ? r : 1;
+}
+
+int sandbox_cleanup_stale(const char *state_dir, unsigned *ret_removed) {
+        _cleanup_closedir_ DIR *d = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        struct dirent *de;
+        unsigned n = 0;
+        int r = 0;
+
+        fd = open(state_dir ?: DEFAULT_STATE_DIR, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        d = fdopendir(fcntl(fd, F_DUPFD_CLOEXEC, 3));
+        if (!d)
+                return -errno;
+        while ((de = readdir(d)))
+                if (is_sandbox_id(de->d_name)) {
+                        int k = cleanup_one(fd, de->d_name);
+                        if (k > 0)
+                                n++;
+                        else if (k < 0 && r == 0)
+                                r = k;
+                }
+        if (ret_removed)
+                *ret_removed = n;
+        return r;
 }

@@ -80,4 +80,9 @@ int sandbox_finish(Sandbox *s, bool kill, SandboxResult *ret_result);
 /* Kills and cleans up a sandbox that was not finished. */
 Sandbox *sandbox_free(Sandbox *s);
 
+/* Remove what sandboxes of processes that died (kill -9, a crash) left in STATE_DIR (NULL: the
+ * default): their cgroups and directories. Their processes died with them (the init has
+ * PDEATHSIG), and with them the union's mount and its server. Live sandboxes are left alone. */
+int sandbox_cleanup_stale(const char *state_dir, unsigned *ret_removed);
+
 uint64_t now_usec(void);

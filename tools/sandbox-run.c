@@ -104,6 +104,9 @@ static int run(ExecOptions *o) {
                 return SANDBOX_EXIT_SETUP;
         }
 
+        /* What an earlier sandbox-run left when it was killed: tidy it up first. */
+        (void) sandbox_cleanup_stale(getenv("SANDBOX_STATE_DIR"), NULL);
+
         r = sandbox_start(&o->spec, &(SandboxConfig) { .state_dir = getenv("SANDBOX_STATE_DIR") }, NULL, &s, &err);
         if (r < 0) {
                 fprintf(stderr, "sandbox-run: %s\n", err.message);

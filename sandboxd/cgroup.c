@@ -1,0 +1,1345 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The cgroup backends (see cgroup.h and docs/cgroups.md): one cgroup per sandbox, created below our
+ * own cgroup, limited, attached, accounted, killed and removed; v2 (one directory) and v1 (one
+ * directory per hierarchy: memory, pids, cpu, cpuacct, freezer).
+ *
+ * Runs in the parent. Needs root, or ownership of a delegated subtree. Every access goes through
+ * an O_PATH fd of the hierarchy root and *at() calls beneath it (open_beneath: no symlinks, no
+ * "..") and every fd is O_CLOEXEC. The only directories this file creates or removes are the
+ * sandbox cgroups themselves (and the supervisor leaf of cgroup_v2_prepare_delegated()); the only
+ * write to a cgroup we did not create is that function's, to our own delegated cgroup.
+ *
+ * Library code: returns -errno, logs at debug level at most, writes ret_* only on success. Not
+ * done here: sub-cgroups below a sandbox cgroup (the sandbox is never given its cgroup to manage,
+ * so it cannot make any; one would make removal fail with -EBUSY).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/magic.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "fs.h"
+#include "log.h"
+#include "macro.h"
+#include "parse.h"
+
+#define CGROUP_MOUNT "/sys/fs/cgroup"
+#define CGROUP_DEFAULT_PERIOD_US UINT64_C(100000)
+#define CGROUP_SUPERVISOR_LEAF "supervisor"
+/* Bounds: how long removal waits for members to go away, freezing may take, rmdir retries EBUSY. */
+#define CGROUP_EMPTY_TIMEOUT_USEC (5 * UINT64_C(1000000))
+#define CGROUP_FREEZE_TIMEOUT_USEC (2 * UINT64_C(1000000))
+#define CGROUP_KILL_LOOP_TIMEOUT_USEC (1 * UINT64_C(1000000))
+#define CGROUP_RMDIR_RETRY_USEC (1 * UINT64_C(1000000))
+/* The small kernel files we parse (cpu.stat, memory.events, memory.oom_control, ...). */
+#define CGROUP_STAT_FILE_MAX 4096
+
+typedef enum CgroupController {
+        CGROUP_MEMORY,
+        CGROUP_PIDS,
+        CGROUP_CPU,
+        CGROUP_CPUACCT,
+        CGROUP_FREEZER,
+        _CGROUP_CONTROLLER_MAX,
+} CgroupController;
+
+static const char *const controller_names[_CGROUP_CONTROLLER_MAX] = {
+        [CGROUP_MEMORY] = "memory",
+        [CGROUP_PIDS] = "pids",
+        [CGROUP_CPU] = "cpu",
+        [CGROUP_CPUACCT] = "cpuacct",
+        [CGROUP_FREEZER] = "freezer",
+};
+
+/* One directory we created: on v2 the only one, on v1 one per distinct hierarchy. */
+typedef struct CgroupDir {
+        char *hierarchy; /* "" on v2; the hierarchy directory's name on v1 ("memory", "cpu,cpuacct") */
+        int parent_fd;   /* O_PATH|O_DIRECTORY of the parent cgroup */
+        int fd;          /* O_PATH|O_DIRECTORY of our cgroup; -EBADF once removed */
+} CgroupDir;
+
+struct Cgroup {
+        CgroupLayout layout;
+        char *name;
+        CgroupDir dirs[_CGROUP_CONTROLLER_MAX]; /* in creation order; v2 uses dirs[0] */
+        size_t n_dirs;
+        int index[_CGROUP_CONTROLLER_MAX];      /* v1: controller → dirs[] index, -1 if none */
+        CgroupTestHooks hooks;
+};
+
+/* Detection caches, the only process-wide state: 0 = not detected yet, else layout + 1. */
+static int cached_layout;
+/* Set by cgroup_v2_prepare_delegated(): the delegated cgroup (relative to the cgroup2 mount) that
+ * sandbox cgroups are created in, since /proc/self/cgroup names the leaf we moved into. */
+static char *delegated_base;
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void sleep_usec(uint64_t usec) {
+        struct timespec ts = {
+                .tv_sec = (time_t) (usec / 1000000),
+                .tv_nsec = (long) (usec % 1000000) * 1000,
+        };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * File access beneath a cgroup directory fd
+ */
+
+/* Write VALUE to FILE in one write(): cgroup files take one value per write. */
+static int cg_write(int dir_fd, const char *file, const char *value) {
+        _cleanup_close_ int fd = -EBADF;
+        size_t n = strlen(value);
+        ssize_t k;
+
+        fd = open_beneath(dir_fd, file, O_WRONLY | O_NOCTTY, 0);
+        if (fd < 0)
+                return fd;
+        do
+                k = write(fd, value, n);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return -errno;
+        if ((size_t) k != n)
+                return -EIO;
+        return 0;
+}
+
+static int cg_write_u64(int dir_fd, const char *file, uint64_t v) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%" PRIu64, v);
+        return cg_write(dir_fd, file, buf);
+}
+
+/* A whole small text file; a NUL byte inside is malformed. */
+static int cg_read(int dir_fd, const char *file, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size;
+        int r;
+
+        r = read_file_at(dir_fd, file, CGROUP_STAT_FILE_MAX, &buf, &size);
+        if (r == -EFBIG)
+                return -EBADMSG;
+        if (r < 0)
+                return r;
+        if (strlen(buf) != size)
+                return -EBADMSG;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+/* A file holding one number and an optional newline ("1234\n"). */
+static int parse_single_u64(const char *text, uint64_t *ret) {
+        char buf[32];
+        size_t n = strlen(text);
+
+        if (n > 0 && text[n - 1] == '\n')
+                n--;
+        if (n == 0 || n >= sizeof buf)
+                return -EBADMSG;
+        memcpy(buf, text, n);
+        buf[n] = '\0';
+        if (safe_atou64(buf, ret) < 0)
+                return -EBADMSG;
+        return 0;
+}
+
+/* A flat keyed file: lines "KEY VALUE". Every line must have that shape; KEY must appear exactly
+ * once with a decimal VALUE. Other keys' values are not interpreted. */
+static int parse_keyed_u64(const char *text, const char *key, uint64_t *ret) {
+        size_t keylen = strlen(key);
+        bool found = false;
+        uint64_t v = 0;
+
+        for (const char *p = text; *p;) {
+                const char *eol = strchrnul(p, '\n');
+                size_t len = (size_t) (eol - p);
+                const char *sp = memchr(p, ' ', len);
+
+                if (!sp || sp == p || sp + 1 == eol)
+                        return -EBADMSG;
+                if ((size_t) (sp - p) == keylen && memcmp(p, key, keylen) == 0) {
+                        char buf[32];
+                        size_t vlen = (size_t) (eol - sp - 1);
+
+                        if (found || vlen >= sizeof buf)
+                                return -EBADMSG;
+                        memcpy(buf, sp + 1, vlen);
+                        buf[vlen] = '\0';
+                        if (safe_atou64(buf, &v) < 0)
+                                return -EBADMSG;
+                        found = true;
+                }
+                p = *eol ? eol + 1 : eol;
+        }
+        if (!found)
+                return -EBADMSG;
+        *ret = v;
+        return 0;
+}
+
+static int cg_read_single_u64(int dir_fd, const char *file, uint64_t *ret) {
+        _cleanup_free_ char *text = NULL;
+        int r = cg_read(dir_fd, file, &text);
+        if (r < 0)
+                return r;
+        return parse_single_u64(text, ret);
+}
+
+static int cg_read_keyed_u64(int dir_fd, const char *file, const char *key, uint64_t *ret) {
+        _cleanup_free_ char *text = NULL;
+        int r = cg_read(dir_fd, file, &text);
+        if (r < 0)
+                return r;
+        return parse_keyed_u64(text, key, ret);
+}
+
+/* True if WORD is one of the space-separated words of TEXT (cgroup.controllers, subtree_control). */
+static bool word_in_list(const char *text, const char *word) {
+        size_t n = strlen(word);
+        for (const char *p = text; *p;) {
+                p += strspn(p, " \t\n");
+                size_t len = strcspn(p, " \t\n");
+                if (len == n && memcmp(p, word, n) == 0)
+                        return true;
+                p += len;
+        }
+        return false;
+}
+
+/* Call FN for each pid listed in FILE (cgroup.procs), streaming: the list has no size bound.
+ * Returns the number of pids seen. */
+static int cg_for_each_pid(int dir_fd, const char *file, void (*fn)(pid_t pid)) {
+        _cleanup_close_ int fd = -EBADF;
+        char buf[4096], num[16];
+        size_t nlen = 0;
+        int count = 0;
+
+        fd = open_beneath(dir_fd, file, O_RDONLY | O_NOCTTY, 0);
+        if (fd < 0)
+                return fd;
+        for (;;) {
+                ssize_t k = read(fd, buf, sizeof buf);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                for (ssize_t i = 0; i < k; i++) {
+                        if (buf[i] != '\n') {
+                                if (nlen + 1 >= sizeof num)
+                                        return -EBADMSG;
+                                num[nlen++] = buf[i];
+                                continue;
+                        }
+                        if (nlen == 0)
+                                continue;
+                        num[nlen] = '\0';
+                        nlen = 0;
+
+                        uint32_t pid;
+                        if (safe_atou32(num, &pid) < 0 || pid == 0 || pid > INT32_MAX)
+                                return -EBADMSG;
+                        if (fn)
+                                fn((pid_t) pid);
+                        count++;
+                }
+        }
+        if (nlen > 0)
+                return -EBADMSG; /* the kernel ends every line */
+        return count;
+}
+
+static void kill_pid(pid_t pid) {
+        (void) kill(pid, SIGKILL); /* ESRCH: it is gone already */
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Finding mounts and our own cgroups
+ */
+
+/* Open absolute PATH as an O_PATH directory, refusing symlinks anywhere in it. */
+static int open_abs_dir(const char *path) {
+        _cleanup_close_ int slash = -EBADF;
+
+        if (!path || path[0] != '/')
+                return -EINVAL;
+        slash = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (slash < 0)
+                return -errno;
+        return open_beneath(slash, path + strspn(path, "/"), O_PATH | O_DIRECTORY, 0);
+}
+
+static int fd_check_fs(int fd, long magic) {
+        struct statfs sfs;
+        if (fstatfs(fd, &sfs) < 0)
+                return -errno;
+        return (long) sfs.f_type == magic ? 0 : -ENOENT;
+}
+
+int cgroup_detect_layout(CgroupLayout *ret_layout) {
+        int cached = __atomic_load_n(&cached_layout, __ATOMIC_ACQUIRE);
+        struct statfs sfs;
+        CgroupLayout layout;
+
+        assert_return(ret_layout, -EINVAL);
+        if (cached > 0) {
+                *ret_layout = (CgroupLayout) (cached - 1);
+                return 0;
+        }
+        if (statfs(CGROUP_MOUNT, &sfs) < 0)
+                return -errno;
+        if ((long) sfs.f_type == CGROUP2_SUPER_MAGIC)
+                layout = CGROUP_LAYOUT_V2;
+        else if ((long) sfs.f_type == TMPFS_MAGIC)
+                layout = CGROUP_LAYOUT_V1;
+        else
+                return log_debug_errno(-EOPNOTSUPP, "Unknown file system type 0x%lx on " CGROUP_MOUNT,
+                                       (long) sfs.f_type);
+        __atomic_store_n(&cached_layout, (int) layout + 1, __ATOMIC_RELEASE);
+        *ret_layout = layout;
+        return 0;
+}
+
+/* True if CONTROLLER is one of the comma-separated names in LIST ("cpu,cpuacct"). */
+static bool controller_in_list(const char *list, size_t len, const char *controller) {
+        size_t n = strlen(controller);
+        for (const char *p = list, *end = list + len; p < end;) {
+                const char *comma = memchr(p, ',', (size_t) (end - p));
+                size_t l = comma ? (size_t) (comma - p) : (size_t) (end - p);
+                if (l == n && memcmp(p, controller, n) == 0)
+                        return true;
+                p += l + 1;
+        }
+        return false;
+}
+
+int cgroup_get_own_path(const char *controller, char **ret_path) {
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *line = NULL;
+        size_t size = 0;
+        ssize_t n;
+
+        assert_return(ret_path, -EINVAL);
+        assert_return(!controller || (*controller && !strchr(controller, ',')), -EINVAL);
+
+        f = fopen("/proc/self/cgroup", "re");
+        if (!f)
+                return -errno;
+        while ((n = getline(&line, &size, f)) >= 0) {
+                /* "ID:CONTROLLERS:PATH"; PATH may itself contain ':' */
+                char *c1, *c2;
+
+                if (n > 0 && line[n - 1] == '\n')
+                        line[n - 1] = '\0';
+                c1 = strchr(line, ':');
+                if (!c1)
+                        continue;
+                c2 = strchr(c1 + 1, ':');
+                if (!c2)
+                        continue;
+                if (controller) {
+                        if (!controller_in_list(c1 + 1, (size_t) (c2 - c1 - 1), controller))
+                                continue;
+                } else if (!(c1 - line == 1 && line[0] == '0' && c2 == c1 + 1))
+                        continue;
+                if (c2[1] != '/')
+                        return -EBADMSG;
+                char *p = strdup(c2 + 1);
+                if (!p)
+                        return -ENOMEM;
+                *ret_path = p;
+                return 0;
+        }
+        if (ferror(f))
+                return -EIO;
+        return -ENOENT;
+}
+
+/* The directory of hierarchy CONTROLLER below the v1 root: a directory named after it, or a symlink
+ * to a sibling directory (co-mounted "cpu" -> "cpu,cpuacct"), which we resolve by hand, one level
+ * only, staying beneath ROOT_FD. Returns 0 and fd -EBADF if there is none. */
+static int open_v1_hierarchy(int root_fd, const char *controller, bool check_fs, int *ret_fd,
+                             char **ret_dirname) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *dirname = NULL;
+        char target[256];
+        int r;
+
+        fd = open_beneath(root_fd, controller, O_PATH | O_DIRECTORY, 0);
+        if (fd == -ELOOP) {
+                ssize_t k = readlinkat(root_fd, controller, target, sizeof target - 1);
+                if (k < 0)
+                        return -errno;
+                target[k] = '\0';
+                if (!filename_is_valid(target))
+                        return log_debug_errno(-ELOOP, "Hierarchy link '%s' -> '%s' leaves the root",
+                                               controller, target);
+                fd = open_beneath(root_fd, target, O_PATH | O_DIRECTORY, 0);
+                if (fd >= 0)
+                        dirname = strdup(target);
+        } else if (fd >= 0)
+                dirname = strdup(controller);
+        if (fd == -ENOENT) {
+                *ret_fd = -EBADF;
+                *ret_dirname = NULL;
+                return 0;
+        }
+        if (fd < 0)
+                return fd;
+        if (!dirname)
+                return -ENOMEM;
+        if (check_fs) {
+                r = fd_check_fs(fd, CGROUP_SUPER_MAGIC);
+                if (r == -ENOENT) { /* an empty mount point: the hierarchy is not mounted */
+                        *ret_fd = -EBADF;
+                        *ret_dirname = NULL;
+                        return 0;
+                }
+                if (r < 0)
+                        return r;
+        }
+        *ret_fd = TAKE_FD(fd);
+        *ret_dirname = TAKE_PTR(dirname);
+        return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Object life cycle
+ */
+
+static void cgroup_dir_done(CgroupDir *d) {
+        d->fd = safe_close(d->fd);
+        d->parent_fd = safe_close(d->parent_fd);
+        free(d->hierarchy);
+        d->hierarchy = NULL;
+}
+
+Cgroup *cgroup_free(Cgroup *cgroup) {
+        if (!cgroup)
+                return NULL;
+        for (size_t i = 0; i < cgroup->n_dirs; i++)
+                cgroup_dir_done(&cgroup->dirs[i]);
+        free(cgroup->name);
+        free(cgroup);
+        return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(Cgroup *, cgroup_free);
+
+static Cgroup *cgroup_new(CgroupLayout layout, const char *name, const CgroupTestHooks *hooks) {
+        Cgroup *c = calloc(1, sizeof *c);
+        if (!c)
+                return NULL;
+        c->layout = layout;
+        c->name = strdup(name);
+        if (!c->name)
+                return cgroup_free(c);
+        for (size_t i = 0; i < ELEMENTSOF(c->dirs); i++)
+                c->dirs[i] = (CgroupDir) { .parent_fd = -EBADF, .fd = -EBADF };
+        for (size_t i = 0; i < ELEMENTSOF(c->index); i++)
+                c->index[i] = -1;
+        if (hooks)
+                c->hooks = *hooks;
+        return c;
+}
+
+static bool cgroup_is_live(const Cgroup *c) {
+        for (size_t i = 0; i < c->n_dirs; i++)
+                if (c->dirs[i].fd >= 0)
+                        return true;
+        return false;
+}
+
+/* mkdir NAME below PARENT_FD and record it as dirs[n_dirs]. Takes PARENT_FD. */
+static int cgroup_make_dir(Cgroup *c, int parent_fd, const char *hierarchy) {
+        _cleanup_close_ int pfd = parent_fd, fd = -EBADF;
+        _cleanup_free_ char *h = strdup(hierarchy);
+        int r;
+
+        if (!h)
+                return -ENOMEM;
+        if (mkdirat(pfd, c->name, 0755) < 0)
+                return log_debug_errno(-errno, "Failed to create cgroup '%s' in '%s': %m", c->name,
+                                       hierarchy);
+        fd = open_beneath(pfd, c->name, O_PATH | O_DIRECTORY, 0);
+        if (fd < 0) {
+                /* We made it an instant ago; it is empty, so a plain rmdir removes it. */
+                (void) unlinkat(pfd, c->name, AT_REMOVEDIR);
+                return fd;
+        }
+        c->dirs[c->n_dirs++] = (CgroupDir) {
+                .hierarchy = TAKE_PTR(h),
+                .parent_fd = TAKE_FD(pfd),
+                .fd = TAKE_FD(fd),
+        };
+        if (c->hooks.after_mkdir) {
+                CgroupDir *d = &c->dirs[c->n_dirs - 1];
+                r = c->hooks.after_mkdir(d->fd, d->hierarchy, c->hooks.userdata);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Record an existing NAME below PARENT_FD (to remove what a crashed run left). Takes PARENT_FD.
+ * Returns 0 when there is nothing there. */
+static int cgroup_open_dir(Cgroup *c, int parent_fd, const char *hierarchy) {
+        _cleanup_close_ int pfd = parent_fd, fd = -EBADF;
+        _cleanup_free_ char *h = strdup(hierarchy);
+
+        if (!h)
+                return -ENOMEM;
+        fd = open_beneath(pfd, c->name, O_PATH | O_DIRECTORY, 0);
+        if (fd == -ENOENT)
+                return 0;
+        if (fd < 0)
+                return fd;
+        c->dirs[c->n_dirs++] = (CgroupDir) {
+                .hierarchy = TAKE_PTR(h),
+                .parent_fd = TAKE_FD(pfd),
+                .fd = TAKE_FD(fd),
+        };
+        return 1;
+}
+
+/* rmdir one directory, retrying briefly on EBUSY (the kernel may still be tearing the last member
+ * down). ENOENT counts as removed. */
+static int cgroup_dir_remove(Cgroup *c, CgroupDir *d) {
+        uint64_t deadline = now_usec() + CGROUP_RMDIR_RETRY_USEC;
+        int r;
+
+        if (d->fd < 0)
+                return 0;
+        if (c->hooks.before_rmdir) {
+                r = c->hooks.before_rmdir(d->fd, d->hierarchy, c->hooks.userdata);
+                if (r < 0)
+                        return r;
+        }
+        for (;;) {
+                if (unlinkat(d->parent_fd, c->name, AT_REMOVEDIR) >= 0 || errno == ENOENT)
+                        break;
+                r = -errno;
+                if (r != -EBUSY || now_usec() >= deadline)
+                        return log_debug_errno(r, "Failed to remove cgroup '%s' in '%s': %m", c->name,
+                                               d->hierarchy);
+                sleep_usec(10000);
+        }
+        d->fd = safe_close(d->fd);
+        d->parent_fd = safe_close(d->parent_fd);
+        return 0;
+}
+
+/* Remove every directory (the reverse of creation order); keep going on errors, return the first. */
+static int cgroup_remove_dirs(Cgroup *c) {
+        int ret = 0;
+        for (size_t i = c->n_dirs; i > 0; i--) {
+                int r = cgroup_dir_remove(c, &c->dirs[i - 1]);
+                if (r < 0 && ret == 0)
+                        ret = r;
+        }
+        return ret;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * v2
+ */
+
+static const char *const v2_limit_controllers[] = { "memory", "pids", "cpu" };
+
+static bool v2_limit_wanted(const CgroupLimits *l, size_t i) {
+        switch (i) {
+        case 0:
+                return l->memory_max > 0;
+        case 1:
+                return l->pids_max > 0;
+        case 2:
+                return l->cpu_quota_us > 0;
+        default:
+                return false;
+        }
+}
+
+/* Make sure each controller a limit needs is enabled for PARENT_FD's children: already in its
+ * cgroup.subtree_control, or (MAY_ENABLE: PARENT_FD is our delegated cgroup) offered by its
+ * cgroup.controllers and enabled now. Otherwise -EOPNOTSUPP. */
+static int v2_check_controllers(int parent_fd, const CgroupLimits *limits, bool may_enable) {
+        _cleanup_free_ char *subtree = NULL, *available = NULL;
+        char enable[64] = "";
+        int r;
+
+        if (limits->memory_max == 0 && limits->pids_max == 0 && limits->cpu_quota_us == 0)
+                return 0;
+        r = cg_read(parent_fd, "cgroup.subtree_control", &subtree);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(v2_limit_controllers); i++) {
+                const char *ctl = v2_limit_controllers[i];
+
+                if (!v2_limit_wanted(limits, i) || word_in_list(subtree, ctl))
+                        continue;
+                if (!may_enable)
+                        return log_debug_errno(-EOPNOTSUPP, "Controller '%s' is not enabled for children",
+                                               ctl);
+                if (!available) {
+                        r = cg_read(parent_fd, "cgroup.controllers", &available);
+                        if (r < 0)
+                                return r;
+                }
+                if (!word_in_list(available, ctl))
+                        return log_debug_errno(-EOPNOTSUPP, "Controller '%s' is not available", ctl);
+                strcat(enable, *enable ? " +" : "+");
+                strcat(enable, ctl);
+        }
+        if (*enable) {
+                r = cg_write(parent_fd, "cgroup.subtree_control", enable);
+                if (r < 0)
+                        return log_debug_errno(r, "Failed to enable '%s' in our delegated cgroup: %m",
+                                               enable);
+        }
+        return 0;
+}
+
+/* A limit file that must exist: ENOENT means the controller is not there. */
+static int limit_write(int dir_fd, const char *file, const char *value) {
+        int r = cg_write(dir_fd, file, value);
+        if (r == -ENOENT)
+                return log_debug_errno(-EOPNOTSUPP, "No '%s' in the cgroup", file);
+        if (r < 0)
+                return log_debug_errno(r, "Failed to write '%s' to '%s': %m", value, file);
+        return 0;
+}
+
+static int limit_write_u64(int dir_fd, const char *file, uint64_t v) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%" PRIu64, v);
+        return limit_write(dir_fd, file, buf);
+}
+
+static int v2_apply_limits(int fd, const CgroupLimits *l) {
+        int r;
+
+        if (l->memory_max > 0) {
+                r = limit_write_u64(fd, "memory.max", l->memory_max);
+                if (r < 0)
+                        return r;
+                /* Without swap accounting (or swap) the file does not exist: nothing to escape to. */
+                r = cg_write(fd, "memory.swap.max", "0");
+                if (r < 0 && r != -ENOENT)
+                        return log_debug_errno(r, "Failed to write memory.swap.max: %m");
+        }
+        if (l->pids_max > 0) {
+                r = limit_write_u64(fd, "pids.max", l->pids_max);
+                if (r < 0)
+                        return r;
+        }
+        if (l->cpu_quota_us > 0) {
+                char buf[64];
+                snprintf(buf, sizeof buf, "%" PRIu64 " %" PRIu64, l->cpu_quota_us,
+                         l->cpu_period_us ?: CGROUP_DEFAULT_PERIOD_US);
+                r = limit_write(fd, "cpu.max", buf);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int v2_create(Cgroup *c, int root_fd, const char *parent, const CgroupLimits *limits,
+                     bool may_enable, bool open_existing) {
+        _cleanup_close_ int pfd = -EBADF;
+        int r;
+
+        pfd = open_beneath(root_fd, parent + strspn(parent, "/"), O_PATH | O_DIRECTORY, 0);
+        if (pfd < 0)
+                return log_debug_errno(pfd, "Failed to open parent cgroup '%s': %m", parent);
+        if (open_existing) {
+                r = cgroup_open_dir(c, TAKE_FD(pfd), "");
+                return r == 0 ? -ENOENT : r;
+        }
+        /* Checked before mkdir: an unsupported limit leaves nothing behind, not even briefly. */
+        r = v2_check_controllers(pfd, limits, may_enable);
+        if (r < 0)
+                return r;
+        r = cgroup_make_dir(c, TAKE_FD(pfd), "");
+        if (r < 0)
+                return r;
+        return v2_apply_limits(c->dirs[0].fd, limits);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * v1
+ */
+
+/* Whether a hierarchy is required (a requested limit needs it; missing → -EOPNOTSUPP) or only
+ * wanted when present (memory and cpuacct for the stats, freezer for killing). pids and cpu are
+ * only created when their limit is requested. */
+static bool v1_required(CgroupController ctl, const CgroupLimits *l) {
+        switch (ctl) {
+        case CGROUP_MEMORY:
+                return l->memory_max > 0;
+        case CGROUP_PIDS:
+                return l->pids_max > 0;
+        case CGROUP_CPU:
+                return l->cpu_quota_us > 0;
+        case CGROUP_CPUACCT:
+        case CGROUP_FREEZER:
+        case _CGROUP_CONTROLLER_MAX:
+                break;
+        }
+        return false;
+}
+
+static bool v1_wanted(CgroupController ctl, const CgroupLimits *l) {
+        return v1_required(ctl, l) || ctl == CGROUP_MEMORY || ctl == CGROUP_CPUACCT || ctl == CGROUP_FREEZER;
+}
+
+/* PARENTS[ctl] is the parent path in each hierarchy (NULL: that hierarchy is not available). */
+static int v1_create(Cgroup *c, int root_fd, char *const parents[_CGROUP_CONTROLLER_MAX],
+                     const CgroupLimits *limits, bool check_fs, bool open_existing) {
+        struct stat roots[_CGROUP_CONTROLLER_MAX];
+        int r;
+
+        for (CgroupController ctl = 0; ctl < _CGROUP_CONTROLLER_MAX; ctl++) {
+                _cleanup_close_ int hfd = -EBADF, pfd = -EBADF;
+                _cleanup_free_ char *dirname = NULL;
+                struct stat st;
+                bool shared = false;
+
+                if (!open_existing && !v1_wanted(ctl, limits))
+                        continue;
+                if (parents[ctl]) {
+                        r = open_v1_hierarchy(root_fd, controller_names[ctl], check_fs, &hfd, &dirname);
+                        if (r < 0)
+                                return log_debug_errno(r, "Failed to open hierarchy '%s': %m",
+                                                       controller_names[ctl]);
+                }
+                if (hfd < 0) {
+                        if (!open_existing && v1_required(ctl, limits))
+                                return log_debug_errno(-EOPNOTSUPP, "No '%s' hierarchy",
+                                                       controller_names[ctl]);
+                        continue;
+                }
+                /* Co-mounted controllers (cpu,cpuacct) share one hierarchy: one directory. */
+                if (fstat(hfd, &st) < 0)
+                        return -errno;
+                for (CgroupController o = 0; o < ctl; o++)
+                        if (c->index[o] >= 0 && roots[o].st_dev == st.st_dev &&
+                            roots[o].st_ino == st.st_ino) {
+                                c->index[ctl] = c->index[o];
+                                shared = true;
+                                break;
+                        }
+                roots[ctl] = st;
+                if (shared)
+                        continue;
+
+                const char *parent = parents[ctl] + strspn(parents[ctl], "/");
+                pfd = open_beneath(hfd, parent, O_PATH | O_DIRECTORY, 0);
+                if (pfd < 0)
+                        return log_debug_errno(pfd, "Failed to open parent cgroup '%s' in '%s': %m",
+                                               parent, dirname);
+                if (open_existing) {
+                        r = cgroup_open_dir(c, TAKE_FD(pfd), dirname);
+                        if (r < 0)
+                                return r;
+                        if (r == 0)
+                                continue;
+                } else {
+                        r = cgroup_make_dir(c, TAKE_FD(pfd), dirname);
+                        if (r < 0)
+                                return r;
+                }
+                c->index[ctl] = (int) c->n_dirs - 1;
+        }
+        if (open_existing)
+                return c->n_dirs > 0 ? 0 : -ENOENT;
+        if (c->n_dirs == 0)
+                return log_debug_errno(-EOPNOTSUPP, "No usable cgroup v1 hierarchy");
+
+        if (limits->memory_max > 0) {
+                int fd = c->dirs[c->index[CGROUP_MEMORY]].fd;
+                /* memsw (memory+swap) must stay >= the memory limit: set the memory limit first,
+                 * then memsw to the same value, so the sandbox cannot escape into swap. */
+                r = limit_write_u64(fd, "memory.limit_in_bytes", limits->memory_max);
+                if (r < 0)
+                        return r;
+                r = cg_write_u64(fd, "memory.memsw.limit_in_bytes", limits->memory_max);
+                if (r < 0 && r != -ENOENT) /* no swap accounting: no file, no swap escape */
+                        return log_debug_errno(r, "Failed to write memory.memsw.limit_in_bytes: %m");
+        }
+        if (limits->pids_max > 0) {
+                r = limit_write_u64(c->dirs[c->index[CGROUP_PIDS]].fd, "pids.max", limits->pids_max);
+                if (r < 0)
+                        return r;
+        }
+        if (limits->cpu_quota_us > 0) {
+                int fd = c->dirs[c->index[CGROUP_CPU]].fd;
+                r = limit_write_u64(fd, "cpu.cfs_period_us",
+                                    limits->cpu_period_us ?: CGROUP_DEFAULT_PERIOD_US);
+                if (r < 0)
+                        return r;
+                r = limit_write_u64(fd, "cpu.cfs_quota_us", limits->cpu_quota_us);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Create
+ */
+
+typedef struct CreateArgs {
+        CgroupLayout layout;
+        const char *root;
+        char *parents[_CGROUP_CONTROLLER_MAX]; /* v2 uses [0] */
+        const char *name;
+        const CgroupLimits *limits;
+        const CgroupTestHooks *hooks;
+        bool check_fs;
+        bool may_enable;
+        bool open_existing;
+} CreateArgs;
+
+static int cgroup_create_internal(const CreateArgs *a, Cgroup **ret_cgroup) {
+        _cleanup_(cgroup_freep) Cgroup *c = NULL;
+        _cleanup_close_ int root_fd = -EBADF;
+        static const CgroupLimits no_limits = {};
+        const CgroupLimits *limits = a->limits ?: &no_limits;
+        int r;
+
+        if (!filename_is_valid(a->name))
+                return -EINVAL;
+        if (a->layout != CGROUP_LAYOUT_V1 && a->layout != CGROUP_LAYOUT_V2)
+                return -EINVAL;
+
+        root_fd = open_abs_dir(a->root);
+        if (root_fd < 0)
+                return log_debug_errno(root_fd, "Failed to open '%s': %m", a->root);
+        if (a->check_fs && a->layout == CGROUP_LAYOUT_V2) {
+                r = fd_check_fs(root_fd, CGROUP2_SUPER_MAGIC);
+                if (r < 0)
+                        return log_debug_errno(r == -ENOENT ? -EOPNOTSUPP : r, "'%s' is not cgroup2",
+                                               a->root);
+        }
+
+        c = cgroup_new(a->layout, a->name, a->hooks);
+        if (!c)
+                return -ENOMEM;
+        if (a->layout == CGROUP_LAYOUT_V2)
+                r = v2_create(c, root_fd, a->parents[0], limits, a->may_enable, a->open_existing);
+        else
+                r = v1_create(c, root_fd, a->parents, limits, a->check_fs, a->open_existing);
+        if (r < 0 && a->open_existing)
+                return r;
+        if (r < 0) {
+                /* All or nothing. Nothing was attached yet, so the directories are empty. */
+                (void) cgroup_remove_dirs(c);
+                return r;
+        }
+        *ret_cgroup = TAKE_PTR(c);
+        return 0;
+}
+
+static int create_at(CgroupLayout layout, const char *root, const char *parent, const char *name,
+                     const CgroupLimits *limits, const CgroupTestHooks *hooks, bool check_fs,
+                     Cgroup **ret_cgroup) {
+        CreateArgs a = {
+                .layout = layout,
+                .root = root,
+                .name = name,
+                .limits = limits,
+                .hooks = hooks,
+                .check_fs = check_fs,
+        };
+
+        assert_return(root && parent && name && ret_cgroup, -EINVAL);
+        for (size_t i = 0; i < ELEMENTSOF(a.parents); i++)
+                a.parents[i] = (char *) parent;
+        return cgroup_create_internal(&a, ret_cgroup);
+}
+
+int cgroup_create_at(CgroupLayout layout, const char *root, const char *parent, const char *name,
+                     const CgroupLimits *limits, Cgroup **ret_cgroup) {
+        return create_at(layout, root, parent, name, limits, NULL, true, ret_cgroup);
+}
+
+int cgroup_create_fake(CgroupLayout layout, const char *root, const char *parent, const char *name,
+                       const CgroupLimits *limits, const CgroupTestHooks *hooks, Cgroup **ret_cgroup) {
+        return create_at(layout, root, parent, name, limits, hooks, false, ret_cgroup);
+}
+
+static int create_or_open(const char *name, const CgroupLimits *limits, bool open_existing,
+                          Cgroup **ret_cgroup) {
+        CreateArgs a = {
+                .root = CGROUP_MOUNT,
+                .name = name,
+                .limits = limits,
+                .check_fs = true,
+                .open_existing = open_existing,
+        };
+        int r;
+
+        assert_return(name && ret_cgroup, -EINVAL);
+        r = cgroup_detect_layout(&a.layout);
+        if (r < 0)
+                return r;
+
+        if (a.layout == CGROUP_LAYOUT_V2) {
+                const char *base = __atomic_load_n(&delegated_base, __ATOMIC_ACQUIRE);
+                if (base) {
+                        a.parents[0] = strdup(base);
+                        a.may_enable = true;
+                } else {
+                        r = cgroup_get_own_path(NULL, &a.parents[0]);
+                        if (r < 0)
+                                return log_debug_errno(r, "Failed to find our own cgroup: %m");
+                }
+                if (!a.parents[0])
+                        return -ENOMEM;
+        } else
+                for (CgroupController ctl = 0; ctl < _CGROUP_CONTROLLER_MAX; ctl++) {
+                        r = cgroup_get_own_path(controller_names[ctl], &a.parents[ctl]);
+                        if (r < 0 && r != -ENOENT) { /* ENOENT: not mounted, parents[ctl] stays NULL */
+                                for (CgroupController o = 0; o < ctl; o++)
+                                        free(a.parents[o]);
+                                return r;
+                        }
+                }
+
+        r = cgroup_create_internal(&a, ret_cgroup);
+        for (size_t i = 0; i < ELEMENTSOF(a.parents); i++)
+                free(a.parents[i]);
+        return r;
+}
+
+int cgroup_create(const char *name, const CgroupLimits *limits, Cgroup **ret_cgroup) {
+        return create_or_open(name, limits, false, ret_cgroup);
+}
+
+int cgroup_open(const char *name, Cgroup **ret_cgroup) {
+        return create_or_open(name, NULL, true, ret_cgroup);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * v2 delegation
+ */
+
+int cgroup_v2_own_is_delegated(void) {
+        _cleanup_free_ char *own = NULL;
+        _cleanup_close_ int root_fd = -EBADF, fd = -EBADF;
+        static const char *const names[] = { "trusted.delegate", "user.delegate" };
+        const char *base = __atomic_load_n(&delegated_base, __ATOMIC_ACQUIRE);
+        CgroupLayout layout;
+        char path[64];
+        int r;
+
+        r = cgroup_detect_layout(&layout);
+        if (r < 0)
+                return r;
+        if (layout != CGROUP_LAYOUT_V2)
+                return -EOPNOTSUPP;
+        /* After cgroup_v2_prepare_delegated(), /proc/self/cgroup names the leaf: ask the base. */
+        if (base) {
+                own = strdup(base);
+                if (!own)
+                        return -ENOMEM;
+        } else {
+                r = cgroup_get_own_path(NULL, &own);
+                if (r < 0)
+                        return r;
+        }
+        root_fd = open_abs_dir(CGROUP_MOUNT);
+        if (root_fd < 0)
+                return root_fd;
+        fd = open_beneath(root_fd, own + strspn(own, "/"), O_PATH | O_DIRECTORY, 0);
+        if (fd < 0)
+                return fd;
+        /* getxattr needs a path; an O_PATH fd through /proc/self/fd is the fd's own directory. */
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                char v[8];
+                ssize_t k = getxattr(path, names[i], v, sizeof v);
+                if (k == 1 && v[0] == '1')
+                        return 1;
+                if (k < 0 && errno != ENODATA && errno != EOPNOTSUPP && errno != EPERM)
+                        return -errno;
+        }
+        return 0;
+}
+
+int cgroup_v2_prepare_delegated(const char *leaf) {
+        _cleanup_free_ char *own = NULL, *available = NULL, *subtree = NULL, *base = NULL;
+        _cleanup_close_ int root_fd = -EBADF, own_fd = -EBADF, leaf_fd = -EBADF;
+        CgroupLayout layout;
+        char enable[64] = "", pid[32];
+        int r;
+
+        leaf = leaf ?: CGROUP_SUPERVISOR_LEAF;
+        assert_return(filename_is_valid(leaf), -EINVAL);
+        if (__atomic_load_n(&delegated_base, __ATOMIC_ACQUIRE))
+                return 0;
+
+        r = cgroup_detect_layout(&layout);
+        if (r < 0)
+                return r;
+        if (layout != CGROUP_LAYOUT_V2)
+                return -EOPNOTSUPP;
+        r = cgroup_get_own_path(NULL, &own);
+        if (r < 0)
+                return r;
+        if (streq(own, "/"))
+                return log_debug_errno(-EPERM, "Our own cgroup is the root; refusing to touch it");
+
+        root_fd = open_abs_dir(CGROUP_MOUNT);
+        if (root_fd < 0)
+                return root_fd;
+        r = fd_check_fs(root_fd, CGROUP2_SUPER_MAGIC);
+        if (r < 0)
+                return r == -ENOENT ? -EOPNOTSUPP : r;
+        own_fd = open_beneath(root_fd, own + 1, O_PATH | O_DIRECTORY, 0);
+        if (own_fd < 0)
+                return own_fd;
+
+        /* The leaf: ours from an earlier run of this daemon may still exist. */
+        if (mkdirat(own_fd, leaf, 0755) < 0 && errno != EEXIST)
+                return log_debug_errno(-errno, "Failed to create '%s/%s': %m", own, leaf);
+        leaf_fd = open_beneath(own_fd, leaf, O_PATH | O_DIRECTORY, 0);
+        if (leaf_fd < 0)
+                return leaf_fd;
+        /* cgroup.procs moves the whole process, every thread with it. */
+        snprintf(pid, sizeof pid, "%ld", (long) getpid());
+        r = cg_write(leaf_fd, "cgroup.procs", pid);
+        if (r < 0)
+                return log_debug_errno(r, "Failed to move ourselves into '%s/%s': %m", own, leaf);
+
+        r = cg_read(own_fd, "cgroup.controllers", &available);
+        if (r < 0)
+                return r;
+        r = cg_read(own_fd, "cgroup.subtree_control", &subtree);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(v2_limit_controllers); i++)
+                if (word_in_list(available, v2_limit_controllers[i]) &&
+                    !word_in_list(subtree, v2_limit_controllers[i])) {
+                        strcat(enable, *enable ? " +" : "+");
+                        strcat(enable, v2_limit_controllers[i]);
+                }
+        if (*enable) {
+                /* EBUSY: other processes still live in our own cgroup. */
+                r = cg_write(own_fd, "cgroup.subtree_control", enable);
+                if (r < 0)
+                        return log_debug_errno(r, "Failed to enable '%s' in '%s': %m", enable, own);
+        }
+
+        base = strdup(own);
+        if (!base)
+                return -ENOMEM;
+        char *expected = NULL;
+        if (__atomic_compare_exchange_n(&delegated_base, &expected, base, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+                base = NULL; /* published; lives as long as the process */
+        return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Attach, stats
+ */
+
+int cgroup_attach(Cgroup *cgroup, pid_t pid) {
+        char buf[32];
+        int r;
+
+        assert_return(cgroup, -EINVAL);
+        assert_return(pid > 0, -EINVAL);
+        if (!cgroup_is_live(cgroup))
+                return -ESTALE;
+        snprintf(buf, sizeof buf, "%ld", (long) pid);
+        for (size_t i = 0; i < cgroup->n_dirs; i++) {
+                r = cg_write(cgroup->dirs[i].fd, "cgroup.procs", buf);
+                if (r < 0)
+                        return log_debug_errno(r, "Failed to attach %ld to '%s' in '%s': %m", (long) pid,
+                                               cgroup->name, cgroup->dirs[i].hierarchy);
+        }
+        return 0;
+}
+
+int cgroup_v2_fd(Cgroup *cgroup) {
+        assert_return(cgroup, -EINVAL);
+        if (cgroup->layout != CGROUP_LAYOUT_V2)
+                return -EOPNOTSUPP;
+        if (!cgroup_is_live(cgroup))
+                return -ESTALE;
+        /* A real fd, not O_PATH: clone3() refuses O_PATH fds for CLONE_INTO_CGROUP. */
+        return open_beneath(cgroup->dirs[0].fd, ".", O_RDONLY | O_DIRECTORY, 0);
+}
+
+/* A controller's directory on v1, or -1. */
+static int v1_fd(const Cgroup *c, CgroupController ctl) {
+        return c->index[ctl] >= 0 ? c->dirs[c->index[ctl]].fd : -EBADF;
+}
+
+static int get_cpu_usec(Cgroup *c, uint64_t *ret) {
+        uint64_t v;
+        int r;
+
+        if (c->layout == CGROUP_LAYOUT_V2) {
+                /* Core cgroup2 accounting: present without the cpu controller. */
+                r = cg_read_keyed_u64(c->dirs[0].fd, "cpu.stat", "usage_usec", &v);
+                if (r == -ENOENT)
+                        return -EOPNOTSUPP;
+                if (r < 0)
+                        return r;
+                *ret = v;
+                return 0;
+        }
+        int fd = v1_fd(c, CGROUP_CPUACCT);
+        if (fd < 0)
+                return -EOPNOTSUPP;
+        r = cg_read_single_u64(fd, "cpuacct.usage", &v); /* nanoseconds */
+        if (r == -ENOENT)
+                return -EOPNOTSUPP;
+        if (r < 0)
+                return r;
+        *ret = v / 1000;
+        return 0;
+}
+
+int cgroup_get_cpu_usec(Cgroup *cgroup, uint64_t *ret_usec) {
+        assert_return(cgroup && ret_usec, -EINVAL);
+        if (!cgroup_is_live(cgroup))
+                return -ESTALE;
+        return get_cpu_usec(cgroup, ret_usec);
+}
+
+/* An optional stat: a missing file means "not accounted here", 0. */
+static int optional_stat(int r, uint64_t *v) {
+        if (r == -ENOENT) {
+                *v = 0;
+                return 0;
+        }
+        return r;
+}
+
+int cgroup_get_stats(Cgroup *cgroup, CgroupStats *ret_stats) {
+        CgroupStats s = {};
+        int r;
+
+        assert_return(cgroup && ret_stats, -EINVAL);
+        if (!cgroup_is_live(cgroup))
+                return -ESTALE;
+
+        r = get_cpu_usec(cgroup, &s.cpu_usec);
+        if (r == -EOPNOTSUPP)
+                s.cpu_usec = 0;
+        else if (r < 0)
+                return r;
+
+        if (cgroup->layout == CGROUP_LAYOUT_V2) {
+                int fd = cgroup->dirs[0].fd;
+                /* memory.peak: kernel >= 5.19 and the memory controller enabled for us. */
+                r = optional_stat(cg_read_single_u64(fd, "memory.peak", &s.memory_peak), &s.memory_peak);
+                if (r < 0)
+                        return r;
+                r = optional_stat(cg_read_keyed_u64(fd, "memory.events", "oom_kill", &s.oom_kills),
+                                  &s.oom_kills);
+                if (r < 0)
+                        return r;
+        } else {
+                int fd = v1_fd(cgroup, CGROUP_MEMORY);
+                if (fd >= 0) {
+                        r = optional_stat(cg_read_single_u64(fd, "memory.max_usage_in_bytes", &s.memory_peak),
+                                          &s.memory_peak);
+                        if (r < 0)
+                                return r;
+                        /* "oom_kill N": kernel >= 4.13. */
+                        r = optional_stat(cg_read_keyed_u64(fd, "memory.oom_control", "oom_kill", &s.oom_kills),
+                                          &s.oom_kills);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        *ret_stats = s;
+        return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Kill and remove
+ */
+
+/* The fallback without cgroup.kill or a freezer: SIGKILL whatever cgroup.procs lists, again and
+ * again until it lists nothing (a member may fork between our read and our kill), bounded. A pid
+ * read here may, in theory, exit and be reused before the kill; the freezer path has no such race. */
+static int kill_loop(int dir_fd) {
+        uint64_t deadline = now_usec() + CGROUP_KILL_LOOP_TIMEOUT_USEC;
+        for (;;) {
+                int n = cg_for_each_pid(dir_fd, "cgroup.procs", kill_pid);
+                if (n <= 0)
+                        return n;
+                if (now_usec() >= deadline)
+                        return 0; /* the members are dying; removal waits for them */
+                sleep_usec(2000);
+        }
+}
+
+static int v1_freezer_state_is(int fd, const char *state) {
+        _cleanup_free_ char *s = NULL;
+        int r = cg_read(fd, "freezer.state", &s);
+        if (r < 0)
+                return r;
+        return strneq(s, state, strlen(state)) && (s[strlen(state)] == '\0' || s[strlen(state)] == '\n');
+}
+
+/* v1 has no cgroup.kill. Frozen members can neither fork nor exit, so the pids we read stay valid
+ * and complete while we kill them; they die as soon as they are thawed. */
+static int v1_kill_all(Cgroup *c) {
+        int fd = v1_fd(c, CGROUP_FREEZER), r, ret = 0;
+
+        if (fd >= 0) {
+                uint64_t deadline = now_usec() + CGROUP_FREEZE_TIMEOUT_USEC, delay = 1000;
+
+                r = cg_write(fd, "freezer.state", "FROZEN");
+                if (r < 0)
+                        return log_debug_errno(r, "Failed to freeze '%s': %m", c->name);
+                /* FREEZING until every member stopped; a member in an uninterruptible sleep may
+                 * hold that up: then we kill anyway and fall back to the loop below. */
+                while ((r = v1_freezer_state_is(fd, "FROZEN")) == 0 && now_usec() < deadline) {
+                        sleep_usec(delay);
+                        delay = MIN(delay * 2, UINT64_C(20000));
+                }
+                if (r < 0)
+                        ret = r;
+                r = cg_for_each_pid(fd, "cgroup.procs", kill_pid);
+                if (r < 0 && ret == 0)
+                        ret = r;
+                r = cg_write(fd, "freezer.state", "THAWED");
+                if (r < 0 && ret == 0)
+                        ret = log_debug_errno(r, "Failed to thaw '%s': %m", c->name);
+        }
+        /* Members the freezer did not hold (no freezer hierarchy, or not frozen in time). */
+        for (size_t i = 0; i < c->n_dirs; i++) {
+                if (c->dirs[i].fd < 0 || (int) i == c->index[CGROUP_FREEZER])
+                        continue;
+                if (fd >= 0 && ret == 0) {
+                        /* Frozen and killed: anything still listed is already dying; one pass. */
+                        r = cg_for_each_pid(c->dirs[i].fd, "cgroup.procs", kill_pid);
+                } else
+                        r = kill_loop(c->dirs[i].fd);
+                if (r < 0 && ret == 0)
+                        ret = r;
+        }
+        return ret;
+}
+
+int cgroup_kill_all(Cgroup *cgroup) {
+        int r;
+
+        assert_return(cgroup, -EINVAL);
+        if (!cgroup_is_live(cgroup))
+                return -ESTALE;
+        if (cgroup->layout == CGROUP_LAYOUT_V1)
+                return v1_kill_all(cgroup);
+
+        /* cgroup.kill (kernel >= 5.14) kills every member and the ones forked meanwhile. */
+        r = cg_write(cgroup->dirs[0].fd, "cgroup.kill", "1");
+        if (r == -ENOENT)
+                return kill_loop(cgroup->dirs[0].fd);
+        return r;
+}
+
+/* v2: wait for "populated 0" in cgroup.events; the kernel signals changes with POLLPRI. */
+static int v2_wait_empty(int dir_fd, uint64_t deadline) {
+        _cleanup_close_ int fd = -EBADF;
+        char buf[256];
+
+        fd = open_beneath(dir_fd, "cgroup.events", O_RDONLY | O_NOCTTY, 0);
+        if (fd < 0)
+                return fd;
+        for (;;) {
+                ssize_t k = pread(fd, buf, sizeof buf - 1, 0);
+                uint64_t populated, now;
+                int r;
+
+                if (k < 0)
+                        return -errno;
+                buf[k] = '\0';
+                if (strlen(buf) != (size_t) k)
+                        return -EBADMSG;
+                r = parse_keyed_u64(buf, "populated", &populated);
+                if (r < 0)
+                        return r;
+                if (populated == 0)
+                        return 0;
+                now = now_usec();
+                if (now >= deadline)
+                        return -EBUSY;
+
+                struct pollfd p = { .fd = fd, .events = POLLPRI };
+                int timeout_ms = (int) MIN((deadline - now + 999) / 1000, UINT64_C(1000));
+                int n = poll(&p, 1, timeout_ms);
+                if (n < 0 && errno != EINTR)
+                        return -errno;
+                if (n > 0 && !(p.revents & (POLLPRI | POLLERR)))
+                        sleep_usec(10000); /* not a kernfs file (a fake tree): do not spin */
+        }
+}
+
+/* v1 (and v2 without cgroup.events): poll cgroup.procs until it lists nobody. */
+static int wait_procs_empty(int dir_fd, uint64_t deadline) {
+        uint64_t delay = 1000;
+        for (;;) {
+                int n = cg_for_each_pid(dir_fd, "cgroup.procs", NULL);
+                if (n <= 0)
+                        return n;
+                if (now_usec() >= deadline)
+                        return -EBUSY;
+                sleep_usec(delay);
+                delay = MIN(delay * 2, UINT64_C(20000));
+        }
+}
+
+int cgroup_remove(Cgroup *cgroup) {
+        uint64_t deadline = now_usec() + CGROUP_EMPTY_TIMEOUT_USEC;
+        int r;
+
+        assert_return(cgroup, -EINVAL);
+        if (!cgroup_is_live(cgroup))
+                return 0;
+
+        r = cgroup_kill_all(cgroup);
+        if (r < 0)
+                log_debug_errno(r, "Failed to kill the members of '%s', removing anyway: %m", cgroup->name);
+
+        for (size_t i = 0; i < cgroup->n_dirs; i++) {
+                int fd = cgroup->dirs[i].fd;
+                if (fd < 0)
+                        continue;
+                r = cgroup->layout == CGROUP_LAYOUT_V2 ? v2_wait_empty(fd, deadline) : -ENOENT;
+                if (r == -ENOENT)
+                        r = wait_procs_empty(fd, deadline);
+                if (r < 0)
+                        return log_debug_errno(r, "Cgroup '%s' in '%s' did not become empty: %m",
+                                               cgroup->name, cgroup->dirs[i].hierarchy);
+        }
+        return cgroup_remove_dirs(cgroup);
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * One cgroup per sandbox, on cgroup v2 (a child of our own cgroup, controllers enabled in our
+ * delegated subtree) or on v1 (a child of our own cgroup in each of the memory, pids, cpu, cpuacct
+ * and freezer hierarchies). We only ever create, write to and remove cgroups we made ourselves; the
+ * one exception is cgroup_v2_prepare_delegated(), which the caller invokes explicitly when our own
+ * cgroup was delegated to us. Runs in the parent (the runtime), as root or as the owner of a
+ * delegated subtree. A Cgroup object is used by one thread at a time; see docs/cgroups.md.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef enum CgroupLayout {
+        CGROUP_LAYOUT_V2,       /* /sys/fs/cgroup is cgroup2 */
+        CGROUP_LAYOUT_V1,       /* /sys/fs/cgroup is a tmpfs of v1 hierarchies (maybe with unified/) */
+} CgroupLayout;
+
+typedef struct CgroupLimits {
+        uint64_t memory_max;    /* bytes, 0 = no limit; swap is limited to 0 too where possible */
+        uint64_t pids_max;      /* 0 = no limit */
+        uint64_t cpu_quota_us;  /* 0 = no limit; per cpu_period_us */
+        uint64_t cpu_period_us; /* 0 = 100000 */
+} CgroupLimits;
+
+typedef struct CgroupStats {
+        uint64_t cpu_usec;      /* user+system cpu time of all members, ever; 0 when not accounted */
+        uint64_t memory_peak;   /* bytes; 0 when the kernel does not tell */
+        uint64_t oom_kills;     /* processes the OOM killer ended in this cgroup; 0 when not accounted */
+} CgroupStats;
+
+typedef struct Cgroup Cgroup;
+
+/* statfs("/sys/fs/cgroup"): cgroup2 → V2, tmpfs → V1 (hybrid or legacy), else -EOPNOTSUPP. Cached. */
+int cgroup_detect_layout(CgroupLayout *ret_layout);
+
+/* The calling process's own cgroup as listed in /proc/self/cgroup ("/" or "/a/b"): CONTROLLER is a
+ * v1 controller name ("memory"), or NULL for the cgroup2 ("0::") entry. -ENOENT if not listed. */
+int cgroup_get_own_path(const char *controller, char **ret_path);
+
+/* Create cgroup NAME (a single path component) below the calling process's own cgroup(s) and apply
+ * LIMITS. -EEXIST if it exists. -EOPNOTSUPP if a requested limit's controller is not available
+ * (v2: not enabled in the parent's cgroup.subtree_control, and not enablable; v1: no hierarchy).
+ * All or nothing: on failure, no directory is left behind. LIMITS may be NULL (no limits).
+ * On v2 after cgroup_v2_prepare_delegated(), the parent is the delegated cgroup, not the leaf we
+ * moved into, and controllers a limit needs are enabled in it on demand. */
+int cgroup_create(const char *name, const CgroupLimits *limits, Cgroup **ret_cgroup);
+
+/* Find cgroup NAME (below our own cgroups, in every hierarchy where it exists) as made by an earlier
+ * cgroup_create() of a process that is gone, so that cgroup_remove() can remove it. -ENOENT when it
+ * exists nowhere. */
+int cgroup_open(const char *name, Cgroup **ret_cgroup);
+
+/* The same below an explicit mount root and parent path, for the cgroup2 mechanics on a hybrid
+ * host: ROOT is the absolute path of the cgroup2 mount (v2) or of the directory holding the
+ * per-controller mounts (v1); PARENT is relative to it (v2) or to each controller mount (v1), a
+ * leading '/' is ignored. Each mount must be a real cgroup file system. Never enables controllers. */
+int cgroup_create_at(CgroupLayout layout, const char *root, const char *parent, const char *name,
+                     const CgroupLimits *limits, Cgroup **ret_cgroup);
+
+/* For unit tests on a fake tree: plain directories standing in for the cgroup mounts. No kernel
+ * creates a cgroup's interface files on mkdir or drops them before rmdir there, so these hooks do:
+ * after_mkdir right after our mkdirat() of a cgroup and before any write to it, before_rmdir right
+ * before each unlinkat(AT_REMOVEDIR) (also on the rollback of a failed create). DIR_FD is an O_PATH
+ * fd of the cgroup directory; HIERARCHY is "" on v2, the hierarchy directory's name on v1
+ * ("memory", "cpu,cpuacct"). A hook returns 0 or -errno. */
+typedef struct CgroupTestHooks {
+        int (*after_mkdir)(int dir_fd, const char *hierarchy, void *userdata);
+        int (*before_rmdir)(int dir_fd, const char *hierarchy, void *userdata);
+        void *userdata;
+} CgroupTestHooks;
+
+/* cgroup_create_at() without the file system type checks, calling HOOKS (copied; may be NULL). */
+int cgroup_create_fake(CgroupLayout layout, const char *root, const char *parent, const char *name,
+                       const CgroupLimits *limits, const CgroupTestHooks *hooks, Cgroup **ret_cgroup);
+
+/* v2 under a delegated subtree (systemd Delegate=yes): our own cgroup still holds our process, and
+ * the no-internal-processes rule forbids enabling controllers for its children while it does. So:
+ * create <own>/LEAF (NULL = "supervisor"; an existing one is reused), move this whole process into it,
+ * and enable those of memory, pids and cpu that <own>/cgroup.controllers offers in
+ * <own>/cgroup.subtree_control. From then on cgroup_create() creates sandboxes in <own> (a sibling
+ * of LEAF), not in LEAF. Call once at start-up, before other threads use this module; calling it
+ * again after success returns 0. -EOPNOTSUPP on v1, -EPERM if our own cgroup is the root, -EBUSY
+ * if other processes remain in <own>. Only call it when the subtree really is delegated to us. */
+int cgroup_v2_prepare_delegated(const char *leaf);
+
+/* > 0 if our own v2 cgroup carries systemd's delegation mark (xattr trusted.delegate or
+ * user.delegate = "1", systemd >= 251), 0 if not, -errno on error. A hint for the caller. */
+int cgroup_v2_own_is_delegated(void);
+
+/* Move PID into the cgroup (every hierarchy on v1). */
+int cgroup_attach(Cgroup *cgroup, pid_t pid);
+
+/* An O_RDONLY|O_DIRECTORY|O_CLOEXEC fd of the v2 cgroup (the caller closes it), for
+ * clone3(CLONE_INTO_CGROUP); -EOPNOTSUPP on v1. */
+int cgroup_v2_fd(Cgroup *cgroup);
+
+/* Accounting of the members, past and present. Values the host does not account are 0. Malformed
+ * kernel files give -EBADMSG. */
+int cgroup_get_stats(Cgroup *cgroup, CgroupStats *ret_stats);
+
+/* Only the cpu time (cheap enough to poll for a cpu-time limit); -EOPNOTSUPP when not accounted
+ * (v1 without a cpuacct hierarchy). */
+int cgroup_get_cpu_usec(Cgroup *cgroup, uint64_t *ret_usec);
+
+/* SIGKILL every member (cgroup.kill on v2; freeze, kill, thaw on v1). Does not wait for them. */
+int cgroup_kill_all(Cgroup *cgroup);
+
+/* Kill what is left, wait (bounded, about 5 s) until empty, remove every directory we created.
+ * On failure (-EBUSY: members did not go away) what could not be removed is kept, and the call
+ * may be repeated. Once everything is removed, further calls return 0 and the other functions
+ * return -ESTALE. */
+int cgroup_remove(Cgroup *cgroup);
+
+/* Frees memory only; call cgroup_remove() first to remove the cgroup itself. Returns NULL. */
+Cgroup *cgroup_free(Cgroup *cgroup);
