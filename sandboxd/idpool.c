@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Each live sandbox gets its own range of 65536 host ids, so that no two sandboxes share an owner
- * on the host. A range is held by an flock() on a lock file in the state directory: the kernel
+ * on the host. A range is held by an flock() on a lock file in one directory that every runtime on
+ * the host shares, whatever its state directory (/run/sandbox-ids): the kernel
  * drops it when the holder exits, even after kill -9, so a crash never leaks a range.
  */
 #include <errno.h>
@@ -15,7 +16,7 @@
 #include "macro.h"
 #include "runtime.h"
 
-int idpool_acquire(const char *state_dir, uint32_t base, uint32_t ranges, uint32_t *ret_first, int *ret_lock_fd) {
+int idpool_acquire(const char *lock_dir, uint32_t base, uint32_t ranges, uint32_t *ret_first, int *ret_lock_fd) {
         _cleanup_close_ int dir = -EBADF;
         char path[4096];
         uint32_t start = 0;
@@ -24,7 +25,7 @@ int idpool_acquire(const char *state_dir, uint32_t base, uint32_t ranges, uint32
             (uint64_t) base + (uint64_t) ranges * SANDBOX_IDS_PER_RANGE > UINT32_MAX)
                 return -EINVAL; /* never host uid 0 or the system's own ids */
 
-        snprintf(path, sizeof path, "%s/ids", state_dir);
+        snprintf(path, sizeof path, "%s", lock_dir);
         if (mkdir(path, 0700) < 0 && errno != EEXIST)
                 return -errno;
         dir = open(path, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);

@@ -98,4 +98,5 @@ int image_ensure_host(int dirfd, const char *name, const char *hostname);
 int rm_rf_at(int dirfd, const char *name);
 
 /* idpool.c: a 65536-id host range per live sandbox, held by a lock that dies with the process. */
-int idpool_acquire(const char *state_dir, uint32_t base, uint32_t ranges, uint32_t *ret_first, int *ret_lock_fd);
+#define IDPOOL_LOCK_DIR "/run/sandbox-ids"
+int idpool_acquire(const char *lock_dir, uint32_t base, uint32_t ranges, uint32_t *ret_first, int *ret_lock_fd);

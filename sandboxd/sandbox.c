@@ -5,7 +5,6 @@
  * new namespaces, map its ids, let it go, and later collect it and remove every trace.
  *
  * Where things live (STATE = --state-dir, default /run/sandbox):
- *   STATE/ids/N            lock files of the host id ranges (idpool.c)
  *   STATE/ID/root          the union's mount point inside the sandbox's mount namespace only
  *   STATE/images/host-1    the generated host image for the default host name, built once
  *   STATE/ID/data/         mode 0700: upper/, work/, image/ (a host image for another host name)
@@ -376,6 +375,9 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                         return set_error(err, SANDBOX_EXIT_SETUP, "--layer '%s': not a directory", spec->layers[i]);
         if (spec->upper && (stat(spec->upper, &st) < 0 || !S_ISDIR(st.st_mode)))
                 return set_error(err, SANDBOX_EXIT_SETUP, "--upper '%s': not a directory", spec->upper);
+        for (size_t i = 0; i < spec->n_binds; i++)
+                if (stat(spec->binds[i].source, &st) < 0)
+                        return set_error(err, SANDBOX_EXIT_SETUP, "--bind '%s': %m", spec->binds[i].source);
 
         s = calloc(1, sizeof *s);
         if (!s)
@@ -413,7 +415,7 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                         goto fail;
                 }
         }
-        r = idpool_acquire(state_dir, cfg && cfg->host_id_base ? cfg->host_id_base : DEFAULT_ID_BASE,
+        r = idpool_acquire(IDPOOL_LOCK_DIR, cfg && cfg->host_id_base ? cfg->host_id_base : DEFAULT_ID_BASE,
                            cfg && cfg->host_id_ranges ? cfg->host_id_ranges : DEFAULT_ID_RANGES,
                            &s->host_first, &s->idlock_fd);
         if (r < 0) {
@@ -527,15 +529,14 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                 r = set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
                 goto fail;
         }
-        for (size_t i = 0; i < spec->n_binds; i++) {
+        for (size_t i = 0; i < spec->n_binds; i++)
                 binds[i].tree_fd = -EBADF;
+        for (size_t i = 0; i < spec->n_binds; i++) {
                 binds[i].dest = spec->binds[i].dest;
                 r = mount_detached_tree(spec->binds[i].source, spec->binds[i].readonly, &binds[i].is_dir, &binds[i].tree_fd);
                 if (r < 0) {
                         r = set_error(err, SANDBOX_EXIT_SETUP, "--bind '%s': %s", spec->binds[i].source,
                                       r == -EINVAL ? "not a directory, file or character device" : strerror(-r));
-                        for (size_t j = 0; j < i; j++)
-                                safe_close(binds[j].tree_fd);
                         goto fail;
                 }
         }
@@ -553,24 +554,24 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                 if (r < 0) {
                         r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: %s",
                                       r == -EOPNOTSUPP ? "a requested limit is not supported on this host" : strerror(-r));
-                        goto fail_binds;
+                        goto fail;
                 }
         }
 
         envp = build_env(spec);
         if (!envp) {
                 r = set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
-                goto fail_binds;
+                goto fail;
         }
         /* The child must not carry our supplementary groups (host gid 0 among them): inside, with
          * setgroups denied, it could never drop them. */
         if (setgroups(0, NULL) < 0) {
                 r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot drop supplementary groups: %m");
-                goto fail_binds;
+                goto fail;
         }
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
                 r = set_error(err, SANDBOX_EXIT_SETUP, "socketpair: %m");
-                goto fail_binds;
+                goto fail;
         }
 
         ChildContext ctx = {
@@ -594,15 +595,21 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
         pid_t pid = (pid_t) syscall(SYS_clone3, &ca, sizeof ca);
         if (pid < 0) {
                 r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's namespaces: %m");
-                goto fail_binds;
+                goto fail;
         }
         if (pid == 0) {
                 safe_close(sp[0]);
                 child_run(&ctx);
         }
         s->pid = pid;
-        s->status_fd = sp[0];
+        s->status_fd = TAKE_FD(sp[0]);
         sp[1] = safe_close(sp[1]);
+        /* The child has its copies. Ours must go now: while we hold the union's mount, a failed
+         * sandbox would keep its FUSE connection (and server) alive. */
+        union_fd = safe_close(union_fd);
+        usr_fd = safe_close(usr_fd);
+        for (size_t i = 0; i < spec->n_binds; i++)
+                binds[i].tree_fd = safe_close(binds[i].tree_fd);
 
         {
                 char map[64];
@@ -610,17 +617,17 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                 if ((r = write_proc_file(pid, "uid_map", map)) < 0 || (r = write_proc_file(pid, "setgroups", "deny")) < 0 ||
                     (r = write_proc_file(pid, "gid_map", map)) < 0) {
                         r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot map the sandbox's ids: %s", strerror(-r));
-                        goto fail_started;
+                        goto fail;
                 }
         }
         if (send(s->status_fd, "g", 1, MSG_NOSIGNAL) != 1) {
                 r = set_error(err, SANDBOX_EXIT_SETUP, "The sandbox's init died before set-up: %m");
-                goto fail_started;
+                goto fail;
         }
         r = cgroup_attach(s->cgroup, pid);
         if (r < 0) {
                 r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot move the sandbox into its cgroup: %s", strerror(-r));
-                goto fail_started;
+                goto fail;
         }
         /* The init must survive the OOM killer so that it can report how the program ended. */
         (void) write_proc_file(pid, "oom_score_adj", "-1000");
@@ -636,7 +643,7 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                         if (prlimit(pid, spec->rlimits[i].resource, &rl, NULL) < 0) {
                                 r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot set --rlimit %s: %m",
                                               spec_rlimit_to_string(spec->rlimits[i].resource));
-                                goto fail_started;
+                                goto fail;
                         }
                 }
                 /* No core dumps by default: the host's core_pattern may hand them to a host helper. */
@@ -649,11 +656,9 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                 r = wait_started(s, err); /* it failed during set-up: say why */
                 if (r >= 0)
                         r = set_error(err, SANDBOX_EXIT_SETUP, "The sandbox's init died during set-up");
-                goto fail_started;
+                goto fail;
         }
         r = wait_started(s, err);
-        for (size_t i = 0; i < spec->n_binds; i++)
-                safe_close(binds[i].tree_fd);
         if (r < 0) {
                 (void) sandbox_finish(s, true, NULL);
                 sandbox_free(s);
@@ -662,13 +667,14 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
         *ret = s;
         return 0;
 
-fail_started:
-fail_binds:
-        for (size_t i = 0; i < spec->n_binds; i++)
-                safe_close(binds[i].tree_fd);
 fail:
+        for (size_t i = 0; binds && i < spec->n_binds; i++)
+                safe_close(binds[i].tree_fd);
         safe_close(sp[0]);
         safe_close(sp[1]);
+        /* Our mount of the union must go before we wait for its server to end. */
+        union_fd = safe_close(union_fd);
+        usr_fd = safe_close(usr_fd);
         (void) sandbox_finish(s, true, NULL);
         sandbox_free(s);
         return r;

@@ -218,14 +218,21 @@ _Noreturn static void program_run(const ChildContext *c, int report_fd, int pty_
         _exit(SANDBOX_EXIT_NOT_FOUND);
 }
 
-/* After the program started: the init keeps no privilege and nothing of the caller's. */
+/* After the program started: the init keeps no privilege and nothing of the caller's. It takes
+ * the program's ids, so that it can still pass signals on without any capability. */
 static void init_lock_down(const ChildContext *c) {
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
         (void) drop_bounding_set();
-        (void) clear_capabilities();
+        if (setresgid(c->spec->gid, c->spec->gid, c->spec->gid) < 0 ||
+            setresuid(c->spec->uid, c->spec->uid, c->spec->uid) < 0)
+                _exit(SANDBOX_EXIT_SETUP);
+        if (clear_capabilities() < 0)
+                _exit(SANDBOX_EXIT_SETUP);
         (void) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-        /* Not dumpable: the program (same uid) can neither ptrace us nor read our /proc files. */
+        /* The id change cleared these two. Not dumpable: the program (same uid, no capability) can
+         * neither ptrace us nor read our memory. */
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         for (int i = 0; i < 3; i++)
                 if (null >= 0)
@@ -283,6 +290,9 @@ _Noreturn void child_run(const ChildContext *c) {
 
         if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
                 fail(c, STEP_IDS, -errno, 0);
+        /* Changing ids cleared the parent-death signal: set it again. Had the parent died in
+         * between, the second go below never comes (EOF) and we exit all the same. */
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         if (sethostname(c->hostname, strlen(c->hostname)) < 0)
                 fail(c, STEP_HOSTNAME, -errno, 0);
         r = install_stdio(c->stdio);

@@ -436,7 +436,9 @@ static int set_owner(int dirfd, const char *name, const NewObject *o, uid_t uid,
 }
 
 static int open_flags_for(int flags) {
-        flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC);
+        /* Only what open(2) accepts from users: the kernel's own bits in f_flags (the exec-open
+         * bit of execve(), say) would make openat2() fail with EINVAL. */
+        flags &= O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT | O_NOATIME | O_LARGEFILE;
         /* With the writeback cache the kernel also reads through write-only files and does
          * O_APPEND itself. */
         if (config.writeback) {

@@ -460,5 +460,22 @@ def test_errnos(env):
     ], "errnos")
 
 
+def test_exec_from_union(env):
+    """execve() of a lower file, a copied-up file and a new upper file: the kernel's exec open carries
+    flags of its own that the server must not pass to openat2 (it once failed with EINVAL)."""
+    import shutil
+    import subprocess
+    lay = uf.layout(env, "exec")
+    shutil.copy2("/bin/true", os.path.join(lay["lowers"][0], "lower-true"))
+    shutil.copy2("/bin/true", os.path.join(lay["lowers"][0], "copied-true"))
+    m = env.union(lay["lowers"], lay["upper"], lay["work"], lay["mnt"])
+    shutil.copy2("/bin/true", m.p("upper-true"))
+    os.chmod(m.p("copied-true"), 0o755)  # copy-up
+    for name in ("lower-true", "copied-true", "upper-true"):
+        r = subprocess.run([m.p(name)], capture_output=True, timeout=30)
+        uf.check(r.returncode == 0, f"exec of {name} from the union: status {r.returncode} {r.stderr!r}")
+    uf.check(os.path.exists(os.path.join(lay["upper"], "copied-true")), "copied-true was copied up")
+
+
 if __name__ == "__main__":
     uf.main()
