@@ -21,6 +21,7 @@
 #include "macro.h"
 #include "sandbox.h"
 #include "stats.h"
+#include "terminal.h"
 
 static const char *format_bytes(uint64_t b, char *buf, size_t size) {
         static const char units[] = "KMGT";
@@ -35,53 +36,6 @@ static const char *format_bytes(uint64_t b, char *buf, size_t size) {
         else
                 snprintf(buf, size, "%llu %ciB", (unsigned long long) b, units[u]);
         return buf;
-}
-
-static struct termios saved_termios;
-static bool termios_saved;
-
-static void restore_terminal(void) {
-        if (termios_saved)
-                (void) tcsetattr(STDIN_FILENO, TCSADRAIN, &saved_termios);
-}
-
-static void setup_terminal(int pty) {
-        struct winsize ws;
-        struct termios raw;
-
-        if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
-                (void) ioctl(pty, TIOCSWINSZ, &ws);
-        if (tcgetattr(STDIN_FILENO, &saved_termios) < 0)
-                return;
-        termios_saved = true;
-        atexit(restore_terminal);
-        raw = saved_termios;
-        cfmakeraw(&raw);
-        (void) tcsetattr(STDIN_FILENO, TCSADRAIN, &raw);
-}
-
-/* Copy what is available from IN to OUT; false at EOF or error of IN. */
-static bool pump(int in, int out) {
-        char buf[16384];
-        ssize_t n = read(in, buf, sizeof buf);
-
-        if (n <= 0)
-                return n < 0 && (errno == EAGAIN || errno == EINTR);
-        for (ssize_t off = 0; off < n;) {
-                ssize_t w = write(out, buf + off, (size_t) (n - off));
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN) {
-                                struct pollfd p = { .fd = out, .events = POLLOUT };
-                                (void) poll(&p, 1, 1000);
-                                continue;
-                        }
-                        return false;
-                }
-                off += w;
-        }
-        return true;
 }
 
 static int run(ExecOptions *o) {
@@ -118,7 +72,7 @@ static int run(ExecOptions *o) {
         pty = sandbox_pty_fd(s);
         if (pty >= 0) {
                 if (isatty(STDIN_FILENO))
-                        setup_terminal(pty);
+                        terminal_setup(STDIN_FILENO, pty);
                 (void) fcntl(pty, F_SETFL, O_NONBLOCK);
         }
 
@@ -136,12 +90,12 @@ static int run(ExecOptions *o) {
                 if (r < 0 && errno != EINTR)
                         break;
                 if (p[3].revents) {
-                        if (!pump(pty, STDOUT_FILENO))
+                        if (!terminal_pump(pty, STDOUT_FILENO))
                                 pty_open = false;
                 }
                 if (p[0].revents & POLLIN) {
                         /* Drain what the program wrote before it ended. */
-                        while (pty >= 0 && pty_open && pump(pty, STDOUT_FILENO))
+                        while (pty >= 0 && pty_open && terminal_pump(pty, STDOUT_FILENO))
                                 ;
                         break;
                 }
@@ -149,9 +103,8 @@ static int run(ExecOptions *o) {
                         struct signalfd_siginfo si;
                         while (read(sfd, &si, sizeof si) == sizeof si) {
                                 if (si.ssi_signo == SIGWINCH) {
-                                        struct winsize ws;
-                                        if (pty >= 0 && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
-                                                (void) ioctl(pty, TIOCSWINSZ, &ws);
+                                        if (pty >= 0)
+                                                terminal_copy_size(STDIN_FILENO, pty);
                                         continue;
                                 }
                                 /* A terminal's ^C already reached the program (same process group);
@@ -161,7 +114,7 @@ static int run(ExecOptions *o) {
                         }
                 }
                 if (p[2].revents) {
-                        if (!pump(STDIN_FILENO, pty)) {
+                        if (!terminal_pump(STDIN_FILENO, pty)) {
                                 stdin_open = false;
                                 /* Our input ended: pass EOF on as the terminal would (^D). */
                                 (void) !write(pty, "\004", 1);
@@ -172,8 +125,7 @@ static int run(ExecOptions *o) {
         r = sandbox_finish(s, false, &res);
         if (r < 0)
                 fprintf(stderr, "sandbox-run: warning: cleaning up the sandbox failed: %s\n", strerror(-r));
-        restore_terminal();
-        termios_saved = false;
+        terminal_restore();
         if (res.limit == SANDBOX_LIMIT_MEMORY)
                 fprintf(stderr, "sandbox-run: the memory limit (%s) was exceeded; the program was killed\n",
                         format_bytes(o->spec.memory_max, (char[32]) {}, 32));

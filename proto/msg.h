@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The typed messages of the sandboxctl <-> sandboxd protocol (docs/protocol.md is the reference):
+ * their type codes, field tags and bounds, and for each an encoder (struct -> TLV payload in a
+ * WireBuffer) and a decoder (WireFrame -> struct) that checks every field: exact integer sizes,
+ * string bounds, no NUL in strings, ranges, no duplicate singular field, every required field present,
+ * repeated fields bounded, unknown tags refused unless skippable, and the descriptors the type
+ * carries. The EXEC decoder also runs spec_validate(). No I/O, no logging, no policy (who may run
+ * what is decided by the daemon from the peer's credentials).
+ *
+ * Decoders: 0 on success, -EBADMSG for a malformed or out-of-range field, -EMSGSIZE for a field or a
+ * count over its limit, -ENOMEM; -EINVAL from spec_validate() for an EXEC whose spec is invalid. On
+ * failure, *ret_error (if RET_ERROR is not NULL) is a static message naming the problem, the output
+ * is untouched and the frame keeps its descriptors (wire_frame_free() closes them). On success a
+ * decoder moves the descriptors it returns out of the frame. Frames carrying descriptors their type
+ * does not take are refused.
+ *
+ * Encoders reset the buffer, and fail with -EINVAL for a field out of its bounds (what the decoder
+ * would refuse) and -EMSGSIZE if the payload would exceed WIRE_PAYLOAD_MAX.
+ */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spec.h"
+#include "wire.h"
+
+#define MSG_PROTOCOL_VERSION 1       /* the newest message-level version this code speaks */
+#define MSG_PROTOCOL_VERSION_MIN 1   /* the oldest */
+#define MSG_VERSION_STRING_MAX 64    /* client_version, daemon_version */
+#define MSG_ID_LENGTH 16             /* sandbox ids: exactly 16 lowercase hex digits */
+#define MSG_ERROR_MESSAGE_MAX 1024
+#define MSG_COMMAND_MAX 4096         /* LIST_REPLY command */
+#define MSG_LIST_ENTRIES_MAX 4096
+#define MSG_SIGNAL_MAX 64            /* _NSIG - 1 */
+#define MSG_STATUS_MAX 255           /* exit statuses */
+
+typedef enum MsgType {
+        MSG_HELLO = 1,
+        MSG_HELLO_REPLY = 2,
+        MSG_EXEC = 3,
+        MSG_STARTED = 4,
+        MSG_SIGNAL = 5,
+        MSG_RESIZE = 6,
+        MSG_EXIT = 7,
+        MSG_LIST = 8,
+        MSG_LIST_REPLY = 9,
+        MSG_KILL = 10,
+        MSG_ERROR = 11,
+        MSG_OK = 12,
+        _MSG_TYPE_MAX,
+        _MSG_TYPE_INVALID = -EINVAL,
+} MsgType;
+
+/* "HELLO", …; NULL for a type this protocol does not define. */
+const char *msg_type_to_string(int type);
+
+/* Field tags, per message (and per nested record). Tags at or above WIRE_TAG_SKIPPABLE are never
+ * defined here: they are for optional extensions an older peer may ignore. */
+enum {
+        MSG_HELLO_MIN_VERSION = 1,      /* u32, required */
+        MSG_HELLO_MAX_VERSION = 2,      /* u32, required, >= min_version */
+        MSG_HELLO_CLIENT_VERSION = 3,   /* string <= 64, required */
+};
+enum {
+        MSG_HELLO_REPLY_VERSION = 1,        /* u32, required */
+        MSG_HELLO_REPLY_DAEMON_VERSION = 2, /* string <= 64, required */
+};
+enum {
+        MSG_EXEC_ARGV = 1,              /* string, repeated 1..SPEC_ARGS_MAX */
+        MSG_EXEC_ENV = 2,               /* string, repeated 0..SPEC_ENV_MAX */
+        MSG_EXEC_IMAGE = 3,             /* string */
+        MSG_EXEC_LAYER = 4,             /* string, repeated 0..SPEC_LAYERS_MAX */
+        MSG_EXEC_UPPER = 5,             /* string */
+        MSG_EXEC_WORKDIR = 6,           /* string */
+        MSG_EXEC_UID = 7,               /* u32 */
+        MSG_EXEC_GID = 8,               /* u32 */
+        MSG_EXEC_HOSTNAME = 9,          /* string <= SPEC_HOSTNAME_MAX */
+        MSG_EXEC_TTY = 10,              /* bool */
+        MSG_EXEC_BIND = 11,             /* nested MSG_BIND_*, repeated 0..SPEC_MOUNTS_MAX */
+        MSG_EXEC_TMPFS = 12,            /* nested MSG_TMPFS_*, repeated 0..SPEC_MOUNTS_MAX */
+        MSG_EXEC_MEMORY_MAX = 13,       /* u64 */
+        MSG_EXEC_PIDS_MAX = 14,         /* u64 */
+        MSG_EXEC_CPUS_MILLI = 15,       /* u32 */
+        MSG_EXEC_TIMEOUT_USEC = 16,     /* u64 */
+        MSG_EXEC_CPU_TIME_USEC = 17,    /* u64 */
+        MSG_EXEC_RLIMIT = 18,           /* nested MSG_RLIMIT_*, repeated 0..SPEC_RLIMITS_MAX */
+        MSG_EXEC_SECCOMP = 19,          /* string */
+        MSG_EXEC_NET = 20,              /* u32, a SpecNet */
+};
+enum {
+        MSG_BIND_SOURCE = 1,            /* string, required */
+        MSG_BIND_DEST = 2,              /* string, required */
+        MSG_BIND_READONLY = 3,          /* bool, default 0 */
+};
+enum {
+        MSG_TMPFS_DEST = 1,             /* string, required */
+        MSG_TMPFS_SIZE = 2,             /* u64, default 0 */
+};
+enum {
+        MSG_RLIMIT_RESOURCE = 1,        /* u32, required */
+        MSG_RLIMIT_SOFT = 2,            /* u64, required */
+        MSG_RLIMIT_HARD = 3,            /* u64, required */
+};
+enum {
+        MSG_STARTED_ID = 1,             /* string, 16 lowercase hex, required */
+        MSG_STARTED_PID = 2,            /* u32 >= 1, required */
+};
+enum {
+        MSG_SIGNAL_SIGNAL = 1,          /* u32 1..64, required */
+};
+enum {
+        MSG_RESIZE_ROWS = 1,            /* u32 1..65535, required */
+        MSG_RESIZE_COLS = 2,            /* u32 1..65535, required */
+};
+enum {
+        MSG_EXIT_STATUS = 1,            /* i32 0..255, required */
+        MSG_EXIT_EXIT_CODE = 2,         /* i32 -1..255, required */
+        MSG_EXIT_SIGNAL = 3,            /* i32 0..64, required */
+        MSG_EXIT_LIMIT = 4,             /* u32 MsgLimit, required */
+        MSG_EXIT_WALL_USEC = 5,         /* u64, required */
+        MSG_EXIT_CPU_USEC = 6,          /* u64, required */
+        MSG_EXIT_MEMORY_PEAK = 7,       /* u64, required */
+};
+enum {
+        MSG_LIST_REPLY_ENTRY = 1,       /* nested MSG_ENTRY_*, repeated 0..4096 */
+};
+enum {
+        MSG_ENTRY_ID = 1,               /* string, 16 lowercase hex, required */
+        MSG_ENTRY_UID = 2,              /* u32, required */
+        MSG_ENTRY_PID = 3,              /* u32 >= 1, required */
+        MSG_ENTRY_COMMAND = 4,          /* string <= 4096, required */
+        MSG_ENTRY_STARTED_USEC = 5,     /* u64, required */
+};
+enum {
+        MSG_KILL_ID = 1,                /* string, 16 lowercase hex, required */
+        MSG_KILL_SIGNAL = 2,            /* u32 1..64, required */
+};
+enum {
+        MSG_ERROR_STATUS = 1,           /* i32 1..255, required */
+        MSG_ERROR_ERROR = 2,            /* i32 >= 0 (positive errno), default 0 */
+        MSG_ERROR_MESSAGE = 3,          /* string <= 1024, default "" */
+};
+
+typedef enum MsgLimit {
+        MSG_LIMIT_NONE = 0,
+        MSG_LIMIT_TIMEOUT = 1,
+        MSG_LIMIT_CPU_TIME = 2,
+        MSG_LIMIT_MEMORY = 3,
+        _MSG_LIMIT_MAX,
+        _MSG_LIMIT_INVALID = -EINVAL,
+} MsgLimit;
+
+typedef struct MsgHello {
+        uint32_t min_version, max_version;
+        char client_version[MSG_VERSION_STRING_MAX + 1];
+} MsgHello;
+
+typedef struct MsgHelloReply {
+        uint32_t version;
+        char daemon_version[MSG_VERSION_STRING_MAX + 1];
+} MsgHelloReply;
+
+/* EXEC as received: the spec, and stdin/stdout/stderr (all -EBADF when spec.tty). */
+typedef struct MsgExec {
+        SandboxSpec spec;
+        int stdio[3];
+} MsgExec;
+
+typedef struct MsgStarted {
+        char id[MSG_ID_LENGTH + 1];
+        uint32_t pid;
+        int pty_fd;             /* the pty master when the sandbox has a tty, else -EBADF */
+} MsgStarted;
+
+typedef struct MsgSignal {
+        uint32_t signal;
+} MsgSignal;
+
+typedef struct MsgResize {
+        uint32_t rows, cols;
+} MsgResize;
+
+typedef struct MsgExit {
+        int32_t status;         /* what the client exits with */
+        int32_t exit_code;      /* the command's exit code, -1 if it was killed */
+        int32_t signal;         /* the signal that killed it, 0 if none */
+        MsgLimit limit;         /* the limit that ended it, if any */
+        uint64_t wall_usec, cpu_usec, memory_peak;
+} MsgExit;
+
+typedef struct MsgListEntry {
+        char id[MSG_ID_LENGTH + 1];
+        uint32_t uid;           /* who started it (the peer's uid) */
+        uint32_t pid;           /* the sandbox init's host pid */
+        char *command;          /* argv[0] */
+        uint64_t started_usec;  /* CLOCK_REALTIME */
+} MsgListEntry;
+
+typedef struct MsgListReply {
+        MsgListEntry *entries;
+        size_t n_entries;
+} MsgListReply;
+
+typedef struct MsgKill {
+        char id[MSG_ID_LENGTH + 1];
+        uint32_t signal;
+} MsgKill;
+
+typedef struct MsgError {
+        int32_t status;         /* exit status for the client: 125 (daemon/setup), 126, 127 */
+        int32_t error;          /* positive errno, 0 if none */
+        char message[MSG_ERROR_MESSAGE_MAX + 1];
+} MsgError;
+
+/* The version both sides speak: the highest in [min, max] ∩ [MSG_PROTOCOL_VERSION_MIN,
+ * MSG_PROTOCOL_VERSION]; -EPROTONOSUPPORT if there is none. */
+int msg_hello_negotiate(const MsgHello *m, uint32_t *ret_version);
+
+/* A sandbox id: exactly MSG_ID_LENGTH lowercase hex digits. */
+bool msg_id_is_valid(const char *id);
+
+int msg_hello_encode(const MsgHello *m, WireBuffer *b);
+int msg_hello_decode(WireFrame *f, MsgHello *ret, const char **ret_error);
+
+int msg_hello_reply_encode(const MsgHelloReply *m, WireBuffer *b);
+int msg_hello_reply_decode(WireFrame *f, MsgHelloReply *ret, const char **ret_error);
+
+/* The spec's own bounds are checked by the decoder (spec_validate()), not by the encoder. The caller
+ * sends 3 descriptors (stdin, stdout, stderr) with the frame unless spec->tty. */
+int msg_exec_encode(const SandboxSpec *spec, WireBuffer *b);
+int msg_exec_decode(WireFrame *f, MsgExec *ret, const char **ret_error);
+/* Frees the spec and closes the descriptors. */
+void msg_exec_done(MsgExec *m);
+
+/* The pty master, if any, is sent as the frame's one descriptor. */
+int msg_started_encode(const MsgStarted *m, WireBuffer *b);
+int msg_started_decode(WireFrame *f, MsgStarted *ret, const char **ret_error);
+void msg_started_done(MsgStarted *m);
+
+int msg_signal_encode(const MsgSignal *m, WireBuffer *b);
+int msg_signal_decode(WireFrame *f, MsgSignal *ret, const char **ret_error);
+
+int msg_resize_encode(const MsgResize *m, WireBuffer *b);
+int msg_resize_decode(WireFrame *f, MsgResize *ret, const char **ret_error);
+
+int msg_exit_encode(const MsgExit *m, WireBuffer *b);
+int msg_exit_decode(WireFrame *f, MsgExit *ret, const char **ret_error);
+
+/* LIST and OK have no fields: encoding gives an empty payload, decoding checks that every field is
+ * skippable and that no descriptor came. */
+int msg_empty_encode(WireBuffer *b);
+int msg_list_decode(WireFrame *f, const char **ret_error);
+int msg_ok_decode(WireFrame *f, const char **ret_error);
+
+int msg_list_reply_encode(const MsgListReply *m, WireBuffer *b);
+int msg_list_reply_decode(WireFrame *f, MsgListReply *ret, const char **ret_error);
+void msg_list_reply_done(MsgListReply *m);
+
+int msg_kill_encode(const MsgKill *m, WireBuffer *b);
+int msg_kill_decode(WireFrame *f, MsgKill *ret, const char **ret_error);
+
+int msg_error_encode(const MsgError *m, WireBuffer *b);
+int msg_error_decode(WireFrame *f, MsgError *ret, const char **ret_error);

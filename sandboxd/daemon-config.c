@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon-config.h"
+#include "fs.h"
+#include "macro.h"
+#include "parse.h"
+
+void config_init(DaemonConfig *c) {
+        *c = (DaemonConfig) {
+                .max_per_client = 16,
+                .max_sandboxes = 256,
+        };
+}
+
+static char *strip(char *s) {
+        char *e;
+        while (*s == ' ' || *s == '\t')
+                s++;
+        e = s + strlen(s);
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+                *--e = '\0';
+        return s;
+}
+
+static int parse_bool(const char *v, bool *ret) {
+        if (streq(v, "yes") || streq(v, "true") || streq(v, "1"))
+                *ret = true;
+        else if (streq(v, "no") || streq(v, "false") || streq(v, "0"))
+                *ret = false;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+static int parse_size_value(const char *v, uint64_t *ret) {
+        char *end;
+        uint64_t n, mult = 1;
+
+        if (!*v || !strchr("0123456789", *v))
+                return -EINVAL;
+        errno = 0;
+        n = strtoull(v, &end, 10);
+        if (errno)
+                return -errno;
+        switch (*end | 0x20) {
+        case 'k': mult = UINT64_C(1) << 10; end++; break;
+        case 'm': mult = UINT64_C(1) << 20; end++; break;
+        case 'g': mult = UINT64_C(1) << 30; end++; break;
+        case 't': mult = UINT64_C(1) << 40; end++; break;
+        default: break;
+        }
+        if (*end || n > UINT64_MAX / mult)
+                return -EINVAL;
+        *ret = n * mult;
+        return 0;
+}
+
+/* Space-separated names or numbers. */
+static int parse_ids(char *v, bool groups, uint32_t *ids, size_t *n) {
+        char *save = NULL;
+        for (char *w = strtok_r(v, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+                uint32_t id;
+                if (safe_atou32(w, &id) < 0) {
+                        if (groups) {
+                                struct group *g = getgrnam(w);
+                                if (!g)
+                                        return -ENOENT;
+                                id = g->gr_gid;
+                        } else {
+                                struct passwd *p = getpwnam(w);
+                                if (!p)
+                                        return -ENOENT;
+                                id = p->pw_uid;
+                        }
+                }
+                if (*n >= CONFIG_MAX_IDS)
+                        return -E2BIG;
+                ids[(*n)++] = id;
+        }
+        return 0;
+}
+
+#define BAD(...)                                                                           \
+        do {                                                                               \
+                snprintf(errbuf, errsize, __VA_ARGS__);                                    \
+                return -EINVAL;                                                            \
+        } while (false)
+
+int config_load(const char *path, bool must_exist, DaemonConfig *c, char *errbuf, size_t errsize) {
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        unsigned lineno = 0;
+        char *save = NULL;
+        int r;
+
+        r = read_file(path, CONFIG_MAX_SIZE, &text, &size);
+        if (r == -ENOENT && !must_exist)
+                return 0;
+        if (r < 0) {
+                snprintf(errbuf, errsize, "%s: %s", path, r == -EFBIG ? "file too big" : strerror(-r));
+                return r;
+        }
+        if (memchr(text, '\0', size))
+                BAD("%s: contains a NUL byte", path);
+
+        for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                char *eq, *key, *value;
+                uint64_t u;
+
+                lineno++;
+                line = strip(line);
+                if (!*line || *line == '#')
+                        continue;
+                eq = strchr(line, '=');
+                if (!eq)
+                        BAD("%s:%u: expected 'key = value'", path, lineno);
+                *eq = '\0';
+                key = strip(line);
+                value = strip(eq + 1);
+
+                if (streq(key, "allow-users")) {
+                        r = parse_ids(value, false, c->allow_users, &c->n_allow_users);
+                        if (r < 0)
+                                BAD("%s:%u: allow-users: %s", path, lineno, r == -E2BIG ? "too many" : "unknown user");
+                } else if (streq(key, "allow-groups")) {
+                        r = parse_ids(value, true, c->allow_groups, &c->n_allow_groups);
+                        if (r < 0)
+                                BAD("%s:%u: allow-groups: %s", path, lineno, r == -E2BIG ? "too many" : "unknown group");
+                } else if (streq(key, "max-sandboxes-per-client") || streq(key, "max-sandboxes")) {
+                        uint32_t n;
+                        if (safe_atou32(value, &n) < 0 || n == 0 || n > 65536)
+                                BAD("%s:%u: %s: expected a number from 1 to 65536", path, lineno, key);
+                        if (streq(key, "max-sandboxes"))
+                                c->max_sandboxes = n;
+                        else
+                                c->max_per_client = n;
+                } else if (streq(key, "max-memory")) {
+                        if (parse_size_value(value, &c->max_memory) < 0)
+                                BAD("%s:%u: max-memory: expected a size like 512m", path, lineno);
+                } else if (streq(key, "max-pids")) {
+                        if (safe_atou64(value, &c->max_pids) < 0)
+                                BAD("%s:%u: max-pids: expected a number", path, lineno);
+                } else if (streq(key, "max-timeout")) {
+                        if (safe_atou64(value, &u) < 0 || u > UINT64_C(365) * 24 * 3600)
+                                BAD("%s:%u: max-timeout: expected seconds", path, lineno);
+                        c->max_timeout_usec = u * 1000000;
+                } else if (streq(key, "allow-host-paths")) {
+                        if (parse_bool(value, &c->allow_host_paths) < 0)
+                                BAD("%s:%u: allow-host-paths: expected yes or no", path, lineno);
+                } else if (streq(key, "id-base")) {
+                        if (safe_atou32(value, &c->id_base) < 0 || c->id_base < 65536)
+                                BAD("%s:%u: id-base: expected a number of at least 65536", path, lineno);
+                } else if (streq(key, "id-ranges")) {
+                        if (safe_atou32(value, &c->id_ranges) < 0 || c->id_ranges == 0)
+                                BAD("%s:%u: id-ranges: expected a positive number", path, lineno);
+                } else if (streq(key, "unionfs")) {
+                        if (value[0] != '/' || strlen(value) >= sizeof c->unionfs)
+                                BAD("%s:%u: unionfs: expected an absolute path", path, lineno);
+                        strcpy(c->unionfs, value);
+                } else
+                        BAD("%s:%u: unknown key '%s'", path, lineno, key);
+        }
+        if (c->id_base && c->id_ranges &&
+            (uint64_t) c->id_base + (uint64_t) c->id_ranges * 65536 > UINT32_MAX)
+                BAD("%s: id-base + id-ranges * 65536 is beyond the last uid", path);
+        return 0;
+}

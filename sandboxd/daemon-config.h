@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * sandboxd's configuration file: who may run sandboxes, and the caps on what each client may ask.
+ * "key = value" lines, '#' comments; see sandboxd(8) for every key.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CONFIG_MAX_SIZE (64u * 1024u)
+#define CONFIG_MAX_IDS 256u
+
+typedef struct DaemonConfig {
+        uid_t allow_users[CONFIG_MAX_IDS];
+        size_t n_allow_users;
+        gid_t allow_groups[CONFIG_MAX_IDS];
+        size_t n_allow_groups;
+        unsigned max_per_client;        /* concurrent sandboxes of one uid (root: no cap) */
+        unsigned max_sandboxes;         /* concurrent sandboxes in all */
+        uint64_t max_memory;            /* caps for non-root clients; 0 = no cap */
+        uint64_t max_pids;
+        uint64_t max_timeout_usec;
+        bool allow_host_paths;          /* may non-root clients use --bind, --image, --layer, --upper? */
+        uint32_t id_base, id_ranges;    /* host id pool; 0 = the runtime's default */
+        char unionfs[256];              /* "" = next to sandboxd, or the installed one */
+} DaemonConfig;
+
+void config_init(DaemonConfig *c);
+
+/* Load PATH over the defaults. A missing file is fine unless MUST_EXIST. On a bad line, -EINVAL and
+ * a message "FILE:LINE: ..." in ERRBUF. */
+int config_load(const char *path, bool must_exist, DaemonConfig *c, char *errbuf, size_t errsize);

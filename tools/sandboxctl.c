@@ -1,0 +1,454 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * sandboxctl: the client of sandboxd. `exec` takes exactly sandbox-run's options and exit statuses:
+ * our stdin/stdout/stderr go to the daemon as file descriptors (or, with -t, the daemon hands us the
+ * sandbox's pty master and we shuttle bytes ourselves); our signals become SIGNAL messages; EXIT
+ * brings back the status. `ps`, `kill` and `version` are small requests.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "exec-options.h"
+#include "fdpass.h"
+#include "macro.h"
+#include "msg.h"
+#include "parse.h"
+#include "sandbox.h"
+#include "stats.h"
+#include "terminal.h"
+
+#define DEFAULT_SOCKET "/run/sandboxd/sandboxd.sock"
+#define EXIT_DAEMON SANDBOX_EXIT_SETUP
+
+static const char *socket_path = DEFAULT_SOCKET;
+
+static int connect_daemon(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        if (strlen(socket_path) >= sizeof sa.sun_path) {
+                fprintf(stderr, "sandboxctl: socket path too long: %s\n", socket_path);
+                return -ENAMETOOLONG;
+        }
+        strcpy(sa.sun_path, socket_path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                int e = errno;
+                if (e == EACCES || e == EPERM) {
+                        fprintf(stderr, "sandboxctl: permission denied on %s: only root and members of group "
+                                "'sandbox' may use sandboxd\n", socket_path);
+                        safe_close(fd);
+                        return -e;
+                }
+                fprintf(stderr,
+                        "sandboxctl: cannot reach sandboxd at %s: %s\n"
+                        "Start it with 'systemctl start sandboxd.socket' (socket activation), or run\n"
+                        "'sandboxd --listen %s' as root; use --socket PATH for another daemon.\n",
+                        socket_path, strerror(e), socket_path);
+                safe_close(fd);
+                return -e;
+        }
+        return fd;
+}
+
+/* Print an ERROR frame and return the exit status it asks for. */
+static int report_error(WireFrame *f) {
+        MsgError m;
+        const char *e = NULL;
+
+        if (msg_error_decode(f, &m, &e) < 0) {
+                fprintf(stderr, "sandboxctl: the daemon sent a malformed error (%s)\n", e ?: "?");
+                return EXIT_DAEMON;
+        }
+        fprintf(stderr, "sandboxctl: %s\n", m.message);
+        return m.status > 0 && m.status <= 255 ? m.status : EXIT_DAEMON;
+}
+
+static int send_msg(int fd, MsgType type, WireBuffer *b, const int *fds, size_t n_fds) {
+        int r = wire_send_frame(fd, (uint16_t) type, b ? b->data : NULL, b ? b->size : 0, fds, n_fds);
+        if (r < 0)
+                fprintf(stderr, "sandboxctl: cannot send to the daemon: %s\n", strerror(-r));
+        return r;
+}
+
+static int recv_msg(int fd, WireFrame **ret) {
+        int r = wire_recv_frame_blocking(fd, ret);
+        if (r < 0)
+                fprintf(stderr, "sandboxctl: %s\n", r == -ECONNRESET ? "the daemon closed the connection"
+                                                                        : "cannot read from the daemon");
+        return r;
+}
+
+/* Connect and say HELLO; returns the socket, or a negative exit status to use. */
+static int open_session(char *daemon_version, size_t size) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        MsgHello hello = { .min_version = MSG_PROTOCOL_VERSION_MIN, .max_version = MSG_PROTOCOL_VERSION };
+        MsgHelloReply reply;
+        const char *e = NULL;
+
+        fd = connect_daemon();
+        if (fd < 0)
+                return -EXIT_DAEMON;
+        snprintf(hello.client_version, sizeof hello.client_version, "%s", PROJECT_VERSION);
+        if (msg_hello_encode(&hello, &b) < 0 || send_msg(fd, MSG_HELLO, &b, NULL, 0) < 0 || recv_msg(fd, &f) < 0)
+                return -EXIT_DAEMON;
+        if (f->type == MSG_ERROR)
+                return -report_error(f);
+        if (f->type != MSG_HELLO_REPLY || msg_hello_reply_decode(f, &reply, &e) < 0) {
+                fprintf(stderr, "sandboxctl: the daemon answered HELLO with %s\n", msg_type_to_string(f->type));
+                return -EXIT_DAEMON;
+        }
+        if (daemon_version)
+                snprintf(daemon_version, size, "%s", reply.daemon_version);
+        return TAKE_FD(fd);
+}
+
+static void write_stats(const char *path, const MsgExit *m) {
+        SandboxResult res = {
+                .status = m->status,
+                .exit_code = m->exit_code,
+                .signal = m->signal,
+                .limit = m->limit == MSG_LIMIT_TIMEOUT ? SANDBOX_LIMIT_TIMEOUT :
+                         m->limit == MSG_LIMIT_CPU_TIME ? SANDBOX_LIMIT_CPU_TIME :
+                         m->limit == MSG_LIMIT_MEMORY ? SANDBOX_LIMIT_MEMORY : SANDBOX_LIMIT_NONE,
+                .wall_usec = m->wall_usec,
+                .cpu_usec = m->cpu_usec,
+                .memory_peak = m->memory_peak,
+        };
+        int r = stats_write(path, &res);
+        if (r < 0)
+                fprintf(stderr, "sandboxctl: cannot write --stats '%s': %s\n", path, strerror(-r));
+}
+
+static int finish_exit(WireFrame *f, const ExecOptions *o) {
+        MsgExit m;
+        const char *e = NULL;
+
+        if (msg_exit_decode(f, &m, &e) < 0) {
+                fprintf(stderr, "sandboxctl: the daemon sent a malformed EXIT (%s)\n", e ?: "?");
+                return EXIT_DAEMON;
+        }
+        terminal_restore();
+        if (m.limit == MSG_LIMIT_MEMORY)
+                fprintf(stderr, "sandboxctl: the memory limit was exceeded; the program was killed\n");
+        else if (m.limit == MSG_LIMIT_TIMEOUT)
+                fprintf(stderr, "sandboxctl: the time limit (--timeout) was reached; the program was killed\n");
+        else if (m.limit == MSG_LIMIT_CPU_TIME)
+                fprintf(stderr, "sandboxctl: the CPU time limit (--cpu-time) was reached; the program was killed\n");
+        if (o->stats_path)
+                write_stats(o->stats_path, &m);
+        return m.status >= 0 && m.status <= 255 ? m.status : EXIT_DAEMON;
+}
+
+static int cmd_exec(int argc, char *argv[]) {
+        static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+        _cleanup_(exec_options_done) ExecOptions o = {};
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        _cleanup_(wire_decoder_freep) WireDecoder *d = NULL;
+        _cleanup_close_ int fd = -EBADF, sfd = -EBADF, pty = -EBADF;
+        const int stdio[3] = { STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO };
+        bool stdin_open = true, pty_open = true;
+        sigset_t mask;
+        int r;
+
+        if (exec_options_parse(argc, argv, &o) < 0)
+                return SANDBOX_EXIT_SETUP;
+        if (o.show_help) {
+                printf("Usage: sandboxctl [--socket PATH] exec [OPTIONS] [--] CMD [ARGS...]\n\n"
+                       "Run CMD in a sandbox of sandboxd; the options and exit statuses are sandbox-run's.\n\n");
+                exec_options_help(stdout);
+                return 0;
+        }
+
+        sigemptyset(&mask);
+        for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
+                sigaddset(&mask, forwarded[i]);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+        fd = open_session(NULL, 0);
+        if (fd < 0)
+                return -fd;
+        if (msg_exec_encode(&o.spec, &b) < 0) {
+                fprintf(stderr, "sandboxctl: out of memory\n");
+                return EXIT_DAEMON;
+        }
+        if (send_msg(fd, MSG_EXEC, &b, o.spec.tty ? NULL : stdio, o.spec.tty ? 0 : 3) < 0)
+                return EXIT_DAEMON;
+
+        /* STARTED or ERROR comes first. */
+        {
+                _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+                MsgStarted st;
+                const char *e = NULL;
+
+                if (recv_msg(fd, &f) < 0)
+                        return EXIT_DAEMON;
+                if (f->type == MSG_ERROR)
+                        return report_error(f);
+                if (f->type != MSG_STARTED || msg_started_decode(f, &st, &e) < 0) {
+                        fprintf(stderr, "sandboxctl: unexpected answer from the daemon: %s\n", msg_type_to_string(f->type));
+                        return EXIT_DAEMON;
+                }
+                pty = st.pty_fd;
+        }
+        /* We no longer need our copies of stdio in the daemon's direction; keep ours for the pty. */
+        if (pty >= 0) {
+                if (isatty(STDIN_FILENO))
+                        terminal_setup(STDIN_FILENO, pty);
+                (void) fcntl(pty, F_SETFL, O_NONBLOCK);
+        }
+        d = wire_decoder_new();
+        if (!d)
+                return EXIT_DAEMON;
+
+        for (;;) {
+                struct pollfd p[4] = {
+                        { .fd = fd, .events = POLLIN },
+                        { .fd = sfd, .events = POLLIN },
+                        { .fd = pty >= 0 && stdin_open ? STDIN_FILENO : -1, .events = POLLIN },
+                        { .fd = pty >= 0 && pty_open ? pty : -1, .events = POLLIN },
+                };
+                if (poll(p, ELEMENTSOF(p), -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (p[3].revents && !terminal_pump(pty, STDOUT_FILENO))
+                        pty_open = false;
+                if (p[2].revents && !terminal_pump(STDIN_FILENO, pty)) {
+                        stdin_open = false;
+                        (void) !write(pty, "\004", 1); /* our input ended: EOF for the program */
+                }
+                if (p[1].revents) {
+                        struct signalfd_siginfo si;
+                        while (read(sfd, &si, sizeof si) == sizeof si) {
+                                _cleanup_(wire_buffer_done) WireBuffer sb = {};
+                                if (si.ssi_signo == SIGWINCH) {
+                                        if (pty >= 0)
+                                                terminal_copy_size(STDIN_FILENO, pty);
+                                        continue;
+                                }
+                                /* A terminal's ^C reached the program already (in raw mode it is a byte). */
+                                if (si.ssi_code == SI_KERNEL && pty < 0)
+                                        continue;
+                                MsgSignal m = { .signal = si.ssi_signo };
+                                if (msg_signal_encode(&m, &sb) >= 0)
+                                        (void) send_msg(fd, MSG_SIGNAL, &sb, NULL, 0);
+                        }
+                }
+                if (p[0].revents) {
+                        r = wire_decoder_read_from_fd(d, fd);
+                        if (r == -EAGAIN || r == -EINTR)
+                                continue;
+                        for (;;) {
+                                _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+                                if (wire_decoder_pop(d, &f) <= 0 || !f)
+                                        break;
+                                if (f->type == MSG_EXIT) {
+                                        while (pty >= 0 && pty_open && terminal_pump(pty, STDOUT_FILENO))
+                                                ;
+                                        return finish_exit(f, &o);
+                                }
+                                if (f->type == MSG_ERROR)
+                                        return report_error(f);
+                        }
+                        if (r <= 0) {
+                                terminal_restore();
+                                fprintf(stderr, "sandboxctl: the daemon closed the connection before the sandbox ended\n");
+                                return EXIT_DAEMON;
+                        }
+                }
+        }
+        return EXIT_DAEMON;
+}
+
+static void print_json_string(const char *s) {
+        putchar('"');
+        for (; *s; s++) {
+                if (*s == '"' || *s == '\\')
+                        printf("\\%c", *s);
+                else if ((unsigned char) *s < 0x20)
+                        printf("\\u%04x", (unsigned char) *s);
+                else
+                        putchar(*s);
+        }
+        putchar('"');
+}
+
+static int cmd_ps(int argc, char *argv[]) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+        _cleanup_(msg_list_reply_done) MsgListReply reply = {};
+        _cleanup_close_ int fd = -EBADF;
+        const char *e = NULL;
+        bool json = false;
+
+        for (int i = 1; i < argc; i++) {
+                if (streq(argv[i], "--json"))
+                        json = true;
+                else if (streq(argv[i], "-h") || streq(argv[i], "--help")) {
+                        printf("Usage: sandboxctl ps [--json]\n\nList running sandboxes (root sees all, others their own).\n");
+                        return 0;
+                } else {
+                        fprintf(stderr, "sandboxctl ps: unknown argument '%s'\n", argv[i]);
+                        return 1;
+                }
+        }
+        fd = open_session(NULL, 0);
+        if (fd < 0)
+                return -fd;
+        if (msg_empty_encode(&b) < 0 || send_msg(fd, MSG_LIST, &b, NULL, 0) < 0 || recv_msg(fd, &f) < 0)
+                return EXIT_DAEMON;
+        if (f->type == MSG_ERROR)
+                return report_error(f);
+        if (f->type != MSG_LIST_REPLY || msg_list_reply_decode(f, &reply, &e) < 0) {
+                fprintf(stderr, "sandboxctl: unexpected answer from the daemon\n");
+                return EXIT_DAEMON;
+        }
+        if (json) {
+                printf("[");
+                for (size_t i = 0; i < reply.n_entries; i++) {
+                        const MsgListEntry *en = &reply.entries[i];
+                        printf("%s\n  {\"id\": \"%s\", \"uid\": %u, \"pid\": %u, \"command\": ", i ? "," : "", en->id,
+                               en->uid, en->pid);
+                        print_json_string(en->command);
+                        printf(", \"started_usec\": %llu}", (unsigned long long) en->started_usec);
+                }
+                printf("%s]\n", reply.n_entries ? "\n" : "");
+                return 0;
+        }
+        printf("%-16s %8s %8s %-19s %s\n", "ID", "UID", "PID", "STARTED", "COMMAND");
+        for (size_t i = 0; i < reply.n_entries; i++) {
+                const MsgListEntry *en = &reply.entries[i];
+                time_t t = (time_t) (en->started_usec / 1000000);
+                struct tm tm;
+                char when[32];
+                strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+                printf("%-16s %8u %8u %-19s %s\n", en->id, en->uid, en->pid, when, en->command);
+        }
+        return 0;
+}
+
+static int cmd_kill(int argc, char *argv[]) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        MsgKill m = { .signal = SIGTERM };
+
+        if (argc < 2 || argc > 3 || streq(argv[1], "-h") || streq(argv[1], "--help")) {
+                fprintf(argc == 2 ? stdout : stderr, "Usage: sandboxctl kill ID [SIGNAL]\n\n"
+                        "Send SIGNAL (a number or a name like TERM, KILL; default TERM) to a sandbox's program.\n");
+                return argc == 2 ? 0 : 1;
+        }
+        if (!msg_id_is_valid(argv[1])) {
+                fprintf(stderr, "sandboxctl kill: '%s' is not a sandbox id (16 hex digits; see sandboxctl ps)\n", argv[1]);
+                return 1;
+        }
+        snprintf(m.id, sizeof m.id, "%s", argv[1]);
+        if (argc == 3) {
+                const char *name = argv[2];
+                uint32_t n;
+                if (strncasecmp(name, "SIG", 3) == 0)
+                        name += 3;
+                if (safe_atou32(name, &n) >= 0 && n >= 1 && n <= MSG_SIGNAL_MAX)
+                        m.signal = n;
+                else {
+                        m.signal = 0;
+                        for (int s = 1; s < NSIG; s++) {
+                                const char *abbrev = sigabbrev_np(s);
+                                if (abbrev && strcasecmp(abbrev, name) == 0)
+                                        m.signal = (uint32_t) s;
+                        }
+                        if (m.signal == 0) {
+                                fprintf(stderr, "sandboxctl kill: unknown signal '%s'\n", argv[2]);
+                                return 1;
+                        }
+                }
+        }
+        fd = open_session(NULL, 0);
+        if (fd < 0)
+                return -fd;
+        if (msg_kill_encode(&m, &b) < 0 || send_msg(fd, MSG_KILL, &b, NULL, 0) < 0 || recv_msg(fd, &f) < 0)
+                return EXIT_DAEMON;
+        if (f->type == MSG_ERROR)
+                return report_error(f);
+        return f->type == MSG_OK ? 0 : EXIT_DAEMON;
+}
+
+static int cmd_version(void) {
+        char daemon_version[MSG_VERSION_STRING_MAX + 1] = "";
+        int fd;
+
+        printf("sandboxctl %s (protocol %d..%d)\n", PROJECT_VERSION, MSG_PROTOCOL_VERSION_MIN, MSG_PROTOCOL_VERSION);
+        fd = open_session(daemon_version, sizeof daemon_version);
+        if (fd < 0)
+                return -fd;
+        close(fd);
+        printf("sandboxd %s\n", daemon_version);
+        return 0;
+}
+
+static void help(void) {
+        printf("Usage: sandboxctl [--socket PATH] COMMAND ...\n\n"
+               "Talk to sandboxd.\n\n"
+               "Commands:\n"
+               "  exec [OPTIONS] [--] CMD [ARGS...]  run CMD in a sandbox (options: sandboxctl exec --help)\n"
+               "  ps [--json]                        list running sandboxes\n"
+               "  kill ID [SIGNAL]                   signal a sandbox's program (default TERM)\n"
+               "  version                            show the client's and the daemon's versions\n\n"
+               "Options:\n"
+               "      --socket PATH   the daemon's socket (default %s)\n"
+               "  -h, --help          show this help\n\n"
+               "Exit status of exec: the program's, or 124 (time limit), 125 (set-up, or the daemon cannot\n"
+               "be reached), 126 (cannot execute), 127 (not found), 128+N (signal N), 137 (memory limit).\n"
+               "See sandboxctl(1).\n", DEFAULT_SOCKET);
+}
+
+int main(int argc, char *argv[]) {
+        int i = 1;
+
+        for (; i < argc && argv[i][0] == '-'; i++) {
+                if (streq(argv[i], "--socket") && i + 1 < argc)
+                        socket_path = argv[++i];
+                else if (strncmp(argv[i], "--socket=", 9) == 0)
+                        socket_path = argv[i] + 9;
+                else if (streq(argv[i], "-h") || streq(argv[i], "--help")) {
+                        help();
+                        return 0;
+                } else if (streq(argv[i], "--version"))
+                        return cmd_version();
+                else {
+                        fprintf(stderr, "sandboxctl: unknown option '%s' (see --help)\n", argv[i]);
+                        return SANDBOX_EXIT_SETUP;
+                }
+        }
+        if (i >= argc) {
+                help();
+                return SANDBOX_EXIT_SETUP;
+        }
+        if (streq(argv[i], "exec"))
+                return cmd_exec(argc - i, argv + i);
+        if (streq(argv[i], "ps"))
+                return cmd_ps(argc - i, argv + i);
+        if (streq(argv[i], "kill"))
+                return cmd_kill(argc - i, argv + i);
+        if (streq(argv[i], "version"))
+                return cmd_version();
+        fprintf(stderr, "sandboxctl: unknown command '%s' (exec, ps, kill, version)\n", argv[i]);
+        return SANDBOX_EXIT_SETUP;
+}
