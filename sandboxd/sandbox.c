@@ -71,7 +71,8 @@ struct Sandbox {
         SandboxLimitHit limit;
         bool have_status;
         int raw_status;
-        bool finished;
+        bool collected;         /* sandbox_collect() done */
+        bool finished;          /* sandbox_cleanup() done */
 };
 
 uint64_t now_usec(void) {
@@ -351,7 +352,8 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                             *upper_path = NULL;
         _cleanup_(strv_freep) char **envp = NULL;
         _cleanup_free_ ChildBind *binds = NULL;
-        _cleanup_close_ int fuse_fd = -EBADF, union_fd = -EBADF, usr_fd = -EBADF, data_fd = -EBADF;
+        _cleanup_close_ int fuse_fd = -EBADF, union_fd = -EBADF, usr_fd = -EBADF, data_fd = -EBADF,
+                            cgroup_fd = -EBADF;
         const char *state_dir = cfg && cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR;
         const char *verr = NULL;
         int sp[2] = { -EBADF, -EBADF }, r;
@@ -592,6 +594,13 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                 .pidfd = (uint64_t) (uintptr_t) &s->pidfd,
                 .exit_signal = SIGCHLD,
         };
+        /* On cgroup v2 the child is born in its cgroup: no migration (which costs an RCU grace
+         * period on the kernel's side). */
+        cgroup_fd = cgroup_v2_fd(s->cgroup);
+        if (cgroup_fd >= 0) {
+                ca.flags |= CLONE_INTO_CGROUP;
+                ca.cgroup = (uint64_t) cgroup_fd;
+        }
         pid_t pid = (pid_t) syscall(SYS_clone3, &ca, sizeof ca);
         if (pid < 0) {
                 r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's namespaces: %m");
@@ -624,7 +633,7 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                 r = set_error(err, SANDBOX_EXIT_SETUP, "The sandbox's init died before set-up: %m");
                 goto fail;
         }
-        r = cgroup_attach(s->cgroup, pid);
+        r = cgroup_fd >= 0 ? 0 : cgroup_attach(s->cgroup, pid);
         if (r < 0) {
                 r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot move the sandbox into its cgroup: %s", strerror(-r));
                 goto fail;
@@ -767,13 +776,12 @@ static void stop_server(Sandbox *s) {
         s->server_pid = 0;
 }
 
-int sandbox_finish(Sandbox *s, bool kill, SandboxResult *ret) {
+int sandbox_collect(Sandbox *s, bool kill, SandboxResult *ret) {
         CgroupStats st = {};
         siginfo_t si = {};
         SandboxResult res = { .status = SANDBOX_EXIT_SETUP };
-        int r = 0;
 
-        if (s->finished)
+        if (s->collected)
                 return -EALREADY;
         if (kill)
                 sandbox_kill(s);
@@ -785,8 +793,47 @@ int sandbox_finish(Sandbox *s, bool kill, SandboxResult *ret) {
         res.wall_usec = s->start_usec ? now_usec() - s->start_usec : 0;
         if (s->status_fd >= 0)
                 read_exit_status(s);
-        if (s->cgroup) {
+        /* The accounting before the cgroup goes (in sandbox_cleanup()). */
+        if (s->cgroup)
                 (void) cgroup_get_stats(s->cgroup, &st);
+        s->collected = true;
+
+        res.cpu_usec = st.cpu_usec;
+        res.memory_peak = st.memory_peak;
+        res.host_uid = s->host_first;
+        res.limit = s->limit;
+        if (s->have_status) {
+                if (WIFEXITED(s->raw_status)) {
+                        res.exit_code = WEXITSTATUS(s->raw_status);
+                        res.status = res.exit_code;
+                } else if (WIFSIGNALED(s->raw_status)) {
+                        res.signal = WTERMSIG(s->raw_status);
+                        res.status = 128 + res.signal;
+                }
+        } else if (s->limit == SANDBOX_LIMIT_NONE) {
+                /* No word from the init: the whole sandbox was killed. */
+                res.signal = SIGKILL;
+                res.status = 128 + SIGKILL;
+        }
+        if (res.limit == SANDBOX_LIMIT_NONE && st.oom_kills > 0 && res.signal == SIGKILL)
+                res.limit = SANDBOX_LIMIT_MEMORY;
+        if (res.limit == SANDBOX_LIMIT_TIMEOUT || res.limit == SANDBOX_LIMIT_CPU_TIME)
+                res.status = SANDBOX_EXIT_TIMEOUT;
+        else if (res.limit == SANDBOX_LIMIT_MEMORY)
+                res.status = SANDBOX_EXIT_OOM;
+        if (ret)
+                *ret = res;
+        return 0;
+}
+
+int sandbox_cleanup(Sandbox *s) {
+        int r = 0;
+
+        if (s->finished)
+                return -EALREADY;
+        if (!s->collected)
+                (void) sandbox_collect(s, true, NULL);
+        if (s->cgroup) {
                 r = cgroup_remove(s->cgroup);
                 s->cgroup = cgroup_free(s->cgroup);
         }
@@ -812,30 +859,14 @@ int sandbox_finish(Sandbox *s, bool kill, SandboxResult *ret) {
                 }
         }
         s->finished = true;
-
-        res.cpu_usec = st.cpu_usec;
-        res.memory_peak = st.memory_peak;
-        res.host_uid = s->host_first;
-        res.limit = s->limit;
-        if (s->have_status) {
-                if (WIFEXITED(s->raw_status)) {
-                        res.exit_code = WEXITSTATUS(s->raw_status);
-                        res.status = res.exit_code;
-                } else if (WIFSIGNALED(s->raw_status)) {
-                        res.signal = WTERMSIG(s->raw_status);
-                        res.status = 128 + res.signal;
-                }
-        } else if (s->limit == SANDBOX_LIMIT_NONE)
-                res.signal = SIGKILL, res.status = 128 + SIGKILL; /* the whole sandbox was killed */
-        if (res.limit == SANDBOX_LIMIT_NONE && st.oom_kills > 0 && res.signal == SIGKILL)
-                res.limit = SANDBOX_LIMIT_MEMORY;
-        if (res.limit == SANDBOX_LIMIT_TIMEOUT || res.limit == SANDBOX_LIMIT_CPU_TIME)
-                res.status = SANDBOX_EXIT_TIMEOUT;
-        else if (res.limit == SANDBOX_LIMIT_MEMORY)
-                res.status = SANDBOX_EXIT_OOM;
-        if (ret)
-                *ret = res;
         return r;
+}
+
+int sandbox_finish(Sandbox *s, bool kill, SandboxResult *ret) {
+        int r = sandbox_collect(s, kill, ret);
+        if (r < 0)
+                return r;
+        return sandbox_cleanup(s);
 }
 
 Sandbox *sandbox_free(Sandbox *s) {

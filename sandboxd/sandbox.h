@@ -73,8 +73,12 @@ int sandbox_signal(Sandbox *s, int sig);
  * time (µs) at which to call again, or 0 when there is no limit to watch. */
 uint64_t sandbox_check_limits(Sandbox *s);
 
-/* Wait for the sandbox to end (killing it first if KILL), collect the result and remove everything
- * it used. */
+/* Wait for the sandbox to end (killing it first if KILL) and collect the result. */
+int sandbox_collect(Sandbox *s, bool kill, SandboxResult *ret_result);
+/* Remove everything it used: cgroups, the union's server, the throw-away upper. A daemon calls this
+ * after it has answered its client, so the answer does not wait for the clean-up. */
+int sandbox_cleanup(Sandbox *s);
+/* Both. */
 int sandbox_finish(Sandbox *s, bool kill, SandboxResult *ret_result);
 
 /* Kills and cleans up a sandbox that was not finished. */

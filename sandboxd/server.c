@@ -137,9 +137,7 @@ static void session_finish(Session *se, bool kill) {
         Client *c = se->client;
         int r;
 
-        r = sandbox_finish(se->sandbox, kill, &res);
-        if (r < 0)
-                log_warning_errno(r, "Failed to clean up sandbox %s completely, ignoring: %m", sandbox_id(se->sandbox));
+        (void) sandbox_collect(se->sandbox, kill, &res);
         {
                 char what[128];
                 snprintf(what, sizeof what, "ended with status %d", res.status);
@@ -161,6 +159,10 @@ static void session_finish(Session *se, bool kill) {
                 if (msg_exit_encode(&m, &b) >= 0)
                         (void) send_message(c, MSG_EXIT, &b, NULL, 0);
         }
+        /* The client has its answer; now the slower part. */
+        r = sandbox_cleanup(se->sandbox);
+        if (r < 0)
+                log_warning_errno(r, "Failed to clean up sandbox %s completely, ignoring: %m", sandbox_id(se->sandbox));
         Server *srv = se->server;
         session_free(se);
         server_update(srv);
@@ -627,9 +629,13 @@ int server_run(int listen_fd, const char *state_dir, const DaemonConfig *config,
 
 finish:
         (void) sd_notify(false, "STOPPING=1");
-        /* End every sandbox cleanly: kill, collect, remove what it used; tell its client. */
-        while (srv.sessions)
+        /* End every sandbox cleanly: tell its client why, kill, collect, remove what it used. */
+        while (srv.sessions) {
+                if (srv.sessions->client && !srv.sessions->client->closing)
+                        client_fail(srv.sessions->client, SANDBOX_EXIT_SETUP, -ESHUTDOWN,
+                                    "sandboxd is stopping: the sandbox was ended");
                 session_finish(srv.sessions, true);
+        }
         while (srv.clients)
                 client_free(srv.clients);
         sd_event_source_disable_unref(listen_source);

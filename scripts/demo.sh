@@ -1,7 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# The main job: build, run a program in a sandbox and show what it sees and what it used, then show
-# the union filesystem underneath: copy-up, a whiteout and an opaque directory.
+# The main job: build and install, start the socket-activated daemon (real systemd units where systemd
+# is PID 1, otherwise systemd-socket-activate on the same socket), run programs in sandboxes with
+# sandboxctl exec and show what they see and what they used; then show the union filesystem
+# underneath: copy-up, a whiteout and an opaque directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,17 +14,45 @@ fi
 scripts/install-deps.sh
 [ -d build ] || meson setup build >/dev/null
 ninja -C build >/dev/null
+echo "Installing into $(meson introspect build --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])') ..."
+meson install -C build --quiet >/dev/null
+# The group whose members may use the daemon (the unit's SocketGroup=).
+getent group sandbox >/dev/null || groupadd --system sandbox
 
 T=$(mktemp -d /tmp/sandbox-demo.XXXXXX)
+ACTIVATOR=
 cleanup() {
         mountpoint -q "$T/merged" && umount "$T/merged"
+        [ -n "$ACTIVATOR" ] && kill "$ACTIVATOR" 2>/dev/null && wait "$ACTIVATOR" 2>/dev/null
         rm -rf "$T"
 }
 trap cleanup EXIT
 
+SOCK=/run/sandboxd/sandboxd.sock
+export PATH=/usr/local/sbin:/usr/local/bin:$PATH
+if [ -d /run/systemd/system ]; then
+        echo "systemd is PID 1: starting sandboxd.socket (the daemon starts on the first connection)."
+        systemctl daemon-reload
+        systemctl start sandboxd.socket
+else
+        echo "systemd is not PID 1 here: systemd-socket-activate listens on $SOCK and starts the daemon"
+        echo "on the first connection, as sandboxd.socket would."
+        mkdir -p /run/sandboxd
+        if [ -S "$SOCK" ] && sandboxctl version >/dev/null 2>&1; then
+                echo "(a daemon already serves $SOCK)"
+        else
+                rm -f "$SOCK"
+                systemd-socket-activate -l "$SOCK" --fdname=sandboxd "$(command -v sandboxd || echo /usr/local/sbin/sandboxd)" \
+                        >"$T/sandboxd.log" 2>&1 &
+                ACTIVATOR=$!
+                for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
+                chgrp sandbox "$SOCK" && chmod 0660 "$SOCK"
+        fi
+fi
+
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; eval "$@"; }
 
-echo "== A sandbox: its own root, pids, host name and network; no capabilities; seccomp; limits =="
+echo; echo "== A sandbox: its own root, pids, host name and network; no capabilities; seccomp; limits =="
 cat > "$T/inside.sh" <<'EOF'
 echo "I am: $(id)"
 echo "my pid: $$; processes I can see: $(ls /proc | grep -c '^[0-9]')"
@@ -34,14 +64,15 @@ unshare -U true 2>&1 || echo "unshare refused (seccomp)"
 echo hello > /etc/motd && echo "wrote /etc/motd (copy-on-write, gone after exit)"
 EOF
 step cat "$T/inside.sh"
-step build/tools/sandbox-run --hostname demo --memory 64m --pids 32 --stats "$T/stats.json" \
+step sandboxctl version
+step sandboxctl exec --hostname demo --memory 64m --pids 32 --stats "$T/stats.json" \
         --bind "$T/inside.sh:/inside.sh:ro" -- sh /inside.sh
 step cat "$T/stats.json"
 echo; echo "The host sees the program under an unprivileged id (root inside is not root outside):"
-step "build/tools/sandbox-run -- sleep 1 & sleep 0.5; ps -o user:12,pid,cmd -C sleep | grep 'sleep 1\$'; wait"
+step "sandboxctl exec -- sleep 1 & job=\$!; sleep 0.5; sandboxctl ps; ps -o user:12,pid,cmd -C sleep | grep 'sleep 1\$'; wait \$job"
 echo; echo "A memory hog meets --memory, a spinning loop meets --timeout:"
-step "build/tools/sandbox-run --memory 32m -- python3 -c 'x = bytearray(256 << 20)' || echo \"exit status \$?\""
-step "build/tools/sandbox-run --timeout 0.5 -- sh -c 'while :; do :; done' || echo \"exit status \$?\""
+step "sandboxctl exec --memory 32m -- python3 -c 'x = bytearray(256 << 20)' || echo \"exit status \$?\""
+step "sandboxctl exec --timeout 0.5 -- sh -c 'while :; do :; done' || echo \"exit status \$?\""
 
 echo; echo "== The union filesystem underneath =="
 mkdir -p "$T"/{base,app,upper,work,merged}

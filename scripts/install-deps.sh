@@ -9,7 +9,7 @@ packages=(
         libfuse3-dev fuse3 libxxhash-dev
         python3 attr util-linux
         libseccomp-dev libsystemd-dev libmnl-dev
-        fuse-overlayfs fio bubblewrap
+        fuse-overlayfs fio bubblewrap systemd-container
 )
 
 missing=()

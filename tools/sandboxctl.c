@@ -165,6 +165,8 @@ static int cmd_exec(int argc, char *argv[]) {
         sigset_t mask;
         int r;
 
+        /* getopt names argv[0] in its messages: "sandboxctl", not "exec". */
+        argv[0] = program_invocation_short_name;
         if (exec_options_parse(argc, argv, &o) < 0)
                 return SANDBOX_EXIT_SETUP;
         if (o.show_help) {
