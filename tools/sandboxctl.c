@@ -104,7 +104,17 @@ static int open_session(char *daemon_version, size_t size) {
         if (fd < 0)
                 return -EXIT_DAEMON;
         snprintf(hello.client_version, sizeof hello.client_version, "%s", PROJECT_VERSION);
-        if (msg_hello_encode(&hello, &b) < 0 || send_msg(fd, MSG_HELLO, &b, NULL, 0) < 0 || recv_msg(fd, &f) < 0)
+        if (msg_hello_encode(&hello, &b) < 0)
+                return -EXIT_DAEMON;
+        /* A daemon that refuses us says why and closes at once: then our HELLO meets a closed socket,
+         * but its ERROR is still there to read. */
+        if (wire_send_frame(fd, MSG_HELLO, b.data, b.size, NULL, 0) < 0) {
+                if (wire_recv_frame_blocking(fd, &f) >= 0 && f->type == MSG_ERROR)
+                        return -report_error(f);
+                fprintf(stderr, "sandboxctl: the daemon closed the connection\n");
+                return -EXIT_DAEMON;
+        }
+        if (recv_msg(fd, &f) < 0)
                 return -EXIT_DAEMON;
         if (f->type == MSG_ERROR)
                 return -report_error(f);

@@ -585,7 +585,10 @@ def test_delegate(ctx):
             "print(json.dumps(res))\n")
         info = c.py_inside(code)
         eq(s["Delegate"], "yes", "Delegate")
-        eq(info["own"], f"0::{s['ControlGroup']}", "the daemon's own cgroup")
+        # With Delegate=yes the daemon moves itself into a leaf (the no-internal-processes rule) and
+        # makes the sandboxes' cgroups beside it.
+        eq(info["own"], f"0::{s['ControlGroup']}/supervisor", "the daemon's own cgroup (a leaf of the service's)")
+        check("supervisor" in info["children"], f"the supervisor leaf is a child of the service's cgroup: {info}")
         eq(len(info["sandboxes"]), 1, f"sandbox cgroups below {s['ControlGroup']}: {info}")
         (d, members), = info["sandboxes"].items()
         comms = members.pop("comm")
