@@ -43,9 +43,10 @@ ninja -C build-ci
 run_suite build-ci all || rc=1
 
 # clang catches other warnings; its unit tests and fuzz corpus replays are quick.
-CC=clang meson setup build-clang --werror -Dbuildtype=debugoptimized >/dev/null
+# clang, with the libFuzzer targets: the protocol decoder is fuzzed for a bounded time (suite fuzz).
+CC=clang meson setup build-clang --werror -Dbuildtype=debugoptimized -Dfuzz=true >/dev/null
 ninja -C build-clang
-run_suite build-clang clang-unit --suite unit --suite fuzz-regress || rc=1
+run_suite build-clang clang-unit --suite unit --suite fuzz-regress --suite fuzz || rc=1
 
 meson setup build-asan --werror -Dbuildtype=debug -Db_sanitize=address,undefined >/dev/null
 ninja -C build-asan
