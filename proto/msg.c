@@ -472,6 +472,14 @@ static const Field tmpfs_fields[] = {
         F_U64(MSG_TMPFS_SIZE, SpecTmpfs, size, false, "EXEC: a tmpfs's size is repeated or not a u64"),
 };
 
+static const Field publish_fields[] = {
+        F_U32(MSG_PUBLISH_PROTO, SpecPublish, proto, true, 6, 17, "EXEC: a publish's proto is missing, repeated or not 6 or 17"),
+        F_U32(MSG_PUBLISH_HOST_PORT, SpecPublish, host_port, true, 1, 65535,
+              "EXEC: a publish's host_port is missing, repeated or not 1..65535"),
+        F_U32(MSG_PUBLISH_PORT, SpecPublish, port, true, 1, 65535,
+              "EXEC: a publish's port is missing, repeated or not 1..65535"),
+};
+
 static const Field rlimit_fields[] = {
         F_I32(MSG_RLIMIT_RESOURCE, SpecRlimit, resource, true, 0, INT32_MAX,
               "EXEC: an rlimit's resource is missing, repeated or not a u32 below 2^31"),
@@ -583,6 +591,17 @@ static int exec_other(void *out, const WireField *w, void *userdata, const char 
                 s->rlimits[s->n_rlimits++] = l;
                 return 1;
         }
+        case MSG_EXEC_PUBLISH: {
+                SpecPublish p = {};
+                if (s->n_publish >= SPEC_PUBLISH_MAX)
+                        return fail(ret_error, -EMSGSIZE, "EXEC: more than 32 publish");
+                r = decode_nested(w, publish_fields, ELEMENTSOF(publish_fields), &p,
+                                  "EXEC: a publish has an unknown field", ret_error);
+                if (r < 0)
+                        return r;
+                s->publish[s->n_publish++] = p;
+                return 1;
+        }
         default:
                 return 0;
         }
@@ -594,7 +613,7 @@ int msg_exec_encode(const SandboxSpec *s, WireBuffer *b) {
         assert_return(s && b, -EINVAL);
         if (s->n_argv == 0 || s->n_argv > SPEC_ARGS_MAX || !s->argv || s->n_env > SPEC_ENV_MAX ||
             s->n_layers > SPEC_LAYERS_MAX || s->n_binds > SPEC_MOUNTS_MAX || s->n_tmpfs > SPEC_MOUNTS_MAX ||
-            s->n_rlimits > SPEC_RLIMITS_MAX)
+            s->n_rlimits > SPEC_RLIMITS_MAX || s->n_publish > SPEC_PUBLISH_MAX)
                 return -EINVAL;
         if ((s->n_env > 0 && !s->env) || (s->n_layers > 0 && !s->layers) || (s->n_binds > 0 && !s->binds) ||
             (s->n_tmpfs > 0 && !s->tmpfs))
@@ -631,6 +650,11 @@ int msg_exec_encode(const SandboxSpec *s, WireBuffer *b) {
         }
         for (size_t i = 0; i < s->n_rlimits; i++) {
                 r = encode_nested(b, MSG_EXEC_RLIMIT, rlimit_fields, ELEMENTSOF(rlimit_fields), &s->rlimits[i]);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < s->n_publish; i++) {
+                r = encode_nested(b, MSG_EXEC_PUBLISH, publish_fields, ELEMENTSOF(publish_fields), &s->publish[i]);
                 if (r < 0)
                         return r;
         }

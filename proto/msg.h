@@ -90,6 +90,7 @@ enum {
         MSG_EXEC_RLIMIT = 18,           /* nested MSG_RLIMIT_*, repeated 0..SPEC_RLIMITS_MAX */
         MSG_EXEC_SECCOMP = 19,          /* string */
         MSG_EXEC_NET = 20,              /* u32, a SpecNet */
+        MSG_EXEC_PUBLISH = 21,          /* nested MSG_PUBLISH_*, repeated 0..SPEC_PUBLISH_MAX */
 };
 enum {
         MSG_BIND_SOURCE = 1,            /* string, required */
@@ -100,6 +101,12 @@ enum {
         MSG_TMPFS_DEST = 1,             /* string, required */
         MSG_TMPFS_SIZE = 2,             /* u64, default 0 */
 };
+enum {
+        MSG_PUBLISH_PROTO = 1,          /* u32, required: 6 (tcp) or 17 (udp) */
+        MSG_PUBLISH_HOST_PORT = 2,      /* u32, required, 1..65535 */
+        MSG_PUBLISH_PORT = 3,           /* u32, required, 1..65535 */
+};
+
 enum {
         MSG_RLIMIT_RESOURCE = 1,        /* u32, required */
         MSG_RLIMIT_SOFT = 2,            /* u64, required */

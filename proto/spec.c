@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -179,5 +180,18 @@ int spec_validate(const SandboxSpec *s, const char **ret_error) {
                 FAIL("--seccomp must be 'default', 'unconfined' or an absolute file path");
         if (s->net < 0 || s->net >= _SPEC_NET_MAX)
                 FAIL("--net is invalid");
+        if (s->n_publish > SPEC_PUBLISH_MAX)
+                FAIL("too many --publish options (at most 32)");
+        if (s->n_publish > 0 && s->net != SPEC_NET_BRIDGE && s->net != SPEC_NET_ISOLATED)
+                FAIL("--publish needs --net bridge or --net isolated");
+        for (size_t i = 0; i < s->n_publish; i++) {
+                const SpecPublish *p = &s->publish[i];
+                if ((p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP) || p->host_port < 1 || p->host_port > 65535 ||
+                    p->port < 1 || p->port > 65535)
+                        FAIL("--publish needs ports from 1 to 65535 and tcp or udp");
+                for (size_t j = 0; j < i; j++)
+                        if (s->publish[j].proto == p->proto && s->publish[j].host_port == p->host_port)
+                                FAIL("--publish names the same host port twice");
+        }
         return 0;
 }

@@ -15,6 +15,7 @@
 #define SPEC_LAYERS_MAX 64
 #define SPEC_MOUNTS_MAX 64
 #define SPEC_RLIMITS_MAX 16
+#define SPEC_PUBLISH_MAX 32
 #define SPEC_STRING_MAX 4096           /* PATH_MAX: any single path or argument */
 #define SPEC_HOSTNAME_MAX 64           /* HOST_NAME_MAX */
 #define SPEC_ARG_BYTES_MAX (1u << 20)  /* all of argv and env together */
@@ -42,6 +43,12 @@ typedef struct SpecRlimit {
         int resource;           /* RLIMIT_* */
         uint64_t soft, hard;    /* UINT64_MAX = unlimited */
 } SpecRlimit;
+
+typedef struct SpecPublish {
+        uint32_t proto;         /* IPPROTO_TCP or IPPROTO_UDP */
+        uint32_t host_port;     /* 1..65535 */
+        uint32_t port;          /* inside the sandbox, 1..65535 */
+} SpecPublish;
 
 typedef struct SandboxSpec {
         char **argv;            /* NULL-terminated, at least one element */
@@ -74,6 +81,8 @@ typedef struct SandboxSpec {
 
         char *seccomp;          /* NULL or "default", "unconfined", or a policy file */
         SpecNet net;
+        SpecPublish publish[SPEC_PUBLISH_MAX];  /* -p: host ports forwarded to the sandbox */
+        size_t n_publish;
 } SandboxSpec;
 
 void spec_done(SandboxSpec *spec);

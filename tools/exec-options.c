@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,7 +213,10 @@ void exec_options_help(FILE *f) {
               "      --cpu-time SECONDS    CPU-time limit of the whole sandbox (exit 124)\n"
               "      --rlimit NAME=VALUE   a resource limit, VALUE or SOFT:HARD or unlimited (repeatable)\n"
               "      --seccomp default|unconfined|FILE  system call filter (default: default)\n"
-              "      --net none            network: none (default, lo only)\n"
+              "      --net MODE            network: none (default: lo only), bridge (eth0 on the sandbox\n"
+              "                            bridge, NAT to the outside), isolated (like bridge, but no\n"
+              "                            traffic between sandboxes), host (the host's; root only)\n"
+              "  -p, --publish HOSTPORT:PORT[/tcp|/udp]  forward a host port to the sandbox (repeatable)\n"
               "      --stats FILE          write JSON accounting to FILE at exit\n"
               "  -h, --help                show this help\n"
               "      --version             show the version\n"
@@ -261,6 +265,7 @@ static const struct option long_options[] = {
         { "rlimit", required_argument, NULL, ARG_RLIMIT },
         { "seccomp", required_argument, NULL, ARG_SECCOMP },
         { "net", required_argument, NULL, ARG_NET },
+        { "publish", required_argument, NULL, 'p' },
         { "stats", required_argument, NULL, ARG_STATS },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, ARG_VERSION },
@@ -416,6 +421,40 @@ static int parse_one(int c, const char *arg, ExecOptions *o) {
                 if (spec_net_from_string(arg, &s->net) < 0)
                         BAD("--net '%s': expected none, bridge, isolated or host", arg);
                 return 0;
+        case 'p': {
+                SpecPublish pub = { .proto = IPPROTO_TCP };
+                char *colon, *slash, *end;
+                _cleanup_free_ char *copy = strdup(arg);
+                unsigned long hp, pp;
+
+                if (!copy)
+                        return -ENOMEM;
+                slash = strchr(copy, '/');
+                if (slash) {
+                        *slash++ = '\0';
+                        if (streq(slash, "udp"))
+                                pub.proto = IPPROTO_UDP;
+                        else if (!streq(slash, "tcp"))
+                                BAD("--publish '%s': the protocol must be tcp or udp", arg);
+                }
+                colon = strchr(copy, ':');
+                if (!colon)
+                        BAD("--publish '%s': expected HOSTPORT:PORT[/tcp|/udp]", arg);
+                *colon++ = '\0';
+                errno = 0;
+                hp = strtoul(copy, &end, 10);
+                if (errno || *end || !*copy || hp < 1 || hp > 65535)
+                        BAD("--publish '%s': the host port must be 1..65535", arg);
+                pp = strtoul(colon, &end, 10);
+                if (errno || *end || !*colon || pp < 1 || pp > 65535)
+                        BAD("--publish '%s': the sandbox port must be 1..65535", arg);
+                if (s->n_publish >= SPEC_PUBLISH_MAX)
+                        BAD("too many --publish options (at most %d)", SPEC_PUBLISH_MAX);
+                pub.host_port = (uint32_t) hp;
+                pub.port = (uint32_t) pp;
+                s->publish[s->n_publish++] = pub;
+                return 0;
+        }
         case ARG_STATS:
                 free(o->stats_path);
                 return (o->stats_path = strdup(arg)) ? 0 : -ENOMEM;
@@ -437,7 +476,7 @@ int exec_options_parse(int argc, char *argv[], ExecOptions *ret) {
 
         optind = 0;
         /* "+": stop at the first non-option, so "sandbox-run ls -l" runs "ls -l". */
-        while ((c = getopt_long(argc, argv, "+e:w:u:th", long_options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "+e:w:u:thp:", long_options, NULL)) >= 0) {
                 r = parse_one(c, optarg, &o);
                 if (r == -ENOMEM)
                         fprintf(stderr, "%s: out of memory\n", program_invocation_short_name);

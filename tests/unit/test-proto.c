@@ -13,6 +13,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +130,11 @@ static void full_spec(SandboxSpec *s, bool tty) {
                 .n_rlimits = 3,
                 .seccomp = strdup("default"),
                 .net = SPEC_NET_BRIDGE,
+                .publish = {
+                        { IPPROTO_TCP, 8080, 80 },
+                        { IPPROTO_UDP, 5353, 53 },
+                },
+                .n_publish = 2,
         };
         s->binds[0] = (SpecBind) { strdup("/src"), strdup("/dst"), true };
         s->binds[1] = (SpecBind) { strdup("/data"), strdup("/mnt/data"), false };
@@ -187,6 +193,12 @@ static int check_spec_equal(const SandboxSpec *a, const SandboxSpec *b) {
         }
         CHECK_STREQ(a->seccomp, b->seccomp);
         CHECK_EQ(a->net, b->net);
+        CHECK_EQ(a->n_publish, b->n_publish);
+        for (size_t i = 0; i < a->n_publish; i++) {
+                CHECK_EQ(a->publish[i].proto, b->publish[i].proto);
+                CHECK_EQ(a->publish[i].host_port, b->publish[i].host_port);
+                CHECK_EQ(a->publish[i].port, b->publish[i].port);
+        }
         return 0;
 }
 
