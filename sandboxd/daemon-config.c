@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -18,6 +19,26 @@ void config_init(DaemonConfig *c) {
                 .max_per_client = 16,
                 .max_sandboxes = 256,
         };
+        net_config_init(&c->net);
+}
+
+/* "10.88.0.0/16" */
+static int parse_subnet(const char *v, struct in_addr *ret_addr, unsigned *ret_prefixlen) {
+        char buf[32];
+        char *slash;
+        uint32_t p;
+
+        if (strlen(v) >= sizeof buf)
+                return -EINVAL;
+        strcpy(buf, v);
+        slash = strchr(buf, '/');
+        if (!slash)
+                return -EINVAL;
+        *slash++ = '\0';
+        if (inet_pton(AF_INET, buf, ret_addr) != 1 || safe_atou32(slash, &p) < 0 || p > 32)
+                return -EINVAL;
+        *ret_prefixlen = p;
+        return 0;
 }
 
 static char *strip(char *s) {
@@ -161,12 +182,37 @@ int config_load(const char *path, bool must_exist, DaemonConfig *c, char *errbuf
                 } else if (streq(key, "id-ranges")) {
                         if (safe_atou32(value, &c->id_ranges) < 0 || c->id_ranges == 0)
                                 BAD("%s:%u: id-ranges: expected a positive number", path, lineno);
+                } else if (streq(key, "allow-net-host")) {
+                        if (parse_bool(value, &c->allow_net_host) < 0)
+                                BAD("%s:%u: allow-net-host: expected yes or no", path, lineno);
+                } else if (streq(key, "bridge") || streq(key, "isolated-bridge")) {
+                        char *dst = streq(key, "bridge") ? c->net.bridge : c->net.isolated_bridge;
+                        if (strlen(value) >= sizeof c->net.bridge || !*value)
+                                BAD("%s:%u: %s: expected an interface name of 1-15 characters", path, lineno, key);
+                        strcpy(dst, value);
+                } else if (streq(key, "subnet") || streq(key, "isolated-subnet")) {
+                        bool iso = streq(key, "isolated-subnet");
+                        if (parse_subnet(value, iso ? &c->net.isolated_subnet : &c->net.subnet,
+                                         iso ? &c->net.isolated_prefixlen : &c->net.prefixlen) < 0)
+                                BAD("%s:%u: %s: expected an IPv4 subnet like 10.88.0.0/16", path, lineno, key);
+                } else if (streq(key, "mtu")) {
+                        if (safe_atou32(value, &c->net.mtu) < 0)
+                                BAD("%s:%u: mtu: expected a number", path, lineno);
+                } else if (streq(key, "netfilter-table")) {
+                        if (strlen(value) >= sizeof c->net.table || !*value)
+                                BAD("%s:%u: netfilter-table: expected a name of 1-31 characters", path, lineno);
+                        strcpy(c->net.table, value);
                 } else if (streq(key, "unionfs")) {
                         if (value[0] != '/' || strlen(value) >= sizeof c->unionfs)
                                 BAD("%s:%u: unionfs: expected an absolute path", path, lineno);
                         strcpy(c->unionfs, value);
                 } else
                         BAD("%s:%u: unknown key '%s'", path, lineno, key);
+        }
+        {
+                const char *e = NULL;
+                if (net_config_validate(&c->net, &e) < 0)
+                        BAD("%s: network settings: %s", path, e);
         }
         if (c->id_base && c->id_ranges &&
             (uint64_t) c->id_base + (uint64_t) c->id_ranges * 65536 > UINT32_MAX)

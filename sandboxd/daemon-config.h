@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "network.h"
+
 #define CONFIG_MAX_SIZE (64u * 1024u)
 #define CONFIG_MAX_IDS 256u
 
@@ -25,6 +27,8 @@ typedef struct DaemonConfig {
         bool allow_host_paths;          /* may non-root clients use --bind, --image, --layer, --upper? */
         uint32_t id_base, id_ranges;    /* host id pool; 0 = the runtime's default */
         char unionfs[256];              /* "" = next to sandboxd, or the installed one */
+        bool allow_net_host;            /* may clients other than root use --net host? */
+        NetConfig net;                  /* bridges, subnets, MTU, netfilter table */
 } DaemonConfig;
 
 void config_init(DaemonConfig *c);

@@ -178,7 +178,7 @@ int main(int argc, char *argv[]) {
         }
 
         /* What a predecessor that crashed (or was killed) left behind. */
-        r = sandbox_cleanup_stale(state_dir, &removed);
+        r = sandbox_cleanup_stale(&(SandboxConfig) { .state_dir = state_dir, .net = &config.net }, &removed);
         if (r < 0)
                 log_warning_errno(r, "Failed to clean up all stale sandboxes in '%s', ignoring: %m", state_dir);
         else if (removed > 0)

@@ -44,8 +44,11 @@ struct in_addr net_lease_address(const NetLease *l);
 /* Remove the sandbox's published ports and host link, and release its address. */
 NetLease *net_detach(NetLease *l);
 
-/* Remove published ports whose sandbox is gone (IS_LIVE says which are not), after a crash. */
-int net_cleanup_stale(const NetConfig *c, bool (*is_live)(const char *sandbox_id, void *userdata), void *userdata);
+/* Remove published ports whose sandbox is gone (no live process holds its address lease), after a
+ * crash. Whichever runtime made them (sandbox-run or sandboxd, any state directory). */
+int net_cleanup_stale(const NetConfig *c);
 
-/* Remove the bridges and the table (when the daemon stops with no sandbox left). */
+/* Remove the bridges and the table. */
 int net_teardown(const NetConfig *c);
+/* The same, unless a live sandbox (of any runtime in this network namespace) still holds an address. */
+int net_teardown_if_unused(const NetConfig *c);

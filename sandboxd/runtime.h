@@ -75,6 +75,7 @@ typedef struct ChildContext {
         const FilterProgram *filter;
         char **envp;            /* the program's whole environment */
         const char *hostname;
+        bool net_host;          /* --net host: the host's network namespace (no lo to bring up, no /sys) */
 } ChildContext;
 
 /* spawn.c: the child's side. Never returns. */

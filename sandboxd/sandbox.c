@@ -63,6 +63,7 @@ struct Sandbox {
         int server_pidfd;
 
         Cgroup *cgroup;
+        NetLease *lease;
         int idlock_fd;
         int lock_fd;            /* STATE/ID/lock, flock()ed while we live: a free lock means stale */
         uint32_t host_first;
@@ -363,9 +364,6 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
 
         if (spec_validate(spec, &verr) < 0)
                 return set_error(err, SANDBOX_EXIT_SETUP, "Invalid sandbox: %s", verr);
-        if (spec->net != SPEC_NET_NONE)
-                return set_error(err, SANDBOX_EXIT_SETUP, "--net %s is not supported yet: only 'none' is",
-                                 spec_net_to_string(spec->net));
 
 
         /* Check what the user named before building anything, for messages that name it. */
@@ -587,10 +585,11 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                 .filter = filter,
                 .envp = envp,
                 .hostname = spec->hostname ?: DEFAULT_HOSTNAME,
+                .net_host = spec->net == SPEC_NET_HOST,
         };
         struct clone_args ca = {
-                .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
-                         CLONE_PIDFD,
+                .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
+                         (spec->net == SPEC_NET_HOST ? 0 : CLONE_NEWNET) | CLONE_PIDFD,
                 .pidfd = (uint64_t) (uintptr_t) &s->pidfd,
                 .exit_signal = SIGCHLD,
         };
@@ -637,6 +636,18 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
         if (r < 0) {
                 r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot move the sandbox into its cgroup: %s", strerror(-r));
                 goto fail;
+        }
+        /* The network, while the child builds its root; the program starts only after it. */
+        if (spec->net == SPEC_NET_BRIDGE || spec->net == SPEC_NET_ISOLATED) {
+                NetConfig defaults;
+                char why[512];
+                net_config_init(&defaults);
+                r = net_attach(cfg && cfg->net ? cfg->net : &defaults, spec->net, s->id, pid, spec->publish,
+                               spec->n_publish, &s->lease, why, sizeof why);
+                if (r < 0) {
+                        r = set_error(err, SANDBOX_EXIT_SETUP, "%s", why);
+                        goto fail;
+                }
         }
         /* The init must survive the OOM killer so that it can report how the program ended. */
         (void) write_proc_file(pid, "oom_score_adj", "-1000");
@@ -838,6 +849,7 @@ int sandbox_cleanup(Sandbox *s) {
                 s->cgroup = cgroup_free(s->cgroup);
         }
         stop_server(s);
+        s->lease = net_detach(s->lease);
 
         if (s->dir_fd >= 0) {
                 int k = rm_rf_at(s->dir_fd, "data");
@@ -933,7 +945,8 @@ static int cleanup_one(int state_fd, const char *id) {
         return r < 0 ? r : 1;
 }
 
-int sandbox_cleanup_stale(const char *state_dir, unsigned *ret_removed) {
+int sandbox_cleanup_stale(const SandboxConfig *cfg, unsigned *ret_removed) {
+        const char *state_dir = cfg ? cfg->state_dir : NULL;
         _cleanup_closedir_ DIR *d = NULL;
         _cleanup_close_ int fd = -EBADF;
         struct dirent *de;
@@ -954,7 +967,19 @@ int sandbox_cleanup_stale(const char *state_dir, unsigned *ret_removed) {
                         else if (k < 0 && r == 0)
                                 r = k;
                 }
+        {
+                /* Published ports of sandboxes that are gone, whoever made them. */
+                NetConfig defaults;
+                net_config_init(&defaults);
+                int k = net_cleanup_stale(cfg && cfg->net ? cfg->net : &defaults);
+                if (k < 0 && r == 0)
+                        r = k;
+        }
         if (ret_removed)
                 *ret_removed = n;
         return r;
+}
+
+struct in_addr sandbox_address(const Sandbox *s) {
+        return s->lease ? net_lease_address(s->lease) : (struct in_addr) {};
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "network.h"
 #include "spec.h"
 
 /* Exit statuses shared by sandbox-run and sandboxctl. */
@@ -27,6 +28,7 @@ typedef struct SandboxConfig {
         uint32_t host_id_base;          /* first host uid/gid of the pool; 0: the default pool */
         uint32_t host_id_ranges;        /* 65536-id ranges in the pool */
         const char *unionfs_binary;     /* NULL: next to our own binary, or the installed one */
+        const NetConfig *net;           /* --net bridge/isolated; NULL: the defaults */
 } SandboxConfig;
 
 typedef enum SandboxLimitHit {
@@ -84,9 +86,12 @@ int sandbox_finish(Sandbox *s, bool kill, SandboxResult *ret_result);
 /* Kills and cleans up a sandbox that was not finished. */
 Sandbox *sandbox_free(Sandbox *s);
 
-/* Remove what sandboxes of processes that died (kill -9, a crash) left in STATE_DIR (NULL: the
- * default): their cgroups and directories. Their processes died with them (the init has
+/* Remove what sandboxes of processes that died (kill -9, a crash) left in the state directory: their
+ * cgroups, directories and published ports. Their processes died with them (the init has
  * PDEATHSIG), and with them the union's mount and its server. Live sandboxes are left alone. */
-int sandbox_cleanup_stale(const char *state_dir, unsigned *ret_removed);
+int sandbox_cleanup_stale(const SandboxConfig *config, unsigned *ret_removed);
+
+/* The sandbox's address with --net bridge/isolated (INADDR_ANY otherwise). */
+struct in_addr sandbox_address(const Sandbox *s);
 
 uint64_t now_usec(void);

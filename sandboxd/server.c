@@ -267,8 +267,8 @@ static const char *check_policy(Client *c, SandboxSpec *spec) {
                        "allow-host-paths is set";
         if (spec->seccomp && !streq(spec->seccomp, "default"))
                 return "only root may choose another seccomp policy";
-        if (spec->net == SPEC_NET_HOST)
-                return "only root may use --net host";
+        if (spec->net == SPEC_NET_HOST && !cfg->allow_net_host)
+                return "only root may use --net host (unless allow-net-host is set)";
         /* A missing limit takes the cap; a larger one is refused. */
         if (cfg->max_memory) {
                 if (spec->memory_max > cfg->max_memory)
@@ -590,6 +590,7 @@ int server_run(int listen_fd, const char *state_dir, const DaemonConfig *config,
                         .host_id_base = config->id_base,
                         .host_id_ranges = config->id_ranges,
                         .unionfs_binary = config->unionfs[0] ? config->unionfs : NULL,
+                        .net = &config->net,
                 },
         };
         sd_event_source *listen_source = NULL;
@@ -638,6 +639,8 @@ finish:
         }
         while (srv.clients)
                 client_free(srv.clients);
+        /* Our bridges and NAT table go with us, unless another runtime's sandbox still uses them. */
+        (void) net_teardown_if_unused(&config->net);
         sd_event_source_disable_unref(listen_source);
         sd_event_source_disable_unref(srv.idle_timer);
         srv.idle_timer = NULL;

@@ -318,9 +318,12 @@ _Noreturn void child_run(const ChildContext *c) {
         r = mount_dev(root_fd);
         if (r < 0)
                 fail(c, STEP_DEV, r, 0);
-        r = mount_sys(root_fd);
-        if (r < 0)
-                fail(c, STEP_SYS, r, 0);
+        /* sysfs belongs to a network namespace: only ours may be mounted (none with --net host). */
+        if (!c->net_host) {
+                r = mount_sys(root_fd);
+                if (r < 0)
+                        fail(c, STEP_SYS, r, 0);
+        }
         r = mount_tmpfs_at(root_fd, "/tmp", 0, "1777");
         if (r < 0)
                 fail(c, STEP_TMP, r, 0);
@@ -338,9 +341,11 @@ _Noreturn void child_run(const ChildContext *c) {
         r = mount_pivot_root(c->root_path);
         if (r < 0)
                 fail(c, STEP_PIVOT, r, 0);
-        r = loopback_up();
-        if (r < 0)
-                fail(c, STEP_LOOPBACK, r, 0);
+        if (!c->net_host) {
+                r = loopback_up();
+                if (r < 0)
+                        fail(c, STEP_LOOPBACK, r, 0);
+        }
 
         if (s->tty) {
                 pty_master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);

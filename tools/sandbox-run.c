@@ -59,9 +59,10 @@ static int run(ExecOptions *o) {
         }
 
         /* What an earlier sandbox-run left when it was killed: tidy it up first. */
-        (void) sandbox_cleanup_stale(getenv("SANDBOX_STATE_DIR"), NULL);
+        SandboxConfig cfg = { .state_dir = getenv("SANDBOX_STATE_DIR") };
+        (void) sandbox_cleanup_stale(&cfg, NULL);
 
-        r = sandbox_start(&o->spec, &(SandboxConfig) { .state_dir = getenv("SANDBOX_STATE_DIR") }, NULL, &s, &err);
+        r = sandbox_start(&o->spec, &cfg, NULL, &s, &err);
         if (r < 0) {
                 fprintf(stderr, "sandbox-run: %s\n", err.message);
                 if (o->stats_path)
