@@ -428,8 +428,10 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
         if (mkdirat(s->state_fd, s->id, 0711) < 0 ||
             (s->dir_fd = openat(s->state_fd, s->id, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0 ||
             fchmod(s->dir_fd, 0711) < 0 ||
-            (s->lock_fd = openat(s->dir_fd, "lock", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 ||
+            (s->lock_fd = openat(s->dir_fd, "lock.new", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 ||
             flock(s->lock_fd, LOCK_EX) < 0 ||
+            /* Locked before it has its name: a "lock" that a stale clean-up can take is a dead one. */
+            renameat(s->dir_fd, "lock.new", s->dir_fd, "lock") < 0 ||
             mkdirat(s->dir_fd, "root", 0755) < 0 || mkdirat(s->dir_fd, "data", 0700) < 0 ||
             (data_fd = openat(s->dir_fd, "data", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0) {
                 r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's directory in '%s': %m", state_dir);

@@ -290,6 +290,15 @@ _Noreturn void child_run(const ChildContext *c) {
 
         if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
                 fail(c, STEP_IDS, -errno, 0);
+        /* In our own network namespace, ports below 1024 are the sandbox's to use (as in Docker):
+         * the program has no capability, and -p 8080:80 must work. Before /proc/sys turns read-only. */
+        if (!c->net_host) {
+                int fd = open("/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC);
+                if (fd >= 0) {
+                        (void) !write(fd, "0", 1);
+                        close(fd);
+                }
+        }
         /* Changing ids cleared the parent-death signal: set it again. Had the parent died in
          * between, the second go below never comes (EOF) and we exit all the same. */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);

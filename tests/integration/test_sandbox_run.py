@@ -545,7 +545,7 @@ def test_setup_errors_125(env):
         (["-u", "bob", "true"], ["--user", "bob"]),
         (["--rlimit", "bogus=1", "true"], ["--rlimit", "bogus"]),
         (["--seccomp", missing, "true"], ["seccomp", missing]),
-        (["--net", "host", "true"], ["--net"]),
+        (["--net", "nowhere", "true"], ["--net"]),
     ]
     for args, words in cases:
         r = env.run(args, probe=False)
