@@ -92,13 +92,47 @@ static const char *kernel_says(const Rtnl *nl, int r, char *buf, size_t size) {
         return buf;
 }
 
+/* Another interface already routes (part of) the subnet: two links would claim it and the
+ * sandboxes would reach nothing. /proc/net/route lists this namespace's main table. */
+static int subnet_in_use(const char *bridge, struct in_addr subnet, unsigned prefixlen, char *ret_ifname, size_t size) {
+        _cleanup_fclose_ FILE *f = fopen("/proc/net/route", "re");
+        char line[256];
+
+        if (!f)
+                return -errno;
+        if (!fgets(line, sizeof line, f)) /* the header */
+                return 0;
+        while (fgets(line, sizeof line, f)) {
+                char ifname[32];
+                unsigned dest, gw, flags, refcnt, use, metric, mask;
+                if (sscanf(line, "%31s %x %x %x %u %u %u %x", ifname, &dest, &gw, &flags, &refcnt, &use, &metric,
+                           &mask) != 8)
+                        continue;
+                if (streq(ifname, bridge) || mask == 0) /* ours, or a default route */
+                        continue;
+                /* The kernel prints them in network byte order. */
+                uint32_t m = ntohl(mask) & mask_of(prefixlen);
+                if ((ntohl(dest) & m) == (ntohl(subnet.s_addr) & m)) {
+                        snprintf(ret_ifname, size, "%s", ifname);
+                        return 1;
+                }
+        }
+        return 0;
+}
+
 /* The bridge with the gateway address, up. */
 static int ensure_bridge(Rtnl *nl, const char *name, struct in_addr subnet, unsigned prefixlen, uint32_t mtu,
                          char *errbuf, size_t errsize) {
         struct in_addr gw = { .s_addr = htonl(ntohl(subnet.s_addr) + 1) };
-        char kind[32] = "", why[256];
+        char kind[32] = "", why[256], other[32];
         int r;
 
+        if (subnet_in_use(name, subnet, prefixlen, other, sizeof other) > 0) {
+                char a[INET_ADDRSTRLEN];
+                inet_ntop(AF_INET, &subnet, a, sizeof a);
+                return fail(errbuf, errsize, "The sandbox subnet %s/%u is already in use on '%s': choose another "
+                            "subnet", a, prefixlen, other), -EADDRINUSE;
+        }
         r = rtnl_link_kind(nl, name, kind, sizeof kind);
         if (r == -ENODEV) {
                 r = rtnl_bridge_create(nl, name, mtu);

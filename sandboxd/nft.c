@@ -173,6 +173,24 @@ fail:
         return error_set(ret_error, r, "cannot open a NETLINK_NETFILTER socket: %s", errstr(r));
 }
 
+/* libmnl stops at a message marked NLM_F_DUMP_INTR: read the rest of that dump (up to its DONE or
+ * error) so the socket is clean for the retry, then report -EINTR. K: bytes in n->buf. */
+static int nfnl_drain(Nfnl *n, size_t k) {
+        for (;;) {
+                int left = (int) k;
+                for (const struct nlmsghdr *h = (const struct nlmsghdr *) n->buf; mnl_nlmsg_ok(h, left);
+                     h = mnl_nlmsg_next(h, &left))
+                        if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR)
+                                return -EINTR;
+                ssize_t got = mnl_socket_recvfrom(n->nl, n->buf, RECV_BUF_SIZE);
+                if (got < 0 && errno == EINTR)
+                        got = 0;
+                if (got < 0)
+                        return errno == EAGAIN ? -ETIMEDOUT : negative_errno();
+                k = (size_t) got;
+        }
+}
+
 /* Send one request and feed the replies to CB until the kernel says done (an ack or NLMSG_DONE). */
 static int nfnl_request(Nfnl *n, const struct nlmsghdr *nlh, mnl_cb_t cb, void *data) {
         uint32_t seq = nlh->nlmsg_seq;
@@ -188,6 +206,8 @@ static int nfnl_request(Nfnl *n, const struct nlmsghdr *nlh, mnl_cb_t cb, void *
                 }
                 errno = 0;
                 int r = mnl_cb_run(n->buf, (size_t) k, seq, n->portid, cb, data);
+                if (r < 0 && errno == EINTR)
+                        return nfnl_drain(n, (size_t) k); /* NLM_F_DUMP_INTR: the caller reads again */
                 if (r < 0)
                         return negative_errno();
                 if (r == MNL_CB_STOP)
@@ -872,12 +892,14 @@ static int dump_published(Nfnl *n, const char *table, PublishedList *ret) {
                 nlh = nftnl_nlmsg_build_hdr((char *) buf, NFT_MSG_GETRULE, NFPROTO_IPV4, NLM_F_DUMP, ++n->seq);
                 nftnl_rule_nlmsg_build_payload(nlh, filter);
                 r = nfnl_request(n, nlh, published_dump_cb, &l);
-                if (r == -ENOENT) {
+                if (r == -EINTR)
+                        l.interrupted = true;
+                else if (r == -ENOENT) {
                         published_list_done(&l);
                         *ret = (PublishedList) {};
                         return 0;
                 }
-                if (r < 0) {
+                if (r < 0 && !l.interrupted) {
                         published_list_done(&l);
                         return r;
                 }

@@ -19,6 +19,7 @@
  * replies are parsed with length checks on every attribute (mnl_attr_validate).
  */
 #include <errno.h>
+#include <sys/random.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/if_addr.h>
@@ -562,6 +563,17 @@ int rtnl_bridge_create(Rtnl *rtnl, const char *name, uint32_t mtu) {
                 return -ENOBUFS;
         if (mtu > 0 && !mnl_attr_put_u32_check(nlh, sizeof req, IFLA_MTU, mtu))
                 return -ENOBUFS;
+        {
+                /* A MAC of its own (random, locally administered): otherwise a bridge takes its
+                 * smallest port's, and the gateway's MAC changes whenever that port goes, leaving the
+                 * other ports' ARP caches pointing nowhere. */
+                uint8_t mac[6];
+                if (getrandom(mac, sizeof mac, 0) != sizeof mac)
+                        return -EIO;
+                mac[0] = (uint8_t) ((mac[0] & 0xfe) | 0x02);
+                if (!mnl_attr_put_check(nlh, sizeof req, IFLA_ADDRESS, sizeof mac, mac))
+                        return -ENOBUFS;
+        }
         k = put_linkinfo_kind(nlh, sizeof req, "bridge", NULL);
         if (k < 0)
                 return k;
