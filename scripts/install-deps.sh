@@ -8,8 +8,9 @@ packages=(
         meson ninja-build pkg-config gcc clang libclang-rt-14-dev
         libfuse3-dev fuse3 libxxhash-dev
         python3 attr util-linux
-        libseccomp-dev libsystemd-dev libmnl-dev
+        libseccomp-dev libsystemd-dev libmnl-dev libnftnl-dev
         fuse-overlayfs fio bubblewrap systemd-container
+        iproute2 nftables busybox curl
 )
 
 missing=()
