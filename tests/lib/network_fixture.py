@@ -34,7 +34,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sandbox_fixture as sf  # noqa: E402
@@ -529,92 +528,24 @@ class NetDaemon(df.Daemon):
 # runner
 
 
+def _after_pass(env):
+    for s in env.servers:
+        s.stop()
+    for p in list(env.procs):
+        if p.poll() is None:
+            raise AssertionError(f"a process is still running at the end of the test: {p.args}")
+    env.stop_daemons()
+    env.expect_clean("at the end of the test")
+    env.lab.expect_net_clean("at the end of the test", extra_links=env.extra_links)
+
+
 def main(module_globals=None):
-    """Runs every test_* function of the calling module in definition order, each with a fresh NetEnv
-    (its own lab); argv may name tests to run a subset. After a test that passed: its daemons are
-    stopped and nothing may be left behind (sandbox state, and in the lab: see Lab.net_problems)."""
+    """sandbox_fixture's runner with a fresh NetEnv (its own lab) per test; after a test that passed its
+    daemons are stopped and nothing may be left behind (sandbox state, and in the lab: see
+    Lab.net_problems)."""
     if module_globals is None:
         module_globals = inspect.stack()[1].frame.f_globals
-    tests = [(n, f) for n, f in module_globals.items() if n.startswith("test_") and callable(f)]
-    tests.sort(key=lambda t: t[1].__code__.co_firstlineno)
-    if len(sys.argv) > 1:
-        wanted = set(sys.argv[1:])
-        tests = [t for t in tests if t[0] in wanted or t[0][5:] in wanted]
-    must_run = os.environ.get("SBX_TESTS_MUST_RUN") == "1"
-    sys.stdout.reconfigure(line_buffering=True)
-    print(f"# sandbox-run under test: {sf.sandbox_run()}; sandboxd: {df.sandboxd()}; sandboxctl: {df.sandboxctl()}")
-    print(f"1..{len(tests)}")
-    why = prerequisites()
-    if why:
-        for i, (name, _) in enumerate(tests, 1):
-            if must_run:
-                print(f"not ok {i} - {name[5:]}: cannot run ({why}) and SBX_TESTS_MUST_RUN=1")
-            else:
-                print(f"ok {i} - {name[5:]} # SKIP {why}")
-        sys.exit(1 if must_run else 77)
-    os.umask(0o022)
-
-    def _term(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, _term)
-    passed = failed = skipped = 0
-    t_all = time.monotonic()
-    for i, (name, fn) in enumerate(tests, 1):
-        short = name[5:]
-        t0 = time.monotonic()
-        env = None
-        limit = getattr(fn, "timeout", TEST_TIMEOUT)
-        watchdog = None
-        try:
-            env = NetEnv(short[:20])
-            watchdog = threading.Timer(limit, env.timeout_expired, [limit])
-            watchdog.daemon = True
-            watchdog.start()
-            fn(env)
-            if env.timed_out:
-                raise sf.TestTimeout(f"test took longer than {limit}s")
-            for s in env.servers:
-                s.stop()
-            for p in list(env.procs):
-                if p.poll() is None:
-                    raise AssertionError(f"a process is still running at the end of the test: {p.args}")
-            env.stop_daemons()
-            env.expect_clean("at the end of the test")
-            env.lab.expect_net_clean("at the end of the test", extra_links=env.extra_links)
-            print(f"ok {i} - {short} ({time.monotonic() - t0:.1f}s)")
-            passed += 1
-        except sf.Skip as e:
-            if must_run:
-                print(f"not ok {i} - {short}: skipped ({e}) but SBX_TESTS_MUST_RUN=1")
-                failed += 1
-            else:
-                print(f"ok {i} - {short} # SKIP {e}")
-                skipped += 1
-        except BaseException as e:  # noqa: BLE001
-            failed += 1
-            print(f"not ok {i} - {short} ({time.monotonic() - t0:.1f}s)")
-            msg = f"{type(e).__name__}: {e}" if isinstance(e, AssertionError) else traceback.format_exc()
-            for line in msg.rstrip().splitlines():
-                print(f"#   {line}")
-            for d in (env.daemons if env else []):
-                for line in d.log().strip().splitlines()[-15:]:
-                    print(f"#   [{d.name} log] {line}")
-            if isinstance(e, KeyboardInterrupt):
-                if env:
-                    env.cleanup()
-                raise
-        finally:
-            if watchdog:
-                watchdog.cancel()
-            try:
-                if env:
-                    env.cleanup()
-            except Exception:  # noqa: BLE001
-                traceback.print_exc()
-    print(f"# {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")
-          + f" in {time.monotonic() - t_all:.1f}s")
-    if failed:
-        sys.exit(1)
-    if skipped and not passed:
-        sys.exit(77)
-    sys.exit(0)
+    sf.main(module_globals, make_env=NetEnv,
+            header=f"# sandbox-run under test: {sf.sandbox_run()}; sandboxd: {df.sandboxd()}; "
+                   f"sandboxctl: {df.sandboxctl()}",
+            check_prerequisites=prerequisites, after_pass=_after_pass, on_failure=df.print_daemon_logs)

@@ -483,11 +483,16 @@ def timeout(seconds):
 # --------------------------------------------------------------------------------------------------
 # runner
 
-def main(module_globals=None):
-    """Runs every test_* function of the calling module in definition order, each with a fresh Env.
-    argv may name tests to run a subset."""
+def main(module_globals=None, make_env=None, header=None, check_prerequisites=None, after_pass=None,
+         on_failure=None):
+    """Runs every test_* function of the calling module in definition order, each with a fresh env
+    (MAKE_ENV(short name), default Env); argv may name tests to run a subset. The other fixtures
+    (sandboxd_fixture, network_fixture) use this runner with their own env and hooks: AFTER_PASS(env)
+    runs after a test passed (leftover checks: it may raise), ON_FAILURE(env) after one failed (extra
+    diagnostics)."""
     if module_globals is None:
         module_globals = inspect.stack()[1].frame.f_globals
+    make_env = make_env or Env
     tests = [(n, f) for n, f in module_globals.items() if n.startswith("test_") and callable(f)]
     tests.sort(key=lambda t: t[1].__code__.co_firstlineno)
     if len(sys.argv) > 1:
@@ -495,9 +500,9 @@ def main(module_globals=None):
         tests = [t for t in tests if t[0] in wanted or t[0][5:] in wanted]
     must_run = os.environ.get("SBX_TESTS_MUST_RUN") == "1"
     sys.stdout.reconfigure(line_buffering=True)
-    print(f"# sandbox-run under test: {sandbox_run()}; probe: {probe_host_path()}")
+    print(header or f"# sandbox-run under test: {sandbox_run()}; probe: {probe_host_path()}")
     print(f"1..{len(tests)}")
-    why = prerequisites()
+    why = (check_prerequisites or prerequisites)()
     if why:
         for i, (name, _) in enumerate(tests, 1):
             if must_run:
@@ -514,16 +519,19 @@ def main(module_globals=None):
     t_all = time.monotonic()
     for i, (name, fn) in enumerate(tests, 1):
         short = name[5:]
-        env = Env(short[:20])
+        env = watchdog = None
         t0 = time.monotonic()
         limit = getattr(fn, "timeout", TEST_TIMEOUT)
-        watchdog = threading.Timer(limit, env.timeout_expired, [limit])
-        watchdog.daemon = True
-        watchdog.start()
         try:
+            env = make_env(short[:20])
+            watchdog = threading.Timer(limit, env.timeout_expired, [limit])
+            watchdog.daemon = True
+            watchdog.start()
             fn(env)
             if env.timed_out:
                 raise TestTimeout(f"test took longer than {limit}s")
+            if after_pass:
+                after_pass(env)
             print(f"ok {i} - {short} ({time.monotonic() - t0:.1f}s)")
             passed += 1
         except Skip as e:
@@ -539,13 +547,18 @@ def main(module_globals=None):
             msg = f"{type(e).__name__}: {e}" if isinstance(e, AssertionError) else traceback.format_exc()
             for line in msg.rstrip().splitlines():
                 print(f"#   {line}")
+            if env and on_failure:
+                on_failure(env)
             if isinstance(e, KeyboardInterrupt):
-                env.cleanup()
+                if env:
+                    env.cleanup()
                 raise
         finally:
-            watchdog.cancel()
+            if watchdog:
+                watchdog.cancel()
             try:
-                env.cleanup()
+                if env:
+                    env.cleanup()
             except Exception:  # noqa: BLE001
                 traceback.print_exc()
     print(f"# {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")

@@ -29,9 +29,7 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sandbox_fixture as sf  # noqa: E402
@@ -485,85 +483,25 @@ def token():
 # runner
 
 
+def _after_pass(env):
+    # Every test: stop its daemons cleanly, then nothing may be left behind.
+    for p in list(env.procs):
+        if p.poll() is None:
+            raise AssertionError(f"a client is still running at the end of the test: {p.args}")
+    env.stop_daemons()
+    env.expect_clean("at the end of the test")
+
+
+def print_daemon_logs(env):
+    for d in env.daemons:
+        for line in d.log().strip().splitlines()[-15:]:
+            print(f"#   [{d.name} log] {line}")
+
+
 def main(module_globals=None):
-    """Runs every test_* function of the calling module in definition order, each with a fresh
-    DaemonEnv; argv may name tests to run a subset."""
+    """sandbox_fixture's runner with a fresh DaemonEnv per test and the daemon leftover checks."""
     if module_globals is None:
         module_globals = inspect.stack()[1].frame.f_globals
-    tests = [(n, f) for n, f in module_globals.items() if n.startswith("test_") and callable(f)]
-    tests.sort(key=lambda t: t[1].__code__.co_firstlineno)
-    if len(sys.argv) > 1:
-        wanted = set(sys.argv[1:])
-        tests = [t for t in tests if t[0] in wanted or t[0][5:] in wanted]
-    must_run = os.environ.get("SBX_TESTS_MUST_RUN") == "1"
-    sys.stdout.reconfigure(line_buffering=True)
-    print(f"# sandboxd under test: {sandboxd()}; sandboxctl: {sandboxctl()}; probe: {probe_host_path()}")
-    print(f"1..{len(tests)}")
-    why = prerequisites()
-    if why:
-        for i, (name, _) in enumerate(tests, 1):
-            if must_run:
-                print(f"not ok {i} - {name[5:]}: cannot run ({why}) and SBX_TESTS_MUST_RUN=1")
-            else:
-                print(f"ok {i} - {name[5:]} # SKIP {why}")
-        sys.exit(1 if must_run else 77)
-    os.umask(0o022)
-
-    def _term(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, _term)
-    passed = failed = skipped = 0
-    t_all = time.monotonic()
-    for i, (name, fn) in enumerate(tests, 1):
-        short = name[5:]
-        env = DaemonEnv(short[:20])
-        t0 = time.monotonic()
-        limit = getattr(fn, "timeout", TEST_TIMEOUT)
-        watchdog = threading.Timer(limit, env.timeout_expired, [limit])
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            fn(env)
-            if env.timed_out:
-                raise sf.TestTimeout(f"test took longer than {limit}s")
-            # Every test: stop its daemons cleanly, then nothing may be left behind.
-            for p in list(env.procs):
-                if p.poll() is None:
-                    raise AssertionError(f"a client is still running at the end of the test: {p.args}")
-            env.stop_daemons()
-            env.expect_clean("at the end of the test")
-            print(f"ok {i} - {short} ({time.monotonic() - t0:.1f}s)")
-            passed += 1
-        except sf.Skip as e:
-            if must_run:
-                print(f"not ok {i} - {short}: skipped ({e}) but SBX_TESTS_MUST_RUN=1")
-                failed += 1
-            else:
-                print(f"ok {i} - {short} # SKIP {e}")
-                skipped += 1
-        except BaseException as e:  # noqa: BLE001
-            failed += 1
-            print(f"not ok {i} - {short} ({time.monotonic() - t0:.1f}s)")
-            msg = f"{type(e).__name__}: {e}" if isinstance(e, AssertionError) else traceback.format_exc()
-            for line in msg.rstrip().splitlines():
-                print(f"#   {line}")
-            for d in env.daemons:
-                log = d.log().strip().splitlines()
-                for line in log[-15:]:
-                    print(f"#   [{d.name} log] {line}")
-            if isinstance(e, KeyboardInterrupt):
-                env.cleanup()
-                raise
-        finally:
-            watchdog.cancel()
-            try:
-                env.cleanup()
-            except Exception:  # noqa: BLE001
-                traceback.print_exc()
-    print(f"# {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")
-          + f" in {time.monotonic() - t_all:.1f}s")
-    if failed:
-        sys.exit(1)
-    if skipped and not passed:
-        sys.exit(77)
-    sys.exit(0)
+    sf.main(module_globals, make_env=DaemonEnv,
+            header=f"# sandboxd under test: {sandboxd()}; sandboxctl: {sandboxctl()}; probe: {probe_host_path()}",
+            check_prerequisites=prerequisites, after_pass=_after_pass, on_failure=print_daemon_logs)
