@@ -155,7 +155,7 @@ static int install_stdio(const int stdio[3]) {
         return 0;
 }
 
-_Noreturn static void program_run(const ChildContext *c, int report_fd, int pty_master) {
+_Noreturn static void program_run(const ChildContext *c, int report_fd, int gate_fd, int pty_master) {
         const SandboxSpec *s = c->spec;
         sigset_t none;
         int r, fd;
@@ -205,6 +205,12 @@ _Noreturn static void program_run(const ChildContext *c, int report_fd, int pty_
         if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
                 program_fail(report_fd, STEP_FORK, -errno);
 
+        /* The init gives up its privileges first: the program never runs beside a privileged init.
+         * EOF instead of the byte: the init died. */
+        char go;
+        if (read(gate_fd, &go, 1) != 1)
+                _exit(SANDBOX_EXIT_SETUP);
+
         environ = c->envp; /* execvp() searches the PATH of the environment it runs in */
         if (c->filter) {
                 r = filter_install(c->filter);
@@ -218,11 +224,9 @@ _Noreturn static void program_run(const ChildContext *c, int report_fd, int pty_
         _exit(SANDBOX_EXIT_NOT_FOUND);
 }
 
-/* After the program started: the init keeps no privilege and nothing of the caller's. It takes
- * the program's ids, so that it can still pass signals on without any capability. */
-static void init_lock_down(const ChildContext *c) {
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
+/* Before the program may exec: the init keeps no privilege. It takes the program's ids, so that it
+ * can still pass signals on without any capability. */
+static void init_drop_privileges(const ChildContext *c) {
         (void) drop_bounding_set();
         if (setresgid(c->spec->gid, c->spec->gid, c->spec->gid) < 0 ||
             setresuid(c->spec->uid, c->spec->uid, c->spec->uid) < 0)
@@ -234,6 +238,12 @@ static void init_lock_down(const ChildContext *c) {
          * neither ptrace us nor read our memory. */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* After the program started: the init keeps nothing of the caller's. */
+static void init_close_fds(const ChildContext *c) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
         for (int i = 0; i < 3; i++)
                 if (null >= 0)
                         (void) dup2(null, i);
@@ -274,7 +284,7 @@ _Noreturn static void init_loop(const ChildContext *c, pid_t main_pid, int sfd) 
 _Noreturn void child_run(const ChildContext *c) {
         const SandboxSpec *s = c->spec;
         _cleanup_close_ int root_fd = -EBADF;
-        int report[2], pty_master = -EBADF, sfd, r;
+        int report[2], gate[2], pty_master = -EBADF, sfd, r;
         sigset_t all;
         char go;
         pid_t pid;
@@ -370,16 +380,22 @@ _Noreturn void child_run(const ChildContext *c) {
         if (unshare(CLONE_NEWCGROUP) < 0)
                 fail(c, STEP_CGROUP_NS, -errno, 0);
 
-        if (pipe2(report, O_CLOEXEC) < 0)
+        if (pipe2(report, O_CLOEXEC) < 0 || pipe2(gate, O_CLOEXEC) < 0)
                 fail(c, STEP_FORK, -errno, 0);
         pid = fork();
         if (pid < 0)
                 fail(c, STEP_FORK, -errno, 0);
         if (pid == 0) {
                 close(report[0]);
-                program_run(c, report[1], pty_master);
+                close(gate[1]);
+                program_run(c, report[1], gate[0], pty_master);
         }
         close(report[1]);
+        close(gate[0]);
+        init_drop_privileges(c);
+        /* EPIPE (SIGPIPE is blocked): the program failed its set-up and the report says why. */
+        (void) !write(gate[1], "x", 1);
+        close(gate[1]);
 
         ExecReport rep;
         ssize_t n;
@@ -403,7 +419,7 @@ _Noreturn void child_run(const ChildContext *c) {
                 send_message(c->status_fd, &m, pty_master);
         }
         safe_close(pty_master);
-        init_lock_down(c);
+        init_close_fds(c);
         /* Signals stayed blocked, so none was lost before the signalfd exists. */
         sfd = signalfd(-1, &all, SFD_CLOEXEC);
         if (sfd < 0)
