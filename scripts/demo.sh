@@ -3,7 +3,8 @@
 # The main job: build and install, start the socket-activated daemon (real systemd units where systemd
 # is PID 1, otherwise systemd-socket-activate on the same socket), run programs in sandboxes with
 # sandboxctl exec and show what they see and what they used; then show the union filesystem
-# underneath: copy-up, a whiteout and an opaque directory.
+# underneath: copy-up, a whiteout and an opaque directory; then keep the changes as a layer (snapshot),
+# digest and verify it, export and import it as an OCI tar, squash the stack and merge layers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -105,3 +106,27 @@ step mount -t overlay overlay -o "lowerdir=$T/app:$T/base,upperdir=$T/upper,work
 step ls -a "$T/merged" "$T/merged/etc"
 step cat "$T/merged/motd"
 step umount "$T/merged"
+
+echo; echo "== Layers: keep what a sandbox changed, identify it, ship it =="
+L=build/tools/sandbox-layer
+step build/unionfs/sandbox-unionfs -o "lowerdir=$T/app:$T/base,upperdir=$T/upper,workdir=$T/work" "$T/merged"
+echo "A snapshot of the running mount's upper layer (whiteouts and opaque markers included):"
+step $L snapshot -v "$T/merged" "$T/layer1"
+step 'echo "written after the snapshot" > "$T/merged/late"; ls -a "$T/merged" "$T/layer1"'
+step umount "$T/merged"
+echo; echo "Its content digest, a check against it, and an OCI layer tar of it:"
+step $L digest "$T/layer1"
+step "$L digest \"$T/layer1\" > \"$T/layer1.digest\""
+step $L export "$T/layer1" "$T/layer1.tar.zst"
+step tar --zstd -tvf "$T/layer1.tar.zst"
+step $L import "$T/layer1.tar.zst" "$T/layer1-copy"
+step $L verify "$T/layer1-copy" "$T/layer1.digest"
+echo; echo "Squash the stack into one flat layer: it equals what overlayfs shows for the stack."
+step $L squash -o "lowerdir=$T/layer1:$T/app:$T/base" "$T/flat"
+step ls -a "$T/flat" "$T/flat/etc"
+step mount -t overlay overlay -o "lowerdir=$T/layer1:$T/app:$T/base" "$T/merged"
+step "$L digest -q \"$T/merged\"; $L digest -q \"$T/flat\""
+step umount "$T/merged"
+echo; echo "Fold the snapshot into the app layer, in place and crash-safe:"
+step $L merge "$T/layer1" "$T/app"
+step ls -a "$T/app"

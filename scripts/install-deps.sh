@@ -11,6 +11,7 @@ packages=(
         libseccomp-dev libsystemd-dev libmnl-dev libnftnl-dev
         fuse-overlayfs fio bubblewrap systemd-container
         iproute2 nftables busybox curl
+        libarchive-dev zstd podman buildah
 )
 
 missing=()

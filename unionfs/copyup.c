@@ -181,7 +181,7 @@ int copyup_data(int src_fd, int dst_fd, uint64_t size) {
         return RET_NERRNO(ftruncate(dst_fd, end));
 }
 
-static int copyup_xattrs(int src_fd, int dst_fd, const char *private_prefix) {
+int copyup_xattrs(int src_fd, int dst_fd, const char *private_prefix) {
         _cleanup_free_ char *list = NULL;
         size_t size;
         int r;

@@ -51,6 +51,10 @@ int copyup_make_temp(
  * SIZE. */
 int copyup_data(int src_fd, int dst_fd, uint64_t size);
 
+/* Copy every xattr of SRC_FD to DST_FD (both may be O_PATH) except those xattr_is_private(name,
+ * PRIVATE_PREFIX); names the destination refuses with EOPNOTSUPP are skipped. */
+int copyup_xattrs(int src_fd, int dst_fd, const char *private_prefix);
+
 /* Remove the temporary object NAME from WORK_FD (a directory with everything in it). Never follows a
  * symlink: a symlink is removed as itself. Directories nested deeper than 256 levels give -ELOOP. */
 int copyup_remove_temp(int work_fd, const char *name);

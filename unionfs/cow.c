@@ -218,3 +218,80 @@ int cow_name(Union *u, Node *n, int upper_dirfd, const char *name) {
                 return -errno;
         return 0;
 }
+
+/* The upper name of N, a regular file with one name that is not an index copy, and its stat. */
+static int shared_candidate(Union *u, Node *n, char name[static NAME_MAX + 1], DirRef *ret_pd, struct stat *ret_st) {
+        _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;
+        int r;
+
+        if (!S_ISREG(n->type) || node_layer(n) != UPPER || n == u->root || !u->has_upper ||
+            __atomic_load_n(&n->indexed, __ATOMIC_ACQUIRE) || n->n_aliases == 0)
+                return 0;
+        r = union_upper_parent(u, n, name, &pd);
+        if (r < 0)
+                return r;
+        if (fstatat(pd.fd, name, ret_st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        if (!S_ISREG(ret_st->st_mode) || !inocount_has(&u->shared, ret_st->st_dev, ret_st->st_ino))
+                return 0;
+        *ret_pd = pd;
+        pd = DIR_REF_NULL;
+        return 1;
+}
+
+bool cow_is_shared(Union *u, Node *n) {
+        _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;
+        char name[NAME_MAX + 1];
+        struct stat st;
+
+        if (inocount_empty(&u->shared))
+                return false; /* no snapshot shares anything: no syscall */
+        return shared_candidate(u, n, name, &pd, &st) > 0;
+}
+
+int cow_unshare(Union *u, Node *n) {
+        _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;
+        char name[NAME_MAX + 1], tmp[COPYUP_TEMP_NAME_MAX];
+        struct stat st, pst, nst;
+        int r;
+
+        if (inocount_empty(&u->shared))
+                return 0;
+        r = shared_candidate(u, n, name, &pd, &st);
+        if (r <= 0)
+                return r;
+        if (u->may_block)
+                u->may_block(); /* copying data: let other requests be read meanwhile */
+        if (fstat(pd.fd, &pst) < 0)
+                return -errno;
+        /* N keeps showing the old inode's number: no other object may get it when the inode is reused. */
+        if (!inocount_has(&u->retired, st.st_dev, st.st_ino)) {
+                r = inocount_add(&u->retired, st.st_dev, st.st_ino, 1);
+                if (r < 0)
+                        return r;
+        }
+
+        /* Everything of the file as it is (owner, mode, every xattr, times, data with holes): the mount
+         * must not see a difference, the snapshot keeps the old inode unchanged. */
+        r = copyup_make_temp(pd.fd, name, &st, u->work_fd, NULL, NULL, u->sync_copyup ? 0 : COPYUP_NO_FSYNC,
+                             tmp, sizeof tmp);
+        if (r < 0)
+                return r;
+        /* Atomic: the name holds the old inode or the copy, never nothing. */
+        if (renameat(u->work_fd, tmp, pd.fd, name) < 0) {
+                r = -errno;
+                (void) copyup_remove_temp(u->work_fd, tmp);
+                return r;
+        }
+        restore_parent_times(pd.fd, &pst);
+        (void) snapshot_unshared(u, st.st_dev, st.st_ino);
+        /* The old inode lives on only in the snapshot: its number may be reused by the upper once the
+         * snapshot is deleted. The copy shows the node's number, as after a copy-up. */
+        union_forget_ino(u, st.st_dev, st.st_ino);
+        if (fstatat(pd.fd, name, &nst, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        union_note_copyup(u, nst.st_dev, nst.st_ino, n->ino);
+        /* read-only handles opened before reopen the copy (handle_fd()) */
+        __atomic_add_fetch(&n->breaks, 1, __ATOMIC_RELEASE);
+        return 0;
+}

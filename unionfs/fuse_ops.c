@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,11 +24,13 @@
 
 #include <fuse_lowlevel.h>
 
+#include "control.h"
 #include "copyup.h"
 #include "fs.h"
 #include "fuse_ops.h"
 #include "log.h"
 #include "macro.h"
+#include "snapshot.h"
 #include "whiteout.h"
 #include "worker.h"
 #include "xattr.h"
@@ -51,6 +54,10 @@ typedef struct Handle {
         bool lower;           /* opened in a lower layer: reopened from the upper after a copy-up */
         int flags;
         Node *node;
+        unsigned breaks;      /* node->breaks when fd was opened: reopened after a break */
+        bool writer;          /* counted in Union.writers as (wdev, wino) */
+        dev_t wdev;
+        ino_t wino;
         pthread_mutex_t lock;
 } Handle;
 
@@ -112,6 +119,35 @@ static void ns_write(Union *u) {
 
 static void ns_unlock(Union *u) {
         pthread_rwlock_unlock(&u->ns_lock);
+}
+
+/* ns_read() for an operation about to change N's upper file: first break its sharing with a
+ * snapshot, if any (cow_unshare() needs ns_lock for writing). Under the read lock no snapshot can
+ * share it again, so the check is repeated there. On failure the lock is not held. */
+static int ns_read_unshared(Union *u, Node *n) {
+        for (;;) {
+                ns_read(u);
+                if (!cow_is_shared(u, n))
+                        return 0;
+                ns_unlock(u);
+                ns_write(u);
+                int r = cow_unshare(u, n);
+                ns_unlock(u);
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* Data writes, which take no ns_lock: a snapshot holds this exclusively while it copies. */
+static void change_begin(Union *u) {
+        if (pthread_rwlock_tryrdlock(&u->change_lock) == 0)
+                return;
+        worker_may_block();
+        pthread_rwlock_rdlock(&u->change_lock);
+}
+
+static void change_end(Union *u) {
+        pthread_rwlock_unlock(&u->change_lock);
 }
 
 static void fill_entry(Union *u, Node *n, const struct stat *st, struct fuse_entry_param *e) {
@@ -210,6 +246,8 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 
 /* ---------- attributes ---------- */
 
+static int handle_fd(Union *u, Handle *h);
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         Union *u = req_union(req);
         Node *n = node_of(u, ino);
@@ -218,10 +256,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
         if (fi && fi->fh) {
                 Handle *h = (Handle *) (uintptr_t) fi->fh;
-                r = RET_NERRNO(fstat(h->fd, &st));
+                int fd = handle_fd(u, h);
+                r = RET_NERRNO(fstat(fd, &st));
                 if (r >= 0) {
                         if (!h->lower)
-                                union_fix_nlink(u, h->fd, &st);
+                                union_fix_nlink(u, fd, &st);
                         st.st_ino = (ino_t) n->ino;
                 }
         } else {
@@ -334,13 +373,85 @@ static int do_setattr(Union *u, Node *n, struct stat *attr, int to_set, struct f
         return 0;
 }
 
+/* Whether a setattr only sets N's times to the values they have. */
+static bool setattr_is_noop(Union *u, Node *n, const struct stat *attr, int to_set) {
+        struct stat st;
+
+        if (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_CTIME))
+                return false;
+        if (union_node_stat(u, n, &st) < 0)
+                return false;
+        if ((to_set & FUSE_SET_ATTR_ATIME) && (attr->st_atim.tv_sec != st.st_atim.tv_sec ||
+                                               attr->st_atim.tv_nsec != st.st_atim.tv_nsec))
+                return false;
+        if ((to_set & FUSE_SET_ATTR_MTIME) && (attr->st_mtim.tv_sec != st.st_mtim.tv_sec ||
+                                               attr->st_mtim.tv_nsec != st.st_mtim.tv_nsec))
+                return false;
+        return true;
+}
+
+#define SETATTR_TIMES (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_CTIME | \
+                       FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)
+
+/* Times for an object that has no name any more. With the writeback cache the kernel keeps an inode's
+ * times itself and flushes them later, also after the last name is gone (unlink changes ctime): a
+ * failure there would fail the next syncfs() on the mount. Nothing on disk can be reached by name,
+ * so only an open handle can carry them; without one the flush is a no-op. */
+static int setattr_unlinked(Node *n, const struct stat *attr, int to_set, struct fuse_file_info *fi,
+                            struct stat *ret) {
+        Handle *h = fi && fi->fh ? (Handle *) (uintptr_t) fi->fh : NULL;
+        if (h && !h->lower && h->fd >= 0) {
+                struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
+                if (to_set & FUSE_SET_ATTR_ATIME)
+                        ts[0] = (to_set & FUSE_SET_ATTR_ATIME_NOW) ? (struct timespec) { .tv_nsec = UTIME_NOW } : attr->st_atim;
+                if (to_set & FUSE_SET_ATTR_MTIME)
+                        ts[1] = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? (struct timespec) { .tv_nsec = UTIME_NOW } : attr->st_mtim;
+                if (futimens(h->fd, ts) < 0)
+                        return -errno;
+                return RET_NERRNO(fstat(h->fd, ret));
+        }
+        *ret = (struct stat) {
+                .st_mode = n->type, /* the kernel only checks that the type did not change */
+                .st_nlink = 0,
+                .st_atim = attr->st_atim,
+                .st_mtim = attr->st_mtim,
+                .st_ctim = attr->st_ctim,
+        };
+        return 0;
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
         Union *u = req_union(req);
         Node *n = node_of(u, ino);
         struct stat st;
 
+        bool noop = false;
+        int r = 0;
+
         ns_read(u);
-        int r = do_setattr(u, n, attr, to_set, fi);
+        if (n != u->root && n->n_aliases == 0 && !(to_set & ~SETATTR_TIMES)) {
+                r = setattr_unlinked(n, attr, to_set, fi, &st);
+                ns_unlock(u);
+                if (r < 0)
+                        return reply_err(req, r);
+                st.st_ino = n->ino;
+                shown_attr(u, &st);
+                return (void) fuse_reply_attr(req, &st, u->timeout);
+        }
+        if (cow_is_shared(u, n)) {
+                /* The kernel flushes the times it keeps (writeback cache) after a rename, say: setting a
+                 * shared file's times to what they are is no change and needs no copy. */
+                if (setattr_is_noop(u, n, attr, to_set))
+                        noop = true;
+                else {
+                        ns_unlock(u);
+                        r = ns_read_unshared(u, n);
+                        if (r < 0)
+                                return reply_err(req, r);
+                }
+        }
+        if (!noop)
+                r = do_setattr(u, n, attr, to_set, fi);
         if (r >= 0)
                 r = union_node_stat(u, n, &st);
         ns_unlock(u);
@@ -607,6 +718,8 @@ static void reply_new_entry(fuse_req_t req, Union *u, Node *parent, const char *
         else
                 ns_read(u);
         r = o->link_src ? cow_node(u, o->link_src) : 0;
+        if (r >= 0 && o->link_src)
+                r = cow_unshare(u, o->link_src); /* a second upper name would change the snapshot's nlink */
         if (r >= 0)
                 r = create_object(u, req, parent, name, o, 0, &n, &st, NULL);
         ns_unlock(u);
@@ -938,13 +1051,51 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 /* ---------- files ---------- */
 
-static Handle *handle_new(int fd, int flags, bool lower, Node *n) {
+/* BREAKS: n->breaks read before FD was opened. */
+static Handle *handle_new(int fd, int flags, bool lower, Node *n, unsigned breaks) {
         Handle *h = calloc(1, sizeof *h);
         if (!h)
                 return NULL;
-        *h = (Handle) { .fd = fd, .flags = flags, .lower = lower, .node = n };
+        *h = (Handle) { .fd = fd, .flags = flags, .lower = lower, .node = n, .breaks = breaks };
         pthread_mutex_init(&h->lock, NULL);
         return h;
+}
+
+static bool flags_may_write(int flags) {
+        return (flags & O_ACCMODE) != O_RDONLY;
+}
+
+/* A handle that may write FD (an upper file) is counted in Union.writers, so a snapshot copies that
+ * file instead of sharing its inode. Called with ns_lock held, so no snapshot runs in between. */
+static int writer_add(Union *u, int fd, dev_t *ret_dev, ino_t *ret_ino) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        int r = inocount_add(&u->writers, st.st_dev, st.st_ino, 1);
+        if (r < 0)
+                return r;
+        *ret_dev = st.st_dev;
+        *ret_ino = st.st_ino;
+        return 0;
+}
+
+/* Reading a file shared with a snapshot must not move the snapshot's atime either. Best effort: not
+ * allowed for a server that does not own the file and lacks CAP_FOWNER. */
+static void noatime_if_shared(Union *u, int fd) {
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !inocount_has(&u->shared, st.st_dev, st.st_ino))
+                return;
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+                (void) fcntl(fd, F_SETFL, fl | O_NOATIME);
+}
+
+static void handle_free(Union *u, Handle *h) {
+        safe_close(h->fd);
+        if (h->writer)
+                (void) inocount_add(&u->writers, h->wdev, h->wino, -1);
+        pthread_mutex_destroy(&h->lock);
+        free(h);
 }
 
 static void set_open_flags(Union *u, struct fuse_file_info *fi) {
@@ -962,27 +1113,41 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         Node *n;
         int fd = -EBADF;
         int flags = open_flags_for(fi->flags);
+        bool writer = false;
+        dev_t wdev = 0;
+        ino_t wino = 0;
 
         ns_read(u);
         int r = create_object(u, req, node_of(u, parent), name, &(NewObject) { .mode = S_IFREG | (mode & 07777) },
                               flags, &n, &st, &fd);
+        if (r >= 0 && flags_may_write(flags)) {
+                r = writer_add(u, fd, &wdev, &wino);
+                if (r < 0) {
+                        fd = safe_close(fd);
+                        node_forget(u, n, 1);
+                } else
+                        writer = true;
+        }
         ns_unlock(u);
         if (r < 0)
                 return reply_err(req, r);
-        Handle *h = handle_new(fd, flags, false, n);
+        Handle *h = handle_new(fd, flags, false, n, __atomic_load_n(&n->breaks, __ATOMIC_ACQUIRE));
         if (!h) {
                 safe_close(fd);
+                if (writer)
+                        (void) inocount_add(&u->writers, wdev, wino, -1);
                 node_forget(u, n, 1);
                 return reply_err(req, -ENOMEM);
         }
+        h->writer = writer;
+        h->wdev = wdev;
+        h->wino = wino;
         fi->fh = (uint64_t) (uintptr_t) h;
         set_open_flags(u, fi);
         fill_entry(u, n, &st, &e);
-        if (fuse_reply_create(req, &e, fi) < 0) {
+        if (fuse_reply_create(req, &e, fi) < 0)
                 /* the kernel did not take it (interrupted): undo what it will never release */
-                safe_close(h->fd);
-                free(h);
-        }
+                handle_free(u, h);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
@@ -991,8 +1156,20 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
         int flags = open_flags_for(fi->flags);
         int layer = -1, fd, r = 0;
+        bool writer = false;
+        dev_t wdev = 0;
+        ino_t wino = 0;
+        unsigned breaks;
 
-        ns_read(u);
+        /* Writing: a file shared with a snapshot gets its own copy first, and a writable handle is
+         * never on a shared inode (a snapshot copies files open for writing). */
+        if (writing) {
+                r = ns_read_unshared(u, n);
+                if (r < 0)
+                        return reply_err(req, r);
+        } else
+                ns_read(u);
+        breaks = __atomic_load_n(&n->breaks, __ATOMIC_ACQUIRE);
         /* Copy up at open, never on first write: with the writeback cache writes arrive late. */
         if (writing)
                 r = cow_node(u, n);
@@ -1001,37 +1178,59 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
                 r = -errno;
                 fd = safe_close(fd);
         }
+        if (fd >= 0 && flags_may_write(flags) && layer == UPPER && u->has_upper) {
+                r = writer_add(u, fd, &wdev, &wino);
+                if (r < 0)
+                        fd = safe_close(fd);
+                else
+                        writer = true;
+        } else if (fd >= 0 && layer == UPPER && u->has_upper && !inocount_empty(&u->shared))
+                noatime_if_shared(u, fd);
         ns_unlock(u);
         if (fd < 0)
                 return reply_err(req, r < 0 ? r : fd);
 
-        Handle *h = handle_new(fd, flags, u->has_upper && layer != UPPER, n);
+        Handle *h = handle_new(fd, flags, u->has_upper && layer != UPPER, n, breaks);
         if (!h) {
                 safe_close(fd);
+                if (writer)
+                        (void) inocount_add(&u->writers, wdev, wino, -1);
                 return reply_err(req, -ENOMEM);
         }
+        h->writer = writer;
+        h->wdev = wdev;
+        h->wino = wino;
         fi->fh = (uint64_t) (uintptr_t) h;
         set_open_flags(u, fi);
-        if (fuse_reply_open(req, fi) < 0) {
-                safe_close(h->fd);
-                free(h);
-        }
+        if (fuse_reply_open(req, fi) < 0)
+                handle_free(u, h);
 }
 
-/* A read-only handle opened before its file was copied up must see the copy from then on. */
+/* A read-only handle opened before its file was copied up, or before the upper file was replaced by
+ * a break (cow_unshare()), must see the copy from then on: the other handles and the kernel's page
+ * cache for the node do. (Writable handles never need this: they are never on a shared inode.) */
+static bool handle_stale(Handle *h) {
+        if (h->lower)
+                return node_layer(h->node) == UPPER;
+        return __atomic_load_n(&h->breaks, __ATOMIC_ACQUIRE) != __atomic_load_n(&h->node->breaks, __ATOMIC_ACQUIRE);
+}
+
 static int handle_fd(Union *u, Handle *h) {
-        if (!h->lower || node_layer(h->node) != UPPER)
+        if (!handle_stale(h))
                 return h->fd;
         pthread_mutex_lock(&h->lock);
-        if (h->lower) {
+        if (handle_stale(h)) {
                 ns_read(u);
+                unsigned breaks = __atomic_load_n(&h->node->breaks, __ATOMIC_ACQUIRE);
                 int fd = union_node_open(u, h->node, h->flags, NULL);
                 ns_unlock(u);
                 if (fd >= 0) {
                         int old = h->fd;
                         /* dup2 keeps the number stable for threads that already read h->fd */
-                        if (dup3(fd, old, O_CLOEXEC) >= 0)
+                        if (dup3(fd, old, O_CLOEXEC) >= 0) {
                                 h->lower = false;
+                                __atomic_store_n(&h->breaks, breaks, __ATOMIC_RELEASE);
+                        }
                         safe_close(fd);
                 }
         }
@@ -1055,6 +1254,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
                          struct fuse_file_info *fi) {
+        Union *u = req_union(req);
         Handle *h = (Handle *) (uintptr_t) fi->fh;
         struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
 
@@ -1064,17 +1264,16 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
         out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
         out.buf[0].fd = h->fd;
         out.buf[0].pos = off;
+        change_begin(u);
         ssize_t k = fuse_buf_copy(&out, in, 0);
+        change_end(u);
         if (k < 0)
                 return reply_err(req, (int) k);
         fuse_reply_write(req, (size_t) k);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-        Handle *h = (Handle *) (uintptr_t) fi->fh;
-        safe_close(h->fd);
-        pthread_mutex_destroy(&h->lock);
-        free(h);
+        handle_free(req_union(req), (Handle *) (uintptr_t) fi->fh);
         fuse_reply_err(req, 0);
 }
 
@@ -1088,7 +1287,10 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi) {
         Handle *h = (Handle *) (uintptr_t) fi->fh;
         worker_may_block();
+        Union *u = req_union(req);
+        change_begin(u);
         int r = h->lower ? -EBADF : RET_NERRNO(fallocate(h->fd, mode, off, len));
+        change_end(u);
         reply_status(req, r);
 }
 
@@ -1334,18 +1536,58 @@ static int change_xattr(Union *u, Node *n, const char *name, const char *value, 
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
         Union *u = req_union(req);
-        ns_read(u);
-        int r = change_xattr(u, node_of(u, ino), name, value, size, flags, false);
+        int r = ns_read_unshared(u, node_of(u, ino));
+        if (r < 0)
+                return reply_status(req, r);
+        r = change_xattr(u, node_of(u, ino), name, value, size, flags, false);
         ns_unlock(u);
         reply_status(req, r);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
         Union *u = req_union(req);
-        ns_read(u);
-        int r = change_xattr(u, node_of(u, ino), name, NULL, 0, 0, true);
+        int r = ns_read_unshared(u, node_of(u, ino));
+        if (r < 0)
+                return reply_status(req, r);
+        r = change_xattr(u, node_of(u, ino), name, NULL, 0, 0, true);
         ns_unlock(u);
         reply_status(req, r);
+}
+
+/* ---------- control ---------- */
+
+/* UNIONFS_IOC_SNAPSHOT on the root directory (control.h). Only the user the server runs as may ask:
+ * the copy is made with the server's privileges, anywhere that user can name. */
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi,
+                     unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz) {
+        Union *u = req_union(req);
+        struct unionfs_snapshot_req q;
+        SnapshotResult res;
+
+        if (cmd != UNIONFS_IOC_SNAPSHOT || ino != FUSE_ROOT_ID || !(flags & FUSE_IOCTL_DIR))
+                return reply_err(req, -ENOTTY);
+        if (in_bufsz != sizeof q || out_bufsz != sizeof q || !in_buf)
+                return reply_err(req, -EINVAL);
+        if (fuse_req_ctx(req)->uid != server_uid)
+                return reply_err(req, -EPERM);
+        if (!u->snapshot)
+                return reply_err(req, -EOPNOTSUPP);
+        memcpy(&q, in_buf, sizeof q);
+        if (q.version != UNIONFS_SNAPSHOT_VERSION || q.flags != 0 || !memchr(q.dest, '\0', sizeof q.dest))
+                return reply_err(req, -EINVAL);
+
+        /* DEST's path may lead through a FUSE mount, this one included: keep requests being read. */
+        worker_may_block();
+        int r = snapshot_take(u, q.dest, &res);
+        if (r < 0) {
+                log_debug_errno(r, "Snapshot to '%s' failed: %m", q.dest);
+                return reply_err(req, r);
+        }
+        log_debug("Snapshot to '%s': %" PRIu64 " entries (%" PRIu64 " files hard-linked, shared until changed), "
+                  "changes paused for %" PRIu64 " ns.", q.dest, res.entries, res.linked, res.pause_ns);
+        q.pause_ns = res.pause_ns;
+        q.entries = res.entries;
+        fuse_reply_ioctl(req, 0, &q, sizeof q);
 }
 
 /* ---------- session ---------- */
@@ -1354,7 +1596,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
         unsigned want = FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ |
                         FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_READDIRPLUS |
                         FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ |
-                        FUSE_CAP_ASYNC_DIO;
+                        FUSE_CAP_ASYNC_DIO | FUSE_CAP_IOCTL_DIR;
         if (config.writeback)
                 want |= FUSE_CAP_WRITEBACK_CACHE;
         conn->want |= want & conn->capable;
@@ -1402,4 +1644,5 @@ const struct fuse_lowlevel_ops union_fuse_ops = {
         .listxattr = op_listxattr,
         .setxattr = op_setxattr,
         .removexattr = op_removexattr,
+        .ioctl = op_ioctl,
 };

@@ -123,7 +123,8 @@ uint64_t union_ino(Union *u, dev_t dev, ino_t ino) {
                 return v;
 
         unsigned idx = fs_index(u, dev);
-        if ((uint64_t) ino <= INO_LOW_MASK && idx != FSIDX_BIG && ino != 0)
+        if ((uint64_t) ino <= INO_LOW_MASK && idx != FSIDX_BIG && ino != 0 &&
+            !inocount_has(&u->retired, dev, ino))
                 return ((uint64_t) idx << INO_BITS) | (uint64_t) ino;
 
         /* Does not fit: hand out a synthetic number, the same one every time for this object. */
@@ -136,16 +137,13 @@ void union_note_copyup(Union *u, dev_t dev, ino_t ino, uint64_t shown_ino) {
         (void) inomap_get_or_put(&u->copied_up, dev, ino, shown_ino, true);
 }
 
-void union_forget_upper(Union *u, const struct stat *st) {
+void union_forget_ino(Union *u, dev_t dev, ino_t ino) {
         InoMap *m = &u->copied_up;
 
-        /* Only when the inode itself goes: a hard link elsewhere keeps it and its number. */
-        if (!S_ISDIR(st->st_mode) && st->st_nlink > 1)
-                return;
         pthread_mutex_lock(&m->lock);
-        size_t b = inomap_hash(st->st_dev, st->st_ino) & (m->n_buckets - 1);
+        size_t b = inomap_hash(dev, ino) & (m->n_buckets - 1);
         for (InoEntry **e = &m->buckets[b]; *e; e = &(*e)->next)
-                if ((*e)->dev == st->st_dev && (*e)->ino == st->st_ino) {
+                if ((*e)->dev == dev && (*e)->ino == ino) {
                         InoEntry *x = *e;
                         *e = x->next;
                         free(x);
@@ -153,6 +151,17 @@ void union_forget_upper(Union *u, const struct stat *st) {
                         break;
                 }
         pthread_mutex_unlock(&m->lock);
+}
+
+void union_forget_upper(Union *u, const struct stat *st) {
+        /* A file shared with a snapshot has one upper name (link() breaks the sharing first): with it
+         * the file leaves the union; its other links are the snapshot's and the shared directory's. */
+        bool shared = S_ISREG(st->st_mode) && snapshot_unshared(u, st->st_dev, st->st_ino);
+
+        /* Only when the inode itself goes: a hard link elsewhere keeps it and its number. */
+        if (!S_ISDIR(st->st_mode) && st->st_nlink > 1 && !shared)
+                return;
+        union_forget_ino(u, st->st_dev, st->st_ino);
 }
 
 /* Resolve PATH beneath DIRFD; paths longer than PATH_MAX are walked in pieces, each still beneath
@@ -253,18 +262,22 @@ static int open_work_subdir(int workfd, const char *name, int *ret) {
 int union_init(Union *u, const UnionOptions *o) {
         int r;
 
-        *u = (Union) { .work_fd = -EBADF, .index_fd = -EBADF };
+        *u = (Union) { .work_fd = -EBADF, .index_fd = -EBADF, .shared_fd = -EBADF };
         pthread_rwlock_init(&u->ns_lock, NULL);
+        pthread_rwlock_init(&u->change_lock, NULL);
         pthread_mutex_init(&u->cow_lock, NULL);
         pthread_mutex_init(&u->table_lock, NULL);
         pthread_mutex_init(&u->fs_lock, NULL);
-        if (inomap_init(&u->copied_up) < 0 || inomap_init(&u->big_inos) < 0)
+        if (inomap_init(&u->copied_up) < 0 || inomap_init(&u->big_inos) < 0 ||
+            inocount_init(&u->writers) < 0 || inocount_init(&u->shared) < 0 ||
+            inocount_init(&u->retired) < 0)
                 return -ENOMEM;
 
         u->uidmap = o->uidmap;
         u->gidmap = o->gidmap;
         u->redirect_dir = o->redirect_dir;
         u->sync_copyup = o->sync_copyup;
+        u->snapshot = o->snapshot;
         u->timeout = o->timeout;
         /* trusted.* needs CAP_SYS_ADMIN; without it (a rootless mount) use the user.* form, as the
          * kernel's "userxattr" does. */
@@ -301,6 +314,12 @@ int union_init(Union *u, const UnionOptions *o) {
                 r = open_work_subdir(workfd, "sandbox-index", &u->index_fd);
                 if (r < 0)
                         return log_error_errno(r, "Cannot create '%s/sandbox-index': %m", o->workdir);
+                r = open_work_subdir(workfd, "sandbox-shared", &u->shared_fd);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot create '%s/sandbox-shared': %m", o->workdir);
+                r = snapshot_load_shared(u);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot read '%s/sandbox-shared': %m", o->workdir);
                 r = copyup_clean_workdir(u->work_fd);
                 if (r < 0)
                         log_warning_errno(r, "Cannot clean '%s/work', ignoring: %m", o->workdir);
@@ -320,6 +339,10 @@ void union_done(Union *u) {
         }
         safe_close(u->work_fd);
         safe_close(u->index_fd);
+        safe_close(u->shared_fd);
         inomap_done(&u->copied_up);
         inomap_done(&u->big_inos);
+        inocount_done(&u->writers);
+        inocount_done(&u->shared);
+        inocount_done(&u->retired);
 }

@@ -78,6 +78,7 @@ static void apply_origin(Union *u, int fd, LookupResult *r) {
 void union_fix_nlink(Union *u, int fd, struct stat *st) {
         unsigned long long dev, ino;
         unsigned nlink;
+        snapshot_fix_nlink(u, st);
         if (S_ISREG(st->st_mode) && st->st_nlink > 1 && read_origin(u, fd, &dev, &ino, &nlink))
                 st->st_nlink = MAX((nlink_t) nlink, st->st_nlink - 1);
 }
@@ -193,6 +194,7 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
                         r.layer = r.last_layer = UPPER;
                         if (!S_ISDIR(r.st.st_mode)) {
                                 ino_t real = r.st.st_ino;
+                                snapshot_fix_nlink(u, &r.st); /* before: needs the real number */
                                 r.st.st_ino = (ino_t) union_ino(u, r.st.st_dev, real);
                                 if (S_ISREG(r.st.st_mode) && r.st.st_nlink > 1) {
                                         _cleanup_close_ int fd = open_beneath(pfd, name, O_PATH | O_NOFOLLOW, 0);
@@ -411,6 +413,7 @@ int union_node_stat(Union *u, Node *n, struct stat *ret) {
                         return r;
                 if (fstatat(pd.fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                         return -errno;
+                snapshot_fix_nlink(u, &st);
                 if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
                         _cleanup_close_ int fd = open_beneath(pd.fd, name, O_PATH | O_NOFOLLOW, 0);
                         if (fd >= 0)

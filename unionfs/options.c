@@ -216,6 +216,10 @@ static int parse_one(UnionOptions *o, const char *opt) {
                 NEEDS_VALUE();
                 return parse_bool_opt(key, value, &o->writeback);
         }
+        if (streq(key, "snapshot")) {
+                NEEDS_VALUE();
+                return parse_bool_opt(key, value, &o->snapshot);
+        }
         if (streq(key, "threaded")) /* fuse-overlayfs: we are always multi-threaded */
                 return 0;
         if (streq(key, "metacopy")) {
@@ -248,7 +252,7 @@ static int parse_one(UnionOptions *o, const char *opt) {
 /* Split an -o argument on unescaped commas. Escapes stay in each option: paths are unescaped by
  * their own parsers (lowerdir splits on unescaped ':' first), and options for libfuse go on in
  * escaped form, which libfuse's own option parser understands. */
-static int parse_option_list(UnionOptions *o, const char *list) {
+int union_options_parse_list(UnionOptions *o, const char *list) {
         const char *p = list;
         _cleanup_free_ char *buf = malloc(strlen(list) + 1);
 
@@ -278,6 +282,7 @@ int union_options_parse(int argc, char **argv, UnionOptions *ret) {
                 .redirect_dir = true,
                 .sync_copyup = true,
                 .writeback = true,
+                .snapshot = true,
         };
         const char *positional[2];
         size_t n_positional = 0;
@@ -306,7 +311,7 @@ int union_options_parse(int argc, char **argv, UnionOptions *ret) {
                                         log_error("Option '-o' needs an argument.");
                                         return -EINVAL;
                                 }
-                                r = parse_option_list(&o, list);
+                                r = union_options_parse_list(&o, list);
                                 if (r < 0)
                                         return r;
                         } else {
@@ -459,6 +464,7 @@ void union_options_help(const char *argv0) {
                "  userxattr              Use user.overlay.* instead of trusted.overlay.* xattrs\n"
                "  volatile, fsync=0      Do not fsync copied-up data\n"
                "  writeback=0|1          Kernel writeback cache (default 1)\n"
+               "  snapshot=0|1           Allow 'sandbox-layer snapshot' by the mount's owner (default 1)\n"
                "  timeout=SECONDS        Entry/attribute cache timeout (default 86400)\n"
                "  threads=N              Maximum worker threads\n"
                "  index=, xino=, nfs_export=, uuid=, metacopy=off, threaded=  Accepted for compatibility\n"

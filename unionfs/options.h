@@ -28,10 +28,14 @@ typedef struct UnionOptions {
         bool sync_copyup;                 /* fsync copied-up data (off with "volatile"/"fsync=0") */
         bool writeback;                   /* FUSE writeback cache */
         bool readonly;                    /* "ro": read-only even with an upperdir */
+        bool snapshot;                    /* allow UNIONFS_IOC_SNAPSHOT (default on) */
         char *fuse_opts;                  /* remaining mount options for libfuse, comma-separated */
 } UnionOptions;
 
 void union_options_done(UnionOptions *o);
 int union_options_parse(int argc, char **argv, UnionOptions *ret);
+/* One comma-separated -o list into O, without the checks of a whole command line (mount point,
+ * upperdir with workdir): for tools that take a stack's options but mount nothing. */
+int union_options_parse_list(UnionOptions *o, const char *list);
 int union_options_check(const UnionOptions *o);
 void union_options_help(const char *argv0);

@@ -12,9 +12,15 @@
  *   ns_lock  (rwlock)  the name tree: aliases, redirects, dir merge ranges. Read-held by every
  *                      operation that resolves paths, write-held by rename/unlink/rmdir/link so that a
  *                      path computed for a node cannot change under an operation.
+ *   change_lock (rwlock) read-held by data writes (write, fallocate), which do not take ns_lock;
+ *                      write-held together with ns_lock by a snapshot, so that it sees the upper
+ *                      between two changes (every other change runs under ns_lock).
+ *                      A break (cow_unshare: an upper file shared with a snapshot replaced by a copy of
+ *                      itself) runs with ns_lock write-held: no lookup sees the name between the two inodes.
  *   cow_lock (mutex)   serializes copy-ups; Node.layer only changes under it (and is read atomically).
  *   table_lock (mutex) the node hash table and reference counts.
  *   InoMap.lock        the inode number maps.
+ *   InoCount.lock      the snapshot's tables (writers, shared); nothing is taken while one is held.
  */
 #pragma once
 
@@ -48,6 +54,15 @@ typedef struct InoMap {
         size_t n_buckets, n_entries;
 } InoMap;
 
+/* (dev, ino) -> count, for the snapshot's tables (snapshot.c). */
+typedef struct InoCountEntry InoCountEntry;
+typedef struct InoCount {
+        pthread_mutex_t lock;
+        InoCountEntry **buckets;
+        size_t n_buckets;
+        size_t n_entries;     /* also read without the lock (atomically): 0 is the fast path */
+} InoCount;
+
 typedef struct Node Node;
 typedef struct LookupResult LookupResult;
 
@@ -68,6 +83,7 @@ struct Node {
         bool indexed;         /* lower hard link whose copy lives in the index (cow_lock) */
         bool hashed;          /* present in the table; false once its last name is gone (table_lock) */
         bool no_xattrs;       /* created through us without xattrs, none set since (atomic) */
+        unsigned breaks;      /* times its upper file was replaced by cow_unshare() (atomic) */
         int upper_fd;         /* dirs: cached O_PATH fd of the upper copy, or -1 (set once, atomic) */
         dev_t lower_dev;      /* regular files from a lower: identity of the lower object, for */
         ino_t lower_ino;      /*   the hard link index key */
@@ -85,14 +101,18 @@ typedef struct Union {
         bool readonly;
         int work_fd;          /* workdir/work: temporary objects, O_PATH */
         int index_fd;         /* workdir/index: copies of lower hard links, O_PATH */
+        int shared_fd;        /* workdir/sandbox-shared: one link to each inode shared with a snapshot,
+                               * so that a remount still knows them; O_PATH, -EBADF without an upper */
         const char *xattr_prefix;      /* "trusted.overlay." or "user.overlay." */
         char xattr_opaque[48], xattr_redirect[48], xattr_origin[48];
         IdMap uidmap, gidmap;
         bool redirect_dir, sync_copyup;
+        bool snapshot;        /* UNIONFS_IOC_SNAPSHOT allowed (-o snapshot=1, the default) */
         double timeout;
         void (*may_block)(void);  /* called before slow work: lets the request loop go on elsewhere */
 
         pthread_rwlock_t ns_lock;
+        pthread_rwlock_t change_lock;
         pthread_mutex_t cow_lock;
         pthread_mutex_t table_lock;
         Node **table;
@@ -105,6 +125,10 @@ typedef struct Union {
         unsigned n_cached_fds; /* upper directory fds cached on nodes (atomic), at most UNION_MAX_CACHED_FDS */
         InoMap copied_up;     /* (upper dev, ino) of copied-up objects -> their shown inode number */
         InoMap big_inos;      /* (dev, ino) whose ino does not fit the low bits -> synthetic number */
+        InoCount writers;     /* upper (dev, ino) -> open handles of ours that may write it */
+        InoCount shared;      /* upper (dev, ino) hard-linked into a snapshot and not broken since */
+        InoCount retired;     /* upper (dev, ino) left to a snapshot by a break: the node kept its number,
+                               * so a new object reusing the inode gets a synthetic one */
         uint64_t next_big_ino;
 } Union;
 
@@ -119,6 +143,29 @@ void union_note_copyup(Union *u, dev_t dev, ino_t ino, uint64_t shown_ino);
 /* An upper object (ST, as on disk) is being deleted: its inode number may be reused by the upper
  * filesystem, so it must not keep the number of the lower object it was copied from. */
 void union_forget_upper(Union *u, const struct stat *st);
+/* Drop whatever number (dev, ino) was given, unconditionally. */
+void union_forget_ino(Union *u, dev_t dev, ino_t ino);
+
+/* --- snapshot.c: upper files shared with snapshots (hard links), see snapshot.h --- */
+int inocount_init(InoCount *c);
+void inocount_done(InoCount *c);
+/* Add DELTA to the count of (dev, ino); an entry that reaches 0 is dropped. -ENOMEM only when adding. */
+int inocount_add(InoCount *c, dev_t dev, ino_t ino, int delta);
+bool inocount_has(InoCount *c, dev_t dev, ino_t ino);
+/* Drop (dev, ino); whether it was there. */
+bool inocount_remove(InoCount *c, dev_t dev, ino_t ino);
+static inline bool inocount_empty(InoCount *c) {
+        return __atomic_load_n(&c->n_entries, __ATOMIC_ACQUIRE) == 0;
+}
+/* An upper file (ST, as on disk) shared with a snapshot has one name in the upper, one in the snapshot
+ * and one in the shared directory: show the one link the mount knows of. */
+void snapshot_fix_nlink(Union *u, struct stat *st);
+/* (dev, ino) is no longer shared (broken, or its upper name is gone): forget it, here and on disk.
+ * Whether it was shared. */
+bool snapshot_unshared(Union *u, dev_t dev, ino_t ino);
+/* At mount time: the shared inodes recorded in u->shared_fd; entries only the directory still holds
+ * (the snapshot and the upper name both deleted) are removed. */
+int snapshot_load_shared(Union *u);
 
 /* --- node.c: the node table and paths --- */
 int node_table_init(Union *u);
@@ -189,6 +236,13 @@ int cow_node(Union *u, Node *n);
 int cow_name(Union *u, Node *n, int upper_dirfd, const char *name);
 int cow_make_whiteout(Union *u, int upper_dirfd, const char *name);
 int cow_set_opaque(Union *u, int dirfd, const char *name);
+/* Whether N's upper file is shared with a snapshot (see snapshot.h); ns_lock held (read is enough: a
+ * snapshot, the only thing that shares inodes, takes it for writing). Errors count as not shared. */
+bool cow_is_shared(Union *u, Node *n);
+/* Break N's sharing with a snapshot before it is changed: the upper name gets a complete copy of the
+ * file (owner, mode, xattrs, times, data), renamed over it; the snapshot keeps the old inode. N keeps
+ * its inode number. Nothing to do (0) when not shared. ns_lock must be held for writing. */
+int cow_unshare(Union *u, Node *n);
 
 /* --- dirent.c: merged directory listings --- */
 typedef struct DirEntry {

@@ -477,5 +477,43 @@ def test_exec_from_union(env):
     uf.check(os.path.exists(os.path.join(lay["upper"], "copied-true")), "copied-true was copied up")
 
 
+def test_syncfs_after_unlink(env):
+    """syncfs() on the mount succeeds after names are removed: with the writeback cache the kernel
+    flushes the times of an inode whose last name is gone (a lower file, a copied-up one, an upper file
+    still open for writing), and an error there once failed every later syncfs() of the mount."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    lay = uf.layout(env, "syncfs")
+    for name in ("lower-only", "copied"):
+        uf.write(os.path.join(lay["lowers"][0], name), "lower data\n")
+    m = env.union(lay["lowers"], lay["upper"], lay["work"], lay["mnt"])
+
+    def syncfs(what):
+        fd = os.open(m.p("."), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            r = libc.syncfs(fd)
+            uf.check(r == 0, f"syncfs after {what}: {os.strerror(ctypes.get_errno()) if r else ''}")
+        finally:
+            os.close(fd)
+
+    os.unlink(m.p("lower-only"))
+    syncfs("unlinking a lower file")
+    with open(m.p("copied"), "a") as f:
+        f.write("appended\n")
+    os.unlink(m.p("copied"))
+    syncfs("unlinking a copied-up file")
+    fd = os.open(m.p("open"), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"still open\n")
+        os.unlink(m.p("open"))
+        syncfs("unlinking a file open for writing")
+        os.write(fd, b"more\n")
+        os.fsync(fd)
+        uf.check(os.fstat(fd).st_size == 16, f"the open unlinked file keeps its data: {os.fstat(fd).st_size}")
+    finally:
+        os.close(fd)
+    syncfs("closing it")
+
+
 if __name__ == "__main__":
     uf.main()

@@ -11,6 +11,9 @@ import contextlib
 import errno
 import hashlib
 import os
+import pty
+import re
+import select
 import shutil
 import signal
 import stat
@@ -395,3 +398,45 @@ def format_diffs(diffs, names=("a", "b"), limit=10):
     if len(diffs) > limit:
         lines.append(f"... and {len(diffs) - limit} more")
     return "\n".join(lines)
+
+
+def run_on_pty(argv, timeout=120):
+    """Run argv with stderr on a new pseudo-terminal: (exit status, stdout bytes, terminal bytes)."""
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    finally:
+        os.close(slave)
+    seen = b""
+    try:
+        while select.select([master], [], [], timeout)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the last writer closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+    out, _ = p.communicate(timeout=timeout)
+    return p.returncode, out, seen
+
+
+PROGRESS_LINE = rb"\r\x1b\[K%s: (\d+) entries, (\d+\.\d) (B|KiB|MiB|GiB|TiB)"
+UNITS = {b"B": 1, b"KiB": 1 << 10, b"MiB": 1 << 20, b"GiB": 1 << 30, b"TiB": 1 << 40}
+
+
+def progress_lines(what, seen):
+    """The (entries, bytes) that sandbox-layer's progress lines for `what` showed, in order; bytes are
+    approximate (one decimal of the unit)."""
+    return [(int(n), float(v) * UNITS[u]) for n, v, u in re.findall(PROGRESS_LINE % what.encode(), seen)]
+
+
+def progress_ok(what, seen, max_entries, max_bytes):
+    """True when at least one well-formed progress line was drawn, the counts never went down or past
+    the totals, and the line was cleared at the end."""
+    lines = progress_lines(what, seen)
+    return (bool(lines) and seen.endswith(b"\r\x1b[K")
+            and all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(lines, lines[1:]))
+            and lines[-1][0] <= max_entries and lines[-1][1] <= max_bytes * 1.05 + 1024)

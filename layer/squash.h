@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Squash: write one plain layer whose content is the merged view of a stack of overlay layers, as
+ * kernel overlayfs would show it (whiteouts, opaque directories, redirects, a directory over a
+ * non-directory). The layers are only read. The result is built under a temporary name beside the
+ * destination and renamed into place once complete and synced; on failure nothing is left behind.
+ * Library code: returns -errno, logs at debug level at most.
+ */
+#pragma once
+
+#include <stddef.h>
+
+struct Progress;
+
+#define SQUASH_LAYERS_MAX 129    /* UNION_MAX_LOWER lower layers plus an upper */
+/* Directory nesting; deeper trees give -ELOOP. One below copyup_remove_temp()'s limit, so that a
+ * half-built result can always be removed again. */
+#define SQUASH_DEPTH_MAX 255
+
+typedef enum SquashFlags {
+        /* The result will sit on top of other layers: keep whiteouts for names that are gone, mark
+         * directories opaque whose lower contents the stack hid, and write an absolute redirect where
+         * a directory's lower contents live at another path. Markers go in ovl_default_ns(). */
+        SQUASH_KEEP_WHITEOUTS = 1 << 0,
+} SquashFlags;
+
+/* Squash the layers LAYER_FDS[0] (top) .. LAYER_FDS[N_LAYERS-1] (bottom), directory fds opened for
+ * reading, into DEST_NAME (one path component, which must not exist) inside DEST_DIRFD (a directory
+ * opened O_RDONLY, on the filesystem that gets the result). PROGRESS may be NULL.
+ * -EEXIST if DEST_NAME exists (also if it appears while we work), -ELOOP for a tree deeper than
+ * SQUASH_DEPTH_MAX, -ENAMETOOLONG for a path longer than PATH_MAX. */
+int squash_layers(const int *layer_fds, size_t n_layers, int dest_dirfd, const char *dest_name, unsigned flags,
+                  struct Progress *progress);
