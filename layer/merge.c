@@ -50,7 +50,7 @@
 #include "tree.h"
 #include "xattr.h"
 
-#define MERGE_DEPTH_MAX 256                      /* as copyup_remove_temp(), which cleans up after us */
+#define MERGE_DEPTH_MAX 256                      /* bounds the planning walk's recursion and fds */
 #define MERGE_OPS_MAX ((uint32_t) 8 << 20)
 #define MERGE_PLAN_MAX ((size_t) 256 << 20)      /* bytes of operation records */
 #define MERGE_PROGRESS_MAX ((size_t) 16 << 20)

@@ -13,8 +13,8 @@
 struct Progress;
 
 #define SQUASH_LAYERS_MAX 129    /* UNION_MAX_LOWER lower layers plus an upper */
-/* Directory nesting; deeper trees give -ELOOP. One below copyup_remove_temp()'s limit, so that a
- * half-built result can always be removed again. */
+/* Directory nesting; deeper trees give -ELOOP. It bounds squash's recursion (one fd per level per
+ * layer); removing a half-built result (common/rmtree.h) has no depth limit. */
 #define SQUASH_DEPTH_MAX 255
 
 typedef enum SquashFlags {

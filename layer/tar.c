@@ -29,6 +29,7 @@
 #include "log.h"
 #include "macro.h"
 #include "ovl.h"
+#include "rmtree.h"
 #include "tar.h"
 #include "tree.h"
 #include "xattr.h"
@@ -134,109 +135,6 @@ TarWhiteout tar_whiteout_decode(const char *name, const char **ret_target) {
         if (ret_target)
                 *ret_target = t;
         return TAR_WH_FILE;
-}
-
-/* ------------------------------------------------------------------------------------------------ */
-/* Removal of private trees                                                                        */
-
-int tar_remove_children(int dir_fd) {
-        /* Names of the directories we are inside, relative to DIR_FD; the fd of the deepest one is
-         * the only one open, and ".." brings us back up. Safe because the tree is private to us. */
-        _cleanup_close_ int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-                return -errno;
-        char **stack = NULL;
-        size_t depth = 0, cap = 0;
-        int r = 0;
-
-        for (;;) {
-                /* A directory we entered may have been given a read-only mode: we own it. */
-                (void) fchmod(fd, 0700);
-                TreeList l = {};
-                r = tree_list(fd, &l);
-                if (r < 0)
-                        break;
-                const char *sub = NULL;
-                for (size_t i = 0; i < l.n; i++) {
-                        if (S_ISDIR(l.entries[i].st.st_mode)) {
-                                if (!sub)
-                                        sub = l.entries[i].name;
-                                continue;
-                        }
-                        if (unlinkat(fd, l.entries[i].name, 0) < 0 && errno != ENOENT) {
-                                r = -errno;
-                                break;
-                        }
-                }
-                if (r >= 0 && sub) {
-                        /* Descend into one subdirectory; we list this one again on the way back. */
-                        int nfd = openat(fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (nfd < 0) {
-                                r = -errno;
-                        } else if (depth == cap) {
-                                size_t ncap = cap ? cap * 2 : 16;
-                                char **s = reallocarray(stack, ncap, sizeof(*s));
-                                if (!s) {
-                                        safe_close(nfd);
-                                        r = -ENOMEM;
-                                } else {
-                                        stack = s;
-                                        cap = ncap;
-                                }
-                        }
-                        if (r >= 0) {
-                                stack[depth] = strdup(sub);
-                                if (!stack[depth]) {
-                                        safe_close(nfd);
-                                        r = -ENOMEM;
-                                } else {
-                                        depth++;
-                                        safe_close(fd);
-                                        fd = nfd;
-                                }
-                        }
-                        tree_list_free(&l);
-                        if (r < 0)
-                                break;
-                        continue;
-                }
-                tree_list_free(&l);
-                if (r < 0 || depth == 0)
-                        break;
-                /* This directory is empty: go up and remove it. */
-                int pfd = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (pfd < 0) {
-                        r = -errno;
-                        break;
-                }
-                safe_close(fd);
-                fd = pfd;
-                depth--;
-                if (unlinkat(fd, stack[depth], AT_REMOVEDIR) < 0 && errno != ENOENT)
-                        r = -errno;
-                free(stack[depth]);
-                if (r < 0)
-                        break;
-        }
-        for (size_t i = 0; i < depth; i++)
-                free(stack[i]);
-        free(stack);
-        return r;
-}
-
-/* Remove NAME in DIRFD whatever it is. */
-static int remove_any(int dirfd, const char *name) {
-        if (unlinkat(dirfd, name, 0) >= 0)
-                return 0;
-        if (errno != EISDIR)
-                return -errno;
-        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        int r = tar_remove_children(fd);
-        if (r < 0)
-                return r;
-        return RET_NERRNO(unlinkat(dirfd, name, AT_REMOVEDIR));
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -492,7 +390,7 @@ static int make_room(Importer *im, int pfd, const char *name, mode_t type, const
         }
         if (S_ISDIR(st.st_mode) && type == AE_IFDIR)
                 return 1;
-        int r = remove_any(pfd, name);
+        int r = rm_tree_at(pfd, name);
         if (r < 0)
                 return report_fail(im->rep, r, "entry '%s': cannot replace the earlier entry: %m", path);
         return 0;
@@ -816,7 +714,7 @@ int tar_import(int archive_fd, int parent_fd, const char *dest_name, const TarIm
                 return 0;
         }
         if (wfd >= 0) {
-                int k = tar_remove_children(wfd);
+                int k = rm_tree_children(wfd);
                 if (k < 0)
                         log_warning_errno(k, "Failed to remove temporary directory '%s', ignoring: %m", tmp);
         }

@@ -77,8 +77,3 @@ int tar_import(int archive_fd, int parent_fd, const char *dest_name, const TarIm
  * ".wh." files, opaque directories as ".wh..wh..opq") to OUT_FD. Refuses directories with a redirect
  * xattr and names that start with ".wh." (not representable). */
 int tar_export(int dir_fd, int out_fd, TarCompress compress, Progress *progress, TarReport *report);
-
-/* Remove everything below DIR_FD (not DIR_FD itself), never following a symlink and holding a bounded
- * number of fds however deep the tree. For trees private to the caller (uses ".."); directories on the
- * way, DIR_FD included, are made 0700 so that read-only modes do not stop the removal. */
-int tar_remove_children(int dir_fd);

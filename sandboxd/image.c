@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The "host" image: an almost empty layer whose /bin, /lib, /lib64 and /sbin point into /usr (the
- * host's, bound read-only over it) and whose /etc is generated, never the host's. And rm_rf_at(),
- * which removes what a sandbox left in its upper layer without ever following a symlink out.
+ * host's, bound read-only over it) and whose /etc is generated, never the host's.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +14,7 @@
 
 #include "fs.h"
 #include "macro.h"
+#include "rmtree.h"
 #include "runtime.h"
 
 static int write_file(int dirfd, const char *name, const char *content, mode_t mode) {
@@ -102,76 +102,6 @@ int image_ensure_host(int dirfd, const char *name, const char *hostname) {
                 r = errno == EEXIST ? 0 : -errno;
         else if (r >= 0)
                 return 0;
-        (void) rm_rf_at(dirfd, tmp);
+        (void) rm_tree_at(dirfd, tmp);
         return r;
-}
-
-/* Deeper trees are moved up to the top directory instead of recursing further, so neither the
- * stack nor the fd table grows with what the sandbox built. */
-#define RM_MAX_DEPTH 32
-
-static int rm_children(int fd, int top_fd, unsigned depth, unsigned *moved) {
-        _cleanup_closedir_ DIR *d = NULL;
-        struct dirent *de;
-        int dup_fd, r = 0;
-
-        dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (dup_fd < 0)
-                return -errno;
-        d = fdopendir(dup_fd);
-        if (!d) {
-                safe_close(dup_fd);
-                return -errno;
-        }
-        while ((errno = 0, de = readdir(d))) {
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) {
-                        if (unlinkat(fd, de->d_name, 0) < 0 && errno != ENOENT && r == 0)
-                                r = -errno;
-                        continue;
-                }
-                if (unlinkat(fd, de->d_name, 0) == 0)
-                        continue; /* DT_UNKNOWN that was not a directory */
-                if (depth >= RM_MAX_DEPTH) {
-                        char name[64];
-                        snprintf(name, sizeof name, ".rm-deep-%u-%u", depth, (*moved)++);
-                        if (renameat(fd, de->d_name, top_fd, name) < 0 && r == 0)
-                                r = -errno;
-                        continue;
-                }
-                _cleanup_close_ int sub = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (sub < 0) {
-                        if (errno != ENOENT && r == 0)
-                                r = -errno;
-                        continue;
-                }
-                int k = rm_children(sub, top_fd, depth + 1, moved);
-                if (k < 0 && r == 0)
-                        r = k;
-                if (unlinkat(fd, de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
-                        r = -errno;
-        }
-        if (errno != 0 && r == 0)
-                r = -errno;
-        return r;
-}
-
-int rm_rf_at(int dirfd, const char *name) {
-        _cleanup_close_ int top = -EBADF;
-        unsigned moved;
-        int r;
-
-        if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
-                return 0;
-        top = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (top < 0)
-                return -errno;
-        do {
-                moved = 0;
-                r = rm_children(top, top, 0, &moved);
-                if (r < 0)
-                        return r;
-        } while (moved > 0);
-        return RET_NERRNO(unlinkat(dirfd, name, AT_REMOVEDIR));
 }

@@ -96,7 +96,6 @@ int make_dir_in_root(int root_fd, const char *path, bool is_dir, int *ret_fd);
 int image_make_host(int dirfd, const char *name, const char *hostname);
 /* The same, built once and shared (read-only, as a lower layer) by every sandbox that uses it. */
 int image_ensure_host(int dirfd, const char *name, const char *hostname);
-int rm_rf_at(int dirfd, const char *name);
 
 /* idpool.c: a 65536-id host range per live sandbox, held by a lock that dies with the process. */
 #define IDPOOL_LOCK_DIR "/run/sandbox-ids"

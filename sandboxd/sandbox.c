@@ -37,6 +37,7 @@
 #include "config.h"
 #include "filter.h"
 #include "macro.h"
+#include "rmtree.h"
 #include "runtime.h"
 #include "sandbox.h"
 
@@ -854,8 +855,8 @@ int sandbox_cleanup(Sandbox *s) {
         s->lease = net_detach(s->lease);
 
         if (s->dir_fd >= 0) {
-                int k = rm_rf_at(s->dir_fd, "data");
-                if (k < 0 && r == 0)
+                int k = rm_tree_at(s->dir_fd, "data");
+                if (k < 0 && k != -ENOENT && r == 0)
                         r = k;
                 (void) unlinkat(s->dir_fd, "root", AT_REMOVEDIR);
                 (void) unlinkat(s->dir_fd, "lock", 0);
@@ -869,7 +870,7 @@ int sandbox_cleanup(Sandbox *s) {
                         *slash = '\0';
                         _cleanup_close_ int parent = open(*copy ? copy : "/", O_DIRECTORY | O_CLOEXEC | O_RDONLY);
                         if (parent >= 0)
-                                (void) rm_rf_at(parent, slash + 1);
+                                (void) rm_tree_at(parent, slash + 1);
                 }
         }
         s->finished = true;
@@ -937,8 +938,8 @@ static int cleanup_one(int state_fd, const char *id) {
                         r = k;
                 cgroup_free(cg);
         }
-        k = rm_rf_at(dir, "data");
-        if (k < 0 && r == 0)
+        k = rm_tree_at(dir, "data");
+        if (k < 0 && k != -ENOENT && r == 0)
                 r = k;
         (void) unlinkat(dir, "root", AT_REMOVEDIR);
         (void) unlinkat(dir, "lock", 0);

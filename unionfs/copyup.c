@@ -33,6 +33,7 @@
 #include "copyup.h"
 #include "fs.h"
 #include "macro.h"
+#include "rmtree.h"
 #include "xattr.h"
 
 /* Linux 6.6; glibc 2.36 lacks the number. Same value on both (unified syscall table). */
@@ -43,7 +44,6 @@
 #define COPY_CHUNK ((size_t) 1 << 30)        /* per copy_file_range() call, to stay far from SSIZE_MAX */
 #define RW_BUFFER_SIZE ((size_t) 128 * 1024) /* read/write fallback */
 #define TEMP_NAME_ATTEMPTS 16
-#define REMOVE_DEPTH_MAX 256 /* a bound on recursion and on the fds it holds (one per level) */
 #define PROC_FD_PATH_MAX (sizeof("/proc/self/fd/") + 11)
 
 static atomic_ulong temp_counter = 0;
@@ -378,75 +378,13 @@ int copyup_make_temp(
         return 0;
 }
 
-static int remove_entry(int dir_fd, const char *name, unsigned depth);
-
-/* Remove everything inside the directory DIR_FD (consumed). Keeps going, returns the first error. */
-static int remove_children(int dir_fd, unsigned depth) {
-        _cleanup_closedir_ DIR *d = NULL;
-        int r = 0;
-
-        d = fdopendir(dir_fd);
-        if (!d) {
-                r = -errno;
-                safe_close(dir_fd);
-                return r;
-        }
-
-        for (;;) {
-                struct dirent *de;
-                int k;
-
-                errno = 0;
-                de = readdir(d);
-                if (!de) {
-                        if (errno != 0 && r == 0)
-                                r = -errno;
-                        break;
-                }
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                k = remove_entry(dirfd(d), de->d_name, depth);
-                if (k < 0 && k != -ENOENT && r == 0)
-                        r = k;
-        }
-        return r;
-}
-
-static int remove_entry(int dir_fd, const char *name, unsigned depth) {
-        int fd, r;
-
-        /* unlink first: it removes anything but a directory as itself, symlinks included, and tells
-         * us with EISDIR when the entry is a directory, without a stat. */
-        r = RET_NERRNO(unlinkat(dir_fd, name, 0));
-        if (r != -EISDIR)
-                return r;
-        if (depth >= REMOVE_DEPTH_MAX)
-                return -ELOOP;
-
-        /* O_NOFOLLOW and open_beneath(): if the entry was swapped for a symlink meanwhile, this fails
-         * instead of descending into the symlink's target. */
-        fd = open_beneath(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-        if (fd < 0)
-                return fd;
-        r = remove_children(fd, depth + 1);
-        if (r < 0)
-                return r;
-        return RET_NERRNO(unlinkat(dir_fd, name, AT_REMOVEDIR));
-}
-
 int copyup_remove_temp(int work_fd, const char *name) {
         assert_return(work_fd >= 0, -EINVAL);
         assert_return(filename_is_valid(name), -EINVAL);
-        return remove_entry(work_fd, name, 0);
+        return rm_tree_at(work_fd, name);
 }
 
 int copyup_clean_workdir(int work_fd) {
-        int fd;
-
         assert_return(work_fd >= 0, -EINVAL);
-        /* readdir needs a real fd; WORK_FD may be O_PATH. */
-        fd = open_beneath(work_fd, ".", O_RDONLY | O_DIRECTORY, 0);
-        if (fd < 0)
-                return fd;
-        return remove_children(fd, 0);
+        return rm_tree_children(work_fd);
 }

@@ -55,10 +55,10 @@ int copyup_data(int src_fd, int dst_fd, uint64_t size);
  * PRIVATE_PREFIX); names the destination refuses with EOPNOTSUPP are skipped. */
 int copyup_xattrs(int src_fd, int dst_fd, const char *private_prefix);
 
-/* Remove the temporary object NAME from WORK_FD (a directory with everything in it). Never follows a
- * symlink: a symlink is removed as itself. Directories nested deeper than 256 levels give -ELOOP. */
+/* Remove the temporary object NAME from WORK_FD (a directory with everything in it, however deep).
+ * Never follows a symlink: a symlink is removed as itself. See common/rmtree.h. */
 int copyup_remove_temp(int work_fd, const char *name);
 
 /* Remove everything inside WORK_FD (leftovers of a crash, at mount time), as copyup_remove_temp().
- * Keeps going after an error and returns the first one. */
+ * Keeps going after an error and returns the first one; WORK_FD's own mode is left alone. */
 int copyup_clean_workdir(int work_fd);

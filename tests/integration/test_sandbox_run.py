@@ -349,6 +349,27 @@ def test_throwaway_upper_private(env):
             sf.eq((oct(st.st_mode & 0o7777), st.st_uid), (oct(0o700), 0), f"mode and owner of {p}")
 
 
+def test_hostile_upper_removed(env):
+    """What a sandbox leaves in its throw-away upper is removed after it however it is built: a chain
+    of directories deeper than any fd budget, made read-only, with symlinks to / and to a host
+    directory on every level. Removal never follows them: the host directory is untouched."""
+    snap = sf.Snapshot(env)
+    canary = env.path(f"canary-{token()}")
+    os.mkdir(canary)
+    with open(f"{canary}/keep", "w") as f:
+        f.write("keep")
+    script = (f"mkdir /root/t && cd /root/t || exit 1; i=0; while [ $i -lt 300 ]; do "
+              f"mkdir d && ln -s / d/root && ln -s {canary} d/host && : > d/file && mkfifo d/fifo && cd d "
+              "|| exit 1; i=$((i+1)); done; chmod -R 0500 /root/t && echo built $i")
+    r = env.run(["sh", "-c", script], timeout=60)
+    sf.eq((r.returncode, r.stdout.strip()), (0, "built 300"), f"the program built its tree ({r})")
+    sf.eq(sorted(os.listdir(canary)), ["keep"], "the host directory the symlinks named")
+    with open(f"{canary}/keep") as f:
+        sf.eq(f.read(), "keep", "the file in the host directory")
+    sf.eq(env.sandbox_ids(), [], "sandbox directories in the state directory after the sandbox")
+    expect_clean(env, snap, "a deep, read-only, symlink-laden upper")
+
+
 # ==================================================================================================
 # limits
 

@@ -341,29 +341,6 @@ static int test_max_size(void) {
         return 0;
 }
 
-static int test_remove_children_deep(void) {
-        char path[PATH_MAX];
-        _cleanup_close_ int dest = new_dest(path, sizeof(path));
-        /* Deeper than any fd budget a recursive removal would need, with files on the way. */
-        int fd = fcntl(dest, F_DUPFD_CLOEXEC, 3);
-        for (int i = 0; i < 1500; i++) {
-                CHECK_EQ(mkdirat(fd, "d", 0700), 0);
-                int f = openat(fd, "file", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-                CHECK(f >= 0);
-                close(f);
-                CHECK_EQ(symlinkat("/", fd, "root-link"), 0);
-                int n = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                CHECK(n >= 0);
-                CHECK_EQ(fchmod(fd, 0500), 0); /* read-only once filled */
-                close(fd);
-                fd = n;
-        }
-        close(fd);
-        CHECK_EQ(tar_remove_children(dest), 0);
-        CHECK_EQ(count_entries(path), 0);
-        return 0;
-}
-
 static int memfd_bytes(int fd, char **ret, size_t *ret_size) {
         off_t size = lseek(fd, 0, SEEK_END);
         if (size < 0)
@@ -439,7 +416,6 @@ int main(void) {
                 TAP_TEST(import_symlink_then_write),
                 TAP_TEST(import_existing_dest),
                 TAP_TEST(max_size),
-                TAP_TEST(remove_children_deep),
                 TAP_TEST(export_import_export),
         };
         if (!mkdtemp(tmp_root)) {
