@@ -54,10 +54,15 @@ static FdPath fd_path(int fd) {
         return p;
 }
 
-int mount_union_fd(int fuse_fd, int *ret_fd) {
+int mount_union_fd(int fuse_fd, const char *sandbox_id, int *ret_fd) {
         _cleanup_close_ int fs = -EBADF;
-        char fdstr[16];
+        char fdstr[16], source[64];
         int fd;
+
+        /* The source names the sandbox, so that its union is told apart from any other one in
+         * mountinfo (it names no host path: the sandbox sees it). */
+        if (snprintf(source, sizeof source, "sandbox-unionfs:%s", sandbox_id) >= (int) sizeof source)
+                return -EINVAL;
 
         fs = sys_fsopen("fuse", FSOPEN_CLOEXEC);
         if (fs < 0)
@@ -65,7 +70,7 @@ int mount_union_fd(int fuse_fd, int *ret_fd) {
         snprintf(fdstr, sizeof fdstr, "%d", fuse_fd);
         /* user_id/group_id 0 with allow_other: the server is root, and every sandbox process may use
          * the mount; default_permissions makes the kernel check modes against the ids we show. */
-        if (sys_fsconfig(fs, FSCONFIG_SET_STRING, "source", "sandbox-unionfs", 0) < 0 ||
+        if (sys_fsconfig(fs, FSCONFIG_SET_STRING, "source", source, 0) < 0 ||
             sys_fsconfig(fs, FSCONFIG_SET_STRING, "subtype", "sandbox-unionfs", 0) < 0 ||
             sys_fsconfig(fs, FSCONFIG_SET_STRING, "fd", fdstr, 0) < 0 ||
             sys_fsconfig(fs, FSCONFIG_SET_STRING, "rootmode", "40755", 0) < 0 ||

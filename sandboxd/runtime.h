@@ -84,7 +84,7 @@ _Noreturn void child_run(const ChildContext *c);
 /* mount.c */
 int mount_detached_tree(const char *path, bool readonly, bool *ret_is_dir, int *ret_fd);
 int mount_attach_tree(int tree_fd, int root_fd, const char *dest, bool is_dir);
-int mount_union_fd(int fuse_fd, int *ret_fd);
+int mount_union_fd(int fuse_fd, const char *sandbox_id, int *ret_fd);
 int mount_proc(int root_fd);
 int mount_dev(int root_fd);
 int mount_sys(int root_fd);

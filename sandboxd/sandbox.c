@@ -509,7 +509,7 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                 r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot open /dev/fuse: %m");
                 goto fail;
         }
-        r = mount_union_fd(fuse_fd, &union_fd);
+        r = mount_union_fd(fuse_fd, s->id, &union_fd);
         if (r < 0) {
                 r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the union mount: %s", strerror(-r));
                 goto fail;

@@ -11,7 +11,7 @@ packages=(
         libseccomp-dev libsystemd-dev libmnl-dev libnftnl-dev
         fuse-overlayfs fio bubblewrap systemd-container
         iproute2 nftables busybox curl
-        libarchive-dev zstd podman buildah
+        libarchive-dev zstd podman buildah libdevmapper1.02.1
 )
 
 missing=()
@@ -23,4 +23,24 @@ if [ ${#missing[@]} -gt 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -q
         apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Docker, for the layer-tar test (a `docker export` tar must import). Unpacked, not installed: the
+# package would register a system-wide daemon; the test starts a private one of its own.
+docker_dir=/var/cache/sandbox-tests/docker
+if [ ! -x "$docker_dir/usr/sbin/dockerd" ] || [ ! -x "$docker_dir/usr/sbin/runc" ]; then
+        tmp=$(mktemp -d)
+        chown _apt "$tmp" 2>/dev/null || true # apt downloads as _apt when it can write there
+        if ! (cd "$tmp" && apt-get download -q docker.io containerd runc); then
+                apt-get update -q
+                (cd "$tmp" && apt-get download -q docker.io containerd runc)
+        fi
+        for deb in "$tmp"/*.deb; do
+                dpkg-deb -x "$deb" "$tmp/root"
+        done
+        mkdir -p "$(dirname "$docker_dir")"
+        rm -rf "$docker_dir"
+        mv "$tmp/root" "$docker_dir"
+        rm -rf "$tmp"
+        echo "Unpacked docker.io, containerd and runc into $docker_dir"
 fi

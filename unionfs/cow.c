@@ -249,40 +249,73 @@ bool cow_is_shared(Union *u, Node *n) {
         return shared_candidate(u, n, name, &pd, &st) > 0;
 }
 
-int cow_unshare(Union *u, Node *n) {
+int cow_unshare_prepare(Union *u, Node *n, CowBreak *ret) {
         _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;
-        char name[NAME_MAX + 1], tmp[COPYUP_TEMP_NAME_MAX];
-        struct stat st, pst, nst;
+        char name[NAME_MAX + 1];
         int r;
 
+        ret->tmp[0] = '\0';
         if (inocount_empty(&u->shared))
                 return 0;
-        r = shared_candidate(u, n, name, &pd, &st);
+        r = shared_candidate(u, n, name, &pd, &ret->st);
         if (r <= 0)
                 return r;
         if (u->may_block)
                 u->may_block(); /* copying data: let other requests be read meanwhile */
-        if (fstat(pd.fd, &pst) < 0)
-                return -errno;
+        /* Everything of the file as it is (owner, mode, every xattr, times, data with holes): the mount
+         * must not see a difference, the snapshot keeps the old inode unchanged. While it is shared,
+         * nothing changes that inode (every change through the mount breaks the sharing first, under
+         * ns_lock write-held), so the copy stays exact until cow_unshare_commit(). */
+        r = copyup_make_temp(pd.fd, name, &ret->st, u->work_fd, NULL, NULL, u->sync_copyup ? 0 : COPYUP_NO_FSYNC,
+                             ret->tmp, sizeof ret->tmp);
+        if (r < 0) {
+                ret->tmp[0] = '\0';
+                return r;
+        }
+        return 1;
+}
+
+void cow_unshare_discard(Union *u, CowBreak *c) {
+        if (c->tmp[0])
+                (void) copyup_remove_temp(u->work_fd, c->tmp);
+        c->tmp[0] = '\0';
+}
+
+int cow_unshare_commit(Union *u, Node *n, CowBreak *c) {
+        _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;
+        char name[NAME_MAX + 1];
+        struct stat st, pst, nst;
+        int r;
+
+        if (!c->tmp[0])
+                return 0;
+        /* Still the inode that was copied, at N's name as it is now (a rename may have moved it)?
+         * Otherwise another break or a change came first: the copy is not needed. */
+        r = shared_candidate(u, n, name, &pd, &st);
+        if (r <= 0 || st.st_dev != c->st.st_dev || st.st_ino != c->st.st_ino) {
+                cow_unshare_discard(u, c);
+                return r < 0 ? r : 0;
+        }
+        if (fstat(pd.fd, &pst) < 0) {
+                r = -errno;
+                cow_unshare_discard(u, c);
+                return r;
+        }
         /* N keeps showing the old inode's number: no other object may get it when the inode is reused. */
         if (!inocount_has(&u->retired, st.st_dev, st.st_ino)) {
                 r = inocount_add(&u->retired, st.st_dev, st.st_ino, 1);
-                if (r < 0)
+                if (r < 0) {
+                        cow_unshare_discard(u, c);
                         return r;
+                }
         }
-
-        /* Everything of the file as it is (owner, mode, every xattr, times, data with holes): the mount
-         * must not see a difference, the snapshot keeps the old inode unchanged. */
-        r = copyup_make_temp(pd.fd, name, &st, u->work_fd, NULL, NULL, u->sync_copyup ? 0 : COPYUP_NO_FSYNC,
-                             tmp, sizeof tmp);
-        if (r < 0)
-                return r;
         /* Atomic: the name holds the old inode or the copy, never nothing. */
-        if (renameat(u->work_fd, tmp, pd.fd, name) < 0) {
+        if (renameat(u->work_fd, c->tmp, pd.fd, name) < 0) {
                 r = -errno;
-                (void) copyup_remove_temp(u->work_fd, tmp);
+                cow_unshare_discard(u, c);
                 return r;
         }
+        c->tmp[0] = '\0';
         restore_parent_times(pd.fd, &pst);
         (void) snapshot_unshared(u, st.st_dev, st.st_ino);
         /* The old inode lives on only in the snapshot: its number may be reused by the upper once the
@@ -294,4 +327,12 @@ int cow_unshare(Union *u, Node *n) {
         /* read-only handles opened before reopen the copy (handle_fd()) */
         __atomic_add_fetch(&n->breaks, 1, __ATOMIC_RELEASE);
         return 0;
+}
+
+int cow_unshare(Union *u, Node *n) {
+        CowBreak c;
+        int r = cow_unshare_prepare(u, n, &c);
+        if (r <= 0)
+                return r;
+        return cow_unshare_commit(u, n, &c);
 }

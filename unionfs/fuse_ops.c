@@ -122,16 +122,21 @@ static void ns_unlock(Union *u) {
 }
 
 /* ns_read() for an operation about to change N's upper file: first break its sharing with a
- * snapshot, if any (cow_unshare() needs ns_lock for writing). Under the read lock no snapshot can
- * share it again, so the check is repeated there. On failure the lock is not held. */
+ * snapshot, if any. The copy is made under the read lock, so that only name changes and snapshots
+ * wait for it; putting it in place needs the write lock. Under the read lock no snapshot can share
+ * the file again, so the check is repeated there. On failure the lock is not held. */
 static int ns_read_unshared(Union *u, Node *n) {
         for (;;) {
+                CowBreak c;
                 ns_read(u);
                 if (!cow_is_shared(u, n))
                         return 0;
+                int r = cow_unshare_prepare(u, n, &c);
                 ns_unlock(u);
+                if (r < 0)
+                        return r;
                 ns_write(u);
-                int r = cow_unshare(u, n);
+                r = cow_unshare_commit(u, n, &c);
                 ns_unlock(u);
                 if (r < 0)
                         return r;

@@ -16,7 +16,8 @@
  *                      write-held together with ns_lock by a snapshot, so that it sees the upper
  *                      between two changes (every other change runs under ns_lock).
  *                      A break (cow_unshare: an upper file shared with a snapshot replaced by a copy of
- *                      itself) runs with ns_lock write-held: no lookup sees the name between the two inodes.
+ *                      itself) copies under ns_lock read-held and renames the copy into place with it
+ *                      write-held: no lookup sees the name between the two inodes.
  *   cow_lock (mutex)   serializes copy-ups; Node.layer only changes under it (and is read atomically).
  *   table_lock (mutex) the node hash table and reference counts.
  *   InoMap.lock        the inode number maps.
@@ -33,6 +34,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "copyup.h"
 #include "idmap.h"
 #include "options.h"
 
@@ -243,6 +245,17 @@ bool cow_is_shared(Union *u, Node *n);
  * file (owner, mode, xattrs, times, data), renamed over it; the snapshot keeps the old inode. N keeps
  * its inode number. Nothing to do (0) when not shared. ns_lock must be held for writing. */
 int cow_unshare(Union *u, Node *n);
+/* The same in two steps, so that the copy, which may be long, holds ns_lock only for reading (other
+ * operations go on; only name changes and snapshots wait): prepare copies the shared file into the
+ * work dir (1; 0 when not shared), commit renames it over N's upper name under ns_lock write-held if
+ * that is still the inode that was copied, and otherwise throws the copy away. */
+typedef struct CowBreak {
+        struct stat st;                 /* the shared inode that was copied */
+        char tmp[COPYUP_TEMP_NAME_MAX]; /* its copy in the work dir; "" when none */
+} CowBreak;
+int cow_unshare_prepare(Union *u, Node *n, CowBreak *ret);
+int cow_unshare_commit(Union *u, Node *n, CowBreak *c);
+void cow_unshare_discard(Union *u, CowBreak *c);
 
 /* --- dirent.c: merged directory listings --- */
 typedef struct DirEntry {

@@ -18,6 +18,7 @@ import stat
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -423,6 +424,65 @@ def test_inode_numbers_after_break(env):
     names = [n for n in os.listdir(u.mnt)]
     inos = [os.stat(u.p(n)).st_ino for n in names]
     uf.eq(len(set(inos)), len(names), "st_ino unique in the mount")
+
+
+def test_break_does_not_stall_the_mount(env):
+    """The first change to a big file shared with a snapshot copies it; meanwhile the rest of the mount
+    keeps answering (lookups, opens and reads of other files), and the file is exact afterwards."""
+    lay, u = setup(env)
+    for i in range(400):
+        uf.write(u.p(f"small{i}"), b"small %d\n" % i)
+    size = 256 << 20
+    while True:
+        block = os.urandom(1 << 20)
+        with open(u.p("big"), "wb") as f:
+            for _ in range(size >> 20):
+                f.write(block)
+        dest = env.path(f"snap-{size >> 20}")
+        layer("snapshot", u.mnt, dest, check_rc=0)
+        uf.check(same_inode(os.path.join(lay["upper"], "big"), os.path.join(dest, "big")), "big was not linked")
+
+        times = {}
+
+        def do_break():
+            times["start"] = time.monotonic()
+            fd = os.open(u.p("big"), os.O_WRONLY)  # the break happens here, before the open returns
+            times["end"] = time.monotonic()
+            os.pwrite(fd, b"CHANGED", 0)
+            os.close(fd)
+
+        t = threading.Thread(target=do_break)
+        t.start()
+        done = []  # (start, end) of each operation on other files while the break runs
+        i = 0
+        while t.is_alive():
+            t0 = time.monotonic()
+            try:
+                os.stat(u.p(f"missing-{i}"))  # a LOOKUP the kernel cannot answer from its cache
+            except FileNotFoundError:
+                pass
+            with open(u.p(f"small{i % 400}"), "rb") as f:  # an OPEN and a READ
+                uf.eq(f.read(), b"small %d\n" % (i % 400), "a small file read during the break")
+            done.append((t0, time.monotonic()))
+            i += 1
+        t.join()
+        took = times["end"] - times["start"]
+        inside = [d for d in done if d[0] > times["start"] + 0.05 and d[1] < times["end"]]
+        if took < 0.25 and size < (1 << 30):
+            size *= 2  # this machine copies too fast to tell: a bigger file
+            os.unlink(u.p("big"))
+            shutil.rmtree(dest)
+            continue
+        uf.check(took >= 0.25, f"the break of a {size >> 20} MiB file took only {took:.3f} s: cannot tell")
+        uf.check(len(inside) >= 3, f"only {len(inside)} operations on other files completed during the "
+                 f"{took:.2f} s break of a {size >> 20} MiB file: the mount stalled")
+        break
+    got = uf.read(u.p("big"))
+    uf.eq((len(got), got[:7], hashlib.sha1(got[7:]).hexdigest()),
+          (size, b"CHANGED", hashlib.sha1((block * (size >> 20))[7:]).hexdigest()), "big in the mount after the change")
+    with open(os.path.join(dest, "big"), "rb") as f:
+        uf.eq(f.read(7), block[:7], "big in DEST is unchanged")
+    print(f"# break of {size >> 20} MiB: {took:.2f} s, {len(inside)} other operations completed meanwhile")
 
 
 def _writer(child, mnt, stop_path):

@@ -9,8 +9,9 @@
 2. Hostile tars built with Python's tarfile (traversal, absolute paths, symlink-then-write, hard links
    out of DEST, absurd sizes, truncation, forged overlay xattrs): a non-zero exit with a message naming
    the problem, no DEST, nothing written outside it, no temporary left behind.
-3. podman imports our gzip export (Go's archive/tar reads it); the tar podman exports from a container
-   of that image, and buildah's oci-archive layer blob, import to the source content.
+3. podman and docker import our export (Go's archive/tar reads it); the tars podman and docker export
+   from a container of that image, and buildah's oci-archive layer blob, import to the source content.
+   docker is a private dockerd (see PrivateDockerd); on a progress terminal, import and export draw.
 Exit 77 when not root (a failure under SBX_TESTS_MUST_RUN=1).
 """
 
@@ -20,6 +21,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -474,7 +476,7 @@ def test_hostile(work):
         shutil.rmtree(outside, ignore_errors=True)
 
 
-# ---------------------------------------------------------------- 3. podman and buildah
+# ---------------------------------------------------------------- 3. podman, buildah and docker
 
 def small_tree(src):
     os.makedirs(os.path.join(src, "etc", "app"))
@@ -638,6 +640,127 @@ def test_progress(work):
     T.ok(content(dst) == content(src), "the import drawn on a terminal equals the source")
 
 
+DOCKER_ROOT = os.environ.get("SANDBOX_TEST_DOCKER", "/var/cache/sandbox-tests/docker")
+
+
+class PrivateDockerd:
+    """A dockerd of our own (scripts/install-deps.sh unpacks docker.io, containerd and runc, without
+    installing them): data, exec root and socket below ROOT; in a private mount namespace where /run
+    and /var/lib are empty tmpfs and /etc is an overlay whose upper is ours (dockerd writes
+    /etc/docker/key.json), and in a network namespace of its own (dockerd sets ip_forward, among
+    others, when it may), so the host sees none of it. No bridge, no iptables, no forwarding;
+    containers are only created, never started."""
+
+    def __init__(self, root):
+        self.root = root
+        self.sock = os.path.join(root, "sock")
+        self.exec_root = os.path.join(root, "exec")
+        os.makedirs(os.path.join(root, "etc-up"))
+        os.makedirs(os.path.join(root, "etc-work"))
+        os.makedirs(os.path.join(root, "home"))
+        self.env = dict(os.environ, PATH=f"{DOCKER_ROOT}/usr/bin:{DOCKER_ROOT}/usr/sbin:{os.environ.get('PATH', '')}",
+                        HOME=os.path.join(root, "home"), DOCKER_CONFIG=os.path.join(root, "home", ".docker"))
+        setup = ("mount -t tmpfs -o mode=0755 tmpfs /run && mount -t tmpfs -o mode=0755 tmpfs /var/lib && "
+                 f"mount -t overlay overlay -o lowerdir=/etc,upperdir={root}/etc-up,workdir={root}/etc-work /etc && "
+                 'exec "$@"')
+        self.log = open(os.path.join(root, "dockerd.log"), "wb")
+        # unshare without --fork execs: the pid we hold is dockerd's.
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--net", "--propagation", "private", "--", "sh", "-c", setup, "sh",
+             "dockerd", "--data-root", os.path.join(root, "data"), "--exec-root", self.exec_root,
+             "--pidfile", os.path.join(root, "pid"), "-H", f"unix://{self.sock}", "--iptables=false",
+             "--ip6tables=false", "--ip-forward=false", "--bridge=none", "--ip-masq=false", "--userland-proxy=false"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+
+    def wait_ready(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if self.cli("version").returncode == 0:
+                return True
+            time.sleep(0.5)
+        return False
+
+    def cli(self, *args):
+        return subprocess.run(["docker", "-H", f"unix://{self.sock}", *args], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60, env=self.env)
+
+    def log_tail(self):
+        with open(os.path.join(self.root, "dockerd.log"), "rb") as f:
+            return f.read()[-600:].decode(errors="replace")
+
+    def stop(self):
+        # dockerd's own containerd: its pid, read before dockerd removes the file.
+        containerd = None
+        try:
+            with open(os.path.join(self.exec_root, "containerd", "containerd.pid")) as f:
+                containerd = int(f.read().strip())
+        except (OSError, ValueError):
+            pass
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.log.close()
+        if containerd:
+            try:  # only if it is still the containerd we started (its config is below our root)
+                with open(f"/proc/{containerd}/cmdline", "rb") as f:
+                    if self.exec_root.encode() in f.read():
+                        os.kill(containerd, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def test_docker(work):
+    if not os.access(f"{DOCKER_ROOT}/usr/sbin/dockerd", os.X_OK):
+        T.ok(not ovltest.must_run(), f"docker # SKIP no dockerd in {DOCKER_ROOT} (scripts/install-deps.sh)")
+        return
+    src = os.path.join(work, "docker-src")
+    small_tree(src)
+    want = content(src)
+    def host_state():
+        with open("/proc/sys/net/ipv4/ip_forward") as f:
+            return (f.read().strip(), os.path.lexists("/etc/docker"), os.path.lexists("/run/docker"),
+                    os.path.lexists("/var/lib/docker"))
+    before = host_state()
+    d = PrivateDockerd(os.path.join(work, "docker"))
+    try:
+        if not d.wait_ready():
+            T.diag(d.log_tail())
+            T.ok(not ovltest.must_run(), "docker # SKIP dockerd did not start")
+            return
+        intar = os.path.join(work, "docker-in.tar")
+        r = run("export", src, intar)
+        T.ok(r.returncode == 0, "export of the docker source", r.stderr)
+        tag = f"layer-tar-test-{os.getpid()}:1"
+        name = f"ltt-{os.getpid()}"
+        exported = os.path.join(work, "docker-export.tar")
+        steps = [d.cli("import", intar, tag)]
+        T.ok(steps[-1].returncode == 0, "docker imports our export (Go's archive/tar reads it)", steps[-1].stdout)
+        if steps[-1].returncode == 0:
+            steps.append(d.cli("create", "--network", "none", "--name", name, tag, "/bin/tool"))
+        if steps[-1].returncode == 0:
+            steps.append(d.cli("export", "-o", exported, name))
+        T.ok(steps[-1].returncode == 0, "docker create + docker export", steps[-1].stdout)
+        if steps[-1].returncode != 0:
+            return
+        dest = os.path.join(work, "docker-dest")
+        r = run("import", exported, dest)
+        if T.ok(r.returncode == 0, "a docker export tar imports", r.stderr):
+            got = content(dest)
+            T.ok(all(got.get(k) == v for k, v in want.items()), "docker export -> import: the source content",
+                 subset_diff(want, got))
+            T.ok(os.path.exists(os.path.join(dest, ".dockerenv")), "docker export -> import: docker's own files too")
+            st1, st2 = os.lstat(os.path.join(dest, "bin", "tool")), os.lstat(os.path.join(dest, "bin", "tool-hard"))
+            T.ok(st1.st_ino == st2.st_ino, "docker export -> import: hard links kept")
+    finally:
+        d.stop()
+        T.ok(host_state() == before, "the private dockerd changed nothing on the host (ip_forward, /etc/docker, "
+             "/run/docker, /var/lib/docker)", f"{before} -> {host_state()}")
+
+
 def main():
     ovltest.install_signal_handlers()
     ovltest.require_root()
@@ -646,7 +769,7 @@ def main():
     start = time.monotonic()
     work = tempfile.mkdtemp(prefix="layer-tar-", dir="/tmp")
     try:
-        for t in (test_roundtrip, test_hostile, test_progress, test_podman, test_buildah):
+        for t in (test_roundtrip, test_hostile, test_progress, test_podman, test_buildah, test_docker):
             sub = os.path.join(work, t.__name__)
             os.mkdir(sub)
             try:

@@ -400,8 +400,10 @@ class Snapshot:
         while True:
             problems = []
             new_mounts = host_mounts() - self.mounts
+            # A sandbox's union has the source "sandbox-unionfs:ID"; the plain sandbox-unionfs mounts
+            # other tests on this machine make are not ours.
             ours = [m for m in new_mounts if self.env.root in m[0] or self.env.root in m[2]
-                    or "sandbox-unionfs" in m[1] + m[2]]
+                    or m[2].startswith("sandbox-unionfs:")]
             if ours:
                 problems.append(f"new host mounts: {sorted(ours)}")
             new_cg = [c for c in sandbox_cgroups() - self.cgroups if not cgroup_procs(c)
