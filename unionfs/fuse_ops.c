@@ -143,6 +143,27 @@ static int ns_read_unshared(Union *u, Node *n) {
         }
 }
 
+/* ns_write() for an operation that gives N's upper file another name: first break its sharing with a
+ * snapshot, the copy made under the read lock as in ns_read_unshared(). A snapshot may share the file
+ * again before the write lock is ours: then it is copied under the write lock. On failure the lock is
+ * not held. */
+static int ns_write_unshared(Union *u, Node *n) {
+        CowBreak c;
+        ns_read(u);
+        int r = cow_is_shared(u, n) ? cow_unshare_prepare(u, n, &c) : 0;
+        ns_unlock(u);
+        if (r < 0)
+                return r;
+        ns_write(u);
+        if (r > 0)
+                r = cow_unshare_commit(u, n, &c);
+        if (r >= 0)
+                r = cow_unshare(u, n);
+        if (r < 0)
+                ns_unlock(u);
+        return r;
+}
+
 /* Data writes, which take no ns_lock: a snapshot holds this exclusively while it copies. */
 static void change_begin(Union *u) {
         if (pthread_rwlock_tryrdlock(&u->change_lock) == 0)
@@ -718,13 +739,13 @@ static void reply_new_entry(fuse_req_t req, Union *u, Node *parent, const char *
         Node *n;
         int r;
 
-        if (o->link_src)
-                ns_write(u);
-        else
+        if (o->link_src) {
+                r = ns_write_unshared(u, o->link_src); /* a second upper name would change the snapshot's nlink */
+                if (r < 0)
+                        return reply_err(req, r);
+        } else
                 ns_read(u);
         r = o->link_src ? cow_node(u, o->link_src) : 0;
-        if (r >= 0 && o->link_src)
-                r = cow_unshare(u, o->link_src); /* a second upper name would change the snapshot's nlink */
         if (r >= 0)
                 r = create_object(u, req, parent, name, o, 0, &n, &st, NULL);
         ns_unlock(u);

@@ -426,63 +426,81 @@ def test_inode_numbers_after_break(env):
     uf.eq(len(set(inos)), len(names), "st_ino unique in the mount")
 
 
-def test_break_does_not_stall_the_mount(env):
-    """The first change to a big file shared with a snapshot copies it; meanwhile the rest of the mount
-    keeps answering (lookups, opens and reads of other files), and the file is exact afterwards."""
-    lay, u = setup(env)
-    for i in range(400):
-        uf.write(u.p(f"small{i}"), b"small %d\n" % i)
+def _break_while_busy(env, u, lay, name, change):
+    """Share a big file NAME with a snapshot, CHANGE it (which breaks the sharing) in a thread while
+    this one keeps using other files; returns (size, seconds the change took, operations on other
+    files that started after the change began and ended before it returned, the file's block)."""
     size = 256 << 20
     while True:
         block = os.urandom(1 << 20)
-        with open(u.p("big"), "wb") as f:
+        with open(u.p(name), "wb") as f:
             for _ in range(size >> 20):
                 f.write(block)
-        dest = env.path(f"snap-{size >> 20}")
+        dest = env.path(f"snap-{name}-{size >> 20}")
         layer("snapshot", u.mnt, dest, check_rc=0)
-        uf.check(same_inode(os.path.join(lay["upper"], "big"), os.path.join(dest, "big")), "big was not linked")
-
+        uf.check(same_inode(os.path.join(lay["upper"], name), os.path.join(dest, name)), f"{name} was not linked")
         times = {}
 
-        def do_break():
+        def do_change():
             times["start"] = time.monotonic()
-            fd = os.open(u.p("big"), os.O_WRONLY)  # the break happens here, before the open returns
+            change(u.p(name))  # the break happens here, before the call returns
             times["end"] = time.monotonic()
-            os.pwrite(fd, b"CHANGED", 0)
-            os.close(fd)
 
-        t = threading.Thread(target=do_break)
+        t = threading.Thread(target=do_change)
         t.start()
-        done = []  # (start, end) of each operation on other files while the break runs
+        done = []
         i = 0
         while t.is_alive():
             t0 = time.monotonic()
             try:
-                os.stat(u.p(f"missing-{i}"))  # a LOOKUP the kernel cannot answer from its cache
+                os.stat(u.p(f"other/missing-{name}-{i}"))  # a LOOKUP the kernel cannot answer from its cache
             except FileNotFoundError:
                 pass
-            with open(u.p(f"small{i % 400}"), "rb") as f:  # an OPEN and a READ
+            with open(u.p(f"other/small{i % 400}"), "rb") as f:  # an OPEN and a READ
                 uf.eq(f.read(), b"small %d\n" % (i % 400), "a small file read during the break")
             done.append((t0, time.monotonic()))
             i += 1
         t.join()
+        uf.check("end" in times, f"the change of {name} failed")
         took = times["end"] - times["start"]
         inside = [d for d in done if d[0] > times["start"] + 0.05 and d[1] < times["end"]]
-        if took < 0.25 and size < (1 << 30):
-            size *= 2  # this machine copies too fast to tell: a bigger file
-            os.unlink(u.p("big"))
-            shutil.rmtree(dest)
-            continue
+        if took >= 0.25 or size >= (1 << 30):
+            with open(os.path.join(dest, name), "rb") as f:
+                uf.eq(f.read(7), block[:7], f"{name} in DEST is unchanged")
+            return size, took, inside, block
+        size *= 2  # this machine copies too fast to tell: a bigger file
+        os.unlink(u.p(name))
+        shutil.rmtree(dest)
+
+
+def test_break_does_not_stall_the_mount(env):
+    """The first change to a big file shared with a snapshot copies it; meanwhile the rest of the mount
+    keeps answering (lookups, opens and reads of other files), and the file is exact afterwards. Both
+    for a change of the file (open for writing) and for a new hard link to it."""
+    lay, u = setup(env)
+    # In another directory: the kernel itself locks the directory a link is made in.
+    os.mkdir(u.p("other"))
+    for i in range(400):
+        uf.write(u.p(f"other/small{i}"), b"small %d\n" % i)
+
+    def write(p):
+        fd = os.open(p, os.O_WRONLY)
+        os.pwrite(fd, b"CHANGED", 0)
+        os.close(fd)
+
+    for name, change in (("big", write), ("linked", lambda p: os.link(p, p + ".2"))):
+        size, took, inside, block = _break_while_busy(env, u, lay, name, change)
         uf.check(took >= 0.25, f"the break of a {size >> 20} MiB file took only {took:.3f} s: cannot tell")
-        uf.check(len(inside) >= 3, f"only {len(inside)} operations on other files completed during the "
-                 f"{took:.2f} s break of a {size >> 20} MiB file: the mount stalled")
-        break
-    got = uf.read(u.p("big"))
-    uf.eq((len(got), got[:7], hashlib.sha1(got[7:]).hexdigest()),
-          (size, b"CHANGED", hashlib.sha1((block * (size >> 20))[7:]).hexdigest()), "big in the mount after the change")
-    with open(os.path.join(dest, "big"), "rb") as f:
-        uf.eq(f.read(7), block[:7], "big in DEST is unchanged")
-    print(f"# break of {size >> 20} MiB: {took:.2f} s, {len(inside)} other operations completed meanwhile")
+        uf.check(len(inside) >= 3, f"{name}: only {len(inside)} operations on other files completed during "
+                 f"the {took:.2f} s break of a {size >> 20} MiB file: the mount stalled")
+        got = uf.read(u.p(name))
+        head = b"CHANGED" if name == "big" else block[:7]
+        uf.eq((len(got), got[:7], hashlib.sha1(got[7:]).hexdigest()),
+              (size, head, hashlib.sha1((block * (size >> 20))[7:]).hexdigest()), f"{name} in the mount after the change")
+        print(f"# {name}: break of {size >> 20} MiB: {took:.2f} s, {len(inside)} other operations meanwhile")
+    uf.eq(os.stat(u.p("linked")).st_nlink, 2, "links of the linked file in the mount")
+    uf.check(same_inode(os.path.join(lay["upper"], "linked"), os.path.join(lay["upper"], "linked.2")),
+             "the new link is not the upper's copy")
 
 
 def _writer(child, mnt, stop_path):
