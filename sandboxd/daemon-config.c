@@ -61,29 +61,6 @@ static int parse_bool(const char *v, bool *ret) {
         return 0;
 }
 
-static int parse_size_value(const char *v, uint64_t *ret) {
-        char *end;
-        uint64_t n, mult = 1;
-
-        if (!*v || !strchr("0123456789", *v))
-                return -EINVAL;
-        errno = 0;
-        n = strtoull(v, &end, 10);
-        if (errno)
-                return -errno;
-        switch (*end | 0x20) {
-        case 'k': mult = UINT64_C(1) << 10; end++; break;
-        case 'm': mult = UINT64_C(1) << 20; end++; break;
-        case 'g': mult = UINT64_C(1) << 30; end++; break;
-        case 't': mult = UINT64_C(1) << 40; end++; break;
-        default: break;
-        }
-        if (*end || n > UINT64_MAX / mult)
-                return -EINVAL;
-        *ret = n * mult;
-        return 0;
-}
-
 /* Space-separated names or numbers. */
 static int parse_ids(char *v, bool groups, uint32_t *ids, size_t *n) {
         char *save = NULL;
@@ -164,7 +141,7 @@ int config_load(const char *path, bool must_exist, DaemonConfig *c, char *errbuf
                         else
                                 c->max_per_client = n;
                 } else if (streq(key, "max-memory")) {
-                        if (parse_size_value(value, &c->max_memory) < 0)
+                        if (parse_size(value, &c->max_memory) < 0)
                                 BAD("%s:%u: max-memory: expected a size like 512m", path, lineno);
                 } else if (streq(key, "max-pids")) {
                         if (safe_atou64(value, &c->max_pids) < 0)

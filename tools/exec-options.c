@@ -14,37 +14,6 @@
 #include "macro.h"
 #include "parse.h"
 
-int parse_size(const char *s, uint64_t *ret) {
-        static const char suffixes[] = "kmgt";
-        char *end;
-        uint64_t v, mult = 1;
-
-        if (!s || !strchr("0123456789", s[0]))
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno)
-                return -errno;
-        if (*end) {
-                const char *p = strchr(suffixes, *end | 0x20);
-                if (!p)
-                        return -EINVAL;
-                for (const char *q = suffixes; q <= p; q++)
-                        mult *= 1024;
-                end++;
-                if ((*end | 0x20) == 'i')
-                        end++;
-                if ((*end | 0x20) == 'b')
-                        end++;
-                if (*end)
-                        return -EINVAL;
-        }
-        if (v > UINT64_MAX / mult)
-                return -ERANGE;
-        *ret = v * mult;
-        return 0;
-}
-
 int parse_seconds(const char *s, uint64_t *ret_usec) {
         char *end;
         double v, scale = 1e6;

@@ -19,7 +19,5 @@ int exec_options_parse(int argc, char *argv[], ExecOptions *ret);
 void exec_options_done(ExecOptions *o);
 void exec_options_help(FILE *f);
 
-/* "64m" → 67108864: k, m, g, t suffixes (powers of 1024), optionally followed by "b" or "ib". */
-int parse_size(const char *s, uint64_t *ret);
 /* "1.5" → 1500000 µs; "1.5s", "200ms" also work. */
 int parse_seconds(const char *s, uint64_t *ret_usec);

@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -38,21 +37,14 @@ static void help(FILE *f) {
 /* DEST made absolute: its parent must exist (resolved here, symlinks and all, as the user named it),
  * its last component is taken as given and must not exist. */
 static int absolute_dest(const char *dest, char **ret) {
-        _cleanup_free_ char *copy = strdup(dest), *copy2 = strdup(dest), *parent = NULL, *abs = NULL;
-        size_t n;
-
-        if (!copy || !copy2)
-                return -ENOMEM;
-        n = strlen(copy2);
-        while (n > 1 && copy2[n - 1] == '/')
-                copy2[--n] = '\0'; /* "dest/" names dest */
-        const char *base = basename(copy2);
-        if (!filename_is_valid(base))
-                return -EINVAL;
-        parent = realpath(dirname(copy), NULL);
-        if (!parent)
+        _cleanup_free_ char *parent = NULL, *name = NULL, *real = NULL, *abs = NULL;
+        int r = layer_split_dest(dest, &parent, &name);
+        if (r < 0)
+                return r;
+        real = realpath(parent, NULL);
+        if (!real)
                 return -errno;
-        if (asprintf(&abs, "%s/%s", streq(parent, "/") ? "" : parent, base) < 0)
+        if (asprintf(&abs, "%s/%s", streq(real, "/") ? "" : real, name) < 0)
                 return -ENOMEM;
         if (strlen(abs) >= PATH_MAX)
                 return -ENAMETOOLONG;

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -73,7 +72,7 @@ int layer_cmd_squash(int argc, char *argv[]) {
                 {}
         };
         _cleanup_(union_options_done) UnionOptions o = {};
-        _cleanup_free_ char *dest = NULL, *parent_real = NULL;
+        _cleanup_free_ char *parent = NULL, *name = NULL, *parent_real = NULL;
         _cleanup_close_ int parent_fd = -EBADF;
         int layer_fds[SQUASH_LAYERS_MAX];
         size_t n_layers = 0;
@@ -120,20 +119,13 @@ int layer_cmd_squash(int argc, char *argv[]) {
         for (size_t i = 0; i < o.n_lowerdirs; i++)
                 layer_paths[n_layers++] = o.lowerdirs[i];
 
-        /* DEST: a new name in an existing directory; trailing slashes are allowed, as mkdir(1) does */
-        dest = strdup(argv[optind]);
-        if (!dest) {
+        /* DEST: a new name in an existing directory */
+        r = layer_split_dest(argv[optind], &parent, &name);
+        if (r == -ENOMEM) {
                 log_error("Out of memory.");
                 return LAYER_EXIT_FAILURE;
         }
-        for (size_t l = strlen(dest); l > 1 && dest[l - 1] == '/'; l--)
-                dest[l - 1] = '\0';
-        char *slash = strrchr(dest, '/');
-        const char *name = slash ? slash + 1 : dest;
-        const char *parent = slash ? (slash == dest ? "/" : dest) : ".";
-        if (slash)
-                *slash = '\0';
-        if (!filename_is_valid(name)) {
+        if (r < 0) {
                 log_error("Invalid DEST '%s'.", argv[optind]);
                 return LAYER_EXIT_USAGE;
         }
@@ -156,12 +148,7 @@ int layer_cmd_squash(int argc, char *argv[]) {
                 goto finish;
         }
 
-        /* Every layer deep and every level open at once: allow as many fds as the hard limit does. */
-        struct rlimit rl;
-        if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur < rl.rlim_max) {
-                rl.rlim_cur = rl.rlim_max;
-                (void) setrlimit(RLIMIT_NOFILE, &rl);
-        }
+        layer_raise_nofile(); /* every layer deep and every level open at once */
 
         for (size_t i = 0; i < n_layers; i++) {
                 layer_fds[i] = open(layer_paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -6,12 +6,10 @@
  */
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,63 +21,17 @@
 #include "sandbox-layer.h"
 #include "tar.h"
 
-/* "123", "10K", "4M", "64G", "1T" (binary multiples). */
-static int parse_size(const char *s, uint64_t *ret) {
-        static const struct {
-                char c;
-                unsigned shift;
-        } units[] = { { 'K', 10 }, { 'M', 20 }, { 'G', 30 }, { 'T', 40 } };
-        size_t l = strlen(s);
-        unsigned shift = 0;
-        _cleanup_free_ char *num = strdup(s);
-        if (!num)
-                return -ENOMEM;
-        for (size_t i = 0; l > 0 && i < ELEMENTSOF(units); i++)
-                if (num[l - 1] == units[i].c || num[l - 1] == units[i].c + ('a' - 'A')) {
-                        shift = units[i].shift;
-                        num[l - 1] = '\0';
-                }
-        uint64_t v;
-        int r = safe_atou64(num, &v);
+/* Open the parent directory of DEST; its last component goes to *RET_NAME. */
+static int open_parent(const char *dest, char **ret_name) {
+        _cleanup_free_ char *parent = NULL, *name = NULL;
+        int r = layer_split_dest(dest, &parent, &name);
         if (r < 0)
                 return r;
-        if (v == 0 || (shift && v > (UINT64_MAX >> shift)))
-                return -ERANGE;
-        *ret = v << shift;
-        return 0;
-}
-
-/* Split a user path into its parent directory (opened) and last component. */
-static int open_parent(const char *path, char **ret_name) {
-        _cleanup_free_ char *a = strdup(path), *b = strdup(path);
-        if (!a || !b)
-                return -ENOMEM;
-        size_t l = strlen(b);
-        while (l > 1 && b[l - 1] == '/')
-                b[--l] = '\0';
-        char *base = basename(b);
-        if (!*base || streq(base, "/") || streq(base, ".") || streq(base, ".."))
-                return -EINVAL;
-        char *dir = dirname(a);
-        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        char *n = strdup(base);
-        if (!n) {
-                safe_close(fd);
-                return -ENOMEM;
-        }
-        *ret_name = n;
+        *ret_name = TAKE_PTR(name);
         return fd;
-}
-
-/* Deep trees need one fd per level on export: use what the hard limit allows. */
-static void raise_nofile(void) {
-        struct rlimit rl;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-                rl.rlim_cur = rl.rlim_max;
-                (void) setrlimit(RLIMIT_NOFILE, &rl);
-        }
 }
 
 static void import_help(FILE *f) {
@@ -109,7 +61,7 @@ int layer_cmd_import(int argc, char *argv[]) {
                         import_help(stdout);
                         return LAYER_EXIT_OK;
                 case 'm':
-                        if (parse_size(optarg, &o.max_size) < 0) {
+                        if (parse_size(optarg, &o.max_size) < 0 || o.max_size == 0) {
                                 fprintf(stderr, "sandbox-layer import: invalid --max-size '%s'\n", optarg);
                                 return LAYER_EXIT_USAGE;
                         }
@@ -202,7 +154,7 @@ int layer_cmd_export(int argc, char *argv[]) {
                 fprintf(stderr, "sandbox-layer export: refusing to write a tar to a terminal\n");
                 return LAYER_EXIT_USAGE;
         }
-        raise_nofile();
+        layer_raise_nofile();
 
         _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0) {

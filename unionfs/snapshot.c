@@ -105,18 +105,23 @@ static void inocount_grow(InoCount *c) {
         c->n_buckets = nn;
 }
 
+/* Unlink the entry *E points at and free it; c->lock held. */
+static void inocount_drop(InoCount *c, InoCountEntry **e) {
+        InoCountEntry *x = *e;
+        *e = x->next;
+        free(x);
+        __atomic_store_n(&c->n_entries, c->n_entries - 1, __ATOMIC_RELEASE);
+}
+
 int inocount_add(InoCount *c, dev_t dev, ino_t ino, int delta) {
         int r = 0;
 
         pthread_mutex_lock(&c->lock);
         InoCountEntry **e = inocount_find(c, dev, ino);
         if (*e) {
-                if (delta < 0 && (*e)->count <= (uint64_t) -delta) {
-                        InoCountEntry *x = *e;
-                        *e = x->next;
-                        free(x);
-                        __atomic_store_n(&c->n_entries, c->n_entries - 1, __ATOMIC_RELEASE);
-                } else
+                if (delta < 0 && (*e)->count <= (uint64_t) -delta)
+                        inocount_drop(c, e);
+                else
                         (*e)->count += (uint64_t) (int64_t) delta;
         } else if (delta > 0) {
                 InoCountEntry *x = malloc(sizeof *x);
@@ -148,14 +153,11 @@ bool inocount_remove(InoCount *c, dev_t dev, ino_t ino) {
                 return false;
         pthread_mutex_lock(&c->lock);
         InoCountEntry **e = inocount_find(c, dev, ino);
-        InoCountEntry *x = *e;
-        if (x) {
-                *e = x->next;
-                free(x);
-                __atomic_store_n(&c->n_entries, c->n_entries - 1, __ATOMIC_RELEASE);
-        }
+        bool found = *e != NULL;
+        if (found)
+                inocount_drop(c, e);
         pthread_mutex_unlock(&c->lock);
-        return x != NULL;
+        return found;
 }
 
 void snapshot_fix_nlink(Union *u, struct stat *st) {

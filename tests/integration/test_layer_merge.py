@@ -86,14 +86,6 @@ def walk(root, dir_meta=True):
     return out
 
 
-def diff(a, b, limit=8):
-    lines = []
-    for p in sorted(set(a) | set(b)):
-        if a.get(p) != b.get(p):
-            lines.append(f"{p!r}: {a.get(p)!r} != {b.get(p)!r}")
-    return "\n".join(lines[:limit] + ([f"... {len(lines) - limit} more"] if len(lines) > limit else []))
-
-
 def copy_tree(src, dst):
     subprocess.run(["cp", "-a", "--preserve=all", src, dst], check=True)
 
@@ -259,7 +251,7 @@ def test_semantics(tmp):
          f"rc={r.returncode}\n{r.stdout}{r.stderr}")
     got = walk(low)
     T.ok(got == expected, "LOWER equals the kernel overlay view of UPPER over LOWER (all attributes)",
-         diff(got, expected))
+         ot.dict_diff(got, expected))
     T.ok(digest(low) == expected_digest, "digest of LOWER equals the overlay view's digest")
     T.ok(walk(up) == upper_before and digest(up) == upper_digest, "UPPER is unchanged")
     T.ok(not os.path.exists(os.path.join(tmp, ".lower.merge")), "the work dir is removed")
@@ -301,7 +293,7 @@ def test_keep_whiteouts(tmp):
     got, _ = overlay_view(tmp, "mnt2", [low, below])
     T.ok(r.returncode == 0 and got == expected,
          "--keep-whiteouts: LOWER over BELOW equals UPPER over LOWER over BELOW",
-         r.stderr + diff(got, expected))
+         r.stderr + ot.dict_diff(got, expected))
     T.ok(ot.type_char(os.lstat(f"{low}/top").st_mode) == "c", "--keep-whiteouts keeps a whiteout")
 
 
@@ -436,7 +428,7 @@ def test_crash_safety(tmp):
     T.ok(r.returncode == 0, "the re-run completes the merge", r.stderr)
     got = walk(low)
     T.ok(got == full_expected, "LOWER equals the kernel overlay view after the interrupted merges",
-         diff(got, full_expected))
+         ot.dict_diff(got, full_expected))
     T.ok(digest(low) == expected_digest, "digest of LOWER is the expected one")
     T.ok(not os.path.exists(workdir), "the work dir is gone")
 

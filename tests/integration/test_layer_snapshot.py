@@ -333,7 +333,7 @@ def test_break_before_change(env):
         uf.check(not same_inode(up(n), dp(n)), f"{n}: the upper file still is DEST's inode after the change")
         uf.eq(os.stat(u.p(n)).st_ino, shown[n], f"{n}: st_ino shown by the mount changed across the break")
         uf.eq(os.stat(u.p(n)).st_nlink, 2 if n == "link" else 1, f"{n}: st_nlink shown by the mount")
-    old = f"content of {{}}\n".format
+    old = "content of {}\n".format
     uf.eq(uf.read(u.p("write"))[:4], b"cXYt", "write: in the mount")
     uf.eq(uf.read(u.p("trunc-open")), b"replaced\n", "O_TRUNC open: in the mount")
     uf.eq(uf.read(u.p("truncate")), b"con", "truncate: in the mount")

@@ -28,6 +28,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import ovltest  # noqa: E402
@@ -72,16 +73,6 @@ def tree(root):
 
     walk(root, "/")
     return out
-
-
-def tree_diff(a, b, limit=8):
-    lines = []
-    for p in sorted(set(a) | set(b)):
-        if a.get(p) != b.get(p):
-            lines.append(f"{p[:120]!r}: {a.get(p)!r} != {b.get(p)!r}")
-    if len(lines) > limit:
-        lines = lines[:limit] + [f"... {len(lines) - limit} more"]
-    return "\n".join(lines)
 
 
 _digest_ok = None
@@ -223,7 +214,7 @@ def test_roundtrip(work):
         left = [n for n in os.listdir(work) if ".import-" in n]
         T.ok(not left, f"{comp}: import leaves no temporary directory", left)
         got = tree(dst)
-        T.ok(got == want, f"{comp}: the imported tree equals the source (own walk)", tree_diff(want, got))
+        T.ok(got == want, f"{comp}: the imported tree equals the source (own walk)", ovltest.dict_diff(want, got))
         if d_src:
             T.ok(digest(dst) == d_src, f"{comp}: digest -q of the import equals the source's")
         st = os.stat(os.path.join(dst, "sparse"))
@@ -774,8 +765,7 @@ def main():
             os.mkdir(sub)
             try:
                 t(sub)
-            except Exception as e:  # a crash in one part fails it without hiding the others
-                import traceback
+            except Exception:  # a crash in one part fails it without hiding the others
                 T.ok(False, f"{t.__name__} raised", traceback.format_exc())
     finally:
         ovltest.remove_tree(work)

@@ -440,3 +440,11 @@ def progress_ok(what, seen, max_entries, max_bytes):
     return (bool(lines) and seen.endswith(b"\r\x1b[K")
             and all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(lines, lines[1:]))
             and lines[-1][0] <= max_entries and lines[-1][1] <= max_bytes * 1.05 + 1024)
+
+
+def dict_diff(a, b, limit=8):
+    """The keys on which two {path: value} maps differ, one line each (at most LIMIT, then a count)."""
+    lines = [f"{p[:120]!r}: {a.get(p)!r} != {b.get(p)!r}" for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p)]
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"... {len(lines) - limit} more"]
+    return "\n".join(lines)

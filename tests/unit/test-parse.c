@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Unit test of common/parse.c: safe_atou64/safe_atou32 take the whole string or nothing; parse_size
+ * takes k/m/g/t (either case, optional "b"/"ib") as powers of 1024 and refuses overflow and junk.
+ * Output is TAP.
+ */
+#include <stdint.h>
+
+#include "macro.h"
+#include "parse.h"
+#include "tap.h"
+
+static int test_atou(void) {
+        uint64_t v;
+        uint32_t w;
+
+        CHECK_EQ(safe_atou64("0", &v), 0);
+        CHECK_U64(v, 0);
+        CHECK_EQ(safe_atou64("18446744073709551615", &v), 0);
+        CHECK_U64(v, UINT64_MAX);
+        CHECK_EQ(safe_atou64("18446744073709551616", &v), -ERANGE);
+        CHECK_EQ(safe_atou64("", &v), -EINVAL);
+        CHECK_EQ(safe_atou64("-1", &v), -EINVAL);
+        CHECK_EQ(safe_atou64(" 1", &v), -EINVAL);
+        CHECK_EQ(safe_atou64("1 ", &v), -EINVAL);
+        CHECK_EQ(safe_atou64("12x", &v), -EINVAL);
+        CHECK_EQ(safe_atou64(NULL, &v), -EINVAL);
+        CHECK_EQ(safe_atou32("4294967295", &w), 0);
+        CHECK_U64(w, UINT32_MAX);
+        CHECK_EQ(safe_atou32("4294967296", &w), -ERANGE);
+        return 0;
+}
+
+static int test_size(void) {
+        static const struct {
+                const char *s;
+                uint64_t v;
+        } good[] = {
+                { "0", 0 },
+                { "123", 123 },
+                { "1k", 1024 },
+                { "1K", 1024 },
+                { "64m", 64 << 20 },
+                { "64MiB", 64 << 20 },
+                { "64MB", 64 << 20 },
+                { "2g", UINT64_C(2) << 30 },
+                { "1T", UINT64_C(1) << 40 },
+                { "16777215T", UINT64_C(16777215) << 40 },
+        };
+        static const char *const bad[] = { "", "k", "-1", "1x", "1kk", "1 k", "1kiBs", "1.5g", " 1" };
+        uint64_t v;
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                v = 0;
+                CHECK_EQ(parse_size(good[i].s, &v), 0);
+                CHECK_U64(v, good[i].v);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                v = 42;
+                CHECK_EQ(parse_size(bad[i], &v), -EINVAL);
+                CHECK_U64(v, 42); /* untouched on failure */
+        }
+        CHECK_EQ(parse_size("16777216T", &v), -ERANGE);
+        CHECK_EQ(parse_size("99999999999999999999", &v), -ERANGE);
+        CHECK_EQ(parse_size(NULL, &v), -EINVAL);
+        return 0;
+}
+
+int main(void) {
+        static const TapTest tests[] = {
+                TAP_TEST(atou),
+                TAP_TEST(size),
+        };
+        return tap_run(tests, ELEMENTSOF(tests));
+}
