@@ -156,6 +156,29 @@ fail:
         return r;
 }
 
+int path_split(const char *path, char **ret_parent, char **ret_name) {
+        _cleanup_free_ char *copy = strdup(path), *name = NULL;
+        if (!copy)
+                return -ENOMEM;
+        size_t l = strlen(copy);
+        while (l > 1 && copy[l - 1] == '/')
+                copy[--l] = '\0';
+        char *slash = strrchr(copy, '/');
+        if (!filename_is_valid(slash ? slash + 1 : copy))
+                return -EINVAL;
+        name = strdup(slash ? slash + 1 : copy);
+        if (!name)
+                return -ENOMEM;
+        if (slash)
+                *slash = '\0';
+        char *parent = strdup(!slash ? "." : slash == copy ? "/" : copy);
+        if (!parent)
+                return -ENOMEM;
+        *ret_parent = parent;
+        *ret_name = TAKE_PTR(name);
+        return 0;
+}
+
 int filename_is_valid(const char *name) {
         if (!name || !*name || streq(name, ".") || streq(name, ".."))
                 return false;

@@ -26,5 +26,10 @@ int read_file(const char *path, size_t max, char **ret, size_t *ret_size);
 /* Write DATA to PATH beneath DIRFD via a temporary name, fsync, and rename over PATH. */
 int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t size, mode_t mode);
 
+/* Split PATH, a user-given path naming an entry, into its parent directory ("." when PATH has no '/',
+ * "/" at the top) and its last component, both malloc'ed. Trailing slashes are ignored, as mkdir(1)
+ * does; -EINVAL when the last component is not a valid name (empty, ".", ".."). */
+int path_split(const char *path, char **ret_parent, char **ret_name);
+
 /* True if NAME is a single valid path component: not empty, not "." or "..", no '/'. */
 int filename_is_valid(const char *name);

@@ -938,49 +938,16 @@ static int mount_id(int fd, uint64_t *ret) {
         return 0;
 }
 
-/* Split PATH (user-given, trailing slashes allowed) into a malloc'd parent and last component. */
-static int split_path(const char *path, char **ret_parent, char **ret_name) {
-        _cleanup_free_ char *p = strdup(path);
-        if (!p)
-                return -ENOMEM;
-        size_t n = strlen(p);
-        while (n > 1 && p[n - 1] == '/')
-                p[--n] = '\0';
-        char *slash = strrchr(p, '/');
-        const char *name = slash ? slash + 1 : p;
-        if (!filename_is_valid(name))
-                return -EINVAL;
-        char *nm = strdup(name);
-        if (!nm)
-                return -ENOMEM;
-        char *parent;
-        if (!slash)
-                parent = strdup(".");
-        else if (slash == p)
-                parent = strdup("/");
-        else {
-                *slash = '\0';
-                parent = strdup(p);
-        }
-        if (!parent) {
-                free(nm);
-                return -ENOMEM;
-        }
-        *ret_parent = parent;
-        *ret_name = nm;
-        return 0;
-}
-
 static int work_path(const MergeParams *p, char **ret_parent, char **ret_name) {
         _cleanup_free_ char *lower = NULL, *parent = NULL, *name = NULL;
         int r;
 
         if (p->workdir)
-                return split_path(p->workdir, ret_parent, ret_name);
+                return path_split(p->workdir, ret_parent, ret_name);
         lower = realpath(p->lower, NULL);
         if (!lower)
                 return -errno;
-        r = split_path(lower, &parent, &name);
+        r = path_split(lower, &parent, &name);
         if (r < 0)
                 return r;
         char *wn;

@@ -38,7 +38,7 @@ static void help(FILE *f) {
  * its last component is taken as given and must not exist. */
 static int absolute_dest(const char *dest, char **ret) {
         _cleanup_free_ char *parent = NULL, *name = NULL, *real = NULL, *abs = NULL;
-        int r = layer_split_dest(dest, &parent, &name);
+        int r = path_split(dest, &parent, &name);
         if (r < 0)
                 return r;
         real = realpath(parent, NULL);

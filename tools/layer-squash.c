@@ -120,7 +120,7 @@ int layer_cmd_squash(int argc, char *argv[]) {
                 layer_paths[n_layers++] = o.lowerdirs[i];
 
         /* DEST: a new name in an existing directory */
-        r = layer_split_dest(argv[optind], &parent, &name);
+        r = path_split(argv[optind], &parent, &name);
         if (r == -ENOMEM) {
                 log_error("Out of memory.");
                 return LAYER_EXIT_FAILURE;

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "log.h"
 #include "macro.h"
 #include "ovl.h"
@@ -24,7 +25,7 @@
 /* Open the parent directory of DEST; its last component goes to *RET_NAME. */
 static int open_parent(const char *dest, char **ret_name) {
         _cleanup_free_ char *parent = NULL, *name = NULL;
-        int r = layer_split_dest(dest, &parent, &name);
+        int r = path_split(dest, &parent, &name);
         if (r < 0)
                 return r;
         int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

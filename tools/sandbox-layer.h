@@ -22,9 +22,5 @@ int layer_cmd_import(int argc, char *argv[]);
 int layer_cmd_export(int argc, char *argv[]);
 
 /* layer-common.c */
-/* Split DEST, a new entry the user names, into its parent directory ("." when none, "/" at the top)
- * and its last component, both malloc'ed. Trailing slashes are ignored, as mkdir(1) does; -EINVAL when
- * the last component is not a valid name (empty, ".", ".."). */
-int layer_split_dest(const char *dest, char **ret_parent, char **ret_name);
 /* Deep trees want one fd per level (per layer): allow as many as the hard limit does. */
 void layer_raise_nofile(void);

@@ -507,21 +507,13 @@ static uint64_t now_ns(void) {
 }
 
 /* Split the absolute DEST into its parent (a new string) and last component (inside DEST). */
-static int split_dest(const char *dest, char **ret_parent, const char **ret_name) {
+static int split_dest(const char *dest, char **ret_parent, char **ret_name) {
         size_t len = strnlen(dest, PATH_MAX);
-        const char *slash;
 
+        /* A protocol field: absolute, and naming the entry exactly (no trailing '/'). */
         if (len == 0 || len >= PATH_MAX || dest[0] != '/' || dest[len - 1] == '/')
                 return -EINVAL;
-        slash = strrchr(dest, '/');
-        if (!filename_is_valid(slash + 1))
-                return -EINVAL;
-        char *parent = slash == dest ? strdup("/") : strndup(dest, (size_t) (slash - dest));
-        if (!parent)
-                return -ENOMEM;
-        *ret_parent = parent;
-        *ret_name = slash + 1;
-        return 0;
+        return path_split(dest, ret_parent, ret_name);
 }
 
 /* After the pause, before DEST can exist: record each newly shared inode in the workdir, so that a
@@ -598,12 +590,11 @@ static int snapshot_copy(Union *u, int tmp_fd, Walk *w, SnapshotResult *res) {
 }
 
 int snapshot_take(Union *u, const char *dest, SnapshotResult *ret) {
-        _cleanup_free_ char *parent = NULL;
+        _cleanup_free_ char *parent = NULL, *name = NULL;
         _cleanup_close_ int parent_fd = -EBADF, tmp_fd = -EBADF;
         _cleanup_(walk_done) Walk w = {};
         SnapshotResult res = {};
         char tmp[64];
-        const char *name;
         struct statfs sfs;
         struct stat st;
         int r;

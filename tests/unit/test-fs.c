@@ -2,7 +2,7 @@
 /*
  * Unit test of common/fs.c: confined path resolution (open_beneath, open_parent_beneath) must refuse
  * "..", absolute paths and every symlink (in the middle, at the end), except that O_PATH|O_NOFOLLOW
- * opens a final symlink itself; read_file_at's size limit; write_file_atomic_at's rename over the
+ * opens a final symlink itself; read_file_at's size limit; path_split; write_file_atomic_at's rename over the
  * target (never through a symlink) without leaving its temporary file behind; filename_is_valid.
  * Runs unprivileged in a private temporary directory laid out as:
  *   T/secret                 outside the root
@@ -354,6 +354,32 @@ static int test_filename_is_valid(void) {
         return 0;
 }
 
+static int check_split(const char *path, const char *parent, const char *name) {
+        _cleanup_free_ char *p = NULL, *n = NULL;
+        CHECK_EQ(path_split(path, &p, &n), 0);
+        CHECK_STREQ(p, parent);
+        CHECK_STREQ(n, name);
+        return 0;
+}
+
+static int test_path_split(void) {
+        char *p = NULL, *n = NULL;
+
+        CHECK_EQ(check_split("a", ".", "a"), 0);
+        CHECK_EQ(check_split("a/", ".", "a"), 0);
+        CHECK_EQ(check_split("/a", "/", "a"), 0);
+        CHECK_EQ(check_split("/a//", "/", "a"), 0);
+        CHECK_EQ(check_split("/x/y/z", "/x/y", "z"), 0);
+        CHECK_EQ(check_split("x/y/", "x", "y"), 0);
+        CHECK_EQ(check_split("../up", "..", "up"), 0);
+        static const char *const bad[] = { "", "/", "//", ".", "..", "a/.", "a/..", "a/../" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                CHECK_EQ(path_split(bad[i], &p, &n), -EINVAL);
+                CHECK(!p && !n); /* nothing returned on failure */
+        }
+        return 0;
+}
+
 static int write_plain(int dirfd, const char *name, const char *data) {
         _cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0)
@@ -407,6 +433,7 @@ int main(void) {
                 TAP_TEST(write_atomic_failure_cleans_up),
                 TAP_TEST(write_atomic_long_name),
                 TAP_TEST(filename_is_valid),
+                TAP_TEST(path_split),
         };
         const char *tmpdir = getenv("TMPDIR");
         int r;
