@@ -469,7 +469,9 @@ def _break_while_busy(env, u, lay, name, change):
                 uf.eq(f.read(7), block[:7], f"{name} in DEST is unchanged")
             return size, took, inside, block
         size *= 2  # this machine copies too fast to tell: a bigger file
-        os.unlink(u.p(name))
+        for n in os.listdir(u.mnt):  # the file and what the change made (a link's new name)
+            if n == name or n.startswith(name + "."):
+                os.unlink(u.p(n))
         shutil.rmtree(dest)
 
 
