@@ -8,11 +8,14 @@
 #pragma once
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define TAP_SKIP 77
 
@@ -78,6 +81,50 @@ static inline bool tap_must_run(void) {
                         return -1;                                                             \
                 }                                                                              \
         } while (false)
+
+/* The program's scratch directory, "$TMPDIR/NAME-XXXXXX" (mode 0700) in BUF; on failure it prints
+ * "Bail out!" and returns -1. */
+static inline int tap_scratch_dir(char *buf, size_t size, const char *name) {
+        const char *tmpdir = getenv("TMPDIR");
+        int n = snprintf(buf, size, "%s/%s-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp", name);
+
+        if (n < 0 || (size_t) n >= size) {
+                printf("Bail out! scratch directory name too long (TMPDIR?)\n");
+                return -1;
+        }
+        if (!mkdtemp(buf)) {
+                printf("Bail out! mkdtemp %s: %m\n", buf);
+                return -1;
+        }
+        return 0;
+}
+
+static inline int tap_make_removable(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        if (type == FTW_D)
+                (void) chmod(path, 0700);
+        return 0;
+}
+
+static inline void tap_remove_tree(const char *path);
+
+static inline int tap_remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        if (type == FTW_DNR) { /* unreadable, so not walked: make it readable, then walk it apart */
+                if (chmod(path, 0700) < 0)
+                        return -1;
+                tap_remove_tree(path);
+                return 0;
+        }
+        return (type == FTW_DP ? rmdir(path) : unlink(path)) < 0 ? -1 : 0;
+}
+
+/* Remove a scratch tree, whatever the cases left in it: symlinks are never followed (FTW_PHYS) and a
+ * mount a failed case left behind is not entered (FTW_MOUNT); read-only directories (an archive's
+ * modes) are made writable first, so this works unprivileged too. */
+static inline void tap_remove_tree(const char *path) {
+        (void) nftw(path, tap_make_removable, 16, FTW_PHYS | FTW_MOUNT);
+        if (nftw(path, tap_remove_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
+                printf("# cleanup of %s failed: %m\n", path);
+}
 
 /* Run every case, print TAP, return the exit code (0, or 1 if any case failed). */
 static inline int tap_run(const TapTest *tests, size_t n) {

@@ -23,7 +23,6 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <linux/magic.h>
 #include <linux/sched.h>
 #include <poll.h>
@@ -141,14 +140,9 @@ static void cleanup_all(void) {
         }
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static void remove_tmp_root(void) {
-        /* FTW_PHYS: never follow the fake tree's symlinks. */
-        if (tmp_root[0] && nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
-                printf("# cleanup of %s failed: %m\n", tmp_root);
+        if (tmp_root[0])
+                tap_remove_tree(tmp_root);
         tmp_root[0] = '\0';
 }
 
@@ -1467,7 +1461,6 @@ int main(int argc, char *argv[]) {
                 TAP_TEST(v2_limits_unsupported),
                 TAP_TEST(v2_delegated),
         };
-        const char *tmpdir = getenv("TMPDIR");
         unsigned rnd = 0;
         int r;
 
@@ -1482,11 +1475,8 @@ int main(int argc, char *argv[]) {
         if (getrandom(&rnd, sizeof rnd, 0) < 0)
                 rnd = (unsigned) time(NULL);
         snprintf(run_id, sizeof run_id, "sbxtest-%ld-%08x", (long) getpid(), rnd);
-        snprintf(tmp_root, sizeof tmp_root, "%s/test-cgroup-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-        if (!mkdtemp(tmp_root)) {
-                printf("Bail out! mkdtemp: %m\n");
+        if (tap_scratch_dir(tmp_root, sizeof tmp_root, "test-cgroup") < 0)
                 return 1;
-        }
 
         /* Whatever happens, no cgroup and no kid outlives the test. */
         atexit(cleanup_all);

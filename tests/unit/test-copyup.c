@@ -5,7 +5,6 @@
  * exits 77 otherwise, or fails if SBX_TESTS_MUST_RUN=1. Output is TAP.
  */
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -809,14 +808,7 @@ static int setup_case(unsigned i) {
         return lower_fd < 0 || work_fd < 0 ? -errno : 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-        if (type == FTW_DP)
-                return rmdir(path) < 0 ? -1 : 0;
-        return unlink(path) < 0 ? -1 : 0;
-}
-
 int main(void) {
-        const char *tmpdir = getenv("TMPDIR");
         int failed = 0;
 
         setvbuf(stdout, NULL, _IOLBF, 0);
@@ -827,11 +819,8 @@ int main(void) {
         }
         umask(022);
 
-        snprintf(tmp_root, sizeof tmp_root, "%s/test-copyup-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-        if (!mkdtemp(tmp_root)) {
-                printf("Bail out! mkdtemp: %m\n");
+        if (tap_scratch_dir(tmp_root, sizeof tmp_root, "test-copyup") < 0)
                 return 1;
-        }
 
         printf("1..%zu\n", ELEMENTSOF(tests));
         for (unsigned i = 0; i < ELEMENTSOF(tests); i++) {
@@ -856,8 +845,6 @@ int main(void) {
                 }
         }
 
-        /* FTW_PHYS: never follow the symlinks the tests planted; FTW_MOUNT: stay off mounts. */
-        if (nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
-                printf("# cleanup of %s failed: %m\n", tmp_root);
+        tap_remove_tree(tmp_root);
         return failed ? 1 : 0;
 }

@@ -1102,12 +1102,6 @@ static int test_programs(void) {
 
 /* ---- main ------------------------------------------------------------------------------------ */
 
-static int rm_rf(const char *path) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", path);
-        return system(cmd);
-}
-
 int main(void) {
         static const TapTest tests[] = {
                 TAP_TEST(parse_errors),    TAP_TEST(parse_limits),    TAP_TEST(parse_valid),
@@ -1117,15 +1111,11 @@ int main(void) {
                 TAP_TEST(allowed),         TAP_TEST(x32_killed),      TAP_TEST(i386_killed),
                 TAP_TEST(custom_policy),   TAP_TEST(programs),
         };
-        const char *tmp = getenv("TMPDIR");
         int r;
 
-        snprintf(tmp_dir, sizeof tmp_dir, "%s/test-filter-XXXXXX", tmp && *tmp && strlen(tmp) < 200 ? tmp : "/tmp");
-        if (!mkdtemp(tmp_dir)) {
-                printf("Bail out! mkdtemp: %m\n");
+        if (tap_scratch_dir(tmp_dir, sizeof tmp_dir, "test-filter") < 0)
                 return 1;
-        }
         r = tap_run(tests, ELEMENTSOF(tests));
-        (void) rm_rf(tmp_dir);
+        tap_remove_tree(tmp_dir);
         return r;
 }

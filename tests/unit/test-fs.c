@@ -14,7 +14,6 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -410,12 +409,6 @@ static int setup(void) {
         return root_fd < 0 ? -errno : 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-        if (type == FTW_DP)
-                return rmdir(path) < 0 ? -1 : 0;
-        return unlink(path) < 0 ? -1 : 0;
-}
-
 int main(void) {
         static const TapTest tests[] = {
                 TAP_TEST(open_plain),
@@ -435,14 +428,10 @@ int main(void) {
                 TAP_TEST(filename_is_valid),
                 TAP_TEST(path_split),
         };
-        const char *tmpdir = getenv("TMPDIR");
         int r;
 
-        snprintf(tmp_root, sizeof tmp_root, "%s/test-fs-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-        if (!mkdtemp(tmp_root)) {
-                printf("Bail out! mkdtemp: %m\n");
+        if (tap_scratch_dir(tmp_root, sizeof tmp_root, "test-fs") < 0)
                 return 1;
-        }
         r = setup();
         if (r < 0) {
                 printf("Bail out! setup: %s\n", tap_errname(r));
@@ -450,8 +439,6 @@ int main(void) {
         } else
                 r = tap_run(tests, ELEMENTSOF(tests));
         root_fd = safe_close(root_fd);
-        /* FTW_PHYS: never follow the symlinks planted above. */
-        if (nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
-                printf("# cleanup of %s failed: %m\n", tmp_root);
+        tap_remove_tree(tmp_root);
         return r;
 }

@@ -7,7 +7,6 @@
  * Output is TAP.
  */
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,10 +160,6 @@ static int test_changing_file_is_refused(void) {
         return 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path) < 0 ? -1 : 0;
-}
-
 static const TapTest tests[] = {
         TAP_TEST(path_order),
         TAP_TEST(escape),
@@ -174,14 +169,9 @@ static const TapTest tests[] = {
 };
 
 int main(void) {
-        const char *tmpdir = getenv("TMPDIR");
-        snprintf(tmp_root, sizeof tmp_root, "%s/test-layer-digest-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-        if (!mkdtemp(tmp_root)) {
-                printf("Bail out! mkdtemp: %m\n");
+        if (tap_scratch_dir(tmp_root, sizeof tmp_root, "test-layer-digest") < 0)
                 return 1;
-        }
         int r = tap_run(tests, ELEMENTSOF(tests));
-        if (nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
-                printf("# cleanup of %s failed: %m\n", tmp_root);
+        tap_remove_tree(tmp_root);
         return r;
 }

@@ -11,7 +11,6 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +26,7 @@
 #include "tap.h"
 #include "tar.h"
 
-static char tmp_root[] = "/tmp/test-layer-tar.XXXXXX";
+static char tmp_root[256];
 static int n_dest;
 
 static int check_norm(const char *in, const char *want, int want_r) {
@@ -399,13 +398,6 @@ static int test_export_import_export(void) {
         return 0;
 }
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-        if (flag == FTW_DP || flag == FTW_D)
-                (void) chmod(p, 0700);
-        (void) remove(p);
-        return 0;
-}
-
 int main(void) {
         static const TapTest tests[] = {
                 TAP_TEST(path_normalize),
@@ -418,11 +410,9 @@ int main(void) {
                 TAP_TEST(max_size),
                 TAP_TEST(export_import_export),
         };
-        if (!mkdtemp(tmp_root)) {
-                printf("Bail out! mkdtemp: %m\n");
+        if (tap_scratch_dir(tmp_root, sizeof tmp_root, "test-layer-tar") < 0)
                 return 1;
-        }
         int r = tap_run(tests, ELEMENTSOF(tests));
-        (void) nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        tap_remove_tree(tmp_root);
         return r;
 }

@@ -7,7 +7,6 @@
  * process and is skipped when not root. Error messages on stderr are expected. Output is TAP.
  */
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdio.h>
@@ -582,12 +581,6 @@ static int test_check_work_other_fs(void) {
         return 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-        if (type == FTW_DP)
-                return rmdir(path) < 0 ? -1 : 0;
-        return unlink(path) < 0 ? -1 : 0;
-}
-
 int main(void) {
         static const TapTest tests[] = {
                 TAP_TEST(basic),
@@ -615,18 +608,12 @@ int main(void) {
                 TAP_TEST(check_nesting),
                 TAP_TEST(check_work_other_fs),
         };
-        const char *tmpdir = getenv("TMPDIR");
 
         /* The refusals log one error each: expected, and on stderr, apart from the TAP stream. */
         log_set_max_level(LOG_ERR);
-        snprintf(tmp_root, sizeof tmp_root, "%s/test-options-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-        if (!mkdtemp(tmp_root)) {
-                printf("Bail out! mkdtemp: %m\n");
+        if (tap_scratch_dir(tmp_root, sizeof tmp_root, "test-options") < 0)
                 return 1;
-        }
         int r = tap_run(tests, ELEMENTSOF(tests));
-        /* FTW_PHYS: never follow the symlinks planted above; FTW_MOUNT: stay off mounts. */
-        if (nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
-                printf("# cleanup of %s failed: %m\n", tmp_root);
+        tap_remove_tree(tmp_root);
         return r;
 }

@@ -228,14 +228,10 @@ int main(void) {
                 TAP_TEST(read_only_dirs),
                 TAP_TEST(errors),
         };
-        const char *tmpdir = getenv("TMPDIR");
         int r;
 
-        snprintf(tmp_root, sizeof tmp_root, "%s/test-rmtree-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-        if (!mkdtemp(tmp_root)) {
-                printf("Bail out! mkdtemp: %m\n");
+        if (tap_scratch_dir(tmp_root, sizeof tmp_root, "test-rmtree") < 0)
                 return 1;
-        }
         /* The read-only case runs as uid 65534 when we are root: it must reach its directory. */
         (void) chmod(tmp_root, 0755);
         root_fd = open(tmp_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
