@@ -20,6 +20,7 @@
 #include "exec-options.h"
 #include "macro.h"
 #include "sandbox.h"
+#include "time-util.h"
 #include "stats.h"
 #include "terminal.h"
 

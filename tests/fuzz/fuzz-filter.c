@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "sandboxd/filter.h"
+#include "runtime/filter.h"
 
 /* Enough for lines over FILTER_POLICY_MAX_LINE; the size limit itself is a unit test. */
 #define FUZZ_MAX_INPUT (16 * 1024)

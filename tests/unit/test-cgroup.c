@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Unit test of sandboxd/cgroup.c, in three parts:
+ * Unit test of runtime/cgroup.c, in three parts:
  *   fake_*  unprivileged, on a fake tree in a private temporary directory (T): plain directories
  *           standing in for the cgroup mounts, whose interface files the CgroupTestHooks create
  *           after each mkdir and delete before each rmdir. Asserts the exact values written to the

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Unit test of sandboxd/filter.c, the seccomp policies.
+ * Unit test of runtime/filter.c, the seccomp policies.
  *
  * Parsing: every kind of policy-file error gives -EINVAL and "NAME:LINE: message" with the right
  * line, the limits hold at their edges, failures leave *ret_program alone, "unconfined" is NULL.
@@ -45,7 +45,7 @@
 #include <unistd.h>
 
 #include "macro.h"
-#include "sandboxd/filter.h"
+#include "runtime/filter.h"
 #include "tap.h"
 
 #ifndef CLONE_NEWTIME

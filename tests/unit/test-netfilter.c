@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Unit test of sandboxd/nft.c on the real kernel, as root. Every case first moves this process into
+ * Unit test of net/nft.c on the real kernel, as root. Every case first moves this process into
  * a network namespace of its own (unshare(CLONE_NEWNET)), so the tables, interfaces, sysctls and
  * traffic of a case exist only there and vanish with the process, also when it is killed; the
  * host's namespace, its ip_forward and its tables are never touched (the original namespace is only

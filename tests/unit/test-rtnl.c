@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Unit test of sandboxd/rtnl.c against the real kernel, as root. Without root, only the name
+ * Unit test of net/rtnl.c against the real kernel, as root. Without root, only the name
  * validation runs and every other case is skipped.
  *
  * Isolation: as root, main() first moves the whole test process into a network namespace of its

@@ -13,15 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "exit-status.h"
 #include "network.h"
 #include "spec.h"
-
-/* Exit statuses shared by sandbox-run and sandboxctl. */
-#define SANDBOX_EXIT_TIMEOUT 124
-#define SANDBOX_EXIT_SETUP 125
-#define SANDBOX_EXIT_CANNOT_EXEC 126
-#define SANDBOX_EXIT_NOT_FOUND 127
-#define SANDBOX_EXIT_OOM 137
 
 typedef struct SandboxConfig {
         const char *state_dir;          /* NULL: /run/sandbox */
@@ -93,5 +87,3 @@ int sandbox_cleanup_stale(const SandboxConfig *config, unsigned *ret_removed);
 
 /* The sandbox's address with --net bridge/isolated (INADDR_ANY otherwise). */
 struct in_addr sandbox_address(const Sandbox *s);
-
-uint64_t now_usec(void);

@@ -40,6 +40,7 @@
 #include "rmtree.h"
 #include "runtime.h"
 #include "sandbox.h"
+#include "time-util.h"
 
 #define DEFAULT_STATE_DIR "/run/sandbox"
 #define DEFAULT_ID_BASE 0x40000000u
@@ -76,12 +77,6 @@ struct Sandbox {
         bool collected;         /* sandbox_collect() done */
         bool finished;          /* sandbox_cleanup() done */
 };
-
-uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
 
 __attribute__((format(printf, 3, 4)))
 static int set_error(SandboxError *e, int status, const char *fmt, ...) {

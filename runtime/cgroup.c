@@ -34,6 +34,7 @@
 #include "log.h"
 #include "macro.h"
 #include "parse.h"
+#include "time-util.h"
 
 #define CGROUP_MOUNT "/sys/fs/cgroup"
 #define CGROUP_DEFAULT_PERIOD_US UINT64_C(100000)
@@ -84,12 +85,6 @@ static int cached_layout;
 /* Set by cgroup_v2_prepare_delegated(): the delegated cgroup (relative to the cgroup2 mount) that
  * sandbox cgroups are created in, since /proc/self/cgroup names the leaf we moved into. */
 static char *delegated_base;
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
 
 static void sleep_usec(uint64_t usec) {
         struct timespec ts = {
