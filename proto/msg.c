@@ -456,6 +456,9 @@ static const Field exec_fields[] = {
         F_STRING(MSG_EXEC_SECCOMP, SandboxSpec, seccomp, false, SPEC_STRING_MAX,
                  "EXEC: seccomp is repeated, longer than 4096 bytes or contains NUL"),
         F_U32(MSG_EXEC_NET, SandboxSpec, net, false, 0, _SPEC_NET_MAX - 1, "EXEC: net is repeated or not 0..3"),
+        F_U64(MSG_EXEC_DISK_MAX, SandboxSpec, disk_max, false, "EXEC: disk_max is repeated or not a u64"),
+        F_U64(MSG_EXEC_DISK_INODES_MAX, SandboxSpec, disk_inodes_max, false,
+              "EXEC: disk_inodes_max is repeated or not a u64"),
 };
 
 static const Field bind_fields[] = {
@@ -760,6 +763,11 @@ static const Field exit_fields[] = {
         F_U64(MSG_EXIT_CPU_USEC, MsgExit, cpu_usec, true, "EXIT: cpu_usec is missing, repeated or not a u64"),
         F_U64(MSG_EXIT_MEMORY_PEAK, MsgExit, memory_peak, true,
               "EXIT: memory_peak is missing, repeated or not a u64"),
+        F_BOOL(MSG_EXIT_PIDS_LIMIT_HIT, MsgExit, pids_limit_hit, false,
+               "EXIT: pids_limit_hit is repeated or not 0 or 1"),
+        F_BOOL(MSG_EXIT_DISK_LIMIT_HIT, MsgExit, disk_limit_hit, false,
+               "EXIT: disk_limit_hit is repeated or not 0 or 1"),
+        F_U64(MSG_EXIT_MAX_RSS, MsgExit, max_rss, false, "EXIT: max_rss is repeated or not a u64"),
 };
 
 static const Field kill_fields[] = {

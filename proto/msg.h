@@ -28,7 +28,7 @@
 #include "spec.h"
 #include "wire.h"
 
-#define MSG_PROTOCOL_VERSION 1       /* the newest message-level version this code speaks */
+#define MSG_PROTOCOL_VERSION 2       /* the newest message-level version this code speaks */
 #define MSG_PROTOCOL_VERSION_MIN 1   /* the oldest */
 #define MSG_VERSION_STRING_MAX 64    /* client_version, daemon_version */
 #define MSG_ID_LENGTH 16             /* sandbox ids: exactly 16 lowercase hex digits */
@@ -91,6 +91,8 @@ enum {
         MSG_EXEC_SECCOMP = 19,          /* string */
         MSG_EXEC_NET = 20,              /* u32, a SpecNet */
         MSG_EXEC_PUBLISH = 21,          /* nested MSG_PUBLISH_*, repeated 0..SPEC_PUBLISH_MAX */
+        MSG_EXEC_DISK_MAX = 22,         /* u64 (version 2) */
+        MSG_EXEC_DISK_INODES_MAX = 23,  /* u64 (version 2) */
 };
 enum {
         MSG_BIND_SOURCE = 1,            /* string, required */
@@ -131,6 +133,9 @@ enum {
         MSG_EXIT_WALL_USEC = 5,         /* u64, required */
         MSG_EXIT_CPU_USEC = 6,          /* u64, required */
         MSG_EXIT_MEMORY_PEAK = 7,       /* u64, required */
+        MSG_EXIT_PIDS_LIMIT_HIT = 8,    /* bool, default 0 (version 2) */
+        MSG_EXIT_DISK_LIMIT_HIT = 9,    /* bool, default 0 (version 2) */
+        MSG_EXIT_MAX_RSS = 10,          /* u64, default 0 (version 2) */
 };
 enum {
         MSG_LIST_REPLY_ENTRY = 1,       /* nested MSG_ENTRY_*, repeated 0..4096 */
@@ -197,6 +202,10 @@ typedef struct MsgExit {
         int32_t signal;         /* the signal that killed it, 0 if none */
         MsgLimit limit;         /* the limit that ended it, if any */
         uint64_t wall_usec, cpu_usec, memory_peak;
+        /* Version 2; a daemon leaves them out (0) for a version-1 client. */
+        bool pids_limit_hit;    /* a fork or clone failed at the pids bound */
+        bool disk_limit_hit;    /* a write was refused at the disk bound */
+        uint64_t max_rss;       /* bytes: the largest resident set of one of the program's processes */
 } MsgExit;
 
 typedef struct MsgListEntry {

@@ -86,6 +86,20 @@ const char *spec_rlimit_to_string(int resource) {
         return NULL;
 }
 
+void spec_apply_defaults(SandboxSpec *s) {
+        if (s->memory_max == 0)
+                s->memory_max = SPEC_DEFAULT_MEMORY;
+        if (s->pids_max == 0)
+                s->pids_max = SPEC_DEFAULT_PIDS;
+        if (s->disk_max == 0)
+                s->disk_max = SPEC_DEFAULT_DISK;
+        if (s->disk_inodes_max == 0)
+                s->disk_inodes_max = SPEC_DEFAULT_DISK_INODES;
+        for (size_t i = 0; i < s->n_tmpfs; i++)
+                if (s->tmpfs[i].size == 0)
+                        s->tmpfs[i].size = SPEC_DEFAULT_TMPFS;
+}
+
 static bool string_ok(const char *s) {
         return s && strnlen(s, SPEC_STRING_MAX) < SPEC_STRING_MAX;
 }

@@ -20,6 +20,18 @@
 #define SPEC_HOSTNAME_MAX 64           /* HOST_NAME_MAX */
 #define SPEC_ARG_BYTES_MAX (1u << 20)  /* all of argv and env together */
 
+/* Bounds every sandbox gets when its spec leaves them at 0, through sandbox-run and sandboxd alike
+ * (docs/limits.md has the table; sandboxd's caps for other users default to the same values).
+ * SPEC_UNLIMITED asks for no bound at all (root only, through the daemon). */
+#define SPEC_UNLIMITED UINT64_MAX
+#define SPEC_DEFAULT_MEMORY (UINT64_C(2) << 30)        /* cgroup memory (swap capped to 0) */
+#define SPEC_DEFAULT_PIDS UINT64_C(1024)               /* processes and threads */
+#define SPEC_DEFAULT_DISK (UINT64_C(10) << 30)         /* bytes the sandbox adds to its upper */
+#define SPEC_DEFAULT_DISK_INODES UINT64_C(1000000)     /* inodes it adds to its upper */
+#define SPEC_DEFAULT_TMPFS (UINT64_C(512) << 20)       /* /tmp, /dev/shm and each --tmpfs */
+#define SPEC_DEFAULT_NOFILE_SOFT UINT64_C(1024)        /* RLIMIT_NOFILE */
+#define SPEC_DEFAULT_NOFILE_HARD UINT64_C(65536)
+
 typedef enum SpecNet {
         SPEC_NET_NONE,          /* an empty network namespace with lo up */
         SPEC_NET_BRIDGE,
@@ -36,7 +48,7 @@ typedef struct SpecBind {
 
 typedef struct SpecTmpfs {
         char *dest;
-        uint64_t size;          /* bytes, 0 = the kernel's default (half of RAM) */
+        uint64_t size;          /* bytes; 0 = SPEC_DEFAULT_TMPFS, SPEC_UNLIMITED = the kernel's default */
 } SpecTmpfs;
 
 typedef struct SpecRlimit {
@@ -71,8 +83,11 @@ typedef struct SandboxSpec {
         SpecTmpfs *tmpfs;
         size_t n_tmpfs;
 
-        uint64_t memory_max;    /* bytes, 0 = none */
-        uint64_t pids_max;      /* 0 = none */
+        /* For these four: 0 = the default (SPEC_DEFAULT_*), SPEC_UNLIMITED = no bound. */
+        uint64_t memory_max;    /* bytes */
+        uint64_t pids_max;
+        uint64_t disk_max;      /* bytes the sandbox may add to its upper (--disk) */
+        uint64_t disk_inodes_max; /* inodes it may add (--disk SIZE,inodes=N) */
         uint32_t cpus_milli;    /* thousandths of a CPU, 0 = none */
         uint64_t timeout_usec;  /* wall clock, 0 = none */
         uint64_t cpu_time_usec; /* whole sandbox, 0 = none */
@@ -90,6 +105,11 @@ void spec_done(SandboxSpec *spec);
 /* Check every field (sizes, absolute paths, names, ranges). Returns -EINVAL and, if RET_ERROR is not
  * NULL, a static message naming the field. */
 int spec_validate(const SandboxSpec *spec, const char **ret_error);
+
+/* Replace every 0 that means "the default" by the default's value (memory, pids, disk, inodes, tmpfs
+ * sizes). SPEC_UNLIMITED stays. Idempotent. (RLIMIT_NOFILE's default is the runtime's: it depends on
+ * the limit the runtime itself runs with.) */
+void spec_apply_defaults(SandboxSpec *spec);
 
 const char *spec_net_to_string(SpecNet net);
 int spec_net_from_string(const char *s, SpecNet *ret);

@@ -252,7 +252,7 @@ int mount_proc(int root_fd) {
         return 0;
 }
 
-int mount_dev(int root_fd) {
+int mount_dev(int root_fd, uint64_t shm_size) {
         static const char *const nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
         static const struct {
                 const char *name, *target;
@@ -290,7 +290,7 @@ int mount_dev(int root_fd) {
                      "newinstance,ptmxmode=0666,mode=0620,gid=5");
         if (r < 0)
                 return r;
-        r = mount_at(root_fd, "/dev/shm", true, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+        r = mount_tmpfs_at(root_fd, "/dev/shm", shm_size, "1777");
         if (r < 0)
                 return r;
         r = mount_at(root_fd, "/dev/mqueue", true, "mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
@@ -309,13 +309,20 @@ int mount_sys(int root_fd) {
         return mask_path(root_fd, "/sys/firmware");
 }
 
-int mount_tmpfs_at(int root_fd, const char *dest, uint64_t size, const char *mode) {
-        char data[64];
-
-        if (size > 0)
-                snprintf(data, sizeof data, "mode=%s,size=%llu", mode, (unsigned long long) size);
+/* The mount options of a tmpfs of SIZE bytes (SPEC_UNLIMITED: the kernel's defaults, half of RAM):
+ * one inode per KiB of size, at least 1024, so that inodes are bounded as well as bytes. */
+static void tmpfs_options(char *buf, size_t n, uint64_t size, const char *mode) {
+        if (size == SPEC_UNLIMITED || size == 0)
+                snprintf(buf, n, "mode=%s", mode);
         else
-                snprintf(data, sizeof data, "mode=%s", mode);
+                snprintf(buf, n, "mode=%s,size=%llu,nr_inodes=%llu", mode, (unsigned long long) size,
+                         (unsigned long long) MAX(size / 1024, (uint64_t) 1024));
+}
+
+int mount_tmpfs_at(int root_fd, const char *dest, uint64_t size, const char *mode) {
+        char data[96];
+
+        tmpfs_options(data, sizeof data, size, mode);
         return mount_at(root_fd, dest, true, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, data);
 }
 

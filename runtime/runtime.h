@@ -86,8 +86,10 @@ int mount_detached_tree(const char *path, bool readonly, bool *ret_is_dir, int *
 int mount_attach_tree(int tree_fd, int root_fd, const char *dest, bool is_dir);
 int mount_union_fd(int fuse_fd, const char *sandbox_id, int *ret_fd);
 int mount_proc(int root_fd);
-int mount_dev(int root_fd);
+/* SHM_SIZE: of /dev/shm, as for mount_tmpfs_at(). */
+int mount_dev(int root_fd, uint64_t shm_size);
 int mount_sys(int root_fd);
+/* SIZE: bytes, SPEC_UNLIMITED for the kernel's default. */
 int mount_tmpfs_at(int root_fd, const char *dest, uint64_t size, const char *mode);
 int mount_pivot_root(const char *root_path);
 int make_dir_in_root(int root_fd, const char *path, bool is_dir, int *ret_fd);

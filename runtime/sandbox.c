@@ -51,7 +51,9 @@
 
 struct Sandbox {
         char id[17];
-        const SandboxSpec *spec;
+        const SandboxSpec *spec;        /* &resolved */
+        SandboxSpec resolved;           /* the caller's spec with the defaults applied: it points into the
+                                         * caller's, except for its own tmpfs array */
         char *state_dir;
         int state_fd;           /* STATE */
         int dir_fd;             /* STATE/ID */
@@ -342,82 +344,116 @@ static int wait_started(Sandbox *s, SandboxError *err) {
         }
 }
 
-int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int stdio[3], Sandbox **ret,
-                  SandboxError *err) {
-        _cleanup_(filter_program_freep) FilterProgram *filter = NULL;
-        _cleanup_free_ char *filter_error = NULL, *root_path = NULL, *work_path = NULL, *image_path = NULL,
-                            *upper_path = NULL;
-        _cleanup_(strv_freep) char **envp = NULL;
-        _cleanup_free_ ChildBind *binds = NULL;
-        _cleanup_close_ int fuse_fd = -EBADF, union_fd = -EBADF, usr_fd = -EBADF, data_fd = -EBADF,
-                            cgroup_fd = -EBADF;
-        const char *state_dir = cfg && cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR;
-        const char *verr = NULL;
-        int sp[2] = { -EBADF, -EBADF }, r;
+/* ---- sandbox_start(): one ordered list of named steps ----
+ *
+ * Everything a step makes is kept in the Start context (or the Sandbox) so that one failure path
+ * undoes it all: sandbox_finish() kills what runs and removes what was made. The steps run in the
+ * order of docs/security.md; each returns 0 or a negative errno with the error message set. */
+
+typedef struct Start {
         Sandbox *s;
-        uint64_t rnd = 0;
-        struct stat st;
+        const SandboxSpec *spec;
+        const SandboxConfig *cfg;
+        const int *stdio;
+        SandboxError *err;
 
-        if (spec_validate(spec, &verr) < 0)
-                return set_error(err, SANDBOX_EXIT_SETUP, "Invalid sandbox: %s", verr);
+        FilterProgram *filter;
+        char *root_path, *image_path, *upper_path, *work_path;
+        char **envp;
+        ChildBind *binds;       /* spec->n_binds entries */
+        int data_fd;            /* STATE/ID/data */
+        int fuse_fd;            /* /dev/fuse, until the server holds it */
+        int union_fd;           /* the union, a detached mount, until the child has it */
+        int usr_fd;             /* the host's /usr, detached */
+        int cgroup_fd;          /* v2: for CLONE_INTO_CGROUP */
+        int sp[2];              /* the status socket: ours, the child's */
+} Start;
 
+static void start_done(Start *st) {
+        filter_program_free(st->filter);
+        free(st->root_path);
+        free(st->image_path);
+        free(st->upper_path);
+        free(st->work_path);
+        strv_freep(&st->envp);
+        for (size_t i = 0; st->binds && i < st->spec->n_binds; i++)
+                safe_close(st->binds[i].tree_fd);
+        free(st->binds);
+        safe_close(st->data_fd);
+        safe_close(st->fuse_fd);
+        safe_close(st->union_fd);
+        safe_close(st->usr_fd);
+        safe_close(st->cgroup_fd);
+        safe_close(st->sp[0]);
+        safe_close(st->sp[1]);
+}
 
-        /* Check what the user named before building anything, for messages that name it. */
-        if (spec->image && (stat(spec->image, &st) < 0 || !S_ISDIR(st.st_mode)))
-                return set_error(err, SANDBOX_EXIT_SETUP, "--image '%s': %s", spec->image,
-                                 errno && !S_ISDIR(st.st_mode) ? strerror(errno) : "not a directory");
+#define OOM(st) set_error((st)->err, SANDBOX_EXIT_SETUP, "Out of memory")
+
+/* Check what the user named before building anything, for messages that name it. */
+static int step_check_paths(Start *st) {
+        const SandboxSpec *spec = st->spec;
+        struct stat sb;
+
+        if (spec->image && (stat(spec->image, &sb) < 0 || !S_ISDIR(sb.st_mode)))
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "--image '%s': %s", spec->image,
+                                 errno && !S_ISDIR(sb.st_mode) ? strerror(errno) : "not a directory");
         for (size_t i = 0; i < spec->n_layers; i++)
-                if (stat(spec->layers[i], &st) < 0 || !S_ISDIR(st.st_mode))
-                        return set_error(err, SANDBOX_EXIT_SETUP, "--layer '%s': not a directory", spec->layers[i]);
-        if (spec->upper && (stat(spec->upper, &st) < 0 || !S_ISDIR(st.st_mode)))
-                return set_error(err, SANDBOX_EXIT_SETUP, "--upper '%s': not a directory", spec->upper);
+                if (stat(spec->layers[i], &sb) < 0 || !S_ISDIR(sb.st_mode))
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "--layer '%s': not a directory", spec->layers[i]);
+        if (spec->upper && (stat(spec->upper, &sb) < 0 || !S_ISDIR(sb.st_mode)))
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "--upper '%s': not a directory", spec->upper);
         for (size_t i = 0; i < spec->n_binds; i++)
-                if (stat(spec->binds[i].source, &st) < 0)
-                        return set_error(err, SANDBOX_EXIT_SETUP, "--bind '%s': %m", spec->binds[i].source);
+                if (stat(spec->binds[i].source, &sb) < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "--bind '%s': %m", spec->binds[i].source);
+        return 0;
+}
 
-        s = calloc(1, sizeof *s);
-        if (!s)
-                return set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
-        *s = (Sandbox) {
-                .spec = spec, .state_fd = -EBADF, .dir_fd = -EBADF, .pidfd = -EBADF, .status_fd = -EBADF,
-                .pty_fd = -EBADF, .server_pidfd = -EBADF, .idlock_fd = -EBADF, .lock_fd = -EBADF,
-        };
-        s->state_dir = strdup(state_dir);
-        if (!s->state_dir) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
-                goto fail;
-        }
+static int step_state_dir(Start *st) {
+        Sandbox *s = st->s;
+        struct stat sb;
+        int r;
 
-        r = mkdir_p(state_dir, 0711);
-        if (r < 0) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the state directory '%s': %s", state_dir, strerror(-r));
-                goto fail;
-        }
-        s->state_fd = open(state_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (s->state_fd < 0 || fstat(s->state_fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022)) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "The state directory '%s' must be a directory owned by root and "
-                              "writable by nobody else", state_dir);
-                goto fail;
-        }
-        {
-                /* The compiled default policy is cached in the state directory (root only). */
-                _cleanup_close_ int cache = -EBADF;
-                if (mkdirat(s->state_fd, "cache", 0700) >= 0 || errno == EEXIST)
-                        cache = openat(s->state_fd, "cache", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
-                r = filter_compile_cached(spec->seccomp ?: "default", cache, &filter, &filter_error);
-                if (r < 0) {
-                        r = set_error(err, SANDBOX_EXIT_SETUP, "Invalid seccomp policy: %s",
-                                      filter_error ?: strerror(-r));
-                        goto fail;
-                }
-        }
+        r = mkdir_p(s->state_dir, 0711);
+        if (r < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the state directory '%s': %s",
+                                 s->state_dir, strerror(-r));
+        s->state_fd = open(s->state_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (s->state_fd < 0 || fstat(s->state_fd, &sb) < 0 || sb.st_uid != 0 || (sb.st_mode & 022))
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "The state directory '%s' must be a directory owned "
+                                 "by root and writable by nobody else", s->state_dir);
+        return 0;
+}
+
+/* The compiled default policy is cached in the state directory (root only). */
+static int step_filter(Start *st) {
+        _cleanup_free_ char *why = NULL;
+        _cleanup_close_ int cache = -EBADF;
+        int r;
+
+        if (mkdirat(st->s->state_fd, "cache", 0700) >= 0 || errno == EEXIST)
+                cache = openat(st->s->state_fd, "cache", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
+        r = filter_compile_cached(st->spec->seccomp ?: "default", cache, &st->filter, &why);
+        if (r < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Invalid seccomp policy: %s", why ?: strerror(-r));
+        return 0;
+}
+
+static int step_host_ids(Start *st) {
+        const SandboxConfig *cfg = st->cfg;
+        int r;
+
         r = idpool_acquire(IDPOOL_LOCK_DIR, cfg && cfg->host_id_base ? cfg->host_id_base : DEFAULT_ID_BASE,
                            cfg && cfg->host_id_ranges ? cfg->host_id_ranges : DEFAULT_ID_RANGES,
-                           &s->host_first, &s->idlock_fd);
-        if (r < 0) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot get a host id range: %s", strerror(-r));
-                goto fail;
-        }
+                           &st->s->host_first, &st->s->idlock_fd);
+        if (r < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot get a host id range: %s", strerror(-r));
+        return 0;
+}
+
+static int step_sandbox_dir(Start *st) {
+        Sandbox *s = st->s;
+        uint64_t rnd = 0;
 
         (void) getrandom(&rnd, sizeof rnd, 0);
         snprintf(s->id, sizeof s->id, "%016llx", (unsigned long long) rnd);
@@ -429,18 +465,24 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
             /* Locked before it has its name: a "lock" that a stale clean-up can take is a dead one. */
             renameat(s->dir_fd, "lock.new", s->dir_fd, "lock") < 0 ||
             mkdirat(s->dir_fd, "root", 0755) < 0 || mkdirat(s->dir_fd, "data", 0700) < 0 ||
-            (data_fd = openat(s->dir_fd, "data", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's directory in '%s': %m", state_dir);
-                goto fail;
+            (st->data_fd = openat(s->dir_fd, "data", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's directory in '%s': %m",
+                                 s->state_dir);
+        if (asprintf(&st->root_path, "%s/%s/root", s->state_dir, s->id) < 0) {
+                st->root_path = NULL;
+                return OOM(st);
         }
-        if (asprintf(&root_path, "%s/%s/root", state_dir, s->id) < 0) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
-                goto fail;
-        }
+        return 0;
+}
 
-        /* The image: the user's, or the generated host one (with the host's /usr over its /usr). */
+/* The image: the user's, or the generated host one (with the host's /usr over its /usr). */
+static int step_image(Start *st) {
+        const SandboxSpec *spec = st->spec;
+        Sandbox *s = st->s;
+        int r;
+
         if (spec->image)
-                image_path = strdup(spec->image);
+                st->image_path = strdup(spec->image);
         else if (!spec->hostname || streq(spec->hostname, DEFAULT_HOSTNAME)) {
                 _cleanup_close_ int images = -EBADF;
                 if ((mkdirat(s->state_fd, "images", 0700) < 0 && errno != EEXIST) ||
@@ -448,22 +490,25 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                         r = -errno;
                 else
                         r = image_ensure_host(images, HOST_IMAGE_NAME, DEFAULT_HOSTNAME);
-                if (r < 0) {
-                        r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the host image: %s", strerror(-r));
-                        goto fail;
-                }
-                if (asprintf(&image_path, "%s/images/%s", state_dir, HOST_IMAGE_NAME) < 0)
-                        image_path = NULL;
+                if (r < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the host image: %s", strerror(-r));
+                if (asprintf(&st->image_path, "%s/images/%s", s->state_dir, HOST_IMAGE_NAME) < 0)
+                        st->image_path = NULL;
         } else {
                 /* Its /etc/hosts and /etc/hostname name this sandbox: an image of its own. */
-                r = image_make_host(data_fd, "image", spec->hostname);
-                if (r < 0) {
-                        r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the host image: %s", strerror(-r));
-                        goto fail;
-                }
-                if (asprintf(&image_path, "%s/%s/data/image", state_dir, s->id) < 0)
-                        image_path = NULL;
+                r = image_make_host(st->data_fd, "image", spec->hostname);
+                if (r < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the host image: %s", strerror(-r));
+                if (asprintf(&st->image_path, "%s/%s/data/image", s->state_dir, s->id) < 0)
+                        st->image_path = NULL;
         }
+        return st->image_path ? 0 : OOM(st);
+}
+
+static int step_upper(Start *st) {
+        const SandboxSpec *spec = st->spec;
+        Sandbox *s = st->s;
+
         if (spec->upper) {
                 /* The work directory must be on the upper's filesystem: beside it, removed at exit. */
                 _cleanup_free_ char *copy = strdup(spec->upper);
@@ -473,115 +518,120 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                         if (asprintf(&s->upper_work, "%s/.%s.sandbox-work-%s", *copy ? copy : "", slash + 1, s->id) < 0)
                                 s->upper_work = NULL;
                 }
-                if (!s->upper_work || mkdir(s->upper_work, 0700) < 0) {
-                        r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create a work directory beside --upper '%s': %m",
-                                      spec->upper);
-                        goto fail;
-                }
-                upper_path = strdup(spec->upper);
-                work_path = strdup(s->upper_work);
+                if (!s->upper_work || mkdir(s->upper_work, 0700) < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP,
+                                         "Cannot create a work directory beside --upper '%s': %m", spec->upper);
+                st->upper_path = strdup(spec->upper);
+                st->work_path = strdup(s->upper_work);
         } else {
                 /* The upper root's mode is the sandbox root's: 0755, owned by root inside. */
-                if (mkdirat(data_fd, "upper", 0755) < 0 || fchmodat(data_fd, "upper", 0755, 0) < 0 ||
-                    mkdirat(data_fd, "work", 0700) < 0) {
-                        r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the upper layer: %m");
-                        goto fail;
-                }
-                if (asprintf(&upper_path, "%s/%s/data/upper", state_dir, s->id) < 0)
-                        upper_path = NULL;
-                if (asprintf(&work_path, "%s/%s/data/work", state_dir, s->id) < 0)
-                        work_path = NULL;
+                if (mkdirat(st->data_fd, "upper", 0755) < 0 || fchmodat(st->data_fd, "upper", 0755, 0) < 0 ||
+                    mkdirat(st->data_fd, "work", 0700) < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the upper layer: %m");
+                if (asprintf(&st->upper_path, "%s/%s/data/upper", s->state_dir, s->id) < 0)
+                        st->upper_path = NULL;
+                if (asprintf(&st->work_path, "%s/%s/data/work", s->state_dir, s->id) < 0)
+                        st->work_path = NULL;
         }
-        if (!image_path || !upper_path || !work_path) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
-                goto fail;
-        }
+        return st->upper_path && st->work_path ? 0 : OOM(st);
+}
 
-        /* The union: mounted by us, detached, served by sandbox-unionfs in the host's namespaces
-         * and outside the sandbox's cgroup. It ends when the last mount of it (the sandbox's) goes. */
-        fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-        if (fuse_fd < 0) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot open /dev/fuse: %m");
-                goto fail;
-        }
-        r = mount_union_fd(fuse_fd, s->id, &union_fd);
-        if (r < 0) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the union mount: %s", strerror(-r));
-                goto fail;
-        }
-        r = start_union_server(s, cfg, image_path, upper_path, work_path, !spec->upper, fuse_fd, err);
+/* The union: mounted by us, detached, served by sandbox-unionfs in the host's namespaces and outside
+ * the sandbox's cgroup. It ends when the last mount of it (the sandbox's) goes. */
+static int step_union(Start *st) {
+        int r;
+
+        st->fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+        if (st->fuse_fd < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot open /dev/fuse: %m");
+        r = mount_union_fd(st->fuse_fd, st->s->id, &st->union_fd);
         if (r < 0)
-                goto fail;
-        fuse_fd = safe_close(fuse_fd); /* the server holds it now; if it dies, the mount fails fast */
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the union mount: %s", strerror(-r));
+        r = start_union_server(st->s, st->cfg, st->image_path, st->upper_path, st->work_path, !st->spec->upper,
+                               st->fuse_fd, st->err);
+        if (r < 0)
+                return r;
+        st->fuse_fd = safe_close(st->fuse_fd); /* the server holds it now; if it dies, the mount fails fast */
+        return 0;
+}
+
+/* /usr (for the host image) and every --bind source, cloned as detached trees by us, before the
+ * child exists: the child, unprivileged on the host, never walks a host path. */
+static int step_trees(Start *st) {
+        const SandboxSpec *spec = st->spec;
+        int r;
 
         if (!spec->image) {
                 bool is_dir;
-                r = mount_detached_tree("/usr", true, &is_dir, &usr_fd);
-                if (r < 0) {
-                        r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot bind the host's /usr: %s", strerror(-r));
-                        goto fail;
-                }
+                r = mount_detached_tree("/usr", true, &is_dir, &st->usr_fd);
+                if (r < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot bind the host's /usr: %s", strerror(-r));
         }
-        binds = calloc(spec->n_binds + 1, sizeof *binds);
-        if (!binds) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
-                goto fail;
-        }
+        st->binds = calloc(spec->n_binds + 1, sizeof *st->binds);
+        if (!st->binds)
+                return OOM(st);
         for (size_t i = 0; i < spec->n_binds; i++)
-                binds[i].tree_fd = -EBADF;
+                st->binds[i].tree_fd = -EBADF;
         for (size_t i = 0; i < spec->n_binds; i++) {
-                binds[i].dest = spec->binds[i].dest;
-                r = mount_detached_tree(spec->binds[i].source, spec->binds[i].readonly, &binds[i].is_dir, &binds[i].tree_fd);
-                if (r < 0) {
-                        r = set_error(err, SANDBOX_EXIT_SETUP, "--bind '%s': %s", spec->binds[i].source,
-                                      r == -EINVAL ? "not a directory, file or character device" : strerror(-r));
-                        goto fail;
-                }
+                st->binds[i].dest = spec->binds[i].dest;
+                r = mount_detached_tree(spec->binds[i].source, spec->binds[i].readonly, &st->binds[i].is_dir,
+                                        &st->binds[i].tree_fd);
+                if (r < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "--bind '%s': %s", spec->binds[i].source,
+                                         r == -EINVAL ? "not a directory, file or character device" : strerror(-r));
         }
+        return 0;
+}
 
-        {
-                char name[32];
-                CgroupLimits limits = {
-                        .memory_max = spec->memory_max,
-                        .pids_max = spec->pids_max,
-                        .cpu_quota_us = (uint64_t) spec->cpus_milli * 100,
-                        .cpu_period_us = spec->cpus_milli ? 100000 : 0,
-                };
-                snprintf(name, sizeof name, "sandbox-%s", s->id);
-                r = cgroup_create(name, &limits, &s->cgroup);
-                if (r < 0) {
-                        r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: %s",
-                                      r == -EOPNOTSUPP ? "a requested limit is not supported on this host" : strerror(-r));
-                        goto fail;
-                }
-        }
+static int step_cgroup(Start *st) {
+        const SandboxSpec *spec = st->spec;
+        char name[32];
+        CgroupLimits limits = {
+                .memory_max = spec->memory_max == SPEC_UNLIMITED ? 0 : spec->memory_max,
+                .pids_max = spec->pids_max == SPEC_UNLIMITED ? 0 : spec->pids_max,
+                .cpu_quota_us = (uint64_t) spec->cpus_milli * 100,
+                .cpu_period_us = spec->cpus_milli ? 100000 : 0,
+        };
+        int r;
 
-        envp = build_env(spec);
-        if (!envp) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
-                goto fail;
-        }
+        snprintf(name, sizeof name, "sandbox-%s", st->s->id);
+        r = cgroup_create(name, &limits, &st->s->cgroup);
+        if (r < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: %s",
+                                 r == -EOPNOTSUPP ? "a requested limit is not supported on this host" : strerror(-r));
+        /* On cgroup v2 the child is born in its cgroup: no migration (which costs an RCU grace period
+         * on the kernel's side). */
+        st->cgroup_fd = cgroup_v2_fd(st->s->cgroup);
+        return 0;
+}
+
+static int step_environment(Start *st) {
+        st->envp = build_env(st->spec);
+        return st->envp ? 0 : OOM(st);
+}
+
+/* The init, in new user, mount, pid, UTS, IPC and (unless --net host) network namespaces. */
+static int step_clone(Start *st) {
+        const SandboxSpec *spec = st->spec;
+        Sandbox *s = st->s;
+
         /* The child must not carry our supplementary groups (host gid 0 among them): inside, with
          * setgroups denied, it could never drop them. */
-        if (setgroups(0, NULL) < 0) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot drop supplementary groups: %m");
-                goto fail;
-        }
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "socketpair: %m");
-                goto fail;
-        }
+        if (setgroups(0, NULL) < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot drop supplementary groups: %m");
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, st->sp) < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "socketpair: %m");
 
         ChildContext ctx = {
                 .spec = spec,
-                .status_fd = sp[1],
-                .stdio = { stdio ? stdio[0] : 0, stdio ? stdio[1] : 1, stdio ? stdio[2] : 2 },
-                .root_path = root_path,
-                .union_fd = union_fd,
-                .usr_fd = usr_fd,
-                .binds = binds,
-                .filter = filter,
-                .envp = envp,
+                .status_fd = st->sp[1],
+                .stdio = { st->stdio ? st->stdio[0] : 0, st->stdio ? st->stdio[1] : 1, st->stdio ? st->stdio[2] : 2 },
+                .root_path = st->root_path,
+                .union_fd = st->union_fd,
+                .usr_fd = st->usr_fd,
+                .binds = st->binds,
+                .filter = st->filter,
+                .envp = st->envp,
                 .hostname = spec->hostname ?: DEFAULT_HOSTNAME,
                 .net_host = spec->net == SPEC_NET_HOST,
         };
@@ -591,92 +641,191 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
                 .pidfd = (uint64_t) (uintptr_t) &s->pidfd,
                 .exit_signal = SIGCHLD,
         };
-        /* On cgroup v2 the child is born in its cgroup: no migration (which costs an RCU grace
-         * period on the kernel's side). */
-        cgroup_fd = cgroup_v2_fd(s->cgroup);
-        if (cgroup_fd >= 0) {
+        if (st->cgroup_fd >= 0) {
                 ca.flags |= CLONE_INTO_CGROUP;
-                ca.cgroup = (uint64_t) cgroup_fd;
+                ca.cgroup = (uint64_t) st->cgroup_fd;
         }
         pid_t pid = (pid_t) syscall(SYS_clone3, &ca, sizeof ca);
-        if (pid < 0) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's namespaces: %m");
-                goto fail;
-        }
+        if (pid < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's namespaces: %m");
         if (pid == 0) {
-                safe_close(sp[0]);
+                safe_close(st->sp[0]);
                 child_run(&ctx);
         }
         s->pid = pid;
-        s->status_fd = TAKE_FD(sp[0]);
-        sp[1] = safe_close(sp[1]);
-        /* The child has its copies. Ours must go now: while we hold the union's mount, a failed
-         * sandbox would keep its FUSE connection (and server) alive. */
-        union_fd = safe_close(union_fd);
-        usr_fd = safe_close(usr_fd);
+        s->status_fd = TAKE_FD(st->sp[0]);
+        st->sp[1] = safe_close(st->sp[1]);
+        /* The child has its copies. Ours must go now: while we hold the union's mount, a failed sandbox
+         * would keep its FUSE connection (and server) alive. */
+        st->union_fd = safe_close(st->union_fd);
+        st->usr_fd = safe_close(st->usr_fd);
         for (size_t i = 0; i < spec->n_binds; i++)
-                binds[i].tree_fd = safe_close(binds[i].tree_fd);
+                st->binds[i].tree_fd = safe_close(st->binds[i].tree_fd);
+        return 0;
+}
 
-        {
-                char map[64];
-                snprintf(map, sizeof map, "0 %u %u\n", s->host_first, SANDBOX_IDS_PER_RANGE);
-                if ((r = write_proc_file(pid, "uid_map", map)) < 0 || (r = write_proc_file(pid, "setgroups", "deny")) < 0 ||
-                    (r = write_proc_file(pid, "gid_map", map)) < 0) {
-                        r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot map the sandbox's ids: %s", strerror(-r));
-                        goto fail;
-                }
-        }
-        if (send(s->status_fd, "g", 1, MSG_NOSIGNAL) != 1) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "The sandbox's init died before set-up: %m");
-                goto fail;
-        }
-        r = cgroup_fd >= 0 ? 0 : cgroup_attach(s->cgroup, pid);
-        if (r < 0) {
-                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot move the sandbox into its cgroup: %s", strerror(-r));
-                goto fail;
-        }
-        /* The network, while the child builds its root; the program starts only after it. */
-        if (spec->net == SPEC_NET_BRIDGE || spec->net == SPEC_NET_ISOLATED) {
-                NetConfig defaults;
-                char why[512];
-                net_config_init(&defaults);
-                r = net_attach(cfg && cfg->net ? cfg->net : &defaults, spec->net, s->id, pid, spec->publish,
-                               spec->n_publish, &s->lease, why, sizeof why);
-                if (r < 0) {
-                        r = set_error(err, SANDBOX_EXIT_SETUP, "%s", why);
-                        goto fail;
-                }
-        }
+static int step_id_maps(Start *st) {
+        Sandbox *s = st->s;
+        char map[64];
+        int r;
+
+        snprintf(map, sizeof map, "0 %u %u\n", s->host_first, SANDBOX_IDS_PER_RANGE);
+        if ((r = write_proc_file(s->pid, "uid_map", map)) < 0 || (r = write_proc_file(s->pid, "setgroups", "deny")) < 0 ||
+            (r = write_proc_file(s->pid, "gid_map", map)) < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot map the sandbox's ids: %s", strerror(-r));
+        /* The child builds its root from here on, while we do the steps below. */
+        if (send(s->status_fd, "g", 1, MSG_NOSIGNAL) != 1)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "The sandbox's init died before set-up: %m");
+        return 0;
+}
+
+static int step_cgroup_attach(Start *st) {
+        int r;
+
+        if (st->cgroup_fd >= 0)
+                return 0; /* born there */
+        r = cgroup_attach(st->s->cgroup, st->s->pid);
+        if (r < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot move the sandbox into its cgroup: %s", strerror(-r));
+        return 0;
+}
+
+/* The network, while the child builds its root; the program starts only after it. */
+static int step_network(Start *st) {
+        const SandboxSpec *spec = st->spec;
+        NetConfig defaults;
+        char why[512];
+        int r;
+
+        if (spec->net != SPEC_NET_BRIDGE && spec->net != SPEC_NET_ISOLATED)
+                return 0;
+        net_config_init(&defaults);
+        r = net_attach(st->cfg && st->cfg->net ? st->cfg->net : &defaults, spec->net, st->s->id, st->s->pid,
+                       spec->publish, spec->n_publish, &st->s->lease, why, sizeof why);
+        if (r < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "%s", why);
+        return 0;
+}
+
+static int step_rlimits(Start *st) {
+        const SandboxSpec *spec = st->spec;
+        pid_t pid = st->s->pid;
+        bool core_set = false, nofile_set = false;
+
         /* The init must survive the OOM killer so that it can report how the program ended. */
         (void) write_proc_file(pid, "oom_score_adj", "-1000");
-        {
-                bool core_set = false;
-                for (size_t i = 0; i < spec->n_rlimits; i++) {
-                        struct rlimit rl = {
-                                .rlim_cur = spec->rlimits[i].soft == UINT64_MAX ? RLIM_INFINITY : spec->rlimits[i].soft,
-                                .rlim_max = spec->rlimits[i].hard == UINT64_MAX ? RLIM_INFINITY : spec->rlimits[i].hard,
-                        };
-                        if (spec->rlimits[i].resource == RLIMIT_CORE)
-                                core_set = true;
-                        if (prlimit(pid, spec->rlimits[i].resource, &rl, NULL) < 0) {
-                                r = set_error(err, SANDBOX_EXIT_SETUP, "Cannot set --rlimit %s: %m",
-                                              spec_rlimit_to_string(spec->rlimits[i].resource));
-                                goto fail;
-                        }
-                }
-                /* No core dumps by default: the host's core_pattern may hand them to a host helper. */
-                if (!core_set)
-                        (void) prlimit(pid, RLIMIT_CORE, &(struct rlimit) {}, NULL);
+        for (size_t i = 0; i < spec->n_rlimits; i++) {
+                struct rlimit rl = {
+                        .rlim_cur = spec->rlimits[i].soft == UINT64_MAX ? RLIM_INFINITY : spec->rlimits[i].soft,
+                        .rlim_max = spec->rlimits[i].hard == UINT64_MAX ? RLIM_INFINITY : spec->rlimits[i].hard,
+                };
+                if (spec->rlimits[i].resource == RLIMIT_CORE)
+                        core_set = true;
+                if (spec->rlimits[i].resource == RLIMIT_NOFILE)
+                        nofile_set = true;
+                if (prlimit(pid, spec->rlimits[i].resource, &rl, NULL) < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot set --rlimit %s: %m",
+                                         spec_rlimit_to_string(spec->rlimits[i].resource));
         }
+        /* No core dumps by default: the host's core_pattern may hand them to a host helper. */
+        if (!core_set)
+                (void) prlimit(pid, RLIMIT_CORE, &(struct rlimit) {}, NULL);
+        /* Open files: the default, never above what we run with ourselves (raising a hard limit needs
+         * CAP_SYS_RESOURCE). */
+        if (!nofile_set) {
+                struct rlimit own, rl;
+                if (getrlimit(RLIMIT_NOFILE, &own) < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "getrlimit: %m");
+                rl.rlim_max = MIN(own.rlim_max, (rlim_t) SPEC_DEFAULT_NOFILE_HARD);
+                rl.rlim_cur = MIN(rl.rlim_max, (rlim_t) SPEC_DEFAULT_NOFILE_SOFT);
+                if (prlimit(pid, RLIMIT_NOFILE, &rl, NULL) < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot bound open files: %m");
+        }
+        return 0;
+}
+
+/* The second go: the init starts the program and says whether it could. */
+static int step_go(Start *st) {
+        Sandbox *s = st->s;
+        int r;
 
         s->start_usec = now_usec();
         if (send(s->status_fd, "g", 1, MSG_NOSIGNAL) != 1) {
-                r = wait_started(s, err); /* it failed during set-up: say why */
+                r = wait_started(s, st->err); /* it failed during set-up: say why */
                 if (r >= 0)
-                        r = set_error(err, SANDBOX_EXIT_SETUP, "The sandbox's init died during set-up");
-                goto fail;
+                        r = set_error(st->err, SANDBOX_EXIT_SETUP, "The sandbox's init died during set-up");
+                return r;
         }
-        r = wait_started(s, err);
+        return wait_started(s, st->err);
+}
+
+typedef struct StartStep {
+        const char *name;
+        int (*run)(Start *st);
+} StartStep;
+
+/* The parent's side of docs/security.md's table, in order. */
+static const StartStep start_steps[] = {
+        { "check the paths",            step_check_paths },
+        { "state directory",            step_state_dir },
+        { "seccomp filter",             step_filter },
+        { "host id range",              step_host_ids },
+        { "sandbox directory",          step_sandbox_dir },
+        { "image",                      step_image },
+        { "upper layer",                step_upper },
+        { "union and its server",       step_union },
+        { "host trees",                 step_trees },
+        { "cgroup",                     step_cgroup },
+        { "environment",                step_environment },
+        { "clone the init",             step_clone },
+        { "id maps",                    step_id_maps },
+        { "join the cgroup",            step_cgroup_attach },
+        { "network",                    step_network },
+        { "resource limits",            step_rlimits },
+        { "start the program",          step_go },
+};
+
+int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int stdio[3], Sandbox **ret,
+                  SandboxError *err) {
+        const char *verr = NULL;
+        Sandbox *s;
+        int r = 0;
+
+        if (spec_validate(spec, &verr) < 0)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Invalid sandbox: %s", verr);
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
+        *s = (Sandbox) {
+                .resolved = *spec, .state_fd = -EBADF, .dir_fd = -EBADF, .pidfd = -EBADF, .status_fd = -EBADF,
+                .pty_fd = -EBADF, .server_pidfd = -EBADF, .idlock_fd = -EBADF, .lock_fd = -EBADF,
+        };
+        s->spec = &s->resolved;
+        s->resolved.tmpfs = spec->n_tmpfs > 0 ? calloc(spec->n_tmpfs, sizeof *spec->tmpfs) : NULL;
+        s->state_dir = strdup(cfg && cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR);
+        if (!s->state_dir || (spec->n_tmpfs > 0 && !s->resolved.tmpfs)) {
+                free(s->resolved.tmpfs);
+                free(s->state_dir);
+                free(s);
+                return set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
+        }
+        if (spec->n_tmpfs > 0)
+                memcpy(s->resolved.tmpfs, spec->tmpfs, spec->n_tmpfs * sizeof *spec->tmpfs);
+        spec_apply_defaults(&s->resolved);
+
+        Start st = {
+                .s = s, .spec = s->spec, .cfg = cfg, .stdio = stdio, .err = err,
+                .data_fd = -EBADF, .fuse_fd = -EBADF, .union_fd = -EBADF, .usr_fd = -EBADF, .cgroup_fd = -EBADF,
+                .sp = { -EBADF, -EBADF },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(start_steps); i++) {
+                r = start_steps[i].run(&st);
+                if (r < 0)
+                        break;
+        }
+        /* Our mount of the union (if the clone did not happen) must go before we wait for its server. */
+        start_done(&st);
         if (r < 0) {
                 (void) sandbox_finish(s, true, NULL);
                 sandbox_free(s);
@@ -684,18 +833,6 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
         }
         *ret = s;
         return 0;
-
-fail:
-        for (size_t i = 0; binds && i < spec->n_binds; i++)
-                safe_close(binds[i].tree_fd);
-        safe_close(sp[0]);
-        safe_close(sp[1]);
-        /* Our mount of the union must go before we wait for its server to end. */
-        union_fd = safe_close(union_fd);
-        usr_fd = safe_close(usr_fd);
-        (void) sandbox_finish(s, true, NULL);
-        sandbox_free(s);
-        return r;
 }
 
 const char *sandbox_id(const Sandbox *s) {
@@ -894,6 +1031,7 @@ Sandbox *sandbox_free(Sandbox *s) {
         safe_close(s->state_fd);
         free(s->upper_work);
         free(s->state_dir);
+        free(s->resolved.tmpfs);
         free(s);
         return NULL;
 }

@@ -39,7 +39,10 @@ typedef struct SandboxResult {
         SandboxLimitHit limit;
         uint64_t wall_usec;
         uint64_t cpu_usec;
-        uint64_t memory_peak;
+        uint64_t memory_peak;           /* bytes: the cgroup's peak (page cache and the union's work too) */
+        uint64_t max_rss;               /* bytes: the largest resident set of one of the program's processes */
+        bool pids_limit_hit;            /* a fork or clone failed at the pids bound */
+        bool disk_limit_hit;            /* a write to the upper was refused at the disk bound */
         uid_t host_uid;                 /* the host uid that root inside was mapped to */
 } SandboxResult;
 

@@ -334,7 +334,7 @@ _Noreturn void child_run(const ChildContext *c) {
         r = mount_proc(root_fd);
         if (r < 0)
                 fail(c, STEP_PROC, r, 0);
-        r = mount_dev(root_fd);
+        r = mount_dev(root_fd, SPEC_DEFAULT_TMPFS);
         if (r < 0)
                 fail(c, STEP_DEV, r, 0);
         /* sysfs belongs to a network namespace: only ours may be mounted (none with --net host). */
@@ -343,7 +343,8 @@ _Noreturn void child_run(const ChildContext *c) {
                 if (r < 0)
                         fail(c, STEP_SYS, r, 0);
         }
-        r = mount_tmpfs_at(root_fd, "/tmp", 0, "1777");
+        /* /tmp and /dev/shm are bounded by default; a --tmpfs on either is mounted over ours. */
+        r = mount_tmpfs_at(root_fd, "/tmp", SPEC_DEFAULT_TMPFS, "1777");
         if (r < 0)
                 fail(c, STEP_TMP, r, 0);
         for (size_t i = 0; i < s->n_binds; i++) {

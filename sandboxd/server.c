@@ -54,6 +54,7 @@ struct Client {
         WireDecoder *decoder;
         struct ucred cred;
         bool hello_done;
+        uint32_t version;       /* negotiated in HELLO */
         bool closing;           /* an error was sent: no more requests */
         Session *session;
         Client *next;
@@ -156,6 +157,11 @@ static void session_finish(Session *se, bool kill) {
                         .cpu_usec = res.cpu_usec,
                         .memory_peak = res.memory_peak,
                 };
+                if (c->version >= 2) {
+                        m.pids_limit_hit = res.pids_limit_hit;
+                        m.disk_limit_hit = res.disk_limit_hit;
+                        m.max_rss = res.max_rss;
+                }
                 if (msg_exit_encode(&m, &b) >= 0)
                         (void) send_message(c, MSG_EXIT, &b, NULL, 0);
         }
@@ -310,6 +316,7 @@ static void handle_hello(Client *c, WireFrame *f) {
         if (msg_hello_reply_encode(&reply, &b) < 0 || send_message(c, MSG_HELLO_REPLY, &b, NULL, 0) < 0)
                 return client_fail(c, SANDBOX_EXIT_SETUP, -EIO, "cannot reply");
         c->hello_done = true;
+        c->version = reply.version;
 }
 
 static void handle_exec(Client *c, WireFrame *f) {

@@ -342,12 +342,16 @@ static int parse_one(int c, const char *arg, ExecOptions *o) {
                 return 0;
         }
         case ARG_MEMORY:
-                if (parse_size(arg, &s->memory_max) < 0 || s->memory_max < 1024 * 1024)
-                        BAD("--memory '%s': expected a size of at least 1m, like 64m or 2g", arg);
+                if (streq(arg, "unlimited"))
+                        s->memory_max = SPEC_UNLIMITED;
+                else if (parse_size(arg, &s->memory_max) < 0 || s->memory_max < 1024 * 1024)
+                        BAD("--memory '%s': expected a size of at least 1m, like 64m or 2g, or unlimited", arg);
                 return 0;
         case ARG_PIDS:
-                if (safe_atou64(arg, &s->pids_max) < 0 || s->pids_max == 0 || s->pids_max > 4194304)
-                        BAD("--pids '%s': expected a number from 1 to 4194304", arg);
+                if (streq(arg, "unlimited"))
+                        s->pids_max = SPEC_UNLIMITED;
+                else if (safe_atou64(arg, &s->pids_max) < 0 || s->pids_max == 0 || s->pids_max > 4194304)
+                        BAD("--pids '%s': expected a number from 1 to 4194304, or unlimited", arg);
                 return 0;
         case ARG_CPUS: {
                 char *end;
