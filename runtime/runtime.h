@@ -33,6 +33,7 @@ typedef enum ChildStep {
         STEP_LOOPBACK,
         STEP_PTY,
         STEP_FORK,
+        STEP_OOM_SCORE,
         STEP_USER,
         STEP_CAPS,
         STEP_WORKDIR,

@@ -54,6 +54,7 @@ static const char *const step_names[_STEP_MAX] = {
         [STEP_LOOPBACK] = "bring up the loopback interface",
         [STEP_PTY] = "open a terminal",
         [STEP_FORK] = "start the program's process",
+        [STEP_OOM_SCORE] = "reset the program's OOM score",
         [STEP_USER] = "switch to the requested user",
         [STEP_CAPS] = "drop capabilities",
         [STEP_WORKDIR] = "change to the working directory",
@@ -155,10 +156,38 @@ static int install_stdio(const int stdio[3]) {
         return 0;
 }
 
+/* The program's oom_score_adj becomes 0, as a container's does under Docker, whatever its caller
+ * has. Our /proc/self files belong to host root while we are not dumpable (the id change made us
+ * so), and host root is not mapped here: be dumpable for this one write, then not again. Where the
+ * kernel refuses to go below a floor its caller was given (oom_score_adj_min, set by a privileged
+ * writer such as systemd's OOMScoreAdjust=), the caller's value stays if it is not negative. Any
+ * other failure is fatal: a program the OOM killer might not end must never run. */
+static int program_reset_oom_score(void) {
+        _cleanup_close_ int fd = -EBADF;
+        char buf[16];
+        ssize_t n;
+        int r = 0;
+
+        if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+                return -errno;
+        fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                r = -errno;
+        else if (write(fd, "0", 1) != 1) {
+                r = -errno;
+                n = r == -EACCES ? pread(fd, buf, sizeof buf - 1, 0) : -1;
+                if (n > 0 && buf[0] >= '0' && buf[0] <= '9')
+                        r = 0; /* not negative: killable */
+        }
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 && r == 0)
+                r = -errno;
+        return r;
+}
+
 _Noreturn static void program_run(const ChildContext *c, int report_fd, int gate_fd, int pty_master) {
         const SandboxSpec *s = c->spec;
         sigset_t none;
-        int r, fd;
+        int r;
 
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -181,12 +210,12 @@ _Noreturn static void program_run(const ChildContext *c, int report_fd, int gate
                         close(slave);
         }
 
-        /* The init is shielded from the OOM killer; the program must not inherit that. */
-        fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-        if (fd >= 0) {
-                (void) !write(fd, "0", 1);
-                close(fd);
-        }
+        /* The init is shielded from the OOM killer (oom_score_adj -1000, where the parent may set it);
+         * the program must not inherit that, or a memory limit hit finds nothing to kill and the
+         * kernel retries the program's allocation forever. */
+        r = program_reset_oom_score();
+        if (r < 0)
+                program_fail(report_fd, STEP_OOM_SCORE, r);
 
         r = drop_bounding_set();
         if (r < 0)

@@ -529,6 +529,21 @@ def test_init_protected(env):
     sf.eq((kv.get("init_alive"), kv.get("init_state")), ("1", "S"), "the init after SIGTERM/INT/STOP/KILL/SEGV")
 
 
+def test_program_oom_score(env):
+    """The program's oom_score_adj is 0, not what the init or the caller has: the init is shielded
+    (-1000 where the host lets us), and a program that inherited that could never be OOM-killed. Here
+    root cannot set -1000 (no CAP_SYS_RESOURCE), so the caller raises its own to 500, which the init
+    inherits; the reset must still reach 0 (it failed silently while the program was not dumpable)."""
+    def raise_score():
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("500")
+    for args, what in (([], "as root"), (["--user", "1000:1000"], "as --user 1000")):
+        p = subprocess.run(env.argv(args + ["cat", "/proc/self/oom_score_adj"], probe=False),
+                           env=env.environ(None), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           preexec_fn=raise_score, timeout=30)
+        sf.eq((p.returncode, p.stdout.strip()), (0, "0"), f"the program's oom_score_adj {what} (stderr {p.stderr!r})")
+
+
 # ==================================================================================================
 # exit statuses and messages
 
