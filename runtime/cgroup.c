@@ -988,6 +988,7 @@ int cgroup_v2_prepare_delegated(const char *leaf) {
         _cleanup_close_ int root_fd = -EBADF, own_fd = -EBADF, leaf_fd = -EBADF;
         CgroupLayout layout;
         char enable[64] = "", pid[32];
+        bool made_leaf = false, moved = false;
         int r;
 
         leaf = leaf ?: CGROUP_SUPERVISOR_LEAF;
@@ -1017,23 +1018,30 @@ int cgroup_v2_prepare_delegated(const char *leaf) {
                 return own_fd;
 
         /* The leaf: ours from an earlier run of this daemon may still exist. */
-        if (mkdirat(own_fd, leaf, 0755) < 0 && errno != EEXIST)
+        if (mkdirat(own_fd, leaf, 0755) >= 0)
+                made_leaf = true;
+        else if (errno != EEXIST)
                 return log_debug_errno(-errno, "Failed to create '%s/%s': %m", own, leaf);
         leaf_fd = open_beneath(own_fd, leaf, O_PATH | O_DIRECTORY, 0);
-        if (leaf_fd < 0)
-                return leaf_fd;
+        if (leaf_fd < 0) {
+                r = leaf_fd;
+                goto undo;
+        }
         /* cgroup.procs moves the whole process, every thread with it. */
         snprintf(pid, sizeof pid, "%ld", (long) getpid());
         r = cg_write(leaf_fd, "cgroup.procs", pid);
-        if (r < 0)
-                return log_debug_errno(r, "Failed to move ourselves into '%s/%s': %m", own, leaf);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to move ourselves into '%s/%s': %m", own, leaf);
+                goto undo;
+        }
+        moved = true;
 
         r = cg_read(own_fd, "cgroup.controllers", &available);
         if (r < 0)
-                return r;
+                goto undo;
         r = cg_read(own_fd, "cgroup.subtree_control", &subtree);
         if (r < 0)
-                return r;
+                goto undo;
         for (size_t i = 0; i < ELEMENTSOF(v2_limit_controllers); i++)
                 if (word_in_list(available, v2_limit_controllers[i]) &&
                     !word_in_list(subtree, v2_limit_controllers[i])) {
@@ -1043,17 +1051,102 @@ int cgroup_v2_prepare_delegated(const char *leaf) {
         if (*enable) {
                 /* EBUSY: other processes still live in our own cgroup. */
                 r = cg_write(own_fd, "cgroup.subtree_control", enable);
-                if (r < 0)
-                        return log_debug_errno(r, "Failed to enable '%s' in '%s': %m", enable, own);
+                if (r < 0) {
+                        log_debug_errno(r, "Failed to enable '%s' in '%s': %m", enable, own);
+                        goto undo;
+                }
         }
 
         base = strdup(own);
-        if (!base)
-                return -ENOMEM;
+        if (!base) {
+                r = -ENOMEM;
+                goto undo;
+        }
         char *expected = NULL;
         if (__atomic_compare_exchange_n(&delegated_base, &expected, base, false, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE))
                 base = NULL; /* published; lives as long as the process */
+        return 0;
+
+undo:
+        /* Leave things as we found them: back into our own cgroup, and the leaf gone if we made it
+         * (an existing one may be another process's: its rmdir fails while that one lives in it). */
+        if (moved)
+                (void) cg_write(own_fd, "cgroup.procs", pid);
+        if (made_leaf)
+                (void) unlinkat(own_fd, leaf, AT_REMOVEDIR);
+        return r;
+}
+
+int cgroup_explain_unsupported(const CgroupLimits *limits, char **ret_missing, char **ret_parent) {
+        _cleanup_free_ char *parent = NULL, *subtree = NULL, *available = NULL;
+        _cleanup_close_ int root_fd = -EBADF, fd = -EBADF;
+        const char *base = __atomic_load_n(&delegated_base, __ATOMIC_ACQUIRE);
+        char missing[64] = "";
+        CgroupLayout layout;
+        int r;
+
+        assert_return(limits && ret_missing && ret_parent, -EINVAL);
+        r = cgroup_detect_layout(&layout);
+        if (r < 0)
+                return r;
+
+        if (layout == CGROUP_LAYOUT_V1) {
+                root_fd = open_abs_dir(CGROUP_MOUNT);
+                if (root_fd < 0)
+                        return root_fd;
+                for (CgroupController ctl = 0; ctl < _CGROUP_CONTROLLER_MAX; ctl++) {
+                        _cleanup_free_ char *own = NULL, *dirname = NULL;
+                        _cleanup_close_ int hfd = -EBADF;
+
+                        if (!v1_required(ctl, limits))
+                                continue;
+                        r = cgroup_get_own_path(controller_names[ctl], &own);
+                        if (r >= 0)
+                                r = open_v1_hierarchy(root_fd, controller_names[ctl], true, &hfd, &dirname);
+                        if (r == -ENOENT || (r >= 0 && hfd < 0)) {
+                                strcat(missing, *missing ? ", " : "");
+                                strcat(missing, controller_names[ctl]);
+                        } else if (r < 0)
+                                return r;
+                }
+        } else {
+                if (base)
+                        parent = strdup(base);
+                else {
+                        r = cgroup_get_own_path(NULL, &parent);
+                        if (r < 0)
+                                return r;
+                }
+                if (!parent)
+                        return -ENOMEM;
+                root_fd = open_abs_dir(CGROUP_MOUNT);
+                if (root_fd < 0)
+                        return root_fd;
+                fd = open_beneath(root_fd, parent + strspn(parent, "/"), O_PATH | O_DIRECTORY, 0);
+                if (fd < 0)
+                        return fd;
+                r = cg_read(fd, "cgroup.subtree_control", &subtree);
+                if (r < 0)
+                        return r;
+                r = cg_read(fd, "cgroup.controllers", &available);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < ELEMENTSOF(v2_limit_controllers); i++) {
+                        const char *ctl = v2_limit_controllers[i];
+                        if (!v2_limit_wanted(limits, i) || word_in_list(subtree, ctl) ||
+                            (base && word_in_list(available, ctl)))
+                                continue;
+                        strcat(missing, *missing ? ", " : "");
+                        strcat(missing, ctl);
+                }
+        }
+
+        _cleanup_free_ char *m = strdup(missing);
+        if (!m)
+                return -ENOMEM;
+        *ret_missing = TAKE_PTR(m);
+        *ret_parent = TAKE_PTR(parent);
         return 0;
 }
 

@@ -83,8 +83,15 @@ int cgroup_create_fake(CgroupLayout layout, const char *root, const char *parent
  * <own>/cgroup.subtree_control. From then on cgroup_create() creates sandboxes in <own> (a sibling
  * of LEAF), not in LEAF. Call once at start-up, before other threads use this module; calling it
  * again after success returns 0. -EOPNOTSUPP on v1, -EPERM if our own cgroup is the root, -EBUSY
- * if other processes remain in <own>. Only call it when the subtree really is delegated to us. */
+ * if other processes remain in <own>. On failure we are back in <own> and a leaf we made is gone.
+ * Only call it when the subtree really is delegated to us. */
 int cgroup_v2_prepare_delegated(const char *leaf);
+
+/* Why cgroup_create() with LIMITS returned -EOPNOTSUPP: *RET_MISSING lists the names of the
+ * controllers a requested limit needs that cannot be used below our own cgroup ("memory, pids";
+ * "" when all can), *RET_PARENT the cgroup (relative to the cgroup2 mount) where they would have to be
+ * enabled on v2, NULL on v1 (where a hierarchy is missing). Both are the caller's to free. */
+int cgroup_explain_unsupported(const CgroupLimits *limits, char **ret_missing, char **ret_parent);
 
 /* > 0 if our own v2 cgroup carries systemd's delegation mark (xattr trusted.delegate or
  * user.delegate = "1", systemd >= 251), 0 if not, -errno on error. A hint for the caller. */

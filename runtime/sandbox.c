@@ -583,6 +583,58 @@ static int step_trees(Start *st) {
         return 0;
 }
 
+/* What sandbox_setup_cgroups() found, for the message of a limit that cannot be applied. */
+static char cgroup_setup_note[256];
+static char cgroup_setup_advice[256];
+
+int sandbox_setup_cgroups(const char *leaf, const char *advice) {
+        _cleanup_free_ char *own = NULL;
+        CgroupLayout layout;
+        int r;
+
+        snprintf(cgroup_setup_advice, sizeof cgroup_setup_advice, "%s", advice ?: "");
+        cgroup_setup_note[0] = '\0';
+        if (cgroup_detect_layout(&layout) < 0 || layout != CGROUP_LAYOUT_V2)
+                return 0;
+        (void) cgroup_get_own_path(NULL, &own);
+        r = cgroup_v2_own_is_delegated();
+        if (r == 0) {
+                snprintf(cgroup_setup_note, sizeof cgroup_setup_note,
+                         "our cgroup '%s' is not delegated to us (no Delegate=yes)", own ?: "?");
+                return 0;
+        }
+        if (r > 0)
+                r = cgroup_v2_prepare_delegated(leaf);
+        if (r >= 0)
+                return 1;
+        if (r == -EBUSY)
+                snprintf(cgroup_setup_note, sizeof cgroup_setup_note,
+                         "our cgroup '%s' is delegated, but other processes live in it; we must be the "
+                         "only one there (the scope's own command)", own ?: "?");
+        else
+                snprintf(cgroup_setup_note, sizeof cgroup_setup_note,
+                         "our delegated cgroup '%s' could not be prepared: %s", own ?: "?", strerror(-r));
+        return r;
+}
+
+/* A limit's controller is missing: say which, where, why (when known) and what to do. */
+static int cgroup_unsupported_error(Start *st, const CgroupLimits *limits) {
+        _cleanup_free_ char *missing = NULL, *parent = NULL;
+        char what[160];
+
+        if (cgroup_explain_unsupported(limits, &missing, &parent) < 0 || !*missing)
+                snprintf(what, sizeof what, "a requested limit is not supported on this host");
+        else if (parent)
+                snprintf(what, sizeof what, "the %s controller%s needed for the limits cannot be enabled for "
+                         "cgroup '%s'", missing, strchr(missing, ',') ? "s" : "", parent);
+        else
+                snprintf(what, sizeof what, "no cgroup v1 hierarchy for the %s controller%s needed for the limits",
+                         missing, strchr(missing, ',') ? "s" : "");
+        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: %s%s%s%s%s", what,
+                         *cgroup_setup_note ? ": " : "", cgroup_setup_note, *cgroup_setup_advice ? "; " : "",
+                         cgroup_setup_advice);
+}
+
 static int step_cgroup(Start *st) {
         const SandboxSpec *spec = st->spec;
         char name[32];
@@ -596,9 +648,10 @@ static int step_cgroup(Start *st) {
 
         snprintf(name, sizeof name, "sandbox-%s", st->s->id);
         r = cgroup_create(name, &limits, &st->s->cgroup);
+        if (r == -EOPNOTSUPP)
+                return cgroup_unsupported_error(st, &limits);
         if (r < 0)
-                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: %s",
-                                 r == -EOPNOTSUPP ? "a requested limit is not supported on this host" : strerror(-r));
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: %s", strerror(-r));
         /* On cgroup v2 the child is born in its cgroup: no migration (which costs an RCU grace period
          * on the kernel's side). */
         st->cgroup_fd = cgroup_v2_fd(st->s->cgroup);

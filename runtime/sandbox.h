@@ -54,6 +54,16 @@ typedef struct SandboxError {
 
 typedef struct Sandbox Sandbox;
 
+/* Once at start-up, single-threaded, before the first sandbox_start(): where sandbox cgroups go.
+ * On a cgroup v2 host whose own cgroup systemd delegated to us (Delegate=yes, which marks the cgroup
+ * with the trusted.delegate xattr), move into the leaf LEAF ("supervisor" if NULL) and enable the
+ * memory, pids and cpu controllers for the sandboxes' cgroups beside it. Nothing changes on a v1 or
+ * hybrid host, or when our cgroup is not delegated. Whatever the outcome, a later sandbox_start()
+ * that cannot apply a limit says what is missing, and then ADVICE (what the user can do, e.g. "run
+ * it with systemd-run --scope -p Delegate=yes"; may be NULL). Returns 1 when it prepared a delegated
+ * cgroup, 0 when there was nothing to do, -errno when a delegated cgroup could not be prepared. */
+int sandbox_setup_cgroups(const char *leaf, const char *advice);
+
 /* STDIO: the program's stdin, stdout and stderr (ignored with spec->tty). */
 int sandbox_start(const SandboxSpec *spec, const SandboxConfig *config, const int stdio[3],
                   Sandbox **ret_sandbox, SandboxError *ret_error);

@@ -20,7 +20,6 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
-#include "cgroup.h"
 #include "config.h"
 #include "daemon-config.h"
 #include "log.h"
@@ -167,15 +166,10 @@ int main(int argc, char *argv[]) {
 
         /* Under systemd with Delegate=yes on a cgroup v2 host our cgroup is ours to divide: move into
          * a leaf and enable the controllers for the sandboxes beside it. */
-        {
-                CgroupLayout layout;
-                if (cgroup_detect_layout(&layout) >= 0 && layout == CGROUP_LAYOUT_V2 &&
-                    cgroup_v2_own_is_delegated() > 0) {
-                        r = cgroup_v2_prepare_delegated("supervisor");
-                        if (r < 0)
-                                log_warning_errno(r, "Failed to set up our delegated cgroup, limits may not work: %m");
-                }
-        }
+        r = sandbox_setup_cgroups("supervisor", "run sandboxd under its unit (sandboxd.service, which has "
+                                  "Delegate=yes)");
+        if (r < 0)
+                log_warning_errno(r, "Failed to set up our delegated cgroup, limits may not work: %m");
 
         /* What a predecessor that crashed (or was killed) left behind. */
         r = sandbox_cleanup_stale(&(SandboxConfig) { .state_dir = state_dir, .net = &config.net }, &removed);

@@ -59,6 +59,13 @@ static int run(ExecOptions *o) {
                 return SANDBOX_EXIT_SETUP;
         }
 
+        /* On a cgroup v2 host the sandbox's cgroup goes below ours: divide ours when it is delegated
+         * to us (systemd-run --scope -p Delegate=yes), as sandboxd does under its unit. A refusal is
+         * reported by sandbox_start(), once a limit needs a controller. */
+        (void) sandbox_setup_cgroups("supervisor",
+                                     "run sandbox-run as the command of a delegated scope: systemd-run --scope "
+                                     "-p Delegate=yes sandbox-run ..., or use sandboxctl exec");
+
         /* What an earlier sandbox-run left when it was killed: tidy it up first. */
         SandboxConfig cfg = { .state_dir = getenv("SANDBOX_STATE_DIR") };
         (void) sandbox_cleanup_stale(&cfg, NULL);

@@ -1363,6 +1363,14 @@ static int delegated_helper(const char *own) {
                 return 15;
         if (cgroup_create("box", &mem, &c) != -EOPNOTSUPP)
                 return 16;
+        {
+                /* T offers no controller: the memory limit's is what is missing, in T. */
+                CgroupLimits all = { .memory_max = 64 * MiB, .pids_max = 10, .cpu_quota_us = 50000 };
+                _cleanup_free_ char *missing = NULL, *parent = NULL;
+                if (cgroup_explain_unsupported(&all, &missing, &parent) != 0 ||
+                    !streq(missing, "memory, pids, cpu") || !parent || !streq(parent, own))
+                        return 21;
+        }
         if (cgroup_create("box", NULL, &c) != 0)
                 return 17;
         snprintf(path, sizeof path, "/sys/fs/cgroup%s/box", own); /* beside the leaf, not in it */
@@ -1431,6 +1439,15 @@ static int test_own_path(void) {
         if (layout == CGROUP_LAYOUT_V1) {
                 CHECK_EQ(cgroup_v2_prepare_delegated(NULL), -EOPNOTSUPP);
                 CHECK_EQ(cgroup_v2_own_is_delegated(), -EOPNOTSUPP);
+        }
+        if (layout == CGROUP_LAYOUT_V1 && access("/sys/fs/cgroup/memory/memory.limit_in_bytes", F_OK) == 0 &&
+            access("/sys/fs/cgroup/pids/pids.max", F_OK) == 0) {
+                /* This host's v1 hierarchies: memory and pids are there, nothing missing, no parent. */
+                CgroupLimits l = { .memory_max = 64 * MiB, .pids_max = 10 };
+                _cleanup_free_ char *missing = NULL, *parent = NULL;
+                CHECK_EQ(cgroup_explain_unsupported(&l, &missing, &parent), 0);
+                CHECK(streq(missing, ""));
+                CHECK(!parent);
         }
         CHECK_EQ(cgroup_v2_prepare_delegated("a/b"), -EINVAL);
         return 0;
