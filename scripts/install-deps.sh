@@ -12,6 +12,8 @@ packages=(
         fuse-overlayfs fio bubblewrap systemd-container
         iproute2 nftables busybox curl
         libarchive-dev zstd podman buildah libdevmapper1.02.1
+        # tests/vm: a Debian 12 guest (cgroup v2, systemd) under qemu's TCG, its image built by mmdebstrap
+        qemu-system-x86 mmdebstrap e2fsprogs
 )
 
 missing=()

@@ -40,6 +40,8 @@ rc=0
 rm -rf build-ci build-asan build-clang
 meson setup build-ci --werror -Dbuildtype=debugoptimized >/dev/null
 ninja -C build-ci
+# Every suite, the VM test (suite vm: a Debian 12 guest under qemu, a few minutes; the first run on a
+# machine also builds its cached image) included: it runs here only, with the gcc build.
 run_suite build-ci all || rc=1
 
 # clang catches other warnings; its unit tests and fuzz corpus replays are quick.

@@ -1,0 +1,269 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The checks inside the VM (a Debian 12 guest with its defaults: cgroup v2 only, systemd as PID 1,
+root with CAP_SYS_RESOURCE), run by guest-run.sh after the build was installed and sandboxd.socket
+started. Writes TAP to OUTDIR/results.tap, one line as each check ends, so a hang still leaves the
+lines before it; the last line is '# done'.
+
+Each limit is checked through both front ends: sandbox-run as the command of a delegated scope
+(systemd-run --scope -p Delegate=yes), and sandboxctl against the shipped sandboxd.socket/.service:
+- the program's oom_score_adj is 0 while the init's is -1000 (the shield really applies here);
+- a memory bomb under --memory 64m ends with 137 within a bound, and the accounting says memory;
+- a fork bomb is held at --pids 32;
+- --cpus 0.25 throttles a busy loop (cpu time / wall time), against an unthrottled loop;
+- --timeout ends it with 124;
+- with no options the sandbox's cgroup has the default bounds (memory.max 2 GiB, pids.max 1024),
+  and sits below the delegated cgroup (the scope's, or sandboxd.service's).
+And sandbox-run outside a delegated cgroup, or in a delegated one that holds another process, exits
+125 with a message that says what is missing and what to do, and leaves the cgroups as they were.
+Stdlib only; every command is bounded in time.
+"""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+OUT = sys.argv[1]
+TAP = open(os.path.join(OUT, "results.tap"), "w", buffering=1)
+SCOPE = ["systemd-run", "--scope", "--quiet", "-p", "Delegate=yes"]
+FRONTS = ("sandbox-run", "sandboxctl")
+BOMB_MEMORY = "64m"
+PIDS = 32
+counter = 0
+failures = 0
+stats_seq = 0
+
+
+class Res:
+    def __init__(self, rc, out, err, elapsed, stats=None):
+        self.rc, self.out, self.err, self.elapsed, self.stats = rc, out, err, elapsed, stats
+
+    def __repr__(self):
+        return (f"rc={self.rc} elapsed={self.elapsed:.1f}s stdout={self.out[-300:]!r} "
+                f"stderr={self.err[-500:]!r} stats={self.stats}")
+
+
+pending = []
+
+
+def diag(msg):
+    """A diagnostic line, written after the current check's result line."""
+    pending.extend(str(msg).splitlines())
+
+
+def flush_diag():
+    for line in pending:
+        TAP.write(f"#   {line}\n")
+    pending.clear()
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def eq(got, want, what):
+    if got != want:
+        raise AssertionError(f"{what}: expected {want!r}, got {got!r}")
+
+
+def run(argv, timeout):
+    """Runs ARGV to its end (killed after TIMEOUT s: rc None). An '@STATS@' in ARGV (see front())
+    becomes --stats FILE, and the file is parsed into the result."""
+    global stats_seq
+    path = None
+    if "@STATS@" in argv:
+        stats_seq += 1
+        path = f"/run/sbx-vm-stats-{stats_seq}.json"
+        i = argv.index("@STATS@")
+        argv = argv[:i] + ["--stats", path] + argv[i + 1:]
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+        rc = p.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        rc = None
+    elapsed = time.monotonic() - t0
+    st = None
+    if path and os.path.exists(path):
+        with open(path) as f:
+            st = json.load(f)
+        os.unlink(path)
+    return Res(rc, out, err, elapsed, st)
+
+
+def front(kind, args, unit=None, stats=False):
+    """The command line of front end KIND running a sandbox with ARGS (options, '--', command)."""
+    extra = ["@STATS@"] if stats else []
+    if kind == "sandbox-run":
+        return SCOPE + (["--unit", unit] if unit else []) + ["sandbox-run"] + extra + args
+    return ["sandboxctl", "exec"] + extra + args
+
+
+def test(name):
+    def wrap(fn):
+        global counter, failures
+        counter += 1
+        t0 = time.monotonic()
+        try:
+            fn()
+            TAP.write(f"ok {counter} - {name} ({time.monotonic() - t0:.1f}s)\n")
+        except Exception as e:  # noqa: BLE001
+            failures += 1
+            TAP.write(f"not ok {counter} - {name} ({time.monotonic() - t0:.1f}s)\n")
+            diag(f"{type(e).__name__}: {e}")
+        flush_diag()
+        return fn
+    return wrap
+
+
+def own_cgroup():
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return line[3:].strip()
+    return None
+
+
+def read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def subdirs(cg):
+    d = "/sys/fs/cgroup" + cg
+    return sorted(n for n in os.listdir(d) if os.path.isdir(os.path.join(d, n)))
+
+
+# --------------------------------------------------------------------------------------------------
+
+@test("host: cgroup v2 only, systemd as PID 1, root with CAP_SYS_RESOURCE")
+def _():
+    eq(subprocess.run(["stat", "-fc", "%T", "/sys/fs/cgroup"], capture_output=True, text=True).stdout.strip(),
+       "cgroup2fs", "/sys/fs/cgroup")
+    eq(read("/proc/1/comm"), "systemd", "PID 1")
+    capeff = int([line for line in read("/proc/self/status").splitlines() if line.startswith("CapEff:")][0]
+                 .split()[1], 16)
+    check(capeff & (1 << 24), f"CAP_SYS_RESOURCE not in CapEff {capeff:#x}")
+    diag(f"root subtree_control: {read('/sys/fs/cgroup/cgroup.subtree_control')!r}; "
+         f"kernel {os.uname().release}; our cgroup {own_cgroup()}")
+
+
+for kind in FRONTS:
+    @test(f"{kind}: the program's oom_score_adj is 0, the init's -1000")
+    def _(kind=kind):
+        r = run(front(kind, ["--", "/bin/sh", "-c", "cat /proc/self/oom_score_adj /proc/1/oom_score_adj"]), 60)
+        eq((r.rc, r.out.split()), (0, ["0", "-1000"]), f"program, init ({r})")
+
+    @test(f"{kind}: a memory bomb under --memory {BOMB_MEMORY} ends with 137, accounted as memory")
+    def _(kind=kind):
+        r = run(front(kind, ["--memory", BOMB_MEMORY, "--", "/bin/sh", "-c", "x=a; while :; do x=$x$x; done"],
+                      stats=True), 90)
+        check(r.rc is not None, f"still running after 90 s (an OOM loop?): {r}")
+        eq(r.rc, 137, f"exit status ({r})")
+        check(r.stats is not None, f"no --stats ({r})")
+        eq((r.stats.get("limit"), r.stats.get("memory_limit_hit")), ("memory", True), f"accounting ({r})")
+        check(r.elapsed < 30, f"took {r.elapsed:.1f}s")
+        diag(f"137 after {r.elapsed:.1f}s, memory_peak_bytes {r.stats.get('memory_peak_bytes')}")
+
+    @test(f"{kind}: a fork bomb is held at --pids {PIDS}")
+    def _(kind=kind):
+        r = run(front(kind, ["--pids", str(PIDS), "--", "/bin/sh", "-c",
+                             "i=0; while :; do sleep 30 & i=$((i+1)); echo $i; done"]), 60)
+        check(r.rc is not None, f"still running after 60 s: {r}")
+        started = int(r.out.split()[-1]) if r.out.split() else 0
+        check(r.rc != 0 and "fork" in r.err.lower(), f"the shell did not fail to fork ({r})")
+        # The init and the shell count too: at most PIDS - 2 sleeps.
+        check(PIDS // 2 <= started <= PIDS - 2, f"{started} processes started under --pids {PIDS} ({r})")
+        diag(f"{started} sleeps started, then: {r.err.strip().splitlines()[-1] if r.err.strip() else ''!r}")
+
+    @test(f"{kind}: --cpus 0.25 throttles a busy loop; --timeout 3 ends it with 124")
+    def _(kind=kind):
+        r = run(front(kind, ["--cpus", "0.25", "--timeout", "3", "--", "/bin/sh", "-c", "while :; do :; done"],
+                      stats=True), 60)
+        eq(r.rc, 124, f"exit status ({r})")
+        check(r.stats, f"no --stats ({r})")
+        ratio = r.stats["cpu_time_us"] / max(r.stats["wall_time_us"], 1)
+        check(ratio <= 0.4, f"cpu/wall {ratio:.2f} under --cpus 0.25 ({r})")
+        check(2.5 <= r.stats["wall_time_us"] / 1e6 <= 10, f"wall time ({r})")
+        diag(f"cpu/wall {ratio:.2f}, wall {r.stats['wall_time_us'] / 1e6:.1f}s, took {r.elapsed:.1f}s")
+
+    @test(f"{kind}: no options: the default bounds (memory 2 GiB, pids 1024) in a delegated cgroup")
+    def _(kind=kind):
+        unit = f"sbx-vm-defaults-{os.getpid()}"
+        p = subprocess.Popen(front(kind, ["--", "/bin/sleep", "6"], unit=unit), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            parent = None
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                u = f"{unit}.scope" if kind == "sandbox-run" else "sandboxd.service"
+                cg = subprocess.run(["systemctl", "show", "-P", "ControlGroup", u], capture_output=True,
+                                    text=True).stdout.strip()
+                boxes = glob.glob(f"/sys/fs/cgroup{cg}/sandbox-*") if cg else []
+                if boxes and os.path.exists(boxes[0] + "/pids.max") and read(boxes[0] + "/cgroup.procs"):
+                    parent = cg
+                    break
+                time.sleep(0.2)
+            check(parent, f"no sandbox cgroup below the {kind} unit's cgroup within 30 s")
+            box = boxes[0]
+            got = (read(box + "/memory.max"), read(box + "/pids.max"))
+            eq(got, (str(2 << 30), "1024"), f"memory.max, pids.max of {box}")
+            check("supervisor" in subdirs(parent), f"no supervisor leaf in {parent}: {subdirs(parent)}")
+            diag(f"{box[len('/sys/fs/cgroup'):]}: memory.max {got[0]}, pids.max {got[1]}; "
+                 f"{parent} subtree_control {read('/sys/fs/cgroup' + parent + '/cgroup.subtree_control')!r}")
+        finally:
+            try:
+                out, err = p.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                out, err = p.communicate()
+        eq(p.returncode, 0, f"exit status of sleep 6 with no options (stderr {err!r})")
+
+
+@test("sandbox-run: an unthrottled busy loop uses more than --cpus 0.25 allows (the control)")
+def _():
+    r = run(front("sandbox-run", ["--timeout", "3", "--", "/bin/sh", "-c", "while :; do :; done"], stats=True), 60)
+    eq(r.rc, 124, f"exit status ({r})")
+    ratio = r.stats["cpu_time_us"] / max(r.stats["wall_time_us"], 1)
+    check(ratio >= 0.6, f"cpu/wall {ratio:.2f} without --cpus ({r})")
+    diag(f"cpu/wall {ratio:.2f} unthrottled")
+
+
+@test("sandbox-run outside a delegated cgroup: 125, says what is missing and what to do, changes nothing")
+def _():
+    own = own_cgroup()
+    before = (subdirs(own), read(f"/sys/fs/cgroup{own}/cgroup.subtree_control"))
+    r = run(["sandbox-run", "--", "/bin/true"], 60)
+    eq(r.rc, 125, f"exit status ({r})")
+    for needle in ("memory", "not delegated", "systemd-run --scope -p Delegate=yes", "sandboxctl exec"):
+        check(needle in r.err, f"{needle!r} not in the message {r.err!r}")
+    eq((subdirs(own), read(f"/sys/fs/cgroup{own}/cgroup.subtree_control")), before,
+       f"child cgroups and subtree_control of {own}")
+    diag(r.err.strip())
+
+
+@test("sandbox-run in a delegated scope that holds another process: 125, a clear message, scope unchanged")
+def _():
+    script = ("sandbox-run -- /bin/true; echo rc=$?; cg=$(sed -n 's/^0:://p' /proc/self/cgroup); "
+              "echo subtree=$(cat /sys/fs/cgroup$cg/cgroup.subtree_control); "
+              "echo dirs=$(find /sys/fs/cgroup$cg -mindepth 1 -type d | wc -l)")
+    r = run(SCOPE + ["/bin/sh", "-c", script], 60)
+    eq(r.rc, 0, f"the shell ({r})")
+    lines = dict(line.split("=", 1) for line in r.out.split() if "=" in line)
+    eq((lines.get("rc"), lines.get("subtree"), lines.get("dirs")), ("125", "", "0"),
+       f"sandbox-run's status, then the scope's subtree_control and child cgroups ({r})")
+    check("other processes" in r.err and "Delegate=yes" in r.err, f"the message: {r.err!r}")
+    diag(r.err.strip())
+
+
+TAP.write(f"1..{counter}\n# done: {failures} failed\n")
+sys.exit(1 if failures else 0)
