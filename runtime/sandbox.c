@@ -586,6 +586,7 @@ static int step_trees(Start *st) {
 /* What sandbox_setup_cgroups() found, for the message of a limit that cannot be applied. */
 static char cgroup_setup_note[256];
 static char cgroup_setup_advice[256];
+static bool cgroup_setup_delegated;
 
 int sandbox_setup_cgroups(const char *leaf, const char *advice) {
         _cleanup_free_ char *own = NULL;
@@ -605,8 +606,10 @@ int sandbox_setup_cgroups(const char *leaf, const char *advice) {
         }
         if (r > 0)
                 r = cgroup_v2_prepare_delegated(leaf);
-        if (r >= 0)
+        if (r >= 0) {
+                cgroup_setup_delegated = true;
                 return 1;
+        }
         if (r == -EBUSY)
                 snprintf(cgroup_setup_note, sizeof cgroup_setup_note,
                          "our cgroup '%s' is delegated, but other processes live in it; we must be the "
@@ -623,16 +626,24 @@ static int cgroup_unsupported_error(Start *st, const CgroupLimits *limits) {
         char what[160];
 
         if (cgroup_explain_unsupported(limits, &missing, &parent) < 0 || !*missing)
-                snprintf(what, sizeof what, "a requested limit is not supported on this host");
-        else if (parent)
-                snprintf(what, sizeof what, "the %s controller%s needed for the limits cannot be enabled for "
-                         "cgroup '%s'", missing, strchr(missing, ',') ? "s" : "", parent);
-        else
-                snprintf(what, sizeof what, "no cgroup v1 hierarchy for the %s controller%s needed for the limits",
-                         missing, strchr(missing, ',') ? "s" : "");
-        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: %s%s%s%s%s", what,
-                         *cgroup_setup_note ? ": " : "", cgroup_setup_note, *cgroup_setup_advice ? "; " : "",
-                         cgroup_setup_advice);
+                return set_error(st->err, SANDBOX_EXIT_SETUP,
+                                 "Cannot create the sandbox's cgroup: a requested limit is not supported on this host");
+        if (!parent)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: no cgroup v1 "
+                                 "hierarchy for the %s controller%s that the limits need", missing,
+                                 strchr(missing, ',') ? "s" : "");
+        /* Delegated and prepared: the host does not hand these controllers down to our cgroup. */
+        if (cgroup_setup_delegated)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: the %s "
+                                 "controller%s that the limits need %s not available in our delegated cgroup '%s' "
+                                 "(not in its cgroup.controllers)", missing, strchr(missing, ',') ? "s" : "",
+                                 strchr(missing, ',') ? "are" : "is", parent);
+        snprintf(what, sizeof what, "the %s controller%s that the limits need cannot be enabled for cgroup '%s'",
+                 missing, strchr(missing, ',') ? "s" : "", parent);
+        if (!*cgroup_setup_note)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: %s", what);
+        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: %s: %s%s%s", what,
+                         cgroup_setup_note, *cgroup_setup_advice ? "; " : "", cgroup_setup_advice);
 }
 
 static int step_cgroup(Start *st) {

@@ -160,14 +160,14 @@ def _():
 for kind in FRONTS:
     @test(f"{kind}: the program's oom_score_adj is 0, the init's -1000")
     def _(kind=kind):
-        r = run(front(kind, ["--", "/bin/sh", "-c", "cat /proc/self/oom_score_adj /proc/1/oom_score_adj"]), 60)
+        r = run(front(kind, ["--", "/bin/sh", "-c", "cat /proc/self/oom_score_adj /proc/1/oom_score_adj"]), 45)
         eq((r.rc, r.out.split()), (0, ["0", "-1000"]), f"program, init ({r})")
 
     @test(f"{kind}: a memory bomb under --memory {BOMB_MEMORY} ends with 137, accounted as memory")
     def _(kind=kind):
         r = run(front(kind, ["--memory", BOMB_MEMORY, "--", "/bin/sh", "-c", "x=a; while :; do x=$x$x; done"],
-                      stats=True), 90)
-        check(r.rc is not None, f"still running after 90 s (an OOM loop?): {r}")
+                      stats=True), 60)
+        check(r.rc is not None, f"still running after 60 s (an OOM loop?): {r}")
         eq(r.rc, 137, f"exit status ({r})")
         check(r.stats is not None, f"no --stats ({r})")
         eq((r.stats.get("limit"), r.stats.get("memory_limit_hit")), ("memory", True), f"accounting ({r})")
@@ -177,8 +177,8 @@ for kind in FRONTS:
     @test(f"{kind}: a fork bomb is held at --pids {PIDS}")
     def _(kind=kind):
         r = run(front(kind, ["--pids", str(PIDS), "--", "/bin/sh", "-c",
-                             "i=0; while :; do sleep 30 & i=$((i+1)); echo $i; done"]), 60)
-        check(r.rc is not None, f"still running after 60 s: {r}")
+                             "i=0; while :; do sleep 30 & i=$((i+1)); echo $i; done"]), 45)
+        check(r.rc is not None, f"still running after 45 s: {r}")
         started = int(r.out.split()[-1]) if r.out.split() else 0
         check(r.rc != 0 and "fork" in r.err.lower(), f"the shell did not fail to fork ({r})")
         # The init and the shell count too: at most PIDS - 2 sleeps.
@@ -188,7 +188,7 @@ for kind in FRONTS:
     @test(f"{kind}: --cpus 0.25 throttles a busy loop; --timeout 3 ends it with 124")
     def _(kind=kind):
         r = run(front(kind, ["--cpus", "0.25", "--timeout", "3", "--", "/bin/sh", "-c", "while :; do :; done"],
-                      stats=True), 60)
+                      stats=True), 45)
         eq(r.rc, 124, f"exit status ({r})")
         check(r.stats, f"no --stats ({r})")
         ratio = r.stats["cpu_time_us"] / max(r.stats["wall_time_us"], 1)
@@ -231,7 +231,7 @@ for kind in FRONTS:
 
 @test("sandbox-run: an unthrottled busy loop uses more than --cpus 0.25 allows (the control)")
 def _():
-    r = run(front("sandbox-run", ["--timeout", "3", "--", "/bin/sh", "-c", "while :; do :; done"], stats=True), 60)
+    r = run(front("sandbox-run", ["--timeout", "3", "--", "/bin/sh", "-c", "while :; do :; done"], stats=True), 45)
     eq(r.rc, 124, f"exit status ({r})")
     ratio = r.stats["cpu_time_us"] / max(r.stats["wall_time_us"], 1)
     check(ratio >= 0.6, f"cpu/wall {ratio:.2f} without --cpus ({r})")
@@ -242,7 +242,7 @@ def _():
 def _():
     own = own_cgroup()
     before = (subdirs(own), read(f"/sys/fs/cgroup{own}/cgroup.subtree_control"))
-    r = run(["sandbox-run", "--", "/bin/true"], 60)
+    r = run(["sandbox-run", "--", "/bin/true"], 45)
     eq(r.rc, 125, f"exit status ({r})")
     for needle in ("memory", "not delegated", "systemd-run --scope -p Delegate=yes", "sandboxctl exec"):
         check(needle in r.err, f"{needle!r} not in the message {r.err!r}")
@@ -256,7 +256,7 @@ def _():
     script = ("sandbox-run -- /bin/true; echo rc=$?; cg=$(sed -n 's/^0:://p' /proc/self/cgroup); "
               "echo subtree=$(cat /sys/fs/cgroup$cg/cgroup.subtree_control); "
               "echo dirs=$(find /sys/fs/cgroup$cg -mindepth 1 -type d | wc -l)")
-    r = run(SCOPE + ["/bin/sh", "-c", script], 60)
+    r = run(SCOPE + ["/bin/sh", "-c", script], 45)
     eq(r.rc, 0, f"the shell ({r})")
     lines = dict(line.split("=", 1) for line in r.out.split() if "=" in line)
     eq((lines.get("rc"), lines.get("subtree"), lines.get("dirs")), ("125", "", "0"),
