@@ -1,21 +1,104 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The "host" image: an almost empty layer whose /bin, /lib, /lib64 and /sbin point into /usr (the
- * host's, bound read-only over it) and whose /etc is generated, never the host's.
+ * The "host" image: the lowest layer of a sandbox started without --image. Its /bin, /lib, /lib64 and
+ * /sbin point into /usr (the host's, which the child binds read-only over it); its /etc holds what we
+ * generate (passwd, group, hosts, hostname, resolv.conf, nsswitch.conf, mtab) and copies of the host
+ * /etc entries that the host's /usr needs, from the allow-list etc_allow[] (the reasons are in
+ * docs/security.md). The copy never follows a host symlink (a symlink is copied as a symlink), and
+ * leaves out what others may not read on the host (files without o+r, directories without o+rx, with
+ * everything below them), set-id bits, owners (everything is root's in the image) and anything that
+ * is not a file, directory or symlink. It is bounded in depth, entries and bytes.
+ *
+ * The image is built once and shared, read-only, by every sandbox: STATE/images/host-KEY, where KEY
+ * hashes this code's version, the boot and the metadata (inode, type, mode, size, times) of every
+ * host entry the copy looks at. Each start walks those entries again with fstatat() only (no data is
+ * read) to compute the key, so a package install or an alternative switch gives a new image at the
+ * next start, never a stale one; a copy that raced with a change is named by what it saw before and is
+ * replaced at the next start. The boot is in the key because the image is not synced to disk: an
+ * image from before a crash is never used. Every user of an image holds a shared flock() on its
+ * directory; a build removes the other images it can lock exclusively (nobody uses them).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "fs.h"
 #include "macro.h"
 #include "rmtree.h"
 #include "runtime.h"
+
+/* Bump when what image_build() writes changes: it is part of every image's key. */
+#define HOST_IMAGE_VERSION "2"
+#define HOST_IMAGE_PREFIX "host-"
+#define BUILD_PREFIX ".build-"
+
+/* Bounds of the copy of the host's /etc (this host's allow-listed entries: ~900 entries, ~1.7 MB). */
+#define ETC_MAX_DEPTH 16U
+#define ETC_MAX_ENTRIES 100000U
+#define ETC_MAX_BYTES (UINT64_C(256) << 20)
+#define COPY_BUF_SIZE (64U * 1024U)
+
+/* Host /etc entries copied into the host image: only what programs of the host's /usr read there
+ * (see docs/security.md, "The host image", for each one's reason). fnmatch() patterns. Never add a
+ * name image_build() generates, nor anything that holds secrets or host identity (shadow, gshadow,
+ * ssh/, machine-id, sudoers, security/, ...). */
+static const char *const etc_allow[] = {
+        "alternatives",                 /* awk, cc, editor, java...: /usr/bin links through it */
+        "ca-certificates",              /* update-ca-certificates' hooks and configuration */
+        "ca-certificates.conf",
+        "debian_version",
+        "fonts",                        /* fontconfig's configuration */
+        "gai.conf",                     /* getaddrinfo() address sorting */
+        "groff",                        /* /usr/share/groff/site-tmac links here */
+        "host.conf",                    /* the resolver's configuration */
+        "java-*",                       /* the JDK's conf/ and jvm.cfg link here */
+        "ld.so.cache",                  /* the dynamic loader's cache and configuration */
+        "ld.so.conf",
+        "ld.so.conf.d",
+        "locale.alias",                 /* /usr/share/locale/locale.alias links here */
+        "localtime",                    /* the host's time zone (a symlink into /usr/share/zoneinfo) */
+        "lsb-release",
+        "maven",                        /* /usr/share/maven/conf links here */
+        "mime.types",                   /* MIME types (Python's mimetypes, ...) */
+        "networks",                     /* the "files" databases nsswitch.conf names */
+        "os-release",                   /* what distribution /usr is (a symlink into /usr/lib) */
+        "perl",                         /* the first directory of Debian perl's @INC */
+        "protocols",
+        "python3*",                     /* Debian's Python links sitecustomize.py here */
+        "rpc",
+        "services",
+        "ssl",                          /* OpenSSL's CA store and openssl.cnf (/usr/lib/ssl links here) */
+        "timezone",
+};
+
+static bool etc_allowed(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(etc_allow); i++)
+                if (fnmatch(etc_allow[i], name, FNM_PERIOD) == 0)
+                        return true;
+        return false;
+}
+
+__attribute__((format(printf, 4, 5)))
+static int fail(char *why, size_t size, int r, const char *fmt, ...) {
+        va_list ap;
+        if (why && size > 0 && !why[0]) {
+                va_start(ap, fmt);
+                vsnprintf(why, size, fmt, ap);
+                va_end(ap);
+        }
+        return r;
+}
 
 static int write_file(int dirfd, const char *name, const char *content, mode_t mode) {
         _cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
@@ -25,10 +108,285 @@ static int write_file(int dirfd, const char *name, const char *content, mode_t m
                 return -errno;
         if (write(fd, content, n) != (ssize_t) n)
                 return errno > 0 ? -errno : -EIO;
+        if (fchmod(fd, mode) < 0)
+                return -errno;
         return 0;
 }
 
-int image_make_host(int dirfd, const char *name, const char *hostname) {
+static int write_hosts(int etc, const char *hostname) {
+        char hosts[256], hn[128];
+        int r;
+
+        snprintf(hosts, sizeof hosts,
+                 "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hostname);
+        snprintf(hn, sizeof hn, "%s\n", hostname);
+        if ((r = write_file(etc, "hosts", hosts, 0644)) < 0 || (r = write_file(etc, "hostname", hn, 0644)) < 0)
+                return r;
+        return 0;
+}
+
+/* ---- the copy of the host's /etc, and its key ---- */
+
+typedef struct EtcWalk {
+        XXH3_state_t *hash;
+        uint64_t entries, bytes;
+        char *buf;                      /* COPY_BUF_SIZE: copying; NULL: only hashing */
+        char path[PATH_MAX];            /* relative to /etc, for the key and messages */
+        char *why;
+        size_t why_size;
+} EtcWalk;
+
+/* What the key sees of an entry: enough that any change to it (a new inode by rename, a write, a
+ * chmod) changes the key. */
+static void hash_entry(EtcWalk *w, const struct stat *st) {
+        const uint64_t v[] = {
+                st->st_mode, st->st_ino, st->st_dev, (uint64_t) st->st_size,
+                (uint64_t) st->st_mtim.tv_sec, (uint64_t) st->st_mtim.tv_nsec,
+                (uint64_t) st->st_ctim.tv_sec, (uint64_t) st->st_ctim.tv_nsec,
+        };
+        (void) XXH3_64bits_update(w->hash, w->path, strlen(w->path) + 1);
+        (void) XXH3_64bits_update(w->hash, v, sizeof v);
+}
+
+static int copy_data(EtcWalk *w, int in, int out, uint64_t size) {
+        while (size > 0) {
+                ssize_t n = read(in, w->buf, MIN(size, (uint64_t) COPY_BUF_SIZE));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break; /* it shrank meanwhile: the key names the old one, the next start rebuilds */
+                for (ssize_t done = 0; done < n;) {
+                        ssize_t k = write(out, w->buf + done, (size_t) (n - done));
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k < 0)
+                                return -errno;
+                        done += k;
+                }
+                size -= (uint64_t) n;
+        }
+        return 0;
+}
+
+static int copy_file(EtcWalk *w, int src, int dst, const char *name, const struct stat *st) {
+        _cleanup_close_ int in = -EBADF, out = -EBADF;
+        struct stat now;
+        int r;
+
+        /* O_NONBLOCK: if a fifo took its place since the fstatat(), the open must not hang. */
+        in = openat(src, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (in < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (fstat(in, &now) < 0)
+                return -errno;
+        if (!S_ISREG(now.st_mode))
+                return 0; /* replaced meanwhile: the next start sees the change and rebuilds */
+        if ((uint64_t) now.st_size > ETC_MAX_BYTES - w->bytes)
+                return fail(w->why, w->why_size, -EFBIG, "/etc/%s: more than %" PRIu64 " MiB to copy", w->path,
+                            ETC_MAX_BYTES >> 20);
+        out = openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (out < 0)
+                return -errno;
+        r = copy_data(w, in, out, (uint64_t) now.st_size);
+        if (r < 0)
+                return r;
+        /* Permission bits only: no set-id bit, and the owner is the image's root. */
+        if (fchmod(out, st->st_mode & 0777) < 0 ||
+            futimens(out, (const struct timespec[2]) { st->st_mtim, st->st_mtim }) < 0)
+                return -errno;
+        return 0;
+}
+
+static int walk_dir(EtcWalk *w, int src, int dst, unsigned depth);
+
+/* The entry NAME (of readdir type TYPE, inode INO) of the host directory SRC (w->path names it),
+ * hashed and, with DST, copied there. */
+static int walk_entry(EtcWalk *w, int src, int dst, const char *name, unsigned char type, ino_t ino,
+                      unsigned depth) {
+        struct stat st;
+        int r;
+
+        if (++w->entries > ETC_MAX_ENTRIES)
+                return fail(w->why, w->why_size, -E2BIG, "/etc/%s: more than %u entries to copy", w->path,
+                            ETC_MAX_ENTRIES);
+        if (type == DT_LNK) {
+                /* A symlink cannot change in place: a new one is a new inode and changes the directory's
+                 * times, which its parent hashed. So no fstatat() for the ~800 links of a Debian /etc
+                 * (alternatives/, ssl/certs/): the name and inode number are its whole key. */
+                const uint64_t v = ino;
+                (void) XXH3_64bits_update(w->hash, w->path, strlen(w->path) + 1);
+                (void) XXH3_64bits_update(w->hash, &v, sizeof v);
+                st.st_mode = S_IFLNK;
+        } else {
+                if (fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return errno == ENOENT ? 0 : -errno;
+                hash_entry(w, &st);
+        }
+
+        if (S_ISLNK(st.st_mode)) {
+                char target[PATH_MAX];
+                ssize_t n;
+                if (dst < 0)
+                        return 0;
+                /* Copied as a link, never followed: it resolves inside the sandbox's root. */
+                n = readlinkat(src, name, target, sizeof target - 1);
+                if (n < 0)
+                        return errno == ENOENT || errno == EINVAL ? 0 : -errno;
+                target[n] = '\0';
+                if (symlinkat(target, dst, name) < 0)
+                        return -errno;
+                return 0;
+        }
+        if (S_ISREG(st.st_mode)) {
+                if (!(st.st_mode & S_IROTH))
+                        return 0; /* only some host users may read it: not for a sandbox */
+                if (dst < 0)
+                        return 0;
+                return copy_file(w, src, dst, name, &st);
+        }
+        if (!S_ISDIR(st.st_mode) || (st.st_mode & (S_IROTH | S_IXOTH)) != (S_IROTH | S_IXOTH))
+                return 0; /* devices, fifos, sockets; directories closed to others, with their contents */
+        if (depth >= ETC_MAX_DEPTH)
+                return fail(w->why, w->why_size, -ELOOP, "/etc/%s: more than %u levels deep", w->path,
+                            ETC_MAX_DEPTH);
+
+        _cleanup_close_ int sub = openat(src, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int dsub = -EBADF;
+        if (sub < 0)
+                return errno == ENOENT || errno == ENOTDIR || errno == ELOOP ? 0 : -errno;
+        if (dst >= 0) {
+                if (mkdirat(dst, name, 0700) < 0)
+                        return -errno;
+                dsub = openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (dsub < 0)
+                        return -errno;
+        }
+        r = walk_dir(w, TAKE_FD(sub), dsub, depth + 1);
+        if (r < 0)
+                return r;
+        /* Mode and times after the contents (writing them changed the mtime). */
+        if (dsub >= 0 && (fchmod(dsub, st.st_mode & 01777) < 0 ||
+                          futimens(dsub, (const struct timespec[2]) { st.st_mtim, st.st_mtim }) < 0))
+                return -errno;
+        return 0;
+}
+
+/* Every entry of SRC (which this takes) in readdir order: an unchanged directory lists in the same
+ * order, and a changed one has a new mtime in the key anyway. */
+static int walk_dir(EtcWalk *w, int src, int dst, unsigned depth) {
+        _cleanup_closedir_ DIR *d = NULL;
+        size_t plen = strlen(w->path);
+        int r = 0;
+
+        d = fdopendir(src);
+        if (!d) {
+                safe_close(src);
+                return -errno;
+        }
+        src = dirfd(d);
+        for (struct dirent *de; r >= 0 && (errno = 0, de = readdir(d));) {
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (plen + 1 + strlen(de->d_name) >= sizeof w->path)
+                        return fail(w->why, w->why_size, -ENAMETOOLONG, "/etc/%s: path too long", w->path);
+                snprintf(w->path + plen, sizeof w->path - plen, "%s%s", plen ? "/" : "", de->d_name);
+                r = walk_entry(w, src, dst, de->d_name, de->d_type, de->d_ino, depth);
+                w->path[plen] = '\0';
+        }
+        if (r >= 0 && errno != 0)
+                r = -errno;
+        return r;
+}
+
+typedef struct TopEntry {
+        char *name;
+        unsigned char type;
+        ino_t ino;
+} TopEntry;
+
+static int top_entry_cmp(const void *a, const void *b) {
+        return strcmp(((const TopEntry *) a)->name, ((const TopEntry *) b)->name);
+}
+
+/* Walk the allow-listed entries of the host's /etc (ETC_FD) in name order, copying them into DST (the
+ * image's etc/) unless it is -EBADF, and return the key of what was seen. */
+static int etc_walk(int etc_fd, int dst, char *buf, uint64_t *ret_key, char *why, size_t why_size) {
+        _cleanup_closedir_ DIR *d = NULL;
+        _cleanup_free_ EtcWalk *w = NULL;
+        TopEntry names[ELEMENTSOF(etc_allow) * 4];
+        size_t n = 0;
+        char boot[64] = "";
+        int fd, r = 0;
+
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        w->buf = buf;
+        w->why = why;
+        w->why_size = why_size;
+        w->hash = XXH3_createState();
+        if (!w->hash)
+                return -ENOMEM;
+        (void) XXH3_64bits_reset(w->hash);
+        (void) XXH3_64bits_update(w->hash, HOST_IMAGE_VERSION, sizeof HOST_IMAGE_VERSION);
+        fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+                ssize_t k = read(fd, boot, sizeof boot - 1);
+                boot[MAX(k, 0)] = '\0';
+                safe_close(fd);
+        }
+        (void) XXH3_64bits_update(w->hash, boot, strlen(boot) + 1);
+
+        /* A description of our own: a dup would share (and move) the caller's directory offset. */
+        fd = openat(etc_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
+                r = -errno;
+                goto out;
+        }
+        d = fdopendir(fd);
+        if (!d) {
+                r = -errno;
+                safe_close(fd);
+                goto out;
+        }
+        for (struct dirent *de; (errno = 0, de = readdir(d));) {
+                if (!etc_allowed(de->d_name))
+                        continue;
+                if (n == ELEMENTSOF(names)) {
+                        r = fail(why, why_size, -E2BIG, "/etc: more than %zu entries match the allow-list", n);
+                        goto out;
+                }
+                names[n] = (TopEntry) { .name = strdup(de->d_name), .type = de->d_type, .ino = de->d_ino };
+                if (!names[n].name) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                n++;
+        }
+        if (errno != 0) {
+                r = -errno;
+                goto out;
+        }
+        /* The top level in a fixed order: what else changes in /etc does not reorder it. */
+        qsort(names, n, sizeof names[0], top_entry_cmp);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                snprintf(w->path, sizeof w->path, "%s", names[i].name);
+                r = walk_entry(w, etc_fd, dst, names[i].name, names[i].type, names[i].ino, 0);
+        }
+        if (r >= 0)
+                *ret_key = XXH3_64bits_digest(w->hash);
+out:
+        for (size_t i = 0; i < n; i++)
+                free(names[i].name);
+        XXH3_freeState(w->hash);
+        return r;
+}
+
+/* ---- building, finding and holding the image ---- */
+
+static int image_build(int dirfd, const char *name, int etc_fd, uint64_t *ret_key, char *why, size_t why_size) {
         static const struct {
                 const char *path;
                 mode_t mode;
@@ -39,11 +397,9 @@ int image_make_host(int dirfd, const char *name, const char *hostname) {
         };
         static const char *const usr_links[] = { "bin", "sbin", "lib", "lib64", "lib32", "libx32" };
         _cleanup_close_ int fd = -EBADF, etc = -EBADF;
-        char hosts[256], hn[128];
+        _cleanup_free_ char *buf = NULL;
         int r;
 
-        if (mkdirat(dirfd, name, 0755) < 0)
-                return -errno;
         fd = openat(dirfd, name, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
         if (fd < 0)
                 return -errno;
@@ -68,40 +424,164 @@ int image_make_host(int dirfd, const char *name, const char *hostname) {
         etc = openat(fd, "etc", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
         if (etc < 0)
                 return -errno;
-        snprintf(hosts, sizeof hosts,
-                 "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hostname);
-        snprintf(hn, sizeof hn, "%s\n", hostname);
         if ((r = write_file(etc, "passwd",
                             "root:x:0:0:root:/root:/bin/sh\n"
                             "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", 0644)) < 0 ||
             (r = write_file(etc, "group", "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n", 0644)) < 0 ||
-            (r = write_file(etc, "hosts", hosts, 0644)) < 0 ||
-            (r = write_file(etc, "hostname", hn, 0644)) < 0 ||
+            (r = write_hosts(etc, IMAGE_DEFAULT_HOSTNAME)) < 0 ||
             (r = write_file(etc, "resolv.conf", "# No name servers: this sandbox has no network.\n", 0644)) < 0 ||
             (r = write_file(etc, "nsswitch.conf",
                             "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n"
-                            "networks: files\nprotocols: files\nservices: files\n", 0644)) < 0)
+                            "networks: files\nprotocols: files\nservices: files\nrpc: files\n", 0644)) < 0)
                 return r;
-        return 0;
+        if (symlinkat("../proc/self/mounts", etc, "mtab") < 0)
+                return -errno;
+
+        buf = malloc(COPY_BUF_SIZE);
+        if (!buf)
+                return -ENOMEM;
+        return etc_walk(etc_fd, etc, buf, ret_key, why, why_size);
 }
 
-int image_ensure_host(int dirfd, const char *name, const char *hostname) {
+/* Lock FD (a directory just opened as NAME in DIRFD) with OP and check that NAME still is it: a removal
+ * may have taken the name away while we waited. 1: locked and current; 0: gone, try again. */
+static int lock_current(int dirfd, const char *name, int fd, int op) {
+        struct stat a, b;
+
+        if (flock(fd, op) < 0)
+                return -errno;
+        if (fstat(fd, &a) < 0)
+                return -errno;
+        if (fstatat(dirfd, name, &b, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+static bool is_image_name(const char *name) {
+        const char *k = startswith(name, HOST_IMAGE_PREFIX);
+        if (!k || strlen(k) != 16)
+                return false;
+        return strspn(k, "0123456789abcdef") == 16;
+}
+
+/* Remove the images (and abandoned builds) nobody holds, except KEEP. Images of the older naming
+ * ("host-1") are left alone: a binary of that version may be using one without a lock. */
+static void remove_unused(int images_fd, const char *keep) {
+        _cleanup_closedir_ DIR *d = NULL;
+        int fd = openat(images_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0)
+                return;
+        d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return;
+        }
+        for (struct dirent *de; (de = readdir(d));) {
+                if (streq(de->d_name, keep) || (!is_image_name(de->d_name) && !startswith(de->d_name, BUILD_PREFIX)))
+                        continue;
+                _cleanup_close_ int dfd = openat(images_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (dfd < 0 || flock(dfd, LOCK_EX | LOCK_NB) < 0)
+                        continue;
+                /* Ours now: a sandbox that opens it meanwhile waits for the lock and then finds the name
+                 * gone (lock_current), so it never uses a half-removed image. */
+                (void) rm_tree_at(images_fd, de->d_name);
+        }
+}
+
+/* Build the image for the host's /etc now: under a name of its own, held exclusively while it is
+ * written, and renamed into place complete, so a reader never sees half of it and of two concurrent
+ * builders one wins and the other throws its copy away. 1: built as *NAME, *RET_FD its directory,
+ * still locked exclusively; 0: try again. */
+static int build_locked(int images_fd, int etc_fd, char name[static 64], int *ret_fd, char *why, size_t why_size) {
+        _cleanup_close_ int fd = -EBADF;
+        uint64_t rnd = 0, key;
         char tmp[64];
-        uint64_t rnd = 0;
-        struct stat st;
         int r;
 
-        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
-                return 0;
-        /* Built under a temporary name and renamed into place: a reader never sees half of it,
-         * and of two concurrent builders one wins and the other throws its copy away. */
         (void) getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
-        snprintf(tmp, sizeof tmp, ".tmp-%016llx", (unsigned long long) rnd);
-        r = image_make_host(dirfd, tmp, hostname);
-        if (r >= 0 && renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) < 0)
-                r = errno == EEXIST ? 0 : -errno;
-        else if (r >= 0)
+        snprintf(tmp, sizeof tmp, BUILD_PREFIX "%016" PRIx64, rnd);
+        if (mkdirat(images_fd, tmp, 0755) < 0)
+                return -errno;
+        fd = openat(images_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                r = -errno;
+                (void) unlinkat(images_fd, tmp, AT_REMOVEDIR);
+                return r;
+        }
+        r = lock_current(images_fd, tmp, fd, LOCK_EX);
+        if (r <= 0)
+                return r; /* removed by a concurrent clean-up before we locked it */
+        if (fchmod(fd, 0755) < 0)
+                r = -errno;
+        else
+                r = image_build(images_fd, tmp, etc_fd, &key, why, why_size);
+        if (r >= 0) {
+                snprintf(name, 64, HOST_IMAGE_PREFIX "%016" PRIx64, key);
+                if (renameat2(images_fd, tmp, images_fd, name, RENAME_NOREPLACE) < 0)
+                        r = -errno;
+        }
+        if (r < 0) {
+                (void) rm_tree_at(images_fd, tmp);
+                return r == -EEXIST ? 0 : r; /* EEXIST: another build of the same won */
+        }
+        *ret_fd = TAKE_FD(fd);
+        return 1;
+}
+
+int image_host_acquire(int images_fd, int etc_fd, char **ret_name, int *ret_lock_fd, char *why, size_t why_size) {
+        int r;
+
+        if (why && why_size > 0)
+                why[0] = '\0';
+        for (unsigned attempt = 0; attempt < 4; attempt++) {
+                _cleanup_close_ int fd = -EBADF;
+                char name[64];
+                uint64_t key;
+
+                r = etc_walk(etc_fd, -EBADF, NULL, &key, why, why_size);
+                if (r < 0)
+                        return r;
+                snprintf(name, sizeof name, HOST_IMAGE_PREFIX "%016" PRIx64, key);
+                fd = openat(images_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0 && errno != ENOENT)
+                        return -errno;
+                if (fd < 0) {
+                        r = build_locked(images_fd, etc_fd, name, &fd, why, why_size);
+                        if (r < 0)
+                                return r;
+                        if (r == 0)
+                                continue;
+                        remove_unused(images_fd, name);
+                }
+                /* Shared from here on (for a new build the conversion from exclusive is not atomic: a
+                 * clean-up may have come in between, so the name is checked again). */
+                r = lock_current(images_fd, name, fd, LOCK_SH);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        continue;
+                if (ret_name && !(*ret_name = strdup(name)))
+                        return -ENOMEM;
+                *ret_lock_fd = TAKE_FD(fd);
                 return 0;
-        (void) rm_tree_at(dirfd, tmp);
-        return r;
+        }
+        return fail(why, why_size, -EBUSY, "the host's /etc kept changing while the image was built");
+}
+
+int image_make_hostname_layer(int dirfd, const char *name, const char *hostname) {
+        _cleanup_close_ int fd = -EBADF, etc = -EBADF;
+
+        if (mkdirat(dirfd, name, 0755) < 0)
+                return -errno;
+        fd = openat(dirfd, name, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
+        if (fd < 0)
+                return -errno;
+        /* The same modes as the image's: the union shows the topmost layer's directory. */
+        if (fchmod(fd, 0755) < 0 || mkdirat(fd, "etc", 0755) < 0 || fchmodat(fd, "etc", 0755, 0) < 0)
+                return -errno;
+        etc = openat(fd, "etc", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
+        if (etc < 0)
+                return -errno;
+        return write_hosts(etc, hostname);
 }

@@ -95,10 +95,15 @@ int mount_tmpfs_at(int root_fd, const char *dest, uint64_t size, const char *mod
 int mount_pivot_root(const char *root_path);
 int make_dir_in_root(int root_fd, const char *path, bool is_dir, int *ret_fd);
 
-/* image.c */
-int image_make_host(int dirfd, const char *name, const char *hostname);
-/* The same, built once and shared (read-only, as a lower layer) by every sandbox that uses it. */
-int image_ensure_host(int dirfd, const char *name, const char *hostname);
+/* image.c: the generated host image (see image.c and docs/security.md, "The host image"). */
+#define IMAGE_DEFAULT_HOSTNAME "sandbox"
+/* The shared host image for the host /etc ETC_FD, found in or built into IMAGES_FD (a directory of
+ * root's that nobody else may write): *ret_name is its name there, and *ret_lock_fd holds it (a shared
+ * flock) until closed, so no clean-up removes it while a sandbox uses it. On failure WHY may say what
+ * bound the host's /etc exceeded. */
+int image_host_acquire(int images_fd, int etc_fd, char **ret_name, int *ret_lock_fd, char *why, size_t why_size);
+/* NAME in DIRFD: a layer for above the host image with etc/hostname and etc/hosts for HOSTNAME. */
+int image_make_hostname_layer(int dirfd, const char *name, const char *hostname);
 
 /* idpool.c: a 65536-id host range per live sandbox, held by a lock that dies with the process. */
 #define IDPOOL_LOCK_DIR "/run/sandbox-ids"

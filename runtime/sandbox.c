@@ -6,8 +6,9 @@
  *
  * Where things live (STATE = --state-dir, default /run/sandbox):
  *   STATE/ID/root          the union's mount point inside the sandbox's mount namespace only
- *   STATE/images/host-1    the generated host image for the default host name, built once
- *   STATE/ID/data/         mode 0700: upper/, work/, image/ (a host image for another host name)
+ *   STATE/images/host-KEY  the generated host image, built once per state of the host's /etc (image.c)
+ *   STATE/ID/data/         mode 0700: upper/, work/, hostname/ (a layer over the host image for another
+ *                          host name)
  * STATE and STATE/ID are 0711 so the child, unprivileged on the host, can reach root/ by name.
  */
 #include <dirent.h>
@@ -46,8 +47,7 @@
 #define DEFAULT_ID_BASE 0x40000000u
 #define DEFAULT_ID_RANGES 4096u
 #define START_TIMEOUT_MS 60000
-#define DEFAULT_HOSTNAME "sandbox"
-#define HOST_IMAGE_NAME "host-1"        /* bump when image_make_host() changes what it writes */
+#define DEFAULT_HOSTNAME IMAGE_DEFAULT_HOSTNAME
 
 struct Sandbox {
         char id[17];
@@ -70,6 +70,7 @@ struct Sandbox {
         NetLease *lease;
         int idlock_fd;
         int lock_fd;            /* STATE/ID/lock, flock()ed while we live: a free lock means stale */
+        int image_lock_fd;      /* the shared host image we use, flock()ed (shared) while we live */
         uint32_t host_first;
 
         uint64_t start_usec;
@@ -162,8 +163,8 @@ static int append(char **buf, size_t *len, const char *s) {
         return 0;
 }
 
-static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *image, const char *upper,
-                              const char *work, bool throwaway, int fuse_fd, SandboxError *err) {
+static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *image, const char *host_layer,
+                              const char *upper, const char *work, bool throwaway, int fuse_fd, SandboxError *err) {
         _cleanup_free_ char *opts = NULL;
         char binary[4200], idmap[96];
         size_t len = 0;
@@ -176,6 +177,11 @@ static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *
         r = append(&opts, &len, "lowerdir=");
         for (size_t i = 0; r >= 0 && i < s->spec->n_layers; i++) {
                 r = append_escaped(&opts, &len, s->spec->layers[i]);
+                if (r >= 0)
+                        r = append(&opts, &len, ":");
+        }
+        if (r >= 0 && host_layer) {
+                r = append_escaped(&opts, &len, host_layer);
                 if (r >= 0)
                         r = append(&opts, &len, ":");
         }
@@ -358,7 +364,7 @@ typedef struct Start {
         SandboxError *err;
 
         FilterProgram *filter;
-        char *root_path, *image_path, *upper_path, *work_path;
+        char *root_path, *image_path, *host_layer_path, *upper_path, *work_path;
         char **envp;
         ChildBind *binds;       /* spec->n_binds entries */
         int data_fd;            /* STATE/ID/data */
@@ -373,6 +379,7 @@ static void start_done(Start *st) {
         filter_program_free(st->filter);
         free(st->root_path);
         free(st->image_path);
+        free(st->host_layer_path);
         free(st->upper_path);
         free(st->work_path);
         strv_freep(&st->envp);
@@ -475,34 +482,45 @@ static int step_sandbox_dir(Start *st) {
         return 0;
 }
 
-/* The image: the user's, or the generated host one (with the host's /usr over its /usr). */
+/* The image: the user's, or the shared host image (with the host's /usr over its /usr), under a
+ * layer of its own for another host name. */
 static int step_image(Start *st) {
         const SandboxSpec *spec = st->spec;
         Sandbox *s = st->s;
+        _cleanup_close_ int images = -EBADF, etc = -EBADF;
+        _cleanup_free_ char *name = NULL;
+        char why[256] = "";
         int r;
 
-        if (spec->image)
+        if (spec->image) {
                 st->image_path = strdup(spec->image);
-        else if (!spec->hostname || streq(spec->hostname, DEFAULT_HOSTNAME)) {
-                _cleanup_close_ int images = -EBADF;
-                if ((mkdirat(s->state_fd, "images", 0700) < 0 && errno != EEXIST) ||
-                    (images = openat(s->state_fd, "images", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0)
-                        r = -errno;
-                else
-                        r = image_ensure_host(images, HOST_IMAGE_NAME, DEFAULT_HOSTNAME);
-                if (r < 0)
-                        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the host image: %s", strerror(-r));
-                if (asprintf(&st->image_path, "%s/images/%s", s->state_dir, HOST_IMAGE_NAME) < 0)
-                        st->image_path = NULL;
-        } else {
-                /* Its /etc/hosts and /etc/hostname name this sandbox: an image of its own. */
-                r = image_make_host(st->data_fd, "image", spec->hostname);
-                if (r < 0)
-                        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the host image: %s", strerror(-r));
-                if (asprintf(&st->image_path, "%s/%s/data/image", s->state_dir, s->id) < 0)
-                        st->image_path = NULL;
+                return st->image_path ? 0 : OOM(st);
         }
-        return st->image_path ? 0 : OOM(st);
+        if ((mkdirat(s->state_fd, "images", 0700) < 0 && errno != EEXIST) ||
+            (images = openat(s->state_fd, "images", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0 ||
+            (etc = open("/etc", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0)
+                r = -errno;
+        else
+                r = image_host_acquire(images, etc, &name, &s->image_lock_fd, why, sizeof why);
+        if (r < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the host image: %s",
+                                 why[0] ? why : strerror(-r));
+        if (asprintf(&st->image_path, "%s/images/%s", s->state_dir, name) < 0) {
+                st->image_path = NULL;
+                return OOM(st);
+        }
+        if (spec->hostname && !streq(spec->hostname, DEFAULT_HOSTNAME)) {
+                /* Its /etc/hosts and /etc/hostname name this sandbox. */
+                r = image_make_hostname_layer(st->data_fd, "hostname", spec->hostname);
+                if (r < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the host name layer: %s",
+                                         strerror(-r));
+                if (asprintf(&st->host_layer_path, "%s/%s/data/hostname", s->state_dir, s->id) < 0) {
+                        st->host_layer_path = NULL;
+                        return OOM(st);
+                }
+        }
+        return 0;
 }
 
 static int step_upper(Start *st) {
@@ -547,8 +565,8 @@ static int step_union(Start *st) {
         r = mount_union_fd(st->fuse_fd, st->s->id, &st->union_fd);
         if (r < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the union mount: %s", strerror(-r));
-        r = start_union_server(st->s, st->cfg, st->image_path, st->upper_path, st->work_path, !st->spec->upper,
-                               st->fuse_fd, st->err);
+        r = start_union_server(st->s, st->cfg, st->image_path, st->host_layer_path, st->upper_path, st->work_path,
+                               !st->spec->upper, st->fuse_fd, st->err);
         if (r < 0)
                 return r;
         st->fuse_fd = safe_close(st->fuse_fd); /* the server holds it now; if it dies, the mount fails fast */
@@ -864,6 +882,7 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
         *s = (Sandbox) {
                 .resolved = *spec, .state_fd = -EBADF, .dir_fd = -EBADF, .pidfd = -EBADF, .status_fd = -EBADF,
                 .pty_fd = -EBADF, .server_pidfd = -EBADF, .idlock_fd = -EBADF, .lock_fd = -EBADF,
+                .image_lock_fd = -EBADF,
         };
         s->spec = &s->resolved;
         s->resolved.tmpfs = spec->n_tmpfs > 0 ? calloc(spec->n_tmpfs, sizeof *spec->tmpfs) : NULL;
@@ -1091,6 +1110,7 @@ Sandbox *sandbox_free(Sandbox *s) {
         safe_close(s->server_pidfd);
         safe_close(s->idlock_fd);
         safe_close(s->lock_fd);
+        safe_close(s->image_lock_fd);
         safe_close(s->dir_fd);
         safe_close(s->state_fd);
         free(s->upper_work);

@@ -14,6 +14,8 @@ packages=(
         libarchive-dev zstd podman buildah libdevmapper1.02.1
         # tests/vm: a Debian 12 guest (cgroup v2, systemd) under qemu's TCG, its image built by mmdebstrap
         qemu-system-x86 mmdebstrap e2fsprogs
+        # tests/integration/test_default_image.py: everyday tools in the default image
+        git perl ca-certificates libc6-dev tzdata mawk
 )
 
 missing=()
