@@ -21,7 +21,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -50,7 +49,7 @@
 #define COPY_BUF_SIZE (64U * 1024U)
 
 /* Host /etc entries copied into the host image: only what programs of the host's /usr read there
- * (see docs/security.md, "The host image", for each one's reason). fnmatch() patterns. Never add a
+ * (see docs/security.md, "The host image", for each one's reason). A name, or a prefix and '*'. Never add a
  * name image_build() generates, nor anything that holds secrets or host identity (shadow, gshadow,
  * ssh/, machine-id, sudoers, security/, ...). */
 static const char *const etc_allow[] = {
@@ -83,9 +82,12 @@ static const char *const etc_allow[] = {
 };
 
 static bool etc_allowed(const char *name) {
-        for (size_t i = 0; i < ELEMENTSOF(etc_allow); i++)
-                if (fnmatch(etc_allow[i], name, FNM_PERIOD) == 0)
+        for (size_t i = 0; i < ELEMENTSOF(etc_allow); i++) {
+                const char *p = etc_allow[i];
+                size_t l = strlen(p);
+                if (p[l - 1] == '*' ? strncmp(name, p, l - 1) == 0 : streq(name, p))
                         return true;
+        }
         return false;
 }
 
@@ -287,11 +289,13 @@ static int walk_dir(EtcWalk *w, int src, int dst, unsigned depth) {
         }
         src = dirfd(d);
         for (struct dirent *de; r >= 0 && (errno = 0, de = readdir(d));) {
+                size_t l = strlen(de->d_name);
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                if (plen + 1 + strlen(de->d_name) >= sizeof w->path)
+                if (plen + 1 + l >= sizeof w->path)
                         return fail(w->why, w->why_size, -ENAMETOOLONG, "/etc/%s: path too long", w->path);
-                snprintf(w->path + plen, sizeof w->path - plen, "%s%s", plen ? "/" : "", de->d_name);
+                w->path[plen] = '/';
+                memcpy(w->path + plen + 1, de->d_name, l + 1);
                 r = walk_entry(w, src, dst, de->d_name, de->d_type, de->d_ino, depth);
                 w->path[plen] = '\0';
         }
