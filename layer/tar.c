@@ -15,6 +15,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@
 #define WH_META_PREFIX ".wh..wh."
 #define WH_OPAQUE ".wh..wh..opq"
 #define COPY_BUF_SIZE (1U << 20)
+#define SOURCE_BUF_SIZE (64U * 1024U)
 #define IN_SET_XATTR_UNSUPPORTED(r) ((r) == -EPERM || (r) == -EOPNOTSUPP)
 
 static inline void archive_read_freep(struct archive **a) {
@@ -87,6 +89,32 @@ TarCompress tar_compress_from_name(const char *name) {
         if (endswith(name, ".zst") || endswith(name, ".zstd"))
                 return TAR_COMPRESS_ZSTD;
         return TAR_COMPRESS_NONE;
+}
+
+TarLimits tar_limits_resolve(const TarLimits *l) {
+        TarLimits r = l ? *l : (TarLimits) {};
+        if (r.max_entries == 0)
+                r.max_entries = TAR_MAX_ENTRIES_DEFAULT;
+        if (r.max_size == 0)
+                r.max_size = TAR_MAX_SIZE_DEFAULT;
+        if (r.max_meta == 0)
+                r.max_meta = r.max_entries > TAR_MAX_META_DEFAULT / TAR_META_PER_ENTRY
+                                     ? (r.max_entries > UINT64_MAX / TAR_META_PER_ENTRY
+                                                ? UINT64_MAX : r.max_entries * TAR_META_PER_ENTRY)
+                                     : TAR_MAX_META_DEFAULT;
+        return r;
+}
+
+/* "10 GiB" when N is a whole number of a binary unit, else "N bytes". */
+static const char *format_bytes(char buf[static 32], uint64_t n) {
+        static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB", "PiB" };
+        unsigned u = 0;
+        while (u + 1 < ELEMENTSOF(units) && n >= 1024 && n % 1024 == 0) {
+                n /= 1024;
+                u++;
+        }
+        snprintf(buf, 32, "%" PRIu64 " %s", n, units[u]);
+        return buf;
 }
 
 int tar_path_normalize(const char *path, char **ret) {
@@ -147,11 +175,30 @@ typedef struct DirMeta {
         size_t depth, index;
 } DirMeta;
 
+/* The uncompressed archive on its way from the decompressor (a libarchive reader of the "raw" format
+ * with the gzip/zstd filters) to the tar parser (a second reader, fed through source_read()): here
+ * every byte is counted before the parser sees it, so the size bound holds wherever the parser is,
+ * also inside a member's headers, and a member's headers are bounded as they are read. */
+typedef struct Source {
+        struct archive *dec;
+        struct archive *tar;
+        TarReport *rep;
+        uint64_t max_size;
+        uint64_t total;                 /* uncompressed bytes handed to the tar parser */
+        bool in_header;                 /* archive_read_next_header() is running */
+        int64_t header_start;           /* where the parser was when it began the current header */
+        const char *entry;              /* the member whose data is being read, for messages */
+        char *buf;                      /* SOURCE_BUF_SIZE */
+} Source;
+
 typedef struct Importer {
         struct archive *a;
+        Source *src;
         int root_fd;
         const char *ns;
-        uint64_t max_size, total;
+        TarLimits limits;
+        uint64_t entries;               /* members and implied directories, for limits.max_entries */
+        uint64_t meta;                  /* bytes of the directory table, for limits.max_meta */
         Progress *progress;
         TarReport *rep;
         bool root;                      /* euid 0: ownership must be applied */
@@ -161,6 +208,49 @@ typedef struct Importer {
         size_t n_dirs, cap_dirs;
 } Importer;
 
+static la_ssize_t source_read(struct archive *a, void *userdata, const void **ret_buf) {
+        Source *s = userdata;
+        char b1[32];
+        la_ssize_t n;
+
+        n = archive_read_data(s->dec, s->buf, SOURCE_BUF_SIZE);
+        if (n < 0) {
+                int e = archive_errno(s->dec);
+                report_fail(s->rep, e > 0 ? -e : -EIO, "%s%s%s%s: %s", s->entry ? "entry '" : "", s->entry ?: "",
+                            s->entry ? "'" : "", s->entry ? "" : "archive",
+                            archive_error_string(s->dec) ?: "cannot decompress");
+                archive_set_error(a, e > 0 ? e : EIO, "%s", s->rep->error);
+                return -1;
+        }
+        s->total += (uint64_t) n;
+        if (s->total > s->max_size) {
+                report_fail(s->rep, -EFBIG, "%s%s%sthe archive is larger than %s uncompressed (--max-size)",
+                            s->entry ? "entry '" : "", s->entry ?: "", s->entry ? "': " : "",
+                            format_bytes(b1, s->max_size));
+                archive_set_error(a, EFBIG, "%s", s->rep->error);
+                return -1;
+        }
+        /* What the parser asked for since it began this header, beyond one buffer of read-ahead. */
+        if (s->in_header && s->header_start >= 0 &&
+            s->total - (uint64_t) s->header_start > TAR_MAX_HEADER_SIZE + SOURCE_BUF_SIZE) {
+                report_fail(s->rep, -E2BIG, "the headers of the member at offset %" PRIi64 " (pax records, "
+                            "long names, sparse map) take more than %s", s->header_start,
+                            format_bytes(b1, TAR_MAX_HEADER_SIZE));
+                archive_set_error(a, E2BIG, "%s", s->rep->error);
+                return -1;
+        }
+        *ret_buf = s->buf;
+        return n;
+}
+
+/* One more entry (a member, or a directory one implies): within limits.max_entries? */
+static int count_entry(Importer *im, const char *path) {
+        if (++im->entries <= im->limits.max_entries)
+                return 0;
+        return report_fail(im->rep, -E2BIG, "entry '%s': the archive has more than %" PRIu64 " entries, counting "
+                           "the directories their paths imply (--max-entries)", path, im->limits.max_entries);
+}
+
 static void importer_done(Importer *im) {
         free(im->cache_path);
         safe_close(im->cache_fd);
@@ -169,18 +259,30 @@ static void importer_done(Importer *im) {
         free(im->dirs);
 }
 
+/* Remember a directory's mode and times for the end. Its memory (the table's growth and the path) is
+ * counted against limits.max_meta. Fails with the message set. */
 static int dir_meta_add(Importer *im, const char *path, mode_t mode, const struct timespec ts[2]) {
-        if (im->n_dirs == im->cap_dirs) {
-                size_t ncap = im->cap_dirs ? im->cap_dirs * 2 : 64;
+        size_t plen = strlen(path) + 1;
+        size_t ncap = im->n_dirs == im->cap_dirs ? (im->cap_dirs ? im->cap_dirs * 2 : 64) : im->cap_dirs;
+        uint64_t need = im->meta + plen + (uint64_t) (ncap - im->cap_dirs) * sizeof(DirMeta);
+        char b1[32];
+
+        if (need > im->limits.max_meta)
+                return report_fail(im->rep, -E2BIG, "entry '%s': the modes and times of the archive's %zu "
+                                   "directories take more than %s of memory (%" PRIu64 " bytes per allowed entry, "
+                                   "--max-entries)", path, im->n_dirs, format_bytes(b1, im->limits.max_meta),
+                                   TAR_META_PER_ENTRY);
+        if (ncap != im->cap_dirs) {
                 DirMeta *d = reallocarray(im->dirs, ncap, sizeof(*d));
                 if (!d)
-                        return -ENOMEM;
+                        return report_fail(im->rep, -ENOMEM, "out of memory");
                 im->dirs = d;
                 im->cap_dirs = ncap;
         }
         char *p = strdup(path);
         if (!p)
-                return -ENOMEM;
+                return report_fail(im->rep, -ENOMEM, "out of memory");
+        im->meta = need;
         size_t depth = *path ? 1 : 0;
         for (const char *s = path; *s; s++)
                 depth += *s == '/';
@@ -218,13 +320,21 @@ static int open_dir_path(Importer *im, const char *path, const char *entry) {
 
                 int nfd = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (nfd < 0 && errno == ENOENT) {
+                        /* Implied: 0755 at once (nothing to remember for the end), and an entry of its
+                         * own for the bound, or one long path could make thousands of them. */
+                        int r = count_entry(im, built);
+                        if (r < 0)
+                                return r;
                         if (mkdirat(fd, c, 0700) < 0)
                                 return report_fail(im->rep, -errno, "entry '%s': cannot create directory '%s': %m",
                                                    entry, built);
-                        int r = dir_meta_add(im, built, 0755, omit_times);
-                        if (r < 0)
-                                return report_fail(im->rep, r, "out of memory");
                         nfd = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (nfd >= 0 && fchmod(nfd, 0755) < 0) {
+                                r = -errno;
+                                safe_close(nfd);
+                                return report_fail(im->rep, r, "entry '%s': cannot set the mode of '%s': %m", entry,
+                                                   built);
+                        }
                 }
                 if (nfd < 0) {
                         if (errno == ELOOP || errno == ENOTDIR)
@@ -352,11 +462,6 @@ static int copy_data(Importer *im, int fd, struct archive_entry *e, const char *
                         return archive_fail(im, path);
                 if (off < 0 || (uint64_t) off + len > (uint64_t) size)
                         return report_fail(im->rep, -EBADMSG, "entry '%s': data beyond its declared size", path);
-                im->total += len;
-                if (im->total > im->max_size)
-                        return report_fail(im->rep, -EFBIG,
-                                           "entry '%s': the archive holds more than %llu bytes of file data "
-                                           "(--max-size)", path, (unsigned long long) im->max_size);
                 const char *p = buf;
                 while (len > 0) {
                         ssize_t n = pwrite(fd, p, len, off);
@@ -435,6 +540,29 @@ static int import_hardlink(Importer *im, int pfd, const char *name, const char *
         return 0;
 }
 
+/* Sizes, from the header, before any data is read: no file larger than the bound, and (for data stored
+ * whole, not as a sparse map) nothing that would take the archive past it, whether we write the data
+ * or skip it. Data stored as a sparse map is bounded as it is read (source_read). */
+static int check_sizes(Importer *im, struct archive_entry *e, const char *path) {
+        int64_t size, pos;
+        char b1[32];
+
+        if (!archive_entry_size_is_set(e))
+                return 0;
+        size = archive_entry_size(e);
+        pos = archive_read_header_position(im->a);
+        if (size < 0 || (archive_entry_filetype(e) == AE_IFREG && !archive_entry_hardlink(e) &&
+                         (uint64_t) size > im->limits.max_size))
+                return report_fail(im->rep, -EFBIG, "entry '%s': declared size %lld exceeds the limit of %s "
+                                   "(--max-size)", path, (long long) size, format_bytes(b1, im->limits.max_size));
+        if (archive_entry_sparse_count(e) == 0 && pos >= 0 &&
+            (uint64_t) size > im->limits.max_size - MIN((uint64_t) pos, im->limits.max_size))
+                return report_fail(im->rep, -EFBIG, "entry '%s': its %lld bytes at offset %lld would make the "
+                                   "archive larger than %s uncompressed (--max-size)", path, (long long) size,
+                                   (long long) pos, format_bytes(b1, im->limits.max_size));
+        return 0;
+}
+
 static int import_entry(Importer *im, struct archive_entry *e) {
         const char *raw = archive_entry_pathname(e);
         if (!raw)
@@ -447,6 +575,9 @@ static int import_entry(Importer *im, struct archive_entry *e) {
         if (r < 0)
                 return report_fail(im->rep, r, "entry '%s': unsafe path (%s)", raw,
                                    raw[0] == '/' ? "absolute" : "a '..' component");
+        r = check_sizes(im, e, *path ? path : raw);
+        if (r < 0)
+                return r;
 
         mode_t type = archive_entry_filetype(e);
         const char *hardlink = archive_entry_hardlink(e);
@@ -460,8 +591,8 @@ static int import_entry(Importer *im, struct archive_entry *e) {
                 r = apply_owner(im, im->root_fd, -EBADF, NULL, e, raw);
                 if (r >= 0)
                         r = apply_xattrs(im, im->root_fd, e, raw);
-                if (r >= 0 && (r = dir_meta_add(im, "", archive_entry_perm(e) & 07777, ts)) < 0)
-                        report_fail(im->rep, r, "out of memory");
+                if (r >= 0)
+                        r = dir_meta_add(im, "", archive_entry_perm(e) & 07777, ts);
                 return r;
         }
 
@@ -481,12 +612,6 @@ static int import_entry(Importer *im, struct archive_entry *e) {
         }
         if (wh != TAR_WH_NONE && (hardlink || type == AE_IFDIR))
                 return report_fail(im->rep, -EINVAL, "entry '%s': a whiteout marker must be a plain file", path);
-
-        if (!hardlink && type == AE_IFREG && archive_entry_size_is_set(e) &&
-            (archive_entry_size(e) < 0 || (uint64_t) archive_entry_size(e) > im->max_size))
-                return report_fail(im->rep, -EFBIG, "entry '%s': declared size %lld exceeds the limit of %llu bytes "
-                                   "(--max-size)", path, (long long) archive_entry_size(e),
-                                   (unsigned long long) im->max_size);
 
         int pfd = open_dir_path(im, parent, path);
         if (pfd < 0)
@@ -563,10 +688,7 @@ static int import_entry(Importer *im, struct archive_entry *e) {
                         return r;
                 /* Mode and times last: writing children changes the mtime, and a read-only mode would
                  * stop an unprivileged import from creating them. */
-                r = dir_meta_add(im, path, archive_entry_perm(e) & 07777, ts);
-                if (r < 0)
-                        return report_fail(im->rep, r, "out of memory");
-                return 0;
+                return dir_meta_add(im, path, archive_entry_perm(e) & 07777, ts);
         }
         case AE_IFLNK: {
                 const char *t = archive_entry_symlink(e);
@@ -618,48 +740,86 @@ static int apply_dir_meta(Importer *im) {
 
 int tar_extract(int archive_fd, int dest_fd, const TarImportOptions *opts, TarReport *report) {
         assert_return(archive_fd >= 0 && dest_fd >= 0 && opts && report, -EINVAL);
+        _cleanup_(archive_read_freep) struct archive *dec = archive_read_new();
         _cleanup_(archive_read_freep) struct archive *a = archive_read_new();
-        if (!a)
+        _cleanup_free_ char *buf = malloc(SOURCE_BUF_SIZE);
+        struct archive_entry *raw;
+        int r;
+
+        if (!dec || !a || !buf)
                 return report_fail(report, -ENOMEM, "out of memory");
-        if (archive_read_support_format_tar(a) != ARCHIVE_OK || archive_read_support_filter_none(a) != ARCHIVE_OK ||
-            archive_read_support_filter_gzip(a) != ARCHIVE_OK || archive_read_support_filter_zstd(a) != ARCHIVE_OK)
+        if (archive_read_support_format_raw(dec) != ARCHIVE_OK || archive_read_support_filter_none(dec) != ARCHIVE_OK ||
+            archive_read_support_filter_gzip(dec) != ARCHIVE_OK || archive_read_support_filter_zstd(dec) != ARCHIVE_OK)
+                return report_fail(report, -EOPNOTSUPP, "libarchive: %s", archive_error_string(dec));
+        if (archive_read_support_format_tar(a) != ARCHIVE_OK || archive_read_support_filter_none(a) != ARCHIVE_OK)
                 return report_fail(report, -EOPNOTSUPP, "libarchive: %s", archive_error_string(a));
 
+        Source src = {
+                .dec = dec,
+                .tar = a,
+                .rep = report,
+                .header_start = -1,
+                .buf = buf,
+        };
         Importer im = {
                 .a = a,
+                .src = &src,
                 .root_fd = dest_fd,
                 .ns = opts->ovl_ns ?: ovl_default_ns(),
-                .max_size = opts->max_size ?: TAR_MAX_SIZE_DEFAULT,
+                .limits = tar_limits_resolve(&opts->limits),
                 .progress = opts->progress,
                 .rep = report,
                 .root = geteuid() == 0,
                 .cache_fd = -EBADF,
         };
+        src.max_size = im.limits.max_size;
         /* The root is 0755 unless the archive has a "./" entry (created 0700 by the caller). */
-        int r = dir_meta_add(&im, "", 0755, omit_times);
+        r = dir_meta_add(&im, "", 0755, omit_times);
         if (r < 0) {
-                importer_done(&im);
-                return report_fail(report, r, "out of memory");
-        }
-
-        if (archive_read_open_fd(a, archive_fd, 64 * 1024) != ARCHIVE_OK) {
-                r = archive_fail(&im, NULL);
                 importer_done(&im);
                 return r;
         }
-        for (;;) {
+
+        /* The decompressor: one "raw" entry, the whole uncompressed stream; then the tar parser on it. */
+        if (archive_read_open_fd(dec, archive_fd, SOURCE_BUF_SIZE) != ARCHIVE_OK ||
+            (r = archive_read_next_header(dec, &raw)) < ARCHIVE_WARN || r == ARCHIVE_RETRY) {
+                int e = archive_errno(dec);
+                importer_done(&im);
+                return report_fail(report, e > 0 ? -e : -EIO, "archive: %s",
+                                   archive_error_string(dec) ?: "cannot read");
+        }
+        if (r == ARCHIVE_EOF || archive_read_open(a, &src, NULL, source_read, NULL) != ARCHIVE_OK) {
+                r = r == ARCHIVE_EOF ? report_fail(report, -EBADMSG, "archive: empty") : archive_fail(&im, NULL);
+                importer_done(&im);
+                return r;
+        }
+        for (bool first = true;; first = false) {
                 struct archive_entry *e;
+                /* The rest of the last member's data first (skipped, but decompressed and counted), so
+                 * that what the header phase reads is headers only. */
+                if (!first && archive_read_data_skip(a) < ARCHIVE_WARN) {
+                        r = archive_fail(&im, NULL);
+                        break;
+                }
+                src.header_start = archive_filter_bytes(a, 0);
+                src.in_header = true;
+                src.entry = NULL;
                 r = archive_read_next_header(a, &e);
+                src.in_header = false;
                 if (r == ARCHIVE_EOF) {
                         r = 0;
                         break;
                 }
-                if (r < ARCHIVE_WARN) {
+                if (r != ARCHIVE_OK && r != ARCHIVE_WARN) { /* also RETRY: a damaged header */
                         r = archive_fail(&im, NULL);
                         break;
                 }
                 if (r == ARCHIVE_WARN)
                         log_debug("archive: %s", archive_error_string(a));
+                src.entry = archive_entry_pathname(e);
+                r = count_entry(&im, archive_entry_pathname(e) ?: "?");
+                if (r < 0)
+                        break;
                 r = import_entry(&im, e);
                 if (r < 0)
                         break;

@@ -14,9 +14,32 @@
 
 #include "progress.h"
 
-/* Default for --max-size: the largest single file and the largest total of file data one import may
- * write. Big enough for any real layer, small enough that a forged header cannot fill a disk. */
-#define TAR_MAX_SIZE_DEFAULT (UINT64_C(64) << 30)
+/* Bounds of one import, on by default: a gzip or zstd bomb, an archive of endless entries or deep
+ * implied directories stops with an error that names the bound and its value, and (tar_import) leaves
+ * nothing behind. The defaults fit any real image layer: a layer that a sandbox with the default disk
+ * bound (10 GiB, 1,000,000 inodes) could have made. */
+#define TAR_MAX_ENTRIES_DEFAULT UINT64_C(1000000)
+#define TAR_MAX_SIZE_DEFAULT (UINT64_C(10) << 30)
+/* The metadata an import holds in memory: the modes and times of the archive's directories, applied
+ * at the end (about 60 bytes plus the path each). At least this, and 64 bytes per allowed entry. */
+#define TAR_MAX_META_DEFAULT (UINT64_C(64) << 20)
+#define TAR_META_PER_ENTRY UINT64_C(64)
+/* The headers of one member (pax records, GNU long names and sparse maps, up to 32 chained: xattrs,
+ * long names and sparse maps are all in there), which libarchive holds while it reads the member.
+ * libarchive refuses any single such header over 1 MiB; this bounds their sum, and with it the
+ * memory of a sparse map (~12 bytes of memory per byte of map). */
+#define TAR_MAX_HEADER_SIZE (UINT64_C(2) << 20)
+
+typedef struct TarLimits {
+        uint64_t max_entries;           /* archive members, plus directories they imply; 0: default */
+        uint64_t max_size;              /* bytes of the uncompressed archive (and so of any file and of
+                                         * all data written); 0: default */
+        uint64_t max_meta;              /* bytes of directory metadata held in memory; 0: the default, or
+                                         * TAR_META_PER_ENTRY per max_entries if that is more */
+} TarLimits;
+
+/* L with its 0 fields replaced by the defaults. */
+TarLimits tar_limits_resolve(const TarLimits *l);
 
 typedef enum TarCompress {
         TAR_COMPRESS_NONE,
@@ -39,7 +62,7 @@ typedef struct TarReport {
 
 typedef struct TarImportOptions {
         const char *ovl_ns;             /* OVL_NS_TRUSTED or OVL_NS_USER: where opaque markers go */
-        uint64_t max_size;              /* 0: TAR_MAX_SIZE_DEFAULT */
+        TarLimits limits;               /* zeros: the defaults */
         Progress *progress;             /* may be NULL */
 } TarImportOptions;
 

@@ -39,19 +39,26 @@ static void import_help(FILE *f) {
         fprintf(f, "Usage: sandbox-layer import [OPTIONS] TAR DEST\n\n"
                    "Unpack an OCI image-layer tar (plain, gzip or zstd; \"-\" reads stdin) into the new layer\n"
                    "directory DEST: .wh.NAME becomes a whiteout, .wh..wh..opq an opaque directory.\n\n"
-                   "  --max-size BYTES  largest file and total file data (K/M/G/T suffixes; default 64G)\n"
-                   "  --userxattr       write opaque markers as user.overlay.* (default: trusted.* as root)\n"
-                   "  -h, --help        show this help\n");
+                   "  --max-size BYTES   largest uncompressed archive, and so any file and all data\n"
+                   "                     (K/M/G/T suffixes; default 10G)\n"
+                   "  --max-entries N    most members, counting the directories their paths imply\n"
+                   "                     (default 1000000); directory metadata held in memory is\n"
+                   "                     bounded at 64 bytes per entry, at least 64M\n"
+                   "  --userxattr        write opaque markers as user.overlay.* (default: trusted.* as root)\n"
+                   "  -h, --help         show this help\n\n"
+                   "A bound that is reached stops the import with an error naming it; DEST is then not\n"
+                   "created and nothing is left behind.\n");
 }
 
 int layer_cmd_import(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "max-size", required_argument, NULL, 'm' },
+                { "max-entries", required_argument, NULL, 'n' },
                 { "userxattr", no_argument, NULL, 'u' },
                 {},
         };
-        TarImportOptions o = { .ovl_ns = ovl_default_ns(), .max_size = TAR_MAX_SIZE_DEFAULT };
+        TarImportOptions o = { .ovl_ns = ovl_default_ns() };
         int c, r;
 
         log_setup("sandbox-layer import", false);
@@ -62,8 +69,16 @@ int layer_cmd_import(int argc, char *argv[]) {
                         import_help(stdout);
                         return LAYER_EXIT_OK;
                 case 'm':
-                        if (parse_size(optarg, &o.max_size) < 0 || o.max_size == 0) {
-                                fprintf(stderr, "sandbox-layer import: invalid --max-size '%s'\n", optarg);
+                        if (parse_size(optarg, &o.limits.max_size) < 0 || o.limits.max_size == 0) {
+                                fprintf(stderr, "sandbox-layer import: invalid --max-size '%s' (a size above 0, "
+                                        "with an optional K/M/G/T suffix)\n", optarg);
+                                return LAYER_EXIT_USAGE;
+                        }
+                        break;
+                case 'n':
+                        if (safe_atou64(optarg, &o.limits.max_entries) < 0 || o.limits.max_entries == 0) {
+                                fprintf(stderr, "sandbox-layer import: invalid --max-entries '%s' (a number above "
+                                        "0)\n", optarg);
                                 return LAYER_EXIT_USAGE;
                         }
                         break;

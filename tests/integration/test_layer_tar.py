@@ -8,7 +8,9 @@
    tree, gives byte-identical tars; import -> export -> import keeps the digest.
 2. Hostile tars built with Python's tarfile (traversal, absolute paths, symlink-then-write, hard links
    out of DEST, absurd sizes, truncation, forged overlay xattrs): a non-zero exit with a message naming
-   the problem, no DEST, nothing written outside it, no temporary left behind.
+   the problem, no DEST, nothing written outside it, no temporary left behind. Bombs, built small on
+   disk (gzip members and zstd frames of zeros): 11 GiB in one file and a million entries stop at the
+   default bounds, many files at --max-size, many files and implied directories at --max-entries.
 3. podman and docker import our export (Go's archive/tar reads it); the tars podman and docker export
    from a container of that image, and buildah's oci-archive layer blob, import to the source content.
    docker is a private dockerd (see PrivateDockerd); on a progress terminal, import and export draw.
@@ -376,8 +378,8 @@ def test_hostile(work):
         with open(path, "wb") as f:
             f.write(tar_bytes([(ti("a"), b"a" * 600), (ti("b"), b"b" * 600)]))
         r = run("import", "--max-size", "1000", path, os.path.join(case, "dest"))
-        T.ok(r.returncode == 1 and "--max-size" in r.stderr and os.listdir(case) == ["in.tar"],
-             "--max-size bounds the total of file data", r.stderr)
+        T.ok(r.returncode == 1 and "--max-size" in r.stderr and "1000 bytes" in r.stderr
+             and os.listdir(case) == ["in.tar"], "--max-size bounds the uncompressed archive", r.stderr)
         r = run("import", "--max-size", "1K", path, os.path.join(case, "dest"))
         T.ok(r.returncode == 1, "--max-size takes K/M/G/T suffixes", r.stderr)
         r = run("import", "--max-size", "lots", path, os.path.join(case, "dest"))
@@ -465,6 +467,90 @@ def test_hostile(work):
         T.ok(r.returncode == 0 and os.path.isdir(os.path.join(case, "from-stdin", "a")), "import reads stdin", r.stderr)
     finally:
         shutil.rmtree(outside, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- 2b. bombs and the default bounds
+
+def gzip_members(header, zeros, trailer):
+    """A gzip file of several members (valid gzip: each with its CRC): HEADER, then ZEROS bytes of zeros
+    as many copies of one 16 MiB member (about 16 KiB each), then TRAILER."""
+    chunk = 16 << 20
+    member = gzip.compress(b"\0" * chunk, compresslevel=9, mtime=0)
+    out = [gzip.compress(header, mtime=0)]
+    out += [member] * (zeros // chunk)
+    out.append(gzip.compress(b"\0" * (zeros % chunk) + trailer, mtime=0))
+    return b"".join(out)
+
+
+def zstd_frames(header, zeros, trailer):
+    """The same as zstd frames (zstd(1)): one frame of 1 GiB of zeros (about 32 KiB), repeated."""
+    def zstd(data=None, stdin=None):
+        return subprocess.run(["zstd", "-q", "-c"], input=data, stdin=stdin, stdout=subprocess.PIPE,
+                              check=True).stdout
+    gib = 1 << 30
+    with subprocess.Popen(["head", "-c", str(gib), "/dev/zero"], stdout=subprocess.PIPE) as p:
+        frame = zstd(stdin=p.stdout)
+    return b"".join([zstd(header)] + [frame] * (zeros // gib) + [zstd(b"\0" * (zeros % gib) + trailer)])
+
+
+def end_of_tar(size):
+    """Padding of a member of SIZE bytes to its 512-byte block, and the two zero blocks that end a tar."""
+    return b"\0" * ((-size) % 512) + b"\0" * 1024
+
+
+def test_bombs(work):
+    def check(name, data, args, expect):
+        case = os.path.join(work, name)
+        os.mkdir(case)
+        path = os.path.join(case, "in.tar")
+        with open(path, "wb") as f:
+            f.write(data)
+        r = run("import", *args, path, os.path.join(case, "dest"))
+        left = sorted(set(os.listdir(case)) - {"in.tar"})
+        T.ok(r.returncode == 1 and all(e in r.stderr for e in expect) and not left,
+             f"{name} ({len(data) >> 10} KiB on disk) stops at its bound with a clear message, nothing left",
+             f"rc={r.returncode} stderr={r.stderr.strip()!r} left={left}")
+
+    # One file of 11 GiB of zeros (just over the default 10 GiB): refused at its header.
+    size = 11 << 30
+    big = ti("bomb")
+    big.size = size
+    header = big.tobuf(tarfile.PAX_FORMAT)
+    check("gzip-bomb", gzip_members(header, size, end_of_tar(size)), [],
+          ["entry 'bomb'", "exceeds the limit of 10 GiB", "--max-size"])
+    if shutil.which("zstd"):
+        check("zstd-bomb", zstd_frames(header, size, end_of_tar(size)), [],
+              ["entry 'bomb'", "exceeds the limit of 10 GiB", "--max-size"])
+    else:
+        T.ok(False, "zstd(1) is missing (package zstd): no zstd bomb")
+
+    # Many files that each fit: stopped in the middle, what was written already is removed.
+    members = []
+    for i in range(100):
+        t = ti(f"dir/f{i:03}")
+        t.size = 1 << 20
+        members.append(t.tobuf(tarfile.PAX_FORMAT) + b"\0" * (1 << 20))
+    many = b"".join(members) + b"\0" * 1024
+    check("gzip-many-files", gzip.compress(many, mtime=0), ["--max-size", "64M"],
+          ["larger than 64 MiB uncompressed", "--max-size"])
+
+    # Entries: 1,000,001 members (AUFS metadata, which writes nothing) against the default bound.
+    hdr = ti(".wh..wh.meta").tobuf(tarfile.USTAR_FORMAT)
+    n = 1000001
+    block = 1 << 12
+    member = gzip.compress(hdr * block, compresslevel=9, mtime=0)
+    entries = b"".join([member] * (n // block) + [gzip.compress(hdr * (n % block) + b"\0" * 1024, mtime=0)])
+    check("entries-bomb", entries, [], ["more than 1000000 entries", "--max-entries"])
+    # ... and real files against a --max-entries of one's own, counting implied directories.
+    files = tar_bytes([(ti(f"d{i}/f"), b"") for i in range(600)])
+    check("max-entries", files, ["--max-entries", "1000"], ["entry 'd500/f'", "more than 1000 entries"])
+    r = run("import", "--max-entries", "lots", os.path.join(work, "max-entries", "in.tar"),
+            os.path.join(work, "dest"))
+    T.ok(r.returncode == 2 and "--max-entries" in r.stderr, "a bad --max-entries is a usage error", r.stderr)
+    case = os.path.join(work, "max-entries")
+    r = run("import", "--max-entries", "1200", os.path.join(case, "in.tar"), os.path.join(case, "dest"))
+    T.ok(r.returncode == 0 and len(os.listdir(os.path.join(case, "dest"))) == 600,
+         "the same archive within --max-entries 1200 (600 files and 600 directories)", r.stderr)
 
 
 # ---------------------------------------------------------------- 3. podman, buildah and docker
@@ -760,7 +846,7 @@ def main():
     start = time.monotonic()
     work = tempfile.mkdtemp(prefix="layer-tar-", dir="/tmp")
     try:
-        for t in (test_roundtrip, test_hostile, test_progress, test_podman, test_buildah, test_docker):
+        for t in (test_roundtrip, test_hostile, test_bombs, test_progress, test_podman, test_buildah, test_docker):
             sub = os.path.join(work, t.__name__)
             os.mkdir(sub)
             try:

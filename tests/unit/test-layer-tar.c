@@ -328,15 +328,244 @@ static int test_import_existing_dest(void) {
         return 0;
 }
 
+/* ------------------------------------------------------------------ bounds */
+
+typedef struct Big {
+        const char *path;
+        uint64_t size;          /* the file's size */
+        uint64_t stride, len;   /* stride > 0: sparse, LEN bytes of data every STRIDE bytes, holes between */
+} Big;
+
+/* Write BIGS as a pax tar (filtered by COMPRESS) into a memfd, rewound: files of zeros, or sparse ones
+ * ('x' in the data regions). libarchive stores a sparse file's map (GNU sparse 1.0) and its regions. */
+static int build_big(const Big *m, size_t n, TarCompress compress) {
+        int fd = memfd_create("big", MFD_CLOEXEC);
+        struct archive *a = archive_write_new();
+        struct archive_entry *e = archive_entry_new();
+        static char zeros[1 << 16], xs[1 << 16];
+        int r = fd >= 0 && a && e ? 0 : -ENOMEM;
+
+        memset(xs, 'x', sizeof xs);
+        if (r >= 0 && (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+                       (compress == TAR_COMPRESS_GZIP ? archive_write_add_filter_gzip(a)
+                        : compress == TAR_COMPRESS_ZSTD ? archive_write_add_filter_zstd(a)
+                                                        : archive_write_add_filter_none(a)) != ARCHIVE_OK ||
+                       archive_write_open_fd(a, fd) != ARCHIVE_OK))
+                r = -EIO;
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                archive_entry_clear(e);
+                archive_entry_set_pathname(e, m[i].path);
+                archive_entry_set_mode(e, S_IFREG | 0644);
+                archive_entry_set_mtime(e, 1600000000, 0);
+                archive_entry_set_size(e, (la_int64_t) m[i].size);
+                for (uint64_t off = 0; m[i].stride && off < m[i].size; off += m[i].stride)
+                        archive_entry_sparse_add_entry(e, (la_int64_t) off, (la_int64_t) MIN(m[i].len, m[i].size - off));
+                if (archive_write_header(a, e) != ARCHIVE_OK) {
+                        r = -EIO;
+                        break;
+                }
+                for (uint64_t off = 0; off < m[i].size;) {
+                        /* In a sparse file, up to the next boundary of a region or a hole. */
+                        uint64_t in = m[i].stride ? off % m[i].stride : 0;
+                        bool data = m[i].stride && in < m[i].len;
+                        uint64_t k = MIN(m[i].size - off, (uint64_t) sizeof zeros);
+                        if (m[i].stride)
+                                k = MIN(k, data ? m[i].len - in : m[i].stride - in);
+                        if (archive_write_data(a, data ? xs : zeros, k) != (la_ssize_t) k) {
+                                r = -EIO;
+                                break;
+                        }
+                        off += k;
+                }
+        }
+        if (r >= 0 && archive_write_close(a) != ARCHIVE_OK)
+                r = -EIO;
+        if (e)
+                archive_entry_free(e);
+        if (a)
+                archive_write_free(a);
+        if (r >= 0 && lseek(fd, 0, SEEK_SET) != 0)
+                r = -errno;
+        if (r < 0) {
+                if (fd >= 0)
+                        close(fd);
+                return r;
+        }
+        return fd;
+}
+
+/* A fresh, empty parent directory for tar_import(). */
+static int new_parent(char *path, size_t size) {
+        snprintf(path, size, "%s/parent%d", tmp_root, n_dest++);
+        if (mkdir(path, 0700) < 0)
+                return -errno;
+        return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+static int test_limits_resolve(void) {
+        TarLimits l = tar_limits_resolve(&(TarLimits) {});
+        CHECK_U64(l.max_entries, 1000000);
+        CHECK_U64(l.max_size, UINT64_C(10) << 30);
+        CHECK_U64(l.max_meta, UINT64_C(64) << 20);
+        /* Raising the entries raises the metadata bound with them. */
+        l = tar_limits_resolve(&(TarLimits) { .max_entries = 4000000 });
+        CHECK_U64(l.max_meta, 4000000 * 64);
+        l = tar_limits_resolve(&(TarLimits) { .max_entries = UINT64_MAX });
+        CHECK_U64(l.max_meta, UINT64_MAX);
+        l = tar_limits_resolve(&(TarLimits) { .max_size = 5, .max_meta = 7 });
+        CHECK_U64(l.max_size, 5);
+        CHECK_U64(l.max_meta, 7);
+        return 0;
+}
+
 static int test_max_size(void) {
-        const Member m[] = { { "a", S_IFREG | 0644, "0123456789" }, { "b", S_IFREG | 0644, "0123456789" } };
-        _cleanup_close_ int in = build_archive(m, ELEMENTSOF(m));
+        const Big m[] = { { "a", 10 }, { "b", 200 << 10 } };
+        _cleanup_close_ int in = build_big(m, ELEMENTSOF(m), TAR_COMPRESS_NONE);
+        CHECK(in >= 0);
         char path[PATH_MAX];
         _cleanup_close_ int dest = new_dest(path, sizeof(path));
         TarReport rep = {};
-        TarImportOptions o = { .ovl_ns = OVL_NS_USER, .max_size = 15 };
+        TarImportOptions o = { .ovl_ns = OVL_NS_USER, .limits.max_size = 64 << 10 };
         CHECK_EQ(tar_extract(in, dest, &o, &rep), -EFBIG);
-        CHECK(strstr(rep.error, "'b'") && strstr(rep.error, "--max-size"));
+        printf("# %s\n", rep.error);
+        CHECK(strstr(rep.error, "'b'") && strstr(rep.error, "64 KiB") && strstr(rep.error, "--max-size"));
+        /* The same archive within the default bounds. */
+        CHECK_EQ(lseek(in, 0, SEEK_SET), 0);
+        _cleanup_close_ int dest2 = new_dest(path, sizeof(path));
+        TarImportOptions d = { .ovl_ns = OVL_NS_USER };
+        TarReport rep2 = {};
+        CHECK_EQ(tar_extract(in, dest2, &d, &rep2), 0);
+        CHECK_U64(rep2.bytes, 10 + (200 << 10));
+        return 0;
+}
+
+/* A bomb must stop at its bound, with the bound in the message, and leave nothing in DEST's parent. */
+static int check_bomb(int in, const TarImportOptions *o, int want, const char *const *words) {
+        char parent[PATH_MAX];
+        _cleanup_close_ int pfd = new_parent(parent, sizeof(parent));
+        TarReport rep = {};
+        CHECK(in >= 0 && pfd >= 0);
+        CHECK_EQ(tar_import(in, pfd, "dest", o, &rep), want);
+        printf("# %s\n", rep.error);
+        for (size_t i = 0; words[i]; i++)
+                if (!strstr(rep.error, words[i])) {
+                        printf("# '%s' is not in the message\n", words[i]);
+                        return -1;
+                }
+        CHECK_EQ(count_entries(parent), 0);
+        return 0;
+}
+
+static int test_gzip_bomb(void) {
+        /* 384 MiB of zeros in under 1 MiB: refused at its header, before a byte of it is written. */
+        const Big m[] = { { "ok", 100 }, { "bomb", UINT64_C(384) << 20 } };
+        _cleanup_close_ int in = build_big(m, ELEMENTSOF(m), TAR_COMPRESS_GZIP);
+        CHECK(in >= 0);
+        CHECK(lseek(in, 0, SEEK_END) < (4 << 20));
+        CHECK_EQ(lseek(in, 0, SEEK_SET), 0);
+        TarImportOptions o = { .ovl_ns = OVL_NS_USER, .limits.max_size = 64 << 20 };
+        return check_bomb(in, &o, -EFBIG,
+                          (const char *const[]) { "'bomb'", "declared size", "64 MiB", "--max-size", NULL });
+}
+
+static int test_zstd_bomb(void) {
+        /* Many files that each fit: stopped at the first whose data would cross the bound. */
+        Big m[64];
+        char names[64][8];
+        for (size_t i = 0; i < ELEMENTSOF(m); i++) {
+                snprintf(names[i], sizeof names[i], "f%02zu", i);
+                m[i] = (Big) { names[i], 1 << 20 };
+        }
+        _cleanup_close_ int in = build_big(m, ELEMENTSOF(m), TAR_COMPRESS_ZSTD);
+        CHECK(in >= 0);
+        CHECK(lseek(in, 0, SEEK_END) < (1 << 20));
+        CHECK_EQ(lseek(in, 0, SEEK_SET), 0);
+        TarImportOptions o = { .ovl_ns = OVL_NS_USER, .limits.max_size = 16 << 20 };
+        return check_bomb(in, &o, -EFBIG,
+                          (const char *const[]) { "'f15'", "larger than 16 MiB uncompressed", "--max-size", NULL });
+}
+
+static int test_sparse_data_bound(void) {
+        /* Sparse files escape the header check (their data is smaller than their size): the stream
+         * itself is bounded as it is read. 4 files of 4 MiB with 3 MiB of data each, 8 MiB allowed. */
+        const Big m[] = {
+                { "s1", 4 << 20, 4 << 20, 3 << 20 }, { "s2", 4 << 20, 4 << 20, 3 << 20 },
+                { "s3", 4 << 20, 4 << 20, 3 << 20 }, { "s4", 4 << 20, 4 << 20, 3 << 20 },
+        };
+        _cleanup_close_ int in = build_big(m, ELEMENTSOF(m), TAR_COMPRESS_GZIP);
+        CHECK(in >= 0);
+        TarImportOptions o = { .ovl_ns = OVL_NS_USER, .limits.max_size = 8 << 20 };
+        return check_bomb(in, &o, -EFBIG,
+                          (const char *const[]) { "the archive is larger than 8 MiB uncompressed", "--max-size",
+                                                  NULL });
+}
+
+static int test_header_bound(void) {
+        /* A sparse map of 300,000 one-byte regions: ~2.6 MB of map, read with the header. */
+        const Big m[] = { { "map", 600000, 2, 1 } };
+        _cleanup_close_ int in = build_big(m, ELEMENTSOF(m), TAR_COMPRESS_GZIP);
+        CHECK(in >= 0);
+        TarImportOptions o = { .ovl_ns = OVL_NS_USER };
+        if (check_bomb(in, &o, -E2BIG, (const char *const[]) { "take more than 2 MiB", "sparse map", NULL }) < 0)
+                return -1;
+        /* A real sparse file (a few holes) is fine. */
+        const Big ok[] = { { "holes", 1 << 20, 256 << 10, 4096 } };
+        _cleanup_close_ int in2 = build_big(ok, ELEMENTSOF(ok), TAR_COMPRESS_NONE);
+        char path[PATH_MAX];
+        _cleanup_close_ int dest = new_dest(path, sizeof(path));
+        TarReport rep = {};
+        CHECK_EQ(tar_extract(in2, dest, &o, &rep), 0);
+        struct stat st;
+        CHECK_EQ(fstatat(dest, "holes", &st, 0), 0);
+        CHECK_U64(st.st_size, 1 << 20);
+        return 0;
+}
+
+static int test_max_entries(void) {
+        Member m[100];
+        char names[100][8];
+        for (size_t i = 0; i < ELEMENTSOF(m); i++) {
+                snprintf(names[i], sizeof names[i], "e%03zu", i);
+                m[i] = (Member) { names[i], S_IFREG | 0644, "" };
+        }
+        _cleanup_close_ int in = build_archive(m, ELEMENTSOF(m));
+        TarImportOptions o = { .ovl_ns = OVL_NS_USER, .limits.max_entries = 50 };
+        if (check_bomb(in, &o, -E2BIG,
+                       (const char *const[]) { "'e050'", "more than 50 entries", "--max-entries", NULL }) < 0)
+                return -1;
+        /* Directories a path implies count too: one member, six entries. */
+        const Member deep[] = { { "a/b/c/d/e/f", S_IFREG | 0644, "x" } };
+        _cleanup_close_ int in2 = build_archive(deep, ELEMENTSOF(deep));
+        o.limits.max_entries = 4;
+        if (check_bomb(in2, &o, -E2BIG, (const char *const[]) { "'a/b/c/d'", "more than 4 entries", NULL }) < 0)
+                return -1;
+        _cleanup_close_ int in3 = build_archive(deep, ELEMENTSOF(deep));
+        o.limits.max_entries = 6;
+        char path[PATH_MAX];
+        _cleanup_close_ int dest = new_dest(path, sizeof(path));
+        TarReport rep = {};
+        CHECK_EQ(tar_extract(in3, dest, &o, &rep), 0);
+        return 0;
+}
+
+static int test_max_meta(void) {
+        /* Directories' modes and times wait in memory for the end: bounded. */
+        Member m[40];
+        char names[40][220];
+        for (size_t i = 0; i < ELEMENTSOF(m); i++) {
+                snprintf(names[i], sizeof names[i], "%0200zu/", i);
+                m[i] = (Member) { names[i], S_IFDIR | 0755 };
+        }
+        _cleanup_close_ int in = build_archive(m, ELEMENTSOF(m));
+        TarImportOptions o = { .ovl_ns = OVL_NS_USER, .limits.max_meta = 8192 };
+        if (check_bomb(in, &o, -E2BIG, (const char *const[]) { "take more than 8 KiB of memory", NULL }) < 0)
+                return -1;
+        _cleanup_close_ int in2 = build_archive(m, ELEMENTSOF(m));
+        char path[PATH_MAX];
+        _cleanup_close_ int dest = new_dest(path, sizeof(path));
+        TarReport rep = {};
+        o.limits.max_meta = 0; /* the default */
+        CHECK_EQ(tar_extract(in2, dest, &o, &rep), 0);
         return 0;
 }
 
@@ -407,7 +636,14 @@ int main(void) {
                 TAP_TEST(extract_whiteout),
                 TAP_TEST(import_symlink_then_write),
                 TAP_TEST(import_existing_dest),
+                TAP_TEST(limits_resolve),
                 TAP_TEST(max_size),
+                TAP_TEST(gzip_bomb),
+                TAP_TEST(zstd_bomb),
+                TAP_TEST(sparse_data_bound),
+                TAP_TEST(header_bound),
+                TAP_TEST(max_entries),
+                TAP_TEST(max_meta),
                 TAP_TEST(export_import_export),
         };
         if (tap_scratch_dir(tmp_root, sizeof tmp_root, "test-layer-tar") < 0)
