@@ -7,7 +7,10 @@
  * from the destination's root fd, so a symlink that an earlier member created is never followed.
  * Objects are created with *at() calls on that parent fd; hard-link targets are checked the same way
  * and must be non-directories already extracted. Directory modes and times are applied at the end,
- * deepest first. libarchive is used only to decode the stream, never to write to disk.
+ * deepest first. libarchive is used only to decode the stream, never to write to disk: one reader
+ * decompresses, a second parses the tar from what the first hands it through source_read(), which
+ * counts every uncompressed byte. The bounds (TarLimits: uncompressed size, entries, directory
+ * metadata in memory; and one member's headers) hold by default.
  *
  * Export: a sorted depth-first walk (tree_list) producing pax entries with numeric owners, so the same
  * tree always gives the same bytes.
@@ -181,7 +184,6 @@ typedef struct DirMeta {
  * also inside a member's headers, and a member's headers are bounded as they are read. */
 typedef struct Source {
         struct archive *dec;
-        struct archive *tar;
         TarReport *rep;
         uint64_t max_size;
         uint64_t total;                 /* uncompressed bytes handed to the tar parser */
@@ -193,7 +195,6 @@ typedef struct Source {
 
 typedef struct Importer {
         struct archive *a;
-        Source *src;
         int root_fd;
         const char *ns;
         TarLimits limits;
@@ -756,14 +757,12 @@ int tar_extract(int archive_fd, int dest_fd, const TarImportOptions *opts, TarRe
 
         Source src = {
                 .dec = dec,
-                .tar = a,
                 .rep = report,
                 .header_start = -1,
                 .buf = buf,
         };
         Importer im = {
                 .a = a,
-                .src = &src,
                 .root_fd = dest_fd,
                 .ns = opts->ovl_ns ?: ovl_default_ns(),
                 .limits = tar_limits_resolve(&opts->limits),
