@@ -99,6 +99,39 @@ int wire_send_frame(int fd, uint16_t type, const void *payload, size_t size, con
         return 0;
 }
 
+ssize_t wire_send_some(int fd, const void *data, size_t size, const int *fds, size_t n_fds) {
+        union {
+                struct cmsghdr h;
+                uint8_t buf[CMSG_SPACE(sizeof(int) * WIRE_FDS_MAX)];
+        } control = {};
+        struct iovec iov = { .iov_base = (void *) data, .iov_len = size };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t n;
+
+        assert_return(fd >= 0, -EBADF);
+        assert_return(data && size > 0, -EINVAL);
+        assert_return(fds || n_fds == 0, -EINVAL);
+        if (n_fds > WIRE_FDS_MAX)
+                return -EINVAL;
+        if (n_fds > 0) {
+                struct cmsghdr *cm;
+
+                mh.msg_control = control.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
+        }
+        do
+                n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        return n;
+}
+
 /* One recvmsg() of at most MAX bytes, fed to D with the descriptors that came with it. */
 static int read_some(WireDecoder *d, int fd, size_t max) {
         union {

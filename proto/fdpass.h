@@ -23,6 +23,12 @@
  * its descriptors. */
 int wire_send_frame(int fd, uint16_t type, const void *payload, size_t size, const int *fds, size_t n_fds);
 
+/* One non-blocking sendmsg() of the first SIZE (> 0) bytes of DATA, a frame or what is left of one,
+ * for an event loop that keeps what did not fit. FDS go with these bytes: pass them with a frame's
+ * first byte only. Returns the number of bytes sent (> 0; the descriptors went with them), -EAGAIN
+ * when the socket's buffer is full (nothing was sent), or -errno (-EPIPE: the peer is gone). The
+ * caller keeps its descriptors. */
+ssize_t wire_send_some(int fd, const void *data, size_t size, const int *fds, size_t n_fds);
 /* One recvmsg() of at most WIRE_READ_CHUNK bytes into D, for an event loop. Returns the number of
  * bytes read (> 0), 0 at end of stream on a frame boundary, -EBADMSG at end of stream inside a frame,
  * -EMSGSIZE if descriptors were truncated (MSG_CTRUNC) or more than WIRE_FDS_MAX arrived (all that

@@ -340,6 +340,7 @@ struct WireDecoder {
 
         WireFrame *queue_head, *queue_tail;
         size_t n_queued;
+        size_t queued_bytes;    /* payload bytes of the queued frames */
 
         int error;              /* sticky: the stream cannot be resynchronized */
 };
@@ -367,6 +368,7 @@ int wire_decoder_set_error(WireDecoder *d, int r) {
                 d->error = r;
         d->current = wire_frame_free(d->current);
         d->header_got = 0;
+        d->allocated = 0;
         return d->error;
 }
 
@@ -380,6 +382,7 @@ static void decoder_enqueue(WireDecoder *d) {
                 d->queue_head = f;
         d->queue_tail = f;
         d->n_queued++;
+        d->queued_bytes += f->size;
         d->header_got = 0;
         d->length = d->allocated = 0;
 }
@@ -489,6 +492,7 @@ int wire_decoder_pop(WireDecoder *d, WireFrame **ret) {
         if (!d->queue_head)
                 d->queue_tail = NULL;
         d->n_queued--;
+        d->queued_bytes -= f->size;
         f->queue_next = NULL;
         *ret = f;
         return 1;
@@ -508,6 +512,11 @@ size_t wire_decoder_wanted(const WireDecoder *d) {
 
 size_t wire_decoder_queued(const WireDecoder *d) {
         return d->n_queued;
+}
+
+size_t wire_decoder_buffered(const WireDecoder *d) {
+        return (d->current ? WIRE_HEADER_SIZE + d->allocated : 0) + d->queued_bytes +
+               d->n_queued * WIRE_HEADER_SIZE;
 }
 
 int wire_decoder_error(const WireDecoder *d) {

@@ -141,6 +141,9 @@ bool wire_decoder_at_boundary(const WireDecoder *d);
 size_t wire_decoder_wanted(const WireDecoder *d);
 /* Complete frames waiting to be popped. */
 size_t wire_decoder_queued(const WireDecoder *d);
+/* The memory the decoder holds for the peer: the partial frame's buffer (as allocated, which grows
+ * with the bytes received, never beyond the frame's length) and the frames waiting to be popped. */
+size_t wire_decoder_buffered(const WireDecoder *d);
 /* The error the decoder stopped at, or 0. */
 int wire_decoder_error(const WireDecoder *d);
 /* Make the decoder fail with R (< 0) from now on; returns R. Used by the socket reader (fdpass.c). */

@@ -124,44 +124,73 @@ static int open_in_root(int root_fd, const char *path, int *ret_fd) {
         return 0;
 }
 
-/* Open PATH inside the root, creating it (and its parents, as directories) if missing. */
+/* Create the last component of BUF (NAME_OFF: where it starts) inside the root unless it exists:
+ * a directory or (IS_DIR false) an empty file. */
+static int make_one_in_root(int root_fd, char *buf, size_t name_off, bool is_dir) {
+        _cleanup_close_ int fd = -EBADF, parent_fd = -EBADF, dir = -EBADF;
+        char c;
+        int r;
+
+        r = open_in_root(root_fd, buf, &fd);
+        if (r != -ENOENT)
+                return r;
+        c = buf[name_off];
+        buf[name_off] = '\0';
+        r = open_in_root(root_fd, buf, &parent_fd);
+        buf[name_off] = c;
+        if (r < 0)
+                return r;
+        /* The parent was resolved inside the root; reopen it as a real directory to create in. */
+        dir = openat(parent_fd, ".", O_DIRECTORY | O_CLOEXEC | O_RDONLY);
+        if (dir < 0)
+                return -errno;
+        if (is_dir)
+                r = mkdirat(dir, buf + name_off, 0755);
+        else {
+                fd = openat(dir, buf + name_off, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+                r = fd < 0 ? -1 : 0;
+        }
+        if (r < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+/* Open PATH inside the root, creating it (and its parents, as directories) if missing. The sandbox's
+ * init calls this after clone(), so it allocates nothing: one path buffer on the stack. */
 int make_dir_in_root(int root_fd, const char *path, bool is_dir, int *ret_fd) {
-        _cleanup_free_ char *parent = NULL;
-        _cleanup_close_ int parent_fd = -EBADF;
+        char buf[SPEC_STRING_MAX + 1];
         const char *name;
+        size_t len = strlen(path);
         int r;
 
         r = open_in_root(root_fd, path, ret_fd);
         if (r != -ENOENT)
                 return r;
-
-        parent = strdup(path);
-        if (!parent)
-                return -ENOMEM;
-        char *slash = strrchr(parent, '/');
-        if (!slash)
+        if (len >= sizeof buf)
+                return -ENAMETOOLONG;
+        memcpy(buf, path, len + 1);
+        name = strrchr(buf, '/');
+        if (!name)
                 return -EINVAL;
-        name = path + (slash - parent) + 1;
+        name++;
         if (!*name || streq(name, ".") || streq(name, ".."))
                 return -EINVAL;
-        *(slash == parent ? slash + 1 : slash) = '\0';
-        r = make_dir_in_root(root_fd, parent, true, &parent_fd);
-        if (r < 0)
-                return r;
-        {
-                /* The parent was resolved inside the root; reopen it as a real directory to create in. */
-                _cleanup_close_ int dir = openat(parent_fd, ".", O_DIRECTORY | O_CLOEXEC | O_RDONLY);
-                if (dir < 0)
-                        return -errno;
-                if (is_dir)
-                        r = mkdirat(dir, name, 0755);
-                else {
-                        int fd = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-                        r = fd < 0 ? -1 : 0;
-                        safe_close(fd);
-                }
-                if (r < 0 && errno != EEXIST)
-                        return -errno;
+
+        /* Each component from the top: the missing ones are made, directories but for the last. */
+        for (char *p = buf;;) {
+                char *end, saved;
+
+                p += strspn(p, "/");
+                end = p + strcspn(p, "/");
+                saved = *end;
+                *end = '\0';
+                r = make_one_in_root(root_fd, buf, (size_t) (p - buf), saved == '\0' ? is_dir : true);
+                *end = saved;
+                if (r < 0)
+                        return r;
+                if (saved == '\0')
+                        break;
+                p = end;
         }
         return open_in_root(root_fd, path, ret_fd);
 }

@@ -10,6 +10,13 @@
  *   STATE/ID/data/         mode 0700: upper/, work/, hostname/ (a layer over the host image for another
  *                          host name)
  * STATE and STATE/ID are 0711 so the child, unprivileged on the host, can reach root/ by name.
+ *
+ * Threads: sandbox_start() and sandbox_cleanup() may run on several threads at once (sandboxd does).
+ * Each sandbox's state is its own; what is shared is serialized here: the seccomp compiler
+ * (libseccomp keeps process-wide state) and its cache, the build of the shared host image, and the
+ * network (net/ reads and changes the bridges and the NAT table as a whole, one caller at a time).
+ * cgroup.c's caches are atomics, the id pool and address leases are file locks. The child of clone()
+ * is a copy of one thread: see spawn.c for what it may do.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,6 +24,7 @@
 #include <grp.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -48,6 +56,11 @@
 #define DEFAULT_ID_RANGES 4096u
 #define START_TIMEOUT_MS 60000
 #define DEFAULT_HOSTNAME IMAGE_DEFAULT_HOSTNAME
+
+/* Lock order: none is taken while another is held. */
+static pthread_mutex_t filter_lock = PTHREAD_MUTEX_INITIALIZER; /* libseccomp, the filter cache */
+static pthread_mutex_t image_lock = PTHREAD_MUTEX_INITIALIZER;  /* building the shared host image */
+static pthread_mutex_t net_lock = PTHREAD_MUTEX_INITIALIZER;    /* net_attach(), net_detach() */
 
 struct Sandbox {
         char id[17];
@@ -298,8 +311,8 @@ static const char *error_name(int e) {
         return strerror(e);
 }
 
-/* Wait for the init's first word: started, or why not. */
-static int wait_started(Sandbox *s, SandboxError *err) {
+/* Wait for the init's first word: started, or why not. CANCEL_FD readable: stop waiting. */
+static int wait_started(Sandbox *s, int cancel_fd, SandboxError *err) {
         ChildMessage m = {};
         union {
                 struct cmsghdr h;
@@ -308,13 +321,26 @@ static int wait_started(Sandbox *s, SandboxError *err) {
         struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
                              .msg_controllen = sizeof control.buf };
-        struct pollfd p = { .fd = s->status_fd, .events = POLLIN };
+        struct pollfd p[2] = {
+                { .fd = s->status_fd, .events = POLLIN },
+                { .fd = cancel_fd, .events = POLLIN },
+        };
+        uint64_t deadline = now_usec() + (uint64_t) START_TIMEOUT_MS * 1000;
         ssize_t n;
         int r;
 
-        r = poll(&p, 1, START_TIMEOUT_MS);
+        for (;;) {
+                uint64_t now = now_usec();
+                r = now >= deadline ? 0 : poll(p, cancel_fd >= 0 ? 2 : 1, (int) ((deadline - now + 999) / 1000));
+                if (r >= 0 || errno != EINTR)
+                        break;
+        }
         if (r == 0)
                 return set_error(err, SANDBOX_EXIT_SETUP, "The sandbox did not start within %d s", START_TIMEOUT_MS / 1000);
+        if (r > 0 && !(p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+                set_error(err, SANDBOX_EXIT_SETUP, "The start was cancelled");
+                return -ECANCELED;
+        }
         n = recvmsg(s->status_fd, &mh, MSG_CMSG_CLOEXEC);
         if (n < 0)
                 return set_error(err, SANDBOX_EXIT_SETUP, "Lost the sandbox's init: %m");
@@ -361,6 +387,7 @@ typedef struct Start {
         const SandboxSpec *spec;
         const SandboxConfig *cfg;
         const int *stdio;
+        int cancel_fd;          /* readable: give up waiting for the init */
         SandboxError *err;
 
         FilterProgram *filter;
@@ -440,7 +467,9 @@ static int step_filter(Start *st) {
 
         if (mkdirat(st->s->state_fd, "cache", 0700) >= 0 || errno == EEXIST)
                 cache = openat(st->s->state_fd, "cache", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
+        pthread_mutex_lock(&filter_lock);
         r = filter_compile_cached(st->spec->seccomp ?: "default", cache, &st->filter, &why);
+        pthread_mutex_unlock(&filter_lock);
         if (r < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Invalid seccomp policy: %s", why ?: strerror(-r));
         return 0;
@@ -500,8 +529,14 @@ static int step_image(Start *st) {
             (images = openat(s->state_fd, "images", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0 ||
             (etc = open("/etc", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0)
                 r = -errno;
-        else
+        else {
+                /* One thread at a time in this process: after a change of the host's /etc, one builds
+                 * the new image and the others find it built (other processes are kept apart by
+                 * image.c's locks, at the cost of a copy each). */
+                pthread_mutex_lock(&image_lock);
                 r = image_host_acquire(images, etc, &name, &s->image_lock_fd, why, sizeof why);
+                pthread_mutex_unlock(&image_lock);
+        }
         if (r < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the host image: %s",
                                  why[0] ? why : strerror(-r));
@@ -698,8 +733,10 @@ static int step_clone(Start *st) {
         Sandbox *s = st->s;
 
         /* The child must not carry our supplementary groups (host gid 0 among them): inside, with
-         * setgroups denied, it could never drop them. */
-        if (setgroups(0, NULL) < 0)
+         * setgroups denied, it could never drop them. A threaded caller drops them once before its
+         * threads start: setgroups() there is a broadcast to every thread (glibc's setxid). */
+        int n_groups = getgroups(0, NULL);
+        if (n_groups < 0 || (n_groups > 0 && setgroups(0, NULL) < 0))
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot drop supplementary groups: %m");
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, st->sp) < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "socketpair: %m");
@@ -782,8 +819,10 @@ static int step_network(Start *st) {
         if (spec->net != SPEC_NET_BRIDGE && spec->net != SPEC_NET_ISOLATED)
                 return 0;
         net_config_init(&defaults);
+        pthread_mutex_lock(&net_lock);
         r = net_attach(st->cfg && st->cfg->net ? st->cfg->net : &defaults, spec->net, st->s->id, st->s->pid,
                        spec->publish, spec->n_publish, &st->s->lease, why, sizeof why);
+        pthread_mutex_unlock(&net_lock);
         if (r < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "%s", why);
         return 0;
@@ -833,12 +872,12 @@ static int step_go(Start *st) {
 
         s->start_usec = now_usec();
         if (send(s->status_fd, "g", 1, MSG_NOSIGNAL) != 1) {
-                r = wait_started(s, st->err); /* it failed during set-up: say why */
+                r = wait_started(s, st->cancel_fd, st->err); /* it failed during set-up: say why */
                 if (r >= 0)
                         r = set_error(st->err, SANDBOX_EXIT_SETUP, "The sandbox's init died during set-up");
                 return r;
         }
-        return wait_started(s, st->err);
+        return wait_started(s, st->cancel_fd, st->err);
 }
 
 typedef struct StartStep {
@@ -869,6 +908,11 @@ static const StartStep start_steps[] = {
 
 int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int stdio[3], Sandbox **ret,
                   SandboxError *err) {
+        return sandbox_start_cancellable(spec, cfg, stdio, -EBADF, ret, err);
+}
+
+int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *cfg, const int stdio[3], int cancel_fd,
+                              Sandbox **ret, SandboxError *err) {
         const char *verr = NULL;
         Sandbox *s;
         int r = 0;
@@ -898,7 +942,7 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
         spec_apply_defaults(&s->resolved);
 
         Start st = {
-                .s = s, .spec = s->spec, .cfg = cfg, .stdio = stdio, .err = err,
+                .s = s, .spec = s->spec, .cfg = cfg, .stdio = stdio, .cancel_fd = cancel_fd, .err = err,
                 .data_fd = -EBADF, .fuse_fd = -EBADF, .union_fd = -EBADF, .usr_fd = -EBADF, .cgroup_fd = -EBADF,
                 .sp = { -EBADF, -EBADF },
         };
@@ -1067,7 +1111,11 @@ int sandbox_cleanup(Sandbox *s) {
                 s->cgroup = cgroup_free(s->cgroup);
         }
         stop_server(s);
-        s->lease = net_detach(s->lease);
+        if (s->lease) {
+                pthread_mutex_lock(&net_lock);
+                s->lease = net_detach(s->lease);
+                pthread_mutex_unlock(&net_lock);
+        }
 
         if (s->dir_fd >= 0) {
                 int k = rm_tree_at(s->dir_fd, "data");

@@ -6,7 +6,10 @@
  * (sandbox_check_limits), and collected with sandbox_finish(), which also removes everything the
  * sandbox used: cgroups, mounts, the FUSE server, the throw-away upper layer.
  *
- * The calling process must be root on the host and single-threaded while starting a sandbox.
+ * The calling process must be root on the host. It may start and clean up sandboxes on several
+ * threads at once, if it dropped its supplementary groups (setgroups(0)) before it made its threads,
+ * and if a thread that started a sandbox outlives it: the sandbox's init gets SIGKILL when the thread
+ * that cloned it ends (PR_SET_PDEATHSIG follows the thread, not the process).
  */
 #pragma once
 
@@ -67,6 +70,10 @@ int sandbox_setup_cgroups(const char *leaf, const char *advice);
 /* STDIO: the program's stdin, stdout and stderr (ignored with spec->tty). */
 int sandbox_start(const SandboxSpec *spec, const SandboxConfig *config, const int stdio[3],
                   Sandbox **ret_sandbox, SandboxError *ret_error);
+/* The same, and when CANCEL_FD (an eventfd or a pipe; -EBADF: none) turns readable while the start
+ * waits for the sandbox's init, it gives up: -ECANCELED, and everything made so far is removed. */
+int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *config, const int stdio[3],
+                              int cancel_fd, Sandbox **ret_sandbox, SandboxError *ret_error);
 
 const char *sandbox_id(const Sandbox *s);
 /* The host pid of the sandbox's init, and a pidfd for it that polls readable when it has ended. */

@@ -8,6 +8,13 @@
  * The order matters and is the one in docs/security.md: namespaces (made by clone), ids, mounts,
  * pivot_root, network, then for the program: terminal, capabilities, ids, no_new_privs, fds, and
  * the seccomp filter last, just before execve().
+ *
+ * The parent may be a thread of a multi-threaded process (sandboxd starts sandboxes on worker
+ * threads). clone3() copied only that thread, with a snapshot of memory in which another thread may
+ * have held a lock (malloc's, stdio's, glibc's thread list). So nothing here allocates, logs or takes
+ * a lock: plain system calls and async-signal-safe functions only. glibc's fork() and set*id()
+ * wrappers are avoided for that reason (fork() takes malloc's locks, set*id() signals the threads it
+ * believes exist); the raw system calls below act on this process alone, which is all there is.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +70,64 @@ static const char *const step_names[_STEP_MAX] = {
 
 const char *child_step_to_string(ChildStep step) {
         return step >= 0 && step < _STEP_MAX ? step_names[step] : "set up";
+}
+
+/* setresuid()/setresgid() for this process, which has one thread (see the top of the file). */
+static int raw_setresgid(gid_t gid) {
+#ifdef SYS_setresgid32
+        return (int) syscall(SYS_setresgid32, gid, gid, gid);
+#else
+        return (int) syscall(SYS_setresgid, gid, gid, gid);
+#endif
+}
+
+static int raw_setresuid(uid_t uid) {
+#ifdef SYS_setresuid32
+        return (int) syscall(SYS_setresuid32, uid, uid, uid);
+#else
+        return (int) syscall(SYS_setresuid, uid, uid, uid);
+#endif
+}
+
+/* fork() without glibc's fork handlers: a plain copy of this (single-threaded) process. */
+static pid_t raw_fork(void) {
+        return (pid_t) syscall(SYS_clone, (unsigned long) SIGCHLD, 0UL, 0UL, 0UL, 0UL);
+}
+
+static void sort_fds(int *fds, size_t n) {
+        for (size_t i = 1; i < n; i++)
+                for (size_t j = i; j > 0 && fds[j - 1] > fds[j]; j--) {
+                        int t = fds[j];
+                        fds[j] = fds[j - 1];
+                        fds[j - 1] = t;
+                }
+}
+
+/* The fd table came whole from the parent: in a daemon it holds other clients' connections and the
+ * descriptors of other sandboxes being started (their union mounts, status sockets, pidfds). A copy
+ * of another sandbox's detached union would keep its FUSE connection alive, a copy of its status
+ * socket would hide its init's death. Close everything but stdio and what this sandbox needs. */
+static int close_other_fds(const ChildContext *c) {
+        int keep[6 + SPEC_MOUNTS_MAX];
+        size_t n = 0;
+        unsigned from = 3;
+
+        keep[n++] = c->status_fd;
+        for (size_t i = 0; i < 3; i++)
+                keep[n++] = c->stdio[i];
+        keep[n++] = c->union_fd;
+        keep[n++] = c->usr_fd;
+        for (size_t i = 0; i < c->spec->n_binds && i < SPEC_MOUNTS_MAX; i++)
+                keep[n++] = c->binds[i].tree_fd;
+        sort_fds(keep, n);
+        for (size_t i = 0; i < n; i++) {
+                if (keep[i] < (int) from)
+                        continue;
+                if ((unsigned) keep[i] > from && syscall(SYS_close_range, from, (unsigned) keep[i] - 1, 0U) < 0)
+                        return -errno;
+                from = (unsigned) keep[i] + 1;
+        }
+        return RET_NERRNO((int) syscall(SYS_close_range, from, ~0U, 0U));
 }
 
 static void send_message(int fd, const ChildMessage *m, int pass_fd) {
@@ -220,7 +285,7 @@ _Noreturn static void program_run(const ChildContext *c, int report_fd, int gate
         r = drop_bounding_set();
         if (r < 0)
                 program_fail(report_fd, STEP_CAPS, r);
-        if (setresgid(s->gid, s->gid, s->gid) < 0 || setresuid(s->uid, s->uid, s->uid) < 0)
+        if (raw_setresgid(s->gid) < 0 || raw_setresuid(s->uid) < 0)
                 program_fail(report_fd, STEP_USER, -errno);
         r = clear_capabilities();
         if (r < 0)
@@ -257,8 +322,7 @@ _Noreturn static void program_run(const ChildContext *c, int report_fd, int gate
  * can still pass signals on without any capability. */
 static void init_drop_privileges(const ChildContext *c) {
         (void) drop_bounding_set();
-        if (setresgid(c->spec->gid, c->spec->gid, c->spec->gid) < 0 ||
-            setresuid(c->spec->uid, c->spec->uid, c->spec->uid) < 0)
+        if (raw_setresgid(c->spec->gid) < 0 || raw_setresuid(c->spec->uid) < 0)
                 _exit(SANDBOX_EXIT_SETUP);
         if (clear_capabilities() < 0)
                 _exit(SANDBOX_EXIT_SETUP);
@@ -321,13 +385,17 @@ _Noreturn void child_run(const ChildContext *c) {
         /* Everything is blocked from here on; the init reads signals through a signalfd. */
         sigfillset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
+        /* The "parent" is the thread that cloned us: it must outlive the sandbox. */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        r = close_other_fds(c);
+        if (r < 0)
+                fail(c, STEP_SYNC, r, 0);
 
         /* The parent writes our id maps, then says go. EOF: it died. */
         if (read(c->status_fd, &go, 1) != 1)
                 _exit(SANDBOX_EXIT_SETUP);
 
-        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+        if (raw_setresgid(0) < 0 || raw_setresuid(0) < 0)
                 fail(c, STEP_IDS, -errno, 0);
         /* In our own network namespace, ports below 1024 are the sandbox's to use (as in Docker):
          * the program has no capability, and -p 8080:80 must work. Before /proc/sys turns read-only. */
@@ -412,7 +480,7 @@ _Noreturn void child_run(const ChildContext *c) {
 
         if (pipe2(report, O_CLOEXEC) < 0 || pipe2(gate, O_CLOEXEC) < 0)
                 fail(c, STEP_FORK, -errno, 0);
-        pid = fork();
+        pid = raw_fork();
         if (pid < 0)
                 fail(c, STEP_FORK, -errno, 0);
         if (pid == 0) {

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,11 @@ void config_init(DaemonConfig *c) {
         *c = (DaemonConfig) {
                 .max_per_client = 16,
                 .max_sandboxes = 256,
+                .max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS,
+                .max_connections_per_uid = CONFIG_DEFAULT_MAX_CONNECTIONS_PER_UID,
+                .max_buffer_per_uid = CONFIG_DEFAULT_MAX_BUFFER_PER_UID,
+                .max_starts = CONFIG_DEFAULT_MAX_STARTS,
+                .max_starts_per_uid = CONFIG_DEFAULT_MAX_STARTS_PER_UID,
         };
         net_config_init(&c->net);
 }
@@ -92,11 +99,43 @@ static int parse_ids(char *v, bool groups, uint32_t *ids, size_t *n) {
                 return -EINVAL;                                                            \
         } while (false)
 
+/* The daemon's own bounds: "max-connections" and friends. 0: not one of these keys. */
+static int parse_daemon_bound(const char *key, const char *value, DaemonConfig *c, const char *path,
+                              unsigned lineno, char *errbuf, size_t errsize) {
+        static const struct {
+                const char *key;
+                size_t offset;
+                uint32_t max;
+        } counts[] = {
+                { "max-connections", offsetof(DaemonConfig, max_connections), 65536 },
+                { "max-connections-per-uid", offsetof(DaemonConfig, max_connections_per_uid), 65536 },
+                { "max-starts", offsetof(DaemonConfig, max_starts), CONFIG_MAX_STARTS_LIMIT },
+                { "max-starts-per-uid", offsetof(DaemonConfig, max_starts_per_uid), CONFIG_MAX_STARTS_LIMIT },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(counts); i++) {
+                uint32_t n;
+
+                if (!streq(key, counts[i].key))
+                        continue;
+                if (safe_atou32(value, &n) < 0 || n == 0 || n > counts[i].max)
+                        BAD("%s:%u: %s: expected a number from 1 to %u", path, lineno, key, counts[i].max);
+                *(unsigned *) ((uint8_t *) c + counts[i].offset) = n;
+                return 1;
+        }
+        if (streq(key, "max-buffer-per-uid")) {
+                uint64_t u;
+                if (parse_size(value, &u) < 0 || u < CONFIG_MIN_BUFFER_PER_UID)
+                        BAD("%s:%u: max-buffer-per-uid: expected a size of at least 64k, like 16m", path, lineno);
+                c->max_buffer_per_uid = u;
+                return 1;
+        }
+        return 0;
+}
+
 int config_load(const char *path, bool must_exist, DaemonConfig *c, char *errbuf, size_t errsize) {
         _cleanup_free_ char *text = NULL;
         size_t size = 0;
-        unsigned lineno = 0;
-        char *save = NULL;
         int r;
 
         r = read_file(path, CONFIG_MAX_SIZE, &text, &size);
@@ -106,14 +145,29 @@ int config_load(const char *path, bool must_exist, DaemonConfig *c, char *errbuf
                 snprintf(errbuf, errsize, "%s: %s", path, r == -EFBIG ? "file too big" : strerror(-r));
                 return r;
         }
-        if (memchr(text, '\0', size))
-                BAD("%s: contains a NUL byte", path);
+        return config_parse(text, size, path, c, errbuf, errsize);
+}
 
-        for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+int config_parse(const char *data, size_t size, const char *path, DaemonConfig *c, char *errbuf, size_t errsize) {
+        _cleanup_free_ char *text = NULL;
+        unsigned lineno = 0;
+        int r;
+
+        if (size > CONFIG_MAX_SIZE)
+                BAD("%s: file too big", path);
+        if (memchr(data, '\0', size))
+                BAD("%s: contains a NUL byte", path);
+        text = strndup(data, size);
+        if (!text) {
+                snprintf(errbuf, errsize, "%s: out of memory", path);
+                return -ENOMEM;
+        }
+
+        for (char *next = text, *line; (line = strsep(&next, "\n"));) {
                 char *eq, *key, *value;
                 uint64_t u;
 
-                lineno++;
+                lineno++; /* strsep(), unlike strtok(), keeps empty lines: the numbers stay right */
                 line = strip(line);
                 if (!*line || *line == '#')
                         continue;
@@ -179,6 +233,9 @@ int config_load(const char *path, bool must_exist, DaemonConfig *c, char *errbuf
                         if (strlen(value) >= sizeof c->net.table || !*value)
                                 BAD("%s:%u: netfilter-table: expected a name of 1-31 characters", path, lineno);
                         strcpy(c->net.table, value);
+                } else if ((r = parse_daemon_bound(key, value, c, path, lineno, errbuf, errsize)) != 0) {
+                        if (r < 0)
+                                return r;
                 } else if (streq(key, "unionfs")) {
                         if (value[0] != '/' || strlen(value) >= sizeof c->unionfs)
                                 BAD("%s:%u: unionfs: expected an absolute path", path, lineno);

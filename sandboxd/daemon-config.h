@@ -14,6 +14,15 @@
 #define CONFIG_MAX_SIZE (64u * 1024u)
 #define CONFIG_MAX_IDS 256u
 
+/* The defaults of the daemon's own bounds (sandboxd(8) documents them). */
+#define CONFIG_DEFAULT_MAX_CONNECTIONS 1024u
+#define CONFIG_DEFAULT_MAX_CONNECTIONS_PER_UID 32u
+#define CONFIG_DEFAULT_MAX_BUFFER_PER_UID (UINT64_C(16) << 20)
+#define CONFIG_DEFAULT_MAX_STARTS 16u
+#define CONFIG_DEFAULT_MAX_STARTS_PER_UID 4u
+#define CONFIG_MAX_STARTS_LIMIT 1024u                   /* one worker thread each */
+#define CONFIG_MIN_BUFFER_PER_UID (UINT64_C(64) << 10)  /* one read of the socket */
+
 typedef struct DaemonConfig {
         uid_t allow_users[CONFIG_MAX_IDS];
         size_t n_allow_users;
@@ -28,6 +37,13 @@ typedef struct DaemonConfig {
         uint32_t id_base, id_ranges;    /* host id pool; 0 = the runtime's default */
         char unionfs[256];              /* "" = next to sandboxd, or the installed one */
         bool allow_net_host;            /* may clients other than root use --net host? */
+        /* The daemon's own resources. Root is bound only by the totals. */
+        unsigned max_connections;       /* client connections in all */
+        unsigned max_connections_per_uid;
+        uint64_t max_buffer_per_uid;    /* bytes held for one uid's connections: input not yet
+                                         * decoded, output not yet sent */
+        unsigned max_starts;            /* sandboxes being set up at once (worker threads) */
+        unsigned max_starts_per_uid;    /* more wait their turn, in order */
         NetConfig net;                  /* bridges, subnets, MTU, netfilter table */
 } DaemonConfig;
 
@@ -36,3 +52,5 @@ void config_init(DaemonConfig *c);
 /* Load PATH over the defaults. A missing file is fine unless MUST_EXIST. On a bad line, -EINVAL and
  * a message "FILE:LINE: ..." in ERRBUF. */
 int config_load(const char *path, bool must_exist, DaemonConfig *c, char *errbuf, size_t errsize);
+/* The same for the SIZE bytes of TEXT (at most CONFIG_MAX_SIZE), named NAME in messages. */
+int config_parse(const char *text, size_t size, const char *name, DaemonConfig *c, char *errbuf, size_t errsize);

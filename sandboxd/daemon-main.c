@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,6 +31,7 @@
 
 #define DEFAULT_STATE_DIR "/run/sandboxd"
 #define DEFAULT_CONFIG "/etc/sandboxd.conf"
+#define NOFILE_WANTED 524288
 
 static void help(void) {
         printf("Usage: %s [OPTIONS]\n\n"
@@ -162,6 +164,24 @@ int main(int argc, char *argv[]) {
                 }
                 (void) fcntl(listen_fd, F_SETFD, FD_CLOEXEC);
                 (void) fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
+        }
+
+        /* Before any thread exists: sandboxes must not inherit our supplementary groups (sandbox_start()
+         * drops them too, but in a threaded process that is a broadcast to every thread). */
+        if (setgroups(0, NULL) < 0) {
+                log_error_errno(-errno, "Failed to drop our supplementary groups: %m");
+                return 1;
+        }
+        /* Every connection and every sandbox holds descriptors of ours: max-connections and
+         * max-sandboxes need more than the usual soft limit of 1024. Up to the hard limit needs no
+         * privilege; a sandbox gets its own limit (sandbox_start()). */
+        {
+                struct rlimit rl;
+                if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur < MIN(rl.rlim_max, (rlim_t) NOFILE_WANTED)) {
+                        rl.rlim_cur = MIN(rl.rlim_max, (rlim_t) NOFILE_WANTED);
+                        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                                log_warning_errno(-errno, "Failed to raise our limit of open files, ignoring: %m");
+                }
         }
 
         /* Under systemd with Delegate=yes on a cgroup v2 host our cgroup is ours to divide: move into

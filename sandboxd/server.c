@@ -4,14 +4,27 @@
  * One client connection starts at most one sandbox (EXEC) and gets its EXIT; the same connection
  * carries SIGNAL and RESIZE for it. LIST and KILL work on any connection. Who may do what is decided
  * here from the peer's credentials (SO_PEERCRED), never from anything the client says.
+ *
+ * The loop never waits for a client or a sandbox: setting a sandbox up (sandbox_start(), milliseconds
+ * to a minute) and cleaning one up run on worker threads (workers.h), and output a client does not
+ * read is kept in the connection's queue (reading from it pauses meanwhile). A session is QUEUED until
+ * a start slot is free (max-starts in all, max-starts-per-uid), STARTING while a worker sets it up,
+ * RUNNING while the loop watches it; when it ends, its EXIT is sent and a worker removes what it used.
+ * The daemon's own resources are bounded per uid other than root: connections, and bytes held for its
+ * connections (what they sent that is not decoded yet, and what they were sent and did not read).
+ * Everything here runs on the loop's thread; a worker touches only its own item.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <termios.h>
@@ -27,36 +40,84 @@
 #include "log.h"
 #include "macro.h"
 #include "msg.h"
+#include "parse.h"
 #include "sandbox.h"
 #include "server.h"
+#include "workers.h"
 
-#define CLIENTS_MAX 1024
+/* Clean-ups run on threads of their own, so that a slow one never holds up a start. */
+#define CLEANUP_THREADS 4
+/* How long accepting pauses when we have no descriptor left for a connection. */
+#define ACCEPT_PAUSE_USEC (100 * UINT64_C(1000))
+
+#define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
 
 typedef struct Server Server;
 typedef struct Client Client;
 typedef struct Session Session;
 
+typedef enum SessionState {
+        SESSION_QUEUED,         /* waiting for a start slot */
+        SESSION_STARTING,       /* sandbox_start() runs on a worker */
+        SESSION_RUNNING,        /* the loop watches its pidfd and limit timer */
+} SessionState;
+
 struct Session {
         Server *server;
-        Client *client;         /* NULL once its client has gone (then it is killed) */
-        Sandbox *sandbox;
-        SandboxSpec spec;       /* the sandbox points into it */
-        sd_event_source *exit_source, *limit_timer;
+        Client *client;         /* NULL once its client has gone (then it is ended) */
+        SessionState state;
         uid_t uid;
+        MsgExec exec;           /* the spec (the sandbox points into it); the stdio until started */
+        int cancel_fd;          /* eventfd: a start in flight gives up waiting */
+        Sandbox *sandbox;       /* RUNNING */
+        sd_event_source *exit_source, *limit_timer;
         uint64_t started_realtime_usec;
-        Session *next;
+
+        /* The start, on a worker: it reads exec and writes these three. */
+        Work work;
+        int start_r;
+        Sandbox *started;
+        SandboxError start_error;
+
+        Session *next;          /* every session, oldest first: the start queue's order */
 };
+
+/* A sandbox that ended (or must end): killed if need be and removed on a worker. It owns the sandbox
+ * and the spec the sandbox points into. */
+typedef struct Cleanup {
+        Work work;
+        Server *server;
+        Sandbox *sandbox;
+        MsgExec exec;
+        bool kill;              /* the client left or the daemon stops: kill and collect first */
+        uid_t uid;
+        char id[17];
+        int status;             /* of the collect, with KILL */
+        int r;                  /* of sandbox_cleanup() */
+} Cleanup;
+
+/* A frame not sent yet: header and payload, and its descriptors (ours, dups) for its first byte. */
+typedef struct OutFrame {
+        struct OutFrame *next;
+        size_t size, sent;
+        int fds[WIRE_FDS_MAX];
+        size_t n_fds;
+        uint8_t data[];
+} OutFrame;
 
 struct Client {
         Server *server;
         int fd;
         sd_event_source *io;
-        WireDecoder *decoder;
+        WireDecoder *decoder;   /* NULL once the connection takes no more requests */
         struct ucred cred;
         bool hello_done;
         uint32_t version;       /* negotiated in HELLO */
-        bool closing;           /* an error was sent: no more requests */
+        bool closing;           /* no more requests: closed once its output is sent */
+        bool broken;            /* the connection failed: closed at the next safe point */
         Session *session;
+        OutFrame *out_head, *out_tail;
+        size_t out_bytes;
         Client *next;
 };
 
@@ -66,31 +127,138 @@ struct Server {
         const char *state_dir;
         SandboxConfig runtime;
         uint64_t idle_usec;
-        sd_event_source *idle_timer;
+        sd_event_source *idle_timer, *listen_source, *accept_timer;
         Client *clients;
         unsigned n_clients;
         Session *sessions;
-        unsigned n_sessions;
+        unsigned n_sessions;    /* every state */
+        unsigned n_starting;
+        unsigned n_cleanups;
+        WorkPool *starts, *cleanups;
+        bool stopping;          /* SIGTERM: ending everything, then exiting */
         bool journal;
 };
 
-static void server_update(Server *s);
+static void server_update(Server *srv);
+static void server_schedule(Server *srv);
+static void client_check(Client *c);
 
 /* Structured fields for the journal when there is one; a plain line otherwise. */
-static void log_sandbox(Server *srv, int level, const Session *se, const char *what) {
-        const char *cmd = se->spec.argv ? se->spec.argv[0] : "";
-        const char *id = se->sandbox ? sandbox_id(se->sandbox) : "-";
-
+static void log_sandbox_id(Server *srv, int level, const char *id, uid_t uid, const char *cmd, const char *what) {
         if (srv->journal)
-                (void) sd_journal_send("MESSAGE=Sandbox %s (uid %u, %s): %s", id, (unsigned) se->uid, cmd, what,
+                (void) sd_journal_send("MESSAGE=Sandbox %s (uid %u, %s): %s", id, (unsigned) uid, cmd, what,
                                        "PRIORITY=%i", level, "SANDBOX_ID=%s", id, "SANDBOX_UID=%u",
-                                       (unsigned) se->uid, "SANDBOX_COMMAND=%s", cmd, NULL);
+                                       (unsigned) uid, "SANDBOX_COMMAND=%s", cmd, NULL);
         else
-                log_full(level, "Sandbox %s (uid %u, %s): %s", id, (unsigned) se->uid, cmd, what);
+                log_full(level, "Sandbox %s (uid %u, %s): %s", id, (unsigned) uid, cmd, what);
+}
+
+static void log_sandbox(Server *srv, int level, const Session *se, const char *what) {
+        log_sandbox_id(srv, level, se->sandbox ? sandbox_id(se->sandbox) : "-", se->uid,
+                       se->exec.spec.argv ? se->exec.spec.argv[0] : "", what);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Output: queued, sent as the socket takes it
+ */
+
+static OutFrame *out_frame_free(OutFrame *o) {
+        for (size_t i = 0; i < o->n_fds; i++)
+                safe_close(o->fds[i]);
+        free(o);
+        return NULL;
+}
+
+static void client_drop_output(Client *c) {
+        while (c->out_head) {
+                OutFrame *o = c->out_head;
+                c->out_head = o->next;
+                out_frame_free(o);
+        }
+        c->out_tail = NULL;
+        c->out_bytes = 0;
+}
+
+/* What the loop waits for: output to drain, else requests (none once closing). */
+static void client_update_events(Client *c) {
+        uint32_t events = 0;
+
+        if (!c->io)
+                return;
+        if (c->broken) {
+                (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+                return;
+        }
+        if (c->out_head)
+                events = EPOLLOUT;
+        else if (!c->closing && c->decoder)
+                events = EPOLLIN;
+        /* With no events, epoll still reports EPOLLHUP and EPOLLERR: a peer that left is noticed. */
+        (void) sd_event_source_set_io_events(c->io, events);
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+}
+
+static void client_flush(Client *c) {
+        while (c->out_head && !c->broken) {
+                OutFrame *o = c->out_head;
+                bool first = o->sent == 0;
+                ssize_t n = wire_send_some(c->fd, o->data + o->sent, o->size - o->sent, first ? o->fds : NULL,
+                                           first ? o->n_fds : 0);
+                if (n == -EAGAIN)
+                        break;
+                if (n < 0) {
+                        log_debug_errno((int) n, "Client (uid %u) does not take our output: %m", (unsigned) c->cred.uid);
+                        c->broken = true;
+                        client_drop_output(c);
+                        break;
+                }
+                if (first)
+                        for (size_t i = 0; i < o->n_fds; i++)
+                                o->fds[i] = safe_close(o->fds[i]);
+                o->sent += (size_t) n;
+                c->out_bytes -= (size_t) n;
+                if (o->sent == o->size) {
+                        c->out_head = o->next;
+                        if (!c->out_head)
+                                c->out_tail = NULL;
+                        out_frame_free(o);
+                }
+        }
+        client_update_events(c);
 }
 
 static int send_message(Client *c, MsgType type, WireBuffer *b, const int *fds, size_t n_fds) {
-        return wire_send_frame(c->fd, (uint16_t) type, b ? b->data : NULL, b ? b->size : 0, fds, n_fds);
+        size_t payload = b ? b->size : 0;
+        OutFrame *o;
+
+        if (c->broken)
+                return -EPIPE;
+        if (payload > WIRE_PAYLOAD_MAX || n_fds > WIRE_FDS_MAX)
+                return -EMSGSIZE;
+        o = malloc(sizeof *o + WIRE_HEADER_SIZE + payload);
+        if (!o)
+                return -ENOMEM;
+        *o = (OutFrame) { .size = WIRE_HEADER_SIZE + payload };
+        wire_header_pack((uint16_t) type, (uint32_t) payload, o->data);
+        if (payload > 0)
+                memcpy(o->data + WIRE_HEADER_SIZE, b->data, payload);
+        /* Ours until sent: the caller keeps (and may close) its own. */
+        for (; o->n_fds < n_fds; o->n_fds++) {
+                o->fds[o->n_fds] = fcntl(fds[o->n_fds], F_DUPFD_CLOEXEC, 3);
+                if (o->fds[o->n_fds] < 0) {
+                        int r = -errno;
+                        out_frame_free(o);
+                        return r;
+                }
+        }
+        if (c->out_tail)
+                c->out_tail->next = o;
+        else
+                c->out_head = o;
+        c->out_tail = o;
+        c->out_bytes += o->size;
+        client_flush(c);
+        return c->broken ? -EPIPE : 0;
 }
 
 /* Refuse a request: ERROR, then no more requests on this connection. */
@@ -100,22 +268,32 @@ static void client_fail(Client *c, int status, int error, const char *fmt, ...) 
         MsgError m = { .status = status, .error = error < 0 ? -error : error };
         va_list ap;
 
+        if (c->closing)
+                return;
         va_start(ap, fmt);
         vsnprintf(m.message, sizeof m.message, fmt, ap);
         va_end(ap);
         if (msg_error_encode(&m, &b) >= 0)
                 (void) send_message(c, MSG_ERROR, &b, NULL, 0);
         c->closing = true;
-        if (c->io)
-                (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+        client_update_events(c);
 }
 
-static Session *session_free(Session *se) {
-        Server *srv;
+/* ------------------------------------------------------------------------------------------------
+ * Sessions
+ */
 
-        if (!se)
-                return NULL;
-        srv = se->server;
+static unsigned starting_of(Server *srv, uid_t uid) {
+        unsigned n = 0;
+        for (Session *se = srv->sessions; se; se = se->next)
+                if (se->state == SESSION_STARTING && se->uid == uid)
+                        n++;
+        return n;
+}
+
+static void session_unlink(Session *se) {
+        Server *srv = se->server;
+
         for (Session **p = &srv->sessions; *p; p = &(*p)->next)
                 if (*p == se) {
                         *p = se->next;
@@ -124,27 +302,97 @@ static Session *session_free(Session *se) {
                 }
         if (se->client)
                 se->client->session = NULL;
+        se->client = NULL;
+}
+
+/* A session without a live sandbox (queued, failed, or handed to a clean-up). */
+static Session *session_free(Session *se) {
+        if (!se)
+                return NULL;
+        assert(se->state != SESSION_STARTING);
+        session_unlink(se);
         sd_event_source_disable_unref(se->exit_source);
         sd_event_source_disable_unref(se->limit_timer);
-        sandbox_free(se->sandbox);
-        spec_done(&se->spec);
+        sandbox_free(se->sandbox); /* NULL unless the caller kept it */
+        safe_close(se->cancel_fd);
+        msg_exec_done(&se->exec);
         free(se);
         return NULL;
 }
 
-/* The sandbox ended (or must end): collect it, tell its client, forget it. */
-static void session_finish(Session *se, bool kill) {
+static void cleanup_run(Work *w) {
+        Cleanup *cl = container_of(w, Cleanup, work);
         SandboxResult res = {};
-        Client *c = se->client;
-        int r;
 
-        (void) sandbox_collect(se->sandbox, kill, &res);
-        {
-                char what[128];
-                snprintf(what, sizeof what, "ended with status %d", res.status);
-                log_sandbox(se->server, LOG_INFO, se, what);
+        if (cl->kill) {
+                (void) sandbox_collect(cl->sandbox, true, &res);
+                cl->status = res.status;
         }
-        if (c && !c->closing) {
+        cl->r = sandbox_cleanup(cl->sandbox);
+        cl->sandbox = sandbox_free(cl->sandbox);
+}
+
+static void cleanup_done(Work *w) {
+        Cleanup *cl = container_of(w, Cleanup, work);
+        Server *srv = cl->server;
+
+        if (cl->kill) {
+                char what[128];
+                snprintf(what, sizeof what, "ended (killed: %s), status %d",
+                         srv->stopping ? "sandboxd is stopping" : "its client went away", cl->status);
+                log_sandbox_id(srv, LOG_INFO, cl->id, cl->uid, cl->exec.spec.argv ? cl->exec.spec.argv[0] : "", what);
+        }
+        if (cl->r < 0)
+                log_warning_errno(cl->r, "Failed to clean up sandbox %s completely, ignoring: %m", cl->id);
+        msg_exec_done(&cl->exec);
+        free(cl);
+        srv->n_cleanups--;
+        server_update(srv);
+}
+
+/* The session ends here; its sandbox (ended, or to be killed) goes to a clean-up worker. */
+static void session_end(Session *se, bool kill) {
+        Server *srv = se->server;
+        Cleanup *cl = calloc(1, sizeof *cl);
+
+        if (!cl) {
+                /* No memory for the hand-over: do it here, the loop waits this once. */
+                log_warning("Out of memory: cleaning up sandbox %s on the event loop", sandbox_id(se->sandbox));
+                (void) sandbox_finish(se->sandbox, kill, NULL);
+                session_free(se);
+                server_update(srv);
+                return;
+        }
+        *cl = (Cleanup) {
+                .work = { .run = cleanup_run, .done = cleanup_done },
+                .server = srv,
+                .sandbox = TAKE_PTR(se->sandbox),
+                .exec = se->exec,
+                .kill = kill,
+                .uid = se->uid,
+        };
+        snprintf(cl->id, sizeof cl->id, "%s", sandbox_id(cl->sandbox));
+        se->exec = (MsgExec) { .stdio = { -EBADF, -EBADF, -EBADF } };
+        /* The loop stops watching it before the worker reaps it. */
+        se->exit_source = sd_event_source_disable_unref(se->exit_source);
+        se->limit_timer = sd_event_source_disable_unref(se->limit_timer);
+        session_free(se);
+        srv->n_cleanups++;
+        workpool_submit(srv->cleanups, &cl->work);
+        server_update(srv);
+}
+
+/* The sandbox ended by itself: collect it (it has exited: no wait), answer, clean up off the loop. */
+static int on_sandbox_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Session *se = userdata;
+        Client *c = se->client;
+        SandboxResult res = {};
+        char what[64];
+
+        (void) sandbox_collect(se->sandbox, false, &res);
+        snprintf(what, sizeof what, "ended with status %d", res.status);
+        log_sandbox(se->server, LOG_INFO, se, what);
+        if (c) {
                 _cleanup_(wire_buffer_done) WireBuffer b = {};
                 MsgExit m = {
                         .status = res.status,
@@ -162,20 +410,18 @@ static void session_finish(Session *se, bool kill) {
                         m.disk_limit_hit = res.disk_limit_hit;
                         m.max_rss = res.max_rss;
                 }
-                if (msg_exit_encode(&m, &b) >= 0)
+                c->session = NULL;
+                se->client = NULL;
+                if (!c->closing && msg_exit_encode(&m, &b) >= 0)
                         (void) send_message(c, MSG_EXIT, &b, NULL, 0);
+                /* EXIT is the last message: the connection ends once it is sent. */
+                c->closing = true;
+                client_update_events(c);
         }
-        /* The client has its answer; now the slower part. */
-        r = sandbox_cleanup(se->sandbox);
-        if (r < 0)
-                log_warning_errno(r, "Failed to clean up sandbox %s completely, ignoring: %m", sandbox_id(se->sandbox));
-        Server *srv = se->server;
-        session_free(se);
-        server_update(srv);
-}
-
-static int on_sandbox_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        session_finish(userdata, false);
+        /* The client has its answer; the slower part runs on a worker. */
+        session_end(se, false);
+        if (c)
+                client_check(c);
         return 0;
 }
 
@@ -189,13 +435,115 @@ static int arm_limit_timer(Session *se) {
         uint64_t next = sandbox_check_limits(se->sandbox);
 
         if (next == 0)
-                return sd_event_source_set_enabled(se->limit_timer, SD_EVENT_OFF);
+                return se->limit_timer ? sd_event_source_set_enabled(se->limit_timer, SD_EVENT_OFF) : 0;
         if (!se->limit_timer)
                 return sd_event_add_time(se->server->event, &se->limit_timer, CLOCK_MONOTONIC, next, 1000,
                                          on_limit_timer, se);
         (void) sd_event_source_set_time(se->limit_timer, next);
         return sd_event_source_set_enabled(se->limit_timer, SD_EVENT_ONESHOT);
 }
+
+static void start_run(Work *w) {
+        Session *se = container_of(w, Session, work);
+
+        se->start_r = sandbox_start_cancellable(&se->exec.spec, &se->server->runtime,
+                                                se->exec.spec.tty ? NULL : se->exec.stdio, se->cancel_fd,
+                                                &se->started, &se->start_error);
+}
+
+static void start_done(Work *w) {
+        Session *se = container_of(w, Session, work);
+        Server *srv = se->server;
+        Client *c = se->client;
+        int r;
+
+        assert(srv->n_starting > 0);
+        srv->n_starting--;
+        /* The sandbox has its own copies of the client's stdio. */
+        for (size_t i = 0; i < ELEMENTSOF(se->exec.stdio); i++)
+                se->exec.stdio[i] = safe_close(se->exec.stdio[i]);
+        se->state = SESSION_RUNNING; /* or about to be freed */
+
+        if (se->start_r < 0) {
+                SandboxError e = se->start_error;
+                int err = se->start_r;
+
+                if (err != -ECANCELED || c)
+                        log_sandbox(srv, LOG_NOTICE, se, e.message);
+                session_free(se);
+                if (c) {
+                        client_fail(c, e.status, err, "%s", e.message);
+                        client_check(c);
+                }
+        } else {
+                se->sandbox = TAKE_PTR(se->started);
+                se->started_realtime_usec = (uint64_t) time(NULL) * 1000000;
+                if (!c || srv->stopping) {
+                        log_sandbox(srv, LOG_INFO, se, "started, but nobody waits for it any more: ending it");
+                        session_end(se, true);
+                } else {
+                        log_sandbox(srv, LOG_INFO, se, "started");
+                        r = sd_event_add_io(srv->event, &se->exit_source, sandbox_pidfd(se->sandbox), EPOLLIN,
+                                            on_sandbox_exit, se);
+                        if (r >= 0)
+                                r = arm_limit_timer(se);
+                        if (r < 0) {
+                                session_end(se, true);
+                                client_fail(c, SANDBOX_EXIT_SETUP, r, "cannot watch the sandbox");
+                        } else {
+                                _cleanup_(wire_buffer_done) WireBuffer b = {};
+                                MsgStarted started = { .pid = (uint32_t) sandbox_pid(se->sandbox), .pty_fd = -EBADF };
+                                int pty = sandbox_pty_fd(se->sandbox);
+
+                                snprintf(started.id, sizeof started.id, "%s", sandbox_id(se->sandbox));
+                                if (msg_started_encode(&started, &b) < 0 ||
+                                    send_message(c, MSG_STARTED, &b, &pty, pty >= 0 ? 1 : 0) < 0)
+                                        c->broken = true; /* nobody to report to: client_check() ends it */
+                        }
+                        client_check(c);
+                }
+        }
+        server_schedule(srv);
+        server_update(srv);
+}
+
+/* Hand queued sessions to the workers, oldest first, within max-starts and (but for root)
+ * max-starts-per-uid: one uid's queue never holds up another uid's starts. */
+static void server_schedule(Server *srv) {
+        const DaemonConfig *cfg = srv->config;
+
+        for (Session *se = srv->sessions; se && srv->n_starting < cfg->max_starts; se = se->next) {
+                if (se->state != SESSION_QUEUED)
+                        continue;
+                if (se->uid != 0 && starting_of(srv, se->uid) >= cfg->max_starts_per_uid)
+                        continue;
+                se->state = SESSION_STARTING;
+                se->work = (Work) { .run = start_run, .done = start_done };
+                srv->n_starting++;
+                workpool_submit(srv->starts, &se->work);
+        }
+}
+
+/* The client of SE has gone (or the daemon stops; SE is detached from it): end what it asked for. */
+static void session_abandon(Session *se) {
+        switch (se->state) {
+        case SESSION_QUEUED:
+                session_free(se);
+                break;
+        case SESSION_STARTING:
+                /* start_done() ends it (it still counts, for max-starts-per-uid too); meanwhile a wait
+                 * for the init gives up. */
+                (void) eventfd_write(se->cancel_fd, 1);
+                break;
+        case SESSION_RUNNING:
+                session_end(se, true);
+                break;
+        }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Clients
+ */
 
 static Client *client_free(Client *c) {
         Server *srv;
@@ -211,15 +559,41 @@ static Client *client_free(Client *c) {
                 }
         /* A sandbox whose client went away has nobody to report to: end it. */
         if (c->session) {
-                c->session->client = NULL;
-                session_finish(c->session, true);
+                Session *se = c->session;
+                c->session = NULL;
+                se->client = NULL;
+                session_abandon(se);
         }
         sd_event_source_disable_unref(c->io);
+        client_drop_output(c);
         wire_decoder_free(c->decoder);
         safe_close(c->fd);
         free(c);
         server_update(srv);
         return NULL;
+}
+
+/* At a point where nobody up the stack holds C: close it if it is done with. */
+static void client_check(Client *c) {
+        if (c->broken || (c->closing && !c->out_head))
+                client_free(c);
+}
+
+/* What the connections of UID hold in the daemon: input not yet decoded, output not yet sent. */
+static size_t buffered_of(Server *srv, uid_t uid) {
+        size_t n = 0;
+        for (Client *c = srv->clients; c; c = c->next)
+                if (c->cred.uid == uid)
+                        n += (c->decoder ? wire_decoder_buffered(c->decoder) : 0) + c->out_bytes;
+        return n;
+}
+
+static unsigned connections_of(Server *srv, uid_t uid) {
+        unsigned n = 0;
+        for (Client *c = srv->clients; c; c = c->next)
+                if (c->cred.uid == uid)
+                        n++;
+        return n;
 }
 
 static bool peer_in_group(int fd, const struct ucred *cred, gid_t gid) {
@@ -320,12 +694,12 @@ static void handle_hello(Client *c, WireFrame *f) {
 }
 
 static void handle_exec(Client *c, WireFrame *f) {
-        _cleanup_(msg_exec_done) MsgExec m = {};
-        _cleanup_(wire_buffer_done) WireBuffer b = {};
-        SandboxError err = {};
+        /* Not {}: msg_exec_done() would close our fds 0, 1 and 2 when the decoding fails. */
+        _cleanup_(msg_exec_done) MsgExec m = { .stdio = { -EBADF, -EBADF, -EBADF } };
+        Server *srv = c->server;
         const char *e = NULL;
-        Session *se;
-        int r, pty;
+        Session *se, **p;
+        int r;
 
         if (c->session)
                 return client_fail(c, SANDBOX_EXIT_SETUP, -EBUSY, "this connection already runs a sandbox");
@@ -339,39 +713,30 @@ static void handle_exec(Client *c, WireFrame *f) {
         se = calloc(1, sizeof *se);
         if (!se)
                 return client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
-        se->server = c->server;
+        se->server = srv;
         se->uid = c->cred.uid;
-        se->spec = m.spec;
-        m.spec = (SandboxSpec) {};
-        se->started_realtime_usec = (uint64_t) time(NULL) * 1000000;
-
-        r = sandbox_start(&se->spec, &c->server->runtime, se->spec.tty ? NULL : m.stdio, &se->sandbox, &err);
-        if (r < 0) {
-                log_sandbox(c->server, LOG_NOTICE, se, err.message);
-                session_free(se);
-                return client_fail(c, err.status, r, "%s", err.message);
+        se->state = SESSION_QUEUED;
+        se->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (se->cancel_fd < 0) {
+                r = -errno;
+                free(se);
+                return client_fail(c, SANDBOX_EXIT_SETUP, r, "cannot make an eventfd: %s", strerror(-r));
         }
+        se->exec = m;
+        m = (MsgExec) { .stdio = { -EBADF, -EBADF, -EBADF } };
         se->client = c;
         c->session = se;
-        se->next = c->server->sessions;
-        c->server->sessions = se;
-        c->server->n_sessions++;
-        log_sandbox(c->server, LOG_INFO, se, "started");
+        /* At the end: the start queue is the list's order. */
+        for (p = &srv->sessions; *p; p = &(*p)->next)
+                ;
+        *p = se;
+        srv->n_sessions++;
+        server_schedule(srv);
+        server_update(srv);
+}
 
-        r = sd_event_add_io(c->server->event, &se->exit_source, sandbox_pidfd(se->sandbox), EPOLLIN, on_sandbox_exit, se);
-        if (r >= 0)
-                r = arm_limit_timer(se);
-        if (r < 0) {
-                session_finish(se, true);
-                return client_fail(c, SANDBOX_EXIT_SETUP, r, "cannot watch the sandbox");
-        }
-
-        MsgStarted started = { .pid = (uint32_t) sandbox_pid(se->sandbox), .pty_fd = -EBADF };
-        snprintf(started.id, sizeof started.id, "%s", sandbox_id(se->sandbox));
-        pty = sandbox_pty_fd(se->sandbox);
-        if (msg_started_encode(&started, &b) < 0 || send_message(c, MSG_STARTED, &b, &pty, pty >= 0 ? 1 : 0) < 0)
-                session_finish(se, true); /* nobody to report to */
-        server_update(c->server);
+static Sandbox *running_sandbox(Client *c) {
+        return c->session && c->session->state == SESSION_RUNNING ? c->session->sandbox : NULL;
 }
 
 static void handle_signal(Client *c, WireFrame *f) {
@@ -381,8 +746,8 @@ static void handle_signal(Client *c, WireFrame *f) {
 
         if (r < 0)
                 return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed SIGNAL: %s", e ?: "invalid");
-        if (c->session)
-                (void) sandbox_signal(c->session->sandbox, (int) m.signal);
+        if (running_sandbox(c))
+                (void) sandbox_signal(running_sandbox(c), (int) m.signal);
 }
 
 static void handle_resize(Client *c, WireFrame *f) {
@@ -392,9 +757,9 @@ static void handle_resize(Client *c, WireFrame *f) {
 
         if (r < 0)
                 return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed RESIZE: %s", e ?: "invalid");
-        if (c->session && sandbox_pty_fd(c->session->sandbox) >= 0) {
+        if (running_sandbox(c) && sandbox_pty_fd(running_sandbox(c)) >= 0) {
                 struct winsize ws = { .ws_row = (unsigned short) m.rows, .ws_col = (unsigned short) m.cols };
-                (void) ioctl(sandbox_pty_fd(c->session->sandbox), TIOCSWINSZ, &ws);
+                (void) ioctl(sandbox_pty_fd(running_sandbox(c)), TIOCSWINSZ, &ws);
         }
 }
 
@@ -410,15 +775,15 @@ static void handle_list(Client *c, WireFrame *f) {
         entries = calloc(c->server->n_sessions + 1, sizeof *entries);
         if (!entries)
                 return client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
-        /* Root sees every sandbox; others see their own. */
+        /* Root sees every sandbox; others see their own. Sandboxes still being set up have no id. */
         for (Session *se = c->server->sessions; se && n < MSG_LIST_ENTRIES_MAX; se = se->next) {
-                if (c->cred.uid != 0 && se->uid != c->cred.uid)
+                if (se->state != SESSION_RUNNING || (c->cred.uid != 0 && se->uid != c->cred.uid))
                         continue;
                 MsgListEntry *en = &entries[n++];
                 snprintf(en->id, sizeof en->id, "%s", sandbox_id(se->sandbox));
                 en->uid = se->uid;
                 en->pid = (uint32_t) sandbox_pid(se->sandbox);
-                en->command = se->spec.argv[0];
+                en->command = se->exec.spec.argv[0];
                 en->started_usec = se->started_realtime_usec;
         }
         MsgListReply reply = { .entries = entries, .n_entries = n };
@@ -435,7 +800,7 @@ static void handle_kill(Client *c, WireFrame *f) {
         if (r < 0)
                 return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed KILL: %s", e ?: "invalid");
         for (Session *se = c->server->sessions; se; se = se->next) {
-                if (!streq(sandbox_id(se->sandbox), m.id))
+                if (se->state != SESSION_RUNNING || !streq(sandbox_id(se->sandbox), m.id))
                         continue;
                 if (c->cred.uid != 0 && se->uid != c->cred.uid)
                         return client_fail(c, SANDBOX_EXIT_SETUP, -EPERM,
@@ -474,69 +839,163 @@ static void client_dispatch(Client *c, WireFrame *f) {
         }
 }
 
+static void format_size(uint64_t n, char *buf, size_t size) {
+        if (n >= (UINT64_C(1) << 20) && n % (UINT64_C(1) << 20) == 0)
+                snprintf(buf, size, "%" PRIu64 "M", n >> 20);
+        else if (n >= 1024 && n % 1024 == 0)
+                snprintf(buf, size, "%" PRIu64 "K", n >> 10);
+        else
+                snprintf(buf, size, "%" PRIu64, n);
+}
+
 static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Client *c = userdata;
-        bool eof;
+        const DaemonConfig *cfg = c->server->config;
+        bool eof = false;
         int r;
 
-        r = wire_decoder_read_from_fd(c->decoder, c->fd);
-        if (r == -EAGAIN || r == -EINTR)
-                return 0;
-        eof = r == 0;
-        if (r < 0 && r != -EBUSY) {
-                /* Garbage, a frame cut short, too many descriptors: say so (if it still listens), then
-                 * drop the connection. */
-                log_debug_errno(r, "Client (uid %u) sent something invalid: %m", (unsigned) c->cred.uid);
-                if (r != -ECONNRESET)
-                        client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed frame: %s", strerror(-r));
-                client_free(c);
-                return 0;
-        }
-        for (;;) {
-                _cleanup_(wire_frame_freep) WireFrame *f = NULL;
-                r = wire_decoder_pop(c->decoder, &f);
-                if (r < 0 || !f)
-                        break;
-                if (!c->closing)
+        if (revents & EPOLLOUT)
+                client_flush(c);
+        if ((revents & EPOLLIN) && c->decoder && !c->closing && !c->out_head) {
+                r = wire_decoder_read_from_fd(c->decoder, c->fd);
+                if (r == -EAGAIN || r == -EINTR)
+                        r = 1;
+                eof = r == 0;
+                if (r < 0 && r != -EBUSY) {
+                        /* Garbage, a frame cut short, too many descriptors: say so (if it still listens),
+                         * then drop the connection. */
+                        log_debug_errno(r, "Client (uid %u) sent something invalid: %m", (unsigned) c->cred.uid);
+                        if (r == -ECONNRESET)
+                                c->broken = true;
+                        else
+                                client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed frame: %s", strerror(-r));
+                } else if (c->cred.uid != 0) {
+                        size_t held = buffered_of(c->server, c->cred.uid);
+                        if (held > cfg->max_buffer_per_uid) {
+                                char lim[32];
+                                format_size(cfg->max_buffer_per_uid, lim, sizeof lim);
+                                log_notice("Closing a connection of uid %u: its connections hold %zu bytes "
+                                           "(max-buffer-per-uid = %s).", (unsigned) c->cred.uid, held, lim);
+                                c->decoder = wire_decoder_free(c->decoder);
+                                client_fail(c, SANDBOX_EXIT_SETUP, -ENOBUFS,
+                                            "too much data held for uid %u: its connections to sandboxd hold "
+                                            "%zu bytes not yet read or sent (max-buffer-per-uid = %s)",
+                                            (unsigned) c->cred.uid, held, lim);
+                        }
+                }
+                while (c->decoder && !c->closing && !c->broken) {
+                        _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+                        r = wire_decoder_pop(c->decoder, &f);
+                        if (r < 0) {
+                                client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed frame: %s", strerror(-r));
+                                break;
+                        }
+                        if (r == 0)
+                                break;
                         client_dispatch(c, f);
+                }
         }
-        if (r < 0 && !c->closing)
-                client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed frame: %s", strerror(-r));
+        /* No more requests: what the decoder holds is of no use. */
+        if (c->closing || c->broken)
+                c->decoder = wire_decoder_free(c->decoder);
         /* At EOF the client is gone: a sandbox it started is ended. After an ERROR we sent, the
-         * connection ends too. */
-        if (eof || c->closing || (revents & (EPOLLHUP | EPOLLERR)))
-                client_free(c);
+         * connection ends once the ERROR is out. */
+        if (eof || (revents & (EPOLLHUP | EPOLLERR)))
+                c->broken = true;
+        client_update_events(c);
+        client_check(c);
         return 0;
+}
+
+/* A refused connection: one try to say why, then closed. */
+static void refuse(int fd, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void refuse(int fd, int error, const char *fmt, ...) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        MsgError m = { .status = SANDBOX_EXIT_SETUP, .error = -error };
+        uint8_t frame[WIRE_HEADER_SIZE + sizeof m.message + 64];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(m.message, sizeof m.message, fmt, ap);
+        va_end(ap);
+        if (msg_error_encode(&m, &b) < 0 || b.size > sizeof frame - WIRE_HEADER_SIZE)
+                return;
+        wire_header_pack(MSG_ERROR, (uint32_t) b.size, frame);
+        memcpy(frame + WIRE_HEADER_SIZE, b.data, b.size);
+        (void) wire_send_some(fd, frame, WIRE_HEADER_SIZE + b.size, NULL, 0);
 }
 
 static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Server *srv = userdata;
+        const DaemonConfig *cfg = srv->config;
 
         for (;;) {
                 _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-                socklen_t len;
+                struct ucred cred;
+                socklen_t len = sizeof cred;
                 Client *c;
                 int r;
 
                 if (cfd < 0) {
-                        if (errno != EAGAIN && errno != EINTR)
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                                /* The connection stays in the backlog and the socket readable: pause,
+                                 * rather than spin, until descriptors are free again. */
+                                log_warning_errno(-errno, "accept() failed, pausing for %u ms: %m",
+                                                  (unsigned) (ACCEPT_PAUSE_USEC / 1000));
+                                (void) sd_event_source_set_enabled(srv->listen_source, SD_EVENT_OFF);
+                                uint64_t now = 0;
+                                (void) sd_event_now(srv->event, CLOCK_MONOTONIC, &now);
+                                (void) sd_event_source_set_time(srv->accept_timer, now + ACCEPT_PAUSE_USEC);
+                                (void) sd_event_source_set_enabled(srv->accept_timer, SD_EVENT_ONESHOT);
+                        } else if (errno != EAGAIN && errno != EINTR)
                                 log_warning_errno(-errno, "accept() failed, ignoring: %m");
                         return 0;
                 }
-                if (srv->n_clients >= CLIENTS_MAX)
-                        continue; /* closed: the client sees the connection end */
+                if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                        continue;
+                if (srv->n_clients >= cfg->max_connections) {
+                        log_notice("Refused a connection of uid %u: %u connections (max-connections).",
+                                   (unsigned) cred.uid, srv->n_clients);
+                        refuse(cfd, -EUSERS, "sandboxd is busy: it serves %u connections (max-connections = %u)",
+                               srv->n_clients, cfg->max_connections);
+                        continue;
+                }
                 c = calloc(1, sizeof *c);
                 if (!c)
                         continue;
                 c->server = srv;
                 c->fd = TAKE_FD(cfd);
+                c->cred = cred;
                 c->decoder = wire_decoder_new();
-                len = sizeof c->cred;
-                if (!c->decoder || getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+                if (!c->decoder) {
+                        safe_close(c->fd);
+                        free(c);
+                        continue;
+                }
+                if (!client_authorized(c)) {
+                        log_notice("Refused a client: uid %u is not allowed to run sandboxes.", (unsigned) c->cred.uid);
+                        refuse(c->fd, -EACCES,
+                               "permission denied: uid %u may not run sandboxes (root, group 'sandbox' and "
+                               "users allowed in the daemon's configuration may)", (unsigned) c->cred.uid);
                         wire_decoder_free(c->decoder);
                         safe_close(c->fd);
                         free(c);
                         continue;
+                }
+                if (c->cred.uid != 0) {
+                        unsigned n = connections_of(srv, c->cred.uid);
+                        if (n >= cfg->max_connections_per_uid) {
+                                log_notice("Refused a connection of uid %u: it has %u open (max-connections-per-uid).",
+                                           (unsigned) c->cred.uid, n);
+                                refuse(c->fd, -EUSERS,
+                                       "too many connections: uid %u has %u connections to sandboxd open "
+                                       "(max-connections-per-uid = %u)", (unsigned) c->cred.uid, n,
+                                       cfg->max_connections_per_uid);
+                                wire_decoder_free(c->decoder);
+                                safe_close(c->fd);
+                                free(c);
+                                continue;
+                        }
                 }
                 c->next = srv->clients;
                 srv->clients = c;
@@ -546,16 +1005,16 @@ static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         client_free(c);
                         continue;
                 }
-                if (!client_authorized(c)) {
-                        log_notice("Refused a client: uid %u is not allowed to run sandboxes.", (unsigned) c->cred.uid);
-                        client_fail(c, SANDBOX_EXIT_SETUP, -EACCES,
-                                    "permission denied: uid %u may not run sandboxes (root, group 'sandbox' and "
-                                    "users allowed in the daemon's configuration may)", (unsigned) c->cred.uid);
-                        client_free(c);
-                        continue;
-                }
                 server_update(srv);
         }
+}
+
+static int on_accept_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Server *srv = userdata;
+
+        if (!srv->stopping)
+                (void) sd_event_source_set_enabled(srv->listen_source, SD_EVENT_ON);
+        return 0;
 }
 
 static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -565,12 +1024,21 @@ static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_exit(srv->event, 0);
 }
 
-/* The status line, and the idle timer: armed when nothing is going on. */
+/* The status line, the idle timer (armed when nothing is going on), and the end of a stop. */
 static void server_update(Server *srv) {
-        (void) sd_notifyf(false, "STATUS=%u sandbox(es) running, %u client(s)", srv->n_sessions, srv->n_clients);
+        bool idle = srv->n_clients == 0 && srv->n_sessions == 0 && srv->n_cleanups == 0;
+
+        (void) sd_notifyf(false, "STATUS=%u sandbox(es), %u starting, %u client(s)", srv->n_sessions,
+                          srv->n_starting, srv->n_clients);
+        if (srv->stopping) {
+                /* Clients left without a sandbox do not hold the exit up. */
+                if (srv->n_sessions == 0 && srv->n_cleanups == 0)
+                        (void) sd_event_exit(srv->event, 0);
+                return;
+        }
         if (srv->idle_usec == 0 || !srv->idle_timer)
                 return;
-        if (srv->n_clients == 0 && srv->n_sessions == 0) {
+        if (idle) {
                 uint64_t now;
                 (void) sd_event_now(srv->event, CLOCK_MONOTONIC, &now);
                 (void) sd_event_source_set_time(srv->idle_timer, now + srv->idle_usec);
@@ -579,11 +1047,33 @@ static void server_update(Server *srv) {
                 (void) sd_event_source_set_enabled(srv->idle_timer, SD_EVENT_OFF);
 }
 
+/* End every sandbox cleanly: tell its client why, kill, collect, remove what it used (on the
+ * workers); the loop exits when the last clean-up is done (server_update()). */
+static void server_stop(Server *srv) {
+        if (srv->stopping)
+                return;
+        srv->stopping = true;
+        (void) sd_event_source_set_enabled(srv->listen_source, SD_EVENT_OFF);
+        if (srv->idle_timer)
+                (void) sd_event_source_set_enabled(srv->idle_timer, SD_EVENT_OFF);
+        for (Client *c = srv->clients, *next; c; c = next) {
+                next = c->next;
+                if (c->session)
+                        client_fail(c, SANDBOX_EXIT_SETUP, -ESHUTDOWN, "sandboxd is stopping: the sandbox was ended");
+                else
+                        c->broken = true;
+                /* Frees C, and abandons its session. */
+                client_free(c);
+        }
+        server_update(srv);
+}
+
 static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Server *srv = userdata;
 
         log_info("Received %s: ending %u sandbox(es).", strsignal((int) si->ssi_signo), srv->n_sessions);
-        return sd_event_exit(srv->event, 0);
+        server_stop(srv);
+        return 0;
 }
 
 int server_run(int listen_fd, const char *state_dir, const DaemonConfig *config, uint64_t idle_usec) {
@@ -600,7 +1090,6 @@ int server_run(int listen_fd, const char *state_dir, const DaemonConfig *config,
                         .net = &config->net,
                 },
         };
-        sd_event_source *listen_source = NULL;
         sigset_t mask;
         int r;
 
@@ -615,8 +1104,17 @@ int server_run(int listen_fd, const char *state_dir, const DaemonConfig *config,
         signal(SIGPIPE, SIG_IGN);
         if ((r = sd_event_add_signal(srv.event, NULL, SIGTERM, on_terminate, &srv)) < 0 ||
             (r = sd_event_add_signal(srv.event, NULL, SIGINT, on_terminate, &srv)) < 0 ||
-            (r = sd_event_add_io(srv.event, &listen_source, listen_fd, EPOLLIN, on_listen, &srv)) < 0) {
+            (r = sd_event_add_io(srv.event, &srv.listen_source, listen_fd, EPOLLIN, on_listen, &srv)) < 0 ||
+            (r = sd_event_add_time_relative(srv.event, &srv.accept_timer, CLOCK_MONOTONIC, ACCEPT_PAUSE_USEC, 10000,
+                                            on_accept_timer, &srv)) < 0 ||
+            (r = sd_event_source_set_enabled(srv.accept_timer, SD_EVENT_OFF)) < 0) {
                 log_error_errno(r, "Failed to set up the event loop: %m");
+                goto finish;
+        }
+        /* Every worker now, none later: see workers.h. */
+        if ((r = workpool_new(srv.event, config->max_starts, &srv.starts)) < 0 ||
+            (r = workpool_new(srv.event, CLEANUP_THREADS, &srv.cleanups)) < 0) {
+                log_error_errno(r, "Failed to start the worker threads: %m");
                 goto finish;
         }
         if (idle_usec > 0) {
@@ -637,18 +1135,19 @@ int server_run(int listen_fd, const char *state_dir, const DaemonConfig *config,
 
 finish:
         (void) sd_notify(false, "STOPPING=1");
-        /* End every sandbox cleanly: tell its client why, kill, collect, remove what it used. */
-        while (srv.sessions) {
-                if (srv.sessions->client && !srv.sessions->client->closing)
-                        client_fail(srv.sessions->client, SANDBOX_EXIT_SETUP, -ESHUTDOWN,
-                                    "sandboxd is stopping: the sandbox was ended");
-                session_finish(srv.sessions, true);
-        }
+        /* Normally everything has ended already; after an idle exit or a failure of the loop, end what
+         * is left here, waiting for the workers without the loop. */
+        server_stop(&srv);
+        workpool_drain(srv.starts);
+        workpool_drain(srv.cleanups);
+        srv.starts = workpool_free(srv.starts);
+        srv.cleanups = workpool_free(srv.cleanups);
         while (srv.clients)
                 client_free(srv.clients);
         /* Our bridges and NAT table go with us, unless another runtime's sandbox still uses them. */
         (void) net_teardown_if_unused(&config->net);
-        sd_event_source_disable_unref(listen_source);
+        sd_event_source_disable_unref(srv.listen_source);
+        sd_event_source_disable_unref(srv.accept_timer);
         sd_event_source_disable_unref(srv.idle_timer);
         srv.idle_timer = NULL;
         sd_event_unref(srv.event);
