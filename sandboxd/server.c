@@ -883,17 +883,19 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
                                             (unsigned) c->cred.uid, held, lim);
                         }
                 }
-                while (c->decoder && !c->closing && !c->broken) {
-                        _cleanup_(wire_frame_freep) WireFrame *f = NULL;
-                        r = wire_decoder_pop(c->decoder, &f);
-                        if (r < 0) {
-                                client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed frame: %s", strerror(-r));
-                                break;
-                        }
-                        if (r == 0)
-                                break;
-                        client_dispatch(c, f);
+        }
+        /* Requests in order, one reply at a time: while a reply waits to be sent (the client does not
+         * read), the next requests wait in the decoder, and nothing more is read. */
+        while (c->decoder && !c->closing && !c->broken && !c->out_head) {
+                _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+                r = wire_decoder_pop(c->decoder, &f);
+                if (r < 0) {
+                        client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed frame: %s", strerror(-r));
+                        break;
                 }
+                if (r == 0)
+                        break;
+                client_dispatch(c, f);
         }
         /* No more requests: what the decoder holds is of no use. */
         if (c->closing || c->broken)

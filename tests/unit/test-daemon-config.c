@@ -29,6 +29,11 @@ static int test_defaults(void) {
         CHECK_EQ(load("# nothing\n\n", &c, err, sizeof err), 0);
         CHECK_EQ(c.max_per_client, 16);
         CHECK_EQ(c.max_sandboxes, 256);
+        CHECK_EQ(c.max_connections, 1024);
+        CHECK_EQ(c.max_connections_per_uid, 32);
+        CHECK_U64(c.max_buffer_per_uid, UINT64_C(16) << 20);
+        CHECK_EQ(c.max_starts, 16);
+        CHECK_EQ(c.max_starts_per_uid, 4);
         CHECK(!c.allow_host_paths && !c.allow_net_host);
         CHECK_STREQ(c.net.bridge, "sbx0");
         CHECK_STREQ(c.net.isolated_bridge, "sbx1");
@@ -63,7 +68,12 @@ static int test_every_key(void) {
                       "isolated-bridge = br-iso\n"
                       "isolated-subnet = 172.31.0.0/24\n"
                       "mtu = 1400\n"
-                      "netfilter-table = sbxtest\n", &c, err, sizeof err), 0);
+                      "netfilter-table = sbxtest\n"
+                      "max-connections = 300\n"
+                      "max-connections-per-uid = 3\n"
+                      "max-buffer-per-uid = 3m\n"
+                      "max-starts = 7\n"
+                      "max-starts-per-uid = 1\n", &c, err, sizeof err), 0);
         CHECK_EQ(c.n_allow_users, 2);
         CHECK_EQ(c.allow_users[1], 65534);
         CHECK_EQ(c.n_allow_groups, 1);
@@ -82,6 +92,43 @@ static int test_every_key(void) {
         CHECK_EQ(ntohl(c.net.isolated_subnet.s_addr), 0xac1f0000);
         CHECK_EQ(c.net.mtu, 1400);
         CHECK_STREQ(c.net.table, "sbxtest");
+        CHECK_EQ(c.max_connections, 300);
+        CHECK_EQ(c.max_connections_per_uid, 3);
+        CHECK_U64(c.max_buffer_per_uid, UINT64_C(3) << 20);
+        CHECK_EQ(c.max_starts, 7);
+        CHECK_EQ(c.max_starts_per_uid, 1);
+        return 0;
+}
+
+/* The daemon's own bounds: their ranges, and that a message names the key and the range. */
+static int test_daemon_bounds(void) {
+        DaemonConfig c;
+        char err[256];
+
+        CHECK_EQ(load("max-connections = 65536\nmax-starts = 1024\nmax-buffer-per-uid = 64k\n", &c, err,
+                      sizeof err), 0);
+        CHECK_EQ(c.max_connections, 65536);
+        CHECK_EQ(c.max_starts, 1024);
+        CHECK_U64(c.max_buffer_per_uid, UINT64_C(65536));
+        /* Parsed in any order, the last one wins. */
+        CHECK_EQ(load("max-starts-per-uid = 2\nmax-starts-per-uid = 9\n", &c, err, sizeof err), 0);
+        CHECK_EQ(c.max_starts_per_uid, 9);
+        return 0;
+}
+
+/* Lines are counted as the file has them, blank ones too. */
+static int test_line_numbers(void) {
+        DaemonConfig c;
+        char err[256];
+
+        CHECK_EQ(load("# one\n\n\nmax-pids = 1\n\nnope = 2\n", &c, err, sizeof err), -EINVAL);
+        CHECK(strstr(err, ":6: unknown key 'nope'"));
+        /* From memory, as the fuzzer calls it: named as told, no NUL needed at the end. */
+        config_init(&c);
+        CHECK_EQ(config_parse("max-starts = 3\nmax-starts = x", 14, "mem", &c, err, sizeof err), 0);
+        CHECK_EQ(c.max_starts, 3);
+        CHECK_EQ(config_parse("max-starts = 0\n", 15, "mem", &c, err, sizeof err), -EINVAL);
+        CHECK(strstr(err, "mem:1: max-starts"));
         return 0;
 }
 
@@ -105,6 +152,13 @@ static int test_errors(void) {
                 { "bridge = sbx1\n", "differ" },
                 { "bridge = name-longer-than-15\n", ":1: bridge: expected an interface name" },
                 { "mtu = 100\n", "MTU" },
+                { "max-connections = 0\n", ":1: max-connections: expected a number from 1 to 65536" },
+                { "max-connections = 65537\n", ":1: max-connections: expected a number from 1 to 65536" },
+                { "max-connections-per-uid = -1\n", ":1: max-connections-per-uid: expected a number from 1 to" },
+                { "max-starts = 1025\n", ":1: max-starts: expected a number from 1 to 1024" },
+                { "max-starts-per-uid = two\n", ":1: max-starts-per-uid: expected a number from 1 to 1024" },
+                { "max-buffer-per-uid = 1000\n", ":1: max-buffer-per-uid: expected a size of at least 64k" },
+                { "max-buffer-per-uid = much\n", ":1: max-buffer-per-uid: expected a size" },
         };
         DaemonConfig c;
         char err[256];
@@ -134,6 +188,8 @@ int main(void) {
                 { "defaults", test_defaults },
                 { "every_key", test_every_key },
                 { "errors", test_errors },
+                { "daemon_bounds", test_daemon_bounds },
+                { "line_numbers", test_line_numbers },
         };
         int fd = mkstemp(path), r;
 

@@ -914,6 +914,51 @@ static int test_decoder_no_eager_allocation(void) {
         return 0;
 }
 
+/* What the decoder holds: the partial frame as allocated, and the queued frames. */
+static int test_decoder_buffered(void) {
+        _cleanup_(wire_decoder_freep) WireDecoder *d = wire_decoder_new();
+        _cleanup_free_ uint8_t *x = calloc(1, 300 * 1024);
+        uint8_t h[WIRE_HEADER_SIZE];
+        WireFrame *f;
+
+        CHECK(d && x);
+        CHECK_EQ(wire_decoder_buffered(d), 0);
+        wire_header_pack(MSG_EXEC, WIRE_PAYLOAD_MAX, h);
+        CHECK_EQ(wire_decoder_feed(d, h, 7, NULL, 0), 0);
+        CHECK_EQ(wire_decoder_buffered(d), WIRE_HEADER_SIZE);
+        CHECK_EQ(wire_decoder_feed(d, h + 7, sizeof h - 7, NULL, 0), 0);
+        /* 300 KiB of a 2 MiB frame, in 64 KiB reads as a socket gives them: the buffer doubles */
+        for (size_t off = 0; off < 300 * 1024; off += WIRE_READ_CHUNK)
+                CHECK_EQ(wire_decoder_feed(d, x + off, MIN((size_t) WIRE_READ_CHUNK, 300 * 1024 - off), NULL, 0), 0);
+        CHECK(wire_decoder_buffered(d) >= WIRE_HEADER_SIZE + 300 * 1024);
+        CHECK(wire_decoder_buffered(d) <= WIRE_HEADER_SIZE + 600 * 1024);
+        wire_decoder_free(d);
+
+        /* complete frames count until popped */
+        CHECK((d = wire_decoder_new()));
+        wire_header_pack(MSG_LIST, 0, h);
+        CHECK_EQ(wire_decoder_feed(d, h, sizeof h, NULL, 0), 0);
+        wire_header_pack(MSG_HELLO, 1000, h);
+        CHECK_EQ(wire_decoder_feed(d, h, sizeof h, NULL, 0), 0);
+        CHECK_EQ(wire_decoder_feed(d, x, 1000, NULL, 0), 0);
+        CHECK_EQ(wire_decoder_queued(d), 2);
+        CHECK_EQ(wire_decoder_buffered(d), 2 * WIRE_HEADER_SIZE + 1000);
+        CHECK_EQ(wire_decoder_pop(d, &f), 1);
+        wire_frame_free(f);
+        CHECK_EQ(wire_decoder_buffered(d), WIRE_HEADER_SIZE + 1000);
+        CHECK_EQ(wire_decoder_pop(d, &f), 1);
+        wire_frame_free(f);
+        CHECK_EQ(wire_decoder_buffered(d), 0);
+        /* an error drops the partial frame */
+        wire_header_pack(MSG_EXEC, 5000, h);
+        CHECK_EQ(wire_decoder_feed(d, h, sizeof h, NULL, 0), 0);
+        CHECK_EQ(wire_decoder_feed(d, x, 4000, NULL, 0), 0);
+        CHECK(wire_decoder_buffered(d) >= 4000);
+        CHECK_EQ(wire_decoder_set_error(d, -EBADMSG), -EBADMSG);
+        CHECK_EQ(wire_decoder_buffered(d), 0);
+        return 0;
+}
+
 static int test_decoder_error_after_frames(void) {
         _cleanup_(wire_decoder_freep) WireDecoder *d = wire_decoder_new();
         uint8_t bytes[3 * WIRE_HEADER_SIZE];
@@ -1502,6 +1547,56 @@ static int socket_pair(int sv[2]) {
         return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ? -errno : 0;
 }
 
+/* The non-blocking sender: what fits, then -EAGAIN; descriptors with the first bytes only. */
+static int test_socket_send_some(void) {
+        _cleanup_close_ int a = -EBADF, b = -EBADF;
+        _cleanup_(wire_decoder_freep) WireDecoder *d = wire_decoder_new();
+        _cleanup_free_ uint8_t *frame = NULL;
+        size_t size = WIRE_HEADER_SIZE + WIRE_PAYLOAD_MAX, sent = 0;
+        int sv[2], fd = devnull(), before;
+        ssize_t n;
+        WireFrame *f;
+        bool blocked = false;
+
+        CHECK(d);
+        CHECK_EQ(socket_pair(sv), 0);
+        a = sv[0], b = sv[1];
+        CHECK_EQ(fcntl(a, F_SETFL, O_NONBLOCK), 0);
+        CHECK((frame = calloc(1, size)));
+        wire_header_pack(MSG_STARTED, WIRE_PAYLOAD_MAX, frame);
+        before = count_fds();
+        /* 2 MiB do not fit in a socket's buffer: the first call sends part, with the descriptor */
+        n = wire_send_some(a, frame, size, &fd, 1);
+        CHECK(n > 0 && (size_t) n < size);
+        sent = (size_t) n;
+        while (sent < size) {
+                n = wire_send_some(a, frame + sent, size - sent, NULL, 0);
+                if (n == -EAGAIN) {
+                        /* the reader makes room */
+                        blocked = true;
+                        CHECK(wire_decoder_read_from_fd(d, b) > 0);
+                        continue;
+                }
+                CHECK(n > 0);
+                sent += (size_t) n;
+        }
+        CHECK(blocked);
+        while (wire_decoder_queued(d) == 0)
+                CHECK(wire_decoder_read_from_fd(d, b) > 0);
+        CHECK_EQ(wire_decoder_pop(d, &f), 1);
+        CHECK_EQ(f->type, MSG_STARTED);
+        CHECK_EQ(f->size, (size_t) WIRE_PAYLOAD_MAX);
+        CHECK_EQ(f->n_fds, 1);
+        wire_frame_free(f);
+        CHECK_EQ(count_fds(), before);
+        /* the peer gone: -EPIPE, not SIGPIPE */
+        b = safe_close(b);
+        CHECK_EQ(wire_send_some(a, frame, WIRE_HEADER_SIZE, NULL, 0), -EPIPE);
+        CHECK_EQ(wire_send_some(a, frame, 0, NULL, 0), -EINVAL);
+        safe_close(fd);
+        return 0;
+}
+
 static int test_socket_exec_fds(void) {
         _cleanup_close_ int a = -EBADF, b = -EBADF;
         _cleanup_(spec_done) SandboxSpec s = {};
@@ -1887,6 +1982,7 @@ int main(int argc, char **argv) {
                 TAP_TEST(decoder_prefixes),
                 TAP_TEST(decoder_bad_headers),
                 TAP_TEST(decoder_no_eager_allocation),
+                TAP_TEST(decoder_buffered),
                 TAP_TEST(decoder_error_after_frames),
                 TAP_TEST(decoder_fd_attribution),
                 TAP_TEST(unknown_tags),
@@ -1901,6 +1997,7 @@ int main(int argc, char **argv) {
                 TAP_TEST(encode_limits),
                 TAP_TEST(unexpected_fds),
                 TAP_TEST(exec_fd_count),
+                TAP_TEST(socket_send_some),
                 TAP_TEST(socket_exec_fds),
                 TAP_TEST(socket_sequence),
                 TAP_TEST(socket_eof),
