@@ -52,6 +52,15 @@
 
 #define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
 
+/* Refusals can come as fast as a client connects: at most one log line a second for each kind,
+ * which counts the ones not logged. */
+typedef struct RateLimit {
+        uint64_t last_usec;
+        unsigned suppressed;
+} RateLimit;
+
+#define LOG_RATELIMIT_USEC (1000 * UINT64_C(1000))
+
 typedef struct Server Server;
 typedef struct Client Client;
 typedef struct Session Session;
@@ -137,7 +146,23 @@ struct Server {
         WorkPool *starts, *cleanups;
         bool stopping;          /* SIGTERM: ending everything, then exiting */
         bool journal;
+        RateLimit log_refused, log_buffer;
 };
+
+/* True if a line may be logged now; *RET_SUPPRESSED: how many were not since the last one. */
+static bool ratelimit_ok(Server *srv, RateLimit *rl, unsigned *ret_suppressed) {
+        uint64_t now = 0;
+
+        (void) sd_event_now(srv->event, CLOCK_MONOTONIC, &now);
+        if (rl->last_usec && now < rl->last_usec + LOG_RATELIMIT_USEC) {
+                rl->suppressed++;
+                return false;
+        }
+        rl->last_usec = now;
+        *ret_suppressed = rl->suppressed;
+        rl->suppressed = 0;
+        return true;
+}
 
 static void server_update(Server *srv);
 static void server_schedule(Server *srv);
@@ -468,8 +493,14 @@ static void start_done(Work *w) {
                 SandboxError e = se->start_error;
                 int err = se->start_r;
 
-                if (err != -ECANCELED || c)
+                if (c)
                         log_sandbox(srv, LOG_NOTICE, se, e.message);
+                else {
+                        char what[sizeof e.message + 64];
+                        snprintf(what, sizeof what, "its client went away during the start, which ended: %s",
+                                 e.message);
+                        log_sandbox(srv, LOG_INFO, se, what);
+                }
                 session_free(se);
                 if (c) {
                         client_fail(c, e.status, err, "%s", e.message);
@@ -873,9 +904,12 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
                         size_t held = buffered_of(c->server, c->cred.uid);
                         if (held > cfg->max_buffer_per_uid) {
                                 char lim[32];
+                                unsigned more;
                                 format_size(cfg->max_buffer_per_uid, lim, sizeof lim);
-                                log_notice("Closing a connection of uid %u: its connections hold %zu bytes "
-                                           "(max-buffer-per-uid = %s).", (unsigned) c->cred.uid, held, lim);
+                                if (ratelimit_ok(c->server, &c->server->log_buffer, &more))
+                                        log_notice("Closing a connection of uid %u: its connections hold %zu bytes "
+                                                   "(max-buffer-per-uid = %s); %u more not logged.",
+                                                   (unsigned) c->cred.uid, held, lim, more);
                                 c->decoder = wire_decoder_free(c->decoder);
                                 client_fail(c, SANDBOX_EXIT_SETUP, -ENOBUFS,
                                             "too much data held for uid %u: its connections to sandboxd hold "
@@ -956,8 +990,10 @@ static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
                         continue;
                 if (srv->n_clients >= cfg->max_connections) {
-                        log_notice("Refused a connection of uid %u: %u connections (max-connections).",
-                                   (unsigned) cred.uid, srv->n_clients);
+                        unsigned more;
+                        if (ratelimit_ok(srv, &srv->log_refused, &more))
+                                log_notice("Refused a connection of uid %u: %u connections (max-connections); "
+                                           "%u more refusals not logged.", (unsigned) cred.uid, srv->n_clients, more);
                         refuse(cfd, -EUSERS, "sandboxd is busy: it serves %u connections (max-connections = %u)",
                                srv->n_clients, cfg->max_connections);
                         continue;
@@ -975,7 +1011,10 @@ static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         continue;
                 }
                 if (!client_authorized(c)) {
-                        log_notice("Refused a client: uid %u is not allowed to run sandboxes.", (unsigned) c->cred.uid);
+                        unsigned more;
+                        if (ratelimit_ok(srv, &srv->log_refused, &more))
+                                log_notice("Refused a client: uid %u is not allowed to run sandboxes; %u more "
+                                           "refusals not logged.", (unsigned) c->cred.uid, more);
                         refuse(c->fd, -EACCES,
                                "permission denied: uid %u may not run sandboxes (root, group 'sandbox' and "
                                "users allowed in the daemon's configuration may)", (unsigned) c->cred.uid);
@@ -987,8 +1026,11 @@ static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 if (c->cred.uid != 0) {
                         unsigned n = connections_of(srv, c->cred.uid);
                         if (n >= cfg->max_connections_per_uid) {
-                                log_notice("Refused a connection of uid %u: it has %u open (max-connections-per-uid).",
-                                           (unsigned) c->cred.uid, n);
+                                unsigned more;
+                                if (ratelimit_ok(srv, &srv->log_refused, &more))
+                                        log_notice("Refused a connection of uid %u: it has %u open "
+                                                   "(max-connections-per-uid); %u more refusals not logged.",
+                                                   (unsigned) c->cred.uid, n, more);
                                 refuse(c->fd, -EUSERS,
                                        "too many connections: uid %u has %u connections to sandboxd open "
                                        "(max-connections-per-uid = %u)", (unsigned) c->cred.uid, n,
