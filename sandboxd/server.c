@@ -1072,8 +1072,12 @@ static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
 static void server_update(Server *srv) {
         bool idle = srv->n_clients == 0 && srv->n_sessions == 0 && srv->n_cleanups == 0;
 
-        (void) sd_notifyf(false, "STATUS=%u sandbox(es), %u starting, %u client(s)", srv->n_sessions,
-                          srv->n_starting, srv->n_clients);
+        if (srv->n_starting > 0)
+                (void) sd_notifyf(false, "STATUS=%u sandbox(es) running, %u client(s), %u being set up",
+                                  srv->n_sessions, srv->n_clients, srv->n_starting);
+        else
+                (void) sd_notifyf(false, "STATUS=%u sandbox(es) running, %u client(s)", srv->n_sessions,
+                                  srv->n_clients);
         if (srv->stopping) {
                 /* Clients left without a sandbox do not hold the exit up. */
                 if (srv->n_sessions == 0 && srv->n_cleanups == 0)

@@ -555,11 +555,12 @@ def _many(env, lab):
     # 25 of the 50 at once are U2's.
     d = LoadDaemon(env, config="max-sandboxes-per-client = 32\n", netns=lab.ns_path(lab.host))
 
-    def at_once(n, tag, net_every=5):
-        """N clients at once, alternately root and U2; every NET_EVERY-th with --net bridge."""
+    def at_once(n, tag, net_every=5, port0=20000):
+        """N clients at once, alternately root and U2; every NET_EVERY-th with --net bridge and a published
+        port (PORT0 + i: nft rules to remove)."""
         procs = []
         for i in range(n):
-            net = ["--net", "bridge"] if net_every and i % net_every == 0 else []
+            net = ["--net", "bridge", "-p", f"{port0 + i}:80"] if net_every and i % net_every == 0 else []
             args = ["exec"] + net + ["--", "sh", "-c", f"echo {tag}-{i}; exit {i % 7}"]
             procs.append(d.popen_as(U2, args) if i % 2 else d.ctl_popen(args))
         bad = []
@@ -587,9 +588,10 @@ def _many(env, lab):
         if r.returncode != 0:
             raise AssertionError(f"sandbox {i} of 1000 in a row: {r}")
     t1 = time.monotonic()
-    at_once(50, "load", net_every=5)
+    at_once(50, "load", net_every=5, port0=21000)
     t2 = time.monotonic()
-    print(f"# 1000 sandboxes in a row in {t1 - t0:.1f}s ({t1 - t0:.1f} ms each), 50 at once (10 bridged) in "
+    print(f"# 1000 sandboxes in a row in {t1 - t0:.1f}s ({t1 - t0:.1f} ms each), 50 at once (10 bridged, with a "
+          f"published port each) in "
           f"{t2 - t1:.1f}s")
 
     df.wait_for(settled, 30, f"every sandbox's traces to go: {env.leftovers(exclude_pids=[d.pid], grace=0)} "
