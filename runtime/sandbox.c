@@ -15,7 +15,8 @@
  * Each sandbox's state is its own; what is shared is serialized here: the seccomp compiler
  * (libseccomp keeps process-wide state) and its cache, the build of the shared host image, and the
  * network (net/ reads and changes the bridges and the NAT table as a whole, one caller at a time).
- * cgroup.c's caches are atomics, the id pool and address leases are file locks. The child of clone()
+ * cgroup.c's caches are atomics, the id pool and address leases are file locks, and what
+ * sandbox_setup_cgroups() records is written before the caller makes its threads. The child of clone()
  * is a copy of one thread: see spawn.c for what it may do.
  */
 #include <dirent.h>
