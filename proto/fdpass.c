@@ -32,11 +32,26 @@ static int wait_fd(int fd, short events) {
         }
 }
 
+typedef union FdControl {
+        struct cmsghdr h;
+        uint8_t buf[CMSG_SPACE(sizeof(int) * WIRE_FDS_MAX)];
+} FdControl;
+
+/* Attach N_FDS (at most WIRE_FDS_MAX) descriptors to MH as SCM_RIGHTS, in CONTROL. */
+static void attach_fds(struct msghdr *mh, FdControl *control, const int *fds, size_t n_fds) {
+        struct cmsghdr *cm;
+
+        mh->msg_control = control->buf;
+        mh->msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+        cm = CMSG_FIRSTHDR(mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
+}
+
 int wire_send_frame(int fd, uint16_t type, const void *payload, size_t size, const int *fds, size_t n_fds) {
-        union {
-                struct cmsghdr h;
-                uint8_t buf[CMSG_SPACE(sizeof(int) * WIRE_FDS_MAX)];
-        } control = {};
+        FdControl control = {};
         uint8_t header[WIRE_HEADER_SIZE];
         struct iovec iov[2];
         size_t left;
@@ -62,17 +77,8 @@ int wire_send_frame(int fd, uint16_t type, const void *payload, size_t size, con
                 };
                 ssize_t n;
 
-                if (!fds_sent) {
-                        struct cmsghdr *cm;
-
-                        mh.msg_control = control.buf;
-                        mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-                        cm = CMSG_FIRSTHDR(&mh);
-                        cm->cmsg_level = SOL_SOCKET;
-                        cm->cmsg_type = SCM_RIGHTS;
-                        cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-                        memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
-                }
+                if (!fds_sent)
+                        attach_fds(&mh, &control, fds, n_fds);
 
                 n = sendmsg(fd, &mh, MSG_NOSIGNAL);
                 if (n < 0) {
@@ -100,10 +106,7 @@ int wire_send_frame(int fd, uint16_t type, const void *payload, size_t size, con
 }
 
 ssize_t wire_send_some(int fd, const void *data, size_t size, const int *fds, size_t n_fds) {
-        union {
-                struct cmsghdr h;
-                uint8_t buf[CMSG_SPACE(sizeof(int) * WIRE_FDS_MAX)];
-        } control = {};
+        FdControl control = {};
         struct iovec iov = { .iov_base = (void *) data, .iov_len = size };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
         ssize_t n;
@@ -113,17 +116,8 @@ ssize_t wire_send_some(int fd, const void *data, size_t size, const int *fds, si
         assert_return(fds || n_fds == 0, -EINVAL);
         if (n_fds > WIRE_FDS_MAX)
                 return -EINVAL;
-        if (n_fds > 0) {
-                struct cmsghdr *cm;
-
-                mh.msg_control = control.buf;
-                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-                cm = CMSG_FIRSTHDR(&mh);
-                cm->cmsg_level = SOL_SOCKET;
-                cm->cmsg_type = SCM_RIGHTS;
-                cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-                memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
-        }
+        if (n_fds > 0)
+                attach_fds(&mh, &control, fds, n_fds);
         do
                 n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);

@@ -219,13 +219,7 @@ class LoadDaemon(df.Daemon):
                                      start_new_session=True)
         self.pid = self.proc.pid
         env.daemons.append(self)
-        deadline = time.monotonic() + 10
-        while "Ready" not in self.log():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon {argv} exited with {self.proc.returncode}: {self.log()!r}")
-            if time.monotonic() > deadline:
-                raise sf.TestTimeout(f"daemon {argv} not ready after 10 s: {self.log()!r}")
-            time.sleep(0.02)
+        self.wait_ready("Ready")
         st = os.stat(self.sock)
         sf.eq((st.st_gid, st.st_mode & 0o777), (GID, 0o660), "the socket's group and mode (group 'sandbox')")
 

@@ -156,13 +156,16 @@ class Daemon:
                                      start_new_session=True)
         self.pid = self.proc.pid
         env.daemons.append(self)
-        want = "Listening on" if activate else "Ready"
-        deadline = time.monotonic() + 10
+        self.wait_ready("Listening on" if activate else "Ready")
+
+    def wait_ready(self, want, timeout=10):
+        """Until WANT is in the log; the daemon must not exit meanwhile."""
+        deadline = time.monotonic() + timeout
         while want not in self.log():
             if self.proc.poll() is not None:
-                raise AssertionError(f"daemon {argv} exited with {self.proc.returncode}: {self.log()!r}")
+                raise AssertionError(f"daemon {self.argv} exited with {self.proc.returncode}: {self.log()!r}")
             if time.monotonic() > deadline:
-                raise sf.TestTimeout(f"daemon {argv} not ready after 10 s: {self.log()!r}")
+                raise sf.TestTimeout(f"daemon {self.argv} not ready after {timeout} s: {self.log()!r}")
             time.sleep(0.02)
 
     def log(self):
