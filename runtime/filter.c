@@ -70,8 +70,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(scmp_filter_ctx, seccomp_release);
 typedef enum ArgCheck {
         ARG_CHECK_NONE,        /* one action for every call */
         ARG_CHECK_CLONE,       /* no namespace flags */
-        ARG_CHECK_IOCTL,       /* no TIOCSTI, TIOCLINUX */
-        ARG_CHECK_SOCKET,      /* AF_UNIX, AF_INET, AF_INET6, AF_NETLINK; AF_VSOCK is EPERM */
+        ARG_CHECK_IOCTL,       /* no TIOCSTI, TIOCLINUX, TIOCSETD */
+        ARG_CHECK_SOCKET,      /* AF_UNIX, AF_INET, AF_INET6, AF_NETLINK; AF_VSOCK is EPERM (socket and
+                                * socketpair alike) */
         ARG_CHECK_PERSONALITY, /* the execution domains glibc and setarch(8) use */
         _ARG_CHECK_MAX,
         _ARG_CHECK_INVALID = -EINVAL,
@@ -198,8 +199,8 @@ static const char *const default_allow[] = {
         "semctl", "shmget", "shmat", "shmdt", "shmctl", "ipc", "mq_open", "mq_unlink", "mq_timedsend",
         "mq_timedsend_time64", "mq_timedreceive", "mq_timedreceive_time64", "mq_notify",
         "mq_getsetattr",
-        /* sockets (socket itself is checked) */
-        "socketpair", "bind", "connect", "listen", "accept", "accept4", "getsockname", "getpeername",
+        /* sockets (socket and socketpair are checked) */
+        "bind", "connect", "listen", "accept", "accept4", "getsockname", "getpeername",
         "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "recvmmsg_time64", "send",
         "recv", "shutdown", "setsockopt", "getsockopt",
         /* misc */
@@ -248,8 +249,11 @@ static const uint32_t clone_namespace_flags[] = {
 };
 
 /* TIOCSTI pushes input into a terminal, which a process outside the sandbox then reads as typed
- * by its user; TIOCLINUX can read the console's screen and select/paste. */
-static const uint32_t ioctl_eperm[] = { TIOCSTI, TIOCLINUX };
+ * by its user; TIOCLINUX can read the console's screen and select/paste; TIOCSETD changes a
+ * terminal's line discipline, which would reach the caller's terminal when a file descriptor of it
+ * is passed in and loads rarely used kernel code (the line disciplines of serial protocols, a
+ * recurring source of kernel bugs) for any pty. */
+static const uint32_t ioctl_eperm[] = { TIOCSTI, TIOCLINUX, TIOCSETD };
 
 static const uint32_t socket_allow[] = { AF_UNIX, AF_INET, AF_INET6, AF_NETLINK };
 /* AF_VSOCK talks to the hypervisor and other VMs and is not namespaced. */
@@ -305,6 +309,9 @@ static int policy_load_default(Policy *p) {
                 r = policy_set_check(p, "ioctl", ARG_CHECK_IOCTL);
         if (r >= 0)
                 r = policy_set_check(p, "socket", ARG_CHECK_SOCKET);
+        /* The same families for socketpair(): its first argument is the family too. */
+        if (r >= 0)
+                r = policy_set_check(p, "socketpair", ARG_CHECK_SOCKET);
         if (r >= 0)
                 r = policy_set_check(p, "personality", ARG_CHECK_PERSONALITY);
         return r;

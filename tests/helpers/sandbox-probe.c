@@ -227,14 +227,23 @@ static int cmd_syscalls(void) {
         if (tty_fd >= 0) {
                 TRY("ioctl_tiocsti", syscall(SYS_ioctl, tty_fd, TIOCSTI, &c));
                 TRY("ioctl_tioclinux", syscall(SYS_ioctl, tty_fd, TIOCLINUX, BAD_PTR));
+                /* The line discipline the terminal already has: without the filter this succeeds and
+                 * changes nothing. */
+                int ldisc = N_TTY;
+                TRY("ioctl_tiocsetd", syscall(SYS_ioctl, tty_fd, TIOCSETD, &ldisc));
         } else
-                printf("ioctl_tiocsti=no-tty\nioctl_tioclinux=no-tty\n");
+                printf("ioctl_tiocsti=no-tty\nioctl_tioclinux=no-tty\nioctl_tiocsetd=no-tty\n");
         {
                 errno = 0;
                 int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
                 report("socket_vsock", s, errno);
                 if (s >= 0)
                         close(s);
+        }
+        {
+                /* The kernel has no vsock pairs (EOPNOTSUPP): EPERM comes from the filter. */
+                int sv[2];
+                TRY("socketpair_vsock", syscall(SYS_socketpair, AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
         }
         in_child("personality_addr_no_randomize", child_personality);
         /* Not in any list: the default answer is ENOSYS. */
@@ -244,6 +253,16 @@ static int cmd_syscalls(void) {
         /* Allowed ones, to show the filter is not refusing everything. */
         TRY("getpid", syscall(SYS_getpid));
         try_clone("clone_plain", 0);
+        {
+                int sv[2];
+                errno = 0;
+                long r = syscall(SYS_socketpair, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+                report("socketpair_unix", r, errno);
+                if (r == 0) {
+                        close(sv[0]);
+                        close(sv[1]);
+                }
+        }
         return 0;
 }
 

@@ -37,7 +37,7 @@ MUST_EPERM = [
     "finit_module", "delete_module", "open_by_handle_at", "name_to_handle_at", "acct", "swapon", "swapoff",
     "reboot", "sethostname", "setdomainname", "settimeofday", "clock_settime", "adjtimex", "clock_adjtime",
     "iopl", "ioperm", "quotactl", "syslog", "fanotify_init", "lookup_dcookie", "nfsservctl", "ioctl_tiocsti",
-    "ioctl_tioclinux", "socket_vsock", "personality_addr_no_randomize",
+    "ioctl_tioclinux", "ioctl_tiocsetd", "socket_vsock", "socketpair_vsock", "personality_addr_no_randomize",
 ]
 # The probe's arguments make these fail with something other than EPERM when no filter is in the way
 # (checked with --seccomp unconfined): for them, EPERM can only come from the filter. The others need a
@@ -47,7 +47,8 @@ DISTINGUISHABLE = [
     "setns", "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd", "io_uring_setup",
     "io_uring_enter", "io_uring_register", "open_by_handle_at", "name_to_handle_at", "settimeofday",
     "clock_settime", "adjtimex", "clock_adjtime", "iopl", "ioperm", "quotactl", "lookup_dcookie",
-    "nfsservctl", "ioctl_tioclinux", "socket_vsock", "personality_addr_no_randomize",
+    "nfsservctl", "ioctl_tioclinux", "ioctl_tiocsetd", "socket_vsock", "socketpair_vsock",
+    "personality_addr_no_randomize",
 ]
 
 
@@ -228,7 +229,8 @@ def test_seccomp_default_blocks(env):
     sf.check(got.get("clone3") in ("ENOSYS", "EPERM"), f"clone3 gave {got.get('clone3')}")
     sf.eq((got.get("unknown_1000"), got.get("unknown_500")), ("ENOSYS", "ENOSYS"), "unknown syscall numbers")
     sf.eq(got.get("x32_getpid"), f"SIGNAL{SIGSYS}", "a call through the x32 ABI must kill the process")
-    sf.eq((got.get("getpid"), got.get("clone_plain")), ("OK", "OK"), "allowed calls (fork-like clone, getpid)")
+    sf.eq((got.get("getpid"), got.get("clone_plain"), got.get("socketpair_unix")), ("OK", "OK", "OK"),
+          "allowed calls (fork-like clone, getpid, socketpair(AF_UNIX))")
     # The same with another user inside.
     r2 = env.run(["-u", "1000", PROBE, "syscalls"])
     bad = {n: r2.kv().get(n) for n in MUST_EPERM if r2.kv().get(n) != "EPERM"}

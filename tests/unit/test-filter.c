@@ -409,7 +409,8 @@ static int check_arg(const FilterProgram *p, int nr, unsigned arg, uint32_t valu
 
 /* Values near the interesting ones, every single bit, and pseudo-random ones. */
 static int sweep(const FilterProgram *p, int nr, unsigned arg, uint32_t (*expected)(uint32_t)) {
-        static const uint32_t centres[] = { 0, 8, AF_VSOCK, TIOCSTI, TIOCLINUX, 0x20000, 0x80000000, 0xffffffff };
+        static const uint32_t centres[] = { 0, 8, AF_VSOCK, TIOCSTI, TIOCLINUX, TIOCSETD, 0x20000, 0x80000000,
+                                            0xffffffff };
         uint32_t seed = 0x12345678;
 
         for (size_t c = 0; c < ELEMENTSOF(centres); c++)
@@ -430,7 +431,7 @@ static int sweep(const FilterProgram *p, int nr, unsigned arg, uint32_t (*expect
 }
 
 static uint32_t expected_ioctl(uint32_t cmd) {
-        return cmd == TIOCSTI || cmd == TIOCLINUX ? RET_ERRNO(EPERM) : SECCOMP_RET_ALLOW;
+        return cmd == TIOCSTI || cmd == TIOCLINUX || cmd == TIOCSETD ? RET_ERRNO(EPERM) : SECCOMP_RET_ALLOW;
 }
 
 static uint32_t expected_socket(uint32_t family) {
@@ -473,6 +474,7 @@ static int test_bpf_default(void) {
 
         CHECK(sweep(p, SYS_ioctl, 1, expected_ioctl) == 0);
         CHECK(sweep(p, SYS_socket, 0, expected_socket) == 0);
+        CHECK(sweep(p, SYS_socketpair, 0, expected_socket) == 0); /* the same families */
         CHECK(sweep(p, SYS_personality, 0, expected_personality) == 0);
         CHECK(sweep(p, SYS_clone, 0, expected_clone) == 0);
         for (unsigned b = 0; b < 32; b++)
@@ -856,6 +858,10 @@ static int child_ioctl(int report, const void *userdata) {
         CHILD_FAILS(syscall(SYS_ioctl, fd, TIOCSTI, &c), EPERM);
         CHILD_FAILS(syscall(SYS_ioctl, fd, (1UL << 32) | TIOCSTI, &c), EPERM); /* high bits ignored */
         CHILD_FAILS(syscall(SYS_ioctl, fd, TIOCLINUX, &sub), EPERM);
+        int ldisc = N_TTY; /* the discipline a pty already has: unfiltered, the call would succeed */
+        CHILD_FAILS(syscall(SYS_ioctl, fd, TIOCSETD, &ldisc), EPERM);
+        CHILD_FAILS(syscall(SYS_ioctl, fd, (1UL << 32) | TIOCSETD, &ldisc), EPERM);
+        CHILD_CHECK(ioctl(fd, TIOCGETD, &ldisc) == 0 && ldisc == N_TTY); /* reading it is fine */
         CHILD_CHECK(tcgetattr(fd, &tio) == 0);
         CHILD_CHECK(ioctl(fd, TIOCGWINSZ, &ws) == 0);
         CHILD_CHECK(ioctl(fd, FIONREAD, &n) == 0);
@@ -891,6 +897,20 @@ static int child_socket(int report, const void *userdata) {
         CHILD_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
         close(sv[0]);
         close(sv[1]);
+        CHILD_CHECK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) == 0);
+        close(sv[0]);
+        close(sv[1]);
+
+        /* socketpair() gets socket()'s family check: refused families never reach the kernel. */
+        CHILD_FAILS(syscall(SYS_socketpair, AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), EPERM);
+        CHILD_FAILS(syscall(SYS_socketpair, (1UL << 32) | AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), EPERM);
+        CHILD_FAILS(syscall(SYS_socketpair, AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), EAFNOSUPPORT);
+        CHILD_FAILS(syscall(SYS_socketpair, AF_ALG, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), EAFNOSUPPORT);
+        CHILD_FAILS(syscall(SYS_socketpair, AF_TIPC, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), EAFNOSUPPORT);
+        CHILD_FAILS(syscall(SYS_socketpair, AF_BLUETOOTH, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), EAFNOSUPPORT);
+        /* Allowed families reach the kernel, which has no pairs of them. */
+        CHILD_FAILS(syscall(SYS_socketpair, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), EOPNOTSUPP);
+        CHILD_FAILS(syscall(SYS_socketpair, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0, sv), EOPNOTSUPP);
         return 0;
 }
 
