@@ -38,6 +38,7 @@ typedef enum ChildStep {
         STEP_CAPS,
         STEP_WORKDIR,
         STEP_SECCOMP,
+        STEP_SESSION,
         _STEP_MAX,
 } ChildStep;
 

@@ -66,6 +66,7 @@ static const char *const step_names[_STEP_MAX] = {
         [STEP_CAPS] = "drop capabilities",
         [STEP_WORKDIR] = "change to the working directory",
         [STEP_SECCOMP] = "install the seccomp filter",
+        [STEP_SESSION] = "leave the caller's session",
 };
 
 const char *child_step_to_string(ChildStep step) {
@@ -390,6 +391,12 @@ _Noreturn void child_run(const ChildContext *c) {
         r = close_other_fds(c);
         if (r < 0)
                 fail(c, STEP_SYNC, r, 0);
+        /* A session of our own, without a controlling terminal: nothing in the sandbox can open the
+         * caller's terminal as /dev/tty (ENXIO), make itself its foreground job or get its signals.
+         * Only a session leader can take a terminal, and we never open one without O_NOCTTY; with -t
+         * the program makes the sandbox's own pty its terminal in a session of its own. */
+        if (setsid() < 0)
+                fail(c, STEP_SESSION, -errno, 0);
 
         /* The parent writes our id maps, then says go. EOF: it died. */
         if (read(c->status_fd, &go, 1) != 1)

@@ -2,7 +2,8 @@
 /*
  * sandbox-run: start one sandbox without a daemon, wait for it, exit with its status.
  * The loop watches the sandbox's init (pidfd), our signals (forwarded to the program), the limit
- * timer, and with -t shuttles bytes between our terminal and the sandbox's pty.
+ * timer, and with -t shuttles bytes between our terminal and the sandbox's pty; without -t, between
+ * our terminal and the pipes that stand in for it (terminal.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +46,7 @@ static int run(ExecOptions *o) {
         SandboxError err = {};
         SandboxResult res = {};
         _cleanup_close_ int sfd = -EBADF;
+        _cleanup_(stdio_relay_done) StdioRelay relay = { .own = { -1, -1, -1 }, .in_w = -1, .out_r = { -1, -1 } };
         sigset_t mask;
         int pty, r;
         bool stdin_open = true, pty_open = true;
@@ -52,6 +54,9 @@ static int run(ExecOptions *o) {
         sigemptyset(&mask);
         for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
                 sigaddset(&mask, forwarded[i]);
+        /* Not forwarded: it only wakes the loop when the shell resumes us (fg), to see whether we are
+         * the terminal's foreground job now. */
+        sigaddset(&mask, SIGCONT);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
         if (sfd < 0) {
@@ -70,13 +75,24 @@ static int run(ExecOptions *o) {
         SandboxConfig cfg = { .state_dir = getenv("SANDBOX_STATE_DIR") };
         (void) sandbox_cleanup_stale(&cfg, NULL);
 
-        r = sandbox_start(&o->spec, &cfg, NULL, &s, &err);
+        if (!o->spec.tty) {
+                r = stdio_relay_init(&relay);
+                if (r < 0) {
+                        fprintf(stderr, "sandbox-run: cannot make pipes for the program's stdio: %s\n", strerror(-r));
+                        return SANDBOX_EXIT_SETUP;
+                }
+        }
+        r = sandbox_start(&o->spec, &cfg, o->spec.tty ? NULL : relay.fds, &s, &err);
         if (r < 0) {
                 fprintf(stderr, "sandbox-run: %s\n", err.message);
                 if (o->stats_path)
                         (void) stats_write_error(o->stats_path, err.status, err.message);
                 return err.status;
         }
+        stdio_relay_started(&relay);
+        /* A program that closes its end of a pipe we feed gives EPIPE, not our death. Only now: the
+         * sandbox's processes, forked above, keep the default. */
+        (void) signal(SIGPIPE, SIG_IGN);
 
         pty = sandbox_pty_fd(s);
         if (pty >= 0) {
@@ -86,12 +102,13 @@ static int run(ExecOptions *o) {
         }
 
         for (;;) {
-                struct pollfd p[4] = {
+                struct pollfd p[4 + STDIO_RELAY_POLLFDS] = {
                         { .fd = sandbox_pidfd(s), .events = POLLIN },
                         { .fd = sfd, .events = POLLIN },
                         { .fd = pty >= 0 && stdin_open ? STDIN_FILENO : -1, .events = POLLIN },
                         { .fd = pty >= 0 && pty_open ? pty : -1, .events = POLLIN },
                 };
+                stdio_relay_pollfds(&relay, p + 4);
                 uint64_t next = sandbox_check_limits(s), now = now_usec();
                 int timeout = next == 0 ? -1 : next <= now ? 0 : (int) MIN((next - now + 999) / 1000, (uint64_t) INT32_MAX);
 
@@ -102,24 +119,27 @@ static int run(ExecOptions *o) {
                         if (!terminal_pump(pty, STDOUT_FILENO))
                                 pty_open = false;
                 }
+                stdio_relay_process(&relay, p + 4);
                 if (p[0].revents & POLLIN) {
                         /* Drain what the program wrote before it ended. */
                         while (pty >= 0 && pty_open && terminal_pump(pty, STDOUT_FILENO))
                                 ;
+                        stdio_relay_drain(&relay);
                         break;
                 }
                 if (p[1].revents & POLLIN) {
                         struct signalfd_siginfo si;
                         while (read(sfd, &si, sizeof si) == sizeof si) {
+                                if (si.ssi_signo == SIGCONT)
+                                        continue;
                                 if (si.ssi_signo == SIGWINCH) {
                                         if (pty >= 0)
                                                 terminal_copy_size(STDIN_FILENO, pty);
                                         continue;
                                 }
-                                /* A terminal's ^C already reached the program (same process group);
-                                 * forward only what was sent to us. */
-                                if (si.ssi_code != SI_KERNEL)
-                                        (void) sandbox_signal(s, (int) si.ssi_signo);
+                                /* The sandbox has a session of its own: a terminal's ^C, ^\ or
+                                 * hang-up reaches only us, and we pass it on. */
+                                (void) sandbox_signal(s, (int) si.ssi_signo);
                         }
                 }
                 if (p[2].revents) {

@@ -170,7 +170,7 @@ static int cmd_exec(int argc, char *argv[]) {
         _cleanup_(wire_buffer_done) WireBuffer b = {};
         _cleanup_(wire_decoder_freep) WireDecoder *d = NULL;
         _cleanup_close_ int fd = -EBADF, sfd = -EBADF, pty = -EBADF;
-        const int stdio[3] = { STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO };
+        _cleanup_(stdio_relay_done) StdioRelay relay = { .own = { -1, -1, -1 }, .in_w = -1, .out_r = { -1, -1 } };
         bool stdin_open = true, pty_open = true;
         sigset_t mask;
         int r;
@@ -189,6 +189,7 @@ static int cmd_exec(int argc, char *argv[]) {
         sigemptyset(&mask);
         for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
                 sigaddset(&mask, forwarded[i]);
+        sigaddset(&mask, SIGCONT); /* wakes the loop after fg: see sandbox-run.c */
         sigprocmask(SIG_BLOCK, &mask, NULL);
         sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
@@ -199,8 +200,19 @@ static int cmd_exec(int argc, char *argv[]) {
                 fprintf(stderr, "sandboxctl: out of memory\n");
                 return EXIT_DAEMON;
         }
-        if (send_msg(fd, MSG_EXEC, &b, o.spec.tty ? NULL : stdio, o.spec.tty ? 0 : 3) < 0)
+        /* Without -t the daemon gets pipes for our terminals, never a terminal (terminal.h). */
+        if (!o.spec.tty) {
+                r = stdio_relay_init(&relay);
+                if (r < 0) {
+                        fprintf(stderr, "sandboxctl: cannot make pipes for the program's stdio: %s\n", strerror(-r));
+                        return EXIT_DAEMON;
+                }
+        }
+        r = send_msg(fd, MSG_EXEC, &b, o.spec.tty ? NULL : relay.fds, o.spec.tty ? 0 : 3);
+        stdio_relay_started(&relay); /* the daemon has its copies */
+        if (r < 0)
                 return EXIT_DAEMON;
+        (void) signal(SIGPIPE, SIG_IGN); /* a program that closed its stdin: EPIPE for us, not death */
 
         /* STARTED or ERROR comes first. */
         {
@@ -229,17 +241,19 @@ static int cmd_exec(int argc, char *argv[]) {
                 return EXIT_DAEMON;
 
         for (;;) {
-                struct pollfd p[4] = {
+                struct pollfd p[4 + STDIO_RELAY_POLLFDS] = {
                         { .fd = fd, .events = POLLIN },
                         { .fd = sfd, .events = POLLIN },
                         { .fd = pty >= 0 && stdin_open ? STDIN_FILENO : -1, .events = POLLIN },
                         { .fd = pty >= 0 && pty_open ? pty : -1, .events = POLLIN },
                 };
+                stdio_relay_pollfds(&relay, p + 4);
                 if (poll(p, ELEMENTSOF(p), -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
                 }
+                stdio_relay_process(&relay, p + 4);
                 if (p[3].revents && !terminal_pump(pty, STDOUT_FILENO))
                         pty_open = false;
                 if (p[2].revents && !terminal_pump(STDIN_FILENO, pty)) {
@@ -250,14 +264,15 @@ static int cmd_exec(int argc, char *argv[]) {
                         struct signalfd_siginfo si;
                         while (read(sfd, &si, sizeof si) == sizeof si) {
                                 _cleanup_(wire_buffer_done) WireBuffer sb = {};
+                                if (si.ssi_signo == SIGCONT)
+                                        continue;
                                 if (si.ssi_signo == SIGWINCH) {
                                         if (pty >= 0)
                                                 terminal_copy_size(STDIN_FILENO, pty);
                                         continue;
                                 }
-                                /* A terminal's ^C reached the program already (in raw mode it is a byte). */
-                                if (si.ssi_code == SI_KERNEL && pty < 0)
-                                        continue;
+                                /* The sandbox is in a session of its own: a terminal's ^C, ^\ or
+                                 * hang-up reaches only us (with -t our terminal is raw: ^C is a byte). */
                                 MsgSignal m = { .signal = si.ssi_signo };
                                 if (msg_signal_encode(&m, &sb) >= 0)
                                         (void) send_msg(fd, MSG_SIGNAL, &sb, NULL, 0);
@@ -274,6 +289,7 @@ static int cmd_exec(int argc, char *argv[]) {
                                 if (f->type == MSG_EXIT) {
                                         while (pty >= 0 && pty_open && terminal_pump(pty, STDOUT_FILENO))
                                                 ;
+                                        stdio_relay_drain(&relay);
                                         return finish_exit(f, &o);
                                 }
                                 if (f->type == MSG_ERROR)

@@ -7,6 +7,10 @@
  *                     name=ERRNO (e.g. mount=EPERM), or name=OK when it succeeded
  *   fds               the open fds (from /proc/self/fd, without the directory's own fd): "fd=N target"
  *   tiocsti [FD]      try to push characters into the terminal on FD (default 0): tiocsti=ERRNO|OK
+ *   tty-steal [SECS]  what a program does to take over its caller's terminal: isatty of 0-2, open
+ *                     /dev/tty, setpgid + tcsetpgrp, turn off echo, TIOCSCTTY from a session of its
+ *                     own, on /dev/tty and each of 0-2 (NAME_FD=ERRNO|OK|notty); then "stolen=done",
+ *                     and sleep SECS with echo off wherever that worked (so the test can look)
  *   ptrace-init       try to ptrace, signal, stop and read PID 1, then tell whether it is still alive
  *   forkbomb N [hold] fork up to N sleeping children; print forked=K err=ERRNO; then kill them all, or
  *                     with "hold" keep everything and sleep forever (for --timeout to end it)
@@ -305,6 +309,67 @@ static int cmd_tiocsti(int fd) {
         return 0;
 }
 
+/* From a session of our own (a child: we stay where we are), make FD our controlling terminal. */
+static void try_sctty(const char *name, int fd) {
+        int status;
+        pid_t pid;
+
+        fflush(stdout);
+        pid = fork();
+        if (pid == 0) {
+                if (setsid() < 0)
+                        _exit(errno);
+                _exit(ioctl(fd, TIOCSCTTY, 1) < 0 ? errno : 0);
+        }
+        if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status)) {
+                printf("%s=child-failed\n", name);
+                return;
+        }
+        report(name, WEXITSTATUS(status) ? -1 : 0, WEXITSTATUS(status));
+}
+
+static int cmd_tty_steal(long hold) {
+        int fds[4] = { -1, 0, 1, 2 };
+        char name[32];
+
+        /* As a shell taking a terminal does: tcsetpgrp and tcsetattr from a background job would
+         * stop us with SIGTTOU otherwise. */
+        (void) signal(SIGTTOU, SIG_IGN);
+        (void) signal(SIGTTIN, SIG_IGN);
+        for (int i = 0; i < 3; i++)
+                printf("isatty_%d=%d\n", i, isatty(i));
+        errno = 0;
+        fds[0] = open("/dev/tty", O_RDWR | O_CLOEXEC);
+        report("dev_tty", fds[0], errno);
+        TRY("setpgid", setpgid(0, 0));
+        for (int i = 0; i < 4; i++) {
+                const char *fdname = i == 0 ? "tty" : (const char[][2]) { "0", "1", "2" }[i - 1];
+                struct termios t;
+                if (fds[i] < 0) {
+                        printf("tcsetpgrp_%s=notty\nstty_%s=notty\nsctty_%s=notty\n", fdname, fdname, fdname);
+                        continue;
+                }
+                snprintf(name, sizeof name, "tcsetpgrp_%s", fdname);
+                TRY(name, tcsetpgrp(fds[i], getpgrp()));
+                snprintf(name, sizeof name, "stty_%s", fdname);
+                errno = 0;
+                if (tcgetattr(fds[i], &t) < 0)
+                        report(name, -1, errno);
+                else {
+                        t.c_lflag &= ~(tcflag_t) ECHO;
+                        TRY(name, tcsetattr(fds[i], TCSANOW, &t));
+                }
+                snprintf(name, sizeof name, "sctty_%s", fdname);
+                try_sctty(name, fds[i]);
+        }
+        printf("stolen=done\n");
+        fflush(stdout);
+        struct timespec ts = { .tv_sec = hold };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+        return 0;
+}
+
 static int cmd_ptrace_init(void) {
         char state = '?';
         int fd;
@@ -430,8 +495,8 @@ static int cmd_msgcheck(long key) {
 }
 
 static int usage(void) {
-        fprintf(stderr, "usage: sandbox-probe syscalls|fds|tiocsti [FD]|ptrace-init|forkbomb N [hold]|hog MB|spin|"
-                        "msgget KEY|msgcheck KEY|hold SECONDS\n");
+        fprintf(stderr, "usage: sandbox-probe syscalls|fds|tiocsti [FD]|tty-steal [SECS]|ptrace-init|"
+                        "forkbomb N [hold]|hog MB|spin|msgget KEY|msgcheck KEY|hold SECONDS\n");
         return 2;
 }
 
@@ -445,6 +510,8 @@ int main(int argc, char *argv[]) {
                 return cmd_fds();
         if (!strcmp(c, "tiocsti"))
                 return cmd_tiocsti(argc > 2 ? atoi(argv[2]) : 0);
+        if (!strcmp(c, "tty-steal"))
+                return cmd_tty_steal(argc > 2 ? atol(argv[2]) : 0);
         if (!strcmp(c, "ptrace-init"))
                 return cmd_ptrace_init();
         if (!strcmp(c, "forkbomb") && argc > 2)
