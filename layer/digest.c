@@ -18,6 +18,7 @@
 #include "digest.h"
 #include "macro.h"
 #include "ovl.h"
+#include "rootattr.h"
 #include "tree.h"
 #include "xattr.h"
 
@@ -393,6 +394,18 @@ int layer_digest(int dirfd, unsigned flags, LayerDigestEntryFn on_entry, void *u
                 .io = malloc(IO_BUFFER_SIZE),
         };
         int r = total && w.content && w.io ? buf_put(&w.path, "/", 2) : -ENOMEM;
+        if (r >= 0) {
+                /* A private root counts with the mode and owner it shows (its record), so that making
+                 * a layer's root private does not change its digest. */
+                RootAttr a;
+                int k = rootattr_read(dirfd, NULL, &a);
+                if (k > 0) {
+                        st.st_mode = (st.st_mode & S_IFMT) | a.mode;
+                        st.st_uid = a.uid;
+                        st.st_gid = a.gid;
+                } else if (k < 0)
+                        r = k == -EINVAL ? -EBADMSG : k;
+        }
         if (r >= 0)
                 r = walk_object(&w, -EBADF, NULL, dirfd, &st, 0);
         if (r >= 0)

@@ -47,6 +47,7 @@
 #include "merge.h"
 #include "ovl.h"
 #include "progress.h"
+#include "rootattr.h"
 #include "tree.h"
 #include "xattr.h"
 
@@ -645,8 +646,21 @@ static int dir_meta(int ufd, int dfd, const Op *op) {
 
         if (fstat(ufd, &ust) < 0 || fstat(dfd, &dst) < 0)
                 return -errno;
+        /* LOWER's root becomes private before anything of UPPER's lands in it (this is the first
+         * operation): UPPER may hold set-id files and devices. Its record takes the mode and owner
+         * UPPER's root shows (common/rootattr.h); on disk it stays root's, 0700. */
+        bool root = !*op->path;
+        if (root) {
+                RootAttr logical;
+                r = rootattr_logical(ufd, NULL, &logical);
+                if (r < 0)
+                        return r == -EINVAL ? -EBADMSG : r;
+                r = rootattr_make_private(dfd, ovl_default_ns(), &logical);
+                if (r < 0)
+                        return r;
+        }
         /* Owner first: chown may clear set-id bits, which chmod then restores. */
-        if ((ust.st_uid != dst.st_uid || ust.st_gid != dst.st_gid) && fchown(dfd, ust.st_uid, ust.st_gid) < 0)
+        if (!root && (ust.st_uid != dst.st_uid || ust.st_gid != dst.st_gid) && fchown(dfd, ust.st_uid, ust.st_gid) < 0)
                 return -errno;
 
         r = xattr_list_or_empty(ufd, &ulist, &usize);
@@ -686,7 +700,7 @@ static int dir_meta(int ufd, int dfd, const Op *op) {
         /* Mode after the xattrs: setting an ACL rewrites the group bits. */
         if (fstat(dfd, &dst) < 0)
                 return -errno;
-        if ((dst.st_mode & 07777) != (ust.st_mode & 07777) && fchmod(dfd, ust.st_mode & 07777) < 0)
+        if (!root && (dst.st_mode & 07777) != (ust.st_mode & 07777) && fchmod(dfd, ust.st_mode & 07777) < 0)
                 return -errno;
 
         if (op->flags & OPF_OPAQUE) {

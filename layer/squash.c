@@ -10,9 +10,10 @@
  *    their name; directories are created 0700 and get their mode and times last (post-order), so a
  *    read-only directory can still be filled and its mtime is not disturbed by its children.
  *
- * The temporary tree root stays 0700 until everything below it is done, so no other user can reach
- * into it while it is being built; it is synced with syncfs() (one flush for the whole tree instead of
- * an fsync per file) and then renamed with RENAME_NOREPLACE onto the destination.
+ * The temporary tree root is ours and 0700, and stays so: the result may hold set-id files and
+ * devices, so its root is private (common/rootattr.h), with the mode and owner the merged root shows
+ * in its record. It is synced with syncfs() (one flush for the whole tree instead of an fsync per
+ * file) and then renamed with RENAME_NOREPLACE onto the destination.
  */
 #include <assert.h>
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include "macro.h"
 #include "ovl.h"
 #include "progress.h"
+#include "rootattr.h"
 #include "squash.h"
 #include "tree.h"
 #include "whiteout.h"
@@ -643,8 +645,10 @@ static int squash_dir(Squash *s, const Stack *stack, const struct stat *st, int 
         size_t n_names = 0;
         int r;
 
-        /* owner first: chown may clear bits that the xattrs and the mode set */
-        if (fchown(dest_fd, st->st_uid, st->st_gid) < 0)
+        /* owner first: chown may clear bits that the xattrs and the mode set. The result's root stays
+         * ours and 0700 (squash_layers() records what it shows): no window in which it is open. */
+        bool is_root = *dest_path == '\0';
+        if (!is_root && fchown(dest_fd, st->st_uid, st->st_gid) < 0)
                 return -errno;
         r = copy_xattrs(stack->e[0].fd, dest_fd);
         if (r < 0)
@@ -683,7 +687,7 @@ static int squash_dir(Squash *s, const Stack *stack, const struct stat *st, int 
                 return r;
 
         /* last: the mode could forbid writing the children, and every child changed the mtime */
-        if (fchmod(dest_fd, st->st_mode & 07777) < 0)
+        if (!is_root && fchmod(dest_fd, st->st_mode & 07777) < 0)
                 return -errno;
         if (futimens(dest_fd, times) < 0)
                 return -errno;
@@ -745,6 +749,11 @@ int squash_layers(const int *layer_fds, size_t n_layers, int dest_dirfd, const c
                 return -errno;
         if (!S_ISDIR(st.st_mode))
                 return -ENOTDIR;
+        /* The merged root has the topmost root's mode and owner: its record if it is private. */
+        RootAttr logical;
+        r = rootattr_logical(layer_fds[0], NULL, &logical);
+        if (r < 0)
+                return r == -EINVAL ? -EBADMSG : r;
 
         for (unsigned attempt = 0;; attempt++) {
                 snprintf(tmp, sizeof tmp, ".#squash-%ld-%u", (long) getpid(), attempt);
@@ -761,6 +770,10 @@ int squash_layers(const int *layer_fds, size_t n_layers, int dest_dirfd, const c
         s.root_fd = root_fd;
 
         r = squash_dir(&s, &root, &st, root_fd, "", 0);
+        if (r < 0)
+                goto fail;
+        /* Private root (common/rootattr.h): the result may hold set-id files and devices. */
+        r = rootattr_make_private(root_fd, s.ns, &logical);
         if (r < 0)
                 goto fail;
         /* One flush of the filesystem instead of an fsync per object: everything we wrote is on it. */

@@ -34,6 +34,7 @@
 #include "macro.h"
 #include "ovl.h"
 #include "rmtree.h"
+#include "rootattr.h"
 #include "tar.h"
 #include "tree.h"
 #include "xattr.h"
@@ -863,6 +864,16 @@ int tar_import(int archive_fd, int parent_fd, const char *dest_name, const TarIm
                 r = report_fail(report, -errno, "'%s/layer': %m", tmp);
         if (r >= 0)
                 r = tar_extract(archive_fd, fd, opts, report);
+        if (r >= 0) {
+                /* An archive may hold set-id files and devices: the layer's root is private
+                 * (common/rootattr.h), recording the mode and owner the archive gave it. */
+                RootAttr logical;
+                r = rootattr_logical(fd, NULL, &logical);
+                if (r >= 0)
+                        r = rootattr_make_private(fd, opts->ovl_ns ?: ovl_default_ns(), &logical);
+                if (r < 0)
+                        r = report_fail(report, r, "cannot make the new layer's root private: %m");
+        }
         if (r >= 0 && syncfs(fd) < 0)
                 r = report_fail(report, -errno, "cannot sync the new layer: %m");
         if (r >= 0 && renameat2(wfd, "layer", parent_fd, dest_name, RENAME_NOREPLACE) < 0)

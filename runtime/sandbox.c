@@ -48,6 +48,7 @@
 #include "filter.h"
 #include "macro.h"
 #include "rmtree.h"
+#include "rootattr.h"
 #include "runtime.h"
 #include "sandbox.h"
 #include "time-util.h"
@@ -559,6 +560,46 @@ static int step_image(Start *st) {
         return 0;
 }
 
+/* A kept upper holds what the sandbox wrote, set-id files and files of any owner among it: its root on
+ * disk becomes private (root's, 0700), the mode and owner the sandbox sees for / recorded in it
+ * (common/rootattr.h; sandbox-unionfs shows the record). An upper that has no record yet shows what
+ * it is, unless it is empty (new): that one shows 0755 root:root, as a throw-away upper does. */
+static int make_upper_private(const char *path) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_closedir_ DIR *d = NULL;
+        RootAttr logical;
+        struct dirent *de;
+        bool empty = true;
+        int r;
+
+        if (fd < 0)
+                return -errno;
+        r = rootattr_read(fd, ROOTATTR_NS_TRUSTED, &logical);
+        if (r == -EINVAL)
+                return -EBADMSG;
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                d = fdopendir(fcntl(fd, F_DUPFD_CLOEXEC, 3));
+                if (!d)
+                        return -errno;
+                while ((de = readdir(d)))
+                        if (!streq(de->d_name, ".") && !streq(de->d_name, "..")) {
+                                empty = false;
+                                break;
+                        }
+                if (empty)
+                        logical = (RootAttr) { .mode = 0755 };
+                else {
+                        r = rootattr_logical(fd, ROOTATTR_NS_TRUSTED, &logical);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        r = rootattr_make_private(fd, ROOTATTR_NS_TRUSTED, &logical);
+        return r < 0 ? r : 0;
+}
+
 static int step_upper(Start *st) {
         const SandboxSpec *spec = st->spec;
         Sandbox *s = st->s;
@@ -575,6 +616,11 @@ static int step_upper(Start *st) {
                 if (!s->upper_work || mkdir(s->upper_work, 0700) < 0)
                         return set_error(st->err, SANDBOX_EXIT_SETUP,
                                          "Cannot create a work directory beside --upper '%s': %m", spec->upper);
+                int r = make_upper_private(spec->upper);
+                if (r < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "--upper '%s': cannot make its root private: %s",
+                                         spec->upper, r == -EBADMSG ? "its " ROOTATTR_NS_TRUSTED ROOTATTR_XATTR
+                                         " record is malformed" : strerror(-r));
                 st->upper_path = strdup(spec->upper);
                 st->work_path = strdup(s->upper_work);
         } else {

@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "macro.h"
 #include "merge.h"
+#include "rootattr.h"
 #include "sandbox-layer.h"
 
 static void help(FILE *f) {
@@ -93,7 +95,19 @@ int layer_cmd_merge(int argc, char *argv[]) {
                 }
         }
 
+        /* The merge makes LOWER's root private (common/rootattr.h) before anything of UPPER's lands in
+         * it: say so when that changes who can reach LOWER. */
+        struct stat before, after;
+        bool was_private = stat(p.lower, &before) == 0 && rootattr_stat_is_private(&before);
         r = layer_merge(&p, &path, &started);
+        if (!was_private && stat(p.lower, &after) == 0 && rootattr_stat_is_private(&after))
+                fprintf(stderr, "sandbox-layer merge: note: LOWER '%s' was open to other users (mode %04o, owner "
+                                "%u:%u); its root is now private (%04o, owner %u:%u), the mode and owner it shows "
+                                "kept in its %s" ROOTATTR_XATTR " record, since UPPER may hold set-id files or "
+                                "devices (see docs/security.md)\n",
+                        p.lower, (unsigned) (before.st_mode & 07777), (unsigned) before.st_uid,
+                        (unsigned) before.st_gid, (unsigned) (after.st_mode & 07777), (unsigned) after.st_uid,
+                        (unsigned) after.st_gid, geteuid() == 0 ? ROOTATTR_NS_TRUSTED : ROOTATTR_NS_USER);
         if (r >= 0)
                 return LAYER_EXIT_OK;
 

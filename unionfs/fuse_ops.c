@@ -288,6 +288,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                         if (!h->lower)
                                 union_fix_nlink(u, fd, &st);
                         st.st_ino = (ino_t) n->ino;
+                        if (n == u->root)
+                                union_root_attr_apply(u, &st);
                 }
         } else {
                 ns_read(u);
@@ -352,14 +354,25 @@ static int do_setattr(Union *u, Node *n, struct stat *attr, int to_set, struct f
                 dirfd = fd;
         }
 
-        if (to_set & FUSE_SET_ATTR_MODE) {
+        /* A private root (common/rootattr.h) stays 0700 root:root on disk: its record changes. */
+        bool recorded = false;
+        if (n == u->root && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+                mode_t mode = attr->st_mode & 07777;
+                uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? idmap_to_disk(&u->uidmap, attr->st_uid) : (uid_t) -1;
+                gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? idmap_to_disk(&u->gidmap, attr->st_gid) : (gid_t) -1;
+                r = union_root_attr_update(u, (to_set & FUSE_SET_ATTR_MODE) ? &mode : NULL, &uid, &gid);
+                if (r < 0)
+                        return r;
+                recorded = r > 0;
+        }
+        if ((to_set & FUSE_SET_ATTR_MODE) && !recorded) {
                 if (S_ISLNK(n->type))
                         return -EOPNOTSUPP;
                 r = chmod_nofollow(dirfd, name, attr->st_mode & 07777);
                 if (r < 0)
                         return r;
         }
-        if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+        if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) && !recorded) {
                 uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? idmap_to_disk(&u->uidmap, attr->st_uid) : (uid_t) -1;
                 gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? idmap_to_disk(&u->gidmap, attr->st_gid) : (gid_t) -1;
                 if (fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW | (*name ? 0 : AT_EMPTY_PATH)) < 0)
@@ -516,15 +529,21 @@ typedef struct NewObject {
 } NewObject;
 
 /* Owner of a new object, on disk: the caller's ids mapped back, or the directory's group when
- * it is setgid (the upper directory carries the same bits as the merged one). */
-static void new_owner(Union *u, fuse_req_t req, int pfd, uid_t *ret_uid, gid_t *ret_gid, bool *ret_sgid_dir) {
+ * it is setgid (the upper directory carries the same bits as the merged one; a private root
+ * its record). */
+static void new_owner(Union *u, fuse_req_t req, Node *parent, int pfd, uid_t *ret_uid, gid_t *ret_gid,
+                      bool *ret_sgid_dir) {
         const struct fuse_ctx *ctx = fuse_req_ctx(req);
         struct stat pst;
 
         *ret_uid = idmap_to_disk(&u->uidmap, ctx->uid);
         *ret_gid = idmap_to_disk(&u->gidmap, ctx->gid);
         *ret_sgid_dir = false;
-        if (fstat(pfd, &pst) == 0 && (pst.st_mode & S_ISGID)) {
+        if (fstat(pfd, &pst) < 0)
+                return;
+        if (parent == u->root)
+                union_root_attr_apply(u, &pst);
+        if (pst.st_mode & S_ISGID) {
                 *ret_gid = pst.st_gid;
                 *ret_sgid_dir = true;
         }
@@ -620,7 +639,10 @@ static int create_object(Union *u, fuse_req_t req, Node *parent, const char *nam
         if (r < 0)
                 return r;
         pfd = pd.fd;
-        new_owner(u, req, pfd, &uid, &gid, &sgid_dir);
+        new_owner(u, req, parent, pfd, &uid, &gid, &sgid_dir);
+        /* Made in place, a new object takes the group of a set-group-ID directory from the file
+         * system; a private root is not set-group-ID on disk, whatever its record says. */
+        bool in_place = !(parent == u->root && __atomic_load_n(&u->has_root_attr, __ATOMIC_RELAXED));
 
         if (o->link_src) {
                 /* Link from the index copy for a hard link kept there (its names may not all be in the
@@ -655,7 +677,7 @@ static int create_object(Union *u, fuse_req_t req, Node *parent, const char *nam
 
         r = make_object(u, pfd, name, o, open_flags, &fd);
         if (r == 0) {
-                r = set_owner(pfd, name, o, uid, gid, sgid_dir, true);
+                r = set_owner(pfd, name, o, uid, gid, sgid_dir, in_place);
                 if (r < 0) {
                         (void) unlinkat(pfd, name, S_ISDIR(o->mode) ? AT_REMOVEDIR : 0);
                         return r;

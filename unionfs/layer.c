@@ -259,6 +259,42 @@ static int open_work_subdir(int workfd, const char *name, int *ret) {
         return 0;
 }
 
+static const char *root_attr_ns(const Union *u) {
+        return startswith(u->xattr_prefix, ROOTATTR_NS_USER) ? ROOTATTR_NS_USER : ROOTATTR_NS_TRUSTED;
+}
+
+void union_root_attr_apply(Union *u, struct stat *st) {
+        pthread_mutex_lock(&u->root_attr_lock);
+        if (u->has_root_attr) {
+                st->st_mode = (st->st_mode & S_IFMT) | u->root_attr.mode;
+                st->st_uid = u->root_attr.uid;
+                st->st_gid = u->root_attr.gid;
+        }
+        pthread_mutex_unlock(&u->root_attr_lock);
+}
+
+int union_root_attr_update(Union *u, const mode_t *mode, const uid_t *uid, const gid_t *gid) {
+        int r = 0;
+
+        pthread_mutex_lock(&u->root_attr_lock);
+        if (u->has_root_attr) {
+                RootAttr a = u->root_attr;
+                if (mode)
+                        a.mode = *mode & 07777;
+                if (uid && *uid != (uid_t) -1)
+                        a.uid = *uid;
+                if (gid && *gid != (gid_t) -1)
+                        a.gid = *gid;
+                r = rootattr_write(u->layers[UPPER].fd, root_attr_ns(u), &a);
+                if (r >= 0) {
+                        u->root_attr = a;
+                        r = 1;
+                }
+        }
+        pthread_mutex_unlock(&u->root_attr_lock);
+        return r;
+}
+
 int union_init(Union *u, const UnionOptions *o) {
         int r;
 
@@ -302,6 +338,16 @@ int union_init(Union *u, const UnionOptions *o) {
                 u->n_layers++;
         }
         u->readonly = !u->has_upper || o->readonly;
+
+        /* A private root shows the mode and owner its record says (common/rootattr.h). */
+        pthread_mutex_init(&u->root_attr_lock, NULL);
+        r = rootattr_read(u->layers[0].fd, root_attr_ns(u), &u->root_attr);
+        if (r == -EINVAL)
+                return log_error_errno(r, "The root of layer '%s' has a malformed %s%s record",
+                                       u->layers[0].path, root_attr_ns(u), ROOTATTR_XATTR);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read the root record of layer '%s': %m", u->layers[0].path);
+        u->has_root_attr = r > 0;
 
         if (u->has_upper) {
                 _cleanup_close_ int workfd = open(o->workdir, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -433,6 +433,8 @@ int union_node_stat(Union *u, Node *n, struct stat *ret) {
         st.st_ino = (ino_t) n->ino;
         if (S_ISDIR(st.st_mode) && __atomic_load_n(&n->merged, __ATOMIC_RELAXED))
                 st.st_nlink = 1; /* as overlayfs: counting subdirectories of every layer is not worth it */
+        if (n == u->root)
+                union_root_attr_apply(u, &st); /* a private root shows its recorded mode and owner */
         *ret = st;
         return 0;
 }

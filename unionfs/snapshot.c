@@ -435,20 +435,27 @@ static int copy_dir(Walk *w, int src_fd, int dst_fd, const char *rel, unsigned d
         }
 }
 
-/* The root of the copy gets the upper root's owner, xattrs (an opaque root, say), mode and times. */
-static int copy_root_attrs(int upper_fd, int dst_fd) {
+/* The root of the copy gets the upper root's xattrs (an opaque root, say) and times, and stays private
+ * (common/rootattr.h): owned by us, mode 0700, with the mode and owner the upper's root shows (its
+ * record, or its own) in its record. A set-id file or device a sandbox made is then no more reachable
+ * by other users in the copy than in the upper. */
+static int copy_root_attrs(Union *u, int upper_fd, int dst_fd) {
+        const char *ns = startswith(u->xattr_prefix, ROOTATTR_NS_USER) ? ROOTATTR_NS_USER : ROOTATTR_NS_TRUSTED;
+        RootAttr logical;
         struct stat st;
         int r;
 
         if (fstat(upper_fd, &st) < 0)
                 return -errno;
-        if (fchown(dst_fd, st.st_uid, st.st_gid) < 0)
-                return -errno;
+        r = rootattr_logical(upper_fd, ns, &logical);
+        if (r < 0)
+                return r;
         r = copyup_xattrs(upper_fd, dst_fd, NULL);
         if (r < 0)
                 return r;
-        if (fchmod(dst_fd, st.st_mode & 07777) < 0)
-                return -errno;
+        r = rootattr_make_private(dst_fd, ns, &logical);
+        if (r < 0)
+                return r;
         const struct timespec times[2] = { st.st_atim, st.st_mtim };
         return RET_NERRNO(futimens(dst_fd, times));
 }
@@ -579,7 +586,7 @@ static int snapshot_copy(Union *u, int tmp_fd, Walk *w, SnapshotResult *res) {
 
         int r = copy_dir(w, upper, tmp_fd, "", 0);
         if (r >= 0)
-                r = copy_root_attrs(upper, tmp_fd);
+                r = copy_root_attrs(u, upper, tmp_fd);
 
         res->pause_ns = now_ns() - start;
         pthread_rwlock_unlock(&u->change_lock);

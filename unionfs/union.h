@@ -37,6 +37,7 @@
 #include "copyup.h"
 #include "idmap.h"
 #include "options.h"
+#include "rootattr.h"
 
 #define UPPER 0 /* index of the upper layer in Union.layers when there is one */
 /* Directories keep their upper copy open (O_PATH) while the kernel knows them, up to this many; past it
@@ -132,6 +133,14 @@ typedef struct Union {
         InoCount retired;     /* upper (dev, ino) left to a snapshot by a break: the node kept its number,
                                * so a new object reusing the inode gets a synthetic one */
         uint64_t next_big_ino;
+
+        /* The root directory's mode and owner as recorded in the top layer's root
+         * ("<ns>overlay.sandbox.rootattr", common/rootattr.h): a private root (0700 root:root on disk)
+         * shows these instead, and chmod/chown of the root change the record. root_attr_lock guards
+         * both fields and the record on disk; nothing is taken while it is held. */
+        pthread_mutex_t root_attr_lock;
+        bool has_root_attr;
+        RootAttr root_attr;
 } Union;
 
 /* --- layer.c: opening objects inside layers, inode numbers --- */
@@ -147,6 +156,11 @@ void union_note_copyup(Union *u, dev_t dev, ino_t ino, uint64_t shown_ino);
 void union_forget_upper(Union *u, const struct stat *st);
 /* Drop whatever number (dev, ino) was given, unconditionally. */
 void union_forget_ino(Union *u, dev_t dev, ino_t ino);
+/* The root's record: ST (the top layer's root as on disk) gets the recorded mode bits and owner. */
+void union_root_attr_apply(Union *u, struct stat *st);
+/* chmod/chown of the root (NULL: unchanged): with a record, change the record (on disk first) and
+ * return 1; without one return 0 and let the caller change the directory. */
+int union_root_attr_update(Union *u, const mode_t *mode, const uid_t *uid, const gid_t *gid);
 
 /* --- snapshot.c: upper files shared with snapshots (hard links), see snapshot.h --- */
 int inocount_init(InoCount *c);

@@ -78,6 +78,10 @@ def walk(root, dir_meta=True):
         p = os.path.join(root, rel) if rel else root
         st = os.lstat(p)
         out[rel] = fingerprint(p, st, dir_meta)
+        if not rel and dir_meta and ot.root_record(p):
+            # A private root (docs/security.md) shows the mode and owner of its record.
+            mode, uid, gid = ot.root_record(p)
+            out[rel] = out[rel][:1] + (mode, uid, gid) + out[rel][4:]
         if stat.S_ISDIR(st.st_mode):
             for n in sorted(os.listdir(p)):
                 rec(os.path.join(rel, n) if rel else n)
@@ -246,9 +250,19 @@ def test_semantics(tmp):
     expected, expected_digest = overlay_view(tmp, "mnt", [up, pristine])
     upper_before, upper_digest = walk(up), digest(up)
 
+    lst = os.lstat(low)
     r = merge(up, low)
-    T.ok(r.returncode == 0 and r.stdout == "" and r.stderr == "", "merge succeeds silently",
+    # LOWER was open to everyone (0755): the merge made its root private and says so, once.
+    note = r.stderr.startswith(f"sandbox-layer merge: note: LOWER '{low}' was open to other users") and \
+        r.stderr.count("\n") == 1
+    T.ok(stat.S_IMODE(lst.st_mode) == 0o755 and r.returncode == 0 and r.stdout == "" and note,
+         "merge succeeds with nothing but the note that LOWER's root became private",
          f"rc={r.returncode}\n{r.stdout}{r.stderr}")
+    lst, ust = os.lstat(low), os.lstat(up)
+    want = ot.root_record(up) or (stat.S_IMODE(ust.st_mode), ust.st_uid, ust.st_gid)
+    T.ok((stat.S_IMODE(lst.st_mode), lst.st_uid, lst.st_gid) == (0o700, 0, 0) and ot.root_record(low) == want,
+         "LOWER's root is private (0700 root:root on disk), recording what UPPER's root shows",
+         f"{oct(lst.st_mode)} {lst.st_uid}:{lst.st_gid} record {ot.root_record(low)}")
     got = walk(low)
     T.ok(got == expected, "LOWER equals the kernel overlay view of UPPER over LOWER (all attributes)",
          ot.dict_diff(got, expected))
@@ -257,7 +271,8 @@ def test_semantics(tmp):
     T.ok(not os.path.exists(os.path.join(tmp, ".lower.merge")), "the work dir is removed")
     st1, st2 = os.lstat(f"{low}/new/a/b/c/hl1"), os.lstat(f"{low}/new/hl2")
     T.ok(st1.st_ino == st2.st_ino and st1.st_nlink == 2, "hard links inside UPPER stay one file in LOWER")
-    T.ok(not any(is_marker(n) for p in [low, f"{low}/opq", f"{low}/file2dir"] for n in os.listxattr(p)),
+    T.ok(not any(is_marker(n) and n not in ot.ROOTATTR_XATTRS
+                 for p in [low, f"{low}/opq", f"{low}/file2dir"] for n in os.listxattr(p)),
          "no overlay markers are copied into LOWER")
     blocks = os.lstat(f"{low}/sparse").st_blocks
     T.ok(blocks * 512 < (1 << 20), "a sparse file stays sparse", f"{blocks} blocks")
@@ -290,6 +305,7 @@ def test_keep_whiteouts(tmp):
     copy_tree(low, pristine)
     expected, _ = overlay_view(tmp, "mnt1", [up, pristine, below])
     r = merge("--keep-whiteouts", up, low)
+    ot.show_recorded_root(low)  # the kernel shows LOWER's (now private) root as it is on disk
     got, _ = overlay_view(tmp, "mnt2", [low, below])
     T.ok(r.returncode == 0 and got == expected,
          "--keep-whiteouts: LOWER over BELOW equals UPPER over LOWER over BELOW",
@@ -436,7 +452,7 @@ def test_crash_safety(tmp):
 def test_progress(tmp):
     """On a terminal, merge draws entries and bytes and clears the line; on a pipe it says nothing."""
     up, low = f"{tmp}/u", f"{tmp}/l"
-    os.mkdir(low)
+    os.mkdir(low, 0o700)  # already private: no note about it (test_semantics has that)
     mkdirs(up)
     block = os.urandom(1 << 20)
     for i in range(24):  # 384 MiB: long enough for several redraws on most machines
@@ -447,7 +463,7 @@ def test_progress(tmp):
     T.ok(rc == 0 and ot.progress_ok("merge", seen, 64, 24 << 24),
          "on a terminal: progress with entries and bytes, cleared at the end", repr(seen[-200:]))
     shutil.rmtree(low)
-    os.mkdir(low)
+    os.mkdir(low, 0o700)
     r = merge(up, low)
     T.ok(r.returncode == 0 and r.stderr == "" and r.stdout == "", "on a pipe: no output at all", r.stderr)
 

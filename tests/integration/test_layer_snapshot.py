@@ -155,7 +155,12 @@ def test_basic_copy_of_upper(env):
     s1, s2 = os.stat(os.path.join(dest, "new")), os.stat(os.path.join(dest, "new2"))
     uf.eq(s1.st_ino, s2.st_ino, "hard link kept inside DEST")
     uf.check(s1.st_ino != os.stat(os.path.join(lay["upper"], "new")).st_ino, "a hard-link group of the upper is copied")
-    uf.eq(os.stat(dest).st_mode & 0o7777, os.stat(lay["upper"]).st_mode & 0o7777, "DEST root mode")
+    # DEST's root is private (docs/security.md): 0700 root:root on disk, recording the mode and owner
+    # the upper's root shows.
+    ust, dst = os.stat(lay["upper"]), os.stat(dest)
+    uf.eq((dst.st_mode & 0o7777, dst.st_uid, dst.st_gid), (0o700, 0, 0), "DEST root on disk")
+    uf.eq(os.getxattr(dest, "trusted.overlay.sandbox.rootattr"),
+          f"{ust.st_mode & 0o7777:o} {ust.st_uid} {ust.st_gid}".encode(), "DEST root's record")
     uf.eq(leftovers(env.root), [], "temporary snapshot dirs left")
 
     # The snapshot is a valid upper: mounted over the same lower it shows the same tree.

@@ -334,10 +334,37 @@ def entry_of(path, contents=True):
     return e
 
 
-def snapshot(root, contents=True):
+ROOTATTR_XATTRS = ("trusted.overlay.sandbox.rootattr", "user.overlay.sandbox.rootattr")
+
+
+def root_record(path):
+    """The private-root record of directory PATH (common/rootattr.h) as (mode, uid, gid), or None."""
+    for name in ROOTATTR_XATTRS:
+        try:
+            v = os.getxattr(path, name, follow_symlinks=False).decode()
+        except OSError:
+            continue
+        mode, uid, gid = v.split(" ")
+        return int(mode, 8), int(uid), int(gid)
+    return None
+
+
+def show_recorded_root(path):
+    """Give the private root PATH, on disk, the mode and owner its record stands for. Kernel overlayfs
+    does not read the record: a test that mounts one of our layers as the top layer of a kernel overlay
+    and compares the root with another view does this first (docs/unionfs.md, differences)."""
+    rec = root_record(path)
+    if rec:
+        os.chown(path, rec[1], rec[2])
+        os.chmod(path, rec[0])
+
+
+def snapshot(root, contents=True, logical_root=True):
     """{"/rel/path": entry} for root and everything below, never following symlinks.
 
-    The root itself is "/". Errors while reading a directory are recorded as an entry field.
+    The root itself is "/". Errors while reading a directory are recorded as an entry field. With
+    LOGICAL_ROOT (the default) a private root (docs/security.md) shows what it stands for: the mode and
+    owner of its record, and the record is not among its xattrs.
     """
     out = {}
 
@@ -347,6 +374,14 @@ def snapshot(root, contents=True):
         except OSError as err:
             out[rel] = {"type": "error:" + errname(err)}
             return
+        if rel == "/" and logical_root and e["type"] == "d":
+            rec = root_record(real)
+            if rec:
+                e["mode"] = oct(stat.S_IFDIR | rec[0])
+                e["uid"], e["gid"] = rec[1], rec[2]
+            if isinstance(e["xattrs"], dict):
+                for name in ROOTATTR_XATTRS:
+                    e["xattrs"].pop(name, None)
         out[rel] = e
         if e["type"] == "d":
             try:
