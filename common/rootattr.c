@@ -124,7 +124,7 @@ int rootattr_logical(int fd, const char *ns, RootAttr *ret) {
         int r = rootattr_read(fd, ns, ret);
 
         if (r != 0)
-                return r < 0 ? r : 0;
+                return r;
         if (fstat(fd, &st) < 0)
                 return -errno;
         *ret = (RootAttr) { .mode = st.st_mode & 07777, .uid = st.st_uid, .gid = st.st_gid };

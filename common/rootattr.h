@@ -44,7 +44,8 @@ size_t rootattr_format(const RootAttr *a, char buf[static ROOTATTR_VALUE_MAX]);
  * xattrs), -EINVAL when it is malformed, other -errno. */
 int rootattr_read(int fd, const char *ns, RootAttr *ret);
 int rootattr_write(int fd, const char *ns, const RootAttr *a);
-/* What the tree at FD shows as its root: its record (as rootattr_read), else its own mode and owner. */
+/* What the tree at FD shows as its root: its record (1, errors as rootattr_read), else its own mode
+ * and owner (0). */
 int rootattr_logical(int fd, const char *ns, RootAttr *ret);
 
 /* ST, a root directory on disk, lets nobody but us in: our own (root's, when we run as root), no
