@@ -1054,6 +1054,11 @@ int layer_merge(const MergeParams *p, char **ret_path, bool *ret_started) {
                 return -errno;
         if (wst.st_dev != lst.st_dev)
                 return -EXDEV;
+        /* Staged copies (set-id files of UPPER among them) wait here before their rename into LOWER:
+         * nobody else may reach them, whatever mode a --workdir given to us had. */
+        if (!rootattr_stat_is_private(&wst) &&
+            (fchown(m.work_fd, geteuid(), getegid()) < 0 || fchmod(m.work_fd, 0700) < 0))
+                return -errno;
         if ((wst.st_ino == lst.st_ino) || (wst.st_dev == ust.st_dev && wst.st_ino == ust.st_ino))
                 return -ELOOP;
         /* One merge per work directory. The lock goes away with the process, also on kill -9. */
