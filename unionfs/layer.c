@@ -276,6 +276,8 @@ void union_root_attr_apply(Union *u, struct stat *st) {
 int union_root_attr_update(Union *u, const mode_t *mode, const uid_t *uid, const gid_t *gid) {
         int r = 0;
 
+        if (!u->has_upper)
+                return u->has_root_attr ? -EROFS : 0; /* the record is on a lower layer: never written */
         pthread_mutex_lock(&u->root_attr_lock);
         if (u->has_root_attr) {
                 RootAttr a = u->root_attr;
