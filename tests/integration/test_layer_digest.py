@@ -67,7 +67,12 @@ def ref_record(root, rel, mtime):
         return rec + b"w"
     t = {stat.S_IFREG: b"f", stat.S_IFDIR: b"d", stat.S_IFLNK: b"l", stat.S_IFCHR: b"c",
          stat.S_IFBLK: b"b", stat.S_IFIFO: b"p", stat.S_IFSOCK: b"s"}[stat.S_IFMT(st.st_mode)]
-    rec += t + u32(stat.S_IMODE(st.st_mode)) + u32(st.st_uid) + u32(st.st_gid)
+    mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+    rootattr = marker(p, b"sandbox.rootattr") if rel == b"/" else None
+    if rootattr is not None:  # a private root counts as what its record says
+        m, u, g = rootattr.split(b" ")
+        mode, uid, gid = int(m, 8), int(u), int(g)
+    rec += t + u32(mode) + u32(uid) + u32(gid)
     rec += u64(st.st_size if t in (b"f", b"l") else 0)
     if t == b"f":
         with open(p, "rb") as f:
@@ -200,6 +205,27 @@ def test_matches_reference(t):
     assert r.stderr == b"", f"quiet on a pipe, got {r.stderr!r}"
     assert digest(d, "--mtime") == ref_digest(d, mtime=True)[1]
     assert digest(d, "--mtime") != want
+
+
+def test_private_root(t):
+    """A private root (0700 root:root, its shown mode and owner in overlay.sandbox.rootattr) counts as
+    what its record says: the same digest as the tree whose root really has that mode and owner."""
+    d = build_rich_tree(os.path.join(t, "layer"))
+    os.chown(d, 1000, 2000)
+    os.chmod(d, 0o751)
+    before = digest(d)
+    os.setxattr(d, b"trusted.overlay.sandbox.rootattr", b"751 1000 2000")
+    os.chown(d, 0, 0)
+    os.chmod(d, 0o700)
+    assert digest(d) == before == ref_digest(d)[1], "a private root with its record changed the digest"
+    os.setxattr(d, b"trusted.overlay.sandbox.rootattr", b"755 1000 2000")
+    assert digest(d) != before and digest(d) == ref_digest(d)[1], "the record's mode does not count"
+    os.removexattr(d, b"trusted.overlay.sandbox.rootattr")
+    os.setxattr(d, b"user.overlay.sandbox.rootattr", b"751 1000 2000")
+    assert digest(d) == before, "a record in user.* is read too"
+    os.setxattr(d, b"user.overlay.sandbox.rootattr", b"0751 1000 2000")
+    r = run("digest", d, check=False)
+    assert r.returncode == 1 and r.stdout == b"", f"a malformed record must be an error: {r}"
 
 
 def test_equal_trees_equal_digests(t):
