@@ -47,7 +47,8 @@
 #include "macro.h"
 #include "nft.h"
 
-#define BATCH_LIMIT (64 * 1024)       /* bytes of one batch; libmnl wants a buffer twice that */
+#define BATCH_LIMIT (512 * 1024)      /* bytes of one batch; libmnl wants a buffer twice that */
+#define SOCKET_BUF_SIZE (2048 * 1024) /* > BATCH_LIMIT, and room for an ack per message of a batch */
 #define BATCH_MSGS_MAX 1024           /* messages of one batch, begin/end not counted */
 #define RECV_BUF_SIZE (64 * 1024)     /* > the largest dump skb the kernel sends (32 KiB) */
 #define RECV_TIMEOUT_SEC 5            /* no reply within this: -ETIMEDOUT, never hang */
@@ -159,6 +160,13 @@ static int nfnl_open(Nfnl *ret, char **ret_error) {
          * (EXT_ACK). Both are optional: without them acks are just longer and terser. */
         (void) mnl_socket_setsockopt(n.nl, NETLINK_CAP_ACK, &one, sizeof one);
         (void) mnl_socket_setsockopt(n.nl, NETLINK_EXT_ACK, &one, sizeof one);
+        /* The kernel refuses a batch larger than the send buffer, and drops acks that do not fit the
+         * receive buffer: both a little larger than the default, if we may. */
+        for (int opt = 0; opt < 2; opt++) {
+                int size = SOCKET_BUF_SIZE, fd = mnl_socket_get_fd(n.nl);
+                if (setsockopt(fd, SOL_SOCKET, opt == 0 ? SO_SNDBUFFORCE : SO_RCVBUFFORCE, &size, sizeof size) < 0)
+                        (void) setsockopt(fd, SOL_SOCKET, opt == 0 ? SO_SNDBUF : SO_RCVBUF, &size, sizeof size);
+        }
         if (setsockopt(mnl_socket_get_fd(n.nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
             mnl_socket_bind(n.nl, 0, MNL_SOCKET_AUTOPID) < 0) {
                 r = negative_errno();
@@ -915,23 +923,345 @@ static int dump_published(Nfnl *n, const char *table, PublishedList *ret) {
 }
 
 /* ------------------------------------------------------------------------------------------------
- * The API
+ * The ruleset, as tables of chains and rules
  */
 
-typedef struct BaseChain {
-        const char *name, *type;
+typedef struct ChainSpec {
+        const char *name;       /* for a bridge's chains: the prefix of "<name>-<bridge>" */
+        const char *type;       /* "nat" or "filter" */
         uint32_t hook;
         int32_t prio;
-} BaseChain;
+} ChainSpec;
 
-static const BaseChain base_chains[] = {
-        { "postrouting", "nat", NF_INET_POST_ROUTING, 100 },  /* srcnat */
+/* Every table has these; their rules never change. */
+static const ChainSpec shared_chains[] = {
         { "prerouting", "nat", NF_INET_PRE_ROUTING, -100 },   /* dstnat */
         { "output", "nat", NF_INET_LOCAL_OUT, -100 },         /* dstnat */
-        { "forward", "filter", NF_INET_FORWARD, 0 },          /* filter */
 };
 
+/* Each bridge has these, named "<name>-<bridge>". */
+static const ChainSpec bridge_chains[] = {
+        { "postrouting", "nat", NF_INET_POST_ROUTING, 100 },  /* srcnat */
+        { "forward", "filter", NF_INET_FORWARD, 0 },          /* filter */
+        { "input", "filter", NF_INET_LOCAL_IN, 0 },           /* filter */
+};
+
+/* Base chains of the earlier layout, shared by all bridges: removed where found. */
+static const char *const legacy_chains[] = { "postrouting", "forward" };
+
+#define CHAIN_NAME_MAX (sizeof("postrouting-") + IFNAMSIZ)
+
+typedef enum MatchKind {
+        MATCH_IIFNAME,          /* iifname == NAME */
+        MATCH_OIFNAME,          /* oifname == NAME */
+        MATCH_OIFNAME_NOT,      /* oifname != NAME */
+        MATCH_SADDR,            /* ip saddr ADDR/PREFIXLEN (nothing for /0) */
+        MATCH_DADDR,            /* ip daddr ADDR/PREFIXLEN (nothing for /0) */
+        MATCH_DPORT,            /* PROTO dport PORT */
+        MATCH_CT_REPLIES,       /* ct state established,related */
+        MATCH_CT_DNAT,          /* ct status dnat */
+        MATCH_DADDR_LOCAL,      /* fib daddr type local */
+} MatchKind;
+
+typedef struct Match {
+        MatchKind kind;
+        const char *ifname;
+        struct in_addr addr;
+        unsigned prefixlen;
+        uint8_t proto;
+        uint16_t port;
+} Match;
+
+typedef enum Action {
+        ACTION_ACCEPT,
+        ACTION_DROP,
+        ACTION_MASQUERADE,
+        ACTION_JUMP_PUBLISHED,
+} Action;
+
+#define RULE_MATCHES_MAX 3
+
+typedef struct RuleSpec {
+        char chain[CHAIN_NAME_MAX];
+        char comment[NFTNL_UDATA_COMMENT_MAXLEN];
+        Match match[RULE_MATCHES_MAX];
+        size_t n_match;
+        Action action;
+} RuleSpec;
+
+/* Shared: 2; per bridge: postrouting 2, forward <= 7 + 5 + 2 * CIDRS + 2 * DNS, input <= 3 + CIDRS +
+ * 2 * DNS. */
+#define RULES_MAX (2 + NETFILTER_BRIDGES_MAX * (2 + 12 + 3 * NETFILTER_CIDRS_MAX + 4 * NETFILTER_DNS_MAX + 3))
+
+typedef struct RuleList {
+        RuleSpec *rules;
+        size_t n;
+} RuleList;
+
+static void rule_list_done(RuleList *l) {
+        free(l->rules);
+        *l = (RuleList) {};
+}
+
+/* A new rule of CHAIN with ACTION and a formatted comment; matches are added with rule_match(). */
+static RuleSpec *rule_add(RuleList *l, const char *chain, Action action, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static RuleSpec *rule_add(RuleList *l, const char *chain, Action action, const char *fmt, ...) {
+        RuleSpec *r;
+        va_list ap;
+
+        assert(l->n < RULES_MAX);
+        r = &l->rules[l->n++];
+        *r = (RuleSpec) { .action = action };
+        snprintf(r->chain, sizeof r->chain, "%s", chain);
+        va_start(ap, fmt);
+        vsnprintf(r->comment, sizeof r->comment, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+static void rule_match(RuleSpec *r, Match m) {
+        assert(r->n_match < RULE_MATCHES_MAX);
+        r->match[r->n_match++] = m;
+}
+
+static const char *cidr_str(struct in_addr addr, unsigned prefixlen, char *buf, size_t size) {
+        struct in_addr net = { .s_addr = addr.s_addr & prefix_mask(prefixlen) };
+        char a[INET_ADDRSTRLEN] = "?";
+
+        (void) inet_ntop(AF_INET, &net, a, sizeof a);
+        snprintf(buf, size, "%s/%u", a, prefixlen);
+        return buf;
+}
+
+static bool cidr_contains(const NetfilterCidr *c, struct in_addr a) {
+        uint32_t m = prefix_mask(c->prefixlen);
+        return (a.s_addr & m) == (c->addr.s_addr & m);
+}
+
+/* The rules of the shared chains. */
+static void shared_rules(RuleList *l) {
+        /* Connections to one of our own addresses go through "published" (Docker's "-m addrtype
+         * --dst-type LOCAL -j DOCKER"). */
+        RuleSpec *r = rule_add(l, "prerouting", ACTION_JUMP_PUBLISHED, "sandbox: published ports");
+        rule_match(r, (Match) { MATCH_DADDR_LOCAL });
+        /* The same for connections the host itself makes, 127.0.0.1 included: the bridges have
+         * route_localnet, and postrouting-<bridge> masquerades the loopback source. */
+        r = rule_add(l, "output", ACTION_JUMP_PUBLISHED, "sandbox: published ports, from the host");
+        rule_match(r, (Match) { MATCH_DADDR_LOCAL });
+}
+
+/* The rules of bridge I's chains. */
+static void bridge_rules(RuleList *l, const NetfilterConfig *c, size_t i) {
+        const NetfilterBridge *br = &c->bridges[i];
+        const char *x = br->ifname;
+        const struct in_addr loopback = { .s_addr = htonl(INADDR_LOOPBACK) };
+        const struct in_addr link_local = { .s_addr = htonl(0xa9fe0000) }; /* 169.254.0.0 */
+        char post[CHAIN_NAME_MAX], fwd[CHAIN_NAME_MAX], in[CHAIN_NAME_MAX], cidr[32], a[INET_ADDRSTRLEN];
+        struct in_addr dns[NETFILTER_DNS_MAX];
+        size_t n_dns = 0;
+        RuleSpec *r;
+
+        snprintf(post, sizeof post, "postrouting-%s", x);
+        snprintf(fwd, sizeof fwd, "forward-%s", x);
+        snprintf(in, sizeof in, "input-%s", x);
+
+        /* The name servers no egress-deny covers (the sandbox's configuration is asked for). */
+        for (size_t k = 0; k < c->n_dns; k++) {
+                bool denied = false;
+                for (size_t j = 0; j < c->n_egress_deny; j++)
+                        denied = denied || cidr_contains(&c->egress_deny[j], c->dns[k]);
+                if (!denied)
+                        dns[n_dns++] = c->dns[k];
+        }
+
+        /* postrouting: masquerade what the subnet sends out of anything but its own bridge, and what
+         * the host sends from a loopback address to a published port on 127.0.0.1. */
+        r = rule_add(l, post, ACTION_MASQUERADE, "sandbox: masquerade %s from %s",
+                     cidr_str(br->subnet, br->prefixlen, cidr, sizeof cidr), x);
+        rule_match(r, (Match) { MATCH_SADDR, .addr = br->subnet, .prefixlen = br->prefixlen });
+        rule_match(r, (Match) { MATCH_OIFNAME_NOT, .ifname = x });
+        r = rule_add(l, post, ACTION_MASQUERADE, "sandbox: published ports, from the host's loopback");
+        rule_match(r, (Match) { MATCH_OIFNAME, .ifname = x });
+        rule_match(r, (Match) { MATCH_SADDR, .addr = loopback, .prefixlen = 8 });
+
+        /* forward: nothing to the other sandbox bridges; then replies, and traffic between the
+         * bridge's own sandboxes; then egress: allowed, name servers, link-local and egress-deny
+         * dropped, the rest accepted. */
+        for (size_t j = 0; j < c->n_bridges; j++) {
+                if (j == i)
+                        continue;
+                r = rule_add(l, fwd, ACTION_DROP, "sandbox: isolate %s from %s", x, c->bridges[j].ifname);
+                rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
+                rule_match(r, (Match) { MATCH_OIFNAME, .ifname = c->bridges[j].ifname });
+        }
+        r = rule_add(l, fwd, ACTION_ACCEPT, "sandbox: replies");
+        rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
+        rule_match(r, (Match) { MATCH_CT_REPLIES });
+        r = rule_add(l, fwd, ACTION_ACCEPT, "sandbox: between the sandboxes of %s", x);
+        rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
+        rule_match(r, (Match) { MATCH_OIFNAME, .ifname = x });
+        for (size_t k = 0; k < c->n_egress_allow; k++) {
+                const NetfilterCidr *e = &c->egress_allow[k];
+                r = rule_add(l, fwd, ACTION_ACCEPT, "sandbox: egress-allow %s",
+                             cidr_str(e->addr, e->prefixlen, cidr, sizeof cidr));
+                rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
+                rule_match(r, (Match) { MATCH_DADDR, .addr = e->addr, .prefixlen = e->prefixlen });
+        }
+        for (size_t k = 0; k < n_dns * 2; k++) {
+                uint8_t proto = k % 2 == 0 ? IPPROTO_UDP : IPPROTO_TCP;
+                (void) inet_ntop(AF_INET, &dns[k / 2], a, sizeof a);
+                r = rule_add(l, fwd, ACTION_ACCEPT, "sandbox: name server %s, %s", a, proto_name(proto));
+                rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
+                rule_match(r, (Match) { MATCH_DADDR, .addr = dns[k / 2], .prefixlen = 32 });
+                rule_match(r, (Match) { MATCH_DPORT, .proto = proto, .port = 53 });
+        }
+        r = rule_add(l, fwd, ACTION_DROP, "sandbox: no link-local addresses (cloud metadata)");
+        rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
+        rule_match(r, (Match) { MATCH_DADDR, .addr = link_local, .prefixlen = 16 });
+        for (size_t k = 0; k < c->n_egress_deny; k++) {
+                const NetfilterCidr *e = &c->egress_deny[k];
+                r = rule_add(l, fwd, ACTION_DROP, "sandbox: egress-deny %s",
+                             cidr_str(e->addr, e->prefixlen, cidr, sizeof cidr));
+                rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
+                rule_match(r, (Match) { MATCH_DADDR, .addr = e->addr, .prefixlen = e->prefixlen });
+        }
+        r = rule_add(l, fwd, ACTION_ACCEPT, "sandbox: out of %s", x);
+        rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
+        r = rule_add(l, fwd, ACTION_ACCEPT, "sandbox: to published ports");
+        rule_match(r, (Match) { MATCH_OIFNAME, .ifname = x });
+        rule_match(r, (Match) { MATCH_CT_DNAT });
+
+        /* input: the host itself, on any of its addresses (the bridge's too): replies, egress-allow
+         * and the name servers; never a loopback address; nothing else. */
+        r = rule_add(l, in, ACTION_ACCEPT, "sandbox: replies");
+        rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
+        rule_match(r, (Match) { MATCH_CT_REPLIES });
+        r = rule_add(l, in, ACTION_DROP, "sandbox: not the host's loopback");
+        rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
+        rule_match(r, (Match) { MATCH_DADDR, .addr = loopback, .prefixlen = 8 });
+        for (size_t k = 0; k < c->n_egress_allow; k++) {
+                const NetfilterCidr *e = &c->egress_allow[k];
+                r = rule_add(l, in, ACTION_ACCEPT, "sandbox: egress-allow %s",
+                             cidr_str(e->addr, e->prefixlen, cidr, sizeof cidr));
+                rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
+                rule_match(r, (Match) { MATCH_DADDR, .addr = e->addr, .prefixlen = e->prefixlen });
+        }
+        for (size_t k = 0; k < n_dns * 2; k++) {
+                uint8_t proto = k % 2 == 0 ? IPPROTO_UDP : IPPROTO_TCP;
+                (void) inet_ntop(AF_INET, &dns[k / 2], a, sizeof a);
+                r = rule_add(l, in, ACTION_ACCEPT, "sandbox: name server %s, %s", a, proto_name(proto));
+                rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
+                rule_match(r, (Match) { MATCH_DADDR, .addr = dns[k / 2], .prefixlen = 32 });
+                rule_match(r, (Match) { MATCH_DPORT, .proto = proto, .port = 53 });
+        }
+        r = rule_add(l, in, ACTION_DROP, "sandbox: not the host from %s", x);
+        rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
+}
+
+#define IP_SADDR_OFFSET 12 /* offsetof(struct iphdr, saddr) */
+#define IP_DADDR_OFFSET 16 /* offsetof(struct iphdr, daddr) */
+
+static int expr_match(struct nftnl_rule *rule, const Match *m) {
+        int r;
+
+        switch (m->kind) {
+        case MATCH_IIFNAME:
+                return match_ifname(rule, NFT_META_IIFNAME, NFT_CMP_EQ, m->ifname);
+        case MATCH_OIFNAME:
+                return match_ifname(rule, NFT_META_OIFNAME, NFT_CMP_EQ, m->ifname);
+        case MATCH_OIFNAME_NOT:
+                return match_ifname(rule, NFT_META_OIFNAME, NFT_CMP_NEQ, m->ifname);
+        case MATCH_SADDR:
+        case MATCH_DADDR:
+                if (m->prefixlen == 0)
+                        return 0; /* every address */
+                return match_ip_prefix(rule, m->kind == MATCH_SADDR ? IP_SADDR_OFFSET : IP_DADDR_OFFSET, NFT_CMP_EQ,
+                                       m->addr, m->prefixlen);
+        case MATCH_DPORT: {
+                uint16_t be = htons(m->port);
+                r = expr_meta(rule, NFT_META_L4PROTO);
+                if (r >= 0)
+                        r = expr_cmp(rule, NFT_CMP_EQ, &m->proto, sizeof m->proto);
+                if (r >= 0)
+                        r = expr_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2); /* dport of tcp and udp */
+                return r < 0 ? r : expr_cmp(rule, NFT_CMP_EQ, &be, sizeof be);
+        }
+        case MATCH_CT_REPLIES:
+                return match_ct_bits(rule, NFT_CT_STATE,
+                                     NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED));
+        case MATCH_CT_DNAT:
+                return match_ct_bits(rule, NFT_CT_STATUS, IPS_DST_NAT);
+        case MATCH_DADDR_LOCAL:
+                return match_fib_daddr_local(rule);
+        }
+        return -EINVAL;
+}
+
+static int expr_action(struct nftnl_rule *rule, Action a) {
+        switch (a) {
+        case ACTION_ACCEPT:
+                return expr_verdict(rule, NF_ACCEPT, NULL);
+        case ACTION_DROP:
+                return expr_verdict(rule, NF_DROP, NULL);
+        case ACTION_MASQUERADE:
+                return expr_masq(rule);
+        case ACTION_JUMP_PUBLISHED:
+                return expr_verdict(rule, NFT_JUMP, CHAIN_PUBLISHED);
+        }
+        return -EINVAL;
+}
+
+/* What to say when the kernel refuses the rule: the modules it may lack. */
+static Hint rule_hint(const RuleSpec *s) {
+        if (s->action == ACTION_MASQUERADE)
+                return HINT_NAT;
+        for (size_t i = 0; i < s->n_match; i++)
+                if (s->match[i].kind == MATCH_CT_REPLIES || s->match[i].kind == MATCH_CT_DNAT ||
+                    s->match[i].kind == MATCH_DADDR_LOCAL)
+                        return HINT_EXPRS;
+        return HINT_NONE;
+}
+
+static int batch_add_rules(Batch *b, const char *table, const RuleList *l) {
+        for (size_t i = 0; i < l->n; i++) {
+                _cleanup_(nftnl_rule_freep) struct nftnl_rule *rule = NULL;
+                const RuleSpec *s = &l->rules[i];
+                char *what;
+                int r;
+
+                r = rule_new(table, s->chain, s->comment, &rule);
+                for (size_t k = 0; r >= 0 && k < s->n_match; k++)
+                        r = expr_match(rule, &s->match[k]);
+                if (r >= 0)
+                        r = expr_action(rule, s->action);
+                if (r < 0)
+                        return r;
+                r = batch_add(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, OBJ_RULE, rule, rule_hint(s),
+                              asprintf(&what, "add rule '%s' to chain '%s' of table '%s'", s->comment, s->chain,
+                                       table) < 0
+                                      ? NULL
+                                      : what);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int validate_cidrs(const NetfilterCidr *v, size_t n, const char *what, char **ret_error) {
+        if (n > NETFILTER_CIDRS_MAX || (n > 0 && !v))
+                return error_set(ret_error, -EINVAL, "invalid number of %s entries: %zu (at most %d)", what, n,
+                                 NETFILTER_CIDRS_MAX);
+        for (size_t i = 0; i < n; i++)
+                if (v[i].prefixlen > 32)
+                        return error_set(ret_error, -EINVAL, "invalid prefix length %u in %s (0..32)", v[i].prefixlen,
+                                         what);
+        return 0;
+}
+
 static int validate_config(const NetfilterConfig *c, char **ret_error) {
+        int r;
+
         if (!c || !table_name_valid(c->table))
                 return error_set(ret_error, -EINVAL, "invalid table name '%s'", c && c->table ? c->table : "(null)");
         if (c->n_bridges > NETFILTER_BRIDGES_MAX || (c->n_bridges > 0 && !c->bridges))
@@ -941,32 +1271,69 @@ static int validate_config(const NetfilterConfig *c, char **ret_error) {
                 const NetfilterBridge *br = &c->bridges[i];
                 if (!ifname_valid(br->ifname))
                         return error_set(ret_error, -EINVAL, "invalid bridge name '%s'", br->ifname ?: "(null)");
-                if (br->prefixlen < 1 || br->prefixlen > 32)
-                        return error_set(ret_error, -EINVAL, "invalid prefix length %u of bridge '%s' (1..32)",
+                if (br->prefixlen > 32)
+                        return error_set(ret_error, -EINVAL, "invalid prefix length %u of bridge '%s' (0..32)",
                                          br->prefixlen, br->ifname);
                 for (size_t j = 0; j < i; j++)
                         if (streq(c->bridges[j].ifname, br->ifname))
                                 return error_set(ret_error, -EINVAL, "bridge '%s' given twice", br->ifname);
         }
+        r = validate_cidrs(c->egress_allow, c->n_egress_allow, "egress-allow", ret_error);
+        if (r >= 0)
+                r = validate_cidrs(c->egress_deny, c->n_egress_deny, "egress-deny", ret_error);
+        if (r < 0)
+                return r;
+        if (c->n_dns > NETFILTER_DNS_MAX || (c->n_dns > 0 && !c->dns))
+                return error_set(ret_error, -EINVAL, "invalid number of name servers: %zu (at most %d)", c->n_dns,
+                                 NETFILTER_DNS_MAX);
         return 0;
 }
 
-static int add_rule(Batch *b, struct nftnl_rule *rule, Hint hint, const char *table, const char *chain,
-                    const char *comment) {
-        char *what = NULL;
-        if (asprintf(&what, "add rule '%s' to chain '%s' of table '%s'", comment, chain, table) < 0)
-                what = NULL;
-        return batch_add(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, OBJ_RULE, rule, hint, what);
+/* Chain NAME anew: make sure it exists (a regular chain if it did not, an update without changes if
+ * it did: no hook is given), flush it, delete it, and unless SPEC is NULL create it as SPEC says.
+ * Deleting instead of updating also replaces a base chain whose hook or priority differs. */
+static int batch_replace_chain(Batch *b, const char *table, const char *name, const ChainSpec *spec) {
+        _cleanup_(nftnl_chain_freep) struct nftnl_chain *plain = NULL, *base = NULL;
+        _cleanup_(nftnl_rule_freep) struct nftnl_rule *flush = NULL;
+        char *what;
+        int r;
+
+        r = chain_new(table, name, NULL, 0, 0, &plain);
+        if (r < 0)
+                return r;
+        r = batch_add(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, OBJ_CHAIN, plain, HINT_NONE,
+                      asprintf(&what, "look up chain '%s' in table '%s'", name, table) < 0 ? NULL : what);
+        if (r < 0)
+                return r;
+        r = rule_new(table, name, NULL, &flush);
+        if (r < 0)
+                return r;
+        r = batch_add(b, NFT_MSG_DELRULE, 0, OBJ_RULE, flush, HINT_NONE,
+                      asprintf(&what, "flush chain '%s' in table '%s'", name, table) < 0 ? NULL : what);
+        if (r < 0)
+                return r;
+        r = batch_add(b, NFT_MSG_DELCHAIN, 0, OBJ_CHAIN, plain, HINT_NONE,
+                      asprintf(&what, "delete old chain '%s' in table '%s'", name, table) < 0 ? NULL : what);
+        if (r < 0 || !spec)
+                return r;
+        r = chain_new(table, name, spec->type, spec->hook, spec->prio, &base);
+        if (r < 0)
+                return r;
+        return batch_add(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, OBJ_CHAIN, base,
+                         streq(spec->type, "nat") ? HINT_NAT : HINT_NONE,
+                         asprintf(&what, "create chain '%s' in table '%s'", name, table) < 0 ? NULL : what);
 }
 
-static int setup_chains(Batch *b, const char *table) {
+/* The table (kept if it exists), "published" (kept, with its rules), the shared chains anew, the
+ * legacy chains removed. */
+static int setup_shared(Batch *b, const char *table) {
         _cleanup_(nftnl_table_freep) struct nftnl_table *t = NULL;
         _cleanup_(nftnl_chain_freep) struct nftnl_chain *pub = NULL;
         char *what;
         int r;
 
-        /* Create the table if missing (no NLM_F_EXCL: an existing one is kept, with its chain
-         * "published"). Its comment is set only when it is created. */
+        /* No NLM_F_EXCL: an existing table is kept, with its chain "published". Its comment is set
+         * only when it is created. */
         r = table_new(table, "sandbox NAT and forwarding, managed by sandboxd", &t);
         if (r < 0)
                 return r;
@@ -981,177 +1348,90 @@ static int setup_chains(Batch *b, const char *table) {
                       asprintf(&what, "create chain '%s' in table '%s'", CHAIN_PUBLISHED, table) < 0 ? NULL : what);
         if (r < 0)
                 return r;
-
-        /* Each base chain from scratch: make sure it exists (a regular chain if it did not, an
-         * update without changes if it did: no hook is given), flush it, delete it, create it anew.
-         * Deleting instead of updating also replaces a base chain whose hook or priority differs. */
-        for (size_t i = 0; i < ELEMENTSOF(base_chains); i++) {
-                const BaseChain *bc = &base_chains[i];
-                _cleanup_(nftnl_chain_freep) struct nftnl_chain *plain = NULL, *base = NULL;
-                _cleanup_(nftnl_rule_freep) struct nftnl_rule *flush = NULL;
-
-                r = chain_new(table, bc->name, NULL, 0, 0, &plain);
+        for (size_t i = 0; i < ELEMENTSOF(legacy_chains); i++) {
+                r = batch_replace_chain(b, table, legacy_chains[i], NULL);
                 if (r < 0)
                         return r;
-                r = batch_add(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, OBJ_CHAIN, plain, HINT_NONE,
-                              asprintf(&what, "look up chain '%s' in table '%s'", bc->name, table) < 0 ? NULL : what);
-                if (r < 0)
-                        return r;
-                r = rule_new(table, bc->name, NULL, &flush);
-                if (r < 0)
-                        return r;
-                r = batch_add(b, NFT_MSG_DELRULE, 0, OBJ_RULE, flush, HINT_NONE,
-                              asprintf(&what, "flush chain '%s' in table '%s'", bc->name, table) < 0 ? NULL : what);
-                if (r < 0)
-                        return r;
-                r = batch_add(b, NFT_MSG_DELCHAIN, 0, OBJ_CHAIN, plain, HINT_NONE,
-                              asprintf(&what, "delete old chain '%s' in table '%s'", bc->name, table) < 0 ? NULL : what);
-                if (r < 0)
-                        return r;
-                r = chain_new(table, bc->name, bc->type, bc->hook, bc->prio, &base);
-                if (r < 0)
-                        return r;
-                r = batch_add(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, OBJ_CHAIN, base,
-                              streq(bc->type, "nat") ? HINT_NAT : HINT_NONE,
-                              asprintf(&what, "create chain '%s' in table '%s'", bc->name, table) < 0 ? NULL : what);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(shared_chains); i++) {
+                r = batch_replace_chain(b, table, shared_chains[i].name, &shared_chains[i]);
                 if (r < 0)
                         return r;
         }
         return 0;
 }
 
+static int setup_bridge_chains(Batch *b, const char *table, const char *ifname) {
+        for (size_t i = 0; i < ELEMENTSOF(bridge_chains); i++) {
+                char name[CHAIN_NAME_MAX];
+                int r;
 
-#define IP_SADDR_OFFSET 12 /* offsetof(struct iphdr, saddr) */
-#define IP_DADDR_OFFSET 16 /* offsetof(struct iphdr, daddr) */
-
-/* The common tail of building a rule: R is the result of its matches and statements so far. */
-static int rule_finish(Batch *b, struct nftnl_rule *rule, int r, Hint hint, const char *table, const char *chain,
-                       const char *comment) {
-        return r < 0 ? r : add_rule(b, rule, hint, table, chain, comment);
+                snprintf(name, sizeof name, "%s-%s", bridge_chains[i].name, ifname);
+                r = batch_replace_chain(b, table, name, &bridge_chains[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
-static int setup_rules(Batch *b, const char *table, const NetfilterConfig *c) {
-        const struct in_addr loopback = { .s_addr = htonl(INADDR_LOOPBACK) };
-        char comment[NFTNL_UDATA_COMMENT_MAXLEN];
+static int chain_exists_cb(const struct nlmsghdr *nlh, void *data) {
+        if (NFNL_MSG_TYPE(nlh->nlmsg_type) == NFT_MSG_NEWCHAIN)
+                *(bool *) data = true;
+        return MNL_CB_OK;
+}
+
+/* Does chain NAME of TABLE exist? */
+static int chain_exists(Nfnl *n, const char *table, const char *name, bool *ret) {
+        _cleanup_(nftnl_chain_freep) struct nftnl_chain *c = NULL;
+        uint64_t buf[256]; /* aligned */
+        struct nlmsghdr *nlh;
+        bool found = false;
         int r;
 
-        /* postrouting: masquerade what a sandbox subnet sends out of anything but its own bridge. */
-        for (size_t i = 0; i < c->n_bridges; i++) {
-                _cleanup_(nftnl_rule_freep) struct nftnl_rule *rule = NULL;
-                const NetfilterBridge *br = &c->bridges[i];
-                struct in_addr net = { .s_addr = br->subnet.s_addr & prefix_mask(br->prefixlen) };
-                char a[INET_ADDRSTRLEN];
-
-                if (!inet_ntop(AF_INET, &net, a, sizeof a))
-                        return -EINVAL;
-                snprintf(comment, sizeof comment, "sandbox: masquerade %s/%u from %s", a, br->prefixlen, br->ifname);
-                r = rule_new(table, "postrouting", comment, &rule);
-                if (r >= 0)
-                        r = match_ip_prefix(rule, IP_SADDR_OFFSET, NFT_CMP_EQ, net, br->prefixlen);
-                if (r >= 0)
-                        r = match_ifname(rule, NFT_META_OIFNAME, NFT_CMP_NEQ, br->ifname);
-                if (r >= 0)
-                        r = expr_masq(rule);
-                r = rule_finish(b, rule, r, HINT_NAT, table, "postrouting", comment);
-                if (r < 0)
-                        return r;
-        }
-
-        /* prerouting: connections to one of our own addresses go through "published" (Docker's
-         * "-m addrtype --dst-type LOCAL -j DOCKER"). */
-        {
-                _cleanup_(nftnl_rule_freep) struct nftnl_rule *rule = NULL;
-                const char *cm = "sandbox: published ports";
-                r = rule_new(table, "prerouting", cm, &rule);
-                if (r >= 0)
-                        r = match_fib_daddr_local(rule);
-                if (r >= 0)
-                        r = expr_verdict(rule, NFT_JUMP, CHAIN_PUBLISHED);
-                r = rule_finish(b, rule, r, HINT_EXPRS, table, "prerouting", cm);
-                if (r < 0)
-                        return r;
-        }
-
-        /* output: the same for connections the host itself makes, except to 127.0.0.0/8 (which
-         * cannot be routed to a bridge after DNAT). */
-        {
-                _cleanup_(nftnl_rule_freep) struct nftnl_rule *rule = NULL;
-                const char *cm = "sandbox: published ports, from the host";
-                r = rule_new(table, "output", cm, &rule);
-                if (r >= 0)
-                        r = match_ip_prefix(rule, IP_DADDR_OFFSET, NFT_CMP_NEQ, loopback, 8);
-                if (r >= 0)
-                        r = match_fib_daddr_local(rule);
-                if (r >= 0)
-                        r = expr_verdict(rule, NFT_JUMP, CHAIN_PUBLISHED);
-                r = rule_finish(b, rule, r, HINT_EXPRS, table, "output", cm);
-                if (r < 0)
-                        return r;
-        }
-
-        /* forward: first the only drops, between two different sandbox bridges (both ways: each
-         * ordered pair); then what bridged sandboxes need, accepted. */
-        for (size_t i = 0; i < c->n_bridges; i++)
-                for (size_t j = 0; j < c->n_bridges; j++) {
-                        _cleanup_(nftnl_rule_freep) struct nftnl_rule *rule = NULL;
-                        if (i == j)
-                                continue;
-                        snprintf(comment, sizeof comment, "sandbox: isolate %s from %s", c->bridges[i].ifname,
-                                 c->bridges[j].ifname);
-                        r = rule_new(table, "forward", comment, &rule);
-                        if (r >= 0)
-                                r = match_ifname(rule, NFT_META_IIFNAME, NFT_CMP_EQ, c->bridges[i].ifname);
-                        if (r >= 0)
-                                r = match_ifname(rule, NFT_META_OIFNAME, NFT_CMP_EQ, c->bridges[j].ifname);
-                        if (r >= 0)
-                                r = expr_verdict(rule, NF_DROP, NULL);
-                        r = rule_finish(b, rule, r, HINT_NONE, table, "forward", comment);
-                        if (r < 0)
-                                return r;
-                }
-        {
-                _cleanup_(nftnl_rule_freep) struct nftnl_rule *rule = NULL;
-                const char *cm = "sandbox: replies";
-                r = rule_new(table, "forward", cm, &rule);
-                if (r >= 0)
-                        r = match_ct_bits(rule, NFT_CT_STATE,
-                                          NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED));
-                if (r >= 0)
-                        r = expr_verdict(rule, NF_ACCEPT, NULL);
-                r = rule_finish(b, rule, r, HINT_EXPRS, table, "forward", cm);
-                if (r < 0)
-                        return r;
-        }
-        for (size_t i = 0; i < c->n_bridges; i++) {
-                _cleanup_(nftnl_rule_freep) struct nftnl_rule *rule = NULL;
-                snprintf(comment, sizeof comment, "sandbox: out of %s", c->bridges[i].ifname);
-                r = rule_new(table, "forward", comment, &rule);
-                if (r >= 0)
-                        r = match_ifname(rule, NFT_META_IIFNAME, NFT_CMP_EQ, c->bridges[i].ifname);
-                if (r >= 0)
-                        r = expr_verdict(rule, NF_ACCEPT, NULL);
-                r = rule_finish(b, rule, r, HINT_NONE, table, "forward", comment);
-                if (r < 0)
-                        return r;
-        }
-        {
-                _cleanup_(nftnl_rule_freep) struct nftnl_rule *rule = NULL;
-                const char *cm = "sandbox: to published ports";
-                r = rule_new(table, "forward", cm, &rule);
-                if (r >= 0)
-                        r = match_ct_bits(rule, NFT_CT_STATUS, IPS_DST_NAT);
-                if (r >= 0)
-                        r = expr_verdict(rule, NF_ACCEPT, NULL);
-                r = rule_finish(b, rule, r, HINT_EXPRS, table, "forward", cm);
-                if (r < 0)
-                        return r;
-        }
+        r = chain_new(table, name, NULL, 0, 0, &c);
+        if (r < 0)
+                return r;
+        nlh = nftnl_nlmsg_build_hdr((char *) buf, NFT_MSG_GETCHAIN, NFPROTO_IPV4, NLM_F_ACK, ++n->seq);
+        nftnl_chain_nlmsg_build_payload(nlh, c);
+        r = nfnl_request(n, nlh, chain_exists_cb, &found);
+        if (r == -ENOENT)
+                found = false;
+        else if (r < 0)
+                return r;
+        *ret = found;
         return 0;
+}
+
+/* One batch carrying GENID (0: none): the shared part and the chains of the bridges in BUILD. */
+static int setup_batch(Nfnl *n, const NetfilterConfig *c, const bool *build, uint32_t genid, char **ret_error) {
+        _cleanup_(rule_list_done) RuleList l = {};
+        _cleanup_(batch_freep) Batch *b = NULL;
+        int r;
+
+        l.rules = calloc(RULES_MAX, sizeof *l.rules);
+        if (!l.rules)
+                return error_set(ret_error, -ENOMEM, "out of memory");
+        shared_rules(&l);
+        for (size_t i = 0; i < c->n_bridges; i++)
+                if (build[i])
+                        bridge_rules(&l, c, i);
+
+        r = batch_new(n, genid, &b);
+        if (r >= 0)
+                r = setup_shared(b, c->table);
+        for (size_t i = 0; r >= 0 && i < c->n_bridges; i++)
+                if (build[i])
+                        r = setup_bridge_chains(b, c->table, c->bridges[i].ifname);
+        if (r >= 0)
+                r = batch_add_rules(b, c->table, &l);
+        if (r < 0)
+                return error_set(ret_error, r, "cannot prepare the batch for table '%s': %s", c->table, errstr(r));
+        return batch_send(n, b, ret_error);
 }
 
 int netfilter_setup(const NetfilterConfig *c, char **ret_error) {
         _cleanup_(nfnl_done) Nfnl n = {};
-        _cleanup_(batch_freep) Batch *b = NULL;
+        bool build[NETFILTER_BRIDGES_MAX] = {};
         int r;
 
         r = validate_config(c, ret_error);
@@ -1160,15 +1440,50 @@ int netfilter_setup(const NetfilterConfig *c, char **ret_error) {
         r = nfnl_open(&n, ret_error);
         if (r < 0)
                 return r;
-        r = batch_new(&n, 0, &b);
-        if (r >= 0)
-                r = setup_chains(b, c->table);
-        if (r >= 0)
-                r = setup_rules(b, c->table, c);
-        if (r < 0)
-                return error_set(ret_error, r, "cannot prepare the batch for table '%s': %s", c->table, errstr(r));
-        return batch_send(&n, b, ret_error);
+        for (size_t i = 0; i < c->n_bridges; i++)
+                build[i] = c->bridges[i].prefixlen > 0;
+        if (!c->keep_existing)
+                return setup_batch(&n, c, build, 0, ret_error);
+
+        /* Only the bridges without chains, decided from what we read, sent with the generation we read
+         * it at: if anybody changed the ruleset in between, the kernel refuses the batch. */
+        for (unsigned attempt = 0; attempt < RETRIES_MAX; attempt++) {
+                _cleanup_free_ char *err = NULL;
+                bool any = false;
+                uint32_t genid;
+
+                r = nfnl_get_genid(&n, &genid);
+                if (r < 0)
+                        return error_set(ret_error, r, "cannot read the nf_tables ruleset generation: %s", errstr(r));
+                for (size_t i = 0; i < c->n_bridges; i++) {
+                        char name[CHAIN_NAME_MAX];
+                        bool exists = false;
+
+                        if (c->bridges[i].prefixlen == 0)
+                                continue;
+                        snprintf(name, sizeof name, "input-%s", c->bridges[i].ifname);
+                        r = chain_exists(&n, c->table, name, &exists);
+                        if (r < 0)
+                                return error_set(ret_error, r, "cannot look up chain '%s' of table '%s': %s", name,
+                                                 c->table, errstr(r));
+                        build[i] = !exists;
+                        any = any || build[i];
+                }
+                if (!any)
+                        return 0;
+                r = setup_batch(&n, c, build, genid, &err);
+                if (r == -ERESTART)
+                        continue;
+                if (r < 0 && ret_error)
+                        *ret_error = TAKE_PTR(err);
+                return r;
+        }
+        return error_set(ret_error, -EAGAIN, "cannot set up table '%s': the ruleset kept changing", c->table);
 }
+
+/* ------------------------------------------------------------------------------------------------
+ * The API
+ */
 
 /* Read the generation, then the chain: a batch carrying that generation is refused if anything
  * changed after it was read, so what we decide from the list still holds when the kernel applies it. */

@@ -8,21 +8,50 @@
  * Does not log above debug level: failures come back as -errno plus, where the function takes one,
  * a message in *ret_error for the caller to log.
  *
- * The table, as `nft list table ip <table>` shows it (one bridge "br-x" on 10.77.0.0/24):
+ * The table, as `nft list table ip <table>` shows it, with one bridge "br-x" on 10.77.0.0/24 (a
+ * second bridge "br-y" named for isolation), egress-allow 10.1.0.0/16, egress-deny 10.0.0.0/8 and
+ * the name server 192.0.2.53:
  *
  *   chain published { tcp dport 8080 dnat to 10.77.0.2:80 comment "sbx:<sandbox id>" ... }
- *   chain postrouting { type nat hook postrouting priority srcnat; policy accept;
- *           ip saddr 10.77.0.0/24 oifname != "br-x" masquerade }
  *   chain prerouting { type nat hook prerouting priority dstnat; policy accept;
  *           fib daddr type local jump published }
  *   chain output { type nat hook output priority -100; policy accept;
- *           ip daddr != 127.0.0.0/8 fib daddr type local jump published }
- *   chain forward { type filter hook forward priority filter; policy accept;
- *           iifname "br-x" oifname "br-y" drop (each ordered pair of different bridges)
- *           ct state established,related accept; iifname "br-x" accept; ct status dnat accept }
+ *           fib daddr type local jump published }                  (127.0.0.1 too)
+ *   chain postrouting-br-x { type nat hook postrouting priority srcnat; policy accept;
+ *           ip saddr 10.77.0.0/24 oifname != "br-x" masquerade
+ *           oifname "br-x" ip saddr 127.0.0.0/8 masquerade }      (published ports on 127.0.0.1)
+ *   chain forward-br-x { type filter hook forward priority filter; policy accept;
+ *           iifname "br-x" oifname "br-y" drop                   (each other bridge)
+ *           iifname "br-x" ct state established,related accept
+ *           iifname "br-x" oifname "br-x" accept
+ *           iifname "br-x" ip daddr 10.1.0.0/16 accept           (each egress-allow)
+ *           iifname "br-x" ip daddr 192.0.2.53 udp dport 53 accept (and tcp; each name server no
+ *                                                                   egress-deny covers)
+ *           iifname "br-x" ip daddr 169.254.0.0/16 drop
+ *           iifname "br-x" ip daddr 10.0.0.0/8 drop              (each egress-deny)
+ *           iifname "br-x" accept
+ *           oifname "br-x" ct status dnat accept }
+ *   chain input-br-x { type filter hook input priority filter; policy accept;
+ *           iifname "br-x" ct state established,related accept
+ *           iifname "br-x" ip daddr 127.0.0.0/8 drop
+ *           iifname "br-x" ip daddr 10.1.0.0/16 accept           (each egress-allow)
+ *           iifname "br-x" ip daddr 192.0.2.53 udp dport 53 accept (and tcp, as above)
+ *           iifname "br-x" drop }
  *
- * Every rule carries a comment. The forward chain drops nothing but traffic between two different
- * sandbox bridges: its policy is accept, other tables keep deciding about everything else.
+ * The chains of a bridge decide only about packets that come in through it: it reaches the host
+ * itself (input: any of the host's addresses, also the bridge's own) only for replies, egress-allow
+ * and DNS to its name servers; it reaches other networks (forward) except link-local addresses (cloud
+ * metadata services) and egress-deny. egress-allow comes first, so it also opens what the built-in
+ * rules close. Loopback addresses are refused separately because the runtime sets route_localnet
+ * on its bridges (for 127.0.0.1 publishing): without that rule a sandbox could reach the host's
+ * loopback services by sending to 127.0.0.1 through its gateway.
+ *
+ * Every rule carries a comment. The base chains' policy is accept, and each drops nothing but traffic
+ * from its own bridge: other tables keep deciding about everything else. Several base chains on one
+ * hook are fine: a drop in any of them is final, an accept only ends that chain.
+ *
+ * Chains of the earlier layout (base chains "postrouting" and "forward" shared by all bridges) are
+ * removed by netfilter_setup().
  *
  * ret_error, where present, follows sd_bus_error's convention rather than the ret_* one: it may be
  * NULL, it is written only on failure (a malloc'd message the caller frees), never on success.
@@ -30,10 +59,13 @@
 #pragma once
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define NETFILTER_BRIDGES_MAX 8      /* 8 bridges: 56 isolation rules, ~90 rules in one batch */
+#define NETFILTER_BRIDGES_MAX 8      /* bridges of one setup (built or named) */
+#define NETFILTER_CIDRS_MAX 16       /* egress-allow and egress-deny, each */
+#define NETFILTER_DNS_MAX 8          /* name servers */
 #define NETFILTER_TABLE_NAME_MAX 64  /* [A-Za-z][A-Za-z0-9_-]* */
 #define NETFILTER_SANDBOX_ID_MAX 64  /* [A-Za-z0-9_.-]+ */
 #define NETFILTER_PUBLISHED_MAX 4096 /* rules in chain "published" */
@@ -41,13 +73,28 @@
 typedef struct NetfilterBridge {
         const char *ifname;     /* the bridge's interface name, [A-Za-z0-9_.-]{1,15} */
         struct in_addr subnet;  /* the sandboxes' subnet on it; host bits are ignored */
-        unsigned prefixlen;     /* 1..32 */
+        unsigned prefixlen;     /* 1..32; 0: only named (the other bridges' chains isolate them from
+                                 * it), its own chains are left as they are */
 } NetfilterBridge;
+
+typedef struct NetfilterCidr {
+        struct in_addr addr;    /* host bits are ignored */
+        unsigned prefixlen;     /* 0..32 (0: every address) */
+} NetfilterCidr;
 
 typedef struct NetfilterConfig {
         const char *table;      /* e.g. "sandbox" */
         const NetfilterBridge *bridges;
         size_t n_bridges;       /* 0..NETFILTER_BRIDGES_MAX */
+        const NetfilterCidr *egress_allow;      /* reachable even where the rules below would drop */
+        size_t n_egress_allow;  /* 0..NETFILTER_CIDRS_MAX */
+        const NetfilterCidr *egress_deny;       /* not reachable (besides the built-in rules) */
+        size_t n_egress_deny;   /* 0..NETFILTER_CIDRS_MAX */
+        const struct in_addr *dns;              /* the sandboxes' name servers: port 53 reachable */
+        size_t n_dns;           /* 0..NETFILTER_DNS_MAX */
+        bool keep_existing;     /* a bridge whose chains exist keeps them as they are (only missing
+                                 * ones are built): for a runtime that must not override the rules a
+                                 * configured one made */
 } NetfilterConfig;
 
 /* One DNAT rule of chain "published", as read back from the kernel. */
@@ -60,12 +107,16 @@ typedef struct NetfilterPublished {
         uint64_t handle;        /* the kernel's rule handle */
 } NetfilterPublished;
 
-/* In one batch: create table TABLE if missing; (re)create the chains postrouting, prerouting, output
- * and forward with exactly the rules above for C's bridges (the old base chains and their rules go,
- * so calling it twice, or with other bridges, leaves no duplicates); create chain "published" if
- * missing and KEEP its rules, so that published ports survive a restart of the runtime (use
- * netfilter_list_sandboxes() + netfilter_publish_remove() to drop those of sandboxes that are gone).
- * -EINVAL for an invalid configuration (with a message). */
+/* In one batch: create table TABLE if missing; (re)create the chains prerouting and output, and for
+ * each of C's bridges with a prefix length its three chains, with exactly the rules above (the old
+ * chains and their rules go, so calling it twice leaves no duplicates; the chains of bridges not
+ * given, or given with prefix length 0, stay as they are); remove the chains of the earlier layout;
+ * create chain "published" if missing and KEEP its rules, so that published ports survive a restart
+ * of the runtime (use netfilter_list_sandboxes() + netfilter_publish_remove() to drop those of
+ * sandboxes that are gone). With C->keep_existing, bridges whose chains exist are skipped (checked
+ * and applied atomically: a batch refused because the ruleset changed meanwhile is prepared again),
+ * and nothing is sent when every bridge has its chains. -EINVAL for an invalid configuration (with a
+ * message). */
 int netfilter_setup(const NetfilterConfig *c, char **ret_error);
 
 /* Append "PROTO dport HOST_PORT dnat to ADDR:PORT comment "sbx:SANDBOX_ID"" to chain "published".

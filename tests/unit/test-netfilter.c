@@ -42,7 +42,7 @@
 #include "nft.h"
 #include "tap.h"
 
-#define OUT_MAX (128 * 1024)
+#define OUT_MAX (1024 * 1024)
 
 static char run_id[64];   /* sbxnf-<pid>-<random> */
 static char table[64];    /* the table under test: sbxnf_<pid>_<random> */
@@ -241,11 +241,15 @@ static int nft_ruleset_json(char *out, size_t size) {
 /* The table's objects, one per line, without handles and the table's name: comparable between
  * two tables with the same content. */
 static int nft_canon(const char *name, char *out, size_t size) {
+        /* Chains sorted by name (their order means nothing), rules by chain (stable: their order in
+         * a chain is kept). */
         static const char filter[] =
-                ".nftables[] | select(has(\"metainfo\") | not) | "
+                "[.nftables[] | select(has(\"metainfo\") | not) | "
                 "if has(\"table\") then {table: (.table | del(.handle, .name))} "
                 "elif has(\"chain\") then {chain: (.chain | del(.handle, .table))} "
-                "elif has(\"rule\") then {rule: (.rule | del(.handle, .table))} else . end";
+                "elif has(\"rule\") then {rule: (.rule | del(.handle, .table))} else . end] | "
+                "sort_by(if has(\"table\") then 0 elif has(\"chain\") then 1 else 2 end, "
+                "(.chain.name // .rule.chain // \"\")) | .[]";
         const char *const argv[] = { "jq", "-c", filter, NULL };
         char *json = out_buf();
         int r;
@@ -288,42 +292,108 @@ static struct in_addr ip4(const char *s) {
         return a;
 }
 
+static NetfilterCidr egress_allow[2], egress_deny[3];
+static struct in_addr dns[2];
+
 static void config_init(void) {
         bridges[0] = (NetfilterBridge) { "br-x", ip4("10.77.0.1"), 24 }; /* host bits are ignored */
         bridges[1] = (NetfilterBridge) { "br-y", ip4("10.78.0.0"), 20 };
         config = (NetfilterConfig) { .table = table, .bridges = bridges, .n_bridges = 2 };
 }
 
-/* The expected table, in nft's syntax (PUBLISHED: the body of chain published). */
-static void expected_ruleset(char *buf, size_t size, const char *name, const char *published) {
+/* config_init() plus egress-allow, egress-deny and two name servers, one of them denied. */
+static void config_egress(void) {
+        config_init();
+        egress_allow[0] = (NetfilterCidr) { ip4("10.1.2.3"), 16 }; /* host bits are ignored */
+        egress_allow[1] = (NetfilterCidr) { ip4("192.0.2.10"), 32 };
+        egress_deny[0] = (NetfilterCidr) { ip4("10.0.0.0"), 8 };
+        egress_deny[1] = (NetfilterCidr) { ip4("172.16.0.0"), 12 };
+        egress_deny[2] = (NetfilterCidr) { ip4("198.51.100.0"), 24 };
+        /* 10.0.0.53 is inside egress-deny 10.0.0.0/8: no exception for it. */
+        dns[0] = ip4("10.0.0.53");
+        dns[1] = ip4("192.0.2.53");
+        config.egress_allow = egress_allow;
+        config.n_egress_allow = 2;
+        config.egress_deny = egress_deny;
+        config.n_egress_deny = 3;
+        config.dns = dns;
+        config.n_dns = 2;
+}
+
+/* The chains of bridge X (SUBNET) in nft's syntax, isolated from OTHER; EGRESS: with the egress and
+ * name server settings of config_egress(). */
+static void expected_bridge(char *buf, size_t size, const char *x, const char *subnet, const char *isolated_from,
+                            bool egress) {
+        snprintf(buf, size,
+                 "  chain postrouting-%1$s {\n"
+                 "    type nat hook postrouting priority srcnat; policy accept;\n"
+                 "    ip saddr %2$s oifname != \"%1$s\" masquerade comment \"sandbox: masquerade %2$s from %1$s\"\n"
+                 "    oifname \"%1$s\" ip saddr 127.0.0.0/8 masquerade comment \"sandbox: published ports, from the host's loopback\"\n"
+                 "  }\n"
+                 "  chain forward-%1$s {\n"
+                 "    type filter hook forward priority filter; policy accept;\n"
+                 "    iifname \"%1$s\" oifname \"%3$s\" drop comment \"sandbox: isolate %1$s from %3$s\"\n"
+                 "    iifname \"%1$s\" ct state established,related accept comment \"sandbox: replies\"\n"
+                 "    iifname \"%1$s\" oifname \"%1$s\" accept comment \"sandbox: between the sandboxes of %1$s\"\n"
+                 "%4$s"
+                 "    iifname \"%1$s\" ip daddr 169.254.0.0/16 drop comment \"sandbox: no link-local addresses (cloud metadata)\"\n"
+                 "%5$s"
+                 "    iifname \"%1$s\" accept comment \"sandbox: out of %1$s\"\n"
+                 "    oifname \"%1$s\" ct status dnat accept comment \"sandbox: to published ports\"\n"
+                 "  }\n"
+                 "  chain input-%1$s {\n"
+                 "    type filter hook input priority filter; policy accept;\n"
+                 "    iifname \"%1$s\" ct state established,related accept comment \"sandbox: replies\"\n"
+                 "    iifname \"%1$s\" ip daddr 127.0.0.0/8 drop comment \"sandbox: not the host's loopback\"\n"
+                 "%6$s"
+                 "    iifname \"%1$s\" drop comment \"sandbox: not the host from %1$s\"\n"
+                 "  }\n",
+                 x, subnet, isolated_from,
+                 !egress ? "" :
+                 "    iifname \"XX\" ip daddr 10.1.0.0/16 accept comment \"sandbox: egress-allow 10.1.0.0/16\"\n"
+                 "    iifname \"XX\" ip daddr 192.0.2.10 accept comment \"sandbox: egress-allow 192.0.2.10/32\"\n"
+                 "    iifname \"XX\" ip daddr 192.0.2.53 udp dport 53 accept comment \"sandbox: name server 192.0.2.53, udp\"\n"
+                 "    iifname \"XX\" ip daddr 192.0.2.53 tcp dport 53 accept comment \"sandbox: name server 192.0.2.53, tcp\"\n",
+                 !egress ? "" :
+                 "    iifname \"XX\" ip daddr 10.0.0.0/8 drop comment \"sandbox: egress-deny 10.0.0.0/8\"\n"
+                 "    iifname \"XX\" ip daddr 172.16.0.0/12 drop comment \"sandbox: egress-deny 172.16.0.0/12\"\n"
+                 "    iifname \"XX\" ip daddr 198.51.100.0/24 drop comment \"sandbox: egress-deny 198.51.100.0/24\"\n",
+                 !egress ? "" :
+                 "    iifname \"XX\" ip daddr 10.1.0.0/16 accept comment \"sandbox: egress-allow 10.1.0.0/16\"\n"
+                 "    iifname \"XX\" ip daddr 192.0.2.10 accept comment \"sandbox: egress-allow 192.0.2.10/32\"\n"
+                 "    iifname \"XX\" ip daddr 192.0.2.53 udp dport 53 accept comment \"sandbox: name server 192.0.2.53, udp\"\n"
+                 "    iifname \"XX\" ip daddr 192.0.2.53 tcp dport 53 accept comment \"sandbox: name server 192.0.2.53, tcp\"\n");
+        /* The egress lines name the bridge as XX (a format cannot repeat an argument inside one). */
+        for (char *p = buf; (p = strstr(p, "\"XX\"")); p += 4) {
+                size_t l = strlen(x);
+                memmove(p + 2 + l, p + 4, strlen(p + 4) + 1);
+                memcpy(p + 1, x, l);
+                p[1 + l] = '"';
+        }
+}
+
+/* The expected table, in nft's syntax (PUBLISHED: the body of chain published), for config_init()'s
+ * two bridges (EGRESS: with config_egress()'s settings). */
+static void expected_ruleset(char *buf, size_t size, const char *name, const char *published, bool egress) {
+        char x[4096], y[4096];
+
+        expected_bridge(x, sizeof x, "br-x", "10.77.0.0/24", "br-y", egress);
+        expected_bridge(y, sizeof y, "br-y", "10.78.0.0/20", "br-x", egress);
         snprintf(buf, size,
                  "table ip %s {\n"
                  "  comment \"sandbox NAT and forwarding, managed by sandboxd\"\n"
                  "  chain published {\n%s  }\n"
-                 "  chain postrouting {\n"
-                 "    type nat hook postrouting priority srcnat; policy accept;\n"
-                 "    ip saddr 10.77.0.0/24 oifname != \"br-x\" masquerade comment \"sandbox: masquerade 10.77.0.0/24 from br-x\"\n"
-                 "    ip saddr 10.78.0.0/20 oifname != \"br-y\" masquerade comment \"sandbox: masquerade 10.78.0.0/20 from br-y\"\n"
-                 "  }\n"
                  "  chain prerouting {\n"
                  "    type nat hook prerouting priority dstnat; policy accept;\n"
                  "    fib daddr type local jump published comment \"sandbox: published ports\"\n"
                  "  }\n"
                  "  chain output {\n"
                  "    type nat hook output priority -100; policy accept;\n"
-                 "    ip daddr != 127.0.0.0/8 fib daddr type local jump published comment \"sandbox: published ports, from the host\"\n"
+                 "    fib daddr type local jump published comment \"sandbox: published ports, from the host\"\n"
                  "  }\n"
-                 "  chain forward {\n"
-                 "    type filter hook forward priority filter; policy accept;\n"
-                 "    iifname \"br-x\" oifname \"br-y\" drop comment \"sandbox: isolate br-x from br-y\"\n"
-                 "    iifname \"br-y\" oifname \"br-x\" drop comment \"sandbox: isolate br-y from br-x\"\n"
-                 "    ct state established,related accept comment \"sandbox: replies\"\n"
-                 "    iifname \"br-x\" accept comment \"sandbox: out of br-x\"\n"
-                 "    iifname \"br-y\" accept comment \"sandbox: out of br-y\"\n"
-                 "    ct status dnat accept comment \"sandbox: to published ports\"\n"
-                 "  }\n"
+                 "%s%s"
                  "}\n",
-                 name, published);
+                 name, published, x, y);
 }
 
 #define PUB_A1 "    tcp dport 8080 dnat to 10.77.0.2:80 comment \"sbx:a\"\n"
@@ -332,12 +402,12 @@ static void expected_ruleset(char *buf, size_t size, const char *name, const cha
 #define PUB_AB "    tcp dport 9000 dnat to 10.77.0.4:9000 comment \"sbx:ab\"\n"
 
 /* Canonical listing of our table == that of a reference table loaded from the expected text. */
-static int check_table_is(const char *published) {
-        static char ours[OUT_MAX], ref[OUT_MAX], text[8192];
+static int check_table_is_egress(const char *published, bool egress) {
+        static char ours[OUT_MAX], ref[OUT_MAX], text[16384];
         char del[128];
 
         CHECK_EQ(nft_canon(table, ours, sizeof ours), 0);
-        expected_ruleset(text, sizeof text, reftab, published);
+        expected_ruleset(text, sizeof text, reftab, published, egress);
         CHECK_EQ(nft_load(text), 0);
         CHECK_EQ(nft_canon(reftab, ref, sizeof ref), 0);
         snprintf(del, sizeof del, "delete table ip %s", reftab);
@@ -347,6 +417,10 @@ static int check_table_is(const char *published) {
                 return -1;
         }
         return 0;
+}
+
+static int check_table_is(const char *published) {
+        return check_table_is_egress(published, false);
 }
 
 static int publish_std(void) {
@@ -402,8 +476,8 @@ static int test_setup_structure(void) {
         /* Every rule carries a comment (the canonical listing has one "comment" per rule). */
         static char ours[OUT_MAX];
         CHECK_EQ(nft_canon(table, ours, sizeof ours), 0);
-        CHECK_EQ(count_lines_with(ours, "{\"rule\":"), 13);
-        CHECK_EQ(count_lines_with(ours, "\"comment\":"), 13);
+        CHECK_EQ(count_lines_with(ours, "{\"rule\":"), 27);
+        CHECK_EQ(count_lines_with(ours, "\"comment\":"), 27);
         /* nft 1.0.6 leaves the table's comment out of its JSON: look at the text. */
         const char *const text_argv[] = { "nft", "list", "table", "ip", table, NULL };
         CHECK_EQ(run(-1, text_argv, NULL, ours, sizeof ours), 0);
@@ -459,16 +533,118 @@ static int test_setup_idempotent(void) {
         CHECK_EQ(netfilter_publish_add(table, "c", IPPROTO_UDP, 8080, ip4("10.77.0.9"), 80, &err), 0);
         CHECK_EQ(netfilter_publish_remove(table, "c", &err), 1);
 
-        /* Set up again with one bridge only: the base chains follow, "published" stays. */
-        NetfilterConfig one = { .table = table, .bridges = bridges, .n_bridges = 1 };
+        /* Set up again with br-x only (br-y only named): br-y's chains stay as they are. */
+        NetfilterBridge named[2] = { bridges[0], { "br-y", {}, 0 } };
+        NetfilterConfig one = { .table = table, .bridges = named, .n_bridges = 2 };
+        CHECK_EQ(netfilter_setup(&one, &err), 0);
+        if (check_table_is(PUB_A1 PUB_B1 PUB_A2) < 0)
+                return -1;
+        one.n_bridges = 1; /* br-x alone: no rule isolates it from br-y any more */
         CHECK_EQ(netfilter_setup(&one, &err), 0);
         CHECK_EQ(nft_canon(table, twice, sizeof twice), 0);
-        CHECK_EQ(count_lines_with(twice, "br-y"), 0);
+        CHECK_EQ(count_lines_with(twice, "isolate br-x from br-y"), 0);
+        CHECK_EQ(count_lines_with(twice, "isolate br-y from br-x"), 1);
         CHECK_EQ(count_lines_with(twice, "\"comment\":\"sbx:"), 3);
-        CHECK_EQ(count_lines_with(twice, "{\"rule\":"), 3 + 1 + 1 + 1 + 3);
+
+        /* The egress settings, for both bridges. */
+        config_egress();
+        CHECK_EQ(netfilter_setup(&config, &err), 0);
+        CHECK(!err);
+        if (check_table_is_egress(PUB_A1 PUB_B1 PUB_A2, true) < 0)
+                return -1;
+        /* egress-deny 0.0.0.0/0: everything but the bridge itself and egress-allow, name servers too. */
+        egress_deny[2] = (NetfilterCidr) { ip4("0.0.0.0"), 0 };
+        CHECK_EQ(netfilter_setup(&config, &err), 0);
+        CHECK_EQ(nft_canon(table, twice, sizeof twice), 0);
+        CHECK_EQ(count_lines_with(twice, "name server"), 0);
+        CHECK_EQ(count_lines_with(twice, "{\"match\":{\"op\":\"==\",\"left\":{\"meta\":{\"key\":\"iifname\"}},"
+                                         "\"right\":\"br-x\"}},{\"drop\":null}]"), 2); /* deny /0, input's last */
+        CHECK_EQ(count_lines_with(twice, "egress-deny 0.0.0.0/0"), 2);
+        /* keep_existing, with other settings: both bridges have their chains, nothing changes. */
+        config_init();
+        config.keep_existing = true;
+        CHECK_EQ(nft_canon(table, once, sizeof once), 0);
+        CHECK_EQ(netfilter_setup(&config, &err), 0);
+        CHECK_EQ(nft_canon(table, twice, sizeof twice), 0);
+        CHECK_STREQ(twice, once);
+        /* ... but a bridge whose chains are missing gets them (br-y: the plain settings), while br-x
+         * keeps its egress rules. */
+        char del[256];
+        for (size_t i = 0; i < 3; i++) {
+                snprintf(del, sizeof del, "delete chain ip %s %s-br-y", table,
+                         (const char *[]) { "postrouting", "forward", "input" }[i]);
+                CHECK_EQ(nft_load(del), 0);
+        }
+        CHECK_EQ(netfilter_setup(&config, &err), 0);
+        CHECK(!err);
+        CHECK_EQ(nft_canon(table, twice, sizeof twice), 0);
+        CHECK_EQ(count_lines_with(twice, "\"chain\":\"forward-br-y\""), 6); /* the plain rules */
+        CHECK_EQ(count_lines_with(twice, "egress-deny"), 3);  /* br-x's */
+        CHECK_EQ(count_lines_with(twice, "egress-allow"), 4); /* br-x's: forward and input */
+        config_init();
         CHECK_EQ(netfilter_setup(&config, &err), 0);
         if (check_table_is(PUB_A1 PUB_B1 PUB_A2) < 0)
                 return -1;
+        return 0;
+}
+
+/* The largest configuration fits one batch: 8 bridges, every list full. */
+static int test_setup_largest(void) {
+        NetfilterBridge br[NETFILTER_BRIDGES_MAX];
+        NetfilterCidr allow[NETFILTER_CIDRS_MAX], deny[NETFILTER_CIDRS_MAX];
+        struct in_addr ns[NETFILTER_DNS_MAX];
+        char names[NETFILTER_BRIDGES_MAX][16], *err = NULL;
+        static char ours[OUT_MAX];
+
+        CASE_BEGIN(true);
+        for (size_t i = 0; i < NETFILTER_BRIDGES_MAX; i++) {
+                snprintf(names[i], sizeof names[i], "sbxbridge-%zu", i);
+                br[i] = (NetfilterBridge) { names[i], { htonl(0x0a500000 + ((uint32_t) i << 16)) }, 16 };
+        }
+        for (size_t i = 0; i < NETFILTER_CIDRS_MAX; i++) {
+                allow[i] = (NetfilterCidr) { { htonl(0xc6336400 + (uint32_t) i) }, 32 };
+                deny[i] = (NetfilterCidr) { { htonl(0xac100000 + ((uint32_t) i << 8)) }, 24 };
+        }
+        for (size_t i = 0; i < NETFILTER_DNS_MAX; i++)
+                ns[i] = (struct in_addr) { htonl(0xc0000235 + (uint32_t) i) };
+        NetfilterConfig c = {
+                .table = table, .bridges = br, .n_bridges = NETFILTER_BRIDGES_MAX,
+                .egress_allow = allow, .n_egress_allow = NETFILTER_CIDRS_MAX,
+                .egress_deny = deny, .n_egress_deny = NETFILTER_CIDRS_MAX,
+                .dns = ns, .n_dns = NETFILTER_DNS_MAX,
+        };
+        CHECK_EQ(netfilter_setup(&c, &err), 0);
+        if (err)
+                printf("# %s\n", err);
+        CHECK(!err);
+        CHECK_EQ(nft_canon(table, ours, sizeof ours), 0);
+        /* Per bridge: 2 + (7 + 2 + 16 + 16 + 1 + 16 + 2) + (2 + 16 + 16 + 1); and the 2 shared. */
+        CHECK_EQ(count_lines_with(ours, "{\"rule\":"), 2 + NETFILTER_BRIDGES_MAX * (2 + 60 + 35));
+        return 0;
+}
+
+/* A table of the earlier layout (base chains "postrouting" and "forward" shared by all bridges) loses
+ * them on setup: nothing of it stays to masquerade or accept. */
+static int test_setup_replaces_legacy_layout(void) {
+        char text[1024], *err = NULL;
+        static char ours[OUT_MAX];
+
+        CASE_BEGIN(true);
+        config_init();
+        snprintf(text, sizeof text,
+                 "table ip %1$s {\n"
+                 "  chain published { tcp dport 8080 dnat to 10.77.0.2:80 comment \"sbx:a\"; }\n"
+                 "  chain postrouting { type nat hook postrouting priority srcnat; ip saddr 10.77.0.0/24 oifname != \"br-x\" masquerade; }\n"
+                 "  chain forward { type filter hook forward priority 0; policy accept; iifname \"br-x\" accept; }\n"
+                 "}\n", table);
+        CHECK_EQ(nft_load(text), 0);
+        CHECK_EQ(netfilter_setup(&config, &err), 0);
+        CHECK(!err);
+        if (check_table_is(PUB_A1) < 0)
+                return -1;
+        CHECK_EQ(nft_canon(table, ours, sizeof ours), 0);
+        CHECK_EQ(count_lines_with(ours, "\"name\":\"postrouting\""), 0);
+        CHECK_EQ(count_lines_with(ours, "\"name\":\"forward\""), 0);
         return 0;
 }
 
@@ -592,8 +768,31 @@ static int test_invalid_arguments(void) {
         CHECK(err && strstr(err, "invalid bridge name 'br/y'"));
         free(err), err = NULL;
         bad_br[1] = (NetfilterBridge) { "br-y", ip4("0.0.0.0"), 0 };
+        NetfilterCidr cidrs[NETFILTER_CIDRS_MAX + 1] = {};
+        struct in_addr ns[NETFILTER_DNS_MAX + 1] = {};
+        c.egress_deny = cidrs;
+        c.n_egress_deny = NETFILTER_CIDRS_MAX + 1;
         CHECK_EQ(netfilter_setup(&c, &err), -EINVAL);
+        CHECK(err && strstr(err, "egress-deny"));
         free(err), err = NULL;
+        c.n_egress_deny = 1;
+        cidrs[0].prefixlen = 33;
+        CHECK_EQ(netfilter_setup(&c, &err), -EINVAL);
+        CHECK(err && strstr(err, "prefix length 33 in egress-deny"));
+        free(err), err = NULL;
+        c.n_egress_deny = 0;
+        c.egress_allow = cidrs;
+        c.n_egress_allow = 1;
+        CHECK_EQ(netfilter_setup(&c, &err), -EINVAL);
+        CHECK(err && strstr(err, "egress-allow"));
+        free(err), err = NULL;
+        c.n_egress_allow = 0;
+        c.dns = ns;
+        c.n_dns = NETFILTER_DNS_MAX + 1;
+        CHECK_EQ(netfilter_setup(&c, &err), -EINVAL);
+        CHECK(err && strstr(err, "name servers"));
+        free(err), err = NULL;
+        c.n_dns = 0;
         bad_br[1] = (NetfilterBridge) { "name-of-16-chars", ip4("10.78.0.0"), 24 }; /* IFNAMSIZ - 1 is 15 */
         CHECK_EQ(netfilter_setup(&c, &err), -EINVAL);
         free(err), err = NULL;
@@ -653,18 +852,18 @@ static int test_failing_batches_change_nothing(void) {
         CHECK_EQ(nft_ruleset_json(after, sizeof after), 0);
         CHECK_STREQ(after, before);
 
-        /* A setup whose batch fails in its middle: chain "postrouting" of the table exists and is
-         * the target of a jump, so deleting it fails (EBUSY) after the table, "published" and the
-         * first steps went through, and later steps fail too. The kernel must apply none of it. */
+        /* A setup whose batch fails in its middle: chain "output" of the table exists and is the
+         * target of a jump, so deleting it fails (EBUSY) after the table, "published" and the first
+         * steps went through, and later steps fail too. The kernel must apply none of it. */
         snprintf(text, sizeof text,
-                 "table ip %1$s {\n  chain postrouting { counter; }\n  chain foo { jump postrouting; }\n}\n", reftab);
+                 "table ip %1$s {\n  chain output { counter; }\n  chain foo { jump output; }\n}\n", reftab);
         CHECK_EQ(nft_load(text), 0);
         CHECK_EQ(nft_ruleset_json(before, sizeof before), 0);
         NetfilterConfig c = config;
         c.table = reftab;
         CHECK_EQ(netfilter_setup(&c, &err), -EBUSY);
         printf("# %s\n", err ?: "(no message)");
-        CHECK(err && strstr(err, "cannot delete old chain 'postrouting' in table '") &&
+        CHECK(err && strstr(err, "cannot delete old chain 'output' in table '") &&
               strstr(err, "Device or resource busy") && strstr(err, " later step"));
         free(err), err = NULL;
         CHECK_EQ(nft_ruleset_json(after, sizeof after), 0);
@@ -888,6 +1087,8 @@ int main(int argc, char *argv[]) {
                 TAP_TEST(invalid_arguments),
                 TAP_TEST(setup_structure),
                 TAP_TEST(setup_idempotent),
+                TAP_TEST(setup_replaces_legacy_layout),
+                TAP_TEST(setup_largest),
                 TAP_TEST(publish_remove),
                 TAP_TEST(teardown),
                 TAP_TEST(other_tables_untouched),
