@@ -3,27 +3,48 @@
  * See network.h. Addresses are leased with an flock() on a lock file per address, in a directory
  * per network namespace and bridge (/run/sandbox-net/<netns inode>/<bridge>/): the kernel releases a
  * lease when its holder dies, so an address is never handed out twice while its sandbox lives, also
- * across daemon restarts, and never leaks.
+ * across daemon restarts, and never leaks. A bridge is made (and its subnet chosen) under an flock()
+ * of /run/sandbox-net/<netns inode>/.setup, so that runtimes starting at the same time agree on it.
+ *
+ * A bridge's subnet is whatever address it has: the first runtime that makes it takes the fixed
+ * subnet of its configuration or the first subnet of the pool that no other link of the namespace
+ * has (an address or a route in it), so a podman or docker network on 10.88.0.0/16 only moves us
+ * to the next one; everybody after that reads it from the bridge.
+ *
+ * Published host ports are reserved the way docker-proxy and podman's conmon hold them: a socket of
+ * ours bound to the port (IPv4 and IPv6, never listening or read) for the sandbox's life. The bind
+ * fails when any host socket has the port, which is how a port in use is refused; and while we hold
+ * it nothing else on the host can take it.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "macro.h"
-#include "nft.h"
 #include "network.h"
+#include "nft.h"
+#include "resolv.h"
 #include "rtnl.h"
 
 #define LEASE_DIR "/run/sandbox-net"
+#define TAKEN_MAX 4096          /* routes and addresses of the namespace considered for the pool */
+
+_Static_assert(NET_EGRESS_MAX <= NETFILTER_CIDRS_MAX, "egress lists must fit the netfilter module's");
+_Static_assert(RESOLV_SERVERS_WRITTEN <= NETFILTER_DNS_MAX, "name servers must fit the netfilter module's");
 
 struct NetLease {
         int lock_fd;
@@ -31,39 +52,101 @@ struct NetLease {
         char sandbox_id[32];
         char host_if[16];
         char table[32];
+        int port_fds[2 * SPEC_PUBLISH_MAX]; /* the reserved host ports (IPv4 and IPv6 each) */
+        size_t n_port_fds;
 };
 
 void net_config_init(NetConfig *c) {
-        *c = (NetConfig) { .prefixlen = 16, .isolated_prefixlen = 16, .mtu = 1500 };
+        *c = (NetConfig) { .n_pool = 1, .pool_prefixlen = 16, .mtu = 1500 };
         strcpy(c->bridge, "sbx0");
         strcpy(c->isolated_bridge, "sbx1");
         strcpy(c->table, "sandbox");
-        inet_pton(AF_INET, "10.88.0.0", &c->subnet);
-        inet_pton(AF_INET, "10.89.0.0", &c->isolated_subnet);
+        inet_pton(AF_INET, "10.88.0.0", &c->pool[0].addr);
+        c->pool[0].prefixlen = 13; /* 10.88.0.0 - 10.95.255.255: eight /16 */
+        strcpy(c->resolv_conf, "/etc/resolv.conf");
+        strcpy(c->resolv_conf_upstream, "/run/systemd/resolve/resolv.conf");
 }
 
 static uint32_t mask_of(unsigned prefixlen) {
         return prefixlen == 0 ? 0 : UINT32_MAX << (32 - prefixlen);
 }
 
+/* Do A/PA and B/PB (host byte order) share an address? */
+static bool overlap(uint32_t a, unsigned pa, uint32_t b, unsigned pb) {
+        uint32_t m = mask_of(MIN(pa, pb));
+        return (a & m) == (b & m);
+}
+
+int net_cidr_parse(const char *s, NetCidr *ret) {
+        char buf[INET_ADDRSTRLEN + 4];
+        const char *slash = strchr(s, '/');
+        struct in_addr a;
+        unsigned p = 32;
+
+        if (strlen(s) >= sizeof buf)
+                return -EINVAL;
+        strcpy(buf, s);
+        if (slash) {
+                char *end = NULL;
+                const char *digits = slash + 1;
+                buf[slash - s] = '\0';
+                if (!*digits || strlen(digits) > 2 || strspn(digits, "0123456789") != strlen(digits))
+                        return -EINVAL;
+                p = (unsigned) strtoul(digits, &end, 10);
+                if (p > 32)
+                        return -EINVAL;
+        }
+        if (inet_pton(AF_INET, buf, &a) != 1 || (ntohl(a.s_addr) & ~mask_of(p)))
+                return -EINVAL;
+        *ret = (NetCidr) { a, p };
+        return 0;
+}
+
+static bool path_valid(const char *p) {
+        return p[0] == '/' && strnlen(p, NET_PATH_MAX) < NET_PATH_MAX;
+}
+
 int net_config_validate(const NetConfig *c, const char **ret_error) {
         const char *e = NULL;
         uint32_t a = ntohl(c->subnet.s_addr), b = ntohl(c->isolated_subnet.s_addr);
-        uint32_t m = mask_of(MIN(c->prefixlen, c->isolated_prefixlen));
 
         if (!rtnl_ifname_is_valid(c->bridge) || !rtnl_ifname_is_valid(c->isolated_bridge) ||
             streq(c->bridge, c->isolated_bridge))
                 e = "the bridge names must be valid interface names (1-15 characters), and differ";
-        else if (c->prefixlen < 8 || c->prefixlen > 30 || c->isolated_prefixlen < 8 || c->isolated_prefixlen > 30)
+        else if ((c->prefixlen != 0 && (c->prefixlen < 8 || c->prefixlen > 30)) ||
+                 (c->isolated_prefixlen != 0 && (c->isolated_prefixlen < 8 || c->isolated_prefixlen > 30)))
                 e = "a sandbox subnet must be from /8 to /30";
         else if ((a & ~mask_of(c->prefixlen)) || (b & ~mask_of(c->isolated_prefixlen)))
                 e = "a sandbox subnet must be given by its network address (like 10.88.0.0/16)";
-        else if ((a & m) == (b & m))
+        else if (c->prefixlen != 0 && c->isolated_prefixlen != 0 && overlap(a, c->prefixlen, b, c->isolated_prefixlen))
                 e = "the two sandbox subnets overlap";
+        else if (c->pool_prefixlen < 8 || c->pool_prefixlen > 30)
+                e = "subnet-pool-prefix must be from 8 to 30";
+        else if (c->n_pool == 0 && (c->prefixlen == 0 || c->isolated_prefixlen == 0))
+                e = "the subnet pool is empty, and a bridge has no fixed subnet";
+        else if (c->n_pool > NET_POOL_MAX || c->n_egress_allow > NET_EGRESS_MAX || c->n_egress_deny > NET_EGRESS_MAX)
+                e = "too many entries in subnet-pool, egress-allow or egress-deny";
         else if (c->mtu < 576 || c->mtu > 65535)
                 e = "the MTU must be from 576 to 65535";
         else if (!*c->table || strlen(c->table) >= sizeof c->table)
                 e = "the netfilter table name is invalid";
+        else if (!path_valid(c->resolv_conf) || !path_valid(c->resolv_conf_upstream))
+                e = "resolv-conf and resolv-conf-upstream must be absolute paths";
+        uint64_t subnets = 0;
+        for (size_t i = 0; !e && i < c->n_pool; i++) {
+                const NetCidr *p = &c->pool[i];
+                if (p->prefixlen < 8 || p->prefixlen > c->pool_prefixlen)
+                        e = "a subnet-pool entry must be from /8 up to subnet-pool-prefix";
+                else if (ntohl(p->addr.s_addr) & ~mask_of(p->prefixlen))
+                        e = "a subnet-pool entry must be given by its network address";
+                else if ((subnets += UINT64_C(1) << (c->pool_prefixlen - p->prefixlen)) > NET_POOL_SUBNETS_MAX)
+                        e = "the subnet pool may be cut into at most 65536 subnets (see subnet-pool-prefix)";
+        }
+        for (size_t i = 0; !e && i < c->n_egress_allow + c->n_egress_deny; i++) {
+                const NetCidr *p = i < c->n_egress_allow ? &c->egress_allow[i] : &c->egress_deny[i - c->n_egress_allow];
+                if (p->prefixlen > 32 || (ntohl(p->addr.s_addr) & ~mask_of(p->prefixlen)))
+                        e = "an egress-allow or egress-deny entry must be a network address with its prefix length";
+        }
         if (e) {
                 if (ret_error)
                         *ret_error = e;
@@ -92,65 +175,303 @@ static const char *kernel_says(const Rtnl *nl, int r, char *buf, size_t size) {
         return buf;
 }
 
-/* Another interface already routes (part of) the subnet: two links would claim it and the
- * sandboxes would reach nothing. /proc/net/route lists this namespace's main table. */
-static int subnet_in_use(const char *bridge, struct in_addr subnet, unsigned prefixlen, char *ret_ifname, size_t size) {
-        _cleanup_fclose_ FILE *f = fopen("/proc/net/route", "re");
-        char line[256];
+static const char *cidr_str(struct in_addr a, unsigned prefixlen, char *buf, size_t size) {
+        char s[INET_ADDRSTRLEN] = "?";
+        (void) inet_ntop(AF_INET, &a, s, sizeof s);
+        snprintf(buf, size, "%s/%u", s, prefixlen);
+        return buf;
+}
 
-        if (!f)
-                return -errno;
-        if (!fgets(line, sizeof line, f)) /* the header */
-                return 0;
-        while (fgets(line, sizeof line, f)) {
-                char ifname[32];
-                unsigned dest, gw, flags, refcnt, use, metric, mask;
-                if (sscanf(line, "%31s %x %x %x %u %u %u %x", ifname, &dest, &gw, &flags, &refcnt, &use, &metric,
-                           &mask) != 8)
-                        continue;
-                if (streq(ifname, bridge) || mask == 0) /* ours, or a default route */
-                        continue;
-                /* The kernel prints them in network byte order. */
-                uint32_t m = ntohl(mask) & mask_of(prefixlen);
-                if ((ntohl(dest) & m) == (ntohl(subnet.s_addr) & m)) {
-                        snprintf(ret_ifname, size, "%s", ifname);
-                        return 1;
-                }
-        }
+/* ---- the name servers ---- */
+
+static int read_resolv_conf(const char *path, ResolvConf *ret) {
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        int r;
+
+        r = read_file(path, RESOLV_CONF_SIZE_MAX, &text, &size);
+        if (r < 0)
+                return r;
+        resolv_conf_parse(text, size, ret);
         return 0;
 }
 
-/* The bridge with the gateway address, up. */
-static int ensure_bridge(Rtnl *nl, const char *name, struct in_addr subnet, unsigned prefixlen, uint32_t mtu,
-                         char *errbuf, size_t errsize) {
-        struct in_addr gw = { .s_addr = htonl(ntohl(subnet.s_addr) + 1) };
-        char kind[32] = "", why[256], other[32];
+int net_resolv_conf(const NetConfig *c, SpecNet mode, char *buf, size_t size, struct in_addr dns[static 3],
+                    size_t *ret_n_dns) {
+        ResolvConf host = {}, upstream = {}, out = {};
+        char comment[2 * NET_PATH_MAX + 160];
+        bool have_upstream;
         int r;
 
-        if (subnet_in_use(name, subnet, prefixlen, other, sizeof other) > 0) {
-                char a[INET_ADDRSTRLEN];
-                inet_ntop(AF_INET, &subnet, a, sizeof a);
-                return fail(errbuf, errsize, "The sandbox subnet %s/%u is already in use on '%s': choose another "
-                            "subnet", a, prefixlen, other), -EADDRINUSE;
+        r = read_resolv_conf(c->resolv_conf, &host);
+        if (r < 0) {
+                snprintf(comment, sizeof comment, "No name servers: cannot read %s: %s", c->resolv_conf, strerror(-r));
+                *ret_n_dns = 0;
+                return resolv_conf_format(&out, comment, buf, size);
         }
+        have_upstream = mode != SPEC_NET_HOST && read_resolv_conf(c->resolv_conf_upstream, &upstream) >= 0;
+        resolv_conf_for_sandbox(&host, have_upstream ? &upstream : NULL, mode != SPEC_NET_HOST, &out);
+        if (mode == SPEC_NET_HOST)
+                snprintf(comment, sizeof comment, "The host's name servers (from %s).", c->resolv_conf);
+        else if (out.n_servers == 0)
+                snprintf(comment, sizeof comment,
+                         "No name servers: %s names no IPv4 one besides loopback ones%s%s%s.", c->resolv_conf,
+                         have_upstream ? " and neither does " : ", and there is no ",
+                         c->resolv_conf_upstream, have_upstream ? "" : " to replace them");
+        else
+                snprintf(comment, sizeof comment,
+                         "The host's name servers for this sandbox (from %s; loopback ones are replaced by those of "
+                         "%s).", c->resolv_conf, c->resolv_conf_upstream);
+        *ret_n_dns = resolv_conf_ipv4_servers(&out, dns);
+        return resolv_conf_format(&out, comment, buf, size);
+}
+
+/* ---- the bridge and its subnet ---- */
+
+/* /run/sandbox-net/<inode of this network namespace>, created if missing. */
+static int netns_dir(void) {
+        char path[128];
+        struct stat ns;
+
+        if (stat("/proc/self/ns/net", &ns) < 0)
+                return -errno;
+        if (mkdir(LEASE_DIR, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        snprintf(path, sizeof path, "%s/%llu", LEASE_DIR, (unsigned long long) ns.st_ino);
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        return RET_NERRNO(open(path, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY));
+}
+
+/* The bridge set-up lock of this network namespace (released by closing it). */
+static int setup_lock(void) {
+        _cleanup_close_ int dir = netns_dir(), fd = -EBADF;
+
+        if (dir < 0)
+                return dir;
+        fd = openat(dir, ".setup", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        while (flock(fd, LOCK_EX) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        return TAKE_FD(fd);
+}
+
+typedef struct Taken {
+        uint32_t net;           /* host byte order */
+        unsigned prefixlen;
+        char ifname[IFNAMSIZ];
+} Taken;
+
+/* The subnets other links of this namespace have: their routes (but default routes) and addresses,
+ * everything but what is on BRIDGE. */
+static int taken_subnets(const char *bridge, Taken *ret, size_t max, size_t *ret_n) {
+        _cleanup_fclose_ FILE *f = fopen("/proc/net/route", "re");
+        struct ifaddrs *ifa = NULL;
+        char line[256];
+        size_t n = 0;
+
+        if (!f)
+                return -errno;
+        if (fgets(line, sizeof line, f)) /* the header */
+                while (n < max && fgets(line, sizeof line, f)) {
+                        char ifname[32];
+                        unsigned dest, gw, flags, refcnt, use, metric, mask;
+                        if (sscanf(line, "%31s %x %x %x %u %u %u %x", ifname, &dest, &gw, &flags, &refcnt, &use, &metric,
+                                   &mask) != 8)
+                                continue;
+                        if (streq(ifname, bridge) || mask == 0 || strlen(ifname) >= IFNAMSIZ)
+                                continue;
+                        /* The kernel prints them in network byte order. */
+                        ret[n] = (Taken) { ntohl(dest), (unsigned) __builtin_popcount(mask) };
+                        strcpy(ret[n].ifname, ifname);
+                        n++;
+                }
+        /* Addresses too: a link that is down has no route yet, and will have one when it comes up. */
+        if (getifaddrs(&ifa) < 0)
+                return -errno;
+        for (struct ifaddrs *i = ifa; i && n < max; i = i->ifa_next) {
+                uint32_t a, m;
+                if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !i->ifa_netmask || !i->ifa_name ||
+                    streq(i->ifa_name, bridge) || strlen(i->ifa_name) >= IFNAMSIZ)
+                        continue;
+                a = ntohl(((const struct sockaddr_in *) i->ifa_addr)->sin_addr.s_addr);
+                m = ntohl(((const struct sockaddr_in *) i->ifa_netmask)->sin_addr.s_addr);
+                ret[n] = (Taken) { a & m, (unsigned) __builtin_popcount(m) };
+                strcpy(ret[n].ifname, i->ifa_name);
+                n++;
+        }
+        freeifaddrs(ifa);
+        *ret_n = n;
+        return 0;
+}
+
+static const Taken *subnet_taken(const Taken *t, size_t n, uint32_t net, unsigned prefixlen) {
+        for (size_t i = 0; i < n; i++)
+                if (overlap(t[i].net, t[i].prefixlen, net, prefixlen))
+                        return &t[i];
+        return NULL;
+}
+
+/* The first IPv4 address of link NAME and its prefix length; 0 if it has none. */
+static int link_address(const char *name, struct in_addr *ret_addr, unsigned *ret_prefixlen) {
+        struct ifaddrs *ifa = NULL;
+        int found = 0;
+
+        if (getifaddrs(&ifa) < 0)
+                return -errno;
+        for (struct ifaddrs *i = ifa; i; i = i->ifa_next)
+                if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && i->ifa_netmask && i->ifa_name &&
+                    streq(i->ifa_name, name)) {
+                        *ret_addr = ((const struct sockaddr_in *) i->ifa_addr)->sin_addr;
+                        *ret_prefixlen = (unsigned) __builtin_popcount(
+                                ((const struct sockaddr_in *) i->ifa_netmask)->sin_addr.s_addr);
+                        found = 1;
+                        break;
+                }
+        freeifaddrs(ifa);
+        return found;
+}
+
+/* A per-interface sysctl of our own bridge: /proc/sys/net/ipv{4,6}/conf/IFNAME/KEY = 1. -ENOENT
+ * when the kernel has no such setting (IPv6 disabled). */
+static int bridge_sysctl(const char *family, const char *ifname, const char *key) {
+        _cleanup_close_ int fd = -EBADF;
+        char path[128], c = 0;
+
+        snprintf(path, sizeof path, "/proc/sys/net/%s/conf/%s/%s", family, ifname, key);
+        fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        if (read(fd, &c, 1) == 1 && c == '1')
+                return 0;
+        return pwrite(fd, "1", 1, 0) == 1 ? 0 : -errno;
+}
+
+/* The bridge NAME, up, with the gateway address (the first of its subnet), route_localnet (published
+ * ports on 127.0.0.1: the host's loopback source must be routable out of it before it is
+ * masqueraded) and no IPv6 (sandboxes have none, and the host must not be reachable through the
+ * bridge's link-local address). Its subnet: the one it has, else FIXED (FIXED_PREFIXLEN > 0) or the
+ * first free one of the pool from the START-th on. */
+static int ensure_bridge(Rtnl *nl, const NetConfig *c, const char *name, struct in_addr fixed, unsigned fixed_prefixlen,
+                         unsigned start, struct in_addr *ret_subnet, unsigned *ret_prefixlen, char *errbuf,
+                         size_t errsize) {
+        _cleanup_close_ int lock = -EBADF;
+        _cleanup_free_ Taken *taken = NULL;
+        char kind[32] = "", why[256], s1[32], s2[32];
+        struct in_addr have = {}, subnet = {}, gw;
+        unsigned have_prefixlen = 0, prefixlen = 0;
+        size_t n_taken = 0;
+        const Taken *t;
+        int r;
+
+        lock = setup_lock();
+        if (lock < 0)
+                return fail(errbuf, errsize, "Cannot lock %s for the set-up of '%s': %s", LEASE_DIR, name,
+                            strerror(-lock)), lock;
+        taken = calloc(TAKEN_MAX, sizeof *taken);
+        if (!taken)
+                return fail(errbuf, errsize, "Out of memory"), -ENOMEM;
+        r = taken_subnets(name, taken, TAKEN_MAX, &n_taken);
+        if (r < 0)
+                return fail(errbuf, errsize, "Cannot read the routes and addresses of this host: %s", strerror(-r)), r;
+
         r = rtnl_link_kind(nl, name, kind, sizeof kind);
-        if (r == -ENODEV) {
-                r = rtnl_bridge_create(nl, name, mtu);
-                if (r < 0 && r != -EEXIST)
-                        return fail(errbuf, errsize, "Cannot create the bridge '%s': %s", name, kernel_says(nl, r, why, sizeof why)),
-                               r;
-        } else if (r < 0)
+        if (r == -ENODEV)
+                r = 0;
+        else if (r < 0)
                 return fail(errbuf, errsize, "Cannot look up the bridge '%s': %s", name, kernel_says(nl, r, why, sizeof why)), r;
         else if (!streq(kind, "bridge"))
                 return fail(errbuf, errsize, "The interface '%s' exists and is not a bridge (it is a%s %s): choose another "
                             "bridge name", name, *kind ? "" : "n", *kind ? kind : "plain device"), -EEXIST;
+        else {
+                r = link_address(name, &have, &have_prefixlen);
+                if (r < 0)
+                        return fail(errbuf, errsize, "Cannot read the address of '%s': %s", name, strerror(-r)), r;
+        }
+
+        if (r > 0) {
+                /* Made before: its address says its subnet. */
+                prefixlen = have_prefixlen;
+                subnet.s_addr = htonl(ntohl(have.s_addr) & mask_of(prefixlen));
+                if (prefixlen < 8 || prefixlen > 30 || ntohl(have.s_addr) != ntohl(subnet.s_addr) + 1)
+                        return fail(errbuf, errsize, "The bridge '%s' has the address %s, not the first address of a /8 "
+                                    "to /30: delete the bridge (ip link delete %s) to have it made anew", name,
+                                    cidr_str(have, have_prefixlen, s1, sizeof s1), name), -EEXIST;
+                if (fixed_prefixlen > 0 && (subnet.s_addr != fixed.s_addr || prefixlen != fixed_prefixlen))
+                        return fail(errbuf, errsize, "The bridge '%s' has the subnet %s, the configuration says %s: delete "
+                                    "the bridge (ip link delete %s) to change it", name,
+                                    cidr_str(subnet, prefixlen, s1, sizeof s1),
+                                    cidr_str(fixed, fixed_prefixlen, s2, sizeof s2), name), -EEXIST;
+                t = subnet_taken(taken, n_taken, ntohl(subnet.s_addr), prefixlen);
+                if (t)
+                        return fail(errbuf, errsize, "The sandbox subnet %s of '%s' is also in use on '%s': choose "
+                                    "another subnet", cidr_str(subnet, prefixlen, s1, sizeof s1), name, t->ifname),
+                               -EADDRINUSE;
+        } else if (fixed_prefixlen > 0) {
+                subnet = fixed;
+                prefixlen = fixed_prefixlen;
+                t = subnet_taken(taken, n_taken, ntohl(subnet.s_addr), prefixlen);
+                if (t)
+                        return fail(errbuf, errsize, "The sandbox subnet %s is already in use on '%s': choose another "
+                                    "subnet", cidr_str(subnet, prefixlen, s1, sizeof s1), t->ifname), -EADDRINUSE;
+        } else {
+                /* The first subnet of the pool that no other link has, in the pool's order cut into
+                 * subnets, from the START-th on (wrapping around): the bridged sandboxes' bridge starts
+                 * at the first, the isolated ones' at the second, so that by default (and when
+                 * nothing else is there) they have 10.88.0.0/16 and 10.89.0.0/16. */
+                uint64_t total = 0;
+                for (size_t i = 0; i < c->n_pool; i++)
+                        total += UINT64_C(1) << (c->pool_prefixlen - c->pool[i].prefixlen);
+                for (uint64_t k = 0; k < total && prefixlen == 0; k++) {
+                        uint64_t idx = (k + start) % total;
+                        size_t i = 0;
+                        while (idx >= (UINT64_C(1) << (c->pool_prefixlen - c->pool[i].prefixlen))) {
+                                idx -= UINT64_C(1) << (c->pool_prefixlen - c->pool[i].prefixlen);
+                                i++;
+                        }
+                        uint32_t net = ntohl(c->pool[i].addr.s_addr) + ((uint32_t) idx << (32 - c->pool_prefixlen));
+                        if (!subnet_taken(taken, n_taken, net, c->pool_prefixlen)) {
+                                subnet.s_addr = htonl(net);
+                                prefixlen = c->pool_prefixlen;
+                        }
+                }
+                if (prefixlen == 0) {
+                        char pool[NET_POOL_MAX * 20] = "";
+                        for (size_t i = 0; i < c->n_pool; i++) {
+                                size_t l = strlen(pool);
+                                snprintf(pool + l, sizeof pool - l, "%s%s", i ? " " : "",
+                                         cidr_str(c->pool[i].addr, c->pool[i].prefixlen, s1, sizeof s1));
+                        }
+                        return fail(errbuf, errsize, "No free subnet for the bridge '%s': every /%u of the pool (%s) is "
+                                    "in use on this host; add another range to subnet-pool", name, c->pool_prefixlen,
+                                    pool), -EADDRNOTAVAIL;
+                }
+        }
+
+        if (!*kind) {
+                r = rtnl_bridge_create(nl, name, c->mtu);
+                if (r < 0 && r != -EEXIST)
+                        return fail(errbuf, errsize, "Cannot create the bridge '%s': %s", name, kernel_says(nl, r, why, sizeof why)),
+                               r;
+        }
+        gw.s_addr = htonl(ntohl(subnet.s_addr) + 1);
         r = rtnl_addr_add(nl, name, gw, prefixlen);
         if (r < 0 && r != -EEXIST)
                 return fail(errbuf, errsize, "Cannot give the bridge '%s' its address: %s", name, kernel_says(nl, r, why, sizeof why)),
                        r;
+        r = bridge_sysctl("ipv4", name, "route_localnet");
+        if (r < 0)
+                return fail(errbuf, errsize, "Cannot set route_localnet on '%s': %s", name, strerror(-r)), r;
+        r = bridge_sysctl("ipv6", name, "disable_ipv6");
+        if (r < 0 && r != -ENOENT)
+                return fail(errbuf, errsize, "Cannot disable IPv6 on '%s': %s", name, strerror(-r)), r;
         r = rtnl_link_set_up(nl, name);
         if (r < 0)
                 return fail(errbuf, errsize, "Cannot bring the bridge '%s' up: %s", name, kernel_says(nl, r, why, sizeof why)), r;
+        *ret_subnet = subnet;
+        *ret_prefixlen = prefixlen;
         return 0;
 }
 
@@ -169,24 +490,16 @@ static int enable_forwarding(char *errbuf, size_t errsize) {
 }
 
 static int lease_address(const char *bridge, struct in_addr subnet, unsigned prefixlen, NetLease *l) {
-        _cleanup_close_ int dir = -EBADF;
-        char path[256];
-        struct stat ns;
+        _cleanup_close_ int ns_dir = -EBADF, dir = -EBADF;
         uint32_t base = ntohl(subnet.s_addr), n = (UINT32_C(1) << (32 - prefixlen)) - 3, start = 0;
 
         /* Leases are per network namespace: the same bridge name can exist in many. */
-        if (stat("/proc/self/ns/net", &ns) < 0)
+        ns_dir = netns_dir();
+        if (ns_dir < 0)
+                return ns_dir;
+        if (mkdirat(ns_dir, bridge, 0700) < 0 && errno != EEXIST)
                 return -errno;
-        snprintf(path, sizeof path, "%s", LEASE_DIR);
-        if (mkdir(path, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        snprintf(path, sizeof path, "%s/%llu", LEASE_DIR, (unsigned long long) ns.st_ino);
-        if (mkdir(path, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        snprintf(path, sizeof path, "%s/%llu/%s", LEASE_DIR, (unsigned long long) ns.st_ino, bridge);
-        if (mkdir(path, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        dir = open(path, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
+        dir = openat(ns_dir, bridge, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
         if (dir < 0)
                 return -errno;
         (void) getrandom(&start, sizeof start, GRND_NONBLOCK);
@@ -215,41 +528,179 @@ static int lease_address(const char *bridge, struct in_addr subnet, unsigned pre
         return -EADDRNOTAVAIL;
 }
 
-static int ensure_netfilter(const NetConfig *c, char *errbuf, size_t errsize) {
-        static char done_for[32];
+/* What the chains of a bridge were last built from by this process. */
+typedef struct RulesBuilt {
+        char table[32];
+        char bridge[16];
+        struct in_addr subnet;
+        unsigned prefixlen;
+        NetCidr allow[NET_EGRESS_MAX], deny[NET_EGRESS_MAX];
+        size_t n_allow, n_deny;
+        struct in_addr dns[RESOLV_SERVERS_WRITTEN];
+        size_t n_dns;
+} RulesBuilt;
+
+static pthread_mutex_t rules_lock = PTHREAD_MUTEX_INITIALIZER;
+static RulesBuilt rules_built[NETFILTER_BRIDGES_MAX]; /* under rules_lock */
+
+static int ensure_netfilter(const NetConfig *c, const char *bridge, struct in_addr subnet, unsigned prefixlen,
+                            const struct in_addr *dns, size_t n_dns, char *errbuf, size_t errsize) {
         _cleanup_free_ char *e = NULL;
+        const char *other = streq(bridge, c->bridge) ? c->isolated_bridge : c->bridge;
         NetfilterBridge bridges[] = {
-                { .ifname = c->bridge, .subnet = c->subnet, .prefixlen = c->prefixlen },
-                { .ifname = c->isolated_bridge, .subnet = c->isolated_subnet, .prefixlen = c->isolated_prefixlen },
+                { .ifname = bridge, .subnet = subnet, .prefixlen = prefixlen },
+                { .ifname = other }, /* only named: our chains keep traffic from going there */
         };
-        NetfilterConfig nf = { .table = c->table, .bridges = bridges, .n_bridges = ELEMENTSOF(bridges) };
+        NetfilterCidr allow[NET_EGRESS_MAX], deny[NET_EGRESS_MAX];
+        NetfilterConfig nf = {
+                .table = c->table, .bridges = bridges, .n_bridges = ELEMENTSOF(bridges),
+                .egress_allow = allow, .n_egress_allow = c->n_egress_allow,
+                .egress_deny = deny, .n_egress_deny = c->n_egress_deny,
+                .dns = dns, .n_dns = MIN(n_dns, (size_t) RESOLV_SERVERS_WRITTEN),
+                .keep_existing = !c->replace_rules,
+        };
+        RulesBuilt want = { .subnet = subnet, .prefixlen = prefixlen, .n_allow = c->n_egress_allow,
+                            .n_deny = c->n_egress_deny, .n_dns = nf.n_dns };
+        size_t slot = SIZE_MAX;
         int r;
 
-        /* Once per process and table: the base chains are rebuilt atomically (published ports are
-         * kept), so a table someone else removed comes back on our next start. */
-        if (streq(done_for, c->table))
-                return 0;
+        for (size_t i = 0; i < c->n_egress_allow; i++)
+                allow[i] = (NetfilterCidr) { c->egress_allow[i].addr, c->egress_allow[i].prefixlen };
+        for (size_t i = 0; i < c->n_egress_deny; i++)
+                deny[i] = (NetfilterCidr) { c->egress_deny[i].addr, c->egress_deny[i].prefixlen };
+        snprintf(want.table, sizeof want.table, "%s", c->table);
+        snprintf(want.bridge, sizeof want.bridge, "%s", bridge);
+        memcpy(want.allow, c->egress_allow, sizeof want.allow);
+        memcpy(want.deny, c->egress_deny, sizeof want.deny);
+        memcpy(want.dns, dns, nf.n_dns * sizeof *dns);
+
+        /* Once per process for the same settings: the chains of the bridge are rebuilt atomically
+         * (published ports are kept), so a table someone else removed comes back on our next start,
+         * and new name servers or another subnet are taken up when they change. */
+        pthread_mutex_lock(&rules_lock);
+        for (size_t i = 0; i < ELEMENTSOF(rules_built); i++) {
+                if (memcmp(&rules_built[i], &want, sizeof want) == 0) {
+                        pthread_mutex_unlock(&rules_lock);
+                        return 0;
+                }
+                if (slot == SIZE_MAX && (!rules_built[i].table[0] || (streq(rules_built[i].table, want.table) &&
+                                                                       streq(rules_built[i].bridge, want.bridge))))
+                        slot = i;
+        }
         r = netfilter_setup(&nf, &e);
+        if (r >= 0 && slot != SIZE_MAX)
+                rules_built[slot] = want;
+        pthread_mutex_unlock(&rules_lock);
         if (r < 0)
-                return fail(errbuf, errsize, "Cannot set up the NAT rules (table '%s'): %s", c->table, e ?: strerror(-r)), r;
-        snprintf(done_for, sizeof done_for, "%s", c->table);
+                return fail(errbuf, errsize, "Cannot set up the sandbox rules (table '%s'): %s", c->table, e ?: strerror(-r)), r;
         return 0;
 }
 
+static const char *proto_str(uint32_t proto) {
+        return proto == IPPROTO_UDP ? "udp" : "tcp";
+}
+
+typedef struct PortOwner {
+        int proto;
+        uint16_t port;
+        char id[64];
+} PortOwner;
+
+static int find_port_owner(const NetfilterPublished *p, void *userdata) {
+        PortOwner *o = userdata;
+        if (p->proto == o->proto && p->host_port == o->port && !o->id[0])
+                snprintf(o->id, sizeof o->id, "%s", p->sandbox_id[0] ? p->sandbox_id : "?");
+        return 0;
+}
+
+/* Hold host port PORT/PROTO: a socket bound to it, for IPv4 and (where the host has IPv6) for IPv6,
+ * without SO_REUSEADDR (so that nobody else can bind it, listening or not) and never listening or
+ * read (the DNAT rules take every connection before it could reach us). A small receive buffer:
+ * datagrams that do reach a UDP one (IPv6, which we do not forward) queue there until the end. */
+static int reserve_port(uint32_t proto, uint16_t port, int fds[static 2]) {
+        int type = (proto == IPPROTO_UDP ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, small = 1, one = 1;
+        struct sockaddr_in sa4 = { .sin_family = AF_INET, .sin_port = htons(port) };
+        struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_ANY_INIT };
+        _cleanup_close_ int fd4 = -EBADF, fd6 = -EBADF;
+
+        fd4 = socket(AF_INET, type, 0);
+        if (fd4 < 0)
+                return -errno;
+        (void) setsockopt(fd4, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        if (bind(fd4, (struct sockaddr *) &sa4, sizeof sa4) < 0)
+                return -errno;
+        fd6 = socket(AF_INET6, type, 0);
+        if (fd6 < 0 && errno != EAFNOSUPPORT)
+                return -errno;
+        if (fd6 >= 0) {
+                (void) setsockopt(fd6, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+                if (setsockopt(fd6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+                        return -errno;
+                if (bind(fd6, (struct sockaddr *) &sa6, sizeof sa6) < 0 && errno != EADDRNOTAVAIL)
+                        return -errno;
+        }
+        fds[0] = TAKE_FD(fd4);
+        fds[1] = TAKE_FD(fd6);
+        return 0;
+}
+
+static int reserve_ports(const NetConfig *c, const SpecPublish *publish, size_t n_publish, NetLease *l, char *errbuf,
+                         size_t errsize) {
+        for (size_t i = 0; i < n_publish; i++) {
+                const SpecPublish *p = &publish[i];
+                int fds[2] = { -EBADF, -EBADF }, r;
+
+                for (size_t j = 0; j < i; j++)
+                        if (publish[j].proto == p->proto && publish[j].host_port == p->host_port)
+                                return fail(errbuf, errsize, "Cannot publish host port %u/%s twice", p->host_port,
+                                            proto_str(p->proto)), -EINVAL;
+                r = reserve_port(p->proto, (uint16_t) p->host_port, fds);
+                if (r == -EADDRINUSE) {
+                        /* Ours (a live sandbox's rule), or a socket of the host's? */
+                        PortOwner o = { .proto = (int) p->proto, .port = (uint16_t) p->host_port };
+                        (void) netfilter_list_published(c->table, find_port_owner, &o);
+                        if (o.id[0])
+                                return fail(errbuf, errsize, "Cannot publish host port %u/%s: it is already published "
+                                            "by sandbox '%s'", p->host_port, proto_str(p->proto), o.id), r;
+                        return fail(errbuf, errsize, "Cannot publish host port %u/%s: a socket on the host already "
+                                    "uses it (a server listens on it, or a connection holds it)", p->host_port,
+                                    proto_str(p->proto)), r;
+                }
+                if (r < 0)
+                        return fail(errbuf, errsize, "Cannot reserve host port %u/%s: %s", p->host_port,
+                                    proto_str(p->proto), strerror(-r)), r;
+                l->port_fds[l->n_port_fds++] = fds[0];
+                l->port_fds[l->n_port_fds++] = fds[1];
+        }
+        return 0;
+}
+
+static NetLease *lease_free(NetLease *l) {
+        if (!l)
+                return NULL;
+        for (size_t i = 0; i < l->n_port_fds; i++)
+                safe_close(l->port_fds[i]);
+        safe_close(l->lock_fd);
+        free(l);
+        return NULL;
+}
+
 int net_attach(const NetConfig *c, SpecNet mode, const char *sandbox_id, pid_t pid, const SpecPublish *publish,
-               size_t n_publish, NetLease **ret, char *errbuf, size_t errsize) {
+               size_t n_publish, const struct in_addr *dns, size_t n_dns, NetLease **ret, char *errbuf,
+               size_t errsize) {
         Rtnl *nl = NULL, *inner = NULL;
         NetLease *l = NULL;
         _cleanup_close_ int netns = -EBADF;
         const bool isolated = mode == SPEC_NET_ISOLATED;
         const char *bridge = isolated ? c->isolated_bridge : c->bridge;
-        struct in_addr subnet = isolated ? c->isolated_subnet : c->subnet, gw;
-        unsigned prefixlen = isolated ? c->isolated_prefixlen : c->prefixlen;
+        struct in_addr subnet, gw;
+        unsigned prefixlen;
         char path[64], why[256];
         bool link_made = false;
         int r;
 
-        gw.s_addr = htonl(ntohl(subnet.s_addr) + 1);
+        if (n_publish > SPEC_PUBLISH_MAX)
+                return fail(errbuf, errsize, "Too many published ports (at most %d)", SPEC_PUBLISH_MAX), -E2BIG;
         l = calloc(1, sizeof *l);
         if (!l)
                 return fail(errbuf, errsize, "Out of memory"), -ENOMEM;
@@ -258,18 +709,25 @@ int net_attach(const NetConfig *c, SpecNet mode, const char *sandbox_id, pid_t p
         snprintf(l->host_if, sizeof l->host_if, "sbx%.12s", sandbox_id);
         snprintf(l->table, sizeof l->table, "%s", c->table);
 
+        /* First the host ports: a port that is not free is refused before anything is built. */
+        r = reserve_ports(c, publish, n_publish, l, errbuf, errsize);
+        if (r < 0)
+                goto fail;
         r = rtnl_open(&nl);
         if (r < 0) {
                 fail(errbuf, errsize, "Cannot open a netlink socket: %s", strerror(-r));
                 goto fail;
         }
-        r = ensure_bridge(nl, bridge, subnet, prefixlen, c->mtu, errbuf, errsize);
+        r = ensure_bridge(nl, c, bridge, isolated ? c->isolated_subnet : c->subnet,
+                          isolated ? c->isolated_prefixlen : c->prefixlen, isolated ? 1 : 0, &subnet, &prefixlen,
+                          errbuf, errsize);
         if (r < 0)
                 goto fail;
+        gw.s_addr = htonl(ntohl(subnet.s_addr) + 1);
         r = enable_forwarding(errbuf, errsize);
         if (r < 0)
                 goto fail;
-        r = ensure_netfilter(c, errbuf, errsize);
+        r = ensure_netfilter(c, bridge, subnet, prefixlen, dns, n_dns, errbuf, errsize);
         if (r < 0)
                 goto fail;
         r = lease_address(bridge, subnet, prefixlen, l);
@@ -278,7 +736,6 @@ int net_attach(const NetConfig *c, SpecNet mode, const char *sandbox_id, pid_t p
                      r == -EADDRNOTAVAIL ? "every address of the subnet is in use" : strerror(-r));
                 goto fail;
         }
-
         snprintf(path, sizeof path, "/proc/%d/ns/net", pid);
         netns = open(path, O_RDONLY | O_CLOEXEC);
         if (netns < 0) {
@@ -324,8 +781,8 @@ int net_attach(const NetConfig *c, SpecNet mode, const char *sandbox_id, pid_t p
                 r = netfilter_publish_add(c->table, sandbox_id, (int) publish[i].proto, (uint16_t) publish[i].host_port,
                                           l->addr, (uint16_t) publish[i].port, &e);
                 if (r < 0) {
-                        fail(errbuf, errsize, "Cannot publish port %u/%s: %s", publish[i].host_port,
-                             publish[i].proto == IPPROTO_UDP ? "udp" : "tcp", e ?: strerror(-r));
+                        fail(errbuf, errsize, "Cannot publish host port %u/%s: %s", publish[i].host_port,
+                             proto_str(publish[i].proto), e ?: strerror(-r));
                         goto fail;
                 }
         }
@@ -341,8 +798,7 @@ fail:
                 (void) rtnl_link_delete(nl, l->host_if);
         rtnl_close(inner);
         rtnl_close(nl);
-        safe_close(l->lock_fd);
-        free(l);
+        lease_free(l);
         return r < 0 ? r : -EINVAL;
 }
 
@@ -357,9 +813,8 @@ NetLease *net_detach(NetLease *l) {
                 (void) rtnl_link_delete(nl, l->host_if);
                 rtnl_close(nl);
         }
-        safe_close(l->lock_fd);
-        free(l);
-        return NULL;
+        /* The host ports last: nothing forwards them any more. */
+        return lease_free(l);
 }
 
 /* Is SANDBOX_ID's lease (on either bridge, in this network namespace) held by a live process? */

@@ -27,6 +27,7 @@ typedef enum ChildStep {
         STEP_DEV,
         STEP_SYS,
         STEP_TMP,
+        STEP_RESOLV,
         STEP_BIND,
         STEP_TMPFS,
         STEP_PIVOT,
@@ -73,6 +74,7 @@ typedef struct ChildContext {
         const char *root_path;  /* where the union is attached inside the child's mount namespace */
         int union_fd;           /* the union, a detached mount */
         int usr_fd;             /* the host's /usr, read-only and detached; -EBADF with --image DIR */
+        int resolv_fd;          /* the sandbox's /etc/resolv.conf, a detached mount; -EBADF: none */
         ChildBind *binds;
         const FilterProgram *filter;
         char **envp;            /* the program's whole environment */

@@ -401,6 +401,9 @@ typedef struct Start {
         int union_fd;           /* the union, a detached mount, until the child has it */
         int usr_fd;             /* the host's /usr, detached */
         int cgroup_fd;          /* v2: for CLONE_INTO_CGROUP */
+        int resolv_fd;          /* STATE/ID/data/resolv.conf, detached, until the child has it */
+        struct in_addr dns[3];  /* the IPv4 name servers it names */
+        size_t n_dns;
         int sp[2];              /* the status socket: ours, the child's */
 } Start;
 
@@ -420,6 +423,7 @@ static void start_done(Start *st) {
         safe_close(st->union_fd);
         safe_close(st->usr_fd);
         safe_close(st->cgroup_fd);
+        safe_close(st->resolv_fd);
         safe_close(st->sp[0]);
         safe_close(st->sp[1]);
 }
@@ -746,6 +750,48 @@ static int cgroup_unsupported_error(Start *st, const CgroupLimits *limits) {
                          cgroup_setup_note, *cgroup_setup_advice ? "; " : "", cgroup_setup_advice);
 }
 
+static const NetConfig *net_config(const Start *st, NetConfig *defaults) {
+        if (st->cfg && st->cfg->net)
+                return st->cfg->net;
+        net_config_init(defaults);
+        return defaults;
+}
+
+/* /etc/resolv.conf: the host's name servers as this sandbox can use them (net/resolv.h), written into
+ * its data directory and bind-mounted read-only by the child over the image's, which stays as it is
+ * (the generated host image is shared). Bridged, isolated and host networks: with --net none there
+ * is nobody to ask. */
+static int step_resolv(Start *st) {
+        const SandboxSpec *spec = st->spec;
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        NetConfig defaults;
+        char text[4096];
+        bool is_dir;
+        size_t len;
+        int r;
+
+        if (spec->net == SPEC_NET_NONE)
+                return 0;
+        r = net_resolv_conf(net_config(st, &defaults), spec->net, text, sizeof text, st->dns, &st->n_dns);
+        if (r < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot make the sandbox's /etc/resolv.conf: %s",
+                                 strerror(-r));
+        len = strlen(text);
+        fd = openat(st->data_fd, "resolv.conf", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, text, len) != (ssize_t) len || fchmod(fd, 0644) < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot write the sandbox's /etc/resolv.conf: %m");
+        if (asprintf(&path, "%s/%s/data/resolv.conf", st->s->state_dir, st->s->id) < 0) {
+                path = NULL;
+                return OOM(st);
+        }
+        r = mount_detached_tree(path, true, &is_dir, &st->resolv_fd);
+        if (r < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot bind the sandbox's /etc/resolv.conf: %s",
+                                 strerror(-r));
+        return 0;
+}
+
 static int step_cgroup(Start *st) {
         const SandboxSpec *spec = st->spec;
         char name[32];
@@ -795,6 +841,7 @@ static int step_clone(Start *st) {
                 .root_path = st->root_path,
                 .union_fd = st->union_fd,
                 .usr_fd = st->usr_fd,
+                .resolv_fd = st->resolv_fd,
                 .binds = st->binds,
                 .filter = st->filter,
                 .envp = st->envp,
@@ -825,6 +872,7 @@ static int step_clone(Start *st) {
          * would keep its FUSE connection (and server) alive. */
         st->union_fd = safe_close(st->union_fd);
         st->usr_fd = safe_close(st->usr_fd);
+        st->resolv_fd = safe_close(st->resolv_fd);
         for (size_t i = 0; i < spec->n_binds; i++)
                 st->binds[i].tree_fd = safe_close(st->binds[i].tree_fd);
         return 0;
@@ -865,10 +913,9 @@ static int step_network(Start *st) {
 
         if (spec->net != SPEC_NET_BRIDGE && spec->net != SPEC_NET_ISOLATED)
                 return 0;
-        net_config_init(&defaults);
         pthread_mutex_lock(&net_lock);
-        r = net_attach(st->cfg && st->cfg->net ? st->cfg->net : &defaults, spec->net, st->s->id, st->s->pid,
-                       spec->publish, spec->n_publish, &st->s->lease, why, sizeof why);
+        r = net_attach(net_config(st, &defaults), spec->net, st->s->id, st->s->pid, spec->publish, spec->n_publish,
+                       st->dns, st->n_dns, &st->s->lease, why, sizeof why);
         pthread_mutex_unlock(&net_lock);
         if (r < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "%s", why);
@@ -943,6 +990,7 @@ static const StartStep start_steps[] = {
         { "upper layer",                step_upper },
         { "union and its server",       step_union },
         { "host trees",                 step_trees },
+        { "name resolution",            step_resolv },
         { "cgroup",                     step_cgroup },
         { "environment",                step_environment },
         { "clone the init",             step_clone },
@@ -991,6 +1039,7 @@ int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *cfg,
         Start st = {
                 .s = s, .spec = s->spec, .cfg = cfg, .stdio = stdio, .cancel_fd = cancel_fd, .err = err,
                 .data_fd = -EBADF, .fuse_fd = -EBADF, .union_fd = -EBADF, .usr_fd = -EBADF, .cgroup_fd = -EBADF,
+                .resolv_fd = -EBADF,
                 .sp = { -EBADF, -EBADF },
         };
         for (size_t i = 0; i < ELEMENTSOF(start_steps); i++) {

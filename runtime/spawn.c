@@ -55,6 +55,7 @@ static const char *const step_names[_STEP_MAX] = {
         [STEP_DEV] = "set up /dev",
         [STEP_SYS] = "mount /sys",
         [STEP_TMP] = "mount /tmp",
+        [STEP_RESOLV] = "bind-mount /etc/resolv.conf",
         [STEP_BIND] = "bind-mount",
         [STEP_TMPFS] = "mount a tmpfs on",
         [STEP_PIVOT] = "switch to the new root",
@@ -109,7 +110,7 @@ static void sort_fds(int *fds, size_t n) {
  * of another sandbox's detached union would keep its FUSE connection alive, a copy of its status
  * socket would hide its init's death. Close everything but stdio and what this sandbox needs. */
 static int close_other_fds(const ChildContext *c) {
-        int keep[6 + SPEC_MOUNTS_MAX];
+        int keep[7 + SPEC_MOUNTS_MAX];
         size_t n = 0;
         unsigned from = 3;
 
@@ -118,6 +119,7 @@ static int close_other_fds(const ChildContext *c) {
                 keep[n++] = c->stdio[i];
         keep[n++] = c->union_fd;
         keep[n++] = c->usr_fd;
+        keep[n++] = c->resolv_fd;
         for (size_t i = 0; i < c->spec->n_binds && i < SPEC_MOUNTS_MAX; i++)
                 keep[n++] = c->binds[i].tree_fd;
         sort_fds(keep, n);
@@ -451,6 +453,13 @@ _Noreturn void child_run(const ChildContext *c) {
         r = mount_tmpfs_at(root_fd, "/tmp", SPEC_DEFAULT_TMPFS, "1777");
         if (r < 0)
                 fail(c, STEP_TMP, r, 0);
+        /* Our /etc/resolv.conf (bridged, isolated and host networks), under the user's binds. An image
+         * whose /etc/resolv.conf is a symlink to nowhere keeps it (ENOENT): nothing to mount over. */
+        if (c->resolv_fd >= 0) {
+                r = mount_attach_tree(c->resolv_fd, root_fd, "/etc/resolv.conf", false);
+                if (r < 0 && r != -ENOENT)
+                        fail(c, STEP_RESOLV, r, 0);
+        }
         for (size_t i = 0; i < s->n_binds; i++) {
                 r = mount_attach_tree(c->binds[i].tree_fd, root_fd, c->binds[i].dest, c->binds[i].is_dir);
                 if (r < 0)

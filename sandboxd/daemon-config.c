@@ -25,8 +25,24 @@ void config_init(DaemonConfig *c) {
                 .max_buffer_per_uid = CONFIG_DEFAULT_MAX_BUFFER_PER_UID,
                 .max_starts = CONFIG_DEFAULT_MAX_STARTS,
                 .max_starts_per_uid = CONFIG_DEFAULT_MAX_STARTS_PER_UID,
+                .min_published_port = 1024,
         };
         net_config_init(&c->net);
+        /* The daemon's configuration decides the rules of its bridges (sandbox-run keeps them). */
+        c->net.replace_rules = true;
+}
+
+/* Space- or comma-separated CIDRs appended to LIST (at most MAX in all). */
+static int parse_cidrs(char *v, NetCidr *list, size_t *n, size_t max) {
+        char *save = NULL;
+        for (char *w = strtok_r(v, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+                if (*n >= max)
+                        return -E2BIG;
+                if (net_cidr_parse(w, &list[*n]) < 0)
+                        return -EINVAL;
+                (*n)++;
+        }
+        return 0;
 }
 
 /* "10.88.0.0/16" */
@@ -151,6 +167,7 @@ int config_load(const char *path, bool must_exist, DaemonConfig *c, char *errbuf
 int config_parse(const char *data, size_t size, const char *path, DaemonConfig *c, char *errbuf, size_t errsize) {
         _cleanup_free_ char *text = NULL;
         unsigned lineno = 0;
+        bool pool_given = false;
         int r;
 
         if (size > CONFIG_MAX_SIZE)
@@ -226,6 +243,38 @@ int config_parse(const char *data, size_t size, const char *path, DaemonConfig *
                         if (parse_subnet(value, iso ? &c->net.isolated_subnet : &c->net.subnet,
                                          iso ? &c->net.isolated_prefixlen : &c->net.prefixlen) < 0)
                                 BAD("%s:%u: %s: expected an IPv4 subnet like 10.88.0.0/16", path, lineno, key);
+                } else if (streq(key, "subnet-pool")) {
+                        /* Replaces the default pool; more lines add to it. */
+                        if (!pool_given)
+                                c->net.n_pool = 0;
+                        pool_given = true;
+                        r = parse_cidrs(value, c->net.pool, &c->net.n_pool, NET_POOL_MAX);
+                        if (r < 0)
+                                BAD("%s:%u: subnet-pool: %s", path, lineno,
+                                    r == -E2BIG ? "more than 8 subnets" : "expected IPv4 subnets like 10.88.0.0/13");
+                } else if (streq(key, "subnet-pool-prefix")) {
+                        uint32_t n;
+                        if (safe_atou32(value, &n) < 0 || n < 8 || n > 30)
+                                BAD("%s:%u: subnet-pool-prefix: expected a prefix length from 8 to 30", path, lineno);
+                        c->net.pool_prefixlen = n;
+                } else if (streq(key, "egress-allow") || streq(key, "egress-deny")) {
+                        bool allow = streq(key, "egress-allow");
+                        r = parse_cidrs(value, allow ? c->net.egress_allow : c->net.egress_deny,
+                                        allow ? &c->net.n_egress_allow : &c->net.n_egress_deny, NET_EGRESS_MAX);
+                        if (r < 0)
+                                BAD("%s:%u: %s: %s", path, lineno, key,
+                                    r == -E2BIG ? "more than 16 entries"
+                                                : "expected IPv4 addresses or subnets like 10.0.0.0/8 (host bits 0)");
+                } else if (streq(key, "min-published-port")) {
+                        uint32_t n;
+                        if (safe_atou32(value, &n) < 0 || n < 1 || n > 65535)
+                                BAD("%s:%u: min-published-port: expected a port from 1 to 65535", path, lineno);
+                        c->min_published_port = n;
+                } else if (streq(key, "resolv-conf") || streq(key, "resolv-conf-upstream")) {
+                        char *dst = streq(key, "resolv-conf") ? c->net.resolv_conf : c->net.resolv_conf_upstream;
+                        if (value[0] != '/' || strlen(value) >= sizeof c->net.resolv_conf)
+                                BAD("%s:%u: %s: expected an absolute path", path, lineno, key);
+                        strcpy(dst, value);
                 } else if (streq(key, "mtu")) {
                         if (safe_atou32(value, &c->net.mtu) < 0)
                                 BAD("%s:%u: mtu: expected a number", path, lineno);

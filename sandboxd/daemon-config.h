@@ -44,7 +44,8 @@ typedef struct DaemonConfig {
                                          * decoded, output not yet sent */
         unsigned max_starts;            /* sandboxes being set up at once (worker threads) */
         unsigned max_starts_per_uid;    /* more wait their turn, in order */
-        NetConfig net;                  /* bridges, subnets, MTU, netfilter table */
+        uint32_t min_published_port;    /* the lowest host port non-root clients may publish (1024) */
+        NetConfig net;                  /* bridges, subnets, pool, egress, MTU, table, resolv.conf */
 } DaemonConfig;
 
 void config_init(DaemonConfig *c);

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -659,8 +660,9 @@ static bool client_authorized(Client *c) {
         return false;
 }
 
-/* The configuration's caps, for everyone but root. Returns a message, or NULL if the spec is fine. */
-static const char *check_policy(Client *c, SandboxSpec *spec) {
+/* The configuration's caps, for everyone but root. Returns a message (static, or in BUF), or NULL if
+ * the spec is fine. */
+static const char *check_policy(Client *c, SandboxSpec *spec, char *buf, size_t bufsize) {
         const DaemonConfig *cfg = c->server->config;
         unsigned mine = 0;
 
@@ -680,6 +682,16 @@ static const char *check_policy(Client *c, SandboxSpec *spec) {
                 return "only root may choose another seccomp policy";
         if (spec->net == SPEC_NET_HOST && !cfg->allow_net_host)
                 return "only root may use --net host (unless allow-net-host is set)";
+        /* Host ports below the floor are the host's services' (22, 25, 53, 80, ...): root's to give
+         * away. (Whether a host socket already holds a port is checked for everybody when the
+         * runtime reserves it.) */
+        for (size_t i = 0; i < spec->n_publish; i++)
+                if (spec->publish[i].host_port < cfg->min_published_port) {
+                        snprintf(buf, bufsize, "--publish %u:%u%s: host ports below %u are for root only "
+                                 "(min-published-port)", spec->publish[i].host_port, spec->publish[i].port,
+                                 spec->publish[i].proto == IPPROTO_UDP ? "/udp" : "", cfg->min_published_port);
+                        return buf;
+                }
         /* A missing limit takes the cap; a larger one is refused. */
         if (cfg->max_memory) {
                 if (spec->memory_max > cfg->max_memory)
@@ -737,7 +749,8 @@ static void handle_exec(Client *c, WireFrame *f) {
         r = msg_exec_decode(f, &m, &e);
         if (r < 0)
                 return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed EXEC: %s", e ?: "invalid");
-        e = check_policy(c, &m.spec);
+        char why[256];
+        e = check_policy(c, &m.spec, why, sizeof why);
         if (e)
                 return client_fail(c, SANDBOX_EXIT_SETUP, -EPERM, "permission denied: %s", e);
 

@@ -71,8 +71,29 @@ static int run(ExecOptions *o) {
                                      "run sandbox-run as the command of a delegated scope: systemd-run --scope "
                                      "-p Delegate=yes sandbox-run ..., or use sandboxctl exec");
 
+        /* The network defaults, with the name servers from elsewhere if asked (tests, hosts whose
+         * resolvers are not in /etc/resolv.conf). The rules a bridge already has (a configured
+         * sandboxd's) are kept: net.replace_rules stays false. */
+        NetConfig net;
+        net_config_init(&net);
+        {
+                const char *keys[] = { "SANDBOX_RESOLV_CONF", "SANDBOX_RESOLV_CONF_UPSTREAM" };
+                char *dst[] = { net.resolv_conf, net.resolv_conf_upstream };
+                for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                        const char *v = getenv(keys[i]);
+                        if (!v)
+                                continue;
+                        if (v[0] != '/' || strlen(v) >= sizeof net.resolv_conf) {
+                                fprintf(stderr, "sandbox-run: $%s: expected an absolute path of at most %zu bytes\n",
+                                        keys[i], sizeof net.resolv_conf - 1);
+                                return SANDBOX_EXIT_SETUP;
+                        }
+                        strcpy(dst[i], v);
+                }
+        }
+
         /* What an earlier sandbox-run left when it was killed: tidy it up first. */
-        SandboxConfig cfg = { .state_dir = getenv("SANDBOX_STATE_DIR") };
+        SandboxConfig cfg = { .state_dir = getenv("SANDBOX_STATE_DIR"), .net = &net };
         (void) sandbox_cleanup_stale(&cfg, NULL);
 
         if (!o->spec.tty) {

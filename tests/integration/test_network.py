@@ -432,27 +432,54 @@ def test_publish_conflict(env):
     sf.eq(env.lab.published(), [], "chain published after the first sandbox ended")
 
 
-def test_sandbox_subnet_in_use(env):
-    """10.88.0.0/16 already on another link of the host: routes to the sandboxes would be ambiguous.
-    The runtime should refuse with a clear message rather than start a sandbox that cannot be reached."""
-    made = nf.sh([nf.IP, "-n", env.lab.host, "link", "add", "coll0", "type", "ifb"], check=False)
+def add_podman_like_link(env, name="cni-podman0", cidr="10.88.0.1/16"):
+    """A link of the test's host namespace with podman's default subnet on it, up, as podman leaves
+    cni-podman0 once it has run a container (a dummy; a veth pair where there is no dummy driver)."""
+    made = nf.sh([nf.IP, "-n", env.lab.host, "link", "add", name, "type", "dummy"], check=False)
     if made.returncode != 0:
-        nf.sh([nf.IP, "-n", env.lab.host, "link", "add", "coll0", "type", "veth", "peer", "name", "coll0peer"])
-        env.extra_links = ("coll0", "coll0peer")
+        nf.sh([nf.IP, "-n", env.lab.host, "link", "add", name, "type", "veth", "peer", "name", "cnipeer0"])
+        env.extra_links = (name, "cnipeer0")
     else:
-        env.extra_links = ("coll0",)
-    nf.sh([nf.IP, "-n", env.lab.host, "addr", "add", f"{nf.GATEWAY}/16", "dev", "coll0"])
-    nf.sh([nf.IP, "-n", env.lab.host, "link", "set", "coll0", "up"])
+        env.extra_links = (name,)
+    nf.sh([nf.IP, "-n", env.lab.host, "addr", "add", cidr, "dev", name])
+    nf.sh([nf.IP, "-n", env.lab.host, "link", "set", name, "up"])
+
+
+def test_sandbox_subnet_in_use(env):
+    """podman's 10.88.0.0/16 already on cni-podman0: the bridge takes the next free subnet of the pool
+    (10.88.0.0/13 in /16s) instead of failing, and the isolated bridge the one after; both work."""
+    add_podman_like_link(env)
     up = env.upstream_server(7000, 0)
     up.ready()
     ans, me, r = env.sandbox_client(BRIDGE, "tcp", UPSTREAM_ADDR, 7000, "collide", tmo=2)
-    if r.returncode != 125:
-        raise AssertionError(
-            f"with {nf.SUBNET} already on coll0, --net bridge was not refused: exit {r.returncode}, sandbox "
-            f"address {me}, its connection to upstream: {ans!r}; host routes: {env.lab.routes()!r}")
-    sf.check(nf.SUBNET in r.stderr or "coll0" in r.stderr or nf.GATEWAY in r.stderr,
-             f"the message should name the subnet or the link that has it: {r.stderr!r}")
-    sf.eq(sorted(bridge_ports(env, nf.BRIDGE)), [], "ports of sbx0 after the failure")
+    sf.eq(r.returncode, 0, f"--net bridge with {nf.SUBNET} on cni-podman0 ({r})")
+    sandbox_addr_ok(me, ipaddress.ip_network("10.89.0.0/16"), "10.89.0.1")
+    sf.eq(ans, f"tcp collide from {HOST_ADDR}", "a bridged sandbox on the next subnet to upstream")
+    sf.eq(env.lab.ipv4(nf.BRIDGE), ["10.89.0.1/16"], "sbx0's address")
+    ans, me, r = env.sandbox_client(ISOLATED, "tcp", UPSTREAM_ADDR, 7000, "collide-iso", tmo=2)
+    sf.eq(r.returncode, 0, f"--net isolated ({r})")
+    sandbox_addr_ok(me, ipaddress.ip_network("10.90.0.0/16"), "10.90.0.1")
+    sf.eq(env.lab.ipv4(nf.ISOLATED_BRIDGE), ["10.90.0.1/16"], "sbx1's address")
+    sf.eq(env.lab.ipv4("cni-podman0"), ["10.88.0.1/16"], "cni-podman0 was touched")
+    # A fixed subnet that is taken is still refused, naming the link.
+    d = nf.NetDaemon(env, config="bridge = tbr0\nsubnet = 10.88.0.0/16\nisolated-bridge = tbr1\n")
+    r = d.ctl(["exec"] + BRIDGE + ["true"])
+    sf.eq(r.returncode, 125, f"a fixed subnet that cni-podman0 has: {r}")
+    sf.check("10.88.0.0/16" in r.stderr and "cni-podman0" in r.stderr, f"the message: {r.stderr!r}")
+    sf.eq(sorted(bridge_ports(env, "tbr0")), [], "ports of tbr0 after the failure")
+    sf.eq(d.stop(), 0, "sandboxd's exit status")
+
+
+def test_subnet_pool_exhausted(env):
+    """Every subnet of a configured pool in use: a clear error naming the pool, nothing half-built."""
+    add_podman_like_link(env, cidr="10.66.0.1/23")
+    d = nf.NetDaemon(env, config="bridge = tbr0\nisolated-bridge = tbr1\nsubnet-pool = 10.66.0.0/23\n"
+                                  "subnet-pool-prefix = 24\n")
+    r = d.ctl(["exec"] + BRIDGE + ["true"])
+    sf.eq(r.returncode, 125, f"a bridged sandbox with the whole pool taken: {r}")
+    sf.check("10.66.0.0/23" in r.stderr and "subnet-pool" in r.stderr, f"the message: {r.stderr!r}")
+    sf.check(env.lab.ipv4("tbr0") in (None, []), f"tbr0 got an address: {env.lab.ipv4('tbr0')}")
+    sf.eq(d.stop(), 0, "sandboxd's exit status")
 
 
 # ==================================================================================================
