@@ -60,5 +60,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ASSERT(terminated(c.net.isolated_bridge, sizeof c.net.isolated_bridge));
         ASSERT(terminated(c.net.table, sizeof c.net.table));
         ASSERT(!c.id_base || !c.id_ranges || (uint64_t) c.id_base + (uint64_t) c.id_ranges * 65536 <= UINT32_MAX);
+        /* The network settings: what the runtime would be given passes its own check. */
+        {
+                const char *e = NULL;
+                ASSERT(net_config_validate(&c.net, &e) == 0);
+        }
+        ASSERT(c.net.n_pool <= NET_POOL_MAX && c.net.n_egress_allow <= NET_EGRESS_MAX &&
+               c.net.n_egress_deny <= NET_EGRESS_MAX);
+        ASSERT(c.min_published_port >= 1 && c.min_published_port <= 65535);
+        ASSERT(terminated(c.net.resolv_conf, sizeof c.net.resolv_conf) && c.net.resolv_conf[0] == '/');
+        ASSERT(terminated(c.net.resolv_conf_upstream, sizeof c.net.resolv_conf_upstream) &&
+               c.net.resolv_conf_upstream[0] == '/');
         return 0;
 }

@@ -38,8 +38,19 @@ static int test_defaults(void) {
         CHECK_STREQ(c.net.bridge, "sbx0");
         CHECK_STREQ(c.net.isolated_bridge, "sbx1");
         CHECK_STREQ(c.net.table, "sandbox");
-        CHECK_EQ(c.net.prefixlen, 16);
-        CHECK_EQ(ntohl(c.net.subnet.s_addr), 0x0a580000);
+        /* The subnets come from the pool 10.88.0.0/13 in /16s (none fixed). */
+        CHECK_EQ(c.net.prefixlen, 0);
+        CHECK_EQ(c.net.isolated_prefixlen, 0);
+        CHECK_EQ(c.net.n_pool, 1);
+        CHECK_EQ(ntohl(c.net.pool[0].addr.s_addr), 0x0a580000);
+        CHECK_EQ(c.net.pool[0].prefixlen, 13);
+        CHECK_EQ(c.net.pool_prefixlen, 16);
+        CHECK_EQ(c.net.n_egress_allow, 0);
+        CHECK_EQ(c.net.n_egress_deny, 0);
+        CHECK_EQ(c.min_published_port, 1024);
+        CHECK_STREQ(c.net.resolv_conf, "/etc/resolv.conf");
+        CHECK_STREQ(c.net.resolv_conf_upstream, "/run/systemd/resolve/resolv.conf");
+        CHECK(c.net.replace_rules); /* the daemon's configuration decides its bridges' rules */
         /* A missing file is fine when not asked for explicitly, an error when it is. */
         config_init(&c);
         CHECK_EQ(config_load("/nonexistent/sandboxd.conf", false, &c, err, sizeof err), 0);
@@ -73,7 +84,16 @@ static int test_every_key(void) {
                       "max-connections-per-uid = 3\n"
                       "max-buffer-per-uid = 3m\n"
                       "max-starts = 7\n"
-                      "max-starts-per-uid = 1\n", &c, err, sizeof err), 0);
+                      "max-starts-per-uid = 1\n"
+                      "subnet-pool = 172.20.0.0/14, 192.168.128.0/17\n"
+                      "subnet-pool = 10.200.0.0/16\n"
+                      "subnet-pool-prefix = 20\n"
+                      "egress-deny = 10.0.0.0/8 172.16.0.0/12\n"
+                      "egress-deny = 0.0.0.0/0\n"
+                      "egress-allow = 10.1.2.3, 192.0.2.0/24\n"
+                      "min-published-port = 8000\n"
+                      "resolv-conf = /srv/resolv.conf\n"
+                      "resolv-conf-upstream = /srv/upstream.conf\n", &c, err, sizeof err), 0);
         CHECK_EQ(c.n_allow_users, 2);
         CHECK_EQ(c.allow_users[1], 65534);
         CHECK_EQ(c.n_allow_groups, 1);
@@ -97,6 +117,22 @@ static int test_every_key(void) {
         CHECK_U64(c.max_buffer_per_uid, UINT64_C(3) << 20);
         CHECK_EQ(c.max_starts, 7);
         CHECK_EQ(c.max_starts_per_uid, 1);
+        /* The first subnet-pool line replaces the default pool, later ones add to it. */
+        CHECK_EQ(c.net.n_pool, 3);
+        CHECK_EQ(ntohl(c.net.pool[0].addr.s_addr), 0xac140000);
+        CHECK_EQ(c.net.pool[0].prefixlen, 14);
+        CHECK_EQ(ntohl(c.net.pool[1].addr.s_addr), 0xc0a88000);
+        CHECK_EQ(c.net.pool[2].prefixlen, 16);
+        CHECK_EQ(c.net.pool_prefixlen, 20);
+        CHECK_EQ(c.net.n_egress_deny, 3);
+        CHECK_EQ(c.net.egress_deny[1].prefixlen, 12);
+        CHECK_EQ(c.net.egress_deny[2].prefixlen, 0);
+        CHECK_EQ(c.net.n_egress_allow, 2);
+        CHECK_EQ(ntohl(c.net.egress_allow[0].addr.s_addr), 0x0a010203);
+        CHECK_EQ(c.net.egress_allow[0].prefixlen, 32);
+        CHECK_EQ(c.min_published_port, 8000);
+        CHECK_STREQ(c.net.resolv_conf, "/srv/resolv.conf");
+        CHECK_STREQ(c.net.resolv_conf_upstream, "/srv/upstream.conf");
         return 0;
 }
 
@@ -148,7 +184,7 @@ static int test_errors(void) {
                 { "unionfs = relative\n", ":1: unionfs: expected an absolute path" },
                 { "subnet = 10.88.0.0\n", ":1: subnet: expected an IPv4 subnet" },
                 { "subnet = 10.88.0.1/16\n", "network address" },
-                { "isolated-subnet = 10.88.0.0/16\n", "overlap" },
+                { "subnet = 10.88.0.0/16\nisolated-subnet = 10.88.0.0/16\n", "overlap" },
                 { "bridge = sbx1\n", "differ" },
                 { "bridge = name-longer-than-15\n", ":1: bridge: expected an interface name" },
                 { "mtu = 100\n", "MTU" },
@@ -159,6 +195,22 @@ static int test_errors(void) {
                 { "max-starts-per-uid = two\n", ":1: max-starts-per-uid: expected a number from 1 to 1024" },
                 { "max-buffer-per-uid = 1000\n", ":1: max-buffer-per-uid: expected a size of at least 64k" },
                 { "max-buffer-per-uid = much\n", ":1: max-buffer-per-uid: expected a size" },
+                { "egress-deny = 10.0.0.1/8\n", ":1: egress-deny: expected IPv4 addresses or subnets" },
+                { "egress-allow = example.com\n", ":1: egress-allow: expected IPv4" },
+                { "egress-deny = 10.0.0.0/33\n", ":1: egress-deny: expected IPv4" },
+                { "egress-deny = 10.0.0.0/\n", ":1: egress-deny: expected IPv4" },
+                { "egress-deny = 1.0.0.0/8 2.0.0.0/8 3.0.0.0/8 4.0.0.0/8 5.0.0.0/8 6.0.0.0/8 7.0.0.0/8 "
+                  "8.0.0.0/8 9.0.0.0/8\negress-deny = 11.0.0.0/8 12.0.0.0/8 13.0.0.0/8 14.0.0.0/8 15.0.0.0/8 "
+                  "16.0.0.0/8 17.0.0.0/8 18.0.0.0/8\n", ":2: egress-deny: more than 16 entries" },
+                { "subnet-pool = 10.88.0.0\n", "subnet-pool entry must be from /8 up to subnet-pool-prefix" },
+                { "subnet-pool = 10.88.0.1/13\n", ":1: subnet-pool: expected IPv4 subnets" },
+                { "subnet-pool = 10.0.0.0/8\nsubnet-pool-prefix = 30\n", "at most 65536 subnets" },
+                { "subnet-pool-prefix = 31\n", ":1: subnet-pool-prefix: expected a prefix length from 8 to 30" },
+                { "subnet-pool = 10.88.0.0/16\nsubnet-pool-prefix = 12\n", "up to subnet-pool-prefix" },
+                { "min-published-port = 0\n", ":1: min-published-port: expected a port from 1 to 65535" },
+                { "min-published-port = 65536\n", ":1: min-published-port: expected a port" },
+                { "resolv-conf = etc/resolv.conf\n", ":1: resolv-conf: expected an absolute path" },
+                { "resolv-conf-upstream = \n", ":1: resolv-conf-upstream: expected an absolute path" },
         };
         DaemonConfig c;
         char err[256];

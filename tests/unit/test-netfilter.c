@@ -9,7 +9,9 @@
  * `nft` and `jq` serve as the ORACLE (the module itself never runs them):
  *   - structure: after netfilter_setup() + publish_add(), `nft -j list table ip T` canonicalised by
  *     jq (handles and table name dropped) equals the same for a reference table loaded with
- *     `nft -f` from the ruleset text written below, i.e. our bytecode decodes exactly as nft's;
+ *     `nft -f` from the ruleset text written below, i.e. our bytecode decodes exactly as nft's
+ *     (with and without egress-allow, egress-deny and name servers); keep_existing leaves a
+ *     bridge's chains alone; the earlier layout's chains go; the largest configuration fits;
  *   - setup twice is identical to setup once; publish_remove removes exactly that sandbox's rules;
  *     teardown removes the table; an unrelated table (even one holding a chain "published" with
  *     "sbx:" comments) is byte-for-byte identical (handles included) after everything;
@@ -18,7 +20,8 @@
  * traffic: namespaces "host" (bridges br-x 10.77.0.1/24 and br-y 10.78.0.1/24, uplink 192.0.2.1/24,
  * ip_forward=1, our table), "sbx1" on br-x (10.77.0.2), "sbx2" on br-y (10.78.0.2), "upstream"
  * (192.0.2.2): outbound TCP is masqueraded to 192.0.2.1, a published port reaches sbx1 from
- * upstream and from the host itself, and sbx2 cannot reach sbx1 (isolation) but can reach upstream.
+ * upstream and from the host itself (also on 127.0.0.1), sbx2 cannot reach sbx1 (isolation) but can
+ * reach upstream, and neither sandbox reaches a service of the host that upstream reaches.
  * Output is TAP; a case that lacks root, nft, jq or network namespaces is skipped with the reason.
  */
 #include <arpa/inet.h>
@@ -1056,8 +1059,21 @@ static int test_traffic(void) {
         /* DNAT from upstream to the published port: sbx1 sees upstream's own address. */
         CHECK_EQ(exchange(up, "192.0.2.1", 8080, l_sbx, &peer), 0);
         CHECK_STREQ(peer_str(&peer), "192.0.2.2");
-        /* ... and from the host itself (chain output). */
+        /* ... and from the host itself (chain output), also on 127.0.0.1 (with route_localnet on
+         * the bridge, which the runtime sets): masqueraded to the bridge's address. */
         CHECK_EQ(exchange(home_ns, "192.0.2.1", 8080, l_sbx, &peer), 0);
+        CHECK_EQ(cmd(-1, "sysctl -q -w net.ipv4.conf.br-x.route_localnet=1"), 0);
+        CHECK_EQ(exchange(home_ns, "127.0.0.1", 8080, l_sbx, &peer), 0);
+        CHECK_STREQ(peer_str(&peer), "10.77.0.1");
+
+        /* The host itself is closed to the sandboxes: a service on all its addresses answers
+         * upstream but neither sandbox, at the uplink's address or at its bridge's. */
+        _cleanup_close_ int l_host = listen_in(home_ns, "0.0.0.0", 7100);
+        CHECK(l_host >= 0);
+        CHECK_EQ(exchange(up, "192.0.2.1", 7100, l_host, &peer), 0);
+        CHECK_EQ(connect_in(sbx1, "192.0.2.1", 7100, 700), -ETIMEDOUT);
+        CHECK_EQ(connect_in(sbx1, "10.77.0.1", 7100, 700), -ETIMEDOUT);
+        CHECK_EQ(connect_in(sbx2, "10.78.0.1", 7100, 700), -ETIMEDOUT);
 
         /* Isolation: sbx2 (br-y) cannot reach sbx1 (br-x), directly or via the published port. */
         int fd = connect_in(sbx2, "10.77.0.2", 80, 700);
