@@ -446,16 +446,22 @@ def add_podman_like_link(env, name="cni-podman0", cidr="10.88.0.1/16"):
 
 
 def test_sandbox_subnet_in_use(env):
-    """podman's 10.88.0.0/16 already on cni-podman0: the bridge takes the next free subnet of the pool
-    (10.88.0.0/13 in /16s) instead of failing, and the isolated bridge the one after; both work."""
+    """podman's 10.88.0.0/16 already on cni-podman0: sandboxd's bridge takes the next free subnet of the
+    pool (10.88.0.0/13 in /16s) instead of failing, sandbox-run uses the same, and the isolated bridge
+    takes the one after; all work."""
     add_podman_like_link(env)
     up = env.upstream_server(7000, 0)
     up.ready()
-    ans, me, r = env.sandbox_client(BRIDGE, "tcp", UPSTREAM_ADDR, 7000, "collide", tmo=2)
-    sf.eq(r.returncode, 0, f"--net bridge with {nf.SUBNET} on cni-podman0 ({r})")
+    d0 = nf.NetDaemon(env, name="d0")
+    r = d0.ctl(["exec"] + BRIDGE + [PY, "-c", nf.CLIENT, "tcp", UPSTREAM_ADDR, "7000", "collide", "2"])
+    ans, me, _ = nf.client_result(r)
+    sf.eq(r.returncode, 0, f"sandboxctl exec --net bridge with {nf.SUBNET} on cni-podman0 ({r})")
     sandbox_addr_ok(me, ipaddress.ip_network("10.89.0.0/16"), "10.89.0.1")
     sf.eq(ans, f"tcp collide from {HOST_ADDR}", "a bridged sandbox on the next subnet to upstream")
     sf.eq(env.lab.ipv4(nf.BRIDGE), ["10.89.0.1/16"], "sbx0's address")
+    # sandbox-run agrees (it reads the subnet from the bridge), and makes sbx1 on the next free one.
+    ans, me, r = env.sandbox_client(BRIDGE, "tcp", UPSTREAM_ADDR, 7000, "collide-run", tmo=2)
+    sandbox_addr_ok(me, ipaddress.ip_network("10.89.0.0/16"), "10.89.0.1")
     ans, me, r = env.sandbox_client(ISOLATED, "tcp", UPSTREAM_ADDR, 7000, "collide-iso", tmo=2)
     sf.eq(r.returncode, 0, f"--net isolated ({r})")
     sandbox_addr_ok(me, ipaddress.ip_network("10.90.0.0/16"), "10.90.0.1")
@@ -468,6 +474,7 @@ def test_sandbox_subnet_in_use(env):
     sf.check("10.88.0.0/16" in r.stderr and "cni-podman0" in r.stderr, f"the message: {r.stderr!r}")
     sf.eq(sorted(bridge_ports(env, "tbr0")), [], "ports of tbr0 after the failure")
     sf.eq(d.stop(), 0, "sandboxd's exit status")
+    sf.eq(d0.stop(), 0, "sandboxd's exit status")
 
 
 def test_subnet_pool_exhausted(env):
