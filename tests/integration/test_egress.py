@@ -14,6 +14,7 @@ HTTP server), and where the point is that a rule (not routing) stops a packet, a
 service answering from elsewhere. The resolv.conf the runtime reads is a file of the test's (the
 machine's /etc is never touched). After every test the runner checks that nothing is left."""
 
+import glob
 import ipaddress
 import json
 import os
@@ -547,8 +548,11 @@ def test_name_resolution(env):
     sf.check(any("svc.sandbox.test 1" in line for line in dns.out.lines), "no A query reached the responder")
     # The shared generated image keeps its own file; --net none has no name server; --net host gets the
     # host's list as it is.
-    with open(os.path.join(env.state, "images", "host-1", "etc", "resolv.conf")) as f:
-        sf.check("No name servers" in f.read(), "the shared image's /etc/resolv.conf was changed")
+    images = glob.glob(os.path.join(env.state, "images", "host-*", "etc", "resolv.conf"))
+    sf.check(images, f"no generated host image in {env.state}/images")
+    for path in images:
+        with open(path) as f:
+            sf.check("No name servers" in f.read(), f"the shared image's /etc/resolv.conf was changed: {path}")
     r = env.run(["cat", "/etc/resolv.conf"], env={"SANDBOX_RESOLV_CONF": conf})
     sf.check("nameserver" not in r.stdout, f"--net none: {r.stdout!r}")
     r = env.run(["--net", "host", "cat", "/etc/resolv.conf"], env={"SANDBOX_RESOLV_CONF": conf})
