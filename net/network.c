@@ -264,18 +264,47 @@ typedef struct Taken {
         char ifname[IFNAMSIZ];
 } Taken;
 
+typedef struct TakenList {
+        Taken *items;
+        size_t n, allocated;
+} TakenList;
+
+static void taken_list_done(TakenList *l) {
+        free(l->items);
+        *l = (TakenList) {};
+}
+
+/* Append one (beyond TAKEN_MAX they are ignored: a namespace with that many routes is not one a
+ * sandbox bridge is made in). */
+static int taken_add(TakenList *l, uint32_t net, unsigned prefixlen, const char *ifname) {
+        if (l->n >= TAKEN_MAX)
+                return 0;
+        if (l->n == l->allocated) {
+                size_t a = MAX(l->allocated * 2, (size_t) 32);
+                Taken *t = reallocarray(l->items, a, sizeof *t);
+                if (!t)
+                        return -ENOMEM;
+                l->items = t;
+                l->allocated = a;
+        }
+        l->items[l->n] = (Taken) { net, prefixlen };
+        snprintf(l->items[l->n].ifname, sizeof l->items[l->n].ifname, "%s", ifname);
+        l->n++;
+        return 0;
+}
+
 /* The subnets other links of this namespace have: their routes (but default routes) and addresses,
  * everything but what is on BRIDGE. */
-static int taken_subnets(const char *bridge, Taken *ret, size_t max, size_t *ret_n) {
+static int taken_subnets(const char *bridge, TakenList *ret) {
         _cleanup_fclose_ FILE *f = fopen("/proc/net/route", "re");
         struct ifaddrs *ifa = NULL;
         char line[256];
-        size_t n = 0;
+        int r = 0;
 
         if (!f)
                 return -errno;
         if (fgets(line, sizeof line, f)) /* the header */
-                while (n < max && fgets(line, sizeof line, f)) {
+                while (r >= 0 && fgets(line, sizeof line, f)) {
                         char ifname[32];
                         unsigned dest, gw, flags, refcnt, use, metric, mask;
                         if (sscanf(line, "%31s %x %x %x %u %u %u %x", ifname, &dest, &gw, &flags, &refcnt, &use, &metric,
@@ -284,33 +313,29 @@ static int taken_subnets(const char *bridge, Taken *ret, size_t max, size_t *ret
                         if (streq(ifname, bridge) || mask == 0 || strlen(ifname) >= IFNAMSIZ)
                                 continue;
                         /* The kernel prints them in network byte order. */
-                        ret[n] = (Taken) { ntohl(dest), (unsigned) __builtin_popcount(mask) };
-                        strcpy(ret[n].ifname, ifname);
-                        n++;
+                        r = taken_add(ret, ntohl(dest), (unsigned) __builtin_popcount(mask), ifname);
                 }
         /* Addresses too: a link that is down has no route yet, and will have one when it comes up. */
-        if (getifaddrs(&ifa) < 0)
-                return -errno;
-        for (struct ifaddrs *i = ifa; i && n < max; i = i->ifa_next) {
+        if (r >= 0 && getifaddrs(&ifa) < 0)
+                r = -errno;
+        for (struct ifaddrs *i = ifa; r >= 0 && i; i = i->ifa_next) {
                 uint32_t a, m;
                 if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !i->ifa_netmask || !i->ifa_name ||
                     streq(i->ifa_name, bridge) || strlen(i->ifa_name) >= IFNAMSIZ)
                         continue;
                 a = ntohl(((const struct sockaddr_in *) i->ifa_addr)->sin_addr.s_addr);
                 m = ntohl(((const struct sockaddr_in *) i->ifa_netmask)->sin_addr.s_addr);
-                ret[n] = (Taken) { a & m, (unsigned) __builtin_popcount(m) };
-                strcpy(ret[n].ifname, i->ifa_name);
-                n++;
+                r = taken_add(ret, a & m, (unsigned) __builtin_popcount(m), i->ifa_name);
         }
-        freeifaddrs(ifa);
-        *ret_n = n;
-        return 0;
+        if (ifa)
+                freeifaddrs(ifa);
+        return r;
 }
 
-static const Taken *subnet_taken(const Taken *t, size_t n, uint32_t net, unsigned prefixlen) {
-        for (size_t i = 0; i < n; i++)
-                if (overlap(t[i].net, t[i].prefixlen, net, prefixlen))
-                        return &t[i];
+static const Taken *subnet_taken(const TakenList *l, uint32_t net, unsigned prefixlen) {
+        for (size_t i = 0; i < l->n; i++)
+                if (overlap(l->items[i].net, l->items[i].prefixlen, net, prefixlen))
+                        return &l->items[i];
         return NULL;
 }
 
@@ -358,11 +383,10 @@ static int ensure_bridge(Rtnl *nl, const NetConfig *c, const char *name, struct 
                          unsigned start, struct in_addr *ret_subnet, unsigned *ret_prefixlen, char *errbuf,
                          size_t errsize) {
         _cleanup_close_ int lock = -EBADF;
-        _cleanup_free_ Taken *taken = NULL;
+        _cleanup_(taken_list_done) TakenList taken = {};
         char kind[32] = "", why[256], s1[32], s2[32];
         struct in_addr have = {}, subnet = {}, gw;
         unsigned have_prefixlen = 0, prefixlen = 0;
-        size_t n_taken = 0;
         const Taken *t;
         int r;
 
@@ -370,10 +394,7 @@ static int ensure_bridge(Rtnl *nl, const NetConfig *c, const char *name, struct 
         if (lock < 0)
                 return fail(errbuf, errsize, "Cannot lock %s for the set-up of '%s': %s", LEASE_DIR, name,
                             strerror(-lock)), lock;
-        taken = calloc(TAKEN_MAX, sizeof *taken);
-        if (!taken)
-                return fail(errbuf, errsize, "Out of memory"), -ENOMEM;
-        r = taken_subnets(name, taken, TAKEN_MAX, &n_taken);
+        r = taken_subnets(name, &taken);
         if (r < 0)
                 return fail(errbuf, errsize, "Cannot read the routes and addresses of this host: %s", strerror(-r)), r;
 
@@ -404,7 +425,7 @@ static int ensure_bridge(Rtnl *nl, const NetConfig *c, const char *name, struct 
                                     "the bridge (ip link delete %s) to change it", name,
                                     cidr_str(subnet, prefixlen, s1, sizeof s1),
                                     cidr_str(fixed, fixed_prefixlen, s2, sizeof s2), name), -EEXIST;
-                t = subnet_taken(taken, n_taken, ntohl(subnet.s_addr), prefixlen);
+                t = subnet_taken(&taken, ntohl(subnet.s_addr), prefixlen);
                 if (t)
                         return fail(errbuf, errsize, "The sandbox subnet %s of '%s' is also in use on '%s': choose "
                                     "another subnet", cidr_str(subnet, prefixlen, s1, sizeof s1), name, t->ifname),
@@ -412,7 +433,7 @@ static int ensure_bridge(Rtnl *nl, const NetConfig *c, const char *name, struct 
         } else if (fixed_prefixlen > 0) {
                 subnet = fixed;
                 prefixlen = fixed_prefixlen;
-                t = subnet_taken(taken, n_taken, ntohl(subnet.s_addr), prefixlen);
+                t = subnet_taken(&taken, ntohl(subnet.s_addr), prefixlen);
                 if (t)
                         return fail(errbuf, errsize, "The sandbox subnet %s is already in use on '%s': choose another "
                                     "subnet", cidr_str(subnet, prefixlen, s1, sizeof s1), t->ifname), -EADDRINUSE;
@@ -432,7 +453,7 @@ static int ensure_bridge(Rtnl *nl, const NetConfig *c, const char *name, struct 
                                 i++;
                         }
                         uint32_t net = ntohl(c->pool[i].addr.s_addr) + ((uint32_t) idx << (32 - c->pool_prefixlen));
-                        if (!subnet_taken(taken, n_taken, net, c->pool_prefixlen)) {
+                        if (!subnet_taken(&taken, net, c->pool_prefixlen)) {
                                 subnet.s_addr = htonl(net);
                                 prefixlen = c->pool_prefixlen;
                         }

@@ -47,8 +47,11 @@
 #include "macro.h"
 #include "nft.h"
 
-#define BATCH_LIMIT (512 * 1024)      /* bytes of one batch; libmnl wants a buffer twice that */
-#define SOCKET_BUF_SIZE (2048 * 1024) /* > BATCH_LIMIT, and room for an ack per message of a batch */
+#define BATCH_LIMIT (64 * 1024)       /* bytes of one batch; libmnl wants a buffer twice that */
+#define BATCH_LIMIT_MAX (1024 * 1024) /* of a set-up's batch, sized by its number of messages */
+#define BATCH_MSG_SIZE 768            /* bytes a set-up message takes, at most on average (a rule with
+                                       * a 128-byte comment and 12 expressions is about 600) */
+#define SOCKET_BUF_SIZE (2048 * 1024) /* > BATCH_LIMIT_MAX, and room for an ack per message of a batch */
 #define BATCH_MSGS_MAX 1024           /* messages of one batch, begin/end not counted */
 #define RECV_BUF_SIZE (64 * 1024)     /* > the largest dump skb the kernel sends (32 KiB) */
 #define RECV_TIMEOUT_SEC 5            /* no reply within this: -ETIMEDOUT, never hang */
@@ -277,7 +280,7 @@ typedef enum ObjKind {
 } ObjKind;
 
 typedef struct Batch {
-        char *buf;                        /* 2 * BATCH_LIMIT bytes, as libmnl wants */
+        char *buf;                        /* twice the batch's limit, as libmnl wants */
         struct mnl_nlmsg_batch *b;
         uint32_t seq_begin;               /* message i (0-based) has sequence number seq_begin + 1 + i */
         size_t n;
@@ -315,15 +318,16 @@ static void put_batch_marker(struct mnl_nlmsg_batch *b, uint16_t type, uint32_t 
                 mnl_attr_put_u32(nlh, NFNL_BATCH_GENID, htonl(genid));
 }
 
-/* A batch with its BATCH_BEGIN; GENID 0: no generation check. */
-static int batch_new(Nfnl *n, uint32_t genid, Batch **ret) {
+/* A batch with its BATCH_BEGIN, of at most LIMIT bytes (messages may not be larger); GENID 0: no
+ * generation check. */
+static int batch_new_sized(Nfnl *n, uint32_t genid, size_t limit, Batch **ret) {
         _cleanup_(batch_freep) Batch *b = calloc(1, sizeof(Batch));
         if (!b)
                 return -ENOMEM;
-        b->buf = malloc(2 * BATCH_LIMIT);
+        b->buf = malloc(2 * limit);
         if (!b->buf)
                 return -ENOMEM;
-        b->b = mnl_nlmsg_batch_start(b->buf, BATCH_LIMIT);
+        b->b = mnl_nlmsg_batch_start(b->buf, limit);
         if (!b->b)
                 return -ENOMEM;
         b->seq_begin = ++n->seq;
@@ -332,6 +336,11 @@ static int batch_new(Nfnl *n, uint32_t genid, Batch **ret) {
                 return -E2BIG;
         *ret = TAKE_PTR(b);
         return 0;
+}
+
+/* A batch for a few messages (a published port, a teardown). */
+static int batch_new(Nfnl *n, uint32_t genid, Batch **ret) {
+        return batch_new_sized(n, genid, BATCH_LIMIT, ret);
 }
 
 /* Append one message. WHAT is taken (freed on failure too); NULL means OOM. Every message we put
@@ -995,7 +1004,7 @@ typedef struct RuleSpec {
 
 typedef struct RuleList {
         RuleSpec *rules;
-        size_t n;
+        size_t n, allocated;
 } RuleList;
 
 static void rule_list_done(RuleList *l) {
@@ -1010,7 +1019,7 @@ static RuleSpec *rule_add(RuleList *l, const char *chain, Action action, const c
         RuleSpec *r;
         va_list ap;
 
-        assert(l->n < RULES_MAX);
+        assert(l->n < l->allocated);
         r = &l->rules[l->n++];
         *r = (RuleSpec) { .action = action };
         snprintf(r->chain, sizeof r->chain, "%s", chain);
@@ -1408,15 +1417,27 @@ static int setup_batch(Nfnl *n, const NetfilterConfig *c, const bool *build, uin
         _cleanup_(batch_freep) Batch *b = NULL;
         int r;
 
-        l.rules = calloc(RULES_MAX, sizeof *l.rules);
+        size_t built = 0, n_rules, n_msgs;
+
+        for (size_t i = 0; i < c->n_bridges; i++)
+                built += build[i];
+        /* The most rules bridge_rules() makes for one bridge; the chain messages of setup_shared() and
+         * setup_bridge_chains(). */
+        n_rules = 2 + built * (2 + c->n_bridges + 4 + 2 * c->n_egress_allow + c->n_egress_deny + 4 * c->n_dns + 3);
+        n_msgs = 2 + 4 * ELEMENTSOF(legacy_chains) + 4 * ELEMENTSOF(shared_chains) +
+                 built * 4 * ELEMENTSOF(bridge_chains) + n_rules;
+        assert(n_rules <= RULES_MAX);
+        l.rules = calloc(n_rules, sizeof *l.rules);
         if (!l.rules)
                 return error_set(ret_error, -ENOMEM, "out of memory");
+        l.allocated = n_rules;
         shared_rules(&l);
         for (size_t i = 0; i < c->n_bridges; i++)
                 if (build[i])
                         bridge_rules(&l, c, i);
 
-        r = batch_new(n, genid, &b);
+        r = batch_new_sized(n, genid, MIN(MAX(n_msgs * BATCH_MSG_SIZE, (size_t) BATCH_LIMIT), (size_t) BATCH_LIMIT_MAX),
+                            &b);
         if (r >= 0)
                 r = setup_shared(b, c->table);
         for (size_t i = 0; r >= 0 && i < c->n_bridges; i++)

@@ -24,7 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define RESOLV_CONF_SIZE_MAX (64 * 1024) /* bytes read of a resolv.conf */
+#define RESOLV_CONF_SIZE_MAX (16 * 1024) /* bytes read of a resolv.conf */
 #define RESOLV_SERVERS_MAX 8             /* name servers kept from one file */
 #define RESOLV_SERVERS_WRITTEN 3         /* written: glibc's MAXNS uses no more */
 #define RESOLV_LINE_MAX 256              /* the search list, the options: bytes each */
