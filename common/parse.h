@@ -7,5 +7,6 @@
 int safe_atou64(const char *s, uint64_t *ret);
 int safe_atou32(const char *s, uint32_t *ret);
 /* "64m" → 67108864: k, m, g, t suffixes in either case (powers of 1024), optionally followed by "b"
- * or "ib"; -EINVAL for anything else, -ERANGE when it does not fit. */
+ * or "ib"; with a suffix, a fraction of up to 6 decimals ("1.5g", rounded down to whole bytes).
+ * -EINVAL for anything else (a fraction without a suffix too), -ERANGE when it does not fit. */
 int parse_size(const char *s, uint64_t *ret);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Unit test of common/parse.c: safe_atou64/safe_atou32 take the whole string or nothing; parse_size
- * takes k/m/g/t (either case, optional "b"/"ib") as powers of 1024 and refuses overflow and junk.
+ * takes k/m/g/t (either case, optional "b"/"ib") as powers of 1024, fractions with a suffix (rounded
+ * down to whole bytes), and refuses overflow and junk.
  * Output is TAP.
  */
 #include <stdint.h>
@@ -46,8 +47,22 @@ static int test_size(void) {
                 { "2g", UINT64_C(2) << 30 },
                 { "1T", UINT64_C(1) << 40 },
                 { "16777215T", UINT64_C(16777215) << 40 },
+                { "1.5g", UINT64_C(3) << 29 },
+                { "1.5G", UINT64_C(3) << 29 },
+                { "0.5k", 512 },
+                { "2.25MiB", UINT64_C(9) << 18 },
+                { "100.0m", UINT64_C(100) << 20 },
+                { "0.1k", 102 },                /* 102.4: rounded down */
+                { "0.000001t", 1099511 },       /* six decimals at most */
+                { "16777215.999999T", (UINT64_C(16777215) << 40) + UINT64_C(999999) * (UINT64_C(1) << 40) / 1000000 },
         };
-        static const char *const bad[] = { "", "k", "-1", "1x", "1kk", "1 k", "1kiBs", "1.5g", " 1" };
+        static const char *const bad[] = {
+                "", "k", "-1", "1x", "1kk", "1 k", "1kiBs", " 1",
+                "1.5",          /* a fraction of a byte */
+                "1.", "1.k", ".5g", "1..5g", "1.5.g", "1,5g", "1.-5g",
+                "0.0000001t",   /* seven decimals */
+                "1.5 g", "1e3k",
+        };
         uint64_t v;
 
         for (size_t i = 0; i < ELEMENTSOF(good); i++) {
@@ -61,6 +76,10 @@ static int test_size(void) {
                 CHECK_U64(v, 42); /* untouched on failure */
         }
         CHECK_EQ(parse_size("16777216T", &v), -ERANGE);
+        CHECK_EQ(parse_size("16777215.9999999T", &v), -EINVAL);
+        CHECK_EQ(parse_size("17179869183.999999g", &v), 0); /* just below 2^64 */
+        CHECK_EQ(parse_size("18446744073709551615", &v), 0);
+        CHECK_U64(v, UINT64_MAX);
         CHECK_EQ(parse_size("99999999999999999999", &v), -ERANGE);
         CHECK_EQ(parse_size(NULL, &v), -EINVAL);
         return 0;
