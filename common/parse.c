@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,4 +83,21 @@ int parse_size(const char *s, uint64_t *ret) {
                 return -ERANGE;
         *ret = whole * mult + extra;
         return 0;
+}
+
+const char *format_size(uint64_t bytes, char *buf, size_t size) {
+        static const char units[] = "KMGT";
+        uint64_t b = bytes;
+        int u = -1;
+
+        /* The largest unit that gives a whole number: 1536 MiB rather than 1.5 GiB, never rounded. */
+        while (u < 3 && b >= 1024 && b % 1024 == 0) {
+                b /= 1024;
+                u++;
+        }
+        if (u < 0)
+                snprintf(buf, size, "%llu bytes", (unsigned long long) b);
+        else
+                snprintf(buf, size, "%llu %ciB", (unsigned long long) b, units[u]);
+        return buf;
 }

@@ -2,6 +2,7 @@
 /* Strict number parsing: the whole string must be a number in range, or -EINVAL/-ERANGE. */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 int safe_atou64(const char *s, uint64_t *ret);
@@ -10,3 +11,8 @@ int safe_atou32(const char *s, uint32_t *ret);
  * or "ib"; with a suffix, a fraction of up to 6 decimals ("1.5g", rounded down to whole bytes).
  * -EINVAL for anything else (a fraction without a suffix too), -ERANGE when it does not fit. */
 int parse_size(const char *s, uint64_t *ret);
+
+/* BYTES for a message: "2 GiB", "1536 MiB", "100 bytes" (exact: the largest unit that divides it).
+ * Returns BUF. FORMAT_SIZE_MAX is enough for any value. */
+#define FORMAT_SIZE_MAX 32
+const char *format_size(uint64_t bytes, char *buf, size_t size);

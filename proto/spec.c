@@ -61,13 +61,16 @@ int spec_net_from_string(const char *s, SpecNet *ret) {
 static const struct {
         const char *name;
         int resource;
+        bool size;              /* in bytes (takes k/m/g/t) */
 } rlimit_names[] = {
-        { "as", RLIMIT_AS },         { "core", RLIMIT_CORE },       { "cpu", RLIMIT_CPU },
-        { "data", RLIMIT_DATA },     { "fsize", RLIMIT_FSIZE },     { "locks", RLIMIT_LOCKS },
-        { "memlock", RLIMIT_MEMLOCK }, { "msgqueue", RLIMIT_MSGQUEUE }, { "nice", RLIMIT_NICE },
-        { "nofile", RLIMIT_NOFILE }, { "nproc", RLIMIT_NPROC },     { "rss", RLIMIT_RSS },
-        { "rtprio", RLIMIT_RTPRIO }, { "rttime", RLIMIT_RTTIME },   { "sigpending", RLIMIT_SIGPENDING },
-        { "stack", RLIMIT_STACK },
+        { "as", RLIMIT_AS, true },           { "core", RLIMIT_CORE, true },
+        { "cpu", RLIMIT_CPU, false },        { "data", RLIMIT_DATA, true },
+        { "fsize", RLIMIT_FSIZE, true },     { "locks", RLIMIT_LOCKS, false },
+        { "memlock", RLIMIT_MEMLOCK, true }, { "msgqueue", RLIMIT_MSGQUEUE, true },
+        { "nice", RLIMIT_NICE, false },      { "nofile", RLIMIT_NOFILE, false },
+        { "nproc", RLIMIT_NPROC, false },    { "rss", RLIMIT_RSS, true },
+        { "rtprio", RLIMIT_RTPRIO, false },  { "rttime", RLIMIT_RTTIME, false },
+        { "sigpending", RLIMIT_SIGPENDING, false }, { "stack", RLIMIT_STACK, true },
 };
 
 int spec_rlimit_from_string(const char *name, int *ret_resource) {
@@ -77,6 +80,17 @@ int spec_rlimit_from_string(const char *name, int *ret_resource) {
                         return 0;
                 }
         return -EINVAL;
+}
+
+bool spec_rlimit_is_size(int resource) {
+        for (size_t i = 0; i < ELEMENTSOF(rlimit_names); i++)
+                if (rlimit_names[i].resource == resource)
+                        return rlimit_names[i].size;
+        return false;
+}
+
+const char *spec_rlimit_name_at(size_t i) {
+        return i < ELEMENTSOF(rlimit_names) ? rlimit_names[i].name : NULL;
 }
 
 const char *spec_rlimit_to_string(int resource) {

@@ -31,6 +31,10 @@
 #define SPEC_DEFAULT_TMPFS (UINT64_C(512) << 20)       /* /tmp, /dev/shm and each --tmpfs */
 #define SPEC_DEFAULT_NOFILE_SOFT UINT64_C(1024)        /* RLIMIT_NOFILE */
 #define SPEC_DEFAULT_NOFILE_HARD UINT64_C(65536)
+/* sandboxd only: the wall-clock limit of a sandbox of a client other than root (its max-timeout). An
+ * hour: a typical compile-and-test job fits, and a forgotten sandbox holds its bounds (memory, pids,
+ * a client slot) for at most that long. */
+#define SPEC_DEFAULT_CLIENT_TIMEOUT_USEC (UINT64_C(3600) * 1000000)
 
 typedef enum SpecNet {
         SPEC_NET_NONE,          /* an empty network namespace with lo up */
@@ -117,3 +121,7 @@ int spec_net_from_string(const char *s, SpecNet *ret);
 /* "nofile" → RLIMIT_NOFILE, and back. */
 int spec_rlimit_from_string(const char *name, int *ret_resource);
 const char *spec_rlimit_to_string(int resource);
+/* Whether the resource's values are bytes (as, core, data, fsize, memlock, msgqueue, rss, stack). */
+bool spec_rlimit_is_size(int resource);
+/* The I-th known name, in alphabetical order; NULL past the last. */
+const char *spec_rlimit_name_at(size_t i);

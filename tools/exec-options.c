@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -34,6 +36,14 @@ int parse_seconds(const char *s, uint64_t *ret_usec) {
         *ret_usec = (uint64_t) llround(v);
         return 0;
 }
+
+#define BAD(...)                                                                \
+        do {                                                                    \
+                fprintf(stderr, "%s: ", program_invocation_short_name);         \
+                fprintf(stderr, __VA_ARGS__);                                   \
+                fputc('\n', stderr);                                            \
+                return -EINVAL;                                                 \
+        } while (false)
 
 static int strv_push(char ***v, size_t *n, const char *s, size_t max) {
         char **nv;
@@ -92,6 +102,16 @@ static int parse_bind(const char *arg, SpecBind *ret) {
         return 0;
 }
 
+/* A size, or "unlimited" (UNLIMITED_VALUE). */
+static int parse_size_or_unlimited(const char *s, uint64_t unlimited_value, uint64_t *ret) {
+        if (streq(s, "unlimited")) {
+                *ret = unlimited_value;
+                return 0;
+        }
+        return parse_size(s, ret);
+}
+
+/* DST[:SIZE] */
 static int parse_tmpfs(const char *arg, SpecTmpfs *ret) {
         _cleanup_free_ char *copy = strdup(arg);
         char *size;
@@ -102,8 +122,8 @@ static int parse_tmpfs(const char *arg, SpecTmpfs *ret) {
         size = strchr(copy, ':');
         if (size) {
                 *size++ = '\0';
-                if (parse_size(size, &bytes) < 0 || bytes == 0)
-                        return -EINVAL;
+                if (parse_size_or_unlimited(size, SPEC_UNLIMITED, &bytes) < 0 || bytes == 0)
+                        BAD("--tmpfs '%s': '%s' is not a size (like 512m or 1.5g) or unlimited", arg, size);
         }
         ret->dest = strdup(copy);
         if (!ret->dest)
@@ -112,37 +132,112 @@ static int parse_tmpfs(const char *arg, SpecTmpfs *ret) {
         return 0;
 }
 
-static int parse_rlimit_value(const char *s, uint64_t *ret) {
+/* One rlimit value: "unlimited"/"infinity", a size for byte-valued resources, else a number. */
+static int parse_rlimit_value(const char *s, bool size, uint64_t *ret) {
         if (streq(s, "unlimited") || streq(s, "infinity")) {
                 *ret = UINT64_MAX;
                 return 0;
         }
-        return safe_atou64(s, ret);
+        return size ? parse_size(s, ret) : safe_atou64(s, ret);
 }
 
-/* NAME=VALUE or NAME=SOFT:HARD */
+static void rlimit_names(char *buf, size_t size) {
+        size_t n = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; spec_rlimit_name_at(i) && n < size; i++)
+                n += (size_t) snprintf(buf + n, size - n, "%s%s", i ? ", " : "", spec_rlimit_name_at(i));
+}
+
+/* NAME=VALUE or NAME=SOFT:HARD; a message names the part that is wrong. */
 static int parse_rlimit(const char *arg, SpecRlimit *ret) {
         _cleanup_free_ char *copy = strdup(arg);
-        char *value, *hard;
+        char *value, *hard, names[256];
+        SpecRlimit rl = {};
+        bool size;
 
         if (!copy)
                 return -ENOMEM;
         value = strchr(copy, '=');
         if (!value)
-                return -EINVAL;
+                BAD("--rlimit '%s': expected NAME=VALUE or NAME=SOFT:HARD", arg);
         *value++ = '\0';
-        if (spec_rlimit_from_string(copy, &ret->resource) < 0)
-                return -EINVAL;
+        if (spec_rlimit_from_string(copy, &rl.resource) < 0) {
+                rlimit_names(names, sizeof names);
+                BAD("--rlimit '%s': unknown resource '%s' (one of %s)", arg, copy, names);
+        }
+        size = spec_rlimit_is_size(rl.resource);
         hard = strchr(value, ':');
         if (hard)
                 *hard++ = '\0';
-        if (parse_rlimit_value(value, &ret->soft) < 0)
-                return -EINVAL;
+        if (parse_rlimit_value(value, size, &rl.soft) < 0)
+                BAD("--rlimit '%s': %s '%s' is not %s or unlimited", arg, hard ? "the soft limit" : "the value",
+                    value, size ? "a size (like 100m)" : "a number");
         if (!hard)
-                ret->hard = ret->soft;
-        else if (parse_rlimit_value(hard, &ret->hard) < 0)
-                return -EINVAL;
-        return ret->soft <= ret->hard ? 0 : -EINVAL;
+                rl.hard = rl.soft;
+        else if (parse_rlimit_value(hard, size, &rl.hard) < 0)
+                BAD("--rlimit '%s': the hard limit '%s' is not %s or unlimited", arg, hard,
+                    size ? "a size (like 100m)" : "a number");
+        if (rl.soft > rl.hard)
+                BAD("--rlimit '%s': the soft limit (%s) is above the hard limit (%s)", arg, value, hard);
+        *ret = rl;
+        return 0;
+}
+
+/* SIZE[,inodes=N]; each may be "unlimited". */
+static int parse_disk(const char *arg, SandboxSpec *s) {
+        _cleanup_free_ char *copy = strdup(arg);
+        char *inodes;
+        uint64_t bytes, n = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        inodes = strchr(copy, ',');
+        if (inodes) {
+                *inodes++ = '\0';
+                if (!startswith(inodes, "inodes="))
+                        BAD("--disk '%s': expected SIZE[,inodes=N], not '%s'", arg, inodes);
+                inodes += strlen("inodes=");
+                if (streq(inodes, "unlimited"))
+                        n = SPEC_UNLIMITED;
+                else if (safe_atou64(inodes, &n) < 0 || n == 0)
+                        BAD("--disk '%s': inodes '%s' is not a positive number or unlimited", arg, inodes);
+        }
+        if (parse_size_or_unlimited(copy, SPEC_UNLIMITED, &bytes) < 0 || bytes < 1024 * 1024)
+                BAD("--disk '%s': '%s' is not a size of at least 1m (like 10g or 2.5g) or unlimited", arg, copy);
+        s->disk_max = bytes;
+        if (inodes)
+                s->disk_inodes_max = n;
+        return 0;
+}
+
+/* "fd:N" (an open descriptor of ours, for writing) or a file name. */
+static int parse_stats(const char *arg, ExecOptions *o) {
+        const char *num = startswith(arg, "fd:");
+
+        if (num) {
+                uint32_t fd;
+                int fl;
+
+                if (safe_atou32(num, &fd) < 0 || fd > INT_MAX)
+                        BAD("--stats '%s': '%s' is not a file descriptor number", arg, num);
+                fl = fcntl((int) fd, F_GETFL);
+                if (fl < 0)
+                        BAD("--stats '%s': file descriptor %s is not open", arg, num);
+                if ((fl & O_ACCMODE) == O_RDONLY)
+                        BAD("--stats '%s': file descriptor %s is not open for writing", arg, num);
+                /* Ours only: nothing we start inherits it. */
+                (void) fcntl((int) fd, F_SETFD, FD_CLOEXEC);
+                o->stats_fd = (int) fd;
+                free(o->stats_path);
+                o->stats_path = NULL;
+                return 0;
+        }
+        if (!*arg)
+                BAD("--stats: expected a file name or fd:N");
+        free(o->stats_path);
+        o->stats_fd = -EBADF;
+        return (o->stats_path = strdup(arg)) ? 0 : -ENOMEM;
 }
 
 static int parse_user(const char *arg, uint32_t *ret_uid, uint32_t *ret_gid) {
@@ -162,37 +257,62 @@ static int parse_user(const char *arg, uint32_t *ret_uid, uint32_t *ret_gid) {
         return 0;
 }
 
-void exec_options_help(FILE *f) {
+void exec_options_help(FILE *f, bool daemon) {
+        char mem[FORMAT_SIZE_MAX], disk[FORMAT_SIZE_MAX], tmpfs[FORMAT_SIZE_MAX];
+
         fputs("Options:\n"
               "      --image host|DIR      the root's base: host (default: the host's /usr read-only and\n"
               "                            a generated /etc) or an image directory\n"
               "      --layer DIR           another read-only layer above the image (repeatable, topmost first)\n"
-              "      --upper DIR           keep the sandbox's changes in DIR (default: discarded at exit)\n"
+              "      --upper DIR           keep the sandbox's changes in DIR (created 0700 if missing; one\n"
+              "                            sandbox at a time; default: discarded at exit)\n"
               "  -e, --env K=V             set an environment variable (repeatable)\n"
               "  -w, --workdir DIR         working directory inside (default /)\n"
               "  -u, --user UID[:GID]      ids inside (default 0:0)\n"
               "      --hostname NAME       host name inside (default sandbox)\n"
               "  -t, --tty                 give the program a terminal\n"
               "      --bind SRC:DST[:ro|rw]  bind a host path into the sandbox (default rw)\n"
-              "      --tmpfs DST[:SIZE]    mount a tmpfs\n"
-              "      --memory SIZE         memory limit (k/m/g suffixes); exceeding it ends the sandbox (137)\n"
-              "      --pids N              limit on processes and threads\n"
-              "      --cpus F              CPU bandwidth, in CPUs (0.5 = half of one)\n"
+              "      --tmpfs DST[:SIZE]    mount a tmpfs; SIZE or unlimited (also over /tmp, /dev/shm)\n"
+              "      --memory SIZE         memory limit (like 512m or 1.5g, or unlimited); exceeding it\n"
+              "                            ends the sandbox (137)\n"
+              "      --pids N              limit on processes and threads (or unlimited)\n"
+              "      --disk SIZE[,inodes=N]  what the sandbox may add to its upper layer (or unlimited)\n"
+              "      --cpus F              CPU bandwidth, in CPUs (0.5 = half of one; at most the host's)\n"
               "      --timeout SECONDS     wall-clock limit (exit 124)\n"
               "      --cpu-time SECONDS    CPU-time limit of the whole sandbox (exit 124)\n"
-              "      --rlimit NAME=VALUE   a resource limit, VALUE or SOFT:HARD or unlimited (repeatable)\n"
+              "      --rlimit NAME=VALUE   a resource limit, VALUE or SOFT:HARD or unlimited; sizes take\n"
+              "                            k/m/g (fsize=100m) (repeatable)\n"
               "      --seccomp default|unconfined|FILE  system call filter (default: default)\n"
               "      --net MODE            network: none (default: lo only), bridge (eth0 on the sandbox\n"
               "                            bridge, NAT to the outside), isolated (like bridge, but no\n"
               "                            traffic between sandboxes), host (the host's; root only)\n"
               "  -p, --publish HOSTPORT:PORT[/tcp|/udp]  forward a host port to the sandbox (repeatable)\n"
-              "      --stats FILE          write JSON accounting to FILE at exit\n"
+              "      --stats FILE|fd:N     write JSON accounting to FILE (or descriptor N) at exit\n"
               "  -h, --help                show this help\n"
               "      --version             show the version\n"
-              "\n"
-              "Exit status: the program's; 128+N if signal N killed it; 124 when a time limit ended it;\n"
-              "137 when the memory limit ended it; 125 when the sandbox could not be set up;\n"
-              "126 when the command cannot be executed; 127 when it is not found.\n",
+              "\n",
+              f);
+        fprintf(f,
+                "Default bounds (docs/limits.md), with no option given:\n"
+                "  memory %s (no swap), pids %" PRIu64 ", disk %s and %" PRIu64 " inodes added to the upper,\n"
+                "  /tmp and /dev/shm %s each (and each --tmpfs without SIZE), open files (nofile)\n"
+                "  %" PRIu64 ":%" PRIu64 " (the hard limit at most the caller's), no core dumps.\n",
+                format_size(SPEC_DEFAULT_MEMORY, mem, sizeof mem), SPEC_DEFAULT_PIDS,
+                format_size(SPEC_DEFAULT_DISK, disk, sizeof disk), SPEC_DEFAULT_DISK_INODES,
+                format_size(SPEC_DEFAULT_TMPFS, tmpfs, sizeof tmpfs), SPEC_DEFAULT_NOFILE_SOFT,
+                SPEC_DEFAULT_NOFILE_HARD);
+        if (daemon)
+                fprintf(f,
+                        "Through sandboxd, users other than root also get a wall-clock limit (%" PRIu64 " s unless\n"
+                        "the daemon's max-timeout says otherwise), the daemon's caps (max-memory, max-pids,\n"
+                        "max-disk, ...) bound what they may ask for, and --rlimit may only lower limits.\n"
+                        "Root may raise any bound, or pass unlimited.\n\n",
+                        SPEC_DEFAULT_CLIENT_TIMEOUT_USEC / 1000000);
+        else
+                fputs("Raise a bound with its option (--memory 8g, --pids unlimited, --disk unlimited, ...).\n\n", f);
+        fputs("Exit status: the program's; 128+N if signal N killed it; 124 when a time limit ended it;\n"
+              "137 when the memory limit ended it; 125 for a usage error or when the sandbox could not be\n"
+              "set up; 126 when the command cannot be executed; 127 when it is not found.\n",
               f);
 }
 
@@ -204,6 +324,7 @@ enum {
         ARG_BIND,
         ARG_TMPFS,
         ARG_MEMORY,
+        ARG_DISK,
         ARG_PIDS,
         ARG_CPUS,
         ARG_TIMEOUT,
@@ -227,6 +348,7 @@ static const struct option long_options[] = {
         { "bind", required_argument, NULL, ARG_BIND },
         { "tmpfs", required_argument, NULL, ARG_TMPFS },
         { "memory", required_argument, NULL, ARG_MEMORY },
+        { "disk", required_argument, NULL, ARG_DISK },
         { "pids", required_argument, NULL, ARG_PIDS },
         { "cpus", required_argument, NULL, ARG_CPUS },
         { "timeout", required_argument, NULL, ARG_TIMEOUT },
@@ -249,14 +371,6 @@ static int replace_string(char **field, const char *value) {
         *field = c;
         return 0;
 }
-
-#define BAD(...)                                                                \
-        do {                                                                    \
-                fprintf(stderr, "%s: ", program_invocation_short_name);         \
-                fprintf(stderr, __VA_ARGS__);                                   \
-                fputc('\n', stderr);                                            \
-                return -EINVAL;                                                 \
-        } while (false)
 
 static int parse_one(int c, const char *arg, ExecOptions *o) {
         SandboxSpec *s = &o->spec;
@@ -334,8 +448,6 @@ static int parse_one(int c, const char *arg, ExecOptions *o) {
                         return -ENOMEM;
                 s->tmpfs = nt;
                 r = parse_tmpfs(arg, &s->tmpfs[s->n_tmpfs]);
-                if (r == -EINVAL)
-                        BAD("--tmpfs '%s': expected DST[:SIZE]", arg);
                 if (r < 0)
                         return r;
                 s->n_tmpfs++;
@@ -345,8 +457,10 @@ static int parse_one(int c, const char *arg, ExecOptions *o) {
                 if (streq(arg, "unlimited"))
                         s->memory_max = SPEC_UNLIMITED;
                 else if (parse_size(arg, &s->memory_max) < 0 || s->memory_max < 1024 * 1024)
-                        BAD("--memory '%s': expected a size of at least 1m, like 64m or 2g, or unlimited", arg);
+                        BAD("--memory '%s': expected a size of at least 1m, like 512m or 1.5g, or unlimited", arg);
                 return 0;
+        case ARG_DISK:
+                return parse_disk(arg, s);
         case ARG_PIDS:
                 if (streq(arg, "unlimited"))
                         s->pids_max = SPEC_UNLIMITED;
@@ -358,8 +472,11 @@ static int parse_one(int c, const char *arg, ExecOptions *o) {
                 double v;
                 errno = 0;
                 v = strtod(arg, &end);
-                if (errno || *end || !isfinite(v) || v < 0.001 || v > 1024)
+                if (errno || *end || end == arg || !isfinite(v) || v < 0.001 || v > 1024)
                         BAD("--cpus '%s': expected a number of CPUs from 0.001 to 1024, like 0.5", arg);
+                long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+                if (ncpu > 0 && v > (double) ncpu)
+                        BAD("--cpus '%s': this host has %ld CPU%s", arg, ncpu, ncpu == 1 ? "" : "s");
                 s->cpus_milli = (uint32_t) llround(v * 1000);
                 return 0;
         }
@@ -373,8 +490,9 @@ static int parse_one(int c, const char *arg, ExecOptions *o) {
                 return 0;
         case ARG_RLIMIT: {
                 SpecRlimit rl;
-                if (parse_rlimit(arg, &rl) < 0)
-                        BAD("--rlimit '%s': expected NAME=VALUE or NAME=SOFT:HARD with a known NAME (nofile, nproc, core, ...)", arg);
+                r = parse_rlimit(arg, &rl);
+                if (r < 0)
+                        return r;
                 for (size_t i = 0; i < s->n_rlimits; i++)
                         if (s->rlimits[i].resource == rl.resource) {
                                 s->rlimits[i] = rl;
@@ -429,8 +547,7 @@ static int parse_one(int c, const char *arg, ExecOptions *o) {
                 return 0;
         }
         case ARG_STATS:
-                free(o->stats_path);
-                return (o->stats_path = strdup(arg)) ? 0 : -ENOMEM;
+                return parse_stats(arg, o);
         case 'h':
                 o->show_help = true;
                 return 0;
@@ -443,7 +560,7 @@ static int parse_one(int c, const char *arg, ExecOptions *o) {
 }
 
 int exec_options_parse(int argc, char *argv[], ExecOptions *ret) {
-        ExecOptions o = {};
+        ExecOptions o = { .stats_fd = -EBADF };
         const char *err = NULL;
         int c, r;
 
@@ -489,4 +606,5 @@ void exec_options_done(ExecOptions *o) {
         spec_done(&o->spec);
         free(o->stats_path);
         o->stats_path = NULL;
+        o->stats_fd = -EBADF; /* not ours to close: the caller's */
 }

@@ -5,11 +5,15 @@
  */
 #pragma once
 
+#include <stdbool.h>
+#include <stdio.h>
+
 #include "spec.h"
 
 typedef struct ExecOptions {
         SandboxSpec spec;
         char *stats_path;       /* --stats FILE, written by the client */
+        int stats_fd;           /* --stats fd:N (the caller's descriptor), else -EBADF */
         bool show_help;
         bool show_version;
 } ExecOptions;
@@ -17,7 +21,8 @@ typedef struct ExecOptions {
 /* Returns 0, or -EINVAL after printing what is wrong to stderr (prefixed with the program name). */
 int exec_options_parse(int argc, char *argv[], ExecOptions *ret);
 void exec_options_done(ExecOptions *o);
-void exec_options_help(FILE *f);
+/* The options and the default bounds; DAEMON: for sandboxctl exec (the daemon's caps apply). */
+void exec_options_help(FILE *f, bool daemon);
 
 /* "1.5" → 1500000 µs; "1.5s", "200ms" also work. */
 int parse_seconds(const char *s, uint64_t *ret_usec);

@@ -20,25 +20,11 @@
 #include "config.h"
 #include "exec-options.h"
 #include "macro.h"
+#include "parse.h"
 #include "sandbox.h"
 #include "time-util.h"
 #include "stats.h"
 #include "terminal.h"
-
-static const char *format_bytes(uint64_t b, char *buf, size_t size) {
-        static const char units[] = "KMGT";
-        int u = -1;
-
-        while (u < 3 && b >= 1024 && b % 1024 == 0) {
-                b /= 1024;
-                u++;
-        }
-        if (u < 0)
-                snprintf(buf, size, "%llu bytes", (unsigned long long) b);
-        else
-                snprintf(buf, size, "%llu %ciB", (unsigned long long) b, units[u]);
-        return buf;
-}
 
 static int run(ExecOptions *o) {
         static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
@@ -50,6 +36,7 @@ static int run(ExecOptions *o) {
         sigset_t mask;
         int pty, r;
         bool stdin_open = true, pty_open = true;
+        const StatsTarget stats = { .path = o->stats_path, .fd = o->stats_fd };
 
         sigemptyset(&mask);
         for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
@@ -106,8 +93,8 @@ static int run(ExecOptions *o) {
         r = sandbox_start(&o->spec, &cfg, o->spec.tty ? NULL : relay.fds, &s, &err);
         if (r < 0) {
                 fprintf(stderr, "sandbox-run: %s\n", err.message);
-                if (o->stats_path)
-                        (void) stats_write_error(o->stats_path, err.status, err.message);
+                if (stats.path || stats.fd >= 0)
+                        (void) stats_write_error(&stats, err.status, err.message);
                 return err.status;
         }
         stdio_relay_started(&relay);
@@ -176,17 +163,23 @@ static int run(ExecOptions *o) {
         if (r < 0)
                 fprintf(stderr, "sandbox-run: warning: cleaning up the sandbox failed: %s\n", strerror(-r));
         terminal_restore();
-        if (res.limit == SANDBOX_LIMIT_MEMORY)
-                fprintf(stderr, "sandbox-run: the memory limit (%s) was exceeded; the program was killed\n",
-                        format_bytes(o->spec.memory_max, (char[32]) {}, 32));
-        else if (res.limit == SANDBOX_LIMIT_TIMEOUT)
-                fprintf(stderr, "sandbox-run: the time limit (--timeout) was reached; the program was killed\n");
+        if (res.limit == SANDBOX_LIMIT_MEMORY) {
+                /* The limit in force: the one given, or the default. */
+                uint64_t limit = o->spec.memory_max ?: SPEC_DEFAULT_MEMORY;
+                char buf[FORMAT_SIZE_MAX];
+                fprintf(stderr, "sandbox-run: the memory limit (%s%s) was exceeded; the program was killed\n",
+                        format_size(limit, buf, sizeof buf), o->spec.memory_max ? "" : ", the default");
+        } else if (res.limit == SANDBOX_LIMIT_TIMEOUT)
+                fprintf(stderr, "sandbox-run: the time limit (--timeout %.3g s) was reached; the program was killed\n",
+                        (double) o->spec.timeout_usec / 1e6);
         else if (res.limit == SANDBOX_LIMIT_CPU_TIME)
-                fprintf(stderr, "sandbox-run: the CPU time limit (--cpu-time) was reached; the program was killed\n");
-        if (o->stats_path) {
-                r = stats_write(o->stats_path, &res);
+                fprintf(stderr, "sandbox-run: the CPU time limit (--cpu-time %.3g s) was reached; the program was "
+                        "killed\n", (double) o->spec.cpu_time_usec / 1e6);
+        if (stats.path || stats.fd >= 0) {
+                r = stats_write(&stats, &res);
                 if (r < 0)
-                        fprintf(stderr, "sandbox-run: cannot write --stats '%s': %s\n", o->stats_path, strerror(-r));
+                        fprintf(stderr, "sandbox-run: cannot write --stats '%s': %s\n",
+                                stats_target_name(&stats, (char[4200]) {}, 4200), strerror(-r));
         }
         sandbox_free(s);
         return res.status;
@@ -202,7 +195,7 @@ int main(int argc, char *argv[]) {
                        "Run CMD in a throw-away sandbox: its own copy-on-write root, pids, host name, IPC\n"
                        "and network, no privilege on the host, and the limits given.\n\n",
                        program_invocation_short_name);
-                exec_options_help(stdout);
+                exec_options_help(stdout, false);
                 printf("\nSee sandbox-run(1).\n");
                 return 0;
         }
@@ -211,7 +204,9 @@ int main(int argc, char *argv[]) {
                 return 0;
         }
         if (geteuid() != 0) {
-                fprintf(stderr, "sandbox-run: must run as root\n");
+                fprintf(stderr, "sandbox-run: needs root (it sets up the sandbox's namespaces, cgroup and union as "
+                        "host root).\nAs another user, run the same options through the daemon: sandboxctl exec "
+                        "[OPTIONS] -- CMD (see sandboxctl(1); members of group 'sandbox' may use it).\n");
                 return SANDBOX_EXIT_SETUP;
         }
         return run(&o);

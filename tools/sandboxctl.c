@@ -31,6 +31,8 @@
 
 #define DEFAULT_SOCKET "/run/sandboxd/sandboxd.sock"
 #define EXIT_DAEMON SANDBOX_EXIT_SETUP
+/* Bad usage: one status for every command, sandbox-run's (the others are the program's). */
+#define EXIT_USAGE SANDBOX_EXIT_SETUP
 
 static const char *socket_path = DEFAULT_SOCKET;
 
@@ -127,7 +129,8 @@ static int open_session(char *daemon_version, size_t size) {
         return TAKE_FD(fd);
 }
 
-static void write_stats(const char *path, const MsgExit *m) {
+static void write_stats(const ExecOptions *o, const MsgExit *m) {
+        const StatsTarget t = { .path = o->stats_path, .fd = o->stats_fd };
         SandboxResult res = {
                 .status = m->status,
                 .exit_code = m->exit_code,
@@ -138,10 +141,14 @@ static void write_stats(const char *path, const MsgExit *m) {
                 .wall_usec = m->wall_usec,
                 .cpu_usec = m->cpu_usec,
                 .memory_peak = m->memory_peak,
+                .max_rss = m->max_rss,
+                .pids_limit_hit = m->pids_limit_hit,
+                .disk_limit_hit = m->disk_limit_hit,
         };
-        int r = stats_write(path, &res);
+        int r = stats_write(&t, &res);
         if (r < 0)
-                fprintf(stderr, "sandboxctl: cannot write --stats '%s': %s\n", path, strerror(-r));
+                fprintf(stderr, "sandboxctl: cannot write --stats '%s': %s\n",
+                        stats_target_name(&t, (char[4200]) {}, 4200), strerror(-r));
 }
 
 static int finish_exit(WireFrame *f, const ExecOptions *o) {
@@ -153,14 +160,22 @@ static int finish_exit(WireFrame *f, const ExecOptions *o) {
                 return EXIT_DAEMON;
         }
         terminal_restore();
-        if (m.limit == MSG_LIMIT_MEMORY)
-                fprintf(stderr, "sandboxctl: the memory limit was exceeded; the program was killed\n");
+        if (m.limit == MSG_LIMIT_MEMORY) {
+                char buf[FORMAT_SIZE_MAX];
+                /* The daemon may have lowered a limit not given to its cap: name only one we gave. */
+                if (o->spec.memory_max && o->spec.memory_max != SPEC_UNLIMITED)
+                        fprintf(stderr, "sandboxctl: the memory limit (%s) was exceeded; the program was killed\n",
+                                format_size(o->spec.memory_max, buf, sizeof buf));
+                else
+                        fprintf(stderr, "sandboxctl: the memory limit (the default, or the daemon's max-memory) was "
+                                "exceeded; the program was killed\n");
+        }
         else if (m.limit == MSG_LIMIT_TIMEOUT)
                 fprintf(stderr, "sandboxctl: the time limit (--timeout) was reached; the program was killed\n");
         else if (m.limit == MSG_LIMIT_CPU_TIME)
                 fprintf(stderr, "sandboxctl: the CPU time limit (--cpu-time) was reached; the program was killed\n");
-        if (o->stats_path)
-                write_stats(o->stats_path, &m);
+        if (o->stats_path || o->stats_fd >= 0)
+                write_stats(o, &m);
         return m.status >= 0 && m.status <= 255 ? m.status : EXIT_DAEMON;
 }
 
@@ -178,11 +193,11 @@ static int cmd_exec(int argc, char *argv[]) {
         /* getopt names argv[0] in its messages: "sandboxctl", not "exec". */
         argv[0] = program_invocation_short_name;
         if (exec_options_parse(argc, argv, &o) < 0)
-                return SANDBOX_EXIT_SETUP;
+                return EXIT_USAGE;
         if (o.show_help) {
                 printf("Usage: sandboxctl [--socket PATH] exec [OPTIONS] [--] CMD [ARGS...]\n\n"
                        "Run CMD in a sandbox of sandboxd; the options and exit statuses are sandbox-run's.\n\n");
-                exec_options_help(stdout);
+                exec_options_help(stdout, true);
                 return 0;
         }
 
@@ -334,7 +349,7 @@ static int cmd_ps(int argc, char *argv[]) {
                         return 0;
                 } else {
                         fprintf(stderr, "sandboxctl ps: unknown argument '%s'\n", argv[i]);
-                        return 1;
+                        return EXIT_USAGE;
                 }
         }
         fd = open_session(NULL, 0);
@@ -381,11 +396,11 @@ static int cmd_kill(int argc, char *argv[]) {
         if (argc < 2 || argc > 3 || streq(argv[1], "-h") || streq(argv[1], "--help")) {
                 fprintf(argc == 2 ? stdout : stderr, "Usage: sandboxctl kill ID [SIGNAL]\n\n"
                         "Send SIGNAL (a number or a name like TERM, KILL; default TERM) to a sandbox's program.\n");
-                return argc == 2 ? 0 : 1;
+                return argc == 2 ? 0 : EXIT_USAGE;
         }
         if (!msg_id_is_valid(argv[1])) {
                 fprintf(stderr, "sandboxctl kill: '%s' is not a sandbox id (16 hex digits; see sandboxctl ps)\n", argv[1]);
-                return 1;
+                return EXIT_USAGE;
         }
         snprintf(m.id, sizeof m.id, "%s", argv[1]);
         if (argc == 3) {
@@ -404,7 +419,7 @@ static int cmd_kill(int argc, char *argv[]) {
                         }
                         if (m.signal == 0) {
                                 fprintf(stderr, "sandboxctl kill: unknown signal '%s'\n", argv[2]);
-                                return 1;
+                                return EXIT_USAGE;
                         }
                 }
         }
@@ -442,8 +457,10 @@ static void help(void) {
                "Options:\n"
                "      --socket PATH   the daemon's socket (default %s)\n"
                "  -h, --help          show this help\n\n"
-               "Exit status of exec: the program's, or 124 (time limit), 125 (set-up, or the daemon cannot\n"
-               "be reached), 126 (cannot execute), 127 (not found), 128+N (signal N), 137 (memory limit).\n"
+               "Exit status of exec: the program's, or 124 (time limit), 125 (a usage error, set-up, or the\n"
+               "daemon cannot be reached), 126 (cannot execute), 127 (not found), 128+N (signal N), 137 (memory\n"
+               "limit). Other commands: 0, or 125 for a usage error or when the daemon refused or cannot be\n"
+               "reached.\n"
                "See sandboxctl(1).\n", DEFAULT_SOCKET);
 }
 
@@ -462,12 +479,12 @@ int main(int argc, char *argv[]) {
                         return cmd_version();
                 else {
                         fprintf(stderr, "sandboxctl: unknown option '%s' (see --help)\n", argv[i]);
-                        return SANDBOX_EXIT_SETUP;
+                        return EXIT_USAGE;
                 }
         }
         if (i >= argc) {
-                help();
-                return SANDBOX_EXIT_SETUP;
+                fprintf(stderr, "sandboxctl: no command given (exec, ps, kill, version; see --help)\n");
+                return EXIT_USAGE;
         }
         if (streq(argv[i], "exec"))
                 return cmd_exec(argc - i, argv + i);
@@ -478,5 +495,5 @@ int main(int argc, char *argv[]) {
         if (streq(argv[i], "version"))
                 return cmd_version();
         fprintf(stderr, "sandboxctl: unknown command '%s' (exec, ps, kill, version)\n", argv[i]);
-        return SANDBOX_EXIT_SETUP;
+        return EXIT_USAGE;
 }

@@ -85,10 +85,24 @@ static int test_size(void) {
         return 0;
 }
 
+static int test_format(void) {
+        char buf[FORMAT_SIZE_MAX];
+
+        CHECK_STREQ(format_size(0, buf, sizeof buf), "0 bytes");
+        CHECK_STREQ(format_size(1000, buf, sizeof buf), "1000 bytes");
+        CHECK_STREQ(format_size(1024, buf, sizeof buf), "1 KiB");
+        CHECK_STREQ(format_size(UINT64_C(2) << 30, buf, sizeof buf), "2 GiB");
+        CHECK_STREQ(format_size(UINT64_C(3) << 29, buf, sizeof buf), "1536 MiB");
+        CHECK_STREQ(format_size(UINT64_C(1) << 50, buf, sizeof buf), "1024 TiB");
+        CHECK_STREQ(format_size(UINT64_MAX, buf, sizeof buf), "18446744073709551615 bytes");
+        return 0;
+}
+
 int main(void) {
         static const TapTest tests[] = {
                 TAP_TEST(atou),
                 TAP_TEST(size),
+                TAP_TEST(format),
         };
         return tap_run(tests, ELEMENTSOF(tests));
 }
