@@ -1253,6 +1253,11 @@ int cgroup_get_stats(Cgroup *cgroup, CgroupStats *ret_stats) {
                                   &s.oom_kills);
                 if (r < 0)
                         return r;
+                /* Only with the pids controller enabled for us. */
+                r = optional_stat(cg_read_keyed_u64(fd, "pids.events", "max", &s.pids_max_events),
+                                  &s.pids_max_events);
+                if (r < 0)
+                        return r;
         } else {
                 int fd = v1_fd(cgroup, CGROUP_MEMORY);
                 if (fd >= 0) {
@@ -1263,6 +1268,14 @@ int cgroup_get_stats(Cgroup *cgroup, CgroupStats *ret_stats) {
                         /* "oom_kill N": kernel >= 4.13. */
                         r = optional_stat(cg_read_keyed_u64(fd, "memory.oom_control", "oom_kill", &s.oom_kills),
                                           &s.oom_kills);
+                        if (r < 0)
+                                return r;
+                }
+                /* The pids hierarchy exists for a sandbox with a pids limit. */
+                fd = v1_fd(cgroup, CGROUP_PIDS);
+                if (fd >= 0) {
+                        r = optional_stat(cg_read_keyed_u64(fd, "pids.events", "max", &s.pids_max_events),
+                                          &s.pids_max_events);
                         if (r < 0)
                                 return r;
                 }

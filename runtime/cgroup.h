@@ -29,6 +29,8 @@ typedef struct CgroupStats {
         uint64_t cpu_usec;      /* user+system cpu time of all members, ever; 0 when not accounted */
         uint64_t memory_peak;   /* bytes; 0 when the kernel does not tell */
         uint64_t oom_kills;     /* processes the OOM killer ended in this cgroup; 0 when not accounted */
+        uint64_t pids_max_events; /* forks refused at the pids limit ("max" of pids.events); 0 when not
+                                   * accounted (no pids limit) */
 } CgroupStats;
 
 typedef struct Cgroup Cgroup;

@@ -58,7 +58,13 @@ typedef struct ChildMessage {
         int32_t error;          /* positive errno */
         int32_t status;
         int32_t detail;         /* index of the --bind or --tmpfs that failed */
+        uint64_t max_rss;       /* CHILD_EXITED: bytes, the largest resident set of the program's processes
+                                 * the init reaped (getrusage(RUSAGE_CHILDREN)) */
 } ChildMessage;
+
+/* What the parent may send the init once the program runs (one byte on the status socket). */
+#define CHILD_REQUEST_KILL 'k'  /* a limit was hit: SIGKILL every process of the sandbox but the init, which
+                                 * then reports the program's end (and its accounting) as usual */
 
 typedef struct ChildBind {
         int tree_fd;            /* a detached mount (open_tree) made by the parent */

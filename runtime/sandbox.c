@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <pthread.h>
@@ -47,6 +48,7 @@
 #include "config.h"
 #include "filter.h"
 #include "macro.h"
+#include "parse.h"
 #include "rmtree.h"
 #include "rootattr.h"
 #include "runtime.h"
@@ -73,6 +75,9 @@ struct Sandbox {
         int state_fd;           /* STATE */
         int dir_fd;             /* STATE/ID */
         char *upper_work;       /* with --upper: the work directory beside it */
+        int upper_lock_fd;      /* with --upper: the upper directory, flock()ed while we live */
+        bool memory_default;    /* the spec left the memory bound to the default */
+        bool pids_default;
 
         pid_t pid;
         int pidfd;
@@ -90,8 +95,11 @@ struct Sandbox {
 
         uint64_t start_usec;
         SandboxLimitHit limit;
+        uint64_t kill_deadline; /* a limit was hit: the init was asked to end the program; by then we
+                                 * kill the whole cgroup ourselves (0: not asked) */
         bool have_status;
         int raw_status;
+        uint64_t max_rss;       /* bytes, from the init's report */
         bool collected;         /* sandbox_collect() done */
         bool finished;          /* sandbox_cleanup() done */
 };
@@ -441,11 +449,38 @@ static int step_check_paths(Start *st) {
         for (size_t i = 0; i < spec->n_layers; i++)
                 if (stat(spec->layers[i], &sb) < 0 || !S_ISDIR(sb.st_mode))
                         return set_error(st->err, SANDBOX_EXIT_SETUP, "--layer '%s': not a directory", spec->layers[i]);
-        if (spec->upper && (stat(spec->upper, &sb) < 0 || !S_ISDIR(sb.st_mode)))
-                return set_error(st->err, SANDBOX_EXIT_SETUP, "--upper '%s': not a directory", spec->upper);
         for (size_t i = 0; i < spec->n_binds; i++)
                 if (stat(spec->binds[i].source, &sb) < 0)
                         return set_error(st->err, SANDBOX_EXIT_SETUP, "--bind '%s': %m", spec->binds[i].source);
+        return 0;
+}
+
+/* A kept upper: created (0700, ours) when missing, and locked for the sandbox's life. Two sandboxes
+ * writing one upper through two unions would corrupt it (each union caches what it saw). */
+static int step_upper_lock(Start *st) {
+        const char *upper = st->spec->upper;
+        Sandbox *s = st->s;
+        struct stat sb;
+
+        if (!upper)
+                return 0;
+        if (mkdir(upper, 0700) >= 0) {
+                /* Whatever our umask: 0700, owned by root (us), like a fresh throw-away upper's data. */
+                if (chmod(upper, 0700) < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "--upper '%s': %m", upper);
+        } else if (errno != EEXIST)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "--upper '%s': cannot create it: %m%s", upper,
+                                 errno == ENOENT ? " (its parent directory must exist)" : "");
+        s->upper_lock_fd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->upper_lock_fd < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "--upper '%s': %s", upper,
+                                 errno == ENOTDIR ? "not a directory" : strerror(errno));
+        if (fstat(s->upper_lock_fd, &sb) < 0 || !S_ISDIR(sb.st_mode))
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "--upper '%s': not a directory", upper);
+        if (flock(s->upper_lock_fd, LOCK_EX | LOCK_NB) < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "--upper '%s': %s", upper,
+                                 errno == EWOULDBLOCK ? "in use by another sandbox (an upper serves one sandbox at "
+                                                        "a time)" : strerror(errno));
         return 0;
 }
 
@@ -724,30 +759,60 @@ int sandbox_setup_cgroups(const char *leaf, const char *advice) {
         return r;
 }
 
-/* A limit's controller is missing: say which, where, why (when known) and what to do. */
+/* "memory" is one of the words of LIST ("memory, pids"). */
+static bool in_list(const char *list, const char *word) {
+        size_t n = strlen(word);
+        for (const char *p = list; (p = strstr(p, word)); p += n)
+                if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ','))
+                        return true;
+        return false;
+}
+
+/* A bound whose controller is missing: never run without it silently. Say which bounds and their
+ * values, what is missing where and why (when known), how to run without them, and what to do. */
 static int cgroup_unsupported_error(Start *st, const CgroupLimits *limits) {
+        const SandboxSpec *spec = st->spec;
         _cleanup_free_ char *missing = NULL, *parent = NULL;
-        char what[160];
+        char bounds[256] = "", lift[64] = "", opt_out[96], cause[320], v[FORMAT_SIZE_MAX];
+        bool mem, pids, cpu, note;
 
         if (cgroup_explain_unsupported(limits, &missing, &parent) < 0 || !*missing)
                 return set_error(st->err, SANDBOX_EXIT_SETUP,
                                  "Cannot create the sandbox's cgroup: a requested limit is not supported on this host");
+        mem = in_list(missing, "memory");
+        pids = in_list(missing, "pids");
+        cpu = in_list(missing, "cpu");
+
+        if (mem) {
+                snprintf(bounds, sizeof bounds, "the memory bound (%s%s)", format_size(spec->memory_max, v, sizeof v),
+                         st->s->memory_default ? ", the default" : "");
+                strcat(lift, " --memory unlimited");
+        }
+        if (pids) {
+                snprintf(bounds + strlen(bounds), sizeof bounds - strlen(bounds), "%sthe pids bound (%" PRIu64 "%s)",
+                         mem ? " and " : "", spec->pids_max, st->s->pids_default ? ", the default" : "");
+                strcat(lift, " --pids unlimited");
+        }
+        if (cpu)
+                snprintf(bounds + strlen(bounds), sizeof bounds - strlen(bounds), "%sthe CPU bound (--cpus %u.%03u)",
+                         mem || pids ? " and " : "", spec->cpus_milli / 1000, spec->cpus_milli % 1000);
+        snprintf(opt_out, sizeof opt_out, "%s%s%s%s to run without %s", *lift ? "pass" : "", lift,
+                 *lift && cpu ? " and " : "", cpu ? "leave out --cpus" : "", mem + pids + cpu > 1 ? "them" : "it");
+
+        note = parent && !cgroup_setup_delegated && *cgroup_setup_note;
         if (!parent)
-                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: no cgroup v1 "
-                                 "hierarchy for the %s controller%s that the limits need", missing,
-                                 strchr(missing, ',') ? "s" : "");
-        /* Delegated and prepared: the host does not hand these controllers down to our cgroup. */
-        if (cgroup_setup_delegated)
-                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: the %s "
-                                 "controller%s that the limits need %s not available in our delegated cgroup '%s' "
-                                 "(not in its cgroup.controllers)", missing, strchr(missing, ',') ? "s" : "",
-                                 strchr(missing, ',') ? "are" : "is", parent);
-        snprintf(what, sizeof what, "the %s controller%s that the limits need cannot be enabled for cgroup '%s'",
-                 missing, strchr(missing, ',') ? "s" : "", parent);
-        if (!*cgroup_setup_note)
-                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: %s", what);
-        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: %s: %s%s%s", what,
-                         cgroup_setup_note, *cgroup_setup_advice ? "; " : "", cgroup_setup_advice);
+                snprintf(cause, sizeof cause, "no cgroup v1 hierarchy for the %s controller%s", missing,
+                         strchr(missing, ',') ? "s" : "");
+        else if (cgroup_setup_delegated)
+                /* Delegated and prepared: the host does not hand these controllers down to our cgroup. */
+                snprintf(cause, sizeof cause, "the %s controller%s %s not available in our delegated cgroup '%s' "
+                         "(not in its cgroup.controllers)", missing, strchr(missing, ',') ? "s" : "",
+                         strchr(missing, ',') ? "are" : "is", parent);
+        else
+                snprintf(cause, sizeof cause, "the %s controller%s cannot be enabled for cgroup '%s'%s%s", missing,
+                         strchr(missing, ',') ? "s" : "", parent, note ? ": " : "", note ? cgroup_setup_note : "");
+        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot apply %s: %s; %s%s%s", bounds, cause, opt_out,
+                         note && *cgroup_setup_advice ? "; or " : "", note ? cgroup_setup_advice : "");
 }
 
 static const NetConfig *net_config(const Start *st, NetConfig *defaults) {
@@ -982,6 +1047,7 @@ typedef struct StartStep {
 /* The parent's side of docs/security.md's table, in order. */
 static const StartStep start_steps[] = {
         { "check the paths",            step_check_paths },
+        { "lock the upper",             step_upper_lock },
         { "state directory",            step_state_dir },
         { "seccomp filter",             step_filter },
         { "host id range",              step_host_ids },
@@ -1022,6 +1088,7 @@ int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *cfg,
                 .resolved = *spec, .state_fd = -EBADF, .dir_fd = -EBADF, .pidfd = -EBADF, .status_fd = -EBADF,
                 .pty_fd = -EBADF, .server_pidfd = -EBADF, .idlock_fd = -EBADF, .lock_fd = -EBADF,
                 .image_lock_fd = -EBADF,
+                .upper_lock_fd = -EBADF, .memory_default = spec->memory_max == 0, .pids_default = spec->pids_max == 0,
         };
         s->spec = &s->resolved;
         s->resolved.tmpfs = spec->n_tmpfs > 0 ? calloc(spec->n_tmpfs, sizeof *spec->tmpfs) : NULL;
@@ -1087,18 +1154,42 @@ static void sandbox_kill(Sandbox *s) {
                 (void) cgroup_kill_all(s->cgroup);
 }
 
+/* How long the init gets to end the program after a limit, before we kill the whole cgroup. */
+#define LIMIT_KILL_GRACE_USEC (2 * UINT64_C(1000000))
+
+/* A limit was hit: the init kills every other process and reports the program's end with its
+ * accounting (max_rss). If it cannot (gone, stuck), the cgroup is killed at the deadline. */
+static void sandbox_kill_for_limit(Sandbox *s, SandboxLimitHit limit, uint64_t now) {
+        char req = CHILD_REQUEST_KILL;
+
+        s->limit = limit;
+        if (s->status_fd < 0 || send(s->status_fd, &req, 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
+                sandbox_kill(s);
+                return;
+        }
+        s->kill_deadline = now + LIMIT_KILL_GRACE_USEC;
+}
+
 uint64_t sandbox_check_limits(Sandbox *s) {
         const SandboxSpec *spec = s->spec;
         uint64_t now = now_usec(), next = 0;
 
-        if (s->finished || s->limit != SANDBOX_LIMIT_NONE)
+        if (s->finished)
                 return 0;
+        if (s->limit != SANDBOX_LIMIT_NONE) {
+                if (s->kill_deadline == 0)
+                        return 0;
+                if (now < s->kill_deadline)
+                        return s->kill_deadline;
+                s->kill_deadline = 0;
+                sandbox_kill(s);
+                return 0;
+        }
         if (spec->timeout_usec) {
                 uint64_t deadline = s->start_usec + spec->timeout_usec;
                 if (now >= deadline) {
-                        s->limit = SANDBOX_LIMIT_TIMEOUT;
-                        sandbox_kill(s);
-                        return 0;
+                        sandbox_kill_for_limit(s, SANDBOX_LIMIT_TIMEOUT, now);
+                        return s->kill_deadline;
                 }
                 next = deadline;
         }
@@ -1106,9 +1197,8 @@ uint64_t sandbox_check_limits(Sandbox *s) {
                 CgroupStats st;
                 if (cgroup_get_stats(s->cgroup, &st) >= 0) {
                         if (st.cpu_usec >= spec->cpu_time_usec) {
-                                s->limit = SANDBOX_LIMIT_CPU_TIME;
-                                sandbox_kill(s);
-                                return 0;
+                                sandbox_kill_for_limit(s, SANDBOX_LIMIT_CPU_TIME, now);
+                                return s->kill_deadline;
                         }
                         /* CPU time grows at most by the number of CPUs per unit of wall time. */
                         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1130,6 +1220,7 @@ static void read_exit_status(Sandbox *s) {
                 if (m.type == CHILD_EXITED) {
                         s->have_status = true;
                         s->raw_status = m.status;
+                        s->max_rss = m.max_rss;
                 }
 }
 
@@ -1169,6 +1260,8 @@ int sandbox_collect(Sandbox *s, bool kill, SandboxResult *ret) {
 
         res.cpu_usec = st.cpu_usec;
         res.memory_peak = st.memory_peak;
+        res.max_rss = s->max_rss;
+        res.pids_limit_hit = st.pids_max_events > 0;
         res.host_uid = s->host_first;
         res.limit = s->limit;
         if (s->have_status) {
@@ -1179,8 +1272,9 @@ int sandbox_collect(Sandbox *s, bool kill, SandboxResult *ret) {
                         res.signal = WTERMSIG(s->raw_status);
                         res.status = 128 + res.signal;
                 }
-        } else if (s->limit == SANDBOX_LIMIT_NONE) {
-                /* No word from the init: the whole sandbox was killed. */
+        } else {
+                /* No word from the init: the whole sandbox was killed (by us at a limit, or by someone
+                 * else). */
                 res.signal = SIGKILL;
                 res.status = 128 + SIGKILL;
         }
@@ -1255,6 +1349,7 @@ Sandbox *sandbox_free(Sandbox *s) {
         safe_close(s->idlock_fd);
         safe_close(s->lock_fd);
         safe_close(s->image_lock_fd);
+        safe_close(s->upper_lock_fd);
         safe_close(s->dir_fd);
         safe_close(s->state_fd);
         free(s->upper_work);

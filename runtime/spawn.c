@@ -28,6 +28,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -349,11 +350,45 @@ static void init_close_fds(const ChildContext *c) {
         (void) syscall(SYS_close_range, (unsigned) c->status_fd + 1, ~0U, 0U);
 }
 
+/* The program ended: its status, and the largest resident set of the processes we reaped (it, and
+ * through it its own waited-for children; orphans we reaped ourselves). */
+_Noreturn static void init_report_exit(const ChildContext *c, int status) {
+        ChildMessage m = { .type = CHILD_EXITED, .status = status };
+        struct rusage ru;
+
+        if (getrusage(RUSAGE_CHILDREN, &ru) >= 0 && ru.ru_maxrss > 0)
+                m.max_rss = (uint64_t) ru.ru_maxrss * 1024; /* KiB */
+        send_message(c->status_fd, &m, -EBADF);
+        _exit(0);
+}
+
 _Noreturn static void init_loop(const ChildContext *c, pid_t main_pid, int sfd) {
         for (;;) {
+                struct pollfd p[2] = {
+                        { .fd = sfd, .events = POLLIN },
+                        { .fd = c->status_fd, .events = POLLIN },
+                };
                 struct signalfd_siginfo si;
-                ssize_t n = read(sfd, &si, sizeof si);
+                ssize_t n;
 
+                if (poll(p, ELEMENTSOF(p), -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        _exit(SANDBOX_EXIT_SETUP);
+                }
+                if (p[1].revents) {
+                        char req;
+                        n = recv(c->status_fd, &req, 1, MSG_DONTWAIT);
+                        /* kill(-1) in our pid namespace: every process but us, the init. The program
+                         * has our uid and no capability, so none of them escapes it. */
+                        if (n == 1 && req == CHILD_REQUEST_KILL)
+                                (void) kill(-1, SIGKILL);
+                        else if (n == 0)
+                                _exit(SANDBOX_EXIT_SETUP); /* the parent is gone (PDEATHSIG follows) */
+                }
+                if (!(p[0].revents & POLLIN))
+                        continue;
+                n = read(sfd, &si, sizeof si);
                 if (n != sizeof si) {
                         if (n < 0 && errno == EINTR)
                                 continue;
@@ -361,13 +396,10 @@ _Noreturn static void init_loop(const ChildContext *c, pid_t main_pid, int sfd) 
                 }
                 if (si.ssi_signo == SIGCHLD) {
                         int status;
-                        pid_t p;
-                        while ((p = waitpid(-1, &status, WNOHANG)) > 0)
-                                if (p == main_pid) {
-                                        ChildMessage m = { .type = CHILD_EXITED, .status = status };
-                                        send_message(c->status_fd, &m, -EBADF);
-                                        _exit(0);
-                                }
+                        pid_t pid;
+                        while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+                                if (pid == main_pid)
+                                        init_report_exit(c, status);
                         continue;
                 }
                 /* Forward only what comes from outside our pid namespace (the parent: si_pid reads 0

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <stddef.h>
 #include <pwd.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,14 @@ void config_init(DaemonConfig *c) {
                 .max_starts = CONFIG_DEFAULT_MAX_STARTS,
                 .max_starts_per_uid = CONFIG_DEFAULT_MAX_STARTS_PER_UID,
                 .min_published_port = 1024,
+                .max_memory = SPEC_DEFAULT_MEMORY,
+                .max_pids = SPEC_DEFAULT_PIDS,
+                .max_timeout_usec = SPEC_DEFAULT_CLIENT_TIMEOUT_USEC,
+                .max_disk = SPEC_DEFAULT_DISK,
+                .max_disk_inodes = SPEC_DEFAULT_DISK_INODES,
+                .max_memory_per_client = CONFIG_DEFAULT_MEMORY_PER_CLIENT,
+                .max_pids_per_client = CONFIG_DEFAULT_PIDS_PER_CLIENT,
+                .max_disk_per_client = CONFIG_DEFAULT_DISK_PER_CLIENT,
         };
         net_config_init(&c->net);
         /* The daemon's configuration decides the rules of its bridges (sandbox-run keeps them). */
@@ -109,6 +118,54 @@ static int parse_ids(char *v, bool groups, uint32_t *ids, size_t *n) {
         return 0;
 }
 
+/* The caps: "KEY = VALUE" or "KEY = unlimited" (SPEC_UNLIMITED). */
+typedef struct CapKey {
+        const char *key;
+        size_t offset;          /* of the uint64_t in DaemonConfig */
+        bool size;              /* parse_size (k/m/g/t, fractions) instead of a plain number */
+        uint64_t min, max, scale;
+        const char *expected;
+} CapKey;
+
+#define SECONDS_MAX (UINT64_C(365) * 24 * 3600)
+static const CapKey cap_keys[] = {
+        { "max-memory", offsetof(DaemonConfig, max_memory), true, 1 << 20, UINT64_MAX - 1, 1,
+          "a size of at least 1m like 2g" },
+        { "max-pids", offsetof(DaemonConfig, max_pids), false, 1, 4194304, 1, "a number from 1 to 4194304" },
+        { "max-timeout", offsetof(DaemonConfig, max_timeout_usec), false, 1, SECONDS_MAX, 1000000,
+          "seconds, from 1 to a year" },
+        { "max-disk", offsetof(DaemonConfig, max_disk), true, 1 << 20, UINT64_MAX - 1, 1,
+          "a size of at least 1m like 10g" },
+        { "max-disk-inodes", offsetof(DaemonConfig, max_disk_inodes), false, 1, UINT64_MAX - 1, 1,
+          "a positive number" },
+        { "max-memory-per-client", offsetof(DaemonConfig, max_memory_per_client), true, 1 << 20, UINT64_MAX - 1,
+          1, "a size of at least 1m like 8g" },
+        { "max-pids-per-client", offsetof(DaemonConfig, max_pids_per_client), false, 1, UINT64_MAX - 1, 1,
+          "a positive number" },
+        { "max-disk-per-client", offsetof(DaemonConfig, max_disk_per_client), true, 1 << 20, UINT64_MAX - 1, 1,
+          "a size of at least 1m like 40g" },
+};
+
+/* A per-uid total must leave room for one sandbox at its cap. */
+static const struct {
+        size_t one, all;
+        const char *one_key, *all_key;
+} total_caps[] = {
+        { offsetof(DaemonConfig, max_memory), offsetof(DaemonConfig, max_memory_per_client), "max-memory",
+          "max-memory-per-client" },
+        { offsetof(DaemonConfig, max_pids), offsetof(DaemonConfig, max_pids_per_client), "max-pids",
+          "max-pids-per-client" },
+        { offsetof(DaemonConfig, max_disk), offsetof(DaemonConfig, max_disk_per_client), "max-disk",
+          "max-disk-per-client" },
+};
+
+static const CapKey *find_cap(const char *key) {
+        for (size_t i = 0; i < ELEMENTSOF(cap_keys); i++)
+                if (streq(key, cap_keys[i].key))
+                        return &cap_keys[i];
+        return NULL;
+}
+
 #define BAD(...)                                                                           \
         do {                                                                               \
                 snprintf(errbuf, errsize, __VA_ARGS__);                                    \
@@ -183,6 +240,7 @@ int config_parse(const char *data, size_t size, const char *path, DaemonConfig *
         for (char *next = text, *line; (line = strsep(&next, "\n"));) {
                 char *eq, *key, *value;
                 uint64_t u;
+                const CapKey *cap;
 
                 lineno++; /* strsep(), unlike strtok(), keeps empty lines: the numbers stay right */
                 line = strip(line);
@@ -211,16 +269,16 @@ int config_parse(const char *data, size_t size, const char *path, DaemonConfig *
                                 c->max_sandboxes = n;
                         else
                                 c->max_per_client = n;
-                } else if (streq(key, "max-memory")) {
-                        if (parse_size(value, &c->max_memory) < 0)
-                                BAD("%s:%u: max-memory: expected a size like 512m", path, lineno);
-                } else if (streq(key, "max-pids")) {
-                        if (safe_atou64(value, &c->max_pids) < 0)
-                                BAD("%s:%u: max-pids: expected a number", path, lineno);
-                } else if (streq(key, "max-timeout")) {
-                        if (safe_atou64(value, &u) < 0 || u > UINT64_C(365) * 24 * 3600)
-                                BAD("%s:%u: max-timeout: expected seconds", path, lineno);
-                        c->max_timeout_usec = u * 1000000;
+                } else if ((cap = find_cap(key))) {
+                        uint64_t *field = (uint64_t *) ((char *) c + cap->offset);
+                        if (streq(value, "unlimited"))
+                                u = SPEC_UNLIMITED;
+                        else if ((cap->size ? parse_size(value, &u) : safe_atou64(value, &u)) < 0 || u < cap->min ||
+                                 u > cap->max)
+                                BAD("%s:%u: %s: expected %s, or unlimited", path, lineno, key, cap->expected);
+                        else
+                                u *= cap->scale;
+                        *field = u;
                 } else if (streq(key, "allow-host-paths")) {
                         if (parse_bool(value, &c->allow_host_paths) < 0)
                                 BAD("%s:%u: allow-host-paths: expected yes or no", path, lineno);
@@ -296,6 +354,13 @@ int config_parse(const char *data, size_t size, const char *path, DaemonConfig *
                 const char *e = NULL;
                 if (net_config_validate(&c->net, &e) < 0)
                         BAD("%s: network settings: %s", path, e);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(total_caps); i++) {
+                uint64_t one = *(const uint64_t *) ((const char *) c + total_caps[i].one);
+                uint64_t all = *(const uint64_t *) ((const char *) c + total_caps[i].all);
+                if (one != SPEC_UNLIMITED && all < one)
+                        BAD("%s: %s is below %s: no client could use what one sandbox may have", path,
+                            total_caps[i].all_key, total_caps[i].one_key);
         }
         if (c->id_base && c->id_ranges &&
             (uint64_t) c->id_base + (uint64_t) c->id_ranges * 65536 > UINT32_MAX)

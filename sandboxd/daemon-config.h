@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "network.h"
+#include "spec.h"
 
 #define CONFIG_MAX_SIZE (64u * 1024u)
 #define CONFIG_MAX_IDS 256u
@@ -23,6 +24,13 @@
 #define CONFIG_MAX_STARTS_LIMIT 1024u                   /* one worker thread each */
 #define CONFIG_MIN_BUFFER_PER_UID (UINT64_C(64) << 10)  /* one read of the socket */
 
+/* Defaults of the per-uid totals: four sandboxes of the default size. With 16 sandboxes per client,
+ * the per-sandbox caps alone would let one uid ask for 32 GiB of memory and 16384 processes (half of a
+ * 32768 pid_max): more than a 24 GiB host has. */
+#define CONFIG_DEFAULT_MEMORY_PER_CLIENT (4 * SPEC_DEFAULT_MEMORY)
+#define CONFIG_DEFAULT_PIDS_PER_CLIENT (4 * SPEC_DEFAULT_PIDS)
+#define CONFIG_DEFAULT_DISK_PER_CLIENT (4 * SPEC_DEFAULT_DISK)
+
 typedef struct DaemonConfig {
         uid_t allow_users[CONFIG_MAX_IDS];
         size_t n_allow_users;
@@ -30,9 +38,18 @@ typedef struct DaemonConfig {
         size_t n_allow_groups;
         unsigned max_per_client;        /* concurrent sandboxes of one uid (root: no cap) */
         unsigned max_sandboxes;         /* concurrent sandboxes in all */
-        uint64_t max_memory;            /* caps for non-root clients; 0 = no cap */
+        /* Caps for clients other than root (SPEC_UNLIMITED: no cap). A value a client leaves out takes
+         * the smaller of the default (SPEC_DEFAULT_*) and the cap; max_timeout_usec is their wall-clock
+         * limit when they give none. */
+        uint64_t max_memory;
         uint64_t max_pids;
         uint64_t max_timeout_usec;
+        uint64_t max_disk;
+        uint64_t max_disk_inodes;
+        /* The same summed over the running sandboxes of one uid (root: no cap). */
+        uint64_t max_memory_per_client;
+        uint64_t max_pids_per_client;
+        uint64_t max_disk_per_client;
         bool allow_host_paths;          /* may non-root clients use --bind, --image, --layer, --upper? */
         uint32_t id_base, id_ranges;    /* host id pool; 0 = the runtime's default */
         char unionfs[256];              /* "" = next to sandboxd, or the installed one */

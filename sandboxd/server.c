@@ -42,6 +42,7 @@
 #include "macro.h"
 #include "msg.h"
 #include "parse.h"
+#include "policy.h"
 #include "sandbox.h"
 #include "server.h"
 #include "workers.h"
@@ -136,6 +137,7 @@ struct Server {
         const DaemonConfig *config;
         const char *state_dir;
         SandboxConfig runtime;
+        PolicyHost host;        /* what a sandbox gets by default here (rlimits, CPUs), for the policy */
         uint64_t idle_usec;
         sd_event_source *idle_timer, *listen_source, *accept_timer;
         Client *clients;
@@ -660,57 +662,45 @@ static bool client_authorized(Client *c) {
         return false;
 }
 
-/* The configuration's caps, for everyone but root. Returns a message (static, or in BUF), or NULL if
- * the spec is fine. */
-static const char *check_policy(Client *c, SandboxSpec *spec, char *buf, size_t bufsize) {
+/* The configuration's caps, for everyone but root. Returns a message, or NULL if the spec is fine (then
+ * every bound a client other than root left out is filled in). */
+static const char *check_policy(Client *c, SandboxSpec *spec, char *buf, size_t size) {
         const DaemonConfig *cfg = c->server->config;
+        PolicyUsage used = {};
         unsigned mine = 0;
 
         if (c->server->n_sessions >= cfg->max_sandboxes)
                 return "the daemon runs as many sandboxes as it may (max-sandboxes)";
-        if (c->cred.uid == 0)
-                return NULL;
-        for (Session *se = c->server->sessions; se; se = se->next)
-                if (se->uid == c->cred.uid)
-                        mine++;
-        if (mine >= cfg->max_per_client)
-                return "you run as many sandboxes as you may (max-sandboxes-per-client)";
-        if (!cfg->allow_host_paths && (spec->image || spec->n_layers > 0 || spec->upper || spec->n_binds > 0))
-                return "only root may use host paths (--image DIR, --layer, --upper, --bind) unless "
-                       "allow-host-paths is set";
-        if (spec->seccomp && !streq(spec->seccomp, "default"))
-                return "only root may choose another seccomp policy";
-        if (spec->net == SPEC_NET_HOST && !cfg->allow_net_host)
-                return "only root may use --net host (unless allow-net-host is set)";
-        /* Host ports below the floor are the host's services' (22, 25, 53, 80, ...): root's to give
-         * away. (Whether a host socket already holds a port is checked for everybody when the
-         * runtime reserves it.) */
-        for (size_t i = 0; i < spec->n_publish; i++)
-                if (spec->publish[i].host_port < cfg->min_published_port) {
-                        snprintf(buf, bufsize, "--publish %u:%u%s: host ports below %u are for root only "
-                                 "(min-published-port)", spec->publish[i].host_port, spec->publish[i].port,
-                                 spec->publish[i].proto == IPPROTO_UDP ? "/udp" : "", cfg->min_published_port);
-                        return buf;
-                }
-        /* A missing limit takes the cap; a larger one is refused. */
-        if (cfg->max_memory) {
-                if (spec->memory_max > cfg->max_memory)
-                        return "--memory is above this daemon's max-memory";
-                if (!spec->memory_max)
-                        spec->memory_max = cfg->max_memory;
+        if (c->cred.uid != 0) {
+                for (Session *se = c->server->sessions; se; se = se->next)
+                        if (se->uid == c->cred.uid) {
+                                mine++;
+                                policy_usage_add(&used, &se->exec.spec);
+                        }
+                if (mine >= cfg->max_per_client)
+                        return "you run as many sandboxes as you may (max-sandboxes-per-client)";
+                if (!cfg->allow_host_paths && (spec->image || spec->n_layers > 0 || spec->upper || spec->n_binds > 0))
+                        return "only root may use host paths (--image DIR, --layer, --upper, --bind) unless "
+                               "allow-host-paths is set";
+                if (spec->seccomp && !streq(spec->seccomp, "default"))
+                        return "only root may choose another seccomp policy";
+                if (spec->net == SPEC_NET_HOST && !cfg->allow_net_host)
+                        return "only root may use --net host (unless allow-net-host is set)";
+                /* Host ports below the floor are the host's services' (22, 25, 53, 80, ...): root's to
+                 * give away. (Whether a host socket already holds a port is checked for everybody when
+                 * the runtime reserves it.) */
+                for (size_t i = 0; i < spec->n_publish; i++)
+                        if (spec->publish[i].host_port < cfg->min_published_port) {
+                                snprintf(buf, size, "--publish %u:%u%s: host ports below %u are for root only "
+                                         "(min-published-port)", spec->publish[i].host_port, spec->publish[i].port,
+                                         spec->publish[i].proto == IPPROTO_UDP ? "/udp" : "",
+                                         cfg->min_published_port);
+                                return buf;
+                        }
         }
-        if (cfg->max_pids) {
-                if (spec->pids_max > cfg->max_pids)
-                        return "--pids is above this daemon's max-pids";
-                if (!spec->pids_max)
-                        spec->pids_max = cfg->max_pids;
-        }
-        if (cfg->max_timeout_usec) {
-                if (spec->timeout_usec > cfg->max_timeout_usec)
-                        return "--timeout is above this daemon's max-timeout";
-                if (!spec->timeout_usec)
-                        spec->timeout_usec = cfg->max_timeout_usec;
-        }
+        /* The bounds: a missing one takes min(default, cap), a larger one is refused. */
+        if (policy_check(cfg, &c->server->host, c->cred.uid == 0, &used, spec, buf, size) < 0)
+                return buf;
         return NULL;
 }
 
@@ -741,6 +731,7 @@ static void handle_exec(Client *c, WireFrame *f) {
         _cleanup_(msg_exec_done) MsgExec m = { .stdio = { -EBADF, -EBADF, -EBADF } };
         Server *srv = c->server;
         const char *e = NULL;
+        char why[512];
         Session *se, **p;
         int r;
 
@@ -749,7 +740,6 @@ static void handle_exec(Client *c, WireFrame *f) {
         r = msg_exec_decode(f, &m, &e);
         if (r < 0)
                 return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed EXEC: %s", e ?: "invalid");
-        char why[256];
         e = check_policy(c, &m.spec, why, sizeof why);
         if (e)
                 return client_fail(c, SANDBOX_EXIT_SETUP, -EPERM, "permission denied: %s", e);
@@ -883,15 +873,6 @@ static void client_dispatch(Client *c, WireFrame *f) {
         }
 }
 
-static void format_size(uint64_t n, char *buf, size_t size) {
-        if (n >= (UINT64_C(1) << 20) && n % (UINT64_C(1) << 20) == 0)
-                snprintf(buf, size, "%" PRIu64 "M", n >> 20);
-        else if (n >= 1024 && n % 1024 == 0)
-                snprintf(buf, size, "%" PRIu64 "K", n >> 10);
-        else
-                snprintf(buf, size, "%" PRIu64, n);
-}
-
 static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Client *c = userdata;
         const DaemonConfig *cfg = c->server->config;
@@ -916,7 +897,7 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
                 } else if (c->cred.uid != 0) {
                         size_t held = buffered_of(c->server, c->cred.uid);
                         if (held > cfg->max_buffer_per_uid) {
-                                char lim[32];
+                                char lim[FORMAT_SIZE_MAX];
                                 unsigned more;
                                 format_size(cfg->max_buffer_per_uid, lim, sizeof lim);
                                 if (ratelimit_ok(c->server, &c->server->log_buffer, &more))
@@ -1154,6 +1135,7 @@ int server_run(int listen_fd, const char *state_dir, const DaemonConfig *config,
         sigset_t mask;
         int r;
 
+        policy_host_init(&srv.host);
         r = sd_event_default(&srv.event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the event loop: %m");

@@ -340,7 +340,7 @@ def test_buffered_bytes_per_uid(env):
     # 1 MiB holds 3 of them at most (the buffer of a partial frame grows by doubling: 2 in practice).
     sf.check(1 <= len(held) <= 3, f"connections held under max-buffer-per-uid = 1M: {fates}")
     want = f"too much data held for uid {U1}: its connections to sandboxd hold "
-    sf.check(all(want in f and f.endswith("bytes not yet read or sent (max-buffer-per-uid = 1M)") for f in refused),
+    sf.check(all(want in f and f.endswith("bytes not yet read or sent (max-buffer-per-uid = 1 MiB)") for f in refused),
              f"the refusals' messages: {refused}")
     r = d.ctl_as(U2, ["exec", "--", "echo", "bystander"])
     sf.eq((r.returncode, r.stdout), (0, "bystander\n"), f"another uid meanwhile {r}")

@@ -34,6 +34,15 @@ static int test_defaults(void) {
         CHECK_U64(c.max_buffer_per_uid, UINT64_C(16) << 20);
         CHECK_EQ(c.max_starts, 16);
         CHECK_EQ(c.max_starts_per_uid, 4);
+        /* Bounded by default: the spec's defaults, an hour of wall clock, four default sandboxes per uid. */
+        CHECK_U64(c.max_memory, UINT64_C(2) << 30);
+        CHECK_U64(c.max_pids, 1024);
+        CHECK_U64(c.max_timeout_usec, UINT64_C(3600) * 1000000);
+        CHECK_U64(c.max_disk, UINT64_C(10) << 30);
+        CHECK_U64(c.max_disk_inodes, 1000000);
+        CHECK_U64(c.max_memory_per_client, UINT64_C(8) << 30);
+        CHECK_U64(c.max_pids_per_client, 4096);
+        CHECK_U64(c.max_disk_per_client, UINT64_C(40) << 30);
         CHECK(!c.allow_host_paths && !c.allow_net_host);
         CHECK_STREQ(c.net.bridge, "sbx0");
         CHECK_STREQ(c.net.isolated_bridge, "sbx1");
@@ -69,6 +78,11 @@ static int test_every_key(void) {
                       "max-memory = 512m\n"
                       "max-pids = 64\n"
                       "max-timeout = 60\n"
+                      "max-disk = 2.5g\n"
+                      "max-disk-inodes = 5000\n"
+                      "max-memory-per-client = 1.5g\n"
+                      "max-pids-per-client = unlimited\n"
+                      "max-disk-per-client = 100g\n"
                       "allow-host-paths = yes\n"
                       "allow-net-host = true\n"
                       "id-base = 1000000000\n"
@@ -102,6 +116,11 @@ static int test_every_key(void) {
         CHECK_U64(c.max_memory, UINT64_C(512) << 20);
         CHECK_U64(c.max_pids, 64);
         CHECK_U64(c.max_timeout_usec, UINT64_C(60000000));
+        CHECK_U64(c.max_disk, UINT64_C(5) << 29);
+        CHECK_U64(c.max_disk_inodes, 5000);
+        CHECK_U64(c.max_memory_per_client, UINT64_C(3) << 29);
+        CHECK_U64(c.max_pids_per_client, UINT64_MAX);
+        CHECK_U64(c.max_disk_per_client, UINT64_C(100) << 30);
         CHECK(c.allow_host_paths && c.allow_net_host);
         CHECK_EQ(c.id_base, 1000000000);
         CHECK_EQ(c.id_ranges, 10);
@@ -168,6 +187,25 @@ static int test_line_numbers(void) {
         return 0;
 }
 
+static int test_unlimited(void) {
+        DaemonConfig c;
+        char err[256];
+
+        /* Every cap may be lifted; a per-sandbox cap lifted under a finite total is fine. */
+        CHECK_EQ(load("max-memory = unlimited\nmax-pids = unlimited\nmax-timeout = unlimited\n"
+                      "max-disk = unlimited\nmax-disk-inodes = unlimited\nmax-memory-per-client = unlimited\n",
+                      &c, err, sizeof err), 0);
+        CHECK_U64(c.max_memory, UINT64_MAX);
+        CHECK_U64(c.max_pids, UINT64_MAX);
+        CHECK_U64(c.max_timeout_usec, UINT64_MAX);
+        CHECK_U64(c.max_disk, UINT64_MAX);
+        CHECK_U64(c.max_disk_inodes, UINT64_MAX);
+        CHECK_U64(c.max_memory_per_client, UINT64_MAX);
+        CHECK_U64(c.max_pids_per_client, 4096);
+        CHECK_U64(c.max_disk_per_client, UINT64_C(40) << 30);
+        return 0;
+}
+
 static int test_errors(void) {
         static const struct {
                 const char *text;
@@ -177,6 +215,16 @@ static int test_errors(void) {
                 { "no equals sign\n", ":1: expected 'key = value'" },
                 { "allow-users = nosuchuser-xyz\n", ":1: allow-users: unknown user" },
                 { "max-memory = lots\n", ":1: max-memory: expected a size" },
+                { "max-memory = 0\n", ":1: max-memory: expected a size of at least 1m like 2g, or unlimited" },
+                { "max-pids = 0\n", ":1: max-pids: expected a number from 1 to 4194304, or unlimited" },
+                { "max-pids = -1\n", ":1: max-pids: expected a number" },
+                { "max-timeout = 0\n", ":1: max-timeout: expected seconds" },
+                { "max-timeout = 1.5\n", ":1: max-timeout: expected seconds" },
+                { "max-disk = 10\n", ":1: max-disk: expected a size of at least 1m" },
+                { "max-disk-inodes = none\n", ":1: max-disk-inodes: expected a positive number, or unlimited" },
+                { "max-memory-per-client = 1g\n", "max-memory-per-client is below max-memory" },
+                { "max-pids = 100\nmax-pids-per-client = 99\n", "max-pids-per-client is below max-pids" },
+                { "max-disk = 50g\n", "max-disk-per-client is below max-disk" },
                 { "max-sandboxes = 0\n", ":1: max-sandboxes: expected a number from 1 to 65536" },
                 { "allow-host-paths = maybe\n", ":1: allow-host-paths: expected yes or no" },
                 { "id-base = 5\n", ":1: id-base: expected a number of at least 65536" },
@@ -239,6 +287,7 @@ int main(void) {
         static const TapTest tests[] = {
                 { "defaults", test_defaults },
                 { "every_key", test_every_key },
+                { "unlimited", test_unlimited },
                 { "errors", test_errors },
                 { "daemon_bounds", test_daemon_bounds },
                 { "line_numbers", test_line_numbers },
