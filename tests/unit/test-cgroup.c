@@ -243,6 +243,7 @@ static const FakeFile v2_files[] = {
         { "memory.max", "" },       { "memory.swap.max", "" }, { "pids.max", "" },
         { "cpu.max", "" },          { "cpu.stat", "usage_usec 0\nuser_usec 0\nsystem_usec 0\n" },
         { "memory.peak", "0\n" },   { "memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n" },
+        { "pids.events", "max 0\n" },
 };
 
 static const FakeFile v1_memory_files[] = {
@@ -251,7 +252,7 @@ static const FakeFile v1_memory_files[] = {
         { "memory.max_usage_in_bytes", "0\n" },
         { "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n" },
 };
-static const FakeFile v1_pids_files[] = { { "pids.max", "" } };
+static const FakeFile v1_pids_files[] = { { "pids.max", "" }, { "pids.events", "max 0\n" } };
 static const FakeFile v1_cpu_files[] = { { "cpu.cfs_period_us", "" }, { "cpu.cfs_quota_us", "" } };
 static const FakeFile v1_cpuacct_files[] = { { "cpuacct.usage", "0\n" } };
 static const FakeFile v1_freezer_files[] = { { "freezer.state", "THAWED\n" } };
@@ -495,10 +496,12 @@ static int test_fake_v2_stats(void) {
         CHECK_EQ(fake_write("v2/parent/s/memory.peak", "4096\n"), 0);
         CHECK_EQ(fake_write("v2/parent/s/memory.events",
                             "low 0\nhigh 0\nmax 3\noom 2\noom_group_kill 5\noom_kill 1\n"), 0);
+        CHECK_EQ(fake_write("v2/parent/s/pids.events", "max 17\nmax.imposed 3\n"), 0);
         CHECK_EQ(cgroup_get_stats(c, &s), 0);
         CHECK_U64(s.cpu_usec, 1234);
         CHECK_U64(s.memory_peak, 4096);
         CHECK_U64(s.oom_kills, 1);
+        CHECK_U64(s.pids_max_events, 17);
         CHECK_EQ(cgroup_get_cpu_usec(c, &u), 0);
         CHECK_U64(u, 1234);
 
@@ -509,10 +512,13 @@ static int test_fake_v2_stats(void) {
         CHECK_EQ(unlink(p), 0);
         snprintf(p, sizeof p, "%s/v2/parent/s/memory.events", tmp_root);
         CHECK_EQ(unlink(p), 0);
+        snprintf(p, sizeof p, "%s/v2/parent/s/pids.events", tmp_root);
+        CHECK_EQ(unlink(p), 0);
         CHECK_EQ(cgroup_get_stats(c, &s), 0);
         CHECK_U64(s.cpu_usec, 7);
         CHECK_U64(s.memory_peak, 0);
         CHECK_U64(s.oom_kills, 0);
+        CHECK_U64(s.pids_max_events, 0);
 
         /* No cpu.stat at all: not accounted. */
         snprintf(p, sizeof p, "%s/v2/parent/s/cpu.stat", tmp_root);
@@ -617,6 +623,13 @@ static int test_fake_v1_limits(void) {
         CHECK(fake_exists("v1/cpuacct/parent/a"));
         CHECK(fake_exists("v1/freezer/parent/a"));
         CHECK_EQ(cgroup_v2_fd(c), -EOPNOTSUPP);
+        /* A fork refused at the pids limit is counted in the pids hierarchy. */
+        CgroupStats st;
+        CHECK_EQ(cgroup_get_stats(c, &st), 0);
+        CHECK_U64(st.pids_max_events, 0);
+        CHECK_EQ(fake_write("v1/pids/parent/a/pids.events", "max 4\n"), 0);
+        CHECK_EQ(cgroup_get_stats(c, &st), 0);
+        CHECK_U64(st.pids_max_events, 4);
         CHECK_EQ(cgroup_remove(c), 0);
         CHECK_EQ(o.rmdirs, 5);
         cgroup_free(c);

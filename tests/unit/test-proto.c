@@ -119,6 +119,8 @@ static void full_spec(SandboxSpec *s, bool tty) {
                 .n_tmpfs = 2,
                 .memory_max = UINT64_C(512) << 20,
                 .pids_max = 100,
+                .disk_max = UINT64_C(5) << 29,
+                .disk_inodes_max = SPEC_UNLIMITED,
                 .cpus_milli = 1500,
                 .timeout_usec = UINT64_C(30000000),
                 .cpu_time_usec = UINT64_C(10000000),
@@ -182,6 +184,8 @@ static int check_spec_equal(const SandboxSpec *a, const SandboxSpec *b) {
         }
         CHECK_U64(a->memory_max, b->memory_max);
         CHECK_U64(a->pids_max, b->pids_max);
+        CHECK_U64(a->disk_max, b->disk_max);
+        CHECK_U64(a->disk_inodes_max, b->disk_inodes_max);
         CHECK_EQ(a->cpus_milli, b->cpus_milli);
         CHECK_U64(a->timeout_usec, b->timeout_usec);
         CHECK_U64(a->cpu_time_usec, b->cpu_time_usec);
@@ -526,7 +530,8 @@ static int test_roundtrip_small(void) {
         MsgSignal sig = { .signal = 15 }, gsig;
         MsgResize rs = { .rows = 50, .cols = 65535 }, grs;
         MsgExit ex = { .status = 137, .exit_code = -1, .signal = 9, .limit = MSG_LIMIT_MEMORY,
-                       .wall_usec = UINT64_C(123456789), .cpu_usec = 42, .memory_peak = UINT64_MAX },
+                       .wall_usec = UINT64_C(123456789), .cpu_usec = 42, .memory_peak = UINT64_MAX,
+                       .pids_limit_hit = true, .disk_limit_hit = true, .max_rss = UINT64_C(3) << 29 },
                 gex;
         MsgKill k = { .id = "ffffffffffffffff", .signal = 64 }, gk;
         MsgError e = { .status = 127, .error = ENOENT }, ge;
@@ -555,13 +560,19 @@ static int test_roundtrip_small(void) {
         CHECK_U64(gex.wall_usec, 123456789);
         CHECK_U64(gex.cpu_usec, 42);
         CHECK_U64(gex.memory_peak, UINT64_MAX);
+        CHECK(gex.pids_limit_hit && gex.disk_limit_hit);
+        CHECK_U64(gex.max_rss, UINT64_C(3) << 29);
         f = wire_frame_free(f);
-        /* all of EXIT's fields are required, zeros too */
+        /* all of EXIT's version-1 fields are required, zeros too; the version-2 ones default to 0 */
         ex = (MsgExit) {};
         CHECK_EQ(msg_exit_encode(&ex, &b), 0);
         CHECK((f = make_frame_b(MSG_EXIT, &b, 0)));
+        gex.pids_limit_hit = gex.disk_limit_hit = true;
+        gex.max_rss = 1;
         CHECK_EQ(msg_exit_decode(f, &gex, NULL), 0);
         CHECK_EQ(gex.status, 0);
+        CHECK(!gex.pids_limit_hit && !gex.disk_limit_hit);
+        CHECK_U64(gex.max_rss, 0);
         f = wire_frame_free(f);
 
         CHECK_EQ(msg_kill_encode(&k, &b), 0);
