@@ -32,24 +32,29 @@
 #define DEFAULT_STATE_DIR "/run/sandboxd"
 #define DEFAULT_CONFIG "/etc/sandboxd.conf"
 #define NOFILE_WANTED 524288
+/* Exit statuses (sandboxd(8)): 0 after an idle exit or SIGTERM, 1 on a failure, 2 for bad usage. */
+#define EXIT_USAGE 2
 
 static void help(void) {
         printf("Usage: %s [OPTIONS]\n\n"
                "Run programs in throw-away sandboxes for clients of the socket (sandboxctl).\n"
                "Normally started by systemd socket activation (sandboxd.socket).\n\n"
-               "      --listen PATH          listen on PATH instead of socket activation\n"
+               "      --listen PATH          listen on PATH instead of socket activation (removed at exit)\n"
                "      --state-dir DIR        state directory (default %s)\n"
                "      --config FILE          configuration file (default %s, optional)\n"
                "      --idle-timeout SECONDS exit after this long with no client and no sandbox\n"
                "                             (default 30; 0: never)\n"
                "  -h, --help                 show this help\n"
                "      --version              show the version\n\n"
-               "See sandboxd(8).\n",
+               "Exit status: 0 after an idle exit or SIGTERM, 1 on a failure, 2 for bad usage.\n"
+               "See sandboxd(8); the bounds every sandbox gets, and the caps (max-memory, max-pids,\n"
+               "max-timeout, max-disk, ...) for clients other than root: docs/limits.md.\n",
                program_invocation_short_name, DEFAULT_STATE_DIR, DEFAULT_CONFIG);
 }
 
-/* --listen: our own socket, 0660 and group "sandbox" when that group exists, like the unit's. */
-static int listen_on(const char *path) {
+/* --listen: our own socket, 0660 and group "sandbox" when that group exists, like the unit's. RET_ST:
+ * the socket file as bound, to remove at exit only if it is still ours. */
+static int listen_on(const char *path, struct stat *ret_st) {
         _cleanup_close_ int fd = -EBADF;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct group *g;
@@ -61,7 +66,7 @@ static int listen_on(const char *path) {
         if (fd < 0)
                 return -errno;
         (void) unlink(path);
-        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || stat(path, ret_st) < 0)
                 return -errno;
         g = getgrnam("sandbox");
         if (chmod(path, 0660) < 0 || (g && chown(path, 0, g->gr_gid) < 0))
@@ -89,6 +94,7 @@ int main(int argc, char *argv[]) {
         char errbuf[512];
         int c, r, listen_fd = -EBADF;
         unsigned removed = 0;
+        struct stat listen_st = {};
 
         /* Under a service manager stderr goes to the journal, which reads "<N>" priorities. */
         log_setup("sandboxd", getenv("JOURNAL_STREAM") != NULL);
@@ -101,7 +107,7 @@ int main(int argc, char *argv[]) {
                 case ARG_STATE_DIR:
                         if (optarg[0] != '/') {
                                 log_error("--state-dir '%s': must be an absolute path", optarg);
-                                return 1;
+                                return EXIT_USAGE;
                         }
                         state_dir = optarg;
                         break;
@@ -112,7 +118,7 @@ int main(int argc, char *argv[]) {
                 case ARG_IDLE:
                         if (safe_atou32(optarg, &idle) < 0 || idle > 86400) {
                                 log_error("--idle-timeout '%s': expected seconds from 0 to 86400", optarg);
-                                return 1;
+                                return EXIT_USAGE;
                         }
                         break;
                 case 'h':
@@ -122,11 +128,11 @@ int main(int argc, char *argv[]) {
                         printf("sandboxd %s\n", PROJECT_VERSION);
                         return 0;
                 default:
-                        return 1;
+                        return EXIT_USAGE; /* getopt said why */
                 }
         if (optind < argc) {
                 log_error("Unexpected argument '%s' (see --help)", argv[optind]);
-                return 1;
+                return EXIT_USAGE;
         }
         if (geteuid() != 0) {
                 log_error("sandboxd must run as root.");
@@ -141,7 +147,7 @@ int main(int argc, char *argv[]) {
         }
 
         if (listen_path) {
-                listen_fd = listen_on(listen_path);
+                listen_fd = listen_on(listen_path, &listen_st);
                 if (listen_fd < 0) {
                         log_error_errno(listen_fd, "Failed to listen on '%s': %m", listen_path);
                         return 1;
@@ -200,7 +206,11 @@ int main(int argc, char *argv[]) {
 
         r = server_run(listen_fd, state_dir, &config, (uint64_t) idle * 1000000);
         safe_close(listen_fd);
-        if (listen_path)
-                (void) unlink(listen_path);
+        /* Our socket file goes with us; not one that another daemon bound at that path meanwhile. */
+        if (listen_path) {
+                struct stat st;
+                if (stat(listen_path, &st) >= 0 && st.st_dev == listen_st.st_dev && st.st_ino == listen_st.st_ino)
+                        (void) unlink(listen_path);
+        }
         return r < 0 ? 1 : 0;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * sandbox-unionfs: parse the command line, check the layers, mount, serve until unmounted.
- * Exit status: 0 after a clean unmount, 1 for bad input or a failed mount.
+ * Exit status: 0 after a clean unmount, 1 for a wrong layer or a failed mount, 2 for bad usage.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -20,6 +20,8 @@
 #include "options.h"
 #include "union.h"
 #include "worker.h"
+
+#define EXIT_USAGE 2
 
 /* libfuse writes one message in several calls; collect them up to the newline (per thread). */
 __attribute__((format(printf, 2, 0)))
@@ -67,7 +69,7 @@ int main(int argc, char *argv[]) {
 
         r = union_options_parse(argc, argv, &o);
         if (r < 0)
-                return 1;
+                return EXIT_USAGE;
         if (o.show_help) {
                 union_options_help(program_invocation_short_name);
                 return 0;
@@ -98,8 +100,10 @@ int main(int argc, char *argv[]) {
                 goto out_union;
         }
         se = fuse_session_new(&args, &union_fuse_ops, sizeof union_fuse_ops, &u);
-        if (!se)
-                goto out_args; /* libfuse said why (unknown option, ...) */
+        if (!se) {
+                ret = EXIT_USAGE; /* libfuse said why: an option it does not know */
+                goto out_args;
+        }
         if (fuse_set_signal_handlers(se) < 0)
                 goto out_session;
         if (fuse_session_mount(se, o.mountpoint) < 0)

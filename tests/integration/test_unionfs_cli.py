@@ -54,9 +54,9 @@ def test_version(env):
         uf.check(v is None or v in r.stdout, f"--version does not print the project version {v}: {r.stdout!r}")
 
 
-def expect_failure(env, opts, keywords, mnt=None, what=""):
-    """Runs the binary in daemon mode with -o opts; asserts exit 1, every keyword in stderr
-    (case-insensitive), nothing mounted and no server process left."""
+def expect_failure(env, opts, keywords, mnt=None, what="", status=1):
+    """Runs the binary in daemon mode with -o opts; asserts exit STATUS (1: a layer is wrong, 2: bad
+    usage), every keyword in stderr (case-insensitive), nothing mounted and no server process left."""
     mnt = mnt or env.mkdir("mnt")
     args = (["-o", opts] if opts else []) + [mnt]
     r = run_bin(args)
@@ -64,7 +64,7 @@ def expect_failure(env, opts, keywords, mnt=None, what=""):
     procs = uf.processes_mentioning(mnt)
     if mounted:
         uf.umount(mnt)
-    uf.eq(r.returncode, 1, f"{what}: exit status (stderr: {r.stderr.strip()!r})")
+    uf.eq(r.returncode, status, f"{what}: exit status (stderr: {r.stderr.strip()!r})")
     low = r.stderr.lower()
     for k in keywords:
         alts = k if isinstance(k, tuple) else (k,)
@@ -81,7 +81,8 @@ def std_dirs(env):
 
 def test_no_lowerdir_option(env):
     l, u, w = std_dirs(env)
-    expect_failure(env, f"upperdir={u},workdir={w}", [("lowerdir", "lower dir")], what="no lowerdir option")
+    expect_failure(env, f"upperdir={u},workdir={w}", [("lowerdir", "lower dir")], what="no lowerdir option",
+                   status=2)
 
 
 def test_lowerdir_missing(env):
@@ -135,12 +136,12 @@ def test_workdir_other_filesystem(env):
 
 def test_upperdir_without_workdir(env):
     l, u, _ = std_dirs(env)
-    expect_failure(env, f"lowerdir={l},upperdir={u}", ["workdir"], what="upperdir without workdir")
+    expect_failure(env, f"lowerdir={l},upperdir={u}", ["workdir"], what="upperdir without workdir", status=2)
 
 
 def test_unknown_option(env):
     l, u, w = std_dirs(env)
-    expect_failure(env, f"lowerdir={l},upperdir={u},workdir={w},bogus=1", ["bogus"], what="-o bogus=1")
+    expect_failure(env, f"lowerdir={l},upperdir={u},workdir={w},bogus=1", ["bogus"], what="-o bogus=1", status=2)
 
 
 def test_mountpoint_missing(env):
