@@ -163,7 +163,9 @@ static int run(ExecOptions *o) {
         if (r < 0)
                 fprintf(stderr, "sandbox-run: warning: cleaning up the sandbox failed: %s\n", strerror(-r));
         terminal_restore();
-        if (res.limit == SANDBOX_LIMIT_MEMORY) {
+        if (res.limit == SANDBOX_LIMIT_MEMORY && o->spec.memory_max == SPEC_UNLIMITED)
+                fprintf(stderr, "sandbox-run: the program was killed for lack of memory (with --memory unlimited)\n");
+        else if (res.limit == SANDBOX_LIMIT_MEMORY) {
                 /* The limit in force: the one given, or the default. */
                 uint64_t limit = o->spec.memory_max ?: SPEC_DEFAULT_MEMORY;
                 char buf[FORMAT_SIZE_MAX];

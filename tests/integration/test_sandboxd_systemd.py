@@ -610,9 +610,10 @@ def test_delegate(ctx):
             eq(m.returncode, 137, f"memory hog with --memory 32m (stderr {m.stderr!r})")
         else:
             eq(m.returncode, 125, f"--memory without a memory controller (stderr {m.stderr!r})")
-            # The message names the controller and says the delegated cgroup does not offer it.
-            check("memory" in m.stderr and "not available in our delegated cgroup" in m.stderr,
-                  f"--memory refusal says why: {m.stderr!r}")
+            # It names the bound and its value, says the delegated cgroup does not offer the controller,
+            # and gives the opt-out (docs/limits.md).
+            check("memory bound (32 MiB)" in m.stderr and "not available in our delegated cgroup" in m.stderr
+                  and "--memory unlimited" in m.stderr, f"--memory refusal says why: {m.stderr!r}")
         diag(f"--memory 32m hog: exit {m.returncode}, {m.stderr.strip()!r}")
     finally:
         bg.kill()
