@@ -170,8 +170,12 @@ static int finish_exit(WireFrame *f, const ExecOptions *o) {
                         fprintf(stderr, "sandboxctl: the memory limit (the default, or the daemon's max-memory) was "
                                 "exceeded; the program was killed\n");
         }
+        else if (m.limit == MSG_LIMIT_TIMEOUT && o->spec.timeout_usec)
+                fprintf(stderr, "sandboxctl: the time limit (--timeout %.3g s) was reached; the program was killed\n",
+                        (double) o->spec.timeout_usec / 1e6);
         else if (m.limit == MSG_LIMIT_TIMEOUT)
-                fprintf(stderr, "sandboxctl: the time limit (--timeout) was reached; the program was killed\n");
+                fprintf(stderr, "sandboxctl: the time limit (the daemon's max-timeout) was reached; the program was "
+                        "killed\n");
         else if (m.limit == MSG_LIMIT_CPU_TIME)
                 fprintf(stderr, "sandboxctl: the CPU time limit (--cpu-time) was reached; the program was killed\n");
         if (o->stats_path || o->stats_fd >= 0)

@@ -250,6 +250,7 @@ def test_daemon_wall_time_cap(env):
     sf.eq((r.returncode, st["signal"], st["exit_code"], st["limit"], st["time_limit_hit"]),
           (124, 9, -1, "timeout", True), f"uid {NOBODY}: sleep 30 under max-timeout = 2 {r} {st}")
     sf.check(1.5 <= r.elapsed < 10, f"the capped sandbox ended after {r.elapsed:.1f}s (cap 2 s)")
+    sf.check("the time limit (the daemon's max-timeout) was reached" in r.stderr, f"message {r.stderr!r}")
     # Root is not capped.
     r = run_stats(env, d.argv_ctl(["exec", "--stats", "{STATS}", "sleep", "3"]))
     sf.eq((r.returncode, stats_of("root", r)["limit"]), (0, None), f"root's sleep 3 under max-timeout = 2 {r}")
