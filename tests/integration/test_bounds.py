@@ -499,12 +499,14 @@ def test_missing_controller_named(env):
         r = run_in(["true"])
         name = os.path.basename(cg)
         sf.eq(r.returncode, 125, f"default bounds without controllers {r}")
-        for w in ("memory bound (2 GiB, the default)", "memory controller", name, "--memory unlimited"):
+        for w in ("Cannot apply the memory bound (2 GiB, the default) and the pids bound (1024, the default)",
+                  "the memory, pids controllers", name, "--memory unlimited --pids unlimited"):
             sf.check(w in r.stderr, f"the message lacks {w!r}: {r.stderr!r}")
         r = run_in(["--memory", "unlimited", "true"])
         sf.eq(r.returncode, 125, f"--memory unlimited, default pids, without controllers {r}")
-        for w in ("pids bound (1024, the default)", "pids controller", "--pids unlimited"):
+        for w in ("Cannot apply the pids bound (1024, the default):", "the pids controller", "--pids unlimited"):
             sf.check(w in r.stderr, f"the message lacks {w!r}: {r.stderr!r}")
+        sf.check("memory" not in r.stderr, f"the memory bound was lifted, yet named: {r.stderr!r}")
         r = run_in(["--memory", "unlimited", "--pids", "unlimited", "echo", "opted-out"])
         sf.eq((r.returncode, r.stdout), (0, "opted-out\n"), f"both bounds lifted explicitly {r}")
     finally:
