@@ -52,7 +52,7 @@ typedef struct SandboxResult {
 /* Why a sandbox could not start: the exit status to use (125, 126, 127) and a one-line message. */
 typedef struct SandboxError {
         int status;
-        char message[512];
+        char message[1024];     /* MSG_ERROR_MESSAGE_MAX: what the daemon can pass on whole */
 } SandboxError;
 
 typedef struct Sandbox Sandbox;

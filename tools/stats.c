@@ -115,7 +115,7 @@ int stats_write(const StatsTarget *t, const SandboxResult *r) {
 }
 
 int stats_write_error(const StatsTarget *t, int status, const char *message) {
-        char json[1024], esc[600];
+        char json[2304], esc[2200]; /* a 1024-byte message, escaped */
         size_t j = 0;
 
         for (const char *c = message; *c && j < sizeof esc - 7; c++) {
