@@ -56,20 +56,7 @@ def run_stats(env, argv, timeout=60, input=None, user=False):
         argv = [a.replace("{STATS}", f"fd:{fd}") for a in argv]
         if user:
             argv = [df.SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", f"--groups={user_gid()}"] + argv
-        t0 = time.monotonic()
-        p = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, pass_fds=(fd,),
-                             env=env.environ())
-        env.procs.append(p)
-        try:
-            out, err = p.communicate(input, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, err = p.communicate()
-            raise sf.TestTimeout(f"{argv} did not end within {timeout}s; stdout {out!r} stderr {err!r}")
-        finally:
-            if p.poll() is not None and p in env.procs:
-                env.procs.remove(p)
+        r = df.run(env, argv, input=input, timeout=timeout, env=env.environ(), pass_fds=(fd,))
         os.lseek(fd, 0, os.SEEK_SET)
         data = b""
         while True:
@@ -79,7 +66,6 @@ def run_stats(env, argv, timeout=60, input=None, user=False):
             data += c
     finally:
         os.close(fd)
-    r = sf.Result(argv, p.returncode, out, err, time.monotonic() - t0)
     try:
         r.stats = json.loads(data) if data else None
     except ValueError as e:

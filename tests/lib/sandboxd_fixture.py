@@ -241,14 +241,14 @@ class Daemon:
 
 
 def run(test_env, argv, input=None, timeout=30, text=True, stdin=None, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, env=None):
+        stderr=subprocess.PIPE, env=None, pass_fds=()):
     """Runs ARGV to completion (killed by the test's cleanup if the test fails meanwhile)."""
     t0 = time.monotonic()
     if input is not None:
         stdin = subprocess.PIPE
     elif stdin is None:
         stdin = subprocess.DEVNULL
-    p = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, text=text, env=env)
+    p = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, text=text, env=env, pass_fds=pass_fds)
     test_env.procs.append(p)
     try:
         out, err = p.communicate(input, timeout=timeout)
