@@ -65,17 +65,31 @@ static int connect_daemon(void) {
         return fd;
 }
 
-/* Print an ERROR frame and return the exit status it asks for. */
-static int report_error(WireFrame *f) {
+/* Print an ERROR frame and return the exit status it asks for; with O (exec) and its --stats, also
+ * write the status and the message there, as sandbox-run does for a sandbox that did not start. */
+static int report_exec_error(WireFrame *f, const ExecOptions *o) {
         MsgError m;
         const char *e = NULL;
+        int status;
 
         if (msg_error_decode(f, &m, &e) < 0) {
                 fprintf(stderr, "sandboxctl: the daemon sent a malformed error (%s)\n", e ?: "?");
                 return EXIT_DAEMON;
         }
         fprintf(stderr, "sandboxctl: %s\n", m.message);
-        return m.status > 0 && m.status <= 255 ? m.status : EXIT_DAEMON;
+        status = m.status > 0 && m.status <= 255 ? m.status : EXIT_DAEMON;
+        if (o && (o->stats_path || o->stats_fd >= 0)) {
+                const StatsTarget t = { .path = o->stats_path, .fd = o->stats_fd };
+                int r = stats_write_error(&t, status, m.message);
+                if (r < 0)
+                        fprintf(stderr, "sandboxctl: cannot write --stats '%s': %s\n",
+                                stats_target_name(&t, (char[4200]) {}, 4200), strerror(-r));
+        }
+        return status;
+}
+
+static int report_error(WireFrame *f) {
+        return report_exec_error(f, NULL);
 }
 
 static int send_msg(int fd, MsgType type, WireBuffer *b, const int *fds, size_t n_fds) {
@@ -242,7 +256,7 @@ static int cmd_exec(int argc, char *argv[]) {
                 if (recv_msg(fd, &f) < 0)
                         return EXIT_DAEMON;
                 if (f->type == MSG_ERROR)
-                        return report_error(f);
+                        return report_exec_error(f, &o);
                 if (f->type != MSG_STARTED || msg_started_decode(f, &st, &e) < 0) {
                         fprintf(stderr, "sandboxctl: unexpected answer from the daemon: %s\n", msg_type_to_string(f->type));
                         return EXIT_DAEMON;
@@ -312,7 +326,7 @@ static int cmd_exec(int argc, char *argv[]) {
                                         return finish_exit(f, &o);
                                 }
                                 if (f->type == MSG_ERROR)
-                                        return report_error(f);
+                                        return report_exec_error(f, &o);
                         }
                         if (r <= 0) {
                                 terminal_restore();

@@ -259,6 +259,9 @@ def test_raises_above_caps_refused(env):
         sf.eq(r.returncode, 125, f"uid {NOBODY}: exec {args} {r}")
         sf.check(message in r.stderr and "permission denied" in r.stderr,
                  f"uid {NOBODY}: exec {args}: message {r.stderr!r} lacks {message!r}")
+        # --stats says it too, as for any sandbox that did not start.
+        sf.check(r.stats and r.stats.get("status") == 125 and message in r.stats.get("error", ""),
+                 f"uid {NOBODY}: exec {args}: --stats {r.stats}")
     # Within the caps it runs, and root may raise anything, also through the daemon.
     r = user_exec(env, d, ["--memory", "1.5g", "--pids", "100", "--disk", "2.5g", "--timeout", "60", "true"])
     sf.eq(r.returncode, 0, f"uid {NOBODY} within the caps {r}")
