@@ -53,7 +53,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ASSERT(c.max_sandboxes >= 1 && c.max_sandboxes <= 65536);
         ASSERT(c.max_per_client >= 1 && c.max_per_client <= 65536);
         ASSERT(c.n_allow_users <= CONFIG_MAX_IDS && c.n_allow_groups <= CONFIG_MAX_IDS);
-        ASSERT(c.max_timeout_usec <= UINT64_C(365) * 24 * 3600 * 1000000);
+        /* The caps: in range, or unlimited; a per-uid total never below its per-sandbox cap. */
+        ASSERT(c.max_timeout_usec == SPEC_UNLIMITED ||
+               (c.max_timeout_usec >= 1000000 && c.max_timeout_usec <= UINT64_C(365) * 24 * 3600 * 1000000));
+        ASSERT(c.max_memory >= (1 << 20) && c.max_disk >= (1 << 20));
+        ASSERT(c.max_pids >= 1 && (c.max_pids <= 4194304 || c.max_pids == SPEC_UNLIMITED));
+        ASSERT(c.max_disk_inodes >= 1);
+        ASSERT(c.max_memory == SPEC_UNLIMITED || c.max_memory_per_client >= c.max_memory);
+        ASSERT(c.max_pids == SPEC_UNLIMITED || c.max_pids_per_client >= c.max_pids);
+        ASSERT(c.max_disk == SPEC_UNLIMITED || c.max_disk_per_client >= c.max_disk);
         ASSERT(terminated(c.unionfs, sizeof c.unionfs));
         ASSERT(c.unionfs[0] == '\0' || c.unionfs[0] == '/');
         ASSERT(terminated(c.net.bridge, sizeof c.net.bridge));
