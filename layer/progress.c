@@ -16,15 +16,35 @@ void progress_init(Progress *p, const char *what) {
         *p = (Progress) { .what = what, .enabled = isatty(STDERR_FILENO) == 1 };
 }
 
-static void draw(Progress *p) {
-        double b = (double) p->bytes;
-        const char *unit = "B";
+void progress_init_bytes(Progress *p, const char *what, uint64_t total) {
+        progress_init(p, what);
+        p->bytes_only = true;
+        p->total = total;
+}
+
+static const char *scaled(uint64_t bytes, double *ret) {
         static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+        const char *unit = "B";
+        double b = (double) bytes;
         for (size_t i = 0; i < 4 && b >= 1024; i++) {
                 b /= 1024;
                 unit = units[i];
         }
-        fprintf(stderr, "\r\033[K%s: %llu entries, %.1f %s", p->what, (unsigned long long) p->entries, b, unit);
+        *ret = b;
+        return unit;
+}
+
+static void draw(Progress *p) {
+        double b, t;
+        const char *unit = scaled(p->bytes, &b);
+        if (!p->bytes_only)
+                fprintf(stderr, "\r\033[K%s: %llu entries, %.1f %s", p->what, (unsigned long long) p->entries, b,
+                        unit);
+        else if (p->total > 0) {
+                const char *tunit = scaled(p->total, &t);
+                fprintf(stderr, "\r\033[K%s: %.1f %s of %.1f %s", p->what, b, unit, t, tunit);
+        } else
+                fprintf(stderr, "\r\033[K%s: %.1f %s", p->what, b, unit);
         fflush(stderr);
         p->drawn = true;
 }

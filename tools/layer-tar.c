@@ -19,7 +19,9 @@
 #include "ovl.h"
 #include "parse.h"
 #include "progress.h"
+#include "rmtree.h"
 #include "sandbox-layer.h"
+#include "tar-probe.h"
 #include "tar.h"
 
 /* Open the parent directory of DEST; its last component goes to *RET_NAME. */
@@ -33,6 +35,16 @@ static int open_parent(const char *dest, char **ret_name) {
                 return -errno;
         *ret_name = TAKE_PTR(name);
         return fd;
+}
+
+static int refuse_image_archive(const char *tar, TarKind kind) {
+        if (streq(tar, "-"))
+                fprintf(stderr, "sandbox-layer import: standard input is %s, not a layer tar: save it to a file and "
+                        "add it to the image store with 'sandbox-image import FILE' instead\n", tar_kind_describe(kind));
+        else
+                fprintf(stderr, "sandbox-layer import: '%s' is %s, not a layer tar: add it to the image store with "
+                        "'sandbox-image import %s' instead\n", tar, tar_kind_describe(kind), tar);
+        return LAYER_EXIT_FAILURE;
 }
 
 static void import_help(FILE *f) {
@@ -101,6 +113,10 @@ int layer_cmd_import(int argc, char *argv[]) {
                 fprintf(stderr, "sandbox-layer import: cannot open '%s': %m\n", tar);
                 return LAYER_EXIT_FAILURE;
         }
+        /* An image archive is not a layer: unpacked, it would be a "layer" holding blobs/ and index.json. */
+        TarKind kind = tar_probe_fd(in);
+        if (kind != TAR_KIND_LAYER)
+                return refuse_image_archive(tar, kind);
         _cleanup_free_ char *name = NULL;
         _cleanup_close_ int pfd = open_parent(dest, &name);
         if (pfd < 0) {
@@ -118,6 +134,15 @@ int layer_cmd_import(int argc, char *argv[]) {
         if (r < 0) {
                 fprintf(stderr, "sandbox-layer import: %s: %s\n", tar, rep.error[0] ? rep.error : strerror(-r));
                 return LAYER_EXIT_FAILURE;
+        }
+        /* A compressed or streamed archive could not be probed before: look at what it unpacked to. */
+        _cleanup_close_ int dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd >= 0 && (kind = tar_probe_dir(dfd)) != TAR_KIND_LAYER) {
+                r = rm_tree_at(pfd, name);
+                if (r < 0)
+                        fprintf(stderr, "sandbox-layer import: cannot remove '%s' again: %s\n", dest, strerror(-r));
+                (void) fsync(pfd);
+                return refuse_image_archive(tar, kind);
         }
         return LAYER_EXIT_OK;
 }
