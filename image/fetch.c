@@ -91,8 +91,10 @@ int store_image_add(ImageStore *s, const ImageParts *parts, const LayerOpener *o
                 rep->layers_new++;
         }
 
-        r = store_refs_set(s, parts->names, strv_length(parts->names), parts->config_digest, parts->manifest_digest,
-                           rep);
+        /* A nameless image is kept under its ID (as docker keeps <none> images) until rm or a name. */
+        char *anonymous[] = { (char *) parts->config_digest, NULL };
+        char *const *names = strv_length(parts->names) > 0 ? parts->names : anonymous;
+        r = store_refs_set(s, names, strv_length(names), parts->config_digest, parts->manifest_digest, rep);
         if (r < 0)
                 return r;
         if (!ret)

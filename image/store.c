@@ -478,15 +478,17 @@ int store_image_load(ImageStore *s, const StoreRefs *refs, const char *id, const
         if (r < 0)
                 return report_fail(rep, r, "image %s: %s", id, err);
 
+        /* The references naming it; an entry keyed by the ID itself only keeps a nameless image. */
         size_t nrefs = 0;
         for (size_t i = 0; refs && i < refs->n; i++)
-                nrefs += streq(refs->refs[i].id, id);
+                nrefs += streq(refs->refs[i].id, id) && !streq(refs->refs[i].name, id);
         if (nrefs > 0) {
                 img->refs = calloc(nrefs + 1, sizeof(char *));
                 if (!img->refs)
                         return report_fail(rep, -ENOMEM, "out of memory");
                 for (size_t i = 0, k = 0; i < refs->n; i++)
-                        if (streq(refs->refs[i].id, id) && !(img->refs[k++] = strdup(refs->refs[i].name)))
+                        if (streq(refs->refs[i].id, id) && !streq(refs->refs[i].name, id) &&
+                            !(img->refs[k++] = strdup(refs->refs[i].name)))
                                 return report_fail(rep, -ENOMEM, "out of memory");
         }
 
@@ -652,24 +654,69 @@ typedef struct Untag {
         size_t n_removed;
 } Untag;
 
-static int untag_change(StoreRefs *refs, void *userdata) {
-        Untag *u = userdata;
+static int untag_remove(Untag *u, StoreRefs *refs, bool (*match)(const StoreRef *e, const void *key), const void *key) {
         size_t o = 0;
         for (size_t i = 0; i < refs->n; i++) {
                 StoreRef *e = &refs->refs[i];
-                bool drop = (u->name && streq(e->name, u->name)) || (u->id && streq(e->id, u->id));
-                if (!drop) {
+                if (!match(e, key)) {
                         refs->refs[o++] = *e;
                         continue;
                 }
                 char **grown = reallocarray(u->removed, u->n_removed + 2, sizeof(char *));
-                if (!grown)
+                if (!grown) {
+                        /* Keep the entry: the table stays consistent. */
+                        refs->refs[o++] = *e;
+                        for (size_t k = i + 1; k < refs->n; k++)
+                                refs->refs[o++] = refs->refs[k];
+                        refs->n = o;
                         return -ENOMEM;
+                }
                 u->removed = grown;
                 u->removed[u->n_removed++] = e->name;
                 u->removed[u->n_removed] = NULL;
         }
         refs->n = o;
+        return 0;
+}
+
+static bool match_name(const StoreRef *e, const void *key) {
+        return streq(e->name, key);
+}
+
+static bool match_id(const StoreRef *e, const void *key) {
+        return streq(e->id, key);
+}
+
+/* A reference that is not a tag: NAME@DIGEST, or the ID itself (a nameless image). */
+static bool is_tag(const StoreRef *e) {
+        return !strchr(e->name, '@') && !streq(e->name, e->id);
+}
+
+static bool match_id_digest_ref(const StoreRef *e, const void *key) {
+        return streq(e->id, key) && !is_tag(e);
+}
+
+static int untag_change(StoreRefs *refs, void *userdata) {
+        Untag *u = userdata;
+        char id[DIGEST_STRING_MAX] = "";
+        int r;
+
+        if (u->name) {
+                StoreRef *e = refs_find(refs, u->name);
+                if (e)
+                        snprintf(id, sizeof(id), "%s", e->id);
+                r = untag_remove(u, refs, match_name, u->name);
+                /* The last tag of an image takes the NAME@DIGEST references pulls made with it along (as
+                 * docker rmi does): otherwise an untagged image could never be collected. */
+                bool tagged = false;
+                for (size_t i = 0; *id && i < refs->n && !tagged; i++)
+                        tagged = streq(refs->refs[i].id, id) && is_tag(&refs->refs[i]);
+                if (r >= 0 && *id && !tagged && !strchr(u->name, '@'))
+                        r = untag_remove(u, refs, match_id_digest_ref, id);
+        } else
+                r = untag_remove(u, refs, match_id, u->id);
+        if (r < 0)
+                return r;
         return u->n_removed > 0 ? 1 : -ENOENT;
 }
 

@@ -43,6 +43,7 @@ typedef struct Feeder {
         Sha256 *blob_hash, *diff_hash;
         uint64_t blob_bytes, diff_bytes, diff_max;
         char *in_buf, *out_buf;
+        bool complete;                  /* the whole blob was read */
         int error;                      /* -errno, 0 */
         char message[512];
 } Feeder;
@@ -58,31 +59,42 @@ __attribute__((format(printf, 3, 4))) static void feeder_fail(Feeder *f, int r, 
         va_end(ap);
 }
 
-static la_ssize_t feeder_read(struct archive *a, void *userdata, const void **ret) {
-        Feeder *f = userdata;
-        if (atomic_load(&f->stop)) {
-                feeder_fail(f, -ECANCELED, "cancelled");
-                archive_set_error(a, ECANCELED, "cancelled");
-                return -1;
-        }
+/* One read of the blob, hashed and bounded. 0 at its end (then f->complete is set). */
+static ssize_t feeder_pull(Feeder *f) {
         ssize_t n;
         do
                 n = f->src->read(f->src->userdata, f->in_buf, FEED_BUF_SIZE);
-        while (n < 0 && n == -EINTR);
+        while (n == -EINTR);
         if (n < 0) {
                 feeder_fail(f, (int) n, "%s: read failed: %m", f->src->what);
-                archive_set_error(a, (int) -n, "read failed");
-                return -1;
+                return n;
+        }
+        if (n == 0) {
+                f->complete = true;
+                return 0;
         }
         f->blob_bytes += (uint64_t) n;
         if (f->src->blob_size != UINT64_MAX && f->blob_bytes > f->src->blob_size) {
                 feeder_fail(f, -EFBIG, "%s: longer than the %llu bytes its descriptor says", f->src->what,
                             (unsigned long long) f->src->blob_size);
-                archive_set_error(a, EFBIG, "blob too long");
-                return -1;
+                return -EFBIG;
         }
         if (sha256_update(f->blob_hash, f->in_buf, (size_t) n) < 0) {
                 feeder_fail(f, -EIO, "hashing failed");
+                return -EIO;
+        }
+        return n;
+}
+
+static la_ssize_t feeder_read(struct archive *a, void *userdata, const void **ret) {
+        Feeder *f = userdata;
+        if (atomic_load(&f->stop)) {
+                archive_set_error(a, ECANCELED, "cancelled");
+                return -1;
+        }
+        ssize_t n = feeder_pull(f);
+        if (n < 0) {
+                archive_set_error(a, (int) -n, "read failed");
                 return -1;
         }
         *ret = f->in_buf;
@@ -103,80 +115,78 @@ static int send_all(int fd, const char *p, size_t n) {
         return 0;
 }
 
-static void *feeder_run(void *userdata) {
-        Feeder *f = userdata;
-        struct archive *a = archive_read_new();
+/* Decompress the blob into the socket until its end, an error, or a stop. */
+static void feeder_decompress(Feeder *f, struct archive *a) {
         bool out_open = true;
 
-        if (!a) {
-                feeder_fail(f, -ENOMEM, "out of memory");
-                goto done;
-        }
         if (archive_read_support_format_raw(a) != ARCHIVE_OK || archive_read_support_filter_none(a) != ARCHIVE_OK ||
             archive_read_support_filter_gzip(a) != ARCHIVE_OK || archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
             archive_read_open(a, f, NULL, feeder_read, NULL) != ARCHIVE_OK) {
-                feeder_fail(f, -EIO, "%s: %s", f->src->what, archive_error_string(a) ?: "cannot read");
-                goto done;
+                feeder_fail(f, -EBADMSG, "%s: cannot decompress: %s", f->src->what,
+                            archive_error_string(a) ?: "unknown format");
+                return;
         }
         struct archive_entry *e;
         int k = archive_read_next_header(a, &e);
-        if (k == ARCHIVE_OK || k == ARCHIVE_WARN)
-                for (;;) {
-                        la_ssize_t n = archive_read_data(a, f->out_buf, FEED_BUF_SIZE);
-                        if (n == 0)
-                                break;
-                        if (n < 0) {
-                                feeder_fail(f, -EBADMSG, "%s: cannot decompress: %s", f->src->what,
-                                            archive_error_string(a) ?: "corrupt stream");
-                                goto done;
-                        }
-                        f->diff_bytes += (uint64_t) n;
-                        if (f->diff_bytes > f->diff_max) {
-                                feeder_fail(f, -EFBIG, "%s: the uncompressed layer exceeds %llu bytes", f->src->what,
-                                            (unsigned long long) f->diff_max);
-                                goto done;
-                        }
-                        if (sha256_update(f->diff_hash, f->out_buf, (size_t) n) < 0) {
-                                feeder_fail(f, -EIO, "hashing failed");
-                                goto done;
-                        }
-                        if (out_open) {
-                                int r = send_all(f->out_fd, f->out_buf, (size_t) n);
-                                if (r == -EPIPE || r == -ECONNRESET) {
-                                        /* The unpacker is done (end of archive, or it failed): keep
-                                         * hashing to the end of the blob. */
-                                        out_open = false;
-                                        (void) shutdown(f->out_fd, SHUT_WR);
-                                } else if (r < 0) {
-                                        feeder_fail(f, r, "internal pipe: %m");
-                                        goto done;
-                                }
-                        }
-                        if (atomic_load(&f->stop)) {
-                                feeder_fail(f, -ECANCELED, "cancelled");
-                                goto done;
-                        }
-                }
-        else if (k != ARCHIVE_EOF) {
+        if (k == ARCHIVE_EOF)
+                return;
+        if (k != ARCHIVE_OK && k != ARCHIVE_WARN) {
                 feeder_fail(f, -EBADMSG, "%s: cannot decompress: %s", f->src->what,
                             archive_error_string(a) ?: "corrupt stream");
-                goto done;
+                return;
         }
-        /* Whatever the decompressor left unread belongs to the blob digest too. */
         for (;;) {
-                const void *ignored;
-                la_ssize_t n = feeder_read(a, f, &ignored);
-                if (n <= 0) {
-                        if (n < 0)
-                                goto done;
-                        break;
+                la_ssize_t n = archive_read_data(a, f->out_buf, FEED_BUF_SIZE);
+                if (n == 0)
+                        return;
+                if (atomic_load(&f->stop))
+                        return;
+                if (n < 0) {
+                        feeder_fail(f, -EBADMSG, "%s: cannot decompress: %s", f->src->what,
+                                    archive_error_string(a) ?: "corrupt stream");
+                        return;
+                }
+                f->diff_bytes += (uint64_t) n;
+                if (f->diff_bytes > f->diff_max) {
+                        feeder_fail(f, -EFBIG, "%s: the uncompressed layer exceeds %llu bytes", f->src->what,
+                                    (unsigned long long) f->diff_max);
+                        return;
+                }
+                if (sha256_update(f->diff_hash, f->out_buf, (size_t) n) < 0) {
+                        feeder_fail(f, -EIO, "hashing failed");
+                        return;
+                }
+                if (!out_open)
+                        continue;
+                int r = send_all(f->out_fd, f->out_buf, (size_t) n);
+                if (r == -EPIPE || r == -ECONNRESET) {
+                        /* The unpacker is done (end of archive, or it failed): keep hashing to the end. */
+                        out_open = false;
+                        (void) shutdown(f->out_fd, SHUT_WR);
+                } else if (r < 0) {
+                        feeder_fail(f, r, "internal pipe: %m");
+                        return;
                 }
         }
-done:
-        if (a)
-                archive_read_free(a);
+}
+
+static void *feeder_run(void *userdata) {
+        Feeder *f = userdata;
+        struct archive *a = archive_read_new();
+
+        if (!a)
+                feeder_fail(f, -ENOMEM, "out of memory");
+        else
+                feeder_decompress(f, a);
         /* End of stream for the unpacker. */
         (void) shutdown(f->out_fd, SHUT_WR);
+        /* Whatever was not read yet belongs to the blob digest too: read it, also after a failure, so that a
+         * blob that does not match its digest is reported as such (and not as the error it caused). */
+        if (f->src->blob_digest || (f->error == 0 && !atomic_load(&f->stop)))
+                while (!f->complete && f->error != -EFBIG && f->error != -EIO && feeder_pull(f) > 0)
+                        ;
+        if (a)
+                archive_read_free(a);
         return NULL;
 }
 
@@ -255,7 +265,17 @@ int store_layer_add(ImageStore *s, const char *diff_id, const StoreLayerSource *
         pthread_join(thread, NULL);
         started = false;
 
-        if (f.error != 0 && f.error != -ECANCELED) {
+        if (sha256_final(f.blob_hash, blob_got) < 0 || sha256_final(f.diff_hash, diff_got) < 0) {
+                r = report_fail(rep, -EIO, "hashing failed");
+                goto fail;
+        }
+        /* A blob that is not what its digest says explains any other failure: report that first. */
+        if (src->blob_digest && f.complete && !streq(blob_got, src->blob_digest)) {
+                r = report_fail(rep, -EBADMSG, "%s does not match its digest: its content hashes to %s", src->what,
+                                blob_got);
+                goto fail;
+        }
+        if (f.error != 0) {
                 r = report_fail(rep, f.error, "%s", f.message);
                 goto fail;
         }
@@ -266,10 +286,6 @@ int store_layer_add(ImageStore *s, const char *diff_id, const StoreLayerSource *
         if (src->blob_size != UINT64_MAX && f.blob_bytes != src->blob_size) {
                 r = report_fail(rep, -EBADMSG, "%s: %llu bytes, its descriptor says %llu", src->what,
                                 (unsigned long long) f.blob_bytes, (unsigned long long) src->blob_size);
-                goto fail;
-        }
-        if (sha256_final(f.blob_hash, blob_got) < 0 || sha256_final(f.diff_hash, diff_got) < 0) {
-                r = report_fail(rep, -EIO, "hashing failed");
                 goto fail;
         }
         if (src->blob_digest && !streq(blob_got, src->blob_digest)) {

@@ -145,11 +145,16 @@ int image_cmd_ls(int argc, char *argv[]) {
                                 *t = ' ';
                 }
                 image_tool_size(l[i]->size, size, sizeof(size));
+                bool shown = false;
                 for (char **ref = l[i]->refs; ref && *ref; ref++) {
                         if (strchr(*ref, '@') && !digests)
                                 continue;
                         printf("%-60s %-12.12s %-20s %s\n", *ref, digest_hex(l[i]->id), created, size);
+                        shown = true;
                 }
+                if (!shown) /* pulled by digest only, or nameless */
+                        printf("%-60s %-12.12s %-20s %s\n", l[i]->refs ? l[i]->refs[0] : "<none>",
+                               digest_hex(l[i]->id), created, size);
         }
         image_list_free(l, n);
         return IMAGE_EXIT_OK;

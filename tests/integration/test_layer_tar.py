@@ -23,7 +23,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import ovltest  # noqa: E402
+from image_fixture import DOCKER_ROOT, PrivateDockerd  # noqa: E402
 
 T = ovltest.Tap()
 LAYER = os.environ.get("SANDBOX_LAYER", "")
@@ -723,79 +723,6 @@ def test_progress(work):
         T.ok(rc == 0 and ovltest.progress_ok(verb, seen, 201, total),
              f"{verb} on a terminal: a progress line with entries and bytes, cleared at the end", repr(seen[-200:]))
     T.ok(content(dst) == content(src), "the import drawn on a terminal equals the source")
-
-
-DOCKER_ROOT = os.environ.get("SANDBOX_TEST_DOCKER", "/var/cache/sandbox-tests/docker")
-
-
-class PrivateDockerd:
-    """A dockerd of our own (scripts/install-deps.sh unpacks docker.io, containerd and runc, without
-    installing them): data, exec root and socket below ROOT; in a private mount namespace where /run
-    and /var/lib are empty tmpfs and /etc is an overlay whose upper is ours (dockerd writes
-    /etc/docker/key.json), and in a network namespace of its own (dockerd sets ip_forward, among
-    others, when it may), so the host sees none of it. No bridge, no iptables, no forwarding;
-    containers are only created, never started."""
-
-    def __init__(self, root):
-        self.root = root
-        self.sock = os.path.join(root, "sock")
-        self.exec_root = os.path.join(root, "exec")
-        os.makedirs(os.path.join(root, "etc-up"))
-        os.makedirs(os.path.join(root, "etc-work"))
-        os.makedirs(os.path.join(root, "home"))
-        self.env = dict(os.environ, PATH=f"{DOCKER_ROOT}/usr/bin:{DOCKER_ROOT}/usr/sbin:{os.environ.get('PATH', '')}",
-                        HOME=os.path.join(root, "home"), DOCKER_CONFIG=os.path.join(root, "home", ".docker"))
-        setup = ("mount -t tmpfs -o mode=0755 tmpfs /run && mount -t tmpfs -o mode=0755 tmpfs /var/lib && "
-                 f"mount -t overlay overlay -o lowerdir=/etc,upperdir={root}/etc-up,workdir={root}/etc-work /etc && "
-                 'exec "$@"')
-        self.log = open(os.path.join(root, "dockerd.log"), "wb")
-        # unshare without --fork execs: the pid we hold is dockerd's.
-        self.proc = subprocess.Popen(
-            ["unshare", "--mount", "--net", "--propagation", "private", "--", "sh", "-c", setup, "sh",
-             "dockerd", "--data-root", os.path.join(root, "data"), "--exec-root", self.exec_root,
-             "--pidfile", os.path.join(root, "pid"), "-H", f"unix://{self.sock}", "--iptables=false",
-             "--ip6tables=false", "--ip-forward=false", "--bridge=none", "--ip-masq=false", "--userland-proxy=false"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
-
-    def wait_ready(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if self.cli("version").returncode == 0:
-                return True
-            time.sleep(0.5)
-        return False
-
-    def cli(self, *args):
-        return subprocess.run(["docker", "-H", f"unix://{self.sock}", *args], stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60, env=self.env)
-
-    def log_tail(self):
-        with open(os.path.join(self.root, "dockerd.log"), "rb") as f:
-            return f.read()[-600:].decode(errors="replace")
-
-    def stop(self):
-        # dockerd's own containerd: its pid, read before dockerd removes the file.
-        containerd = None
-        try:
-            with open(os.path.join(self.exec_root, "containerd", "containerd.pid")) as f:
-                containerd = int(f.read().strip())
-        except (OSError, ValueError):
-            pass
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.log.close()
-        if containerd:
-            try:  # only if it is still the containerd we started (its config is below our root)
-                with open(f"/proc/{containerd}/cmdline", "rb") as f:
-                    if self.exec_root.encode() in f.read():
-                        os.kill(containerd, signal.SIGKILL)
-            except OSError:
-                pass
 
 
 def test_docker(work):
