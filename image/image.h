@@ -24,6 +24,7 @@
 #include "oci.h"
 #include "progress.h"
 #include "sha256.h"
+#include "strv.h"
 
 #define IMAGE_STORE_DEFAULT "/var/lib/sandbox"
 

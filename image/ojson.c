@@ -62,22 +62,6 @@ const char *ojson_string(const json_t *obj, const char *key) {
         return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-void strv_free(char **l) {
-        if (!l)
-                return;
-        for (char **p = l; *p; p++)
-                free(*p);
-        free(l);
-}
-
-size_t strv_length(char *const *l) {
-        size_t n = 0;
-        if (l)
-                while (l[n])
-                        n++;
-        return n;
-}
-
 int ojson_strv(const json_t *obj, const char *key, size_t max, size_t max_len, char ***ret) {
         json_t *v = json_object_get(obj, key);
         assert_return(ret, -EINVAL);

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "macro.h"
+#include "strv.h"
 
 /* jansson itself provides json_decrefp() for _cleanup_. */
 
@@ -34,10 +35,3 @@ int ojson_strv(const json_t *obj, const char *key, size_t max, size_t max_len, c
 /* OBJ[KEY] as a non-negative integer: -ENOENT when missing, -EBADMSG when not one. */
 int ojson_u64(const json_t *obj, const char *key, uint64_t *ret);
 
-void strv_free(char **l);
-DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
-size_t strv_length(char *const *l);
-static inline char **strv_free_and_null(char **l) {
-        strv_free(l);
-        return NULL;
-}

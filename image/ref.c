@@ -66,12 +66,15 @@ static bool path_valid(const char *s, size_t n) {
 }
 
 static bool port_valid(const char *s, size_t n) {
+        unsigned v = 0;
         if (n == 0 || n > 5)
                 return false;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
                 if (!is_digit(s[i]))
                         return false;
-        return true;
+                v = v * 10 + (unsigned) (s[i] - '0');
+        }
+        return v <= 65535;
 }
 
 static bool domain_valid(const char *s, size_t n) {
@@ -283,6 +286,8 @@ bool host_is_loopback(const char *host) {
 
         if (!host)
                 return false;
+        if (streq(host, "::1"))
+                return true;
         if (host[0] == '[') {
                 const char *close = strchr(host, ']');
                 if (!close)
@@ -300,8 +305,6 @@ bool host_is_loopback(const char *host) {
         memcpy(buf, host, n);
         buf[n] = '\0';
         if (strcasecmp(buf, "localhost") == 0)
-                return true;
-        if (streq(buf, "::1"))
                 return true;
         /* 127.a.b.c, each part a decimal number up to 255. */
         unsigned parts[4], count = 0;

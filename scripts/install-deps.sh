@@ -12,6 +12,8 @@ packages=(
         fuse-overlayfs fio bubblewrap systemd-container
         iproute2 nftables busybox curl
         libarchive-dev zstd podman buildah libdevmapper1.02.1
+        # the image store: libcurl, jansson, OpenSSL; its test: skopeo, openssl for certificates
+        libcurl4-openssl-dev libjansson-dev libssl-dev openssl skopeo
         # tests/vm: a Debian 12 guest (cgroup v2, systemd) under qemu's TCG, its image built by mmdebstrap
         qemu-system-x86 mmdebstrap e2fsprogs
         # tests/integration/test_default_image.py: everyday tools in the default image
@@ -47,4 +49,22 @@ if [ ! -x "$docker_dir/usr/sbin/dockerd" ] || [ ! -x "$docker_dir/usr/sbin/runc"
         mv "$tmp/root" "$docker_dir"
         rm -rf "$tmp"
         echo "Unpacked docker.io, containerd and runc into $docker_dir"
+fi
+
+# docker-registry (distribution 2.8), for the image store's test and benchmark: unpacked, not installed
+# (the package would start a registry on port 5000 for the whole host); the test runs its own.
+registry_dir=/var/cache/sandbox-tests/registry
+if [ ! -x "$registry_dir/usr/bin/docker-registry" ]; then
+        tmp=$(mktemp -d)
+        chown _apt "$tmp" 2>/dev/null || true
+        if ! (cd "$tmp" && apt-get download -q docker-registry); then
+                apt-get update -q
+                (cd "$tmp" && apt-get download -q docker-registry)
+        fi
+        dpkg-deb -x "$tmp"/docker-registry_*.deb "$tmp/root"
+        mkdir -p "$(dirname "$registry_dir")"
+        rm -rf "$registry_dir"
+        mv "$tmp/root" "$registry_dir"
+        rm -rf "$tmp"
+        echo "Unpacked docker-registry into $registry_dir"
 fi

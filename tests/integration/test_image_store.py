@@ -21,7 +21,7 @@ Debian's docker-registry running on a free loopback port with a storage director
 6. prune keeps what a running user pins (tests/helpers/image-pin.c) and removes it once that user is gone.
 7. sandbox-layer import of an image archive refuses and points at sandbox-image import.
 8. progress on a terminal.
-Exit 77 when not root or when docker-registry, skopeo or openssl are missing (a failure under
+Exit 77 when not root or when docker-registry, skopeo, openssl or zstd are missing (a failure under
 SBX_TESTS_MUST_RUN=1).
 """
 
@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import ovltest  # noqa: E402
 from image_fixture import (Image, Layer, PrivateDockerd, Proxy, Registry, TokenServer, blob_data_path,  # noqa: E402
                            build_layout, config_json, containers, inode_groups, make_tls, podman_base,
-                           registry_manifest, tree_of)
+                           registry_binary, registry_manifest, tree_of)
 
 T = ovltest.Tap()
 IMAGE = os.environ.get("SANDBOX_IMAGE", "")
@@ -706,7 +706,9 @@ def main():
     for name, value in (("SANDBOX_IMAGE", IMAGE), ("SANDBOX_IMAGE_PIN", PIN)):
         if not value or not os.access(value, os.X_OK):
             ovltest.skip_all(f"{name} is not set or not executable")
-    for tool in ("docker-registry", "skopeo", "openssl", "zstd"):
+    if not registry_binary():
+        ovltest.skip_all("no docker-registry (scripts/install-deps.sh unpacks it)")
+    for tool in ("skopeo", "openssl", "zstd"):
         if not shutil.which(tool):
             ovltest.skip_all(f"{tool} is not installed (scripts/install-deps.sh)")
     start = time.monotonic()
