@@ -31,6 +31,8 @@
 #define REGISTRY_LOW_SPEED_LIMIT 1024L
 #define REGISTRY_LOW_SPEED_TIME 60L
 #define REGISTRY_FILE_BUF (1U << 20)
+/* Challenges one registry client answers in all: one per request, and a few per pull for expired tokens. */
+#define REGISTRY_MAX_AUTH 8
 
 struct Registry {
         CURL *curl;
@@ -42,7 +44,7 @@ struct Registry {
         bool scheme_known;
         char *ca_file;
         char *authorization;            /* the Authorization header value for the registry, or NULL */
-        bool auth_tried;
+        unsigned auth_count;            /* challenges answered (tokens expire during long pulls) */
         char *user, *password;          /* from an auth file, or NULL */
         char *auth_file;                /* where they came from */
         char curl_error[CURL_ERROR_SIZE];
@@ -196,6 +198,9 @@ int registry_new(const ImageRef *ref, const RegistryOptions *o, Registry **ret, 
         r->curl = curl_easy_init();
         if (!r->host || !r->repository || !r->curl || asprintf(&r->name, "%s/%s", ref->domain, ref->path) < 0)
                 return report_fail(rep, -ENOMEM, "out of memory");
+        for (char *c = r->host; *c; c++) /* host names compare as url_origin() gives them */
+                if (*c >= 'A' && *c <= 'Z')
+                        *c = (char) (*c - 'A' + 'a');
         r->loopback = host_is_loopback(r->host);
         if (o && o->ca_file && !(r->ca_file = strdup(o->ca_file)))
                 return report_fail(rep, -ENOMEM, "out of memory");
@@ -479,6 +484,9 @@ static int http_get(Registry *r, const char *url, const char *accept, const char
                 SET(CURLOPT_ERRORBUFFER, r->curl_error);
                 if (r->ca_file)
                         SET(CURLOPT_CAINFO, r->ca_file);
+                /* No proxy from the environment can reach our loopback. */
+                if (host_is_loopback(host))
+                        SET(CURLOPT_PROXY, "");
 #undef SET
                 if (cc != CURLE_OK) {
                         curl_slist_free_all(headers);
@@ -634,6 +642,7 @@ static int authenticate(Registry *r, ImageReport *rep) {
  * one authentication challenge. Returns the HTTP status or -errno. */
 static int registry_get(Registry *r, const char *path, const char *accept, const char *range, Sink *sink,
                         ImageReport *rep) {
+        bool answered = false;
         for (unsigned attempt = 0; attempt < 3; attempt++) {
                 _cleanup_free_ char *url = NULL;
                 if (registry_url(r, path, &url) < 0)
@@ -653,8 +662,9 @@ static int registry_get(Registry *r, const char *path, const char *accept, const
                 if (status < 0)
                         return status;
                 r->scheme_known = true;
-                if (status == 401 && !r->auth_tried) {
-                        r->auth_tried = true;
+                if (status == 401 && !answered && r->auth_count < REGISTRY_MAX_AUTH) {
+                        answered = true;
+                        r->auth_count++;
                         int k = authenticate(r, rep);
                         if (k < 0)
                                 return k;

@@ -303,6 +303,24 @@ def test_auth(c):
         reg.stop()
         tokens.stop()
 
+    # Basic auth (htpasswd): the registry asks for credentials itself.
+    reg = Registry(os.path.join(c.work, "registry-basic"), c.storage, htpasswd=users)
+    try:
+        if not T.ok(reg.wait_ready(), "the basic-auth registry starts", reg.log_tail()):
+            return
+        store = os.path.join(c.work, "store-basic")
+        r = sbx(store, "pull", f"{reg.host}/test/base:1", env=env)
+        T.ok(r.returncode == 1 and "needs credentials" in r.stderr and "--authfile" in r.stderr,
+             "basic auth without credentials: refused, the message points at --authfile", r.stderr)
+        authfile = os.path.join(c.work, "auth-basic.json")
+        with open(authfile, "w") as f:
+            json.dump({"auths": {reg.host: {"auth": base64.b64encode(f"alice:{users['alice']}".encode()).decode()}}},
+                      f)
+        r = sbx(store, "pull", "--authfile", authfile, f"{reg.host}/test/base:1", env=env)
+        T.ok(r.returncode == 0 and r.stdout.strip() == i["base"].id, "basic auth with --authfile: pulled", r.stderr)
+    finally:
+        reg.stop()
+
 
 # ---------------------------------------------------------------- 3. TLS
 

@@ -300,9 +300,9 @@ def make_tls(dir):
 
 class Registry:
     """docker-registry serving STORAGE on a free loopback port. tls=(cert, key) for HTTPS; token=dict(realm=,
-    service=, issuer=, rootcertbundle=) for token auth."""
+    service=, issuer=, rootcertbundle=) for token auth; htpasswd={user: password} for basic auth."""
 
-    def __init__(self, dir, storage, tls=None, token=None):
+    def __init__(self, dir, storage, tls=None, token=None, htpasswd=None):
         self.dir = dir
         os.makedirs(dir, exist_ok=True)
         self.port = free_port()
@@ -315,6 +315,13 @@ class Registry:
             lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
         if token:
             lines += ["auth:", "  token:"] + [f"    {k}: {v}" for k, v in token.items()]
+        if htpasswd:
+            import crypt  # bcrypt, the only hash the registry takes, from the C library (libxcrypt)
+            path = os.path.join(dir, "htpasswd")
+            with open(path, "w") as f:
+                for user, password in htpasswd.items():
+                    f.write(f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
+            lines += ["auth:", "  htpasswd:", "    realm: sandbox-test-basic", f"    path: {path}"]
         self.config = os.path.join(dir, "config.yml")
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
