@@ -51,6 +51,11 @@ ImageStore *image_tool_open_store(const char *verb, bool create) {
         ImageStore *s = NULL;
         ImageReport rep = {};
         int r = image_store_open(arg_store, create, &s, &rep);
+        if (r == -ENOENT && !create) {
+                fprintf(stderr, "sandbox-image %s: there is no image store at '%s' yet (sandbox-image pull or import "
+                        "makes it)\n", verb, arg_store);
+                return NULL;
+        }
         if (r < 0) {
                 image_tool_fail(verb, r, &rep);
                 return NULL;
