@@ -29,6 +29,7 @@
 #include "ojson.h"
 #include "ovl.h"
 #include "rmtree.h"
+#include "rootattr.h"
 #include "store-internal.h"
 #include "tar.h"
 
@@ -297,6 +298,19 @@ int store_layer_add(ImageStore *s, const char *diff_id, const StoreLayerSource *
                 r = report_fail(rep, -EBADMSG, "%s: the uncompressed layer hashes to %s, but the image config "
                                 "says %s", src->what, diff_got, diff_id);
                 goto fail;
+        }
+        /* As every layer tool does (common/rootattr.h): the root of a tree that may hold set-id files and
+         * devices is private, recording the mode and owner the tar gave it (which sandbox-unionfs shows).
+         * The store is root's and 0700 already; this keeps a layer private wherever it is seen from. */
+        {
+                RootAttr logical;
+                r = rootattr_logical(root_fd, NULL, &logical);
+                if (r >= 0)
+                        r = rootattr_make_private(root_fd, o.ovl_ns, &logical);
+                if (r < 0) {
+                        report_fail(rep, r, "image store '%s': cannot make the new layer's root private: %m", s->path);
+                        goto fail;
+                }
         }
         r = info_write(dir_fd, diff_id, &tr);
         if (r < 0) {

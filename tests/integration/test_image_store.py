@@ -166,6 +166,15 @@ def test_pull(c):
     st = os.stat(store)
     T.ok(st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o700, "the store is root's, mode 0700",
          f"{st.st_uid} {oct(st.st_mode)}")
+    root = os.path.join(layer_dir(store, i["l1"].diff_id), "root")
+    rst = os.stat(root)
+    try:
+        record = os.getxattr(root, "trusted.overlay.sandbox.rootattr")
+    except OSError as e:
+        record = e
+    T.ok(rst.st_uid == 0 and stat.S_IMODE(rst.st_mode) == 0o700 and record == b"755 0 0",
+         "a layer's root is private (root, 0700) and records what it shows (755 0 0)",
+         f"{oct(rst.st_mode)} {rst.st_uid} {record!r}")
     for name in ("l1", "l2"):
         ok, diff = layer_matches(store, i[name])
         T.ok(ok, f"layer {name} ({i[name].compression}) unpacked as its tar says: whiteouts, opaque, owners, "
