@@ -63,7 +63,7 @@ static int test_normalize(void) {
 static int test_invalid(void) {
         static const char *const bad[] = {
                 "", "UPPER", "a//b", "/a", "a/", "a:", ":tag", "a:-tag", "a:.tag", "a@sha256:abc",
-                "a@sha512:" D64 D64, "a@sha256:" D64 "0", "a@SHA256:" D64, "a:tag:tag", "a..b", "a.-b", "-a",
+                ("a@sha512:" D64 D64), ("a@sha256:" D64 "0"), ("a@SHA256:" D64), "a:tag:tag", "a..b", "a.-b", "-a",
                 "a_", "a___b", "host:port/x", "[zz]/x", "a b", "a\tb", "a/b/../c", "a:" /* empty tag */,
                 "a:tag with space", "x.io:99999/y",
         };
