@@ -23,6 +23,27 @@ static bool parse_platform(const char *verb, const char *s, OciPlatform *ret) {
         return true;
 }
 
+/* What pull and import share after their options: one PATH or REFERENCE, root, the store (made if missing),
+ * and the progress line (none with -q). NULL (the message printed, *ret_exit set) when something is wrong. */
+static ImageStore *fetch_prepare(const char *verb, int argc, void (*help)(FILE *f), bool quiet, Progress *p,
+                                 int *ret_exit) {
+        if (argc - optind != 1) {
+                help(stderr);
+                *ret_exit = IMAGE_EXIT_USAGE;
+                return NULL;
+        }
+        *ret_exit = IMAGE_EXIT_FAILURE;
+        if (!image_tool_require_root(verb))
+                return NULL;
+        ImageStore *s = image_tool_open_store(verb, true);
+        if (!s)
+                return NULL;
+        progress_init(p, verb);
+        if (quiet)
+                p->enabled = false;
+        return s;
+}
+
 static void pull_help(FILE *f) {
         char p[64];
         OciPlatform d;
@@ -84,20 +105,11 @@ int image_cmd_pull(int argc, char *argv[]) {
                         pull_help(stderr);
                         return IMAGE_EXIT_USAGE;
                 }
-        if (argc - optind != 1) {
-                pull_help(stderr);
-                return IMAGE_EXIT_USAGE;
-        }
-        if (!image_tool_require_root("pull"))
-                return IMAGE_EXIT_FAILURE;
-        _cleanup_(image_store_freep) ImageStore *s = image_tool_open_store("pull", true);
-        if (!s)
-                return IMAGE_EXIT_FAILURE;
-
         Progress p;
-        progress_init(&p, "pull");
-        if (quiet)
-                p.enabled = false;
+        int ret;
+        _cleanup_(image_store_freep) ImageStore *s = fetch_prepare("pull", argc, pull_help, quiet, &p, &ret);
+        if (!s)
+                return ret;
         o.progress = &p;
         ImageReport rep = {};
         _cleanup_(image_freep) Image *img = NULL;
@@ -169,20 +181,11 @@ int image_cmd_import(int argc, char *argv[]) {
                         import_help(stderr);
                         return IMAGE_EXIT_USAGE;
                 }
-        if (argc - optind != 1) {
-                import_help(stderr);
-                return IMAGE_EXIT_USAGE;
-        }
-        if (!image_tool_require_root("import"))
-                return IMAGE_EXIT_FAILURE;
-        _cleanup_(image_store_freep) ImageStore *s = image_tool_open_store("import", true);
-        if (!s)
-                return IMAGE_EXIT_FAILURE;
-
         Progress p;
-        progress_init(&p, "import");
-        if (quiet)
-                p.enabled = false;
+        int ret;
+        _cleanup_(image_store_freep) ImageStore *s = fetch_prepare("import", argc, import_help, quiet, &p, &ret);
+        if (!s)
+                return ret;
         o.progress = &p;
         ImageReport rep = {};
         Image **images = NULL;

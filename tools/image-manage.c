@@ -4,7 +4,6 @@
  * then collects if the store is free (it does not wait for a running pull); prune always collects, and
  * waits for running pulls, imports and pinnings to finish.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,30 +12,6 @@
 #include "ojson.h"
 #include "sandbox-image.h"
 
-/* The options of verbs that take only --store and -h. */
-static int simple_options(int argc, char *argv[], void (*help)(FILE *f)) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "store", required_argument, NULL, 's' },
-                {},
-        };
-        int c;
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help(stdout);
-                        return -1;
-                case 's':
-                        arg_store = optarg;
-                        break;
-                default:
-                        help(stderr);
-                        return -2;
-                }
-        return 0;
-}
-
 static void tag_help(FILE *f) {
         fprintf(f, "Usage: sandbox-image tag [--store DIR] SOURCE TARGET\n\n"
                    "Make TARGET (NAME[:TAG], \":latest\" when no tag) name the image SOURCE names (a name, an\n"
@@ -44,7 +19,7 @@ static void tag_help(FILE *f) {
 }
 
 int image_cmd_tag(int argc, char *argv[]) {
-        int k = simple_options(argc, argv, tag_help);
+        int k = image_tool_simple_options(argc, argv, tag_help);
         if (k < 0)
                 return k == -1 ? IMAGE_EXIT_OK : IMAGE_EXIT_USAGE;
         if (argc - optind != 2) {
@@ -79,7 +54,7 @@ static void rm_help(FILE *f) {
 }
 
 int image_cmd_rm(int argc, char *argv[]) {
-        int k = simple_options(argc, argv, rm_help);
+        int k = image_tool_simple_options(argc, argv, rm_help);
         if (k < 0)
                 return k == -1 ? IMAGE_EXIT_OK : IMAGE_EXIT_USAGE;
         if (argc == optind) {
@@ -123,7 +98,7 @@ static void prune_help(FILE *f) {
 }
 
 int image_cmd_prune(int argc, char *argv[]) {
-        int k = simple_options(argc, argv, prune_help);
+        int k = image_tool_simple_options(argc, argv, prune_help);
         if (k < 0)
                 return k == -1 ? IMAGE_EXIT_OK : IMAGE_EXIT_USAGE;
         if (argc != optind) {

@@ -170,26 +170,9 @@ static void inspect_help(FILE *f) {
 }
 
 int image_cmd_inspect(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "store", required_argument, NULL, 's' },
-                {},
-        };
-        int c;
-
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        inspect_help(stdout);
-                        return IMAGE_EXIT_OK;
-                case 's':
-                        arg_store = optarg;
-                        break;
-                default:
-                        inspect_help(stderr);
-                        return IMAGE_EXIT_USAGE;
-                }
+        int k = image_tool_simple_options(argc, argv, inspect_help);
+        if (k < 0)
+                return k == -1 ? IMAGE_EXIT_OK : IMAGE_EXIT_USAGE;
         if (argc == optind) {
                 inspect_help(stderr);
                 return IMAGE_EXIT_USAGE;

@@ -5,6 +5,7 @@
  * in the image library (image/image.h), the verbs in image-*.c.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,6 +75,29 @@ bool image_tool_require_root(const char *verb) {
         fprintf(stderr, "sandbox-image %s: must run as root: layers keep their files' owners, and the store is "
                 "root's\n", verb);
         return false;
+}
+
+int image_tool_simple_options(int argc, char *argv[], void (*verb_help)(FILE *f)) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "store", required_argument, NULL, 's' },
+                {},
+        };
+        int c;
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        verb_help(stdout);
+                        return -1;
+                case 's':
+                        arg_store = optarg;
+                        break;
+                default:
+                        verb_help(stderr);
+                        return -2;
+                }
+        return 0;
 }
 
 const char *image_tool_size(uint64_t bytes, char *buf, size_t size) {

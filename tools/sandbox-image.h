@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "image.h"
 
@@ -34,5 +35,8 @@ ImageStore *image_tool_open_store(const char *verb, bool create);
 int image_tool_fail(const char *verb, int r, const ImageReport *rep);
 /* Refuse (message, false) unless we are root: layers keep their files' owners. */
 bool image_tool_require_root(const char *verb);
+/* Options of a verb that takes only --store and -h: 0, or -1 after printing the help (exit 0), or -2
+ * after a usage error (exit 2). */
+int image_tool_simple_options(int argc, char *argv[], void (*help)(FILE *f));
 /* "12.3 MiB" into BUF. */
 const char *image_tool_size(uint64_t bytes, char *buf, size_t size);
