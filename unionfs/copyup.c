@@ -290,7 +290,11 @@ static int fill_object(int src_fd, int data_fd, int dst_fd, const struct stat *s
         mode_t type = st->st_mode & S_IFMT, mode = st->st_mode & 07777;
         int r;
 
-        if (type == S_IFREG) {
+        if (type == S_IFREG && (flags & COPYUP_META_ONLY)) {
+                /* the data stays where it is: the size alone, as a hole */
+                if (ftruncate(dst_fd, (off_t) size) < 0)
+                        return -errno;
+        } else if (type == S_IFREG && !(flags & COPYUP_EMPTY)) {
                 r = copyup_data(data_fd, dst_fd, size);
                 if (r < 0)
                         return r;
@@ -319,37 +323,21 @@ static int fill_object(int src_fd, int data_fd, int dst_fd, const struct stat *s
         return 0;
 }
 
-int copyup_make_temp(
-                int src_dirfd,
-                const char *src_name,
-                const struct stat *st,
-                int work_fd,
-                const CopyupIds *ids,
-                const char *private_prefix,
-                unsigned flags,
-                char *ret_name,
-                size_t ret_name_size) {
-
-        _cleanup_close_ int src_fd = -EBADF, data_fd = -EBADF, dst_fd = -EBADF;
+/* Steps 2 to 8 from SRC_FD (O_PATH, verified to be NOW). */
+static int make_temp_from(int src_fd, const struct stat *now, const struct stat *st, int work_fd,
+                          const CopyupIds *ids, const char *private_prefix, unsigned flags, char *ret_name) {
+        _cleanup_close_ int data_fd = -EBADF, dst_fd = -EBADF;
         char target[PATH_MAX] = "", name[COPYUP_TEMP_NAME_MAX];
-        struct stat now = {};
         int r;
 
-        assert_return(src_dirfd >= 0 && work_fd >= 0 && st, -EINVAL);
-        assert_return(filename_is_valid(src_name), -EINVAL);
-        assert_return(ret_name && ret_name_size >= COPYUP_TEMP_NAME_MAX, -EINVAL);
-
-        r = open_source(src_dirfd, src_name, st, &src_fd, &now);
-        if (r < 0)
-                return r;
-        if (S_ISLNK(now.st_mode)) {
+        if (S_ISLNK(now->st_mode)) {
                 ssize_t n = readlinkat(src_fd, "", target, sizeof target);
                 if (n < 0)
                         return -errno;
                 if ((size_t) n >= sizeof target)
                         return -ENAMETOOLONG;
                 target[n] = '\0';
-        } else if (S_ISREG(now.st_mode)) {
+        } else if (S_ISREG(now->st_mode) && !(flags & (COPYUP_META_ONLY | COPYUP_EMPTY))) {
                 data_fd = fd_reopen_rdonly(src_fd);
                 if (data_fd < 0)
                         return data_fd;
@@ -367,7 +355,7 @@ int copyup_make_temp(
                 return r;
 
         /* Data size from our own fstat: the caller's ST may be older, and must only match in identity. */
-        r = fill_object(src_fd, data_fd, dst_fd, st, (uint64_t) now.st_size, ids, private_prefix, flags);
+        r = fill_object(src_fd, data_fd, dst_fd, st, (uint64_t) now->st_size, ids, private_prefix, flags);
         if (r < 0) {
                 dst_fd = safe_close(dst_fd);
                 (void) copyup_remove_temp(work_fd, name);
@@ -376,6 +364,53 @@ int copyup_make_temp(
 
         memcpy(ret_name, name, strlen(name) + 1);
         return 0;
+}
+
+int copyup_make_temp(
+                int src_dirfd,
+                const char *src_name,
+                const struct stat *st,
+                int work_fd,
+                const CopyupIds *ids,
+                const char *private_prefix,
+                unsigned flags,
+                char *ret_name,
+                size_t ret_name_size) {
+
+        _cleanup_close_ int src_fd = -EBADF;
+        struct stat now = {};
+        int r;
+
+        assert_return(src_dirfd >= 0 && work_fd >= 0 && st, -EINVAL);
+        assert_return(filename_is_valid(src_name), -EINVAL);
+        assert_return(ret_name && ret_name_size >= COPYUP_TEMP_NAME_MAX, -EINVAL);
+
+        r = open_source(src_dirfd, src_name, st, &src_fd, &now);
+        if (r < 0)
+                return r;
+        return make_temp_from(src_fd, &now, st, work_fd, ids, private_prefix, flags, ret_name);
+}
+
+int copyup_make_temp_fd(
+                int src_fd,
+                const struct stat *st,
+                int work_fd,
+                const CopyupIds *ids,
+                const char *private_prefix,
+                unsigned flags,
+                char *ret_name,
+                size_t ret_name_size) {
+
+        struct stat now;
+
+        assert_return(src_fd >= 0 && work_fd >= 0 && st, -EINVAL);
+        assert_return(ret_name && ret_name_size >= COPYUP_TEMP_NAME_MAX, -EINVAL);
+
+        if (fstat(src_fd, &now) < 0)
+                return -errno;
+        if (now.st_dev != st->st_dev || now.st_ino != st->st_ino || ((now.st_mode ^ st->st_mode) & S_IFMT))
+                return -ESTALE;
+        return make_temp_from(src_fd, &now, st, work_fd, ids, private_prefix, flags, ret_name);
 }
 
 int copyup_remove_temp(int work_fd, const char *name) {

@@ -19,7 +19,9 @@ typedef struct CopyupIds {
 } CopyupIds;
 
 typedef enum CopyupFlags {
-        COPYUP_NO_FSYNC = 1 << 0, /* skip the fsync of regular file data (tests, fsync=0 mounts) */
+        COPYUP_NO_FSYNC = 1 << 0,  /* skip the fsync of regular file data (tests, fsync=0 mounts) */
+        COPYUP_META_ONLY = 1 << 1, /* regular files: no data, the source's size as one hole (metacopy) */
+        COPYUP_EMPTY = 1 << 2,     /* regular files: no data, size 0 (about to be truncated anyway) */
 } CopyupFlags;
 
 /* Size of the buffer copyup_make_temp() needs for the temporary name. */
@@ -38,6 +40,18 @@ typedef enum CopyupFlags {
 int copyup_make_temp(
                 int src_dirfd,
                 const char *src_name,
+                const struct stat *st,
+                int work_fd,
+                const CopyupIds *ids,
+                const char *private_prefix,
+                unsigned flags,
+                char *ret_name,
+                size_t ret_name_size);
+
+/* The same from SRC_FD, an O_PATH (or any) fd of the source itself, e.g. of an object that has no name
+ * any more. ST must match it as above. */
+int copyup_make_temp_fd(
+                int src_fd,
                 const struct stat *st,
                 int work_fd,
                 const CopyupIds *ids,

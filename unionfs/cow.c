@@ -21,6 +21,7 @@
 #include "fs.h"
 #include "macro.h"
 #include "union.h"
+#include "whiteout.h"
 #include "xattr.h"
 
 int cow_make_whiteout(Union *u, int upper_dirfd, const char *name) {
@@ -42,6 +43,14 @@ static int note_upper(Union *u, Node *n, int dirfd, const char *name) {
         return 0;
 }
 
+/* The index copy TMP (in the work directory) of the lower file ST records where it comes from. */
+static int set_index_origin(Union *u, const char *tmp, const char *key, const struct stat *st) {
+        char origin[96];
+        int len = snprintf(origin, sizeof origin, "%s:%u", key, (unsigned) st->st_nlink);
+        _cleanup_close_ int fd = open_beneath(u->work_fd, tmp, O_PATH | O_NOFOLLOW, 0);
+        return fd < 0 ? fd : xattr_set(fd, u->xattr_origin, origin, (size_t) len, 0);
+}
+
 /* Copy a lower hard link into the index once, then link the index copy to NAME in the upper. */
 static int cow_indexed(Union *u, Node *n, int srcdir, const char *srcname, const struct stat *st,
                        int updir, const char *name) {
@@ -58,12 +67,7 @@ static int cow_indexed(Union *u, Node *n, int srcdir, const char *srcname, const
                              u->xattr_prefix, u->sync_copyup ? 0 : COPYUP_NO_FSYNC, tmp, sizeof tmp);
         if (r < 0)
                 return r;
-        {
-                char origin[96];
-                int len = snprintf(origin, sizeof origin, "%s:%u", key, (unsigned) st->st_nlink);
-                _cleanup_close_ int fd = open_beneath(u->work_fd, tmp, O_PATH | O_NOFOLLOW, 0);
-                r = fd < 0 ? fd : xattr_set(fd, u->xattr_origin, origin, (size_t) len, 0);
-        }
+        r = set_index_origin(u, tmp, key, st);
         if (r >= 0 && renameat2(u->work_fd, tmp, u->index_fd, key, RENAME_NOREPLACE) < 0)
                 r = -errno;
         if (r < 0) {
@@ -89,7 +93,153 @@ static void restore_parent_times(int updir, const struct stat *before) {
         (void) utimensat(AT_FDCWD, proc, ts, 0);
 }
 
-static int cow_one(Union *u, Node *n) {
+/* Mark the copy TMP in the work directory as a metacopy file (its data is still below). */
+static int set_metacopy(Union *u, const char *tmp) {
+        _cleanup_close_ int fd = open_beneath(u->work_fd, tmp, O_PATH | O_NOFOLLOW, 0);
+        if (fd < 0)
+                return fd;
+        /* An empty value, as overlayfs writes it without fs-verity. */
+        return xattr_set(fd, u->xattr_metacopy, "", 0, 0);
+}
+
+/* Complete metacopy node N: its data into its upper file, in place (the file is one hole of the data's
+ * size, and reads still go to the data below until the marker is removed), then the marker goes. With
+ * COW_TRUNC the data is not needed: the file is truncated instead. cow_lock held. */
+static int cow_data(Union *u, Node *n, unsigned flags) {
+        _cleanup_close_ int pfd = -EBADF, wfd = -EBADF, src = -EBADF;
+        struct stat st;
+        char proc[32];
+        int r;
+
+        pfd = union_node_open(u, n, O_PATH, NULL); /* the upper file itself (or the orphan) */
+        if (pfd < 0)
+                return pfd;
+        if (fstat(pfd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EIO;
+        (void) snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+        wfd = open(proc, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (wfd < 0)
+                return -errno;
+        if (flags & COW_TRUNC)
+                r = RET_NERRNO(ftruncate(wfd, 0));
+        else {
+                src = layer_open(u, n->data_layer, n->data_path, O_RDONLY | O_NOFOLLOW);
+                if (src < 0)
+                        return src == -ENOENT || src == -ELOOP || src == -ENOTDIR ? -EIO : src;
+                r = copyup_data(src, wfd, (uint64_t) st.st_size);
+                if (r >= 0 && u->sync_copyup)
+                        r = RET_NERRNO(fsync(wfd));
+                if (r >= 0) {
+                        /* writing the data is not a change the user made */
+                        const struct timespec ts[2] = { st.st_atim, st.st_mtim };
+                        r = RET_NERRNO(futimens(wfd, ts));
+                }
+        }
+        if (r < 0)
+                return r;
+        r = xattr_remove(pfd, u->xattr_metacopy);
+        if (r < 0 && r != -ENODATA)
+                return r;
+        r = xattr_remove(pfd, u->xattr_redirect);
+        if (r < 0 && r != -ENODATA)
+                return r;
+        __atomic_store_n(&n->metacopy, false, __ATOMIC_RELEASE);
+        return 0;
+}
+
+static void node_set_metacopy(Node *n, int data_layer, char *data_path) {
+        if (!n->data_path) {
+                n->data_layer = data_layer;
+                n->data_path = data_path;
+        } else
+                free(data_path);
+        __atomic_store_n(&n->metacopy, true, __ATOMIC_RELEASE);
+}
+
+/* N has no name any more (unlinked or replaced while open) and is still in a lower layer: copy its
+ * object to an anonymous upper file that only N's orphan fd holds, so that a change through an open fd
+ * applies to the open file, as on any filesystem. cow_lock held. */
+static int cow_orphan(Union *u, Node *n, unsigned flags) {
+        _cleanup_close_ int ofd = -EBADF;
+        struct stat st;
+        char tmp[COPYUP_TEMP_NAME_MAX];
+        unsigned cflags = u->sync_copyup ? 0 : COPYUP_NO_FSYNC;
+        bool metacopy = node_is_metacopy(n);
+        int r;
+
+        if (n->orphan_fd < 0)
+                return -ENOENT; /* unlinked while open, and nothing kept of it */
+        if (fstat(n->orphan_fd, &st) < 0)
+                return -errno;
+        if (S_ISREG(st.st_mode) && st.st_nlink > 1 && !metacopy && u->has_upper) {
+                /* A lower hard link whose other names stay: its copy is the index copy they will
+                 * show too, as after a copy-up through a name (cow_indexed()). */
+                char key[64];
+                index_key(key, st.st_dev, st.st_ino);
+                if (faccessat(u->index_fd, key, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno != ENOENT)
+                                return -errno;
+                        r = copyup_make_temp_fd(n->orphan_fd, &st, u->work_fd, &(CopyupIds) { st.st_uid, st.st_gid },
+                                                u->xattr_prefix, cflags & ~COPYUP_EMPTY, tmp, sizeof tmp);
+                        if (r < 0)
+                                return r;
+                        r = set_index_origin(u, tmp, key, &st);
+                        if (r >= 0 && renameat2(u->work_fd, tmp, u->index_fd, key, RENAME_NOREPLACE) < 0)
+                                r = -errno;
+                        if (r < 0) {
+                                (void) copyup_remove_temp(u->work_fd, tmp);
+                                return r;
+                        }
+                }
+                n->lower_dev = st.st_dev;
+                n->lower_ino = st.st_ino;
+                __atomic_store_n(&n->indexed, true, __ATOMIC_RELEASE);
+                node_set_layer(n, UPPER);
+                if (flags & COW_TRUNC) {
+                        _cleanup_close_ int wfd = open_beneath(u->index_fd, key, O_WRONLY | O_NOFOLLOW, 0);
+                        if (wfd < 0 || ftruncate(wfd, 0) < 0)
+                                return wfd < 0 ? wfd : -errno;
+                }
+                return 0;
+        }
+        if (S_ISREG(st.st_mode) && ((flags & COW_TRUNC) || metacopy))
+                cflags |= (flags & COW_TRUNC) ? COPYUP_EMPTY : COPYUP_META_ONLY;
+        r = copyup_make_temp_fd(n->orphan_fd, &st, u->work_fd, &(CopyupIds) { st.st_uid, st.st_gid },
+                                u->xattr_prefix, cflags, tmp, sizeof tmp);
+        if (r < 0)
+                return r;
+        if (metacopy && !(flags & COW_TRUNC)) {
+                /* the data is elsewhere: fill the copy from there */
+                _cleanup_close_ int src = layer_open(u, n->data_layer, n->data_path, O_RDONLY | O_NOFOLLOW);
+                _cleanup_close_ int dst = open_beneath(u->work_fd, tmp, O_WRONLY | O_NOFOLLOW, 0);
+                r = src < 0 ? src : dst < 0 ? dst : copyup_data(src, dst, (uint64_t) st.st_size);
+                if (r >= 0) {
+                        const struct timespec ts[2] = { st.st_atim, st.st_mtim };
+                        r = RET_NERRNO(futimens(dst, ts));
+                }
+        }
+        if (r >= 0) {
+                ofd = open_beneath(u->work_fd, tmp, O_PATH | O_NOFOLLOW, 0);
+                if (ofd < 0)
+                        r = ofd;
+        }
+        if (r < 0) {
+                (void) copyup_remove_temp(u->work_fd, tmp);
+                return r;
+        }
+        if (unlinkat(u->work_fd, tmp, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0)
+                return -errno;
+        /* The same fd number now holds the copy: a thread that just read it gets either object. */
+        if (dup3(ofd, n->orphan_fd, O_CLOEXEC) < 0)
+                return -errno;
+        __atomic_store_n(&n->metacopy, false, __ATOMIC_RELEASE);
+        node_set_layer(n, UPPER);
+        return 0;
+}
+
+static int cow_one(Union *u, Node *n, unsigned flags) {
         _cleanup_free_ char *lpath = NULL;
         _cleanup_(dir_ref_done) DirRef upd = DIR_REF_NULL;
         _cleanup_close_ int srcdir = -EBADF;
@@ -99,6 +249,7 @@ static int cow_one(Union *u, Node *n) {
         struct stat st, pst;
         char tmp[64];
         int layer = node_layer(n);
+        bool meta = false;
         int r;
 
         if (layer == UPPER)
@@ -135,17 +286,29 @@ static int cow_one(Union *u, Node *n) {
         if ((st.st_mode & S_IFMT) != n->type)
                 return -ESTALE; /* lower layers must not change under a mount */
 
-        if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+        if (S_ISREG(st.st_mode) && st.st_nlink > 1 && !node_is_metacopy(n)) {
                 r = cow_indexed(u, n, srcdir, srcname, &st, updir, name);
                 if (r < 0)
                         return r;
         } else {
+                unsigned cflags = u->sync_copyup ? 0 : COPYUP_NO_FSYNC;
+                /* metadata only: for a change of metadata with -o metacopy=on, and always for a
+                 * metacopy file of a lower layer (its data is further down; cow_data() fetches it) */
+                meta = S_ISREG(st.st_mode) && !(flags & COW_TRUNC) &&
+                       (node_is_metacopy(n) || ((flags & COW_META) && u->metacopy));
+                if (meta)
+                        cflags |= COPYUP_META_ONLY;
+                else if (S_ISREG(st.st_mode) && (flags & COW_TRUNC))
+                        cflags |= COPYUP_EMPTY;
                 r = copyup_make_temp(srcdir, srcname, &st, u->work_fd, &(CopyupIds) { st.st_uid, st.st_gid },
-                                     u->xattr_prefix, u->sync_copyup ? 0 : COPYUP_NO_FSYNC, tmp, sizeof tmp);
+                                     u->xattr_prefix, cflags, tmp, sizeof tmp);
                 if (r < 0)
                         return r;
-                if (renameat2(u->work_fd, tmp, updir, name, RENAME_NOREPLACE) < 0) {
+                if (meta)
+                        r = set_metacopy(u, tmp);
+                if (r >= 0 && renameat2(u->work_fd, tmp, updir, name, RENAME_NOREPLACE) < 0)
                         r = -errno;
+                if (r < 0) {
                         (void) copyup_remove_temp(u->work_fd, tmp);
                         return r;
                 }
@@ -156,16 +319,20 @@ static int cow_one(Union *u, Node *n) {
                 return r;
         if (S_ISDIR(st.st_mode))
                 __atomic_store_n(&n->merged, true, __ATOMIC_RELAXED); /* upper + lower from now on */
+        if (meta && !node_is_metacopy(n))
+                node_set_metacopy(n, layer, TAKE_PTR(lpath));
+        if (!meta && (flags & COW_TRUNC))
+                __atomic_store_n(&n->metacopy, false, __ATOMIC_RELEASE);
         node_set_layer(n, UPPER);
         return 0;
 }
 
-int cow_node(Union *u, Node *n) {
+int cow_node_flags(Union *u, Node *n, unsigned flags) {
         Node *chain[256];
         size_t depth = 0;
         int r = 0;
 
-        if (node_layer(n) == UPPER)
+        if (node_layer(n) == UPPER && ((flags & COW_META) || !node_is_metacopy(n)))
                 return 0;
         if (!u->has_upper || u->readonly)
                 return -EROFS;
@@ -188,18 +355,37 @@ int cow_node(Union *u, Node *n) {
                 if (depth == 0)
                         break;
                 for (size_t i = depth; i > 0; i--) {
-                        r = cow_one(u, chain[i - 1]);
+                        r = cow_one(u, chain[i - 1], 0);
                         if (r < 0)
                                 goto out;
                 }
         }
-        if (n->n_aliases == 0 && n != u->root)
-                r = -ENOENT; /* unlinked while open: there is no name to copy up to */
-        else
-                r = cow_one(u, n);
+        if (node_layer(n) != UPPER)
+                r = node_unlinked(u, n) ? cow_orphan(u, n, flags) : cow_one(u, n, flags);
+        if (r >= 0 && !(flags & COW_META) && node_is_metacopy(n))
+                r = cow_data(u, n, flags);
 out:
         pthread_mutex_unlock(&u->cow_lock);
         return r;
+}
+
+int cow_metacopy_redirect(Union *u, Node *n, int upper_dirfd, const char *name) {
+        _cleanup_free_ char *value = NULL;
+        size_t size;
+        int r;
+
+        if (!node_is_metacopy(n))
+                return 0;
+        /* Absolute, so that it holds wherever the file goes; as long as overlayfs takes one. */
+        if (strlen(n->data_path) + 2 > 256)
+                return -EXDEV;
+        r = whiteout_redirect_encode(n->data_path, &value, &size);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int fd = open_beneath(upper_dirfd, name, O_PATH | O_NOFOLLOW, 0);
+        if (fd < 0)
+                return fd;
+        return xattr_set(fd, u->xattr_redirect, value, size, 0);
 }
 
 int cow_name(Union *u, Node *n, int upper_dirfd, const char *name) {

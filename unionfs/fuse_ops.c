@@ -52,6 +52,8 @@ void union_fuse_configure(const UnionFuseConfig *c) {
 typedef struct Handle {
         int fd;
         bool lower;           /* opened in a lower layer: reopened from the upper after a copy-up */
+        bool data_only;       /* the lower data of a metacopy file: read through it, but its attributes
+                               * are the node's; reopened once the data is copied up */
         int flags;
         Node *node;
         unsigned breaks;      /* node->breaks when fd was opened: reopened after a break */
@@ -98,8 +100,8 @@ static void reply_status(fuse_req_t req, int r) {
 }
 
 static void shown_attr(Union *u, struct stat *st) {
-        st->st_uid = idmap_to_shown(&u->uidmap, st->st_uid);
-        st->st_gid = idmap_to_shown(&u->gidmap, st->st_gid);
+        st->st_uid = u->squash_uid >= 0 ? (uid_t) u->squash_uid : idmap_to_shown(&u->uidmap, st->st_uid);
+        st->st_gid = u->squash_gid >= 0 ? (gid_t) u->squash_gid : idmap_to_shown(&u->gidmap, st->st_gid);
 }
 
 /* Waiting for the name tree lock is blocking: hand the request loop over first. */
@@ -204,6 +206,7 @@ int union_root_init(Union *u) {
         root->ino = union_ino(u, st.st_dev, st.st_ino);
         root->refs = 1;
         root->upper_fd = -EBADF; /* the upper layer's own fd serves */
+        root->orphan_fd = -EBADF;
         root->hashed = false; /* found through FUSE_ROOT_ID, never by number */
         u->root = root;
         return 0;
@@ -280,13 +283,16 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         struct stat st;
         int r;
 
-        if (fi && fi->fh) {
-                Handle *h = (Handle *) (uintptr_t) fi->fh;
-                int fd = handle_fd(u, h);
+        Handle *h = fi && fi->fh ? (Handle *) (uintptr_t) fi->fh : NULL;
+        if (h && (handle_fd(u, h), !h->data_only)) {
+                int fd = h->fd;
                 r = RET_NERRNO(fstat(fd, &st));
                 if (r >= 0) {
+                        union_override_stat(u, fd, &st);
                         if (!h->lower)
                                 union_fix_nlink(u, fd, &st);
+                        else if (node_unlinked(u, n) && !S_ISDIR(st.st_mode) && st.st_nlink > 0)
+                                st.st_nlink--; /* the lower keeps the name the merged view lost */
                         st.st_ino = (ino_t) n->ino;
                         if (n == u->root)
                                 union_root_attr_apply(u, &st);
@@ -337,12 +343,14 @@ static int do_setattr(Union *u, Node *n, struct stat *attr, int to_set, struct f
         char name[NAME_MAX + 1] = "";
         int dirfd, r;
 
-        r = cow_node(u, n);
+        /* Only a new size needs the data (-o metacopy=on: mode, owner and times copy none); a size of
+         * 0 needs none either. */
+        r = cow_node_flags(u, n, !(to_set & FUSE_SET_ATTR_SIZE) ? COW_META : attr->st_size == 0 ? COW_TRUNC : 0);
         if (r < 0)
                 return r;
-        /* Changes go to NAME beneath its upper directory with *at(AT_SYMLINK_NOFOLLOW) calls; the root
-         * and index copies, which have no such name, through an O_PATH fd of their own. */
-        if (n != u->root && !__atomic_load_n(&n->indexed, __ATOMIC_ACQUIRE)) {
+        /* Changes go to NAME beneath its upper directory with *at(AT_SYMLINK_NOFOLLOW) calls; the root,
+         * index copies and objects without a name any more through an O_PATH fd of their own. */
+        if (n != u->root && !__atomic_load_n(&n->indexed, __ATOMIC_ACQUIRE) && !node_unlinked(u, n)) {
                 r = union_upper_parent(u, n, name, &pd);
                 if (r < 0)
                         return r;
@@ -409,6 +417,18 @@ static int do_setattr(Union *u, Node *n, struct stat *attr, int to_set, struct f
                 if (r < 0)
                         return r;
         }
+        if (u->override_xattr && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+                /* xattr_permissions=: the override xattr, which wins when shown, follows the change */
+                struct stat st;
+                _cleanup_close_ int ofd = union_node_open(u, n, O_PATH, NULL);
+                if (ofd < 0)
+                        return ofd;
+                if (fstat(ofd, &st) < 0)
+                        return -errno;
+                r = union_write_override(u, ofd, &st);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -468,7 +488,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         int r = 0;
 
         ns_read(u);
-        if (n != u->root && n->n_aliases == 0 && !(to_set & ~SETATTR_TIMES)) {
+        if (node_unlinked(u, n) && (n->orphan_fd < 0 || setattr_is_noop(u, n, attr, to_set)) &&
+            !(to_set & ~SETATTR_TIMES)) {
                 r = setattr_unlinked(n, attr, to_set, fi, &st);
                 ns_unlock(u);
                 if (r < 0)
@@ -828,9 +849,31 @@ static int remove_upper(Union *u, int pfd, const char *name, bool is_dir, bool l
         return 0;
 }
 
+/* Before N loses NAME in PARENT: when that is its last name and the kernel still knows N (an open
+ * file, a cwd, an O_PATH fd may keep using it), an O_PATH fd of its object, to keep as its orphan fd
+ * once the name is gone (node_keep_orphan()). -EBADF when not needed or not possible. UPPER_DIRFD: the
+ * upper directory holding NAME when N's object is in the upper. */
+static int orphan_prepare(Union *u, Node *n, Node *parent, const char *name, int upper_dirfd) {
+        bool last;
+
+        if (n == u->root || __atomic_load_n(&n->indexed, __ATOMIC_ACQUIRE) || n->orphan_fd >= 0 ||
+            __atomic_load_n(&u->n_orphan_fds, __ATOMIC_RELAXED) >= UNION_MAX_ORPHAN_FDS)
+                return -EBADF;
+        pthread_mutex_lock(&u->table_lock);
+        last = n->nlookup > 0 && n->n_aliases == 1 && n->aliases[0].parent == parent &&
+               streq(n->aliases[0].name, name);
+        pthread_mutex_unlock(&u->table_lock);
+        if (!last)
+                return -EBADF;
+        if (node_layer(n) == UPPER)
+                return upper_dirfd >= 0 ? open_beneath(upper_dirfd, name, O_PATH | O_NOFOLLOW, 0) : -EBADF;
+        return union_node_open(u, n, O_PATH, NULL);
+}
+
 static int do_remove(Union *u, Node *parent, const char *name, bool is_dir) {
         _cleanup_(lookup_result_done) LookupResult lr = {};
         _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;
+        _cleanup_close_ int ofd = -EBADF;
         Node *n = NULL;
         bool lower_exists;
         int r;
@@ -869,6 +912,7 @@ static int do_remove(Union *u, Node *parent, const char *name, bool is_dir) {
         r = union_upper_dir(u, parent, &pd);
         if (r < 0)
                 goto out;
+        ofd = orphan_prepare(u, n, parent, name, pd.fd);
         if (lr.layer == UPPER) {
                 struct stat st;
                 bool known = fstatat(pd.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
@@ -877,8 +921,11 @@ static int do_remove(Union *u, Node *parent, const char *name, bool is_dir) {
                         union_forget_upper(u, &st);
         } else
                 r = cow_make_whiteout(u, pd.fd, name);
-        if (r >= 0)
+        if (r >= 0) {
                 node_remove_alias(u, n, parent, name);
+                if (node_unlinked(u, n))
+                        node_keep_orphan(u, n, TAKE_FD(ofd));
+        }
 out:
         node_unref(u, n, 1);
         return r;
@@ -987,6 +1034,7 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
         _cleanup_(lookup_result_done) LookupResult src = {}, dst = {};
         _cleanup_(move_plan_done) MovePlan splan = {}, dplan = {};
         _cleanup_(dir_ref_done) DirRef pd1 = DIR_REF_NULL, pd2 = DIR_REF_NULL;
+        _cleanup_close_ int ofd = -EBADF;
         int pfd1, pfd2;
         Node *sn = NULL, *dn = NULL;
         bool exchange = flags & RENAME_EXCHANGE;
@@ -1047,8 +1095,10 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
             (exchange && (r = plan_move(u, dn, src_lower, &dplan)) < 0))
                 goto out;
 
-        if ((r = cow_node(u, p1)) < 0 || (r = cow_node(u, p2)) < 0 || (r = cow_node(u, sn)) < 0 ||
-            (exchange && (r = cow_node(u, dn)) < 0))
+        /* A file moves with its metadata only (-o metacopy=on): a metacopy file gets a redirect to its
+         * data below, or, where the path is too long for one, its data. */
+        if ((r = cow_node(u, p1)) < 0 || (r = cow_node(u, p2)) < 0 || (r = cow_node_flags(u, sn, COW_META)) < 0 ||
+            (exchange && (r = cow_node_flags(u, dn, COW_META)) < 0))
                 goto out;
         if ((r = union_upper_dir(u, p1, &pd1)) < 0 || (r = union_upper_dir(u, p2, &pd2)) < 0)
                 goto out;
@@ -1056,6 +1106,14 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
         pfd2 = pd2.fd;
         if ((r = cow_name(u, sn, pfd1, name)) < 0 || (exchange && (r = cow_name(u, dn, pfd2, newname)) < 0))
                 goto out;
+        if ((r = cow_metacopy_redirect(u, sn, pfd1, name)) == -EXDEV)
+                r = cow_node(u, sn);
+        if (r >= 0 && exchange && (r = cow_metacopy_redirect(u, dn, pfd2, newname)) == -EXDEV)
+                r = cow_node(u, dn);
+        if (r < 0)
+                goto out;
+        if (dn && !exchange)
+                ofd = orphan_prepare(u, dn, p2, newname, pfd2);
         if (!exchange && (r = clear_target(u, pfd2, newname, is_dir)) < 0)
                 goto out;
         if ((r = apply_move(u, sn, pfd1, name, &splan)) < 0 ||
@@ -1074,8 +1132,11 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
         if (replacing)
                 union_forget_upper(u, &replaced);
 
-        if (dn && !exchange)
+        if (dn && !exchange) {
                 node_remove_alias(u, dn, p2, newname);
+                if (node_unlinked(u, dn))
+                        node_keep_orphan(u, dn, TAKE_FD(ofd));
+        }
         r = node_move_alias(u, sn, p1, name, p2, newname);
         if (r >= 0 && exchange)
                 r = node_move_alias(u, dn, p2, newname, p1, name);
@@ -1201,13 +1262,20 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         Union *u = req_union(req);
         Node *n = node_of(u, ino);
-        bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+        int acc = fi->flags & O_ACCMODE;
+        bool trunc = fi->flags & O_TRUNC;
+        /* O_TRUNC truncates whatever the access mode, O_RDONLY included, as open(2) does. Access mode 3
+         * (neither read nor write: ioctls only) changes nothing and needs no copy. */
+        bool writing = acc == O_WRONLY || acc == O_RDWR || trunc;
         int flags = open_flags_for(fi->flags);
         int layer = -1, fd, r = 0;
-        bool writer = false;
+        bool writer = false, data_only = false;
         dev_t wdev = 0;
         ino_t wino = 0;
         unsigned breaks;
+
+        if (acc == O_ACCMODE)
+                flags = (flags & ~O_ACCMODE) | O_RDONLY; /* the kernel refuses reads and writes on it */
 
         /* Writing: a file shared with a snapshot gets its own copy first, and a writable handle is
          * never on a shared inode (a snapshot copies files open for writing). */
@@ -1218,13 +1286,22 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         } else
                 ns_read(u);
         breaks = __atomic_load_n(&n->breaks, __ATOMIC_ACQUIRE);
-        /* Copy up at open, never on first write: with the writeback cache writes arrive late. */
+        /* Copy up at open, never on first write: with the writeback cache writes arrive late. A copy
+         * about to be truncated needs no data. */
         if (writing)
-                r = cow_node(u, n);
+                r = cow_node_flags(u, n, trunc ? COW_TRUNC : 0);
+        else
+                data_only = node_is_metacopy(n);
         fd = r < 0 ? r : union_node_open(u, n, flags, &layer);
-        if (fd >= 0 && (fi->flags & O_TRUNC) && ftruncate(fd, 0) < 0) {
-                r = -errno;
-                fd = safe_close(fd);
+        if (fd >= 0 && trunc) {
+                if ((flags & O_ACCMODE) == O_RDONLY) {
+                        /* a read-only handle: truncate through a writable fd of the same (upper) file */
+                        _cleanup_close_ int wfd = union_node_open(u, n, O_WRONLY, NULL);
+                        r = wfd < 0 ? wfd : RET_NERRNO(ftruncate(wfd, 0));
+                } else
+                        r = RET_NERRNO(ftruncate(fd, 0));
+                if (r < 0)
+                        fd = safe_close(fd);
         }
         if (fd >= 0 && flags_may_write(flags) && layer == UPPER && u->has_upper) {
                 r = writer_add(u, fd, &wdev, &wino);
@@ -1245,6 +1322,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
                         (void) inocount_add(&u->writers, wdev, wino, -1);
                 return reply_err(req, -ENOMEM);
         }
+        h->data_only = data_only && layer != UPPER;
         h->writer = writer;
         h->wdev = wdev;
         h->wino = wino;
@@ -1255,9 +1333,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 }
 
 /* A read-only handle opened before its file was copied up, or before the upper file was replaced by
- * a break (cow_unshare()), must see the copy from then on: the other handles and the kernel's page
- * cache for the node do. (Writable handles never need this: they are never on a shared inode.) */
+ * a break (cow_unshare()), or on the lower data of a metacopy file that got its data since, must see the
+ * copy from then on: the other handles and the kernel's page cache for the node do. (Writable handles
+ * never need this: they are never on a shared inode, nor on a lower one.) */
 static bool handle_stale(Handle *h) {
+        if (h->data_only)
+                return !node_is_metacopy(h->node);
         if (h->lower)
                 return node_layer(h->node) == UPPER;
         return __atomic_load_n(&h->breaks, __ATOMIC_ACQUIRE) != __atomic_load_n(&h->node->breaks, __ATOMIC_ACQUIRE);
@@ -1268,15 +1349,18 @@ static int handle_fd(Union *u, Handle *h) {
                 return h->fd;
         pthread_mutex_lock(&h->lock);
         if (handle_stale(h)) {
+                int layer = -1;
                 ns_read(u);
                 unsigned breaks = __atomic_load_n(&h->node->breaks, __ATOMIC_ACQUIRE);
-                int fd = union_node_open(u, h->node, h->flags, NULL);
+                bool data_only = node_is_metacopy(h->node);
+                int fd = union_node_open(u, h->node, h->flags, &layer);
                 ns_unlock(u);
                 if (fd >= 0) {
                         int old = h->fd;
                         /* dup2 keeps the number stable for threads that already read h->fd */
                         if (dup3(fd, old, O_CLOEXEC) >= 0) {
-                                h->lower = false;
+                                h->lower = layer != UPPER;
+                                h->data_only = data_only && layer != UPPER;
                                 __atomic_store_n(&h->breaks, breaks, __ATOMIC_RELEASE);
                         }
                         safe_close(fd);
@@ -1327,6 +1411,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
         Handle *h = (Handle *) (uintptr_t) fi->fh;
+        /* volatile (fsync=0): nothing is flushed. ENOSYS makes the kernel answer every later fsync of
+         * the mount with success by itself, without asking us again. */
+        if (!req_union(req)->sync_copyup)
+                return (void) fuse_reply_err(req, ENOSYS);
         worker_may_block();
         int r = RET_NERRNO(datasync ? fdatasync(h->fd) : fsync(h->fd));
         reply_status(req, r);
@@ -1439,6 +1527,8 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
         Union *u = req_union(req);
+        if (!u->sync_copyup)
+                return (void) fuse_reply_err(req, ENOSYS); /* volatile: as op_fsync() */
         worker_may_block();
         ns_read(u);
         int fd = union_node_open(u, node_of(u, ino), O_RDONLY | O_DIRECTORY, NULL);
@@ -1495,11 +1585,20 @@ static bool node_has_no_xattrs(Node *n) {
         return __atomic_load_n(&n->no_xattrs, __ATOMIC_ACQUIRE);
 }
 
+/* xattr_permissions=: fuse-overlayfs's override xattrs are the mount's bookkeeping, not the user's. */
+static bool xattr_is_override(Union *u, const char *name) {
+        return u->override_xattr && (streq(name, "security.fuseoverlayfs.override_stat") ||
+                                     streq(name, "user.containers.override_stat") ||
+                                     streq(name, "user.fuseoverlayfs.override_stat"));
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
         Union *u = req_union(req);
         _cleanup_free_ char *buf = NULL, *disk = NULL;
 
-        if (node_has_no_xattrs(node_of(u, ino)))
+        if (u->noxattrs)
+                return reply_err(req, -EOPNOTSUPP);
+        if (node_has_no_xattrs(node_of(u, ino)) || xattr_is_override(u, name))
                 return reply_err(req, -ENODATA);
 
         int r = xattr_disk_name(u, name, &disk);
@@ -1527,6 +1626,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
         _cleanup_free_ char *list = NULL, *out = NULL;
         size_t n = 0, used = 0;
 
+        if (u->noxattrs)
+                return reply_err(req, -EOPNOTSUPP);
         if (node_has_no_xattrs(node_of(u, ino))) {
                 if (size == 0)
                         fuse_reply_xattr(req, 0);
@@ -1551,7 +1652,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
                 char buf[XATTR_NAME_MAX + 1];
                 size_t len = strnlen(list + i, n - i);
                 const char *shown = xattr_shown_name(u, list + i, buf, sizeof buf);
-                if (shown) {
+                if (shown && !xattr_is_override(u, shown)) {
                         size_t k = strlen(shown) + 1; /* never longer than the name on disk */
                         memcpy(out + used, shown, k);
                         used += k;
@@ -1568,10 +1669,14 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 
 static int change_xattr(Union *u, Node *n, const char *name, const char *value, size_t size, int flags, bool remove) {
         _cleanup_free_ char *disk = NULL;
+        if (u->noxattrs)
+                return -EOPNOTSUPP;
+        if (xattr_is_override(u, name))
+                return -EPERM;
         int r = xattr_disk_name(u, name, &disk);
         if (r < 0)
                 return r;
-        r = cow_node(u, n);
+        r = cow_node_flags(u, n, COW_META);
         if (r < 0)
                 return r;
         _cleanup_close_ int fd = union_node_open(u, n, O_PATH, NULL);

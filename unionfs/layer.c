@@ -315,6 +315,14 @@ int union_init(Union *u, const UnionOptions *o) {
         u->gidmap = o->gidmap;
         u->redirect_dir = o->redirect_dir;
         u->sync_copyup = o->sync_copyup;
+        u->metacopy = o->metacopy;
+        u->static_nlink = o->static_nlink;
+        u->noxattrs = o->noxattrs;
+        /* squash_to_uid/gid win over squash_to_root, as in fuse-overlayfs */
+        u->squash_uid = o->squash_uid >= 0 ? o->squash_uid : o->squash_to_root ? 0 : -1;
+        u->squash_gid = o->squash_gid >= 0 ? o->squash_gid : o->squash_to_root ? 0 : -1;
+        u->override_xattr = o->xattr_permissions == 1 ? "security.fuseoverlayfs.override_stat" :
+                            o->xattr_permissions == 2 ? "user.containers.override_stat" : NULL;
         u->snapshot = o->snapshot;
         u->timeout = o->timeout;
         /* trusted.* needs CAP_SYS_ADMIN; without it (a rootless mount) use the user.* form, as the
@@ -323,6 +331,7 @@ int union_init(Union *u, const UnionOptions *o) {
         snprintf(u->xattr_opaque, sizeof u->xattr_opaque, "%sopaque", u->xattr_prefix);
         snprintf(u->xattr_redirect, sizeof u->xattr_redirect, "%sredirect", u->xattr_prefix);
         snprintf(u->xattr_origin, sizeof u->xattr_origin, "%ssandbox.origin", u->xattr_prefix);
+        snprintf(u->xattr_metacopy, sizeof u->xattr_metacopy, "%smetacopy", u->xattr_prefix);
 
         if (o->upperdir) {
                 r = open_layer_dir(o->upperdir, &u->layers[u->n_layers]);

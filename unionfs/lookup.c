@@ -24,6 +24,8 @@
 void lookup_result_done(LookupResult *r) {
         free(r->redirect);
         r->redirect = NULL;
+        free(r->data_path);
+        r->data_path = NULL;
 }
 
 static bool dir_is_opaque(const Union *u, int fd) {
@@ -42,6 +44,22 @@ static int read_redirect(const Union *u, int fd, const char *parent_lower, char 
         if (whiteout_redirect_decode(buf, (size_t) n, parent_lower, ret) < 0)
                 return 0;
         return buf[0] == '/' ? 2 : 1; /* absolute: found from the root, in all layers below */
+}
+
+/* Whether the regular file FD (ST) is a metacopy file: an upper copy with metadata only, whose data
+ * is the file of the same path (or of its redirect) in a layer below. 1 yes, 0 no; -EPERM when the
+ * mount does not follow them (no -o metacopy=on), as overlayfs refuses them then. Without metacopy=on
+ * only files without any block are asked (a metacopy file is a hole of the data's size), so that
+ * ordinary lookups cost no getxattr. */
+static int file_is_metacopy(const Union *u, int fd, const struct stat *st) {
+        if (!S_ISREG(st->st_mode) || (!u->metacopy && (st->st_blocks != 0 || st->st_size == 0)))
+                return 0;
+        ssize_t n = xattr_get(fd, u->xattr_metacopy, NULL, 0);
+        if (n == -ENODATA || n == -EOPNOTSUPP)
+                return 0;
+        if (n < 0)
+                return (int) n;
+        return u->metacopy ? 1 : -EPERM;
 }
 
 void index_key(char buf[static 64], dev_t dev, ino_t ino) {
@@ -196,32 +214,53 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
                                 ino_t real = r.st.st_ino;
                                 snapshot_fix_nlink(u, &r.st); /* before: needs the real number */
                                 r.st.st_ino = (ino_t) union_ino(u, r.st.st_dev, real);
-                                if (S_ISREG(r.st.st_mode) && r.st.st_nlink > 1) {
+                                bool ask_metacopy = S_ISREG(r.st.st_mode) &&
+                                                    (u->metacopy || (r.st.st_blocks == 0 && r.st.st_size > 0));
+                                if (S_ISREG(r.st.st_mode) && (r.st.st_nlink > 1 || ask_metacopy)) {
                                         _cleanup_close_ int fd = open_beneath(pfd, name, O_PATH | O_NOFOLLOW, 0);
-                                        if (fd >= 0)
+                                        if (fd >= 0 && r.st.st_nlink > 1)
                                                 apply_origin(u, fd, &r);
+                                        n = fd >= 0 && !r.indexed ? file_is_metacopy(u, fd, &r.st) : 0;
+                                        if (n < 0)
+                                                return n;
+                                        if (n > 0) {
+                                                /* the data is below: go on looking, at the redirect if any */
+                                                n = node_layer_path(u, parent, UPPER + 1, &plower);
+                                                if (n < 0)
+                                                        return n;
+                                                n = read_redirect(u, fd, plower, &r.redirect);
+                                                if (n < 0)
+                                                        return n;
+                                                if (n == 2)
+                                                        last = u->root->last_layer;
+                                                r.redirect_layer = UPPER;
+                                                r.metacopy = true;
+                                        }
                                 }
-                                *ret = r;
-                                return 0;
-                        }
-                        is_dir = true;
-                        r.st.st_ino = (ino_t) union_ino(u, r.st.st_dev, r.st.st_ino);
-                        _cleanup_close_ int fd = open_beneath(pfd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
-                        if (fd < 0)
-                                return fd == -ENOTDIR || fd == -ELOOP ? -EIO : fd; /* swapped meanwhile */
-                        if (dir_is_opaque(u, fd))
-                                stop = true;
-                        else {
-                                /* a relative redirect names a sibling in the parent's lower directory */
-                                n = node_layer_path(u, parent, UPPER + 1, &plower);
-                                if (n < 0)
-                                        return n;
-                                n = read_redirect(u, fd, plower, &r.redirect);
-                                if (n < 0)
-                                        return n;
-                                if (n == 2)
-                                        last = u->root->last_layer;
-                                r.redirect_layer = UPPER;
+                                if (!r.metacopy) {
+                                        *ret = r;
+                                        return 0;
+                                }
+                        } else {
+                                is_dir = true;
+                                r.st.st_ino = (ino_t) union_ino(u, r.st.st_dev, r.st.st_ino);
+                                _cleanup_close_ int fd = open_beneath(pfd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
+                                if (fd < 0)
+                                        return fd == -ENOTDIR || fd == -ELOOP ? -EIO : fd; /* swapped meanwhile */
+                                if (dir_is_opaque(u, fd))
+                                        stop = true;
+                                else {
+                                        /* a relative redirect names a sibling in the parent's lower directory */
+                                        n = node_layer_path(u, parent, UPPER + 1, &plower);
+                                        if (n < 0)
+                                                return n;
+                                        n = read_redirect(u, fd, plower, &r.redirect);
+                                        if (n < 0)
+                                                return n;
+                                        if (n == 2)
+                                                last = u->root->last_layer;
+                                        r.redirect_layer = UPPER;
+                                }
                         }
                 } else if (errno != ENOENT)
                         return -errno;
@@ -270,6 +309,34 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
                         return -errno;
                 }
                 r.lower_exists = true;
+                if (r.metacopy && !r.data_path) {
+                        /* The data of the metacopy file found above: the first regular file below that
+                         * is not a metacopy file itself (those are passed, following their redirect). */
+                        if (!S_ISREG(st.st_mode))
+                                break;
+                        n = file_is_metacopy(u, fd, &st);
+                        if (n < 0) {
+                                lookup_result_done(&r);
+                                return n;
+                        }
+                        if (n > 0) {
+                                char *redir = NULL;
+                                _cleanup_free_ char *pl = NULL;
+                                int kind = node_layer_path(u, parent, i + 1, &pl) >= 0 ? read_redirect(u, fd, pl, &redir) : 0;
+                                if (kind > 0) {
+                                        if (kind == 2)
+                                                last = u->root->last_layer;
+                                        free(lpath);
+                                        lpath = NULL;
+                                        free(r.redirect);
+                                        r.redirect = redir;
+                                }
+                                continue;
+                        }
+                        r.data_layer = i;
+                        r.data_path = TAKE_PTR(lpath);
+                        break;
+                }
                 if (whiteout_is_whiteout(&st))
                         break;
                 if (!found) {
@@ -297,6 +364,28 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
                                 } else if (S_ISREG(st.st_mode)) {
                                         r.lower_dev = st.st_dev;
                                         r.lower_ino = st.st_ino;
+                                }
+                                n = S_ISREG(st.st_mode) && !r.indexed ? file_is_metacopy(u, fd, &st) : 0;
+                                if (n < 0) {
+                                        lookup_result_done(&r);
+                                        return n;
+                                }
+                                if (n > 0) {
+                                        /* a lower layer made from an upper: its data is further down */
+                                        char *redir = NULL;
+                                        _cleanup_free_ char *pl = NULL;
+                                        int kind = node_layer_path(u, parent, i + 1, &pl) >= 0 ?
+                                                   read_redirect(u, fd, pl, &redir) : 0;
+                                        if (kind > 0) {
+                                                if (kind == 2)
+                                                        last = u->root->last_layer;
+                                                free(lpath);
+                                                lpath = NULL;
+                                                free(r.redirect);
+                                                r.redirect = redir;
+                                        }
+                                        r.metacopy = true;
+                                        continue;
                                 }
                                 break;
                         }
@@ -332,6 +421,15 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
                 *ret = (LookupResult) { .lower_exists = lower, .layer = -1 };
                 return -ENOENT;
         }
+        if (!is_dir) {
+                /* A file's redirect only leads to its data; nodes keep that as data_path. */
+                free(r.redirect);
+                r.redirect = NULL;
+                if (r.metacopy && !r.data_path) {
+                        lookup_result_done(&r);
+                        return -EIO; /* as overlayfs: a metacopy file whose data is nowhere below */
+                }
+        }
         if (is_dir && r.layer == UPPER && r.last_layer > UPPER)
                 r.merged = true;
         *ret = r;
@@ -362,8 +460,22 @@ int union_name_in_lower(Union *u, Node *parent, const char *name, bool *ret) {
         return 0;
 }
 
-/* Open the real object of N. For a lower hard link already copied up, that is the index copy.
- * Upper objects are opened beneath their parent's cached directory fd. */
+/* A new fd on the object N's orphan fd holds (see Node.orphan_fd), with FLAGS: through the fd's magic
+ * link, which leads to exactly that inode (the object has no name to be opened by). */
+static int orphan_open(const Node *n, int flags) {
+        char p[32];
+
+        if (flags & O_PATH)
+                return RET_NERRNO(fcntl(n->orphan_fd, F_DUPFD_CLOEXEC, 3));
+        if (S_ISLNK(n->type))
+                return -ELOOP;
+        (void) snprintf(p, sizeof p, "/proc/self/fd/%d", n->orphan_fd);
+        return RET_NERRNO(open(p, (flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL | O_TRUNC)) | O_CLOEXEC | O_NOCTTY));
+}
+
+/* Open the real object of N. For a lower hard link already copied up, that is the index copy; for a
+ * metacopy file opened for reading (not O_PATH), its data in the layer below. Upper objects are opened
+ * beneath their parent's cached directory fd. Nothing but the upper is ever opened for writing. */
 int union_node_open(Union *u, Node *n, int flags, int *ret_layer) {
         _cleanup_free_ char *path = NULL;
         int layer = node_layer(n);
@@ -376,6 +488,15 @@ int union_node_open(Union *u, Node *n, int flags, int *ret_layer) {
                 index_key(key, n->lower_dev, n->lower_ino);
                 r = open_beneath(u->index_fd, key, flags | O_NOFOLLOW, 0);
                 layer = UPPER;
+        } else if (!(flags & O_PATH) && node_is_metacopy(n)) {
+                if ((flags & O_ACCMODE) != O_RDONLY)
+                        return -EIO; /* the data must be copied up first (cow_node) */
+                r = layer_open(u, n->data_layer, n->data_path, flags | O_NOFOLLOW);
+                layer = n->data_layer;
+        } else if (node_unlinked(u, n)) {
+                if (n->orphan_fd < 0)
+                        return -ENOENT; /* unlinked, and nothing kept: reachable through open handles only */
+                r = orphan_open(n, flags);
         } else if (u->has_upper && layer == UPPER && S_ISDIR(n->type)) {
                 _cleanup_(dir_ref_done) DirRef d = DIR_REF_NULL;
                 r = union_upper_dir(u, n, &d);
@@ -390,6 +511,8 @@ int union_node_open(Union *u, Node *n, int flags, int *ret_layer) {
                         return r;
                 r = open_beneath(pd.fd, name, flags | O_NOFOLLOW, 0);
         } else {
+                if ((flags & O_ACCMODE) != O_RDONLY && !(flags & O_PATH))
+                        return -EROFS; /* a lower layer: copy-up comes first */
                 r = node_layer_path(u, n, layer, &path);
                 if (r < 0)
                         return r;
@@ -400,11 +523,42 @@ int union_node_open(Union *u, Node *n, int flags, int *ret_layer) {
         return r;
 }
 
+void union_override_stat(Union *u, int fd, struct stat *st) {
+        char buf[96];
+        unsigned uid, gid, mode;
+
+        if (!u->override_xattr)
+                return;
+        ssize_t n = xattr_get(fd, u->override_xattr, buf, sizeof buf - 1);
+        if (n == -ENODATA && streq(u->override_xattr, "user.containers.override_stat"))
+                n = xattr_get(fd, "user.fuseoverlayfs.override_stat", buf, sizeof buf - 1);
+        if (n <= 0)
+                return;
+        buf[n] = '\0';
+        /* "UID:GID:MODE", later versions append ":TYPE..." */
+        if (sscanf(buf, "%u:%u:%o", &uid, &gid, &mode) != 3)
+                return;
+        st->st_uid = uid;
+        st->st_gid = gid;
+        st->st_mode = (st->st_mode & S_IFMT) | (mode & 07777);
+}
+
+int union_write_override(Union *u, int fd, const struct stat *st) {
+        char buf[96];
+
+        if (!u->override_xattr)
+                return 0;
+        int len = snprintf(buf, sizeof buf, "%u:%u:%o", (unsigned) st->st_uid, (unsigned) st->st_gid,
+                           (unsigned) (st->st_mode & 07777));
+        return xattr_set(fd, u->override_xattr, buf, (size_t) len, 0);
+}
+
 int union_node_stat(Union *u, Node *n, struct stat *ret) {
         struct stat st;
         int layer = node_layer(n);
 
-        if (u->has_upper && layer == UPPER && !S_ISDIR(n->type) && !__atomic_load_n(&n->indexed, __ATOMIC_ACQUIRE)) {
+        if (u->has_upper && layer == UPPER && !S_ISDIR(n->type) && !__atomic_load_n(&n->indexed, __ATOMIC_ACQUIRE) &&
+            !node_unlinked(u, n)) {
                 /* the common case, in one call: an upper file seen from its parent */
                 char name[NAME_MAX + 1];
                 _cleanup_(dir_ref_done) DirRef pd = DIR_REF_NULL;
@@ -430,9 +584,23 @@ int union_node_stat(Union *u, Node *n, struct stat *ret) {
         }
         if ((st.st_mode & S_IFMT) != n->type)
                 return -EIO; /* the name now holds another object: the layer changed under us */
+        if (node_unlinked(u, n) && layer != UPPER && !S_ISDIR(st.st_mode) && st.st_nlink > 0)
+                st.st_nlink--; /* a lower object keeps its name there: count the one the merged view lost */
+        if (node_is_metacopy(n)) {
+                /* the blocks are the data's (an upper metacopy file is one hole), as overlayfs shows */
+                struct stat dst;
+                _cleanup_close_ int dfd = layer_open(u, n->data_layer, n->data_path, O_PATH | O_NOFOLLOW);
+                if (dfd >= 0 && fstat(dfd, &dst) >= 0)
+                        st.st_blocks = dst.st_blocks;
+        }
         st.st_ino = (ino_t) n->ino;
-        if (S_ISDIR(st.st_mode) && __atomic_load_n(&n->merged, __ATOMIC_RELAXED))
+        if (S_ISDIR(st.st_mode) && (u->static_nlink || __atomic_load_n(&n->merged, __ATOMIC_RELAXED)))
                 st.st_nlink = 1; /* as overlayfs: counting subdirectories of every layer is not worth it */
+        if (u->override_xattr) {
+                _cleanup_close_ int ofd = union_node_open(u, n, O_PATH, NULL);
+                if (ofd >= 0)
+                        union_override_stat(u, ofd, &st);
+        }
         if (n == u->root)
                 union_root_attr_apply(u, &st); /* a private root shows its recorded mode and owner */
         *ret = st;

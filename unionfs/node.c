@@ -29,11 +29,29 @@ static void node_free(Union *u, Node *n) {
                 safe_close(n->upper_fd);
                 __atomic_sub_fetch(&u->n_cached_fds, 1, __ATOMIC_RELAXED);
         }
+        if (n->orphan_fd >= 0) {
+                safe_close(n->orphan_fd);
+                __atomic_sub_fetch(&u->n_orphan_fds, 1, __ATOMIC_RELAXED);
+        }
         for (size_t i = 0; i < n->n_aliases; i++)
                 free(n->aliases[i].name);
         free(n->aliases);
         free(n->redirect);
+        free(n->data_path);
         free(n);
+}
+
+void node_keep_orphan(Union *u, Node *n, int fd) {
+        if (fd < 0)
+                return;
+        if (n->orphan_fd >= 0 ||
+            __atomic_add_fetch(&u->n_orphan_fds, 1, __ATOMIC_RELAXED) > UNION_MAX_ORPHAN_FDS) {
+                if (n->orphan_fd < 0)
+                        __atomic_sub_fetch(&u->n_orphan_fds, 1, __ATOMIC_RELAXED);
+                safe_close(fd);
+                return;
+        }
+        n->orphan_fd = fd;
 }
 
 static void unref_locked(Union *u, Node *n, uint64_t count);
@@ -354,6 +372,7 @@ int node_obtain(Union *u, Node *parent, const char *name, LookupResult *r, bool 
                 n->ino = (uint64_t) r->st.st_ino;
                 n->type = r->st.st_mode & S_IFMT;
                 n->upper_fd = -EBADF;
+                n->orphan_fd = -EBADF;
                 n->layer = r->layer;
                 n->last_layer = r->last_layer;
                 n->merged = r->merged;
@@ -362,6 +381,11 @@ int node_obtain(Union *u, Node *parent, const char *name, LookupResult *r, bool 
                 n->lower_ino = r->lower_ino;
                 n->redirect = TAKE_PTR(r->redirect);
                 n->redirect_layer = r->redirect_layer;
+                if (r->metacopy) {
+                        n->data_layer = r->data_layer;
+                        n->data_path = TAKE_PTR(r->data_path);
+                        n->metacopy = true;
+                }
                 table_insert(u, n);
         }
         if (r->indexed && !n->indexed) {

@@ -220,24 +220,65 @@ static int parse_one(UnionOptions *o, const char *opt) {
                 NEEDS_VALUE();
                 return parse_bool_opt(key, value, &o->snapshot);
         }
-        if (streq(key, "threaded")) /* fuse-overlayfs: we are always multi-threaded */
-                return 0;
         if (streq(key, "metacopy")) {
-                bool on;
                 NEEDS_VALUE();
-                r = parse_bool_opt(key, value, &on);
-                if (r < 0)
-                        return r;
-                if (on) {
-                        log_error("Option 'metacopy=on' is not supported: copy-up always copies data.");
-                        return -EOPNOTSUPP;
-                }
-                return 0;
+                return parse_bool_opt(key, value, &o->metacopy);
         }
         /* Kernel overlayfs options with no meaning here: inode numbers are always unique (xino),
          * hard links are always kept (index), and we never export file handles. */
         if (streq(key, "index") || streq(key, "xino") || streq(key, "nfs_export") || streq(key, "uuid") ||
             streq(key, "verity"))
+                return 0;
+
+        /* fuse-overlayfs's options (1.10 to 1.16), see docs/unionfs.md for each. */
+        if (streq(key, "squash_to_root")) {
+                if (value) {
+                        log_error("Option 'squash_to_root' takes no value.");
+                        return -EINVAL;
+                }
+                o->squash_to_root = true;
+                return 0;
+        }
+        if (streq(key, "squash_to_uid") || streq(key, "squash_to_gid")) {
+                uint32_t id;
+                NEEDS_VALUE();
+                if (safe_atou32(value, &id) < 0 || id == UINT32_MAX) {
+                        log_error("Invalid '%s=%s': expected a numeric id below 4294967295.", key, value);
+                        return -EINVAL;
+                }
+                *(key[10] == 'u' ? &o->squash_uid : &o->squash_gid) = id;
+                return 0;
+        }
+        if (streq(key, "static_nlink")) {
+                o->static_nlink = true;
+                return 0;
+        }
+        if (streq(key, "noxattrs")) {
+                o->noxattrs = true;
+                return value ? parse_bool_opt(key, value, &o->noxattrs) : 0;
+        }
+        if (streq(key, "xattr_permissions")) {
+                uint32_t v;
+                NEEDS_VALUE();
+                if (safe_atou32(value, &v) < 0 || v > 2) {
+                        log_error("Invalid 'xattr_permissions=%s': expected 0, 1 or 2.", value);
+                        return -EINVAL;
+                }
+                o->xattr_permissions = v;
+                return 0;
+        }
+        if (streq(key, "plugins")) {
+                log_error("Option 'plugins=' is not supported: fuse-overlayfs's data-source plugins read lower "
+                          "layers that are not directories; every layer here is a directory.");
+                return -EOPNOTSUPP;
+        }
+        /* Accepted, nothing to do here: we are always multi-threaded (threaded), inode numbers never
+         * need a lookup in the other layers (fast_ino), POSIX ACLs are never enabled through the mount
+         * (noacl), the mount has no SELinux label of its own (context: fuse-overlayfs ignores it too),
+         * and data always goes through splice and keep_cache (splice_*, kernel_cache). */
+        if (streq(key, "threaded") || streq(key, "fast_ino") || streq(key, "noacl") || streq(key, "context") ||
+            streq(key, "splice_read") || streq(key, "splice_write") || streq(key, "splice_move") ||
+            streq(key, "kernel_cache") || streq(key, "max_write") || streq(key, "lazytime"))
                 return 0;
         if (streq(key, "ro")) {
                 o->readonly = true;
@@ -283,6 +324,8 @@ int union_options_parse(int argc, char **argv, UnionOptions *ret) {
                 .sync_copyup = true,
                 .writeback = true,
                 .snapshot = true,
+                .squash_uid = -1,
+                .squash_gid = -1,
         };
         const char *positional[2];
         size_t n_positional = 0;
@@ -345,6 +388,11 @@ int union_options_parse(int argc, char **argv, UnionOptions *ret) {
         }
         if (o.upperdir && !o.workdir) {
                 log_error("Option 'upperdir=' needs 'workdir=' on the same filesystem.");
+                return -EINVAL;
+        }
+        if (o.metacopy && !o.redirect_dir) {
+                /* a metacopy file that moves needs a redirect to its data, as in overlayfs */
+                log_error("Option 'metacopy=on' needs 'redirect_dir=on'.");
                 return -EINVAL;
         }
         if (o.workdir && !o.upperdir) {
@@ -462,12 +510,17 @@ void union_options_help(const char *argv0) {
                "  gidmapping=FROM:TO:COUNT[:...]  The same for gids\n"
                "  redirect_dir=on|off    Rename lower directories in place (on) or fail with EXDEV\n"
                "  userxattr              Use user.overlay.* instead of trusted.overlay.* xattrs\n"
-               "  volatile, fsync=0      Do not fsync copied-up data\n"
+               "  volatile, fsync=0      Do not fsync copied-up data, fsync() does nothing\n"
+               "  metacopy=on|off        Metadata-only copy-up of files (default off)\n"
                "  writeback=0|1          Kernel writeback cache (default 1)\n"
                "  snapshot=0|1           Allow 'sandbox-layer snapshot' by the mount's owner (default 1)\n"
                "  timeout=SECONDS        Entry/attribute cache timeout (default 86400)\n"
                "  threads=N              Maximum worker threads\n"
-               "  index=, xino=, nfs_export=, uuid=, metacopy=off, threaded=  Accepted for compatibility\n"
+               "  squash_to_root, squash_to_uid=UID, squash_to_gid=GID  Show every object owned by 0:0 / UID / GID\n"
+               "  static_nlink           Every directory shows a link count of 1\n"
+               "  noxattrs=0|1           No xattrs through the mount\n"
+               "  xattr_permissions=0|1|2  Also keep owners and modes in fuse-overlayfs's override xattr\n"
+               "  index=, xino=, nfs_export=, uuid=, verity=, threaded=, fast_ino=, noacl, context=  Accepted\n"
                "  Any FUSE mount option (allow_other, fsname=, ...). default_permissions is always on.\n\n"
                "See sandbox-unionfs(1).\n",
                argv0);

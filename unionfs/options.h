@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "idmap.h"
 
@@ -29,6 +30,12 @@ typedef struct UnionOptions {
         bool writeback;                   /* FUSE writeback cache */
         bool readonly;                    /* "ro": read-only even with an upperdir */
         bool snapshot;                    /* allow UNIONFS_IOC_SNAPSHOT (default on) */
+        bool metacopy;                    /* metadata-only copy-up, metacopy files followed (default off) */
+        bool static_nlink;                /* fuse-overlayfs: every directory shows st_nlink 1 */
+        bool noxattrs;                    /* fuse-overlayfs: no xattrs through the mount (EOPNOTSUPP) */
+        bool squash_to_root;              /* fuse-overlayfs: every object shows owner 0:0 ... */
+        int64_t squash_uid, squash_gid;   /* ... or these (-1: not set; they win over squash_to_root) */
+        unsigned xattr_permissions;       /* fuse-overlayfs: 0 real owners and modes, 1/2 in an xattr */
         char *fuse_opts;                  /* remaining mount options for libfuse, comma-separated */
 } UnionOptions;
 

@@ -43,6 +43,10 @@
 /* Directories keep their upper copy open (O_PATH) while the kernel knows them, up to this many; past it
  * they are opened per operation. Well below the usual 20,000-fd limit, with room for open files. */
 #define UNION_MAX_CACHED_FDS 4096
+/* Objects whose last name is gone while the kernel still knows them (an open file, a cwd, an O_PATH
+ * fd of a process) keep an O_PATH fd of their object, so fstat, fchmod, f*xattr... still reach it, up
+ * to this many at once; past it such an object answers ENOENT as when it had none. */
+#define UNION_MAX_ORPHAN_FDS 4096
 
 typedef struct Layer {
         int fd;           /* O_PATH|O_DIRECTORY on the layer's root */
@@ -88,6 +92,12 @@ struct Node {
         bool no_xattrs;       /* created through us without xattrs, none set since (atomic) */
         unsigned breaks;      /* times its upper file was replaced by cow_unshare() (atomic) */
         int upper_fd;         /* dirs: cached O_PATH fd of the upper copy, or -1 (set once, atomic) */
+        int orphan_fd;        /* O_PATH fd of the object once its last name is gone, or -1 (ns_lock write
+                               * to set; replaced under cow_lock by the anonymous copy-up of a lower one) */
+        bool metacopy;        /* regular files: the upper copy has our metadata only, the data is still
+                               * DATA_PATH in layer DATA_LAYER (atomic: cleared by the data copy-up) */
+        int data_layer;
+        char *data_path;      /* set once, before metacopy is set; kept until the node is freed */
         dev_t lower_dev;      /* regular files from a lower: identity of the lower object, for */
         ino_t lower_ino;      /*   the hard link index key */
         char *redirect;       /* dirs: path of this dir in the layers below redirect_layer (ns_lock) */
@@ -107,9 +117,14 @@ typedef struct Union {
         int shared_fd;        /* workdir/sandbox-shared: one link to each inode shared with a snapshot,
                                * so that a remount still knows them; O_PATH, -EBADF without an upper */
         const char *xattr_prefix;      /* "trusted.overlay." or "user.overlay." */
-        char xattr_opaque[48], xattr_redirect[48], xattr_origin[48];
+        char xattr_opaque[48], xattr_redirect[48], xattr_origin[48], xattr_metacopy[48];
         IdMap uidmap, gidmap;
         bool redirect_dir, sync_copyup;
+        bool metacopy;        /* -o metacopy=on: metadata changes copy up no data; metacopy files are followed */
+        bool static_nlink;    /* fuse-overlayfs options, see options.h */
+        bool noxattrs;
+        int64_t squash_uid, squash_gid; /* shown owner of everything, or -1 */
+        const char *override_xattr;     /* xattr_permissions=1|2: fuse-overlayfs's "uid:gid:mode" xattr */
         bool snapshot;        /* UNIONFS_IOC_SNAPSHOT allowed (-o snapshot=1, the default) */
         double timeout;
         void (*may_block)(void);  /* called before slow work: lets the request loop go on elsewhere */
@@ -126,6 +141,7 @@ typedef struct Union {
         dev_t fs_devs[4096];  /* filesystem index (high bits of inode numbers) by device */
         unsigned n_fs;
         unsigned n_cached_fds; /* upper directory fds cached on nodes (atomic), at most UNION_MAX_CACHED_FDS */
+        unsigned n_orphan_fds; /* Node.orphan_fd in use (atomic), at most UNION_MAX_ORPHAN_FDS */
         InoMap copied_up;     /* (upper dev, ino) of copied-up objects -> their shown inode number */
         InoMap big_inos;      /* (dev, ino) whose ino does not fit the low bits -> synthetic number */
         InoCount writers;     /* upper (dev, ino) -> open handles of ours that may write it */
@@ -199,6 +215,16 @@ int node_path(const Union *u, const Node *n, char **ret);        /* path in the 
 /* path of N inside LAYER: the merged path, except below a directory renamed by a redirect */
 int node_layer_path(const Union *u, const Node *n, int layer, char **ret);
 int path_join(const char *dir, const char *name, char **ret);
+/* N has no name any more (unlinked or replaced while the kernel still holds it). ns_lock held. */
+static inline bool node_unlinked(const Union *u, const Node *n) {
+        return n != u->root && n->n_aliases == 0;
+}
+/* Keep FD (an O_PATH fd of N's object, taken before its last name went) as N's orphan fd; consumes
+ * it. Past UNION_MAX_ORPHAN_FDS it is closed. ns_lock held for writing. */
+void node_keep_orphan(Union *u, Node *n, int fd);
+static inline bool node_is_metacopy(const Node *n) {
+        return __atomic_load_n(&n->metacopy, __ATOMIC_ACQUIRE);
+}
 static inline int node_layer(const Node *n) {
         return __atomic_load_n(&n->layer, __ATOMIC_ACQUIRE);
 }
@@ -218,11 +244,19 @@ struct LookupResult {
         ino_t lower_ino;
         char *redirect;        /* dirs: path in the layers below redirect_layer, if redirected */
         int redirect_layer;
+        bool metacopy;         /* a metacopy file (-o metacopy=on): its data is DATA_PATH in DATA_LAYER */
+        int data_layer;
+        char *data_path;
 };
 void lookup_result_done(LookupResult *r);
 int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret);
 int union_name_in_lower(Union *u, Node *parent, const char *name, bool *ret);
 int union_node_stat(Union *u, Node *n, struct stat *ret);
+/* xattr_permissions=: the owner and mode FD (any fd of the object) carries in the override xattr, if
+ * any, replace those of ST. */
+void union_override_stat(Union *u, int fd, struct stat *st);
+/* Record ST's owner and mode in the override xattr of FD (xattr_permissions=1|2). */
+int union_write_override(Union *u, int fd, const struct stat *st);
 /* Link count of an upper file that shares its inode with the hard link index (see lookup.c). */
 void union_fix_nlink(Union *u, int fd, struct stat *st);
 int union_node_open(Union *u, Node *n, int flags, int *ret_layer);
@@ -246,7 +280,21 @@ int union_upper_parent(Union *u, Node *n, char name[static NAME_MAX + 1], DirRef
 void index_key(char buf[static 64], dev_t dev, ino_t ino);
 
 /* --- cow.c: copy-up --- */
-int cow_node(Union *u, Node *n);
+typedef enum CowFlags {
+        COW_META = 1 << 0,  /* for a change of metadata only: with -o metacopy=on a lower regular file is
+                             * copied without its data (and a metacopy file is left as it is) */
+        COW_TRUNC = 1 << 1, /* the data is about to be truncated to 0: copy none */
+} CowFlags;
+/* Bring N into the upper, parents first; without COW_META also its data (completing a metacopy file).
+ * A node without a name (unlinked while open) is copied to an anonymous file that only its orphan fd
+ * holds. */
+int cow_node_flags(Union *u, Node *n, unsigned flags);
+static inline int cow_node(Union *u, Node *n) {
+        return cow_node_flags(u, n, 0);
+}
+/* The upper file of metacopy node N gets the redirect to its data (before a rename), so that the data
+ * is found from any name: 0, or -EXDEV when the path is too long for a redirect. */
+int cow_metacopy_redirect(Union *u, Node *n, int upper_dirfd, const char *name);
 /* After cow_node(): make sure NAME in the upper directory holds N. Copy-up is per name for hard
  * links: a name whose sibling was copied up is linked to the index copy here. */
 int cow_name(Union *u, Node *n, int upper_dirfd, const char *name);

@@ -300,13 +300,45 @@ static int test_ignored_overlay_options(void) {
 static int test_metacopy(void) {
         _cleanup_(union_options_done) UnionOptions o = {};
 
-        CHECK_EQ(PARSE(&o, "-o", "lowerdir=/l,metacopy=off", "/mnt"), 0);
+        CHECK_EQ(PARSE(&o, "-o", "lowerdir=/l", "/mnt"), 0);
+        CHECK(!o.metacopy); /* off by default, as in overlayfs */
         union_options_done(&o);
-        CHECK_EQ(PARSE(&o, "-o", "lowerdir=/l,metacopy=0", "/mnt"), 0);
-        EXPECT_FAIL(-EOPNOTSUPP, "-o", "lowerdir=/l,metacopy=on", "/mnt");
-        EXPECT_FAIL(-EOPNOTSUPP, "-o", "lowerdir=/l,metacopy=yes", "/mnt");
+        CHECK_EQ(PARSE(&o, "-o", "lowerdir=/l,metacopy=off", "/mnt"), 0);
+        CHECK(!o.metacopy);
+        union_options_done(&o);
+        CHECK_EQ(PARSE(&o, "-o", "lowerdir=/l,metacopy=on", "/mnt"), 0);
+        CHECK(o.metacopy);
+        CHECK_STREQ(o.fuse_opts, NULL);
+        union_options_done(&o);
+        EXPECT_FAIL(-EINVAL, "-o", "lowerdir=/l,metacopy=on,redirect_dir=off", "/mnt");
         EXPECT_FAIL(-EINVAL, "-o", "lowerdir=/l,metacopy=maybe", "/mnt");
         EXPECT_FAIL(-EINVAL, "-o", "lowerdir=/l,metacopy", "/mnt");
+        return 0;
+}
+
+/* fuse-overlayfs's options (docs/unionfs.md has the table). */
+static int test_fuse_overlayfs_options(void) {
+        _cleanup_(union_options_done) UnionOptions o = {};
+
+        CHECK_EQ(PARSE(&o, "-o", "lowerdir=/l", "/mnt"), 0);
+        CHECK(!o.squash_to_root && o.squash_uid == -1 && o.squash_gid == -1 && !o.static_nlink && !o.noxattrs);
+        CHECK_EQ(o.xattr_permissions, 0u);
+        union_options_done(&o);
+        CHECK_EQ(PARSE(&o, "-o", "lowerdir=/l,squash_to_root,squash_to_uid=7,squash_to_gid=8,static_nlink,noacl,"
+                                 "xattr_permissions=2,fsync=0,noxattrs=1,fast_ino=1,context=x,threaded=1,"
+                                 "splice_read,splice_write,splice_move,kernel_cache", "/mnt"), 0);
+        CHECK(o.squash_to_root && o.static_nlink && o.noxattrs && !o.sync_copyup);
+        CHECK_EQ(o.squash_uid, 7);
+        CHECK_EQ(o.squash_gid, 8);
+        CHECK_EQ(o.xattr_permissions, 2u);
+        CHECK_STREQ(o.fuse_opts, NULL); /* none of them reaches libfuse */
+        union_options_done(&o);
+        EXPECT_FAIL(-EINVAL, "-o", "lowerdir=/l,squash_to_uid=x", "/mnt");
+        EXPECT_FAIL(-EINVAL, "-o", "lowerdir=/l,squash_to_gid=", "/mnt");
+        EXPECT_FAIL(-EINVAL, "-o", "lowerdir=/l,squash_to_uid=4294967295", "/mnt");
+        EXPECT_FAIL(-EINVAL, "-o", "lowerdir=/l,squash_to_root=1", "/mnt");
+        EXPECT_FAIL(-EINVAL, "-o", "lowerdir=/l,xattr_permissions=3", "/mnt");
+        EXPECT_FAIL(-EOPNOTSUPP, "-o", "lowerdir=/l,plugins=/usr/lib/x.so", "/mnt");
         return 0;
 }
 
@@ -598,6 +630,7 @@ int main(void) {
                 TAP_TEST(fuse_passthrough_escaped_comma),
                 TAP_TEST(ignored_overlay_options),
                 TAP_TEST(metacopy),
+                TAP_TEST(fuse_overlayfs_options),
                 TAP_TEST(redirect_dir),
                 TAP_TEST(bool_options),
                 TAP_TEST(id_mappings),
