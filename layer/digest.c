@@ -296,6 +296,17 @@ static int walk_object(Walk *w, int parent_fd, const char *name, int self_fd, co
                 return -errno;
         if (!same_inode(st, &fst))
                 return -ESTALE;
+        _cleanup_free_ char *xheap = NULL;
+        XattrNames x = {};
+        r = xattr_names_read(fd, &x);
+        xheap = x.heap;
+        if (r < 0)
+                return r;
+        /* A metacopy file (overlay.metacopy) holds metadata only; its data is in a layer below, which
+         * this walk does not have: its content cannot be digested here. */
+        if (t == 'f' && (xattr_names_have(&x, OVL_NS_TRUSTED "overlay.metacopy") ||
+                         xattr_names_have(&x, OVL_NS_USER "overlay.metacopy")))
+                return -EMEDIUMTYPE;
 
         uint64_t size = t == 'f' || t == 'l' ? (uint64_t) st->st_size : 0;
         r = buf_u32(&w->rec, st->st_mode & 07777);
@@ -333,14 +344,10 @@ static int walk_object(Walk *w, int parent_fd, const char *name, int self_fd, co
                 if (r >= 0)
                         r = buf_u32(&w->rec, (uint32_t) st->st_mtim.tv_nsec);
         }
-        XattrNames x = {};
-        if (r >= 0)
-                r = xattr_names_read(fd, &x);
         if (r >= 0 && t == 'd')
                 r = add_dir_markers(w, fd, &x);
         if (r >= 0)
                 r = add_xattrs(w, fd, &x);
-        free(x.heap);
         if (r >= 0)
                 r = emit(w);
         if (r < 0 || t != 'd')

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -40,6 +41,18 @@ int ovl_dir_is_opaque(int path_fd) {
         if (r != 0)
                 return r;
         return opaque_in(path_fd, OVL_NS_USER "overlay.opaque");
+}
+
+int ovl_is_metacopy(int path_fd) {
+        static const char *const names[] = { OVL_NS_TRUSTED "overlay.metacopy", OVL_NS_USER "overlay.metacopy" };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                ssize_t n = xattr_get(path_fd, names[i], NULL, 0);
+                if (n >= 0)
+                        return 1;
+                if (n != -ENODATA && n != -EOPNOTSUPP)
+                        return (int) n;
+        }
+        return 0;
 }
 
 int ovl_dir_set_opaque(int path_fd, const char *ns) {

@@ -24,6 +24,10 @@ bool ovl_xattr_is_marker(const char *name, const char **ret_suffix);
  * negative errno on error. */
 int ovl_dir_is_opaque(int path_fd);
 
+/* 1 if the regular file at PATH_FD carries a metacopy marker ("<ns>overlay.metacopy", either namespace):
+ * an upper copy with metadata only, whose data is in a layer below. 0 if not, negative errno on error. */
+int ovl_is_metacopy(int path_fd);
+
 /* Mark the directory at PATH_FD opaque in namespace NS (OVL_NS_TRUSTED or OVL_NS_USER). */
 int ovl_dir_set_opaque(int path_fd, const char *ns);
 

@@ -85,8 +85,17 @@ typedef struct Child {
         struct stat st;     /* NONDIR, DIR: the topmost object */
         size_t layer;       /* NONDIR: its layer */
         int parent_fd;      /* NONDIR: its directory (borrowed from the parent's stack) */
+        bool metacopy;      /* NONDIR: a metacopy file (overlay.metacopy): its data is DATA_FD, the first
+                             * regular file below it that is not a metacopy file itself */
+        int data_fd;
         Stack stack;        /* DIR */
 } Child;
+
+static void stack_done(Stack *s);
+static void child_done(Child *c) {
+        stack_done(&c->stack);
+        c->data_fd = safe_close(c->data_fd);
+}
 
 static void stack_done(Stack *s) {
         for (size_t i = 0; i < s->n; i++) {
@@ -271,7 +280,7 @@ static int path_dirname(const char *path, char **ret) {
  * layer below. */
 static int lookup_child(Squash *s, const Stack *parent, const char *name, Child *ret) {
         _cleanup_free_ char *cur = NULL; /* parent mode: a redirected name; root mode: the path */
-        Child c = { .kind = FOUND_NONE, .parent_fd = -EBADF };
+        Child c = { .kind = FOUND_NONE, .parent_fd = -EBADF, .data_fd = -EBADF };
         bool root_mode = false, stop = false;
         size_t next_layer = 0, pi = 0;
         int r;
@@ -332,7 +341,8 @@ static int lookup_child(Squash *s, const Stack *parent, const char *name, Child 
                         break;
                 }
                 if (!S_ISDIR(st.st_mode)) {
-                        if (c.kind == FOUND_NONE) {
+                        bool found_now = c.kind == FOUND_NONE;
+                        if (found_now) {
                                 /* only ever in parent mode: redirects come from directories found */
                                 assert(pe);
                                 c.kind = FOUND_NONDIR;
@@ -340,7 +350,49 @@ static int lookup_child(Squash *s, const Stack *parent, const char *name, Child 
                                 c.layer = layer;
                                 c.parent_fd = pe->fd;
                         }
-                        stop = true; /* a non-directory below a directory is hidden and ends the merge */
+                        if (c.kind != FOUND_NONDIR || !(found_now || c.metacopy) || !S_ISREG(st.st_mode)) {
+                                stop = true; /* a non-directory below a directory is hidden and ends the merge */
+                                break;
+                        }
+                        /* A metacopy file (kernel overlayfs's metacopy=on, sandbox-unionfs -o metacopy=on)
+                         * has our metadata but not its data: that is the next regular file below, at the
+                         * same name or at the file's redirect; metacopy files on the way are passed. */
+                        r = ovl_is_metacopy(fd);
+                        if (r < 0)
+                                goto fail;
+                        if (r == 0) {
+                                if (!found_now) {
+                                        char proc[32];
+                                        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+                                        c.data_fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                                        if (c.data_fd < 0) {
+                                                r = -errno;
+                                                goto fail;
+                                        }
+                                }
+                                stop = true;
+                                break;
+                        }
+                        c.metacopy = true;
+                        _cleanup_free_ char *plower = NULL, *redirect = NULL;
+                        bool absolute = false;
+                        if (root_mode) {
+                                r = path_dirname(cur, &plower);
+                                if (r < 0)
+                                        goto fail;
+                        }
+                        r = read_redirect(fd, plower ?: "", &redirect, &absolute);
+                        if (r < 0)
+                                goto fail;
+                        if (r > 0) {
+                                root_mode = root_mode || absolute;
+                                free(cur);
+                                cur = TAKE_PTR(redirect);
+                        }
+                        continue;
+                }
+                if (c.metacopy) {
+                        stop = true; /* a directory where the data should be */
                         break;
                 }
 
@@ -393,6 +445,10 @@ static int lookup_child(Squash *s, const Stack *parent, const char *name, Child 
                 }
         }
 
+        if (c.metacopy && c.data_fd < 0) {
+                r = -ENODATA; /* a metacopy file whose data is not in any layer below */
+                goto fail;
+        }
         if (c.kind == FOUND_DIR && !stop) {
                 if (root_mode)
                         c.stack.below = strdup(cur);
@@ -410,7 +466,7 @@ static int lookup_child(Squash *s, const Stack *parent, const char *name, Child 
         return 0;
 
 fail:
-        stack_done(&c.stack);
+        child_done(&c);
         return r;
 }
 
@@ -498,10 +554,22 @@ static int copy_nondir(Squash *s, const Child *c, const char *name, int dest_fd,
                 }
         }
 
-        r = copyup_make_temp(c->parent_fd, name, &c->st, dest_fd, NULL, OVL_NS_TRUSTED "overlay.", COPYUP_NO_FSYNC,
-                             tmp, sizeof tmp);
+        r = copyup_make_temp(c->parent_fd, name, &c->st, dest_fd, NULL, OVL_NS_TRUSTED "overlay.",
+                             COPYUP_NO_FSYNC | (c->metacopy ? COPYUP_META_ONLY : 0), tmp, sizeof tmp);
         if (r < 0)
                 return r;
+        if (c->metacopy) {
+                /* the metadata is the metacopy file's, the data comes from below */
+                _cleanup_close_ int wfd = openat(dest_fd, tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+                const struct timespec ts[2] = { c->st.st_atim, c->st.st_mtim };
+                r = wfd < 0 ? -errno : copyup_data(c->data_fd, wfd, (uint64_t) c->st.st_size);
+                if (r >= 0)
+                        r = RET_NERRNO(futimens(wfd, ts));
+                if (r < 0) {
+                        (void) unlinkat(dest_fd, tmp, 0);
+                        return r;
+                }
+        }
 
         _cleanup_close_ int fd = openat(dest_fd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         struct stat st;
@@ -658,7 +726,7 @@ static int squash_dir(Squash *s, const Stack *stack, const struct stat *st, int 
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n_names && r >= 0; i++) {
-                Child c = {};
+                Child c = { .data_fd = -EBADF };
                 r = lookup_child(s, stack, names[i], &c);
                 if (r < 0)
                         break;
@@ -680,7 +748,7 @@ static int squash_dir(Squash *s, const Stack *stack, const struct stat *st, int 
                 if (r < 0)
                         log_debug_errno(r, "Failed to squash '%s%s%s': %m", dest_path, *dest_path ? "/" : "",
                                         names[i]);
-                stack_done(&c.stack);
+                child_done(&c);
         }
         names_free(names, n_names);
         if (r < 0)

@@ -1100,6 +1100,13 @@ static int export_tree(Exporter *ex, int dirfd, const char *prefix) {
                 }
                 if (S_ISDIR(st->st_mode) && (r = check_redirect(ex, fd, path)) < 0)
                         break;
+                if (S_ISREG(st->st_mode) && (r = ovl_is_metacopy(fd)) != 0) {
+                        r = r < 0 ? report_fail(ex->rep, r, "'%s': %m", path) :
+                            report_fail(ex->rep, -EXDEV,
+                                        "'%s': a metacopy file (overlay metacopy) has its data in a layer below, "
+                                        "not in this one; flatten the stack first with 'sandbox-layer squash'", path);
+                        break;
+                }
 
                 entry_base(ex->e, path, st);
                 bool data = false;

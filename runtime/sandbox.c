@@ -222,9 +222,12 @@ static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *
                  SANDBOX_IDS_PER_RANGE, s->host_first, SANDBOX_IDS_PER_RANGE);
         if (r >= 0)
                 r = append(&opts, &len, idmap);
-        /* A throw-away upper needs no durability: skip the fsync of every copy-up. */
+        /* A throw-away upper needs no durability (volatile: no fsync of copy-ups, fsync() does nothing),
+         * and is never mounted by a kernel overlayfs without metacopy=on nor read by the layer tools:
+         * metadata changes (chown -R of the image, say) copy up no data. A kept upper (--upper) keeps
+         * both off, so that any overlayfs and every sandbox-layer verb reads it as it is. */
         if (r >= 0 && throwaway)
-                r = append(&opts, &len, ",volatile");
+                r = append(&opts, &len, ",volatile,metacopy=on");
         if (r < 0)
                 return set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
 

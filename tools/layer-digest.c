@@ -48,6 +48,10 @@ static int walk_error(const char *verb, const char *dir, const char *path, int r
         else if (r == -ELOOP)
                 fprintf(stderr, "sandbox-layer %s: %s%s: tree deeper than %d levels\n", verb, dir, path ? path : "",
                         LAYER_DIGEST_MAX_DEPTH);
+        else if (r == -EMEDIUMTYPE)
+                fprintf(stderr, "sandbox-layer %s: %s%s: a metacopy file (overlay.metacopy): its data is in a layer "
+                        "below, not in this one; digest the stack flattened by 'sandbox-layer squash' instead\n",
+                        verb, dir, path ? path : "");
         else if (r == -EBADMSG)
                 fprintf(stderr, "sandbox-layer %s: %s%s: object of a kind a layer cannot hold\n", verb, dir,
                         path ? path : "");

@@ -181,6 +181,11 @@ int layer_cmd_squash(int argc, char *argv[]) {
                           argv[optind], SQUASH_DEPTH_MAX);
                 goto finish;
         }
+        if (r == -ENODATA) {
+                log_error("Failed to squash into '%s': a metacopy file (overlay.metacopy) has no data in any layer "
+                          "below it; give every lower layer of the stack it was made on.", argv[optind]);
+                goto finish;
+        }
         if (r < 0) {
                 log_error_errno(r, "Failed to squash into '%s': %m", argv[optind]);
                 goto finish;
