@@ -488,8 +488,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         int r = 0;
 
         ns_read(u);
-        if (node_unlinked(u, n) && (n->orphan_fd < 0 || setattr_is_noop(u, n, attr, to_set)) &&
-            !(to_set & ~SETATTR_TIMES)) {
+        if (node_unlinked(u, n) && !(to_set & ~SETATTR_TIMES) &&
+            ((n->orphan_fd < 0 && !__atomic_load_n(&n->indexed, __ATOMIC_ACQUIRE)) ||
+             setattr_is_noop(u, n, attr, to_set))) {
                 r = setattr_unlinked(n, attr, to_set, fi, &st);
                 ns_unlock(u);
                 if (r < 0)
