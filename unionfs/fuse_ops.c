@@ -1758,6 +1758,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
         conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
         conn->max_write = 1024 * 1024;
         conn->max_readahead = 1024 * 1024;
+        if (config.max_read)
+                conn->max_read = config.max_read;
         conn->time_gran = 1;
 }
 

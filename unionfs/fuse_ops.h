@@ -10,6 +10,7 @@ extern const struct fuse_lowlevel_ops union_fuse_ops;
 
 typedef struct UnionFuseConfig {
         bool writeback;
+        unsigned max_read;    /* as given with -o max_read= (libfuse wants init() to ask for it), or 0 */
 } UnionFuseConfig;
 
 void union_fuse_configure(const UnionFuseConfig *c);

@@ -93,7 +93,7 @@ int main(int argc, char *argv[]) {
                 log_error_errno(r, "Failed to read the root directory: %m");
                 goto out_union;
         }
-        union_fuse_configure(&(UnionFuseConfig) { .writeback = o.writeback && !u.readonly });
+        union_fuse_configure(&(UnionFuseConfig) { .writeback = o.writeback && !u.readonly, .max_read = o.max_read });
 
         if (build_fuse_args(&o, &u, &args, argv[0]) < 0) {
                 log_error("Out of memory.");

@@ -280,6 +280,20 @@ static int parse_one(UnionOptions *o, const char *opt) {
             streq(key, "splice_read") || streq(key, "splice_write") || streq(key, "splice_move") ||
             streq(key, "kernel_cache") || streq(key, "max_write") || streq(key, "lazytime"))
                 return 0;
+        /* The FUSE kernel module never updates a directory's atime by itself: nodiratime always holds. */
+        if (streq(key, "diratime") || streq(key, "nodiratime"))
+                return 0;
+        if (streq(key, "max_read")) {
+                /* libfuse needs init() to ask for the same size, else it ends the session */
+                uint32_t v;
+                NEEDS_VALUE();
+                if (safe_atou32(value, &v) < 0 || v < 4096) {
+                        log_error("Invalid 'max_read=%s': expected bytes, at least 4096.", value);
+                        return -EINVAL;
+                }
+                o->max_read = v;
+                return append_fuse_opt(o, opt);
+        }
         if (streq(key, "ro")) {
                 o->readonly = true;
                 return append_fuse_opt(o, opt);

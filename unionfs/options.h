@@ -36,6 +36,7 @@ typedef struct UnionOptions {
         bool squash_to_root;              /* fuse-overlayfs: every object shows owner 0:0 ... */
         int64_t squash_uid, squash_gid;   /* ... or these (-1: not set; they win over squash_to_root) */
         unsigned xattr_permissions;       /* fuse-overlayfs: 0 real owners and modes, 1/2 in an xattr */
+        unsigned max_read;                /* FUSE max_read= (0: the kernel's) */
         char *fuse_opts;                  /* remaining mount options for libfuse, comma-separated */
 } UnionOptions;
 

@@ -356,6 +356,13 @@ class Union(_MountBase):
         except OSError:
             return ""
 
+    def server_log_full(self):
+        try:
+            with open(self.log, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
