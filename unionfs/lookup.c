@@ -49,10 +49,11 @@ static int read_redirect(const Union *u, int fd, const char *parent_lower, char 
 /* Whether the regular file FD (ST) is a metacopy file: an upper copy with metadata only, whose data
  * is the file of the same path (or of its redirect) in a layer below. 1 yes, 0 no; -EPERM when the
  * mount does not follow them (no -o metacopy=on), as overlayfs refuses them then. Without metacopy=on
- * only files without any block are asked (a metacopy file is a hole of the data's size), so that
- * ordinary lookups cost no getxattr. */
+ * only files with fewer bytes allocated than their size are asked (a metacopy file is one hole of the
+ * data's size, plus at most a block of xattrs), so that ordinary lookups cost no getxattr; a metacopy
+ * file under 4 KiB whose xattrs took a block of their own is then read as a plain (sparse) file. */
 static int file_is_metacopy(const Union *u, int fd, const struct stat *st) {
-        if (!S_ISREG(st->st_mode) || (!u->metacopy && (st->st_blocks != 0 || st->st_size == 0)))
+        if (!S_ISREG(st->st_mode) || (!u->metacopy && st->st_size <= st->st_blocks * 512))
                 return 0;
         ssize_t n = xattr_get(fd, u->xattr_metacopy, NULL, 0);
         if (n == -ENODATA || n == -EOPNOTSUPP)
@@ -215,7 +216,7 @@ int union_lookup(Union *u, Node *parent, const char *name, LookupResult *ret) {
                                 snapshot_fix_nlink(u, &r.st); /* before: needs the real number */
                                 r.st.st_ino = (ino_t) union_ino(u, r.st.st_dev, real);
                                 bool ask_metacopy = S_ISREG(r.st.st_mode) &&
-                                                    (u->metacopy || (r.st.st_blocks == 0 && r.st.st_size > 0));
+                                                    (u->metacopy || r.st.st_size > r.st.st_blocks * 512);
                                 if (S_ISREG(r.st.st_mode) && (r.st.st_nlink > 1 || ask_metacopy)) {
                                         _cleanup_close_ int fd = open_beneath(pfd, name, O_PATH | O_NOFOLLOW, 0);
                                         if (fd >= 0 && r.st.st_nlink > 1)

@@ -15,7 +15,7 @@ Checked:
     lowers by the *other* implementation, reads the same as the live merged view;
   * at the end, no lower layer copy was modified.
 
-Usage: difftest.py [--seed N] [--ops N] [--batch N] [--cross-every N] [--keep] [--self-check]
+Usage: difftest.py [--seed N] [--ops N] [--batch N] [--cross-every N] [--keep] [--self-check] [--metacopy]
                    [--ignore FIELD]... [--skip-op OP]...
 The server is $SANDBOX_UNIONFS (any fuse-overlayfs compatible binary). --self-check runs the same
 sequence against two kernel overlay mounts, which must always agree (validates the test itself).
@@ -581,7 +581,7 @@ class Gen:
             m[op["dst"]] = "f"
         elif k == "openflags" and "O_CREAT" in op["flags"]:
             m.setdefault(op["path"], "f")
-        elif k == "fdop" and op["event"] != "none" and res[1] and res[1][0] == "ok":
+        elif k == "fdop" and op["event"] != "none" and res[1] and res[1][0] == "ok" and not noop:
             if op["event"] == "unlink":
                 m.pop(op["path"], None)
             else:
@@ -864,7 +864,7 @@ class Tracker:
             self.modified(canon["path"])
         elif k == "fdop":
             name, obj, ev = canon["name"], canon["path"], op["event"]
-            ev_ok = ok and res[1] and res[1][0] == "ok" and ev != "none"
+            ev_ok = ok and res[1] and res[1][0] == "ok" and ev != "none" and not canon.get("noop")
             if ev != "none":
                 self.mtime.discard(parent_of(name))
             gone = False
@@ -935,6 +935,10 @@ class Run:
         self.first = 0
         self.localize = None    # arguments of a run that finds the op of a view divergence
         self.names = ("kernel", "kernel2" if args.self_check else "unionfs")
+        # --metacopy: both with metadata-only copy-up; the cross-reads then check the on-disk form
+        self.kopts = tuple(o for o in T.KERNEL_OVL_OPTIONS if not o.startswith("metacopy=")) + \
+            (("metacopy=on",) if args.metacopy else ("metacopy=off",))
+        self.uopts = ("metacopy=on",) if args.metacopy else ()
 
     # -- reporting
     def fail(self, name, lines):
@@ -953,6 +957,7 @@ class Run:
         if check_from is not None:
             a += ["--check-from", str(check_from), "--cross-every", "1" if cross else str(1 << 30)]
         a += ["--self-check"] if self.args.self_check else []
+        a += ["--metacopy"] if self.args.metacopy else []
         for f in self.args.ignore:
             a += ["--ignore", f]
         for o in self.args.skip_op:
@@ -974,8 +979,9 @@ class Run:
     def mount_other(self, stack, mnt, lowers, upper=None, work=None):
         """Mount the implementation under test (or a second kernel mount with --self-check)."""
         if self.args.self_check:
-            return stack.enter_context(T.kernel_overlay(mnt, lowers, upper, work, flags=self.kflags))
-        return stack.enter_context(T.fuse_union(self.binary, mnt, lowers, upper, work))
+            return stack.enter_context(T.kernel_overlay(mnt, lowers, upper, work, options=self.kopts,
+                                                        flags=self.kflags))
+        return stack.enter_context(T.fuse_union(self.binary, mnt, lowers, upper, work, options=self.uopts))
 
     def snapshot_view(self, mnt):
         return T.snapshot(mnt)
@@ -1022,7 +1028,7 @@ class Run:
                 fl = T.mount_flags(B["mnt"])
                 self.kflags = tuple(f for f in ("nodev", "nosuid", "noexec") if f in fl)
                 self.tap.diag(f"{self.binary} mounted with {','.join(sorted(fl))}")
-            stack.enter_context(T.kernel_overlay(A["mnt"], A["lowers"], A["upper"], A["work"],
+            stack.enter_context(T.kernel_overlay(A["mnt"], A["lowers"], A["upper"], A["work"], options=self.kopts,
                                                  flags=self.kflags))
             self.A, self.B = A, B
             wa = stack.enter_context(worker(A["mnt"], self.names[0]))
@@ -1061,6 +1067,10 @@ class Run:
                         and not op["flags"] & RENAME_EXCHANGE
                         and wa.call({"op": "exists", "path": op["src"]})[1]):
                     canon["noop"] = True    # two names of one file: rename() does nothing
+                if (op["op"] == "fdop" and op["event"] in ("rename", "replace") and ra[0] == "ok"
+                        and ra[1] and ra[1][0] == "ok"
+                        and wa.call({"op": "exists", "path": op["path" if op["event"] == "rename" else "src2"]})[1]):
+                    canon["noop"] = True
                 self.log.append(f"#{i} {describe(op)} -> {self.fmt(ra)}")
                 st = self.stats.setdefault(op["op"], {})
                 st[ra[1] if ra[0] == "err" else "ok"] = st.get(ra[1] if ra[0] == "err" else "ok", 0) + 1
@@ -1154,7 +1164,8 @@ class Run:
                            tracker.skip_cross, cross=True)
         with contextlib.ExitStack() as st:
             try:
-                st.enter_context(T.kernel_overlay(B["xmnt"], [B["upper"]] + B["lowers"], flags=self.kflags))
+                st.enter_context(T.kernel_overlay(B["xmnt"], [B["upper"]] + B["lowers"], options=self.kopts,
+                                                  flags=self.kflags))
             except T.MountError as e:
                 self.fail(f"cross-read after op #{i}: kernel mount of {self.names[1]}'s upper failed",
                           [str(e)])
@@ -1204,6 +1215,7 @@ def main():
     ap.add_argument("--cross-every", type=int, default=1, help="cross-read every N batches (and at the end)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (unmounted) for inspection")
     ap.add_argument("--self-check", action="store_true", help="compare two kernel overlay mounts")
+    ap.add_argument("--metacopy", action="store_true", help="mount both with metacopy=on")
     ap.add_argument("--check-from", type=int, metavar="N",
                     help="compare the views (and cross-read) after every op from op #N on")
     ap.add_argument("--no-localize", action="store_true",
