@@ -6,7 +6,7 @@
  *  1. open the source O_PATH without following anything and check it is the object the caller lstat'ed
  *     (-ESTALE if it was swapped); read a symlink's target, reopen a regular file for reading;
  *  2. create the copy under a fresh name with mode 0600/0700, so nobody can use it while half-made;
- *  3. regular file data, keeping holes;
+ *  3. regular file data, keeping holes (COPYUP_META_ONLY: none, the size as a hole; COPYUP_EMPTY: none);
  *  4. owner: chown clears suid/sgid and security.capability, so it must come before both;
  *  5. xattrs (ACLs and security.capability included);
  *  6. mode with suid/sgid/sticky, after the ACLs (setting an ACL rewrites the group bits);
@@ -22,10 +22,12 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -143,6 +145,11 @@ int copyup_data(int src_fd, int dst_fd, uint64_t size) {
         if (size > (uint64_t) INT64_MAX)
                 return -EFBIG;
         end = (off_t) size;
+
+        /* A filesystem that shares extents (btrfs, XFS...) clones the whole file in one step, holes
+         * and all; copy_file_range() below would clone range by range there too. */
+        if (end > 0 && ioctl(dst_fd, FICLONE, src_fd) >= 0)
+                off = end;
 
         /* Only the data extents are copied; the ftruncate() below turns the rest into holes. */
         while (off < end) {

@@ -48,6 +48,12 @@ def io_counts(pid):
     return int(d["syscr"]), int(d["syscw"])
 
 
+def written(pid):
+    """Bytes the process dirtied for writing (/proc/PID/io write_bytes)."""
+    with open(f"/proc/{pid}/io") as f:
+        return int(dict(line.split(": ") for line in f.read().splitlines())["write_bytes"])
+
+
 def check_copy(lower, upper, what, exact=True):
     uf.eq(os.path.getsize(upper), SIZE, f"{what}: size")
     if exact:
@@ -119,9 +125,12 @@ def test_trunc_copies_nothing(env):
     lay = uf.layout(env, "t")
     make_sparse(os.path.join(lay["lowers"][0], "s"))
     m = env.union(lay["lowers"], lay["upper"], lay["work"], lay["mnt"])
+    os.stat(m.p("s"))
+    w0 = written(m.pid)
     os.close(os.open(m.p("s"), os.O_WRONLY | os.O_TRUNC))
     st = os.stat(os.path.join(lay["upper"], "s"))
     uf.eq((st.st_size, st.st_blocks), (0, 0), "the upper copy after open(O_TRUNC)")
+    uf.check(written(m.pid) - w0 < MIB, f"the server wrote {written(m.pid) - w0} bytes to copy a file it truncates")
 
 
 if __name__ == "__main__":
