@@ -38,7 +38,11 @@ GiB = 1 << 30
 
 IMPLS = ("kernel", "fuse-overlayfs", "sandbox-unionfs")
 LABEL = {"kernel": "kernel overlayfs", "fuse-overlayfs": "fuse-overlayfs", "sandbox-unionfs": "sandbox-unionfs"}
-WORKLOADS = ("untar", "stat", "readdir", "seqread", "seqwrite", "randread", "copyup", "smallfiles")
+WORKLOADS = ("untar", "stat", "readdir", "seqread", "seqwrite", "randread", "copyup", "smallfiles", "chownr",
+             "chmodcopyup", "sandbox")
+# Workloads that also run each implementation that has it with metacopy=on (kernel overlayfs and
+# sandbox-unionfs); their "_mc" rows show those, in the same columns.
+METACOPY = {"kernel": "metacopy=on,redirect_dir=on", "sandbox-unionfs": "metacopy=on"}
 
 # (key, workload, row label, unit, lower_is_better, format)
 METRICS = [
@@ -55,17 +59,60 @@ METRICS = [
     ("randread_2", "randread", "random 4k read, 2 jobs, psync", "kIOPS", False, "{:.1f}"),
     ("copyup", "copyup", "copy-up of a {cu_h} file (append 1 byte)", "ms", True, "{:.1f}"),
     ("smallfiles", "smallfiles", "create+write+unlink {sf_files} small files", "files/s", False, "{:.0f}"),
+    ("chownr", "chownr", "chown -R of a {tar_files}-file lower tree", "s", True, "{:.2f}"),
+    ("chownr_mc", "chownr", "chown -R of a {tar_files}-file lower tree, metacopy=on", "s", True, "{:.2f}"),
+    ("chownr_upper", "chownr", "upper disk use after that chown -R", "MiB", True, "{:.1f}"),
+    ("chownr_upper_mc", "chownr", "upper disk use after that chown -R, metacopy=on", "MiB", True, "{:.1f}"),
+    ("chmodcu", "chmodcopyup", "copy-up of a {cu_h} file by chmod", "ms", True, "{:.1f}"),
+    ("chmodcu_mc", "chmodcopyup", "copy-up of a {cu_h} file by chmod, metacopy=on", "ms", True, "{:.1f}"),
 ]
+
+# The sandbox's view (workload "sandbox"): whole runs of a sandbox, each with its defaults.
+SANDBOXES = ("sandbox-run", "bwrap", "podman")
+SANDBOX_LABEL = {"sandbox-run": "sandbox-run (sandbox-unionfs)", "bwrap": "bwrap (root on a tmpfs)",
+                 "podman": "podman --runtime runc (kernel overlayfs)"}
+SANDBOX_METRICS = [
+    ("sbx_true", "start and end a sandbox running `true`", "s", "{:.3f}"),
+    ("sbx_untar", "`tar -x` of {tar_files} files into /", "s", "{:.2f}"),
+    ("sbx_pip", "pip-style install: {pip_files} small files in {pip_pkgs} packages", "s", "{:.2f}"),
+]
+# What a pip install does to site-packages, roughly: per package a directory of small modules written
+# one by one, a dist-info directory with METADATA and RECORD, the whole first built under a temporary
+# name and renamed into place.
+PIP_SCRIPT = r"""
+import os, sys
+root, pkgs, files = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os.makedirs(root, exist_ok=True)
+payload = bytes(range(256)) * 8
+for p in range(pkgs):
+    tmp = os.path.join(root, f".tmp-pkg{p}")
+    os.mkdir(tmp)
+    os.mkdir(os.path.join(tmp, "sub"))
+    record = []
+    for f in range(files):
+        rel = os.path.join("sub" if f % 3 == 0 else "", f"mod{f}.py")
+        with open(os.path.join(tmp, rel), "wb") as fh:
+            fh.write(payload[: 300 + (f * 97) % 1700])
+        record.append(rel)
+    os.rename(tmp, os.path.join(root, f"pkg{p}"))
+    info = os.path.join(root, f"pkg{p}-1.0.dist-info")
+    os.mkdir(info)
+    for name, data in (("METADATA", "Name: pkg\n"), ("RECORD", "\n".join(record))):
+        with open(os.path.join(info, name), "w") as fh:
+            fh.write(data)
+"""
 
 SIZES_FULL = dict(
     tar_top=20, tar_sub=50, tar_files_per_dir=20, tar_max_size=8 * 1024,
     rd_l2=6000, rd_l1=4000, rd_l1_wh=500, rd_up=1000, rd_up_wh=500,
     big=1 * GiB, cu=256 * MiB, sf_files=10000, sf_size=1024, fio_runtime=10, reps=3,
+    pip_pkgs=200, pip_files=50,
 )
 SIZES_QUICK = dict(
     tar_top=10, tar_sub=10, tar_files_per_dir=20, tar_max_size=8 * 1024,
     rd_l2=600, rd_l1=400, rd_l1_wh=50, rd_up=100, rd_up_wh=50,
     big=64 * MiB, cu=16 * MiB, sf_files=1000, sf_size=1024, fio_runtime=1, reps=1,
+    pip_pkgs=20, pip_files=50,
 )
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -216,6 +263,7 @@ class Bench:
                 self.nstack = 0
                 self.mount_opts = {}
                 self.results = {}          # metric -> impl -> [values]
+                self.sbx_results = {}      # sandbox metric -> sandbox kind -> [values]
                 self.notes = []
                 s = self.sz
                 self.tar_dirs = s["tar_top"] * s["tar_sub"]
@@ -224,8 +272,8 @@ class Bench:
 
         # ---------------------------------------------------------------- mounts
 
-        def mount(self, impl, lowers, upper_template=None):
-                """Mount lowers (top first) with a fresh upper/work dir; return the Stack."""
+        def mount(self, impl, lowers, upper_template=None, extra=None):
+                """Mount lowers (top first) with a fresh upper/work dir (and EXTRA options); return the Stack."""
                 self.nstack += 1
                 st = Stack(impl, os.path.join(self.base, "s", f"{self.nstack:04d}-{impl}"), lowers)
                 os.makedirs(st.root)
@@ -236,7 +284,7 @@ class Bench:
                         os.mkdir(st.upper)
                 os.mkdir(st.work)
                 os.mkdir(st.mnt)
-                opts = f"lowerdir={':'.join(lowers)},upperdir={st.upper},workdir={st.work}"
+                opts = f"lowerdir={':'.join(lowers)},upperdir={st.upper},workdir={st.work}" + (f",{extra}" if extra else "")
                 logf = os.path.join(st.root, "mount.log")
                 if impl == "kernel":
                         cmd = ["mount", "-t", "overlay", "overlay", "-o", opts, st.mnt]
@@ -252,7 +300,7 @@ class Bench:
                                 out = lf.read().strip()
                         raise RuntimeError(f"mounting {impl} failed (rc {r.returncode}): {' '.join(cmd)}\n{out}")
                 st.mounted = True
-                if impl not in self.mount_opts:
+                if impl not in self.mount_opts and not extra:
                         for mp, fstype, o in mountinfo():
                                 if mp == st.mnt:
                                         self.mount_opts[impl] = f"{fstype}: {o}"
@@ -375,7 +423,7 @@ class Bench:
                 log(f"data dir {self.base}: {self.data_fs}; {free / GiB:.0f} GiB free on {parent}")
                 w = set(self.workloads)
                 t0 = time.monotonic()
-                if w & {"untar", "stat"}:
+                if w & {"untar", "stat", "chownr", "sandbox"}:
                         self.make_tree()
                 if "readdir" in w:
                         self.make_readdir_layers()
@@ -383,9 +431,11 @@ class Bench:
                 if w & {"seqread", "randread"}:
                         os.makedirs(self.d("big"))
                         write_file(self.d("big", "big"), s["big"], block)
-                if "copyup" in w:
+                if w & {"copyup", "chmodcopyup"}:
                         os.makedirs(self.d("cu"))
                         write_file(self.d("cu", "cu"), s["cu"], block)
+                if "sandbox" in w:
+                        self.setup_sandboxes()
                 self.block = block
                 syncfs(self.base)
                 log(f"set-up took {time.monotonic() - t0:.1f} s")
@@ -643,6 +693,153 @@ class Bench:
                         self.umount(st)
                 return {"smallfiles": n / (t1 - t0)}
 
+        @staticmethod
+        def disk_use(root):
+                return sum(os.lstat(os.path.join(dp, n)).st_blocks * 512
+                           for dp, dns, fns in os.walk(root) for n in fns + dns) / MiB
+
+        def variants(self, impl):
+                """(metric suffix, extra mount options): the defaults, and metacopy=on where there is one."""
+                return [("", None)] + ([("_mc", METACOPY[impl])] if impl in METACOPY else [])
+
+        def w_chownr(self, impl):
+                self.warm_lower_tree()
+                res = {}
+                for suffix, extra in self.variants(impl):
+                        st = self.mount(impl, [self.d("tree")], extra=extra)
+                        try:
+                                t0 = time.perf_counter()
+                                subprocess.run(["chown", "-R", "1234:1234", st.p("t")], check=True)
+                                t1 = time.perf_counter()
+                                probe = st.p(self.tree_paths[-1])
+                                if os.lstat(probe).st_uid != 1234:
+                                        raise RuntimeError(f"{impl}: chown -R did not change {probe}")
+                                syncfs(st.mnt)
+                                res["chownr" + suffix] = t1 - t0
+                                res["chownr_upper" + suffix] = self.disk_use(st.upper)
+                        finally:
+                                self.umount(st)
+                return res
+
+        def w_chmodcopyup(self, impl):
+                size = self.sz["cu"]
+                read_all(self.d("cu", "cu"))  # lower file cached: measure the copy, not the disk
+                res = {}
+                for suffix, extra in self.variants(impl):
+                        st = self.mount(impl, [self.d("cu")], extra=extra)
+                        try:
+                                syncfs(self.base)
+                                t0 = time.perf_counter()
+                                os.chmod(st.p("cu"), 0o600)
+                                t1 = time.perf_counter()
+                                if os.stat(st.p("cu")).st_size != size or \
+                                                not os.path.lexists(os.path.join(st.upper, "cu")):
+                                        raise RuntimeError(f"{impl}: no copy-up of the right size after chmod")
+                                res["chmodcu" + suffix] = (t1 - t0) * 1e3
+                        finally:
+                                self.umount(st)
+                return res
+
+        # ---------------------------------------------------------------- the sandbox's view
+
+        def setup_sandboxes(self):
+                """A private state dir for sandbox-run, and for podman a private storage, run root and
+                containers.conf (limits this host allows: root here lacks CAP_SYS_RESOURCE) plus a root
+                directory made of the host's /usr, all on the benchmark's file system."""
+                self.sbx_state = os.path.join(self.base, "sandbox-state")
+                os.makedirs(self.sbx_state)
+                os.chmod(self.tmp, 0o755)    # mkdtemp's 0700 would keep the sandbox's own uid out of its root
+                self.sbx = {}
+                if shutil.which("bwrap"):
+                        self.sbx["bwrap"] = True
+                else:
+                        self.note("bwrap is not installed: its column is empty")
+                if os.access(self.args.sandbox_run, os.X_OK):
+                        self.sbx["sandbox-run"] = True
+                else:
+                        self.note(f"no sandbox-run at {self.args.sandbox_run} (set SANDBOX_RUN)")
+                pod = os.path.join(self.base, "podman")
+                root = os.path.join(pod, "rootfs")
+                for d in ("etc", "tmp", "root", "data", "storage", "run"):
+                        os.makedirs(os.path.join(root if d in ("etc", "tmp", "root", "data") else pod, d))
+                for ln in ("bin", "sbin", "lib", "lib64"):
+                        os.symlink(f"usr/{ln}", os.path.join(root, ln))
+                with open(os.path.join(root, "etc", "passwd"), "w") as f:
+                        f.write("root:x:0:0:root:/root:/bin/sh\n")
+                with open(os.path.join(pod, "containers.conf"), "w") as f:
+                        f.write('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n')
+                self.pod = pod
+                why = None
+                if not shutil.which("podman"):
+                        why = "podman is not installed"
+                elif not shutil.which("runc"):
+                        why = "runc is not installed (podman's crun refuses this hybrid-cgroup host)"
+                else:
+                        r = subprocess.run(self.podman_argv(["true"]), capture_output=True, text=True, timeout=120,
+                                           env=self.podman_env())
+                        if r.returncode != 0:
+                                why = f"podman cannot run a container here: {r.stderr.strip()[-300:]}"
+                if why:
+                        self.note(why + ": its column is empty")
+                else:
+                        self.sbx["podman"] = True
+
+        def podman_env(self):
+                return dict(os.environ, CONTAINERS_CONF=os.path.join(self.pod, "containers.conf"))
+
+        def podman_argv(self, cmd):
+                # --rootfs DIR:O: the directory is the lower of a kernel overlayfs whose upper podman
+                # keeps in its storage and removes with the container, like an image layer.
+                return ["podman", "--root", os.path.join(self.pod, "storage"), "--runroot",
+                        os.path.join(self.pod, "run"), "--runtime", "runc", "run", "--rm", "--network", "none",
+                        "-v", "/usr:/usr:ro", "-v", f"{self.d()}:/data:ro", "--rootfs",
+                        os.path.join(self.pod, "rootfs") + ":O"] + cmd
+
+        def sandbox_argv(self, kind, cmd):
+                if kind == "sandbox-run":
+                        return [self.args.sandbox_run, "--bind", f"{self.d()}:/data:ro", "--"] + cmd
+                if kind == "bwrap":
+                        return ["bwrap", "--tmpfs", "/", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
+                                "--symlink", "usr/sbin", "/sbin", "--symlink", "usr/lib", "/lib", "--symlink",
+                                "usr/lib64", "/lib64", "--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev",
+                                "--tmpfs", "/tmp", "--ro-bind", self.d(), "/data", "--unshare-all",
+                                "--die-with-parent", "--"] + cmd
+                return self.podman_argv(cmd)
+
+        def sandbox_run_cmd(self, kind, cmd):
+                env = self.podman_env() if kind == "podman" else dict(os.environ, SANDBOX_STATE_DIR=self.sbx_state)
+                t0 = time.perf_counter()
+                r = subprocess.run(self.sandbox_argv(kind, cmd), capture_output=True, text=True, timeout=600, env=env)
+                t1 = time.perf_counter()
+                if r.returncode != 0:
+                        raise RuntimeError(f"{kind}: {' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()[-500:]}")
+                return t1 - t0, r.stdout
+
+        def w_sandbox(self, impl):
+                """Not per union implementation: runs once per rep (for the first implementation only),
+                each sandbox in turn."""
+                if impl != self.impls[0]:
+                        return {}
+                s = self.sz
+                n_pip = s["pip_pkgs"] * s["pip_files"]
+                for kind in [k for k in SANDBOXES if k in self.sbx]:
+                        res = {}
+                        res["sbx_true"], _ = self.sandbox_run_cmd(kind, ["true"])
+                        res["sbx_untar"], out = self.sandbox_run_cmd(
+                                kind, ["sh", "-c", "tar -xf /data/tree.tar -C / && find /t -type f | wc -l"])
+                        if int(out.split()[-1]) != self.tar_files:
+                                raise RuntimeError(f"{kind}: tar -x left {out.strip()} files, want {self.tar_files}")
+                        res["sbx_pip"], out = self.sandbox_run_cmd(
+                                kind, ["sh", "-c", 'python3 -c "$0" /site-packages "$1" "$2" && '
+                                       'find /site-packages -type f | wc -l', PIP_SCRIPT, str(s["pip_pkgs"]),
+                                       str(s["pip_files"])])
+                        if int(out.split()[-1]) != n_pip + 2 * s["pip_pkgs"]:
+                                raise RuntimeError(f"{kind}: the pip-style run left {out.strip()} files")
+                        for k, v in res.items():
+                                self.sbx_results.setdefault(k, {}).setdefault(kind, []).append(v)
+                        log(f"[sandbox] {SANDBOX_LABEL[kind]}: " + ", ".join(f"{k} {v:.3f} s" for k, v in res.items()))
+                return {}
+
         # ---------------------------------------------------------------- driver and report
 
         def note(self, msg):
@@ -678,7 +875,8 @@ class Bench:
                              tar_entries=f"{(self.tar_files + self.tar_dirs + 1 + s['tar_top']) / 1000:.0f}k",
                              rd_total=f"{self.rd_total // 1000}k" if self.rd_total >= 1000 else self.rd_total,
                              big_h=human(s["big"]), cu_h=human(s["cu"]),
-                             sf_files=f"{s['sf_files'] // 1000}k" if s["sf_files"] >= 1000 else s["sf_files"])
+                             sf_files=f"{s['sf_files'] // 1000}k" if s["sf_files"] >= 1000 else s["sf_files"],
+                             pip_files=s["pip_pkgs"] * s["pip_files"], pip_pkgs=s["pip_pkgs"])
                 ours = "sandbox-unionfs"
                 L = []
                 L.append("## unionfs benchmark" + (" (--quick: small sizes, smoke check only)" if self.args.quick else ""))
@@ -731,6 +929,31 @@ class Bench:
                         if have_f:
                                 row.append(ratio("fuse-overlayfs"))
                         L.append("| " + " | ".join(row) + " |")
+                if self.sbx_results:
+                        kinds = [k for k in SANDBOXES if any(k in v for v in self.sbx_results.values())]
+                        L.append("")
+                        L.append("### The sandbox's view")
+                        L.append("")
+                        L.append("Whole runs of a sandbox with its default options: sandbox-run (throw-away upper: "
+                                 "sandbox-unionfs with volatile,metacopy=on), bwrap with its root on a tmpfs, podman with "
+                                 "runc and a kernel overlayfs over a directory root (`--rootfs DIR:O`). Each gets the host's "
+                                 "/usr read-only and the data read-only at /data. Times include starting and ending the "
+                                 "sandbox; the first row is that alone. Ratios: **> 1 means sandbox-run is faster**.")
+                        L.append("")
+                        rcols = [f"sandbox-run vs {k}" for k in kinds if k != "sandbox-run"]
+                        L.append("| workload | unit | " + " | ".join(SANDBOX_LABEL[k] for k in kinds)
+                                 + (" | " + " | ".join(rcols) if rcols else "") + " |")
+                        L.append("|---|---|" + "---|" * (len(kinds) + len(rcols)))
+                        for key, label, unit, f in SANDBOX_METRICS:
+                                if key not in self.sbx_results:
+                                        continue
+                                med = {k: statistics.median(v) for k, v in self.sbx_results[key].items()}
+                                row = [label.format(**subst), unit] + [f.format(med[k]) if k in med else "–" for k in kinds]
+                                for k in kinds:
+                                        if k != "sandbox-run":
+                                                a, b = med.get("sandbox-run"), med.get(k)
+                                                row.append(f"{b / a:.2f}" if a and b else "–")
+                                L.append("| " + " | ".join(row) + " |")
                 L.append("")
                 L.append("<details><summary>all samples</summary>")
                 L.append("")
@@ -740,6 +963,10 @@ class Bench:
                         parts = [f"{LABEL[i]} " + " ".join(f.format(x) for x in self.results[key][i])
                                  for i in self.impls if i in self.results[key]]
                         L.append(f"- {key} ({unit}): " + "; ".join(parts))
+                for key, label, unit, f in SANDBOX_METRICS:
+                        if key in self.sbx_results:
+                                parts = [f"{k} " + " ".join(f.format(x) for x in v) for k, v in self.sbx_results[key].items()]
+                                L.append(f"- {key} ({unit}): " + "; ".join(parts))
                 L.append("")
                 L.append("</details>")
                 return "\n".join(L) + "\n"
@@ -784,6 +1011,8 @@ def main():
         args = ap.parse_args()
         args.binary = os.environ.get("SANDBOX_UNIONFS", os.path.join(
             os.path.dirname(os.path.abspath(__file__)), "..", "build", "unionfs", "sandbox-unionfs"))
+        args.sandbox_run = os.environ.get("SANDBOX_RUN", os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "..", "build", "tools", "sandbox-run"))
         if os.geteuid() != 0:
                 sys.exit("unionfs-bench: must run as root")
         if "sandbox-unionfs" in args.impls and not os.access(args.binary, os.X_OK):

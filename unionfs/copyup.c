@@ -11,7 +11,8 @@
  *  5. xattrs (ACLs and security.capability included);
  *  6. mode with suid/sgid/sticky, after the ACLs (setting an ACL rewrites the group bits);
  *  7. atime/mtime, after everything that writes data (xattrs and chmod only change ctime);
- *  8. fsync of a regular file. fsync changes no timestamp, so doing it after 7 persists the times too.
+ *  8. fsync of a regular file with its data (not of metadata alone, as overlayfs). fsync changes no
+ *     timestamp, so doing it after 7 persists the times too.
  * A failure after step 2 removes the copy again.
  *
  * Devices, fifos and sockets are only ever held by O_PATH fds: opening a device would run its driver.
@@ -325,7 +326,9 @@ static int fill_object(int src_fd, int data_fd, int dst_fd, const struct stat *s
         if (utimensat(dst_fd, "", times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
 
-        if (type == S_IFREG && !(flags & COPYUP_NO_FSYNC) && fsync(dst_fd) < 0)
+        /* Metadata alone is not fsync'ed, as overlayfs does with metacopy=on: a chown -R would pay one
+         * flush per file for no data. The data copy that completes it is. */
+        if (type == S_IFREG && !(flags & (COPYUP_NO_FSYNC | COPYUP_META_ONLY)) && fsync(dst_fd) < 0)
                 return -errno;
         return 0;
 }
