@@ -1107,8 +1107,14 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
         pfd2 = pd2.fd;
         if ((r = cow_name(u, sn, pfd1, name)) < 0 || (exchange && (r = cow_name(u, dn, pfd2, newname)) < 0))
                 goto out;
+        /* The redirect (or the data) goes into the upper inode: one a snapshot shares gets its own
+         * first (we hold ns_lock for writing, as cow_unshare() wants). */
+        if (node_is_metacopy(sn) && (r = cow_unshare(u, sn)) < 0)
+                goto out;
         if ((r = cow_metacopy_redirect(u, sn, pfd1, name)) == -EXDEV)
                 r = cow_node(u, sn);
+        if (r >= 0 && exchange && node_is_metacopy(dn))
+                r = cow_unshare(u, dn);
         if (r >= 0 && exchange && (r = cow_metacopy_redirect(u, dn, pfd2, newname)) == -EXDEV)
                 r = cow_node(u, dn);
         if (r < 0)

@@ -346,6 +346,67 @@ static int test_empty_file(void) {
         return 0;
 }
 
+/* COPYUP_META_ONLY: everything but the data, which stays one hole of the source's size (a metacopy
+ * file); COPYUP_EMPTY: no data, size 0 (a copy about to be truncated). */
+static int test_meta_only_and_empty(void) {
+        _cleanup_close_ int src = -EBADF, dst = -EBADF;
+        char name[COPYUP_TEMP_NAME_MAX], name2[COPYUP_TEMP_NAME_MAX];
+        struct stat st, d;
+
+        src = openat(lower_fd, "data", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        CHECK(src >= 0);
+        CHECK_EQ(pwrite_pattern(src, 0, (size_t) (3 * MiB), 7), 0);
+        CHECK_EQ(fsetxattr(src, "user.keep", "v", 1, 0), 0);
+        CHECK_EQ(fstat(src, &st), 0);
+
+        CHECK_EQ(copyup_make_temp(lower_fd, "data", &st, work_fd, &test_ids, NULL, COPYUP_META_ONLY, name,
+                                  sizeof name), 0);
+        dst = openat(work_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        CHECK(dst >= 0);
+        CHECK_EQ(fstat(dst, &d), 0);
+        CHECK_EQ(d.st_size, 3 * MiB);
+        CHECK(d.st_blocks * 512 <= 4096); /* no data, at most a block of xattrs */
+        CHECK_EQ(lseek(dst, 0, SEEK_DATA), -1);
+        CHECK_EQ(errno, ENXIO);
+        CHECK_EQ(d.st_mode & 07777, 0640);
+        CHECK_EQ(d.st_uid, test_ids.uid);
+        CHECK_EQ(d.st_mtim.tv_sec, st.st_mtim.tv_sec);
+        CHECK_EQ(d.st_mtim.tv_nsec, st.st_mtim.tv_nsec);
+        CHECK_EQ(fgetxattr(dst, "user.keep", NULL, 0), 1);
+
+        CHECK_EQ(copyup_make_temp(lower_fd, "data", &st, work_fd, NULL, NULL, COPYUP_EMPTY, name2, sizeof name2), 0);
+        CHECK_EQ(fstatat(work_fd, name2, &d, AT_SYMLINK_NOFOLLOW), 0);
+        CHECK_EQ(d.st_size, 0);
+        CHECK_EQ(d.st_blocks, 0);
+        CHECK_EQ(d.st_mode & 07777, 0640);
+        return 0;
+}
+
+/* copyup_make_temp_fd(): from an fd of the source itself, also once the source has no name. */
+static int test_from_fd_unlinked(void) {
+        _cleanup_close_ int src = -EBADF, path = -EBADF, dst = -EBADF;
+        char name[COPYUP_TEMP_NAME_MAX];
+        struct stat st, other;
+
+        src = openat(lower_fd, "gone", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        CHECK(src >= 0);
+        CHECK_EQ(pwrite_pattern(src, 0, 100000, 9), 0);
+        path = openat(lower_fd, "gone", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        CHECK(path >= 0);
+        CHECK_EQ(fstat(path, &st), 0);
+        CHECK_EQ(unlinkat(lower_fd, "gone", 0), 0);
+
+        CHECK_EQ(copyup_make_temp_fd(path, &st, work_fd, NULL, NULL, 0, name, sizeof name), 0);
+        dst = openat(work_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        CHECK(dst >= 0);
+        CHECK(same_content(src, dst));
+        /* the identity check holds here too */
+        CHECK_EQ(write_at(lower_fd, "other", 0600, "x"), 0);
+        CHECK_EQ(fstatat(lower_fd, "other", &other, AT_SYMLINK_NOFOLLOW), 0);
+        CHECK_EQ(copyup_make_temp_fd(path, &other, work_fd, NULL, NULL, 0, name, sizeof name), -ESTALE);
+        return 0;
+}
+
 /* memfd (tmpfs) to ext4: copy_file_range() says EXDEV, so the read/write fallback runs. */
 static int test_data_fallback(void) {
         _cleanup_close_ int src = -EBADF, dst = -EBADF, probe = -EBADF;
@@ -778,6 +839,8 @@ static const TestCase tests[] = {
         { "trailing hole kept", test_trailing_hole },
         { "empty file", test_empty_file },
         { "copyup_data read/write fallback keeps holes; short source is ESTALE", test_data_fallback },
+        { "metadata only (metacopy): one hole of the size; empty: size 0", test_meta_only_and_empty },
+        { "from an fd of an unlinked source; identity checked", test_from_fd_unlinked },
         { "symlink: target, owner, times, xattrs; target not followed", test_symlink },
         { "fifo and socket", test_fifo_and_socket },
         { "char and block devices keep rdev", test_devices },
