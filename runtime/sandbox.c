@@ -223,9 +223,10 @@ static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *
         if (r >= 0)
                 r = append(&opts, &len, idmap);
         /* A throw-away upper needs no durability (volatile: no fsync of copy-ups, fsync() does nothing),
-         * and is never mounted by a kernel overlayfs without metacopy=on nor read by the layer tools:
-         * metadata changes (chown -R of the image, say) copy up no data. A kept upper (--upper) keeps
-         * both off, so that any overlayfs and every sandbox-layer verb reads it as it is. */
+         * and no kernel overlayfs mounts it: metacopy=on, so that metadata changes (a chown -R of the
+         * image, say) copy up no data (the layer tools read such files from the lowers or refuse them,
+         * docs/layers.md). A kept upper (--upper) keeps both off, so that any overlayfs and every
+         * sandbox-layer verb reads it as it is. */
         if (r >= 0 && throwaway)
                 r = append(&opts, &len, ",volatile,metacopy=on");
         if (r < 0)
