@@ -24,7 +24,18 @@ int node_table_init(Union *u) {
         return u->table ? 0 : -ENOMEM;
 }
 
+static void gone_remove(Union *u, Node *n) {
+        if (n->gone_prev)
+                n->gone_prev->gone_next = n->gone_next;
+        else if (u->gone == n)
+                u->gone = n->gone_next;
+        if (n->gone_next)
+                n->gone_next->gone_prev = n->gone_prev;
+        n->gone_prev = n->gone_next = NULL;
+}
+
 static void node_free(Union *u, Node *n) {
+        gone_remove(u, n);
         if (n->upper_fd >= 0) {
                 safe_close(n->upper_fd);
                 __atomic_sub_fetch(&u->n_cached_fds, 1, __ATOMIC_RELAXED);
@@ -71,6 +82,18 @@ void node_table_done(Union *u) {
                                 unref_locked(u, n, 1);
                                 progress = true;
                                 break; /* the chain may have changed under the cascade */
+                        }
+        }
+        /* Then what was taken out of the table but never forgotten by the kernel (an unlinked file
+         * still open at unmount, say), children before their parents as above. */
+        for (bool progress = true; u->gone && progress;) {
+                progress = false;
+                for (Node *n = u->gone; n; n = n->gone_next)
+                        if (n->n_children == 0) {
+                                n->refs = 1;
+                                unref_locked(u, n, 1);
+                                progress = true;
+                                break;
                         }
         }
         pthread_mutex_unlock(&u->table_lock);
@@ -120,6 +143,14 @@ static void table_remove(Union *u, Node *n) {
         n->hashed = false;
         n->hash_next = NULL;
         u->n_nodes--;
+        /* still held (by the kernel, an operation): remembered, so the end can free it */
+        if (n->refs > 0 && n != u->root) {
+                n->gone_prev = NULL;
+                n->gone_next = u->gone;
+                if (u->gone)
+                        u->gone->gone_prev = n;
+                u->gone = n;
+        }
 }
 
 static Node *table_find(const Union *u, uint64_t ino) {

@@ -105,6 +105,7 @@ struct Node {
         Alias *aliases;       /* names; [0] is used to build paths (ns_lock) */
         size_t n_aliases;
         Node *hash_next;
+        Node *gone_prev, *gone_next; /* in Union.gone while out of the table but still held (table_lock) */
 };
 
 typedef struct Union {
@@ -136,6 +137,8 @@ typedef struct Union {
         Node **table;
         size_t n_table, n_nodes;
         Node *root;
+        Node *gone;           /* nodes taken out of the table (no name left, number reused) that the
+                               * kernel still holds: freed at the end if it never forgets them */
 
         pthread_mutex_t fs_lock;
         dev_t fs_devs[4096];  /* filesystem index (high bits of inode numbers) by device */
