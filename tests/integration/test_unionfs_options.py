@@ -55,7 +55,7 @@ def test_refused_options_say_why(env):
         r = subprocess.run([uf.binary(), "-o", f"lowerdir={lay['lowers'][0]},upperdir={lay['upper']},"
                             f"workdir={lay['work']},{opt}", lay["mnt"]], capture_output=True, text=True,
                            timeout=20)
-        uf.eq(r.returncode, 1, f"exit status with -o {opt}")
+        uf.eq(r.returncode, 2, f"exit status with -o {opt} (bad usage)")
         for w in words:
             uf.check(w in r.stderr, f"-o {opt}: the message does not say '{w}': {r.stderr!r}")
         uf.check(not uf.is_mounted(lay["mnt"]), f"-o {opt}: mounted anyway")
