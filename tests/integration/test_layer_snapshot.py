@@ -620,7 +620,7 @@ def test_disabled_by_option(env):
     uf.check(not os.path.lexists(dest), "DEST created with snapshot=0")
     r = subprocess.run([uf.binary(), "-o", f"lowerdir={lay['lowers'][0]},snapshot=maybe", env.mkdir("m3")],
                        capture_output=True, text=True, timeout=30)
-    uf.eq(r.returncode, 1, f"snapshot=maybe must be refused: {r.stderr!r}")
+    uf.eq(r.returncode, 2, f"snapshot=maybe must be refused as bad usage: {r.stderr!r}")
     uf.check(not uf.is_mounted(env.path("m3")), "mounted with snapshot=maybe")
 
 
