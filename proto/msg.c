@@ -459,6 +459,12 @@ static const Field exec_fields[] = {
         F_U64(MSG_EXEC_DISK_MAX, SandboxSpec, disk_max, false, "EXEC: disk_max is repeated or not a u64"),
         F_U64(MSG_EXEC_DISK_INODES_MAX, SandboxSpec, disk_inodes_max, false,
               "EXEC: disk_inodes_max is repeated or not a u64"),
+        F_STRING(MSG_EXEC_IMAGE_REF, SandboxSpec, image_ref, false, SPEC_IMAGE_REF_MAX,
+                 "EXEC: image_ref is repeated, longer than 1024 bytes or contains NUL"),
+        F_STRING(MSG_EXEC_ENTRYPOINT, SandboxSpec, entrypoint, false, SPEC_STRING_MAX,
+                 "EXEC: entrypoint is repeated, longer than 4096 bytes or contains NUL"),
+        F_STRING(MSG_EXEC_USER, SandboxSpec, user, false, SPEC_USER_MAX,
+                 "EXEC: user is repeated, longer than 256 bytes or contains NUL"),
 };
 
 static const Field bind_fields[] = {
@@ -614,7 +620,8 @@ int msg_exec_encode(const SandboxSpec *s, WireBuffer *b) {
         int r;
 
         assert_return(s && b, -EINVAL);
-        if (s->n_argv == 0 || s->n_argv > SPEC_ARGS_MAX || !s->argv || s->n_env > SPEC_ENV_MAX ||
+        if ((s->n_argv == 0 && !s->image_ref) || s->n_argv > SPEC_ARGS_MAX || (s->n_argv > 0 && !s->argv) ||
+            s->n_env > SPEC_ENV_MAX ||
             s->n_layers > SPEC_LAYERS_MAX || s->n_binds > SPEC_MOUNTS_MAX || s->n_tmpfs > SPEC_MOUNTS_MAX ||
             s->n_rlimits > SPEC_RLIMITS_MAX || s->n_publish > SPEC_PUBLISH_MAX)
                 return -EINVAL;
@@ -677,8 +684,8 @@ int msg_exec_decode(WireFrame *f, MsgExec *ret, const char **ret_error) {
                          "EXEC has an unknown field", ret_error);
         if (r < 0)
                 return r;
-        if (s.n_argv == 0)
-                return fail(ret_error, -EBADMSG, "EXEC: argv is missing");
+        if (s.n_argv == 0 && !s.image_ref)
+                return fail(ret_error, -EBADMSG, "EXEC: argv is missing (it may be left out only with an image_ref)");
         want_fds = s.tty ? 0 : 3;
         if (f->n_fds != want_fds)
                 return fail(ret_error, -EBADMSG,

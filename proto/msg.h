@@ -28,7 +28,7 @@
 #include "spec.h"
 #include "wire.h"
 
-#define MSG_PROTOCOL_VERSION 2       /* the newest message-level version this code speaks */
+#define MSG_PROTOCOL_VERSION 3       /* the newest message-level version this code speaks */
 #define MSG_PROTOCOL_VERSION_MIN 1   /* the oldest */
 #define MSG_VERSION_STRING_MAX 64    /* client_version, daemon_version */
 #define MSG_ID_LENGTH 16             /* sandbox ids: exactly 16 lowercase hex digits */
@@ -70,7 +70,7 @@ enum {
         MSG_HELLO_REPLY_DAEMON_VERSION = 2, /* string <= 64, required */
 };
 enum {
-        MSG_EXEC_ARGV = 1,              /* string, repeated 1..SPEC_ARGS_MAX */
+        MSG_EXEC_ARGV = 1,              /* string, repeated 1..SPEC_ARGS_MAX (0.. with image_ref) */
         MSG_EXEC_ENV = 2,               /* string, repeated 0..SPEC_ENV_MAX */
         MSG_EXEC_IMAGE = 3,             /* string */
         MSG_EXEC_LAYER = 4,             /* string, repeated 0..SPEC_LAYERS_MAX */
@@ -93,6 +93,9 @@ enum {
         MSG_EXEC_PUBLISH = 21,          /* nested MSG_PUBLISH_*, repeated 0..SPEC_PUBLISH_MAX */
         MSG_EXEC_DISK_MAX = 22,         /* u64 (version 2) */
         MSG_EXEC_DISK_INODES_MAX = 23,  /* u64 (version 2) */
+        MSG_EXEC_IMAGE_REF = 24,        /* string <= SPEC_IMAGE_REF_MAX (version 3) */
+        MSG_EXEC_ENTRYPOINT = 25,       /* string, may be empty (version 3) */
+        MSG_EXEC_USER = 26,             /* string < SPEC_USER_MAX (version 3) */
 };
 enum {
         MSG_BIND_SOURCE = 1,            /* string, required */

@@ -23,6 +23,9 @@ void spec_done(SandboxSpec *s) {
         strv_free_n(s->env, s->n_env);
         strv_free_n(s->layers, s->n_layers);
         free(s->image);
+        free(s->image_ref);
+        free(s->entrypoint);
+        free(s->user);
         free(s->upper);
         free(s->workdir);
         free(s->hostname);
@@ -140,6 +143,30 @@ static bool hostname_ok(const char *h) {
         return true;
 }
 
+/* Checked fully (and normalized) by the image store when it is looked up; here only what keeps it a name:
+ * printable, bounded, and never what the command line takes for a directory or an option. */
+static bool image_ref_ok(const char *r) {
+        size_t n = strnlen(r, SPEC_IMAGE_REF_MAX + 1);
+
+        if (n == 0 || n > SPEC_IMAGE_REF_MAX || r[0] == '/' || r[0] == '.' || r[0] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) r[i] <= ' ' || (unsigned char) r[i] >= 0x7f)
+                        return false;
+        return true;
+}
+
+static bool user_ok(const char *u) {
+        size_t n = strnlen(u, SPEC_USER_MAX);
+
+        if (n == 0 || n >= SPEC_USER_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) u[i] <= ' ' || (unsigned char) u[i] >= 0x7f)
+                        return false;
+        return true;
+}
+
 #define FAIL(msg)                               \
         do {                                    \
                 if (ret_error)                  \
@@ -150,14 +177,17 @@ static bool hostname_ok(const char *h) {
 int spec_validate(const SandboxSpec *s, const char **ret_error) {
         size_t bytes = 0;
 
-        if (!s->argv || s->n_argv == 0 || s->n_argv > SPEC_ARGS_MAX || s->argv[s->n_argv])
+        /* With an image of the store, the image may give the command (its Entrypoint and Cmd). */
+        if (s->n_argv == 0 && !s->image_ref)
+                FAIL("a command is required (at most 4096 arguments)");
+        if (s->n_argv > SPEC_ARGS_MAX || (s->n_argv > 0 && (!s->argv || s->argv[s->n_argv])))
                 FAIL("a command is required (at most 4096 arguments)");
         for (size_t i = 0; i < s->n_argv; i++) {
                 if (!s->argv[i])
                         FAIL("an argument is missing");
                 bytes += strnlen(s->argv[i], SPEC_ARG_BYTES_MAX) + 1;
         }
-        if (s->argv[0][0] == '\0')
+        if (s->n_argv > 0 && s->argv[0][0] == '\0')
                 FAIL("the command is empty");
         if (s->n_env > SPEC_ENV_MAX || (s->n_env > 0 && (!s->env || s->env[s->n_env])))
                 FAIL("too many environment variables (at most 1024)");
@@ -172,6 +202,14 @@ int spec_validate(const SandboxSpec *s, const char **ret_error) {
 
         if (s->image && !path_ok(s->image))
                 FAIL("--image must be 'host' or an absolute directory path");
+        if (s->image_ref && !image_ref_ok(s->image_ref))
+                FAIL("--image: an image reference is 1-1024 printable characters, not starting with '/', '.' or '-'");
+        if (s->image && s->image_ref)
+                FAIL("--image: a directory and an image of the store at once");
+        if (s->entrypoint && (!s->image_ref || strnlen(s->entrypoint, SPEC_STRING_MAX) >= SPEC_STRING_MAX))
+                FAIL("--entrypoint needs an image of the store (--image NAME) and is at most 4095 bytes");
+        if (s->user && (!s->image_ref || !user_ok(s->user)))
+                FAIL("--user as a name needs an image of the store (--image NAME); at most 255 bytes");
         if (s->n_layers > SPEC_LAYERS_MAX)
                 FAIL("too many --layer options (at most 64)");
         for (size_t i = 0; i < s->n_layers; i++)

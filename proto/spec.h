@@ -19,6 +19,11 @@
 #define SPEC_STRING_MAX 4096           /* PATH_MAX: any single path or argument */
 #define SPEC_HOSTNAME_MAX 64           /* HOST_NAME_MAX */
 #define SPEC_ARG_BYTES_MAX (1u << 20)  /* all of argv and env together */
+#define SPEC_IMAGE_REF_MAX 1024        /* an image reference (docs/images.md: IMAGE_REF_INPUT_MAX) */
+#define SPEC_USER_MAX 256              /* --user NAME[:GROUP] */
+/* Where the image store is unless --store (sandbox-run) or store= (sandboxd) say otherwise; the image
+ * library's IMAGE_STORE_DEFAULT (image/image.h), which test-image-spec checks this against. */
+#define SPEC_IMAGE_STORE_DEFAULT "/var/lib/sandbox"
 
 /* Bounds every sandbox gets when its spec leaves them at 0, through sandbox-run and sandboxd alike
  * (docs/limits.md has the table; sandboxd's caps for other users default to the same values).
@@ -67,18 +72,25 @@ typedef struct SpecPublish {
 } SpecPublish;
 
 typedef struct SandboxSpec {
-        char **argv;            /* NULL-terminated, at least one element */
+        char **argv;            /* NULL-terminated, at least one element (none: with image_ref, the
+                                 * image's Entrypoint and Cmd) */
         size_t n_argv;
         char **env;             /* K=V from the user, NULL-terminated */
         size_t n_env;
 
-        char *image;            /* NULL: the host's /usr with a generated /etc */
+        char *image;            /* a directory; NULL: image_ref, or else the host's /usr with a generated /etc */
+        char *image_ref;        /* an image of the store (docs/images.md): NAME[:TAG][@DIGEST] or an image ID,
+                                 * resolved by the runtime; never with image */
+        char *entrypoint;       /* with image_ref: NULL = the image's Entrypoint and Cmd; else a program that
+                                 * replaces both ("" = none) */
         char **layers;          /* more lower layers, topmost first */
         size_t n_layers;
         char *upper;            /* NULL: a fresh upper, discarded at exit */
 
         char *workdir;          /* NULL: "/" */
         uint32_t uid, gid;      /* inside the sandbox */
+        char *user;             /* with image_ref: --user as given (NAME|UID[:GROUP|GID], names looked up in the
+                                 * image's /etc/passwd and /etc/group); NULL: the image's User */
         char *hostname;         /* NULL: "sandbox" */
         bool tty;
 

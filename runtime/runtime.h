@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "filter.h"
+#include "macro.h"
 #include "spec.h"
 
 #define SANDBOX_IDS_PER_RANGE 65536u
@@ -81,6 +82,7 @@ typedef struct ChildContext {
         int union_fd;           /* the union, a detached mount */
         int usr_fd;             /* the host's /usr, read-only and detached; -EBADF with --image DIR */
         int resolv_fd;          /* the sandbox's /etc/resolv.conf, a detached mount; -EBADF: none */
+        bool workdir_create;    /* the working directory is an image's WorkingDir: made if it is missing */
         ChildBind *binds;
         const FilterProgram *filter;
         char **envp;            /* the program's whole environment */
@@ -113,6 +115,31 @@ int make_dir_in_root(int root_fd, const char *path, bool is_dir, int *ret_fd);
 int image_host_acquire(int images_fd, int etc_fd, char **ret_name, int *ret_lock_fd, char *why, size_t why_size);
 /* NAME in DIRFD: a layer for above the host image with etc/hostname and etc/hosts for HOSTNAME. */
 int image_make_hostname_layer(int dirfd, const char *name, const char *hostname);
+
+/* image-run.c: --image NAME, an image of the store (see image-run.c). */
+typedef struct ImageRun ImageRun;
+typedef struct OciConfig OciConfig;
+/* Look SPEC->image_ref up in the store at STORE_PATH (NULL: the default), pin its layers until
+ * image_run_free(), and resolve its config against SPEC. On failure ERR says what and why. */
+int image_run_prepare(const char *store_path, const SandboxSpec *spec, ImageRun **ret, char *err, size_t errlen);
+ImageRun *image_run_free(ImageRun *r);
+/* Release the pin early (the sandbox is gone); the rest stays until image_run_free(). */
+void image_run_unpin(ImageRun *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ImageRun *, image_run_free);
+/* Point SPEC's argv, env, workdir, uid and gid at what the image resolved to (IR keeps them). */
+void image_run_apply(const ImageRun *ir, SandboxSpec *spec);
+/* The image's layer directories, topmost first. */
+char *const *image_run_layers(const ImageRun *ir, size_t *ret_n);
+bool image_run_workdir_from_image(const ImageRun *ir);
+const char *image_run_id(const ImageRun *ir);
+/* The merge of image config CFG under SPEC (argv, env, workdir: see image-run.c) into IR; HOME: the user's
+ * home directory in the image ("" or NULL: unknown). For the unit tests. */
+int image_run_merge(const SandboxSpec *spec, const OciConfig *cfg, const char *home, ImageRun *ir, char *err,
+                    size_t errlen);
+ImageRun *image_run_new(void);
+char *const *image_run_argv(const ImageRun *ir, size_t *ret_n);
+char *const *image_run_env(const ImageRun *ir, size_t *ret_n);
+const char *image_run_workdir(const ImageRun *ir);
 
 /* idpool.c: a 65536-id host range per live sandbox, held by a lock that dies with the process. */
 #define IDPOOL_LOCK_DIR "/run/sandbox-ids"

@@ -8,7 +8,10 @@
  *   STATE/ID/root          the union's mount point inside the sandbox's mount namespace only
  *   STATE/images/host-KEY  the generated host image, built once per state of the host's /etc (image.c)
  *   STATE/ID/data/         mode 0700: upper/, work/, hostname/ (a layer over the host image for another
- *                          host name)
+ *                          host name, and over an image of the store for its /etc/hosts, hostname and
+ *                          resolv.conf)
+ * An image of the store (--image NAME) is looked up, pinned and its config applied first (image-run.c);
+ * its layers, in the store, are the union's lowest layers.
  * STATE and STATE/ID are 0711 so the child, unprivileged on the host, can reach root/ by name.
  *
  * Threads: sandbox_start() and sandbox_cleanup() may run on several threads at once (sandboxd does).
@@ -60,6 +63,8 @@
 #define DEFAULT_ID_RANGES 4096u
 #define START_TIMEOUT_MS 60000
 #define DEFAULT_HOSTNAME IMAGE_DEFAULT_HOSTNAME
+/* sandbox-unionfs's UNION_MAX_LOWER: the lower layers a union takes. */
+#define UNION_LOWERS_MAX 128
 
 /* Lock order: none is taken while another is held. */
 static pthread_mutex_t filter_lock = PTHREAD_MUTEX_INITIALIZER; /* libseccomp, the filter cache */
@@ -78,6 +83,7 @@ struct Sandbox {
         int upper_lock_fd;      /* with --upper: the upper directory, flock()ed while we live */
         bool memory_default;    /* the spec left the memory bound to the default */
         bool pids_default;
+        ImageRun *image_run;    /* --image NAME: the image, pinned while we live; resolved points into it */
 
         pid_t pid;
         int pidfd;
@@ -186,8 +192,11 @@ static int append(char **buf, size_t *len, const char *s) {
         return 0;
 }
 
-static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *image, const char *host_layer,
-                              const char *upper, const char *work, bool throwaway, int fuse_fd, SandboxError *err) {
+/* lowerdir=: the --layer directories, HOST_LAYER (the per-sandbox /etc layer, or NULL), then IMAGE (a
+ * directory) or else the N_IMAGE_LAYERS of an image of the store. */
+static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *image, char *const *image_layers,
+                              size_t n_image_layers, const char *host_layer, const char *upper, const char *work,
+                              bool throwaway, int fuse_fd, SandboxError *err) {
         _cleanup_free_ char *opts = NULL;
         char binary[4200], idmap[96];
         size_t len = 0;
@@ -208,8 +217,13 @@ static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *
                 if (r >= 0)
                         r = append(&opts, &len, ":");
         }
-        if (r >= 0)
+        if (r >= 0 && image)
                 r = append_escaped(&opts, &len, image);
+        for (size_t i = 0; r >= 0 && !image && i < n_image_layers; i++) {
+                r = append_escaped(&opts, &len, image_layers[i]);
+                if (r >= 0 && i + 1 < n_image_layers)
+                        r = append(&opts, &len, ":");
+        }
         if (r >= 0)
                 r = append(&opts, &len, ",upperdir=");
         if (r >= 0)
@@ -406,6 +420,8 @@ typedef struct Start {
 
         FilterProgram *filter;
         char *root_path, *image_path, *host_layer_path, *upper_path, *work_path;
+        char *const *image_layers;      /* --image NAME: its layers (the ImageRun's), topmost first */
+        size_t n_image_layers;
         char **envp;
         ChildBind *binds;       /* spec->n_binds entries */
         int data_fd;            /* STATE/ID/data */
@@ -441,6 +457,37 @@ static void start_done(Start *st) {
 }
 
 #define OOM(st) set_error((st)->err, SANDBOX_EXIT_SETUP, "Out of memory")
+
+/* --image NAME: look it up in the store, pin it, and apply its config (image-run.c), before anything is
+ * made: a missing image or a user it does not have costs nothing. */
+static int step_store_image(Start *st) {
+        Sandbox *s = st->s;
+        const char *verr = NULL;
+        char why[sizeof st->err->message];
+        size_t n_layers;
+        int r;
+
+        if (!st->spec->image_ref)
+                return 0;
+        r = image_run_prepare(st->cfg ? st->cfg->store : NULL, st->spec, &s->image_run, why, sizeof why);
+        if (r == -ENOMEM)
+                return OOM(st);
+        if (r < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "%s", why);
+        image_run_apply(s->image_run, &s->resolved);
+        /* What the image gave is bounded as a command line is. */
+        if (spec_validate(&s->resolved, &verr) < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "--image '%s': with its config: %s",
+                                 st->spec->image_ref, verr);
+        st->image_layers = image_run_layers(s->image_run, &n_layers);
+        st->n_image_layers = n_layers;
+        /* The union's lowers: the --layer directories, our /etc layer, the image's. */
+        if (st->spec->n_layers + 1 + n_layers > UNION_LOWERS_MAX)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "--image '%s': its %zu layers and %zu --layer "
+                                 "directories are more than the %d lower layers a union takes",
+                                 st->spec->image_ref, n_layers, st->spec->n_layers, UNION_LOWERS_MAX - 1);
+        return 0;
+}
 
 /* Check what the user named before building anything, for messages that name it. */
 static int step_check_paths(Start *st) {
@@ -570,6 +617,24 @@ static int step_image(Start *st) {
                 st->image_path = strdup(spec->image);
                 return st->image_path ? 0 : OOM(st);
         }
+        if (spec->image_ref) {
+                /* Its /etc/hostname and /etc/hosts name this sandbox, as the host image's do; an empty
+                 * /etc/resolv.conf is where the child binds ours (an image may have none, or a symlink). */
+                r = image_make_hostname_layer(st->data_fd, "hostname", spec->hostname ?: DEFAULT_HOSTNAME);
+                if (r >= 0 && spec->net != SPEC_NET_NONE) {
+                        _cleanup_close_ int fd = openat(st->data_fd, "hostname/etc/resolv.conf",
+                                                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                        r = fd < 0 || fchmod(fd, 0644) < 0 ? -errno : 0;
+                }
+                if (r < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the /etc layer of the sandbox: %s",
+                                         strerror(-r));
+                if (asprintf(&st->host_layer_path, "%s/%s/data/hostname", s->state_dir, s->id) < 0) {
+                        st->host_layer_path = NULL;
+                        return OOM(st);
+                }
+                return 0;
+        }
         if ((mkdirat(s->state_fd, "images", 0700) < 0 && errno != EEXIST) ||
             (images = openat(s->state_fd, "images", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0 ||
             (etc = open("/etc", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0)
@@ -690,8 +755,9 @@ static int step_union(Start *st) {
         r = mount_union_fd(st->fuse_fd, st->s->id, &st->union_fd);
         if (r < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the union mount: %s", strerror(-r));
-        r = start_union_server(st->s, st->cfg, st->image_path, st->host_layer_path, st->upper_path, st->work_path,
-                               !st->spec->upper, st->fuse_fd, st->err);
+        r = start_union_server(st->s, st->cfg, st->image_path, st->image_layers, st->n_image_layers,
+                               st->host_layer_path, st->upper_path, st->work_path, !st->spec->upper, st->fuse_fd,
+                               st->err);
         if (r < 0)
                 return r;
         st->fuse_fd = safe_close(st->fuse_fd); /* the server holds it now; if it dies, the mount fails fast */
@@ -704,7 +770,7 @@ static int step_trees(Start *st) {
         const SandboxSpec *spec = st->spec;
         int r;
 
-        if (!spec->image) {
+        if (!spec->image && !spec->image_ref) {
                 bool is_dir;
                 r = mount_detached_tree("/usr", true, &is_dir, &st->usr_fd);
                 if (r < 0)
@@ -916,6 +982,7 @@ static int step_clone(Start *st) {
                 .envp = st->envp,
                 .hostname = spec->hostname ?: DEFAULT_HOSTNAME,
                 .net_host = spec->net == SPEC_NET_HOST,
+                .workdir_create = s->image_run && image_run_workdir_from_image(s->image_run),
         };
         struct clone_args ca = {
                 .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
@@ -1050,6 +1117,7 @@ typedef struct StartStep {
 
 /* The parent's side of docs/security.md's table, in order. */
 static const StartStep start_steps[] = {
+        { "image of the store",         step_store_image },
         { "check the paths",            step_check_paths },
         { "lock the upper",             step_upper_lock },
         { "state directory",            step_state_dir },
@@ -1131,6 +1199,14 @@ int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *cfg,
 
 const char *sandbox_id(const Sandbox *s) {
         return s->id;
+}
+
+const char *sandbox_command(const Sandbox *s) {
+        return s->spec->n_argv > 0 ? s->spec->argv[0] : "";
+}
+
+const char *sandbox_image_id(const Sandbox *s) {
+        return s->image_run ? image_run_id(s->image_run) : NULL;
 }
 
 pid_t sandbox_pid(const Sandbox *s) {
@@ -1305,6 +1381,9 @@ int sandbox_cleanup(Sandbox *s) {
                 s->cgroup = cgroup_free(s->cgroup);
         }
         stop_server(s);
+        /* The union's server is gone: nothing reads the image's layers any more. */
+        if (s->image_run)
+                image_run_unpin(s->image_run);
         if (s->lease) {
                 pthread_mutex_lock(&net_lock);
                 s->lease = net_detach(s->lease);
@@ -1359,6 +1438,7 @@ Sandbox *sandbox_free(Sandbox *s) {
         free(s->upper_work);
         free(s->state_dir);
         free(s->resolved.tmpfs);
+        image_run_free(s->image_run);
         free(s);
         return NULL;
 }

@@ -26,6 +26,7 @@ typedef struct SandboxConfig {
         uint32_t host_id_ranges;        /* 65536-id ranges in the pool */
         const char *unionfs_binary;     /* NULL: next to our own binary, or the installed one */
         const NetConfig *net;           /* --net bridge/isolated; NULL: the defaults */
+        const char *store;              /* the image store for --image NAME; NULL: /var/lib/sandbox */
 } SandboxConfig;
 
 typedef enum SandboxLimitHit {
@@ -79,6 +80,10 @@ const char *sandbox_id(const Sandbox *s);
 /* The host pid of the sandbox's init, and a pidfd for it that polls readable when it has ended. */
 pid_t sandbox_pid(const Sandbox *s);
 int sandbox_pidfd(const Sandbox *s);
+/* The program's argv[0] (with --image NAME, what the image's Entrypoint or Cmd made it). */
+const char *sandbox_command(const Sandbox *s);
+/* With --image NAME: the image's ID (sha256:...), else NULL. */
+const char *sandbox_image_id(const Sandbox *s);
 /* With spec->tty: the pty master (owned by the sandbox), else -EBADF. */
 int sandbox_pty_fd(const Sandbox *s);
 

@@ -31,6 +31,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -206,6 +207,28 @@ static int loopback_up(void) {
                 return -errno;
         ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
         return RET_NERRNO(ioctl(s, SIOCSIFFLAGS, &ifr));
+}
+
+/* mkdir -p PATH (absolute, at most SPEC_STRING_MAX bytes) in our root, as root of the sandbox: an image's
+ * WorkingDir that its layers lack (docker makes it too). No allocation: a copy on our stack. */
+static int make_workdir(const char *path) {
+        char buf[SPEC_STRING_MAX];
+        size_t n = strnlen(path, sizeof buf);
+
+        if (n == 0 || n >= sizeof buf || path[0] != '/')
+                return -EINVAL;
+        memcpy(buf, path, n + 1);
+        for (char *p = buf + 1;; p++) {
+                if (*p != '/' && *p != '\0')
+                        continue;
+                char c = *p;
+                *p = '\0';
+                if (p > buf + 1 && p[-1] != '/' && mkdir(buf, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                *p = c;
+                if (c == '\0')
+                        return 0;
+        }
 }
 
 /* Make fds 0, 1, 2 the program's stdio without clobbering one source with another. */
@@ -506,6 +529,11 @@ _Noreturn void child_run(const ChildContext *c) {
         r = mount_pivot_root(c->root_path);
         if (r < 0)
                 fail(c, STEP_PIVOT, r, 0);
+        if (c->workdir_create && s->workdir) {
+                r = make_workdir(s->workdir);
+                if (r < 0)
+                        fail(c, STEP_WORKDIR, r, 0);
+        }
         if (!c->net_host) {
                 r = loopback_up();
                 if (r < 0)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -16,6 +17,7 @@
 #include "fs.h"
 #include "macro.h"
 #include "parse.h"
+#include "ref.h"
 
 void config_init(DaemonConfig *c) {
         *c = (DaemonConfig) {
@@ -115,6 +117,57 @@ static int parse_ids(char *v, bool groups, uint32_t *ids, size_t *n) {
                         return -E2BIG;
                 ids[(*n)++] = id;
         }
+        return 0;
+}
+
+const char *config_allow_image(const DaemonConfig *c, size_t i) {
+        const char *p = c->allow_images;
+
+        assert(i < c->n_allow_images);
+        for (; i > 0; i--)
+                p += strlen(p) + 1;
+        return p;
+}
+
+/* An image ID as the store takes one: "sha256:" and 64 hex digits, or 4 to 64 hex digits (a prefix). */
+static bool is_image_id(const char *s) {
+        const char *hex = startswith(s, "sha256:") ?: s;
+        size_t n = strlen(hex);
+
+        return n >= 4 && n <= 64 && strspn(hex, "0123456789abcdef") == n && (hex == s || n == 64);
+}
+
+/* allow-images: references or image IDs, separated by spaces or commas; "none" alone for none. */
+static int parse_allow_images(char *v, DaemonConfig *c, const char **ret_word, const char **ret_why) {
+        char *save = NULL;
+        size_t used = 0;
+
+        for (size_t i = 0; i < c->n_allow_images; i++)
+                used += strlen(config_allow_image(c, i)) + 1;
+        if (streq(v, "none")) {
+                if (c->allow_images_set && c->n_allow_images > 0)
+                        return -EINVAL;
+                c->allow_images_set = true;
+                return 0;
+        }
+        if (c->allow_images_set && c->n_allow_images == 0)
+                return -EINVAL; /* after "none" */
+        if (!v[strspn(v, " \t,")])
+                return -ENODATA;
+        for (char *w = strtok_r(v, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+                size_t n = strlen(w);
+                if (image_ref_check(w) && !is_image_id(w)) {
+                        *ret_word = w;
+                        *ret_why = image_ref_check(w);
+                        return -EBADMSG;
+                }
+                if (c->n_allow_images >= CONFIG_ALLOW_IMAGES_MAX || used + n + 1 > sizeof c->allow_images)
+                        return -E2BIG;
+                memcpy(c->allow_images + used, w, n + 1);
+                used += n + 1;
+                c->n_allow_images++;
+        }
+        c->allow_images_set = true;
         return 0;
 }
 
@@ -343,6 +396,25 @@ int config_parse(const char *data, size_t size, const char *path, DaemonConfig *
                 } else if ((r = parse_daemon_bound(key, value, c, path, lineno, errbuf, errsize)) != 0) {
                         if (r < 0)
                                 return r;
+                } else if (streq(key, "store")) {
+                        if (value[0] != '/' || strlen(value) >= sizeof c->store)
+                                BAD("%s:%u: store: expected an absolute path of at most %zu bytes", path, lineno,
+                                    sizeof c->store - 1);
+                        strcpy(c->store, value);
+                } else if (streq(key, "allow-images")) {
+                        const char *word = "", *why = NULL;
+                        r = parse_allow_images(value, c, &word, &why);
+                        if (r == -EBADMSG)
+                                BAD("%s:%u: allow-images: '%s' is not an image reference or image ID (%s)", path,
+                                    lineno, word, why ?: "invalid");
+                        if (r == -ENODATA)
+                                BAD("%s:%u: allow-images: expected image references or image IDs, or none", path,
+                                    lineno);
+                        if (r == -E2BIG)
+                                BAD("%s:%u: allow-images: more than %u entries or %u bytes", path, lineno,
+                                    CONFIG_ALLOW_IMAGES_MAX, CONFIG_ALLOW_IMAGES_BYTES);
+                        if (r < 0)
+                                BAD("%s:%u: allow-images: 'none' cannot go with images", path, lineno);
                 } else if (streq(key, "unionfs")) {
                         if (value[0] != '/' || strlen(value) >= sizeof c->unionfs)
                                 BAD("%s:%u: unionfs: expected an absolute path", path, lineno);

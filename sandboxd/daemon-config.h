@@ -23,6 +23,8 @@
 #define CONFIG_DEFAULT_MAX_STARTS_PER_UID 4u
 #define CONFIG_MAX_STARTS_LIMIT 1024u                   /* one worker thread each */
 #define CONFIG_MIN_BUFFER_PER_UID (UINT64_C(64) << 10)  /* one read of the socket */
+#define CONFIG_ALLOW_IMAGES_MAX 64u                     /* allow-images entries */
+#define CONFIG_ALLOW_IMAGES_BYTES (16u * 1024u)         /* ... and their bytes together */
 
 /* Defaults of the per-uid totals: four sandboxes of the default size. With 16 sandboxes per client,
  * the per-sandbox caps alone would let one uid ask for 32 GiB of memory and 16384 processes (half of a
@@ -53,6 +55,12 @@ typedef struct DaemonConfig {
         bool allow_host_paths;          /* may non-root clients use --bind, --image, --layer, --upper? */
         uint32_t id_base, id_ranges;    /* host id pool; 0 = the runtime's default */
         char unionfs[256];              /* "" = next to sandboxd, or the installed one */
+        char store[256];                /* the image store for --image NAME; "" = /var/lib/sandbox */
+        /* The images of the store that clients other than root may run (references or image IDs, each
+         * compared by the image it names when a sandbox starts), NUL-separated; not set: any image. */
+        bool allow_images_set;
+        char allow_images[CONFIG_ALLOW_IMAGES_BYTES];
+        size_t n_allow_images;          /* 0 with allow_images_set: none ("allow-images = none") */
         bool allow_net_host;            /* may clients other than root use --net host? */
         /* The daemon's own resources. Root is bound only by the totals. */
         unsigned max_connections;       /* client connections in all */
@@ -66,6 +74,9 @@ typedef struct DaemonConfig {
 } DaemonConfig;
 
 void config_init(DaemonConfig *c);
+
+/* The I-th entry of allow-images (I < n_allow_images). */
+const char *config_allow_image(const DaemonConfig *c, size_t i);
 
 /* Load PATH over the defaults. A missing file is fine unless MUST_EXIST. On a bad line, -EINVAL and
  * a message "FILE:LINE: ..." in ERRBUF. */

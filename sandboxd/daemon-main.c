@@ -42,6 +42,8 @@ static void help(void) {
                "      --listen PATH          listen on PATH instead of socket activation (removed at exit)\n"
                "      --state-dir DIR        state directory (default %s)\n"
                "      --config FILE          configuration file (default %s, optional)\n"
+               "      --store DIR            the image store for --image NAME (default /var/lib/sandbox;\n"
+               "                             over the configuration's store=)\n"
                "      --idle-timeout SECONDS exit after this long with no client and no sandbox\n"
                "                             (default 30; 0: never)\n"
                "  -h, --help                 show this help\n"
@@ -77,17 +79,18 @@ static int listen_on(const char *path, struct stat *ret_st) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_LISTEN = 0x100, ARG_STATE_DIR, ARG_CONFIG, ARG_IDLE, ARG_VERSION };
+        enum { ARG_LISTEN = 0x100, ARG_STATE_DIR, ARG_CONFIG, ARG_IDLE, ARG_VERSION, ARG_STORE };
         static const struct option options[] = {
                 { "listen", required_argument, NULL, ARG_LISTEN },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "config", required_argument, NULL, ARG_CONFIG },
                 { "idle-timeout", required_argument, NULL, ARG_IDLE },
+                { "store", required_argument, NULL, ARG_STORE },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {}
         };
-        const char *listen_path = NULL, *state_dir = DEFAULT_STATE_DIR, *config_path = DEFAULT_CONFIG;
+        const char *listen_path = NULL, *state_dir = DEFAULT_STATE_DIR, *config_path = DEFAULT_CONFIG, *store = NULL;
         bool config_given = false;
         uint32_t idle = 30;
         DaemonConfig config;
@@ -110,6 +113,14 @@ int main(int argc, char *argv[]) {
                                 return EXIT_USAGE;
                         }
                         state_dir = optarg;
+                        break;
+                case ARG_STORE:
+                        if (optarg[0] != '/' || strlen(optarg) >= sizeof config.store) {
+                                log_error("--store '%s': must be an absolute path of at most %zu bytes", optarg,
+                                          sizeof config.store - 1);
+                                return EXIT_USAGE;
+                        }
+                        store = optarg;
                         break;
                 case ARG_CONFIG:
                         config_path = optarg;
@@ -145,6 +156,8 @@ int main(int argc, char *argv[]) {
                 log_error("Invalid configuration: %s", errbuf);
                 return 1;
         }
+        if (store)
+                strcpy(config.store, store);
 
         if (listen_path) {
                 listen_fd = listen_on(listen_path, &listen_st);

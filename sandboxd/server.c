@@ -38,6 +38,7 @@
 
 #include "config.h"
 #include "fdpass.h"
+#include "image.h"
 #include "log.h"
 #include "macro.h"
 #include "msg.h"
@@ -181,9 +182,17 @@ static void log_sandbox_id(Server *srv, int level, const char *id, uid_t uid, co
                 log_full(level, "Sandbox %s (uid %u, %s): %s", id, (unsigned) uid, cmd, what);
 }
 
+/* What a spec runs, for logs: its command, else (an image's own command) the image. */
+static const char *spec_command(const SandboxSpec *spec) {
+        return spec->n_argv > 0 ? spec->argv[0] : spec->image_ref ?: "";
+}
+
+static const char *session_command(const Session *se) {
+        return se->sandbox ? sandbox_command(se->sandbox) : spec_command(&se->exec.spec);
+}
+
 static void log_sandbox(Server *srv, int level, const Session *se, const char *what) {
-        log_sandbox_id(srv, level, se->sandbox ? sandbox_id(se->sandbox) : "-", se->uid,
-                       se->exec.spec.argv ? se->exec.spec.argv[0] : "", what);
+        log_sandbox_id(srv, level, se->sandbox ? sandbox_id(se->sandbox) : "-", se->uid, session_command(se), what);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -368,7 +377,7 @@ static void cleanup_done(Work *w) {
                 char what[128];
                 snprintf(what, sizeof what, "ended (killed: %s), status %d",
                          srv->stopping ? "sandboxd is stopping" : "its client went away", cl->status);
-                log_sandbox_id(srv, LOG_INFO, cl->id, cl->uid, cl->exec.spec.argv ? cl->exec.spec.argv[0] : "", what);
+                log_sandbox_id(srv, LOG_INFO, cl->id, cl->uid, spec_command(&cl->exec.spec), what);
         }
         if (cl->r < 0)
                 log_warning_errno(cl->r, "Failed to clean up sandbox %s completely, ignoring: %m", cl->id);
@@ -471,9 +480,66 @@ static int arm_limit_timer(Session *se) {
         return sd_event_source_set_enabled(se->limit_timer, SD_EVENT_ONESHOT);
 }
 
+/* allow-images, for a client other than root: the image its reference names must be one an entry names.
+ * Then the spec names that image by its ID, so that what starts is what was checked (a tag that moves
+ * meanwhile does not matter). On a worker: the store is read. */
+static int check_allowed_image(Session *se) {
+        const DaemonConfig *cfg = se->server->config;
+        _cleanup_(image_store_freep) ImageStore *store = NULL;
+        _cleanup_(image_freep) Image *img = NULL;
+        SandboxSpec *spec = &se->exec.spec;
+        const char *path = cfg->store[0] ? cfg->store : IMAGE_STORE_DEFAULT;
+        ImageReport rep = {};
+        char *id;
+        int r;
+
+        if (!spec->image_ref || se->uid == 0 || !cfg->allow_images_set)
+                return 0;
+        if (cfg->n_allow_images == 0) {
+                se->start_error.status = SANDBOX_EXIT_SETUP;
+                snprintf(se->start_error.message, sizeof se->start_error.message, "permission denied: --image '%.200s': "
+                         "this daemon lets only root run images of the store (allow-images = none)", spec->image_ref);
+                return -EPERM;
+        }
+        r = image_store_open(path, false, &store, &rep);
+        if (r >= 0)
+                r = image_store_lookup(store, spec->image_ref, &img, &rep);
+        if (r < 0) {
+                se->start_error.status = SANDBOX_EXIT_SETUP;
+                snprintf(se->start_error.message, sizeof se->start_error.message, "--image '%.200s': %.700s",
+                         spec->image_ref, rep.error);
+                return r;
+        }
+        for (size_t i = 0; i < cfg->n_allow_images; i++) {
+                _cleanup_(image_freep) Image *allowed = NULL;
+                ImageReport arep = {};
+                if (image_store_lookup(store, config_allow_image(cfg, i), &allowed, &arep) < 0 ||
+                    !streq(allowed->id, img->id))
+                        continue;
+                id = strdup(img->id);
+                if (!id)
+                        return -ENOMEM;
+                free(spec->image_ref);
+                spec->image_ref = id;
+                return 0;
+        }
+        se->start_error.status = SANDBOX_EXIT_SETUP;
+        snprintf(se->start_error.message, sizeof se->start_error.message, "permission denied: --image '%.200s' (image %.19s) "
+                 "is not one of the images this daemon lets users other than root run (allow-images)",
+                 spec->image_ref, img->id);
+        return -EPERM;
+}
+
 static void start_run(Work *w) {
         Session *se = container_of(w, Session, work);
 
+        se->start_r = check_allowed_image(se);
+        if (se->start_r == -ENOMEM) {
+                se->start_error.status = SANDBOX_EXIT_SETUP;
+                snprintf(se->start_error.message, sizeof se->start_error.message, "out of memory");
+        }
+        if (se->start_r < 0)
+                return;
         se->start_r = sandbox_start_cancellable(&se->exec.spec, &se->server->runtime,
                                                 se->exec.spec.tty ? NULL : se->exec.stdio, se->cancel_fd,
                                                 &se->started, &se->start_error);
@@ -817,7 +883,7 @@ static void handle_list(Client *c, WireFrame *f) {
                 snprintf(en->id, sizeof en->id, "%s", sandbox_id(se->sandbox));
                 en->uid = se->uid;
                 en->pid = (uint32_t) sandbox_pid(se->sandbox);
-                en->command = se->exec.spec.argv[0];
+                en->command = (char *) sandbox_command(se->sandbox);
                 en->started_usec = se->started_realtime_usec;
         }
         MsgListReply reply = { .entries = entries, .n_entries = n };
@@ -1130,6 +1196,7 @@ int server_run(int listen_fd, const char *state_dir, const DaemonConfig *config,
                         .host_id_ranges = config->id_ranges,
                         .unionfs_binary = config->unionfs[0] ? config->unionfs : NULL,
                         .net = &config->net,
+                        .store = config->store[0] ? config->store : NULL,
                 },
         };
         sigset_t mask;

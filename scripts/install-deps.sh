@@ -68,3 +68,21 @@ if [ ! -x "$registry_dir/usr/bin/docker-registry" ]; then
         rm -rf "$tmp"
         echo "Unpacked docker-registry into $registry_dir"
 fi
+
+# A static busybox, for the images tests build (tests/integration/test_image_run.py, bench/image-run.sh):
+# unpacked, not installed (busybox-static conflicts with the dynamic busybox the network tests use).
+busybox_dir=/var/cache/sandbox-tests/busybox-static
+if [ ! -x "$busybox_dir/bin/busybox" ]; then
+        tmp=$(mktemp -d)
+        chown _apt "$tmp" 2>/dev/null || true
+        if ! (cd "$tmp" && apt-get download -q busybox-static); then
+                apt-get update -q
+                (cd "$tmp" && apt-get download -q busybox-static)
+        fi
+        dpkg-deb -x "$tmp"/busybox-static_*.deb "$tmp/root"
+        mkdir -p "$(dirname "$busybox_dir")"
+        rm -rf "$busybox_dir"
+        mv "$tmp/root" "$busybox_dir"
+        rm -rf "$tmp"
+        echo "Unpacked busybox-static into $busybox_dir"
+fi

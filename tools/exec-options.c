@@ -240,6 +240,7 @@ static int parse_stats(const char *arg, ExecOptions *o) {
         return (o->stats_path = strdup(arg)) ? 0 : -ENOMEM;
 }
 
+/* UID[:GID], numbers (without an image of the store, whose names the runtime looks up). */
 static int parse_user(const char *arg, uint32_t *ret_uid, uint32_t *ret_gid) {
         _cleanup_free_ char *copy = strdup(arg);
         char *gid;
@@ -261,14 +262,20 @@ void exec_options_help(FILE *f, bool daemon) {
         char mem[FORMAT_SIZE_MAX], disk[FORMAT_SIZE_MAX], tmpfs[FORMAT_SIZE_MAX];
 
         fputs("Options:\n"
-              "      --image host|DIR      the root's base: host (default: the host's /usr read-only and\n"
-              "                            a generated /etc) or an image directory\n"
+              "      --image host|DIR|NAME[:TAG|@sha256:DIGEST]\n"
+              "                            the root's base: host (default: the host's /usr read-only and\n"
+              "                            a generated /etc), a directory (a value starting with / or .),\n"
+              "                            or an image of the store (sandbox-image pull NAME): its layers,\n"
+              "                            Env, Entrypoint, Cmd, WorkingDir and User\n"
+              "      --entrypoint PROG     with --image NAME: run PROG instead of the image's Entrypoint and\n"
+              "                            Cmd ('' for none); the command's arguments follow it\n"
               "      --layer DIR           another read-only layer above the image (repeatable, topmost first)\n"
               "      --upper DIR           keep the sandbox's changes in DIR (created 0700 if missing; one\n"
               "                            sandbox at a time; default: discarded at exit)\n"
-              "  -e, --env K=V             set an environment variable (repeatable)\n"
-              "  -w, --workdir DIR         working directory inside (default /)\n"
-              "  -u, --user UID[:GID]      ids inside (default 0:0)\n"
+              "  -e, --env K=V             set an environment variable (repeatable; over the image's Env)\n"
+              "  -w, --workdir DIR         working directory inside (default: the image's, else /)\n"
+              "  -u, --user UID[:GID]      ids inside (default: the image's User, else 0:0); with --image NAME\n"
+              "                            also NAME[:GROUP], looked up in the image's /etc/passwd and /etc/group\n"
               "      --hostname NAME       host name inside (default sandbox)\n"
               "  -t, --tty                 give the program a terminal\n"
               "      --bind SRC:DST[:ro|rw]  bind a host path into the sandbox (default rw)\n"
@@ -289,9 +296,11 @@ void exec_options_help(FILE *f, bool daemon) {
               "  -p, --publish HOSTPORT:PORT[/tcp|/udp]  forward a host port to the sandbox (repeatable)\n"
               "      --stats FILE|fd:N     write JSON accounting to FILE (or descriptor N) at exit\n"
               "  -h, --help                show this help\n"
-              "      --version             show the version\n"
-              "\n",
+              "      --version             show the version\n",
               f);
+        if (!daemon)
+                fputs("      --store DIR           the image store (default " SPEC_IMAGE_STORE_DEFAULT ")\n", f);
+        fputs("\n", f);
         fprintf(f,
                 "Default bounds (docs/limits.md), with no option given:\n"
                 "  memory %s (no swap), pids %" PRIu64 ", disk %s and %" PRIu64 " inodes added to the upper,\n"
@@ -334,6 +343,8 @@ enum {
         ARG_NET,
         ARG_STATS,
         ARG_VERSION,
+        ARG_ENTRYPOINT,
+        ARG_STORE,
 };
 
 static const struct option long_options[] = {
@@ -358,6 +369,8 @@ static const struct option long_options[] = {
         { "net", required_argument, NULL, ARG_NET },
         { "publish", required_argument, NULL, 'p' },
         { "stats", required_argument, NULL, ARG_STATS },
+        { "entrypoint", required_argument, NULL, ARG_ENTRYPOINT },
+        { "store", required_argument, NULL, ARG_STORE },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, ARG_VERSION },
         {}
@@ -378,14 +391,24 @@ static int parse_one(int c, const char *arg, ExecOptions *o) {
 
         switch (c) {
         case ARG_IMAGE:
-                if (streq(arg, "host")) {
-                        free(s->image);
-                        s->image = NULL;
+                /* host, a directory (/..., ./..., ../...), or a name the image store resolves. */
+                free(s->image);
+                free(s->image_ref);
+                s->image = s->image_ref = NULL;
+                if (streq(arg, "host"))
                         return 0;
-                }
-                if (!(s->image = absolute_path(arg)))
-                        return -ENOMEM;
-                return 0;
+                if (arg[0] == '/' || arg[0] == '.')
+                        return (s->image = absolute_path(arg)) ? 0 : -ENOMEM;
+                if (!*arg)
+                        BAD("--image '': expected host, a directory or an image name");
+                return (s->image_ref = strdup(arg)) ? 0 : -ENOMEM;
+        case ARG_ENTRYPOINT:
+                return replace_string(&s->entrypoint, arg);
+        case ARG_STORE:
+                if (!*arg)
+                        BAD("--store '': expected a directory");
+                free(o->store);
+                return (o->store = absolute_path(arg)) ? 0 : -ENOMEM;
         case ARG_LAYER: {
                 _cleanup_free_ char *p = absolute_path(arg);
                 if (!p)
@@ -410,9 +433,7 @@ static int parse_one(int c, const char *arg, ExecOptions *o) {
                         BAD("--workdir '%s': must be an absolute path", arg);
                 return replace_string(&s->workdir, arg);
         case 'u':
-                if (parse_user(arg, &s->uid, &s->gid) < 0)
-                        BAD("--user '%s': expected UID or UID:GID (numbers)", arg);
-                return 0;
+                return replace_string(&o->user_arg, arg);
         case ARG_HOSTNAME:
                 return replace_string(&s->hostname, arg);
         case 't':
@@ -577,8 +598,30 @@ int exec_options_parse(int argc, char *argv[], ExecOptions *ret) {
                 *ret = o;
                 return 0;
         }
-        if (optind >= argc) {
+        /* An image of the store may give the command; numeric ids are the spec's own, names are looked up
+         * in the image by the runtime. */
+        if (optind >= argc && !o.spec.image_ref) {
                 fprintf(stderr, "%s: no command given (see --help)\n", program_invocation_short_name);
+                r = -EINVAL;
+                goto fail;
+        }
+        if (o.spec.entrypoint && !o.spec.image_ref) {
+                fprintf(stderr, "%s: --entrypoint needs an image of the store (--image NAME)\n",
+                        program_invocation_short_name);
+                r = -EINVAL;
+                goto fail;
+        }
+        if (o.user_arg && o.spec.image_ref) {
+                if (strlen(o.user_arg) >= SPEC_USER_MAX || !*o.user_arg) {
+                        fprintf(stderr, "%s: --user '%s': expected NAME[:GROUP] or UID[:GID] of at most %d bytes\n",
+                                program_invocation_short_name, o.user_arg, SPEC_USER_MAX - 1);
+                        r = -EINVAL;
+                        goto fail;
+                }
+                o.spec.user = TAKE_PTR(o.user_arg);
+        } else if (o.user_arg && parse_user(o.user_arg, &o.spec.uid, &o.spec.gid) < 0) {
+                fprintf(stderr, "%s: --user '%s': expected UID or UID:GID (numbers; names need an image of the "
+                        "store, --image NAME)\n", program_invocation_short_name, o.user_arg);
                 r = -EINVAL;
                 goto fail;
         }
@@ -604,6 +647,10 @@ fail:
 
 void exec_options_done(ExecOptions *o) {
         spec_done(&o->spec);
+        free(o->store);
+        o->store = NULL;
+        free(o->user_arg);
+        o->user_arg = NULL;
         free(o->stats_path);
         o->stats_path = NULL;
         o->stats_fd = -EBADF; /* not ours to close: the caller's */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The command line of `sandbox-run` and `sandboxctl exec`: one parser, one spec, so the two cannot
- * drift apart. Parsing stops at the first non-option (or "--"): the rest is the command.
+ * drift apart. Parsing stops at the first non-option (or "--"): the rest is the command, which an image
+ * of the store may give instead (--image NAME: its Entrypoint and Cmd).
  */
 #pragma once
 
@@ -12,6 +13,8 @@
 
 typedef struct ExecOptions {
         SandboxSpec spec;
+        char *store;            /* --store DIR (sandbox-run's; sandboxd has its own) */
+        char *user_arg;         /* -u as given, until the end of the parse decides what it is */
         char *stats_path;       /* --stats FILE, written by the client */
         int stats_fd;           /* --stats fd:N (the caller's descriptor), else -EBADF */
         bool show_help;

@@ -80,7 +80,7 @@ static int run(ExecOptions *o) {
         }
 
         /* What an earlier sandbox-run left when it was killed: tidy it up first. */
-        SandboxConfig cfg = { .state_dir = getenv("SANDBOX_STATE_DIR"), .net = &net };
+        SandboxConfig cfg = { .state_dir = getenv("SANDBOX_STATE_DIR"), .net = &net, .store = o->store };
         (void) sandbox_cleanup_stale(&cfg, NULL);
 
         if (!o->spec.tty) {
@@ -193,9 +193,12 @@ int main(int argc, char *argv[]) {
         if (exec_options_parse(argc, argv, &o) < 0)
                 return SANDBOX_EXIT_SETUP;
         if (o.show_help) {
-                printf("Usage: %s [OPTIONS] [--] CMD [ARGS...]\n\n"
+                printf("Usage: %s [OPTIONS] [--] CMD [ARGS...]\n"
+                       "       %s [OPTIONS] --image NAME [--] [ARGS...]\n\n"
                        "Run CMD in a throw-away sandbox: its own copy-on-write root, pids, host name, IPC\n"
-                       "and network, no privilege on the host, and the limits given.\n\n",
+                       "and network, no privilege on the host, and the limits given. With an image of the\n"
+                       "store and no command, the image's Entrypoint and Cmd.\n\n",
+                       program_invocation_short_name,
                        program_invocation_short_name);
                 exec_options_help(stdout, false);
                 printf("\nSee sandbox-run(1).\n");

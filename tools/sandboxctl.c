@@ -107,8 +107,9 @@ static int recv_msg(int fd, WireFrame **ret) {
         return r;
 }
 
-/* Connect and say HELLO; returns the socket, or a negative exit status to use. */
-static int open_session(char *daemon_version, size_t size) {
+/* Connect and say HELLO; returns the socket, or a negative exit status to use. *RET_VERSION (may be NULL):
+ * the protocol version the daemon chose. */
+static int open_session(char *daemon_version, size_t size, uint32_t *ret_version) {
         _cleanup_(wire_buffer_done) WireBuffer b = {};
         _cleanup_(wire_frame_freep) WireFrame *f = NULL;
         _cleanup_close_ int fd = -EBADF;
@@ -140,6 +141,8 @@ static int open_session(char *daemon_version, size_t size) {
         }
         if (daemon_version)
                 snprintf(daemon_version, size, "%s", reply.daemon_version);
+        if (ret_version)
+                *ret_version = reply.version;
         return TAKE_FD(fd);
 }
 
@@ -205,6 +208,7 @@ static int cmd_exec(int argc, char *argv[]) {
         _cleanup_close_ int fd = -EBADF, sfd = -EBADF, pty = -EBADF;
         _cleanup_(stdio_relay_done) StdioRelay relay = { .own = { -1, -1, -1 }, .in_w = -1, .out_r = { -1, -1 } };
         bool stdin_open = true, pty_open = true;
+        uint32_t version = 0;
         sigset_t mask;
         int r;
 
@@ -213,10 +217,18 @@ static int cmd_exec(int argc, char *argv[]) {
         if (exec_options_parse(argc, argv, &o) < 0)
                 return EXIT_USAGE;
         if (o.show_help) {
-                printf("Usage: sandboxctl [--socket PATH] exec [OPTIONS] [--] CMD [ARGS...]\n\n"
-                       "Run CMD in a sandbox of sandboxd; the options and exit statuses are sandbox-run's.\n\n");
+                printf("Usage: sandboxctl [--socket PATH] exec [OPTIONS] [--] CMD [ARGS...]\n"
+                       "       sandboxctl [--socket PATH] exec [OPTIONS] --image NAME [--] [ARGS...]\n\n"
+                       "Run CMD in a sandbox of sandboxd; the options and exit statuses are sandbox-run's.\n"
+                       "--image NAME names an image of the daemon's store (it resolves it; its configuration may\n"
+                       "restrict which images users other than root may run).\n\n");
                 exec_options_help(stdout, true);
                 return 0;
+        }
+        if (o.store) {
+                fprintf(stderr, "sandboxctl: --store is sandbox-run's: sandboxd uses its own store (store= in its "
+                        "configuration, or its --store)\n");
+                return EXIT_USAGE;
         }
 
         sigemptyset(&mask);
@@ -226,9 +238,15 @@ static int cmd_exec(int argc, char *argv[]) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
         sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-        fd = open_session(NULL, 0);
+        fd = open_session(NULL, 0, &version);
         if (fd < 0)
                 return -fd;
+        /* Version 3 brought images of the store; an older daemon would refuse the fields as unknown. */
+        if (version < 3 && (o.spec.image_ref || o.spec.entrypoint || o.spec.user)) {
+                fprintf(stderr, "sandboxctl: the daemon speaks protocol version %u, which has no images of the store "
+                        "(--image NAME, --entrypoint, --user NAME need version 3): update sandboxd\n", version);
+                return EXIT_DAEMON;
+        }
         if (msg_exec_encode(&o.spec, &b) < 0) {
                 fprintf(stderr, "sandboxctl: out of memory\n");
                 return EXIT_DAEMON;
@@ -370,7 +388,7 @@ static int cmd_ps(int argc, char *argv[]) {
                         return EXIT_USAGE;
                 }
         }
-        fd = open_session(NULL, 0);
+        fd = open_session(NULL, 0, NULL);
         if (fd < 0)
                 return -fd;
         if (msg_empty_encode(&b) < 0 || send_msg(fd, MSG_LIST, &b, NULL, 0) < 0 || recv_msg(fd, &f) < 0)
@@ -441,7 +459,7 @@ static int cmd_kill(int argc, char *argv[]) {
                         }
                 }
         }
-        fd = open_session(NULL, 0);
+        fd = open_session(NULL, 0, NULL);
         if (fd < 0)
                 return -fd;
         if (msg_kill_encode(&m, &b) < 0 || send_msg(fd, MSG_KILL, &b, NULL, 0) < 0 || recv_msg(fd, &f) < 0)
@@ -456,7 +474,7 @@ static int cmd_version(void) {
         int fd;
 
         printf("sandboxctl %s (protocol %d..%d)\n", PROJECT_VERSION, MSG_PROTOCOL_VERSION_MIN, MSG_PROTOCOL_VERSION);
-        fd = open_session(daemon_version, sizeof daemon_version);
+        fd = open_session(daemon_version, sizeof daemon_version, NULL);
         if (fd < 0)
                 return -fd;
         close(fd);
