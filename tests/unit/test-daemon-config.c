@@ -206,6 +206,52 @@ static int test_unlimited(void) {
         return 0;
 }
 
+static int test_images(void) {
+        DaemonConfig c;
+        char err[256], big[CONFIG_ALLOW_IMAGES_BYTES + 1024];
+        size_t n = 0;
+
+        /* Not set: any image of the store, in the default store. */
+        CHECK_EQ(load("\n", &c, err, sizeof err), 0);
+        CHECK(!c.allow_images_set);
+        CHECK_STREQ(c.store, "");
+        CHECK_EQ(load("store = /srv/images\nallow-images = busybox:1, 127.0.0.1:5000/app@sha256:"
+                      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
+                      "allow-images = sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef 1a2b\n",
+                      &c, err, sizeof err), 0);
+        CHECK_STREQ(c.store, "/srv/images");
+        CHECK(c.allow_images_set);
+        CHECK_EQ(c.n_allow_images, 4);
+        CHECK_STREQ(config_allow_image(&c, 0), "busybox:1");
+        CHECK(startswith(config_allow_image(&c, 1), "127.0.0.1:5000/app@sha256:"));
+        CHECK(startswith(config_allow_image(&c, 2), "sha256:0123"));
+        CHECK_STREQ(config_allow_image(&c, 3), "1a2b");
+        /* none: only root runs images */
+        CHECK_EQ(load("allow-images = none\n", &c, err, sizeof err), 0);
+        CHECK(c.allow_images_set);
+        CHECK_EQ(c.n_allow_images, 0);
+        /* bounded: entries and bytes */
+        for (unsigned i = 0; i <= CONFIG_ALLOW_IMAGES_MAX; i++)
+                n += (size_t) snprintf(big + n, sizeof big - n, "%sallow-images = img%u\n", "", i);
+        CHECK_EQ(load(big, &c, err, sizeof err), -EINVAL);
+        CHECK(strstr(err, "more than 64 entries"));
+        /* 46 references of 359 bytes: under 64 entries, over 16 KiB */
+        n = (size_t) snprintf(big, sizeof big, "allow-images =");
+        for (unsigned i = 0; i < 46; i++) {
+                n += (size_t) snprintf(big + n, sizeof big - n, " r.io/n%02u", i);
+                memset(big + n, 'a', 230);
+                n += 230;
+                big[n++] = ':';
+                memset(big + n, 't', 120);
+                n += 120;
+                big[n] = '\0';
+        }
+        n += (size_t) snprintf(big + n, sizeof big - n, "\n");
+        CHECK_EQ(load(big, &c, err, sizeof err), -EINVAL);
+        CHECK(strstr(err, "16384 bytes"));
+        return 0;
+}
+
 static int test_errors(void) {
         static const struct {
                 const char *text;
@@ -259,6 +305,11 @@ static int test_errors(void) {
                 { "min-published-port = 65536\n", ":1: min-published-port: expected a port" },
                 { "resolv-conf = etc/resolv.conf\n", ":1: resolv-conf: expected an absolute path" },
                 { "resolv-conf-upstream = \n", ":1: resolv-conf-upstream: expected an absolute path" },
+                { "store = var/lib/sandbox\n", ":1: store: expected an absolute path" },
+                { "allow-images = \n", ":1: allow-images: expected image references" },
+                { "allow-images = Upper/Case\n", ":1: allow-images: 'Upper/Case' is not an image reference" },
+                { "allow-images = a b\nallow-images = none\n", ":2: allow-images: 'none' cannot go with images" },
+                { "allow-images = none\nallow-images = a\n", ":2: allow-images: 'none' cannot go with images" },
         };
         DaemonConfig c;
         char err[256];
@@ -289,6 +340,7 @@ int main(void) {
                 { "every_key", test_every_key },
                 { "unlimited", test_unlimited },
                 { "errors", test_errors },
+                { "images", test_images },
                 { "daemon_bounds", test_daemon_bounds },
                 { "line_numbers", test_line_numbers },
         };

@@ -2,12 +2,13 @@
 /*
  * Unit test of tools/exec-options.c, the command line of sandbox-run and sandboxctl exec: sizes with
  * suffixes and fractions (--memory, --tmpfs, --disk, --rlimit of byte-valued resources), unlimited
- * where it is allowed, --disk SIZE[,inodes=N], --cpus within the host's CPUs, --stats FILE|fd:N, and
- * that every malformed value is refused (the messages themselves are checked end to end in
+ * where it is allowed, --disk SIZE[,inodes=N], --cpus within the host's CPUs, --stats FILE|fd:N, --image
+ * host|DIR|NAME with --entrypoint, --user NAME and no command, --store, and that every malformed value is refused (the messages themselves are checked end to end in
  * tests/integration). Output is TAP; the parser's messages go to stderr.
  */
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -147,9 +148,90 @@ static int test_stats(void) {
         return 0;
 }
 
+/* ARGS as the whole command line (no command added). */
+static int parse_all(ExecOptions *o, const char *const *args) {
+        char *argv[32];
+        int argc = 0;
+
+        argv[argc++] = (char *) "sandbox-run";
+        for (; *args && argc < 31; args++)
+                argv[argc++] = (char *) *args;
+        argv[argc] = NULL;
+        *o = (ExecOptions) {};
+        return exec_options_parse(argc, argv, o);
+}
+
+#define PARSE_ALL(o, ...) parse_all(o, (const char *const[]) { __VA_ARGS__, NULL })
+
+static int test_image(void) {
+        _cleanup_(exec_options_done) ExecOptions o = {};
+        _cleanup_free_ char *cwd = getcwd(NULL, 0), *rel = NULL;
+
+        CHECK(cwd && asprintf(&rel, "%s/./img", cwd) > 0);
+        /* a directory: starts with / or . */
+        CHECK_EQ(PARSE(&o, "--image", "/srv/img"), 0);
+        CHECK_STREQ(o.spec.image, "/srv/img");
+        CHECK(!o.spec.image_ref);
+        exec_options_done(&o);
+        CHECK_EQ(PARSE(&o, "--image", "./img"), 0);
+        CHECK_STREQ(o.spec.image, rel);
+        CHECK(!o.spec.image_ref);
+        exec_options_done(&o);
+        /* host, and the last --image wins */
+        CHECK_EQ(PARSE(&o, "--image", "busybox", "--image", "host"), 0);
+        CHECK(!o.spec.image && !o.spec.image_ref);
+        exec_options_done(&o);
+        /* anything else names an image of the store, as given (the store normalizes it) */
+        CHECK_EQ(PARSE(&o, "--image", "/dir", "--image", "localhost:5000/app@sha256:abcd"), 0);
+        CHECK_STREQ(o.spec.image_ref, "localhost:5000/app@sha256:abcd");
+        CHECK(!o.spec.image);
+        exec_options_done(&o);
+        CHECK_EQ(PARSE(&o, "--image", "img"), 0); /* a relative directory needs ./ now */
+        CHECK_STREQ(o.spec.image_ref, "img");
+        exec_options_done(&o);
+
+        /* no command: the image's; --entrypoint, a user by name, --store */
+        CHECK_EQ(PARSE_ALL(&o, "--image", "app:1", "--entrypoint", "", "-u", "app:staff", "--store", "/s"), 0);
+        CHECK_EQ(o.spec.n_argv, 0);
+        CHECK_STREQ(o.spec.entrypoint, "");
+        CHECK_STREQ(o.spec.user, "app:staff");
+        CHECK_STREQ(o.store, "/s");
+        CHECK_EQ(o.spec.uid, 0);
+        exec_options_done(&o);
+        /* with an image, a numeric --user is the image's to resolve too (its group comes from its passwd) */
+        CHECK_EQ(PARSE(&o, "-u", "1000", "--image", "app:1"), 0);
+        CHECK_STREQ(o.spec.user, "1000");
+        exec_options_done(&o);
+        /* without one, numbers as before */
+        CHECK_EQ(PARSE(&o, "-u", "1000:5"), 0);
+        CHECK(!o.spec.user);
+        CHECK_EQ(o.spec.uid, 1000);
+        CHECK_EQ(o.spec.gid, 5);
+        exec_options_done(&o);
+
+        static const char *const bad[][5] = {
+                { "--image", "" },
+                { "-u", "app" },                        /* a name needs an image */
+                { "--entrypoint", "/bin/sh" },          /* so does --entrypoint */
+                { "--image", "/dir", "--entrypoint", "x" },
+                { "--image", "host", "-u", "app" },
+                { "--store", "" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                if (parse(&o, bad[i]) != -EINVAL) {
+                        printf("# accepted: %s %s %s %s\n", bad[i][0], bad[i][1], bad[i][2] ?: "", bad[i][3] ?: "");
+                        return -1;
+                }
+        /* a command is needed unless an image of the store gives one */
+        CHECK_EQ(PARSE_ALL(&o, "--image", "/dir"), -EINVAL);
+        CHECK_EQ(PARSE_ALL(&o, "-e", "A=1"), -EINVAL);
+        return 0;
+}
+
 int main(void) {
         static const TapTest tests[] = {
                 TAP_TEST(sizes),
+                TAP_TEST(image),
                 TAP_TEST(refused),
                 TAP_TEST(cpus),
                 TAP_TEST(stats),

@@ -149,6 +149,19 @@ static void minimal_spec(SandboxSpec *s, bool tty) {
         *s = (SandboxSpec) { .argv = strv_make(1, argv), .n_argv = 1, .tty = tty };
 }
 
+/* An image of the store: no argv (the image's Entrypoint and Cmd), --entrypoint '', a user by name. */
+static void image_spec(SandboxSpec *s, bool tty) {
+        static const char *const env[] = { "A=1" };
+        *s = (SandboxSpec) {
+                .env = strv_make(1, env),
+                .n_env = 1,
+                .image_ref = strdup("127.0.0.1:5000/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+                .entrypoint = strdup(""),
+                .user = strdup("app:staff"),
+                .tty = tty,
+        };
+}
+
 static int check_strv(char **a, size_t na, char **b, size_t nb) {
         CHECK_EQ(na, nb);
         if (na == 0)
@@ -164,6 +177,9 @@ static int check_spec_equal(const SandboxSpec *a, const SandboxSpec *b) {
         CHECK_EQ(check_strv(a->argv, a->n_argv, b->argv, b->n_argv), 0);
         CHECK_EQ(check_strv(a->env, a->n_env, b->env, b->n_env), 0);
         CHECK_STREQ(a->image, b->image);
+        CHECK_STREQ(a->image_ref, b->image_ref);
+        CHECK_STREQ(a->entrypoint, b->entrypoint);
+        CHECK_STREQ(a->user, b->user);
         CHECK_EQ(check_strv(a->layers, a->n_layers, b->layers, b->n_layers), 0);
         CHECK_STREQ(a->upper, b->upper);
         CHECK_STREQ(a->workdir, b->workdir);
@@ -491,6 +507,23 @@ static int test_roundtrip_exec_minimal(void) {
         minimal_spec(&s, false);
         CHECK_EQ(msg_exec_encode(&s, &b), 0);
         CHECK_EQ(b.size, WIRE_FIELD_HEADER_SIZE + 4);
+        return 0;
+}
+
+static int test_roundtrip_exec_image(void) {
+        _cleanup_(spec_done) SandboxSpec s = {};
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+
+        CHECK_EQ(exec_roundtrip(image_spec, false), 0);
+        CHECK_EQ(exec_roundtrip(image_spec, true), 0);
+        /* "" is sent as an empty string, not left out: --entrypoint '' means no entrypoint */
+        image_spec(&s, true);
+        CHECK_EQ(msg_exec_encode(&s, &b), 0);
+        CHECK(memmem(b.data, b.size, "app:staff", 9));
+        /* without an image, a spec needs its argv: the encoder refuses what the decoder would */
+        free(s.image_ref);
+        s.image_ref = NULL;
+        CHECK_EQ(msg_exec_encode(&s, &b), -EINVAL);
         return 0;
 }
 
@@ -1154,8 +1187,11 @@ static int test_missing_required(void) {
         wire_buffer_reset(&b);
         CHECK_EQ(wire_put_u32(&b, MSG_EXEC_TTY, 1), 0);
         CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EBADMSG);
-        CHECK_STREQ(error, "EXEC: argv is missing");
+        CHECK(startswith(error, "EXEC: argv is missing"));
         CHECK_EQ(decode_as(MSG_EXEC, NULL, 0, 3, &error), -EBADMSG);
+        /* ... unless an image of the store gives it */
+        CHECK_EQ(wire_put_string(&b, MSG_EXEC_IMAGE_REF, "busybox"), 0);
+        CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), 0);
 
         /* an rlimit without hard */
         wire_buffer_reset(&b);
@@ -1390,6 +1426,49 @@ static int test_exec_validate(void) {
         CHECK_EQ(wire_put_u64(&b, MSG_RLIMIT_HARD, 1), 0);
         CHECK_EQ(wire_end_nested(&b), 0);
         CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EINVAL);
+
+        /* images of the store: what spec_validate() refuses */
+        static const struct {
+                uint16_t tag;
+                const char *value;
+                bool with_ref;
+                const char *error;
+        } image_cases[] = {
+                { MSG_EXEC_IMAGE_REF, "/abs", false, "--image: an image reference" },
+                { MSG_EXEC_IMAGE_REF, "./rel", false, "--image: an image reference" },
+                { MSG_EXEC_IMAGE_REF, "-opt", false, "--image: an image reference" },
+                { MSG_EXEC_IMAGE_REF, "with space", false, "--image: an image reference" },
+                { MSG_EXEC_IMAGE_REF, "tab\tinside", false, "--image: an image reference" },
+                { MSG_EXEC_IMAGE, "/dir", true, "--image: a directory and an image of the store at once" },
+                { MSG_EXEC_ENTRYPOINT, "/bin/sh", false, "--entrypoint needs" },
+                { MSG_EXEC_USER, "app", false, "--user as a name needs" },
+                { MSG_EXEC_USER, "", true, "--user as a name needs" },
+                { MSG_EXEC_USER, "a\x7f", true, "--user as a name needs" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(image_cases); i++) {
+                wire_buffer_reset(&b);
+                CHECK_EQ(wire_put_string(&b, MSG_EXEC_ARGV, "/bin/true"), 0);
+                CHECK_EQ(wire_put_u32(&b, MSG_EXEC_TTY, 1), 0);
+                CHECK_EQ(wire_put_string(&b, image_cases[i].tag, image_cases[i].value), 0);
+                if (image_cases[i].with_ref)
+                        CHECK_EQ(wire_put_string(&b, MSG_EXEC_IMAGE_REF, "busybox:1"), 0);
+                CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EINVAL);
+                CHECK(startswith(error, image_cases[i].error));
+        }
+        {
+                char big[SPEC_IMAGE_REF_MAX + 2];
+                memset(big, 'a', sizeof big - 1);
+                big[sizeof big - 1] = '\0';
+                wire_buffer_reset(&b);
+                CHECK_EQ(wire_put_u32(&b, MSG_EXEC_TTY, 1), 0);
+                CHECK_EQ(wire_put_string(&b, MSG_EXEC_IMAGE_REF, big), 0);
+                CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EMSGSIZE);
+                big[SPEC_IMAGE_REF_MAX] = '\0';
+                wire_buffer_reset(&b);
+                CHECK_EQ(wire_put_u32(&b, MSG_EXEC_TTY, 1), 0);
+                CHECK_EQ(wire_put_string(&b, MSG_EXEC_IMAGE_REF, big), 0);
+                CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), 0);
+        }
 
         /* an rlimit resource above INT_MAX is malformed before spec_validate() */
         wire_buffer_reset(&b);
@@ -1957,6 +2036,9 @@ static int write_corpus(const char *dir) {
 
         minimal_spec(&s, true);
         r |= msg_exec_encode(&s, &b) < 0 ? -1 : write_frame(dirfd, "exec-minimal-tty", MSG_EXEC, &b);
+        spec_done(&s);
+        image_spec(&s, true);
+        r |= msg_exec_encode(&s, &b) < 0 ? -1 : write_frame(dirfd, "exec-image-tty", MSG_EXEC, &b);
         /* malformed seeds, each one step from valid */
         wire_buffer_reset(&b);
         r |= wire_put_string(&b, MSG_EXEC_ARGV, "/bin/true") | wire_put_u32(&b, MSG_EXEC_TTY, 1) |
@@ -1985,6 +2067,7 @@ int main(int argc, char **argv) {
                 TAP_TEST(roundtrip_hello),
                 TAP_TEST(roundtrip_exec_full),
                 TAP_TEST(roundtrip_exec_minimal),
+                TAP_TEST(roundtrip_exec_image),
                 TAP_TEST(roundtrip_started),
                 TAP_TEST(roundtrip_small),
                 TAP_TEST(roundtrip_list_reply),
