@@ -144,6 +144,25 @@ class Layer:
         return out, list(links.values())
 
 
+# scripts/install-deps.sh unpacks Debian's busybox-static there (it conflicts with the dynamic busybox).
+BUSYBOX_STATIC = os.environ.get("SANDBOX_TEST_BUSYBOX", "/var/cache/sandbox-tests/busybox-static/bin/busybox")
+BUSYBOX_APPLETS = ("sh", "echo", "id", "pwd", "env", "cat", "ls", "sleep", "test", "mkdir", "touch", "stat",
+                   "hostname", "true", "false", "printf", "du", "head")
+
+
+def busybox_static():
+    """The static busybox, or None."""
+    return BUSYBOX_STATIC if os.access(BUSYBOX_STATIC, os.X_OK) else None
+
+
+def busybox_layer(compression="gzip", applets=BUSYBOX_APPLETS):
+    """A base layer: bin/busybox (static) and bin/APPLET links to it; no /etc, no /usr."""
+    with open(BUSYBOX_STATIC, "rb") as f:
+        bb = f.read()
+    return Layer([("d", "bin", 0o755, 0, 0), ("f", "bin/busybox", bb, 0o755, 0, 0)] +
+                 [("l", f"bin/{a}", "busybox") for a in applets], compression)
+
+
 def tree_of(root):
     """{relpath: fields} of a layer directory, in the terms of Layer.expected() (root left out)."""
     out = {}
