@@ -22,7 +22,6 @@ struct ImageStore {
         int tmp_fd;                     /* STORE/tmp */
         int lock_fd;                    /* STORE/lock: flock shared while in use, exclusive for gc */
         unsigned shared_depth;          /* nesting of store_lock_shared() */
-        unsigned tmp_counter;
 };
 
 /* Record a failure in the report (the first one wins) and return R. FMT may use %m for R. */

@@ -187,8 +187,13 @@ int store_lock_name(ImageStore *s, const char *kind, const char *hex) {
         return TAKE_FD(fd);
 }
 
+/* One counter for the process, not per ImageStore: sandboxd opens a store per sandbox start on several
+ * threads and pins hundreds of images at once, and per-store counters would all give "pin-PID-0". */
+static unsigned tmp_counter;
+
 void store_tmp_name(ImageStore *s, const char *prefix, char *buf, size_t size) {
-        snprintf(buf, size, "%s-%d-%u", prefix, (int) getpid(), s->tmp_counter++);
+        snprintf(buf, size, "%s-%d-%u", prefix, (int) getpid(),
+                 __atomic_fetch_add(&tmp_counter, 1, __ATOMIC_RELAXED));
 }
 
 /* ------------------------------------------------------------------------------------------------ */

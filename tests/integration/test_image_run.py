@@ -382,6 +382,27 @@ def test_sandboxd(env):
     sf.eq((r.returncode, r.stdout), (0, "plain\n0\n"), f"sandboxd --store {r}")
 
 
+def test_sandboxd_many_at_once(env):
+    """More sandboxes of one image at once than the pin names a per-store counter gave (each start opens
+    the store anew on a worker thread of the one daemon process): every one is pinned, and the pins go."""
+    c = ctx()
+    n = 120
+    d = df.Daemon(env, name="many", config=f"store = {c.store}\nmax-starts = 16\n")
+    procs = [d.ctl_popen(["exec", "--image", c.ref["app"], "--entrypoint", "/bin/sh", "--", "-c", "echo up; read x"],
+                         stdin=subprocess.PIPE) for _ in range(n)]
+    for p in procs:
+        df.wait_line(p.stdout, "up", timeout=120)
+    sf.eq(len(pins(c.store)), n, f"{n} sandboxes of one image at once, each pinned")
+    for p in procs:
+        p.stdin.write(b"x\n")
+        p.stdin.close()
+    for p in procs:
+        p.wait(60)
+        sf.eq(p.returncode, 0, f"a sandbox's client: {p.stderr.read()!r}")
+    df.wait_for(lambda: pins(c.store) == [], 20, "the pins to go")
+test_sandboxd_many_at_once.timeout = 300
+
+
 def test_sandboxd_allow_images(env):
     c = ctx()
     gid, allow = group_gid()
