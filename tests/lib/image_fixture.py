@@ -85,6 +85,19 @@ class Layer:
                            "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
                            None: "application/vnd.oci.image.layer.v1.tar"}[compression]
 
+    @classmethod
+    def from_tar(cls, tar, compression="gzip"):
+        """A layer of a tar made elsewhere (GNU tar of host directories, for a benchmark's image)."""
+        self = cls.__new__(cls)
+        self.entries, self.compression, self.tar = [], compression, tar
+        self.diff_id = sha256(tar)
+        self.blob = self._compress()
+        self.digest = sha256(self.blob)
+        self.media_type = {"gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+                           "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+                           None: "application/vnd.oci.image.layer.v1.tar"}[compression]
+        return self
+
     def _tar(self):
         b = io.BytesIO()
         with tarfile.open(fileobj=b, mode="w", format=tarfile.PAX_FORMAT) as t:
