@@ -132,8 +132,8 @@ static bool name_ok(const char *s) {
         return true;
 }
 
-int image_user_resolve(const char *user, const char *passwd, size_t passwd_len, const char *group, size_t group_len,
-                       ImageUser *ret, char *err, size_t errlen) {
+int image_user_resolve(const char *user, const char *passwd, size_t passwd_len, const char *group,
+                       size_t group_len, ImageUser *ret, char *err, size_t errlen) {
         char u[IMAGE_USER_NAME_MAX + 1], *g;
         ImageUser r = {};
         uint32_t id;
@@ -153,7 +153,8 @@ int image_user_resolve(const char *user, const char *passwd, size_t passwd_len, 
                 if (!passwd || passwd_find(passwd, passwd_len, NULL, id, &r) == 0)
                         r = (ImageUser) { .uid = id, .gid = 0 };
         } else if (!passwd)
-                return fail(err, errlen, -ENOENT, "user '%s': the image has no /etc/passwd to look it up in", u);
+                return fail(err, errlen, -ENOENT, "user '%s': the image has no /etc/passwd to look it up in",
+                            u);
         else if (passwd_find(passwd, passwd_len, u, 0, &r) == 0)
                 return fail(err, errlen, -ENOENT, "user '%s' is not in the image's /etc/passwd", u);
 
@@ -161,8 +162,8 @@ int image_user_resolve(const char *user, const char *passwd, size_t passwd_len, 
                 if (parse_id(g, strlen(g), &id))
                         r.gid = id;
                 else if (!group)
-                        return fail(err, errlen, -ENOENT, "group '%s': the image has no /etc/group to look it up in",
-                                    g);
+                        return fail(err, errlen, -ENOENT,
+                                    "group '%s': the image has no /etc/group to look it up in", g);
                 else if (group_find(group, group_len, g, &r.gid) == 0)
                         return fail(err, errlen, -ENOENT, "group '%s' is not in the image's /etc/group", g);
         }

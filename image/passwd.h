@@ -32,5 +32,5 @@ typedef struct ImageUser {
 /* Resolve USER (above) against the texts PASSWD (PASSWD_LEN bytes) and GROUP (GROUP_LEN bytes), either of
  * which may be NULL when the image lacks the file. Returns 0; -ENOENT for a name that is not there,
  * -EINVAL for a malformed USER, with a message in ERR (naming the user and the file). */
-int image_user_resolve(const char *user, const char *passwd, size_t passwd_len, const char *group, size_t group_len,
-                       ImageUser *ret, char *err, size_t errlen);
+int image_user_resolve(const char *user, const char *passwd, size_t passwd_len, const char *group,
+                       size_t group_len, ImageUser *ret, char *err, size_t errlen);

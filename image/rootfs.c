@@ -143,7 +143,8 @@ int image_rootfs_read_file(char *const *layers, size_t n, const char *path, size
                 return -EINVAL;
         strcpy(copy, path);
         for (char *save = NULL, *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-                if (streq(c, ".") || streq(c, "..") || strlen(c) > ROOTFS_NAME_MAX || n_comps >= ROOTFS_MAX_DEPTH)
+                if (streq(c, ".") || streq(c, "..") || strlen(c) > ROOTFS_NAME_MAX ||
+                    n_comps >= ROOTFS_MAX_DEPTH)
                         return -EINVAL;
                 comps[n_comps++] = c;
         }

@@ -685,7 +685,8 @@ int msg_exec_decode(WireFrame *f, MsgExec *ret, const char **ret_error) {
         if (r < 0)
                 return r;
         if (s.n_argv == 0 && !s.image_ref)
-                return fail(ret_error, -EBADMSG, "EXEC: argv is missing (it may be left out only with an image_ref)");
+                return fail(ret_error, -EBADMSG,
+                            "EXEC: argv is missing (it may be left out only with an image_ref)");
         want_fds = s.tty ? 0 : 3;
         if (f->n_fds != want_fds)
                 return fail(ret_error, -EBADMSG,

@@ -203,7 +203,8 @@ int spec_validate(const SandboxSpec *s, const char **ret_error) {
         if (s->image && !path_ok(s->image))
                 FAIL("--image must be 'host' or an absolute directory path");
         if (s->image_ref && !image_ref_ok(s->image_ref))
-                FAIL("--image: an image reference is 1-1024 printable characters, not starting with '/', '.' or '-'");
+                FAIL("--image: an image reference is 1-1024 printable characters, not starting with '/', '.' "
+                     "or '-'");
         if (s->image && s->image_ref)
                 FAIL("--image: a directory and an image of the store at once");
         if (s->entrypoint && (!s->image_ref || strnlen(s->entrypoint, SPEC_STRING_MAX) >= SPEC_STRING_MAX))

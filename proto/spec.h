@@ -78,7 +78,8 @@ typedef struct SandboxSpec {
         char **env;             /* K=V from the user, NULL-terminated */
         size_t n_env;
 
-        char *image;            /* a directory; NULL: image_ref, or else the host's /usr with a generated /etc */
+        char *image;            /* a directory; NULL: image_ref, or else the host's /usr with a generated
+                                 * /etc */
         char *image_ref;        /* an image of the store (docs/images.md): NAME[:TAG][@DIGEST] or an image ID,
                                  * resolved by the runtime; never with image */
         char *entrypoint;       /* with image_ref: NULL = the image's Entrypoint and Cmd; else a program that
@@ -89,8 +90,8 @@ typedef struct SandboxSpec {
 
         char *workdir;          /* NULL: "/" */
         uint32_t uid, gid;      /* inside the sandbox */
-        char *user;             /* with image_ref: --user as given (NAME|UID[:GROUP|GID], names looked up in the
-                                 * image's /etc/passwd and /etc/group); NULL: the image's User */
+        char *user;             /* with image_ref: --user as given (NAME|UID[:GROUP|GID], names looked up in
+                                 * the image's /etc/passwd and /etc/group); NULL: the image's User */
         char *hostname;         /* NULL: "sandbox" */
         bool tty;
 

@@ -139,8 +139,9 @@ int image_run_merge(const SandboxSpec *spec, const OciConfig *cfg, const char *h
                 if ((r = push(&ir->argv, &ir->n_argv, args[i])) < 0)
                         return r;
         if (ir->n_argv == 0)
-                return fail(err, errlen, -EINVAL, spec->entrypoint ? "--entrypoint '' and no command: nothing to run"
-                            : "the image has no Entrypoint and no Cmd: give a command");
+                return fail(err, errlen, -EINVAL, "%s",
+                            spec->entrypoint ? "--entrypoint '' and no command: nothing to run"
+                                             : "the image has no Entrypoint and no Cmd: give a command");
         if (!*ir->argv[0])
                 return fail(err, errlen, -EINVAL, "the command the image gives is empty (its Entrypoint or Cmd "
                             "begins with '')");

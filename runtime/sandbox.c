@@ -623,12 +623,13 @@ static int step_image(Start *st) {
                 r = image_make_hostname_layer(st->data_fd, "hostname", spec->hostname ?: DEFAULT_HOSTNAME);
                 if (r >= 0 && spec->net != SPEC_NET_NONE) {
                         _cleanup_close_ int fd = openat(st->data_fd, "hostname/etc/resolv.conf",
-                                                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                                                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                                                        0644);
                         r = fd < 0 || fchmod(fd, 0644) < 0 ? -errno : 0;
                 }
                 if (r < 0)
-                        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the /etc layer of the sandbox: %s",
-                                         strerror(-r));
+                        return set_error(st->err, SANDBOX_EXIT_SETUP,
+                                         "Cannot create the /etc layer of the sandbox: %s", strerror(-r));
                 if (asprintf(&st->host_layer_path, "%s/%s/data/hostname", s->state_dir, s->id) < 0) {
                         st->host_layer_path = NULL;
                         return OOM(st);
