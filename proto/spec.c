@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 
 #include "macro.h"
@@ -101,6 +103,63 @@ const char *spec_rlimit_to_string(int resource) {
                 if (rlimit_names[i].resource == resource)
                         return rlimit_names[i].name;
         return NULL;
+}
+
+static const char *const cap_names[SPEC_CAP_LAST + 1] = {
+        "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+        "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+        "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+        "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+        "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+        "CHECKPOINT_RESTORE",
+};
+
+int spec_cap_from_string(const char *name, int *ret_cap) {
+        if (strncasecmp(name, "CAP_", 4) == 0)
+                name += 4;
+        for (int i = 0; i <= SPEC_CAP_LAST; i++)
+                if (strcasecmp(name, cap_names[i]) == 0) {
+                        *ret_cap = i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+const char *spec_cap_to_string(int cap) {
+        return cap >= 0 && cap <= SPEC_CAP_LAST ? cap_names[cap] : NULL;
+}
+
+void spec_caps_format(uint64_t caps, char *buf, size_t size) {
+        size_t n = 0;
+
+        if (size == 0)
+                return;
+        buf[0] = '\0';
+        if ((caps & SPEC_CAPS_ALL) == 0) {
+                snprintf(buf, size, "none");
+                return;
+        }
+        for (int i = 0; i <= SPEC_CAP_LAST; i++) {
+                if (!(caps & SPEC_CAP(i)))
+                        continue;
+                int k = snprintf(buf + n, size - n, "%s%s", n ? "," : "", cap_names[i]);
+                if (k < 0 || (size_t) k >= size - n) {
+                        if (size > 4)
+                                memcpy(buf + size - 4, "...", 4);
+                        return;
+                }
+                n += (size_t) k;
+        }
+}
+
+uint64_t spec_capabilities(const SandboxSpec *s) {
+        if (s->cap_add == SPEC_CAPS_ALL)
+                return SPEC_CAPS_ALL & ~s->cap_drop;
+        return ((SPEC_CAPS_DEFAULT & ~s->cap_drop) | s->cap_add) & SPEC_CAPS_ALL;
+}
+
+uint64_t spec_capabilities_added(const SandboxSpec *s) {
+        return s->cap_add & spec_capabilities(s);
 }
 
 void spec_apply_defaults(SandboxSpec *s) {
@@ -245,6 +304,10 @@ int spec_validate(const SandboxSpec *s, const char **ret_error) {
                         FAIL("an --rlimit is invalid (unknown name, or soft above hard)");
         if (s->seccomp && !streq(s->seccomp, "default") && !streq(s->seccomp, "unconfined") && !path_ok(s->seccomp))
                 FAIL("--seccomp must be 'default', 'unconfined' or an absolute file path");
+        if ((s->cap_add | s->cap_drop) & ~SPEC_CAPS_ALL)
+                FAIL("--cap-add or --cap-drop names an unknown capability");
+        if ((s->cap_add & s->cap_drop) && (s->cap_add == SPEC_CAPS_ALL) == (s->cap_drop == SPEC_CAPS_ALL))
+                FAIL("--cap-add and --cap-drop name the same capability");
         if (s->net < 0 || s->net >= _SPEC_NET_MAX)
                 FAIL("--net is invalid");
         if (s->n_publish > SPEC_PUBLISH_MAX)

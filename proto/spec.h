@@ -41,6 +41,18 @@
  * a client slot) for at most that long. */
 #define SPEC_DEFAULT_CLIENT_TIMEOUT_USEC (UINT64_C(3600) * 1000000)
 
+/* Capabilities, as in <linux/capability.h>: bit N of a mask is capability N. SPEC_CAP_LAST is the last
+ * one this code names (CAP_CHECKPOINT_RESTORE, Linux 5.9). They act inside the sandbox's user
+ * namespace only (docs/security.md, "Capabilities"). */
+#define SPEC_CAP_LAST 40
+#define SPEC_CAPS_ALL ((UINT64_C(1) << (SPEC_CAP_LAST + 1)) - 1)
+#define SPEC_CAP(n) (UINT64_C(1) << (n))
+/* podman's default set: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP,
+ * NET_BIND_SERVICE, SYS_CHROOT, SETFCAP. */
+#define SPEC_CAPS_DEFAULT                                                                         \
+        (SPEC_CAP(0) | SPEC_CAP(1) | SPEC_CAP(3) | SPEC_CAP(4) | SPEC_CAP(5) | SPEC_CAP(6) |      \
+         SPEC_CAP(7) | SPEC_CAP(8) | SPEC_CAP(10) | SPEC_CAP(18) | SPEC_CAP(31))
+
 typedef enum SpecNet {
         SPEC_NET_NONE,          /* an empty network namespace with lo up */
         SPEC_NET_BRIDGE,
@@ -50,9 +62,13 @@ typedef enum SpecNet {
 } SpecNet;
 
 typedef struct SpecBind {
-        char *source;           /* host path */
+        char *source;           /* host path; with a descriptor (by_fd), only named in messages */
         char *dest;             /* absolute path inside the sandbox */
         bool readonly;
+        bool idmap;             /* an idmapped mount: what root inside writes belongs to the source's
+                                 * owner and group, not to the sandbox's host ids (--bind SRC:DST:idmap) */
+        bool by_fd;             /* the source comes as a descriptor (SandboxSpec.bind_fds): a daemon
+                                 * client opened it with its own credentials; nobody resolves `source` */
 } SpecBind;
 
 typedef struct SpecTmpfs {
@@ -97,6 +113,9 @@ typedef struct SandboxSpec {
 
         SpecBind *binds;
         size_t n_binds;
+        const int *bind_fds;    /* NULL, or n_binds entries: the source of binds[i] as a descriptor
+                                 * (-EBADF: resolve binds[i].source). Not owned by the spec, never
+                                 * sent as such (the protocol passes descriptors beside the spec). */
         SpecTmpfs *tmpfs;
         size_t n_tmpfs;
 
@@ -115,6 +134,11 @@ typedef struct SandboxSpec {
         SpecNet net;
         SpecPublish publish[SPEC_PUBLISH_MAX];  /* -p: host ports forwarded to the sandbox */
         size_t n_publish;
+
+        /* Capabilities (--cap-add, --cap-drop): bit N is capability N; SPEC_CAPS_ALL is "ALL". Both 0:
+         * root inside gets SPEC_CAPS_DEFAULT. See spec_capabilities(). */
+        uint64_t cap_add;
+        uint64_t cap_drop;
 } SandboxSpec;
 
 void spec_done(SandboxSpec *spec);
@@ -127,6 +151,20 @@ int spec_validate(const SandboxSpec *spec, const char **ret_error);
  * sizes). SPEC_UNLIMITED stays. Idempotent. (RLIMIT_NOFILE's default is the runtime's: it depends on
  * the limit the runtime itself runs with.) */
 void spec_apply_defaults(SandboxSpec *spec);
+
+/* The capabilities the program gets as uid 0 inside (and the bounding set of any user): with
+ * --cap-add ALL every capability but the dropped ones, else the default set without the dropped ones
+ * and with the added ones. A program of another uid gets only what was added explicitly (as ambient
+ * capabilities): spec_capabilities_added(). */
+uint64_t spec_capabilities(const SandboxSpec *spec);
+uint64_t spec_capabilities_added(const SandboxSpec *spec);
+
+/* "CHOWN", "cap_chown", "Chown" → 0 (CAP_CHOWN); "ALL" is not a name (the parser handles it). */
+int spec_cap_from_string(const char *name, int *ret_cap);
+/* 0 → "CHOWN"; NULL beyond SPEC_CAP_LAST. */
+const char *spec_cap_to_string(int cap);
+/* "CHOWN,SETUID" into BUF (at most SIZE bytes, cut with "..." when longer); "none" for 0. */
+void spec_caps_format(uint64_t caps, char *buf, size_t size);
 
 const char *spec_net_to_string(SpecNet net);
 int spec_net_from_string(const char *s, SpecNet *ret);

@@ -143,6 +143,9 @@ static const char *const default_allow[] = {
         "stat", "fstat", "lstat", "stat64", "fstat64", "lstat64", "newfstatat", "fstatat64", "statx",
         "statfs", "fstatfs", "statfs64", "fstatfs64", "access", "faccessat", "faccessat2", "readlink",
         "readlinkat", "getdents", "getdents64", "getcwd", "chdir", "fchdir", "mkdir", "mkdirat",
+        /* with CAP_SYS_CHROOT (a default capability of root inside): a chroot never leaves the sandbox's
+         * root, the root of its mount namespace (docs/security.md, "Capabilities") */
+        "chroot",
         "rmdir", "unlink", "unlinkat", "rename", "renameat", "renameat2", "link", "linkat", "symlink",
         "symlinkat", "mknod", "mknodat", "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown",
         "lchown", "fchownat", "chown32", "fchown32", "lchown32", "umask", "utime", "utimes",
@@ -211,7 +214,7 @@ static const char *const default_allow[] = {
  * surface that untrusted code has no business with, or a way out of the sandbox's mount tree. */
 static const char *const default_eperm[] = {
         /* the mount tree: the sandbox's root and mounts are set up by us, not by the payload */
-        "mount", "umount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount",
+        "mount", "umount", "umount2", "pivot_root", "fsopen", "fsconfig", "fsmount",
         "fspick", "move_mount", "open_tree", "mount_setattr",
         /* new namespaces (nested user namespaces expose much kernel code) and joining others */
         "unshare", "setns",

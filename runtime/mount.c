@@ -2,7 +2,8 @@
 /*
  * Building the sandbox's root. The parent (host root) prepares detached mount trees with the new
  * mount API: the union (fsopen/fsmount on a /dev/fuse fd), the host's /usr and every --bind source
- * (open_tree), so the host never sees them mounted and the child never needs to reach a host path
+ * (open_tree, from a path or from a descriptor a daemon client opened; idmapped where asked), so the
+ * host never sees them mounted and the child never needs to reach a host path
  * that its unprivileged ids could not. The child attaches them in its own mount namespace; every
  * destination is resolved inside the new root (RESOLVE_IN_ROOT), so an image's symlinks cannot send a
  * mount outside it.
@@ -12,6 +13,7 @@
 #include <linux/mount.h>
 #include <linux/openat2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -87,18 +89,26 @@ int mount_union_fd(int fuse_fd, const char *sandbox_id, int *ret_fd) {
         return 0;
 }
 
-int mount_detached_tree(const char *path, bool readonly, bool *ret_is_dir, int *ret_fd) {
+int mount_detached_tree_at(int dirfd, const char *path, bool readonly, int idmap_userns_fd, bool *ret_is_dir,
+                           int *ret_fd) {
         _cleanup_close_ int fd = -EBADF;
         struct mount_attr attr = {
                 .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (readonly ? MOUNT_ATTR_RDONLY : 0),
         };
         struct stat st;
 
-        fd = sys_open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        fd = sys_open_tree(dirfd, path ?: "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |
+                                              (path ? 0 : AT_EMPTY_PATH));
         if (fd < 0)
                 return -errno;
+        /* On the detached copy, which nobody else sees yet: idmapping is allowed only there. */
+        if (idmap_userns_fd >= 0) {
+                attr.attr_set |= MOUNT_ATTR_IDMAP;
+                attr.userns_fd = (uint64_t) idmap_userns_fd;
+        }
         if (sys_mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
-                return -errno;
+                return idmap_userns_fd >= 0 && (errno == EINVAL || errno == EOPNOTSUPP || errno == EPERM) ?
+                       -EOPNOTSUPP : -errno;
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
@@ -106,6 +116,40 @@ int mount_detached_tree(const char *path, bool readonly, bool *ret_is_dir, int *
         *ret_is_dir = S_ISDIR(st.st_mode);
         *ret_fd = TAKE_FD(fd);
         return 0;
+}
+
+int mount_detached_tree(const char *path, bool readonly, bool *ret_is_dir, int *ret_fd) {
+        return mount_detached_tree_at(AT_FDCWD, path, readonly, -EBADF, ret_is_dir, ret_fd);
+}
+
+int mount_fstype(int fd, char *buf, size_t size) {
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *line = NULL;
+        struct statx sx;
+        size_t n = 0;
+
+        if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) < 0)
+                return -errno;
+        if (!(sx.stx_mask & STATX_MNT_ID))
+                return -EOPNOTSUPP;
+        f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return -errno;
+        /* "ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER" */
+        while (getline(&line, &n, f) > 0) {
+                unsigned long long id;
+                const char *sep;
+                if (sscanf(line, "%llu", &id) != 1 || id != sx.stx_mnt_id || !(sep = strstr(line, " - ")))
+                        continue;
+                sep += 3;
+                size_t len = strcspn(sep, " \n");
+                if (len == 0 || len >= size)
+                        return -ENAMETOOLONG;
+                memcpy(buf, sep, len);
+                buf[len] = '\0';
+                return 0;
+        }
+        return -ENOENT;
 }
 
 static int open_in_root(int root_fd, const char *path, int *ret_fd) {

@@ -88,6 +88,9 @@ typedef struct ChildContext {
         char **envp;            /* the program's whole environment */
         const char *hostname;
         bool net_host;          /* --net host: the host's network namespace (no lo to bring up, no /sys) */
+        uint64_t cap_bounding;  /* the program's capabilities: at most these, ever */
+        uint64_t cap_permitted; /* permitted and effective after the id change (uid 0: the whole set) */
+        uint64_t cap_ambient;   /* inheritable and ambient (another uid: what --cap-add gave it) */
 } ChildContext;
 
 /* spawn.c: the child's side. Never returns. */
@@ -95,6 +98,14 @@ _Noreturn void child_run(const ChildContext *c);
 
 /* mount.c */
 int mount_detached_tree(const char *path, bool readonly, bool *ret_is_dir, int *ret_fd);
+/* A detached, recursive, nosuid,nodev (and read-only) copy of PATH beneath DIRFD, or of DIRFD itself when
+ * PATH is NULL. IDMAP_USERNS_FD >= 0: idmapped through that user namespace (userns_make_idmapping());
+ * -EOPNOTSUPP when the file system (or a mount below it) cannot be idmapped. -EINVAL: not a directory,
+ * file or character device (or, from open_tree(), a descriptor of another mount namespace). */
+int mount_detached_tree_at(int dirfd, const char *path, bool readonly, int idmap_userns_fd, bool *ret_is_dir,
+                           int *ret_fd);
+/* The file system type of FD's mount as /proc/self/mountinfo names it ("ext4", "fuse.sshfs"). */
+int mount_fstype(int fd, char *buf, size_t size);
 int mount_attach_tree(int tree_fd, int root_fd, const char *dest, bool is_dir);
 int mount_union_fd(int fuse_fd, const char *sandbox_id, int *ret_fd);
 int mount_proc(int root_fd);
@@ -140,6 +151,12 @@ ImageRun *image_run_new(void);
 char *const *image_run_argv(const ImageRun *ir, size_t *ret_n);
 char *const *image_run_env(const ImageRun *ir, size_t *ret_n);
 const char *image_run_workdir(const ImageRun *ir);
+/* userns.c: a user namespace whose maps are FROM_UID -> TO_UID and FROM_GID -> TO_GID (one id each, host
+ * ids both): as the idmapping of an idmapped mount, files of FROM_UID:FROM_GID on disk show as
+ * TO_UID:TO_GID, and what TO_UID:TO_GID creates is FROM_UID:FROM_GID on disk; every other id is unmapped
+ * (shown as the overflow id, and cannot create). The caller must be host root. *ret_fd: its
+ * /proc/PID/ns/user. */
+int userns_make_idmapping(uid_t from_uid, gid_t from_gid, uid_t to_uid, gid_t to_gid, int *ret_fd);
 
 /* idpool.c: a 65536-id host range per live sandbox, held by a lock that dies with the process. */
 #define IDPOOL_LOCK_DIR "/run/sandbox-ids"

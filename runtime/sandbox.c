@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <linux/capability.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <pthread.h>
@@ -433,6 +434,9 @@ typedef struct Start {
         struct in_addr dns[3];  /* the IPv4 name servers it names */
         size_t n_dns;
         int sp[2];              /* the status socket: ours, the child's */
+        uint64_t cap_bounding;  /* the program's capabilities (step_capabilities) */
+        uint64_t cap_permitted;
+        uint64_t cap_ambient;
 } Start;
 
 static void start_done(Start *st) {
@@ -500,9 +504,48 @@ static int step_check_paths(Start *st) {
         for (size_t i = 0; i < spec->n_layers; i++)
                 if (stat(spec->layers[i], &sb) < 0 || !S_ISDIR(sb.st_mode))
                         return set_error(st->err, SANDBOX_EXIT_SETUP, "--layer '%s': not a directory", spec->layers[i]);
-        for (size_t i = 0; i < spec->n_binds; i++)
-                if (stat(spec->binds[i].source, &sb) < 0)
-                        return set_error(st->err, SANDBOX_EXIT_SETUP, "--bind '%s': %m", spec->binds[i].source);
+        for (size_t i = 0; i < spec->n_binds; i++) {
+                const SpecBind *b = &spec->binds[i];
+                int fd = spec->bind_fds ? spec->bind_fds[i] : -EBADF;
+
+                if (b->by_fd && fd < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "--bind '%s': no descriptor came for it",
+                                         b->source);
+                if ((fd >= 0 ? fstat(fd, &sb) : stat(b->source, &sb)) < 0)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "--bind '%s': %m", b->source);
+                /* What root inside writes there becomes the source owner's: never host root's (a
+                 * set-uid file, or file capabilities, made there by the sandbox would then be real). */
+                if (b->idmap && (sb.st_uid == 0 || sb.st_gid == 0))
+                        return set_error(st->err, SANDBOX_EXIT_SETUP,
+                                         "--bind '%s:%s:idmap': the source belongs to %s %u; files the sandbox "
+                                         "writes there would be host root's: idmap only to another owner "
+                                         "(chown the source to the user the files are for)", b->source, b->dest,
+                                         sb.st_uid == 0 ? "uid" : "gid",
+                                         (unsigned) (sb.st_uid == 0 ? sb.st_uid : sb.st_gid));
+        }
+        return 0;
+}
+
+/* The program's capabilities (docs/security.md, "Capabilities"): as uid 0 inside, the set the spec
+ * asks for (the default set unless --cap-add/--cap-drop) as permitted and effective; as another uid
+ * only what was added explicitly, as ambient capabilities; either way no more than that set in its
+ * bounding set. They are checked against the kernel's list here, before anything is made. */
+static int step_capabilities(Start *st) {
+        const SandboxSpec *spec = st->spec;
+        uint64_t set = spec_capabilities(spec), known = SPEC_CAPS_ALL;
+        _cleanup_fclose_ FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+        unsigned last;
+
+        if (f && fscanf(f, "%u", &last) == 1 && last < SPEC_CAP_LAST)
+                known = (UINT64_C(1) << (last + 1)) - 1;
+        if (set & ~known) {
+                char names[256];
+                spec_caps_format(set & ~known, names, sizeof names);
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "--cap-add: this kernel does not know %s", names);
+        }
+        st->cap_bounding = set;
+        st->cap_permitted = spec->uid == 0 ? set : spec_capabilities_added(spec);
+        st->cap_ambient = spec->uid == 0 ? 0 : st->cap_permitted;
         return 0;
 }
 
@@ -766,9 +809,14 @@ static int step_union(Start *st) {
 }
 
 /* /usr (for the host image) and every --bind source, cloned as detached trees by us, before the
- * child exists: the child, unprivileged on the host, never walks a host path. */
+ * child exists: the child, unprivileged on the host, never walks a host path. A source that came as a
+ * descriptor is cloned from it and never resolved by name. An idmapped bind gets the mapping
+ * "source's owner and group <-> the sandbox's root" (userns.c). */
 static int step_trees(Start *st) {
         const SandboxSpec *spec = st->spec;
+        _cleanup_close_ int userns = -EBADF;
+        uid_t userns_uid = 0;
+        gid_t userns_gid = 0;
         int r;
 
         if (!spec->image && !spec->image_ref) {
@@ -783,11 +831,56 @@ static int step_trees(Start *st) {
         for (size_t i = 0; i < spec->n_binds; i++)
                 st->binds[i].tree_fd = -EBADF;
         for (size_t i = 0; i < spec->n_binds; i++) {
-                st->binds[i].dest = spec->binds[i].dest;
-                r = mount_detached_tree(spec->binds[i].source, spec->binds[i].readonly, &st->binds[i].is_dir,
-                                        &st->binds[i].tree_fd);
+                const SpecBind *b = &spec->binds[i];
+                _cleanup_close_ int own = -EBADF;
+                int src = spec->bind_fds && spec->bind_fds[i] >= 0 ? spec->bind_fds[i] : -EBADF;
+                struct stat sb;
+
+                st->binds[i].dest = b->dest;
+                if (src < 0) {
+                        /* The caller is trusted with host paths (sandbox-run's root, sandboxd's root or
+                         * allow-host-paths): resolved once, then used through the descriptor. */
+                        own = open(b->source, O_PATH | O_CLOEXEC);
+                        if (own < 0)
+                                return set_error(st->err, SANDBOX_EXIT_SETUP, "--bind '%s': %m", b->source);
+                        src = own;
+                }
+                if (b->idmap) {
+                        if (fstat(src, &sb) < 0)
+                                return set_error(st->err, SANDBOX_EXIT_SETUP, "--bind '%s': %m", b->source);
+                        if (sb.st_uid == 0 || sb.st_gid == 0) /* step_check_paths() said why */
+                                return set_error(st->err, SANDBOX_EXIT_SETUP,
+                                                 "--bind '%s:%s:idmap': the source belongs to host root",
+                                                 b->source, b->dest);
+                        if (userns < 0 || userns_uid != sb.st_uid || userns_gid != sb.st_gid) {
+                                userns = safe_close(userns);
+                                r = userns_make_idmapping(sb.st_uid, sb.st_gid, st->s->host_first,
+                                                          st->s->host_first, &userns);
+                                if (r < 0)
+                                        return set_error(st->err, SANDBOX_EXIT_SETUP,
+                                                         "--bind '%s': cannot make its idmapping: %s", b->source,
+                                                         strerror(-r));
+                                userns_uid = sb.st_uid;
+                                userns_gid = sb.st_gid;
+                        }
+                }
+                r = mount_detached_tree_at(src, NULL, b->readonly, b->idmap ? userns : -EBADF, &st->binds[i].is_dir,
+                                           &st->binds[i].tree_fd);
+                if (r == -EOPNOTSUPP) {
+                        char type[64] = "?";
+                        (void) mount_fstype(src, type, sizeof type);
+                        return set_error(st->err, SANDBOX_EXIT_SETUP,
+                                         "--bind '%s:%s:idmap': its file system (%s) cannot be idmapped (or a "
+                                         "mount below it cannot); bind it without idmap, or use a directory on "
+                                         "a file system that supports idmapped mounts (ext4, xfs, btrfs, tmpfs, ...)",
+                                         b->source, b->dest, type);
+                }
+                if (r == -EINVAL && b->by_fd)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP,
+                                         "--bind '%s': not a directory, file or character device, or not in our "
+                                         "mount namespace (the client's and sandboxd's must be the same)", b->source);
                 if (r < 0)
-                        return set_error(st->err, SANDBOX_EXIT_SETUP, "--bind '%s': %s", spec->binds[i].source,
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "--bind '%s': %s", b->source,
                                          r == -EINVAL ? "not a directory, file or character device" : strerror(-r));
         }
         return 0;
@@ -984,6 +1077,9 @@ static int step_clone(Start *st) {
                 .hostname = spec->hostname ?: DEFAULT_HOSTNAME,
                 .net_host = spec->net == SPEC_NET_HOST,
                 .workdir_create = s->image_run && image_run_workdir_from_image(s->image_run),
+                .cap_bounding = st->cap_bounding,
+                .cap_permitted = st->cap_permitted,
+                .cap_ambient = st->cap_ambient,
         };
         struct clone_args ca = {
                 .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
@@ -1021,7 +1117,12 @@ static int step_id_maps(Start *st) {
         int r;
 
         snprintf(map, sizeof map, "0 %u %u\n", s->host_first, SANDBOX_IDS_PER_RANGE);
-        if ((r = write_proc_file(s->pid, "uid_map", map)) < 0 || (r = write_proc_file(s->pid, "setgroups", "deny")) < 0 ||
+        /* setgroups() inside: only with CAP_SETGID (apt, su, ... set the groups of the user they become).
+         * It can only name the sandbox's own gids, and the init starts with no supplementary group (we
+         * dropped ours before the clone), so nothing the host gave is left to drop. */
+        bool setgroups_ok = (st->cap_permitted | st->cap_ambient) & SPEC_CAP(CAP_SETGID);
+        if ((r = write_proc_file(s->pid, "uid_map", map)) < 0 ||
+            (!setgroups_ok && (r = write_proc_file(s->pid, "setgroups", "deny")) < 0) ||
             (r = write_proc_file(s->pid, "gid_map", map)) < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot map the sandbox's ids: %s", strerror(-r));
         /* The child builds its root from here on, while we do the steps below. */
@@ -1120,6 +1221,7 @@ typedef struct StartStep {
 static const StartStep start_steps[] = {
         { "image of the store",         step_store_image },
         { "check the paths",            step_check_paths },
+        { "capabilities",               step_capabilities },
         { "lock the upper",             step_upper_lock },
         { "state directory",            step_state_dir },
         { "seccomp filter",             step_filter },

@@ -6,8 +6,8 @@
  * end. Each step that can fail reports (step, errno) over the status socket and exits.
  *
  * The order matters and is the one in docs/security.md: namespaces (made by clone), ids, mounts,
- * pivot_root, network, then for the program: terminal, capabilities, ids, no_new_privs, fds, and
- * the seccomp filter last, just before execve().
+ * pivot_root, network, then for the program: terminal, bounding set, ids, capabilities (the
+ * sandbox's own set, or none), no_new_privs, fds, and the seccomp filter last, just before execve().
  *
  * The parent may be a thread of a multi-threaded process (sandboxd starts sandboxes on worker
  * threads). clone3() copied only that thread, with a snapshot of memory in which another thread may
@@ -66,7 +66,7 @@ static const char *const step_names[_STEP_MAX] = {
         [STEP_FORK] = "start the program's process",
         [STEP_OOM_SCORE] = "reset the program's OOM score",
         [STEP_USER] = "switch to the requested user",
-        [STEP_CAPS] = "drop capabilities",
+        [STEP_CAPS] = "set the program's capabilities",
         [STEP_WORKDIR] = "change to the working directory",
         [STEP_SECCOMP] = "install the seccomp filter",
         [STEP_SESSION] = "leave the caller's session",
@@ -178,22 +178,47 @@ _Noreturn static void program_fail(int report_fd, ChildStep step, int error) {
         _exit(SANDBOX_EXIT_SETUP);
 }
 
-static int drop_bounding_set(void) {
-        for (unsigned long cap = 0;; cap++)
+/* Keep only the capabilities in KEEP in the bounding set: nothing outside it can ever come back, not
+ * even through a file's capabilities or a set-uid binary (no_new_privs and nosuid forbid those too). */
+static int limit_bounding_set(uint64_t keep) {
+        for (unsigned long cap = 0;; cap++) {
+                if (cap < 64 && (keep & (UINT64_C(1) << cap)))
+                        continue;
                 if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
                         if (errno == EINVAL) /* past the last capability this kernel knows */
                                 return cap > 0 ? 0 : -EINVAL;
                         return -errno;
                 }
+        }
 }
 
-static int clear_capabilities(void) {
+static int drop_bounding_set(void) {
+        return limit_bounding_set(0);
+}
+
+/* Permitted and effective PERMITTED, inheritable and ambient AMBIENT (a subset of it); the rest
+ * cleared. */
+static int set_capabilities(uint64_t permitted, uint64_t ambient) {
         struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-        struct __user_cap_data_struct d[2] = {};
+        struct __user_cap_data_struct d[2] = {
+                { .effective = (uint32_t) permitted, .permitted = (uint32_t) permitted,
+                  .inheritable = (uint32_t) ambient },
+                { .effective = (uint32_t) (permitted >> 32), .permitted = (uint32_t) (permitted >> 32),
+                  .inheritable = (uint32_t) (ambient >> 32) },
+        };
 
         if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
                 return -errno;
-        return RET_NERRNO((int) syscall(SYS_capset, &h, d));
+        if (syscall(SYS_capset, &h, d) < 0)
+                return -errno;
+        for (unsigned long cap = 0; cap < 64; cap++)
+                if ((ambient & (UINT64_C(1) << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+                        return -errno;
+        return 0;
+}
+
+static int clear_capabilities(void) {
+        return set_capabilities(0, 0);
 }
 
 static int loopback_up(void) {
@@ -309,12 +334,18 @@ _Noreturn static void program_run(const ChildContext *c, int report_fd, int gate
         if (r < 0)
                 program_fail(report_fd, STEP_OOM_SCORE, r);
 
-        r = drop_bounding_set();
+        /* Capabilities (docs/security.md): they act on this user namespace only, whose ids are all the
+         * sandbox's. Root inside keeps c->cap_permitted as permitted and effective (execve() gives root
+         * its bounding set, which is the same); another uid keeps what --cap-add named, as ambient
+         * capabilities, across the id change (KEEPCAPS, which execve() clears). */
+        r = limit_bounding_set(c->cap_bounding);
         if (r < 0)
                 program_fail(report_fd, STEP_CAPS, r);
+        if (c->cap_ambient && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+                program_fail(report_fd, STEP_CAPS, -errno);
         if (raw_setresgid(s->gid) < 0 || raw_setresuid(s->uid) < 0)
                 program_fail(report_fd, STEP_USER, -errno);
-        r = clear_capabilities();
+        r = set_capabilities(c->cap_permitted, c->cap_ambient);
         if (r < 0)
                 program_fail(report_fd, STEP_CAPS, r);
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -74,9 +75,11 @@ static char *absolute_path(const char *p) {
         return r;
 }
 
+/* SRC:DST[:OPTIONS], OPTIONS a comma-separated list of ro, rw and idmap. */
 static int parse_bind(const char *arg, SpecBind *ret) {
         _cleanup_free_ char *copy = strdup(arg);
         char *dst, *mode;
+        bool ro = false, rw = false, idmap = false;
 
         if (!copy)
                 return -ENOMEM;
@@ -89,9 +92,19 @@ static int parse_bind(const char *arg, SpecBind *ret) {
                 *mode++ = '\0';
         if (!*copy || !*dst)
                 return -EINVAL;
-        if (mode && !streq(mode, "ro") && !streq(mode, "rw"))
+        for (char *save = NULL, *w = mode ? strtok_r(mode, ",", &save) : NULL; w; w = strtok_r(NULL, ",", &save)) {
+                if (streq(w, "ro"))
+                        ro = true;
+                else if (streq(w, "rw"))
+                        rw = true;
+                else if (streq(w, "idmap"))
+                        idmap = true;
+                else
+                        return -EINVAL;
+        }
+        if (ro && rw)
                 return -EINVAL;
-        ret->readonly = mode && streq(mode, "ro");
+        *ret = (SpecBind) { .readonly = ro, .idmap = idmap };
         ret->source = absolute_path(copy);
         ret->dest = strdup(dst);
         if (!ret->source || !ret->dest) {
@@ -258,6 +271,28 @@ static int parse_user(const char *arg, uint32_t *ret_uid, uint32_t *ret_gid) {
         return 0;
 }
 
+/* "NET_RAW,cap_sys_ptrace" or "ALL" → a mask (ALL: SPEC_CAPS_ALL). */
+static int parse_caps(const char *arg, uint64_t *ret) {
+        _cleanup_free_ char *copy = strdup(arg);
+        uint64_t mask = 0;
+        int cap;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *save = NULL, *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+                if (strcasecmp(w, "ALL") == 0)
+                        mask = SPEC_CAPS_ALL;
+                else if (spec_cap_from_string(w, &cap) < 0)
+                        return -EINVAL;
+                else
+                        mask |= SPEC_CAP(cap);
+        }
+        if (mask == 0)
+                return -EINVAL;
+        *ret = mask;
+        return 0;
+}
+
 void exec_options_help(FILE *f, bool daemon) {
         char mem[FORMAT_SIZE_MAX], disk[FORMAT_SIZE_MAX], tmpfs[FORMAT_SIZE_MAX];
 
@@ -278,7 +313,8 @@ void exec_options_help(FILE *f, bool daemon) {
               "                            also NAME[:GROUP], looked up in the image's /etc/passwd and /etc/group\n"
               "      --hostname NAME       host name inside (default sandbox)\n"
               "  -t, --tty                 give the program a terminal\n"
-              "      --bind SRC:DST[:ro|rw]  bind a host path into the sandbox (default rw)\n"
+              "      --bind SRC:DST[:OPTS]  bind a host path into the sandbox; OPTS: ro or rw (default),\n"
+              "                            idmap (what root inside writes belongs to SRC's owner)\n"
               "      --tmpfs DST[:SIZE]    mount a tmpfs; SIZE or unlimited (also over /tmp, /dev/shm)\n"
               "      --memory SIZE         memory limit (like 512m or 1.5g, or unlimited); exceeding it\n"
               "                            ends the sandbox (137)\n"
@@ -290,6 +326,8 @@ void exec_options_help(FILE *f, bool daemon) {
               "      --rlimit NAME=VALUE   a resource limit, VALUE or SOFT:HARD or unlimited; sizes take\n"
               "                            k/m/g (fsize=100m) (repeatable)\n"
               "      --seccomp default|unconfined|FILE  system call filter (default: default)\n"
+              "      --cap-add CAP[,CAP]   give root inside another capability (or ALL); repeatable\n"
+              "      --cap-drop CAP[,CAP]  take one of the default capabilities away (ALL: none at all)\n"
               "      --net MODE            network: none (default: lo only), bridge (eth0 on the sandbox\n"
               "                            bridge, NAT to the outside), isolated (like bridge, but no\n"
               "                            traffic between sandboxes), host (the host's; root only)\n"
@@ -341,6 +379,8 @@ enum {
         ARG_RLIMIT,
         ARG_SECCOMP,
         ARG_NET,
+        ARG_CAP_ADD,
+        ARG_CAP_DROP,
         ARG_STATS,
         ARG_VERSION,
         ARG_ENTRYPOINT,
@@ -367,6 +407,8 @@ static const struct option long_options[] = {
         { "rlimit", required_argument, NULL, ARG_RLIMIT },
         { "seccomp", required_argument, NULL, ARG_SECCOMP },
         { "net", required_argument, NULL, ARG_NET },
+        { "cap-add", required_argument, NULL, ARG_CAP_ADD },
+        { "cap-drop", required_argument, NULL, ARG_CAP_DROP },
         { "publish", required_argument, NULL, 'p' },
         { "stats", required_argument, NULL, ARG_STATS },
         { "entrypoint", required_argument, NULL, ARG_ENTRYPOINT },
@@ -449,7 +491,8 @@ static int parse_one(int c, const char *arg, ExecOptions *o) {
                 s->binds = nb;
                 r = parse_bind(arg, &s->binds[s->n_binds]);
                 if (r == -EINVAL)
-                        BAD("--bind '%s': expected SRC:DST[:ro|rw]", arg);
+                        BAD("--bind '%s': expected SRC:DST or SRC:DST:OPTIONS, OPTIONS one or more of ro, rw, "
+                            "idmap separated by commas (not both ro and rw)", arg);
                 if (r < 0)
                         return r;
                 if (s->binds[s->n_binds].dest[0] != '/') {
@@ -565,6 +608,22 @@ static int parse_one(int c, const char *arg, ExecOptions *o) {
                 pub.host_port = (uint32_t) hp;
                 pub.port = (uint32_t) pp;
                 s->publish[s->n_publish++] = pub;
+                return 0;
+        }
+        case ARG_CAP_ADD:
+        case ARG_CAP_DROP: {
+                const char *opt = c == ARG_CAP_ADD ? "--cap-add" : "--cap-drop";
+                uint64_t mask;
+                r = parse_caps(arg, &mask);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        BAD("%s '%s': expected capability names (like NET_RAW or CAP_NET_RAW) separated by "
+                            "commas, or ALL; see capabilities(7)", opt, arg);
+                if (c == ARG_CAP_ADD)
+                        s->cap_add |= mask;
+                else
+                        s->cap_drop |= mask;
                 return 0;
         }
         case ARG_STATS:
