@@ -33,6 +33,7 @@ static const char *const type_names[_MSG_TYPE_MAX] = {
         [MSG_KILL] = "KILL",
         [MSG_ERROR] = "ERROR",
         [MSG_OK] = "OK",
+        [MSG_BIND_FDS] = "BIND_FDS",
 };
 
 const char *msg_type_to_string(int type) {
@@ -465,6 +466,8 @@ static const Field exec_fields[] = {
                  "EXEC: entrypoint is repeated, longer than 4096 bytes or contains NUL"),
         F_STRING(MSG_EXEC_USER, SandboxSpec, user, false, SPEC_USER_MAX,
                  "EXEC: user is repeated, longer than 256 bytes or contains NUL"),
+        F_U64(MSG_EXEC_CAP_ADD, SandboxSpec, cap_add, false, "EXEC: cap_add is repeated or not a u64"),
+        F_U64(MSG_EXEC_CAP_DROP, SandboxSpec, cap_drop, false, "EXEC: cap_drop is repeated or not a u64"),
 };
 
 static const Field bind_fields[] = {
@@ -473,6 +476,8 @@ static const Field bind_fields[] = {
         F_STRING(MSG_BIND_DEST, SpecBind, dest, true, SPEC_STRING_MAX,
                  "EXEC: a bind's dest is missing, repeated, longer than 4096 bytes or contains NUL"),
         F_BOOL(MSG_BIND_READONLY, SpecBind, readonly, false, "EXEC: a bind's readonly is repeated or not 0 or 1"),
+        F_BOOL(MSG_BIND_IDMAP, SpecBind, idmap, false, "EXEC: a bind's idmap is repeated or not 0 or 1"),
+        F_BOOL(MSG_BIND_FD, SpecBind, by_fd, false, "EXEC: a bind's fd is repeated or not 0 or 1"),
 };
 
 static const Field tmpfs_fields[] = {
@@ -815,6 +820,34 @@ DEFINE_SIMPLE(resize, MsgResize, MSG_RESIZE, resize_fields)
 DEFINE_SIMPLE(exit, MsgExit, MSG_EXIT, exit_fields)
 DEFINE_SIMPLE(kill, MsgKill, MSG_KILL, kill_fields)
 DEFINE_SIMPLE(error, MsgError, MSG_ERROR, error_fields)
+
+/* ---- BIND_FDS ---- */
+
+int msg_bind_fds_decode(WireFrame *f, MsgBindFds *ret, const char **ret_error) {
+        MsgBindFds m = {};
+        int r;
+
+        assert_return(f && f->type == MSG_BIND_FDS && ret, -EINVAL);
+        r = decode_frame(f, WIRE_FDS_MAX, NULL, 0, NULL, NULL, NULL, "BIND_FDS has an unknown field", ret_error);
+        if (r < 0)
+                return r;
+        if (f->n_fds == 0)
+                return fail(ret_error, -EBADMSG, "BIND_FDS carries no file descriptor");
+        for (size_t i = 0; i < f->n_fds; i++)
+                m.fds[i] = wire_frame_take_fd(f, i);
+        m.n_fds = f->n_fds;
+        f->n_fds = 0;
+        *ret = m;
+        return 0;
+}
+
+void msg_bind_fds_done(MsgBindFds *m) {
+        if (!m)
+                return;
+        for (size_t i = 0; i < m->n_fds; i++)
+                m->fds[i] = safe_close(m->fds[i]);
+        m->n_fds = 0;
+}
 
 /* ---- LIST, OK ---- */
 

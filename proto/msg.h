@@ -51,6 +51,7 @@ typedef enum MsgType {
         MSG_KILL = 10,
         MSG_ERROR = 11,
         MSG_OK = 12,
+        MSG_BIND_FDS = 13,      /* version 3 */
         _MSG_TYPE_MAX,
         _MSG_TYPE_INVALID = -EINVAL,
 } MsgType;
@@ -96,11 +97,16 @@ enum {
         MSG_EXEC_IMAGE_REF = 24,        /* string <= SPEC_IMAGE_REF_MAX (version 3) */
         MSG_EXEC_ENTRYPOINT = 25,       /* string, may be empty (version 3) */
         MSG_EXEC_USER = 26,             /* string < SPEC_USER_MAX (version 3) */
+        MSG_EXEC_CAP_ADD = 27,          /* u64, a capability mask within SPEC_CAPS_ALL (version 3) */
+        MSG_EXEC_CAP_DROP = 28,         /* u64, the same (version 3) */
 };
 enum {
         MSG_BIND_SOURCE = 1,            /* string, required */
         MSG_BIND_DEST = 2,              /* string, required */
         MSG_BIND_READONLY = 3,          /* bool, default 0 */
+        MSG_BIND_IDMAP = 4,             /* bool, default 0 (version 3) */
+        MSG_BIND_FD = 5,                /* bool, default 0: the source is the next descriptor of the
+                                         * BIND_FDS frames before this EXEC (version 3) */
 };
 enum {
         MSG_TMPFS_DEST = 1,             /* string, required */
@@ -229,6 +235,12 @@ typedef struct MsgKill {
         uint32_t signal;
 } MsgKill;
 
+/* BIND_FDS as received: 1..WIRE_FDS_MAX descriptors, bind sources for the EXEC that follows. */
+typedef struct MsgBindFds {
+        int fds[WIRE_FDS_MAX];
+        size_t n_fds;
+} MsgBindFds;
+
 typedef struct MsgError {
         int32_t status;         /* exit status for the client: 125 (daemon/setup), 126, 127 */
         int32_t error;          /* positive errno, 0 if none */
@@ -281,6 +293,11 @@ void msg_list_reply_done(MsgListReply *m);
 
 int msg_kill_encode(const MsgKill *m, WireBuffer *b);
 int msg_kill_decode(WireFrame *f, MsgKill *ret, const char **ret_error);
+
+/* BIND_FDS has no fields (msg_empty_encode()); the sender attaches 1..3 descriptors. */
+int msg_bind_fds_decode(WireFrame *f, MsgBindFds *ret, const char **ret_error);
+/* Closes the descriptors still held. */
+void msg_bind_fds_done(MsgBindFds *m);
 
 int msg_error_encode(const MsgError *m, WireBuffer *b);
 int msg_error_decode(WireFrame *f, MsgError *ret, const char **ret_error);

@@ -1291,6 +1291,8 @@ int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *cfg,
         }
         /* Our mount of the union (if the clone did not happen) must go before we wait for its server. */
         start_done(&st);
+        /* The caller's descriptors were for the start only. */
+        s->resolved.bind_fds = NULL;
         if (r < 0) {
                 (void) sandbox_finish(s, true, NULL);
                 sandbox_free(s);

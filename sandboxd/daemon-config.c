@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "daemon-config.h"
@@ -18,6 +19,7 @@
 #include "macro.h"
 #include "parse.h"
 #include "ref.h"
+#include "spec.h"
 
 void config_init(DaemonConfig *c) {
         *c = (DaemonConfig) {
@@ -83,6 +85,28 @@ static char *strip(char *s) {
         while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
                 *--e = '\0';
         return s;
+}
+
+/* Capability names separated by blanks or commas (ALL, or NONE alone), added to *RET. */
+static int parse_caps(char *v, uint64_t *ret) {
+        uint64_t mask = 0;
+        size_t n = 0;
+        int cap;
+
+        for (char *save = NULL, *w = strtok_r(v, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save), n++) {
+                if (strcasecmp(w, "all") == 0)
+                        mask = SPEC_CAPS_ALL;
+                else if (strcasecmp(w, "none") == 0)
+                        continue;
+                else if (spec_cap_from_string(w, &cap) < 0)
+                        return -EINVAL;
+                else
+                        mask |= SPEC_CAP(cap);
+        }
+        if (n == 0)
+                return -EINVAL;
+        *ret |= mask;
+        return 0;
 }
 
 static int parse_bool(const char *v, bool *ret) {
@@ -341,6 +365,10 @@ int config_parse(const char *data, size_t size, const char *path, DaemonConfig *
                 } else if (streq(key, "id-ranges")) {
                         if (safe_atou32(value, &c->id_ranges) < 0 || c->id_ranges == 0)
                                 BAD("%s:%u: id-ranges: expected a positive number", path, lineno);
+                } else if (streq(key, "allow-cap-add")) {
+                        if (parse_caps(value, &c->allow_cap_add) < 0)
+                                BAD("%s:%u: allow-cap-add: expected capability names (like NET_RAW) separated by "
+                                    "spaces or commas, 'all' or 'none'", path, lineno);
                 } else if (streq(key, "allow-net-host")) {
                         if (parse_bool(value, &c->allow_net_host) < 0)
                                 BAD("%s:%u: allow-net-host: expected yes or no", path, lineno);

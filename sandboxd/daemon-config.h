@@ -62,6 +62,8 @@ typedef struct DaemonConfig {
         char allow_images[CONFIG_ALLOW_IMAGES_BYTES];
         size_t n_allow_images;          /* 0 with allow_images_set: none ("allow-images = none") */
         bool allow_net_host;            /* may clients other than root use --net host? */
+        uint64_t allow_cap_add;         /* capabilities clients other than root may add to the default set
+                                         * (a mask as in spec.h; 0: none) */
         /* The daemon's own resources. Root is bound only by the totals. */
         unsigned max_connections;       /* client connections in all */
         unsigned max_connections_per_uid;

@@ -28,6 +28,9 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,6 +82,11 @@ struct Session {
         Client *client;         /* NULL once its client has gone (then it is ended) */
         SessionState state;
         uid_t uid;
+        gid_t gid;              /* the client's (SO_PEERCRED), with its groups: for the checks of the */
+        gid_t *groups;          /* bind sources it sent as descriptors (check_bind_sources()) */
+        size_t n_groups;
+        int *bind_fds;          /* exec.spec.n_binds entries (exec.spec.bind_fds points here until the
+                                 * start is done): the sources the client opened, -EBADF for paths */
         MsgExec exec;           /* the spec (the sandbox points into it); the stdio until started */
         int cancel_fd;          /* eventfd: a start in flight gives up waiting */
         Sandbox *sandbox;       /* RUNNING */
@@ -128,6 +136,8 @@ struct Client {
         bool closing;           /* no more requests: closed once its output is sent */
         bool broken;            /* the connection failed: closed at the next safe point */
         Session *session;
+        int bind_fds[SPEC_MOUNTS_MAX]; /* BIND_FDS received for the next EXEC */
+        size_t n_bind_fds;
         OutFrame *out_head, *out_tail;
         size_t out_bytes;
         Client *next;
@@ -342,6 +352,16 @@ static void session_unlink(Session *se) {
         se->client = NULL;
 }
 
+/* The sandbox has what it needed of the client's bind sources (its own mounts of them), or never will. */
+static void session_close_bind_fds(Session *se) {
+        if (se->bind_fds)
+                for (size_t i = 0; i < se->exec.spec.n_binds; i++)
+                        safe_close(se->bind_fds[i]);
+        free(se->bind_fds);
+        se->bind_fds = NULL;
+        se->exec.spec.bind_fds = NULL;
+}
+
 /* A session without a live sandbox (queued, failed, or handed to a clean-up). */
 static Session *session_free(Session *se) {
         if (!se)
@@ -352,6 +372,8 @@ static Session *session_free(Session *se) {
         sd_event_source_disable_unref(se->limit_timer);
         sandbox_free(se->sandbox); /* NULL unless the caller kept it */
         safe_close(se->cancel_fd);
+        session_close_bind_fds(se);
+        free(se->groups);
         msg_exec_done(&se->exec);
         free(se);
         return NULL;
@@ -400,6 +422,7 @@ static void session_end(Session *se, bool kill) {
                 server_update(srv);
                 return;
         }
+        session_close_bind_fds(se);
         *cl = (Cleanup) {
                 .work = { .run = cleanup_run, .done = cleanup_done },
                 .server = srv,
@@ -530,6 +553,89 @@ static int check_allowed_image(Session *se) {
         return -EPERM;
 }
 
+/* Whether the client could open FD with MODE (access(2) bits) itself: a child of ours takes the client's
+ * uid, gid and groups and asks the kernel (modes, ACLs, LSMs), so that nothing is granted through us.
+ * The child is a copy of a threaded process: raw system calls only. 0, -EACCES (or the kernel's
+ * answer), or another -errno when the check could not be made. */
+static int access_as_client(const Session *se, int fd, int mode) {
+        int status;
+        pid_t pid;
+
+        pid = (pid_t) syscall(SYS_clone, (unsigned long) SIGCHLD, 0UL, 0UL, 0UL, 0UL);
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                long r = syscall(SYS_setgroups, se->n_groups, se->groups);
+                if (r >= 0)
+                        r = syscall(SYS_setresgid, se->gid, se->gid, se->gid);
+                if (r >= 0)
+                        r = syscall(SYS_setresuid, se->uid, se->uid, se->uid);
+                if (r < 0)
+                        syscall(SYS_exit_group, 255);
+                r = syscall(SYS_faccessat2, fd, "", mode, AT_EMPTY_PATH);
+                syscall(SYS_exit_group, r < 0 ? errno : 0);
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) == 255)
+                return -ECHILD;
+        return -WEXITSTATUS(status);
+}
+
+static bool session_in_group(const Session *se, gid_t gid) {
+        if (gid == se->gid)
+                return true;
+        for (size_t i = 0; i < se->n_groups; i++)
+                if (se->groups[i] == gid)
+                        return true;
+        return false;
+}
+
+/* The bind sources a client other than root sent as descriptors: a directory or a regular file that the
+ * client itself may read (and search, and write unless the bind is read-only), and for an idmapped
+ * bind one the client owns, of one of its groups, since what root inside writes there becomes the
+ * source owner's. The runtime then never resolves them by name. */
+static int check_bind_sources(Session *se, SandboxError *err) {
+        const SandboxSpec *spec = &se->exec.spec;
+
+        if (se->uid == 0)
+                return 0;
+        for (size_t i = 0; i < spec->n_binds; i++) {
+                const SpecBind *b = &spec->binds[i];
+                int fd = se->bind_fds ? se->bind_fds[i] : -EBADF, mode, r;
+                struct stat st;
+
+                if (!b->by_fd || fd < 0)
+                        continue;
+                if (fstat(fd, &st) < 0 || (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))) {
+                        *err = (SandboxError) { .status = SANDBOX_EXIT_SETUP };
+                        snprintf(err->message, sizeof err->message,
+                                 "permission denied: --bind '%s': not a directory or regular file", b->source);
+                        return -EPERM;
+                }
+                mode = R_OK | (S_ISDIR(st.st_mode) ? X_OK : 0) | (b->readonly ? 0 : W_OK);
+                r = access_as_client(se, fd, mode);
+                if (r < 0) {
+                        *err = (SandboxError) { .status = SANDBOX_EXIT_SETUP };
+                        snprintf(err->message, sizeof err->message,
+                                 "permission denied: --bind '%s': uid %u may not %s it itself (%s)", b->source,
+                                 (unsigned) se->uid, b->readonly ? "read" : "read and write", strerror(-r));
+                        return -EPERM;
+                }
+                if (b->idmap && (st.st_uid != se->uid || !session_in_group(se, st.st_gid))) {
+                        *err = (SandboxError) { .status = SANDBOX_EXIT_SETUP };
+                        snprintf(err->message, sizeof err->message,
+                                 "permission denied: --bind '%s:%s:idmap': the source belongs to %u:%u; an "
+                                 "idmapped bind writes as the source's owner, so it must be yours (uid %u) and "
+                                 "of one of your groups", b->source, b->dest, (unsigned) st.st_uid,
+                                 (unsigned) st.st_gid, (unsigned) se->uid);
+                        return -EPERM;
+                }
+        }
+        return 0;
+}
+
 static void start_run(Work *w) {
         Session *se = container_of(w, Session, work);
 
@@ -538,6 +644,10 @@ static void start_run(Work *w) {
                 se->start_error.status = SANDBOX_EXIT_SETUP;
                 snprintf(se->start_error.message, sizeof se->start_error.message, "out of memory");
         }
+        if (se->start_r < 0)
+                return;
+        /* Here, not on the loop: a source on a slow file system must not hold up other clients. */
+        se->start_r = check_bind_sources(se, &se->start_error);
         if (se->start_r < 0)
                 return;
         se->start_r = sandbox_start_cancellable(&se->exec.spec, &se->server->runtime,
@@ -553,9 +663,10 @@ static void start_done(Work *w) {
 
         assert(srv->n_starting > 0);
         srv->n_starting--;
-        /* The sandbox has its own copies of the client's stdio. */
+        /* The sandbox has its own copies of the client's stdio and of its bind sources. */
         for (size_t i = 0; i < ELEMENTSOF(se->exec.stdio); i++)
                 se->exec.stdio[i] = safe_close(se->exec.stdio[i]);
+        session_close_bind_fds(se);
         se->state = SESSION_RUNNING; /* or about to be freed */
 
         if (se->start_r < 0) {
@@ -666,6 +777,8 @@ static Client *client_free(Client *c) {
         }
         sd_event_source_disable_unref(c->io);
         client_drop_output(c);
+        for (size_t i = 0; i < c->n_bind_fds; i++)
+                safe_close(c->bind_fds[i]);
         wire_decoder_free(c->decoder);
         safe_close(c->fd);
         free(c);
@@ -745,9 +858,24 @@ static const char *check_policy(Client *c, SandboxSpec *spec, char *buf, size_t 
                         }
                 if (mine >= cfg->max_per_client)
                         return "you run as many sandboxes as you may (max-sandboxes-per-client)";
-                if (!cfg->allow_host_paths && (spec->image || spec->n_layers > 0 || spec->upper || spec->n_binds > 0))
-                        return "only root may use host paths (--image DIR, --layer, --upper, --bind) unless "
-                               "allow-host-paths is set";
+                /* Binds whose source the client opened itself (sandboxctl does) are checked against the
+                 * client's credentials (check_bind_sources()); paths would be resolved as root. */
+                bool path_binds = false;
+                for (size_t i = 0; i < spec->n_binds; i++)
+                        if (!spec->binds[i].by_fd)
+                                path_binds = true;
+                if (!cfg->allow_host_paths && (spec->image || spec->n_layers > 0 || spec->upper || path_binds))
+                        return "only root may use host paths (--image DIR, --layer, --upper, and --bind by "
+                               "path rather than by descriptor) unless allow-host-paths is set";
+                /* Capabilities beyond the default set: only those the configuration allows. */
+                uint64_t extra = spec_capabilities(spec) & ~(SPEC_CAPS_DEFAULT | cfg->allow_cap_add);
+                if (extra) {
+                        char names[160];
+                        spec_caps_format(extra, names, sizeof names);
+                        snprintf(buf, size, "--cap-add %s: only root may add capabilities beyond the default "
+                                 "set, unless allow-cap-add names them", names);
+                        return buf;
+                }
                 if (spec->seccomp && !streq(spec->seccomp, "default"))
                         return "only root may choose another seccomp policy";
                 if (spec->net == SPEC_NET_HOST && !cfg->allow_net_host)
@@ -806,15 +934,37 @@ static void handle_exec(Client *c, WireFrame *f) {
         r = msg_exec_decode(f, &m, &e);
         if (r < 0)
                 return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed EXEC: %s", e ?: "invalid");
+        /* Each bind "by descriptor" takes the next of the descriptors BIND_FDS brought, in order. */
+        size_t want = 0;
+        for (size_t i = 0; i < m.spec.n_binds; i++)
+                if (m.spec.binds[i].by_fd)
+                        want++;
+        if (want != c->n_bind_fds)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EBADMSG,
+                                   "malformed EXEC: %zu binds by descriptor, but %zu descriptors came before it",
+                                   want, c->n_bind_fds);
         e = check_policy(c, &m.spec, why, sizeof why);
         if (e)
                 return client_fail(c, SANDBOX_EXIT_SETUP, -EPERM, "permission denied: %s", e);
 
+        /* The client's groups, for the checks of its bind sources as the client (on a worker). */
+        _cleanup_free_ gid_t *groups = NULL;
+        size_t n_groups = 0;
+        if (c->cred.uid != 0 && want > 0) {
+                r = wire_get_peer_groups(c->fd, &groups, &n_groups);
+                if (r < 0)
+                        return client_fail(c, SANDBOX_EXIT_SETUP, r, "cannot read the client's groups: %s",
+                                           strerror(-r));
+        }
+        _cleanup_free_ int *bind_fds = m.spec.n_binds > 0 ? malloc(m.spec.n_binds * sizeof(int)) : NULL;
+        if (m.spec.n_binds > 0 && !bind_fds)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
         se = calloc(1, sizeof *se);
         if (!se)
                 return client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
         se->server = srv;
         se->uid = c->cred.uid;
+        se->gid = c->cred.gid;
         se->state = SESSION_QUEUED;
         se->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (se->cancel_fd < 0) {
@@ -822,7 +972,15 @@ static void handle_exec(Client *c, WireFrame *f) {
                 free(se);
                 return client_fail(c, SANDBOX_EXIT_SETUP, r, "cannot make an eventfd: %s", strerror(-r));
         }
+        /* Nothing fails from here on: the session takes the client's bind descriptors over. */
+        for (size_t i = 0, k = 0; i < m.spec.n_binds; i++)
+                bind_fds[i] = m.spec.binds[i].by_fd ? c->bind_fds[k++] : -EBADF;
+        c->n_bind_fds = 0;
+        se->bind_fds = TAKE_PTR(bind_fds);
+        se->groups = TAKE_PTR(groups);
+        se->n_groups = n_groups;
         se->exec = m;
+        se->exec.spec.bind_fds = se->bind_fds;
         m = (MsgExec) { .stdio = { -EBADF, -EBADF, -EBADF } };
         se->client = c;
         c->session = se;
@@ -833,6 +991,29 @@ static void handle_exec(Client *c, WireFrame *f) {
         srv->n_sessions++;
         server_schedule(srv);
         server_update(srv);
+}
+
+/* Descriptors of bind sources for the EXEC that follows, opened by the client with its own credentials:
+ * the daemon never resolves a client's path. At most SPEC_MOUNTS_MAX per connection. */
+static void handle_bind_fds(Client *c, WireFrame *f) {
+        _cleanup_(msg_bind_fds_done) MsgBindFds m = {};
+        const char *e = NULL;
+        int r;
+
+        if (c->version < 3)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: BIND_FDS needs version 3");
+        if (c->session)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: BIND_FDS after EXEC");
+        r = msg_bind_fds_decode(f, &m, &e);
+        if (r < 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed BIND_FDS: %s", e ?: "invalid");
+        if (c->n_bind_fds + m.n_fds > SPEC_MOUNTS_MAX)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EMSGSIZE,
+                                   "more than %d bind sources sent as descriptors", SPEC_MOUNTS_MAX);
+        for (size_t i = 0; i < m.n_fds; i++) {
+                c->bind_fds[c->n_bind_fds++] = m.fds[i];
+                m.fds[i] = -EBADF;
+        }
 }
 
 static Sandbox *running_sandbox(Client *c) {
@@ -923,6 +1104,8 @@ static void client_dispatch(Client *c, WireFrame *f) {
                 if (c->hello_done)
                         return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: a second HELLO");
                 return handle_hello(c, f);
+        case MSG_BIND_FDS:
+                return handle_bind_fds(c, f);
         case MSG_EXEC:
                 return handle_exec(c, f);
         case MSG_SIGNAL:

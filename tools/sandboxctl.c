@@ -200,6 +200,54 @@ static int finish_exit(WireFrame *f, const ExecOptions *o) {
         return m.status >= 0 && m.status <= 255 ? m.status : EXIT_DAEMON;
 }
 
+/* Each --bind source, opened by us, with our credentials: the daemon takes the descriptor and never
+ * resolves our path (as root, it could reach what we cannot). O_PATH: a directory we may search
+ * but not list is still ours to name; the daemon checks what we may do with it. */
+static int open_bind_sources(SandboxSpec *spec, int fds[static SPEC_MOUNTS_MAX]) {
+        for (size_t i = 0; i < spec->n_binds && i < SPEC_MOUNTS_MAX; i++) {
+                fds[i] = open(spec->binds[i].source, O_PATH | O_CLOEXEC);
+                if (fds[i] < 0) {
+                        fprintf(stderr, "sandboxctl: --bind '%s': cannot open it: %m\n", spec->binds[i].source);
+                        return SANDBOX_EXIT_SETUP;
+                }
+                spec->binds[i].by_fd = true;
+        }
+        return 0;
+}
+
+/* BIND_FDS frames of up to 3 descriptors each, before the EXEC. A daemon older than protocol 3 takes
+ * paths only (as root, or with allow-host-paths) and knows neither capabilities nor idmap. */
+static int send_bind_sources(int fd, uint32_t version, SandboxSpec *spec, const int fds[static SPEC_MOUNTS_MAX]) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+
+        if (version < 3) {
+                bool idmap = false;
+                for (size_t i = 0; i < spec->n_binds; i++) {
+                        spec->binds[i].by_fd = false;
+                        idmap = idmap || spec->binds[i].idmap;
+                }
+                if (idmap || spec->cap_add || spec->cap_drop) {
+                        fprintf(stderr, "sandboxctl: the daemon speaks protocol version %u; --cap-add, --cap-drop "
+                                "and --bind ...:idmap need version 3 (a newer sandboxd)\n", version);
+                        return EXIT_DAEMON;
+                }
+                return 0;
+        }
+        if (msg_empty_encode(&b) < 0)
+                return EXIT_DAEMON;
+        for (size_t i = 0; i < spec->n_binds; i += WIRE_FDS_MAX) {
+                size_t n = MIN(spec->n_binds - i, (size_t) WIRE_FDS_MAX);
+                if (send_msg(fd, MSG_BIND_FDS, &b, fds + i, n) < 0)
+                        return EXIT_DAEMON;
+        }
+        return 0;
+}
+
+static void close_fds(int (*fds)[SPEC_MOUNTS_MAX]) {
+        for (size_t i = 0; i < SPEC_MOUNTS_MAX; i++)
+                safe_close((*fds)[i]);
+}
+
 static int cmd_exec(int argc, char *argv[]) {
         static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
         _cleanup_(exec_options_done) ExecOptions o = {};
@@ -208,10 +256,13 @@ static int cmd_exec(int argc, char *argv[]) {
         _cleanup_close_ int fd = -EBADF, sfd = -EBADF, pty = -EBADF;
         _cleanup_(stdio_relay_done) StdioRelay relay = { .own = { -1, -1, -1 }, .in_w = -1, .out_r = { -1, -1 } };
         bool stdin_open = true, pty_open = true;
+        _cleanup_(close_fds) int bind_fds[SPEC_MOUNTS_MAX];
         uint32_t version = 0;
         sigset_t mask;
         int r;
 
+        for (size_t i = 0; i < ELEMENTSOF(bind_fds); i++)
+                bind_fds[i] = -EBADF;
         /* getopt names argv[0] in its messages: "sandboxctl", not "exec". */
         argv[0] = program_invocation_short_name;
         if (exec_options_parse(argc, argv, &o) < 0)
@@ -231,6 +282,10 @@ static int cmd_exec(int argc, char *argv[]) {
                 return EXIT_USAGE;
         }
 
+        r = open_bind_sources(&o.spec, bind_fds);
+        if (r != 0)
+                return r;
+
         sigemptyset(&mask);
         for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
                 sigaddset(&mask, forwarded[i]);
@@ -247,6 +302,9 @@ static int cmd_exec(int argc, char *argv[]) {
                         "(--image NAME, --entrypoint, --user NAME need version 3): update sandboxd\n", version);
                 return EXIT_DAEMON;
         }
+        r = send_bind_sources(fd, version, &o.spec, bind_fds);
+        if (r != 0)
+                return r;
         if (msg_exec_encode(&o.spec, &b) < 0) {
                 fprintf(stderr, "sandboxctl: out of memory\n");
                 return EXIT_DAEMON;

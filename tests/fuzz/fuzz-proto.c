@@ -199,6 +199,19 @@ static int decode_and_encode(WireFrame *f, uint16_t type, WireBuffer *encoded) {
                 if (r >= 0)
                         ASSERT(msg_empty_encode(out) == 0);
                 break;
+        case MSG_BIND_FDS: {
+                MsgBindFds m;
+                r = msg_bind_fds_decode(f, &m, &error);
+                if (r >= 0) {
+                        ASSERT(f->n_fds == 0);
+                        ASSERT(m.n_fds >= 1 && m.n_fds <= WIRE_FDS_MAX);
+                        for (size_t i = 0; i < m.n_fds; i++)
+                                ASSERT(m.fds[i] >= 0);
+                        ASSERT(msg_empty_encode(out) == 0);
+                        msg_bind_fds_done(&m);
+                }
+                break;
+        }
         default:
                 ASSERT(false);
         }
@@ -229,7 +242,7 @@ static void check_frame(WireFrame *f) {
 
                 if (decode_and_encode(f, type, &b) == 0) {
                         /* the descriptors went with the message (and were closed with it) */
-                        if (type == MSG_EXEC || type == MSG_STARTED)
+                        if (type == MSG_EXEC || type == MSG_STARTED || type == MSG_BIND_FDS)
                                 ASSERT(f->n_fds == 0);
                         check_canonical(type, &b, n_fds);
                 } else

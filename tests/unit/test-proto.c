@@ -137,9 +137,11 @@ static void full_spec(SandboxSpec *s, bool tty) {
                         { IPPROTO_UDP, 5353, 53 },
                 },
                 .n_publish = 2,
+                .cap_add = SPEC_CAP(13) | SPEC_CAP(40),
+                .cap_drop = SPEC_CAP(0),
         };
         s->binds[0] = (SpecBind) { strdup("/src"), strdup("/dst"), true };
-        s->binds[1] = (SpecBind) { strdup("/data"), strdup("/mnt/data"), false };
+        s->binds[1] = (SpecBind) { strdup("/data"), strdup("/mnt/data"), false, .idmap = true, .by_fd = true };
         s->tmpfs[0] = (SpecTmpfs) { strdup("/tmp"), UINT64_C(64) << 20 };
         s->tmpfs[1] = (SpecTmpfs) { strdup("/run"), 0 };
 }
@@ -192,6 +194,8 @@ static int check_spec_equal(const SandboxSpec *a, const SandboxSpec *b) {
                 CHECK_STREQ(a->binds[i].source, b->binds[i].source);
                 CHECK_STREQ(a->binds[i].dest, b->binds[i].dest);
                 CHECK_EQ(a->binds[i].readonly, b->binds[i].readonly);
+                CHECK_EQ(a->binds[i].idmap, b->binds[i].idmap);
+                CHECK_EQ(a->binds[i].by_fd, b->binds[i].by_fd);
         }
         CHECK_EQ(a->n_tmpfs, b->n_tmpfs);
         for (size_t i = 0; i < a->n_tmpfs; i++) {
@@ -219,6 +223,8 @@ static int check_spec_equal(const SandboxSpec *a, const SandboxSpec *b) {
                 CHECK_EQ(a->publish[i].host_port, b->publish[i].host_port);
                 CHECK_EQ(a->publish[i].port, b->publish[i].port);
         }
+        CHECK_U64(a->cap_add, b->cap_add);
+        CHECK_U64(a->cap_drop, b->cap_drop);
         return 0;
 }
 
@@ -238,6 +244,7 @@ static int decode_as(uint16_t type, const void *payload, size_t size, size_t n_f
                 MsgListReply list_reply;
                 MsgKill kill;
                 MsgError error;
+                MsgBindFds bind_fds;
         } m;
 
         if (!f)
@@ -267,6 +274,11 @@ static int decode_as(uint16_t type, const void *payload, size_t size, size_t n_f
         case MSG_KILL: r = msg_kill_decode(f, &m.kill, ret_error); break;
         case MSG_ERROR: r = msg_error_decode(f, &m.error, ret_error); break;
         case MSG_OK: r = msg_ok_decode(f, ret_error); break;
+        case MSG_BIND_FDS:
+                r = msg_bind_fds_decode(f, &m.bind_fds, ret_error);
+                if (r >= 0)
+                        msg_bind_fds_done(&m.bind_fds);
+                break;
         }
         wire_frame_free(f);
         if (count_fds() != before) {
@@ -700,7 +712,8 @@ static int test_type_names(void) {
         CHECK_STREQ(msg_type_to_string(MSG_OK), "OK");
         CHECK_STREQ(msg_type_to_string(MSG_LIST_REPLY), "LIST_REPLY");
         CHECK(!msg_type_to_string(0));
-        CHECK(!msg_type_to_string(13));
+        CHECK_STREQ(msg_type_to_string(MSG_BIND_FDS), "BIND_FDS");
+        CHECK(!msg_type_to_string(14));
         CHECK(!msg_type_to_string(-1));
         CHECK(!msg_type_to_string(0xffff));
         CHECK(msg_id_is_valid("0123456789abcdef"));
@@ -1480,6 +1493,97 @@ static int test_exec_validate(void) {
         CHECK_EQ(wire_put_u64(&b, MSG_RLIMIT_HARD, 1), 0);
         CHECK_EQ(wire_end_nested(&b), 0);
         CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EBADMSG);
+
+        /* capabilities: known ones only; the same one added and dropped is an error, unless one side
+         * is ALL */
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_string(&b, MSG_EXEC_ARGV, "/bin/true"), 0);
+        CHECK_EQ(wire_put_u32(&b, MSG_EXEC_TTY, 1), 0);
+        CHECK_EQ(wire_put_u64(&b, MSG_EXEC_CAP_ADD, SPEC_CAP(SPEC_CAP_LAST + 1)), 0);
+        CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EINVAL);
+        CHECK(strstr(error, "unknown capability"));
+        static const struct {
+                uint64_t add, drop;
+                int r;
+        } cases[] = {
+                { SPEC_CAP(13), SPEC_CAP(13), -EINVAL },
+                { SPEC_CAPS_ALL, SPEC_CAPS_ALL, -EINVAL },
+                { SPEC_CAPS_ALL, SPEC_CAP(0), 0 },
+                { SPEC_CAP(13), SPEC_CAPS_ALL, 0 },
+                { SPEC_CAPS_ALL, 0, 0 },
+                { 0, SPEC_CAPS_ALL, 0 },
+                { SPEC_CAP(SPEC_CAP_LAST), 0, 0 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                wire_buffer_reset(&b);
+                CHECK_EQ(wire_put_string(&b, MSG_EXEC_ARGV, "/bin/true"), 0);
+                CHECK_EQ(wire_put_u32(&b, MSG_EXEC_TTY, 1), 0);
+                CHECK_EQ(wire_put_u64(&b, MSG_EXEC_CAP_ADD, cases[i].add), 0);
+                CHECK_EQ(wire_put_u64(&b, MSG_EXEC_CAP_DROP, cases[i].drop), 0);
+                CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), cases[i].r);
+        }
+        return 0;
+}
+
+/* What root inside gets: podman's default set, --cap-drop and --cap-add applied to it, ALL on either
+ * side; another uid only what was added. */
+static int test_capabilities(void) {
+        SandboxSpec s = {};
+        char buf[64];
+        int cap;
+
+        CHECK_U64(spec_capabilities(&s), UINT64_C(0x800405fb));
+        CHECK_U64(spec_capabilities_added(&s), 0);
+        s.cap_drop = SPEC_CAPS_ALL;
+        CHECK_U64(spec_capabilities(&s), 0);
+        s.cap_add = SPEC_CAP(13);
+        CHECK_U64(spec_capabilities(&s), SPEC_CAP(13));
+        CHECK_U64(spec_capabilities_added(&s), SPEC_CAP(13));
+        s = (SandboxSpec) { .cap_add = SPEC_CAPS_ALL, .cap_drop = SPEC_CAP(21) };
+        CHECK_U64(spec_capabilities(&s), SPEC_CAPS_ALL & ~SPEC_CAP(21));
+        CHECK_U64(spec_capabilities_added(&s), SPEC_CAPS_ALL & ~SPEC_CAP(21));
+        s = (SandboxSpec) { .cap_add = SPEC_CAP(0) | SPEC_CAP(12), .cap_drop = SPEC_CAP(7) };
+        CHECK_U64(spec_capabilities(&s), (UINT64_C(0x800405fb) & ~SPEC_CAP(7)) | SPEC_CAP(12));
+        /* CHOWN is a default one: adding it again gives a non-root user that one too */
+        CHECK_U64(spec_capabilities_added(&s), SPEC_CAP(0) | SPEC_CAP(12));
+
+        CHECK_EQ(spec_cap_from_string("chown", &cap), 0);
+        CHECK_EQ(cap, 0);
+        CHECK_EQ(spec_cap_from_string("CAP_NET_RAW", &cap), 0);
+        CHECK_EQ(cap, 13);
+        CHECK_EQ(spec_cap_from_string("checkpoint_restore", &cap), 0);
+        CHECK_EQ(cap, SPEC_CAP_LAST);
+        CHECK_EQ(spec_cap_from_string("ALL", &cap), -EINVAL);
+        CHECK_EQ(spec_cap_from_string("CAP_", &cap), -EINVAL);
+        CHECK_EQ(spec_cap_from_string("NET_RAWX", &cap), -EINVAL);
+        CHECK(!spec_cap_to_string(SPEC_CAP_LAST + 1));
+        CHECK_STREQ(spec_cap_to_string(31), "SETFCAP");
+        spec_caps_format(SPEC_CAP(0) | SPEC_CAP(13), buf, sizeof buf);
+        CHECK_STREQ(buf, "CHOWN,NET_RAW");
+        spec_caps_format(0, buf, sizeof buf);
+        CHECK_STREQ(buf, "none");
+        spec_caps_format(SPEC_CAPS_ALL, buf, 16);
+        CHECK_EQ(strlen(buf), 15u);
+        CHECK_STREQ(buf + 12, "...");
+        return 0;
+}
+
+/* BIND_FDS: no fields, 1..3 descriptors, taken over by the message. */
+static int test_bind_fds(void) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        const char *error = NULL;
+
+        CHECK_EQ(msg_empty_encode(&b), 0);
+        for (size_t n = 1; n <= WIRE_FDS_MAX; n++)
+                CHECK_EQ(decode_as(MSG_BIND_FDS, b.data, b.size, n, &error), 0);
+        CHECK_EQ(decode_as(MSG_BIND_FDS, b.data, b.size, 0, &error), -EBADMSG);
+        CHECK_STREQ(error, "BIND_FDS carries no file descriptor");
+        CHECK_EQ(wire_put_u32(&b, 1, 1), 0);
+        CHECK_EQ(decode_as(MSG_BIND_FDS, b.data, b.size, 1, &error), -EBADMSG);
+        CHECK_STREQ(error, "BIND_FDS has an unknown field");
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_u32(&b, 0x8001, 1), 0); /* skippable */
+        CHECK_EQ(decode_as(MSG_BIND_FDS, b.data, b.size, 2, &error), 0);
         return 0;
 }
 
@@ -2056,6 +2160,18 @@ static int write_corpus(const char *dir) {
         wire_header_pack(MSG_OK, 0, h);
         h[4] = 2;
         r |= write_file(dirfd, "version-2", h, sizeof h);
+        /* version 3: bind sources as descriptors (the replay attaches 3 to the first frame) */
+        wire_buffer_reset(&b);
+        r |= msg_empty_encode(&b) | write_frame(dirfd, "bind-fds", MSG_BIND_FDS, &b);
+        r |= wire_put_u32(&b, MSG_BIND_FD, 1);
+        r |= write_frame(dirfd, "bind-fds-field", MSG_BIND_FDS, &b);
+        wire_buffer_reset(&b);
+        r |= wire_put_string(&b, MSG_EXEC_ARGV, "/bin/true") | wire_put_u32(&b, MSG_EXEC_TTY, 1) |
+             wire_put_u64(&b, MSG_EXEC_CAP_ADD, SPEC_CAPS_ALL) | wire_put_u64(&b, MSG_EXEC_CAP_DROP, SPEC_CAP(21)) |
+             wire_begin_nested(&b, MSG_EXEC_BIND) | wire_put_string(&b, MSG_BIND_SOURCE, "/home/u/out") |
+             wire_put_string(&b, MSG_BIND_DEST, "/out") | wire_put_u32(&b, MSG_BIND_IDMAP, 1) |
+             wire_put_u32(&b, MSG_BIND_FD, 1) | wire_end_nested(&b);
+        r |= write_frame(dirfd, "exec-caps-idmap-fd", MSG_EXEC, &b);
         return r ? 1 : 0;
 }
 
@@ -2072,6 +2188,8 @@ int main(int argc, char **argv) {
                 TAP_TEST(roundtrip_small),
                 TAP_TEST(roundtrip_list_reply),
                 TAP_TEST(type_names),
+                TAP_TEST(capabilities),
+                TAP_TEST(bind_fds),
                 TAP_TEST(decoder_chunks),
                 TAP_TEST(decoder_prefixes),
                 TAP_TEST(decoder_bad_headers),
