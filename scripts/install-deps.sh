@@ -16,6 +16,9 @@ packages=(
         libcurl4-openssl-dev libjansson-dev libssl-dev openssl skopeo
         # tests/vm: a Debian 12 guest (cgroup v2, systemd) under qemu's TCG, its image built by mmdebstrap
         qemu-system-x86 mmdebstrap e2fsprogs
+        # tests/integration/test_apt_image.py: a package and its repository (dpkg-deb, dpkg-scanpackages);
+        # test_capabilities.py names capabilities with capsh; test_bind_idmap.py watches sandboxd with strace
+        dpkg-dev libcap2-bin strace
         # tests/integration/test_default_image.py: everyday tools in the default image
         git perl ca-certificates libc6-dev tzdata mawk
 )

@@ -5,8 +5,9 @@ v2 only, systemd as PID 1, root with CAP_SYS_RESOURCE), which this machine kind 
 (hybrid cgroups, no CAP_SYS_RESOURCE, no systemd as PID 1).
 
 What it does:
-- The guest image: tests/vm/image-recipe.sh (mmdebstrap from the host's apt sources), cached in
-  /var/cache/sandbox-tests/vm-<hash of the recipe>/ (SBX_VM_CACHE overrides the parent directory);
+- The guest image: tests/vm/image-recipe.sh (mmdebstrap from the host's apt sources), cached by
+  tests/lib/image_cache.py in /var/cache/sandbox-tests/vm-<hash of the recipe>/ (SBX_VM_CACHE overrides
+  the parent directory);
   built when missing or when the recipe changed (the older images are then removed), under a lock, into
   a temp name renamed into place when complete.
 - The build under test: `meson install --destdir` of SBX_BUILD_ROOT into a per-run share directory,
@@ -25,8 +26,6 @@ mmdebstrap or mkfs.ext4 to build a missing image, no build to install) unless SB
 which turns a skip into a failure.
 """
 
-import fcntl
-import hashlib
 import os
 import shutil
 import signal
@@ -37,9 +36,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(SRC_ROOT, "tests", "lib"))
+import image_cache  # noqa: E402
+
 RECIPE = os.path.join(HERE, "image-recipe.sh")
 GUEST_FILES = ("guest-run.sh", "guest_checks.py")
-CACHE_ROOT = os.environ.get("SBX_VM_CACHE") or "/var/cache/sandbox-tests"
 BUILD_ROOT = os.environ.get("SBX_BUILD_ROOT") or os.path.join(SRC_ROOT, "build")
 QEMU = "qemu-system-x86_64"
 # Measured here: the image builds in 65-85 s, the guest boots and runs the checks in about 60 s. The
@@ -65,70 +66,18 @@ def diag(msg):
 # --------------------------------------------------------------------------------------------------
 # the image
 
-def recipe_hash():
-    with open(RECIPE, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:16]
-
-
-def image_complete(d):
-    return all(os.path.exists(os.path.join(d, n)) for n in ("disk.img", "vmlinuz", "initrd.img", "complete"))
+IMAGE_FILES = ("disk.img", "vmlinuz", "initrd.img")
 
 
 def ensure_image():
     """The cached image for the current recipe: (directory, seconds spent building it, or None)."""
-    d = os.path.join(CACHE_ROOT, f"vm-{recipe_hash()}")
-    if image_complete(d):
+    d = image_cache.cached("vm", RECIPE, IMAGE_FILES)
+    if d:
         return d, None
     for tool in ("mmdebstrap", "mkfs.ext4"):
         if not shutil.which(tool):
             raise Skip(f"no {tool} to build the guest image (scripts/install-deps.sh installs it)")
-    os.makedirs(CACHE_ROOT, exist_ok=True)
-    with open(os.path.join(CACHE_ROOT, "vm.lock"), "w") as lock:
-        deadline = time.monotonic() + IMAGE_LOCK_TIMEOUT
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("another run held the image lock for too long")
-                time.sleep(1)
-        if image_complete(d):  # built by another run meanwhile
-            return d, None
-        tmp = f"{d}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(d, ignore_errors=True)
-        t0 = time.monotonic()
-        log = os.path.join(CACHE_ROOT, "vm-build.log")
-        try:
-            # In a mount namespace of its own: whatever mmdebstrap mounts in the new root goes away
-            # with its last process, even when it is killed.
-            with open(log, "w") as f:
-                p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "bash", RECIPE, tmp],
-                                     stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-            try:
-                p.wait(IMAGE_BUILD_TIMEOUT)
-            finally:
-                if p.poll() is None:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait()
-            if p.returncode != 0:
-                with open(log, errors="replace") as f:
-                    tail = f.read()[-3000:]
-                raise AssertionError(f"building the guest image failed (exit {p.returncode}):\n{tail}")
-            with open(os.path.join(tmp, "complete"), "w") as f:
-                f.write(recipe_hash() + "\n")
-            os.rename(tmp, d)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        took = time.monotonic() - t0
-        # Images of older recipes (and temp dirs of runs that were killed) are of no further use.
-        for n in os.listdir(CACHE_ROOT):
-            p = os.path.join(CACHE_ROOT, n)
-            if n.startswith("vm-") and p != d and os.path.isdir(p):
-                shutil.rmtree(p, ignore_errors=True)
-        return d, took
+    return image_cache.ensure("vm", RECIPE, IMAGE_FILES, IMAGE_BUILD_TIMEOUT, IMAGE_LOCK_TIMEOUT)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -214,7 +163,7 @@ def boot(img, tmp):
 def main():
     must_run = os.environ.get("SBX_TESTS_MUST_RUN") == "1"
     sys.stdout.reconfigure(line_buffering=True)
-    tap(f"# build {BUILD_ROOT}; image cache {CACHE_ROOT}; recipe {recipe_hash()}")
+    tap(f"# build {BUILD_ROOT}; image cache {image_cache.CACHE_ROOT}; recipe {image_cache.recipe_hash(RECIPE)}")
     tmp = None
     t_all = time.monotonic()
     passed = failed = 0
