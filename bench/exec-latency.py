@@ -100,6 +100,20 @@ class Bench:
             ("bwrap", [self.bwrap] + BWRAP_ARGS, env),
             ("/bin/true", ["/bin/true"], env),
         ]
+        if self.args.binds:
+            # A directory of another user (uid 1234), bound plainly and idmapped: what an idmapped bind
+            # costs (its user namespace, runtime/userns.c), and what passing the source as a
+            # descriptor costs through the daemon.
+            d = os.path.join(self.tmp, "bind")
+            os.mkdir(d)
+            os.chown(d, 1234, 1234)
+            ctl = [self.sandboxctl, "--socket", self.sock, "exec"]
+            self.impls += [
+                ("sandbox-run --bind", [self.sandbox_run, "--bind", f"{d}:/b", "--", "/bin/true"], env),
+                ("sandbox-run --bind :idmap", [self.sandbox_run, "--bind", f"{d}:/b:idmap", "--", "/bin/true"], env),
+                ("sandboxctl exec --bind", ctl + ["--bind", f"{d}:/b", "--", "/bin/true"], env),
+                ("sandboxctl exec --bind :idmap", ctl + ["--bind", f"{d}:/b:idmap", "--", "/bin/true"], env),
+            ]
 
     def daemon_tail(self):
         try:
@@ -210,6 +224,8 @@ def main():
     ap.add_argument("--runs", type=int, default=200, help="samples per command (default 200)")
     ap.add_argument("--warmup", type=int, default=10, help="untimed runs per command first (default 10)")
     ap.add_argument("--out", help="also write the table to this file")
+    ap.add_argument("--binds", action="store_true",
+                    help="also sandbox-run and sandboxctl exec with a --bind, plain and :idmap")
     args = ap.parse_args()
     if args.runs < 1 or args.warmup < 0:
         ap.error("--runs must be >= 1 and --warmup >= 0")
