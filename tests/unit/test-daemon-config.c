@@ -44,6 +44,7 @@ static int test_defaults(void) {
         CHECK_U64(c.max_pids_per_client, 4096);
         CHECK_U64(c.max_disk_per_client, UINT64_C(40) << 30);
         CHECK(!c.allow_host_paths && !c.allow_net_host);
+        CHECK_U64(c.allow_cap_add, 0);
         CHECK_STREQ(c.net.bridge, "sbx0");
         CHECK_STREQ(c.net.isolated_bridge, "sbx1");
         CHECK_STREQ(c.net.table, "sandbox");
@@ -85,6 +86,8 @@ static int test_every_key(void) {
                       "max-disk-per-client = 100g\n"
                       "allow-host-paths = yes\n"
                       "allow-net-host = true\n"
+                      "allow-cap-add = NET_RAW, cap_net_admin\n"
+                      "allow-cap-add = sys_ptrace\n"
                       "id-base = 1000000000\n"
                       "id-ranges = 10\n"
                       "unionfs = /opt/sandbox-unionfs\n"
@@ -122,6 +125,7 @@ static int test_every_key(void) {
         CHECK_U64(c.max_pids_per_client, UINT64_MAX);
         CHECK_U64(c.max_disk_per_client, UINT64_C(100) << 30);
         CHECK(c.allow_host_paths && c.allow_net_host);
+        CHECK_U64(c.allow_cap_add, (UINT64_C(1) << 13) | (UINT64_C(1) << 12) | (UINT64_C(1) << 19));
         CHECK_EQ(c.id_base, 1000000000);
         CHECK_EQ(c.id_ranges, 10);
         CHECK_STREQ(c.unionfs, "/opt/sandbox-unionfs");
@@ -273,6 +277,8 @@ static int test_errors(void) {
                 { "max-disk = 50g\n", "max-disk-per-client is below max-disk" },
                 { "max-sandboxes = 0\n", ":1: max-sandboxes: expected a number from 1 to 65536" },
                 { "allow-host-paths = maybe\n", ":1: allow-host-paths: expected yes or no" },
+                { "allow-cap-add = NET_RAW SYS_BOGUS\n", ":1: allow-cap-add: expected capability names" },
+                { "allow-cap-add =\n", ":1: allow-cap-add: expected capability names" },
                 { "id-base = 5\n", ":1: id-base: expected a number of at least 65536" },
                 { "id-base = 4294000000\nid-ranges = 100\n", "beyond the last uid" },
                 { "unionfs = relative\n", ":1: unionfs: expected an absolute path" },
