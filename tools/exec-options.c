@@ -92,7 +92,7 @@ static int parse_bind(const char *arg, SpecBind *ret) {
                 *mode++ = '\0';
         if (!*copy || !*dst)
                 return -EINVAL;
-        for (char *save = NULL, *w = mode ? strtok_r(mode, ",", &save) : NULL; w; w = strtok_r(NULL, ",", &save)) {
+        for (char *next = mode, *w; next && (w = strsep(&next, ","));) {
                 if (streq(w, "ro"))
                         ro = true;
                 else if (streq(w, "rw"))

@@ -3,7 +3,8 @@
  * Unit test of tools/exec-options.c, the command line of sandbox-run and sandboxctl exec: sizes with
  * suffixes and fractions (--memory, --tmpfs, --disk, --rlimit of byte-valued resources), unlimited
  * where it is allowed, --disk SIZE[,inodes=N], --cpus within the host's CPUs, --stats FILE|fd:N, --image
- * host|DIR|NAME with --entrypoint, --user NAME and no command, --store, and that every malformed value is refused (the messages themselves are checked end to end in
+ * host|DIR|NAME with --entrypoint, --user NAME and no command, --store, --cap-add/--cap-drop, the options
+ * of --bind (ro, rw, idmap), and that every malformed value is refused (the messages themselves are checked end to end in
  * tests/integration). Output is TAP; the parser's messages go to stderr.
  */
 #include <fcntl.h>
@@ -91,6 +92,14 @@ static int test_refused(void) {
                 { "--stats", "fd:-1" },
                 { "--stats", "fd:99999" },
                 { "--stats", "" },
+                { "--cap-add", "" },
+                { "--cap-add", "," },
+                { "--cap-add", "NET_RAWX" },
+                { "--cap-drop", "CAP_" },
+                { "--bind", "/a:/b:idmap,rx" },
+                { "--bind", "/a:/b:ro,rw" },
+                { "--bind", "/a:/b:" },
+                { "--bind", "/a:/b:ro,,idmap" },
         };
         ExecOptions o;
 
@@ -100,6 +109,41 @@ static int test_refused(void) {
                         exec_options_done(&o);
                         return -1;
                 }
+        return 0;
+}
+
+/* --cap-add and --cap-drop: names in any case, with or without CAP_, lists, ALL; the same capability on
+ * both sides is refused unless one side is ALL. --bind options: ro, rw, idmap in any combination
+ * but ro with rw. */
+static int test_caps_and_binds(void) {
+        _cleanup_(exec_options_done) ExecOptions o = {};
+
+        CHECK_EQ(PARSE(&o, "--cap-add", "net_raw,CAP_SYS_PTRACE", "--cap-add", "Mknod", "--cap-drop", "chown"), 0);
+        CHECK_U64(o.spec.cap_add, SPEC_CAP(13) | SPEC_CAP(19) | SPEC_CAP(27));
+        CHECK_U64(o.spec.cap_drop, SPEC_CAP(0));
+        CHECK_U64(spec_capabilities(&o.spec), (SPEC_CAPS_DEFAULT & ~SPEC_CAP(0)) | SPEC_CAP(13) | SPEC_CAP(19) |
+                                              SPEC_CAP(27));
+        exec_options_done(&o);
+        CHECK_EQ(PARSE(&o, "--cap-drop", "ALL", "--cap-add", "SETUID"), 0);
+        CHECK_U64(spec_capabilities(&o.spec), SPEC_CAP(7));
+        exec_options_done(&o);
+        CHECK_EQ(PARSE(&o, "--cap-add", "all", "--cap-drop", "SYS_ADMIN"), 0);
+        CHECK_U64(spec_capabilities(&o.spec), SPEC_CAPS_ALL & ~SPEC_CAP(21));
+        exec_options_done(&o);
+        CHECK_EQ(PARSE(&o, "--cap-add", "NET_RAW", "--cap-drop", "net_raw"), -EINVAL);
+        exec_options_done(&o);
+        CHECK_EQ(PARSE(&o, "--cap-add", "ALL", "--cap-drop", "ALL"), -EINVAL);
+        exec_options_done(&o);
+
+        CHECK_EQ(PARSE(&o, "--bind", "/a:/b:idmap", "--bind", "/c:/d:ro,idmap", "--bind", "/e:/f:rw",
+                       "--bind", "/g:/h"), 0);
+        CHECK_EQ(o.spec.n_binds, 4);
+        CHECK(o.spec.binds[0].idmap && !o.spec.binds[0].readonly && !o.spec.binds[0].by_fd);
+        CHECK(o.spec.binds[1].idmap && o.spec.binds[1].readonly);
+        CHECK(!o.spec.binds[2].idmap && !o.spec.binds[2].readonly);
+        CHECK(!o.spec.binds[3].idmap && !o.spec.binds[3].readonly);
+        CHECK_STREQ(o.spec.binds[1].source, "/c");
+        CHECK_STREQ(o.spec.binds[1].dest, "/d");
         return 0;
 }
 
@@ -233,6 +277,7 @@ int main(void) {
                 TAP_TEST(sizes),
                 TAP_TEST(image),
                 TAP_TEST(refused),
+                TAP_TEST(caps_and_binds),
                 TAP_TEST(cpus),
                 TAP_TEST(stats),
         };
