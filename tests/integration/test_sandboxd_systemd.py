@@ -24,7 +24,8 @@ What it does:
   first `sandboxctl exec` (on the host, against the bound socket) starts the service and brings back
   the program's stdout, stderr and exit status; the unit reaches active/running (Type=notify: only
   after READY=1) with the daemon's STATUS=; an exec from inside the container on the default socket
-  path works; the sandbox's cgroup is below the service's cgroup (Delegate=yes) and what a --memory
+  path works, also with an idmapped --bind (its source goes as a descriptor, which the daemon can clone
+  only in the client's mount namespace: the unit gives it none of its own); the sandbox's cgroup is below the service's cgroup (Delegate=yes) and what a --memory
   limit does there; the daemon exits when idle and the socket stays; the next exec activates it again
   (new main PID, new invocation, a second "Ready"); `systemctl stop` while a sandbox runs ends it and
   leaves no sandbox state behind.
@@ -559,6 +560,15 @@ def test_exec_inside(ctx):
     p = c.nsenter([f"{INSIDE_BIN}/sandboxctl", "exec"] + UNBOUNDED + ["--", "/bin/sh", "-c", "echo inside; exit 3"])
     eq((p.returncode, p.stdout), (3, "inside\n"), f"exec from inside the container (stderr {p.stderr!r})")
     eq(c.show("sandboxd.service", "MainPID"), ctx.state["first"]["MainPID"], "same daemon")
+    # A --bind source comes as a descriptor of the client's mount namespace, which the kernel clones only
+    # in that namespace: the shipped unit must leave the daemon in the system's (no ProtectKernelTunables=
+    # and the like). Idmapped: what root inside writes is the directory owner's.
+    c.nsenter(["sh", "-c", "mkdir -p /var/tmp/sbx-bind && chown 1234:1234 /var/tmp/sbx-bind"], check_rc=True)
+    p = c.nsenter([f"{INSIDE_BIN}/sandboxctl", "exec"] + UNBOUNDED +
+                  ["--bind", "/var/tmp/sbx-bind:/b:idmap", "--", "/bin/sh", "-c", "echo x > /b/f"])
+    eq(p.returncode, 0, f"exec with a --bind under the shipped unit (stderr {p.stderr!r})")
+    eq(c.nsenter(["stat", "-c", "%u:%g", "/var/tmp/sbx-bind/f"]).stdout.strip(), "1234:1234",
+       "owner of a file root inside wrote through an idmapped bind")
 
 
 def test_delegate(ctx):
