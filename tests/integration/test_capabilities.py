@@ -393,6 +393,8 @@ def test_attacks(env):
         try_("mknod_null", lambda: os.mknod("/srv/null", 0o20666, os.makedev(1, 3)))
         try_("mknod_sda", lambda: os.mknod("/srv/sda", 0o60666, os.makedev(8, 0)))
         try_("mkfifo", lambda: os.mkfifo("/srv/fifo"))
+        # the union's own markers: trusted.* needs CAP_SYS_ADMIN in the host's user namespace
+        try_("trusted_xattr", lambda: os.setxattr("/srv/f", "trusted.overlay.opaque", b"y"))
         # kernel tunables and sysfs, with DAC_OVERRIDE
         try_("proc_sys", lambda: open("/proc/sys/kernel/hostname", "w").write("x"))
         try_("proc_sys_net", lambda: open("/proc/sys/net/ipv4/ip_forward", "w").write("1"))
@@ -412,6 +414,7 @@ def test_attacks(env):
     """
     d, r = inside(env, code, ["--upper", upper, "--bind", f"{hd}:/host", "--cap-add", "MKNOD"])
     sf.eq(r.returncode, 0, f"exit status {r}")
+    sf.eq(d["trusted_xattr"], "EPERM", "a trusted.overlay xattr set by root inside")
     sf.eq({k: d[k] for k in ("chown_outside_range", "chown_huge", "mknod_null", "mknod_sda", "proc_sys",
                              "proc_sys_net", "sysrq", "sys_write", "usr_write")},
           {"chown_outside_range": "EINVAL", "chown_huge": "EINVAL", "mknod_null": "EPERM", "mknod_sda": "EPERM",
