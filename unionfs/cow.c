@@ -62,6 +62,9 @@ static int cow_indexed(Union *u, Node *n, int srcdir, const char *srcname, const
                 goto done;
         if (errno != ENOENT)
                 return -errno;
+        r = quota_check(&u->quota, (uint64_t) st->st_blocks * 512, 1);
+        if (r < 0)
+                return r;
 
         r = copyup_make_temp(srcdir, srcname, st, u->work_fd, &(CopyupIds) { st->st_uid, st->st_gid },
                              u->xattr_prefix, u->sync_copyup ? 0 : COPYUP_NO_FSYNC, tmp, sizeof tmp);
@@ -74,6 +77,10 @@ static int cow_indexed(Union *u, Node *n, int srcdir, const char *srcname, const
                 (void) copyup_remove_temp(u->work_fd, tmp);
                 if (r != -EEXIST)
                         return r;
+        } else {
+                /* The index copy is the new inode; the names linked to it add none. */
+                quota_add(&u->quota, 0, 1);
+                quota_observe_at(&u->quota, &n->qblocks, u->index_fd, key);
         }
         if (linkat(u->index_fd, key, updir, name, 0) < 0)
                 return -errno;
@@ -91,6 +98,13 @@ static void restore_parent_times(int updir, const struct stat *before) {
         struct timespec ts[2] = { before->st_atim, before->st_mtim };
         snprintf(proc, sizeof proc, "/proc/self/fd/%d", updir);
         (void) utimensat(AT_FDCWD, proc, ts, 0);
+}
+
+/* What adding NAME to the upper directory UPDIR cost it: the directory is N's parent's upper copy. */
+static void quota_parent_grew(Union *u, Node *n, int updir) {
+        Node *parent = n->n_aliases ? n->aliases[0].parent : NULL;
+        if (parent)
+                quota_observe_fd(&u->quota, &parent->qblocks, updir);
 }
 
 /* Mark the copy TMP in the work directory as a metacopy file (its data is still below). */
@@ -125,9 +139,16 @@ static int cow_data(Union *u, Node *n, unsigned flags) {
         if (flags & COW_TRUNC)
                 r = RET_NERRNO(ftruncate(wfd, 0));
         else {
+                struct stat sst;
                 src = layer_open(u, n->data_layer, n->data_path, O_RDONLY | O_NOFOLLOW);
                 if (src < 0)
                         return src == -ENOENT || src == -ELOOP || src == -ENOTDIR ? -EIO : src;
+                /* the data allocates about what it does below (holes stay holes) */
+                if (fstat(src, &sst) < 0)
+                        return -errno;
+                r = quota_check(&u->quota, (uint64_t) sst.st_blocks * 512, 0);
+                if (r < 0)
+                        return r;
                 r = copyup_data(src, wfd, (uint64_t) st.st_size);
                 if (r >= 0 && u->sync_copyup)
                         r = RET_NERRNO(fsync(wfd));
@@ -137,6 +158,7 @@ static int cow_data(Union *u, Node *n, unsigned flags) {
                         r = RET_NERRNO(futimens(wfd, ts));
                 }
         }
+        quota_observe_fd(&u->quota, &n->qblocks, wfd);
         if (r < 0)
                 return r;
         r = xattr_remove(pfd, u->xattr_metacopy);
@@ -181,6 +203,9 @@ static int cow_orphan(Union *u, Node *n, unsigned flags) {
                 if (faccessat(u->index_fd, key, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
                         if (errno != ENOENT)
                                 return -errno;
+                        r = quota_check(&u->quota, (uint64_t) st.st_blocks * 512, 1);
+                        if (r < 0)
+                                return r;
                         r = copyup_make_temp_fd(n->orphan_fd, &st, u->work_fd, &(CopyupIds) { st.st_uid, st.st_gid },
                                                 u->xattr_prefix, cflags & ~COPYUP_EMPTY, tmp, sizeof tmp);
                         if (r < 0)
@@ -192,6 +217,8 @@ static int cow_orphan(Union *u, Node *n, unsigned flags) {
                                 (void) copyup_remove_temp(u->work_fd, tmp);
                                 return r;
                         }
+                        quota_add(&u->quota, 0, 1);
+                        quota_observe_at(&u->quota, &n->qblocks, u->index_fd, key);
                 }
                 n->lower_dev = st.st_dev;
                 n->lower_ino = st.st_ino;
@@ -201,11 +228,18 @@ static int cow_orphan(Union *u, Node *n, unsigned flags) {
                         _cleanup_close_ int wfd = open_beneath(u->index_fd, key, O_WRONLY | O_NOFOLLOW, 0);
                         if (wfd < 0 || ftruncate(wfd, 0) < 0)
                                 return wfd < 0 ? wfd : -errno;
+                        quota_observe_fd(&u->quota, &n->qblocks, wfd);
                 }
                 return 0;
         }
         if (S_ISREG(st.st_mode) && ((flags & COW_TRUNC) || metacopy))
                 cflags |= (flags & COW_TRUNC) ? COPYUP_EMPTY : COPYUP_META_ONLY;
+        /* The anonymous copy has no name: like an open file whose last name went (qgone), its blocks
+         * count while the node lives, its inode does not. A metacopy file's data is further down. */
+        r = quota_check(&u->quota, S_ISREG(st.st_mode) && !(flags & COW_TRUNC) ?
+                        (uint64_t) (metacopy ? st.st_size : st.st_blocks * 512) : 0, 0);
+        if (r < 0)
+                return r;
         r = copyup_make_temp_fd(n->orphan_fd, &st, u->work_fd, &(CopyupIds) { st.st_uid, st.st_gid },
                                 u->xattr_prefix, cflags, tmp, sizeof tmp);
         if (r < 0)
@@ -234,6 +268,8 @@ static int cow_orphan(Union *u, Node *n, unsigned flags) {
         /* The same fd number now holds the copy: a thread that just read it gets either object. */
         if (dup3(ofd, n->orphan_fd, O_CLOEXEC) < 0)
                 return -errno;
+        __atomic_store_n(&n->qgone, true, __ATOMIC_RELEASE);
+        quota_observe_fd(&u->quota, &n->qblocks, n->orphan_fd);
         __atomic_store_n(&n->metacopy, false, __ATOMIC_RELEASE);
         node_set_layer(n, UPPER);
         return 0;
@@ -265,9 +301,13 @@ static int cow_one(Union *u, Node *n, unsigned flags) {
         if (n->indexed) {
                 char key[64];
                 index_key(key, n->lower_dev, n->lower_ino);
+                r = quota_check(&u->quota, 0, 0);
+                if (r < 0)
+                        return r;
                 if (linkat(u->index_fd, key, updir, name, 0) < 0)
                         return -errno;
                 restore_parent_times(updir, &pst);
+                quota_parent_grew(u, n, updir);
                 r = note_upper(u, n, updir, name);
                 if (r < 0)
                         return r;
@@ -300,6 +340,12 @@ static int cow_one(Union *u, Node *n, unsigned flags) {
                         cflags |= COPYUP_META_ONLY;
                 else if (S_ISREG(st.st_mode) && (flags & COW_TRUNC))
                         cflags |= COPYUP_EMPTY;
+                /* The copy allocates about what the source does (holes stay holes); a metadata-only or
+                 * empty copy, an inode. */
+                r = quota_check(&u->quota, S_ISREG(st.st_mode) && !meta && !(flags & COW_TRUNC) ?
+                                (uint64_t) st.st_blocks * 512 : 0, 1);
+                if (r < 0)
+                        return r;
                 r = copyup_make_temp(srcdir, srcname, &st, u->work_fd, &(CopyupIds) { st.st_uid, st.st_gid },
                                      u->xattr_prefix, cflags, tmp, sizeof tmp);
                 if (r < 0)
@@ -312,8 +358,11 @@ static int cow_one(Union *u, Node *n, unsigned flags) {
                         (void) copyup_remove_temp(u->work_fd, tmp);
                         return r;
                 }
+                quota_add(&u->quota, 0, 1);
+                quota_observe_at(&u->quota, &n->qblocks, updir, name);
         }
         restore_parent_times(updir, &pst);
+        quota_parent_grew(u, n, updir);
         r = note_upper(u, n, updir, name);
         if (r < 0)
                 return r;
@@ -509,6 +558,8 @@ int cow_unshare_commit(Union *u, Node *n, CowBreak *c) {
         union_forget_ino(u, st.st_dev, st.st_ino);
         if (fstatat(pd.fd, name, &nst, AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
+        /* One inode for another in the upper: the copy's blocks replace the shared one's. */
+        quota_observe_at(&u->quota, &n->qblocks, pd.fd, name);
         union_note_copyup(u, nst.st_dev, nst.st_ino, n->ino);
         /* read-only handles opened before reopen the copy (handle_fd()) */
         __atomic_add_fetch(&n->breaks, 1, __ATOMIC_RELEASE);

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -252,6 +253,7 @@ int dir_remove_whiteouts(Union *u, int upper_dirfd) {
                 return -errno;
         }
         struct dirent *de;
+        int n = 0;
         while ((de = readdir(d))) {
                 struct stat st;
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
@@ -262,6 +264,8 @@ int dir_remove_whiteouts(Union *u, int upper_dirfd) {
                         return -ENOTEMPTY; /* never remove real content here */
                 if (unlinkat(dirfd(d), de->d_name, 0) < 0)
                         return -errno;
+                if (n < INT_MAX)
+                        n++;
         }
-        return 0;
+        return n;
 }

@@ -38,12 +38,25 @@
 static UnionFuseConfig config = { .writeback = true };
 static uid_t server_uid; /* who creates objects in the upper: the owner they start with */
 static gid_t server_gid;
+static struct fuse_session *session; /* for notifications to the kernel */
 
 void union_fuse_configure(const UnionFuseConfig *c) {
         config = *c;
         server_uid = geteuid();
         server_gid = getegid();
 }
+
+void union_fuse_set_session(struct fuse_session *se) {
+        session = se;
+}
+
+/* With the writeback cache a write() only fills the kernel's page cache; a WRITE we refuse at the
+ * quota later fails fsync() and close(), not the write() itself. So after such a refusal the
+ * inode's attributes are invalidated: the kernel then asks for them (GETATTR with the file handle)
+ * before the next write() into its cache, and op_getattr() answers ENOSPC while the quota is nearly
+ * full. A write() that could not fit fails at once, also in a program that never checks close().
+ * The margin is one request: a refusal happened at most max_write bytes below the quota. */
+#define QUOTA_WRITE_MARGIN (UINT64_C(1024) * 1024)
 
 /* Smaller reads and writes are handled inline by the reading thread: a hand-over costs more than
  * copying a few pages through the page cache. */
@@ -207,6 +220,7 @@ int union_root_init(Union *u) {
         root->refs = 1;
         root->upper_fd = -EBADF; /* the upper layer's own fd serves */
         root->orphan_fd = -EBADF;
+        root->qblocks = u->has_upper ? (int64_t) st.st_blocks : -1; /* its growth counts, not itself */
         root->hashed = false; /* found through FUSE_ROOT_ID, never by number */
         u->root = root;
         return 0;
@@ -284,6 +298,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         int r;
 
         Handle *h = fi && fi->fh ? (Handle *) (uintptr_t) fi->fh : NULL;
+        /* Asked before a write() into the page cache after a WRITE was refused: see QUOTA_WRITE_MARGIN. */
+        if (h && (h->flags & O_ACCMODE) != O_RDONLY && quota_enabled(&u->quota) &&
+            (__atomic_load_n(&u->quota.hit, __ATOMIC_ACQUIRE) & QUOTA_HIT_BYTES) &&
+            quota_nearly_full(&u->quota, QUOTA_WRITE_MARGIN))
+                return reply_err(req, -ENOSPC);
         if (h && (handle_fd(u, h), !h->data_only)) {
                 int fd = h->fd;
                 r = RET_NERRNO(fstat(fd, &st));
@@ -388,11 +407,14 @@ static int do_setattr(Union *u, Node *n, struct stat *attr, int to_set, struct f
         }
         if (to_set & FUSE_SET_ATTR_SIZE) {
                 Handle *h = fi && fi->fh ? (Handle *) (uintptr_t) fi->fh : NULL;
-                if (h && !h->lower && (h->flags & O_ACCMODE) != O_RDONLY)
+                /* Growing a file allocates nothing (a hole): only what is left counts. */
+                if (h && !h->lower && (h->flags & O_ACCMODE) != O_RDONLY) {
                         r = RET_NERRNO(ftruncate(h->fd, attr->st_size));
-                else {
+                        quota_observe_fd(&u->quota, &n->qblocks, h->fd);
+                } else {
                         _cleanup_close_ int wfd = union_node_open(u, n, O_WRONLY, NULL);
                         r = wfd < 0 ? wfd : RET_NERRNO(ftruncate(wfd, attr->st_size));
+                        quota_observe_fd(&u->quota, &n->qblocks, wfd);
                 }
                 if (r < 0)
                         return r;
@@ -654,6 +676,10 @@ static int create_object(Union *u, fuse_req_t req, Node *parent, const char *nam
                 if (r != -ENOENT)
                         return r;
         }
+        /* A new inode, or for a hard link only a name: a full quota refuses both. */
+        r = quota_check(&u->quota, 0, o->link_src ? 0 : 1);
+        if (r < 0)
+                return r;
         r = cow_node(u, parent);
         if (r < 0)
                 return r;
@@ -694,6 +720,7 @@ static int create_object(Union *u, fuse_req_t req, Node *parent, const char *nam
                         (void) unlinkat(u->work_fd, tmp, 0);
                         return r;
                 }
+                quota_add(&u->quota, 0, -1); /* the whiteout it replaced */
                 goto created;
         }
 
@@ -733,6 +760,8 @@ static int create_object(Union *u, fuse_req_t req, Node *parent, const char *nam
                                         (void) unlinkat(u->work_fd, tmp, 0);
                         } else if (renameat(u->work_fd, tmp, pfd, name) < 0)
                                 r = -errno;
+                        if (r >= 0)
+                                quota_add(&u->quota, 0, -1); /* the whiteout it replaced */
                 }
                 if (r < 0) {
                         fd = safe_close(fd);
@@ -745,6 +774,11 @@ created:;
         LookupResult nr = { .layer = UPPER, .last_layer = UPPER };
         if (fstatat(pfd, name, &nr.st, AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
+        /* The new inode as it is (its node starts from these blocks), and what the name cost the
+         * directory. */
+        if (!o->link_src)
+                quota_add(&u->quota, (int64_t) nr.st.st_blocks * 512, 1);
+        quota_observe_fd(&u->quota, &parent->qblocks, pfd);
         Node *n;
         if (o->link_src) {
                 /* the new name belongs to the existing node */
@@ -827,10 +861,29 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 /* ---------- removing and renaming ---------- */
 
-/* Remove NAME (held by N) from the upper PFD, leaving a whiteout when a lower layer has the name. */
-static int remove_upper(Union *u, int pfd, const char *name, bool is_dir, bool lower_exists) {
+/* The number of entries of the upper directory NAME beneath PFD (whiteouts: it is empty in the merged
+ * view), for the quota. */
+static int64_t upper_dir_entries(int pfd, const char *name) {
+        _cleanup_closedir_ DIR *d = NULL;
+        int64_t n = 0;
+        int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || !(d = fdopendir(fd))) {
+                safe_close(fd);
+                return 0;
+        }
+        for (struct dirent *de; (de = readdir(d));)
+                if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
+                        n++;
+        return n;
+}
+
+/* Remove NAME (held by N) from the upper PFD, leaving a whiteout when a lower layer has the name.
+ * RET_INODES: inodes added (the whiteout) and removed (whiteouts inside a directory), not counting
+ * the object itself. */
+static int remove_upper(Union *u, int pfd, const char *name, bool is_dir, bool lower_exists, int64_t *ret_inodes) {
         char tmp[64];
 
+        *ret_inodes = 0;
         if (!lower_exists) {
                 if (is_dir) {
                         _cleanup_close_ int dfd = open_beneath(pfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
@@ -839,14 +892,17 @@ static int remove_upper(Union *u, int pfd, const char *name, bool is_dir, bool l
                         int r = dir_remove_whiteouts(u, dfd);
                         if (r < 0)
                                 return r;
+                        *ret_inodes = -r;
                 }
                 return RET_NERRNO(unlinkat(pfd, name, is_dir ? AT_REMOVEDIR : 0));
         }
+        int64_t inside = is_dir && quota_enabled(&u->quota) ? upper_dir_entries(pfd, name) : 0;
         /* Atomically replace the name with a whiteout, then drop the old object from the work dir. */
         snprintf(tmp, sizeof tmp, "#rm-%d-%lx", getpid(), (unsigned long) pthread_self());
         if (renameat2(pfd, name, u->work_fd, tmp, RENAME_WHITEOUT) < 0)
                 return -errno;
         (void) copyup_remove_temp(u->work_fd, tmp);
+        *ret_inodes = 1 - inside;
         return 0;
 }
 
@@ -869,6 +925,24 @@ static int orphan_prepare(Union *u, Node *n, Node *parent, const char *name, int
         if (node_layer(n) == UPPER)
                 return upper_dirfd >= 0 ? open_beneath(upper_dirfd, name, O_PATH | O_NOFOLLOW, 0) : -EBADF;
         return union_node_open(u, n, O_PATH, NULL);
+}
+
+/* An upper object, as ST said before, lost NAME (unlink, rmdir, rename over it), and N (may be NULL)
+ * was its node: if that was its last name in the upper, give its inode and blocks back to the quota.
+ * A file shared with a snapshot also has the snapshot's name and one in the shared directory. An
+ * open file keeps its blocks until it is closed: what is written to it meanwhile is given back at
+ * its last release (qgone). */
+static void quota_name_removed(Union *u, Node *n, const struct stat *st, bool shared) {
+        if (!quota_enabled(&u->quota))
+                return;
+        if (!S_ISDIR(st->st_mode) && st->st_nlink > (shared ? 3u : 1u))
+                return; /* other names (or the hard link index) keep the inode */
+        quota_add(&u->quota, 0, -1);
+        if (n) {
+                quota_forget(&u->quota, &n->qblocks);
+                __atomic_store_n(&n->qgone, true, __ATOMIC_RELEASE);
+        } else
+                quota_add(&u->quota, -(int64_t) st->st_blocks * 512, 0);
 }
 
 static int do_remove(Union *u, Node *parent, const char *name, bool is_dir) {
@@ -916,13 +990,25 @@ static int do_remove(Union *u, Node *parent, const char *name, bool is_dir) {
         ofd = orphan_prepare(u, n, parent, name, pd.fd);
         if (lr.layer == UPPER) {
                 struct stat st;
+                int64_t inodes;
                 bool known = fstatat(pd.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-                r = remove_upper(u, pd.fd, name, is_dir, lower_exists);
+                bool shared = known && S_ISREG(st.st_mode) && inocount_has(&u->shared, st.st_dev, st.st_ino);
+                r = remove_upper(u, pd.fd, name, is_dir, lower_exists, &inodes);
+                if (r >= 0) {
+                        quota_add(&u->quota, 0, inodes);
+                        if (known)
+                                quota_name_removed(u, n, &st, shared);
+                }
                 if (r >= 0 && known)
                         union_forget_upper(u, &st);
-        } else
+        } else {
+                /* Deleting always works, also past the quota: a whiteout has no data. */
                 r = cow_make_whiteout(u, pd.fd, name);
+                if (r >= 0)
+                        quota_add(&u->quota, 0, 1);
+        }
         if (r >= 0) {
+                quota_observe_fd(&u->quota, &parent->qblocks, pd.fd);
                 node_remove_alias(u, n, parent, name);
                 if (node_unlinked(u, n))
                         node_keep_orphan(u, n, TAKE_FD(ofd));
@@ -1017,7 +1103,8 @@ static void commit_move(Node *n, MovePlan *p) {
 }
 
 /* An upper directory that is empty in the merged view holds only whiteouts: clear them so a directory
- * can be renamed over it. A whiteout cannot be replaced by a directory: drop it first. */
+ * can be renamed over it. A whiteout cannot be replaced by a directory: drop it first. Returns the
+ * number of whiteouts removed. */
 static int clear_target(Union *u, int pfd, const char *name, bool moving_dir) {
         struct stat st;
         if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -1027,7 +1114,7 @@ static int clear_target(Union *u, int pfd, const char *name, bool moving_dir) {
                 return dfd < 0 ? dfd : dir_remove_whiteouts(u, dfd);
         }
         if (moving_dir && whiteout_is_whiteout(&st))
-                return RET_NERRNO(unlinkat(pfd, name, 0));
+                return unlinkat(pfd, name, 0) < 0 ? -errno : 1;
         return 0;
 }
 
@@ -1121,8 +1208,12 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
                 goto out;
         if (dn && !exchange)
                 ofd = orphan_prepare(u, dn, p2, newname, pfd2);
-        if (!exchange && (r = clear_target(u, pfd2, newname, is_dir)) < 0)
-                goto out;
+        if (!exchange) {
+                r = clear_target(u, pfd2, newname, is_dir);
+                if (r < 0)
+                        goto out;
+                quota_add(&u->quota, 0, -r);
+        }
         if ((r = apply_move(u, sn, pfd1, name, &splan)) < 0 ||
             (exchange && (r = apply_move(u, dn, pfd2, newname, &dplan)) < 0))
                 goto out;
@@ -1132,10 +1223,23 @@ static int do_rename(Union *u, Node *p1, const char *name, Node *p2, const char 
         unsigned how = exchange ? RENAME_EXCHANGE : src_lower ? RENAME_WHITEOUT : 0;
         struct stat replaced;
         bool replacing = !exchange && fstatat(pfd2, newname, &replaced, AT_SYMLINK_NOFOLLOW) == 0;
+        bool replaced_shared = replacing && S_ISREG(replaced.st_mode) &&
+                               inocount_has(&u->shared, replaced.st_dev, replaced.st_ino);
         if (renameat2(pfd1, name, pfd2, newname, how) < 0) {
                 r = -errno;
                 goto out;
         }
+        if (how == RENAME_WHITEOUT)
+                quota_add(&u->quota, 0, 1);
+        if (replacing)
+                quota_name_removed(u, whiteout_is_whiteout(&replaced) ? NULL : dn, &replaced, replaced_shared);
+        quota_observe_fd(&u->quota, &p1->qblocks, pfd1);
+        if (p2 != p1)
+                quota_observe_fd(&u->quota, &p2->qblocks, pfd2);
+        if (splan.redirect || splan.opaque)
+                quota_observe_at(&u->quota, &sn->qblocks, pfd2, newname);
+        if (exchange && (dplan.redirect || dplan.opaque))
+                quota_observe_at(&u->quota, &dn->qblocks, pfd1, name);
         if (replacing)
                 union_forget_upper(u, &replaced);
 
@@ -1207,6 +1311,9 @@ static void noatime_if_shared(Union *u, int fd) {
 }
 
 static void handle_free(Union *u, Handle *h) {
+        /* A file that lost its last name while open: its blocks go with its last fd. */
+        if (h->writer && __atomic_load_n(&h->node->qgone, __ATOMIC_ACQUIRE))
+                quota_forget(&u->quota, &h->node->qblocks);
         safe_close(h->fd);
         if (h->writer)
                 (void) inocount_add(&u->writers, h->wdev, h->wino, -1);
@@ -1309,6 +1416,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
                         r = RET_NERRNO(ftruncate(fd, 0));
                 if (r < 0)
                         fd = safe_close(fd);
+                else
+                        quota_observe_fd(&u->quota, &n->qblocks, fd);
         }
         if (fd >= 0 && flags_may_write(flags) && layer == UPPER && u->has_upper) {
                 r = writer_add(u, fd, &wdev, &wino);
@@ -1395,9 +1504,23 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
                          struct fuse_file_info *fi) {
         Union *u = req_union(req);
         Handle *h = (Handle *) (uintptr_t) fi->fh;
-        struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+        size_t size = fuse_buf_size(in);
 
-        if (fuse_buf_size(in) >= WORKER_HANDOFF_BYTES)
+        if (quota_enabled(&u->quota)) {
+                /* A write from the page cache is all or nothing; one from a program (writeback
+                 * off, O_DIRECT) may be short, as on a file system that is full. */
+                int r = quota_check_write(&u->quota, h->fd, off, size, !fi->writepage, &size);
+                if (r < 0) {
+                        reply_err(req, r);
+                        if (fi->writepage && session)
+                                /* After the reply: a kernel evicting the inode may wait for it. */
+                                (void) fuse_lowlevel_notify_inval_inode(session, ino, -1, 0);
+                        return;
+                }
+        }
+        struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
+
+        if (size >= WORKER_HANDOFF_BYTES)
                 worker_may_block(); /* a large transfer: let other requests go on meanwhile */
 
         out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
@@ -1406,6 +1529,8 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
         change_begin(u);
         ssize_t k = fuse_buf_copy(&out, in, 0);
         change_end(u);
+        if (k > 0)
+                quota_observe_fd(&u->quota, &h->node->qblocks, h->fd);
         if (k < 0)
                 return reply_err(req, (int) k);
         fuse_reply_write(req, (size_t) k);
@@ -1431,9 +1556,17 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
         Handle *h = (Handle *) (uintptr_t) fi->fh;
         worker_may_block();
         Union *u = req_union(req);
+        int r = 0;
+        /* Punching and collapsing free space; everything else may allocate. */
+        if (!h->lower && !(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE)) && len > 0)
+                r = quota_check_write(&u->quota, h->fd, off, (size_t) len, false, NULL);
+        if (r < 0)
+                return reply_status(req, r);
         change_begin(u);
-        int r = h->lower ? -EBADF : RET_NERRNO(fallocate(h->fd, mode, off, len));
+        r = h->lower ? -EBADF : RET_NERRNO(fallocate(h->fd, mode, off, len));
         change_end(u);
+        if (!h->lower)
+                quota_observe_fd(&u->quota, &h->node->qblocks, h->fd);
         reply_status(req, r);
 }
 
@@ -1550,6 +1683,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
         struct statvfs sv;
         if (fstatvfs(u->layers[0].fd, &sv) < 0)
                 return reply_err(req, -errno);
+        /* With a quota, df and package managers see it as the size of the file system. */
+        quota_statvfs(&u->quota, &sv);
         fuse_reply_statfs(req, &sv);
 }
 
@@ -1683,6 +1818,12 @@ static int change_xattr(Union *u, Node *n, const char *name, const char *value, 
         int r = xattr_disk_name(u, name, &disk);
         if (r < 0)
                 return r;
+        /* A value may need a block of its own. */
+        if (!remove) {
+                r = quota_check(&u->quota, size + strlen(name), 0);
+                if (r < 0)
+                        return r;
+        }
         r = cow_node_flags(u, n, COW_META);
         if (r < 0)
                 return r;
@@ -1691,7 +1832,9 @@ static int change_xattr(Union *u, Node *n, const char *name, const char *value, 
                 return fd;
         if (!remove)
                 __atomic_store_n(&n->no_xattrs, false, __ATOMIC_RELEASE); /* before: never miss one */
-        return remove ? xattr_remove(fd, disk ?: name) : xattr_set(fd, disk ?: name, value, size, flags);
+        r = remove ? xattr_remove(fd, disk ?: name) : xattr_set(fd, disk ?: name, value, size, flags);
+        quota_observe_fd(&u->quota, &n->qblocks, fd);
+        return r;
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {

@@ -14,4 +14,6 @@ typedef struct UnionFuseConfig {
 } UnionFuseConfig;
 
 void union_fuse_configure(const UnionFuseConfig *c);
+/* The session the handlers send notifications on (quota: see op_write_buf()). */
+void union_fuse_set_session(struct fuse_session *se);
 int union_root_init(Union *u);

@@ -20,6 +20,7 @@
 #include "fs.h"
 #include "log.h"
 #include "macro.h"
+#include "time-util.h"
 #include "union.h"
 
 #define INO_BITS 48
@@ -297,10 +298,48 @@ int union_root_attr_update(Union *u, const mode_t *mode, const uid_t *uid, const
         return r;
 }
 
+/* With a quota, count what the upper already holds (a kept upper), with the index and the snapshot
+ * links of the work directory: one walk, each inode once. */
+static int union_quota_scan(Union *u, const UnionOptions *o) {
+        QuotaSeen *seen = NULL;
+        uint64_t start = now_usec();
+        int r, n = 0;
+
+        if (!quota_enabled(&u->quota))
+                return 0;
+        r = quota_scan_tree(&u->quota, u->layers[UPPER].fd, &seen);
+        if (r >= 0) {
+                n += r;
+                r = quota_scan_tree(&u->quota, u->index_fd, &seen);
+        }
+        if (r >= 0) {
+                n += r;
+                r = quota_scan_tree(&u->quota, u->shared_fd, &seen);
+        }
+        quota_seen_free(seen);
+        if (r < 0)
+                return log_error_errno(r, "Cannot count what the upper layer '%s' holds for its quota: %m",
+                                       o->upperdir);
+        n += r;
+        log_debug("Quota: the upper holds %llu bytes in %llu inodes (%d entries counted in %llu ms); "
+                  "quota %llu bytes, %llu inodes.",
+                  (unsigned long long) quota_used_bytes(&u->quota), (unsigned long long) quota_used_inodes(&u->quota),
+                  n, (unsigned long long) ((now_usec() - start) / 1000),
+                  (unsigned long long) u->quota.max_bytes, (unsigned long long) u->quota.max_inodes);
+        return 0;
+}
+
 int union_init(Union *u, const UnionOptions *o) {
         int r;
 
         *u = (Union) { .work_fd = -EBADF, .index_fd = -EBADF, .shared_fd = -EBADF };
+        quota_init(&u->quota, o->upperdir ? o->quota_bytes : 0, o->upperdir ? o->quota_inodes : 0,
+                   o->quota_notify ? o->quota_notify_fd : -EBADF);
+        if (o->quota_notify) {
+                /* Ours alone from now on: never inherited, never blocking a handler. */
+                (void) fcntl(o->quota_notify_fd, F_SETFD, FD_CLOEXEC);
+                (void) fcntl(o->quota_notify_fd, F_SETFL, fcntl(o->quota_notify_fd, F_GETFL) | O_NONBLOCK);
+        }
         pthread_rwlock_init(&u->ns_lock, NULL);
         pthread_rwlock_init(&u->change_lock, NULL);
         pthread_mutex_init(&u->cow_lock, NULL);
@@ -380,6 +419,9 @@ int union_init(Union *u, const UnionOptions *o) {
                 r = copyup_clean_workdir(u->work_fd);
                 if (r < 0)
                         log_warning_errno(r, "Cannot clean '%s/work', ignoring: %m", o->workdir);
+                r = union_quota_scan(u, o);
+                if (r < 0)
+                        return r;
         }
 
         r = node_table_init(u);
@@ -402,4 +444,5 @@ void union_done(Union *u) {
         inocount_done(&u->writers);
         inocount_done(&u->shared);
         inocount_done(&u->retired);
+        quota_done(&u->quota);
 }

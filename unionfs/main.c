@@ -104,6 +104,7 @@ int main(int argc, char *argv[]) {
                 ret = EXIT_USAGE; /* libfuse said why: an option it does not know */
                 goto out_args;
         }
+        union_fuse_set_session(se);
         if (fuse_set_signal_handlers(se) < 0)
                 goto out_session;
         if (fuse_session_mount(se, o.mountpoint) < 0)

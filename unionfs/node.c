@@ -36,6 +36,9 @@ static void gone_remove(Union *u, Node *n) {
 
 static void node_free(Union *u, Node *n) {
         gone_remove(u, n);
+        /* An object without a name (unlinked while open, an anonymous copy) is freed with its last fd. */
+        if (__atomic_load_n(&n->qgone, __ATOMIC_ACQUIRE))
+                quota_forget(&u->quota, &n->qblocks);
         if (n->upper_fd >= 0) {
                 safe_close(n->upper_fd);
                 __atomic_sub_fetch(&u->n_cached_fds, 1, __ATOMIC_RELAXED);
@@ -417,6 +420,8 @@ int node_obtain(Union *u, Node *parent, const char *name, LookupResult *r, bool 
                         n->data_path = TAKE_PTR(r->data_path);
                         n->metacopy = true;
                 }
+                /* What the quota counted for its object so far: all of it, if it is on the upper. */
+                n->qblocks = u->has_upper && (r->layer == UPPER || r->indexed) ? (int64_t) r->st.st_blocks : -1;
                 table_insert(u, n);
         }
         if (r->indexed && !n->indexed) {

@@ -220,6 +220,34 @@ static int parse_one(UnionOptions *o, const char *opt) {
                 NEEDS_VALUE();
                 return parse_bool_opt(key, value, &o->snapshot);
         }
+        if (streq(key, "quota_bytes")) {
+                NEEDS_VALUE();
+                if (parse_size(value, &o->quota_bytes) < 0 || o->quota_bytes == 0) {
+                        log_error("Invalid 'quota_bytes=%s': expected a size of at least 1 (k, m, g, t suffixes).",
+                                  value);
+                        return -EINVAL;
+                }
+                return 0;
+        }
+        if (streq(key, "quota_inodes")) {
+                NEEDS_VALUE();
+                if (safe_atou64(value, &o->quota_inodes) < 0 || o->quota_inodes == 0) {
+                        log_error("Invalid 'quota_inodes=%s': expected a number of at least 1.", value);
+                        return -EINVAL;
+                }
+                return 0;
+        }
+        if (streq(key, "quota_notify_fd")) {
+                uint32_t fd;
+                NEEDS_VALUE();
+                if (safe_atou32(value, &fd) < 0 || fd < 3 || fd > INT_MAX) {
+                        log_error("Invalid 'quota_notify_fd=%s': expected a file descriptor number above 2.", value);
+                        return -EINVAL;
+                }
+                o->quota_notify = true;
+                o->quota_notify_fd = (int) fd;
+                return 0;
+        }
         if (streq(key, "metacopy")) {
                 NEEDS_VALUE();
                 return parse_bool_opt(key, value, &o->metacopy);
@@ -413,6 +441,10 @@ int union_options_parse(int argc, char **argv, UnionOptions *ret) {
                 log_error("Option 'workdir=' is only meaningful with 'upperdir='.");
                 return -EINVAL;
         }
+        if ((o.quota_bytes || o.quota_inodes || o.quota_notify) && !o.upperdir) {
+                log_error("Options 'quota_bytes=', 'quota_inodes=' and 'quota_notify_fd=' need 'upperdir='.");
+                return -EINVAL;
+        }
 
         *ret = o;
         o = (UnionOptions) {};
@@ -463,6 +495,10 @@ int union_options_check(const UnionOptions *o) {
         }
         if (!o->upperdir)
                 goto finish;
+        if (o->quota_notify && fcntl(o->quota_notify_fd, F_GETFD) < 0) {
+                r = log_error_errno(errno, "Cannot use 'quota_notify_fd=%d': %m", o->quota_notify_fd);
+                goto finish;
+        }
 
         r = stat_dir("upper layer", o->upperdir, &ust);
         if (r < 0)
@@ -528,6 +564,9 @@ void union_options_help(const char *argv0) {
                "  metacopy=on|off        Metadata-only copy-up of files (default off)\n"
                "  writeback=0|1          Kernel writeback cache (default 1)\n"
                "  snapshot=0|1           Allow 'sandbox-layer snapshot' by the mount's owner (default 1)\n"
+               "  quota_bytes=SIZE       Bytes the upper may grow by (allocated; k, m, g, t suffixes)\n"
+               "  quota_inodes=N         Inodes the upper may gain\n"
+               "  quota_notify_fd=N      Report the first refusal at the quota on this fd (a pipe)\n"
                "  timeout=SECONDS        Entry/attribute cache timeout (default 86400)\n"
                "  threads=N              Maximum worker threads\n"
                "  squash_to_root, squash_to_uid=UID, squash_to_gid=GID  Show every object owned by 0:0 / UID / GID\n"

@@ -37,6 +37,10 @@ typedef struct UnionOptions {
         int64_t squash_uid, squash_gid;   /* ... or these (-1: not set; they win over squash_to_root) */
         unsigned xattr_permissions;       /* fuse-overlayfs: 0 real owners and modes, 1/2 in an xattr */
         unsigned max_read;                /* FUSE max_read= (0: the kernel's) */
+        uint64_t quota_bytes;             /* bytes the upper may grow by; 0 = no quota */
+        uint64_t quota_inodes;            /* inodes it may gain; 0 = no quota */
+        bool quota_notify;                /* quota_notify_fd= given */
+        int quota_notify_fd;              /* where the first refusal of each kind is reported */
         char *fuse_opts;                  /* remaining mount options for libfuse, comma-separated */
 } UnionOptions;
 

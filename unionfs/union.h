@@ -22,6 +22,7 @@
  *   table_lock (mutex) the node hash table and reference counts.
  *   InoMap.lock        the inode number maps.
  *   InoCount.lock      the snapshot's tables (writers, shared); nothing is taken while one is held.
+ *   Quota.lock         quota observations (an fstat and a Node's qblocks); nothing is taken under it.
  */
 #pragma once
 
@@ -37,6 +38,7 @@
 #include "copyup.h"
 #include "idmap.h"
 #include "options.h"
+#include "quota.h"
 #include "rootattr.h"
 
 #define UPPER 0 /* index of the upper layer in Union.layers when there is one */
@@ -102,6 +104,10 @@ struct Node {
         ino_t lower_ino;      /*   the hard link index key */
         char *redirect;       /* dirs: path of this dir in the layers below redirect_layer (ns_lock) */
         int redirect_layer;   /* the layer whose copy of this dir carries the redirect */
+        int64_t qblocks;      /* st_blocks of its object on the upper file system as last counted by the
+                               * quota, -1 while it has none (Quota.lock) */
+        bool qgone;           /* its object left the upper with its last name but is still open: the
+                               * last release gives back what was written to it since (Quota.lock) */
         Alias *aliases;       /* names; [0] is used to build paths (ns_lock) */
         size_t n_aliases;
         Node *hash_next;
@@ -160,6 +166,7 @@ typedef struct Union {
         pthread_mutex_t root_attr_lock;
         bool has_root_attr;
         RootAttr root_attr;
+        Quota quota;          /* the upper's disk quota (quota.h); disabled without quota_* options */
 } Union;
 
 /* --- layer.c: opening objects inside layers, inode numbers --- */
@@ -335,4 +342,5 @@ typedef struct DirList {
 void dir_list_done(DirList *l);
 int dir_list_read(Union *u, Node *dir, bool include_dots, DirList *ret);
 int dir_is_empty(Union *u, Node *dir, bool *ret_empty, bool *ret_upper_has_whiteouts);
+/* Remove the whiteouts in an upper directory that holds nothing else (-ENOTEMPTY otherwise): how many. */
 int dir_remove_whiteouts(Union *u, int upper_dirfd);
