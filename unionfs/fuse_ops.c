@@ -51,12 +51,28 @@ void union_fuse_set_session(struct fuse_session *se) {
 }
 
 /* With the writeback cache a write() only fills the kernel's page cache; a WRITE we refuse at the
- * quota later fails fsync() and close(), not the write() itself. So after such a refusal the
- * inode's attributes are invalidated: the kernel then asks for them (GETATTR with the file handle)
- * before the next write() into its cache, and op_getattr() answers ENOSPC while the quota is nearly
- * full. A write() that could not fit fails at once, also in a program that never checks close().
- * The margin is one request: a refusal happened at most max_write bytes below the quota. */
+ * quota later fails fsync() and close(), not the write() itself. So after such a refusal the node
+ * is marked (qrefused) and its attributes are invalidated: the kernel then asks for them (GETATTR
+ * with the file handle) before the next write() into its cache, and op_getattr() answers ENOSPC
+ * while the quota is nearly full. Attributes of a marked node are given with no cache time
+ * meanwhile, so a stat() in between does not make them valid again. A write() that could not fit
+ * fails at once, also in a program that never checks close(); other files, whose writes were never
+ * refused, can still rewrite their allocated data. The margin is one request: a refusal happened at
+ * most max_write bytes below the quota. */
 #define QUOTA_WRITE_MARGIN (UINT64_C(1024) * 1024)
+
+static bool quota_refuses_cached_writes(Union *u, Node *n) {
+        if (!__atomic_load_n(&n->qrefused, __ATOMIC_ACQUIRE))
+                return false;
+        if (quota_nearly_full(&u->quota, QUOTA_WRITE_MARGIN))
+                return true;
+        __atomic_store_n(&n->qrefused, false, __ATOMIC_RELEASE); /* space was freed */
+        return false;
+}
+
+static double attr_timeout(Union *u, Node *n) {
+        return quota_refuses_cached_writes(u, n) ? 0 : u->timeout;
+}
 
 /* Smaller reads and writes are handled inline by the reading thread: a hand-over costs more than
  * copying a few pages through the page cache. */
@@ -195,7 +211,7 @@ static void fill_entry(Union *u, Node *n, const struct stat *st, struct fuse_ent
         *e = (struct fuse_entry_param) {
                 .ino = id_of(u, n),
                 .attr = *st,
-                .attr_timeout = u->timeout,
+                .attr_timeout = attr_timeout(u, n),
                 .entry_timeout = u->timeout,
         };
         e->attr.st_ino = (ino_t) n->ino;
@@ -299,9 +315,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
         Handle *h = fi && fi->fh ? (Handle *) (uintptr_t) fi->fh : NULL;
         /* Asked before a write() into the page cache after a WRITE was refused: see QUOTA_WRITE_MARGIN. */
-        if (h && (h->flags & O_ACCMODE) != O_RDONLY && quota_enabled(&u->quota) &&
-            (__atomic_load_n(&u->quota.hit, __ATOMIC_ACQUIRE) & QUOTA_HIT_BYTES) &&
-            quota_nearly_full(&u->quota, QUOTA_WRITE_MARGIN))
+        if (h && (h->flags & O_ACCMODE) != O_RDONLY && quota_refuses_cached_writes(u, n))
                 return reply_err(req, -ENOSPC);
         if (h && (handle_fd(u, h), !h->data_only)) {
                 int fd = h->fd;
@@ -324,7 +338,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         if (r < 0)
                 return reply_err(req, r);
         shown_attr(u, &st);
-        fuse_reply_attr(req, &st, u->timeout);
+        fuse_reply_attr(req, &st, attr_timeout(u, n));
 }
 
 static int proc_fd_path(int fd, char buf[static 32]) {
@@ -519,7 +533,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
                         return reply_err(req, r);
                 st.st_ino = n->ino;
                 shown_attr(u, &st);
-                return (void) fuse_reply_attr(req, &st, u->timeout);
+                return (void) fuse_reply_attr(req, &st, attr_timeout(u, n));
         }
         if (cow_is_shared(u, n)) {
                 /* The kernel flushes the times it keeps (writeback cache) after a rename, say: setting a
@@ -541,7 +555,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         if (r < 0)
                 return reply_err(req, r);
         shown_attr(u, &st);
-        fuse_reply_attr(req, &st, u->timeout);
+        fuse_reply_attr(req, &st, attr_timeout(u, n));
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino) {
@@ -1511,6 +1525,8 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
                  * off, O_DIRECT) may be short, as on a file system that is full. */
                 int r = quota_check_write(&u->quota, h->fd, off, size, !fi->writepage, &size);
                 if (r < 0) {
+                        if (fi->writepage)
+                                __atomic_store_n(&h->node->qrefused, true, __ATOMIC_RELEASE);
                         reply_err(req, r);
                         if (fi->writepage && session)
                                 /* After the reply: a kernel evicting the inode may wait for it. */

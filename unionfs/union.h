@@ -107,7 +107,8 @@ struct Node {
         int64_t qblocks;      /* st_blocks of its object on the upper file system as last counted by the
                                * quota, -1 while it has none (Quota.lock) */
         bool qgone;           /* its object left the upper with its last name but is still open: the
-                               * last release gives back what was written to it since (Quota.lock) */
+                               * last release gives back what was written to it since (atomic) */
+        bool qrefused;        /* a write from the page cache was refused at the quota (atomic) */
         Alias *aliases;       /* names; [0] is used to build paths (ns_lock) */
         size_t n_aliases;
         Node *hash_next;
