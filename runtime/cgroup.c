@@ -2,17 +2,21 @@
 /*
  * The cgroup backends (see cgroup.h and docs/cgroups.md): one cgroup per sandbox, created below our
  * own cgroup, limited, attached, accounted, killed and removed; v2 (one directory) and v1 (one
- * directory per hierarchy: memory, pids, cpu, cpuacct, freezer).
+ * directory per hierarchy: memory, pids, cpu, cpuacct, freezer). With CgroupLimits.split the sandbox's
+ * cgroup keeps the whole sandbox's limits and gets two children, "program" (the init and everything it
+ * starts: what kill acts on) and "union" (the union's server: charged to the sandbox, never frozen).
+ * What differs between v1 and v2 is one table of operations (CgroupOps); the public functions only
+ * dispatch.
  *
  * Runs in the parent. Needs root, or ownership of a delegated subtree. Every access goes through
  * an O_PATH fd of the hierarchy root and *at() calls beneath it (open_beneath: no symlinks, no
  * "..") and every fd is O_CLOEXEC. The only directories this file creates or removes are the
- * sandbox cgroups themselves (and the supervisor leaf of cgroup_v2_prepare_delegated()); the only
- * write to a cgroup we did not create is that function's, to our own delegated cgroup.
+ * sandbox cgroups and their two children (and the supervisor leaf of cgroup_v2_prepare_delegated());
+ * the only writes to a cgroup we did not create are that function's, to our own delegated cgroup.
  *
  * Library code: returns -errno, logs at debug level at most, writes ret_* only on success. Not
- * done here: sub-cgroups below a sandbox cgroup (the sandbox is never given its cgroup to manage,
- * so it cannot make any; one would make removal fail with -EBUSY).
+ * done here: cgroups the sandbox makes itself (it is never given its cgroup to manage, so it cannot
+ * make any; one would make removal fail with -EBUSY).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -64,19 +68,35 @@ static const char *const controller_names[_CGROUP_CONTROLLER_MAX] = {
         [CGROUP_FREEZER] = "freezer",
 };
 
-/* One directory we created: on v2 the only one, on v1 one per distinct hierarchy. */
+static const char *const child_names[_CGROUP_CHILD_MAX] = {
+        [CGROUP_CHILD_PROGRAM] = "program",
+        [CGROUP_CHILD_UNION] = "union",
+};
+
+/* One directory we created: on v2 the only one of a node, on v1 one per distinct hierarchy. */
 typedef struct CgroupDir {
         char *hierarchy; /* "" on v2; the hierarchy directory's name on v1 ("memory", "cpu,cpuacct") */
         int parent_fd;   /* O_PATH|O_DIRECTORY of the parent cgroup */
         int fd;          /* O_PATH|O_DIRECTORY of our cgroup; -EBADF once removed */
 } CgroupDir;
 
-struct Cgroup {
-        CgroupLayout layout;
-        char *name;
+/* One cgroup of ours: the sandbox's, or one of its children. */
+typedef struct CgroupNode {
+        const char *name;                       /* the directory's name in each hierarchy */
         CgroupDir dirs[_CGROUP_CONTROLLER_MAX]; /* in creation order; v2 uses dirs[0] */
         size_t n_dirs;
         int index[_CGROUP_CONTROLLER_MAX];      /* v1: controller → dirs[] index, -1 if none */
+} CgroupNode;
+
+typedef struct CgroupOps CgroupOps;
+
+struct Cgroup {
+        CgroupLayout layout;
+        const CgroupOps *ops;
+        char *name;
+        CgroupNode self;
+        bool split;                                /* has the two children */
+        CgroupNode children[_CGROUP_CHILD_MAX];
         CgroupTestHooks hooks;
 };
 
@@ -423,6 +443,24 @@ static int open_v1_hierarchy(int root_fd, const char *controller, bool check_fs,
  * Object life cycle
  */
 
+struct CgroupOps {
+        /* Make (or with OPEN_EXISTING find) C's own directories below PARENTS (relative to ROOT_FD;
+         * v2 uses [0]) and its children when LIMITS asks for them; apply the limits. */
+        int (*create)(Cgroup *c, int root_fd, char *const parents[_CGROUP_CONTROLLER_MAX],
+                      const CgroupLimits *limits, bool check_fs, bool may_enable, bool open_existing);
+        /* SIGKILL every member of N (not waiting). */
+        int (*kill)(Cgroup *c, CgroupNode *n);
+        /* Wait until N has no member, until DEADLINE: -EBUSY then. */
+        int (*wait_empty)(CgroupNode *n, uint64_t deadline);
+        int (*get_cpu_usec)(Cgroup *c, uint64_t *ret);
+        /* memory_peak and oom_kills of the whole sandbox, children included. */
+        int (*get_memory_stats)(Cgroup *c, CgroupStats *s);
+        /* N's directory in the pids hierarchy, or -EBADF. */
+        int (*pids_fd)(const CgroupNode *n);
+};
+
+static const CgroupOps v1_ops, v2_ops;
+
 static void cgroup_dir_done(CgroupDir *d) {
         d->fd = safe_close(d->fd);
         d->parent_fd = safe_close(d->parent_fd);
@@ -430,11 +468,26 @@ static void cgroup_dir_done(CgroupDir *d) {
         d->hierarchy = NULL;
 }
 
+static void node_init(CgroupNode *n, const char *name) {
+        *n = (CgroupNode) { .name = name };
+        for (size_t i = 0; i < ELEMENTSOF(n->dirs); i++)
+                n->dirs[i] = (CgroupDir) { .parent_fd = -EBADF, .fd = -EBADF };
+        for (size_t i = 0; i < ELEMENTSOF(n->index); i++)
+                n->index[i] = -1;
+}
+
+static void node_done(CgroupNode *n) {
+        for (size_t i = 0; i < n->n_dirs; i++)
+                cgroup_dir_done(&n->dirs[i]);
+        n->n_dirs = 0;
+}
+
 Cgroup *cgroup_free(Cgroup *cgroup) {
         if (!cgroup)
                 return NULL;
-        for (size_t i = 0; i < cgroup->n_dirs; i++)
-                cgroup_dir_done(&cgroup->dirs[i]);
+        for (size_t i = 0; i < ELEMENTSOF(cgroup->children); i++)
+                node_done(&cgroup->children[i]);
+        node_done(&cgroup->self);
         free(cgroup->name);
         free(cgroup);
         return NULL;
@@ -447,49 +500,65 @@ static Cgroup *cgroup_new(CgroupLayout layout, const char *name, const CgroupTes
         if (!c)
                 return NULL;
         c->layout = layout;
+        c->ops = layout == CGROUP_LAYOUT_V2 ? &v2_ops : &v1_ops;
         c->name = strdup(name);
         if (!c->name)
                 return cgroup_free(c);
-        for (size_t i = 0; i < ELEMENTSOF(c->dirs); i++)
-                c->dirs[i] = (CgroupDir) { .parent_fd = -EBADF, .fd = -EBADF };
-        for (size_t i = 0; i < ELEMENTSOF(c->index); i++)
-                c->index[i] = -1;
+        node_init(&c->self, c->name);
+        for (size_t i = 0; i < ELEMENTSOF(c->children); i++)
+                node_init(&c->children[i], child_names[i]);
         if (hooks)
                 c->hooks = *hooks;
         return c;
 }
 
-static bool cgroup_is_live(const Cgroup *c) {
-        for (size_t i = 0; i < c->n_dirs; i++)
-                if (c->dirs[i].fd >= 0)
+static bool node_is_live(const CgroupNode *n) {
+        for (size_t i = 0; i < n->n_dirs; i++)
+                if (n->dirs[i].fd >= 0)
                         return true;
         return false;
 }
 
-/* mkdir NAME below PARENT_FD and record it as dirs[n_dirs]. Takes PARENT_FD. */
-static int cgroup_make_dir(Cgroup *c, int parent_fd, const char *hierarchy) {
+static bool cgroup_is_live(const Cgroup *c) {
+        if (node_is_live(&c->self))
+                return true;
+        for (size_t i = 0; i < ELEMENTSOF(c->children); i++)
+                if (node_is_live(&c->children[i]))
+                        return true;
+        return false;
+}
+
+/* The node of a child, or NULL when C has none (not split, or the child is gone). */
+static CgroupNode *child_node(Cgroup *c, CgroupChild child) {
+        if (!c->split || child < 0 || child >= _CGROUP_CHILD_MAX || !node_is_live(&c->children[child]))
+                return NULL;
+        return &c->children[child];
+}
+
+/* mkdir N's name below PARENT_FD and record it as one of N's dirs. Takes PARENT_FD. */
+static int node_make_dir(Cgroup *c, CgroupNode *n, int parent_fd, const char *hierarchy) {
         _cleanup_close_ int pfd = parent_fd, fd = -EBADF;
         _cleanup_free_ char *h = strdup(hierarchy);
         int r;
 
         if (!h)
                 return -ENOMEM;
-        if (mkdirat(pfd, c->name, 0755) < 0)
-                return log_debug_errno(-errno, "Failed to create cgroup '%s' in '%s': %m", c->name,
+        if (mkdirat(pfd, n->name, 0755) < 0)
+                return log_debug_errno(-errno, "Failed to create cgroup '%s' in '%s': %m", n->name,
                                        hierarchy);
-        fd = open_beneath(pfd, c->name, O_PATH | O_DIRECTORY, 0);
+        fd = open_beneath(pfd, n->name, O_PATH | O_DIRECTORY, 0);
         if (fd < 0) {
                 /* We made it an instant ago; it is empty, so a plain rmdir removes it. */
-                (void) unlinkat(pfd, c->name, AT_REMOVEDIR);
+                (void) unlinkat(pfd, n->name, AT_REMOVEDIR);
                 return fd;
         }
-        c->dirs[c->n_dirs++] = (CgroupDir) {
+        n->dirs[n->n_dirs++] = (CgroupDir) {
                 .hierarchy = TAKE_PTR(h),
                 .parent_fd = TAKE_FD(pfd),
                 .fd = TAKE_FD(fd),
         };
         if (c->hooks.after_mkdir) {
-                CgroupDir *d = &c->dirs[c->n_dirs - 1];
+                CgroupDir *d = &n->dirs[n->n_dirs - 1];
                 r = c->hooks.after_mkdir(d->fd, d->hierarchy, c->hooks.userdata);
                 if (r < 0)
                         return r;
@@ -497,20 +566,20 @@ static int cgroup_make_dir(Cgroup *c, int parent_fd, const char *hierarchy) {
         return 0;
 }
 
-/* Record an existing NAME below PARENT_FD (to remove what a crashed run left). Takes PARENT_FD.
- * Returns 0 when there is nothing there. */
-static int cgroup_open_dir(Cgroup *c, int parent_fd, const char *hierarchy) {
+/* Record an existing directory of N below PARENT_FD (to remove what a crashed run left). Takes
+ * PARENT_FD. Returns 0 when there is nothing there. */
+static int node_open_dir(CgroupNode *n, int parent_fd, const char *hierarchy) {
         _cleanup_close_ int pfd = parent_fd, fd = -EBADF;
         _cleanup_free_ char *h = strdup(hierarchy);
 
         if (!h)
                 return -ENOMEM;
-        fd = open_beneath(pfd, c->name, O_PATH | O_DIRECTORY, 0);
+        fd = open_beneath(pfd, n->name, O_PATH | O_DIRECTORY, 0);
         if (fd == -ENOENT)
                 return 0;
         if (fd < 0)
                 return fd;
-        c->dirs[c->n_dirs++] = (CgroupDir) {
+        n->dirs[n->n_dirs++] = (CgroupDir) {
                 .hierarchy = TAKE_PTR(h),
                 .parent_fd = TAKE_FD(pfd),
                 .fd = TAKE_FD(fd),
@@ -518,9 +587,15 @@ static int cgroup_open_dir(Cgroup *c, int parent_fd, const char *hierarchy) {
         return 1;
 }
 
+/* A dup of FD (an O_PATH directory) to hand to node_make_dir()/node_open_dir(). */
+static int dup_dir(int fd) {
+        int r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        return r < 0 ? -errno : r;
+}
+
 /* rmdir one directory, retrying briefly on EBUSY (the kernel may still be tearing the last member
  * down). ENOENT counts as removed. */
-static int cgroup_dir_remove(Cgroup *c, CgroupDir *d) {
+static int node_dir_remove(Cgroup *c, CgroupNode *n, CgroupDir *d) {
         uint64_t deadline = now_usec() + CGROUP_RMDIR_RETRY_USEC;
         int r;
 
@@ -532,11 +607,11 @@ static int cgroup_dir_remove(Cgroup *c, CgroupDir *d) {
                         return r;
         }
         for (;;) {
-                if (unlinkat(d->parent_fd, c->name, AT_REMOVEDIR) >= 0 || errno == ENOENT)
+                if (unlinkat(d->parent_fd, n->name, AT_REMOVEDIR) >= 0 || errno == ENOENT)
                         break;
                 r = -errno;
                 if (r != -EBUSY || now_usec() >= deadline)
-                        return log_debug_errno(r, "Failed to remove cgroup '%s' in '%s': %m", c->name,
+                        return log_debug_errno(r, "Failed to remove cgroup '%s' in '%s': %m", n->name,
                                                d->hierarchy);
                 sleep_usec(10000);
         }
@@ -545,75 +620,25 @@ static int cgroup_dir_remove(Cgroup *c, CgroupDir *d) {
         return 0;
 }
 
-/* Remove every directory (the reverse of creation order); keep going on errors, return the first. */
+/* Remove every directory: the children's first, each node's in the reverse of creation order. Keep
+ * going on errors (a child that cannot go keeps its parent), return the first. */
 static int cgroup_remove_dirs(Cgroup *c) {
         int ret = 0;
-        for (size_t i = c->n_dirs; i > 0; i--) {
-                int r = cgroup_dir_remove(c, &c->dirs[i - 1]);
-                if (r < 0 && ret == 0)
-                        ret = r;
+
+        for (size_t k = 0; k <= ELEMENTSOF(c->children); k++) {
+                CgroupNode *n = k < ELEMENTSOF(c->children) ? &c->children[k] : &c->self;
+                for (size_t i = n->n_dirs; i > 0; i--) {
+                        int r = node_dir_remove(c, n, &n->dirs[i - 1]);
+                        if (r < 0 && ret == 0)
+                                ret = r;
+                }
         }
         return ret;
 }
 
 /* ------------------------------------------------------------------------------------------------
- * v2
+ * Limits, in both layouts
  */
-
-static const char *const v2_limit_controllers[] = { "memory", "pids", "cpu" };
-
-static bool v2_limit_wanted(const CgroupLimits *l, size_t i) {
-        switch (i) {
-        case 0:
-                return l->memory_max > 0;
-        case 1:
-                return l->pids_max > 0;
-        case 2:
-                return l->cpu_quota_us > 0;
-        default:
-                return false;
-        }
-}
-
-/* Make sure each controller a limit needs is enabled for PARENT_FD's children: already in its
- * cgroup.subtree_control, or (MAY_ENABLE: PARENT_FD is our delegated cgroup) offered by its
- * cgroup.controllers and enabled now. Otherwise -EOPNOTSUPP. */
-static int v2_check_controllers(int parent_fd, const CgroupLimits *limits, bool may_enable) {
-        _cleanup_free_ char *subtree = NULL, *available = NULL;
-        char enable[64] = "";
-        int r;
-
-        if (limits->memory_max == 0 && limits->pids_max == 0 && limits->cpu_quota_us == 0)
-                return 0;
-        r = cg_read(parent_fd, "cgroup.subtree_control", &subtree);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < ELEMENTSOF(v2_limit_controllers); i++) {
-                const char *ctl = v2_limit_controllers[i];
-
-                if (!v2_limit_wanted(limits, i) || word_in_list(subtree, ctl))
-                        continue;
-                if (!may_enable)
-                        return log_debug_errno(-EOPNOTSUPP, "Controller '%s' is not enabled for children",
-                                               ctl);
-                if (!available) {
-                        r = cg_read(parent_fd, "cgroup.controllers", &available);
-                        if (r < 0)
-                                return r;
-                }
-                if (!word_in_list(available, ctl))
-                        return log_debug_errno(-EOPNOTSUPP, "Controller '%s' is not available", ctl);
-                strcat(enable, *enable ? " +" : "+");
-                strcat(enable, ctl);
-        }
-        if (*enable) {
-                r = cg_write(parent_fd, "cgroup.subtree_control", enable);
-                if (r < 0)
-                        return log_debug_errno(r, "Failed to enable '%s' in our delegated cgroup: %m",
-                                               enable);
-        }
-        return 0;
-}
 
 /* A limit file that must exist: ENOENT means the controller is not there. */
 static int limit_write(int dir_fd, const char *file, const char *value) {
@@ -629,6 +654,83 @@ static int limit_write_u64(int dir_fd, const char *file, uint64_t v) {
         char buf[32];
         snprintf(buf, sizeof buf, "%" PRIu64, v);
         return limit_write(dir_fd, file, buf);
+}
+
+/* What each child gets with CgroupLimits.split: the program's pids bound is required, the union
+ * server's bounds are best effort (applied where the controller is there). */
+static CgroupLimits child_limits(const CgroupLimits *l, CgroupChild child) {
+        if (child == CGROUP_CHILD_PROGRAM)
+                return (CgroupLimits) { .pids_max = l->program_pids_max };
+        return (CgroupLimits) { .pids_max = l->union_pids_max, .cpu_weight = l->union_cpu_weight };
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * v2
+ */
+
+static const char *const v2_limit_controllers[] = { "memory", "pids", "cpu" };
+enum { V2_MEMORY = 1 << 0, V2_PIDS = 1 << 1, V2_CPU = 1 << 2 };
+
+static unsigned v2_limit_mask(const CgroupLimits *l) {
+        return (l->memory_max > 0 ? V2_MEMORY : 0) | (l->pids_max > 0 ? V2_PIDS : 0) |
+               (l->cpu_quota_us > 0 ? V2_CPU : 0);
+}
+
+/* Make sure the controllers in REQUIRED are enabled for FD's children: already in its
+ * cgroup.subtree_control, or (MAY_ENABLE: FD is ours to divide) offered by its cgroup.controllers
+ * and enabled now; otherwise -EOPNOTSUPP. Those in OPTIONAL are enabled when offered. The mask of
+ * what is enabled goes to RET_ENABLED (may be NULL). */
+static int v2_enable_controllers(int fd, unsigned required, unsigned optional, bool may_enable,
+                                 unsigned *ret_enabled) {
+        _cleanup_free_ char *subtree = NULL, *available = NULL;
+        unsigned enabled = 0;
+        char enable[64] = "";
+        int r;
+
+        if ((required | optional) == 0)
+                goto done;
+        r = cg_read(fd, "cgroup.subtree_control", &subtree);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(v2_limit_controllers); i++) {
+                const char *ctl = v2_limit_controllers[i];
+                unsigned bit = 1u << i;
+
+                if (!((required | optional) & bit))
+                        continue;
+                if (word_in_list(subtree, ctl)) {
+                        enabled |= bit;
+                        continue;
+                }
+                if (!may_enable) {
+                        if (required & bit)
+                                return log_debug_errno(-EOPNOTSUPP, "Controller '%s' is not enabled for children",
+                                                       ctl);
+                        continue;
+                }
+                if (!available) {
+                        r = cg_read(fd, "cgroup.controllers", &available);
+                        if (r < 0)
+                                return r;
+                }
+                if (!word_in_list(available, ctl)) {
+                        if (required & bit)
+                                return log_debug_errno(-EOPNOTSUPP, "Controller '%s' is not available", ctl);
+                        continue;
+                }
+                strcat(enable, *enable ? " +" : "+");
+                strcat(enable, ctl);
+                enabled |= bit;
+        }
+        if (*enable) {
+                r = cg_write(fd, "cgroup.subtree_control", enable);
+                if (r < 0)
+                        return log_debug_errno(r, "Failed to enable '%s' for children: %m", enable);
+        }
+done:
+        if (ret_enabled)
+                *ret_enabled = enabled;
+        return 0;
 }
 
 static int v2_apply_limits(int fd, const CgroupLimits *l) {
@@ -656,44 +758,227 @@ static int v2_apply_limits(int fd, const CgroupLimits *l) {
                 if (r < 0)
                         return r;
         }
+        if (l->cpu_weight > 0) {
+                r = limit_write_u64(fd, "cpu.weight", MIN(l->cpu_weight, 10000u));
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
-static int v2_create(Cgroup *c, int root_fd, const char *parent, const CgroupLimits *limits,
-                     bool may_enable, bool open_existing) {
+/* The two children, with pids (required for the program's bound) and cpu (for the server's weight)
+ * enabled in the sandbox's own cgroup.subtree_control: it is ours, and has no members of its own. */
+static int v2_make_children(Cgroup *c, const CgroupLimits *l) {
+        int fd = c->self.dirs[0].fd;
+        unsigned enabled;
+        int r;
+
+        r = v2_enable_controllers(fd, l->program_pids_max > 0 ? V2_PIDS : 0,
+                                  (l->union_pids_max > 0 ? V2_PIDS : 0) | (l->union_cpu_weight > 0 ? V2_CPU : 0),
+                                  true, &enabled);
+        if (r < 0)
+                return r;
+        for (CgroupChild k = 0; k < _CGROUP_CHILD_MAX; k++) {
+                CgroupLimits cl = child_limits(l, k);
+                int pfd = dup_dir(fd);
+                if (pfd < 0)
+                        return pfd;
+                r = node_make_dir(c, &c->children[k], pfd, "");
+                if (r < 0)
+                        return r;
+                if (!(enabled & V2_PIDS))
+                        cl.pids_max = 0;
+                if (!(enabled & V2_CPU))
+                        cl.cpu_weight = 0;
+                r = v2_apply_limits(c->children[k].dirs[0].fd, &cl);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int v2_create(Cgroup *c, int root_fd, char *const parents[_CGROUP_CONTROLLER_MAX],
+                     const CgroupLimits *limits, bool check_fs, bool may_enable, bool open_existing) {
         _cleanup_close_ int pfd = -EBADF;
+        const char *parent = parents[0];
         int r;
 
         pfd = open_beneath(root_fd, parent + strspn(parent, "/"), O_PATH | O_DIRECTORY, 0);
         if (pfd < 0)
                 return log_debug_errno(pfd, "Failed to open parent cgroup '%s': %m", parent);
         if (open_existing) {
-                r = cgroup_open_dir(c, TAKE_FD(pfd), "");
-                return r == 0 ? -ENOENT : r;
+                r = node_open_dir(&c->self, TAKE_FD(pfd), "");
+                if (r <= 0)
+                        return r == 0 ? -ENOENT : r;
+                for (CgroupChild k = 0; k < _CGROUP_CHILD_MAX; k++) {
+                        int cfd = dup_dir(c->self.dirs[0].fd);
+                        r = cfd < 0 ? cfd : node_open_dir(&c->children[k], cfd, "");
+                        if (r < 0)
+                                return r;
+                        if (r > 0)
+                                c->split = true;
+                }
+                return 0;
         }
         /* Checked before mkdir: an unsupported limit leaves nothing behind, not even briefly. */
-        r = v2_check_controllers(pfd, limits, may_enable);
+        r = v2_enable_controllers(pfd, v2_limit_mask(limits), 0, may_enable, NULL);
         if (r < 0)
                 return r;
-        r = cgroup_make_dir(c, TAKE_FD(pfd), "");
+        r = node_make_dir(c, &c->self, TAKE_FD(pfd), "");
         if (r < 0)
                 return r;
-        return v2_apply_limits(c->dirs[0].fd, limits);
+        r = v2_apply_limits(c->self.dirs[0].fd, limits);
+        if (r < 0)
+                return r;
+        if (limits->split) {
+                c->split = true;
+                r = v2_make_children(c, limits);
+        }
+        return r;
 }
+
+/* The fallback without cgroup.kill or a freezer: SIGKILL whatever cgroup.procs lists, again and
+ * again until it lists nothing (a member may fork between our read and our kill), bounded. A pid
+ * read here may, in theory, exit and be reused before the kill; the freezer path has no such race. */
+static int kill_loop(int dir_fd) {
+        uint64_t deadline = now_usec() + CGROUP_KILL_LOOP_TIMEOUT_USEC;
+        for (;;) {
+                int n = cg_for_each_pid(dir_fd, "cgroup.procs", kill_pid);
+                if (n <= 0)
+                        return n;
+                if (now_usec() >= deadline)
+                        return 0; /* the members are dying; removal waits for them */
+                sleep_usec(2000);
+        }
+}
+
+static int v2_kill(Cgroup *c, CgroupNode *n) {
+        /* cgroup.kill (kernel >= 5.14) kills every member, also those forked meanwhile, and every
+         * member of the cgroups below. */
+        int r = cg_write(n->dirs[0].fd, "cgroup.kill", "1");
+        if (r == -ENOENT)
+                return kill_loop(n->dirs[0].fd);
+        return r;
+}
+
+/* v2: wait for "populated 0" in cgroup.events; the kernel signals changes with POLLPRI. */
+static int v2_wait_events(int dir_fd, uint64_t deadline) {
+        _cleanup_close_ int fd = -EBADF;
+        char buf[256];
+
+        fd = open_beneath(dir_fd, "cgroup.events", O_RDONLY | O_NOCTTY, 0);
+        if (fd < 0)
+                return fd;
+        for (;;) {
+                ssize_t k = pread(fd, buf, sizeof buf - 1, 0);
+                uint64_t populated, now;
+                int r;
+
+                if (k < 0)
+                        return -errno;
+                buf[k] = '\0';
+                if (strlen(buf) != (size_t) k)
+                        return -EBADMSG;
+                r = parse_keyed_u64(buf, "populated", &populated);
+                if (r < 0)
+                        return r;
+                if (populated == 0)
+                        return 0;
+                now = now_usec();
+                if (now >= deadline)
+                        return -EBUSY;
+
+                struct pollfd p = { .fd = fd, .events = POLLPRI };
+                int timeout_ms = (int) MIN((deadline - now + 999) / 1000, UINT64_C(1000));
+                int n = poll(&p, 1, timeout_ms);
+                if (n < 0 && errno != EINTR)
+                        return -errno;
+                if (n > 0 && !(p.revents & (POLLPRI | POLLERR)))
+                        sleep_usec(10000); /* not a kernfs file (a fake tree): do not spin */
+        }
+}
+
+/* v1 (and v2 without cgroup.events): poll cgroup.procs until it lists nobody. */
+static int wait_procs_empty(int dir_fd, uint64_t deadline) {
+        uint64_t delay = 1000;
+        for (;;) {
+                int n = cg_for_each_pid(dir_fd, "cgroup.procs", NULL);
+                if (n <= 0)
+                        return n;
+                if (now_usec() >= deadline)
+                        return -EBUSY;
+                sleep_usec(delay);
+                delay = MIN(delay * 2, UINT64_C(20000));
+        }
+}
+
+static int v2_wait_empty(CgroupNode *n, uint64_t deadline) {
+        if (n->n_dirs == 0 || n->dirs[0].fd < 0)
+                return 0;
+        int r = v2_wait_events(n->dirs[0].fd, deadline);
+        if (r == -ENOENT)
+                r = wait_procs_empty(n->dirs[0].fd, deadline);
+        return r;
+}
+
+static int v2_get_cpu_usec(Cgroup *c, uint64_t *ret) {
+        uint64_t v;
+        /* Core cgroup2 accounting, of the whole subtree: present without the cpu controller. */
+        int r = cg_read_keyed_u64(c->self.dirs[0].fd, "cpu.stat", "usage_usec", &v);
+        if (r == -ENOENT)
+                return -EOPNOTSUPP;
+        if (r < 0)
+                return r;
+        *ret = v;
+        return 0;
+}
+
+/* An optional stat: a missing file means "not accounted here", 0. */
+static int optional_stat(int r, uint64_t *v) {
+        if (r == -ENOENT) {
+                *v = 0;
+                return 0;
+        }
+        return r;
+}
+
+static int v2_get_memory_stats(Cgroup *c, CgroupStats *s) {
+        int fd = c->self.dirs[0].fd, r;
+        /* memory.peak: kernel >= 5.19 and the memory controller enabled for us. Both it and
+         * memory.events count the children too. */
+        r = optional_stat(cg_read_single_u64(fd, "memory.peak", &s->memory_peak), &s->memory_peak);
+        if (r < 0)
+                return r;
+        return optional_stat(cg_read_keyed_u64(fd, "memory.events", "oom_kill", &s->oom_kills), &s->oom_kills);
+}
+
+static int v2_pids_fd(const CgroupNode *n) {
+        return n->n_dirs > 0 ? n->dirs[0].fd : -EBADF;
+}
+
+static const CgroupOps v2_ops = {
+        .create = v2_create,
+        .kill = v2_kill,
+        .wait_empty = v2_wait_empty,
+        .get_cpu_usec = v2_get_cpu_usec,
+        .get_memory_stats = v2_get_memory_stats,
+        .pids_fd = v2_pids_fd,
+};
 
 /* ------------------------------------------------------------------------------------------------
  * v1
  */
 
 /* Whether a hierarchy is required (a requested limit needs it; missing → -EOPNOTSUPP) or only
- * wanted when present (memory and cpuacct for the stats, freezer for killing). pids and cpu are
- * only created when their limit is requested. */
+ * wanted when present (memory and cpuacct for the stats, freezer for killing, pids for the union
+ * server's best-effort bound). pids and cpu are otherwise only created when their limit is
+ * requested. */
 static bool v1_required(CgroupController ctl, const CgroupLimits *l) {
         switch (ctl) {
         case CGROUP_MEMORY:
                 return l->memory_max > 0;
         case CGROUP_PIDS:
-                return l->pids_max > 0;
+                return l->pids_max > 0 || (l->split && l->program_pids_max > 0);
         case CGROUP_CPU:
                 return l->cpu_quota_us > 0;
         case CGROUP_CPUACCT:
@@ -705,13 +990,105 @@ static bool v1_required(CgroupController ctl, const CgroupLimits *l) {
 }
 
 static bool v1_wanted(CgroupController ctl, const CgroupLimits *l) {
-        return v1_required(ctl, l) || ctl == CGROUP_MEMORY || ctl == CGROUP_CPUACCT || ctl == CGROUP_FREEZER;
+        return v1_required(ctl, l) || ctl == CGROUP_MEMORY || ctl == CGROUP_CPUACCT || ctl == CGROUP_FREEZER ||
+               (ctl == CGROUP_PIDS && l->split && l->union_pids_max > 0);
+}
+
+/* A controller's directory of node N, or -EBADF. */
+static int v1_fd(const CgroupNode *n, CgroupController ctl) {
+        return n->index[ctl] >= 0 ? n->dirs[n->index[ctl]].fd : -EBADF;
+}
+
+static int v1_apply_limits(CgroupNode *n, const CgroupLimits *l, bool best_effort) {
+        int fd, r;
+
+        if (l->memory_max > 0) {
+                fd = v1_fd(n, CGROUP_MEMORY);
+                /* memsw (memory+swap) must stay >= the memory limit: set the memory limit first,
+                 * then memsw to the same value, so the sandbox cannot escape into swap. */
+                r = limit_write_u64(fd, "memory.limit_in_bytes", l->memory_max);
+                if (r < 0)
+                        return r;
+                r = cg_write_u64(fd, "memory.memsw.limit_in_bytes", l->memory_max);
+                if (r < 0 && r != -ENOENT) /* no swap accounting: no file, no swap escape */
+                        return log_debug_errno(r, "Failed to write memory.memsw.limit_in_bytes: %m");
+        }
+        fd = v1_fd(n, CGROUP_PIDS);
+        if (l->pids_max > 0 && !(best_effort && fd < 0)) {
+                r = limit_write_u64(fd, "pids.max", l->pids_max);
+                if (r < 0)
+                        return r;
+        }
+        fd = v1_fd(n, CGROUP_CPU);
+        if (l->cpu_quota_us > 0) {
+                r = limit_write_u64(fd, "cpu.cfs_period_us", l->cpu_period_us ?: CGROUP_DEFAULT_PERIOD_US);
+                if (r < 0)
+                        return r;
+                r = limit_write_u64(fd, "cpu.cfs_quota_us", l->cpu_quota_us);
+                if (r < 0)
+                        return r;
+        }
+        if (l->cpu_weight > 0 && !(best_effort && fd < 0)) {
+                /* v2's weight 100 is v1's 1024 shares; 10000 → 102400 (v1 allows 2..262144). */
+                r = limit_write_u64(fd, "cpu.shares", MAX((uint64_t) MIN(l->cpu_weight, 10000u) * 1024 / 100, 2u));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The children: a directory in each of the sandbox's hierarchies, but the union server's not in the
+ * freezer (freezing the program must never freeze the server it waits for). */
+static int v1_make_children(Cgroup *c, const CgroupLimits *l) {
+        int r;
+
+        for (CgroupChild k = 0; k < _CGROUP_CHILD_MAX; k++) {
+                CgroupNode *n = &c->children[k];
+                CgroupLimits cl = child_limits(l, k);
+
+                for (size_t i = 0; i < c->self.n_dirs; i++) {
+                        if (k == CGROUP_CHILD_UNION && (int) i == c->self.index[CGROUP_FREEZER])
+                                continue;
+                        int pfd = dup_dir(c->self.dirs[i].fd);
+                        if (pfd < 0)
+                                return pfd;
+                        r = node_make_dir(c, n, pfd, c->self.dirs[i].hierarchy);
+                        if (r < 0)
+                                return r;
+                        for (CgroupController ctl = 0; ctl < _CGROUP_CONTROLLER_MAX; ctl++)
+                                if (c->self.index[ctl] == (int) i)
+                                        n->index[ctl] = (int) n->n_dirs - 1;
+                }
+                r = v1_apply_limits(n, &cl, k == CGROUP_CHILD_UNION);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Find the children of an existing sandbox cgroup (to remove them with it). */
+static int v1_open_children(Cgroup *c) {
+        for (CgroupChild k = 0; k < _CGROUP_CHILD_MAX; k++)
+                for (size_t i = 0; i < c->self.n_dirs; i++) {
+                        int pfd = dup_dir(c->self.dirs[i].fd);
+                        int r = pfd < 0 ? pfd : node_open_dir(&c->children[k], pfd, c->self.dirs[i].hierarchy);
+                        if (r < 0)
+                                return r;
+                        if (r == 0)
+                                continue;
+                        c->split = true;
+                        for (CgroupController ctl = 0; ctl < _CGROUP_CONTROLLER_MAX; ctl++)
+                                if (c->self.index[ctl] == (int) i)
+                                        c->children[k].index[ctl] = (int) c->children[k].n_dirs - 1;
+                }
+        return 0;
 }
 
 /* PARENTS[ctl] is the parent path in each hierarchy (NULL: that hierarchy is not available). */
 static int v1_create(Cgroup *c, int root_fd, char *const parents[_CGROUP_CONTROLLER_MAX],
-                     const CgroupLimits *limits, bool check_fs, bool open_existing) {
+                     const CgroupLimits *limits, bool check_fs, bool may_enable, bool open_existing) {
         struct stat roots[_CGROUP_CONTROLLER_MAX];
+        CgroupNode *n = &c->self;
         int r;
 
         for (CgroupController ctl = 0; ctl < _CGROUP_CONTROLLER_MAX; ctl++) {
@@ -738,9 +1115,9 @@ static int v1_create(Cgroup *c, int root_fd, char *const parents[_CGROUP_CONTROL
                 if (fstat(hfd, &st) < 0)
                         return -errno;
                 for (CgroupController o = 0; o < ctl; o++)
-                        if (c->index[o] >= 0 && roots[o].st_dev == st.st_dev &&
+                        if (n->index[o] >= 0 && roots[o].st_dev == st.st_dev &&
                             roots[o].st_ino == st.st_ino) {
-                                c->index[ctl] = c->index[o];
+                                n->index[ctl] = n->index[o];
                                 shared = true;
                                 break;
                         }
@@ -754,51 +1131,146 @@ static int v1_create(Cgroup *c, int root_fd, char *const parents[_CGROUP_CONTROL
                         return log_debug_errno(pfd, "Failed to open parent cgroup '%s' in '%s': %m",
                                                parent, dirname);
                 if (open_existing) {
-                        r = cgroup_open_dir(c, TAKE_FD(pfd), dirname);
+                        r = node_open_dir(n, TAKE_FD(pfd), dirname);
                         if (r < 0)
                                 return r;
                         if (r == 0)
                                 continue;
                 } else {
-                        r = cgroup_make_dir(c, TAKE_FD(pfd), dirname);
+                        r = node_make_dir(c, n, TAKE_FD(pfd), dirname);
                         if (r < 0)
                                 return r;
                 }
-                c->index[ctl] = (int) c->n_dirs - 1;
+                n->index[ctl] = (int) n->n_dirs - 1;
         }
         if (open_existing)
-                return c->n_dirs > 0 ? 0 : -ENOENT;
-        if (c->n_dirs == 0)
+                return n->n_dirs > 0 ? v1_open_children(c) : -ENOENT;
+        if (n->n_dirs == 0)
                 return log_debug_errno(-EOPNOTSUPP, "No usable cgroup v1 hierarchy");
 
-        if (limits->memory_max > 0) {
-                int fd = c->dirs[c->index[CGROUP_MEMORY]].fd;
-                /* memsw (memory+swap) must stay >= the memory limit: set the memory limit first,
-                 * then memsw to the same value, so the sandbox cannot escape into swap. */
-                r = limit_write_u64(fd, "memory.limit_in_bytes", limits->memory_max);
-                if (r < 0)
-                        return r;
-                r = cg_write_u64(fd, "memory.memsw.limit_in_bytes", limits->memory_max);
-                if (r < 0 && r != -ENOENT) /* no swap accounting: no file, no swap escape */
-                        return log_debug_errno(r, "Failed to write memory.memsw.limit_in_bytes: %m");
+        r = v1_apply_limits(n, limits, false);
+        if (r < 0)
+                return r;
+        if (limits->split) {
+                c->split = true;
+                r = v1_make_children(c, limits);
         }
-        if (limits->pids_max > 0) {
-                r = limit_write_u64(c->dirs[c->index[CGROUP_PIDS]].fd, "pids.max", limits->pids_max);
+        return r;
+}
+
+static int v1_freezer_state_is(int fd, const char *state) {
+        _cleanup_free_ char *s = NULL;
+        int r = cg_read(fd, "freezer.state", &s);
+        if (r < 0)
+                return r;
+        return strneq(s, state, strlen(state)) && (s[strlen(state)] == '\0' || s[strlen(state)] == '\n');
+}
+
+/* v1 has no cgroup.kill. Frozen members can neither fork nor exit, so the pids we read stay valid
+ * and complete while we kill them; they die as soon as they are thawed. Freezing a node freezes
+ * the cgroups below it too: the sandbox's freezer directory only has the program below it. */
+static int v1_kill(Cgroup *c, CgroupNode *n) {
+        int fd = v1_fd(n, CGROUP_FREEZER), r, ret = 0;
+
+        if (fd >= 0) {
+                uint64_t deadline = now_usec() + CGROUP_FREEZE_TIMEOUT_USEC, delay = 1000;
+
+                r = cg_write(fd, "freezer.state", "FROZEN");
                 if (r < 0)
-                        return r;
+                        return log_debug_errno(r, "Failed to freeze '%s': %m", n->name);
+                /* FREEZING until every member stopped; a member in an uninterruptible sleep may
+                 * hold that up: then we kill anyway and fall back to the loop below. */
+                while ((r = v1_freezer_state_is(fd, "FROZEN")) == 0 && now_usec() < deadline) {
+                        sleep_usec(delay);
+                        delay = MIN(delay * 2, UINT64_C(20000));
+                }
+                if (r < 0)
+                        ret = r;
+                r = cg_for_each_pid(fd, "cgroup.procs", kill_pid);
+                if (r < 0 && ret == 0)
+                        ret = r;
+                r = cg_write(fd, "freezer.state", "THAWED");
+                if (r < 0 && ret == 0)
+                        ret = log_debug_errno(r, "Failed to thaw '%s': %m", n->name);
         }
-        if (limits->cpu_quota_us > 0) {
-                int fd = c->dirs[c->index[CGROUP_CPU]].fd;
-                r = limit_write_u64(fd, "cpu.cfs_period_us",
-                                    limits->cpu_period_us ?: CGROUP_DEFAULT_PERIOD_US);
+        /* Members the freezer did not hold (no freezer hierarchy, or not frozen in time). */
+        for (size_t i = 0; i < n->n_dirs; i++) {
+                if (n->dirs[i].fd < 0 || (int) i == n->index[CGROUP_FREEZER])
+                        continue;
+                if (fd >= 0 && ret == 0) {
+                        /* Frozen and killed: anything still listed is already dying; one pass. */
+                        r = cg_for_each_pid(n->dirs[i].fd, "cgroup.procs", kill_pid);
+                } else
+                        r = kill_loop(n->dirs[i].fd);
+                if (r < 0 && ret == 0)
+                        ret = r;
+        }
+        return ret;
+}
+
+static int v1_wait_empty(CgroupNode *n, uint64_t deadline) {
+        for (size_t i = 0; i < n->n_dirs; i++) {
+                if (n->dirs[i].fd < 0)
+                        continue;
+                int r = wait_procs_empty(n->dirs[i].fd, deadline);
                 if (r < 0)
-                        return r;
-                r = limit_write_u64(fd, "cpu.cfs_quota_us", limits->cpu_quota_us);
-                if (r < 0)
-                        return r;
+                        return log_debug_errno(r, "Cgroup '%s' in '%s' did not become empty: %m", n->name,
+                                               n->dirs[i].hierarchy);
         }
         return 0;
 }
+
+static int v1_get_cpu_usec(Cgroup *c, uint64_t *ret) {
+        uint64_t v;
+        int fd = v1_fd(&c->self, CGROUP_CPUACCT);
+        if (fd < 0)
+                return -EOPNOTSUPP;
+        int r = cg_read_single_u64(fd, "cpuacct.usage", &v); /* nanoseconds, children included */
+        if (r == -ENOENT)
+                return -EOPNOTSUPP;
+        if (r < 0)
+                return r;
+        *ret = v / 1000;
+        return 0;
+}
+
+static int v1_get_memory_stats(Cgroup *c, CgroupStats *s) {
+        int fd = v1_fd(&c->self, CGROUP_MEMORY), r;
+
+        s->memory_peak = s->oom_kills = 0;
+        if (fd < 0)
+                return 0;
+        /* The peak is hierarchical; v1 counts an OOM kill only in the victim's own cgroup. */
+        r = optional_stat(cg_read_single_u64(fd, "memory.max_usage_in_bytes", &s->memory_peak), &s->memory_peak);
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k <= ELEMENTSOF(c->children); k++) {
+                CgroupNode *n = k < ELEMENTSOF(c->children) ? &c->children[k] : &c->self;
+                uint64_t kills;
+                fd = v1_fd(n, CGROUP_MEMORY);
+                if (fd < 0)
+                        continue;
+                /* "oom_kill N": kernel >= 4.13. */
+                r = optional_stat(cg_read_keyed_u64(fd, "memory.oom_control", "oom_kill", &kills), &kills);
+                if (r < 0)
+                        return r;
+                s->oom_kills += kills;
+        }
+        return 0;
+}
+
+static int v1_pids_fd(const CgroupNode *n) {
+        return v1_fd(n, CGROUP_PIDS);
+}
+
+static const CgroupOps v1_ops = {
+        .create = v1_create,
+        .kill = v1_kill,
+        .wait_empty = v1_wait_empty,
+        .get_cpu_usec = v1_get_cpu_usec,
+        .get_memory_stats = v1_get_memory_stats,
+        .pids_fd = v1_pids_fd,
+};
 
 /* ------------------------------------------------------------------------------------------------
  * Create
@@ -841,10 +1313,7 @@ static int cgroup_create_internal(const CreateArgs *a, Cgroup **ret_cgroup) {
         c = cgroup_new(a->layout, a->name, a->hooks);
         if (!c)
                 return -ENOMEM;
-        if (a->layout == CGROUP_LAYOUT_V2)
-                r = v2_create(c, root_fd, a->parents[0], limits, a->may_enable, a->open_existing);
-        else
-                r = v1_create(c, root_fd, a->parents, limits, a->check_fs, a->open_existing);
+        r = c->ops->create(c, root_fd, a->parents, limits, a->check_fs, a->may_enable, a->open_existing);
         if (r < 0 && a->open_existing)
                 return r;
         if (r < 0) {
@@ -1134,7 +1603,7 @@ int cgroup_explain_unsupported(const CgroupLimits *limits, char **ret_missing, c
                         return r;
                 for (size_t i = 0; i < ELEMENTSOF(v2_limit_controllers); i++) {
                         const char *ctl = v2_limit_controllers[i];
-                        if (!v2_limit_wanted(limits, i) || word_in_list(subtree, ctl) ||
+                        if (!(v2_limit_mask(limits) & (1u << i)) || word_in_list(subtree, ctl) ||
                             (base && word_in_list(available, ctl)))
                                 continue;
                         strcat(missing, *missing ? ", " : "");
@@ -1154,79 +1623,86 @@ int cgroup_explain_unsupported(const CgroupLimits *limits, char **ret_missing, c
  * Attach, stats
  */
 
-int cgroup_attach(Cgroup *cgroup, pid_t pid) {
+static int node_attach(CgroupNode *n, pid_t pid) {
         char buf[32];
         int r;
 
+        snprintf(buf, sizeof buf, "%ld", (long) pid);
+        for (size_t i = 0; i < n->n_dirs; i++) {
+                r = cg_write(n->dirs[i].fd, "cgroup.procs", buf);
+                if (r < 0)
+                        return log_debug_errno(r, "Failed to attach %ld to '%s' in '%s': %m", (long) pid,
+                                               n->name, n->dirs[i].hierarchy);
+        }
+        return 0;
+}
+
+int cgroup_attach(Cgroup *cgroup, pid_t pid) {
         assert_return(cgroup, -EINVAL);
         assert_return(pid > 0, -EINVAL);
         if (!cgroup_is_live(cgroup))
                 return -ESTALE;
-        snprintf(buf, sizeof buf, "%ld", (long) pid);
-        for (size_t i = 0; i < cgroup->n_dirs; i++) {
-                r = cg_write(cgroup->dirs[i].fd, "cgroup.procs", buf);
-                if (r < 0)
-                        return log_debug_errno(r, "Failed to attach %ld to '%s' in '%s': %m", (long) pid,
-                                               cgroup->name, cgroup->dirs[i].hierarchy);
-        }
-        return 0;
+        if (cgroup->split)
+                return -EISDIR; /* its members live in its children */
+        return node_attach(&cgroup->self, pid);
+}
+
+int cgroup_child_attach(Cgroup *cgroup, CgroupChild child, pid_t pid) {
+        assert_return(cgroup, -EINVAL);
+        assert_return(pid > 0, -EINVAL);
+        if (!cgroup_is_live(cgroup))
+                return -ESTALE;
+        CgroupNode *n = child_node(cgroup, child);
+        if (!n)
+                return -ENOENT;
+        return node_attach(n, pid);
+}
+
+static int node_v2_fd(const Cgroup *c, const CgroupNode *n) {
+        if (c->layout != CGROUP_LAYOUT_V2)
+                return -EOPNOTSUPP;
+        if (!node_is_live(n))
+                return -ESTALE;
+        /* A real fd, not O_PATH: clone3() refuses O_PATH fds for CLONE_INTO_CGROUP. */
+        return open_beneath(n->dirs[0].fd, ".", O_RDONLY | O_DIRECTORY, 0);
 }
 
 int cgroup_v2_fd(Cgroup *cgroup) {
         assert_return(cgroup, -EINVAL);
+        if (cgroup->layout == CGROUP_LAYOUT_V2 && cgroup->split)
+                return -EISDIR;
+        return node_v2_fd(cgroup, &cgroup->self);
+}
+
+int cgroup_child_v2_fd(Cgroup *cgroup, CgroupChild child) {
+        assert_return(cgroup, -EINVAL);
         if (cgroup->layout != CGROUP_LAYOUT_V2)
                 return -EOPNOTSUPP;
-        if (!cgroup_is_live(cgroup))
-                return -ESTALE;
-        /* A real fd, not O_PATH: clone3() refuses O_PATH fds for CLONE_INTO_CGROUP. */
-        return open_beneath(cgroup->dirs[0].fd, ".", O_RDONLY | O_DIRECTORY, 0);
-}
-
-/* A controller's directory on v1, or -1. */
-static int v1_fd(const Cgroup *c, CgroupController ctl) {
-        return c->index[ctl] >= 0 ? c->dirs[c->index[ctl]].fd : -EBADF;
-}
-
-static int get_cpu_usec(Cgroup *c, uint64_t *ret) {
-        uint64_t v;
-        int r;
-
-        if (c->layout == CGROUP_LAYOUT_V2) {
-                /* Core cgroup2 accounting: present without the cpu controller. */
-                r = cg_read_keyed_u64(c->dirs[0].fd, "cpu.stat", "usage_usec", &v);
-                if (r == -ENOENT)
-                        return -EOPNOTSUPP;
-                if (r < 0)
-                        return r;
-                *ret = v;
-                return 0;
-        }
-        int fd = v1_fd(c, CGROUP_CPUACCT);
-        if (fd < 0)
-                return -EOPNOTSUPP;
-        r = cg_read_single_u64(fd, "cpuacct.usage", &v); /* nanoseconds */
-        if (r == -ENOENT)
-                return -EOPNOTSUPP;
-        if (r < 0)
-                return r;
-        *ret = v / 1000;
-        return 0;
+        CgroupNode *n = child_node(cgroup, child);
+        if (!n)
+                return cgroup_is_live(cgroup) ? -ENOENT : -ESTALE;
+        return node_v2_fd(cgroup, n);
 }
 
 int cgroup_get_cpu_usec(Cgroup *cgroup, uint64_t *ret_usec) {
         assert_return(cgroup && ret_usec, -EINVAL);
-        if (!cgroup_is_live(cgroup))
+        if (!node_is_live(&cgroup->self))
                 return -ESTALE;
-        return get_cpu_usec(cgroup, ret_usec);
+        return cgroup->ops->get_cpu_usec(cgroup, ret_usec);
 }
 
-/* An optional stat: a missing file means "not accounted here", 0. */
-static int optional_stat(int r, uint64_t *v) {
-        if (r == -ENOENT) {
-                *v = 0;
+/* Forks refused at the pids limit: the program's (the split layout bounds it in its own child), else
+ * the cgroup's own. A missing pids.events (no pids controller or hierarchy) counts as 0. */
+static int get_pids_events(Cgroup *c, CgroupStats *s) {
+        const CgroupNode *n = c->split && node_is_live(&c->children[CGROUP_CHILD_PROGRAM]) ?
+                &c->children[CGROUP_CHILD_PROGRAM] : &c->self;
+        int fd = c->ops->pids_fd(n);
+
+        s->pids_max_events = 0;
+        if (fd < 0)
                 return 0;
-        }
-        return r;
+        return optional_stat(cg_read_keyed_u64(fd, "pids.events", "max", &s->pids_max_events),
+                             &s->pids_max_events);
 }
 
 int cgroup_get_stats(Cgroup *cgroup, CgroupStats *ret_stats) {
@@ -1234,52 +1710,20 @@ int cgroup_get_stats(Cgroup *cgroup, CgroupStats *ret_stats) {
         int r;
 
         assert_return(cgroup && ret_stats, -EINVAL);
-        if (!cgroup_is_live(cgroup))
+        if (!node_is_live(&cgroup->self))
                 return -ESTALE;
 
-        r = get_cpu_usec(cgroup, &s.cpu_usec);
+        r = cgroup->ops->get_cpu_usec(cgroup, &s.cpu_usec);
         if (r == -EOPNOTSUPP)
                 s.cpu_usec = 0;
         else if (r < 0)
                 return r;
-
-        if (cgroup->layout == CGROUP_LAYOUT_V2) {
-                int fd = cgroup->dirs[0].fd;
-                /* memory.peak: kernel >= 5.19 and the memory controller enabled for us. */
-                r = optional_stat(cg_read_single_u64(fd, "memory.peak", &s.memory_peak), &s.memory_peak);
-                if (r < 0)
-                        return r;
-                r = optional_stat(cg_read_keyed_u64(fd, "memory.events", "oom_kill", &s.oom_kills),
-                                  &s.oom_kills);
-                if (r < 0)
-                        return r;
-                /* Only with the pids controller enabled for us. */
-                r = optional_stat(cg_read_keyed_u64(fd, "pids.events", "max", &s.pids_max_events),
-                                  &s.pids_max_events);
-                if (r < 0)
-                        return r;
-        } else {
-                int fd = v1_fd(cgroup, CGROUP_MEMORY);
-                if (fd >= 0) {
-                        r = optional_stat(cg_read_single_u64(fd, "memory.max_usage_in_bytes", &s.memory_peak),
-                                          &s.memory_peak);
-                        if (r < 0)
-                                return r;
-                        /* "oom_kill N": kernel >= 4.13. */
-                        r = optional_stat(cg_read_keyed_u64(fd, "memory.oom_control", "oom_kill", &s.oom_kills),
-                                          &s.oom_kills);
-                        if (r < 0)
-                                return r;
-                }
-                /* The pids hierarchy exists for a sandbox with a pids limit. */
-                fd = v1_fd(cgroup, CGROUP_PIDS);
-                if (fd >= 0) {
-                        r = optional_stat(cg_read_keyed_u64(fd, "pids.events", "max", &s.pids_max_events),
-                                          &s.pids_max_events);
-                        if (r < 0)
-                                return r;
-                }
-        }
+        r = cgroup->ops->get_memory_stats(cgroup, &s);
+        if (r < 0)
+                return r;
+        r = get_pids_events(cgroup, &s);
+        if (r < 0)
+                return r;
         *ret_stats = s;
         return 0;
 }
@@ -1288,135 +1732,32 @@ int cgroup_get_stats(Cgroup *cgroup, CgroupStats *ret_stats) {
  * Kill and remove
  */
 
-/* The fallback without cgroup.kill or a freezer: SIGKILL whatever cgroup.procs lists, again and
- * again until it lists nothing (a member may fork between our read and our kill), bounded. A pid
- * read here may, in theory, exit and be reused before the kill; the freezer path has no such race. */
-static int kill_loop(int dir_fd) {
-        uint64_t deadline = now_usec() + CGROUP_KILL_LOOP_TIMEOUT_USEC;
-        for (;;) {
-                int n = cg_for_each_pid(dir_fd, "cgroup.procs", kill_pid);
-                if (n <= 0)
-                        return n;
-                if (now_usec() >= deadline)
-                        return 0; /* the members are dying; removal waits for them */
-                sleep_usec(2000);
-        }
-}
+int cgroup_kill_all(Cgroup *cgroup) {
+        int r, ret = 0;
 
-static int v1_freezer_state_is(int fd, const char *state) {
-        _cleanup_free_ char *s = NULL;
-        int r = cg_read(fd, "freezer.state", &s);
-        if (r < 0)
-                return r;
-        return strneq(s, state, strlen(state)) && (s[strlen(state)] == '\0' || s[strlen(state)] == '\n');
-}
-
-/* v1 has no cgroup.kill. Frozen members can neither fork nor exit, so the pids we read stay valid
- * and complete while we kill them; they die as soon as they are thawed. */
-static int v1_kill_all(Cgroup *c) {
-        int fd = v1_fd(c, CGROUP_FREEZER), r, ret = 0;
-
-        if (fd >= 0) {
-                uint64_t deadline = now_usec() + CGROUP_FREEZE_TIMEOUT_USEC, delay = 1000;
-
-                r = cg_write(fd, "freezer.state", "FROZEN");
-                if (r < 0)
-                        return log_debug_errno(r, "Failed to freeze '%s': %m", c->name);
-                /* FREEZING until every member stopped; a member in an uninterruptible sleep may
-                 * hold that up: then we kill anyway and fall back to the loop below. */
-                while ((r = v1_freezer_state_is(fd, "FROZEN")) == 0 && now_usec() < deadline) {
-                        sleep_usec(delay);
-                        delay = MIN(delay * 2, UINT64_C(20000));
-                }
-                if (r < 0)
-                        ret = r;
-                r = cg_for_each_pid(fd, "cgroup.procs", kill_pid);
-                if (r < 0 && ret == 0)
-                        ret = r;
-                r = cg_write(fd, "freezer.state", "THAWED");
-                if (r < 0 && ret == 0)
-                        ret = log_debug_errno(r, "Failed to thaw '%s': %m", c->name);
-        }
-        /* Members the freezer did not hold (no freezer hierarchy, or not frozen in time). */
-        for (size_t i = 0; i < c->n_dirs; i++) {
-                if (c->dirs[i].fd < 0 || (int) i == c->index[CGROUP_FREEZER])
+        assert_return(cgroup, -EINVAL);
+        if (!cgroup_is_live(cgroup))
+                return -ESTALE;
+        /* The program first (it may be waiting on the server), then the server, then anything left. */
+        for (size_t k = 0; k <= ELEMENTSOF(cgroup->children); k++) {
+                CgroupNode *n = k < ELEMENTSOF(cgroup->children) ? &cgroup->children[k] : &cgroup->self;
+                if (!node_is_live(n))
                         continue;
-                if (fd >= 0 && ret == 0) {
-                        /* Frozen and killed: anything still listed is already dying; one pass. */
-                        r = cg_for_each_pid(c->dirs[i].fd, "cgroup.procs", kill_pid);
-                } else
-                        r = kill_loop(c->dirs[i].fd);
+                r = cgroup->ops->kill(cgroup, n);
                 if (r < 0 && ret == 0)
                         ret = r;
         }
         return ret;
 }
 
-int cgroup_kill_all(Cgroup *cgroup) {
-        int r;
-
+int cgroup_child_kill(Cgroup *cgroup, CgroupChild child) {
         assert_return(cgroup, -EINVAL);
         if (!cgroup_is_live(cgroup))
                 return -ESTALE;
-        if (cgroup->layout == CGROUP_LAYOUT_V1)
-                return v1_kill_all(cgroup);
-
-        /* cgroup.kill (kernel >= 5.14) kills every member and the ones forked meanwhile. */
-        r = cg_write(cgroup->dirs[0].fd, "cgroup.kill", "1");
-        if (r == -ENOENT)
-                return kill_loop(cgroup->dirs[0].fd);
-        return r;
-}
-
-/* v2: wait for "populated 0" in cgroup.events; the kernel signals changes with POLLPRI. */
-static int v2_wait_empty(int dir_fd, uint64_t deadline) {
-        _cleanup_close_ int fd = -EBADF;
-        char buf[256];
-
-        fd = open_beneath(dir_fd, "cgroup.events", O_RDONLY | O_NOCTTY, 0);
-        if (fd < 0)
-                return fd;
-        for (;;) {
-                ssize_t k = pread(fd, buf, sizeof buf - 1, 0);
-                uint64_t populated, now;
-                int r;
-
-                if (k < 0)
-                        return -errno;
-                buf[k] = '\0';
-                if (strlen(buf) != (size_t) k)
-                        return -EBADMSG;
-                r = parse_keyed_u64(buf, "populated", &populated);
-                if (r < 0)
-                        return r;
-                if (populated == 0)
-                        return 0;
-                now = now_usec();
-                if (now >= deadline)
-                        return -EBUSY;
-
-                struct pollfd p = { .fd = fd, .events = POLLPRI };
-                int timeout_ms = (int) MIN((deadline - now + 999) / 1000, UINT64_C(1000));
-                int n = poll(&p, 1, timeout_ms);
-                if (n < 0 && errno != EINTR)
-                        return -errno;
-                if (n > 0 && !(p.revents & (POLLPRI | POLLERR)))
-                        sleep_usec(10000); /* not a kernfs file (a fake tree): do not spin */
-        }
-}
-
-/* v1 (and v2 without cgroup.events): poll cgroup.procs until it lists nobody. */
-static int wait_procs_empty(int dir_fd, uint64_t deadline) {
-        uint64_t delay = 1000;
-        for (;;) {
-                int n = cg_for_each_pid(dir_fd, "cgroup.procs", NULL);
-                if (n <= 0)
-                        return n;
-                if (now_usec() >= deadline)
-                        return -EBUSY;
-                sleep_usec(delay);
-                delay = MIN(delay * 2, UINT64_C(20000));
-        }
+        CgroupNode *n = child_node(cgroup, child);
+        if (!n)
+                return -ENOENT;
+        return cgroup->ops->kill(cgroup, n);
 }
 
 int cgroup_remove(Cgroup *cgroup) {
@@ -1431,16 +1772,14 @@ int cgroup_remove(Cgroup *cgroup) {
         if (r < 0)
                 log_debug_errno(r, "Failed to kill the members of '%s', removing anyway: %m", cgroup->name);
 
-        for (size_t i = 0; i < cgroup->n_dirs; i++) {
-                int fd = cgroup->dirs[i].fd;
-                if (fd < 0)
+        for (size_t k = 0; k <= ELEMENTSOF(cgroup->children); k++) {
+                CgroupNode *n = k < ELEMENTSOF(cgroup->children) ? &cgroup->children[k] : &cgroup->self;
+                if (!node_is_live(n))
                         continue;
-                r = cgroup->layout == CGROUP_LAYOUT_V2 ? v2_wait_empty(fd, deadline) : -ENOENT;
-                if (r == -ENOENT)
-                        r = wait_procs_empty(fd, deadline);
+                r = cgroup->ops->wait_empty(n, deadline);
                 if (r < 0)
-                        return log_debug_errno(r, "Cgroup '%s' in '%s' did not become empty: %m",
-                                               cgroup->name, cgroup->dirs[i].hierarchy);
+                        return log_debug_errno(r, "Cgroup '%s' of '%s' did not become empty: %m", n->name,
+                                               cgroup->name);
         }
         return cgroup_remove_dirs(cgroup);
 }

@@ -2,10 +2,14 @@
 /*
  * One cgroup per sandbox, on cgroup v2 (a child of our own cgroup, controllers enabled in our
  * delegated subtree) or on v1 (a child of our own cgroup in each of the memory, pids, cpu, cpuacct
- * and freezer hierarchies). We only ever create, write to and remove cgroups we made ourselves; the
- * one exception is cgroup_v2_prepare_delegated(), which the caller invokes explicitly when our own
- * cgroup was delegated to us. Runs in the parent (the runtime), as root or as the owner of a
- * delegated subtree. A Cgroup object is used by one thread at a time; see docs/cgroups.md.
+ * and freezer hierarchies). With CgroupLimits.split it holds the whole sandbox's limits and has two
+ * children: "program" (the sandbox's init and everything it starts; what cgroup_child_kill() ends)
+ * and "union" (the union's server, whose work for the sandbox is charged to it, and which is never
+ * frozen: on v1 it is not in the freezer hierarchy). We only ever create, write to and remove
+ * cgroups we made ourselves; the one exception is cgroup_v2_prepare_delegated(), which the caller
+ * invokes explicitly when our own cgroup was delegated to us. Runs in the parent (the runtime), as
+ * root or as the owner of a delegated subtree. A Cgroup object is used by one thread at a time; see
+ * docs/cgroups.md.
  */
 #pragma once
 
@@ -18,11 +22,24 @@ typedef enum CgroupLayout {
         CGROUP_LAYOUT_V1,       /* /sys/fs/cgroup is a tmpfs of v1 hierarchies (maybe with unified/) */
 } CgroupLayout;
 
+typedef enum CgroupChild {
+        CGROUP_CHILD_PROGRAM,   /* "program": the init and everything below it */
+        CGROUP_CHILD_UNION,     /* "union": the union's server */
+        _CGROUP_CHILD_MAX,
+} CgroupChild;
+
 typedef struct CgroupLimits {
         uint64_t memory_max;    /* bytes, 0 = no limit; swap is limited to 0 too where possible */
         uint64_t pids_max;      /* 0 = no limit */
         uint64_t cpu_quota_us;  /* 0 = no limit; per cpu_period_us */
         uint64_t cpu_period_us; /* 0 = 100000 */
+        uint32_t cpu_weight;    /* 1..10000 (v2's cpu.weight; v1 cpu.shares = weight * 1024 / 100), 0 = unset */
+        /* The two children, made with the cgroup when SPLIT. The limits above are then the whole
+         * sandbox's (both children together); the children add their own bounds: */
+        bool split;
+        uint64_t program_pids_max; /* required (-EOPNOTSUPP without the pids controller), 0 = none */
+        uint64_t union_pids_max;   /* best effort: applied where the pids controller is there */
+        uint32_t union_cpu_weight; /* best effort: applied where the cpu controller is there */
 } CgroupLimits;
 
 typedef struct CgroupStats {
@@ -50,9 +67,9 @@ int cgroup_get_own_path(const char *controller, char **ret_path);
  * moved into, and controllers a limit needs are enabled in it on demand. */
 int cgroup_create(const char *name, const CgroupLimits *limits, Cgroup **ret_cgroup);
 
-/* Find cgroup NAME (below our own cgroups, in every hierarchy where it exists) as made by an earlier
- * cgroup_create() of a process that is gone, so that cgroup_remove() can remove it. -ENOENT when it
- * exists nowhere. */
+/* Find cgroup NAME (below our own cgroups, in every hierarchy where it exists, with the children it
+ * has) as made by an earlier cgroup_create() of a process that is gone, so that cgroup_remove() can
+ * remove it. -ENOENT when it exists nowhere. */
 int cgroup_open(const char *name, Cgroup **ret_cgroup);
 
 /* The same below an explicit mount root and parent path, for the cgroup2 mechanics on a hybrid
@@ -99,25 +116,34 @@ int cgroup_explain_unsupported(const CgroupLimits *limits, char **ret_missing, c
  * user.delegate = "1", systemd >= 251), 0 if not, -errno on error. A hint for the caller. */
 int cgroup_v2_own_is_delegated(void);
 
-/* Move PID into the cgroup (every hierarchy on v1). */
+/* Move PID into the cgroup (every hierarchy on v1). -EISDIR for a split cgroup: its members go into
+ * its children. */
 int cgroup_attach(Cgroup *cgroup, pid_t pid);
+/* Move PID into CHILD of a split cgroup (each of the child's hierarchies on v1); -ENOENT without it. */
+int cgroup_child_attach(Cgroup *cgroup, CgroupChild child, pid_t pid);
 
 /* An O_RDONLY|O_DIRECTORY|O_CLOEXEC fd of the v2 cgroup (the caller closes it), for
- * clone3(CLONE_INTO_CGROUP); -EOPNOTSUPP on v1. */
+ * clone3(CLONE_INTO_CGROUP); -EOPNOTSUPP on v1, -EISDIR for a split cgroup. */
 int cgroup_v2_fd(Cgroup *cgroup);
+/* The same for CHILD of a split cgroup. */
+int cgroup_child_v2_fd(Cgroup *cgroup, CgroupChild child);
 
-/* Accounting of the members, past and present. Values the host does not account are 0. Malformed
- * kernel files give -EBADMSG. */
+/* Accounting of the members, past and present, children included. Values the host does not account
+ * are 0. Malformed kernel files give -EBADMSG. */
 int cgroup_get_stats(Cgroup *cgroup, CgroupStats *ret_stats);
 
 /* Only the cpu time (cheap enough to poll for a cpu-time limit); -EOPNOTSUPP when not accounted
  * (v1 without a cpuacct hierarchy). */
 int cgroup_get_cpu_usec(Cgroup *cgroup, uint64_t *ret_usec);
 
-/* SIGKILL every member (cgroup.kill on v2; freeze, kill, thaw on v1). Does not wait for them. */
+/* SIGKILL every member, children included (cgroup.kill on v2; freeze, kill, thaw on v1). Does not
+ * wait for them. */
 int cgroup_kill_all(Cgroup *cgroup);
+/* SIGKILL the members of CHILD only: the program's, leaving the union's server alone. */
+int cgroup_child_kill(Cgroup *cgroup, CgroupChild child);
 
-/* Kill what is left, wait (bounded, about 5 s) until empty, remove every directory we created.
+/* Kill what is left, wait (bounded, about 5 s) until empty, remove every directory we created
+ * (the children first).
  * On failure (-EBUSY: members did not go away) what could not be removed is kept, and the call
  * may be repeated. Once everything is removed, further calls return 0 and the other functions
  * return -ESTALE. */

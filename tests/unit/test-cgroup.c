@@ -239,9 +239,10 @@ typedef struct FakeFile {
 
 static const FakeFile v2_files[] = {
         { "cgroup.procs", "" },     { "cgroup.kill", "" },     { "cgroup.events", "populated 0\nfrozen 0\n" },
-        { "cgroup.controllers", "" }, { "cgroup.subtree_control", "" },
+        { "cgroup.controllers", "cpu memory pids\n" }, { "cgroup.subtree_control", "" },
         { "memory.max", "" },       { "memory.swap.max", "" }, { "pids.max", "" },
-        { "cpu.max", "" },          { "cpu.stat", "usage_usec 0\nuser_usec 0\nsystem_usec 0\n" },
+        { "cpu.max", "" },          { "cpu.weight", "" },
+        { "cpu.stat", "usage_usec 0\nuser_usec 0\nsystem_usec 0\n" },
         { "memory.peak", "0\n" },   { "memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n" },
         { "pids.events", "max 0\n" },
 };
@@ -253,7 +254,7 @@ static const FakeFile v1_memory_files[] = {
         { "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n" },
 };
 static const FakeFile v1_pids_files[] = { { "pids.max", "" }, { "pids.events", "max 0\n" } };
-static const FakeFile v1_cpu_files[] = { { "cpu.cfs_period_us", "" }, { "cpu.cfs_quota_us", "" } };
+static const FakeFile v1_cpu_files[] = { { "cpu.cfs_period_us", "" }, { "cpu.cfs_quota_us", "" }, { "cpu.shares", "" } };
 static const FakeFile v1_cpuacct_files[] = { { "cpuacct.usage", "0\n" } };
 static const FakeFile v1_freezer_files[] = { { "freezer.state", "THAWED\n" } };
 
@@ -806,6 +807,128 @@ static int test_fake_v1_attach_kill(void) {
 }
 
 /* ------------------------------------------------------------------------------------------------
+ * Fake tree: the split layout (the sandbox's limits, a "program" and a "union" child)
+ */
+
+static const CgroupLimits split_limits = {
+        .memory_max = 64 * MiB, .pids_max = 84, .cpu_quota_us = 50000, .split = true,
+        .program_pids_max = 20, .union_pids_max = 64, .union_cpu_weight = 10000,
+};
+
+static int test_fake_v2_split(void) {
+        FakeOpts o = {};
+        Cgroup *c = NULL;
+
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V2, "v2", "s", &split_limits, &o, &c), 0);
+        track_cgroup(c);
+        CHECK_EQ(o.mkdirs, 3);
+        CHECK_STREQ(fake_read("v2/parent/s/memory.max"), "67108864");
+        CHECK_STREQ(fake_read("v2/parent/s/pids.max"), "84");
+        CHECK_STREQ(fake_read("v2/parent/s/cpu.max"), "50000 100000");
+        /* pids and cpu enabled for the children in the sandbox's own cgroup, which has no member */
+        CHECK_STREQ(fake_read("v2/parent/s/cgroup.subtree_control"), "+pids +cpu");
+        CHECK_STREQ(fake_read("v2/parent/s/program/pids.max"), "20");
+        CHECK_STREQ(fake_read("v2/parent/s/program/cpu.weight"), "");
+        CHECK_STREQ(fake_read("v2/parent/s/program/memory.max"), "");
+        CHECK_STREQ(fake_read("v2/parent/s/union/pids.max"), "64");
+        CHECK_STREQ(fake_read("v2/parent/s/union/cpu.weight"), "10000");
+        /* Members go into the children only. */
+        CHECK_EQ(cgroup_attach(c, getpid()), -EISDIR);
+        CHECK_EQ(cgroup_v2_fd(c), -EISDIR);
+        int fd = cgroup_child_v2_fd(c, CGROUP_CHILD_PROGRAM);
+        CHECK(fd >= 0);
+        struct stat a, b;
+        char p[512];
+        snprintf(p, sizeof p, "%s/v2/parent/s/program", tmp_root);
+        CHECK_EQ(fstat(fd, &a), 0);
+        CHECK_EQ(stat(p, &b), 0);
+        CHECK(a.st_ino == b.st_ino);
+        close(fd);
+        /* Killing the program writes its cgroup.kill only. */
+        CHECK_EQ(cgroup_child_kill(c, CGROUP_CHILD_PROGRAM), 0);
+        CHECK_STREQ(fake_read("v2/parent/s/program/cgroup.kill"), "1");
+        CHECK_STREQ(fake_read("v2/parent/s/union/cgroup.kill"), "");
+        CHECK_STREQ(fake_read("v2/parent/s/cgroup.kill"), "");
+        CHECK_EQ(cgroup_child_kill(c, _CGROUP_CHILD_MAX), -ENOENT);
+        /* Removal: the children first. */
+        CHECK_EQ(drop_cgroup(c), 0);
+        CHECK_EQ(o.rmdirs, 3);
+        CHECK(!fake_exists("v2/parent/s"));
+
+        /* The program's pids bound is required, the server's are not. */
+        CHECK_EQ(fake_write("v2/parent/cgroup.controllers", "memory\n"), 0);
+        o = (FakeOpts) {};
+        CgroupLimits only_union = { .split = true, .union_pids_max = 64, .union_cpu_weight = 100 };
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V2, "v2", "t", &only_union, &o, &c), 0);
+        track_cgroup(c);
+        CHECK_EQ(drop_cgroup(c), 0);
+        CHECK_EQ(fake_write("v2/parent/cgroup.controllers", "cpu memory pids\n"), 0);
+        return 0;
+}
+
+static int test_fake_v1_split(void) {
+        FakeOpts o = {};
+        Cgroup *c = NULL;
+
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V1, "v1", "s", &split_limits, &o, &c), 0);
+        track_cgroup(c);
+        /* 5 hierarchies for the sandbox, 5 for the program, 4 for the server (no freezer). */
+        CHECK_EQ(o.mkdirs, 14);
+        CHECK_STREQ(fake_read("v1/memory/parent/s/memory.limit_in_bytes"), "67108864");
+        CHECK_STREQ(fake_read("v1/memory/parent/s/program/memory.limit_in_bytes"), "");
+        CHECK_STREQ(fake_read("v1/pids/parent/s/pids.max"), "84");
+        CHECK_STREQ(fake_read("v1/pids/parent/s/program/pids.max"), "20");
+        CHECK_STREQ(fake_read("v1/pids/parent/s/union/pids.max"), "64");
+        CHECK_STREQ(fake_read("v1/cpu/parent/s/cpu.cfs_quota_us"), "50000");
+        CHECK_STREQ(fake_read("v1/cpu/parent/s/union/cpu.shares"), "102400");
+        CHECK_STREQ(fake_read("v1/cpu/parent/s/program/cpu.shares"), "");
+        CHECK(fake_exists("v1/freezer/parent/s/program"));
+        CHECK(!fake_exists("v1/freezer/parent/s/union"));
+        CHECK(fake_exists("v1/cpuacct/parent/s/union"));
+
+        /* Attach a kid to the program: its pid is in the program's directories, not the server's. */
+        pid_t pid = spawn_paused();
+        CHECK(pid > 0);
+        CHECK_EQ(cgroup_attach(c, pid), -EISDIR);
+        CHECK_EQ(cgroup_child_attach(c, CGROUP_CHILD_PROGRAM, pid), 0);
+        char want[32], line[32];
+        snprintf(want, sizeof want, "%ld", (long) pid);
+        CHECK_STREQ(fake_read("v1/freezer/parent/s/program/cgroup.procs"), want);
+        CHECK_STREQ(fake_read("v1/memory/parent/s/union/cgroup.procs"), "");
+        /* Killing the program freezes, kills and thaws the program's freezer cgroup. */
+        static const char *const procs[] = { "v1/freezer/parent/s/program/cgroup.procs",
+                                             "v1/memory/parent/s/program/cgroup.procs",
+                                             "v1/cpuacct/parent/s/program/cgroup.procs",
+                                             "v1/pids/parent/s/program/cgroup.procs",
+                                             "v1/cpu/parent/s/program/cgroup.procs" };
+        snprintf(line, sizeof line, "%ld\n", (long) pid);
+        for (size_t i = 0; i < ELEMENTSOF(procs); i++)
+                CHECK_EQ(fake_write(procs[i], line), 0);
+        CHECK_EQ(cgroup_child_kill(c, CGROUP_CHILD_PROGRAM), 0);
+        int status;
+        CHECK_EQ(reap_kid(pid, &status), 0);
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        CHECK_STREQ(fake_read("v1/freezer/parent/s/program/freezer.state"), "THAWED\n");
+        CHECK_STREQ(fake_read("v1/freezer/parent/s/freezer.state"), "THAWED\n");
+        for (size_t i = 0; i < ELEMENTSOF(procs); i++)
+                CHECK_EQ(fake_write(procs[i], ""), 0);
+
+        /* OOM kills: v1 counts them in the victim's cgroup only; the sandbox's sum covers both. */
+        CHECK_EQ(fake_write("v1/memory/parent/s/program/memory.oom_control", "oom_kill 2\n"), 0);
+        CHECK_EQ(fake_write("v1/memory/parent/s/union/memory.oom_control", "oom_kill 1\n"), 0);
+        CgroupStats st;
+        CHECK_EQ(cgroup_get_stats(c, &st), 0);
+        CHECK_U64(st.oom_kills, 3);
+
+        /* Removed whole, the children first. */
+        CHECK_EQ(drop_cgroup(c), 0);
+        CHECK_EQ(o.rmdirs, 14);
+        CHECK(!fake_exists("v1/memory/parent/s"));
+        CHECK(!fake_exists("v1/freezer/parent/s"));
+        return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------
  * Real cgroups: helpers
  */
 
@@ -875,6 +998,7 @@ typedef enum KidKind {
         KID_SPIN,
         KID_HOG,  /* touches 200 MiB */
         KID_BOMB, /* forks until EAGAIN, reports that once per process on the report fd */
+        KID_FORKER, /* forks (a child that exits) every 20 ms, reports 'y' or 'n' on the report fd */
 } KidKind;
 
 static void kid_main(KidKind kind, int go_fd, int report_fd) {
@@ -902,6 +1026,17 @@ static void kid_main(KidKind kind, int go_fd, int report_fd) {
                         p[i] = 1;
                 _exit(0); /* survived: the limit did not hold */
         }
+        case KID_FORKER:
+                for (;;) {
+                        pid_t pid = fork();
+                        if (pid == 0)
+                                _exit(0);
+                        (void) !write(report_fd, pid > 0 ? "y" : "n", 1);
+                        if (pid > 0)
+                                (void) waitpid(pid, NULL, 0);
+                        struct timespec ts = { 0, 20000000 };
+                        nanosleep(&ts, NULL);
+                }
         case KID_BOMB: {
                 bool reported = false;
                 for (;;) {
@@ -1219,6 +1354,101 @@ REAL_TEST(v1_hundred, v1_skip_reason) {
         return 0;
 }
 
+/* The last byte the forker reported within a second, or 0. */
+static char forker_last(int fd) {
+        char buf[256], last = 0;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        for (int i = 0; i < 50 && last == 0; i++) {
+                if (poll(&p, 1, 20) == 1) {
+                        ssize_t n = read(fd, buf, sizeof buf);
+                        if (n > 0)
+                                last = buf[n - 1];
+                }
+        }
+        return last;
+}
+
+/* The split layout on real v1 hierarchies: a fork bomb and an OOM in the program's child; a process
+ * in the union's child keeps forking meanwhile, is not in the sandbox's freezer cgroup, survives
+ * cgroup_child_kill() of the program, and a stale sandbox is found with its children and removed. */
+REAL_TEST(v1_split, v1_skip_reason) {
+        CgroupLimits l = { .memory_max = 48 * MiB, .pids_max = 40, .split = true,
+                           .program_pids_max = 20, .union_pids_max = 20 };
+        char name[128], p[512], where[512], own_freezer[512];
+        int bomb_report[2] = { -EBADF, -EBADF }, fork_report[2] = { -EBADF, -EBADF };
+        CgroupStats st;
+        Cgroup *c = NULL;
+        Kid bomb, server, hog;
+
+        make_name(name, sizeof name, "split");
+        CHECK_EQ(cgroup_create(name, &l, &c), 0);
+        track_cgroup(c);
+        CHECK_EQ(v1_dirs_present(name), 4); /* memory, pids, cpuacct, freezer */
+        CHECK_EQ(v1_path("freezer", name, p, sizeof p), 0);
+        strcat(p, "/union");
+        CHECK_EQ(access(p, F_OK), -1); /* the server is never in the sandbox's freezer cgroup */
+        CHECK_EQ(v1_path("pids", name, p, sizeof p), 0);
+        strcat(p, "/program/pids.max");
+        char buf[64];
+        CHECK_EQ(read_str(p, buf, sizeof buf) > 0, true);
+        CHECK_STREQ(buf, "20\n");
+
+        CHECK_EQ(pipe2(bomb_report, O_CLOEXEC), 0);
+        CHECK_EQ(pipe2(fork_report, O_CLOEXEC | O_NONBLOCK), 0);
+        CHECK_EQ(kid_spawn(KID_FORKER, fork_report[1], &server), 0);
+        CHECK_EQ(cgroup_child_attach(c, CGROUP_CHILD_UNION, server.pid), 0);
+        CHECK_EQ(kid_go(&server), 0);
+        CHECK_EQ(proc_cgroup_of(server.pid, "memory", where, sizeof where), 0);
+        CHECK(ends_with(where, "/union"));
+        CHECK_EQ(proc_cgroup_of(getpid(), "freezer", own_freezer, sizeof own_freezer), 0);
+        CHECK_EQ(proc_cgroup_of(server.pid, "freezer", where, sizeof where), 0);
+        CHECK_STREQ(where, own_freezer);
+        CHECK_EQ(forker_last(fork_report[0]), 'y');
+
+        int r = kid_spawn(KID_BOMB, bomb_report[1], &bomb);
+        bomb_report[1] = safe_close(bomb_report[1]);
+        CHECK_EQ(r, 0);
+        CHECK_EQ(cgroup_child_attach(c, CGROUP_CHILD_PROGRAM, bomb.pid), 0);
+        CHECK_EQ(kid_go(&bomb), 0);
+        struct pollfd pfd = { .fd = bomb_report[0], .events = POLLIN };
+        CHECK_EQ(poll(&pfd, 1, 5000), 1); /* the bomb hit the program's bound */
+        msleep(100);
+        CHECK_EQ(forker_last(fork_report[0]), 'y'); /* ... and the server can still fork */
+
+        CHECK_EQ(cgroup_child_kill(c, CGROUP_CHILD_PROGRAM), 0);
+        CHECK_EQ(kid_killed(&bomb), 0);
+        CHECK_EQ(kill(server.pid, 0), 0);
+        CHECK_EQ(forker_last(fork_report[0]), 'y'); /* still running, not frozen */
+
+        /* The memory limit is the whole sandbox's; an OOM kill in a child is counted. */
+        CHECK_EQ(kid_spawn(KID_HOG, -1, &hog), 0);
+        CHECK_EQ(cgroup_child_attach(c, CGROUP_CHILD_PROGRAM, hog.pid), 0);
+        CHECK_EQ(kid_go(&hog), 0);
+        CHECK_EQ(kid_killed(&hog), 0);
+        CHECK_EQ(cgroup_get_stats(c, &st), 0);
+        printf("# oom_kills %llu, memory_peak %llu\n", (unsigned long long) st.oom_kills,
+               (unsigned long long) st.memory_peak);
+        CHECK(st.oom_kills >= 1);
+        CHECK(st.memory_peak <= 48 * MiB + 1 * MiB);
+        CHECK_EQ(kill(server.pid, 0), 0);
+
+        /* As after a crash: the object is gone, the cgroups and the server are not. */
+        for (size_t i = 0; i < ELEMENTSOF(live_cgroups); i++)
+                if (live_cgroups[i] == c)
+                        live_cgroups[i] = NULL;
+        cgroup_free(c);
+        c = NULL;
+        CHECK_EQ(cgroup_open(name, &c), 0);
+        track_cgroup(c);
+        CHECK_EQ(drop_cgroup(c), 0);
+        CHECK_EQ(kid_killed(&server), 0);
+        CHECK_EQ(v1_dirs_present(name), 0);
+        safe_close(bomb_report[0]);
+        safe_close(fork_report[0]);
+        safe_close(fork_report[1]);
+        return 0;
+}
+
 /* ------------------------------------------------------------------------------------------------
  * Real v2 mechanics under /sys/fs/cgroup/unified
  */
@@ -1324,6 +1554,61 @@ REAL_TEST(v2_clone_into_and_remove, v2_skip_reason) {
         CHECK(!v2_present(name));
         CHECK_EQ(reap_kid(pid, &status), 0);
         CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        return 0;
+}
+
+/* The split layout's mechanics on cgroup2 (no controllers here): the program is born in its child
+ * with CLONE_INTO_CGROUP, the server is attached to its own; killing the program leaves the server;
+ * removal takes both. */
+REAL_TEST(v2_split, v2_skip_reason) {
+        _cleanup_free_ char *own = NULL;
+        CgroupLimits split = { .split = true, .union_pids_max = 64 };
+        char name[128], where[512], p[600];
+        Cgroup *c = NULL;
+        Kid server;
+        int status;
+
+        CHECK_EQ(cgroup_get_own_path(NULL, &own), 0);
+        make_name(name, sizeof name, "v2split");
+        /* The program's pids bound needs the pids controller, which this cgroup2 does not have. */
+        CgroupLimits needs_pids = { .split = true, .program_pids_max = 10 };
+        CHECK_EQ(cgroup_create_at(CGROUP_LAYOUT_V2, UNIFIED, own, name, &needs_pids, &c), -EOPNOTSUPP);
+        CHECK(!v2_present(name));
+        CHECK_EQ(cgroup_create_at(CGROUP_LAYOUT_V2, UNIFIED, own, name, &split, &c), 0);
+        track_cgroup(c);
+        CHECK_EQ(cgroup_v2_fd(c), -EISDIR);
+        int fd = cgroup_child_v2_fd(c, CGROUP_CHILD_PROGRAM);
+        CHECK(fd >= 0);
+        pid_t pid = clone3_into(fd);
+        if (pid == 0) {
+                signal(SIGALRM, SIG_DFL);
+                alarm(20);
+                for (;;)
+                        pause();
+        }
+        close(fd);
+        CHECK(pid > 0);
+        track_kid(pid);
+        CHECK_EQ(proc_cgroup_of(pid, NULL, where, sizeof where), 0);
+        snprintf(p, sizeof p, "%s/program", name);
+        CHECK(ends_with(where, p));
+
+        CHECK_EQ(kid_spawn(KID_PAUSE, -1, &server), 0);
+        CHECK_EQ(cgroup_child_attach(c, CGROUP_CHILD_UNION, server.pid), 0);
+        CHECK_EQ(kid_go(&server), 0);
+        CHECK_EQ(proc_cgroup_of(server.pid, NULL, where, sizeof where), 0);
+        snprintf(p, sizeof p, "%s/union", name);
+        CHECK(ends_with(where, p));
+
+        CHECK_EQ(cgroup_child_kill(c, CGROUP_CHILD_PROGRAM), 0);
+        CHECK_EQ(reap_kid(pid, &status), 0);
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        msleep(50);
+        CHECK_EQ(waitpid(server.pid, &status, WNOHANG), 0); /* the server lives on */
+
+        CHECK_EQ(drop_cgroup(c), 0);
+        CHECK_EQ(kid_killed(&server), 0);
+        CHECK(!v2_present(name));
         return 0;
 }
 
@@ -1480,14 +1765,18 @@ int main(int argc, char *argv[]) {
                 TAP_TEST(fake_v1_comount),
                 TAP_TEST(fake_v1_stats),
                 TAP_TEST(fake_v1_attach_kill),
+                TAP_TEST(fake_v2_split),
+                TAP_TEST(fake_v1_split),
                 TAP_TEST(v1_attach_cpu),
                 TAP_TEST(v1_oom),
                 TAP_TEST(v1_fork_bomb),
                 TAP_TEST(v1_kill_all_stopped),
                 TAP_TEST(v1_rollback),
                 TAP_TEST(v1_hundred),
+                TAP_TEST(v1_split),
                 TAP_TEST(v2_mechanics),
                 TAP_TEST(v2_clone_into_and_remove),
+                TAP_TEST(v2_split),
                 TAP_TEST(v2_limits_unsupported),
                 TAP_TEST(v2_delegated),
         };
