@@ -781,6 +781,8 @@ static const Field exit_fields[] = {
         F_BOOL(MSG_EXIT_DISK_LIMIT_HIT, MsgExit, disk_limit_hit, false,
                "EXIT: disk_limit_hit is repeated or not 0 or 1"),
         F_U64(MSG_EXIT_MAX_RSS, MsgExit, max_rss, false, "EXIT: max_rss is repeated or not a u64"),
+        F_BOOL(MSG_EXIT_UNION_FAILED, MsgExit, union_failed, false,
+               "EXIT: union_failed is repeated or not 0 or 1"),
 };
 
 static const Field kill_fields[] = {

@@ -145,6 +145,7 @@ enum {
         MSG_EXIT_PIDS_LIMIT_HIT = 8,    /* bool, default 0 (version 2) */
         MSG_EXIT_DISK_LIMIT_HIT = 9,    /* bool, default 0 (version 2) */
         MSG_EXIT_MAX_RSS = 10,          /* u64, default 0 (version 2) */
+        MSG_EXIT_UNION_FAILED = 11,     /* bool, default 0 (version 2) */
 };
 enum {
         MSG_LIST_REPLY_ENTRY = 1,       /* nested MSG_ENTRY_*, repeated 0..4096 */
@@ -215,6 +216,7 @@ typedef struct MsgExit {
         bool pids_limit_hit;    /* a fork or clone failed at the pids bound */
         bool disk_limit_hit;    /* a write was refused at the disk bound */
         uint64_t max_rss;       /* bytes: the largest resident set of one of the program's processes */
+        bool union_failed;      /* the sandbox's file system server ended while it ran: it was stopped */
 } MsgExit;
 
 typedef struct MsgListEntry {

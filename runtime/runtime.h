@@ -160,4 +160,8 @@ int userns_make_idmapping(uid_t from_uid, gid_t from_gid, uid_t to_uid, gid_t to
 
 /* idpool.c: a 65536-id host range per live sandbox, held by a lock that dies with the process. */
 #define IDPOOL_LOCK_DIR "/run/sandbox-ids"
+
+/* The program's processes (and the init, where it cannot be shielded) are the OOM killer's first
+ * choice, before the union's server in the same cgroup and before host processes (docs/cgroups.md). */
+#define PROGRAM_OOM_SCORE_ADJ "1000"
 int idpool_acquire(const char *lock_dir, uint32_t base, uint32_t ranges, uint32_t *ret_first, int *ret_lock_fd);

@@ -1,18 +1,23 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The parent's side: prepare everything as host root (state directory, id range, the union and its
- * FUSE server, detached mount trees, the cgroup, the seccomp program), clone the sandbox's init into
- * new namespaces, map its ids, let it go, and later collect it and remove every trace.
+ * The parent's side: prepare everything as host root (state directory, id range, the cgroup, the
+ * union and its FUSE server, detached mount trees, the seccomp program), clone the sandbox's init
+ * into new namespaces, map its ids, let it go, and later collect it and remove every trace.
  *
- * Where things live (STATE = --state-dir, default /run/sandbox):
- *   STATE/ID/root          the union's mount point inside the sandbox's mount namespace only
- *   STATE/images/host-KEY  the generated host image, built once per state of the host's /etc (image.c)
- *   STATE/ID/data/         mode 0700: upper/, work/, hostname/ (a layer over the host image for another
- *                          host name, and over an image of the store for its /etc/hosts, hostname and
- *                          resolv.conf)
+ * Where things live (STATE = SandboxConfig.state_dir, default /run/sandbox; DATA = .data_dir, default
+ * /var/lib/sandbox, on disk: a throw-away upper may grow to the disk quota, 10 GiB by default, which a
+ * /run of a tenth of the RAM could not hold; the image store's default is the same directory, whose
+ * entries do not meet ours):
+ *   STATE/ID/root            the union's mount point inside the sandbox's mount namespace only
+ *   STATE/ID/lock            flock()ed while the sandbox's owner lives
+ *   STATE/images/host-KEY    the generated host image, built once per state of the host's /etc (image.c)
+ *   DATA/sandboxes/ID/       mode 0700: lock, upper/, work/, hostname/ (a layer over the host image for
+ *                            another host name, and over an image of the store for its /etc/hosts,
+ *                            hostname and resolv.conf)
  * An image of the store (--image NAME) is looked up, pinned and its config applied first (image-run.c);
  * its layers, in the store, are the union's lowest layers.
- * STATE and STATE/ID are 0711 so the child, unprivileged on the host, can reach root/ by name.
+ * STATE and STATE/ID are 0711 so the child, unprivileged on the host, can reach root/ by name; DATA
+ * is 0700 root: only the union's server (root) uses it.
  *
  * Threads: sandbox_start() and sandbox_cleanup() may run on several threads at once (sandboxd does).
  * Each sandbox's state is its own; what is shared is serialized here: the seccomp compiler
@@ -20,7 +25,8 @@
  * network (net/ reads and changes the bridges and the NAT table as a whole, one caller at a time).
  * cgroup.c's caches are atomics, the id pool and address leases are file locks, and what
  * sandbox_setup_cgroups() records is written before the caller makes its threads. The child of clone()
- * is a copy of one thread: see spawn.c for what it may do.
+ * is a copy of one thread: see spawn.c for what it may do; the union server's child likewise makes
+ * only system calls before it executes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,12 +43,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -60,6 +68,18 @@
 #include "time-util.h"
 
 #define DEFAULT_STATE_DIR "/run/sandbox"
+#define DEFAULT_DATA_DIR "/var/lib/sandbox"
+/* A sandbox does not start on a file system with less free than this: it would fail at once, and
+ * take the host's last space with it. The data directory holds the throw-away uppers. */
+#define DATA_MIN_FREE (UINT64_C(64) << 20)
+#define DATA_MIN_INODES UINT64_C(4096)
+#define STATE_MIN_FREE (UINT64_C(1) << 20)
+#define STATE_MIN_INODES UINT64_C(256)
+/* The union's server: threads= (default 16) workers and the main thread, with room to spare; its
+ * share of the sandbox's CPU bound is the highest weight, so a spinning program does not starve
+ * the file system it waits for. */
+#define UNION_PIDS_MAX UINT64_C(64)
+#define UNION_CPU_WEIGHT 10000u
 #define DEFAULT_ID_BASE 0x40000000u
 #define DEFAULT_ID_RANGES 4096u
 #define START_TIMEOUT_MS 60000
@@ -80,6 +100,10 @@ struct Sandbox {
         char *state_dir;
         int state_fd;           /* STATE */
         int dir_fd;             /* STATE/ID */
+        char *data_dir;
+        int sandboxes_fd;       /* DATA/sandboxes */
+        int data_fd;            /* DATA/sandboxes/ID */
+        int data_lock_fd;       /* DATA/sandboxes/ID/lock, flock()ed while we live */
         char *upper_work;       /* with --upper: the work directory beside it */
         int upper_lock_fd;      /* with --upper: the upper directory, flock()ed while we live */
         bool memory_default;    /* the spec left the memory bound to the default */
@@ -92,6 +116,11 @@ struct Sandbox {
         int pty_fd;
         pid_t server_pid;
         int server_pidfd;
+        int quota_fd;           /* the union's quota_notify_fd pipe, our end: disk_limit_hit */
+        int wait_fd;            /* epoll: the init's and the server's pidfds (sandbox_pidfd()) */
+        bool union_failed;      /* the server ended while the sandbox ran */
+        int union_status;       /* its siginfo si_code/si_status, for the message */
+        int union_code;
 
         Cgroup *cgroup;
         NetLease *lease;
@@ -193,13 +222,19 @@ static int append(char **buf, size_t *len, const char *s) {
         return 0;
 }
 
-/* lowerdir=: the --layer directories, HOST_LAYER (the per-sandbox /etc layer, or NULL), then IMAGE (a
- * directory) or else the N_IMAGE_LAYERS of an image of the store. */
+/* The union's server, in the sandbox's cgroup (its "union" child: born there on v2, moved there
+ * before it executes anything on v1), so that what it does for the sandbox (copy-up, the page cache
+ * of the upper's writes) is charged to the sandbox; in its own session; with the disk quota and a
+ * pipe on which it reports the first write refused at it. Returns once it has executed, or says why
+ * it could not. lowerdir=: the --layer directories, HOST_LAYER (the per-sandbox /etc layer, or NULL),
+ * then IMAGE (a directory) or else the N_IMAGE_LAYERS of an image of the store. */
 static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *image, char *const *image_layers,
                               size_t n_image_layers, const char *host_layer, const char *upper, const char *work,
                               bool throwaway, int fuse_fd, SandboxError *err) {
         _cleanup_free_ char *opts = NULL;
-        char binary[4200], idmap[96];
+        _cleanup_close_ int quota_w = -EBADF, exec_r = -EBADF, exec_w = -EBADF, cgroup_fd = -EBADF;
+        _cleanup_close_ int go_r = -EBADF, go_w = -EBADF;
+        char binary[4200], idmap[96], quota[128] = "";
         size_t len = 0;
         int r;
 
@@ -244,28 +279,120 @@ static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *
          * sandbox-layer verb reads it as it is. */
         if (r >= 0 && throwaway)
                 r = append(&opts, &len, ",volatile,metacopy=on");
+        /* The disk quota: what the sandbox may add to its upper (a kept one counts what it holds). */
+        if (s->spec->disk_max != SPEC_UNLIMITED)
+                snprintf(quota, sizeof quota, ",quota_bytes=%llu", (unsigned long long) s->spec->disk_max);
+        if (s->spec->disk_inodes_max != SPEC_UNLIMITED)
+                snprintf(quota + strlen(quota), sizeof quota - strlen(quota), ",quota_inodes=%llu",
+                         (unsigned long long) s->spec->disk_inodes_max);
+        if (r >= 0 && *quota) {
+                r = append(&opts, &len, quota);
+                if (r >= 0)
+                        r = append(&opts, &len, ",quota_notify_fd=4");
+        }
         if (r < 0)
                 return set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
 
-        s->server_pid = fork();
-        if (s->server_pid < 0)
+        if (*quota) {
+                int q[2];
+                if (pipe2(q, O_CLOEXEC) < 0)
+                        return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: pipe: %m");
+                s->quota_fd = q[0];
+                (void) fcntl(s->quota_fd, F_SETFL, O_NONBLOCK);
+                /* Above 4, so that moving the fds into place in the child clobbers none of them. */
+                quota_w = fcntl(q[1], F_DUPFD_CLOEXEC, 5);
+                safe_close(q[1]);
+        }
+        /* The child says why it failed before it could execute; a successful exec closes it. */
+        {
+                int e[2];
+                if (pipe2(e, O_CLOEXEC) < 0)
+                        return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: pipe: %m");
+                exec_r = e[0];
+                exec_w = fcntl(e[1], F_DUPFD_CLOEXEC, 5);
+                safe_close(e[1]);
+        }
+        if ((*quota && quota_w < 0) || exec_w < 0)
                 return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %m");
+
+        /* v2: born in its cgroup, as the init is; v1 (no fd): moved there by us before it may go on.
+         * The child is a copy of this one thread (the caller may have others, sandboxd does): until it
+         * executes it makes plain system calls only, as the init's child does (spawn.c). */
+        cgroup_fd = cgroup_child_v2_fd(s->cgroup, CGROUP_CHILD_UNION);
+        if (cgroup_fd < 0) {
+                int g[2];
+                if (pipe2(g, O_CLOEXEC) < 0)
+                        return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: pipe: %m");
+                go_r = fcntl(g[0], F_DUPFD_CLOEXEC, 5);
+                go_w = g[1];
+                safe_close(g[0]);
+                if (go_r < 0)
+                        return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %m");
+        }
+        struct clone_args ca = {
+                .flags = CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
+                .pidfd = (uint64_t) (uintptr_t) &s->server_pidfd,
+                .exit_signal = SIGCHLD,
+                .cgroup = cgroup_fd >= 0 ? (uint64_t) cgroup_fd : 0,
+        };
+        s->server_pid = (pid_t) syscall(SYS_clone3, &ca, sizeof ca);
+        if (s->server_pid < 0) {
+                s->server_pid = 0;
+                return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %m");
+        }
         if (s->server_pid == 0) {
-                /* Its own session: a terminal's ^C is for the program, not for its filesystem. */
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-                (void) setsid();
-                if (dup2(fuse_fd, 3) < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC), e = 0;
+                int fuse = fcntl(fuse_fd, F_DUPFD_CLOEXEC, 5);
+                char go;
+
+                /* v1: in its cgroup once the parent says so (EOF: it could not move us). */
+                if (go_r >= 0 && read(go_r, &go, 1) != 1)
                         _exit(127);
-                (void) syscall(SYS_close_range, 4U, ~0U, 0U);
+                /* Shielded from the OOM killer where we may lower the score (CAP_SYS_RESOURCE): without
+                 * it the sandbox's file system is gone. Elsewhere the program's +1000 keeps it the
+                 * first choice. The server's memory is bounded by the sandbox's cgroup either way. */
+                int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+                if (adj >= 0) {
+                        (void) !write(adj, "-1000", 5);
+                        close(adj);
+                }
+                /* Its own session: a terminal's ^C is for the program, not for its filesystem. */
+                (void) setsid();
+                if (fuse < 0 || null < 0 || dup2(fuse, 3) < 0 || (quota_w >= 0 && dup2(quota_w, 4) < 0) ||
+                    dup2(null, 0) < 0 || dup2(null, 1) < 0) {
+                        e = errno;
+                        (void) !write(exec_w, &e, sizeof e);
+                        _exit(127);
+                }
+                /* The fd table came whole from the parent (other sandboxes' fds too): exec closes all but
+                 * stdio, the FUSE connection and the quota pipe. */
+                (void) syscall(SYS_close_range, quota_w >= 0 ? 5U : 4U, ~0U, CLOSE_RANGE_CLOEXEC);
                 sigset_t none;
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
                 execl(binary, "sandbox-unionfs", "-f", "-o", opts, "/dev/fd/3", (char *) NULL);
+                e = errno;
+                (void) !write(exec_w, &e, sizeof e);
                 _exit(127);
         }
-        s->server_pidfd = (int) syscall(SYS_pidfd_open, s->server_pid, 0);
-        if (s->server_pidfd < 0)
-                return set_error(err, SANDBOX_EXIT_SETUP, "pidfd_open: %m");
+        if (go_w >= 0) {
+                r = cgroup_child_attach(s->cgroup, CGROUP_CHILD_UNION, s->server_pid);
+                if (r < 0)
+                        return set_error(err, SANDBOX_EXIT_SETUP, "Cannot move the union server into its cgroup: %s",
+                                         strerror(-r));
+                if (write(go_w, "g", 1) != 1)
+                        return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %m");
+        }
+        exec_w = safe_close(exec_w);
+        {
+                int e = 0;
+                ssize_t n;
+                do
+                        n = read(exec_r, &e, sizeof e);
+                while (n < 0 && errno == EINTR);
+                if (n == (ssize_t) sizeof e)
+                        return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %s", strerror(e));
+        }
         return 0;
 }
 
@@ -425,12 +552,11 @@ typedef struct Start {
         size_t n_image_layers;
         char **envp;
         ChildBind *binds;       /* spec->n_binds entries */
-        int data_fd;            /* STATE/ID/data */
         int fuse_fd;            /* /dev/fuse, until the server holds it */
         int union_fd;           /* the union, a detached mount, until the child has it */
         int usr_fd;             /* the host's /usr, detached */
         int cgroup_fd;          /* v2: for CLONE_INTO_CGROUP */
-        int resolv_fd;          /* STATE/ID/data/resolv.conf, detached, until the child has it */
+        int resolv_fd;          /* DATA/sandboxes/ID/resolv.conf, detached, until the child has it */
         struct in_addr dns[3];  /* the IPv4 name servers it names */
         size_t n_dns;
         int sp[2];              /* the status socket: ours, the child's */
@@ -450,7 +576,6 @@ static void start_done(Start *st) {
         for (size_t i = 0; st->binds && i < st->spec->n_binds; i++)
                 safe_close(st->binds[i].tree_fd);
         free(st->binds);
-        safe_close(st->data_fd);
         safe_close(st->fuse_fd);
         safe_close(st->union_fd);
         safe_close(st->usr_fd);
@@ -578,20 +703,66 @@ static int step_upper_lock(Start *st) {
         return 0;
 }
 
-static int step_state_dir(Start *st) {
-        Sandbox *s = st->s;
+/* Refuse to start on a file system too full for a sandbox: it would fail at once, and take what the
+ * host has left. What an unprivileged user may still use counts, not root's reserve. */
+static int check_free(Start *st, int fd, const char *what, const char *path, uint64_t min_free,
+                      uint64_t min_inodes) {
+        struct statvfs sv;
+        char a[32], b[32];
+
+        if (fstatvfs(fd, &sv) < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot check the free space of the %s '%s': %m",
+                                 what, path);
+        uint64_t avail = (uint64_t) sv.f_bavail * sv.f_frsize;
+        if (avail < min_free)
+                return set_error(st->err, SANDBOX_EXIT_SETUP,
+                                 "The %s '%s' is too full to start a sandbox: %s free, at least %s needed", what,
+                                 path, format_size(avail, a, sizeof a), format_size(min_free, b, sizeof b));
+        /* Some file systems have no inode count (f_files 0): nothing to check there. */
+        if (sv.f_files > 0 && (uint64_t) sv.f_favail < min_inodes)
+                return set_error(st->err, SANDBOX_EXIT_SETUP,
+                                 "The %s '%s' is too full to start a sandbox: %llu inodes free, at least %llu needed",
+                                 what, path, (unsigned long long) sv.f_favail, (unsigned long long) min_inodes);
+        return 0;
+}
+
+/* A directory of ours (made with MODE if missing): owned by root and writable by nobody else. */
+static int open_own_dir(Start *st, const char *what, const char *path, mode_t mode, int *ret_fd) {
         struct stat sb;
         int r;
 
-        r = mkdir_p(s->state_dir, 0711);
+        r = mkdir_p(path, mode);
         if (r < 0)
-                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the state directory '%s': %s",
-                                 s->state_dir, strerror(-r));
-        s->state_fd = open(s->state_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (s->state_fd < 0 || fstat(s->state_fd, &sb) < 0 || sb.st_uid != 0 || (sb.st_mode & 022))
-                return set_error(st->err, SANDBOX_EXIT_SETUP, "The state directory '%s' must be a directory owned "
-                                 "by root and writable by nobody else", s->state_dir);
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the %s '%s': %s", what, path,
+                                 strerror(-r));
+        *ret_fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (*ret_fd < 0 || fstat(*ret_fd, &sb) < 0 || sb.st_uid != 0 || (sb.st_mode & 022))
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "The %s '%s' must be a directory owned "
+                                 "by root and writable by nobody else", what, path);
         return 0;
+}
+
+static int step_state_dir(Start *st) {
+        Sandbox *s = st->s;
+        _cleanup_close_ int data = -EBADF;
+        int r;
+
+        r = open_own_dir(st, "state directory", s->state_dir, 0711, &s->state_fd);
+        if (r < 0)
+                return r;
+        r = check_free(st, s->state_fd, "state directory", s->state_dir, STATE_MIN_FREE, STATE_MIN_INODES);
+        if (r < 0)
+                return r;
+        /* The data directory holds the throw-away uppers: only the union's server (root) goes there. */
+        r = open_own_dir(st, "data directory", s->data_dir, 0700, &data);
+        if (r < 0)
+                return r;
+        if (mkdirat(data, "sandboxes", 0700) < 0 && errno != EEXIST)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create '%s/sandboxes': %m", s->data_dir);
+        s->sandboxes_fd = openat(data, "sandboxes", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
+        if (s->sandboxes_fd < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot open '%s/sandboxes': %m", s->data_dir);
+        return check_free(st, s->sandboxes_fd, "data directory", s->data_dir, DATA_MIN_FREE, DATA_MIN_INODES);
 }
 
 /* The compiled default policy is cached in the state directory (root only). */
@@ -622,6 +793,15 @@ static int step_host_ids(Start *st) {
         return 0;
 }
 
+/* DIR_FD/lock, flock()ed before it has its name: a "lock" that a stale clean-up can take is a dead
+ * one. */
+static int make_lock(int dir_fd, int *ret_fd) {
+        *ret_fd = openat(dir_fd, "lock.new", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (*ret_fd < 0 || flock(*ret_fd, LOCK_EX) < 0 || renameat(dir_fd, "lock.new", dir_fd, "lock") < 0)
+                return -errno;
+        return 0;
+}
+
 static int step_sandbox_dir(Start *st) {
         Sandbox *s = st->s;
         uint64_t rnd = 0;
@@ -630,15 +810,15 @@ static int step_sandbox_dir(Start *st) {
         snprintf(s->id, sizeof s->id, "%016llx", (unsigned long long) rnd);
         if (mkdirat(s->state_fd, s->id, 0711) < 0 ||
             (s->dir_fd = openat(s->state_fd, s->id, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0 ||
-            fchmod(s->dir_fd, 0711) < 0 ||
-            (s->lock_fd = openat(s->dir_fd, "lock.new", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 ||
-            flock(s->lock_fd, LOCK_EX) < 0 ||
-            /* Locked before it has its name: a "lock" that a stale clean-up can take is a dead one. */
-            renameat(s->dir_fd, "lock.new", s->dir_fd, "lock") < 0 ||
-            mkdirat(s->dir_fd, "root", 0755) < 0 || mkdirat(s->dir_fd, "data", 0700) < 0 ||
-            (st->data_fd = openat(s->dir_fd, "data", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0)
+            fchmod(s->dir_fd, 0711) < 0 || make_lock(s->dir_fd, &s->lock_fd) < 0 ||
+            mkdirat(s->dir_fd, "root", 0755) < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's directory in '%s': %m",
                                  s->state_dir);
+        if (mkdirat(s->sandboxes_fd, s->id, 0700) < 0 ||
+            (s->data_fd = openat(s->sandboxes_fd, s->id, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY)) < 0 ||
+            make_lock(s->data_fd, &s->data_lock_fd) < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP,
+                                 "Cannot create the sandbox's directory in '%s/sandboxes': %m", s->data_dir);
         if (asprintf(&st->root_path, "%s/%s/root", s->state_dir, s->id) < 0) {
                 st->root_path = NULL;
                 return OOM(st);
@@ -663,9 +843,9 @@ static int step_image(Start *st) {
         if (spec->image_ref) {
                 /* Its /etc/hostname and /etc/hosts name this sandbox, as the host image's do; an empty
                  * /etc/resolv.conf is where the child binds ours (an image may have none, or a symlink). */
-                r = image_make_hostname_layer(st->data_fd, "hostname", spec->hostname ?: DEFAULT_HOSTNAME);
+                r = image_make_hostname_layer(s->data_fd, "hostname", spec->hostname ?: DEFAULT_HOSTNAME);
                 if (r >= 0 && spec->net != SPEC_NET_NONE) {
-                        _cleanup_close_ int fd = openat(st->data_fd, "hostname/etc/resolv.conf",
+                        _cleanup_close_ int fd = openat(s->data_fd, "hostname/etc/resolv.conf",
                                                         O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                                                         0644);
                         r = fd < 0 || fchmod(fd, 0644) < 0 ? -errno : 0;
@@ -673,7 +853,7 @@ static int step_image(Start *st) {
                 if (r < 0)
                         return set_error(st->err, SANDBOX_EXIT_SETUP,
                                          "Cannot create the /etc layer of the sandbox: %s", strerror(-r));
-                if (asprintf(&st->host_layer_path, "%s/%s/data/hostname", s->state_dir, s->id) < 0) {
+                if (asprintf(&st->host_layer_path, "%s/sandboxes/%s/hostname", s->data_dir, s->id) < 0) {
                         st->host_layer_path = NULL;
                         return OOM(st);
                 }
@@ -700,11 +880,11 @@ static int step_image(Start *st) {
         }
         if (spec->hostname && !streq(spec->hostname, DEFAULT_HOSTNAME)) {
                 /* Its /etc/hosts and /etc/hostname name this sandbox. */
-                r = image_make_hostname_layer(st->data_fd, "hostname", spec->hostname);
+                r = image_make_hostname_layer(s->data_fd, "hostname", spec->hostname);
                 if (r < 0)
                         return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the host name layer: %s",
                                          strerror(-r));
-                if (asprintf(&st->host_layer_path, "%s/%s/data/hostname", s->state_dir, s->id) < 0) {
+                if (asprintf(&st->host_layer_path, "%s/sandboxes/%s/hostname", s->data_dir, s->id) < 0) {
                         st->host_layer_path = NULL;
                         return OOM(st);
                 }
@@ -768,7 +948,13 @@ static int step_upper(Start *st) {
                 if (!s->upper_work || mkdir(s->upper_work, 0700) < 0)
                         return set_error(st->err, SANDBOX_EXIT_SETUP,
                                          "Cannot create a work directory beside --upper '%s': %m", spec->upper);
-                int r = make_upper_private(spec->upper);
+                _cleanup_close_ int wfd = open(s->upper_work, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                int r = wfd < 0 ? set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot open '%s': %m", s->upper_work)
+                                : check_free(st, wfd, "file system of --upper", spec->upper, DATA_MIN_FREE,
+                                             DATA_MIN_INODES);
+                if (r < 0)
+                        return r;
+                r = make_upper_private(spec->upper);
                 if (r < 0)
                         return set_error(st->err, SANDBOX_EXIT_SETUP, "--upper '%s': cannot make its root private: %s",
                                          spec->upper, r == -EBADMSG ? "its " ROOTATTR_NS_TRUSTED ROOTATTR_XATTR
@@ -777,19 +963,20 @@ static int step_upper(Start *st) {
                 st->work_path = strdup(s->upper_work);
         } else {
                 /* The upper root's mode is the sandbox root's: 0755, owned by root inside. */
-                if (mkdirat(st->data_fd, "upper", 0755) < 0 || fchmodat(st->data_fd, "upper", 0755, 0) < 0 ||
-                    mkdirat(st->data_fd, "work", 0700) < 0)
+                if (mkdirat(s->data_fd, "upper", 0755) < 0 || fchmodat(s->data_fd, "upper", 0755, 0) < 0 ||
+                    mkdirat(s->data_fd, "work", 0700) < 0)
                         return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the upper layer: %m");
-                if (asprintf(&st->upper_path, "%s/%s/data/upper", s->state_dir, s->id) < 0)
+                if (asprintf(&st->upper_path, "%s/sandboxes/%s/upper", s->data_dir, s->id) < 0)
                         st->upper_path = NULL;
-                if (asprintf(&st->work_path, "%s/%s/data/work", s->state_dir, s->id) < 0)
+                if (asprintf(&st->work_path, "%s/sandboxes/%s/work", s->data_dir, s->id) < 0)
                         st->work_path = NULL;
         }
         return st->upper_path && st->work_path ? 0 : OOM(st);
 }
 
-/* The union: mounted by us, detached, served by sandbox-unionfs in the host's namespaces and outside
- * the sandbox's cgroup. It ends when the last mount of it (the sandbox's) goes. */
+/* The union: mounted by us, detached, served by sandbox-unionfs in the host's namespaces, in the
+ * sandbox's cgroup beside the program (its "union" child). It ends when the last mount of it (the
+ * sandbox's) goes. */
 static int step_union(Start *st) {
         int r;
 
@@ -1007,10 +1194,10 @@ static int step_resolv(Start *st) {
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot make the sandbox's /etc/resolv.conf: %s",
                                  strerror(-r));
         len = strlen(text);
-        fd = openat(st->data_fd, "resolv.conf", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        fd = openat(st->s->data_fd, "resolv.conf", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0 || write(fd, text, len) != (ssize_t) len || fchmod(fd, 0644) < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot write the sandbox's /etc/resolv.conf: %m");
-        if (asprintf(&path, "%s/%s/data/resolv.conf", st->s->state_dir, st->s->id) < 0) {
+        if (asprintf(&path, "%s/sandboxes/%s/resolv.conf", st->s->data_dir, st->s->id) < 0) {
                 path = NULL;
                 return OOM(st);
         }
@@ -1021,14 +1208,23 @@ static int step_resolv(Start *st) {
         return 0;
 }
 
+/* The sandbox's cgroup holds the whole sandbox's memory and CPU bounds, so that the union server's
+ * work for it (copy-up, the page cache of the upper's writes) counts too; its children are the
+ * program (the init and everything below it, with the pids bound; what a kill ends) and the union's
+ * server (its own small pids bound, so a fork bomb cannot starve it of threads; never frozen). */
 static int step_cgroup(Start *st) {
         const SandboxSpec *spec = st->spec;
+        uint64_t pids = spec->pids_max == SPEC_UNLIMITED ? 0 : spec->pids_max;
         char name[32];
         CgroupLimits limits = {
                 .memory_max = spec->memory_max == SPEC_UNLIMITED ? 0 : spec->memory_max,
-                .pids_max = spec->pids_max == SPEC_UNLIMITED ? 0 : spec->pids_max,
+                .pids_max = pids ? pids + UNION_PIDS_MAX : 0,
                 .cpu_quota_us = (uint64_t) spec->cpus_milli * 100,
                 .cpu_period_us = spec->cpus_milli ? 100000 : 0,
+                .split = true,
+                .program_pids_max = pids,
+                .union_pids_max = UNION_PIDS_MAX,
+                .union_cpu_weight = spec->cpus_milli ? UNION_CPU_WEIGHT : 0,
         };
         int r;
 
@@ -1040,7 +1236,7 @@ static int step_cgroup(Start *st) {
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's cgroup: %s", strerror(-r));
         /* On cgroup v2 the child is born in its cgroup: no migration (which costs an RCU grace period
          * on the kernel's side). */
-        st->cgroup_fd = cgroup_v2_fd(st->s->cgroup);
+        st->cgroup_fd = cgroup_child_v2_fd(st->s->cgroup, CGROUP_CHILD_PROGRAM);
         return 0;
 }
 
@@ -1136,7 +1332,7 @@ static int step_cgroup_attach(Start *st) {
 
         if (st->cgroup_fd >= 0)
                 return 0; /* born there */
-        r = cgroup_attach(st->s->cgroup, st->s->pid);
+        r = cgroup_child_attach(st->s->cgroup, CGROUP_CHILD_PROGRAM, st->s->pid);
         if (r < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot move the sandbox into its cgroup: %s", strerror(-r));
         return 0;
@@ -1165,8 +1361,11 @@ static int step_rlimits(Start *st) {
         pid_t pid = st->s->pid;
         bool core_set = false, nofile_set = false;
 
-        /* The init must survive the OOM killer so that it can report how the program ended. */
-        (void) write_proc_file(pid, "oom_score_adj", "-1000");
+        /* The init must survive the OOM killer so that it can report how the program ended. That needs
+         * CAP_SYS_RESOURCE; without it the init goes first with the program (raising needs nothing),
+         * never the union's server. */
+        if (write_proc_file(pid, "oom_score_adj", "-1000") < 0)
+                (void) write_proc_file(pid, "oom_score_adj", PROGRAM_OOM_SCORE_ADJ);
         for (size_t i = 0; i < spec->n_rlimits; i++) {
                 struct rlimit rl = {
                         .rlim_cur = spec->rlimits[i].soft == UINT64_MAX ? RLIM_INFINITY : spec->rlimits[i].soft,
@@ -1194,6 +1393,19 @@ static int step_rlimits(Start *st) {
                 if (prlimit(pid, RLIMIT_NOFILE, &rl, NULL) < 0)
                         return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot bound open files: %m");
         }
+        return 0;
+}
+
+/* What the front end waits on: the init's end, and the union server's, which a sandbox does not
+ * outlive (its file system is gone). */
+static int step_watch(Start *st) {
+        Sandbox *s = st->s;
+
+        s->wait_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (s->wait_fd < 0 ||
+            epoll_ctl(s->wait_fd, EPOLL_CTL_ADD, s->pidfd, &(struct epoll_event) { .events = EPOLLIN }) < 0 ||
+            epoll_ctl(s->wait_fd, EPOLL_CTL_ADD, s->server_pidfd, &(struct epoll_event) { .events = EPOLLIN }) < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot watch the sandbox: %m");
         return 0;
 }
 
@@ -1229,16 +1441,17 @@ static const StartStep start_steps[] = {
         { "sandbox directory",          step_sandbox_dir },
         { "image",                      step_image },
         { "upper layer",                step_upper },
+        { "cgroup",                     step_cgroup },
         { "union and its server",       step_union },
         { "host trees",                 step_trees },
         { "name resolution",            step_resolv },
-        { "cgroup",                     step_cgroup },
         { "environment",                step_environment },
         { "clone the init",             step_clone },
         { "id maps",                    step_id_maps },
         { "join the cgroup",            step_cgroup_attach },
         { "network",                    step_network },
         { "resource limits",            step_rlimits },
+        { "watch",                      step_watch },
         { "start the program",          step_go },
 };
 
@@ -1262,15 +1475,18 @@ int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *cfg,
         *s = (Sandbox) {
                 .resolved = *spec, .state_fd = -EBADF, .dir_fd = -EBADF, .pidfd = -EBADF, .status_fd = -EBADF,
                 .pty_fd = -EBADF, .server_pidfd = -EBADF, .idlock_fd = -EBADF, .lock_fd = -EBADF,
-                .image_lock_fd = -EBADF,
+                .image_lock_fd = -EBADF, .sandboxes_fd = -EBADF, .data_fd = -EBADF, .data_lock_fd = -EBADF,
+                .quota_fd = -EBADF, .wait_fd = -EBADF,
                 .upper_lock_fd = -EBADF, .memory_default = spec->memory_max == 0, .pids_default = spec->pids_max == 0,
         };
         s->spec = &s->resolved;
         s->resolved.tmpfs = spec->n_tmpfs > 0 ? calloc(spec->n_tmpfs, sizeof *spec->tmpfs) : NULL;
         s->state_dir = strdup(cfg && cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR);
-        if (!s->state_dir || (spec->n_tmpfs > 0 && !s->resolved.tmpfs)) {
+        s->data_dir = strdup(cfg && cfg->data_dir ? cfg->data_dir : DEFAULT_DATA_DIR);
+        if (!s->state_dir || !s->data_dir || (spec->n_tmpfs > 0 && !s->resolved.tmpfs)) {
                 free(s->resolved.tmpfs);
                 free(s->state_dir);
+                free(s->data_dir);
                 free(s);
                 return set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
         }
@@ -1280,7 +1496,7 @@ int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *cfg,
 
         Start st = {
                 .s = s, .spec = s->spec, .cfg = cfg, .stdio = stdio, .cancel_fd = cancel_fd, .err = err,
-                .data_fd = -EBADF, .fuse_fd = -EBADF, .union_fd = -EBADF, .usr_fd = -EBADF, .cgroup_fd = -EBADF,
+                .fuse_fd = -EBADF, .union_fd = -EBADF, .usr_fd = -EBADF, .cgroup_fd = -EBADF,
                 .resolv_fd = -EBADF,
                 .sp = { -EBADF, -EBADF },
         };
@@ -1319,7 +1535,7 @@ pid_t sandbox_pid(const Sandbox *s) {
 }
 
 int sandbox_pidfd(const Sandbox *s) {
-        return s->pidfd;
+        return s->wait_fd;
 }
 
 int sandbox_pty_fd(const Sandbox *s) {
@@ -1332,11 +1548,13 @@ int sandbox_signal(Sandbox *s, int sig) {
         return RET_NERRNO((int) syscall(SYS_pidfd_send_signal, s->pidfd, sig, NULL, 0));
 }
 
+/* The program's processes, not its file system's server: that one ends by itself once the sandbox's
+ * mount is gone (after writing back what the kernel still caches for a kept upper). */
 static void sandbox_kill(Sandbox *s) {
         if (s->pidfd >= 0)
                 (void) syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
         if (s->cgroup)
-                (void) cgroup_kill_all(s->cgroup);
+                (void) cgroup_child_kill(s->cgroup, CGROUP_CHILD_PROGRAM);
 }
 
 /* How long the init gets to end the program after a limit, before we kill the whole cgroup. */
@@ -1409,6 +1627,31 @@ static void read_exit_status(Sandbox *s) {
                 }
 }
 
+/* Did the union's server end before its sandbox was done with it? It ends by itself (status 0) only
+ * once the sandbox's mount is gone; killed or failed, the sandbox has no file system left. Looks
+ * without reaping (stop_server() reaps). */
+static bool server_failed(Sandbox *s) {
+        siginfo_t si = {};
+
+        if (s->union_failed)
+                return true;
+        if (s->server_pidfd < 0 ||
+            waitid(P_PIDFD, (id_t) s->server_pidfd, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+                return false;
+        if (si.si_code == CLD_EXITED && si.si_status == 0)
+                return false;
+        s->union_failed = true;
+        s->union_code = si.si_code;
+        s->union_status = si.si_status;
+        return true;
+}
+
+/* The first refusal at the disk quota, as the server reported it on its quota_notify_fd. */
+static bool quota_was_hit(Sandbox *s) {
+        char buf[64];
+        return s->quota_fd >= 0 && read(s->quota_fd, buf, sizeof buf) > 0;
+}
+
 static void stop_server(Sandbox *s) {
         struct pollfd p = { .fd = s->server_pidfd, .events = POLLIN };
 
@@ -1428,7 +1671,8 @@ int sandbox_collect(Sandbox *s, bool kill, SandboxResult *ret) {
 
         if (s->collected)
                 return -EALREADY;
-        if (kill)
+        /* Without its file system the program cannot go on: end it. */
+        if (kill || (s->pid > 0 && server_failed(s)))
                 sandbox_kill(s);
         if (s->pid > 0) {
                 while (waitid(P_PIDFD, (id_t) s->pidfd, &si, WEXITED) < 0 && errno == EINTR)
@@ -1449,6 +1693,9 @@ int sandbox_collect(Sandbox *s, bool kill, SandboxResult *ret) {
         res.pids_limit_hit = st.pids_max_events > 0;
         res.host_uid = s->host_first;
         res.limit = s->limit;
+        res.disk_limit_hit = quota_was_hit(s);
+        res.union_failed = server_failed(s);
+        res.union_signal = s->union_failed && s->union_code != CLD_EXITED ? s->union_status : 0;
         if (s->have_status) {
                 if (WIFEXITED(s->raw_status)) {
                         res.exit_code = WEXITSTATUS(s->raw_status);
@@ -1469,6 +1716,8 @@ int sandbox_collect(Sandbox *s, bool kill, SandboxResult *ret) {
                 res.status = SANDBOX_EXIT_TIMEOUT;
         else if (res.limit == SANDBOX_LIMIT_MEMORY)
                 res.status = SANDBOX_EXIT_OOM;
+        else if (res.union_failed)
+                res.status = SANDBOX_EXIT_SETUP; /* the runtime failed the program, not the other way */
         if (ret)
                 *ret = res;
         return 0;
@@ -1481,11 +1730,13 @@ int sandbox_cleanup(Sandbox *s) {
                 return -EALREADY;
         if (!s->collected)
                 (void) sandbox_collect(s, true, NULL);
+        /* The server first: it ends by itself once the sandbox's mount is gone, after writing back
+         * what the kernel cached; then the cgroup, whose program child is empty by now. */
+        stop_server(s);
         if (s->cgroup) {
                 r = cgroup_remove(s->cgroup);
                 s->cgroup = cgroup_free(s->cgroup);
         }
-        stop_server(s);
         /* The union's server is gone: nothing reads the image's layers any more. */
         if (s->image_run)
                 image_run_unpin(s->image_run);
@@ -1495,10 +1746,13 @@ int sandbox_cleanup(Sandbox *s) {
                 pthread_mutex_unlock(&net_lock);
         }
 
-        if (s->dir_fd >= 0) {
-                int k = rm_tree_at(s->dir_fd, "data");
+        if (s->data_fd >= 0) {
+                int k = rm_tree_at(s->sandboxes_fd, s->id);
                 if (k < 0 && k != -ENOENT && r == 0)
                         r = k;
+                s->data_fd = safe_close(s->data_fd);
+        }
+        if (s->dir_fd >= 0) {
                 (void) unlinkat(s->dir_fd, "root", AT_REMOVEDIR);
                 (void) unlinkat(s->dir_fd, "lock", 0);
                 if (unlinkat(s->state_fd, s->id, AT_REMOVEDIR) < 0 && r == 0)
@@ -1534,14 +1788,20 @@ Sandbox *sandbox_free(Sandbox *s) {
         safe_close(s->status_fd);
         safe_close(s->pty_fd);
         safe_close(s->server_pidfd);
+        safe_close(s->quota_fd);
+        safe_close(s->wait_fd);
         safe_close(s->idlock_fd);
         safe_close(s->lock_fd);
         safe_close(s->image_lock_fd);
         safe_close(s->upper_lock_fd);
         safe_close(s->dir_fd);
         safe_close(s->state_fd);
+        safe_close(s->data_lock_fd);
+        safe_close(s->data_fd);
+        safe_close(s->sandboxes_fd);
         free(s->upper_work);
         free(s->state_dir);
+        free(s->data_dir);
         free(s->resolved.tmpfs);
         image_run_free(s->image_run);
         free(s);
@@ -1593,28 +1853,74 @@ static int cleanup_one(int state_fd, const char *id) {
         return r < 0 ? r : 1;
 }
 
-int sandbox_cleanup_stale(const SandboxConfig *cfg, unsigned *ret_removed) {
-        const char *state_dir = cfg ? cfg->state_dir : NULL;
+/* Remove one stale data directory, DATA/sandboxes/ID: its owner (of whichever state directory) is
+ * gone when its lock is free. */
+static int cleanup_one_data(int sandboxes_fd, const char *id) {
+        _cleanup_close_ int dir = -EBADF, lock = -EBADF;
+        struct stat st;
+
+        dir = openat(sandboxes_fd, id, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
+        if (dir < 0)
+                return errno == ENOENT ? 0 : -errno;
+        lock = openat(dir, "lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        if (lock < 0) {
+                if (errno != ENOENT || fstat(dir, &st) < 0 || st.st_mtime + 60 > time(NULL))
+                        return 0;
+        } else if (flock(lock, LOCK_EX | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK ? 0 : -errno; /* alive */
+        int r = rm_tree_at(sandboxes_fd, id);
+        return r < 0 && r != -ENOENT ? r : 1;
+}
+
+/* Call FN(dir_fd, name) for each entry of DIR_FD that is a sandbox id; counts what FN removed. */
+static int cleanup_ids(int dir_fd, int (*fn)(int, const char *), unsigned *n) {
         _cleanup_closedir_ DIR *d = NULL;
-        _cleanup_close_ int fd = -EBADF;
         struct dirent *de;
+        int r = 0, dfd;
+
+        dfd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
+        if (dfd < 0)
+                return -errno;
+        d = fdopendir(dfd);
+        if (!d) {
+                safe_close(dfd);
+                return -errno;
+        }
+        while ((de = readdir(d)))
+                if (is_sandbox_id(de->d_name)) {
+                        int k = fn(dir_fd, de->d_name);
+                        if (k > 0)
+                                (*n)++;
+                        else if (k < 0 && r == 0)
+                                r = k;
+                }
+        return r;
+}
+
+int sandbox_cleanup_stale(const SandboxConfig *cfg, unsigned *ret_removed) {
+        const char *state_dir = cfg ? cfg->state_dir : NULL, *data_dir = cfg ? cfg->data_dir : NULL;
+        _cleanup_close_ int fd = -EBADF, data = -EBADF;
         unsigned n = 0;
         int r = 0;
 
         fd = open(state_dir ?: DEFAULT_STATE_DIR, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno;
-        d = fdopendir(fcntl(fd, F_DUPFD_CLOEXEC, 3));
-        if (!d)
+        if (fd < 0 && errno != ENOENT)
                 return -errno;
-        while ((de = readdir(d)))
-                if (is_sandbox_id(de->d_name)) {
-                        int k = cleanup_one(fd, de->d_name);
-                        if (k > 0)
-                                n++;
-                        else if (k < 0 && r == 0)
+        if (fd >= 0)
+                r = cleanup_ids(fd, cleanup_one, &n);
+        /* Throw-away uppers whose sandbox is gone (the state entry may be gone already). */
+        {
+                _cleanup_close_ int top = open(data_dir ?: DEFAULT_DATA_DIR, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC |
+                                               O_RDONLY);
+                if (top >= 0)
+                        data = openat(top, "sandboxes", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
+                if (data >= 0) {
+                        unsigned m = 0;
+                        int k = cleanup_ids(data, cleanup_one_data, &m);
+                        if (k < 0 && r == 0)
                                 r = k;
                 }
+        }
         {
                 /* Published ports of sandboxes that are gone, whoever made them. */
                 NetConfig defaults;

@@ -22,6 +22,7 @@
 
 typedef struct SandboxConfig {
         const char *state_dir;          /* NULL: /run/sandbox */
+        const char *data_dir;           /* NULL: /var/lib/sandbox (throw-away uppers, on disk) */
         uint32_t host_id_base;          /* first host uid/gid of the pool; 0: the default pool */
         uint32_t host_id_ranges;        /* 65536-id ranges in the pool */
         const char *unionfs_binary;     /* NULL: next to our own binary, or the installed one */
@@ -47,6 +48,9 @@ typedef struct SandboxResult {
         uint64_t max_rss;               /* bytes: the largest resident set of one of the program's processes */
         bool pids_limit_hit;            /* a fork or clone failed at the pids bound */
         bool disk_limit_hit;            /* a write to the upper was refused at the disk bound */
+        bool union_failed;              /* the union's server ended while the sandbox ran (killed, crashed):
+                                         * the sandbox was stopped, status 125 */
+        int union_signal;               /* the signal that killed the server, else 0 */
         uid_t host_uid;                 /* the host uid that root inside was mapped to */
 } SandboxResult;
 
@@ -77,7 +81,9 @@ int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *conf
                               int cancel_fd, Sandbox **ret_sandbox, SandboxError *ret_error);
 
 const char *sandbox_id(const Sandbox *s);
-/* The host pid of the sandbox's init, and a pidfd for it that polls readable when it has ended. */
+/* The host pid of the sandbox's init, and an fd that polls readable when the sandbox must be collected
+ * (sandbox_collect()): its init has ended, or the union's server has, without which the sandbox cannot
+ * go on. */
 pid_t sandbox_pid(const Sandbox *s);
 int sandbox_pidfd(const Sandbox *s);
 /* The program's argv[0] (with --image NAME, what the image's Entrypoint or Cmd made it). */
@@ -105,9 +111,10 @@ int sandbox_finish(Sandbox *s, bool kill, SandboxResult *ret_result);
 /* Kills and cleans up a sandbox that was not finished. */
 Sandbox *sandbox_free(Sandbox *s);
 
-/* Remove what sandboxes of processes that died (kill -9, a crash) left in the state directory: their
- * cgroups, directories and published ports. Their processes died with them (the init has
- * PDEATHSIG), and with them the union's mount and its server. Live sandboxes are left alone. */
+/* Remove what sandboxes of processes that died (kill -9, a crash) left in the state directory and the
+ * data directory: their cgroups, directories, throw-away uppers and published ports. Their processes
+ * died with them (the init has PDEATHSIG), and with them the union's mount and its server. Live
+ * sandboxes (of any state directory) are left alone. */
 int sandbox_cleanup_stale(const SandboxConfig *config, unsigned *ret_removed);
 
 /* The sandbox's address with --net bridge/isolated (INADDR_ANY otherwise). */

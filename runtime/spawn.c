@@ -273,12 +273,13 @@ static int install_stdio(const int stdio[3]) {
         return 0;
 }
 
-/* The program's oom_score_adj becomes 0, as a container's does under Docker, whatever its caller
- * has. Our /proc/self files belong to host root while we are not dumpable (the id change made us
- * so), and host root is not mapped here: be dumpable for this one write, then not again. Where the
- * kernel refuses to go below a floor its caller was given (oom_score_adj_min, set by a privileged
- * writer such as systemd's OOMScoreAdjust=), the caller's value stays if it is not negative. Any
- * other failure is fatal: a program the OOM killer might not end must never run. */
+/* The program's oom_score_adj becomes PROGRAM_OOM_SCORE_ADJ (1000), whatever its caller has: the
+ * OOM killer's first choice, before the union's server in the same cgroup (which root without
+ * CAP_SYS_RESOURCE cannot shield: lowering needs it, raising does not) and before host processes.
+ * Our /proc/self files belong to host root while we are not dumpable (the id change made us so), and
+ * host root is not mapped here: be dumpable for this one write, then not again. Should the kernel
+ * refuse, the caller's value stays if it is not negative. Any other failure is fatal: a program the
+ * OOM killer might not end must never run. */
 static int program_reset_oom_score(void) {
         _cleanup_close_ int fd = -EBADF;
         char buf[16];
@@ -290,7 +291,8 @@ static int program_reset_oom_score(void) {
         fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
         if (fd < 0)
                 r = -errno;
-        else if (write(fd, "0", 1) != 1) {
+        else if (write(fd, PROGRAM_OOM_SCORE_ADJ, sizeof PROGRAM_OOM_SCORE_ADJ - 1) !=
+                 (ssize_t) sizeof PROGRAM_OOM_SCORE_ADJ - 1) {
                 r = -errno;
                 n = r == -EACCES ? pread(fd, buf, sizeof buf - 1, 0) : -1;
                 if (n > 0 && buf[0] >= '0' && buf[0] <= '9')
@@ -329,7 +331,8 @@ _Noreturn static void program_run(const ChildContext *c, int report_fd, int gate
 
         /* The init is shielded from the OOM killer (oom_score_adj -1000, where the parent may set it);
          * the program must not inherit that, or a memory limit hit finds nothing to kill and the
-         * kernel retries the program's allocation forever. */
+         * kernel retries the program's allocation forever. It is the first choice instead, before the
+         * union's server that it depends on and that shares its cgroup (docs/cgroups.md). */
         r = program_reset_oom_score();
         if (r < 0)
                 program_fail(report_fd, STEP_OOM_SCORE, r);

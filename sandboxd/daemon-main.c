@@ -30,6 +30,7 @@
 #include "server.h"
 
 #define DEFAULT_STATE_DIR "/run/sandboxd"
+#define DEFAULT_DATA_DIR "/var/lib/sandboxd"
 #define DEFAULT_CONFIG "/etc/sandboxd.conf"
 #define NOFILE_WANTED 524288
 /* Exit statuses (sandboxd(8)): 0 after an idle exit or SIGTERM, 1 on a failure, 2 for bad usage. */
@@ -41,6 +42,7 @@ static void help(void) {
                "Normally started by systemd socket activation (sandboxd.socket).\n\n"
                "      --listen PATH          listen on PATH instead of socket activation (removed at exit)\n"
                "      --state-dir DIR        state directory (default %s)\n"
+               "      --data-dir DIR         the sandboxes' throw-away upper layers, on disk (default %s)\n"
                "      --config FILE          configuration file (default %s, optional)\n"
                "      --store DIR            the image store for --image NAME (default /var/lib/sandbox;\n"
                "                             over the configuration's store=)\n"
@@ -51,7 +53,7 @@ static void help(void) {
                "Exit status: 0 after an idle exit or SIGTERM, 1 on a failure, 2 for bad usage.\n"
                "See sandboxd(8); the bounds every sandbox gets, and the caps (max-memory, max-pids,\n"
                "max-timeout, max-disk, ...) for clients other than root: docs/limits.md.\n",
-               program_invocation_short_name, DEFAULT_STATE_DIR, DEFAULT_CONFIG);
+               program_invocation_short_name, DEFAULT_STATE_DIR, DEFAULT_DATA_DIR, DEFAULT_CONFIG);
 }
 
 /* --listen: our own socket, 0660 and group "sandbox" when that group exists, like the unit's. RET_ST:
@@ -79,10 +81,11 @@ static int listen_on(const char *path, struct stat *ret_st) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_LISTEN = 0x100, ARG_STATE_DIR, ARG_CONFIG, ARG_IDLE, ARG_VERSION, ARG_STORE };
+        enum { ARG_LISTEN = 0x100, ARG_STATE_DIR, ARG_DATA_DIR, ARG_CONFIG, ARG_IDLE, ARG_VERSION, ARG_STORE };
         static const struct option options[] = {
                 { "listen", required_argument, NULL, ARG_LISTEN },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "data-dir", required_argument, NULL, ARG_DATA_DIR },
                 { "config", required_argument, NULL, ARG_CONFIG },
                 { "idle-timeout", required_argument, NULL, ARG_IDLE },
                 { "store", required_argument, NULL, ARG_STORE },
@@ -91,6 +94,7 @@ int main(int argc, char *argv[]) {
                 {}
         };
         const char *listen_path = NULL, *state_dir = DEFAULT_STATE_DIR, *config_path = DEFAULT_CONFIG, *store = NULL;
+        const char *data_dir = DEFAULT_DATA_DIR;
         bool config_given = false;
         uint32_t idle = 30;
         DaemonConfig config;
@@ -121,6 +125,13 @@ int main(int argc, char *argv[]) {
                                 return EXIT_USAGE;
                         }
                         store = optarg;
+                        break;
+                case ARG_DATA_DIR:
+                        if (optarg[0] != '/') {
+                                log_error("--data-dir '%s': must be an absolute path", optarg);
+                                return EXIT_USAGE;
+                        }
+                        data_dir = optarg;
                         break;
                 case ARG_CONFIG:
                         config_path = optarg;
@@ -211,13 +222,14 @@ int main(int argc, char *argv[]) {
                 log_warning_errno(r, "Failed to set up our delegated cgroup, limits may not work: %m");
 
         /* What a predecessor that crashed (or was killed) left behind. */
-        r = sandbox_cleanup_stale(&(SandboxConfig) { .state_dir = state_dir, .net = &config.net }, &removed);
+        r = sandbox_cleanup_stale(&(SandboxConfig) { .state_dir = state_dir, .data_dir = data_dir, .net = &config.net },
+                                  &removed);
         if (r < 0)
                 log_warning_errno(r, "Failed to clean up all stale sandboxes in '%s', ignoring: %m", state_dir);
         else if (removed > 0)
                 log_notice("Removed %u stale sandbox(es) left by an earlier run.", removed);
 
-        r = server_run(listen_fd, state_dir, &config, (uint64_t) idle * 1000000);
+        r = server_run(listen_fd, state_dir, data_dir, &config, (uint64_t) idle * 1000000);
         safe_close(listen_fd);
         /* Our socket file goes with us; not one that another daemon bound at that path meanwhile. */
         if (listen_path) {

@@ -469,6 +469,7 @@ static int on_sandbox_exit(sd_event_source *s, int fd, uint32_t revents, void *u
                         m.pids_limit_hit = res.pids_limit_hit;
                         m.disk_limit_hit = res.disk_limit_hit;
                         m.max_rss = res.max_rss;
+                        m.union_failed = res.union_failed;
                 }
                 c->session = NULL;
                 se->client = NULL;
@@ -1367,7 +1368,8 @@ static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, v
         return 0;
 }
 
-int server_run(int listen_fd, const char *state_dir, const DaemonConfig *config, uint64_t idle_usec) {
+int server_run(int listen_fd, const char *state_dir, const char *data_dir, const DaemonConfig *config,
+               uint64_t idle_usec) {
         Server srv = {
                 .config = config,
                 .state_dir = state_dir,
@@ -1375,6 +1377,7 @@ int server_run(int listen_fd, const char *state_dir, const DaemonConfig *config,
                 .journal = getenv("JOURNAL_STREAM") != NULL,
                 .runtime = {
                         .state_dir = state_dir,
+                        .data_dir = data_dir,
                         .host_id_base = config->id_base,
                         .host_id_ranges = config->id_ranges,
                         .unionfs_binary = config->unionfs[0] ? config->unionfs : NULL,

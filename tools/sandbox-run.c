@@ -80,7 +80,8 @@ static int run(ExecOptions *o) {
         }
 
         /* What an earlier sandbox-run left when it was killed: tidy it up first. */
-        SandboxConfig cfg = { .state_dir = getenv("SANDBOX_STATE_DIR"), .net = &net, .store = o->store };
+        SandboxConfig cfg = { .state_dir = getenv("SANDBOX_STATE_DIR"), .data_dir = getenv("SANDBOX_DATA_DIR"),
+                              .net = &net, .store = o->store };
         (void) sandbox_cleanup_stale(&cfg, NULL);
 
         if (!o->spec.tty) {
@@ -177,6 +178,17 @@ static int run(ExecOptions *o) {
         else if (res.limit == SANDBOX_LIMIT_CPU_TIME)
                 fprintf(stderr, "sandbox-run: the CPU time limit (--cpu-time %.3g s) was reached; the program was "
                         "killed\n", (double) o->spec.cpu_time_usec / 1e6);
+        if (res.union_failed && res.limit == SANDBOX_LIMIT_NONE) {
+                if (res.union_signal)
+                        fprintf(stderr, "sandbox-run: the sandbox's file system server was killed (%s); the sandbox "
+                                "was stopped\n", strsignal(res.union_signal));
+                else
+                        fprintf(stderr, "sandbox-run: the sandbox's file system server failed; the sandbox was "
+                                "stopped\n");
+        }
+        if (res.disk_limit_hit)
+                fprintf(stderr, "sandbox-run: the disk limit (--disk) was reached: writes past it failed with "
+                        "'No space left on device'\n");
         if (stats.path || stats.fd >= 0) {
                 r = stats_write(&stats, &res);
                 if (r < 0)

@@ -161,6 +161,7 @@ static void write_stats(const ExecOptions *o, const MsgExit *m) {
                 .max_rss = m->max_rss,
                 .pids_limit_hit = m->pids_limit_hit,
                 .disk_limit_hit = m->disk_limit_hit,
+                .union_failed = m->union_failed,
         };
         int r = stats_write(&t, &res);
         if (r < 0)
@@ -195,6 +196,12 @@ static int finish_exit(WireFrame *f, const ExecOptions *o) {
                         "killed\n");
         else if (m.limit == MSG_LIMIT_CPU_TIME)
                 fprintf(stderr, "sandboxctl: the CPU time limit (--cpu-time) was reached; the program was killed\n");
+        else if (m.union_failed)
+                fprintf(stderr, "sandboxctl: the sandbox's file system server ended unexpectedly; the sandbox was "
+                        "stopped\n");
+        if (m.disk_limit_hit)
+                fprintf(stderr, "sandboxctl: the disk limit (--disk) was reached: writes past it failed with "
+                        "'No space left on device'\n");
         if (o->stats_path || o->stats_fd >= 0)
                 write_stats(o, &m);
         return m.status >= 0 && m.status <= 255 ? m.status : EXIT_DAEMON;

@@ -89,7 +89,8 @@ int stats_format(const SandboxResult *r, char *buf, size_t size) {
                      "  \"memory_limit_hit\": %s,\n"
                      "  \"time_limit_hit\": %s,\n"
                      "  \"pids_limit_hit\": %s,\n"
-                     "  \"disk_limit_hit\": %s\n"
+                     "  \"disk_limit_hit\": %s,\n"
+                     "  \"union_failed\": %s\n"
                      "}\n",
                      r->status,
                      r->signal ? -1 : r->exit_code,
@@ -100,7 +101,7 @@ int stats_format(const SandboxResult *r, char *buf, size_t size) {
                      yes_no_json(r->limit == SANDBOX_LIMIT_MEMORY),
                      yes_no_json(r->limit == SANDBOX_LIMIT_TIMEOUT || r->limit == SANDBOX_LIMIT_CPU_TIME),
                      yes_no_json(r->pids_limit_hit),
-                     yes_no_json(r->disk_limit_hit));
+                     yes_no_json(r->disk_limit_hit), yes_no_json(r->union_failed));
         if (n < 0)
                 return -EINVAL;
         return (size_t) n < size ? 0 : -ENOBUFS;
