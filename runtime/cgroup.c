@@ -78,6 +78,7 @@ typedef struct CgroupDir {
         char *hierarchy; /* "" on v2; the hierarchy directory's name on v1 ("memory", "cpu,cpuacct") */
         int parent_fd;   /* O_PATH|O_DIRECTORY of the parent cgroup */
         int fd;          /* O_PATH|O_DIRECTORY of our cgroup; -EBADF once removed */
+        bool borrowed;   /* parent_fd is the sandbox's own fd (a child's dir): not ours to close */
 } CgroupDir;
 
 /* One cgroup of ours: the sandbox's, or one of its children. */
@@ -463,7 +464,7 @@ static const CgroupOps v1_ops, v2_ops;
 
 static void cgroup_dir_done(CgroupDir *d) {
         d->fd = safe_close(d->fd);
-        d->parent_fd = safe_close(d->parent_fd);
+        d->parent_fd = d->borrowed ? -EBADF : safe_close(d->parent_fd);
         free(d->hierarchy);
         d->hierarchy = NULL;
 }
@@ -535,28 +536,41 @@ static CgroupNode *child_node(Cgroup *c, CgroupChild child) {
         return &c->children[child];
 }
 
-/* mkdir N's name below PARENT_FD and record it as one of N's dirs. Takes PARENT_FD. */
-static int node_make_dir(Cgroup *c, CgroupNode *n, int parent_fd, const char *hierarchy) {
-        _cleanup_close_ int pfd = parent_fd, fd = -EBADF;
-        _cleanup_free_ char *h = strdup(hierarchy);
-        int r;
-
-        if (!h)
+/* Record DIR_FD (of N's directory below PARENT_FD) as one of N's dirs. Takes both fds, except a
+ * BORROWED parent fd (a child's parent is the sandbox's own directory, which it outlives). */
+static int node_add_dir(CgroupNode *n, int parent_fd, bool borrowed, int dir_fd, const char *hierarchy) {
+        char *h = strdup(hierarchy);
+        if (!h) {
+                safe_close(dir_fd);
+                if (!borrowed)
+                        safe_close(parent_fd);
                 return -ENOMEM;
-        if (mkdirat(pfd, n->name, 0755) < 0)
-                return log_debug_errno(-errno, "Failed to create cgroup '%s' in '%s': %m", n->name,
-                                       hierarchy);
-        fd = open_beneath(pfd, n->name, O_PATH | O_DIRECTORY, 0);
+        }
+        n->dirs[n->n_dirs++] = (CgroupDir) { .hierarchy = h, .parent_fd = parent_fd, .fd = dir_fd, .borrowed = borrowed };
+        return 0;
+}
+
+/* mkdir N's name below PARENT_FD and record it as one of N's dirs. Takes PARENT_FD unless BORROWED. */
+static int node_make_dir(Cgroup *c, CgroupNode *n, int parent_fd, bool borrowed, const char *hierarchy) {
+        int fd, r;
+
+        if (mkdirat(parent_fd, n->name, 0755) < 0) {
+                r = log_debug_errno(-errno, "Failed to create cgroup '%s' in '%s': %m", n->name, hierarchy);
+                if (!borrowed)
+                        safe_close(parent_fd);
+                return r;
+        }
+        fd = open_beneath(parent_fd, n->name, O_PATH | O_DIRECTORY, 0);
         if (fd < 0) {
                 /* We made it an instant ago; it is empty, so a plain rmdir removes it. */
-                (void) unlinkat(pfd, n->name, AT_REMOVEDIR);
+                (void) unlinkat(parent_fd, n->name, AT_REMOVEDIR);
+                if (!borrowed)
+                        safe_close(parent_fd);
                 return fd;
         }
-        n->dirs[n->n_dirs++] = (CgroupDir) {
-                .hierarchy = TAKE_PTR(h),
-                .parent_fd = TAKE_FD(pfd),
-                .fd = TAKE_FD(fd),
-        };
+        r = node_add_dir(n, parent_fd, borrowed, fd, hierarchy);
+        if (r < 0)
+                return r;
         if (c->hooks.after_mkdir) {
                 CgroupDir *d = &n->dirs[n->n_dirs - 1];
                 r = c->hooks.after_mkdir(d->fd, d->hierarchy, c->hooks.userdata);
@@ -567,30 +581,16 @@ static int node_make_dir(Cgroup *c, CgroupNode *n, int parent_fd, const char *hi
 }
 
 /* Record an existing directory of N below PARENT_FD (to remove what a crashed run left). Takes
- * PARENT_FD. Returns 0 when there is nothing there. */
-static int node_open_dir(CgroupNode *n, int parent_fd, const char *hierarchy) {
-        _cleanup_close_ int pfd = parent_fd, fd = -EBADF;
-        _cleanup_free_ char *h = strdup(hierarchy);
-
-        if (!h)
-                return -ENOMEM;
-        fd = open_beneath(pfd, n->name, O_PATH | O_DIRECTORY, 0);
-        if (fd == -ENOENT)
-                return 0;
-        if (fd < 0)
-                return fd;
-        n->dirs[n->n_dirs++] = (CgroupDir) {
-                .hierarchy = TAKE_PTR(h),
-                .parent_fd = TAKE_FD(pfd),
-                .fd = TAKE_FD(fd),
-        };
-        return 1;
-}
-
-/* A dup of FD (an O_PATH directory) to hand to node_make_dir()/node_open_dir(). */
-static int dup_dir(int fd) {
-        int r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        return r < 0 ? -errno : r;
+ * PARENT_FD unless BORROWED. Returns 0 when there is nothing there. */
+static int node_open_dir(CgroupNode *n, int parent_fd, bool borrowed, const char *hierarchy) {
+        int fd = open_beneath(parent_fd, n->name, O_PATH | O_DIRECTORY, 0);
+        if (fd < 0) {
+                if (!borrowed)
+                        safe_close(parent_fd);
+                return fd == -ENOENT ? 0 : fd;
+        }
+        int r = node_add_dir(n, parent_fd, borrowed, fd, hierarchy);
+        return r < 0 ? r : 1;
 }
 
 /* rmdir one directory, retrying briefly on EBUSY (the kernel may still be tearing the last member
@@ -616,7 +616,7 @@ static int node_dir_remove(Cgroup *c, CgroupNode *n, CgroupDir *d) {
                 sleep_usec(10000);
         }
         d->fd = safe_close(d->fd);
-        d->parent_fd = safe_close(d->parent_fd);
+        d->parent_fd = d->borrowed ? -EBADF : safe_close(d->parent_fd);
         return 0;
 }
 
@@ -780,10 +780,7 @@ static int v2_make_children(Cgroup *c, const CgroupLimits *l) {
                 return r;
         for (CgroupChild k = 0; k < _CGROUP_CHILD_MAX; k++) {
                 CgroupLimits cl = child_limits(l, k);
-                int pfd = dup_dir(fd);
-                if (pfd < 0)
-                        return pfd;
-                r = node_make_dir(c, &c->children[k], pfd, "");
+                r = node_make_dir(c, &c->children[k], fd, true, "");
                 if (r < 0)
                         return r;
                 if (!(enabled & V2_PIDS))
@@ -807,12 +804,11 @@ static int v2_create(Cgroup *c, int root_fd, char *const parents[_CGROUP_CONTROL
         if (pfd < 0)
                 return log_debug_errno(pfd, "Failed to open parent cgroup '%s': %m", parent);
         if (open_existing) {
-                r = node_open_dir(&c->self, TAKE_FD(pfd), "");
+                r = node_open_dir(&c->self, TAKE_FD(pfd), false, "");
                 if (r <= 0)
                         return r == 0 ? -ENOENT : r;
                 for (CgroupChild k = 0; k < _CGROUP_CHILD_MAX; k++) {
-                        int cfd = dup_dir(c->self.dirs[0].fd);
-                        r = cfd < 0 ? cfd : node_open_dir(&c->children[k], cfd, "");
+                        r = node_open_dir(&c->children[k], c->self.dirs[0].fd, true, "");
                         if (r < 0)
                                 return r;
                         if (r > 0)
@@ -824,7 +820,7 @@ static int v2_create(Cgroup *c, int root_fd, char *const parents[_CGROUP_CONTROL
         r = v2_enable_controllers(pfd, v2_limit_mask(limits), 0, may_enable, NULL);
         if (r < 0)
                 return r;
-        r = node_make_dir(c, &c->self, TAKE_FD(pfd), "");
+        r = node_make_dir(c, &c->self, TAKE_FD(pfd), false, "");
         if (r < 0)
                 return r;
         r = v2_apply_limits(c->self.dirs[0].fd, limits);
@@ -1049,10 +1045,7 @@ static int v1_make_children(Cgroup *c, const CgroupLimits *l) {
                 for (size_t i = 0; i < c->self.n_dirs; i++) {
                         if (k == CGROUP_CHILD_UNION && (int) i == c->self.index[CGROUP_FREEZER])
                                 continue;
-                        int pfd = dup_dir(c->self.dirs[i].fd);
-                        if (pfd < 0)
-                                return pfd;
-                        r = node_make_dir(c, n, pfd, c->self.dirs[i].hierarchy);
+                        r = node_make_dir(c, n, c->self.dirs[i].fd, true, c->self.dirs[i].hierarchy);
                         if (r < 0)
                                 return r;
                         for (CgroupController ctl = 0; ctl < _CGROUP_CONTROLLER_MAX; ctl++)
@@ -1070,8 +1063,7 @@ static int v1_make_children(Cgroup *c, const CgroupLimits *l) {
 static int v1_open_children(Cgroup *c) {
         for (CgroupChild k = 0; k < _CGROUP_CHILD_MAX; k++)
                 for (size_t i = 0; i < c->self.n_dirs; i++) {
-                        int pfd = dup_dir(c->self.dirs[i].fd);
-                        int r = pfd < 0 ? pfd : node_open_dir(&c->children[k], pfd, c->self.dirs[i].hierarchy);
+                        int r = node_open_dir(&c->children[k], c->self.dirs[i].fd, true, c->self.dirs[i].hierarchy);
                         if (r < 0)
                                 return r;
                         if (r == 0)
@@ -1131,13 +1123,13 @@ static int v1_create(Cgroup *c, int root_fd, char *const parents[_CGROUP_CONTROL
                         return log_debug_errno(pfd, "Failed to open parent cgroup '%s' in '%s': %m",
                                                parent, dirname);
                 if (open_existing) {
-                        r = node_open_dir(n, TAKE_FD(pfd), dirname);
+                        r = node_open_dir(n, TAKE_FD(pfd), false, dirname);
                         if (r < 0)
                                 return r;
                         if (r == 0)
                                 continue;
                 } else {
-                        r = node_make_dir(c, n, TAKE_FD(pfd), dirname);
+                        r = node_make_dir(c, n, TAKE_FD(pfd), false, dirname);
                         if (r < 0)
                                 return r;
                 }

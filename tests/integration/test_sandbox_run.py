@@ -315,9 +315,10 @@ def test_throwaway_upper_private(env):
     try:
         wait_line(p.stdout, "ready")
         sid = env.wait_sandbox_id()
-        data = os.path.join(env.state, sid, "data")
-        st = os.stat(data)
-        sf.eq((oct(st.st_mode & 0o7777), st.st_uid), (oct(0o700), 0), f"mode and owner of {data}")
+        data = os.path.join(env.data, "sandboxes", sid)
+        for d in (env.data, os.path.join(env.data, "sandboxes"), data):
+            st = os.stat(d)
+            sf.eq((oct(st.st_mode & 0o7777), st.st_uid), (oct(0o700), 0), f"mode and owner of {d}")
         f = os.path.join(data, "upper", "root", "file")
         fst = os.lstat(f)
         sf.eq((fst.st_uid, fst.st_gid), (0, 0), "owner of a file root wrote, in the throw-away upper (image ids)")
@@ -352,6 +353,7 @@ def test_throwaway_upper_private(env):
         p.send_signal(signal.SIGTERM)
     sf.eq(p.wait(10), 128 + signal.SIGTERM, "exit status")
     sf.check(not os.path.exists(os.path.join(env.state, sid)), "the sandbox's directory is left after exit")
+    sf.check(not os.path.exists(data), "the sandbox's data directory is left after exit")
     sf.eq(env.sandbox_ids(), [], "sandbox directories in the state directory after the sandbox")
     for shared in sf.SHARED_STATE:
         p = os.path.join(env.state, shared)
@@ -437,10 +439,11 @@ def test_pids_limit_shell_bomb(env):
         cg = [c for c in sf.sandbox_cgroups() if c.endswith(sid) and "/pids/" in c]
         for c in cg:
             try:
-                with open(os.path.join(c, "pids.current")) as f:
+                # the program's cgroup has the bound (its union server has a small one of its own)
+                with open(os.path.join(c, "program", "pids.current")) as f:
                     peak = max(peak, int(f.read()))
-                with open(os.path.join(c, "pids.max")) as f:
-                    sf.eq(f.read().strip(), "50", "pids.max of the sandbox's cgroup")
+                with open(os.path.join(c, "program", "pids.max")) as f:
+                    sf.eq(f.read().strip(), "50", "pids.max of the sandbox program's cgroup")
             except FileNotFoundError:
                 pass
         time.sleep(0.05)
@@ -861,9 +864,9 @@ def test_parent_killed(env):
     alive = [x for x in (init, prog) if os.path.exists(f"/proc/{x}") and sf.proc_cmdline(x)]
     sf.eq(alive, [], "sandbox processes (init, program) still alive 5 s after sandbox-run was killed")
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and sf.processes_mentioning(env.state):
+    while time.monotonic() < deadline and env.union_servers():
         time.sleep(0.05)
-    sf.eq(sf.processes_mentioning(env.state), [], "union servers still running after sandbox-run was killed")
+    sf.eq(env.union_servers(), [], "union servers still running after sandbox-run was killed")
 
 
 def test_stdin_streams(env):

@@ -417,6 +417,7 @@ class NetEnv(df.DaemonEnv):
         self.root = tempfile.mkdtemp(prefix=f"sbx-net-{tag}-", dir="/tmp")
         os.chmod(self.root, 0o755)
         self.state = os.path.join(self.root, "state")
+        self.data = os.path.join(self.root, "data")
         self.procs, self.fds, self.daemons = [], [], []
         self.servers = []
         self.timed_out = False
@@ -511,7 +512,7 @@ class NetDaemon(df.Daemon):
         self.env, self.name, self.activate = env, name, False
         self.sock = env.path(f"{name}.sock")
         self.logpath = env.path(f"{name}.log")
-        argv = [df.sandboxd(), "--state-dir", env.state, "--idle-timeout", str(idle)]
+        argv = [df.sandboxd(), "--state-dir", env.state, "--data-dir", env.data, "--idle-timeout", str(idle)]
         if config is not None:
             argv += ["--config", env.write(f"{name}.conf", config)]
         argv += list(extra) + ["--listen", self.sock]

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Shared fixtures for the sandbox-run integration tests (tests/integration/test_sandbox_run.py).
 
-What it does: a per-test temp area under /tmp with its own state directory (SANDBOX_STATE_DIR), running
+What it does: a per-test temp area under /tmp with its own state directory (SANDBOX_STATE_DIR) and data
+directory for the throw-away uppers (SANDBOX_DATA_DIR), running
 sandbox-run ($SANDBOX_RUN) with the probe ($SANDBOX_PROBE, a small C program run inside the sandbox,
 tests/helpers/sandbox-probe.c) bound read-only at /probe, snapshots of what a sandbox could leave behind
 on the host (mounts, cgroups named sandbox-*, union servers, state directory entries, marked processes),
@@ -192,14 +193,16 @@ class Result:
 
 class Env:
     """A unique temp dir; its state/ subdirectory is the SANDBOX_STATE_DIR of every sandbox of this
-    test. cleanup() kills what this test started, removes cgroups of this test's sandboxes that
-    sandbox-run could not remove (only when a test killed sandbox-run itself) and the temp dir."""
+    test, data/ its SANDBOX_DATA_DIR. cleanup() kills what this test started, removes cgroups of this
+    test's sandboxes that sandbox-run could not remove (only when a test killed sandbox-run itself) and
+    the temp dir."""
 
     def __init__(self, tag):
         self.root = tempfile.mkdtemp(prefix=f"sbx-run-{tag}-", dir="/tmp")
         # The sandbox's init is unprivileged on the host and reaches STATE/ID/root by name.
         os.chmod(self.root, 0o755)
         self.state = os.path.join(self.root, "state")
+        self.data = os.path.join(self.root, "data")
         self.procs = []  # Popen objects of sandbox-run we started
         self.fds = []
         self.timed_out = False
@@ -225,6 +228,7 @@ class Env:
     def environ(self, extra=None, drop=()):
         e = dict(os.environ)
         e["SANDBOX_STATE_DIR"] = self.state
+        e["SANDBOX_DATA_DIR"] = self.data
         for k in drop:
             e.pop(k, None)
         if extra:
@@ -277,13 +281,19 @@ class Env:
 
     def sandbox_ids(self):
         """Entries of the state directory that belong to one sandbox (everything but the shared
-        ids/, images/ and cache/)."""
-        try:
-            ids = sorted(n for n in os.listdir(self.state) if n not in SHARED_STATE)
-        except FileNotFoundError:
-            return []
+        ids/, images/ and cache/), and of the data directory's sandboxes/."""
+        ids = set()
+        for d, skip in ((self.state, SHARED_STATE), (os.path.join(self.data, "sandboxes"), ())):
+            try:
+                ids.update(n for n in os.listdir(d) if n not in skip)
+            except FileNotFoundError:
+                pass
         self.seen_ids.update(ids)
-        return ids
+        return sorted(ids)
+
+    def union_servers(self):
+        """Processes whose command line names our state or data directory: union servers."""
+        return sorted(set(processes_mentioning(self.state) + processes_mentioning(self.data)))
 
     def wait_sandbox_id(self, timeout=10):
         deadline = time.monotonic() + timeout
@@ -317,8 +327,8 @@ class Env:
             except OSError:
                 pass
         self.sandbox_ids()
-        # Processes still using our state directory: union servers of this test's sandboxes.
-        for pid in processes_mentioning(self.state):
+        # Processes still using our state or data directory: union servers of this test's sandboxes.
+        for pid in processes_mentioning(self.state) + processes_mentioning(self.data):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -392,7 +402,7 @@ class Snapshot:
         self.env = env
         self.mounts = host_mounts()
         self.cgroups = sandbox_cgroups()
-        self.servers = processes_mentioning(env.state)
+        self.servers = env.union_servers()
 
     def leftovers(self, grace=5.0):
         """Differences that are ours; waits up to GRACE seconds for things still going away."""
@@ -410,13 +420,13 @@ class Snapshot:
                       or any(c.endswith(f"sandbox-{i}") for i in self.env.seen_ids)]
             if new_cg:
                 problems.append(f"cgroups left: {sorted(new_cg)}")
-            servers = processes_mentioning(self.env.state)
+            servers = self.env.union_servers()
             if servers:
-                problems.append(f"processes mentioning the state dir: "
+                problems.append(f"processes mentioning the state or data dir: "
                                 f"{[(p, proc_cmdline(p)) for p in servers]}")
             left = self.env.sandbox_ids()
             if left:
-                problems.append(f"sandbox directories left in the state directory: {left}")
+                problems.append(f"sandbox directories left in the state or data directory: {left}")
             if not problems or time.monotonic() > deadline:
                 return problems
             time.sleep(0.1)

@@ -141,7 +141,7 @@ class Daemon:
         self.env, self.name, self.activate = env, name, activate
         self.sock = env.path(f"{name}.sock")
         self.logpath = env.path(f"{name}.log")
-        argv = [sandboxd(), "--state-dir", env.state, "--idle-timeout", str(idle)]
+        argv = [sandboxd(), "--state-dir", env.state, "--data-dir", env.data, "--idle-timeout", str(idle)]
         if config is not None:
             cpath = env.write(f"{name}.conf", config)
             argv += ["--config", cpath]
@@ -275,6 +275,7 @@ class DaemonEnv(sf.Env):
         self.root = tempfile.mkdtemp(prefix=f"sbxd-{tag}-", dir="/tmp")
         os.chmod(self.root, 0o755)
         self.state = os.path.join(self.root, "state")
+        self.data = os.path.join(self.root, "data")
         self.procs, self.fds, self.daemons = [], [], []
         self.timed_out = False
         self.seen_ids = set()
@@ -317,9 +318,10 @@ class DaemonEnv(sf.Env):
             cgs = [c for c in sf.sandbox_cgroups() if any(c.endswith(f"sandbox-{i}") for i in self.seen_ids)]
             if cgs:
                 problems.append(f"cgroups of this test's sandboxes left: {sorted(cgs)}")
-            procs = [p for p in sf.processes_mentioning(self.state) if p not in exclude and alive(p)]
+            procs = [p for p in self.union_servers() if p not in exclude and alive(p)]
             if procs:
-                problems.append(f"processes mentioning the state dir: {[(p, sf.proc_cmdline(p)) for p in procs]}")
+                problems.append(f"processes mentioning the state or data dir: "
+                                f"{[(p, sf.proc_cmdline(p)) for p in procs]}")
             if not problems or time.monotonic() > deadline:
                 return problems
             time.sleep(0.1)
