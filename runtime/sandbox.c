@@ -757,12 +757,15 @@ static int step_state_dir(Start *st) {
         r = open_own_dir(st, "data directory", s->data_dir, 0700, &data);
         if (r < 0)
                 return r;
+        r = check_free(st, data, "data directory", s->data_dir, DATA_MIN_FREE, DATA_MIN_INODES);
+        if (r < 0)
+                return r;
         if (mkdirat(data, "sandboxes", 0700) < 0 && errno != EEXIST)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create '%s/sandboxes': %m", s->data_dir);
         s->sandboxes_fd = openat(data, "sandboxes", O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
         if (s->sandboxes_fd < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot open '%s/sandboxes': %m", s->data_dir);
-        return check_free(st, s->sandboxes_fd, "data directory", s->data_dir, DATA_MIN_FREE, DATA_MIN_INODES);
+        return 0;
 }
 
 /* The compiled default policy is cached in the state directory (root only). */
