@@ -36,8 +36,17 @@ import time
 MiB = 1 << 20
 GiB = 1 << 30
 
-IMPLS = ("kernel", "fuse-overlayfs", "sandbox-unionfs")
-LABEL = {"kernel": "kernel overlayfs", "fuse-overlayfs": "fuse-overlayfs", "sandbox-unionfs": "sandbox-unionfs"}
+IMPLS = ("kernel", "fuse-overlayfs", "sandbox-unionfs", "sandbox-unionfs+quota", "sandbox-unionfs+sync")
+DEFAULT_IMPLS = ("kernel", "fuse-overlayfs", "sandbox-unionfs")
+LABEL = {"kernel": "kernel overlayfs", "fuse-overlayfs": "fuse-overlayfs", "sandbox-unionfs": "sandbox-unionfs",
+         "sandbox-unionfs+quota": "sandbox-unionfs with a quota",
+         "sandbox-unionfs+sync": "sandbox-unionfs with a quota, writeback=0"}
+# The variants of sandbox-unionfs: the same binary with more options. "+quota": a disk quota that is
+# never reached (what counting costs); "+sync": the same without the writeback cache, so every write()
+# reaches the server before it returns (what failing every write() synchronously at the quota would
+# cost, instead of failing the next one after a refused WRITE).
+VARIANT_OPTS = {"sandbox-unionfs+quota": ",quota_bytes=1t,quota_inodes=1000000000",
+                "sandbox-unionfs+sync": ",quota_bytes=1t,quota_inodes=1000000000,writeback=0"}
 WORKLOADS = ("untar", "stat", "readdir", "seqread", "seqwrite", "randread", "copyup", "smallfiles", "chownr",
              "chmodcopyup", "sandbox")
 # Workloads that also run each implementation that has it with metacopy=on (kernel overlayfs and
@@ -252,7 +261,8 @@ class Bench:
                 if args.reps:
                         self.sz["reps"] = args.reps
                 self.binary = {"fuse-overlayfs": shutil.which("fuse-overlayfs") or "/usr/bin/fuse-overlayfs",
-                               "sandbox-unionfs": args.binary}
+                               "sandbox-unionfs": args.binary, "sandbox-unionfs+quota": args.binary,
+                               "sandbox-unionfs+sync": args.binary}
                 self.impls = args.impls
                 self.workloads = args.only
                 self.tmp = None            # the mktemp dir on the root fs
@@ -290,7 +300,7 @@ class Bench:
                         cmd = ["mount", "-t", "overlay", "overlay", "-o", opts, st.mnt]
                 else:
                         # Both FUSE servers are started the same way: daemonized, with their defaults.
-                        cmd = [self.binary[impl], "-o", opts, st.mnt]
+                        cmd = [self.binary[impl], "-o", opts + VARIANT_OPTS.get(impl, ""), st.mnt]
                 with open(logf, "wb") as lf:
                         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=lf, stderr=lf, timeout=60)
                 if impl != "kernel":
@@ -409,7 +419,7 @@ class Bench:
                                 ", no journal on this host)" if has_journal is False else ")")
                 os.makedirs(self.d())
                 os.makedirs(self.d("empty"))
-                if "sandbox-unionfs" in self.impls:
+                if any(i.startswith("sandbox-unionfs") for i in self.impls):
                         # Run a private copy, so a rebuild during the run cannot mix two versions.
                         src = self.binary["sandbox-unionfs"]
                         with open(src, "rb") as f:
@@ -418,6 +428,8 @@ class Bench:
                         os.makedirs(os.path.join(self.tmp, "bin"))
                         dst = os.path.join(self.tmp, "bin", os.path.basename(src))
                         shutil.copy2(src, dst)
+                        for v in VARIANT_OPTS:
+                                self.binary[v] = dst
                         self.binary["sandbox-unionfs"] = dst
                         self.binary_desc = f"`{src}` (copied at start; sha256 {digest}…, built {mtime})"
                 log(f"data dir {self.base}: {self.data_fs}; {free / GiB:.0f} GiB free on {parent}")
@@ -807,7 +819,9 @@ class Bench:
                 return self.podman_argv(cmd)
 
         def sandbox_run_cmd(self, kind, cmd):
-                env = self.podman_env() if kind == "podman" else dict(os.environ, SANDBOX_STATE_DIR=self.sbx_state)
+                # sandbox-run's throw-away upper is in its data directory: on the data file system too
+                env = self.podman_env() if kind == "podman" else dict(os.environ, SANDBOX_STATE_DIR=self.sbx_state,
+                                                                     SANDBOX_DATA_DIR=self.sbx_state + "-data")
                 t0 = time.perf_counter()
                 r = subprocess.run(self.sandbox_argv(kind, cmd), capture_output=True, text=True, timeout=600, env=env)
                 t1 = time.perf_counter()
@@ -906,10 +920,14 @@ class Bench:
                 cols = [LABEL[i] for i in self.impls]
                 have_k = ours in self.impls and "kernel" in self.impls
                 have_f = ours in self.impls and "fuse-overlayfs" in self.impls
-                ratio_cols = (["ours/kernel"] if have_k else []) + (["ours/fuse-overlayfs"] if have_f else [])
+                have_q = ours in self.impls and "sandbox-unionfs+quota" in self.impls
+                have_s = ours in self.impls and "sandbox-unionfs+sync" in self.impls
+                ratio_cols = ((["ours/kernel"] if have_k else []) + (["ours/fuse-overlayfs"] if have_f else []) +
+                              (["quota/ours"] if have_q else []) + (["sync/ours"] if have_s else []))
                 if ratio_cols:
                         L.append("Ratios compare sandbox-unionfs (ours) with the others: **> 1 means ours is better** "
-                                 "(faster or more throughput), < 1 means ours is worse.")
+                                 "(faster or more throughput), < 1 means ours is worse. quota/ours and sync/ours "
+                                 "compare a variant with plain sandbox-unionfs: < 1 is what the variant costs.")
                         L.append("")
                 L.append("| workload | unit | " + " | ".join(cols + ratio_cols) + " |")
                 L.append("|---|---|" + "---|" * (len(cols) + len(ratio_cols)))
@@ -919,8 +937,8 @@ class Bench:
                         med = {i: statistics.median(v) for i, v in self.results[key].items()}
                         row = [label.format(**subst), unit] + [f.format(med[i]) if i in med else "–" for i in self.impls]
 
-                        def ratio(other):
-                                a, b = med.get(ours), med.get(other)
+                        def ratio(other, mine=ours):
+                                a, b = med.get(mine), med.get(other)
                                 if not a or not b:
                                         return "–"
                                 return f"{(b / a) if lower_better else (a / b):.2f}"
@@ -928,6 +946,10 @@ class Bench:
                                 row.append(ratio("kernel"))
                         if have_f:
                                 row.append(ratio("fuse-overlayfs"))
+                        if have_q:
+                                row.append(ratio(ours, "sandbox-unionfs+quota"))
+                        if have_s:
+                                row.append(ratio(ours, "sandbox-unionfs+sync"))
                         L.append("| " + " | ".join(row) + " |")
                 if self.sbx_results:
                         kinds = [k for k in SANDBOXES if any(k in v for v in self.sbx_results.values())]
@@ -935,7 +957,7 @@ class Bench:
                         L.append("### The sandbox's view")
                         L.append("")
                         L.append("Whole runs of a sandbox with its default options: sandbox-run (throw-away upper: "
-                                 "sandbox-unionfs with volatile,metacopy=on), bwrap with its root on a tmpfs, podman with "
+                                 "sandbox-unionfs with volatile,metacopy=on and the default disk quota), bwrap with its root on a tmpfs, podman with "
                                  "runc and a kernel overlayfs over a directory root (`--rootfs DIR:O`). Each gets the host's "
                                  "/usr read-only and the data read-only at /data. Times include starting and ending the "
                                  "sandbox; the first row is that alone. Ratios: **> 1 means sandbox-run is faster**.")
@@ -999,7 +1021,7 @@ def main():
         ap.add_argument("--only", default=",".join(WORKLOADS),
                         type=lambda v: parse_list(v, WORKLOADS, "workload"),
                         help="comma-separated workloads: " + ", ".join(WORKLOADS))
-        ap.add_argument("--impls", default=",".join(IMPLS),
+        ap.add_argument("--impls", default=",".join(DEFAULT_IMPLS),
                         type=lambda v: parse_list(v, IMPLS, "implementation"),
                         help="comma-separated implementations: " + ", ".join(IMPLS))
         ap.add_argument("--reps", type=int, default=0, help="repetitions (default 3, or 1 with --quick)")
@@ -1015,7 +1037,7 @@ def main():
             os.path.dirname(os.path.abspath(__file__)), "..", "build", "tools", "sandbox-run"))
         if os.geteuid() != 0:
                 sys.exit("unionfs-bench: must run as root")
-        if "sandbox-unionfs" in args.impls and not os.access(args.binary, os.X_OK):
+        if any(i.startswith("sandbox-unionfs") for i in args.impls) and not os.access(args.binary, os.X_OK):
                 sys.exit(f"unionfs-bench: sandbox-unionfs binary '{args.binary}' not found "
                          "(set SANDBOX_UNIONFS, or leave it out with --impls kernel,fuse-overlayfs)")
 
