@@ -4,7 +4,7 @@
  * it is whatever an fstab line or a container engine wrote). The input is split on NUL bytes into
  * arguments after argv[0], each in a heap buffer of exactly its size. Logging is silenced. For every
  * accepted command line: a mount point, 1..UNION_MAX_LOWER non-empty lower layers, upperdir and
- * workdir both or neither, the numeric options in range; and the lower layers, escaped again and
+ * workdir both or neither, the numeric options in range, quota options only with an upper; and the lower layers, escaped again and
  * parsed once more, come back identical (escaping and unescaping agree).
  */
 #include <stdbool.h>
@@ -103,6 +103,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 ASSERT(o.timeout >= 0 && o.timeout <= 1e9); /* false for NaN too */
                 ASSERT(o.uidmap.n_ranges <= IDMAP_MAX_RANGES && o.gidmap.n_ranges <= IDMAP_MAX_RANGES);
                 ASSERT(!o.fuse_opts || o.fuse_opts[0] != '\0');
+                /* a quota only with an upper layer, never 0, a notify fd never stdio */
+                ASSERT(!(o.quota_bytes || o.quota_inodes || o.quota_notify) || o.upperdir);
+                ASSERT(!o.quota_notify || o.quota_notify_fd >= 3);
                 check_lowerdirs_round_trip(&o);
         } else if (r < 0)
                 ASSERT(o.mountpoint == NULL && o.n_lowerdirs == 0); /* *ret untouched on failure */

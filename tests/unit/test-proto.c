@@ -605,8 +605,16 @@ static int test_roundtrip_small(void) {
         CHECK_U64(gex.wall_usec, 123456789);
         CHECK_U64(gex.cpu_usec, 42);
         CHECK_U64(gex.memory_peak, UINT64_MAX);
-        CHECK(gex.pids_limit_hit && gex.disk_limit_hit);
+        CHECK(gex.pids_limit_hit && gex.disk_limit_hit && !gex.union_failed);
         CHECK_U64(gex.max_rss, UINT64_C(3) << 29);
+        f = wire_frame_free(f);
+        /* the sandbox stopped because its file system server ended */
+        ex.union_failed = true;
+        ex.pids_limit_hit = false;
+        CHECK_EQ(msg_exit_encode(&ex, &b), 0);
+        CHECK((f = make_frame_b(MSG_EXIT, &b, 0)));
+        CHECK_EQ(msg_exit_decode(f, &gex, NULL), 0);
+        CHECK(gex.disk_limit_hit && gex.union_failed && !gex.pids_limit_hit);
         f = wire_frame_free(f);
         /* all of EXIT's version-1 fields are required, zeros too; the version-2 ones default to 0 */
         ex = (MsgExit) {};
