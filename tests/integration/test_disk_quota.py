@@ -239,6 +239,12 @@ def test_server_is_charged_to_the_sandbox(env):
         sf.check(f"sandbox-{sid}" not in cg["freezer"], f"the server is in the sandbox's freezer cgroup: {cg}")
     programs = sf.cgroup_procs(os.path.join(root, cg[key].lstrip("/").rsplit("/", 1)[0], "program"))
     sf.check(programs and server not in programs, f"the program's cgroup holds {programs}")
+    # the OOM killer's order inside: the program first (+1000), the server last (-1000 where we may)
+    with open(f"/proc/{server}/oom_score_adj") as f:
+        server_adj = int(f.read())
+    with open(f"/proc/{programs[-1]}/oom_score_adj") as f:
+        program_adj = int(f.read())
+    sf.check(server_adj <= 0 and program_adj == 1000, f"oom_score_adj: server {server_adj}, program {program_adj}")
     # the server's share of the sandbox's memory: the upper's page cache of 300 MiB written
     if key == "memory":
         with open(os.path.join("/sys/fs/cgroup/memory", cg["memory"].lstrip("/"), "memory.usage_in_bytes")) as f:

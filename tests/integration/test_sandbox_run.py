@@ -539,10 +539,12 @@ def test_init_protected(env):
 
 
 def test_program_oom_score(env):
-    """The program's oom_score_adj is 0, not what the init or the caller has: the init is shielded
+    """The program's oom_score_adj is 1000 (the OOM killer's first choice, before the union's server in
+    the sandbox's cgroup), not what the init or the caller has: the init is shielded
     (-1000 where the host lets us), and a program that inherited that could never be OOM-killed. Here
     root cannot set -1000 (no CAP_SYS_RESOURCE), so the caller raises its own to 500, which the init
-    inherits; the reset must still reach 0 (it failed silently while the program was not dumpable)."""
+    inherits; the program's own value must still be set (it failed silently while the program was not
+    dumpable)."""
     def raise_score():
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("500")
@@ -550,7 +552,7 @@ def test_program_oom_score(env):
         p = subprocess.run(env.argv(args + ["cat", "/proc/self/oom_score_adj"], probe=False),
                            env=env.environ(None), stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            preexec_fn=raise_score, timeout=30)
-        sf.eq((p.returncode, p.stdout.strip()), (0, "0"), f"the program's oom_score_adj {what} (stderr {p.stderr!r})")
+        sf.eq((p.returncode, p.stdout.strip()), (0, "1000"), f"the program's oom_score_adj {what} (stderr {p.stderr!r})")
 
 
 # ==================================================================================================

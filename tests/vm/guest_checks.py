@@ -7,7 +7,8 @@ lines before it; the last line is '# done'.
 
 Each limit is checked through both front ends: sandbox-run as the command of a delegated scope
 (systemd-run --scope -p Delegate=yes), and sandboxctl against the shipped sandboxd.socket/.service:
-- the program's oom_score_adj is 0 while the init's is -1000 (the shield really applies here);
+- the program's oom_score_adj is 1000 (the OOM killer's first choice, before the union's server) while
+  the init's is -1000 (the shield really applies here);
 - a memory bomb under --memory 64m ends with 137 within a bound, and the accounting says memory;
 - a fork bomb is held at --pids 32;
 - --cpus 0.25 throttles a busy loop (cpu time / wall time), against an unthrottled loop;
@@ -158,10 +159,10 @@ def _():
 
 
 for kind in FRONTS:
-    @test(f"{kind}: the program's oom_score_adj is 0, the init's -1000")
+    @test(f"{kind}: the program's oom_score_adj is 1000, the init's -1000")
     def _(kind=kind):
         r = run(front(kind, ["--", "/bin/sh", "-c", "cat /proc/self/oom_score_adj /proc/1/oom_score_adj"]), 45)
-        eq((r.rc, r.out.split()), (0, ["0", "-1000"]), f"program, init ({r})")
+        eq((r.rc, r.out.split()), (0, ["1000", "-1000"]), f"program, init ({r})")
 
     @test(f"{kind}: a memory bomb under --memory {BOMB_MEMORY} ends with 137, accounted as memory")
     def _(kind=kind):
