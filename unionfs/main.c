@@ -35,6 +35,9 @@ static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt, va_list
                 return;
         while (used > 0 && line[used - 1] == '\n')
                 line[--used] = '\0';
+        /* The end of a session whose unmount met a read in progress is not an error (worker.c). */
+        if (strstr(line, "reading device: ") && strstr(line, strerror(ECONNABORTED)))
+                level = FUSE_LOG_DEBUG;
         log_full((int) level, "%s", line);
         used = 0;
         line[0] = '\0';

@@ -495,9 +495,17 @@ int union_options_check(const UnionOptions *o) {
         }
         if (!o->upperdir)
                 goto finish;
-        if (o->quota_notify && fcntl(o->quota_notify_fd, F_GETFD) < 0) {
-                r = log_error_errno(errno, "Cannot use 'quota_notify_fd=%d': %m", o->quota_notify_fd);
-                goto finish;
+        if (o->quota_notify) {
+                /* A pipe, and nothing else: not the FUSE connection, not a file we would scribble on. */
+                if (fstat(o->quota_notify_fd, &st) < 0) {
+                        r = log_error_errno(errno, "Cannot use 'quota_notify_fd=%d': %m", o->quota_notify_fd);
+                        goto finish;
+                }
+                if (!S_ISFIFO(st.st_mode)) {
+                        log_error("Cannot use 'quota_notify_fd=%d': not a pipe.", o->quota_notify_fd);
+                        r = -EINVAL;
+                        goto finish;
+                }
         }
 
         r = stat_dir("upper layer", o->upperdir, &ust);

@@ -101,8 +101,10 @@ static void *worker_main(void *arg) {
                                 continue;
                         if (r <= 0 || fuse_session_exited(l->se)) {
                                 pthread_mutex_lock(&l->lock);
-                                /* -ENODEV is the normal end: the filesystem was unmounted */
-                                finish_locked(l, r < 0 && r != -ENODEV && r != -EINTR ? r : 0);
+                                /* -ENODEV is the normal end: the filesystem was unmounted. So is
+                                 * -ECONNABORTED when the unmount's teardown meets a read that had already
+                                 * taken a request (the kernel's queue was disconnected under it). */
+                                finish_locked(l, r < 0 && r != -ENODEV && r != -ECONNABORTED && r != -EINTR ? r : 0);
                                 pthread_mutex_unlock(&l->lock);
                                 t_reader = false;
                                 goto out;

@@ -386,7 +386,8 @@ def test_freezing_or_killing_the_program_leaves_the_server(env):
     rc = p.wait(30)
     with open(env.path("s.json")) as f:
         st = json.load(f)
-    sf.eq((rc, st["union_failed"], st["time_limit_hit"]), (124, False, True), f"after --timeout: {st}")
+    sf.eq((rc, st["union_failed"], st["time_limit_hit"]), (124, False, True),
+          f"after --timeout: {st}; stderr {p.stderr.read()!r}")
     expect_clean(env, snap, "freeze and kill of the program")
 
 

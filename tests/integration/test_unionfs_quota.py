@@ -418,6 +418,15 @@ def test_bad_quota_options(env):
         uf.eq(r.returncode, 1, f"exit status for -o {opts}")
         uf.check(word in r.stderr, f"-o {opts}: the message does not name {word!r}: {r.stderr!r}")
         uf.check(not uf.is_mounted(lay["mnt"]), f"-o {opts} left a mount")
+    # the notify fd must be a pipe: not a file the server would write into
+    fd = os.open(os.path.join(env.root, "not-a-pipe"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        r = subprocess.run([uf.binary(), "-o", f"{base},quota_bytes=1m,quota_notify_fd={fd}", lay["mnt"]],
+                           capture_output=True, text=True, timeout=20, pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    uf.check(r.returncode == 1 and "not a pipe" in r.stderr, f"a regular file as quota_notify_fd: {r}")
+    uf.check(not uf.is_mounted(lay["mnt"]), "a bad notify fd left a mount")
 
 
 def test_hard_links_of_a_lower_file_count_once(env):
