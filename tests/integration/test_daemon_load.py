@@ -207,7 +207,7 @@ class LoadDaemon(df.Daemon):
         self.env, self.name, self.activate = env, name, False
         self.sock = env.path(f"{name}.sock")
         self.logpath = env.path(f"{name}.log")
-        inner = [df.sandboxd(), "--state-dir", env.state, "--idle-timeout", "0",
+        inner = [df.sandboxd(), "--state-dir", env.state, "--data-dir", env.data, "--idle-timeout", "0",
                  "--config", env.write(f"{name}.conf", config), "--listen", self.sock]
         argv = [UNSHARE, "--mount", "--propagation", "private", "/bin/sh", "-c",
                 'mount --bind "$0" /etc/group && exec "$@"', group_file(env)] + inner
