@@ -404,18 +404,19 @@ def test_first_refusals_are_reported_on_the_notify_fd(env):
 def test_bad_quota_options(env):
     lay = uf.layout(env, "a")
     base = f"lowerdir={lay['lowers'][0]},upperdir={lay['upper']},workdir={lay['work']}"
+    # 2: bad usage (a malformed value, a quota without an upper); 1: a descriptor that is not usable
     cases = [
-        (base + ",quota_bytes=0", "quota_bytes=0"),
-        (base + ",quota_bytes=12q", "quota_bytes=12q"),
-        (base + ",quota_inodes=-3", "quota_inodes=-3"),
-        (base + ",quota_inodes=", "quota_inodes"),
-        (base + ",quota_notify_fd=2", "quota_notify_fd=2"),
-        (base + ",quota_notify_fd=999", "quota_notify_fd=999"),
-        (f"lowerdir={lay['lowers'][0]},quota_bytes=1m", "upperdir"),
+        (base + ",quota_bytes=0", "quota_bytes=0", 2),
+        (base + ",quota_bytes=12q", "quota_bytes=12q", 2),
+        (base + ",quota_inodes=-3", "quota_inodes=-3", 2),
+        (base + ",quota_inodes=", "quota_inodes", 2),
+        (base + ",quota_notify_fd=2", "quota_notify_fd=2", 2),
+        (base + ",quota_notify_fd=999", "quota_notify_fd=999", 1),
+        (f"lowerdir={lay['lowers'][0]},quota_bytes=1m", "upperdir", 2),
     ]
-    for opts, word in cases:
+    for opts, word, status in cases:
         r = subprocess.run([uf.binary(), "-o", opts, lay["mnt"]], capture_output=True, text=True, timeout=20)
-        uf.eq(r.returncode, 1, f"exit status for -o {opts}")
+        uf.eq(r.returncode, status, f"exit status for -o {opts}")
         uf.check(word in r.stderr, f"-o {opts}: the message does not name {word!r}: {r.stderr!r}")
         uf.check(not uf.is_mounted(lay["mnt"]), f"-o {opts} left a mount")
     # the notify fd must be a pipe: not a file the server would write into
