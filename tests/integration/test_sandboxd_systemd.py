@@ -585,9 +585,10 @@ def test_delegate(ctx):
             "    return [l for l in open('/proc/%s/cgroup' % pid).read().splitlines() if l.startswith('0::')][0]\n"
             "res = {'sandboxes': {}, 'own': v2(" + repr(s['MainPID']) + ")}\n"
             "for d in glob.glob(cg + '/sandbox-*'):\n"
-            "    pids = open(d + '/cgroup.procs').read().split()\n"
-            "    res['sandboxes'][d] = {p: v2(p) for p in pids}\n"
-            "    res['sandboxes'][d]['comm'] = [open('/proc/%s/comm' % p).read().strip() for p in pids]\n"
+            "    res['sandboxes'][d] = {}\n"
+            "    for sub in ('', '/program', '/union'):\n"
+            "        pids = open(d + sub + '/cgroup.procs').read().split() if os.path.isdir(d + sub) else []\n"
+            "        res['sandboxes'][d][sub or '/'] = {p: [v2(p), open('/proc/%s/comm' % p).read().strip()] for p in pids}\n"
             "try:\n"
             "    res['xattr'] = os.getxattr(cg, 'trusted.delegate').decode()\n"
             "except OSError as e:\n"
@@ -603,12 +604,19 @@ def test_delegate(ctx):
         eq(info["own"], f"0::{s['ControlGroup']}/supervisor", "the daemon's own cgroup (a leaf of the service's)")
         check("supervisor" in info["children"], f"the supervisor leaf is a child of the service's cgroup: {info}")
         eq(len(info["sandboxes"]), 1, f"sandbox cgroups below {s['ControlGroup']}: {info}")
-        (d, members), = info["sandboxes"].items()
-        comms = members.pop("comm")
-        check(members, f"no process in {d}")
-        for pid, cg in members.items():
-            eq(cg, f"0::{d[len('/sys/fs/cgroup'):]}", f"cgroup of pid {pid} (inside the container)")
-        check("sleep" in comms, f"the sandboxed sleep is not in {d}: {comms}")
+        (d, subs), = info["sandboxes"].items()
+        # The sandbox's cgroup holds no process itself: the program's are in its 'program' child, the
+        # union server in its 'union' child (docs/cgroups.md).
+        eq(subs["/"], {}, f"processes directly in {d}")
+        for sub in ("/program", "/union"):
+            check(subs[sub], f"no process in {d}{sub}: {subs}")
+            for pid, (cg, _) in subs[sub].items():
+                eq(cg, f"0::{d[len('/sys/fs/cgroup'):]}{sub}", f"cgroup of pid {pid} (inside the container)")
+        comms = [comm for sub in subs.values() for _, comm in sub.values()]
+        check("sleep" in [comm for _, comm in subs["/program"].values()],
+              f"the sandboxed sleep is not in {d}/program: {subs}")
+        check("sandbox-unionfs" in [comm for _, comm in subs["/union"].values()],
+              f"the union server is not in {d}/union: {subs}")
         eq(info["xattr"], "1", "trusted.delegate on the service's cgroup")
         diag(f"sandbox cgroup {d[len('/sys/fs/cgroup'):]} holds {comms}; service cgroup controllers "
              f"{info['controllers']!r}, subtree_control {info['subtree_control']!r}, child cgroups "
