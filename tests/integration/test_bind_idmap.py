@@ -303,7 +303,8 @@ def test_daemon_uses_descriptor_not_path(env):
     trace = env.path("daemon.strace")
     conf = env.write("d.conf", f"allow-users = {USER}\n")
     sock = env.path("d.sock")
-    argv = [df.sandboxd(), "--state-dir", env.state, "--idle-timeout", "0", "--config", conf, "--listen", sock]
+    argv = [df.sandboxd(), "--state-dir", env.state, "--data-dir", env.data, "--idle-timeout", "0", "--config", conf,
+            "--listen", sock]
     if strace:
         argv = [strace, "-f", "-qq", "-e", "trace=%file,%desc", "-s", "4096", "-o", trace] + argv
     log = open(env.path("d.log"), "wb")
