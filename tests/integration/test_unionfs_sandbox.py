@@ -49,7 +49,7 @@ def test_throwaway_upper_volatile_metacopy(env):
     try:
         wait_ready(p)
         sid = env.wait_sandbox_id()
-        upper = os.path.join(env.state, sid, "data", "upper")
+        upper = os.path.join(env.data, "sandboxes", sid, "upper")
         opts = server_options(upper)
         sf.check("volatile" in opts and "metacopy=on" in opts, f"union options of a throw-away upper: {opts}")
         f = os.path.join(upper, "etc", "passwd")
