@@ -209,8 +209,12 @@ static int finish_exit(WireFrame *f, const ExecOptions *o) {
 
 /* Each --bind source, opened by us, with our credentials: the daemon takes the descriptor and never
  * resolves our path (as root, it could reach what we cannot). O_PATH: a directory we may search
- * but not list is still ours to name; the daemon checks what we may do with it. */
+ * but not list is still ours to name; the daemon checks what we may do with it. Root names host paths
+ * to the daemon as it does to sandbox-run: a descriptor only works when the daemon shares our mount
+ * namespace (the kernel clones mounts of the caller's own namespace only), a path works in both. */
 static int open_bind_sources(SandboxSpec *spec, int fds[static SPEC_MOUNTS_MAX]) {
+        if (geteuid() == 0)
+                return 0;
         for (size_t i = 0; i < spec->n_binds && i < SPEC_MOUNTS_MAX; i++) {
                 fds[i] = open(spec->binds[i].source, O_PATH | O_CLOEXEC);
                 if (fds[i] < 0) {
@@ -240,6 +244,8 @@ static int send_bind_sources(int fd, uint32_t version, SandboxSpec *spec, const 
                 }
                 return 0;
         }
+        if (spec->n_binds == 0 || !spec->binds[0].by_fd)
+                return 0; /* root's binds are paths (open_bind_sources()) */
         if (msg_empty_encode(&b) < 0)
                 return EXIT_DAEMON;
         for (size_t i = 0; i < spec->n_binds; i += WIRE_FDS_MAX) {

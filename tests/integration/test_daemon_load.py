@@ -423,11 +423,12 @@ def _slow_start(env, slow):
     sf.eq(r.returncode, 0, f"warm-up {r}")
     fds0 = d.fd_count()
     slow.stop()
-    # U1's first start hangs in its --bind source's lookup. Its second waits for it (max-starts-per-uid),
-    # rather than taking the second slot.
-    first = d.popen_as(U1, ["exec", "--bind", f"{slow.path(0)}:/mnt", "--", "echo", "slow-1"])
+    # U1's first start hangs in the daemon's lookup of its --layer (a host path, allow-host-paths: the
+    # daemon resolves it; a --bind source a non-root client opens itself). Its second waits for it
+    # (max-starts-per-uid), rather than taking the second slot.
+    first = d.popen_as(U1, ["exec", "--layer", slow.path(0), "--", "echo", "slow-1"])
     time.sleep(0.5)
-    second = d.popen_as(U1, ["exec", "--bind", f"{slow.path(1)}:/mnt", "--", "echo", "slow-2"])
+    second = d.popen_as(U1, ["exec", "--layer", slow.path(1), "--", "echo", "slow-2"])
     time.sleep(0.5)
     # Meanwhile another uid runs sandboxes, one after another, and so does root.
     t0 = time.monotonic()
@@ -461,7 +462,7 @@ def _slow_start(env, slow):
 
     # SIGTERM while a start hangs: the daemon ends it once it can, tells its client, and exits.
     slow.stop()
-    third = d.popen_as(U1, ["exec", "--bind", f"{slow.path(2)}:/mnt", "--", "echo", "slow-3"])
+    third = d.popen_as(U1, ["exec", "--layer", slow.path(2), "--", "echo", "slow-3"])
     time.sleep(0.5)
     os.kill(d.pid, signal.SIGTERM)
     time.sleep(0.5)
@@ -498,7 +499,7 @@ def test_stalled_init_holds_nothing_of_others(env):
             in b" ".join(sf.proc_cmdline(p) or []) for p in sf.processes_mentioning(env.state)), 10,
             "B's union server (stuck on mount b)")
         time.sleep(0.5)
-        sf.check(a.poll() is None and b.poll() is None, "A's and B's starts are in progress")
+        sf.check(a.poll() is None and b.poll() is None, f"A's and B's starts are in progress (exit statuses {a.poll()}, {b.poll()}; A: {a.stderr.read() if a.poll() is not None else b''}, B: {b.stderr.read() if b.poll() is not None else b''})")
         fa.cont()
         try:
             out, err = a.communicate(timeout=15)
