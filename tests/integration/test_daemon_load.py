@@ -10,7 +10,7 @@ namespaces.
 - Bytes held per uid: partial frames on many connections, and replies a client never reads, stay under
   max-buffer-per-uid (a clear ERROR and the connection closed beyond it), and the loop never waits for
   such a client.
-- A slow start (a --bind source on a FUSE mount of the test's whose server is stopped) does not hold up
+- A slow start (a --layer on a FUSE mount of the test's whose server is stopped) does not hold up
   other clients: another uid's exec completes while the slow start is still in progress; a uid's
   second start waits for its first (max-starts-per-uid) instead of taking the last free slot; a client
   that leaves while its start is in flight leaves nothing behind; SIGTERM meanwhile ends cleanly.

@@ -431,7 +431,9 @@ def test_pids_limit_shell_bomb(env):
     snap = sf.Snapshot(env)
     before = sf.host_pid_count()
     t0 = time.monotonic()
-    p = env.popen(["--pids", "50", "--timeout", "2", "sh", "-c", "b(){ b|b& }; b; exec sleep 60"],
+    # (b): the top shell forks once, before the bomb fills the bound; had it forked both sides of b|b&
+    # itself, the second fork could fail and end the program (exit 2) before --timeout.
+    p = env.popen(["--pids", "50", "--timeout", "2", "sh", "-c", "b(){ b|b& }; (b); exec sleep 60"],
                   stderr=subprocess.DEVNULL)
     sid = env.wait_sandbox_id()
     peak = 0
