@@ -210,16 +210,21 @@ for kind in FRONTS:
                 cg = subprocess.run(["systemctl", "show", "-P", "ControlGroup", u], capture_output=True,
                                     text=True).stdout.strip()
                 boxes = glob.glob(f"/sys/fs/cgroup{cg}/sandbox-*") if cg else []
-                if boxes and os.path.exists(boxes[0] + "/pids.max") and read(boxes[0] + "/cgroup.procs"):
+                # The sandbox's processes are in its children: the program's and the union server's.
+                if boxes and os.path.exists(boxes[0] + "/program/pids.max") and \
+                        read(boxes[0] + "/program/cgroup.procs"):
                     parent = cg
                     break
                 time.sleep(0.2)
             check(parent, f"no sandbox cgroup below the {kind} unit's cgroup within 30 s")
             box = boxes[0]
-            got = (read(box + "/memory.max"), read(box + "/pids.max"))
-            eq(got, (str(2 << 30), "1024"), f"memory.max, pids.max of {box}")
+            # memory for the whole sandbox (the union server's work included); the pids bound on the
+            # program's child, the sandbox's own bound that plus the server's 64.
+            got = (read(box + "/memory.max"), read(box + "/program/pids.max"), read(box + "/pids.max"))
+            eq(got, (str(2 << 30), "1024", "1088"), f"memory.max, program/pids.max, pids.max of {box}")
+            check(read(box + "/union/cgroup.procs"), f"the union server is not in {box}/union")
             check("supervisor" in subdirs(parent), f"no supervisor leaf in {parent}: {subdirs(parent)}")
-            diag(f"{box[len('/sys/fs/cgroup'):]}: memory.max {got[0]}, pids.max {got[1]}; "
+            diag(f"{box[len('/sys/fs/cgroup'):]}: memory.max {got[0]}, program/pids.max {got[1]}; "
                  f"{parent} subtree_control {read('/sys/fs/cgroup' + parent + '/cgroup.subtree_control')!r}")
         finally:
             try:

@@ -14,6 +14,7 @@ packages=(
         systemd systemd-sysv udev dbus kmod linux-image-amd64
         # what the project's binaries link, and the tools the guest checks use
         libfuse3-3 fuse3 libseccomp2 libsystemd0 libmnl0 libnftnl11 libxxhash0 libarchive13
+        libjansson4 libcurl4 libssl3
         python3 procps util-linux
 )
 # The host's configured Debian mirror, as apt on the host uses it.
