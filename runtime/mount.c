@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
 #include <stdio.h>
@@ -87,6 +88,32 @@ int mount_union_fd(int fuse_fd, const char *sandbox_id, int *ret_fd) {
                 return -errno;
         *ret_fd = fd;
         return 0;
+}
+
+/* The kernel keeps what programs write to the union in its page cache until it writes the pages back
+ * to the server, and lets that grow to the strict limit of every FUSE mount: 1% of what the host may
+ * have dirty, more than a small sandbox's whole memory cgroup. Those pages are charged to the sandbox;
+ * when they fill it, the reclaim that would free them waits for the server to write them back, and the
+ * server needs memory in the same cgroup to do so: a large write under a small --memory stalls for
+ * minutes (on cgroup v1, until the flusher's 30 s expiry comes round, again and again). The mount's
+ * backing device takes a bound in bytes (sysfs, root only; Linux 6.2); writers are then throttled to
+ * what the server writes back before the cgroup fills. The device is the mount's st_dev, read from the
+ * detached mount without a request to the server (it serves none yet). */
+int mount_union_bound_dirty(int union_fd, uint64_t bytes) {
+        struct statx stx;
+        char path[64], value[24];
+
+        if (statx(union_fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) < 0)
+                return -errno;
+        snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/max_bytes", stx.stx_dev_major, stx.stx_dev_minor);
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        int n = snprintf(value, sizeof value, "%" PRIu64, bytes);
+        ssize_t k = write(fd, value, (size_t) n);
+        if (k < 0)
+                return -errno;
+        return k == n ? 0 : -EIO;
 }
 
 int mount_detached_tree_at(int dirfd, const char *path, bool readonly, int idmap_userns_fd, bool *ret_is_dir,

@@ -108,6 +108,7 @@ int mount_detached_tree_at(int dirfd, const char *path, bool readonly, int idmap
 int mount_fstype(int fd, char *buf, size_t size);
 int mount_attach_tree(int tree_fd, int root_fd, const char *dest, bool is_dir);
 int mount_union_fd(int fuse_fd, const char *sandbox_id, int *ret_fd);
+int mount_union_bound_dirty(int union_fd, uint64_t bytes);
 int mount_proc(int root_fd);
 /* SHM_SIZE: of /dev/shm, as for mount_tmpfs_at(). */
 int mount_dev(int root_fd, uint64_t shm_size);

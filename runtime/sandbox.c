@@ -980,6 +980,9 @@ static int step_upper(Start *st) {
 /* The union: mounted by us, detached, served by sandbox-unionfs in the host's namespaces, in the
  * sandbox's cgroup beside the program (its "union" child). It ends when the last mount of it (the
  * sandbox's) goes. */
+#define UNION_DIRTY_MIN (UINT64_C(4) << 20)
+#define UNION_DIRTY_MAX (UINT64_C(64) << 20)
+
 static int step_union(Start *st) {
         int r;
 
@@ -989,6 +992,11 @@ static int step_union(Start *st) {
         r = mount_union_fd(st->fuse_fd, st->s->id, &st->union_fd);
         if (r < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the union mount: %s", strerror(-r));
+        /* An eighth of the sandbox's memory may wait to be written, between 4 and 64 MiB (mount.c).
+         * Best effort: before Linux 6.2 the kernel's own bound stays. */
+        if (st->spec->memory_max != SPEC_UNLIMITED)
+                (void) mount_union_bound_dirty(st->union_fd, MIN(MAX(st->spec->memory_max / 8, UNION_DIRTY_MIN),
+                                                                 UNION_DIRTY_MAX));
         r = start_union_server(st->s, st->cfg, st->image_path, st->image_layers, st->n_image_layers,
                                st->host_layer_path, st->upper_path, st->work_path, !st->spec->upper, st->fuse_fd,
                                st->err);
