@@ -5,10 +5,10 @@
  * naming the field. Library code: returns -errno, never logs.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "oci.h"
 #include "ojson.h"
 
@@ -41,16 +41,6 @@ OciMediaType oci_media_type_from_string(const char *s) {
                 if (streq(s, media_types[i].name))
                         return media_types[i].type;
         return OCI_MT_UNKNOWN;
-}
-
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-        if (err && errlen > 0) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -171,19 +161,21 @@ static int dup_string(const json_t *obj, const char *key, char **ret) {
 static int descriptor_parse(const json_t *j, const char *what, OciDescriptor *d, char *err, size_t errlen) {
         char b[128];
         if (!json_is_object(j))
-                return fail(err, errlen, -EBADMSG, "%s: not an object", what);
+                return errbuf_set(err, errlen, -EBADMSG, "%s: not an object", what);
         const char *mt = ojson_string(j, "mediaType");
         if (!mt)
-                return fail(err, errlen, -EBADMSG, "%s: no mediaType", what);
+                return errbuf_set(err, errlen, -EBADMSG, "%s: no mediaType", what);
         const char *digest = ojson_string(j, "digest");
         if (!digest)
-                return fail(err, errlen, -EBADMSG, "%s: no digest", what);
+                return errbuf_set(err, errlen, -EBADMSG, "%s: no digest", what);
         if (!digest_is_valid(digest))
-                return fail(err, errlen, -EOPNOTSUPP, "%s: unsupported or invalid digest '%s' (only sha256)", what,
-                            shown(digest, b, sizeof(b)));
+                return errbuf_set(err, errlen, -EOPNOTSUPP,
+                                  "%s: unsupported or invalid digest '%s' (only sha256)", what,
+                                  shown(digest, b, sizeof(b)));
         int r = ojson_u64(j, "size", &d->size);
         if (r < 0)
-                return fail(err, errlen, -EBADMSG, "%s: %s size", what, r == -ENOENT ? "no" : "invalid");
+                return errbuf_set(err, errlen, -EBADMSG, "%s: %s size", what,
+                                  r == -ENOENT ? "no" : "invalid");
         strcpy(d->digest, digest);
         d->type = oci_media_type_from_string(mt);
         d->media_type = strdup(mt);
@@ -192,16 +184,16 @@ static int descriptor_parse(const json_t *j, const char *what, OciDescriptor *d,
 
         json_t *p = json_object_get(j, "platform");
         if (p && !json_is_object(p))
-                return fail(err, errlen, -EBADMSG, "%s: platform is not an object", what);
+                return errbuf_set(err, errlen, -EBADMSG, "%s: platform is not an object", what);
         if (p && ((r = dup_string(p, "os", &d->os)) < 0 || (r = dup_string(p, "architecture", &d->architecture)) < 0 ||
                   (r = dup_string(p, "variant", &d->variant)) < 0))
-                return fail(err, errlen, r, "%s: invalid platform", what);
+                return errbuf_set(err, errlen, r, "%s: invalid platform", what);
         json_t *a = json_object_get(j, "annotations");
         if (a && !json_is_object(a))
-                return fail(err, errlen, -EBADMSG, "%s: annotations is not an object", what);
+                return errbuf_set(err, errlen, -EBADMSG, "%s: annotations is not an object", what);
         if (a && ((r = dup_string(a, "org.opencontainers.image.ref.name", &d->ref_name)) < 0 ||
                   (r = dup_string(a, "io.containerd.image.name", &d->image_name)) < 0))
-                return fail(err, errlen, r, "%s: invalid annotations", what);
+                return errbuf_set(err, errlen, r, "%s: invalid annotations", what);
         return 0;
 }
 
@@ -234,19 +226,22 @@ int oci_document_parse(const char *buf, size_t len, const char *transport_type, 
         const char *tt = transport_type_clean(transport_type, tb, sizeof(tb));
         const char *mt = ojson_string(j, "mediaType");
         if (json_object_get(j, "mediaType") && !mt)
-                return fail(err, errlen, -EBADMSG, "mediaType is not a string");
+                return errbuf_set(err, errlen, -EBADMSG, "mediaType is not a string");
         r = ojson_u64(j, "schemaVersion", &version);
         if (r == -EBADMSG)
-                return fail(err, errlen, r, "invalid schemaVersion");
+                return errbuf_set(err, errlen, r, "invalid schemaVersion");
         OciMediaType type = oci_media_type_from_string(mt ?: tt);
         if (type == OCI_MT_DOCKER_SCHEMA1 || (r >= 0 && version == 1))
-                return fail(err, errlen, -EOPNOTSUPP, "Docker schema 1 manifests are not supported (deprecated "
-                            "since 2017): push the image again with a current tool");
+                return errbuf_set(err, errlen, -EOPNOTSUPP,
+                                  "Docker schema 1 manifests are not supported (deprecated "
+                                  "since 2017): push the image again with a current tool");
         if (r < 0 || version != 2)
-                return fail(err, errlen, -EBADMSG, "schemaVersion is %s, not 2", r < 0 ? "missing" : "not 2");
+                return errbuf_set(err, errlen, -EBADMSG, "schemaVersion is %s, not 2",
+                                  r < 0 ? "missing" : "not 2");
         if (mt && *tt && !streq(mt, tt))
-                return fail(err, errlen, -EBADMSG, "mediaType '%s' differs from the type it was served as '%s'",
-                            shown(mt, b, sizeof(b)), tt);
+                return errbuf_set(err, errlen, -EBADMSG,
+                                  "mediaType '%s' differs from the type it was served as '%s'",
+                                  shown(mt, b, sizeof(b)), tt);
         if (!mt && !*tt) {
                 /* An OCI document may omit mediaType (index.json of a layout often does). */
                 if (json_object_get(j, "manifests"))
@@ -255,8 +250,9 @@ int oci_document_parse(const char *buf, size_t len, const char *transport_type, 
                         type = OCI_MT_OCI_MANIFEST;
         }
         if (!oci_mt_is_manifest(type) && !oci_mt_is_index(type))
-                return fail(err, errlen, -EOPNOTSUPP, "not an image manifest or index (media type '%s')",
-                            shown(mt ?: tt, b, sizeof(b)));
+                return errbuf_set(err, errlen, -EOPNOTSUPP,
+                                  "not an image manifest or index (media type '%s')",
+                                  shown(mt ?: tt, b, sizeof(b)));
 
         _cleanup_(oci_document_freep) OciDocument *d = calloc(1, sizeof(*d));
         if (!d)
@@ -266,11 +262,12 @@ int oci_document_parse(const char *buf, size_t len, const char *transport_type, 
         if (oci_mt_is_index(type)) {
                 json_t *m = json_object_get(j, "manifests");
                 if (!json_is_array(m))
-                        return fail(err, errlen, -EBADMSG, "index without a manifests array");
+                        return errbuf_set(err, errlen, -EBADMSG, "index without a manifests array");
                 size_t n = json_array_size(m);
                 if (n > OCI_MAX_INDEX_ENTRIES)
-                        return fail(err, errlen, -E2BIG, "index of %zu entries exceeds the limit of %d", n,
-                                    OCI_MAX_INDEX_ENTRIES);
+                        return errbuf_set(err, errlen, -E2BIG,
+                                          "index of %zu entries exceeds the limit of %d", n,
+                                          OCI_MAX_INDEX_ENTRIES);
                 d->manifests = calloc(n ?: 1, sizeof(OciDescriptor));
                 if (!d->manifests)
                         return -ENOMEM;
@@ -282,9 +279,10 @@ int oci_document_parse(const char *buf, size_t len, const char *transport_type, 
                         if (r < 0)
                                 return r;
                         if (d->manifests[i].size > OCI_MAX_DOCUMENT_SIZE)
-                                return fail(err, errlen, -E2BIG, "%s: size %llu exceeds the limit of %llu", what,
-                                            (unsigned long long) d->manifests[i].size,
-                                            (unsigned long long) OCI_MAX_DOCUMENT_SIZE);
+                                return errbuf_set(err, errlen, -E2BIG,
+                                                  "%s: size %llu exceeds the limit of %llu", what,
+                                                  (unsigned long long) d->manifests[i].size,
+                                                  (unsigned long long) OCI_MAX_DOCUMENT_SIZE);
                 }
                 *ret = TAKE_PTR(d);
                 return 0;
@@ -294,17 +292,19 @@ int oci_document_parse(const char *buf, size_t len, const char *transport_type, 
         if (r < 0)
                 return r;
         if (d->config.type != OCI_MT_OCI_CONFIG && d->config.type != OCI_MT_DOCKER_CONFIG)
-                return fail(err, errlen, -EOPNOTSUPP, "not a container image: config media type '%s'",
-                            shown(d->config.media_type, b, sizeof(b)));
+                return errbuf_set(err, errlen, -EOPNOTSUPP, "not a container image: config media type '%s'",
+                                  shown(d->config.media_type, b, sizeof(b)));
         if (d->config.size > OCI_MAX_DOCUMENT_SIZE)
-                return fail(err, errlen, -E2BIG, "config size %llu exceeds the limit of %llu",
-                            (unsigned long long) d->config.size, (unsigned long long) OCI_MAX_DOCUMENT_SIZE);
+                return errbuf_set(err, errlen, -E2BIG, "config size %llu exceeds the limit of %llu",
+                                  (unsigned long long) d->config.size,
+                                  (unsigned long long) OCI_MAX_DOCUMENT_SIZE);
         json_t *l = json_object_get(j, "layers");
         if (!json_is_array(l))
-                return fail(err, errlen, -EBADMSG, "manifest without a layers array");
+                return errbuf_set(err, errlen, -EBADMSG, "manifest without a layers array");
         size_t n = json_array_size(l);
         if (n > OCI_MAX_LAYERS)
-                return fail(err, errlen, -E2BIG, "image of %zu layers exceeds the limit of %d", n, OCI_MAX_LAYERS);
+                return errbuf_set(err, errlen, -E2BIG, "image of %zu layers exceeds the limit of %d", n,
+                                  OCI_MAX_LAYERS);
         d->layers = calloc(n ?: 1, sizeof(OciDescriptor));
         if (!d->layers)
                 return -ENOMEM;
@@ -316,8 +316,8 @@ int oci_document_parse(const char *buf, size_t len, const char *transport_type, 
                 if (r < 0)
                         return r;
                 if (!oci_mt_is_layer(d->layers[i].type))
-                        return fail(err, errlen, -EOPNOTSUPP, "%s: unsupported layer media type '%s'", what,
-                                    shown(d->layers[i].media_type, b, sizeof(b)));
+                        return errbuf_set(err, errlen, -EOPNOTSUPP, "%s: unsupported layer media type '%s'",
+                                          what, shown(d->layers[i].media_type, b, sizeof(b)));
         }
         *ret = TAKE_PTR(d);
         return 0;
@@ -380,10 +380,11 @@ OciConfig *oci_config_free(OciConfig *c) {
 static int strv_field(const json_t *obj, const char *key, char ***ret, char *err, size_t errlen) {
         int r = ojson_strv(obj, key, OCI_MAX_STRV, OCI_MAX_STRING, ret);
         if (r == -E2BIG)
-                return fail(err, errlen, r, "config %s: more than %d strings or a string over %llu bytes", key,
-                            OCI_MAX_STRV, (unsigned long long) OCI_MAX_STRING);
+                return errbuf_set(err, errlen, r,
+                                  "config %s: more than %d strings or a string over %llu bytes", key,
+                                  OCI_MAX_STRV, (unsigned long long) OCI_MAX_STRING);
         if (r < 0)
-                return fail(err, errlen, r, "config %s: not an array of strings", key);
+                return errbuf_set(err, errlen, r, "config %s: not an array of strings", key);
         return 0;
 }
 
@@ -400,53 +401,57 @@ int oci_config_parse(const char *buf, size_t len, OciConfig **ret, char *err, si
                 return -ENOMEM;
         if ((r = dup_string(j, "os", &c->os)) < 0 || (r = dup_string(j, "architecture", &c->architecture)) < 0 ||
             (r = dup_string(j, "variant", &c->variant)) < 0 || (r = dup_string(j, "created", &c->created)) < 0)
-                return fail(err, errlen, r, "config: invalid os, architecture, variant or created");
+                return errbuf_set(err, errlen, r, "config: invalid os, architecture, variant or created");
 
         json_t *cfg = json_object_get(j, "config");
         if (cfg && !json_is_null(cfg)) {
                 if (!json_is_object(cfg))
-                        return fail(err, errlen, -EBADMSG, "config: 'config' is not an object");
+                        return errbuf_set(err, errlen, -EBADMSG, "config: 'config' is not an object");
                 if ((r = strv_field(cfg, "Env", &c->env, err, errlen)) < 0 ||
                     (r = strv_field(cfg, "Entrypoint", &c->entrypoint, err, errlen)) < 0 ||
                     (r = strv_field(cfg, "Cmd", &c->cmd, err, errlen)) < 0)
                         return r;
                 for (char **e = c->env; e && *e; e++)
                         if (!strchr(*e, '=') || **e == '=')
-                                return fail(err, errlen, -EBADMSG, "config Env: '%s' is not NAME=VALUE",
-                                            shown(*e, b, sizeof(b)));
+                                return errbuf_set(err, errlen, -EBADMSG,
+                                                  "config Env: '%s' is not NAME=VALUE",
+                                                  shown(*e, b, sizeof(b)));
                 const char *w = ojson_string(cfg, "WorkingDir");
                 const char *u = ojson_string(cfg, "User");
                 if ((json_object_get(cfg, "WorkingDir") && !w && !json_is_null(json_object_get(cfg, "WorkingDir"))) ||
                     (json_object_get(cfg, "User") && !u && !json_is_null(json_object_get(cfg, "User"))))
-                        return fail(err, errlen, -EBADMSG, "config: WorkingDir or User is not a string");
+                        return errbuf_set(err, errlen, -EBADMSG,
+                                          "config: WorkingDir or User is not a string");
                 if (w && strlen(w) >= 4096)
-                        return fail(err, errlen, -E2BIG, "config WorkingDir: longer than 4095 bytes");
+                        return errbuf_set(err, errlen, -E2BIG, "config WorkingDir: longer than 4095 bytes");
                 if (u && strlen(u) > 256)
-                        return fail(err, errlen, -E2BIG, "config User: longer than 256 bytes");
+                        return errbuf_set(err, errlen, -E2BIG, "config User: longer than 256 bytes");
                 if ((w && *w && !(c->working_dir = strdup(w))) || (u && *u && !(c->user = strdup(u))))
                         return -ENOMEM;
         }
 
         json_t *rootfs = json_object_get(j, "rootfs");
         if (!json_is_object(rootfs))
-                return fail(err, errlen, -EBADMSG, "config: no rootfs object");
+                return errbuf_set(err, errlen, -EBADMSG, "config: no rootfs object");
         const char *type = ojson_string(rootfs, "type");
         if (!type || !streq(type, "layers"))
-                return fail(err, errlen, -EBADMSG, "config: rootfs type is '%s', not 'layers'",
-                            shown(type, b, sizeof(b)));
+                return errbuf_set(err, errlen, -EBADMSG, "config: rootfs type is '%s', not 'layers'",
+                                  shown(type, b, sizeof(b)));
         json_t *ids = json_object_get(rootfs, "diff_ids");
         if (!json_is_array(ids))
-                return fail(err, errlen, -EBADMSG, "config: rootfs.diff_ids is not an array");
+                return errbuf_set(err, errlen, -EBADMSG, "config: rootfs.diff_ids is not an array");
         size_t n = json_array_size(ids);
         if (n > OCI_MAX_LAYERS)
-                return fail(err, errlen, -E2BIG, "config: %zu layers exceed the limit of %d", n, OCI_MAX_LAYERS);
+                return errbuf_set(err, errlen, -E2BIG, "config: %zu layers exceed the limit of %d", n,
+                                  OCI_MAX_LAYERS);
         c->diff_ids = calloc(n ?: 1, DIGEST_STRING_MAX);
         if (!c->diff_ids)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
                 json_t *s = json_array_get(ids, i);
                 if (!json_is_string(s) || !digest_is_valid(json_string_value(s)))
-                        return fail(err, errlen, -EBADMSG, "config: rootfs.diff_ids[%zu] is not a sha256 digest", i);
+                        return errbuf_set(err, errlen, -EBADMSG,
+                                          "config: rootfs.diff_ids[%zu] is not a sha256 digest", i);
                 strcpy(c->diff_ids[i], json_string_value(s));
         }
         c->n_diff_ids = n;
@@ -468,8 +473,8 @@ int oci_layout_check(const char *buf, size_t len, char *err, size_t errlen) {
                 return r;
         const char *v = ojson_string(j, "imageLayoutVersion");
         if (!v || !startswith(v, "1."))
-                return fail(err, errlen, -EOPNOTSUPP, "unsupported image layout version '%s' (1.x)",
-                            shown(v, b, sizeof(b)));
+                return errbuf_set(err, errlen, -EOPNOTSUPP, "unsupported image layout version '%s' (1.x)",
+                                  shown(v, b, sizeof(b)));
         return 0;
 }
 
@@ -491,22 +496,25 @@ int docker_archive_manifest_parse(const char *buf, size_t len, DockerArchiveImag
 
         assert_return(ret && ret_n, -EINVAL);
         if (len > OCI_MAX_DOCUMENT_SIZE)
-                return fail(err, errlen, -E2BIG, "manifest.json of %zu bytes exceeds the limit of %llu", len,
-                            (unsigned long long) OCI_MAX_DOCUMENT_SIZE);
+                return errbuf_set(err, errlen, -E2BIG,
+                                  "manifest.json of %zu bytes exceeds the limit of %llu", len,
+                                  (unsigned long long) OCI_MAX_DOCUMENT_SIZE);
         if (!ojson_depth_ok(buf, len, OCI_MAX_DEPTH))
-                return fail(err, errlen, -E2BIG, "manifest.json nested deeper than %d levels", OCI_MAX_DEPTH);
+                return errbuf_set(err, errlen, -E2BIG, "manifest.json nested deeper than %d levels",
+                                  OCI_MAX_DEPTH);
         _cleanup_(json_decrefp) json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
         if (!j)
-                return fail(err, errlen, -EBADMSG, "manifest.json: invalid JSON at line %d, column %d: %s", e.line,
-                            e.column, e.text);
+                return errbuf_set(err, errlen, -EBADMSG,
+                                  "manifest.json: invalid JSON at line %d, column %d: %s", e.line,
+                                  e.column, e.text);
         if (!json_is_array(j))
-                return fail(err, errlen, -EBADMSG, "manifest.json is not an array");
+                return errbuf_set(err, errlen, -EBADMSG, "manifest.json is not an array");
         size_t n = json_array_size(j);
         if (n == 0)
-                return fail(err, errlen, -EBADMSG, "manifest.json lists no image");
+                return errbuf_set(err, errlen, -EBADMSG, "manifest.json lists no image");
         if (n > OCI_MAX_INDEX_ENTRIES)
-                return fail(err, errlen, -E2BIG, "manifest.json lists %zu images, more than %d", n,
-                            OCI_MAX_INDEX_ENTRIES);
+                return errbuf_set(err, errlen, -E2BIG, "manifest.json lists %zu images, more than %d", n,
+                                  OCI_MAX_INDEX_ENTRIES);
         DockerArchiveImage *l = calloc(n, sizeof(*l));
         if (!l)
                 return -ENOMEM;
@@ -515,7 +523,7 @@ int docker_archive_manifest_parse(const char *buf, size_t len, DockerArchiveImag
                 json_t *o = json_array_get(j, i);
                 const char *config = json_is_object(o) ? ojson_string(o, "Config") : NULL;
                 if (!config || !*config || strlen(config) >= 4096) {
-                        r = fail(err, errlen, -EBADMSG, "manifest.json[%zu]: no valid Config", i);
+                        r = errbuf_set(err, errlen, -EBADMSG, "manifest.json[%zu]: no valid Config", i);
                         break;
                 }
                 if (!(l[i].config = strdup(config))) {
@@ -524,15 +532,15 @@ int docker_archive_manifest_parse(const char *buf, size_t len, DockerArchiveImag
                 }
                 r = ojson_strv(o, "RepoTags", OCI_MAX_INDEX_ENTRIES, 1024, &l[i].repo_tags);
                 if (r < 0) {
-                        r = fail(err, errlen, r, "manifest.json[%zu]: invalid RepoTags", i);
+                        r = errbuf_set(err, errlen, r, "manifest.json[%zu]: invalid RepoTags", i);
                         break;
                 }
                 r = ojson_strv(o, "Layers", OCI_MAX_LAYERS, 4096, &l[i].layers);
                 if (r < 0 || !l[i].layers) {
-                        r = fail(err, errlen, r == -E2BIG ? r : -EBADMSG,
-                                 "manifest.json[%zu]: Layers %s", i,
-                                 r == -E2BIG ? "exceed the limit of layers or of 4096 bytes a path"
-                                             : "is not an array of member paths");
+                        r = errbuf_set(err, errlen, r == -E2BIG ? r : -EBADMSG,
+                                       "manifest.json[%zu]: Layers %s", i,
+                                       r == -E2BIG ? "exceed the limit of layers or of 4096 bytes a path"
+                                                   : "is not an array of member paths");
                         break;
                 }
                 l[i].n_layers = strv_length(l[i].layers);

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* An image's users from its /etc/passwd and /etc/group texts; see passwd.h. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "macro.h"
 #include "passwd.h"
 
@@ -109,18 +109,6 @@ static int group_find(const char *text, size_t len, const char *name, uint32_t *
         return 0;
 }
 
-__attribute__((format(printf, 4, 5)))
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errlen > 0) {
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
-
 static bool name_ok(const char *s) {
         size_t n = strlen(s);
 
@@ -139,33 +127,35 @@ int image_user_resolve(const char *user, const char *passwd, size_t passwd_len, 
         uint32_t id;
 
         if (!user || strlen(user) >= sizeof u)
-                return fail(err, errlen, -EINVAL, "user '%.64s...' is longer than %d bytes", user ?: "",
-                            IMAGE_USER_NAME_MAX);
+                return errbuf_set(err, errlen, -EINVAL, "user '%.64s...' is longer than %d bytes",
+                                  user ?: "", IMAGE_USER_NAME_MAX);
         strcpy(u, user);
         g = strchr(u, ':');
         if (g)
                 *g++ = '\0';
         if (!name_ok(u) || (g && !name_ok(g)))
-                return fail(err, errlen, -EINVAL, "user '%s' is not NAME, UID, NAME:GROUP or UID:GID", user);
+                return errbuf_set(err, errlen, -EINVAL, "user '%s' is not NAME, UID, NAME:GROUP or UID:GID",
+                                  user);
 
         if (parse_id(u, strlen(u), &id)) {
                 /* A uid need not be in /etc/passwd; if it is, its entry gives the group and home. */
                 if (!passwd || passwd_find(passwd, passwd_len, NULL, id, &r) == 0)
                         r = (ImageUser) { .uid = id, .gid = 0 };
         } else if (!passwd)
-                return fail(err, errlen, -ENOENT, "user '%s': the image has no /etc/passwd to look it up in",
-                            u);
+                return errbuf_set(err, errlen, -ENOENT,
+                                  "user '%s': the image has no /etc/passwd to look it up in", u);
         else if (passwd_find(passwd, passwd_len, u, 0, &r) == 0)
-                return fail(err, errlen, -ENOENT, "user '%s' is not in the image's /etc/passwd", u);
+                return errbuf_set(err, errlen, -ENOENT, "user '%s' is not in the image's /etc/passwd", u);
 
         if (g) {
                 if (parse_id(g, strlen(g), &id))
                         r.gid = id;
                 else if (!group)
-                        return fail(err, errlen, -ENOENT,
-                                    "group '%s': the image has no /etc/group to look it up in", g);
+                        return errbuf_set(err, errlen, -ENOENT,
+                                          "group '%s': the image has no /etc/group to look it up in", g);
                 else if (group_find(group, group_len, g, &r.gid) == 0)
-                        return fail(err, errlen, -ENOENT, "group '%s' is not in the image's /etc/group", g);
+                        return errbuf_set(err, errlen, -ENOENT,
+                                          "group '%s' is not in the image's /etc/group", g);
         }
         *ret = r;
         return 0;

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "fs.h"
 #include "log.h"
 #include "ojson.h"
@@ -41,14 +42,11 @@
 #define PIN_MAX_SIZE (1u << 20)
 
 int report_fail(ImageReport *rep, int r, const char *fmt, ...) {
-        assert_return(r < 0, -EINVAL);
-        if (rep && rep->error[0] == '\0') {
-                va_list ap;
-                va_start(ap, fmt);
-                errno = -r;
-                vsnprintf(rep->error, sizeof(rep->error), fmt, ap);
-                va_end(ap);
-        }
+        va_list ap;
+
+        va_start(ap, fmt);
+        r = errbuf_set_firstv(rep ? rep->error : NULL, sizeof(rep->error), r, fmt, ap);
+        va_end(ap);
         return r;
 }
 

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "log.h"
 #include "ojson.h"
 #include "ovl.h"
@@ -55,8 +56,7 @@ __attribute__((format(printf, 3, 4))) static void feeder_fail(Feeder *f, int r, 
         f->error = r;
         va_list ap;
         va_start(ap, fmt);
-        errno = -r;
-        vsnprintf(f->message, sizeof(f->message), fmt, ap);
+        errbuf_formatv(f->message, sizeof(f->message), r, fmt, ap);
         va_end(ap);
 }
 

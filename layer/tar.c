@@ -29,6 +29,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "fs.h"
 #include "log.h"
 #include "macro.h"
@@ -61,14 +62,11 @@ static inline void archive_entry_freep(struct archive_entry **e) {
 
 /* Record a failure in the report (the first one wins) and return R. FMT may use %m for R. */
 __attribute__((format(printf, 3, 4))) static int report_fail(TarReport *rep, int r, const char *fmt, ...) {
-        assert_return(r < 0, -EINVAL);
-        if (rep && rep->error[0] == '\0') {
-                va_list ap;
-                va_start(ap, fmt);
-                errno = -r;
-                vsnprintf(rep->error, sizeof(rep->error), fmt, ap);
-                va_end(ap);
-        }
+        va_list ap;
+
+        va_start(ap, fmt);
+        r = errbuf_set_firstv(rep ? rep->error : NULL, sizeof(rep->error), r, fmt, ap);
+        va_end(ap);
         return r;
 }
 
