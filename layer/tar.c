@@ -34,6 +34,7 @@
 #include "log.h"
 #include "macro.h"
 #include "ovl.h"
+#include "parse.h"
 #include "rmtree.h"
 #include "rootattr.h"
 #include "tar.h"
@@ -105,18 +106,6 @@ TarLimits tar_limits_resolve(const TarLimits *l) {
                                                 ? UINT64_MAX : r.max_entries * TAR_META_PER_ENTRY)
                                      : TAR_MAX_META_DEFAULT;
         return r;
-}
-
-/* "10 GiB" when N is a whole number of a binary unit, else "N bytes". */
-static const char *format_bytes(char buf[static 32], uint64_t n) {
-        static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB", "PiB" };
-        unsigned u = 0;
-        while (u + 1 < ELEMENTSOF(units) && n >= 1024 && n % 1024 == 0) {
-                n /= 1024;
-                u++;
-        }
-        snprintf(buf, 32, "%" PRIu64 " %s", n, units[u]);
-        return buf;
 }
 
 int tar_path_normalize(const char *path, char **ret) {
@@ -210,7 +199,7 @@ typedef struct Importer {
 
 static la_ssize_t source_read(struct archive *a, void *userdata, const void **ret_buf) {
         Source *s = userdata;
-        char b1[32];
+        char b1[FORMAT_SIZE_MAX];
         la_ssize_t n;
 
         n = archive_read_data(s->dec, s->buf, SOURCE_BUF_SIZE);
@@ -226,7 +215,7 @@ static la_ssize_t source_read(struct archive *a, void *userdata, const void **re
         if (s->total > s->max_size) {
                 report_fail(s->rep, -EFBIG, "%s%s%sthe archive is larger than %s uncompressed (--max-size)",
                             s->entry ? "entry '" : "", s->entry ?: "", s->entry ? "': " : "",
-                            format_bytes(b1, s->max_size));
+                            format_size(s->max_size, b1, sizeof b1));
                 archive_set_error(a, EFBIG, "%s", s->rep->error);
                 return -1;
         }
@@ -235,7 +224,7 @@ static la_ssize_t source_read(struct archive *a, void *userdata, const void **re
             s->total - (uint64_t) s->header_start > TAR_MAX_HEADER_SIZE + SOURCE_BUF_SIZE) {
                 report_fail(s->rep, -E2BIG, "the headers of the member at offset %" PRIi64 " (pax records, "
                             "long names, sparse map) take more than %s", s->header_start,
-                            format_bytes(b1, TAR_MAX_HEADER_SIZE));
+                            format_size(TAR_MAX_HEADER_SIZE, b1, sizeof b1));
                 archive_set_error(a, E2BIG, "%s", s->rep->error);
                 return -1;
         }
@@ -265,13 +254,13 @@ static int dir_meta_add(Importer *im, const char *path, mode_t mode, const struc
         size_t plen = strlen(path) + 1;
         size_t ncap = im->n_dirs == im->cap_dirs ? (im->cap_dirs ? im->cap_dirs * 2 : 64) : im->cap_dirs;
         uint64_t need = im->meta + plen + (uint64_t) (ncap - im->cap_dirs) * sizeof(DirMeta);
-        char b1[32];
+        char b1[FORMAT_SIZE_MAX];
 
         if (need > im->limits.max_meta)
                 return report_fail(im->rep, -E2BIG, "entry '%s': the modes and times of the archive's %zu "
                                    "directories take more than %s of memory (%" PRIu64 " bytes per allowed entry, "
-                                   "--max-entries)", path, im->n_dirs, format_bytes(b1, im->limits.max_meta),
-                                   TAR_META_PER_ENTRY);
+                                   "--max-entries)", path, im->n_dirs,
+                                   format_size(im->limits.max_meta, b1, sizeof b1), TAR_META_PER_ENTRY);
         if (ncap != im->cap_dirs) {
                 DirMeta *d = reallocarray(im->dirs, ncap, sizeof(*d));
                 if (!d)
@@ -545,7 +534,7 @@ static int import_hardlink(Importer *im, int pfd, const char *name, const char *
  * or skip it. Data stored as a sparse map is bounded as it is read (source_read). */
 static int check_sizes(Importer *im, struct archive_entry *e, const char *path) {
         int64_t size, pos;
-        char b1[32];
+        char b1[FORMAT_SIZE_MAX];
 
         if (!archive_entry_size_is_set(e))
                 return 0;
@@ -554,12 +543,13 @@ static int check_sizes(Importer *im, struct archive_entry *e, const char *path) 
         if (size < 0 || (archive_entry_filetype(e) == AE_IFREG && !archive_entry_hardlink(e) &&
                          (uint64_t) size > im->limits.max_size))
                 return report_fail(im->rep, -EFBIG, "entry '%s': declared size %lld exceeds the limit of %s "
-                                   "(--max-size)", path, (long long) size, format_bytes(b1, im->limits.max_size));
+                                   "(--max-size)", path, (long long) size,
+                                   format_size(im->limits.max_size, b1, sizeof b1));
         if (archive_entry_sparse_count(e) == 0 && pos >= 0 &&
             (uint64_t) size > im->limits.max_size - MIN((uint64_t) pos, im->limits.max_size))
                 return report_fail(im->rep, -EFBIG, "entry '%s': its %lld bytes at offset %lld would make the "
                                    "archive larger than %s uncompressed (--max-size)", path, (long long) size,
-                                   (long long) pos, format_bytes(b1, im->limits.max_size));
+                                   (long long) pos, format_size(im->limits.max_size, b1, sizeof b1));
         return 0;
 }
 
