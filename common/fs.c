@@ -60,7 +60,7 @@ int open_parent_beneath(int dirfd, const char *path, const char **ret_name) {
         return fd;
 }
 
-static int read_fd_all(int fd, size_t max, char **ret, size_t *ret_size) {
+int read_fd_all(int fd, size_t max, char **ret, size_t *ret_size) {
         _cleanup_free_ char *buf = NULL;
         size_t n = 0;
 
@@ -110,11 +110,26 @@ int read_file(const char *path, size_t max, char **ret, size_t *ret_size) {
         return read_fd_all(fd, max, ret, ret_size);
 }
 
+int write_all(int fd, const void *data, size_t size) {
+        const char *p = data;
+
+        while (size > 0) {
+                ssize_t k = write(fd, p, size);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                size -= (size_t) k;
+        }
+        return 0;
+}
+
 int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t size, mode_t mode) {
         _cleanup_close_ int pfd = -EBADF, fd = -EBADF;
         const char *name;
         char tmp[NAME_MAX + 1];
-        const char *p = data;
         int r;
 
         pfd = open_parent_beneath(dirfd, path, &name);
@@ -130,17 +145,9 @@ int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t s
         fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
                 return -errno;
-        while (size > 0) {
-                ssize_t k = write(fd, p, size);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = -errno;
-                        goto fail;
-                }
-                p += k;
-                size -= (size_t) k;
-        }
+        r = write_all(fd, data, size);
+        if (r < 0)
+                goto fail;
         if (fsync(fd) < 0) {
                 r = -errno;
                 goto fail;

@@ -17,6 +17,13 @@ int open_beneath(int dirfd, const char *path, int flags, mode_t mode);
  * last component inside PATH. PATH must be relative, non-empty and not end in '/'. */
 int open_parent_beneath(int dirfd, const char *path, const char **ret_name);
 
+/* Read FD from where it is to its end, at most MAX bytes (-EFBIG beyond), into a malloc'd buffer with a
+ * NUL after the data; RET_SIZE (may be NULL) gets the data's size. */
+int read_fd_all(int fd, size_t max, char **ret, size_t *ret_size);
+
+/* Write all SIZE bytes of DATA to FD, going on after short writes and EINTR. */
+int write_all(int fd, const void *data, size_t size);
+
 /* Read a whole small file (at most MAX bytes) opened beneath DIRFD. */
 int read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_size);
 

@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "macro.h"
 #include "ovl.h"
 #include "rootfs.h"
@@ -48,9 +49,7 @@ static int dir_is_opaque(int fd) {
 
 static int read_regular(int dirfd, const char *name, size_t max, char **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
         struct stat st;
-        size_t n = 0;
 
         /* Non-blocking, and checked again once open: never a FIFO or a device, whatever was swapped in. */
         fd = open_component(dirfd, name, O_RDONLY | O_NOCTTY | O_NONBLOCK);
@@ -62,26 +61,7 @@ static int read_regular(int dirfd, const char *name, size_t max, char **ret, siz
                 return S_ISDIR(st.st_mode) ? -EISDIR : -EPERM;
         if ((uint64_t) st.st_size > max)
                 return -EFBIG;
-        buf = malloc(max + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t k = read(fd, buf + n, max + 1 - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-                if (n > max)
-                        return -EFBIG; /* it grew */
-        }
-        buf[n] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_size = n;
-        return 0;
+        return read_fd_all(fd, max, ret, ret_size); /* -EFBIG too if it grew meanwhile */
 }
 
 /* One layer: 1 and the file when this layer has it, 0 when the search goes on below (with *RET_STOP when

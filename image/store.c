@@ -213,19 +213,7 @@ int store_blob_write(ImageStore *s, const char *digest, const void *data, size_t
         _cleanup_close_ int fd = openat(s->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
         if (fd < 0)
                 return -errno;
-        const char *p = data;
-        size_t left = size;
-        while (left > 0 && r >= 0) {
-                ssize_t n = write(fd, p, left);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        r = -errno;
-                else {
-                        p += n;
-                        left -= (size_t) n;
-                }
-        }
+        r = write_all(fd, data, size);
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && renameat2(s->tmp_fd, tmp, s->blobs_fd, digest_hex(digest), RENAME_NOREPLACE) < 0 &&
@@ -809,11 +797,8 @@ int image_store_pin(ImageStore *s, const Image *img, ImagePin **ret, ImageReport
                                 break;
                 }
                 r = p->fd < 0 ? -errno : flock_retry(p->fd, LOCK_EX);
-                if (r >= 0) {
-                        size_t len = strlen(text);
-                        ssize_t k = write(p->fd, text, len);
-                        r = k < 0 ? -errno : (size_t) k != len ? -EIO : 0;
-                }
+                if (r >= 0)
+                        r = write_all(p->fd, text, strlen(text));
                 /* Check that the layers are still there (a gc may have run before we locked). */
                 for (size_t i = 0; r >= 0 && i < img->n_layers; i++)
                         if (!store_layer_exists(s, img->layers[i].diff_id))
@@ -899,15 +884,16 @@ static int gc_pin(ImageStore *s, const char *name, DigestSet *blobs, DigestSet *
         if (errno != EWOULDBLOCK)
                 return -errno;
         g->pins_live++;
-        char buf[PIN_MAX_SIZE];
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n < 0)
-                return -errno;
+        _cleanup_free_ char *buf = NULL;
+        size_t n;
+        int r = read_fd_all(fd, PIN_MAX_SIZE, &buf, &n);
+        if (r < 0)
+                return r;
         _cleanup_(json_decrefp) json_t *j = NULL;
         char err[128];
-        if (ojson_parse_object(buf, (size_t) n, sizeof(buf), 4, &j, err, sizeof(err)) < 0)
+        if (ojson_parse_object(buf, n, PIN_MAX_SIZE, 4, &j, err, sizeof(err)) < 0)
                 return -EBADMSG; /* a live pin we cannot read: keep everything (the caller stops) */
-        int r = set_add(blobs, ojson_string(j, "id"));
+        r = set_add(blobs, ojson_string(j, "id"));
         json_t *l = json_object_get(j, "layers"), *v;
         size_t i;
         json_array_foreach(l, i, v) {

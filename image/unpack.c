@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "errbuf.h"
+#include "fs.h"
 #include "log.h"
 #include "ojson.h"
 #include "ovl.h"
@@ -202,11 +203,7 @@ static int info_write(int dir_fd, const char *diff_id, const TarReport *tr) {
         _cleanup_close_ int fd = openat(dir_fd, "info.json", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
         if (fd < 0)
                 return -errno;
-        size_t len = strlen(text);
-        ssize_t n = write(fd, text, len);
-        if (n < 0)
-                return -errno;
-        return (size_t) n == len ? 0 : -EIO;
+        return write_all(fd, text, strlen(text));
 }
 
 int store_layer_add(ImageStore *s, const char *diff_id, const StoreLayerSource *src, Progress *progress,
