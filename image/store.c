@@ -15,7 +15,6 @@
  * fetch.c and registry.c bring images in. Library code: returns -errno, never logs above debug.
  */
 #include <assert.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -33,6 +32,7 @@
 #include "ref.h"
 #include "rmtree.h"
 #include "store-internal.h"
+#include "tree.h"
 
 #define REFS_FILE "refs.json"
 #define REFS_MAX_SIZE (64u << 20)
@@ -903,50 +903,6 @@ static int gc_pin(ImageStore *s, const char *name, DigestSet *blobs, DigestSet *
         return r;
 }
 
-static uint64_t file_size_at(int dirfd, const char *name) {
-        struct stat st;
-        return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? (uint64_t) st.st_size : 0;
-}
-
-/* Every name in DIRFD except "." and "..", into a malloc'ed strv. */
-static int list_names(int dirfd, char ***ret) {
-        _cleanup_close_ int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        DIR *d = fdopendir(fd);
-        if (!d)
-                return -errno;
-        TAKE_FD(fd);
-        char **l = calloc(1, sizeof(char *));
-        size_t n = 0;
-        int r = l ? 0 : -ENOMEM;
-        struct dirent *de;
-        while (r >= 0 && (errno = 0, de = readdir(d))) {
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                char **g = reallocarray(l, n + 2, sizeof(char *));
-                if (!g) {
-                        r = -ENOMEM;
-                        break;
-                }
-                l = g;
-                if (!(l[n] = strdup(de->d_name))) {
-                        r = -ENOMEM;
-                        break;
-                }
-                l[++n] = NULL;
-        }
-        if (r >= 0 && errno != 0)
-                r = -errno;
-        closedir(d);
-        if (r < 0) {
-                strv_free(l);
-                return r;
-        }
-        *ret = l;
-        return 0;
-}
-
 int image_store_gc(ImageStore *s, bool wait, ImageGcReport *ret, ImageReport *rep) {
         DigestSet blobs = {}, layers = {};
         ImageGcReport g = {};
@@ -970,53 +926,55 @@ int image_store_gc(ImageStore *s, bool wait, ImageGcReport *ret, ImageReport *re
                 if (r >= 0)
                         r = set_add(&blobs, refs.refs[i].manifest);
         }
-        _cleanup_(strv_freep) char **names = NULL;
-        if (r >= 0 && (r = list_names(s->pins_fd, &names)) < 0)
+        _cleanup_(tree_list_free) TreeList names = {};
+        if (r >= 0 && (r = tree_list(s->pins_fd, &names)) < 0)
                 report_fail(rep, r, "image store '%s': cannot list pins: %m", s->path);
-        for (char **p = names; r >= 0 && p && *p; p++)
-                if ((r = gc_pin(s, *p, &blobs, &layers, &g)) < 0)
-                        report_fail(rep, r, "image store '%s': pin '%s': %m", s->path, *p);
+        for (size_t i = 0; r >= 0 && i < names.n; i++)
+                if ((r = gc_pin(s, names.entries[i].name, &blobs, &layers, &g)) < 0)
+                        report_fail(rep, r, "image store '%s': pin '%s': %m", s->path, names.entries[i].name);
         /* A live pin's image: its config stays too (its layers are in the set already). */
 
         /* Leftovers of processes that are gone: nothing else can be using tmp/ or locks/ now. */
-        names = strv_free_and_null(names);
-        if (r >= 0 && (r = list_names(s->tmp_fd, &names)) < 0)
+        tree_list_free(&names);
+        if (r >= 0 && (r = tree_list(s->tmp_fd, &names)) < 0)
                 report_fail(rep, r, "image store '%s': cannot list tmp: %m", s->path);
-        for (char **p = names; r >= 0 && p && *p; p++) {
-                g.bytes_freed += file_size_at(s->tmp_fd, *p);
-                int k = rm_tree_at(s->tmp_fd, *p);
+        for (size_t i = 0; r >= 0 && i < names.n; i++) {
+                const char *name = names.entries[i].name;
+                g.bytes_freed += (uint64_t) names.entries[i].st.st_size;
+                int k = rm_tree_at(s->tmp_fd, name);
                 if (k < 0 && k != -ENOENT)
-                        r = report_fail(rep, k, "image store '%s': cannot remove 'tmp/%s': %m", s->path, *p);
+                        r = report_fail(rep, k, "image store '%s': cannot remove 'tmp/%s': %m", s->path, name);
                 g.temporaries_removed++;
         }
-        names = strv_free_and_null(names);
-        if (r >= 0 && (r = list_names(s->locks_fd, &names)) >= 0)
-                for (char **p = names; *p; p++)
-                        (void) unlinkat(s->locks_fd, *p, 0);
+        tree_list_free(&names);
+        if (r >= 0 && (r = tree_list(s->locks_fd, &names)) >= 0)
+                for (size_t i = 0; i < names.n; i++)
+                        (void) unlinkat(s->locks_fd, names.entries[i].name, 0);
 
         /* Blobs and layers nobody uses. Layers are moved to tmp/ under the lock and removed after it. */
-        names = strv_free_and_null(names);
-        if (r >= 0 && (r = list_names(s->blobs_fd, &names)) < 0)
+        tree_list_free(&names);
+        if (r >= 0 && (r = tree_list(s->blobs_fd, &names)) < 0)
                 report_fail(rep, r, "image store '%s': cannot list blobs: %m", s->path);
-        for (char **p = names; r >= 0 && p && *p; p++) {
+        for (size_t i = 0; r >= 0 && i < names.n; i++) {
+                const char *name = names.entries[i].name;
                 char d[DIGEST_STRING_MAX + NAME_MAX];
-                snprintf(d, sizeof(d), DIGEST_PREFIX "%s", *p);
+                snprintf(d, sizeof(d), DIGEST_PREFIX "%s", name);
                 if (digest_is_valid(d) && set_has(&blobs, d))
                         continue;
-                uint64_t size = file_size_at(s->blobs_fd, *p);
-                if (unlinkat(s->blobs_fd, *p, 0) < 0 && errno != ENOENT)
-                        r = report_fail(rep, -errno, "image store '%s': cannot remove blob %s: %m", s->path, *p);
+                if (unlinkat(s->blobs_fd, name, 0) < 0 && errno != ENOENT)
+                        r = report_fail(rep, -errno, "image store '%s': cannot remove blob %s: %m", s->path, name);
                 else {
                         g.blobs_removed++;
-                        g.bytes_freed += size;
+                        g.bytes_freed += (uint64_t) names.entries[i].st.st_size;
                 }
         }
-        names = strv_free_and_null(names);
-        if (r >= 0 && (r = list_names(s->layers_fd, &names)) < 0)
+        tree_list_free(&names);
+        if (r >= 0 && (r = tree_list(s->layers_fd, &names)) < 0)
                 report_fail(rep, r, "image store '%s': cannot list layers: %m", s->path);
-        for (char **p = names; r >= 0 && p && *p; p++) {
+        for (size_t i = 0; r >= 0 && i < names.n; i++) {
+                const char *name = names.entries[i].name;
                 char d[DIGEST_STRING_MAX + NAME_MAX];
-                snprintf(d, sizeof(d), DIGEST_PREFIX "%s", *p);
+                snprintf(d, sizeof(d), DIGEST_PREFIX "%s", name);
                 if (digest_is_valid(d) && set_has(&layers, d))
                         continue;
                 uint64_t size = 0, entries = 0;
@@ -1024,8 +982,8 @@ int image_store_gc(ImageStore *s, bool wait, ImageGcReport *ret, ImageReport *re
                         (void) layer_info_read(s, d, &size, &entries);
                 char tmp[64];
                 store_tmp_name(s, "gc", tmp, sizeof(tmp));
-                if (renameat(s->layers_fd, *p, s->tmp_fd, tmp) < 0) {
-                        r = report_fail(rep, -errno, "image store '%s': cannot remove layer %s: %m", s->path, *p);
+                if (renameat(s->layers_fd, name, s->tmp_fd, tmp) < 0) {
+                        r = report_fail(rep, -errno, "image store '%s': cannot remove layer %s: %m", s->path, name);
                         break;
                 }
                 char **grown = reallocarray(trash, n_trash + 2, sizeof(char *));

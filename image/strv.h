@@ -9,7 +9,3 @@
 void strv_free(char **l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 size_t strv_length(char *const *l);
-static inline char **strv_free_and_null(char **l) {
-        strv_free(l);
-        return NULL;
-}
