@@ -343,14 +343,22 @@ static int batch_new(Nfnl *n, uint32_t genid, Batch **ret) {
         return batch_new_sized(n, genid, BATCH_LIMIT, ret);
 }
 
-/* Append one message. WHAT is taken (freed on failure too); NULL means OOM. Every message we put
- * is far smaller than BATCH_LIMIT (bounded names, <= 10 expressions), which is what keeps libnftnl's
- * unchecked writes inside the second half of the buffer. */
-static int batch_add(Batch *b, uint16_t type, uint16_t flags, ObjKind kind, void *obj, Hint hint, char *what) {
-        _cleanup_free_ char *w = what;
+/* Append one message, which FMT describes for the error message ("create chain 'x' in table 'y'").
+ * Every message we put is far smaller than BATCH_LIMIT (bounded names, <= 10 expressions), which is
+ * what keeps libnftnl's unchecked writes inside the second half of the buffer. */
+static int batch_add(Batch *b, uint16_t type, uint16_t flags, ObjKind kind, void *obj, Hint hint, const char *fmt,
+                     ...) __attribute__((format(printf, 7, 8)));
+static int batch_add(Batch *b, uint16_t type, uint16_t flags, ObjKind kind, void *obj, Hint hint, const char *fmt,
+                     ...) {
+        _cleanup_free_ char *w = NULL;
         struct nlmsghdr *nlh;
+        va_list ap;
+        int k;
 
-        if (!w)
+        va_start(ap, fmt);
+        k = vasprintf(&w, fmt, ap);
+        va_end(ap);
+        if (k < 0)
                 return -ENOMEM;
         if (b->n >= BATCH_MSGS_MAX)
                 return -E2BIG;
@@ -1060,13 +1068,40 @@ static void shared_rules(RuleList *l) {
         rule_match(r, (Match) { MATCH_DADDR_LOCAL });
 }
 
+/* For each of V[0..N): "iifname X ip daddr V[k] ACTION", commented "sandbox: WHAT V[k]". */
+static void cidr_rules(RuleList *l, const char *chain, const char *x, Action action, const char *what,
+                       const NetfilterCidr *v, size_t n) {
+        char cidr[32];
+
+        for (size_t k = 0; k < n; k++) {
+                RuleSpec *r = rule_add(l, chain, action, "sandbox: %s %s", what,
+                                       cidr_str(v[k].addr, v[k].prefixlen, cidr, sizeof cidr));
+                rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
+                rule_match(r, (Match) { MATCH_DADDR, .addr = v[k].addr, .prefixlen = v[k].prefixlen });
+        }
+}
+
+/* For each name server of DNS[0..N): "iifname X ip daddr DNS[k] udp dport 53 accept", and for tcp. */
+static void dns_rules(RuleList *l, const char *chain, const char *x, const struct in_addr *dns, size_t n) {
+        char a[INET_ADDRSTRLEN];
+
+        for (size_t k = 0; k < n * 2; k++) {
+                uint8_t proto = k % 2 == 0 ? IPPROTO_UDP : IPPROTO_TCP;
+                (void) inet_ntop(AF_INET, &dns[k / 2], a, sizeof a);
+                RuleSpec *r = rule_add(l, chain, ACTION_ACCEPT, "sandbox: name server %s, %s", a, proto_name(proto));
+                rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
+                rule_match(r, (Match) { MATCH_DADDR, .addr = dns[k / 2], .prefixlen = 32 });
+                rule_match(r, (Match) { MATCH_DPORT, .proto = proto, .port = 53 });
+        }
+}
+
 /* The rules of bridge I's chains. */
 static void bridge_rules(RuleList *l, const NetfilterConfig *c, size_t i) {
         const NetfilterBridge *br = &c->bridges[i];
         const char *x = br->ifname;
         const struct in_addr loopback = { .s_addr = htonl(INADDR_LOOPBACK) };
         const struct in_addr link_local = { .s_addr = htonl(0xa9fe0000) }; /* 169.254.0.0 */
-        char post[CHAIN_NAME_MAX], fwd[CHAIN_NAME_MAX], in[CHAIN_NAME_MAX], cidr[32], a[INET_ADDRSTRLEN];
+        char post[CHAIN_NAME_MAX], fwd[CHAIN_NAME_MAX], in[CHAIN_NAME_MAX], cidr[32];
         struct in_addr dns[NETFILTER_DNS_MAX];
         size_t n_dns = 0;
         RuleSpec *r;
@@ -1110,31 +1145,12 @@ static void bridge_rules(RuleList *l, const NetfilterConfig *c, size_t i) {
         r = rule_add(l, fwd, ACTION_ACCEPT, "sandbox: between the sandboxes of %s", x);
         rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
         rule_match(r, (Match) { MATCH_OIFNAME, .ifname = x });
-        for (size_t k = 0; k < c->n_egress_allow; k++) {
-                const NetfilterCidr *e = &c->egress_allow[k];
-                r = rule_add(l, fwd, ACTION_ACCEPT, "sandbox: egress-allow %s",
-                             cidr_str(e->addr, e->prefixlen, cidr, sizeof cidr));
-                rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
-                rule_match(r, (Match) { MATCH_DADDR, .addr = e->addr, .prefixlen = e->prefixlen });
-        }
-        for (size_t k = 0; k < n_dns * 2; k++) {
-                uint8_t proto = k % 2 == 0 ? IPPROTO_UDP : IPPROTO_TCP;
-                (void) inet_ntop(AF_INET, &dns[k / 2], a, sizeof a);
-                r = rule_add(l, fwd, ACTION_ACCEPT, "sandbox: name server %s, %s", a, proto_name(proto));
-                rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
-                rule_match(r, (Match) { MATCH_DADDR, .addr = dns[k / 2], .prefixlen = 32 });
-                rule_match(r, (Match) { MATCH_DPORT, .proto = proto, .port = 53 });
-        }
+        cidr_rules(l, fwd, x, ACTION_ACCEPT, "egress-allow", c->egress_allow, c->n_egress_allow);
+        dns_rules(l, fwd, x, dns, n_dns);
         r = rule_add(l, fwd, ACTION_DROP, "sandbox: no link-local addresses (cloud metadata)");
         rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
         rule_match(r, (Match) { MATCH_DADDR, .addr = link_local, .prefixlen = 16 });
-        for (size_t k = 0; k < c->n_egress_deny; k++) {
-                const NetfilterCidr *e = &c->egress_deny[k];
-                r = rule_add(l, fwd, ACTION_DROP, "sandbox: egress-deny %s",
-                             cidr_str(e->addr, e->prefixlen, cidr, sizeof cidr));
-                rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
-                rule_match(r, (Match) { MATCH_DADDR, .addr = e->addr, .prefixlen = e->prefixlen });
-        }
+        cidr_rules(l, fwd, x, ACTION_DROP, "egress-deny", c->egress_deny, c->n_egress_deny);
         r = rule_add(l, fwd, ACTION_ACCEPT, "sandbox: out of %s", x);
         rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
         r = rule_add(l, fwd, ACTION_ACCEPT, "sandbox: to published ports");
@@ -1149,21 +1165,8 @@ static void bridge_rules(RuleList *l, const NetfilterConfig *c, size_t i) {
         r = rule_add(l, in, ACTION_DROP, "sandbox: not the host's loopback");
         rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
         rule_match(r, (Match) { MATCH_DADDR, .addr = loopback, .prefixlen = 8 });
-        for (size_t k = 0; k < c->n_egress_allow; k++) {
-                const NetfilterCidr *e = &c->egress_allow[k];
-                r = rule_add(l, in, ACTION_ACCEPT, "sandbox: egress-allow %s",
-                             cidr_str(e->addr, e->prefixlen, cidr, sizeof cidr));
-                rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
-                rule_match(r, (Match) { MATCH_DADDR, .addr = e->addr, .prefixlen = e->prefixlen });
-        }
-        for (size_t k = 0; k < n_dns * 2; k++) {
-                uint8_t proto = k % 2 == 0 ? IPPROTO_UDP : IPPROTO_TCP;
-                (void) inet_ntop(AF_INET, &dns[k / 2], a, sizeof a);
-                r = rule_add(l, in, ACTION_ACCEPT, "sandbox: name server %s, %s", a, proto_name(proto));
-                rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
-                rule_match(r, (Match) { MATCH_DADDR, .addr = dns[k / 2], .prefixlen = 32 });
-                rule_match(r, (Match) { MATCH_DPORT, .proto = proto, .port = 53 });
-        }
+        cidr_rules(l, in, x, ACTION_ACCEPT, "egress-allow", c->egress_allow, c->n_egress_allow);
+        dns_rules(l, in, x, dns, n_dns);
         r = rule_add(l, in, ACTION_DROP, "sandbox: not the host from %s", x);
         rule_match(r, (Match) { MATCH_IIFNAME, .ifname = x });
 }
@@ -1236,7 +1239,6 @@ static int batch_add_rules(Batch *b, const char *table, const RuleList *l) {
         for (size_t i = 0; i < l->n; i++) {
                 _cleanup_(nftnl_rule_freep) struct nftnl_rule *rule = NULL;
                 const RuleSpec *s = &l->rules[i];
-                char *what;
                 int r;
 
                 r = rule_new(table, s->chain, s->comment, &rule);
@@ -1247,10 +1249,7 @@ static int batch_add_rules(Batch *b, const char *table, const RuleList *l) {
                 if (r < 0)
                         return r;
                 r = batch_add(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, OBJ_RULE, rule, rule_hint(s),
-                              asprintf(&what, "add rule '%s' to chain '%s' of table '%s'", s->comment, s->chain,
-                                       table) < 0
-                                      ? NULL
-                                      : what);
+                              "add rule '%s' to chain '%s' of table '%s'", s->comment, s->chain, table);
                 if (r < 0)
                         return r;
         }
@@ -1304,25 +1303,24 @@ static int validate_config(const NetfilterConfig *c, char **ret_error) {
 static int batch_replace_chain(Batch *b, const char *table, const char *name, const ChainSpec *spec) {
         _cleanup_(nftnl_chain_freep) struct nftnl_chain *plain = NULL, *base = NULL;
         _cleanup_(nftnl_rule_freep) struct nftnl_rule *flush = NULL;
-        char *what;
         int r;
 
         r = chain_new(table, name, NULL, 0, 0, &plain);
         if (r < 0)
                 return r;
         r = batch_add(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, OBJ_CHAIN, plain, HINT_NONE,
-                      asprintf(&what, "look up chain '%s' in table '%s'", name, table) < 0 ? NULL : what);
+                      "look up chain '%s' in table '%s'", name, table);
         if (r < 0)
                 return r;
         r = rule_new(table, name, NULL, &flush);
         if (r < 0)
                 return r;
         r = batch_add(b, NFT_MSG_DELRULE, 0, OBJ_RULE, flush, HINT_NONE,
-                      asprintf(&what, "flush chain '%s' in table '%s'", name, table) < 0 ? NULL : what);
+                      "flush chain '%s' in table '%s'", name, table);
         if (r < 0)
                 return r;
         r = batch_add(b, NFT_MSG_DELCHAIN, 0, OBJ_CHAIN, plain, HINT_NONE,
-                      asprintf(&what, "delete old chain '%s' in table '%s'", name, table) < 0 ? NULL : what);
+                      "delete old chain '%s' in table '%s'", name, table);
         if (r < 0 || !spec)
                 return r;
         r = chain_new(table, name, spec->type, spec->hook, spec->prio, &base);
@@ -1330,7 +1328,7 @@ static int batch_replace_chain(Batch *b, const char *table, const char *name, co
                 return r;
         return batch_add(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, OBJ_CHAIN, base,
                          streq(spec->type, "nat") ? HINT_NAT : HINT_NONE,
-                         asprintf(&what, "create chain '%s' in table '%s'", name, table) < 0 ? NULL : what);
+                         "create chain '%s' in table '%s'", name, table);
 }
 
 /* The table (kept if it exists), "published" (kept, with its rules), the shared chains anew, the
@@ -1338,7 +1336,6 @@ static int batch_replace_chain(Batch *b, const char *table, const char *name, co
 static int setup_shared(Batch *b, const char *table) {
         _cleanup_(nftnl_table_freep) struct nftnl_table *t = NULL;
         _cleanup_(nftnl_chain_freep) struct nftnl_chain *pub = NULL;
-        char *what;
         int r;
 
         /* No NLM_F_EXCL: an existing table is kept, with its chain "published". Its comment is set
@@ -1347,14 +1344,14 @@ static int setup_shared(Batch *b, const char *table) {
         if (r < 0)
                 return r;
         r = batch_add(b, NFT_MSG_NEWTABLE, NLM_F_CREATE, OBJ_TABLE, t, HINT_NONE,
-                      asprintf(&what, "create table ip '%s'", table) < 0 ? NULL : what);
+                      "create table ip '%s'", table);
         if (r < 0)
                 return r;
         r = chain_new(table, CHAIN_PUBLISHED, NULL, 0, 0, &pub);
         if (r < 0)
                 return r;
         r = batch_add(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, OBJ_CHAIN, pub, HINT_NONE,
-                      asprintf(&what, "create chain '%s' in table '%s'", CHAIN_PUBLISHED, table) < 0 ? NULL : what);
+                      "create chain '%s' in table '%s'", CHAIN_PUBLISHED, table);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < ELEMENTSOF(legacy_chains); i++) {
@@ -1578,7 +1575,6 @@ int netfilter_publish_add(const char *table, const char *sandbox_id, int proto, 
                 _cleanup_free_ char *err = NULL;
                 size_t mine = 0;
                 uint32_t genid;
-                char *what;
 
                 r = read_published(&n, table, &genid, &l, ret_error);
                 if (r < 0)
@@ -1607,12 +1603,8 @@ int netfilter_publish_add(const char *table, const char *sandbox_id, int proto, 
                         r = publish_rule(table, comment, proto, host_port, addr, port, &rule);
                 if (r >= 0)
                         r = batch_add(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, OBJ_RULE, rule, HINT_SETUP,
-                                      asprintf(&what,
-                                               "add rule '%s dport %u dnat to %s:%u' for sandbox '%s' to chain '%s' of table '%s'",
-                                               proto_name(proto), host_port, a, port, sandbox_id, CHAIN_PUBLISHED,
-                                               table) < 0
-                                              ? NULL
-                                              : what);
+                                      "add rule '%s dport %u dnat to %s:%u' for sandbox '%s' to chain '%s' of table '%s'",
+                                      proto_name(proto), host_port, a, port, sandbox_id, CHAIN_PUBLISHED, table);
                 if (r < 0)
                         return error_set(ret_error, r, "cannot prepare the batch for table '%s': %s", table, errstr(r));
                 r = batch_send(&n, b, &err);
@@ -1651,7 +1643,6 @@ int netfilter_publish_remove(const char *table, const char *sandbox_id, char **r
                 r = batch_new(&n, genid, &b);
                 for (size_t i = 0; r >= 0 && i < l.n; i++) {
                         _cleanup_(nftnl_rule_freep) struct nftnl_rule *rule = NULL;
-                        char *what;
 
                         if (!streq(l.rules[i].id, sandbox_id))
                                 continue;
@@ -1660,10 +1651,8 @@ int netfilter_publish_remove(const char *table, const char *sandbox_id, char **r
                                 break;
                         nftnl_rule_set_u64(rule, NFTNL_RULE_HANDLE, l.rules[i].handle);
                         r = batch_add(b, NFT_MSG_DELRULE, 0, OBJ_RULE, rule, HINT_NONE,
-                                      asprintf(&what, "delete rule %" PRIu64 " of sandbox '%s' from chain '%s' of table '%s'",
-                                               l.rules[i].handle, sandbox_id, CHAIN_PUBLISHED, table) < 0
-                                              ? NULL
-                                              : what);
+                                      "delete rule %" PRIu64 " of sandbox '%s' from chain '%s' of table '%s'",
+                                      l.rules[i].handle, sandbox_id, CHAIN_PUBLISHED, table);
                         count++;
                 }
                 if (r < 0)
@@ -1754,7 +1743,6 @@ int netfilter_teardown(const char *table, char **ret_error) {
         _cleanup_(batch_freep) Batch *b = NULL;
         _cleanup_(nftnl_table_freep) struct nftnl_table *t = NULL;
         _cleanup_free_ char *err = NULL;
-        char *what;
         int r;
 
         if (!table_name_valid(table))
@@ -1767,7 +1755,7 @@ int netfilter_teardown(const char *table, char **ret_error) {
                 r = table_new(table, NULL, &t);
         if (r >= 0)
                 r = batch_add(b, NFT_MSG_DELTABLE, 0, OBJ_TABLE, t, HINT_NONE,
-                              asprintf(&what, "delete table ip '%s'", table) < 0 ? NULL : what);
+                              "delete table ip '%s'", table);
         if (r < 0)
                 return error_set(ret_error, r, "cannot prepare the batch for table '%s': %s", table, errstr(r));
         r = batch_send(&n, b, &err);
