@@ -459,10 +459,27 @@ static int link_get_cb(const struct nlmsghdr *nlh, void *userdata) {
         return 0;
 }
 
+/* IFLA_IFNAME NAME and, when MTU > 0, IFLA_MTU MTU: what a link is made or named with. */
+static bool put_name_mtu(struct nlmsghdr *nlh, const char *name, uint32_t mtu) {
+        return mnl_attr_put_strz_check(nlh, sizeof(RtnlRequest), IFLA_IFNAME, name) &&
+               (mtu == 0 || mnl_attr_put_u32_check(nlh, sizeof(RtnlRequest), IFLA_MTU, mtu));
+}
+
+/* An RTM_{NEW,GET,SET,DEL}LINK request (FLAGS besides NLM_F_REQUEST | NLM_F_ACK) for the link NAME,
+ * made with that name or found by the kernel by it (ifi_index 0, IFLA_IFNAME), with IFLA_MTU when
+ * MTU > 0. NULL when it does not fit. */
+static struct nlmsghdr *link_request(RtnlRequest *req, uint16_t type, uint16_t flags, const char *name,
+                                     uint32_t mtu) {
+        struct nlmsghdr *nlh = request_start(req, type, flags);
+        struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof *ifi);
+
+        ifi->ifi_family = AF_UNSPEC;
+        return put_name_mtu(nlh, name, mtu) ? nlh : NULL;
+}
+
 static int link_get(Rtnl *r, const char *name, LinkInfo *ret) {
         RtnlRequest req;
         struct nlmsghdr *nlh;
-        struct ifinfomsg *ifi;
         LinkGet g = {};
         int k;
 
@@ -470,11 +487,8 @@ static int link_get(Rtnl *r, const char *name, LinkInfo *ret) {
         if (!rtnl_ifname_is_valid(name))
                 return -EINVAL;
 
-        nlh = request_start(&req, RTM_GETLINK, 0);
-        ifi = mnl_nlmsg_put_extra_header(nlh, sizeof *ifi);
-        ifi->ifi_family = AF_UNSPEC;
-        if (!mnl_attr_put_strz_check(nlh, sizeof req, IFLA_IFNAME, name) ||
-            !mnl_attr_put_u32_check(nlh, sizeof req, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS))
+        nlh = link_request(&req, RTM_GETLINK, 0, name, 0);
+        if (!nlh || !mnl_attr_put_u32_check(nlh, sizeof req, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS))
                 return -ENOBUFS;
 
         k = rtnl_call(r, nlh, link_get_cb, &g);
@@ -514,18 +528,6 @@ int rtnl_link_kind(Rtnl *rtnl, const char *name, char *buf, size_t size) {
         return 0;
 }
 
-/* An RTM_NEWLINK/RTM_SETLINK/RTM_DELLINK request for an existing link NAME, found by the kernel by
- * name (ifi_index 0, IFLA_IFNAME). */
-static struct nlmsghdr *link_request_by_name(RtnlRequest *req, uint16_t type, const char *name) {
-        struct nlmsghdr *nlh = request_start(req, type, 0);
-        struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof *ifi);
-
-        ifi->ifi_family = AF_UNSPEC;
-        if (!mnl_attr_put_strz_check(nlh, sizeof *req, IFLA_IFNAME, name))
-                return NULL;
-        return nlh;
-}
-
 static int put_linkinfo_kind(struct nlmsghdr *nlh, size_t size, const char *kind, struct nlattr **ret_data) {
         struct nlattr *linkinfo;
 
@@ -549,19 +551,14 @@ static int put_linkinfo_kind(struct nlmsghdr *nlh, size_t size, const char *kind
 int rtnl_bridge_create(Rtnl *rtnl, const char *name, uint32_t mtu) {
         RtnlRequest req;
         struct nlmsghdr *nlh;
-        struct ifinfomsg *ifi;
         int k;
 
         assert_return(rtnl, -EINVAL);
         if (!rtnl_ifname_is_valid(name))
                 return -EINVAL;
 
-        nlh = request_start(&req, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-        ifi = mnl_nlmsg_put_extra_header(nlh, sizeof *ifi);
-        ifi->ifi_family = AF_UNSPEC;
-        if (!mnl_attr_put_strz_check(nlh, sizeof req, IFLA_IFNAME, name))
-                return -ENOBUFS;
-        if (mtu > 0 && !mnl_attr_put_u32_check(nlh, sizeof req, IFLA_MTU, mtu))
+        nlh = link_request(&req, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, name, mtu);
+        if (!nlh)
                 return -ENOBUFS;
         {
                 /* A MAC of its own (random, locally administered): otherwise a bridge takes its
@@ -583,7 +580,7 @@ int rtnl_bridge_create(Rtnl *rtnl, const char *name, uint32_t mtu) {
 int rtnl_veth_create(Rtnl *rtnl, const char *name, const char *peer_name, uint32_t mtu, int peer_netns_fd) {
         RtnlRequest req;
         struct nlmsghdr *nlh;
-        struct ifinfomsg *ifi, *peer_ifi;
+        struct ifinfomsg *peer_ifi;
         struct nlattr *linkinfo, *data, *peer;
         int k;
 
@@ -591,12 +588,8 @@ int rtnl_veth_create(Rtnl *rtnl, const char *name, const char *peer_name, uint32
         if (!rtnl_ifname_is_valid(name) || !rtnl_ifname_is_valid(peer_name))
                 return -EINVAL;
 
-        nlh = request_start(&req, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-        ifi = mnl_nlmsg_put_extra_header(nlh, sizeof *ifi);
-        ifi->ifi_family = AF_UNSPEC;
-        if (!mnl_attr_put_strz_check(nlh, sizeof req, IFLA_IFNAME, name))
-                return -ENOBUFS;
-        if (mtu > 0 && !mnl_attr_put_u32_check(nlh, sizeof req, IFLA_MTU, mtu))
+        nlh = link_request(&req, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, name, mtu);
+        if (!nlh)
                 return -ENOBUFS;
 
         linkinfo = mnl_nlmsg_get_payload_tail(nlh);
@@ -612,9 +605,7 @@ int rtnl_veth_create(Rtnl *rtnl, const char *name, const char *peer_name, uint32
         memset(peer_ifi, 0, MNL_ALIGN(sizeof *peer_ifi));
         peer_ifi->ifi_family = AF_UNSPEC;
         nlh->nlmsg_len += MNL_ALIGN(sizeof *peer_ifi);
-        if (!mnl_attr_put_strz_check(nlh, sizeof req, IFLA_IFNAME, peer_name))
-                return -ENOBUFS;
-        if (mtu > 0 && !mnl_attr_put_u32_check(nlh, sizeof req, IFLA_MTU, mtu))
+        if (!put_name_mtu(nlh, peer_name, mtu))
                 return -ENOBUFS;
         /* The peer is created in its namespace directly: never visible in ours. */
         if (peer_netns_fd >= 0 &&
@@ -641,7 +632,7 @@ int rtnl_link_set_master(Rtnl *rtnl, const char *name, const char *master) {
                         return k;
         }
 
-        nlh = link_request_by_name(&req, RTM_SETLINK, name);
+        nlh = link_request(&req, RTM_SETLINK, 0, name, 0);
         if (!nlh || !mnl_attr_put_u32_check(nlh, sizeof req, IFLA_MASTER, (uint32_t) master_index))
                 return -ENOBUFS;
         return rtnl_call(rtnl, nlh, NULL, NULL);
@@ -656,7 +647,7 @@ int rtnl_link_set_up(Rtnl *rtnl, const char *name) {
         if (!rtnl_ifname_is_valid(name))
                 return -EINVAL;
 
-        nlh = link_request_by_name(&req, RTM_SETLINK, name);
+        nlh = link_request(&req, RTM_SETLINK, 0, name, 0);
         if (!nlh)
                 return -ENOBUFS;
         ifi = mnl_nlmsg_get_payload(nlh);
@@ -674,8 +665,8 @@ int rtnl_link_set_mtu(Rtnl *rtnl, const char *name, uint32_t mtu) {
         if (!rtnl_ifname_is_valid(name))
                 return -EINVAL;
 
-        nlh = link_request_by_name(&req, RTM_SETLINK, name);
-        if (!nlh || !mnl_attr_put_u32_check(nlh, sizeof req, IFLA_MTU, mtu))
+        nlh = link_request(&req, RTM_SETLINK, 0, name, mtu);
+        if (!nlh)
                 return -ENOBUFS;
         return rtnl_call(rtnl, nlh, NULL, NULL);
 }
@@ -712,7 +703,7 @@ int rtnl_link_delete(Rtnl *rtnl, const char *name) {
         if (!rtnl_ifname_is_valid(name))
                 return -EINVAL;
 
-        nlh = link_request_by_name(&req, RTM_DELLINK, name);
+        nlh = link_request(&req, RTM_DELLINK, 0, name, 0);
         if (!nlh)
                 return -ENOBUFS;
         return rtnl_call(rtnl, nlh, NULL, NULL);
