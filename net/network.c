@@ -838,14 +838,15 @@ NetLease *net_detach(NetLease *l) {
         return lease_free(l);
 }
 
-/* Is SANDBOX_ID's lease (on either bridge, in this network namespace) held by a live process? */
-static bool lease_is_live(const NetConfig *c, const char *sandbox_id) {
+/* Is a lease on either bridge (in this network namespace) held by a live process: any, or with
+ * SANDBOX_ID given, one of that sandbox's? 1 or 0; -errno when the namespace cannot be told. */
+static int lease_held(const NetConfig *c, const char *sandbox_id) {
         const char *bridges[] = { c->bridge, c->isolated_bridge };
         char path[256];
         struct stat ns;
 
         if (stat("/proc/self/ns/net", &ns) < 0)
-                return true; /* when in doubt, keep */
+                return -errno;
         for (size_t b = 0; b < ELEMENTSOF(bridges); b++) {
                 _cleanup_closedir_ DIR *d = NULL;
                 struct dirent *de;
@@ -857,21 +858,19 @@ static bool lease_is_live(const NetConfig *c, const char *sandbox_id) {
                 while ((de = readdir(d))) {
                         _cleanup_close_ int fd = -EBADF;
                         char owner[64] = "";
-                        ssize_t n;
 
                         if (de->d_name[0] == '.')
                                 continue;
                         fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
                         if (fd < 0)
                                 continue;
-                        n = pread(fd, owner, sizeof owner - 1, 0);
-                        if (n <= 0 || !streq(owner, sandbox_id))
+                        if (sandbox_id && (pread(fd, owner, sizeof owner - 1, 0) <= 0 || !streq(owner, sandbox_id)))
                                 continue;
                         if (flock(fd, LOCK_SH | LOCK_NB) < 0)
-                                return true; /* held */
+                                return 1;
                 }
         }
-        return false;
+        return 0;
 }
 
 typedef struct StaleIds {
@@ -882,7 +881,8 @@ typedef struct StaleIds {
 
 static int collect_stale(const char *sandbox_id, void *userdata) {
         StaleIds *s = userdata;
-        if (s->n < ELEMENTSOF(s->ids) && !lease_is_live(s->config, sandbox_id))
+        /* When in doubt (the namespace cannot be told), keep. */
+        if (s->n < ELEMENTSOF(s->ids) && lease_held(s->config, sandbox_id) == 0)
                 snprintf(s->ids[s->n++], sizeof s->ids[0], "%s", sandbox_id);
         return 0;
 }
@@ -929,41 +929,21 @@ int net_teardown(const NetConfig *c) {
 }
 
 int net_teardown_if_unused(const NetConfig *c) {
-        const char *bridges[] = { c->bridge, c->isolated_bridge };
-        char path[256];
-        struct stat ns;
+        Rtnl *nl = NULL;
+        int idx, r;
 
-        if (stat("/proc/self/ns/net", &ns) < 0)
-                return -errno;
-        for (size_t b = 0; b < ELEMENTSOF(bridges); b++) {
-                _cleanup_closedir_ DIR *d = NULL;
-                struct dirent *de;
+        r = lease_held(c, NULL);
+        if (r != 0)
+                return r < 0 ? r : 0; /* a live sandbox holds an address */
 
-                snprintf(path, sizeof path, "%s/%llu/%s", LEASE_DIR, (unsigned long long) ns.st_ino, bridges[b]);
-                d = opendir(path);
-                if (!d)
-                        continue;
-                while ((de = readdir(d))) {
-                        _cleanup_close_ int fd = -EBADF;
-                        if (de->d_name[0] == '.')
-                                continue;
-                        fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-                        if (fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) < 0)
-                                return 0; /* a live sandbox holds an address */
-                }
-        }
-        {
-                /* Was anything ever set up here? No bridge: nothing to remove. */
-                Rtnl *nl = NULL;
-                int idx, r;
-                if (rtnl_open(&nl) < 0)
-                        return 0;
-                r = rtnl_link_index(nl, c->bridge, &idx);
-                if (r < 0)
-                        r = rtnl_link_index(nl, c->isolated_bridge, &idx);
-                rtnl_close(nl);
-                if (r < 0)
-                        return 0;
-        }
+        /* Was anything ever set up here? No bridge: nothing to remove. */
+        if (rtnl_open(&nl) < 0)
+                return 0;
+        r = rtnl_link_index(nl, c->bridge, &idx);
+        if (r < 0)
+                r = rtnl_link_index(nl, c->isolated_bridge, &idx);
+        rtnl_close(nl);
+        if (r < 0)
+                return 0;
         return net_teardown(c);
 }
