@@ -23,7 +23,6 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "fs.h"
 #include "macro.h"
 #include "network.h"
@@ -157,15 +157,6 @@ int net_config_validate(const NetConfig *c, const char **ret_error) {
 
 struct in_addr net_lease_address(const NetLease *l) {
         return l->addr;
-}
-
-__attribute__((format(printf, 3, 4)))
-static int fail(char *errbuf, size_t errsize, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errsize, fmt, ap);
-        va_end(ap);
-        return -EINVAL;
 }
 
 /* "File exists" and, when the kernel said more, its words. */
@@ -392,24 +383,28 @@ static int ensure_bridge(Rtnl *nl, const NetConfig *c, const char *name, struct 
 
         lock = setup_lock();
         if (lock < 0)
-                return fail(errbuf, errsize, "Cannot lock %s for the set-up of '%s': %s", LEASE_DIR, name,
-                            strerror(-lock)), lock;
+                return errbuf_set(errbuf, errsize, lock, "Cannot lock %s for the set-up of '%s': %s",
+                                  LEASE_DIR, name, strerror(-lock));
         r = taken_subnets(name, &taken);
         if (r < 0)
-                return fail(errbuf, errsize, "Cannot read the routes and addresses of this host: %s", strerror(-r)), r;
+                return errbuf_set(errbuf, errsize, r,
+                                  "Cannot read the routes and addresses of this host: %s", strerror(-r));
 
         r = rtnl_link_kind(nl, name, kind, sizeof kind);
         if (r == -ENODEV)
                 r = 0;
         else if (r < 0)
-                return fail(errbuf, errsize, "Cannot look up the bridge '%s': %s", name, kernel_says(nl, r, why, sizeof why)), r;
+                return errbuf_set(errbuf, errsize, r, "Cannot look up the bridge '%s': %s", name,
+                                  kernel_says(nl, r, why, sizeof why));
         else if (!streq(kind, "bridge"))
-                return fail(errbuf, errsize, "The interface '%s' exists and is not a bridge (it is a%s %s): choose another "
-                            "bridge name", name, *kind ? "" : "n", *kind ? kind : "plain device"), -EEXIST;
+                return errbuf_set(errbuf, errsize, -EEXIST,
+                                  "The interface '%s' exists and is not a bridge (it is a%s %s): choose another "
+                                  "bridge name", name, *kind ? "" : "n", *kind ? kind : "plain device");
         else {
                 r = link_address(name, &have, &have_prefixlen);
                 if (r < 0)
-                        return fail(errbuf, errsize, "Cannot read the address of '%s': %s", name, strerror(-r)), r;
+                        return errbuf_set(errbuf, errsize, r, "Cannot read the address of '%s': %s", name,
+                                          strerror(-r));
         }
 
         if (r > 0) {
@@ -417,26 +412,30 @@ static int ensure_bridge(Rtnl *nl, const NetConfig *c, const char *name, struct 
                 prefixlen = have_prefixlen;
                 subnet.s_addr = htonl(ntohl(have.s_addr) & mask_of(prefixlen));
                 if (prefixlen < 8 || prefixlen > 30 || ntohl(have.s_addr) != ntohl(subnet.s_addr) + 1)
-                        return fail(errbuf, errsize, "The bridge '%s' has the address %s, not the first address of a /8 "
-                                    "to /30: delete the bridge (ip link delete %s) to have it made anew", name,
-                                    cidr_str(have, have_prefixlen, s1, sizeof s1), name), -EEXIST;
+                        return errbuf_set(errbuf, errsize, -EEXIST,
+                                          "The bridge '%s' has the address %s, not the first address of a /8 "
+                                          "to /30: delete the bridge (ip link delete %s) to have it made anew", name,
+                                          cidr_str(have, have_prefixlen, s1, sizeof s1), name);
                 if (fixed_prefixlen > 0 && (subnet.s_addr != fixed.s_addr || prefixlen != fixed_prefixlen))
-                        return fail(errbuf, errsize, "The bridge '%s' has the subnet %s, the configuration says %s: delete "
-                                    "the bridge (ip link delete %s) to change it", name,
-                                    cidr_str(subnet, prefixlen, s1, sizeof s1),
-                                    cidr_str(fixed, fixed_prefixlen, s2, sizeof s2), name), -EEXIST;
+                        return errbuf_set(errbuf, errsize, -EEXIST,
+                                          "The bridge '%s' has the subnet %s, the configuration says %s: delete "
+                                          "the bridge (ip link delete %s) to change it", name,
+                                          cidr_str(subnet, prefixlen, s1, sizeof s1),
+                                          cidr_str(fixed, fixed_prefixlen, s2, sizeof s2), name);
                 t = subnet_taken(&taken, ntohl(subnet.s_addr), prefixlen);
                 if (t)
-                        return fail(errbuf, errsize, "The sandbox subnet %s of '%s' is also in use on '%s': choose "
-                                    "another subnet", cidr_str(subnet, prefixlen, s1, sizeof s1), name, t->ifname),
-                               -EADDRINUSE;
+                        return errbuf_set(errbuf, errsize, -EADDRINUSE,
+                                          "The sandbox subnet %s of '%s' is also in use on '%s': choose "
+                                          "another subnet", cidr_str(subnet, prefixlen, s1, sizeof s1), name,
+                                          t->ifname);
         } else if (fixed_prefixlen > 0) {
                 subnet = fixed;
                 prefixlen = fixed_prefixlen;
                 t = subnet_taken(&taken, ntohl(subnet.s_addr), prefixlen);
                 if (t)
-                        return fail(errbuf, errsize, "The sandbox subnet %s is already in use on '%s': choose another "
-                                    "subnet", cidr_str(subnet, prefixlen, s1, sizeof s1), t->ifname), -EADDRINUSE;
+                        return errbuf_set(errbuf, errsize, -EADDRINUSE,
+                                          "The sandbox subnet %s is already in use on '%s': choose another "
+                                          "subnet", cidr_str(subnet, prefixlen, s1, sizeof s1), t->ifname);
         } else {
                 /* The first subnet of the pool that no other link has, in the pool's order cut into
                  * subnets, from the START-th on (wrapping around): the bridged sandboxes' bridge starts
@@ -465,32 +464,35 @@ static int ensure_bridge(Rtnl *nl, const NetConfig *c, const char *name, struct 
                                 snprintf(pool + l, sizeof pool - l, "%s%s", i ? " " : "",
                                          cidr_str(c->pool[i].addr, c->pool[i].prefixlen, s1, sizeof s1));
                         }
-                        return fail(errbuf, errsize, "No free subnet for the bridge '%s': every /%u of the pool (%s) is "
-                                    "in use on this host; add another range to subnet-pool", name, c->pool_prefixlen,
-                                    pool), -EADDRNOTAVAIL;
+                        return errbuf_set(errbuf, errsize, -EADDRNOTAVAIL,
+                                          "No free subnet for the bridge '%s': every /%u of the pool (%s) is "
+                                          "in use on this host; add another range to subnet-pool", name,
+                                          c->pool_prefixlen, pool);
                 }
         }
 
         if (!*kind) {
                 r = rtnl_bridge_create(nl, name, c->mtu);
                 if (r < 0 && r != -EEXIST)
-                        return fail(errbuf, errsize, "Cannot create the bridge '%s': %s", name, kernel_says(nl, r, why, sizeof why)),
-                               r;
+                        return errbuf_set(errbuf, errsize, r, "Cannot create the bridge '%s': %s", name,
+                                          kernel_says(nl, r, why, sizeof why));
         }
         gw.s_addr = htonl(ntohl(subnet.s_addr) + 1);
         r = rtnl_addr_add(nl, name, gw, prefixlen);
         if (r < 0 && r != -EEXIST)
-                return fail(errbuf, errsize, "Cannot give the bridge '%s' its address: %s", name, kernel_says(nl, r, why, sizeof why)),
-                       r;
+                return errbuf_set(errbuf, errsize, r, "Cannot give the bridge '%s' its address: %s", name,
+                                  kernel_says(nl, r, why, sizeof why));
         r = bridge_sysctl("ipv4", name, "route_localnet");
         if (r < 0)
-                return fail(errbuf, errsize, "Cannot set route_localnet on '%s': %s", name, strerror(-r)), r;
+                return errbuf_set(errbuf, errsize, r, "Cannot set route_localnet on '%s': %s", name,
+                                  strerror(-r));
         r = bridge_sysctl("ipv6", name, "disable_ipv6");
         if (r < 0 && r != -ENOENT)
-                return fail(errbuf, errsize, "Cannot disable IPv6 on '%s': %s", name, strerror(-r)), r;
+                return errbuf_set(errbuf, errsize, r, "Cannot disable IPv6 on '%s': %s", name, strerror(-r));
         r = rtnl_link_set_up(nl, name);
         if (r < 0)
-                return fail(errbuf, errsize, "Cannot bring the bridge '%s' up: %s", name, kernel_says(nl, r, why, sizeof why)), r;
+                return errbuf_set(errbuf, errsize, r, "Cannot bring the bridge '%s' up: %s", name,
+                                  kernel_says(nl, r, why, sizeof why));
         *ret_subnet = subnet;
         *ret_prefixlen = prefixlen;
         return 0;
@@ -502,11 +504,11 @@ static int enable_forwarding(char *errbuf, size_t errsize) {
         char c = 0;
 
         if (fd < 0 || read(fd, &c, 1) != 1)
-                return fail(errbuf, errsize, "Cannot read /proc/sys/net/ipv4/ip_forward: %m"), -errno;
+                return errbuf_set(errbuf, errsize, -errno, "Cannot read /proc/sys/net/ipv4/ip_forward: %m");
         if (c == '1')
                 return 0;
         if (pwrite(fd, "1", 1, 0) != 1)
-                return fail(errbuf, errsize, "Cannot enable IPv4 forwarding: %m"), -errno;
+                return errbuf_set(errbuf, errsize, -errno, "Cannot enable IPv4 forwarding: %m");
         return 0;
 }
 
@@ -613,7 +615,8 @@ static int ensure_netfilter(const NetConfig *c, const char *bridge, struct in_ad
                 rules_built[slot] = want;
         pthread_mutex_unlock(&rules_lock);
         if (r < 0)
-                return fail(errbuf, errsize, "Cannot set up the sandbox rules (table '%s'): %s", c->table, e ?: strerror(-r)), r;
+                return errbuf_set(errbuf, errsize, r, "Cannot set up the sandbox rules (table '%s'): %s",
+                                  c->table, e ?: strerror(-r));
         return 0;
 }
 
@@ -673,23 +676,26 @@ static int reserve_ports(const NetConfig *c, const SpecPublish *publish, size_t 
 
                 for (size_t j = 0; j < i; j++)
                         if (publish[j].proto == p->proto && publish[j].host_port == p->host_port)
-                                return fail(errbuf, errsize, "Cannot publish host port %u/%s twice", p->host_port,
-                                            proto_str(p->proto)), -EINVAL;
+                                return errbuf_set(errbuf, errsize, -EINVAL,
+                                                  "Cannot publish host port %u/%s twice", p->host_port,
+                                                  proto_str(p->proto));
                 r = reserve_port(p->proto, (uint16_t) p->host_port, fds);
                 if (r == -EADDRINUSE) {
                         /* Ours (a live sandbox's rule), or a socket of the host's? */
                         PortOwner o = { .proto = (int) p->proto, .port = (uint16_t) p->host_port };
                         (void) netfilter_list_published(c->table, find_port_owner, &o);
                         if (o.id[0])
-                                return fail(errbuf, errsize, "Cannot publish host port %u/%s: it is already published "
-                                            "by sandbox '%s'", p->host_port, proto_str(p->proto), o.id), r;
-                        return fail(errbuf, errsize, "Cannot publish host port %u/%s: a socket on the host already "
-                                    "uses it (a server listens on it, or a connection holds it)", p->host_port,
-                                    proto_str(p->proto)), r;
+                                return errbuf_set(errbuf, errsize, r,
+                                                  "Cannot publish host port %u/%s: it is already published "
+                                                  "by sandbox '%s'", p->host_port, proto_str(p->proto), o.id);
+                        return errbuf_set(errbuf, errsize, r,
+                                          "Cannot publish host port %u/%s: a socket on the host already "
+                                          "uses it (a server listens on it, or a connection holds it)",
+                                          p->host_port, proto_str(p->proto));
                 }
                 if (r < 0)
-                        return fail(errbuf, errsize, "Cannot reserve host port %u/%s: %s", p->host_port,
-                                    proto_str(p->proto), strerror(-r)), r;
+                        return errbuf_set(errbuf, errsize, r, "Cannot reserve host port %u/%s: %s",
+                                          p->host_port, proto_str(p->proto), strerror(-r));
                 l->port_fds[l->n_port_fds++] = fds[0];
                 l->port_fds[l->n_port_fds++] = fds[1];
         }
@@ -721,10 +727,11 @@ int net_attach(const NetConfig *c, SpecNet mode, const char *sandbox_id, pid_t p
         int r;
 
         if (n_publish > SPEC_PUBLISH_MAX)
-                return fail(errbuf, errsize, "Too many published ports (at most %d)", SPEC_PUBLISH_MAX), -E2BIG;
+                return errbuf_set(errbuf, errsize, -E2BIG, "Too many published ports (at most %d)",
+                                  SPEC_PUBLISH_MAX);
         l = calloc(1, sizeof *l);
         if (!l)
-                return fail(errbuf, errsize, "Out of memory"), -ENOMEM;
+                return errbuf_set(errbuf, errsize, -ENOMEM, "Out of memory");
         l->lock_fd = -EBADF;
         snprintf(l->sandbox_id, sizeof l->sandbox_id, "%s", sandbox_id);
         snprintf(l->host_if, sizeof l->host_if, "sbx%.12s", sandbox_id);
@@ -736,7 +743,7 @@ int net_attach(const NetConfig *c, SpecNet mode, const char *sandbox_id, pid_t p
                 goto fail;
         r = rtnl_open(&nl);
         if (r < 0) {
-                fail(errbuf, errsize, "Cannot open a netlink socket: %s", strerror(-r));
+                errbuf_set(errbuf, errsize, r, "Cannot open a netlink socket: %s", strerror(-r));
                 goto fail;
         }
         r = ensure_bridge(nl, c, bridge, isolated ? c->isolated_subnet : c->subnet,
@@ -753,21 +760,22 @@ int net_attach(const NetConfig *c, SpecNet mode, const char *sandbox_id, pid_t p
                 goto fail;
         r = lease_address(bridge, subnet, prefixlen, l);
         if (r < 0) {
-                fail(errbuf, errsize, "Cannot lease an address on '%s': %s", bridge,
-                     r == -EADDRNOTAVAIL ? "every address of the subnet is in use" : strerror(-r));
+                errbuf_set(errbuf, errsize, r, "Cannot lease an address on '%s': %s", bridge,
+                           r == -EADDRNOTAVAIL ? "every address of the subnet is in use" : strerror(-r));
                 goto fail;
         }
         snprintf(path, sizeof path, "/proc/%d/ns/net", pid);
         netns = open(path, O_RDONLY | O_CLOEXEC);
         if (netns < 0) {
                 r = -errno;
-                fail(errbuf, errsize, "Cannot open the sandbox's network namespace: %m");
+                errbuf_set(errbuf, errsize, r, "Cannot open the sandbox's network namespace: %m");
                 goto fail;
         }
         /* The peer is born inside the sandbox as eth0: nothing half-made stays on the host. */
         r = rtnl_veth_create(nl, l->host_if, "eth0", c->mtu, netns);
         if (r < 0) {
-                fail(errbuf, errsize, "Cannot create the veth pair '%s': %s", l->host_if, kernel_says(nl, r, why, sizeof why));
+                errbuf_set(errbuf, errsize, r, "Cannot create the veth pair '%s': %s", l->host_if,
+                           kernel_says(nl, r, why, sizeof why));
                 goto fail;
         }
         link_made = true;
@@ -777,14 +785,15 @@ int net_attach(const NetConfig *c, SpecNet mode, const char *sandbox_id, pid_t p
         if (r >= 0)
                 r = rtnl_link_set_up(nl, l->host_if);
         if (r < 0) {
-                fail(errbuf, errsize, "Cannot put '%s' on the bridge '%s': %s", l->host_if, bridge,
-                     kernel_says(nl, r, why, sizeof why));
+                errbuf_set(errbuf, errsize, r, "Cannot put '%s' on the bridge '%s': %s", l->host_if, bridge,
+                           kernel_says(nl, r, why, sizeof why));
                 goto fail;
         }
 
         r = rtnl_open_in_netns(netns, &inner);
         if (r < 0) {
-                fail(errbuf, errsize, "Cannot open a netlink socket in the sandbox: %s", strerror(-r));
+                errbuf_set(errbuf, errsize, r, "Cannot open a netlink socket in the sandbox: %s",
+                           strerror(-r));
                 goto fail;
         }
         r = rtnl_addr_add(inner, "eth0", l->addr, prefixlen);
@@ -793,7 +802,8 @@ int net_attach(const NetConfig *c, SpecNet mode, const char *sandbox_id, pid_t p
         if (r >= 0)
                 r = rtnl_route_add_default(inner, gw, "eth0");
         if (r < 0) {
-                fail(errbuf, errsize, "Cannot configure eth0 in the sandbox: %s", kernel_says(inner, r, why, sizeof why));
+                errbuf_set(errbuf, errsize, r, "Cannot configure eth0 in the sandbox: %s",
+                           kernel_says(inner, r, why, sizeof why));
                 goto fail;
         }
 
@@ -802,8 +812,8 @@ int net_attach(const NetConfig *c, SpecNet mode, const char *sandbox_id, pid_t p
                 r = netfilter_publish_add(c->table, sandbox_id, (int) publish[i].proto, (uint16_t) publish[i].host_port,
                                           l->addr, (uint16_t) publish[i].port, &e);
                 if (r < 0) {
-                        fail(errbuf, errsize, "Cannot publish host port %u/%s: %s", publish[i].host_port,
-                             proto_str(publish[i].proto), e ?: strerror(-r));
+                        errbuf_set(errbuf, errsize, r, "Cannot publish host port %u/%s: %s",
+                                   publish[i].host_port, proto_str(publish[i].proto), e ?: strerror(-r));
                         goto fail;
                 }
         }
