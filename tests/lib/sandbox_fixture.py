@@ -358,7 +358,14 @@ def kill_proc(p):
 
 
 def remove_cgroup(path):
-    """Kills the members of one of our sandboxes' cgroups (v1: freeze, kill, thaw) and removes it."""
+    """Kills the members of one of our sandboxes' cgroups (v1: freeze, kill, thaw) and removes it with
+    its children (program/, union/): a parent with a child left cannot be removed."""
+    try:
+        children = [e.path for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        children = []
+    for child in children:
+        remove_cgroup(child)
     freezer = path.startswith("/sys/fs/cgroup/freezer/")
     try:
         if freezer:
