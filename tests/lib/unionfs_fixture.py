@@ -401,7 +401,17 @@ class KernelOverlay(_MountBase):
             o += ["upperdir=" + self.upper, "workdir=" + self.work]
         if self.opts:
             o.append(self.opts)
-        subprocess.run(["mount", "-t", "overlay", "overlay", "-o", ",".join(o), self.mnt], check=True)
+        # The oracle's mount may fail for a moment for reasons outside this test: with index=on the
+        # kernel refuses a layer while an ancestor directory is another overlay's upper or work
+        # directory (other work on the machine). Try again briefly; then fail with what mount said.
+        for attempt in range(5):
+            r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", ",".join(o), self.mnt],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if r.returncode == 0:
+                break
+            time.sleep(0.5)
+        else:
+            raise RuntimeError(f"mount -t overlay -o {','.join(o)} {self.mnt}: {r.stdout.strip()}")
         self.mounted = True
 
     def umount(self):
