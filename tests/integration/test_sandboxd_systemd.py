@@ -597,7 +597,15 @@ def test_delegate(ctx):
             "res['subtree_control'] = open(cg + '/cgroup.subtree_control').read().strip()\n"
             "res['children'] = sorted(n for n in os.listdir(cg) if os.path.isdir(os.path.join(cg, n)))\n"
             "print(json.dumps(res))\n")
-        info = c.py_inside(code)
+        # StatusText counts the sandbox once it is set up; its init may not have executed sleep yet.
+        deadline = time.monotonic() + 10
+        while True:
+            info = c.py_inside(code)
+            progs = [comm for sb in info["sandboxes"].values() for comm in
+                     (c2 for _, c2 in sb.get("/program", {}).values())]
+            if "sleep" in progs or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         eq(s["Delegate"], "yes", "Delegate")
         # With Delegate=yes the daemon moves itself into a leaf (the no-internal-processes rule) and
         # makes the sandboxes' cgroups beside it.
