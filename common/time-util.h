@@ -9,3 +9,5 @@
 
 /* CLOCK_MONOTONIC. */
 uint64_t now_usec(void);
+/* CLOCK_REALTIME. */
+uint64_t realtime_usec(void);

@@ -234,10 +234,14 @@ static bool user_ok(const char *u) {
         } while (false)
 
 int spec_validate(const SandboxSpec *s, const char **ret_error) {
+        return spec_validate_flags(s, 0, ret_error);
+}
+
+int spec_validate_flags(const SandboxSpec *s, unsigned flags, const char **ret_error) {
         size_t bytes = 0;
 
         /* With an image of the store, the image may give the command (its Entrypoint and Cmd). */
-        if (s->n_argv == 0 && !s->image_ref)
+        if (s->n_argv == 0 && !s->image_ref && !(flags & SPEC_VALIDATE_NO_COMMAND))
                 FAIL("a command is required (at most 4096 arguments)");
         if (s->n_argv > SPEC_ARGS_MAX || (s->n_argv > 0 && (!s->argv || s->argv[s->n_argv])))
                 FAIL("a command is required (at most 4096 arguments)");
@@ -268,7 +272,7 @@ int spec_validate(const SandboxSpec *s, const char **ret_error) {
                 FAIL("--image: a directory and an image of the store at once");
         if (s->entrypoint && (!s->image_ref || strnlen(s->entrypoint, SPEC_STRING_MAX) >= SPEC_STRING_MAX))
                 FAIL("--entrypoint needs an image of the store (--image NAME) and is at most 4095 bytes");
-        if (s->user && (!s->image_ref || !user_ok(s->user)))
+        if (s->user && ((!s->image_ref && !(flags & SPEC_VALIDATE_EXEC_IN)) || !user_ok(s->user)))
                 FAIL("--user as a name needs an image of the store (--image NAME); at most 255 bytes");
         if (s->n_layers > SPEC_LAYERS_MAX)
                 FAIL("too many --layer options (at most 64)");

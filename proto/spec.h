@@ -147,6 +147,16 @@ void spec_done(SandboxSpec *spec);
  * NULL, a static message naming the field. */
 int spec_validate(const SandboxSpec *spec, const char **ret_error);
 
+typedef enum SpecValidateFlags {
+        SPEC_VALIDATE_NO_COMMAND = 1 << 0, /* a sandbox without a program of its own (sandboxctl create): no
+                                            * command needed */
+        SPEC_VALIDATE_EXEC_IN = 1 << 1,    /* a program for a sandbox that exists (exec --in): --user may name a
+                                            * user without an image, the sandbox's /etc/passwd says who it is */
+} SpecValidateFlags;
+
+/* spec_validate() with FLAGS (SpecValidateFlags). */
+int spec_validate_flags(const SandboxSpec *spec, unsigned flags, const char **ret_error);
+
 /* Replace every 0 that means "the default" by the default's value (memory, pids, disk, inodes, tmpfs
  * sizes). SPEC_UNLIMITED stays. Idempotent. (RLIMIT_NOFILE's default is the runtime's: it depends on
  * the limit the runtime itself runs with.) */

@@ -243,7 +243,8 @@ static bool word_in_list(const char *text, const char *word) {
 
 /* Call FN for each pid listed in FILE (cgroup.procs), streaming: the list has no size bound.
  * Returns the number of pids seen. */
-static int cg_for_each_pid(int dir_fd, const char *file, void (*fn)(pid_t pid)) {
+static int cg_for_each_pid_full(int dir_fd, const char *file, void (*fn)(pid_t pid, void *userdata),
+                                void *userdata) {
         _cleanup_close_ int fd = -EBADF;
         char buf[4096], num[16];
         size_t nlen = 0;
@@ -277,7 +278,7 @@ static int cg_for_each_pid(int dir_fd, const char *file, void (*fn)(pid_t pid)) 
                         if (safe_atou32(num, &pid) < 0 || pid == 0 || pid > INT32_MAX)
                                 return -EBADMSG;
                         if (fn)
-                                fn((pid_t) pid);
+                                fn((pid_t) pid, userdata);
                         count++;
                 }
         }
@@ -286,8 +287,12 @@ static int cg_for_each_pid(int dir_fd, const char *file, void (*fn)(pid_t pid)) 
         return count;
 }
 
-static void kill_pid(pid_t pid) {
+static void kill_pid(pid_t pid, void *userdata) {
         (void) kill(pid, SIGKILL); /* ESRCH: it is gone already */
+}
+
+static int cg_for_each_pid(int dir_fd, const char *file, void (*fn)(pid_t pid, void *userdata)) {
+        return cg_for_each_pid_full(dir_fd, file, fn, NULL);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -458,6 +463,10 @@ struct CgroupOps {
         int (*get_memory_stats)(Cgroup *c, CgroupStats *s);
         /* N's directory in the pids hierarchy, or -EBADF. */
         int (*pids_fd)(const CgroupNode *n);
+        /* Freeze (or thaw) N's members, and wait (bounded) until they are. */
+        int (*freeze)(Cgroup *c, CgroupNode *n, bool freeze);
+        /* The memory the whole sandbox uses now (bytes); -EOPNOTSUPP when not accounted. */
+        int (*get_memory_current)(Cgroup *c, uint64_t *ret);
 };
 
 static const CgroupOps v1_ops, v2_ops;
@@ -952,6 +961,53 @@ static int v2_pids_fd(const CgroupNode *n) {
         return n->n_dirs > 0 ? n->dirs[0].fd : -EBADF;
 }
 
+/* cgroup.freeze (kernel >= 5.2, core cgroup2: no controller needed); done when cgroup.events says
+ * "frozen" as wanted. */
+static int v2_freeze(Cgroup *c, CgroupNode *n, bool freeze) {
+        uint64_t deadline = now_usec() + CGROUP_FREEZE_TIMEOUT_USEC;
+        _cleanup_close_ int fd = -EBADF;
+        char buf[256];
+        int r;
+
+        if (n->n_dirs == 0 || n->dirs[0].fd < 0)
+                return -ESTALE;
+        r = cg_write(n->dirs[0].fd, "cgroup.freeze", freeze ? "1" : "0");
+        if (r == -ENOENT)
+                return -EOPNOTSUPP;
+        if (r < 0)
+                return r;
+        fd = open_beneath(n->dirs[0].fd, "cgroup.events", O_RDONLY | O_NOCTTY, 0);
+        if (fd < 0)
+                return fd;
+        for (;;) {
+                ssize_t k = pread(fd, buf, sizeof buf - 1, 0);
+                uint64_t frozen, now;
+
+                if (k < 0)
+                        return -errno;
+                buf[k] = '\0';
+                if (strlen(buf) != (size_t) k)
+                        return -EBADMSG;
+                r = parse_keyed_u64(buf, "frozen", &frozen);
+                if (r < 0)
+                        return r;
+                if ((frozen != 0) == freeze)
+                        return 0;
+                now = now_usec();
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                struct pollfd p = { .fd = fd, .events = POLLPRI };
+                int n_ready = poll(&p, 1, (int) MIN((deadline - now + 999) / 1000, UINT64_C(100)));
+                if (n_ready < 0 && errno != EINTR)
+                        return -errno;
+        }
+}
+
+static int v2_get_memory_current(Cgroup *c, uint64_t *ret) {
+        int r = cg_read_single_u64(c->self.dirs[0].fd, "memory.current", ret);
+        return r == -ENOENT ? -EOPNOTSUPP : r;
+}
+
 static const CgroupOps v2_ops = {
         .create = v2_create,
         .kill = v2_kill,
@@ -959,6 +1015,8 @@ static const CgroupOps v2_ops = {
         .get_cpu_usec = v2_get_cpu_usec,
         .get_memory_stats = v2_get_memory_stats,
         .pids_fd = v2_pids_fd,
+        .freeze = v2_freeze,
+        .get_memory_current = v2_get_memory_current,
 };
 
 /* ------------------------------------------------------------------------------------------------
@@ -1255,6 +1313,34 @@ static int v1_pids_fd(const CgroupNode *n) {
         return v1_fd(n, CGROUP_PIDS);
 }
 
+static int v1_freeze(Cgroup *c, CgroupNode *n, bool freeze) {
+        int fd = v1_fd(n, CGROUP_FREEZER), r;
+        uint64_t deadline = now_usec() + CGROUP_FREEZE_TIMEOUT_USEC, delay = 1000;
+
+        if (fd < 0)
+                return -EOPNOTSUPP;
+        r = cg_write(fd, "freezer.state", freeze ? "FROZEN" : "THAWED");
+        if (r < 0 || !freeze)
+                return r;
+        /* FREEZING until every member stopped. */
+        while ((r = v1_freezer_state_is(fd, "FROZEN")) == 0) {
+                if (now_usec() >= deadline)
+                        return -ETIMEDOUT;
+                sleep_usec(delay);
+                delay = MIN(delay * 2, UINT64_C(20000));
+        }
+        return r < 0 ? r : 0;
+}
+
+static int v1_get_memory_current(Cgroup *c, uint64_t *ret) {
+        int fd = v1_fd(&c->self, CGROUP_MEMORY), r;
+
+        if (fd < 0)
+                return -EOPNOTSUPP;
+        r = cg_read_single_u64(fd, "memory.usage_in_bytes", ret);
+        return r == -ENOENT ? -EOPNOTSUPP : r;
+}
+
 static const CgroupOps v1_ops = {
         .create = v1_create,
         .kill = v1_kill,
@@ -1262,6 +1348,8 @@ static const CgroupOps v1_ops = {
         .get_cpu_usec = v1_get_cpu_usec,
         .get_memory_stats = v1_get_memory_stats,
         .pids_fd = v1_pids_fd,
+        .freeze = v1_freeze,
+        .get_memory_current = v1_get_memory_current,
 };
 
 /* ------------------------------------------------------------------------------------------------
@@ -1774,4 +1862,71 @@ int cgroup_remove(Cgroup *cgroup) {
                                                cgroup->name);
         }
         return cgroup_remove_dirs(cgroup);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Freezing, members, the memory in use
+ */
+
+int cgroup_child_freeze(Cgroup *cgroup, CgroupChild child, bool freeze) {
+        assert_return(cgroup, -EINVAL);
+        if (!cgroup_is_live(cgroup))
+                return -ESTALE;
+        CgroupNode *n = child_node(cgroup, child);
+        if (!n)
+                return -ENOENT;
+        return cgroup->ops->freeze(cgroup, n, freeze);
+}
+
+typedef struct PidList {
+        pid_t *pids;
+        size_t n, allocated;
+        int r;
+} PidList;
+
+static void pid_list_add(pid_t pid, void *userdata) {
+        PidList *l = userdata;
+
+        if (l->r < 0)
+                return;
+        if (l->n == l->allocated) {
+                size_t a = MAX(l->allocated * 2, (size_t) 64);
+                pid_t *p = reallocarray(l->pids, a, sizeof *p);
+                if (!p) {
+                        l->r = -ENOMEM;
+                        return;
+                }
+                l->pids = p;
+                l->allocated = a;
+        }
+        l->pids[l->n++] = pid;
+}
+
+int cgroup_child_procs(Cgroup *cgroup, CgroupChild child, pid_t **ret_pids, size_t *ret_n) {
+        PidList l = {};
+        int r;
+
+        assert_return(cgroup && ret_pids && ret_n, -EINVAL);
+        if (!cgroup_is_live(cgroup))
+                return -ESTALE;
+        CgroupNode *n = child_node(cgroup, child);
+        if (!n)
+                return -ENOENT;
+        r = cg_for_each_pid_full(n->dirs[0].fd, "cgroup.procs", pid_list_add, &l);
+        if (r >= 0 && l.r < 0)
+                r = l.r;
+        if (r < 0) {
+                free(l.pids);
+                return r;
+        }
+        *ret_pids = l.pids;
+        *ret_n = l.n;
+        return 0;
+}
+
+int cgroup_get_memory_current(Cgroup *cgroup, uint64_t *ret_bytes) {
+        assert_return(cgroup && ret_bytes, -EINVAL);
+        if (!node_is_live(&cgroup->self))
+                return -ESTALE;
+        return cgroup->ops->get_memory_current(cgroup, ret_bytes);
 }

@@ -142,6 +142,16 @@ int cgroup_kill_all(Cgroup *cgroup);
 /* SIGKILL the members of CHILD only: the program's, leaving the union's server alone. */
 int cgroup_child_kill(Cgroup *cgroup, CgroupChild child);
 
+/* Freeze (FREEZE) or thaw the members of CHILD (cgroup.freeze on v2, the freezer on v1; on v1 "union" is not in
+ * the freezer hierarchy at all), and wait, at most about 2 s, until they are: -ETIMEDOUT then (the freezing
+ * goes on). -EOPNOTSUPP without a freezer. */
+int cgroup_child_freeze(Cgroup *cgroup, CgroupChild child, bool freeze);
+/* The pids cgroup.procs of CHILD lists now (malloc'ed, the caller frees *RET_PIDS). */
+int cgroup_child_procs(Cgroup *cgroup, CgroupChild child, pid_t **ret_pids, size_t *ret_n);
+/* The memory the cgroup (children included) uses now: v2 memory.current, v1 memory.usage_in_bytes;
+ * -EOPNOTSUPP when not accounted. */
+int cgroup_get_memory_current(Cgroup *cgroup, uint64_t *ret_bytes);
+
 /* Kill what is left, wait (bounded, about 5 s) until empty, remove every directory we created
  * (the children first).
  * On failure (-EBUSY: members did not go away) what could not be removed is kept, and the call

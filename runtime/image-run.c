@@ -32,6 +32,7 @@
 
 struct ImageRun {
         ImagePin *pin;
+        bool command_optional;  /* a sandbox without a program of its own: no command is needed */
         char id[DIGEST_STRING_MAX];
         char **layers;          /* the image's layer directories, topmost first */
         size_t n_layers;
@@ -138,11 +139,13 @@ int image_run_merge(const SandboxSpec *spec, const OciConfig *cfg, const char *h
         for (size_t i = 0; i < n_args; i++)
                 if ((r = push(&ir->argv, &ir->n_argv, args[i])) < 0)
                         return r;
-        if (ir->n_argv == 0)
+        if (ir->n_argv == 0 && ir->command_optional)
+                ; /* a sandbox without a program of its own: the image's command is only a default */
+        else if (ir->n_argv == 0)
                 return fail(err, errlen, -EINVAL, "%s",
                             spec->entrypoint ? "--entrypoint '' and no command: nothing to run"
                                              : "the image has no Entrypoint and no Cmd: give a command");
-        if (!*ir->argv[0])
+        else if (!*ir->argv[0])
                 return fail(err, errlen, -EINVAL, "the command the image gives is empty (its Entrypoint or Cmd "
                             "begins with '')");
 
@@ -233,7 +236,8 @@ static int resolve_user(const SandboxSpec *spec, const OciConfig *cfg, ImageRun 
         return 0;
 }
 
-int image_run_prepare(const char *store_path, const SandboxSpec *spec, ImageRun **ret, char *err, size_t errlen) {
+int image_run_prepare(const char *store_path, const SandboxSpec *spec, bool need_command, ImageRun **ret, char *err,
+                      size_t errlen) {
         _cleanup_(image_store_freep) ImageStore *store = NULL;
         _cleanup_(image_freep) Image *img = NULL;
         _cleanup_(image_run_freep) ImageRun *ir = NULL;
@@ -259,6 +263,7 @@ int image_run_prepare(const char *store_path, const SandboxSpec *spec, ImageRun 
         ir = calloc(1, sizeof *ir);
         if (!ir)
                 return -ENOMEM;
+        ir->command_optional = !need_command;
         snprintf(ir->id, sizeof ir->id, "%s", img->id);
         /* Pinned before anything reads its layers: a prune from now on keeps them. */
         r = image_store_pin(store, img, &ir->pin, &rep);

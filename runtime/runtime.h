@@ -41,6 +41,8 @@ typedef enum ChildStep {
         STEP_WORKDIR,
         STEP_SECCOMP,
         STEP_SESSION,
+        STEP_JOIN,              /* sandbox_exec(): join the sandbox's namespaces */
+        STEP_LOOKUP_USER,       /* sandbox_exec(): the user's name in the sandbox's /etc/passwd */
         _STEP_MAX,
 } ChildStep;
 
@@ -66,12 +68,43 @@ typedef struct ChildMessage {
 /* What the parent may send the init once the program runs (one byte on the status socket). */
 #define CHILD_REQUEST_KILL 'k'  /* a limit was hit: SIGKILL every process of the sandbox but the init, which
                                  * then reports the program's end (and its accounting) as usual */
+#define CHILD_REQUEST_DETACH 'd' /* an idle init outlives its creator from now on: no parent-death signal,
+                                  * and the end of the status socket is no longer its end */
 
 typedef struct ChildBind {
         int tree_fd;            /* a detached mount (open_tree) made by the parent */
         bool is_dir;
         const char *dest;
 } ChildBind;
+
+/* How a program is set up in its process, after fork (the init's child) or clone (sandbox_exec()'s):
+ * one code path for both (program_run()). Everything is prepared before the fork; the process only reads
+ * it. */
+typedef struct ProgramContext {
+        char *const *argv;
+        char *const *envp;      /* the whole environment */
+        uint32_t uid, gid;      /* inside the sandbox */
+        const char *workdir;    /* NULL: / */
+        const FilterProgram *filter; /* NULL: unconfined */
+        uint64_t cap_bounding;  /* the program's capabilities: at most these, ever */
+        uint64_t cap_permitted; /* permitted and effective after the id change (uid 0: the whole set) */
+        uint64_t cap_ambient;   /* inheritable and ambient (another uid: what --cap-add gave it) */
+        const int *stdio;       /* NULL: 0, 1 and 2 are the program's already */
+        int pty_master;         /* -EBADF: no terminal; else its peer becomes stdio and controlling tty */
+        bool new_session;       /* a session of its own also without a terminal */
+} ProgramContext;
+
+/* spawn.c: the program's own set-up (signals, terminal, OOM score, bounding set, ids, capabilities,
+ * no_new_privs, working directory, fds, seccomp last) and execve(). A failure before execve() is
+ * reported as an ExecReport on REPORT_FD (a CLOEXEC pipe: a successful exec closes it). GATE_FD >= 0: a
+ * byte must come there before the program may execute (EOF: _exit). Never returns. */
+_Noreturn void program_run(const ProgramContext *p, int report_fd, int gate_fd);
+
+/* What the program's process reports before execve(): (step, errno); step -1: execve() itself failed. */
+typedef struct ExecReport {
+        int32_t step;
+        int32_t error;
+} ExecReport;
 
 /* Everything the child needs, prepared by the parent before clone(): the child only reads it. */
 typedef struct ChildContext {
@@ -91,10 +124,18 @@ typedef struct ChildContext {
         uint64_t cap_bounding;  /* the program's capabilities: at most these, ever */
         uint64_t cap_permitted; /* permitted and effective after the id change (uid 0: the whole set) */
         uint64_t cap_ambient;   /* inheritable and ambient (another uid: what --cap-add gave it) */
+        bool idle;              /* no program: the init waits and reaps (programs come through sandbox_exec()) */
 } ChildContext;
 
 /* spawn.c: the child's side. Never returns. */
 _Noreturn void child_run(const ChildContext *c);
+
+/* spawn.c: set-id system calls for a process that is a copy of one thread of a threaded parent (glibc's
+ * wrappers would signal threads that are not there), and fd set-up. Async-signal-safe. */
+int raw_setresuid(uid_t uid);
+int raw_setresgid(gid_t gid);
+/* Close every fd from 3 up but the KEEP[0..N) (negative entries ignored). */
+int close_all_fds_but(int *keep, size_t n);
 
 /* mount.c */
 int mount_detached_tree(const char *path, bool readonly, bool *ret_is_dir, int *ret_fd);
@@ -132,8 +173,10 @@ int image_make_hostname_layer(int dirfd, const char *name, const char *hostname)
 typedef struct ImageRun ImageRun;
 typedef struct OciConfig OciConfig;
 /* Look SPEC->image_ref up in the store at STORE_PATH (NULL: the default), pin its layers until
- * image_run_free(), and resolve its config against SPEC. On failure ERR says what and why. */
-int image_run_prepare(const char *store_path, const SandboxSpec *spec, ImageRun **ret, char *err, size_t errlen);
+ * image_run_free(), and resolve its config against SPEC. NEED_COMMAND: neither SPEC nor the image giving a
+ * command is an error. On failure ERR says what and why. */
+int image_run_prepare(const char *store_path, const SandboxSpec *spec, bool need_command, ImageRun **ret, char *err,
+                      size_t errlen);
 ImageRun *image_run_free(ImageRun *r);
 /* Release the pin early (the sandbox is gone); the rest stays until image_run_free(). */
 void image_run_unpin(ImageRun *r);

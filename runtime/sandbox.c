@@ -64,6 +64,7 @@
 #include "rmtree.h"
 #include "rootattr.h"
 #include "runtime.h"
+#include "sandbox-internal.h"
 #include "sandbox.h"
 #include "time-util.h"
 
@@ -92,56 +93,8 @@ static pthread_mutex_t filter_lock = PTHREAD_MUTEX_INITIALIZER; /* libseccomp, t
 static pthread_mutex_t image_lock = PTHREAD_MUTEX_INITIALIZER;  /* building the shared host image */
 static pthread_mutex_t net_lock = PTHREAD_MUTEX_INITIALIZER;    /* net_attach(), net_detach() */
 
-struct Sandbox {
-        char id[17];
-        const SandboxSpec *spec;        /* &resolved */
-        SandboxSpec resolved;           /* the caller's spec with the defaults applied: it points into the
-                                         * caller's, except for its own tmpfs array */
-        char *state_dir;
-        int state_fd;           /* STATE */
-        int dir_fd;             /* STATE/ID */
-        char *data_dir;
-        int sandboxes_fd;       /* DATA/sandboxes */
-        int data_fd;            /* DATA/sandboxes/ID */
-        int data_lock_fd;       /* DATA/sandboxes/ID/lock, flock()ed while we live */
-        char *upper_work;       /* with --upper: the work directory beside it */
-        int upper_lock_fd;      /* with --upper: the upper directory, flock()ed while we live */
-        bool memory_default;    /* the spec left the memory bound to the default */
-        bool pids_default;
-        ImageRun *image_run;    /* --image NAME: the image, pinned while we live; resolved points into it */
 
-        pid_t pid;
-        int pidfd;
-        int status_fd;
-        int pty_fd;
-        pid_t server_pid;
-        int server_pidfd;
-        int quota_fd;           /* the union's quota_notify_fd pipe, our end: disk_limit_hit */
-        int wait_fd;            /* epoll: the init's and the server's pidfds (sandbox_pidfd()) */
-        bool union_failed;      /* the server ended while the sandbox ran */
-        int union_status;       /* its siginfo si_code/si_status, for the message */
-        int union_code;
-
-        Cgroup *cgroup;
-        NetLease *lease;
-        int idlock_fd;
-        int lock_fd;            /* STATE/ID/lock, flock()ed while we live: a free lock means stale */
-        int image_lock_fd;      /* the shared host image we use, flock()ed (shared) while we live */
-        uint32_t host_first;
-
-        uint64_t start_usec;
-        SandboxLimitHit limit;
-        uint64_t kill_deadline; /* a limit was hit: the init was asked to end the program; by then we
-                                 * kill the whole cgroup ourselves (0: not asked) */
-        bool have_status;
-        int raw_status;
-        uint64_t max_rss;       /* bytes, from the init's report */
-        bool collected;         /* sandbox_collect() done */
-        bool finished;          /* sandbox_cleanup() done */
-};
-
-__attribute__((format(printf, 3, 4)))
-static int set_error(SandboxError *e, int status, const char *fmt, ...) {
+int sandbox_set_error(SandboxError *e, int status, const char *fmt, ...) {
         va_list ap;
         if (e) {
                 e->status = status;
@@ -151,6 +104,8 @@ static int set_error(SandboxError *e, int status, const char *fmt, ...) {
         }
         return -EINVAL;
 }
+
+#define set_error sandbox_set_error
 
 static int mkdir_p(const char *path, mode_t mode) {
         _cleanup_free_ char *p = strdup(path);
@@ -410,10 +365,10 @@ static int write_proc_file(pid_t pid, const char *name, const char *content) {
         return 0;
 }
 
-static char **build_env(const SandboxSpec *spec) {
+char **sandbox_build_env(const SandboxSpec *spec, char *const *extra, size_t n_extra, uint32_t uid) {
         const char *term = getenv("TERM");
-        char **env = calloc(spec->n_env + 4, sizeof(char *));
-        size_t n = 0;
+        size_t total = spec->n_env + n_extra, n = 0;
+        char **env = calloc(total + 4, sizeof(char *));
 
         if (!env)
                 return NULL;
@@ -421,46 +376,52 @@ static char **build_env(const SandboxSpec *spec) {
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL, NULL,
         };
         char home[32], termbuf[256];
-        snprintf(home, sizeof home, "HOME=%s", spec->uid == 0 ? "/root" : "/");
+        snprintf(home, sizeof home, "HOME=%s", uid == 0 ? "/root" : "/");
         const char *d[3] = { defaults[0], home, NULL };
         if (term && strlen(term) < 200) {
                 snprintf(termbuf, sizeof termbuf, "TERM=%s", term);
                 d[2] = termbuf;
         }
+        /* The spec's entries, then EXTRA's: entry I of the two lists together. */
+#define ENTRY(i) ((i) < spec->n_env ? spec->env[i] : extra[(i) - spec->n_env])
         for (size_t i = 0; i < 3; i++) {
                 if (!d[i])
                         continue;
                 size_t klen = strchr(d[i], '=') - d[i] + 1;
                 bool overridden = false;
-                for (size_t j = 0; j < spec->n_env; j++)
-                        if (strncmp(spec->env[j], d[i], klen) == 0)
+                for (size_t j = 0; j < total; j++)
+                        if (strncmp(ENTRY(j), d[i], klen) == 0)
                                 overridden = true;
                 if (!overridden && !(env[n++] = strdup(d[i])))
                         goto oom;
         }
-        for (size_t j = 0; j < spec->n_env; j++) {
+        for (size_t j = 0; j < total; j++) {
                 /* The last of duplicate user entries wins. */
-                size_t klen = strchr(spec->env[j], '=') - spec->env[j] + 1;
+                size_t klen = strchr(ENTRY(j), '=') - ENTRY(j) + 1;
                 bool later = false;
-                for (size_t k = j + 1; k < spec->n_env; k++)
-                        if (strncmp(spec->env[k], spec->env[j], klen) == 0)
+                for (size_t k = j + 1; k < total; k++)
+                        if (strncmp(ENTRY(k), ENTRY(j), klen) == 0)
                                 later = true;
-                if (!later && !(env[n++] = strdup(spec->env[j])))
+                if (!later && !(env[n++] = strdup(ENTRY(j))))
                         goto oom;
         }
+#undef ENTRY
         return env;
 oom:
-        for (size_t i = 0; i < n; i++)
-                free(env[i]);
-        free(env);
+        sandbox_strv_free(env);
         return NULL;
 }
 
-static void strv_freep(char ***v) {
-        if (*v)
-                for (char **p = *v; *p; p++)
+void sandbox_strv_free(char **v) {
+        if (v)
+                for (char **p = v; *p; p++)
                         free(*p);
-        free(*v);
+        free(v);
+}
+
+static void strv_freep(char ***v) {
+        sandbox_strv_free(*v);
+        *v = NULL;
 }
 
 static const char *error_name(int e) {
@@ -544,6 +505,7 @@ typedef struct Start {
         const SandboxConfig *cfg;
         const int *stdio;
         int cancel_fd;          /* readable: give up waiting for the init */
+        bool idle;              /* SANDBOX_START_IDLE */
         SandboxError *err;
 
         FilterProgram *filter;
@@ -598,14 +560,14 @@ static int step_store_image(Start *st) {
 
         if (!st->spec->image_ref)
                 return 0;
-        r = image_run_prepare(st->cfg ? st->cfg->store : NULL, st->spec, &s->image_run, why, sizeof why);
+        r = image_run_prepare(st->cfg ? st->cfg->store : NULL, st->spec, !st->idle, &s->image_run, why, sizeof why);
         if (r == -ENOMEM)
                 return OOM(st);
         if (r < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "%s", why);
         image_run_apply(s->image_run, &s->resolved);
         /* What the image gave is bounded as a command line is. */
-        if (spec_validate(&s->resolved, &verr) < 0)
+        if (spec_validate_flags(&s->resolved, st->idle ? SPEC_VALIDATE_NO_COMMAND : 0, &verr) < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "--image '%s': with its config: %s",
                                  st->spec->image_ref, verr);
         st->image_layers = image_run_layers(s->image_run, &n_layers);
@@ -669,6 +631,7 @@ static int step_capabilities(Start *st) {
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "--cap-add: this kernel does not know %s", names);
         }
         st->cap_bounding = set;
+        st->s->cap_set = set;
         st->cap_permitted = spec->uid == 0 ? set : spec_capabilities_added(spec);
         st->cap_ambient = spec->uid == 0 ? 0 : st->cap_permitted;
         return 0;
@@ -1252,7 +1215,7 @@ static int step_cgroup(Start *st) {
 }
 
 static int step_environment(Start *st) {
-        st->envp = build_env(st->spec);
+        st->envp = sandbox_build_env(st->spec, NULL, 0, st->spec->uid);
         return st->envp ? 0 : OOM(st);
 }
 
@@ -1287,6 +1250,7 @@ static int step_clone(Start *st) {
                 .cap_bounding = st->cap_bounding,
                 .cap_permitted = st->cap_permitted,
                 .cap_ambient = st->cap_ambient,
+                .idle = st->idle,
         };
         struct clone_args ca = {
                 .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
@@ -1473,12 +1437,22 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int s
 
 int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *cfg, const int stdio[3], int cancel_fd,
                               Sandbox **ret, SandboxError *err) {
+        const SandboxStartOptions o = { .stdio = stdio, .cancel_fd = cancel_fd };
+        return sandbox_start_with(spec, cfg, &o, ret, err);
+}
+
+int sandbox_start_with(const SandboxSpec *spec, const SandboxConfig *cfg, const SandboxStartOptions *o, Sandbox **ret,
+                       SandboxError *err) {
+        const bool idle = o && (o->flags & SANDBOX_START_IDLE);
         const char *verr = NULL;
         Sandbox *s;
         int r = 0;
 
-        if (spec_validate(spec, &verr) < 0)
+        if (spec_validate_flags(spec, idle ? SPEC_VALIDATE_NO_COMMAND : 0, &verr) < 0)
                 return set_error(err, SANDBOX_EXIT_SETUP, "Invalid sandbox: %s", verr);
+        if (idle && (spec->tty || spec->timeout_usec || spec->cpu_time_usec))
+                return set_error(err, SANDBOX_EXIT_SETUP, "Invalid sandbox: one without a program of its own has no "
+                                 "terminal, --timeout or --cpu-time (they are each program's)");
 
         s = calloc(1, sizeof *s);
         if (!s)
@@ -1489,6 +1463,7 @@ int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *cfg,
                 .image_lock_fd = -EBADF, .sandboxes_fd = -EBADF, .data_fd = -EBADF, .data_lock_fd = -EBADF,
                 .quota_fd = -EBADF, .wait_fd = -EBADF,
                 .upper_lock_fd = -EBADF, .memory_default = spec->memory_max == 0, .pids_default = spec->pids_max == 0,
+                .idle = idle, .created_realtime_usec = realtime_usec(),
         };
         s->spec = &s->resolved;
         s->resolved.tmpfs = spec->n_tmpfs > 0 ? calloc(spec->n_tmpfs, sizeof *spec->tmpfs) : NULL;
@@ -1506,7 +1481,8 @@ int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *cfg,
         spec_apply_defaults(&s->resolved);
 
         Start st = {
-                .s = s, .spec = s->spec, .cfg = cfg, .stdio = stdio, .cancel_fd = cancel_fd, .err = err,
+                .s = s, .spec = s->spec, .cfg = cfg, .stdio = o ? o->stdio : NULL,
+                .cancel_fd = o ? o->cancel_fd : -EBADF, .idle = idle, .err = err,
                 .fuse_fd = -EBADF, .union_fd = -EBADF, .usr_fd = -EBADF, .cgroup_fd = -EBADF,
                 .resolv_fd = -EBADF,
                 .sp = { -EBADF, -EBADF },
@@ -1516,6 +1492,9 @@ int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *cfg,
                 if (r < 0)
                         break;
         }
+        /* Programs started later (sandbox_exec()) get the same seccomp program. */
+        if (r >= 0 && idle)
+                s->filter = TAKE_PTR(st.filter);
         /* Our mount of the union (if the clone did not happen) must go before we wait for its server. */
         start_done(&st);
         /* The caller's descriptors were for the start only. */
@@ -1658,9 +1637,11 @@ static bool server_failed(Sandbox *s) {
 }
 
 /* The first refusal at the disk quota, as the server reported it on its quota_notify_fd. */
-static bool quota_was_hit(Sandbox *s) {
+bool sandbox_quota_was_hit(Sandbox *s) {
         char buf[64];
-        return s->quota_fd >= 0 && read(s->quota_fd, buf, sizeof buf) > 0;
+        if (!s->quota_hit && s->quota_fd >= 0 && read(s->quota_fd, buf, sizeof buf) > 0)
+                s->quota_hit = true;
+        return s->quota_hit;
 }
 
 static void stop_server(Sandbox *s) {
@@ -1704,7 +1685,7 @@ int sandbox_collect(Sandbox *s, bool kill, SandboxResult *ret) {
         res.pids_limit_hit = st.pids_max_events > 0;
         res.host_uid = s->host_first;
         res.limit = s->limit;
-        res.disk_limit_hit = quota_was_hit(s);
+        res.disk_limit_hit = sandbox_quota_was_hit(s);
         res.union_failed = server_failed(s);
         res.union_signal = s->union_failed && s->union_code != CLD_EXITED ? s->union_status : 0;
         if (s->have_status) {
@@ -1815,6 +1796,7 @@ Sandbox *sandbox_free(Sandbox *s) {
         free(s->data_dir);
         free(s->resolved.tmpfs);
         image_run_free(s->image_run);
+        filter_program_free(s->filter);
         free(s);
         return NULL;
 }
@@ -1947,4 +1929,12 @@ int sandbox_cleanup_stale(const SandboxConfig *cfg, unsigned *ret_removed) {
 
 struct in_addr sandbox_address(const Sandbox *s) {
         return s->lease ? net_lease_address(s->lease) : (struct in_addr) {};
+}
+
+const SandboxSpec *sandbox_spec(const Sandbox *s) {
+        return s->spec;
+}
+
+uint64_t sandbox_created_usec(const Sandbox *s) {
+        return s->created_realtime_usec;
 }

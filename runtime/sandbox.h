@@ -72,6 +72,20 @@ typedef struct Sandbox Sandbox;
  * cgroup, 0 when there was nothing to do, -errno when a delegated cgroup could not be prepared. */
 int sandbox_setup_cgroups(const char *leaf, const char *advice);
 
+typedef enum SandboxStartFlags {
+        /* No program of its own: the init waits (and reaps) until the sandbox is ended; programs come
+         * through sandbox_exec(). The spec's command (and --timeout, --cpu-time, which bound a program)
+         * must be left out; its environment, working directory and ids are those programs' defaults. */
+        SANDBOX_START_IDLE = 1 << 0,
+} SandboxStartFlags;
+
+typedef struct SandboxStartOptions {
+        const int *stdio;       /* the program's stdin, stdout and stderr (ignored with spec->tty and IDLE);
+                                 * NULL: ours */
+        int cancel_fd;          /* readable while the start waits for the init: -ECANCELED; -EBADF: none */
+        unsigned flags;         /* SandboxStartFlags */
+} SandboxStartOptions;
+
 /* STDIO: the program's stdin, stdout and stderr (ignored with spec->tty). */
 int sandbox_start(const SandboxSpec *spec, const SandboxConfig *config, const int stdio[3],
                   Sandbox **ret_sandbox, SandboxError *ret_error);
@@ -79,6 +93,9 @@ int sandbox_start(const SandboxSpec *spec, const SandboxConfig *config, const in
  * waits for the sandbox's init, it gives up: -ECANCELED, and everything made so far is removed. */
 int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *config, const int stdio[3],
                               int cancel_fd, Sandbox **ret_sandbox, SandboxError *ret_error);
+/* Both, and FLAGS. */
+int sandbox_start_with(const SandboxSpec *spec, const SandboxConfig *config, const SandboxStartOptions *options,
+                       Sandbox **ret_sandbox, SandboxError *ret_error);
 
 const char *sandbox_id(const Sandbox *s);
 /* The host pid of the sandbox's init, and an fd that polls readable when the sandbox must be collected
@@ -119,3 +136,58 @@ int sandbox_cleanup_stale(const SandboxConfig *config, unsigned *ret_removed);
 
 /* The sandbox's address with --net bridge/isolated (INADDR_ANY otherwise). */
 struct in_addr sandbox_address(const Sandbox *s);
+
+/* The spec it runs with (the defaults applied, an image's config resolved). */
+const SandboxSpec *sandbox_spec(const Sandbox *s);
+/* When it started, CLOCK_REALTIME µs. */
+uint64_t sandbox_created_usec(const Sandbox *s);
+
+/* ---- more programs in a live sandbox (exec.c) ----
+ *
+ * sandbox_exec() starts a program in a sandbox that runs (an idle one, SANDBOX_START_IDLE, or any other):
+ * in all its namespaces, in its cgroup (its limits cover all its programs together), with its
+ * capabilities, seccomp policy and rlimits, set up by the same code as the sandbox's own program. The
+ * program is a child of the calling process (waitable), in a session of its own; it ends by itself, by
+ * sandbox_exec_signal(), or at its timeout, when sandbox_exec_check_limits() kills its session. Its
+ * end does not end the sandbox, nor the processes it left in other sessions. The caller must be host
+ * root, may be threaded, and keeps S alive as long as the SandboxExec. */
+
+typedef struct SandboxExec SandboxExec;
+
+typedef struct SandboxExecOptions {
+        char *const *argv;      /* the program and its arguments */
+        size_t n_argv;
+        char *const *env;       /* NAME=VALUE over the sandbox's environment (N_ENV entries) */
+        size_t n_env;
+        const char *workdir;    /* NULL: the sandbox's */
+        const char *user;       /* NAME, UID, NAME:GROUP or UID:GID, names looked up in the sandbox's own
+                                 * /etc/passwd and /etc/group (as its root sees them); NULL: the sandbox's
+                                 * user */
+        bool tty;               /* a terminal of the sandbox's own (sandbox_exec_pty_fd()) */
+        const int *stdio;       /* stdin, stdout, stderr (not with TTY); NULL: ours */
+        uint64_t timeout_usec;  /* wall clock, 0: none */
+        int cancel_fd;          /* readable while the start waits: -ECANCELED; -EBADF: none */
+} SandboxExecOptions;
+
+/* Returns once the program has been executed, or says why it could not (status 125, 126 or 127, as a
+ * sandbox's start). */
+int sandbox_exec(Sandbox *s, const SandboxExecOptions *options, SandboxExec **ret_exec, SandboxError *ret_error);
+/* The program's host pid, and a pidfd that polls readable when it ended. */
+pid_t sandbox_exec_pid(const SandboxExec *e);
+int sandbox_exec_pidfd(const SandboxExec *e);
+/* With TTY: the pty master (owned by E), else -EBADF. */
+int sandbox_exec_pty_fd(const SandboxExec *e);
+int sandbox_exec_signal(SandboxExec *e, int sig);
+/* Enforce the timeout: kills the program's session when it is past. Returns the monotonic time (µs) at which
+ * to call again, 0 when there is nothing to watch. */
+uint64_t sandbox_exec_check_limits(SandboxExec *e);
+/* Kill every process of the program's session (the program, and what it started that stayed in its
+ * session), not waiting. */
+void sandbox_exec_kill(SandboxExec *e);
+/* Wait for the program to end (killing its session first if KILL) and collect the result: its status, wall
+ * clock, CPU time and largest resident set (of it and the children it waited for), whether the sandbox's
+ * memory bound ended it, whether forks failed at the pids bound while it ran; memory_peak is the sandbox's,
+ * disk_limit_hit whether the sandbox's disk bound was ever reached. */
+int sandbox_exec_collect(SandboxExec *e, bool kill, SandboxResult *ret_result);
+/* Kills and collects it if that was not done. Returns NULL. */
+SandboxExec *sandbox_exec_free(SandboxExec *e);

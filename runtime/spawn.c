@@ -70,6 +70,8 @@ static const char *const step_names[_STEP_MAX] = {
         [STEP_WORKDIR] = "change to the working directory",
         [STEP_SECCOMP] = "install the seccomp filter",
         [STEP_SESSION] = "leave the caller's session",
+        [STEP_JOIN] = "join the sandbox's namespaces",
+        [STEP_LOOKUP_USER] = "look the user up in the sandbox's /etc/passwd",
 };
 
 const char *child_step_to_string(ChildStep step) {
@@ -77,7 +79,7 @@ const char *child_step_to_string(ChildStep step) {
 }
 
 /* setresuid()/setresgid() for this process, which has one thread (see the top of the file). */
-static int raw_setresgid(gid_t gid) {
+int raw_setresgid(gid_t gid) {
 #ifdef SYS_setresgid32
         return (int) syscall(SYS_setresgid32, gid, gid, gid);
 #else
@@ -85,7 +87,7 @@ static int raw_setresgid(gid_t gid) {
 #endif
 }
 
-static int raw_setresuid(uid_t uid) {
+int raw_setresuid(uid_t uid) {
 #ifdef SYS_setresuid32
         return (int) syscall(SYS_setresuid32, uid, uid, uid);
 #else
@@ -107,23 +109,9 @@ static void sort_fds(int *fds, size_t n) {
                 }
 }
 
-/* The fd table came whole from the parent: in a daemon it holds other clients' connections and the
- * descriptors of other sandboxes being started (their union mounts, status sockets, pidfds). A copy
- * of another sandbox's detached union would keep its FUSE connection alive, a copy of its status
- * socket would hide its init's death. Close everything but stdio and what this sandbox needs. */
-static int close_other_fds(const ChildContext *c) {
-        int keep[7 + SPEC_MOUNTS_MAX];
-        size_t n = 0;
+int close_all_fds_but(int *keep, size_t n) {
         unsigned from = 3;
 
-        keep[n++] = c->status_fd;
-        for (size_t i = 0; i < 3; i++)
-                keep[n++] = c->stdio[i];
-        keep[n++] = c->union_fd;
-        keep[n++] = c->usr_fd;
-        keep[n++] = c->resolv_fd;
-        for (size_t i = 0; i < c->spec->n_binds && i < SPEC_MOUNTS_MAX; i++)
-                keep[n++] = c->binds[i].tree_fd;
         sort_fds(keep, n);
         for (size_t i = 0; i < n; i++) {
                 if (keep[i] < (int) from)
@@ -133,6 +121,25 @@ static int close_other_fds(const ChildContext *c) {
                 from = (unsigned) keep[i] + 1;
         }
         return RET_NERRNO((int) syscall(SYS_close_range, from, ~0U, 0U));
+}
+
+/* The fd table came whole from the parent: in a daemon it holds other clients' connections and the
+ * descriptors of other sandboxes being started (their union mounts, status sockets, pidfds). A copy
+ * of another sandbox's detached union would keep its FUSE connection alive, a copy of its status
+ * socket would hide its init's death. Close everything but stdio and what this sandbox needs. */
+static int close_other_fds(const ChildContext *c) {
+        int keep[7 + SPEC_MOUNTS_MAX];
+        size_t n = 0;
+
+        keep[n++] = c->status_fd;
+        for (size_t i = 0; i < 3; i++)
+                keep[n++] = c->stdio[i];
+        keep[n++] = c->union_fd;
+        keep[n++] = c->usr_fd;
+        keep[n++] = c->resolv_fd;
+        for (size_t i = 0; i < c->spec->n_binds && i < SPEC_MOUNTS_MAX; i++)
+                keep[n++] = c->binds[i].tree_fd;
+        return close_all_fds_but(keep, n);
 }
 
 static void send_message(int fd, const ChildMessage *m, int pass_fd) {
@@ -165,12 +172,6 @@ _Noreturn static void fail(const ChildContext *c, ChildStep step, int error, int
         send_message(c->status_fd, &m, -EBADF);
         _exit(SANDBOX_EXIT_SETUP);
 }
-
-/* The program's process reports a failure before execve() through a CLOEXEC pipe: (step, errno). */
-typedef struct ExecReport {
-        int32_t step;
-        int32_t error;
-} ExecReport;
 
 _Noreturn static void program_fail(int report_fd, ChildStep step, int error) {
         ExecReport rep = { .step = step, .error = error < 0 ? -error : error };
@@ -303,8 +304,8 @@ static int program_reset_oom_score(void) {
         return r;
 }
 
-_Noreturn static void program_run(const ChildContext *c, int report_fd, int gate_fd, int pty_master) {
-        const SandboxSpec *s = c->spec;
+/* The one set-up of a program's process, for the init's child and for sandbox_exec()'s (see runtime.h). */
+_Noreturn void program_run(const ProgramContext *p, int report_fd, int gate_fd) {
         sigset_t none;
         int r;
 
@@ -314,12 +315,17 @@ _Noreturn static void program_run(const ChildContext *c, int report_fd, int gate
                 if (sig != SIGKILL && sig != SIGSTOP)
                         (void) signal(sig, SIG_DFL);
 
-        if (pty_master >= 0) {
+        if (p->stdio) {
+                r = install_stdio(p->stdio);
+                if (r < 0)
+                        program_fail(report_fd, STEP_FORK, r);
+        }
+        if (p->pty_master >= 0) {
                 /* Its own session with the pty as controlling terminal: job control works. */
                 int slave;
                 if (setsid() < 0)
                         program_fail(report_fd, STEP_PTY, -errno);
-                slave = ioctl(pty_master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+                slave = ioctl(p->pty_master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
                 if (slave < 0 || ioctl(slave, TIOCSCTTY, 0) < 0)
                         program_fail(report_fd, STEP_PTY, -errno);
                 for (int i = 0; i < 3; i++)
@@ -327,7 +333,8 @@ _Noreturn static void program_run(const ChildContext *c, int report_fd, int gate
                                 program_fail(report_fd, STEP_PTY, -errno);
                 if (slave > 2)
                         close(slave);
-        }
+        } else if (p->new_session && setsid() < 0)
+                program_fail(report_fd, STEP_SESSION, -errno);
 
         /* The init is shielded from the OOM killer (oom_score_adj -1000, where the parent may set it);
          * the program must not inherit that, or a memory limit hit finds nothing to kill and the
@@ -338,22 +345,23 @@ _Noreturn static void program_run(const ChildContext *c, int report_fd, int gate
                 program_fail(report_fd, STEP_OOM_SCORE, r);
 
         /* Capabilities (docs/security.md): they act on this user namespace only, whose ids are all the
-         * sandbox's. Root inside keeps c->cap_permitted as permitted and effective (execve() gives root
+         * sandbox's. Root inside keeps p->cap_permitted as permitted and effective (execve() gives root
          * its bounding set, which is the same); another uid keeps what --cap-add named, as ambient
          * capabilities, across the id change (KEEPCAPS, which execve() clears). */
-        r = limit_bounding_set(c->cap_bounding);
+        r = limit_bounding_set(p->cap_bounding);
         if (r < 0)
                 program_fail(report_fd, STEP_CAPS, r);
-        if (c->cap_ambient && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        if (p->cap_ambient && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
                 program_fail(report_fd, STEP_CAPS, -errno);
-        if (raw_setresgid(s->gid) < 0 || raw_setresuid(s->uid) < 0)
+        if (raw_setresgid(p->gid) < 0 || raw_setresuid(p->uid) < 0)
                 program_fail(report_fd, STEP_USER, -errno);
-        r = set_capabilities(c->cap_permitted, c->cap_ambient);
+        r = set_capabilities(p->cap_permitted, p->cap_ambient);
         if (r < 0)
                 program_fail(report_fd, STEP_CAPS, r);
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 program_fail(report_fd, STEP_CAPS, -errno);
-        if (chdir(s->workdir ?: "/") < 0)
+        /* As the program's user: the working directory is resolved with its rights, in its root. */
+        if (chdir(p->workdir ?: "/") < 0)
                 program_fail(report_fd, STEP_WORKDIR, -errno);
 
         /* Nothing of ours reaches the program: every fd above stdio is closed by execve(). */
@@ -362,17 +370,19 @@ _Noreturn static void program_run(const ChildContext *c, int report_fd, int gate
 
         /* The init gives up its privileges first: the program never runs beside a privileged init.
          * EOF instead of the byte: the init died. */
-        char go;
-        if (read(gate_fd, &go, 1) != 1)
-                _exit(SANDBOX_EXIT_SETUP);
+        if (gate_fd >= 0) {
+                char go;
+                if (read(gate_fd, &go, 1) != 1)
+                        _exit(SANDBOX_EXIT_SETUP);
+        }
 
-        environ = c->envp; /* execvp() searches the PATH of the environment it runs in */
-        if (c->filter) {
-                r = filter_install(c->filter);
+        environ = (char **) p->envp; /* execvp() searches the PATH of the environment it runs in */
+        if (p->filter) {
+                r = filter_install(p->filter);
                 if (r < 0)
                         program_fail(report_fd, STEP_SECCOMP, r);
         }
-        execvp(s->argv[0], s->argv);
+        execvp(p->argv[0], p->argv);
 
         ExecReport rep = { .step = -1, .error = errno };
         (void) !write(report_fd, &rep, sizeof rep);
@@ -380,10 +390,12 @@ _Noreturn static void program_run(const ChildContext *c, int report_fd, int gate
 }
 
 /* Before the program may exec: the init keeps no privilege. It takes the program's ids, so that it
- * can still pass signals on without any capability. */
-static void init_drop_privileges(const ChildContext *c) {
+ * can still pass signals on without any capability (an idle init, which has no program, becomes root
+ * of the user namespace without capabilities: the programs sandbox_exec() starts never run beside a
+ * privileged init either). */
+static void init_drop_privileges(uid_t uid, gid_t gid) {
         (void) drop_bounding_set();
-        if (raw_setresgid(c->spec->gid) < 0 || raw_setresuid(c->spec->uid) < 0)
+        if (raw_setresgid(gid) < 0 || raw_setresuid(uid) < 0)
                 _exit(SANDBOX_EXIT_SETUP);
         if (clear_capabilities() < 0)
                 _exit(SANDBOX_EXIT_SETUP);
@@ -419,11 +431,14 @@ _Noreturn static void init_report_exit(const ChildContext *c, int status) {
         _exit(0);
 }
 
+/* MAIN_PID 0: an idle init (no program of its own); it only reaps, until it is killed. */
 _Noreturn static void init_loop(const ChildContext *c, pid_t main_pid, int sfd) {
+        bool attached = true;
+
         for (;;) {
                 struct pollfd p[2] = {
                         { .fd = sfd, .events = POLLIN },
-                        { .fd = c->status_fd, .events = POLLIN },
+                        { .fd = attached ? c->status_fd : -1, .events = POLLIN },
                 };
                 struct signalfd_siginfo si;
                 ssize_t n;
@@ -440,7 +455,12 @@ _Noreturn static void init_loop(const ChildContext *c, pid_t main_pid, int sfd) 
                          * has our uid and no capability, so none of them escapes it. */
                         if (n == 1 && req == CHILD_REQUEST_KILL)
                                 (void) kill(-1, SIGKILL);
-                        else if (n == 0)
+                        else if (n == 1 && req == CHILD_REQUEST_DETACH && main_pid == 0) {
+                                /* We outlive our creator (sandboxd restarting): whoever adopts the
+                                 * sandbox watches our pidfd, and kills our cgroup to end it. */
+                                (void) prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+                                attached = false;
+                        } else if (n == 0)
                                 _exit(SANDBOX_EXIT_SETUP); /* the parent is gone (PDEATHSIG follows) */
                 }
                 if (!(p[0].revents & POLLIN))
@@ -455,7 +475,7 @@ _Noreturn static void init_loop(const ChildContext *c, pid_t main_pid, int sfd) 
                         int status;
                         pid_t pid;
                         while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-                                if (pid == main_pid)
+                                if (main_pid > 0 && pid == main_pid)
                                         init_report_exit(c, status);
                         continue;
                 }
@@ -574,7 +594,7 @@ _Noreturn void child_run(const ChildContext *c) {
                         fail(c, STEP_LOOPBACK, r, 0);
         }
 
-        if (s->tty) {
+        if (s->tty && !c->idle) {
                 pty_master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
                 int unlock = 0;
                 if (pty_master < 0 || ioctl(pty_master, TIOCSPTLCK, &unlock) < 0)
@@ -588,19 +608,42 @@ _Noreturn void child_run(const ChildContext *c) {
         if (unshare(CLONE_NEWCGROUP) < 0)
                 fail(c, STEP_CGROUP_NS, -errno, 0);
 
+        if (c->idle) {
+                ChildMessage m = { .type = CHILD_STARTED };
+                init_drop_privileges(0, 0);
+                send_message(c->status_fd, &m, -EBADF);
+                init_close_fds(c);
+                sfd = signalfd(-1, &all, SFD_CLOEXEC);
+                if (sfd < 0)
+                        _exit(SANDBOX_EXIT_SETUP);
+                init_loop(c, 0, sfd);
+        }
+
         if (pipe2(report, O_CLOEXEC) < 0 || pipe2(gate, O_CLOEXEC) < 0)
                 fail(c, STEP_FORK, -errno, 0);
         pid = raw_fork();
         if (pid < 0)
                 fail(c, STEP_FORK, -errno, 0);
         if (pid == 0) {
+                const ProgramContext p = {
+                        .argv = s->argv,
+                        .envp = c->envp,
+                        .uid = s->uid,
+                        .gid = s->gid,
+                        .workdir = s->workdir,
+                        .filter = c->filter,
+                        .cap_bounding = c->cap_bounding,
+                        .cap_permitted = c->cap_permitted,
+                        .cap_ambient = c->cap_ambient,
+                        .pty_master = pty_master,
+                };
                 close(report[0]);
                 close(gate[1]);
-                program_run(c, report[1], gate[0], pty_master);
+                program_run(&p, report[1], gate[0]);
         }
         close(report[1]);
         close(gate[0]);
-        init_drop_privileges(c);
+        init_drop_privileges(s->uid, s->gid);
         /* EPIPE (SIGPIPE is blocked): the program failed its set-up and the report says why. */
         (void) !write(gate[1], "x", 1);
         close(gate[1]);
