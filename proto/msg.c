@@ -34,7 +34,33 @@ static const char *const type_names[_MSG_TYPE_MAX] = {
         [MSG_ERROR] = "ERROR",
         [MSG_OK] = "OK",
         [MSG_BIND_FDS] = "BIND_FDS",
+        [MSG_CREATE] = "CREATE",
+        [MSG_CREATED] = "CREATED",
+        [MSG_STOP] = "STOP",
+        [MSG_RM] = "RM",
+        [MSG_PAUSE] = "PAUSE",
+        [MSG_RESUME] = "RESUME",
 };
+
+static const char *const state_names[_MSG_STATE_MAX] = {
+        [MSG_STATE_RUNNING] = "running",
+        [MSG_STATE_PAUSED] = "paused",
+        [MSG_STATE_STOPPING] = "stopping",
+        [MSG_STATE_STOPPED] = "stopped",
+};
+
+const char *msg_state_to_string(MsgState st) {
+        return st >= 0 && st < _MSG_STATE_MAX ? state_names[st] : NULL;
+}
+
+static const char *const kind_names[_MSG_KIND_MAX] = {
+        [MSG_KIND_EXEC] = "exec",
+        [MSG_KIND_CREATED] = "created",
+};
+
+const char *msg_kind_to_string(MsgKind k) {
+        return k >= 0 && k < _MSG_KIND_MAX ? kind_names[k] : NULL;
+}
 
 const char *msg_type_to_string(int type) {
         return type > 0 && type < _MSG_TYPE_MAX ? type_names[type] : NULL;
@@ -59,6 +85,27 @@ bool msg_id_is_valid(const char *id) {
         return true;
 }
 
+bool msg_name_is_valid(const char *name) {
+        size_t n;
+
+        if (!name)
+                return false;
+        n = strnlen(name, MSG_NAME_MAX + 1);
+        if (n == 0 || n > MSG_NAME_MAX || msg_id_is_valid(name))
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = name[i];
+                bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+                if (!alnum && (i == 0 || !strchr("_.-", c)))
+                        return false;
+        }
+        return true;
+}
+
+bool msg_target_is_valid(const char *target) {
+        return msg_id_is_valid(target) || msg_name_is_valid(target);
+}
+
 static int fail(const char **ret_error, int r, const char *message) {
         assert(r < 0);
         if (ret_error)
@@ -76,6 +123,8 @@ typedef enum FieldKind {
         KIND_CHARS,     /* char[SIZE]: a string of at most SIZE-1 bytes */
         KIND_ID,        /* char[MSG_ID_LENGTH + 1]: exactly 16 lowercase hex digits */
         KIND_STRING,    /* char *: a string of at most SIZE bytes (NULL when absent) */
+        KIND_NAME,      /* char[MSG_NAME_MAX + 1]: a sandbox's name (msg_name_is_valid), "" when absent */
+        KIND_TARGET,    /* char[MSG_TARGET_MAX + 1]: an id or a name */
 } FieldKind;
 
 typedef struct Field {
@@ -98,6 +147,8 @@ typedef struct Field {
 #define F_CHARS(t, type, m, req, err) { t, KIND_CHARS, req, offsetof(type, m), MEMBER_SIZE(type, m), 0, 0, err }
 #define F_ID(t, type, m, err) { t, KIND_ID, true, offsetof(type, m), MEMBER_SIZE(type, m), 0, 0, err }
 #define F_STRING(t, type, m, req, max, err) { t, KIND_STRING, req, offsetof(type, m), max, 0, 0, err }
+#define F_NAME(t, type, m, req, err) { t, KIND_NAME, req, offsetof(type, m), MEMBER_SIZE(type, m), 0, 0, err }
+#define F_TARGET(t, type, m, err) { t, KIND_TARGET, true, offsetof(type, m), MEMBER_SIZE(type, m), 0, 0, err }
 
 static void *member(void *base, const Field *d) {
         return (uint8_t *) base + d->offset;
@@ -172,6 +223,18 @@ static int decode_one(const Field *d, const WireField *w, void *out) {
                         return r;
                 free(*(char **) p);
                 *(char **) p = s;
+                return 0;
+        }
+        case KIND_NAME:
+        case KIND_TARGET: {
+                char v[MSG_TARGET_MAX + 1];
+                assert(d->size <= sizeof v);
+                r = wire_field_copy_string(w, v, d->size);
+                if (r < 0)
+                        return r;
+                if (d->kind == KIND_NAME ? !msg_name_is_valid(v) : !msg_target_is_valid(v))
+                        return -EBADMSG;
+                memcpy(p, v, strlen(v) + 1);
                 return 0;
         }
         }
@@ -347,6 +410,15 @@ static int encode_one(WireBuffer *b, const Field *d, const void *in) {
                         return d->required ? -EINVAL : 0;
                 return wire_put_string_max(b, d->tag, s, d->size);
         }
+        case KIND_NAME:
+        case KIND_TARGET: {
+                const char *s = p;
+                if (!d->required && s[0] == '\0')
+                        return 0;
+                if (d->kind == KIND_NAME ? !msg_name_is_valid(s) : !msg_target_is_valid(s))
+                        return -EINVAL;
+                return wire_put_string(b, d->tag, s);
+        }
         }
         assert(false);
         return -EINVAL;
@@ -503,6 +575,10 @@ static const Field rlimit_fields[] = {
 
 typedef struct ExecState {
         size_t argv_allocated, env_allocated, layers_allocated, binds_allocated, tmpfs_allocated;
+        /* EXEC's and CREATE's own fields (version 4), where the message has them (else NULL). */
+        char *in;                       /* EXEC: [MSG_TARGET_MAX + 1] */
+        MsgCreate *create;              /* CREATE */
+        uint32_t seen;                  /* which of them came: a second one is malformed */
 } ExecState;
 
 /* Grow *V (of *N used, *ALLOCATED slots) for one more element and a NULL terminator. */
@@ -616,16 +692,63 @@ static int exec_other(void *out, const WireField *w, void *userdata, const char 
                 s->publish[s->n_publish++] = p;
                 return 1;
         }
+        case MSG_EXEC_IN: {
+                char v[MSG_TARGET_MAX + 1];
+                if (!st->in)
+                        return 0;
+                if (st->seen & (1u << 0))
+                        return fail(ret_error, -EBADMSG, "EXEC: in is repeated");
+                st->seen |= 1u << 0;
+                r = wire_field_copy_string(w, v, sizeof v);
+                if (r < 0 || !msg_target_is_valid(v))
+                        return fail(ret_error, r == -EMSGSIZE ? r : -EBADMSG,
+                                    "EXEC: in is not a sandbox id (16 lowercase hex digits) or name (1-63 letters, "
+                                    "digits, '_', '.' or '-', starting with a letter or digit)");
+                memcpy(st->in, v, strlen(v) + 1);
+                return 1;
+        }
+        case MSG_CREATE_NAME: {
+                char v[MSG_NAME_MAX + 1];
+                if (!st->create)
+                        return 0;
+                if (st->seen & (1u << 1))
+                        return fail(ret_error, -EBADMSG, "CREATE: name is repeated");
+                st->seen |= 1u << 1;
+                r = wire_field_copy_string(w, v, sizeof v);
+                if (r < 0 || !msg_name_is_valid(v))
+                        return fail(ret_error, r == -EMSGSIZE ? r : -EBADMSG,
+                                    "CREATE: name is not 1-63 letters, digits, '_', '.' or '-' starting with a "
+                                    "letter or digit (and not 16 hex digits, which is an id)");
+                memcpy(st->create->name, v, strlen(v) + 1);
+                return 1;
+        }
+        case MSG_CREATE_TTL_USEC:
+        case MSG_CREATE_IDLE_TTL_USEC: {
+                bool ttl = w->tag == MSG_CREATE_TTL_USEC;
+                uint32_t bit = ttl ? 1u << 2 : 1u << 3;
+                uint64_t v;
+                if (!st->create)
+                        return 0;
+                if ((st->seen & bit) || wire_field_get_u64(w, &v) < 0 || v > MSG_TTL_MAX_USEC)
+                        return fail(ret_error, -EBADMSG, ttl ? "CREATE: ttl_usec is repeated, not a u64 or above a year"
+                                                             : "CREATE: idle_ttl_usec is repeated, not a u64 or above a "
+                                                               "year");
+                st->seen |= bit;
+                *(ttl ? &st->create->ttl_usec : &st->create->idle_ttl_usec) = v;
+                return 1;
+        }
         default:
                 return 0;
         }
 }
 
-int msg_exec_encode(const SandboxSpec *s, WireBuffer *b) {
+/* The spec's fields (without descriptors). */
+static int encode_spec(const SandboxSpec *s, WireBuffer *b, bool need_command) {
         int r;
 
         assert_return(s && b, -EINVAL);
-        if ((s->n_argv == 0 && !s->image_ref) || s->n_argv > SPEC_ARGS_MAX || (s->n_argv > 0 && !s->argv) ||
+        if ((s->n_argv == 0 && !s->image_ref && need_command) || s->n_argv > SPEC_ARGS_MAX ||
+            (s->n_argv > 0 && !s->argv) ||
             s->n_env > SPEC_ENV_MAX ||
             s->n_layers > SPEC_LAYERS_MAX || s->n_binds > SPEC_MOUNTS_MAX || s->n_tmpfs > SPEC_MOUNTS_MAX ||
             s->n_rlimits > SPEC_RLIMITS_MAX || s->n_publish > SPEC_PUBLISH_MAX)
@@ -676,9 +799,45 @@ int msg_exec_encode(const SandboxSpec *s, WireBuffer *b) {
         return 0;
 }
 
+int msg_exec_encode(const SandboxSpec *s, WireBuffer *b) {
+        return encode_spec(s, b, true);
+}
+
+int msg_exec_in_encode(const SandboxSpec *s, const char *in, WireBuffer *b) {
+        int r;
+
+        assert_return(s && in && b, -EINVAL);
+        if (!msg_target_is_valid(in))
+                return -EINVAL;
+        r = encode_spec(s, b, true);
+        if (r < 0)
+                return r;
+        return wire_put_string(b, MSG_EXEC_IN, in);
+}
+
+int msg_spec_encode(const SandboxSpec *s, WireBuffer *b) {
+        return encode_spec(s, b, false);
+}
+
+/* A spec that says only what one program of a sandbox that exists may say (EXEC with in). */
+static bool spec_is_program_only(const SandboxSpec *s) {
+        SandboxSpec only = *s;
+
+        only.argv = NULL;
+        only.n_argv = 0;
+        only.env = NULL;
+        only.n_env = 0;
+        only.workdir = NULL;
+        only.user = NULL;
+        only.tty = false;
+        only.timeout_usec = 0;
+        return memcmp(&only, &(SandboxSpec) {}, sizeof only) == 0;
+}
+
 int msg_exec_decode(WireFrame *f, MsgExec *ret, const char **ret_error) {
         _cleanup_(spec_done) SandboxSpec s = {};
-        ExecState st = {};
+        char in[MSG_TARGET_MAX + 1] = "";
+        ExecState st = { .in = in };
         size_t want_fds;
         int r;
 
@@ -689,23 +848,204 @@ int msg_exec_decode(WireFrame *f, MsgExec *ret, const char **ret_error) {
                          "EXEC has an unknown field", ret_error);
         if (r < 0)
                 return r;
-        if (s.n_argv == 0 && !s.image_ref)
+        if (s.n_argv == 0 && (!s.image_ref || in[0]))
                 return fail(ret_error, -EBADMSG,
                             "EXEC: argv is missing (it may be left out only with an image_ref)");
+        if (in[0] && !spec_is_program_only(&s))
+                return fail(ret_error, -EBADMSG,
+                            "EXEC with in: only argv, env, workdir, user, tty and timeout_usec may be given (the "
+                            "sandbox has the rest)");
         want_fds = s.tty ? 0 : 3;
         if (f->n_fds != want_fds)
                 return fail(ret_error, -EBADMSG,
                             s.tty ? "EXEC with a tty carries no file descriptors"
                                   : "EXEC without a tty needs exactly 3 file descriptors (stdin, stdout, stderr)");
-        r = spec_validate(&s, ret_error);
+        r = spec_validate_flags(&s, in[0] ? SPEC_VALIDATE_EXEC_IN : 0, ret_error);
         if (r < 0)
                 return r;
 
         *ret = (MsgExec) { .spec = s, .stdio = { -EBADF, -EBADF, -EBADF } };
+        memcpy(ret->in, in, sizeof in);
         s = (SandboxSpec) {};
         for (size_t i = 0; i < want_fds; i++)
                 ret->stdio[i] = wire_frame_take_fd(f, i);
         f->n_fds = 0;
+        return 0;
+}
+
+int msg_spec_decode(const void *data, size_t size, unsigned flags, SandboxSpec *ret, const char **ret_error) {
+        _cleanup_(spec_done) SandboxSpec s = {};
+        ExecState st = {};
+        WireReader rd;
+        int r;
+
+        assert_return(data || size == 0, -EINVAL);
+        assert_return(ret, -EINVAL);
+        wire_reader_init(&rd, data, size);
+        r = decode_fields(&rd, exec_fields, ELEMENTSOF(exec_fields), &s, exec_other, &st, "a spec has an unknown field",
+                          ret_error);
+        if (r < 0)
+                return r;
+        r = spec_validate_flags(&s, flags, ret_error);
+        if (r < 0)
+                return r;
+        *ret = s;
+        s = (SandboxSpec) {};
+        return 0;
+}
+
+/* ---- CREATE, CREATED ---- */
+
+int msg_create_encode(const MsgCreate *m, WireBuffer *b) {
+        int r;
+
+        assert_return(m && b, -EINVAL);
+        if (m->spec.n_argv > 0 || m->spec.tty || m->spec.timeout_usec || m->spec.cpu_time_usec ||
+            m->ttl_usec > MSG_TTL_MAX_USEC || m->idle_ttl_usec > MSG_TTL_MAX_USEC ||
+            (m->name[0] && !msg_name_is_valid(m->name)))
+                return -EINVAL;
+        r = encode_spec(&m->spec, b, false);
+        if (r >= 0 && m->name[0])
+                r = wire_put_string(b, MSG_CREATE_NAME, m->name);
+        if (r >= 0 && m->ttl_usec)
+                r = wire_put_u64(b, MSG_CREATE_TTL_USEC, m->ttl_usec);
+        if (r >= 0 && m->idle_ttl_usec)
+                r = wire_put_u64(b, MSG_CREATE_IDLE_TTL_USEC, m->idle_ttl_usec);
+        return r;
+}
+
+int msg_create_decode(WireFrame *f, MsgCreate *ret, const char **ret_error) {
+        _cleanup_(msg_create_done) MsgCreate m = {};
+        ExecState st = { .create = &m };
+        int r;
+
+        assert_return(f && f->type == MSG_CREATE && ret, -EINVAL);
+        r = decode_frame(f, 0, exec_fields, ELEMENTSOF(exec_fields), &m.spec, exec_other, &st,
+                         "CREATE has an unknown field", ret_error);
+        if (r < 0)
+                return r;
+        if (m.spec.n_argv > 0 || m.spec.tty || m.spec.timeout_usec || m.spec.cpu_time_usec)
+                return fail(ret_error, -EBADMSG,
+                            "CREATE: a sandbox without a program of its own takes no argv, tty, timeout_usec or "
+                            "cpu_time_usec (they are each exec's)");
+        r = spec_validate_flags(&m.spec, SPEC_VALIDATE_NO_COMMAND, ret_error);
+        if (r < 0)
+                return r;
+        *ret = m;
+        m = (MsgCreate) {};
+        return 0;
+}
+
+void msg_create_done(MsgCreate *m) {
+        if (m)
+                spec_done(&m->spec);
+}
+
+static const Field created_fields[] = {
+        F_ID(MSG_CREATED_ID, MsgCreated, id, "CREATED: id is missing, repeated or not 16 lowercase hex digits"),
+        F_NAME(MSG_CREATED_NAME, MsgCreated, name, false, "CREATED: name is repeated or not a sandbox name"),
+};
+
+int msg_created_encode(const MsgCreated *m, WireBuffer *b) {
+        assert_return(m && b, -EINVAL);
+        wire_buffer_reset(b);
+        return encode_fields(b, created_fields, ELEMENTSOF(created_fields), m);
+}
+
+int msg_created_decode(WireFrame *f, MsgCreated *ret, const char **ret_error) {
+        MsgCreated m = {};
+        int r;
+
+        assert_return(f && f->type == MSG_CREATED && ret, -EINVAL);
+        r = decode_frame(f, 0, created_fields, ELEMENTSOF(created_fields), &m, NULL, NULL,
+                         "CREATED has an unknown field", ret_error);
+        if (r < 0)
+                return r;
+        *ret = m;
+        return 0;
+}
+
+/* ---- STOP, RM, PAUSE, RESUME ---- */
+
+#define TARGET_ERROR(T) \
+        T ": target is missing, repeated, or not a sandbox id (16 lowercase hex digits) or name (1-63 letters, " \
+          "digits, '_', '.' or '-', starting with a letter or digit)"
+
+static const Field stop_fields[] = {
+        F_TARGET(MSG_TARGET_TARGET, MsgTarget, target, TARGET_ERROR("STOP")),
+        F_U64(MSG_STOP_TIMEOUT_USEC, MsgTarget, timeout_usec, false, "STOP: timeout_usec is repeated or not a u64"),
+};
+
+static const Field rm_fields[] = {
+        F_TARGET(MSG_TARGET_TARGET, MsgTarget, target, TARGET_ERROR("RM")),
+        F_BOOL(MSG_RM_FORCE, MsgTarget, force, false, "RM: force is repeated or not 0 or 1"),
+};
+
+static const Field pause_fields[] = {
+        F_TARGET(MSG_TARGET_TARGET, MsgTarget, target, TARGET_ERROR("PAUSE")),
+};
+
+static const Field resume_fields[] = {
+        F_TARGET(MSG_TARGET_TARGET, MsgTarget, target, TARGET_ERROR("RESUME")),
+};
+
+static int target_fields(int type, const Field **ret, size_t *ret_n, const char **ret_unknown) {
+        switch (type) {
+        case MSG_STOP:
+                *ret = stop_fields;
+                *ret_n = ELEMENTSOF(stop_fields);
+                *ret_unknown = "STOP has an unknown field";
+                return 0;
+        case MSG_RM:
+                *ret = rm_fields;
+                *ret_n = ELEMENTSOF(rm_fields);
+                *ret_unknown = "RM has an unknown field";
+                return 0;
+        case MSG_PAUSE:
+                *ret = pause_fields;
+                *ret_n = ELEMENTSOF(pause_fields);
+                *ret_unknown = "PAUSE has an unknown field";
+                return 0;
+        case MSG_RESUME:
+                *ret = resume_fields;
+                *ret_n = ELEMENTSOF(resume_fields);
+                *ret_unknown = "RESUME has an unknown field";
+                return 0;
+        default:
+                return -EINVAL;
+        }
+}
+
+int msg_target_encode(MsgType type, const MsgTarget *m, WireBuffer *b) {
+        const Field *fields;
+        const char *unknown;
+        size_t n;
+
+        assert_return(m && b, -EINVAL);
+        if (target_fields(type, &fields, &n, &unknown) < 0)
+                return -EINVAL;
+        if ((type != MSG_STOP && m->timeout_usec) || (type != MSG_RM && m->force) || m->timeout_usec > MSG_TTL_MAX_USEC)
+                return -EINVAL;
+        wire_buffer_reset(b);
+        return encode_fields(b, fields, n, m);
+}
+
+int msg_target_decode(WireFrame *f, MsgTarget *ret, const char **ret_error) {
+        MsgTarget m = {};
+        const Field *fields;
+        const char *unknown;
+        size_t n;
+        int r;
+
+        assert_return(f && ret, -EINVAL);
+        if (target_fields(f->type, &fields, &n, &unknown) < 0)
+                return -EINVAL;
+        r = decode_frame(f, 0, fields, n, &m, NULL, NULL, unknown, ret_error);
+        if (r < 0)
+                return r;
+        if (m.timeout_usec > MSG_TTL_MAX_USEC)
+                return fail(ret_error, -EBADMSG, "STOP: timeout_usec is above a year");
+        *ret = m;
         return 0;
 }
 
@@ -876,13 +1216,39 @@ static const Field entry_fields[] = {
              "LIST_REPLY: an entry's id is missing, repeated or not 16 lowercase hex digits"),
         F_U32(MSG_ENTRY_UID, MsgListEntry, uid, true, 0, UINT32_MAX,
               "LIST_REPLY: an entry's uid is missing, repeated or not a u32"),
-        F_U32(MSG_ENTRY_PID, MsgListEntry, pid, true, 1, INT32_MAX,
-              "LIST_REPLY: an entry's pid is missing, repeated or not 1..2^31-1"),
+        F_U32(MSG_ENTRY_PID, MsgListEntry, pid, false, 0, INT32_MAX,
+              "LIST_REPLY: an entry's pid is repeated or not 0..2^31-1"),
         F_STRING(MSG_ENTRY_COMMAND, MsgListEntry, command, true, MSG_COMMAND_MAX,
                  "LIST_REPLY: an entry's command is missing, repeated, longer than 4096 bytes or contains NUL"),
         F_U64(MSG_ENTRY_STARTED_USEC, MsgListEntry, started_usec, true,
               "LIST_REPLY: an entry's started_usec is missing, repeated or not a u64"),
+        F_NAME(MSG_ENTRY_NAME, MsgListEntry, name, false, "LIST_REPLY: an entry's name is repeated or not a name"),
+        F_U32(MSG_ENTRY_KIND, MsgListEntry, kind, false, 0, _MSG_KIND_MAX - 1,
+              "LIST_REPLY: an entry's kind is repeated or not 0..1"),
+        F_U32(MSG_ENTRY_STATE, MsgListEntry, state, false, 0, _MSG_STATE_MAX - 1,
+              "LIST_REPLY: an entry's state is repeated or not 0..3"),
+        F_STRING(MSG_ENTRY_IMAGE, MsgListEntry, image, false, MSG_IMAGE_MAX,
+                 "LIST_REPLY: an entry's image is repeated, longer than 4096 bytes or contains NUL"),
+        F_U64(MSG_ENTRY_MEMORY_BYTES, MsgListEntry, memory_bytes, false,
+              "LIST_REPLY: an entry's memory_bytes is repeated or not a u64"),
+        F_U64(MSG_ENTRY_MEMORY_MAX, MsgListEntry, memory_max, false,
+              "LIST_REPLY: an entry's memory_max is repeated or not a u64"),
+        F_U64(MSG_ENTRY_CPU_USEC, MsgListEntry, cpu_usec, false,
+              "LIST_REPLY: an entry's cpu_usec is repeated or not a u64"),
+        F_U64(MSG_ENTRY_DISK_BYTES, MsgListEntry, disk_bytes, false,
+              "LIST_REPLY: an entry's disk_bytes is repeated or not a u64"),
+        F_U64(MSG_ENTRY_DISK_MAX, MsgListEntry, disk_max, false,
+              "LIST_REPLY: an entry's disk_max is repeated or not a u64"),
+        F_U32(MSG_ENTRY_EXECS, MsgListEntry, execs, false, 0, UINT32_MAX,
+              "LIST_REPLY: an entry's execs is repeated or not a u32"),
+        F_U64(MSG_ENTRY_EXPIRES_USEC, MsgListEntry, expires_usec, false,
+              "LIST_REPLY: an entry's expires_usec is repeated or not a u64"),
+        F_U64(MSG_ENTRY_IDLE_TTL_USEC, MsgListEntry, idle_ttl_usec, false,
+              "LIST_REPLY: an entry's idle_ttl_usec is repeated or not a u64"),
 };
+
+/* What a client of VERSION < 4 is sent of an entry: the first five fields. */
+#define ENTRY_FIELDS_V3 5
 
 typedef struct ListState {
         size_t allocated;
@@ -905,6 +1271,7 @@ static int list_reply_other(void *out, const WireField *w, void *userdata, const
         r = grow((void **) &m->entries, &st->allocated, m->n_entries + 1, sizeof(MsgListEntry));
         if (r < 0) {
                 free(e.command);
+                free(e.image);
                 return fail(ret_error, r, "out of memory");
         }
         m->entries[m->n_entries++] = e;
@@ -914,13 +1281,19 @@ static int list_reply_other(void *out, const WireField *w, void *userdata, const
 void msg_list_reply_done(MsgListReply *m) {
         if (!m)
                 return;
-        for (size_t i = 0; i < m->n_entries; i++)
+        for (size_t i = 0; i < m->n_entries; i++) {
                 free(m->entries[i].command);
+                free(m->entries[i].image);
+        }
         free(m->entries);
         *m = (MsgListReply) {};
 }
 
 int msg_list_reply_encode(const MsgListReply *m, WireBuffer *b) {
+        return msg_list_reply_encode_version(m, MSG_PROTOCOL_VERSION, b);
+}
+
+int msg_list_reply_encode_version(const MsgListReply *m, uint32_t version, WireBuffer *b) {
         int r;
 
         assert_return(m && b, -EINVAL);
@@ -928,7 +1301,11 @@ int msg_list_reply_encode(const MsgListReply *m, WireBuffer *b) {
                 return -EINVAL;
         wire_buffer_reset(b);
         for (size_t i = 0; i < m->n_entries; i++) {
-                r = encode_nested(b, MSG_LIST_REPLY_ENTRY, entry_fields, ELEMENTSOF(entry_fields), &m->entries[i]);
+                /* A client before version 4 requires pid, and knows none of the later fields. */
+                if (version < 4 && m->entries[i].pid == 0)
+                        return -EINVAL;
+                r = encode_nested(b, MSG_LIST_REPLY_ENTRY, entry_fields,
+                                  version < 4 ? ENTRY_FIELDS_V3 : ELEMENTSOF(entry_fields), &m->entries[i]);
                 if (r < 0)
                         return r;
         }

@@ -28,7 +28,7 @@
 #include "spec.h"
 #include "wire.h"
 
-#define MSG_PROTOCOL_VERSION 3       /* the newest message-level version this code speaks */
+#define MSG_PROTOCOL_VERSION 4       /* the newest message-level version this code speaks */
 #define MSG_PROTOCOL_VERSION_MIN 1   /* the oldest */
 #define MSG_VERSION_STRING_MAX 64    /* client_version, daemon_version */
 #define MSG_ID_LENGTH 16             /* sandbox ids: exactly 16 lowercase hex digits */
@@ -37,6 +37,10 @@
 #define MSG_LIST_ENTRIES_MAX 4096
 #define MSG_SIGNAL_MAX 64            /* _NSIG - 1 */
 #define MSG_STATUS_MAX 255           /* exit statuses */
+#define MSG_NAME_MAX 63              /* a created sandbox's name: [A-Za-z0-9][A-Za-z0-9_.-]*, not an id */
+#define MSG_TARGET_MAX 64            /* an id or a name */
+#define MSG_IMAGE_MAX 4096           /* LIST_REPLY image: a reference, an image ID, a directory or "host" */
+#define MSG_TTL_MAX_USEC (UINT64_C(365) * 24 * 3600 * 1000000) /* ttl, idle_ttl, a stop's grace: a year */
 
 typedef enum MsgType {
         MSG_HELLO = 1,
@@ -52,6 +56,12 @@ typedef enum MsgType {
         MSG_ERROR = 11,
         MSG_OK = 12,
         MSG_BIND_FDS = 13,      /* version 3 */
+        MSG_CREATE = 14,        /* version 4 */
+        MSG_CREATED = 15,       /* version 4 */
+        MSG_STOP = 16,          /* version 4 */
+        MSG_RM = 17,            /* version 4 */
+        MSG_PAUSE = 18,         /* version 4 */
+        MSG_RESUME = 19,        /* version 4 */
         _MSG_TYPE_MAX,
         _MSG_TYPE_INVALID = -EINVAL,
 } MsgType;
@@ -99,6 +109,11 @@ enum {
         MSG_EXEC_USER = 26,             /* string < SPEC_USER_MAX (version 3) */
         MSG_EXEC_CAP_ADD = 27,          /* u64, a capability mask within SPEC_CAPS_ALL (version 3) */
         MSG_EXEC_CAP_DROP = 28,         /* u64, the same (version 3) */
+        MSG_EXEC_IN = 29,               /* string, an id or a name: run in that created sandbox (version 4) */
+        /* CREATE: tags 1..28 as EXEC's (but argv, tty, timeout_usec, cpu_time_usec), and these: */
+        MSG_CREATE_NAME = 30,           /* string <= MSG_NAME_MAX (version 4) */
+        MSG_CREATE_TTL_USEC = 31,       /* u64 <= MSG_TTL_MAX_USEC, 0: none (version 4) */
+        MSG_CREATE_IDLE_TTL_USEC = 32,  /* u64 <= MSG_TTL_MAX_USEC, 0: none (version 4) */
 };
 enum {
         MSG_BIND_SOURCE = 1,            /* string, required */
@@ -153,9 +168,30 @@ enum {
 enum {
         MSG_ENTRY_ID = 1,               /* string, 16 lowercase hex, required */
         MSG_ENTRY_UID = 2,              /* u32, required */
-        MSG_ENTRY_PID = 3,              /* u32 >= 1, required */
+        MSG_ENTRY_PID = 3,              /* u32 < 2^31; 0 (or absent): none, a stopped sandbox (version 4) */
         MSG_ENTRY_COMMAND = 4,          /* string <= 4096, required */
         MSG_ENTRY_STARTED_USEC = 5,     /* u64, required */
+        MSG_ENTRY_NAME = 6,             /* string <= MSG_NAME_MAX (version 4) */
+        MSG_ENTRY_KIND = 7,             /* u32 MsgKind (version 4) */
+        MSG_ENTRY_STATE = 8,            /* u32 MsgState (version 4) */
+        MSG_ENTRY_IMAGE = 9,            /* string <= MSG_IMAGE_MAX (version 4) */
+        MSG_ENTRY_MEMORY_BYTES = 10,    /* u64: in use now (version 4) */
+        MSG_ENTRY_MEMORY_MAX = 11,      /* u64: its bound, UINT64_MAX none (version 4) */
+        MSG_ENTRY_CPU_USEC = 12,        /* u64: CPU time so far (version 4) */
+        MSG_ENTRY_DISK_BYTES = 13,      /* u64: what it added to its upper (version 4) */
+        MSG_ENTRY_DISK_MAX = 14,        /* u64: its bound, UINT64_MAX none (version 4) */
+        MSG_ENTRY_EXECS = 15,           /* u32: exec --in programs running (version 4) */
+        MSG_ENTRY_EXPIRES_USEC = 16,    /* u64: CLOCK_REALTIME end of its ttl, 0 none (version 4) */
+        MSG_ENTRY_IDLE_TTL_USEC = 17,   /* u64: its idle ttl, 0 none (version 4) */
+};
+enum {
+        MSG_CREATED_ID = 1,             /* string, 16 lowercase hex, required */
+        MSG_CREATED_NAME = 2,           /* string <= MSG_NAME_MAX, default "" */
+};
+enum {
+        MSG_TARGET_TARGET = 1,          /* string: an id or a name, required (STOP, RM, PAUSE, RESUME) */
+        MSG_STOP_TIMEOUT_USEC = 2,      /* STOP: u64 <= MSG_TTL_MAX_USEC, SIGTERM to SIGKILL, default 10 s */
+        MSG_RM_FORCE = 2,               /* RM: bool, end it if it runs */
 };
 enum {
         MSG_KILL_ID = 1,                /* string, 16 lowercase hex, required */
@@ -166,6 +202,26 @@ enum {
         MSG_ERROR_ERROR = 2,            /* i32 >= 0 (positive errno), default 0 */
         MSG_ERROR_MESSAGE = 3,          /* string <= 1024, default "" */
 };
+
+/* LIST_REPLY: what an entry is, and its state. */
+typedef enum MsgKind {
+        MSG_KIND_EXEC = 0,              /* a one-shot sandbox of EXEC, living as long as its connection */
+        MSG_KIND_CREATED = 1,           /* made by CREATE */
+        _MSG_KIND_MAX,
+        _MSG_KIND_INVALID = -EINVAL,
+} MsgKind;
+
+typedef enum MsgState {
+        MSG_STATE_RUNNING = 0,
+        MSG_STATE_PAUSED = 1,
+        MSG_STATE_STOPPING = 2,         /* stop or rm -f under way */
+        MSG_STATE_STOPPED = 3,          /* nothing runs; its record stays until rm or its ttl */
+        _MSG_STATE_MAX,
+        _MSG_STATE_INVALID = -EINVAL,
+} MsgState;
+
+const char *msg_state_to_string(MsgState s);
+const char *msg_kind_to_string(MsgKind k);
 
 typedef enum MsgLimit {
         MSG_LIMIT_NONE = 0,
@@ -186,11 +242,35 @@ typedef struct MsgHelloReply {
         char daemon_version[MSG_VERSION_STRING_MAX + 1];
 } MsgHelloReply;
 
-/* EXEC as received: the spec, and stdin/stdout/stderr (all -EBADF when spec.tty). */
+/* EXEC as received: the spec, and stdin/stdout/stderr (all -EBADF when spec.tty). With IN (version 4) the
+ * program runs in that created sandbox, and the spec holds only argv, env, workdir, user, tty and
+ * timeout_usec (user may then name a user without an image: the sandbox's /etc/passwd says who). */
 typedef struct MsgExec {
         SandboxSpec spec;
         int stdio[3];
+        char in[MSG_TARGET_MAX + 1];    /* "" unless version 4's exec --in */
 } MsgExec;
+
+/* CREATE (version 4): a sandbox without a program of its own; no descriptors (bind sources come in
+ * BIND_FDS before it). */
+typedef struct MsgCreate {
+        SandboxSpec spec;
+        char name[MSG_NAME_MAX + 1];
+        uint64_t ttl_usec;              /* 0: none (the daemon may cap it) */
+        uint64_t idle_ttl_usec;         /* 0: none */
+} MsgCreate;
+
+typedef struct MsgCreated {
+        char id[MSG_ID_LENGTH + 1];
+        char name[MSG_NAME_MAX + 1];
+} MsgCreated;
+
+/* PAUSE, RESUME (target only), STOP (and timeout_usec), RM (and force). */
+typedef struct MsgTarget {
+        char target[MSG_TARGET_MAX + 1];
+        uint64_t timeout_usec;
+        bool force;
+} MsgTarget;
 
 typedef struct MsgStarted {
         char id[MSG_ID_LENGTH + 1];
@@ -222,9 +302,17 @@ typedef struct MsgExit {
 typedef struct MsgListEntry {
         char id[MSG_ID_LENGTH + 1];
         uint32_t uid;           /* who started it (the peer's uid) */
-        uint32_t pid;           /* the sandbox init's host pid */
-        char *command;          /* argv[0] */
+        uint32_t pid;           /* the sandbox init's host pid; 0: none (stopped) */
+        char *command;          /* argv[0] ("" for a created sandbox) */
         uint64_t started_usec;  /* CLOCK_REALTIME */
+        /* Version 4; a daemon leaves them out for older clients. */
+        char name[MSG_NAME_MAX + 1];
+        MsgKind kind;
+        MsgState state;
+        char *image;            /* NULL: not said */
+        uint64_t memory_bytes, memory_max, cpu_usec, disk_bytes, disk_max;
+        uint32_t execs;
+        uint64_t expires_usec, idle_ttl_usec;
 } MsgListEntry;
 
 typedef struct MsgListReply {
@@ -255,6 +343,11 @@ int msg_hello_negotiate(const MsgHello *m, uint32_t *ret_version);
 
 /* A sandbox id: exactly MSG_ID_LENGTH lowercase hex digits. */
 bool msg_id_is_valid(const char *id);
+/* A name for a created sandbox: 1..MSG_NAME_MAX of [A-Za-z0-9_.-], starting with a letter or digit, and
+ * not an id (so that an id or a name always says which one it is). */
+bool msg_name_is_valid(const char *name);
+/* An id or a name. */
+bool msg_target_is_valid(const char *target);
 
 int msg_hello_encode(const MsgHello *m, WireBuffer *b);
 int msg_hello_decode(WireFrame *f, MsgHello *ret, const char **ret_error);
@@ -265,6 +358,8 @@ int msg_hello_reply_decode(WireFrame *f, MsgHelloReply *ret, const char **ret_er
 /* The spec's own bounds are checked by the decoder (spec_validate()), not by the encoder. The caller
  * sends 3 descriptors (stdin, stdout, stderr) with the frame unless spec->tty. */
 int msg_exec_encode(const SandboxSpec *spec, WireBuffer *b);
+/* EXEC with IN (an id or a name): a program for that created sandbox (version 4). */
+int msg_exec_in_encode(const SandboxSpec *spec, const char *in, WireBuffer *b);
 int msg_exec_decode(WireFrame *f, MsgExec *ret, const char **ret_error);
 /* Frees the spec and closes the descriptors. */
 void msg_exec_done(MsgExec *m);
@@ -290,11 +385,32 @@ int msg_list_decode(WireFrame *f, const char **ret_error);
 int msg_ok_decode(WireFrame *f, const char **ret_error);
 
 int msg_list_reply_encode(const MsgListReply *m, WireBuffer *b);
+/* For a client of protocol VERSION: before 4, only the first five fields of each entry, and every entry
+ * must have a pid (-EINVAL). */
+int msg_list_reply_encode_version(const MsgListReply *m, uint32_t version, WireBuffer *b);
 int msg_list_reply_decode(WireFrame *f, MsgListReply *ret, const char **ret_error);
 void msg_list_reply_done(MsgListReply *m);
 
 int msg_kill_encode(const MsgKill *m, WireBuffer *b);
 int msg_kill_decode(WireFrame *f, MsgKill *ret, const char **ret_error);
+
+/* CREATE: the spec as EXEC's (no command, tty or time limit), checked with spec_validate_flags(
+ * SPEC_VALIDATE_NO_COMMAND). */
+int msg_create_encode(const MsgCreate *m, WireBuffer *b);
+int msg_create_decode(WireFrame *f, MsgCreate *ret, const char **ret_error);
+void msg_create_done(MsgCreate *m);
+
+int msg_created_encode(const MsgCreated *m, WireBuffer *b);
+int msg_created_decode(WireFrame *f, MsgCreated *ret, const char **ret_error);
+
+/* STOP, RM, PAUSE, RESUME: TYPE says which (their fields differ: see MsgTarget). */
+int msg_target_encode(MsgType type, const MsgTarget *m, WireBuffer *b);
+int msg_target_decode(WireFrame *f, MsgTarget *ret, const char **ret_error);
+
+/* The spec's fields (EXEC's tags) alone, for records kept outside a frame (the runtime's state files):
+ * encoded into B, decoded from SIZE bytes at DATA and checked with spec_validate_flags(FLAGS). */
+int msg_spec_encode(const SandboxSpec *spec, WireBuffer *b);
+int msg_spec_decode(const void *data, size_t size, unsigned flags, SandboxSpec *ret, const char **ret_error);
 
 /* BIND_FDS has no fields (msg_empty_encode()); the sender attaches 1..3 descriptors. */
 int msg_bind_fds_decode(WireFrame *f, MsgBindFds *ret, const char **ret_error);

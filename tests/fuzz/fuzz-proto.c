@@ -66,7 +66,8 @@ static bool is_frame_error(int r) {
 }
 
 static bool is_decode_error(int type, int r) {
-        return r == -EBADMSG || r == -EMSGSIZE || r == -ENOMEM || (type == MSG_EXEC && r == -EINVAL);
+        return r == -EBADMSG || r == -EMSGSIZE || r == -ENOMEM ||
+               ((type == MSG_EXEC || type == MSG_CREATE) && r == -EINVAL);
 }
 
 /* A frame of TYPE holding a copy of B, and N_FDS fresh descriptors. */
@@ -129,7 +130,7 @@ static int decode_and_encode(WireFrame *f, uint16_t type, WireBuffer *encoded) {
                                 ASSERT(m.spec.tty ? m.stdio[i] < 0 : m.stdio[i] >= 0);
                         /* A valid spec may still exceed the payload on re-encoding only if the
                          * input did too, which the frame size forbids. */
-                        ASSERT(msg_exec_encode(&m.spec, out) == 0);
+                        ASSERT((m.in[0] ? msg_exec_in_encode(&m.spec, m.in, out) : msg_exec_encode(&m.spec, out)) == 0);
                         msg_exec_done(&m);
                 }
                 break;
@@ -209,6 +210,35 @@ static int decode_and_encode(WireFrame *f, uint16_t type, WireBuffer *encoded) {
                                 ASSERT(m.fds[i] >= 0);
                         ASSERT(msg_empty_encode(out) == 0);
                         msg_bind_fds_done(&m);
+                }
+                break;
+        }
+        case MSG_CREATE: {
+                MsgCreate m;
+                r = msg_create_decode(f, &m, &error);
+                if (r >= 0) {
+                        ASSERT(m.spec.n_argv == 0 && !m.spec.tty);
+                        ASSERT(msg_create_encode(&m, out) == 0);
+                        msg_create_done(&m);
+                }
+                break;
+        }
+        case MSG_CREATED: {
+                MsgCreated m;
+                r = msg_created_decode(f, &m, &error);
+                if (r >= 0)
+                        ASSERT(msg_created_encode(&m, out) == 0);
+                break;
+        }
+        case MSG_STOP:
+        case MSG_RM:
+        case MSG_PAUSE:
+        case MSG_RESUME: {
+                MsgTarget m;
+                r = msg_target_decode(f, &m, &error);
+                if (r >= 0) {
+                        ASSERT(msg_target_is_valid(m.target));
+                        ASSERT(msg_target_encode(type, &m, out) == 0);
                 }
                 break;
         }

@@ -245,6 +245,9 @@ static int decode_as(uint16_t type, const void *payload, size_t size, size_t n_f
                 MsgKill kill;
                 MsgError error;
                 MsgBindFds bind_fds;
+                MsgCreate create;
+                MsgCreated created;
+                MsgTarget target;
         } m;
 
         if (!f)
@@ -279,6 +282,16 @@ static int decode_as(uint16_t type, const void *payload, size_t size, size_t n_f
                 if (r >= 0)
                         msg_bind_fds_done(&m.bind_fds);
                 break;
+        case MSG_CREATE:
+                r = msg_create_decode(f, &m.create, ret_error);
+                if (r >= 0)
+                        msg_create_done(&m.create);
+                break;
+        case MSG_CREATED: r = msg_created_decode(f, &m.created, ret_error); break;
+        case MSG_STOP:
+        case MSG_RM:
+        case MSG_PAUSE:
+        case MSG_RESUME: r = msg_target_decode(f, &m.target, ret_error); break;
         }
         wire_frame_free(f);
         if (count_fds() != before) {
@@ -715,13 +728,338 @@ static int test_roundtrip_list_reply(void) {
         return 0;
 }
 
+static int test_names(void) {
+        CHECK(msg_name_is_valid("web"));
+        CHECK(msg_name_is_valid("A1_b.c-d"));
+        CHECK(msg_name_is_valid("0123456789abcdeX"));
+        CHECK(!msg_name_is_valid("0123456789abcdef")); /* an id */
+        CHECK(!msg_name_is_valid(""));
+        CHECK(!msg_name_is_valid("-x"));
+        CHECK(!msg_name_is_valid(".x"));
+        CHECK(!msg_name_is_valid("_x"));
+        CHECK(!msg_name_is_valid("a b"));
+        CHECK(!msg_name_is_valid("a/b"));
+        CHECK(!msg_name_is_valid("a:b"));
+        CHECK(!msg_name_is_valid(NULL));
+        char long_name[MSG_NAME_MAX + 2];
+        memset(long_name, 'a', sizeof long_name - 1);
+        long_name[sizeof long_name - 1] = '\0';
+        CHECK(!msg_name_is_valid(long_name));
+        long_name[MSG_NAME_MAX] = '\0';
+        CHECK(msg_name_is_valid(long_name));
+        CHECK(msg_target_is_valid("0123456789abcdef"));
+        CHECK(msg_target_is_valid("web"));
+        CHECK(msg_target_is_valid("0123456789ABCDEF0")); /* a name */
+        CHECK(!msg_target_is_valid("-x"));
+        CHECK_STREQ(msg_state_to_string(MSG_STATE_PAUSED), "paused");
+        CHECK_STREQ(msg_kind_to_string(MSG_KIND_CREATED), "created");
+        CHECK(!msg_state_to_string(_MSG_STATE_MAX));
+        return 0;
+}
+
+static int test_roundtrip_create(void) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+        _cleanup_(msg_create_done) MsgCreate m = { .name = "box-1", .ttl_usec = 3600 * UINT64_C(1000000),
+                                                   .idle_ttl_usec = 60 * UINT64_C(1000000) };
+        _cleanup_(msg_create_done) MsgCreate g = {};
+        static const char *const env[] = { "A=1" };
+        const char *error = NULL;
+
+        m.spec.env = strv_make(1, env);
+        m.spec.n_env = 1;
+        m.spec.memory_max = 1 << 30;
+        m.spec.workdir = strdup("/work");
+        m.spec.image_ref = strdup("debian:bookworm");
+        CHECK(m.spec.env && m.spec.workdir && m.spec.image_ref);
+        CHECK_EQ(msg_create_encode(&m, &b), 0);
+        CHECK((f = make_frame_b(MSG_CREATE, &b, 0)));
+        CHECK_EQ(msg_create_decode(f, &g, &error), 0);
+        CHECK_STREQ(g.name, "box-1");
+        CHECK_U64(g.ttl_usec, m.ttl_usec);
+        CHECK_U64(g.idle_ttl_usec, m.idle_ttl_usec);
+        CHECK_EQ(g.spec.n_argv, 0);
+        CHECK_STREQ(g.spec.env[0], "A=1");
+        CHECK_STREQ(g.spec.workdir, "/work");
+        CHECK_STREQ(g.spec.image_ref, "debian:bookworm");
+        CHECK_U64(g.spec.memory_max, UINT64_C(1) << 30);
+        f = wire_frame_free(f);
+        /* no name, no ttl: both left out */
+        m.name[0] = '\0';
+        m.ttl_usec = m.idle_ttl_usec = 0;
+        CHECK_EQ(msg_create_encode(&m, &b), 0);
+        CHECK((f = make_frame_b(MSG_CREATE, &b, 0)));
+        msg_create_done(&g);
+        CHECK_EQ(msg_create_decode(f, &g, NULL), 0);
+        CHECK_STREQ(g.name, "");
+        CHECK_U64(g.ttl_usec, 0);
+        f = wire_frame_free(f);
+
+        /* what a sandbox without a program cannot have: a command, a tty, time limits; descriptors */
+        static const uint16_t refused[] = { MSG_EXEC_ARGV, MSG_EXEC_TTY, MSG_EXEC_TIMEOUT_USEC, MSG_EXEC_CPU_TIME_USEC };
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+                CHECK_EQ(msg_create_encode(&m, &b), 0);
+                if (refused[i] == MSG_EXEC_ARGV)
+                        CHECK_EQ(wire_put_string(&b, MSG_EXEC_ARGV, "sh"), 0);
+                else if (refused[i] == MSG_EXEC_TTY)
+                        CHECK_EQ(wire_put_u32(&b, MSG_EXEC_TTY, 1), 0);
+                else
+                        CHECK_EQ(wire_put_u64(&b, refused[i], 5), 0);
+                CHECK_EQ(decode_as(MSG_CREATE, b.data, b.size, 0, &error), -EBADMSG);
+                CHECK(startswith(error, "CREATE: a sandbox without a program"));
+        }
+        CHECK_EQ(msg_create_encode(&m, &b), 0);
+        CHECK_EQ(decode_as(MSG_CREATE, b.data, b.size, 1, &error), -EBADMSG);
+        /* names that are not names, ttls above a year, repeated fields */
+        static const char *const bad_names[] = { "", "0123456789abcdef", "-a", "a b", "a/b" };
+        for (size_t i = 0; i < ELEMENTSOF(bad_names); i++) {
+                CHECK_EQ(msg_create_encode(&m, &b), 0);
+                CHECK_EQ(wire_put_string(&b, MSG_CREATE_NAME, bad_names[i]), 0);
+                CHECK_EQ(decode_as(MSG_CREATE, b.data, b.size, 0, &error), -EBADMSG);
+                CHECK(strstr(error, "name"));
+        }
+        CHECK_EQ(msg_create_encode(&m, &b), 0);
+        CHECK_EQ(wire_put_u64(&b, MSG_CREATE_TTL_USEC, MSG_TTL_MAX_USEC + 1), 0);
+        CHECK_EQ(decode_as(MSG_CREATE, b.data, b.size, 0, &error), -EBADMSG);
+        CHECK(strstr(error, "ttl_usec"));
+        CHECK_EQ(msg_create_encode(&m, &b), 0);
+        CHECK_EQ(wire_put_u64(&b, MSG_CREATE_IDLE_TTL_USEC, 1), 0);
+        CHECK_EQ(wire_put_u64(&b, MSG_CREATE_IDLE_TTL_USEC, 2), 0);
+        CHECK_EQ(decode_as(MSG_CREATE, b.data, b.size, 0, &error), -EBADMSG);
+        CHECK(strstr(error, "idle_ttl_usec is repeated"));
+        /* EXEC's own in is not CREATE's */
+        CHECK_EQ(msg_create_encode(&m, &b), 0);
+        CHECK_EQ(wire_put_string(&b, MSG_EXEC_IN, "web"), 0);
+        CHECK_EQ(decode_as(MSG_CREATE, b.data, b.size, 0, &error), -EBADMSG);
+        /* ... and CREATE's fields are not EXEC's */
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_string(&b, MSG_EXEC_ARGV, "true"), 0);
+        CHECK_EQ(wire_put_u32(&b, MSG_EXEC_TTY, 1), 0);
+        CHECK_EQ(wire_put_string(&b, MSG_CREATE_NAME, "web"), 0);
+        CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EBADMSG);
+        /* the encoder refuses what the decoder would */
+        m.spec.tty = true;
+        CHECK_EQ(msg_create_encode(&m, &b), -EINVAL);
+        m.spec.tty = false;
+        strcpy(m.name, "0123456789abcdef");
+        CHECK_EQ(msg_create_encode(&m, &b), -EINVAL);
+
+        MsgCreated c = { .id = "0123456789abcdef", .name = "web" }, gc;
+        CHECK_EQ(msg_created_encode(&c, &b), 0);
+        CHECK((f = make_frame_b(MSG_CREATED, &b, 0)));
+        CHECK_EQ(msg_created_decode(f, &gc, NULL), 0);
+        CHECK_STREQ(gc.id, c.id);
+        CHECK_STREQ(gc.name, "web");
+        return 0;
+}
+
+static int test_roundtrip_exec_in(void) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+        _cleanup_(spec_done) SandboxSpec s = {};
+        static const char *const argv[] = { "sh", "-c", "id" };
+        static const char *const env[] = { "X=1" };
+        const char *error = NULL;
+        MsgExec g = { .stdio = { -EBADF, -EBADF, -EBADF } };
+
+        s.argv = strv_make(3, argv);
+        s.n_argv = 3;
+        s.env = strv_make(1, env);
+        s.n_env = 1;
+        s.workdir = strdup("/srv");
+        s.user = strdup("postgres"); /* a name without an image: the sandbox's /etc/passwd says */
+        s.timeout_usec = 5000000;
+        s.tty = true;
+        CHECK(s.argv && s.env && s.workdir && s.user);
+        CHECK_EQ(msg_exec_in_encode(&s, "web", &b), 0);
+        CHECK((f = make_frame_b(MSG_EXEC, &b, 0)));
+        CHECK_EQ(msg_exec_decode(f, &g, &error), 0);
+        CHECK_STREQ(g.in, "web");
+        CHECK_STREQ(g.spec.user, "postgres");
+        CHECK_STREQ(g.spec.argv[2], "id");
+        CHECK_U64(g.spec.timeout_usec, 5000000);
+        msg_exec_done(&g);
+        f = wire_frame_free(f);
+        /* an id works as well; a bad target does not encode */
+        CHECK_EQ(msg_exec_in_encode(&s, "0123456789abcdef", &b), 0);
+        CHECK_EQ(msg_exec_in_encode(&s, "no way", &b), -EINVAL);
+        /* without in, a user name needs an image */
+        CHECK_EQ(msg_exec_encode(&s, &b), 0);
+        CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EINVAL);
+        /* with in, nothing of the sandbox's own may come */
+        static const uint16_t sandbox_fields[] = { MSG_EXEC_MEMORY_MAX, MSG_EXEC_PIDS_MAX, MSG_EXEC_DISK_MAX,
+                                                   MSG_EXEC_CPU_TIME_USEC, MSG_EXEC_CAP_ADD };
+        for (size_t i = 0; i < ELEMENTSOF(sandbox_fields); i++) {
+                CHECK_EQ(msg_exec_in_encode(&s, "web", &b), 0);
+                CHECK_EQ(wire_put_u64(&b, sandbox_fields[i], 1), 0);
+                CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EBADMSG);
+                CHECK(startswith(error, "EXEC with in: only argv"));
+        }
+        CHECK_EQ(msg_exec_in_encode(&s, "web", &b), 0);
+        CHECK_EQ(wire_put_string(&b, MSG_EXEC_HOSTNAME, "h"), 0);
+        CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EBADMSG);
+        CHECK_EQ(msg_exec_in_encode(&s, "web", &b), 0);
+        CHECK_EQ(wire_put_string(&b, MSG_EXEC_IMAGE_REF, "debian"), 0);
+        CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EBADMSG);
+        /* in twice, an in that is neither an id nor a name, an exec --in without argv */
+        CHECK_EQ(msg_exec_in_encode(&s, "web", &b), 0);
+        CHECK_EQ(wire_put_string(&b, MSG_EXEC_IN, "web"), 0);
+        CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EBADMSG);
+        CHECK(strstr(error, "in is repeated"));
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_string(&b, MSG_EXEC_ARGV, "true"), 0);
+        CHECK_EQ(wire_put_u32(&b, MSG_EXEC_TTY, 1), 0);
+        CHECK_EQ(wire_put_string(&b, MSG_EXEC_IN, "a b"), 0);
+        CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EBADMSG);
+        CHECK(strstr(error, "in is not"));
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_u32(&b, MSG_EXEC_TTY, 1), 0);
+        CHECK_EQ(wire_put_string(&b, MSG_EXEC_IN, "web"), 0);
+        CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EBADMSG);
+        CHECK(strstr(error, "argv is missing"));
+        /* stdio: as for any EXEC */
+        s.tty = false;
+        CHECK_EQ(msg_exec_in_encode(&s, "web", &b), 0);
+        CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 3, NULL), 0);
+        CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, NULL), -EBADMSG);
+        return 0;
+}
+
+static int test_roundtrip_targets(void) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        const char *error = NULL;
+        static const uint16_t types[] = { MSG_STOP, MSG_RM, MSG_PAUSE, MSG_RESUME };
+
+        for (size_t i = 0; i < ELEMENTSOF(types); i++) {
+                MsgTarget m = { .target = "web", .timeout_usec = types[i] == MSG_STOP ? 2000000 : 0,
+                                .force = types[i] == MSG_RM }, g;
+                WireFrame *f;
+
+                CHECK_EQ(msg_target_encode(types[i], &m, &b), 0);
+                CHECK((f = make_frame_b(types[i], &b, 0)));
+                CHECK_EQ(msg_target_decode(f, &g, NULL), 0);
+                wire_frame_free(f);
+                CHECK_STREQ(g.target, "web");
+                CHECK_U64(g.timeout_usec, m.timeout_usec);
+                CHECK_EQ(g.force, m.force);
+                /* what another type has is not this one's */
+                if (types[i] != MSG_RM) {
+                        m.force = true;
+                        CHECK_EQ(msg_target_encode(types[i], &m, &b), -EINVAL);
+                }
+                m.force = false;
+                m.timeout_usec = types[i] != MSG_STOP;
+                CHECK_EQ(msg_target_encode(types[i], &m, &b), types[i] == MSG_STOP ? 0 : -EINVAL);
+                m.timeout_usec = 0;
+                CHECK_EQ(msg_target_encode(types[i], &m, &b), 0);
+                CHECK_EQ(wire_put_u32(&b, 3, 1), 0);
+                CHECK_EQ(decode_as(types[i], b.data, b.size, 0, &error), -EBADMSG);
+                CHECK(strstr(error, "unknown field"));
+                /* not a target */
+                wire_buffer_reset(&b);
+                CHECK_EQ(wire_put_string(&b, MSG_TARGET_TARGET, "x y"), 0);
+                CHECK_EQ(decode_as(types[i], b.data, b.size, 0, &error), -EBADMSG);
+                CHECK(strstr(error, "target"));
+        }
+        MsgTarget big = { .target = "web", .timeout_usec = MSG_TTL_MAX_USEC + 1 };
+        CHECK_EQ(msg_target_encode(MSG_STOP, &big, &b), -EINVAL);
+        CHECK_EQ(msg_target_encode(MSG_OK, &big, &b), -EINVAL);
+        return 0;
+}
+
+static int test_list_reply_versions(void) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+        _cleanup_(msg_list_reply_done) MsgListReply g = {};
+        MsgListEntry e[2] = {
+                { .id = "0000000000000001", .uid = 1000, .pid = 42, .command = (char *) "", .started_usec = 7,
+                  .name = "web", .kind = MSG_KIND_CREATED, .state = MSG_STATE_PAUSED, .image = (char *) "debian",
+                  .memory_bytes = 1 << 20, .memory_max = UINT64_MAX, .cpu_usec = 9, .disk_bytes = 4096,
+                  .disk_max = UINT64_C(10) << 30, .execs = 3, .expires_usec = 99, .idle_ttl_usec = 60 },
+                { .id = "0000000000000002", .uid = 1000, .command = (char *) "", .started_usec = 8,
+                  .kind = MSG_KIND_CREATED, .state = MSG_STATE_STOPPED },
+        };
+        MsgListReply m = { .entries = e, .n_entries = 2 };
+
+        CHECK_EQ(msg_list_reply_encode(&m, &b), 0);
+        CHECK((f = make_frame_b(MSG_LIST_REPLY, &b, 0)));
+        CHECK_EQ(msg_list_reply_decode(f, &g, NULL), 0);
+        CHECK_EQ(g.n_entries, 2);
+        CHECK_STREQ(g.entries[0].name, "web");
+        CHECK_EQ(g.entries[0].kind, MSG_KIND_CREATED);
+        CHECK_EQ(g.entries[0].state, MSG_STATE_PAUSED);
+        CHECK_STREQ(g.entries[0].image, "debian");
+        CHECK_U64(g.entries[0].memory_bytes, UINT64_C(1) << 20);
+        CHECK_U64(g.entries[0].memory_max, UINT64_MAX);
+        CHECK_U64(g.entries[0].disk_max, UINT64_C(10) << 30);
+        CHECK_EQ(g.entries[0].execs, 3);
+        CHECK_U64(g.entries[0].expires_usec, 99);
+        CHECK_U64(g.entries[0].idle_ttl_usec, 60);
+        CHECK_EQ(g.entries[1].pid, 0);
+        CHECK_EQ(g.entries[1].state, MSG_STATE_STOPPED);
+        CHECK(!g.entries[1].image);
+        msg_list_reply_done(&g);
+        f = wire_frame_free(f);
+        /* a version-3 client: no entry without a pid, and none of the new fields */
+        CHECK_EQ(msg_list_reply_encode_version(&m, 3, &b), -EINVAL);
+        m.n_entries = 1;
+        CHECK_EQ(msg_list_reply_encode_version(&m, 3, &b), 0);
+        CHECK((f = make_frame_b(MSG_LIST_REPLY, &b, 0)));
+        CHECK_EQ(msg_list_reply_decode(f, &g, NULL), 0);
+        CHECK_EQ(g.entries[0].pid, 42);
+        CHECK_STREQ(g.entries[0].name, "");
+        CHECK_EQ(g.entries[0].kind, MSG_KIND_EXEC);
+        CHECK(!g.entries[0].image);
+        CHECK_U64(g.entries[0].memory_bytes, 0);
+        /* out of range */
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_begin_nested(&b, MSG_LIST_REPLY_ENTRY), 0);
+        CHECK_EQ(wire_put_string(&b, MSG_ENTRY_ID, "0123456789abcdef"), 0);
+        CHECK_EQ(wire_put_u32(&b, MSG_ENTRY_UID, 0), 0);
+        CHECK_EQ(wire_put_string(&b, MSG_ENTRY_COMMAND, ""), 0);
+        CHECK_EQ(wire_put_u64(&b, MSG_ENTRY_STARTED_USEC, 0), 0);
+        CHECK_EQ(wire_put_u32(&b, MSG_ENTRY_STATE, _MSG_STATE_MAX), 0);
+        CHECK_EQ(wire_end_nested(&b), 0);
+        CHECK_EQ(decode_as(MSG_LIST_REPLY, b.data, b.size, 0, NULL), -EBADMSG);
+        return 0;
+}
+
+static int test_spec_record(void) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        _cleanup_(spec_done) SandboxSpec s = {}, g = {};
+        const char *error = NULL;
+
+        full_spec(&s, false);
+        CHECK_EQ(msg_spec_encode(&s, &b), 0);
+        CHECK_EQ(msg_spec_decode(b.data, b.size, 0, &g, &error), 0);
+        CHECK_EQ(g.n_argv, s.n_argv);
+        CHECK_STREQ(g.argv[0], s.argv[0]);
+        CHECK_EQ(g.n_binds, s.n_binds);
+        CHECK_U64(g.memory_max, s.memory_max);
+        spec_done(&g);
+        /* a sandbox without a program: no argv, which only NO_COMMAND accepts */
+        spec_done(&s);
+        s.memory_max = 1 << 30;
+        CHECK_EQ(msg_spec_encode(&s, &b), 0);
+        CHECK_EQ(msg_spec_decode(b.data, b.size, 0, &g, &error), -EINVAL);
+        CHECK_EQ(msg_spec_decode(b.data, b.size, SPEC_VALIDATE_NO_COMMAND, &g, &error), 0);
+        CHECK_U64(g.memory_max, UINT64_C(1) << 30);
+        spec_done(&g);
+        /* garbage */
+        static const uint8_t junk[] = { 1, 0, 0, 0, 200, 0, 0, 0, 'x' };
+        CHECK_EQ(msg_spec_decode(junk, sizeof junk, SPEC_VALIDATE_NO_COMMAND, &g, &error), -EBADMSG);
+        return 0;
+}
+
 static int test_type_names(void) {
         CHECK_STREQ(msg_type_to_string(MSG_HELLO), "HELLO");
         CHECK_STREQ(msg_type_to_string(MSG_OK), "OK");
         CHECK_STREQ(msg_type_to_string(MSG_LIST_REPLY), "LIST_REPLY");
         CHECK(!msg_type_to_string(0));
         CHECK_STREQ(msg_type_to_string(MSG_BIND_FDS), "BIND_FDS");
-        CHECK(!msg_type_to_string(14));
+        CHECK_STREQ(msg_type_to_string(MSG_CREATE), "CREATE");
+        CHECK_STREQ(msg_type_to_string(MSG_RESUME), "RESUME");
+        CHECK(!msg_type_to_string(20));
         CHECK(!msg_type_to_string(-1));
         CHECK(!msg_type_to_string(0xffff));
         CHECK(msg_id_is_valid("0123456789abcdef"));
@@ -1225,16 +1563,23 @@ static int test_missing_required(void) {
         CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EBADMSG);
         CHECK(strstr(error, "hard"));
 
-        /* a LIST_REPLY entry without pid; EXIT without memory_peak; empty STARTED, KILL, SIGNAL... */
+        /* a LIST_REPLY entry without command (version 4: pid may be left out, a stopped sandbox has
+         * none); EXIT without memory_peak; empty STARTED, KILL, SIGNAL... */
         wire_buffer_reset(&b);
         CHECK_EQ(wire_begin_nested(&b, MSG_LIST_REPLY_ENTRY), 0);
         CHECK_EQ(wire_put_string(&b, MSG_ENTRY_ID, "0123456789abcdef"), 0);
         CHECK_EQ(wire_put_u32(&b, MSG_ENTRY_UID, 0), 0);
-        CHECK_EQ(wire_put_string(&b, MSG_ENTRY_COMMAND, "sh"), 0);
         CHECK_EQ(wire_put_u64(&b, MSG_ENTRY_STARTED_USEC, 0), 0);
         CHECK_EQ(wire_end_nested(&b), 0);
         CHECK_EQ(decode_as(MSG_LIST_REPLY, b.data, b.size, 0, &error), -EBADMSG);
-        CHECK(strstr(error, "pid"));
+        CHECK(strstr(error, "command"));
+
+        /* STOP, RM, PAUSE, RESUME without a target; CREATED without an id */
+        static const uint16_t targets[] = { MSG_STOP, MSG_RM, MSG_PAUSE, MSG_RESUME, MSG_CREATED };
+        for (size_t i = 0; i < ELEMENTSOF(targets); i++) {
+                CHECK_EQ(decode_as(targets[i], NULL, 0, 0, &error), -EBADMSG);
+                CHECK(strstr(error, targets[i] == MSG_CREATED ? "id" : "target"));
+        }
 
         static const uint16_t needs_fields[] = { MSG_HELLO, MSG_HELLO_REPLY, MSG_STARTED, MSG_SIGNAL,
                                                  MSG_RESIZE, MSG_EXIT, MSG_KILL, MSG_ERROR };
@@ -2168,6 +2513,30 @@ static int write_corpus(const char *dir) {
         wire_header_pack(MSG_OK, 0, h);
         h[4] = 2;
         r |= write_file(dirfd, "version-2", h, sizeof h);
+        /* version 4: created sandboxes */
+        {
+                MsgCreate c = { .name = "web", .ttl_usec = 3600000000, .idle_ttl_usec = 600000000 };
+                minimal_spec(&c.spec, false);
+                free(c.spec.argv[0]);
+                free(c.spec.argv);
+                c.spec.argv = NULL;
+                c.spec.n_argv = 0;
+                c.spec.memory_max = 1 << 28;
+                r |= msg_create_encode(&c, &b) < 0 ? -1 : write_frame(dirfd, "create", MSG_CREATE, &b);
+                msg_create_done(&c);
+                MsgCreated cd = { .id = "0123456789abcdef", .name = "web" };
+                r |= msg_created_encode(&cd, &b) < 0 ? -1 : write_frame(dirfd, "created", MSG_CREATED, &b);
+                static const uint16_t tt[] = { MSG_STOP, MSG_RM, MSG_PAUSE, MSG_RESUME };
+                static const char *const tn[] = { "stop", "rm", "pause", "resume" };
+                for (size_t i = 0; i < ELEMENTSOF(tt); i++) {
+                        MsgTarget t = { .target = "web", .timeout_usec = tt[i] == MSG_STOP ? 1000000 : 0,
+                                        .force = tt[i] == MSG_RM };
+                        r |= msg_target_encode(tt[i], &t, &b) < 0 ? -1 : write_frame(dirfd, tn[i], tt[i], &b);
+                }
+                minimal_spec(&s, true);
+                r |= msg_exec_in_encode(&s, "web", &b) < 0 ? -1 : write_frame(dirfd, "exec-in-tty", MSG_EXEC, &b);
+                spec_done(&s);
+        }
         /* version 3: bind sources as descriptors (the replay attaches 3 to the first frame) */
         wire_buffer_reset(&b);
         r |= msg_empty_encode(&b) | write_frame(dirfd, "bind-fds", MSG_BIND_FDS, &b);
@@ -2196,6 +2565,12 @@ int main(int argc, char **argv) {
                 TAP_TEST(roundtrip_small),
                 TAP_TEST(roundtrip_list_reply),
                 TAP_TEST(type_names),
+                TAP_TEST(names),
+                TAP_TEST(roundtrip_create),
+                TAP_TEST(roundtrip_exec_in),
+                TAP_TEST(roundtrip_targets),
+                TAP_TEST(list_reply_versions),
+                TAP_TEST(spec_record),
                 TAP_TEST(capabilities),
                 TAP_TEST(bind_fds),
                 TAP_TEST(decoder_chunks),
