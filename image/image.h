@@ -94,6 +94,9 @@ typedef struct ImagePin ImagePin;
  * children that inherited nothing: the pin fd is O_CLOEXEC). */
 int image_store_pin(ImageStore *s, const Image *img, ImagePin **ret, ImageReport *rep);
 ImagePin *image_pin_release(ImagePin *p);
+/* The descriptor whose lock is the pin (not a dup): a process that must keep the pin when its maker is gone
+ * holds a dup of it. */
+int image_pin_fd(const ImagePin *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ImagePin *, image_pin_release);
 
 typedef struct ImagePullOptions {

@@ -767,6 +767,10 @@ ImagePin *image_pin_release(ImagePin *p) {
         return NULL;
 }
 
+int image_pin_fd(const ImagePin *p) {
+        return p ? p->fd : -EBADF;
+}
+
 int image_store_pin(ImageStore *s, const Image *img, ImagePin **ret, ImageReport *rep) {
         assert_return(s && img && ret, -EINVAL);
 

@@ -848,6 +848,40 @@ NetLease *net_detach(NetLease *l) {
         return lease_free(l);
 }
 
+size_t net_lease_fds(const NetLease *l, int *fds, size_t max) {
+        size_t n = 0;
+
+        if (!l)
+                return 0;
+        if (l->lock_fd >= 0 && n < max)
+                fds[n++] = l->lock_fd;
+        for (size_t i = 0; i < l->n_port_fds && n < max; i++)
+                if (l->port_fds[i] >= 0)
+                        fds[n++] = l->port_fds[i];
+        return n;
+}
+
+const char *net_lease_table(const NetLease *l) {
+        return l->table;
+}
+
+NetLease *net_lease_forget(NetLease *l) {
+        return lease_free(l);
+}
+
+NetLease *net_lease_restore(const char *table, const char *sandbox_id, struct in_addr address) {
+        NetLease *l = calloc(1, sizeof *l);
+
+        if (!l)
+                return NULL;
+        l->lock_fd = -EBADF;
+        l->addr = address;
+        snprintf(l->sandbox_id, sizeof l->sandbox_id, "%s", sandbox_id);
+        snprintf(l->host_if, sizeof l->host_if, "sbx%.12s", sandbox_id);
+        snprintf(l->table, sizeof l->table, "%s", table);
+        return l;
+}
+
 /* Is a lease on either bridge (in this network namespace) held by a live process: any, or with
  * SANDBOX_ID given, one of that sandbox's? 1 or 0; -errno when the namespace cannot be told. */
 static int lease_held(const NetConfig *c, const char *sandbox_id) {

@@ -85,6 +85,19 @@ struct in_addr net_lease_address(const NetLease *l);
 /* Remove the sandbox's published ports and host link, and release its address. */
 NetLease *net_detach(NetLease *l);
 
+/* The descriptors that hold the lease (the address's lock, the reserved host ports): at most MAX into FDS
+ * (not dups: the lease keeps them). Returns how many there are. For a process that must hold the lease
+ * when its maker is gone (runtime/detach.c). */
+size_t net_lease_fds(const NetLease *l, int *fds, size_t max);
+/* A lease that another process holds (a detached sandbox's keeper): enough to net_detach() it later
+ * (its published ports in TABLE, its host link), holding nothing. */
+NetLease *net_lease_restore(const char *table, const char *sandbox_id, struct in_addr address);
+/* The lease's table (for a record to restore it from). */
+const char *net_lease_table(const NetLease *l);
+/* Free L without touching what it holds on the host: closes our descriptors only (a detached sandbox's keeper
+ * holds the lease with its own). Accepts NULL, returns NULL. */
+NetLease *net_lease_forget(NetLease *l);
+
 /* Remove published ports whose sandbox is gone (no live process holds its address lease), after a
  * crash. Whichever runtime made them (sandbox-run or sandboxd, any state directory). */
 int net_cleanup_stale(const NetConfig *c);

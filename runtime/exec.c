@@ -646,17 +646,8 @@ void sandbox_exec_kill(SandboxExec *e) {
         }
 }
 
-uint64_t sandbox_exec_check_limits(SandboxExec *e) {
-        uint64_t now = now_usec(), deadline;
-
-        if (e->collected || e->timed_out || e->timeout_usec == 0)
-                return 0;
-        deadline = e->start_usec + e->timeout_usec;
-        if (now < deadline)
-                return deadline;
-        e->timed_out = true;
-        sandbox_exec_kill(e);
-        return 0;
+uint64_t sandbox_exec_deadline(const SandboxExec *e) {
+        return e->timeout_usec ? e->start_usec + e->timeout_usec : 0;
 }
 
 int sandbox_exec_collect(SandboxExec *e, bool kill, SandboxResult *ret) {
@@ -668,6 +659,8 @@ int sandbox_exec_collect(SandboxExec *e, bool kill, SandboxResult *ret) {
 
         if (e->collected)
                 return -EALREADY;
+        if (kill && e->timeout_usec && now_usec() >= sandbox_exec_deadline(e))
+                e->timed_out = true;
         if (kill)
                 sandbox_exec_kill(e);
         do

@@ -844,7 +844,7 @@ FilterProgram *filter_program_free(FilterProgram *program) {
         return NULL;
 }
 
-static int program_from_bpf(const void *insns, size_t size, FilterProgram **ret) {
+int filter_program_from_bpf(const void *insns, size_t size, FilterProgram **ret) {
         FilterProgram *p;
 
         if (size == 0 || size % sizeof(struct sock_filter) != 0 || size / sizeof(struct sock_filter) > BPF_MAXINSNS)
@@ -909,7 +909,7 @@ int filter_compile_cached(const char *policy, int cache_dirfd, FilterProgram **r
         if (default_cache_name(name, sizeof name) < 0)
                 return filter_compile(policy, ret_program, ret_error);
         if (read_file_at(cache_dirfd, name, BPF_MAXINSNS * sizeof(struct sock_filter), &data, &size) >= 0 &&
-            program_from_bpf(data, size, &prog) >= 0) {
+            filter_program_from_bpf(data, size, &prog) >= 0) {
                 *ret_program = prog;
                 return 0;
         }

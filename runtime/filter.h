@@ -45,6 +45,11 @@ const struct sock_fprog *filter_program_fprog(const FilterProgram *program);
 
 FilterProgram *filter_program_free(FilterProgram *program);
 
+/* A program from its instructions as filter_program_fprog() gives them (SIZE bytes, 8 each, at most
+ * BPF_MAXINSNS): a detached sandbox's record. -EINVAL for a size that is not that. The kernel checks the
+ * program itself when it is installed. */
+int filter_program_from_bpf(const void *insns, size_t size, FilterProgram **ret_program);
+
 static inline void filter_program_freep(FilterProgram **program) {
         filter_program_free(*program);
 }

@@ -329,6 +329,10 @@ const char *image_run_workdir(const ImageRun *ir) {
         return ir->workdir;
 }
 
+int image_run_pin_fd(const ImageRun *ir) {
+        return ir ? image_pin_fd(ir->pin) : -EBADF;
+}
+
 void image_run_unpin(ImageRun *ir) {
         ir->pin = image_pin_release(ir->pin);
 }

@@ -180,6 +180,8 @@ int image_run_prepare(const char *store_path, const SandboxSpec *spec, bool need
 ImageRun *image_run_free(ImageRun *r);
 /* Release the pin early (the sandbox is gone); the rest stays until image_run_free(). */
 void image_run_unpin(ImageRun *r);
+/* The descriptor that holds the pin, -EBADF without one. */
+int image_run_pin_fd(const ImageRun *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ImageRun *, image_run_free);
 /* Point SPEC's argv, env, workdir, uid and gid at what the image resolved to (IR keeps them). */
 void image_run_apply(const ImageRun *ir, SandboxSpec *spec);

@@ -69,6 +69,15 @@ struct Sandbox {
         uint64_t cap_set;       /* spec_capabilities(), checked against the kernel's list at the start */
         bool quota_hit;         /* the union's server reported a refusal at the disk bound (sticky) */
         uint64_t created_realtime_usec;
+
+        /* detach.c: a sandbox that outlives its maker. */
+        bool detached;          /* sandbox_detach() done: its keeper holds what its life needs */
+        bool adopted;           /* sandbox_adopt() made it: its init, server and keeper are not our children */
+        pid_t keeper_pid;
+        int keeper_pidfd;
+        int keeper_sock;        /* ours: the keeper knows we are done with the sandbox when it closes */
+        char *image_id;         /* adopted with --image NAME: the image's ID */
+        SandboxSpec *owned_spec; /* adopted: the spec from its record (resolved is a copy of it) */
 };
 
 /* sandbox.c */
@@ -81,3 +90,8 @@ char **sandbox_build_env(const SandboxSpec *spec, char *const *extra, size_t n_e
 void sandbox_strv_free(char **v);
 /* Did the union's server report a refusal at the disk bound (now or before)? */
 bool sandbox_quota_was_hit(Sandbox *s);
+/* A Sandbox with every fd -EBADF, its directories' names set: for sandbox_start_with() and sandbox_adopt(). */
+Sandbox *sandbox_new(const SandboxConfig *cfg);
+/* The program's capabilities, checked at the start (also for sandbox_adopt()'s). */
+/* detach.c: reap what the cleanup killed (the keeper, when it is our child) and let it go. */
+void sandbox_keeper_done(Sandbox *s);

@@ -1430,6 +1430,30 @@ static const StartStep start_steps[] = {
         { "start the program",          step_go },
 };
 
+Sandbox *sandbox_new(const SandboxConfig *cfg) {
+        Sandbox *s = calloc(1, sizeof *s);
+
+        if (!s)
+                return NULL;
+        *s = (Sandbox) {
+                .state_fd = -EBADF, .dir_fd = -EBADF, .pidfd = -EBADF, .status_fd = -EBADF,
+                .pty_fd = -EBADF, .server_pidfd = -EBADF, .idlock_fd = -EBADF, .lock_fd = -EBADF,
+                .image_lock_fd = -EBADF, .sandboxes_fd = -EBADF, .data_fd = -EBADF, .data_lock_fd = -EBADF,
+                .quota_fd = -EBADF, .wait_fd = -EBADF, .upper_lock_fd = -EBADF, .keeper_pidfd = -EBADF,
+                .keeper_sock = -EBADF, .created_realtime_usec = realtime_usec(),
+        };
+        s->spec = &s->resolved;
+        s->state_dir = strdup(cfg && cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR);
+        s->data_dir = strdup(cfg && cfg->data_dir ? cfg->data_dir : DEFAULT_DATA_DIR);
+        if (!s->state_dir || !s->data_dir) {
+                free(s->state_dir);
+                free(s->data_dir);
+                free(s);
+                return NULL;
+        }
+        return s;
+}
+
 int sandbox_start(const SandboxSpec *spec, const SandboxConfig *cfg, const int stdio[3], Sandbox **ret,
                   SandboxError *err) {
         return sandbox_start_cancellable(spec, cfg, stdio, -EBADF, ret, err);
@@ -1454,26 +1478,16 @@ int sandbox_start_with(const SandboxSpec *spec, const SandboxConfig *cfg, const 
                 return set_error(err, SANDBOX_EXIT_SETUP, "Invalid sandbox: one without a program of its own has no "
                                  "terminal, --timeout or --cpu-time (they are each program's)");
 
-        s = calloc(1, sizeof *s);
+        s = sandbox_new(cfg);
         if (!s)
                 return set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
-        *s = (Sandbox) {
-                .resolved = *spec, .state_fd = -EBADF, .dir_fd = -EBADF, .pidfd = -EBADF, .status_fd = -EBADF,
-                .pty_fd = -EBADF, .server_pidfd = -EBADF, .idlock_fd = -EBADF, .lock_fd = -EBADF,
-                .image_lock_fd = -EBADF, .sandboxes_fd = -EBADF, .data_fd = -EBADF, .data_lock_fd = -EBADF,
-                .quota_fd = -EBADF, .wait_fd = -EBADF,
-                .upper_lock_fd = -EBADF, .memory_default = spec->memory_max == 0, .pids_default = spec->pids_max == 0,
-                .idle = idle, .created_realtime_usec = realtime_usec(),
-        };
-        s->spec = &s->resolved;
+        s->resolved = *spec;
+        s->memory_default = spec->memory_max == 0;
+        s->pids_default = spec->pids_max == 0;
+        s->idle = idle;
         s->resolved.tmpfs = spec->n_tmpfs > 0 ? calloc(spec->n_tmpfs, sizeof *spec->tmpfs) : NULL;
-        s->state_dir = strdup(cfg && cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR);
-        s->data_dir = strdup(cfg && cfg->data_dir ? cfg->data_dir : DEFAULT_DATA_DIR);
-        if (!s->state_dir || !s->data_dir || (spec->n_tmpfs > 0 && !s->resolved.tmpfs)) {
-                free(s->resolved.tmpfs);
-                free(s->state_dir);
-                free(s->data_dir);
-                free(s);
+        if (spec->n_tmpfs > 0 && !s->resolved.tmpfs) {
+                sandbox_free(s);
                 return set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
         }
         if (spec->n_tmpfs > 0)
@@ -1517,7 +1531,7 @@ const char *sandbox_command(const Sandbox *s) {
 }
 
 const char *sandbox_image_id(const Sandbox *s) {
-        return s->image_run ? image_run_id(s->image_run) : NULL;
+        return s->image_run ? image_run_id(s->image_run) : s->image_id;
 }
 
 pid_t sandbox_pid(const Sandbox *s) {
@@ -1667,8 +1681,14 @@ int sandbox_collect(Sandbox *s, bool kill, SandboxResult *ret) {
         if (kill || (s->pid > 0 && server_failed(s)))
                 sandbox_kill(s);
         if (s->pid > 0) {
-                while (waitid(P_PIDFD, (id_t) s->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+                int k;
+                while ((k = waitid(P_PIDFD, (id_t) s->pidfd, &si, WEXITED)) < 0 && errno == EINTR)
                         ;
+                /* An adopted init is not our child: it is gone when its pidfd says so. */
+                if (k < 0 && errno == ECHILD) {
+                        struct pollfd p = { .fd = s->pidfd, .events = POLLIN };
+                        (void) poll(&p, 1, 5000);
+                }
                 s->pid = 0;
         }
         res.wall_usec = s->start_usec ? now_usec() - s->start_usec : 0;
@@ -1744,8 +1764,11 @@ int sandbox_cleanup(Sandbox *s) {
                         r = k;
                 s->data_fd = safe_close(s->data_fd);
         }
+        sandbox_keeper_done(s);
         if (s->dir_fd >= 0) {
                 (void) unlinkat(s->dir_fd, "root", AT_REMOVEDIR);
+                (void) unlinkat(s->dir_fd, "record", 0);
+                (void) unlinkat(s->dir_fd, "record.tmp", 0);
                 (void) unlinkat(s->dir_fd, "lock", 0);
                 if (unlinkat(s->state_fd, s->id, AT_REMOVEDIR) < 0 && r == 0)
                         r = -errno;
@@ -1791,12 +1814,20 @@ Sandbox *sandbox_free(Sandbox *s) {
         safe_close(s->data_lock_fd);
         safe_close(s->data_fd);
         safe_close(s->sandboxes_fd);
+        safe_close(s->keeper_pidfd);
+        safe_close(s->keeper_sock);
         free(s->upper_work);
         free(s->state_dir);
         free(s->data_dir);
-        free(s->resolved.tmpfs);
+        free(s->image_id);
+        if (s->owned_spec) {
+                spec_done(s->owned_spec);
+                free(s->owned_spec);
+        } else
+                free(s->resolved.tmpfs);
         image_run_free(s->image_run);
         filter_program_free(s->filter);
+        net_lease_forget(s->lease);
         free(s);
         return NULL;
 }
@@ -1840,6 +1871,8 @@ static int cleanup_one(int state_fd, const char *id) {
         if (k < 0 && k != -ENOENT && r == 0)
                 r = k;
         (void) unlinkat(dir, "root", AT_REMOVEDIR);
+        (void) unlinkat(dir, "record", 0);
+        (void) unlinkat(dir, "record.tmp", 0);
         (void) unlinkat(dir, "lock", 0);
         if (unlinkat(state_fd, id, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
                 r = -errno;
@@ -1929,6 +1962,82 @@ int sandbox_cleanup_stale(const SandboxConfig *cfg, unsigned *ret_removed) {
 
 struct in_addr sandbox_address(const Sandbox *s) {
         return s->lease ? net_lease_address(s->lease) : (struct in_addr) {};
+}
+
+int sandbox_pause(Sandbox *s) {
+        if (s->finished || !s->cgroup)
+                return -ESRCH;
+        return cgroup_child_freeze(s->cgroup, CGROUP_CHILD_PROGRAM, true);
+}
+
+int sandbox_resume(Sandbox *s) {
+        if (s->finished || !s->cgroup)
+                return -ESRCH;
+        return cgroup_child_freeze(s->cgroup, CGROUP_CHILD_PROGRAM, false);
+}
+
+int sandbox_terminate(Sandbox *s) {
+        _cleanup_free_ pid_t *pids = NULL;
+        size_t n = 0;
+        int r;
+
+        if (s->finished || !s->cgroup)
+                return -ESRCH;
+        r = cgroup_child_procs(s->cgroup, CGROUP_CHILD_PROGRAM, &pids, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (pids[i] != s->pid)
+                        (void) kill(pids[i], SIGTERM);
+        return 0;
+}
+
+int sandbox_count_processes(Sandbox *s, size_t *ret_n) {
+        _cleanup_free_ pid_t *pids = NULL;
+        size_t n = 0, k = 0;
+        int r;
+
+        if (s->finished || !s->cgroup)
+                return -ESRCH;
+        r = cgroup_child_procs(s->cgroup, CGROUP_CHILD_PROGRAM, &pids, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (pids[i] != s->pid)
+                        k++;
+        *ret_n = k;
+        return 0;
+}
+
+int sandbox_usage(Sandbox *s, SandboxUsage *ret) {
+        SandboxUsage u = {};
+        struct statvfs sv;
+        char root[64];
+        int r;
+
+        if (s->finished || !s->cgroup)
+                return -ESRCH;
+        r = cgroup_get_memory_current(s->cgroup, &u.memory_bytes);
+        if (r < 0 && r != -EOPNOTSUPP)
+                return r;
+        r = cgroup_get_cpu_usec(s->cgroup, &u.cpu_usec);
+        if (r < 0 && r != -EOPNOTSUPP)
+                return r;
+        /* The union's root as its server shows it: with a disk bound, its size is the bound and what is free
+         * is what is left of it (docs/limits.md), so the difference is what the sandbox added. Reached through
+         * the init's root (the union is mounted in the sandbox's mount namespace only); statfs() walks no
+         * path inside it. */
+        if (s->spec->disk_max != SPEC_UNLIMITED && s->pid > 0) {
+                snprintf(root, sizeof root, "/proc/%d/root", s->pid);
+                if (statvfs(root, &sv) >= 0 && sv.f_blocks >= sv.f_bfree) {
+                        u.disk_bytes = (uint64_t) (sv.f_blocks - sv.f_bfree) * sv.f_frsize;
+                        if (sv.f_files >= sv.f_ffree)
+                                u.disk_inodes = (uint64_t) (sv.f_files - sv.f_ffree);
+                        u.disk_known = true;
+                }
+        }
+        *ret = u;
+        return 0;
 }
 
 const SandboxSpec *sandbox_spec(const Sandbox *s) {

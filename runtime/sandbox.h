@@ -137,6 +137,28 @@ int sandbox_cleanup_stale(const SandboxConfig *config, unsigned *ret_removed);
 /* The sandbox's address with --net bridge/isolated (INADDR_ANY otherwise). */
 struct in_addr sandbox_address(const Sandbox *s);
 
+/* Freeze (pause) or thaw (resume) the sandbox's programs: the processes of its program cgroup (the init and
+ * what it and sandbox_exec() started), never the union's server. Waits until they are (about 2 s at most:
+ * -ETIMEDOUT, the freezing goes on). */
+int sandbox_pause(Sandbox *s);
+int sandbox_resume(Sandbox *s);
+/* SIGTERM to every process of the sandbox but its init (a graceful end: sandbox_finish() kills the rest). */
+int sandbox_terminate(Sandbox *s);
+/* Processes of the sandbox besides its init. */
+int sandbox_count_processes(Sandbox *s, size_t *ret_n);
+
+typedef struct SandboxUsage {
+        uint64_t memory_bytes;          /* in use now, the union's server's work included */
+        uint64_t cpu_usec;              /* CPU time so far */
+        uint64_t disk_bytes;            /* what it added to its upper (by its disk bound's count; 0 without one) */
+        uint64_t disk_inodes;
+        bool disk_known;                /* it has a disk bound to count by */
+} SandboxUsage;
+
+/* What it uses now. Asks the union's server (statfs), so it may take as long as the server does: not for
+ * an event loop. */
+int sandbox_usage(Sandbox *s, SandboxUsage *ret);
+
 /* The spec it runs with (the defaults applied, an image's config resolved). */
 const SandboxSpec *sandbox_spec(const Sandbox *s);
 /* When it started, CLOCK_REALTIME µs. */
@@ -148,7 +170,7 @@ uint64_t sandbox_created_usec(const Sandbox *s);
  * in all its namespaces, in its cgroup (its limits cover all its programs together), with its
  * capabilities, seccomp policy and rlimits, set up by the same code as the sandbox's own program. The
  * program is a child of the calling process (waitable), in a session of its own; it ends by itself, by
- * sandbox_exec_signal(), or at its timeout, when sandbox_exec_check_limits() kills its session. Its
+ * sandbox_exec_signal(), or at its timeout (sandbox_exec_deadline(), then sandbox_exec_collect() with KILL kills its session). Its
  * end does not end the sandbox, nor the processes it left in other sessions. The caller must be host
  * root, may be threaded, and keeps S alive as long as the SandboxExec. */
 
@@ -178,16 +200,16 @@ int sandbox_exec_pidfd(const SandboxExec *e);
 /* With TTY: the pty master (owned by E), else -EBADF. */
 int sandbox_exec_pty_fd(const SandboxExec *e);
 int sandbox_exec_signal(SandboxExec *e, int sig);
-/* Enforce the timeout: kills the program's session when it is past. Returns the monotonic time (µs) at which
- * to call again, 0 when there is nothing to watch. */
-uint64_t sandbox_exec_check_limits(SandboxExec *e);
+/* When its timeout ends (CLOCK_MONOTONIC µs), 0: none. The caller then collects it with KILL. */
+uint64_t sandbox_exec_deadline(const SandboxExec *e);
 /* Kill every process of the program's session (the program, and what it started that stayed in its
- * session), not waiting. */
+ * session); looks again for up to a second for members that forked meanwhile. Does not wait for them. */
 void sandbox_exec_kill(SandboxExec *e);
-/* Wait for the program to end (killing its session first if KILL) and collect the result: its status, wall
- * clock, CPU time and largest resident set (of it and the children it waited for), whether the sandbox's
- * memory bound ended it, whether forks failed at the pids bound while it ran; memory_peak is the sandbox's,
- * disk_limit_hit whether the sandbox's disk bound was ever reached. */
+/* Wait for the program to end (killing its session first if KILL) and collect the result: its status (124
+ * when it was killed at or past its deadline), wall clock, CPU time and largest resident set (of it and the
+ * children it waited for), whether the sandbox's memory bound ended it (137), whether forks failed at the
+ * pids bound while it ran; memory_peak is the sandbox's, disk_limit_hit whether the sandbox's disk bound
+ * was ever reached. Without KILL it must have ended (its pidfd polled readable), or this waits. */
 int sandbox_exec_collect(SandboxExec *e, bool kill, SandboxResult *ret_result);
 /* Kills and collects it if that was not done. Returns NULL. */
 SandboxExec *sandbox_exec_free(SandboxExec *e);
