@@ -66,6 +66,7 @@ struct SandboxExec {
         uint64_t start_usec;
         uint64_t timeout_usec;
         bool timed_out;
+        bool killed;            /* sandbox_exec_kill() was called */
         bool collected;
         CgroupStats before;     /* the sandbox's counters when the program started */
 };
@@ -625,6 +626,7 @@ void sandbox_exec_kill(SandboxExec *e) {
 
         if (e->collected)
                 return;
+        e->killed = true;
         (void) sandbox_exec_signal(e, SIGKILL);
         if (!e->sandbox->cgroup)
                 return;
@@ -659,7 +661,7 @@ int sandbox_exec_collect(SandboxExec *e, bool kill, SandboxResult *ret) {
 
         if (e->collected)
                 return -EALREADY;
-        if (kill && e->timeout_usec && now_usec() >= sandbox_exec_deadline(e))
+        if ((kill || e->killed) && e->timeout_usec && now_usec() >= sandbox_exec_deadline(e))
                 e->timed_out = true;
         if (kill)
                 sandbox_exec_kill(e);

@@ -1992,6 +1992,14 @@ int sandbox_terminate(Sandbox *s) {
         return 0;
 }
 
+void sandbox_kill_all(Sandbox *s) {
+        if (s->finished)
+                return;
+        if (s->cgroup)
+                (void) cgroup_child_freeze(s->cgroup, CGROUP_CHILD_PROGRAM, false);
+        sandbox_kill(s);
+}
+
 int sandbox_count_processes(Sandbox *s, size_t *ret_n) {
         _cleanup_free_ pid_t *pids = NULL;
         size_t n = 0, k = 0;

@@ -144,6 +144,9 @@ int sandbox_pause(Sandbox *s);
 int sandbox_resume(Sandbox *s);
 /* SIGTERM to every process of the sandbox but its init (a graceful end: sandbox_finish() kills the rest). */
 int sandbox_terminate(Sandbox *s);
+/* SIGKILL to its init and every process of its programs (thawed first), not waiting: their pidfds (the
+ * sandbox's, sandbox_exec_pidfd()) then poll readable. */
+void sandbox_kill_all(Sandbox *s);
 /* Processes of the sandbox besides its init. */
 int sandbox_count_processes(Sandbox *s, size_t *ret_n);
 
@@ -206,7 +209,7 @@ uint64_t sandbox_exec_deadline(const SandboxExec *e);
  * session); looks again for up to a second for members that forked meanwhile. Does not wait for them. */
 void sandbox_exec_kill(SandboxExec *e);
 /* Wait for the program to end (killing its session first if KILL) and collect the result: its status (124
- * when it was killed at or past its deadline), wall clock, CPU time and largest resident set (of it and the
+ * when it was killed, here or by sandbox_exec_kill(), at or past its deadline), wall clock, CPU time and largest resident set (of it and the
  * children it waited for), whether the sandbox's memory bound ended it (137), whether forks failed at the
  * pids bound while it ran; memory_peak is the sandbox's, disk_limit_hit whether the sandbox's disk bound
  * was ever reached. Without KILL it must have ended (its pidfd polled readable), or this waits. */

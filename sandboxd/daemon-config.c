@@ -24,6 +24,7 @@
 void config_init(DaemonConfig *c) {
         *c = (DaemonConfig) {
                 .max_per_client = 16,
+                .max_created_per_uid = CONFIG_DEFAULT_MAX_CREATED_PER_UID,
                 .max_sandboxes = 256,
                 .max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS,
                 .max_connections_per_uid = CONFIG_DEFAULT_MAX_CONNECTIONS_PER_UID,
@@ -34,6 +35,7 @@ void config_init(DaemonConfig *c) {
                 .max_memory = SPEC_DEFAULT_MEMORY,
                 .max_pids = SPEC_DEFAULT_PIDS,
                 .max_timeout_usec = SPEC_DEFAULT_CLIENT_TIMEOUT_USEC,
+                .max_ttl_usec = CONFIG_DEFAULT_MAX_TTL_USEC,
                 .max_disk = SPEC_DEFAULT_DISK,
                 .max_disk_inodes = SPEC_DEFAULT_DISK_INODES,
                 .max_memory_per_client = CONFIG_DEFAULT_MEMORY_PER_CLIENT,
@@ -211,6 +213,8 @@ static const CapKey cap_keys[] = {
         { "max-pids", offsetof(DaemonConfig, max_pids), false, 1, 4194304, 1, "a number from 1 to 4194304" },
         { "max-timeout", offsetof(DaemonConfig, max_timeout_usec), false, 1, SECONDS_MAX, 1000000,
           "seconds, from 1 to a year" },
+        { "max-ttl", offsetof(DaemonConfig, max_ttl_usec), false, 1, SECONDS_MAX, 1000000,
+          "seconds, from 1 to a year" },
         { "max-disk", offsetof(DaemonConfig, max_disk), true, 1 << 20, UINT64_MAX - 1, 1,
           "a size of at least 1m like 10g" },
         { "max-disk-inodes", offsetof(DaemonConfig, max_disk_inodes), false, 1, UINT64_MAX - 1, 1,
@@ -338,12 +342,15 @@ int config_parse(const char *data, size_t size, const char *path, DaemonConfig *
                         r = parse_ids(value, true, c->allow_groups, &c->n_allow_groups);
                         if (r < 0)
                                 BAD("%s:%u: allow-groups: %s", path, lineno, r == -E2BIG ? "too many" : "unknown group");
-                } else if (streq(key, "max-sandboxes-per-client") || streq(key, "max-sandboxes")) {
+                } else if (streq(key, "max-sandboxes-per-client") || streq(key, "max-sandboxes") ||
+                           streq(key, "max-created-per-uid")) {
                         uint32_t n;
                         if (safe_atou32(value, &n) < 0 || n == 0 || n > 65536)
                                 BAD("%s:%u: %s: expected a number from 1 to 65536", path, lineno, key);
                         if (streq(key, "max-sandboxes"))
                                 c->max_sandboxes = n;
+                        else if (streq(key, "max-created-per-uid"))
+                                c->max_created_per_uid = n;
                         else
                                 c->max_per_client = n;
                 } else if ((cap = find_cap(key))) {

@@ -32,6 +32,10 @@
 #define CONFIG_DEFAULT_MEMORY_PER_CLIENT (4 * SPEC_DEFAULT_MEMORY)
 #define CONFIG_DEFAULT_PIDS_PER_CLIENT (4 * SPEC_DEFAULT_PIDS)
 #define CONFIG_DEFAULT_DISK_PER_CLIENT (4 * SPEC_DEFAULT_DISK)
+/* How long a created sandbox of a client other than root lives unless removed earlier: the hour of a
+ * one-shot sandbox's wall clock, for the same reasons (a forgotten sandbox gives its bounds back). */
+#define CONFIG_DEFAULT_MAX_CREATED_PER_UID 16
+#define CONFIG_DEFAULT_MAX_TTL_USEC (UINT64_C(3600) * 1000000)
 
 typedef struct DaemonConfig {
         uid_t allow_users[CONFIG_MAX_IDS];
@@ -40,12 +44,14 @@ typedef struct DaemonConfig {
         size_t n_allow_groups;
         unsigned max_per_client;        /* concurrent sandboxes of one uid (root: no cap) */
         unsigned max_sandboxes;         /* concurrent sandboxes in all */
+        unsigned max_created_per_uid;   /* sandboxes made by create (stopped ones too) of one uid (root: no cap) */
         /* Caps for clients other than root (SPEC_UNLIMITED: no cap). A value a client leaves out takes
          * the smaller of the default (SPEC_DEFAULT_*) and the cap; max_timeout_usec is their wall-clock
          * limit when they give none. */
         uint64_t max_memory;
         uint64_t max_pids;
         uint64_t max_timeout_usec;
+        uint64_t max_ttl_usec;          /* a created sandbox's --ttl and --idle-ttl (also their default) */
         uint64_t max_disk;
         uint64_t max_disk_inodes;
         /* The same summed over the running sandboxes of one uid (root: no cap). */

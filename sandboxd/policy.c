@@ -188,3 +188,37 @@ int policy_check(const DaemonConfig *cfg, const PolicyHost *host, bool root, con
                 FIELD(spec, bounds[i].spec_offset) = FIELD(&copy, bounds[i].spec_offset);
         return 0;
 }
+
+int policy_check_exec_in(const DaemonConfig *cfg, bool root, SandboxSpec *spec, char *msg, size_t size) {
+        static const PolicyUsage none = {};
+
+        if (root)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(bounds); i++)
+                if (streq(bounds[i].option, "--timeout"))
+                        return check_bound(&bounds[i], cfg, &none, spec, msg, size);
+        return 0;
+}
+
+int policy_check_ttl(const DaemonConfig *cfg, bool root, uint64_t *ttl_usec, uint64_t *idle_ttl_usec, char *msg,
+                     size_t size) {
+        uint64_t cap = cfg->max_ttl_usec;
+        char vs[FORMAT_SIZE_MAX], cs[FORMAT_SIZE_MAX];
+
+        if (root || cap == SPEC_UNLIMITED)
+                return 0;
+        if (*ttl_usec > cap) {
+                snprintf(msg, size, "--ttl %s is above this daemon's max-ttl (%s)",
+                         format_value(BOUND_USEC, *ttl_usec, vs, sizeof vs), format_value(BOUND_USEC, cap, cs, sizeof cs));
+                return -EPERM;
+        }
+        if (*idle_ttl_usec > cap) {
+                snprintf(msg, size, "--idle-ttl %s is above this daemon's max-ttl (%s)",
+                         format_value(BOUND_USEC, *idle_ttl_usec, vs, sizeof vs),
+                         format_value(BOUND_USEC, cap, cs, sizeof cs));
+                return -EPERM;
+        }
+        if (*ttl_usec == 0)
+                *ttl_usec = cap;
+        return 0;
+}

@@ -41,3 +41,12 @@ void policy_usage_add(PolicyUsage *usage, const SandboxSpec *spec);
  * message in MSG naming the option, the cap and its value. */
 int policy_check(const DaemonConfig *cfg, const PolicyHost *host, bool root, const PolicyUsage *used,
                  SandboxSpec *spec, char *msg, size_t size);
+
+/* A program for a created sandbox (exec --in): its wall clock, capped by max-timeout for a client other
+ * than root (left out: the cap), as a one-shot sandbox's. 0 or -EPERM with a message. */
+int policy_check_exec_in(const DaemonConfig *cfg, bool root, SandboxSpec *spec, char *msg, size_t size);
+
+/* A created sandbox's --ttl and --idle-ttl (µs, 0: none): for a client other than root capped by max-ttl,
+ * and --ttl left out takes it. 0 or -EPERM with a message. */
+int policy_check_ttl(const DaemonConfig *cfg, bool root, uint64_t *ttl_usec, uint64_t *idle_ttl_usec, char *msg,
+                     size_t size);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * sandboxd's event loop: clients on the socket, their sandboxes, the idle timer and SIGTERM.
- * One client connection starts at most one sandbox (EXEC) and gets its EXIT; the same connection
- * carries SIGNAL and RESIZE for it. LIST and KILL work on any connection. Who may do what is decided
+ * One client connection starts at most one sandbox (EXEC), or one program in a created sandbox (EXEC with
+ * in), and gets its EXIT; the same connection carries SIGNAL and RESIZE for it. LIST, KILL, CREATE, STOP,
+ * RM, PAUSE and RESUME work on any other connection, one at a time. A created sandbox (a Box) belongs to
+ * no connection: it lives until RM, its ttl or its idle ttl, and holds the daemon up meanwhile. Who may do what is decided
  * here from the peer's credentials (SO_PEERCRED), never from anything the client says.
  *
  * The loop never waits for a client or a sandbox: setting a sandbox up (sandbox_start(), milliseconds
@@ -49,6 +51,7 @@
 #include "policy.h"
 #include "sandbox.h"
 #include "server.h"
+#include "time-util.h"
 #include "workers.h"
 
 /* Clean-ups run on threads of their own, so that a slow one never holds up a start. */
@@ -70,6 +73,42 @@ typedef struct RateLimit {
 typedef struct Server Server;
 typedef struct Client Client;
 typedef struct Session Session;
+typedef struct Box Box;
+
+typedef enum SessionKind {
+        SESSION_EXEC,           /* a one-shot sandbox */
+        SESSION_CREATE,         /* a sandbox that lives (a Box once started) */
+        SESSION_EXEC_IN,        /* a program in a Box */
+} SessionKind;
+
+/* STOP's default grace between SIGTERM and SIGKILL. */
+#define STOP_GRACE_USEC (10 * UINT64_C(1000000))
+/* How often a stop looks whether the programs ended before the grace is over. */
+#define STOP_POLL_USEC (50 * UINT64_C(1000))
+
+/* A sandbox made by CREATE. It owns the spec the sandbox points into (spec.spec), and the sandbox until
+ * it is stopped (then only its entry is left, until RM or its ttl). */
+struct Box {
+        Server *server;
+        uid_t uid;
+        char id[17];
+        char name[MSG_NAME_MAX + 1];
+        MsgExec spec;           /* the spec (no descriptors) */
+        Sandbox *sandbox;       /* NULL once stopped */
+        MsgState state;
+        char *image;            /* what it runs, for LIST */
+        uint64_t created_realtime_usec;
+        uint64_t expires_usec;  /* CLOCK_MONOTONIC end of its ttl, 0: none */
+        uint64_t expires_realtime_usec;
+        uint64_t idle_ttl_usec; /* 0: none */
+        uint64_t idle_since_usec; /* CLOCK_MONOTONIC: when its last program ended */
+        unsigned n_execs;       /* EXEC-with-in sessions queued, starting or running in it */
+        bool cleaning;          /* its sandbox is on a clean-up worker */
+        bool remove;            /* RM (or its ttl): its entry goes once it is stopped */
+        uint64_t stop_deadline; /* STOPPING: when its programs are killed (0: they were) */
+        sd_event_source *exit_source, *timer;
+        Box *next;
+};
 
 typedef enum SessionState {
         SESSION_QUEUED,         /* waiting for a start slot */
@@ -80,6 +119,7 @@ typedef enum SessionState {
 struct Session {
         Server *server;
         Client *client;         /* NULL once its client has gone (then it is ended) */
+        SessionKind kind;
         SessionState state;
         uid_t uid;
         gid_t gid;              /* the client's (SO_PEERCRED), with its groups: for the checks of the */
@@ -93,10 +133,18 @@ struct Session {
         sd_event_source *exit_source, *limit_timer;
         uint64_t started_realtime_usec;
 
-        /* The start, on a worker: it reads exec and writes these three. */
+        /* CREATE: */
+        char name[MSG_NAME_MAX + 1];
+        uint64_t ttl_usec, idle_ttl_usec;
+        /* EXEC with in: the Box (which lives at least as long as this session: n_execs), the program. */
+        Box *box;
+        SandboxExec *program;
+
+        /* The start, on a worker: it reads exec and writes these. */
         Work work;
         int start_r;
         Sandbox *started;
+        SandboxExec *started_program;
         SandboxError start_error;
 
         Session *next;          /* every session, oldest first: the start queue's order */
@@ -108,6 +156,7 @@ typedef struct Cleanup {
         Work work;
         Server *server;
         Sandbox *sandbox;
+        Box *box;               /* a Box's sandbox: the box keeps the spec, and learns when it is done */
         MsgExec exec;
         bool kill;              /* the client left or the daemon stops: kill and collect first */
         uid_t uid;
@@ -136,7 +185,8 @@ struct Client {
         bool closing;           /* no more requests: closed once its output is sent */
         bool broken;            /* the connection failed: closed at the next safe point */
         Session *session;
-        int bind_fds[SPEC_MOUNTS_MAX]; /* BIND_FDS received for the next EXEC */
+        Box *waiting;           /* a STOP or RM waits for this box to be stopped: no more requests meanwhile */
+        int bind_fds[SPEC_MOUNTS_MAX]; /* BIND_FDS received for the next EXEC or CREATE */
         size_t n_bind_fds;
         OutFrame *out_head, *out_tail;
         size_t out_bytes;
@@ -155,6 +205,8 @@ struct Server {
         unsigned n_clients;
         Session *sessions;
         unsigned n_sessions;    /* every state */
+        Box *boxes;
+        unsigned n_boxes;
         unsigned n_starting;
         unsigned n_cleanups;
         WorkPool *starts, *cleanups;
@@ -181,6 +233,9 @@ static bool ratelimit_ok(Server *srv, RateLimit *rl, unsigned *ret_suppressed) {
 static void server_update(Server *srv);
 static void server_schedule(Server *srv);
 static void client_check(Client *c);
+static void client_process(Client *c);
+static bool client_waits(const Client *c);
+static void box_check(Box *b);
 
 /* Structured fields for the journal when there is one; a plain line otherwise. */
 static void log_sandbox_id(Server *srv, int level, const char *id, uid_t uid, const char *cmd, const char *what) {
@@ -238,7 +293,7 @@ static void client_update_events(Client *c) {
         }
         if (c->out_head)
                 events = EPOLLOUT;
-        else if (!c->closing && c->decoder)
+        else if (!c->closing && c->decoder && !client_waits(c))
                 events = EPOLLIN;
         /* With no events, epoll still reports EPOLLHUP and EPOLLERR: a peer that left is noticed. */
         (void) sd_event_source_set_io_events(c->io, events);
@@ -371,11 +426,21 @@ static Session *session_free(Session *se) {
         sd_event_source_disable_unref(se->exit_source);
         sd_event_source_disable_unref(se->limit_timer);
         sandbox_free(se->sandbox); /* NULL unless the caller kept it */
+        /* Collected before (on_program_exit()), or never started. */
+        sandbox_exec_free(se->program);
+        sandbox_exec_free(se->started_program);
         safe_close(se->cancel_fd);
         session_close_bind_fds(se);
         free(se->groups);
         msg_exec_done(&se->exec);
+        Box *b = se->box;
         free(se);
+        if (b) {
+                assert(b->n_execs > 0);
+                if (--b->n_execs == 0)
+                        b->idle_since_usec = now_usec();
+                box_check(b);
+        }
         return NULL;
 }
 
@@ -395,6 +460,17 @@ static void cleanup_done(Work *w) {
         Cleanup *cl = container_of(w, Cleanup, work);
         Server *srv = cl->server;
 
+        if (cl->box) {
+                Box *b = cl->box;
+                if (cl->r < 0)
+                        log_warning_errno(cl->r, "Failed to clean up sandbox %s completely, ignoring: %m", cl->id);
+                b->cleaning = false;
+                free(cl);
+                srv->n_cleanups--;
+                box_check(b);
+                server_update(srv);
+                return;
+        }
         if (cl->kill) {
                 char what[128];
                 snprintf(what, sizeof what, "ended (killed: %s), status %d",
@@ -442,17 +518,11 @@ static void session_end(Session *se, bool kill) {
         server_update(srv);
 }
 
-/* The sandbox ended by itself: collect it (it has exited: no wait), answer, clean up off the loop. */
-static int on_sandbox_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Session *se = userdata;
-        Client *c = se->client;
-        SandboxResult res = {};
-        char what[64];
+/* EXIT, the last message of a connection that ran a sandbox or a program: it ends once this is sent. */
+static void send_exit(Client *c, const SandboxResult *r) {
+        SandboxResult res = *r;
 
-        (void) sandbox_collect(se->sandbox, false, &res);
-        snprintf(what, sizeof what, "ended with status %d", res.status);
-        log_sandbox(se->server, LOG_INFO, se, what);
-        if (c) {
+        {
                 _cleanup_(wire_buffer_done) WireBuffer b = {};
                 MsgExit m = {
                         .status = res.status,
@@ -471,13 +541,28 @@ static int on_sandbox_exit(sd_event_source *s, int fd, uint32_t revents, void *u
                         m.max_rss = res.max_rss;
                         m.union_failed = res.union_failed;
                 }
-                c->session = NULL;
-                se->client = NULL;
                 if (!c->closing && msg_exit_encode(&m, &b) >= 0)
                         (void) send_message(c, MSG_EXIT, &b, NULL, 0);
                 /* EXIT is the last message: the connection ends once it is sent. */
                 c->closing = true;
                 client_update_events(c);
+        }
+}
+
+/* The sandbox ended by itself: collect it (it has exited: no wait), answer, clean up off the loop. */
+static int on_sandbox_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Session *se = userdata;
+        Client *c = se->client;
+        SandboxResult res = {};
+        char what[64];
+
+        (void) sandbox_collect(se->sandbox, false, &res);
+        snprintf(what, sizeof what, "ended with status %d", res.status);
+        log_sandbox(se->server, LOG_INFO, se, what);
+        if (c) {
+                c->session = NULL;
+                se->client = NULL;
+                send_exit(c, &res);
         }
         /* The client has its answer; the slower part runs on a worker. */
         session_end(se, false);
@@ -651,9 +736,128 @@ static void start_run(Work *w) {
         se->start_r = check_bind_sources(se, &se->start_error);
         if (se->start_r < 0)
                 return;
+        if (se->kind == SESSION_CREATE) {
+                SandboxStartOptions o = { .cancel_fd = se->cancel_fd, .flags = SANDBOX_START_IDLE };
+                se->start_r = sandbox_start_with(&se->exec.spec, &se->server->runtime, &o, &se->started,
+                                                 &se->start_error);
+                return;
+        }
         se->start_r = sandbox_start_cancellable(&se->exec.spec, &se->server->runtime,
                                                 se->exec.spec.tty ? NULL : se->exec.stdio, se->cancel_fd,
                                                 &se->started, &se->start_error);
+}
+
+/* EXEC with in, on a worker: the Box's sandbox lives at least as long as this session (n_execs). */
+static void start_program_run(Work *w) {
+        Session *se = container_of(w, Session, work);
+        const SandboxSpec *spec = &se->exec.spec;
+        SandboxExecOptions o = {
+                .argv = spec->argv,
+                .n_argv = spec->n_argv,
+                .env = spec->env,
+                .n_env = spec->n_env,
+                .workdir = spec->workdir,
+                .user = spec->user,
+                .tty = spec->tty,
+                .stdio = spec->tty ? NULL : se->exec.stdio,
+                .timeout_usec = spec->timeout_usec,
+                .cancel_fd = se->cancel_fd,
+        };
+
+        se->start_r = sandbox_exec(se->box->sandbox, &o, &se->started_program, &se->start_error);
+}
+
+static Box *box_new(Session *se);
+static void box_free(Box *b);
+static void box_arm_timer(Box *b);
+
+static void send_created(Client *c, const Box *b) {
+        _cleanup_(wire_buffer_done) WireBuffer buf = {};
+        MsgCreated m = {};
+
+        snprintf(m.id, sizeof m.id, "%s", b->id);
+        snprintf(m.name, sizeof m.name, "%s", b->name);
+        if (msg_created_encode(&m, &buf) < 0 || send_message(c, MSG_CREATED, &buf, NULL, 0) < 0)
+                c->broken = true;
+}
+
+/* A created sandbox is set up: it becomes a Box, which lives without the session. */
+static void create_done(Session *se) {
+        Server *srv = se->server;
+        Client *c = se->client;
+        Box *b;
+
+        if (!c || srv->stopping) {
+                log_sandbox(srv, LOG_INFO, se, "created, but nobody waits for it any more: removing it");
+                return session_end(se, true);
+        }
+        b = box_new(se);
+        if (!b) {
+                client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
+                session_end(se, true);
+                return client_check(c);
+        }
+        {
+                char what[128];
+                snprintf(what, sizeof what, "created%s%s", b->name[0] ? " as " : "", b->name);
+                log_sandbox_id(srv, LOG_INFO, b->id, b->uid, b->image ?: "", what);
+        }
+        session_free(se);
+        send_created(c, b);
+        client_process(c);
+        client_check(c);
+}
+
+static int on_program_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+static int on_program_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void start_program_done(Session *se) {
+        Server *srv = se->server;
+        Client *c = se->client;
+        Box *b = se->box;
+        int r;
+
+        if (se->start_r < 0) {
+                SandboxError e = se->start_error;
+                int err = se->start_r;
+
+                session_free(se);
+                if (c) {
+                        client_fail(c, e.status, err, "%s", e.message);
+                        client_check(c);
+                }
+                return;
+        }
+        se->program = TAKE_PTR(se->started_program);
+        if (!c || b->state != MSG_STATE_RUNNING)
+                /* Nobody waits for it, or the sandbox is ending: its exit is collected as any other. */
+                sandbox_exec_kill(se->program);
+        r = sd_event_add_io(srv->event, &se->exit_source, sandbox_exec_pidfd(se->program), EPOLLIN,
+                            on_program_exit, se);
+        if (r < 0) {
+                /* Cannot watch it: collect it here (killed: it cannot be waited for long). */
+                (void) sandbox_exec_collect(se->program, true, NULL);
+                session_free(se);
+                if (c) {
+                        client_fail(c, SANDBOX_EXIT_SETUP, r, "cannot watch the program");
+                        client_check(c);
+                }
+                return;
+        }
+        if (sandbox_exec_deadline(se->program) > 0)
+                (void) sd_event_add_time(srv->event, &se->limit_timer, CLOCK_MONOTONIC,
+                                         sandbox_exec_deadline(se->program), 1000, on_program_timer, se);
+        if (c) {
+                _cleanup_(wire_buffer_done) WireBuffer buf = {};
+                MsgStarted started = { .pid = (uint32_t) sandbox_exec_pid(se->program), .pty_fd = -EBADF };
+                int pty = sandbox_exec_pty_fd(se->program);
+
+                snprintf(started.id, sizeof started.id, "%s", b->id);
+                if (msg_started_encode(&started, &buf) < 0 ||
+                    send_message(c, MSG_STARTED, &buf, &pty, pty >= 0 ? 1 : 0) < 0)
+                        c->broken = true;
+                client_check(c);
+        }
 }
 
 static void start_done(Work *w) {
@@ -661,6 +865,18 @@ static void start_done(Work *w) {
         Server *srv = se->server;
         Client *c = se->client;
         int r;
+
+        if (se->kind == SESSION_EXEC_IN) {
+                assert(srv->n_starting > 0);
+                srv->n_starting--;
+                for (size_t i = 0; i < ELEMENTSOF(se->exec.stdio); i++)
+                        se->exec.stdio[i] = safe_close(se->exec.stdio[i]);
+                se->state = SESSION_RUNNING;
+                start_program_done(se);
+                server_schedule(srv);
+                server_update(srv);
+                return;
+        }
 
         assert(srv->n_starting > 0);
         srv->n_starting--;
@@ -687,6 +903,9 @@ static void start_done(Work *w) {
                         client_fail(c, e.status, err, "%s", e.message);
                         client_check(c);
                 }
+        } else if (se->kind == SESSION_CREATE) {
+                se->sandbox = TAKE_PTR(se->started);
+                create_done(se);
         } else {
                 se->sandbox = TAKE_PTR(se->started);
                 se->started_realtime_usec = (uint64_t) time(NULL) * 1000000;
@@ -730,7 +949,8 @@ static void server_schedule(Server *srv) {
                 if (se->uid != 0 && starting_of(srv, se->uid) >= cfg->max_starts_per_uid)
                         continue;
                 se->state = SESSION_STARTING;
-                se->work = (Work) { .run = start_run, .done = start_done };
+                se->work = (Work) { .run = se->kind == SESSION_EXEC_IN ? start_program_run : start_run,
+                                    .done = start_done };
                 srv->n_starting++;
                 workpool_submit(srv->starts, &se->work);
         }
@@ -748,9 +968,325 @@ static void session_abandon(Session *se) {
                 (void) eventfd_write(se->cancel_fd, 1);
                 break;
         case SESSION_RUNNING:
-                session_end(se, true);
+                if (se->kind == SESSION_EXEC_IN)
+                        /* Its exit is collected when it comes (on_program_exit()). */
+                        sandbox_exec_kill(se->program);
+                else
+                        session_end(se, true);
                 break;
         }
+}
+
+/* A program of EXEC with in ended (by itself, or killed): collect it (no wait) and answer. */
+static int on_program_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Session *se = userdata;
+        Client *c = se->client;
+        SandboxResult res = {};
+
+        (void) sandbox_exec_collect(se->program, false, &res);
+        if (c) {
+                c->session = NULL;
+                se->client = NULL;
+                send_exit(c, &res);
+        }
+        session_free(se);
+        if (c)
+                client_check(c);
+        return 0;
+}
+
+/* Its timeout: kill its session; the exit follows (then its status is 124). */
+static int on_program_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Session *se = userdata;
+
+        sandbox_exec_kill(se->program);
+        return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Created sandboxes (Box)
+ */
+
+/* What a sandbox runs, for LIST: its image's ID, its image directory, or the host's /usr. */
+static const char *image_label(const Sandbox *sb) {
+        return sandbox_image_id(sb) ?: sandbox_spec(sb)->image ?: "host";
+}
+
+static int on_box_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+static int on_box_timer(sd_event_source *s, uint64_t usec, void *userdata);
+static void box_stop(Box *b, uint64_t grace_usec, bool remove);
+
+static Box *box_new(Session *se) {
+        Server *srv = se->server;
+        Box *b = calloc(1, sizeof *b);
+        int r;
+
+        if (!b)
+                return NULL;
+        *b = (Box) {
+                .server = srv,
+                .uid = se->uid,
+                .state = MSG_STATE_RUNNING,
+                .created_realtime_usec = realtime_usec(),
+                .idle_ttl_usec = se->idle_ttl_usec,
+                .idle_since_usec = now_usec(),
+        };
+        b->image = strdup(image_label(se->sandbox));
+        if (!b->image) {
+                free(b);
+                return NULL;
+        }
+        r = sd_event_add_io(srv->event, &b->exit_source, sandbox_pidfd(se->sandbox), EPOLLIN, on_box_exit, b);
+        if (r >= 0)
+                r = sd_event_add_time(srv->event, &b->timer, CLOCK_MONOTONIC, 0, 100000, on_box_timer, b);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(b->timer, SD_EVENT_OFF);
+        if (r < 0) {
+                sd_event_source_disable_unref(b->exit_source);
+                sd_event_source_disable_unref(b->timer);
+                free(b->image);
+                free(b);
+                return NULL;
+        }
+        snprintf(b->id, sizeof b->id, "%s", sandbox_id(se->sandbox));
+        snprintf(b->name, sizeof b->name, "%s", se->name);
+        if (se->ttl_usec) {
+                b->expires_usec = now_usec() + se->ttl_usec;
+                b->expires_realtime_usec = b->created_realtime_usec + se->ttl_usec;
+        }
+        /* The box takes the sandbox and the spec it points into. */
+        b->sandbox = TAKE_PTR(se->sandbox);
+        b->spec = se->exec;
+        se->exec = (MsgExec) { .stdio = { -EBADF, -EBADF, -EBADF } };
+        b->next = srv->boxes;
+        srv->boxes = b;
+        srv->n_boxes++;
+        box_arm_timer(b);
+        return b;
+}
+
+static void box_free(Box *b) {
+        Server *srv = b->server;
+
+        assert(!b->sandbox && !b->cleaning && b->n_execs == 0);
+        for (Box **p = &srv->boxes; *p; p = &(*p)->next)
+                if (*p == b) {
+                        *p = b->next;
+                        srv->n_boxes--;
+                        break;
+                }
+        for (Client *c = srv->clients; c; c = c->next)
+                if (c->waiting == b)
+                        c->waiting = NULL;
+        sd_event_source_disable_unref(b->exit_source);
+        sd_event_source_disable_unref(b->timer);
+        msg_exec_done(&b->spec);
+        free(b->image);
+        free(b);
+}
+
+static void box_log(Box *b, int level, const char *what) {
+        log_sandbox_id(b->server, level, b->id, b->uid, b->name[0] ? b->name : b->image, what);
+}
+
+/* When it must be looked at again: a stop's poll or deadline, its ttl, its idle ttl. */
+static void box_arm_timer(Box *b) {
+        uint64_t next = 0;
+
+        if (b->state == MSG_STATE_STOPPING) {
+                if (b->stop_deadline)
+                        next = MIN(b->stop_deadline, now_usec() + STOP_POLL_USEC);
+        } else if (!b->remove) {
+                next = b->expires_usec;
+                if (b->idle_ttl_usec && b->n_execs == 0 && b->state != MSG_STATE_STOPPED) {
+                        uint64_t idle = b->idle_since_usec + b->idle_ttl_usec;
+                        next = next ? MIN(next, idle) : idle;
+                }
+        }
+        if (next == 0) {
+                (void) sd_event_source_set_enabled(b->timer, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(b->timer, next);
+        (void) sd_event_source_set_enabled(b->timer, SD_EVENT_ONESHOT);
+}
+
+static void reply_ok(Client *c) {
+        _cleanup_(wire_buffer_done) WireBuffer buf = {};
+
+        if (msg_empty_encode(&buf) < 0 || send_message(c, MSG_OK, &buf, NULL, 0) < 0)
+                c->broken = true;
+}
+
+/* Moves a stop on as far as it can go now: SIGTERM given (box_stop()), then, once the programs ended or
+ * the grace is over, everything killed; once every program of EXEC with in is collected, the sandbox
+ * goes to a clean-up worker; once that is done, the box is stopped (and removed for RM). */
+static void box_check(Box *b) {
+        Server *srv = b->server;
+
+        if (b->state == MSG_STATE_STOPPING) {
+                if (b->stop_deadline) {
+                        size_t n = 1;
+                        if (now_usec() < b->stop_deadline && sandbox_count_processes(b->sandbox, &n) >= 0 && n > 0)
+                                return box_arm_timer(b);
+                        b->stop_deadline = 0;
+                        sandbox_kill_all(b->sandbox);
+                        for (Session *se = srv->sessions; se; se = se->next)
+                                if (se->box == b && se->state == SESSION_STARTING)
+                                        (void) eventfd_write(se->cancel_fd, 1);
+                                else if (se->box == b && se->state == SESSION_RUNNING)
+                                        sandbox_exec_kill(se->program);
+                }
+                /* Its programs are collected first: they use the sandbox's cgroup until then. */
+                if (b->n_execs > 0 || b->cleaning)
+                        return box_arm_timer(b);
+                if (b->sandbox) {
+                        Cleanup *cl = calloc(1, sizeof *cl);
+                        if (!cl) {
+                                box_log(b, LOG_WARNING, "out of memory: cleaning it up on the event loop");
+                                (void) sandbox_finish(b->sandbox, true, NULL);
+                                b->sandbox = sandbox_free(b->sandbox);
+                        } else {
+                                *cl = (Cleanup) {
+                                        .work = { .run = cleanup_run, .done = cleanup_done },
+                                        .server = srv,
+                                        .sandbox = TAKE_PTR(b->sandbox),
+                                        .box = b,
+                                        .exec = { .stdio = { -EBADF, -EBADF, -EBADF } },
+                                        .kill = true,
+                                        .uid = b->uid,
+                                };
+                                snprintf(cl->id, sizeof cl->id, "%s", b->id);
+                                b->cleaning = true;
+                                b->exit_source = sd_event_source_disable_unref(b->exit_source);
+                                srv->n_cleanups++;
+                                workpool_submit(srv->cleanups, &cl->work);
+                                return box_arm_timer(b);
+                        }
+                }
+                b->state = MSG_STATE_STOPPED;
+                box_log(b, LOG_INFO, b->remove ? "removed" : "stopped");
+        }
+        if (b->state == MSG_STATE_STOPPED) {
+                Client *waiting[64];
+                size_t n = 0;
+
+                /* Answer whoever waits (STOP, RM); their next requests are read after the box is gone. */
+                for (Client *c = srv->clients; c; c = c->next)
+                        if (c->waiting == b) {
+                                c->waiting = NULL;
+                                reply_ok(c);
+                                if (n < ELEMENTSOF(waiting))
+                                        waiting[n++] = c;
+                        }
+                if (b->remove)
+                        box_free(b);
+                else
+                        box_arm_timer(b);
+                for (size_t i = 0; i < n; i++)
+                        for (Client *c = srv->clients; c; c = c->next)
+                                if (c == waiting[i]) {
+                                        client_process(c);
+                                        client_check(c);
+                                        break;
+                                }
+                return server_update(srv);
+        }
+        box_arm_timer(b);
+}
+
+/* STOP (GRACE between SIGTERM and SIGKILL), RM -f and ttls (no grace, REMOVE). */
+static void box_stop(Box *b, uint64_t grace_usec, bool remove) {
+        Server *srv = b->server;
+
+        if (remove)
+                b->remove = true;
+        if (b->state == MSG_STATE_RUNNING || b->state == MSG_STATE_PAUSED) {
+                if (b->state == MSG_STATE_PAUSED)
+                        (void) sandbox_resume(b->sandbox);
+                b->state = MSG_STATE_STOPPING;
+                box_log(b, LOG_INFO, remove ? "removing" : "stopping");
+                /* Programs waiting for a start slot never start. */
+                for (Session *se = srv->sessions, *next; se; se = next) {
+                        next = se->next;
+                        if (se->box == b && se->state == SESSION_QUEUED) {
+                                Client *c = se->client;
+                                b->n_execs--;
+                                se->box = NULL;
+                                session_free(se);
+                                if (c) {
+                                        client_fail(c, SANDBOX_EXIT_SETUP, -ESRCH, "sandbox %s is being stopped",
+                                                    b->id);
+                                        client_check(c);
+                                }
+                        }
+                }
+                b->stop_deadline = now_usec();
+                if (grace_usec > 0 && sandbox_terminate(b->sandbox) >= 0)
+                        b->stop_deadline += grace_usec;
+        } else if (b->state == MSG_STATE_STOPPING && grace_usec == 0 && b->stop_deadline)
+                b->stop_deadline = now_usec();
+        box_check(b);
+}
+
+/* Its init (or its union's server) ended while it was meant to run: it is stopped. */
+static int on_box_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Box *b = userdata;
+
+        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        if (b->state == MSG_STATE_RUNNING || b->state == MSG_STATE_PAUSED)
+                box_log(b, LOG_NOTICE, "its init or its file system's server ended: stopping it");
+        box_stop(b, 0, false);
+        return 0;
+}
+
+static int on_box_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Box *b = userdata;
+        uint64_t now = now_usec();
+
+        if (b->state == MSG_STATE_STOPPING)
+                box_check(b);
+        else if (b->remove)
+                ;
+        else if (b->expires_usec && now >= b->expires_usec) {
+                box_log(b, LOG_INFO, "its ttl is over: removing it");
+                box_stop(b, 0, true);
+        } else if (b->idle_ttl_usec && b->n_execs == 0 && b->state != MSG_STATE_STOPPED &&
+                   now >= b->idle_since_usec + b->idle_ttl_usec) {
+                box_log(b, LOG_INFO, "its idle ttl is over: removing it");
+                box_stop(b, 0, true);
+        } else
+                box_arm_timer(b);
+        return 0;
+}
+
+/* TARGET (an id or a name) among the boxes UID may see: its own; root's names are looked up among its own
+ * first, then among every uid's when only one has it. Another uid's box is not found, as one that does
+ * not exist. NULL with *RET_AMBIGUOUS when several uids have that name (root). */
+static Box *box_lookup(Server *srv, uid_t uid, const char *target, bool *ret_ambiguous) {
+        bool is_id = msg_id_is_valid(target);
+        Box *found = NULL;
+        unsigned n = 0;
+
+        *ret_ambiguous = false;
+        for (Box *b = srv->boxes; b; b = b->next) {
+                if (uid != 0 && b->uid != uid)
+                        continue;
+                if (is_id ? streq(b->id, target) : (b->uid == uid && streq(b->name, target)))
+                        return b;
+        }
+        if (is_id || uid != 0)
+                return NULL;
+        for (Box *b = srv->boxes; b; b = b->next)
+                if (streq(b->name, target)) {
+                        found = b;
+                        n++;
+                }
+        if (n > 1) {
+                *ret_ambiguous = true;
+                return NULL;
+        }
+        return found;
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -847,15 +1383,27 @@ static bool client_authorized(Client *c) {
 static const char *check_policy(Client *c, SandboxSpec *spec, char *buf, size_t size) {
         const DaemonConfig *cfg = c->server->config;
         PolicyUsage used = {};
-        unsigned mine = 0;
+        unsigned mine = 0, all = 0;
 
-        if (c->server->n_sessions >= cfg->max_sandboxes)
+        /* Sandboxes: one-shot ones and created ones that run (a program of EXEC with in is not one). */
+        for (Session *se = c->server->sessions; se; se = se->next)
+                if (se->kind != SESSION_EXEC_IN)
+                        all++;
+        for (Box *b = c->server->boxes; b; b = b->next)
+                if (b->sandbox || b->cleaning)
+                        all++;
+        if (all >= cfg->max_sandboxes)
                 return "the daemon runs as many sandboxes as it may (max-sandboxes)";
         if (c->cred.uid != 0) {
                 for (Session *se = c->server->sessions; se; se = se->next)
-                        if (se->uid == c->cred.uid) {
+                        if (se->uid == c->cred.uid && se->kind != SESSION_EXEC_IN) {
                                 mine++;
                                 policy_usage_add(&used, &se->exec.spec);
+                        }
+                for (Box *b = c->server->boxes; b; b = b->next)
+                        if (b->uid == c->cred.uid && (b->sandbox || b->cleaning)) {
+                                mine++;
+                                policy_usage_add(&used, &b->spec.spec);
                         }
                 if (mine >= cfg->max_per_client)
                         return "you run as many sandboxes as you may (max-sandboxes-per-client)";
@@ -921,13 +1469,14 @@ static void handle_hello(Client *c, WireFrame *f) {
         c->version = reply.version;
 }
 
+static Session *session_queue(Client *c, MsgExec *mp, size_t want, SessionKind kind, Box *box);
+static void handle_exec_in(Client *c, MsgExec *m);
+
 static void handle_exec(Client *c, WireFrame *f) {
         /* Not {}: msg_exec_done() would close our fds 0, 1 and 2 when the decoding fails. */
         _cleanup_(msg_exec_done) MsgExec m = { .stdio = { -EBADF, -EBADF, -EBADF } };
-        Server *srv = c->server;
         const char *e = NULL;
         char why[512];
-        Session *se, **p;
         int r;
 
         if (c->session)
@@ -935,6 +1484,8 @@ static void handle_exec(Client *c, WireFrame *f) {
         r = msg_exec_decode(f, &m, &e);
         if (r < 0)
                 return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed EXEC: %s", e ?: "invalid");
+        if (m.in[0])
+                return handle_exec_in(c, &m);
         /* Each bind "by descriptor" takes the next of the descriptors BIND_FDS brought, in order. */
         size_t want = 0;
         for (size_t i = 0; i < m.spec.n_binds; i++)
@@ -947,23 +1498,40 @@ static void handle_exec(Client *c, WireFrame *f) {
         e = check_policy(c, &m.spec, why, sizeof why);
         if (e)
                 return client_fail(c, SANDBOX_EXIT_SETUP, -EPERM, "permission denied: %s", e);
+        (void) session_queue(c, &m, want, SESSION_EXEC, NULL);
+}
+
+/* A session for M (taken over on success) of KIND, in the start queue. NULL after client_fail(). */
+static Session *session_queue(Client *c, MsgExec *mp, size_t want, SessionKind kind, Box *box) {
+        _cleanup_(msg_exec_done) MsgExec m = *mp;
+        Server *srv = c->server;
+        Session *se, **p;
+        int r;
+
+        *mp = (MsgExec) { .stdio = { -EBADF, -EBADF, -EBADF } };
 
         /* The client's groups, for the checks of its bind sources as the client (on a worker). */
         _cleanup_free_ gid_t *groups = NULL;
         size_t n_groups = 0;
         if (c->cred.uid != 0 && want > 0) {
                 r = wire_get_peer_groups(c->fd, &groups, &n_groups);
-                if (r < 0)
-                        return client_fail(c, SANDBOX_EXIT_SETUP, r, "cannot read the client's groups: %s",
-                                           strerror(-r));
+                if (r < 0) {
+                        client_fail(c, SANDBOX_EXIT_SETUP, r, "cannot read the client's groups: %s", strerror(-r));
+                        return NULL;
+                }
         }
         _cleanup_free_ int *bind_fds = m.spec.n_binds > 0 ? malloc(m.spec.n_binds * sizeof(int)) : NULL;
-        if (m.spec.n_binds > 0 && !bind_fds)
-                return client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
+        if (m.spec.n_binds > 0 && !bind_fds) {
+                client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
+                return NULL;
+        }
         se = calloc(1, sizeof *se);
-        if (!se)
-                return client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
+        if (!se) {
+                client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
+                return NULL;
+        }
         se->server = srv;
+        se->kind = kind;
         se->uid = c->cred.uid;
         se->gid = c->cred.gid;
         se->state = SESSION_QUEUED;
@@ -971,7 +1539,8 @@ static void handle_exec(Client *c, WireFrame *f) {
         if (se->cancel_fd < 0) {
                 r = -errno;
                 free(se);
-                return client_fail(c, SANDBOX_EXIT_SETUP, r, "cannot make an eventfd: %s", strerror(-r));
+                client_fail(c, SANDBOX_EXIT_SETUP, r, "cannot make an eventfd: %s", strerror(-r));
+                return NULL;
         }
         /* Nothing fails from here on: the session takes the client's bind descriptors over. */
         for (size_t i = 0, k = 0; i < m.spec.n_binds; i++)
@@ -984,7 +1553,13 @@ static void handle_exec(Client *c, WireFrame *f) {
         se->exec.spec.bind_fds = se->bind_fds;
         m = (MsgExec) { .stdio = { -EBADF, -EBADF, -EBADF } };
         se->client = c;
+        /* CREATE: no more requests until it is created (CREATED or ERROR answers; client_process()). */
         c->session = se;
+        if (box) {
+                se->box = box;
+                box->n_execs++;
+                box_arm_timer(box);
+        }
         /* At the end: the start queue is the list's order. */
         for (p = &srv->sessions; *p; p = &(*p)->next)
                 ;
@@ -992,6 +1567,144 @@ static void handle_exec(Client *c, WireFrame *f) {
         srv->n_sessions++;
         server_schedule(srv);
         server_update(srv);
+        return se;
+}
+
+/* EXEC with in: one more program in a created sandbox. */
+static void handle_exec_in(Client *c, MsgExec *m) {
+        const DaemonConfig *cfg = c->server->config;
+        bool ambiguous;
+        char why[512];
+        Box *b;
+
+        if (c->version < 4)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: EXEC with in needs version 4");
+        if (c->n_bind_fds > 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EBADMSG,
+                                   "malformed EXEC: a program of a created sandbox takes no bind sources");
+        b = box_lookup(c->server, c->cred.uid, m->in, &ambiguous);
+        if (!b)
+                return client_fail(c, SANDBOX_EXIT_SETUP, ambiguous ? -ENOTUNIQ : -ESRCH,
+                                   ambiguous ? "sandbox name '%s' is used by several users: give its id"
+                                             : "no sandbox '%s'", m->in);
+        if (b->state == MSG_STATE_PAUSED)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EBUSY, "sandbox %s is paused: resume it first", m->in);
+        if (b->state != MSG_STATE_RUNNING)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -ESRCH, "sandbox %s is %s", m->in,
+                                   msg_state_to_string(b->state));
+        if (policy_check_exec_in(cfg, c->cred.uid == 0, &m->spec, why, sizeof why) < 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EPERM, "permission denied: %s", why);
+        (void) session_queue(c, m, 0, SESSION_EXEC_IN, b);
+}
+
+static void handle_create(Client *c, WireFrame *f) {
+        _cleanup_(msg_create_done) MsgCreate m = {};
+        const DaemonConfig *cfg = c->server->config;
+        Server *srv = c->server;
+        uid_t uid = c->cred.uid;
+        unsigned mine = 0;
+        const char *e = NULL;
+        char why[512];
+        int r;
+
+        if (c->version < 4)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: CREATE needs version 4");
+        if (c->session)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EBUSY, "this connection already runs a sandbox");
+        r = msg_create_decode(f, &m, &e);
+        if (r < 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed CREATE: %s", e ?: "invalid");
+        size_t want = 0;
+        for (size_t i = 0; i < m.spec.n_binds; i++)
+                if (m.spec.binds[i].by_fd)
+                        want++;
+        if (want != c->n_bind_fds)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EBADMSG,
+                                   "malformed CREATE: %zu binds by descriptor, but %zu descriptors came before it",
+                                   want, c->n_bind_fds);
+        /* Names are per uid; a created sandbox counts from its CREATE to its RM (stopped ones too). */
+        for (Box *b = srv->boxes; b; b = b->next)
+                if (b->uid == uid) {
+                        if (m.name[0] && streq(b->name, m.name))
+                                return client_fail(c, SANDBOX_EXIT_SETUP, -EEXIST,
+                                                   "you have a sandbox named '%s' already (%s)", m.name, b->id);
+                        mine++;
+                }
+        for (Session *se = srv->sessions; se; se = se->next)
+                if (se->kind == SESSION_CREATE && se->uid == uid) {
+                        if (m.name[0] && streq(se->name, m.name))
+                                return client_fail(c, SANDBOX_EXIT_SETUP, -EEXIST,
+                                                   "a sandbox named '%s' is being created already", m.name);
+                        mine++;
+                }
+        if (uid != 0 && mine >= cfg->max_created_per_uid)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EUSERS,
+                                   "permission denied: you have %u created sandboxes (max-created-per-uid = %u): "
+                                   "remove one first (sandboxctl rm)", mine, cfg->max_created_per_uid);
+        if (policy_check_ttl(cfg, uid == 0, &m.ttl_usec, &m.idle_ttl_usec, why, sizeof why) < 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EPERM, "permission denied: %s", why);
+        e = check_policy(c, &m.spec, why, sizeof why);
+        if (e)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EPERM, "permission denied: %s", e);
+
+        MsgExec x = { .spec = m.spec, .stdio = { -EBADF, -EBADF, -EBADF } };
+        m.spec = (SandboxSpec) {};
+        Session *se = session_queue(c, &x, want, SESSION_CREATE, NULL);
+        if (!se)
+                return;
+        snprintf(se->name, sizeof se->name, "%s", m.name);
+        se->ttl_usec = m.ttl_usec;
+        se->idle_ttl_usec = m.idle_ttl_usec;
+}
+
+/* STOP, RM, PAUSE, RESUME. */
+static void handle_target(Client *c, WireFrame *f) {
+        const char *what = msg_type_to_string(f->type), *e = NULL;
+        bool ambiguous;
+        MsgTarget m;
+        Box *b;
+        int r;
+
+        if (c->version < 4)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: %s needs version 4", what);
+        r = msg_target_decode(f, &m, &e);
+        if (r < 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed %s: %s", what, e ?: "invalid");
+        if (m.timeout_usec > MSG_TTL_MAX_USEC)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EINVAL, "STOP: a grace of more than a year");
+        b = box_lookup(c->server, c->cred.uid, m.target, &ambiguous);
+        if (!b)
+                return client_fail(c, SANDBOX_EXIT_SETUP, ambiguous ? -ENOTUNIQ : -ESRCH,
+                                   ambiguous ? "sandbox name '%s' is used by several users: give its id"
+                                             : "no sandbox '%s'", m.target);
+        switch (f->type) {
+        case MSG_PAUSE:
+        case MSG_RESUME: {
+                bool pause = f->type == MSG_PAUSE;
+                if (b->state != MSG_STATE_RUNNING && b->state != MSG_STATE_PAUSED)
+                        return client_fail(c, SANDBOX_EXIT_SETUP, -EBUSY, "sandbox %s is %s", m.target,
+                                           msg_state_to_string(b->state));
+                r = pause ? sandbox_pause(b->sandbox) : sandbox_resume(b->sandbox);
+                if (r < 0)
+                        return client_fail(c, SANDBOX_EXIT_SETUP, r, "cannot %s sandbox %s: %s",
+                                           pause ? "pause" : "resume", m.target, strerror(-r));
+                b->state = pause ? MSG_STATE_PAUSED : MSG_STATE_RUNNING;
+                box_log(b, LOG_INFO, pause ? "paused" : "resumed");
+                return reply_ok(c);
+        }
+        case MSG_STOP:
+                c->waiting = b;
+                return box_stop(b, m.timeout_usec ?: STOP_GRACE_USEC, false);
+        case MSG_RM:
+                if (!m.force && b->state != MSG_STATE_STOPPED)
+                        return client_fail(c, SANDBOX_EXIT_SETUP, -EBUSY,
+                                           "sandbox %s is %s: stop it first, or remove it with rm -f", m.target,
+                                           msg_state_to_string(b->state));
+                c->waiting = b;
+                return box_stop(b, 0, true);
+        default:
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: unexpected %s", what);
+        }
 }
 
 /* Descriptors of bind sources for the EXEC that follows, opened by the client with its own credentials:
@@ -1045,6 +1758,22 @@ static void handle_resize(Client *c, WireFrame *f) {
         }
 }
 
+/* What a sandbox uses now, for LIST (its disk use asks its union's server: statfs, which it answers from
+ * its own counters). */
+static void list_usage(MsgListEntry *en, Sandbox *sb) {
+        const SandboxSpec *spec = sandbox_spec(sb);
+        SandboxUsage u;
+
+        en->image = (char *) image_label(sb);
+        en->memory_max = spec->memory_max;
+        en->disk_max = spec->disk_max;
+        if (sandbox_usage(sb, &u) < 0)
+                return;
+        en->memory_bytes = u.memory_bytes;
+        en->cpu_usec = u.cpu_usec;
+        en->disk_bytes = u.disk_bytes;
+}
+
 static void handle_list(Client *c, WireFrame *f) {
         _cleanup_(wire_buffer_done) WireBuffer b = {};
         _cleanup_free_ MsgListEntry *entries = NULL;
@@ -1054,12 +1783,13 @@ static void handle_list(Client *c, WireFrame *f) {
 
         if (r < 0)
                 return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed LIST: %s", e ?: "invalid");
-        entries = calloc(c->server->n_sessions + 1, sizeof *entries);
+        entries = calloc(c->server->n_sessions + c->server->n_boxes + 1, sizeof *entries);
         if (!entries)
                 return client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
         /* Root sees every sandbox; others see their own. Sandboxes still being set up have no id. */
         for (Session *se = c->server->sessions; se && n < MSG_LIST_ENTRIES_MAX; se = se->next) {
-                if (se->state != SESSION_RUNNING || (c->cred.uid != 0 && se->uid != c->cred.uid))
+                if (se->kind != SESSION_EXEC || se->state != SESSION_RUNNING ||
+                    (c->cred.uid != 0 && se->uid != c->cred.uid))
                         continue;
                 MsgListEntry *en = &entries[n++];
                 snprintf(en->id, sizeof en->id, "%s", sandbox_id(se->sandbox));
@@ -1067,9 +1797,31 @@ static void handle_list(Client *c, WireFrame *f) {
                 en->pid = (uint32_t) sandbox_pid(se->sandbox);
                 en->command = (char *) sandbox_command(se->sandbox);
                 en->started_usec = se->started_realtime_usec;
+                en->kind = MSG_KIND_EXEC;
+                en->state = MSG_STATE_RUNNING;
+                list_usage(en, se->sandbox);
+        }
+        for (Box *bx = c->server->boxes; bx && n < MSG_LIST_ENTRIES_MAX; bx = bx->next) {
+                if ((c->cred.uid != 0 && bx->uid != c->cred.uid) || (c->version < 4 && !bx->sandbox))
+                        continue;
+                MsgListEntry *en = &entries[n++];
+                snprintf(en->id, sizeof en->id, "%s", bx->id);
+                snprintf(en->name, sizeof en->name, "%s", bx->name);
+                en->uid = bx->uid;
+                en->pid = bx->sandbox ? (uint32_t) sandbox_pid(bx->sandbox) : 0;
+                en->command = (char *) "";
+                en->started_usec = bx->created_realtime_usec;
+                en->kind = MSG_KIND_CREATED;
+                en->state = bx->state;
+                en->image = bx->image;
+                en->execs = bx->n_execs;
+                en->expires_usec = bx->expires_realtime_usec;
+                en->idle_ttl_usec = bx->idle_ttl_usec;
+                if (bx->sandbox && !bx->cleaning)
+                        list_usage(en, bx->sandbox);
         }
         MsgListReply reply = { .entries = entries, .n_entries = n };
-        if (msg_list_reply_encode(&reply, &b) < 0 || send_message(c, MSG_LIST_REPLY, &b, NULL, 0) < 0)
+        if (msg_list_reply_encode_version(&reply, c->version, &b) < 0 || send_message(c, MSG_LIST_REPLY, &b, NULL, 0) < 0)
                 client_fail(c, SANDBOX_EXIT_SETUP, -EIO, "cannot reply");
 }
 
@@ -1082,7 +1834,7 @@ static void handle_kill(Client *c, WireFrame *f) {
         if (r < 0)
                 return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed KILL: %s", e ?: "invalid");
         for (Session *se = c->server->sessions; se; se = se->next) {
-                if (se->state != SESSION_RUNNING || !streq(sandbox_id(se->sandbox), m.id))
+                if (se->kind != SESSION_EXEC || se->state != SESSION_RUNNING || !streq(sandbox_id(se->sandbox), m.id))
                         continue;
                 if (c->cred.uid != 0 && se->uid != c->cred.uid)
                         return client_fail(c, SANDBOX_EXIT_SETUP, -EPERM,
@@ -1117,10 +1869,44 @@ static void client_dispatch(Client *c, WireFrame *f) {
                 return handle_list(c, f);
         case MSG_KILL:
                 return handle_kill(c, f);
+        case MSG_CREATE:
+                return handle_create(c, f);
+        case MSG_STOP:
+        case MSG_RM:
+        case MSG_PAUSE:
+        case MSG_RESUME:
+                return handle_target(c, f);
         default:
                 return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: unexpected message type %u",
                                    f->type);
         }
+}
+
+/* A request waits for its answer: a STOP or RM for the box to stop, a CREATE for its sandbox. */
+static bool client_waits(const Client *c) {
+        return c->waiting || (c->session && c->session->kind == SESSION_CREATE);
+}
+
+/* Requests in order, one reply at a time: while a reply waits to be sent (the client does not read) or
+ * to be made, the next requests wait in the decoder, and nothing more is read. */
+static void client_process(Client *c) {
+        int r;
+
+        while (c->decoder && !c->closing && !c->broken && !c->out_head && !client_waits(c)) {
+                _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+                r = wire_decoder_pop(c->decoder, &f);
+                if (r < 0) {
+                        client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed frame: %s", strerror(-r));
+                        break;
+                }
+                if (r == 0)
+                        break;
+                client_dispatch(c, f);
+        }
+        /* No more requests: what the decoder holds is of no use. */
+        if (c->closing || c->broken)
+                c->decoder = wire_decoder_free(c->decoder);
+        client_update_events(c);
 }
 
 static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -1131,7 +1917,7 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
 
         if (revents & EPOLLOUT)
                 client_flush(c);
-        if ((revents & EPOLLIN) && c->decoder && !c->closing && !c->out_head) {
+        if ((revents & EPOLLIN) && c->decoder && !c->closing && !c->out_head && !client_waits(c)) {
                 r = wire_decoder_read_from_fd(c->decoder, c->fd);
                 if (r == -EAGAIN || r == -EINTR)
                         r = 1;
@@ -1162,22 +1948,7 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
                         }
                 }
         }
-        /* Requests in order, one reply at a time: while a reply waits to be sent (the client does not
-         * read), the next requests wait in the decoder, and nothing more is read. */
-        while (c->decoder && !c->closing && !c->broken && !c->out_head) {
-                _cleanup_(wire_frame_freep) WireFrame *f = NULL;
-                r = wire_decoder_pop(c->decoder, &f);
-                if (r < 0) {
-                        client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed frame: %s", strerror(-r));
-                        break;
-                }
-                if (r == 0)
-                        break;
-                client_dispatch(c, f);
-        }
-        /* No more requests: what the decoder holds is of no use. */
-        if (c->closing || c->broken)
-                c->decoder = wire_decoder_free(c->decoder);
+        client_process(c);
         /* At EOF the client is gone: a sandbox it started is ended. After an ERROR we sent, the
          * connection ends once the ERROR is out. */
         if (eof || (revents & (EPOLLHUP | EPOLLERR)))
@@ -1314,17 +2085,18 @@ static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* The status line, the idle timer (armed when nothing is going on), and the end of a stop. */
 static void server_update(Server *srv) {
-        bool idle = srv->n_clients == 0 && srv->n_sessions == 0 && srv->n_cleanups == 0;
+        /* Created sandboxes hold the daemon up as long as they live (stopped ones too: their entries). */
+        bool idle = srv->n_clients == 0 && srv->n_sessions == 0 && srv->n_cleanups == 0 && srv->n_boxes == 0;
 
         if (srv->n_starting > 0)
-                (void) sd_notifyf(false, "STATUS=%u sandbox(es) running, %u client(s), %u being set up",
-                                  srv->n_sessions, srv->n_clients, srv->n_starting);
+                (void) sd_notifyf(false, "STATUS=%u session(s), %u created sandbox(es), %u client(s), %u being set up",
+                                  srv->n_sessions, srv->n_boxes, srv->n_clients, srv->n_starting);
         else
-                (void) sd_notifyf(false, "STATUS=%u sandbox(es) running, %u client(s)", srv->n_sessions,
-                                  srv->n_clients);
+                (void) sd_notifyf(false, "STATUS=%u session(s), %u created sandbox(es), %u client(s)", srv->n_sessions,
+                                  srv->n_boxes, srv->n_clients);
         if (srv->stopping) {
                 /* Clients left without a sandbox do not hold the exit up. */
-                if (srv->n_sessions == 0 && srv->n_cleanups == 0)
+                if (srv->n_sessions == 0 && srv->n_cleanups == 0 && srv->n_boxes == 0)
                         (void) sd_event_exit(srv->event, 0);
                 return;
         }
@@ -1356,6 +2128,10 @@ static void server_stop(Server *srv) {
                         c->broken = true;
                 /* Frees C, and abandons its session. */
                 client_free(c);
+        }
+        for (Box *b = srv->boxes, *next; b; b = next) {
+                next = b->next;
+                box_stop(b, 0, true);
         }
         server_update(srv);
 }
@@ -1440,6 +2216,27 @@ finish:
         srv.cleanups = workpool_free(srv.cleanups);
         while (srv.clients)
                 client_free(srv.clients);
+        /* Boxes whose stop did not get to its end (the loop failed): here, without the loop. */
+        for (Session *se = srv.sessions, *next; se; se = next) {
+                next = se->next;
+                if (!se->box)
+                        continue;
+                if (se->program)
+                        (void) sandbox_exec_collect(se->program, true, NULL);
+                se->box = NULL;
+                se->state = SESSION_RUNNING;
+                session_free(se);
+        }
+        while (srv.boxes) {
+                Box *b = srv.boxes;
+                if (b->sandbox) {
+                        (void) sandbox_finish(b->sandbox, true, NULL);
+                        b->sandbox = sandbox_free(b->sandbox);
+                }
+                b->cleaning = false;
+                b->n_execs = 0;
+                box_free(b);
+        }
         /* Our bridges and NAT table go with us, unless another runtime's sandbox still uses them. */
         (void) net_teardown_if_unused(&config->net);
         sd_event_source_disable_unref(srv.listen_source);

@@ -385,6 +385,11 @@ enum {
         ARG_VERSION,
         ARG_ENTRYPOINT,
         ARG_STORE,
+        ARG_IN,
+        ARG_NAME,
+        ARG_TTL,
+        ARG_IDLE_TTL,
+        ARG_JSON,
 };
 
 static const struct option long_options[] = {
@@ -413,6 +418,11 @@ static const struct option long_options[] = {
         { "stats", required_argument, NULL, ARG_STATS },
         { "entrypoint", required_argument, NULL, ARG_ENTRYPOINT },
         { "store", required_argument, NULL, ARG_STORE },
+        { "in", required_argument, NULL, ARG_IN },
+        { "name", required_argument, NULL, ARG_NAME },
+        { "ttl", required_argument, NULL, ARG_TTL },
+        { "idle-ttl", required_argument, NULL, ARG_IDLE_TTL },
+        { "json", no_argument, NULL, ARG_JSON },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, ARG_VERSION },
         {}
@@ -628,6 +638,38 @@ static int parse_one(int c, const char *arg, ExecOptions *o) {
         }
         case ARG_STATS:
                 return parse_stats(arg, o);
+        case ARG_IN:
+                if (o->mode != EXEC_OPTIONS_EXEC)
+                        BAD("--in is sandboxctl exec's");
+                if (!msg_target_is_valid(arg))
+                        BAD("--in '%s': expected a sandbox id (16 hex digits) or name (1-%d letters, digits, '_', "
+                            "'.' or '-', starting with a letter or digit)", arg, MSG_NAME_MAX);
+                snprintf(o->in, sizeof o->in, "%s", arg);
+                return 0;
+        case ARG_NAME:
+                if (o->mode != EXEC_OPTIONS_CREATE)
+                        BAD("--name is sandboxctl create's");
+                if (!msg_name_is_valid(arg))
+                        BAD("--name '%s': expected 1-%d letters, digits, '_', '.' or '-', starting with a letter or "
+                            "digit, and not 16 hex digits (an id)", arg, MSG_NAME_MAX);
+                snprintf(o->name, sizeof o->name, "%s", arg);
+                return 0;
+        case ARG_TTL:
+        case ARG_IDLE_TTL: {
+                const char *opt = c == ARG_TTL ? "--ttl" : "--idle-ttl";
+                uint64_t v;
+                if (o->mode != EXEC_OPTIONS_CREATE)
+                        BAD("%s is sandboxctl create's", opt);
+                if (parse_seconds(arg, &v) < 0 || v == 0 || v > MSG_TTL_MAX_USEC)
+                        BAD("%s '%s': expected seconds, more than 0 and at most a year", opt, arg);
+                *(c == ARG_TTL ? &o->ttl_usec : &o->idle_ttl_usec) = v;
+                return 0;
+        }
+        case ARG_JSON:
+                if (o->mode != EXEC_OPTIONS_CREATE)
+                        BAD("--json is sandboxctl create's (and ps's, version's)");
+                o->json = true;
+                return 0;
         case 'h':
                 o->show_help = true;
                 return 0;
@@ -640,8 +682,33 @@ static int parse_one(int c, const char *arg, ExecOptions *o) {
 }
 
 int exec_options_parse(int argc, char *argv[], ExecOptions *ret) {
-        ExecOptions o = { .stats_fd = -EBADF };
+        return exec_options_parse_mode(argc, argv, EXEC_OPTIONS_RUN, ret);
+}
+
+/* With --in, what a program of a created sandbox may not say (the sandbox has it). */
+static const char *exec_in_extra(const ExecOptions *o) {
+        SandboxSpec only = o->spec;
+
+        if (o->store)
+                return "--store";
+        only.argv = NULL;
+        only.n_argv = 0;
+        only.env = NULL;
+        only.n_env = 0;
+        only.workdir = NULL;
+        only.user = NULL;
+        only.tty = false;
+        only.timeout_usec = 0;
+        only.uid = only.gid = 0;
+        if (memcmp(&only, &(SandboxSpec) {}, sizeof only) == 0)
+                return NULL;
+        return "sandbox options (--image, --memory, --bind, --net, ...)";
+}
+
+int exec_options_parse_mode(int argc, char *argv[], ExecOptionsMode mode, ExecOptions *ret) {
+        ExecOptions o = { .stats_fd = -EBADF, .mode = mode };
         const char *err = NULL;
+        unsigned flags = 0;
         int c, r;
 
         optind = 0;
@@ -659,7 +726,34 @@ int exec_options_parse(int argc, char *argv[], ExecOptions *ret) {
         }
         /* An image of the store may give the command; numeric ids are the spec's own, names are looked up
          * in the image by the runtime. */
-        if (optind >= argc && !o.spec.image_ref) {
+        if (mode == EXEC_OPTIONS_CREATE) {
+                const char *bad = optind < argc ? "a command (run programs with sandboxctl exec --in)" :
+                                  o.spec.tty ? "-t (give it to exec --in)" :
+                                  o.spec.timeout_usec ? "--timeout (give it to exec --in)" :
+                                  o.spec.cpu_time_usec ? "--cpu-time (a bound of one program)" :
+                                  o.stats_path || o.stats_fd >= 0 ? "--stats (give it to exec --in)" :
+                                  o.spec.entrypoint ? "--entrypoint (the image's command is not run)" : NULL;
+                if (bad) {
+                        fprintf(stderr, "%s: create takes no %s\n", program_invocation_short_name, bad);
+                        r = -EINVAL;
+                        goto fail;
+                }
+                flags |= SPEC_VALIDATE_NO_COMMAND;
+        } else if (o.in[0]) {
+                const char *bad = exec_in_extra(&o);
+                if (bad) {
+                        fprintf(stderr, "%s: exec --in takes only -e, -w, -u, -t, --timeout and --stats: the "
+                                "sandbox has its own %s\n", program_invocation_short_name, bad);
+                        r = -EINVAL;
+                        goto fail;
+                }
+                if (optind >= argc) {
+                        fprintf(stderr, "%s: no command given (see --help)\n", program_invocation_short_name);
+                        r = -EINVAL;
+                        goto fail;
+                }
+                flags |= SPEC_VALIDATE_EXEC_IN;
+        } else if (optind >= argc && !o.spec.image_ref) {
                 fprintf(stderr, "%s: no command given (see --help)\n", program_invocation_short_name);
                 r = -EINVAL;
                 goto fail;
@@ -670,7 +764,7 @@ int exec_options_parse(int argc, char *argv[], ExecOptions *ret) {
                 r = -EINVAL;
                 goto fail;
         }
-        if (o.user_arg && o.spec.image_ref) {
+        if (o.user_arg && (o.spec.image_ref || o.in[0])) {
                 if (strlen(o.user_arg) >= SPEC_USER_MAX || !*o.user_arg) {
                         fprintf(stderr, "%s: --user '%s': expected NAME[:GROUP] or UID[:GID] of at most %d bytes\n",
                                 program_invocation_short_name, o.user_arg, SPEC_USER_MAX - 1);
@@ -692,7 +786,7 @@ int exec_options_parse(int argc, char *argv[], ExecOptions *ret) {
                         goto fail;
                 }
         }
-        r = spec_validate(&o.spec, &err);
+        r = spec_validate_flags(&o.spec, flags, &err);
         if (r < 0) {
                 fprintf(stderr, "%s: %s\n", program_invocation_short_name, err);
                 goto fail;

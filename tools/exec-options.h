@@ -9,7 +9,15 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "msg.h"
 #include "spec.h"
+
+typedef enum ExecOptionsMode {
+        EXEC_OPTIONS_RUN,       /* sandbox-run, and sandboxctl exec without --in */
+        EXEC_OPTIONS_EXEC,      /* sandboxctl exec: --in ID|NAME too (then only -e, -w, -u, -t, --timeout) */
+        EXEC_OPTIONS_CREATE,    /* sandboxctl create: no command, no -t, --timeout, --cpu-time; --name, --ttl,
+                                 * --idle-ttl, --json */
+} ExecOptionsMode;
 
 typedef struct ExecOptions {
         SandboxSpec spec;
@@ -19,10 +27,18 @@ typedef struct ExecOptions {
         int stats_fd;           /* --stats fd:N (the caller's descriptor), else -EBADF */
         bool show_help;
         bool show_version;
+        ExecOptionsMode mode;
+        char in[MSG_TARGET_MAX + 1];    /* EXEC: --in ID|NAME, "" without */
+        char name[MSG_NAME_MAX + 1];    /* CREATE: --name */
+        uint64_t ttl_usec;              /* CREATE: --ttl, 0: none given */
+        uint64_t idle_ttl_usec;         /* CREATE: --idle-ttl */
+        bool json;                      /* CREATE: --json */
 } ExecOptions;
 
 /* Returns 0, or -EINVAL after printing what is wrong to stderr (prefixed with the program name). */
 int exec_options_parse(int argc, char *argv[], ExecOptions *ret);
+/* The same in MODE. */
+int exec_options_parse_mode(int argc, char *argv[], ExecOptionsMode mode, ExecOptions *ret);
 void exec_options_done(ExecOptions *o);
 /* The options and the default bounds; DAEMON: for sandboxctl exec (the daemon's caps apply). */
 void exec_options_help(FILE *f, bool daemon);

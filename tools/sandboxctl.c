@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -278,14 +279,20 @@ static int cmd_exec(int argc, char *argv[]) {
                 bind_fds[i] = -EBADF;
         /* getopt names argv[0] in its messages: "sandboxctl", not "exec". */
         argv[0] = program_invocation_short_name;
-        if (exec_options_parse(argc, argv, &o) < 0)
+        if (exec_options_parse_mode(argc, argv, EXEC_OPTIONS_EXEC, &o) < 0)
                 return EXIT_USAGE;
         if (o.show_help) {
                 printf("Usage: sandboxctl [--socket PATH] exec [OPTIONS] [--] CMD [ARGS...]\n"
-                       "       sandboxctl [--socket PATH] exec [OPTIONS] --image NAME [--] [ARGS...]\n\n"
+                       "       sandboxctl [--socket PATH] exec [OPTIONS] --image NAME [--] [ARGS...]\n"
+                       "       sandboxctl [--socket PATH] exec --in ID|NAME [-t] [-e ...] [-w DIR] [-u USER]\n"
+                       "                  [--timeout S] [--stats ...] [--] CMD [ARGS...]\n\n"
                        "Run CMD in a sandbox of sandboxd; the options and exit statuses are sandbox-run's.\n"
                        "--image NAME names an image of the daemon's store (it resolves it; its configuration may\n"
-                       "restrict which images users other than root may run).\n\n");
+                       "restrict which images users other than root may run).\n"
+                       "--in ID|NAME runs CMD in a sandbox made by 'sandboxctl create' instead of a new one: in its\n"
+                       "file systems, namespaces and limits (shared by all its programs); --timeout (for users other\n"
+                       "than root capped by the daemon's max-timeout) bounds this program only. -u NAME is looked up\n"
+                       "in the sandbox's /etc/passwd.\n\n");
                 exec_options_help(stdout, true);
                 return 0;
         }
@@ -309,6 +316,11 @@ static int cmd_exec(int argc, char *argv[]) {
         fd = open_session(NULL, 0, &version);
         if (fd < 0)
                 return -fd;
+        if (o.in[0] && version < 4) {
+                fprintf(stderr, "sandboxctl: the daemon speaks protocol version %u, which has no created sandboxes "
+                        "(exec --in needs version 4): update sandboxd\n", version);
+                return EXIT_DAEMON;
+        }
         /* Version 3 brought images of the store; an older daemon would refuse the fields as unknown. */
         if (version < 3 && (o.spec.image_ref || o.spec.entrypoint || o.spec.user)) {
                 fprintf(stderr, "sandboxctl: the daemon speaks protocol version %u, which has no images of the store "
@@ -318,7 +330,7 @@ static int cmd_exec(int argc, char *argv[]) {
         r = send_bind_sources(fd, version, &o.spec, bind_fds);
         if (r != 0)
                 return r;
-        if (msg_exec_encode(&o.spec, &b) < 0) {
+        if ((o.in[0] ? msg_exec_in_encode(&o.spec, o.in, &b) : msg_exec_encode(&o.spec, &b)) < 0) {
                 fprintf(stderr, "sandboxctl: out of memory\n");
                 return EXIT_DAEMON;
         }
@@ -440,26 +452,64 @@ static void print_json_string(const char *s) {
         putchar('"');
 }
 
+static const char *age_string(uint64_t started_usec, char *buf, size_t size) {
+        uint64_t now = (uint64_t) time(NULL) * 1000000, s = now > started_usec ? (now - started_usec) / 1000000 : 0;
+
+        if (s < 120)
+                snprintf(buf, size, "%" PRIu64 "s", s);
+        else if (s < 7200)
+                snprintf(buf, size, "%" PRIu64 "m", s / 60);
+        else if (s < 172800)
+                snprintf(buf, size, "%" PRIu64 "h", s / 3600);
+        else
+                snprintf(buf, size, "%" PRIu64 "d", s / 86400);
+        return buf;
+}
+
+/* "USED/MAX", "USED" without a bound, "-" when the daemon did not say. */
+static const char *usage_string(uint64_t used, uint64_t max, char *buf, size_t size) {
+        char u[FORMAT_SIZE_MAX], m[FORMAT_SIZE_MAX];
+
+        if (max == 0)
+                return "-";
+        format_size(used, u, sizeof u);
+        if (max == UINT64_MAX)
+                snprintf(buf, size, "%s", u);
+        else
+                snprintf(buf, size, "%s/%s", u, format_size(max, m, sizeof m));
+        return buf;
+}
+
+static void print_json_u64_or_null(const char *key, uint64_t v, bool known) {
+        if (known)
+                printf(", \"%s\": %" PRIu64, key, v);
+        else
+                printf(", \"%s\": null", key);
+}
+
 static int cmd_ps(int argc, char *argv[]) {
         _cleanup_(wire_buffer_done) WireBuffer b = {};
         _cleanup_(wire_frame_freep) WireFrame *f = NULL;
         _cleanup_(msg_list_reply_done) MsgListReply reply = {};
         _cleanup_close_ int fd = -EBADF;
         const char *e = NULL;
+        uint32_t version = 0;
         bool json = false;
 
         for (int i = 1; i < argc; i++) {
                 if (streq(argv[i], "--json"))
                         json = true;
                 else if (streq(argv[i], "-h") || streq(argv[i], "--help")) {
-                        printf("Usage: sandboxctl ps [--json]\n\nList running sandboxes (root sees all, others their own).\n");
+                        printf("Usage: sandboxctl ps [--json]\n\n"
+                               "List sandboxes (root sees all, others their own): one-shot ones of exec and created\n"
+                               "ones, with their state, age, image and memory, CPU and disk use.\n");
                         return 0;
                 } else {
                         fprintf(stderr, "sandboxctl ps: unknown argument '%s'\n", argv[i]);
                         return EXIT_USAGE;
                 }
         }
-        fd = open_session(NULL, 0, NULL);
+        fd = open_session(NULL, 0, &version);
         if (fd < 0)
                 return -fd;
         if (msg_empty_encode(&b) < 0 || send_msg(fd, MSG_LIST, &b, NULL, 0) < 0 || recv_msg(fd, &f) < 0)
@@ -474,24 +524,222 @@ static int cmd_ps(int argc, char *argv[]) {
                 printf("[");
                 for (size_t i = 0; i < reply.n_entries; i++) {
                         const MsgListEntry *en = &reply.entries[i];
+                        bool v4 = version >= 4;
                         printf("%s\n  {\"id\": \"%s\", \"uid\": %u, \"pid\": %u, \"command\": ", i ? "," : "", en->id,
                                en->uid, en->pid);
                         print_json_string(en->command);
-                        printf(", \"started_usec\": %llu}", (unsigned long long) en->started_usec);
+                        printf(", \"started_usec\": %" PRIu64, en->started_usec);
+                        if (v4) {
+                                printf(", \"name\": ");
+                                print_json_string(en->name);
+                                printf(", \"kind\": \"%s\", \"state\": \"%s\", \"image\": ", msg_kind_to_string(en->kind),
+                                       msg_state_to_string(en->state));
+                                if (en->image)
+                                        print_json_string(en->image);
+                                else
+                                        printf("null");
+                                bool live = en->state != MSG_STATE_STOPPED && en->memory_max != 0;
+                                print_json_u64_or_null("memory_bytes", en->memory_bytes, live);
+                                print_json_u64_or_null("memory_max", en->memory_max,
+                                                       live && en->memory_max != UINT64_MAX);
+                                print_json_u64_or_null("cpu_usec", en->cpu_usec, live);
+                                print_json_u64_or_null("disk_bytes", en->disk_bytes, live && en->disk_max != UINT64_MAX);
+                                print_json_u64_or_null("disk_max", en->disk_max, live && en->disk_max != UINT64_MAX);
+                                printf(", \"execs\": %u", en->execs);
+                                print_json_u64_or_null("expires_usec", en->expires_usec, en->expires_usec != 0);
+                                print_json_u64_or_null("idle_ttl_usec", en->idle_ttl_usec, en->idle_ttl_usec != 0);
+                        }
+                        printf("}");
                 }
                 printf("%s]\n", reply.n_entries ? "\n" : "");
                 return 0;
         }
-        printf("%-16s %8s %8s %-19s %s\n", "ID", "UID", "PID", "STARTED", "COMMAND");
+        if (version < 4) {
+                printf("%-16s %8s %8s %-19s %s\n", "ID", "UID", "PID", "STARTED", "COMMAND");
+                for (size_t i = 0; i < reply.n_entries; i++) {
+                        const MsgListEntry *en = &reply.entries[i];
+                        time_t t = (time_t) (en->started_usec / 1000000);
+                        struct tm tm;
+                        char when[32];
+                        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+                        printf("%-16s %8u %8u %-19s %s\n", en->id, en->uid, en->pid, when, en->command);
+                }
+                return 0;
+        }
+        printf("%-16s %-16s %6s %-8s %5s %-19s %-17s %8s %-17s %5s %s\n", "ID", "NAME", "UID", "STATE", "AGE",
+               "IMAGE", "MEMORY", "CPU", "DISK", "EXECS", "COMMAND");
         for (size_t i = 0; i < reply.n_entries; i++) {
                 const MsgListEntry *en = &reply.entries[i];
-                time_t t = (time_t) (en->started_usec / 1000000);
-                struct tm tm;
-                char when[32];
-                strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
-                printf("%-16s %8u %8u %-19s %s\n", en->id, en->uid, en->pid, when, en->command);
+                bool live = en->state != MSG_STATE_STOPPED;
+                char age[32], mem[2 * FORMAT_SIZE_MAX + 2], disk[2 * FORMAT_SIZE_MAX + 2], cpu[32], image[20];
+
+                snprintf(image, sizeof image, "%.19s", en->image ?: "-");
+                if (live)
+                        snprintf(cpu, sizeof cpu, "%.1fs", (double) en->cpu_usec / 1e6);
+                printf("%-16s %-16s %6u %-8s %5s %-19s %-17s %8s %-17s %5u %s\n", en->id, en->name[0] ? en->name : "-",
+                       en->uid, msg_state_to_string(en->state), age_string(en->started_usec, age, sizeof age), image,
+                       live ? usage_string(en->memory_bytes, en->memory_max, mem, sizeof mem) : "-",
+                       live ? cpu : "-",
+                       live && en->disk_max != UINT64_MAX ? usage_string(en->disk_bytes, en->disk_max, disk, sizeof disk) : "-",
+                       en->execs, en->kind == MSG_KIND_CREATED ? "(created)" : en->command);
         }
         return 0;
+}
+
+/* CREATE: prints the new sandbox's id (with --json, its id and name). */
+static int cmd_create(int argc, char *argv[]) {
+        _cleanup_(exec_options_done) ExecOptions o = {};
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_(close_fds) int bind_fds[SPEC_MOUNTS_MAX];
+        _cleanup_(msg_create_done) MsgCreate m = {};
+        MsgCreated created;
+        const char *e = NULL;
+        uint32_t version = 0;
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(bind_fds); i++)
+                bind_fds[i] = -EBADF;
+        argv[0] = program_invocation_short_name;
+        if (exec_options_parse_mode(argc, argv, EXEC_OPTIONS_CREATE, &o) < 0)
+                return EXIT_USAGE;
+        if (o.show_help) {
+                printf("Usage: sandboxctl [--socket PATH] create [OPTIONS] [--name NAME] [--ttl S] [--idle-ttl S]\n"
+                       "                  [--json]\n\n"
+                       "Make a sandbox that lives: it runs no program of its own; run programs in it with\n"
+                       "'sandboxctl exec --in ID|NAME', end it with 'sandboxctl stop' and 'sandboxctl rm'. Prints its\n"
+                       "id (--json: {\"id\": ..., \"name\": ...}). Its bounds (--memory, --pids, --disk, ...) cover all\n"
+                       "its programs together.\n\n"
+                       "      --name NAME     a name for it, unique among your sandboxes (1-63 of [A-Za-z0-9_.-])\n"
+                       "      --ttl S         remove it S seconds after its creation (users other than root: at most,\n"
+                       "                      and by default, the daemon's max-ttl, 1 hour unless configured)\n"
+                       "      --idle-ttl S    remove it once no exec --in has run in it for S seconds\n"
+                       "      --json          print its id and name as JSON\n\n"
+                       "The sandbox options are exec's, but for -t, --timeout, --cpu-time, --stats and\n"
+                       "--entrypoint, which are each program's (exec --in).\n\n");
+                exec_options_help(stdout, true);
+                return 0;
+        }
+        if (o.store) {
+                fprintf(stderr, "sandboxctl: --store is sandbox-run's: sandboxd uses its own store\n");
+                return EXIT_USAGE;
+        }
+        r = open_bind_sources(&o.spec, bind_fds);
+        if (r != 0)
+                return r;
+        fd = open_session(NULL, 0, &version);
+        if (fd < 0)
+                return -fd;
+        if (version < 4) {
+                fprintf(stderr, "sandboxctl: the daemon speaks protocol version %u, which has no created sandboxes "
+                        "(create needs version 4): update sandboxd\n", version);
+                return EXIT_DAEMON;
+        }
+        r = send_bind_sources(fd, version, &o.spec, bind_fds);
+        if (r != 0)
+                return r;
+        m.spec = o.spec;
+        o.spec = (SandboxSpec) {};
+        snprintf(m.name, sizeof m.name, "%s", o.name);
+        m.ttl_usec = o.ttl_usec;
+        m.idle_ttl_usec = o.idle_ttl_usec;
+        if (msg_create_encode(&m, &b) < 0) {
+                fprintf(stderr, "sandboxctl: cannot encode the request (too large?)\n");
+                return EXIT_DAEMON;
+        }
+        if (send_msg(fd, MSG_CREATE, &b, NULL, 0) < 0 || recv_msg(fd, &f) < 0)
+                return EXIT_DAEMON;
+        if (f->type == MSG_ERROR)
+                return report_error(f);
+        if (f->type != MSG_CREATED || msg_created_decode(f, &created, &e) < 0) {
+                fprintf(stderr, "sandboxctl: unexpected answer from the daemon: %s\n", msg_type_to_string(f->type));
+                return EXIT_DAEMON;
+        }
+        if (o.json) {
+                printf("{\"id\": \"%s\", \"name\": ", created.id);
+                print_json_string(created.name);
+                printf("}\n");
+        } else
+                printf("%s\n", created.id);
+        return 0;
+}
+
+/* STOP, RM, PAUSE, RESUME of each TARGET given, one connection each (an ERROR ends a connection). */
+static int cmd_target(MsgType type, int argc, char *argv[]) {
+        const char *verb = type == MSG_STOP ? "stop" : type == MSG_RM ? "rm" : type == MSG_PAUSE ? "pause" : "resume";
+        MsgTarget m = {};
+        int first = 0, status = 0;
+
+        for (int i = 1; i < argc; i++) {
+                if (streq(argv[i], "-h") || streq(argv[i], "--help")) {
+                        if (type == MSG_STOP)
+                                printf("Usage: sandboxctl stop [-t|--time SECONDS] ID|NAME...\n\n"
+                                       "Stop created sandboxes: SIGTERM to their processes, SIGKILL after SECONDS (10),\n"
+                                       "then their file systems (and what was written there) are removed. The entry stays\n"
+                                       "(ps shows it stopped) until 'sandboxctl rm' or its ttl.\n");
+                        else if (type == MSG_RM)
+                                printf("Usage: sandboxctl rm [-f|--force] ID|NAME...\n\n"
+                                       "Remove stopped sandboxes; with -f also running ones (killed at once).\n");
+                        else
+                                printf("Usage: sandboxctl %s ID|NAME...\n\n%s\n", verb,
+                                       type == MSG_PAUSE ? "Freeze every process of the sandboxes' programs (the cgroup freezer)."
+                                                         : "Thaw paused sandboxes.");
+                        return 0;
+                } else if (type == MSG_RM && (streq(argv[i], "-f") || streq(argv[i], "--force")))
+                        m.force = true;
+                else if (type == MSG_STOP && (streq(argv[i], "-t") || streq(argv[i], "--time")) && i + 1 < argc) {
+                        if (parse_seconds(argv[++i], &m.timeout_usec) < 0 || m.timeout_usec > MSG_TTL_MAX_USEC) {
+                                fprintf(stderr, "sandboxctl stop: --time '%s': expected seconds, at most a year\n", argv[i]);
+                                return EXIT_USAGE;
+                        }
+                        if (m.timeout_usec == 0)
+                                m.timeout_usec = 1; /* 0 would mean the default */
+                } else if (streq(argv[i], "--")) {
+                        first = i + 1;
+                        break;
+                } else if (argv[i][0] == '-') {
+                        fprintf(stderr, "sandboxctl %s: unknown option '%s' (see --help)\n", verb, argv[i]);
+                        return EXIT_USAGE;
+                } else {
+                        first = i;
+                        break;
+                }
+        }
+        if (first == 0 || first >= argc) {
+                fprintf(stderr, "sandboxctl %s: no sandbox given (an id or a name; see sandboxctl ps)\n", verb);
+                return EXIT_USAGE;
+        }
+        for (int i = first; i < argc; i++)
+                if (!msg_target_is_valid(argv[i])) {
+                        fprintf(stderr, "sandboxctl %s: '%s' is not a sandbox id (16 hex digits) or name\n", verb, argv[i]);
+                        return EXIT_USAGE;
+                }
+        for (int i = first; i < argc; i++) {
+                _cleanup_(wire_buffer_done) WireBuffer b = {};
+                _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+                _cleanup_close_ int fd = -EBADF;
+                uint32_t version = 0;
+
+                snprintf(m.target, sizeof m.target, "%s", argv[i]);
+                fd = open_session(NULL, 0, &version);
+                if (fd < 0)
+                        return -fd;
+                if (version < 4) {
+                        fprintf(stderr, "sandboxctl: the daemon speaks protocol version %u, which has no created "
+                                "sandboxes (%s needs version 4): update sandboxd\n", version, verb);
+                        return EXIT_DAEMON;
+                }
+                if (msg_target_encode(type, &m, &b) < 0 || send_msg(fd, type, &b, NULL, 0) < 0 || recv_msg(fd, &f) < 0)
+                        return EXIT_DAEMON;
+                if (f->type == MSG_ERROR)
+                        status = report_error(f);
+                else if (f->type != MSG_OK) {
+                        fprintf(stderr, "sandboxctl: unexpected answer from the daemon: %s\n", msg_type_to_string(f->type));
+                        status = EXIT_DAEMON;
+                }
+        }
+        return status;
 }
 
 static int cmd_kill(int argc, char *argv[]) {
@@ -540,16 +788,40 @@ static int cmd_kill(int argc, char *argv[]) {
         return f->type == MSG_OK ? 0 : EXIT_DAEMON;
 }
 
-static int cmd_version(void) {
+static int cmd_version(int argc, char *argv[]) {
         char daemon_version[MSG_VERSION_STRING_MAX + 1] = "";
+        uint32_t version = 0;
+        bool json = false;
         int fd;
 
-        printf("sandboxctl %s (protocol %d..%d)\n", PROJECT_VERSION, MSG_PROTOCOL_VERSION_MIN, MSG_PROTOCOL_VERSION);
-        fd = open_session(daemon_version, sizeof daemon_version, NULL);
+        for (int i = 1; i < argc; i++) {
+                if (streq(argv[i], "--json"))
+                        json = true;
+                else if (streq(argv[i], "-h") || streq(argv[i], "--help")) {
+                        printf("Usage: sandboxctl version [--json]\n\nShow the client's and the daemon's versions, and "
+                               "the protocol version they agree on.\n");
+                        return 0;
+                } else {
+                        fprintf(stderr, "sandboxctl version: unknown argument '%s'\n", argv[i]);
+                        return EXIT_USAGE;
+                }
+        }
+        if (!json)
+                printf("sandboxctl %s (protocol %d..%d)\n", PROJECT_VERSION, MSG_PROTOCOL_VERSION_MIN,
+                       MSG_PROTOCOL_VERSION);
+        fd = open_session(daemon_version, sizeof daemon_version, &version);
         if (fd < 0)
                 return -fd;
         close(fd);
-        printf("sandboxd %s\n", daemon_version);
+        if (json) {
+                printf("{\"client\": ");
+                print_json_string(PROJECT_VERSION);
+                printf(", \"client_protocol_min\": %d, \"client_protocol_max\": %d, \"daemon\": ",
+                       MSG_PROTOCOL_VERSION_MIN, MSG_PROTOCOL_VERSION);
+                print_json_string(daemon_version);
+                printf(", \"protocol\": %u}\n", version);
+        } else
+                printf("sandboxd %s (protocol %u)\n", daemon_version, version);
         return 0;
 }
 
@@ -557,10 +829,18 @@ static void help(void) {
         printf("Usage: sandboxctl [--socket PATH] COMMAND ...\n\n"
                "Talk to sandboxd.\n\n"
                "Commands:\n"
-               "  exec [OPTIONS] [--] CMD [ARGS...]  run CMD in a sandbox (options: sandboxctl exec --help)\n"
-               "  ps [--json]                        list running sandboxes\n"
-               "  kill ID [SIGNAL]                   signal a sandbox's program (default TERM)\n"
-               "  version                            show the client's and the daemon's versions\n\n"
+               "  exec [OPTIONS] [--] CMD [ARGS...]  run CMD in a new sandbox (options: sandboxctl exec --help)\n"
+               "  exec --in ID|NAME [-t] [-e ENV] [-w DIR] [-u USER] [--timeout S] [--] CMD [ARGS...]\n"
+               "                                     run CMD in a sandbox made by create\n"
+               "  create [OPTIONS] [--name NAME] [--ttl S] [--idle-ttl S] [--json]\n"
+               "                                     make a sandbox that lives; prints its id\n"
+               "  stop [-t S] ID|NAME...             stop created sandboxes (SIGTERM, SIGKILL after S, 10)\n"
+               "  rm [-f] ID|NAME...                 remove stopped (-f: also running) created sandboxes\n"
+               "  pause ID|NAME...                   freeze a created sandbox's programs\n"
+               "  resume ID|NAME...                  thaw them\n"
+               "  ps [--json]                        list sandboxes: state, age, image, memory/CPU/disk use\n"
+               "  kill ID [SIGNAL]                   signal a one-shot sandbox's program (default TERM)\n"
+               "  version [--json]                   show the client's and the daemon's versions\n\n"
                "Options:\n"
                "      --socket PATH   the daemon's socket (default %s)\n"
                "  -h, --help          show this help\n\n"
@@ -583,14 +863,15 @@ int main(int argc, char *argv[]) {
                         help();
                         return 0;
                 } else if (streq(argv[i], "--version"))
-                        return cmd_version();
+                        return cmd_version(1, argv);
                 else {
                         fprintf(stderr, "sandboxctl: unknown option '%s' (see --help)\n", argv[i]);
                         return EXIT_USAGE;
                 }
         }
         if (i >= argc) {
-                fprintf(stderr, "sandboxctl: no command given (exec, ps, kill, version; see --help)\n");
+                fprintf(stderr, "sandboxctl: no command given (exec, create, stop, rm, pause, resume, ps, kill, "
+                        "version; see --help)\n");
                 return EXIT_USAGE;
         }
         if (streq(argv[i], "exec"))
@@ -600,7 +881,18 @@ int main(int argc, char *argv[]) {
         if (streq(argv[i], "kill"))
                 return cmd_kill(argc - i, argv + i);
         if (streq(argv[i], "version"))
-                return cmd_version();
-        fprintf(stderr, "sandboxctl: unknown command '%s' (exec, ps, kill, version)\n", argv[i]);
+                return cmd_version(argc - i, argv + i);
+        if (streq(argv[i], "create"))
+                return cmd_create(argc - i, argv + i);
+        if (streq(argv[i], "stop"))
+                return cmd_target(MSG_STOP, argc - i, argv + i);
+        if (streq(argv[i], "rm"))
+                return cmd_target(MSG_RM, argc - i, argv + i);
+        if (streq(argv[i], "pause"))
+                return cmd_target(MSG_PAUSE, argc - i, argv + i);
+        if (streq(argv[i], "resume"))
+                return cmd_target(MSG_RESUME, argc - i, argv + i);
+        fprintf(stderr, "sandboxctl: unknown command '%s' (exec, create, stop, rm, pause, resume, ps, kill, "
+                "version)\n", argv[i]);
         return EXIT_USAGE;
 }
