@@ -977,13 +977,15 @@ static void session_abandon(Session *se) {
         }
 }
 
-/* A program of EXEC with in ended (by itself, or killed): collect it (no wait) and answer. */
+/* A program of EXEC with in ended (by itself, or killed): what is left of its session is killed (as a
+ * one-shot sandbox ends with its program; a daemon it started with a session of its own stays), it is
+ * collected (no wait: it has exited) and answered. */
 static int on_program_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Session *se = userdata;
         Client *c = se->client;
         SandboxResult res = {};
 
-        (void) sandbox_exec_collect(se->program, false, &res);
+        (void) sandbox_exec_collect(se->program, true, &res);
         if (c) {
                 c->session = NULL;
                 se->client = NULL;
@@ -1646,6 +1648,9 @@ static void handle_create(Client *c, WireFrame *f) {
         e = check_policy(c, &m.spec, why, sizeof why);
         if (e)
                 return client_fail(c, SANDBOX_EXIT_SETUP, -EPERM, "permission denied: %s", e);
+        /* The policy fills in a one-shot sandbox's wall clock; here it bounds each program (exec --in). */
+        m.spec.timeout_usec = 0;
+        m.spec.cpu_time_usec = 0;
 
         MsgExec x = { .spec = m.spec, .stdio = { -EBADF, -EBADF, -EBADF } };
         m.spec = (SandboxSpec) {};
