@@ -566,8 +566,9 @@ static int cmd_ps(int argc, char *argv[]) {
                 }
                 return 0;
         }
-        printf("%-16s %-16s %6s %-8s %5s %-19s %-17s %8s %-17s %5s %s\n", "ID", "NAME", "UID", "STATE", "AGE",
-               "IMAGE", "MEMORY", "CPU", "DISK", "EXECS", "COMMAND");
+        /* ID, UID and PID first, as before version 4; the command (argv[0]) last. */
+        printf("%-16s %6s %8s %-16s %-8s %5s %-19s %-17s %8s %-17s %5s %s\n", "ID", "UID", "PID", "NAME", "STATE",
+               "AGE", "IMAGE", "MEMORY", "CPU", "DISK", "EXECS", "COMMAND");
         for (size_t i = 0; i < reply.n_entries; i++) {
                 const MsgListEntry *en = &reply.entries[i];
                 bool live = en->state != MSG_STATE_STOPPED;
@@ -576,8 +577,12 @@ static int cmd_ps(int argc, char *argv[]) {
                 snprintf(image, sizeof image, "%.19s", en->image ?: "-");
                 if (live)
                         snprintf(cpu, sizeof cpu, "%.1fs", (double) en->cpu_usec / 1e6);
-                printf("%-16s %-16s %6u %-8s %5s %-19s %-17s %8s %-17s %5u %s\n", en->id, en->name[0] ? en->name : "-",
-                       en->uid, msg_state_to_string(en->state), age_string(en->started_usec, age, sizeof age), image,
+                char pid[16] = "-";
+                if (en->pid > 0)
+                        snprintf(pid, sizeof pid, "%u", en->pid);
+                printf("%-16s %6u %8s %-16s %-8s %5s %-19s %-17s %8s %-17s %5u %s\n", en->id, en->uid, pid,
+                       en->name[0] ? en->name : "-", msg_state_to_string(en->state),
+                       age_string(en->started_usec, age, sizeof age), image,
                        live ? usage_string(en->memory_bytes, en->memory_max, mem, sizeof mem) : "-",
                        live ? cpu : "-",
                        live && en->disk_max != UINT64_MAX ? usage_string(en->disk_bytes, en->disk_max, disk, sizeof disk) : "-",
@@ -821,7 +826,7 @@ static int cmd_version(int argc, char *argv[]) {
                 print_json_string(daemon_version);
                 printf(", \"protocol\": %u}\n", version);
         } else
-                printf("sandboxd %s (protocol %u)\n", daemon_version, version);
+                printf("sandboxd %s\n", daemon_version);
         return 0;
 }
 
