@@ -25,6 +25,7 @@
 #define RECORD_SIZE_MAX (UINT32_C(4) << 20)     /* a spec is at most a frame (2 MiB), the rest is small */
 #define RECORD_FILTER_MAX (4096 * 8)            /* BPF_MAXINSNS instructions of 8 bytes */
 #define RECORD_ID_SIZE 17
+#define RECORD_OWNER_MAX 4096
 
 typedef struct RecordProcess {
         pid_t pid;              /* host pid, 1..2^31-1 */
@@ -46,6 +47,8 @@ typedef struct SandboxRecord {
         uint64_t cap_set;
         bool quota;                     /* its server reports the disk bound on its fd 4 */
         uint64_t created_usec;          /* CLOCK_REALTIME */
+        uint8_t *owner;                 /* the adopter's own bytes (opaque here), NULL: none */
+        size_t owner_size;
         SandboxSpec spec;               /* as it runs: defaults applied, an image's config resolved */
 } SandboxRecord;
 

@@ -162,6 +162,25 @@ typedef struct SandboxUsage {
  * an event loop. */
 int sandbox_usage(Sandbox *s, SandboxUsage *ret);
 
+/* ---- sandboxes that outlive their maker (detach.c) ----
+ *
+ * sandbox_detach(): S (started with SANDBOX_START_IDLE) no longer ends with the process that made it: its
+ * init outlives it, a keeper process holds its locks, id range, image pin and network lease, and
+ * STATE/ID/record says how to adopt it (with OWNER, OWNER_SIZE bytes of the caller's own, at most 4096).
+ * Nothing changes for the caller otherwise: sandbox_finish() ends it as any other (and the keeper).
+ * sandbox_adopt(): a Sandbox for the detached sandbox ID of the state directory of CONFIG, made by a process
+ * that is gone, with the owner bytes (*RET_OWNER, freed by the caller). Its processes are checked to be the
+ * ones recorded (pid and start time); when anything does not fit, what is left of it is killed (the stale
+ * clean-up, sandbox_cleanup_stale(), then removes it) and an error returned. An adopted sandbox takes
+ * sandbox_exec(), sandbox_pause(), sandbox_usage() and sandbox_finish() like one we started; its union's
+ * disk-bound refusals are no longer reported. */
+int sandbox_detach(Sandbox *s, const void *owner, size_t owner_size, SandboxError *ret_error);
+int sandbox_adopt(const SandboxConfig *config, const char *id, Sandbox **ret_sandbox, void **ret_owner,
+                  size_t *ret_owner_size, SandboxError *ret_error);
+/* Free a detached S without ending it: it lives on, for another process to adopt. Closes our descriptors
+ * only (the keeper keeps what it holds). Returns NULL. */
+Sandbox *sandbox_forget(Sandbox *s);
+
 /* The spec it runs with (the defaults applied, an image's config resolved). */
 const SandboxSpec *sandbox_spec(const Sandbox *s);
 /* When it started, CLOCK_REALTIME µs. */

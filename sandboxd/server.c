@@ -17,6 +17,7 @@
  * Everything here runs on the loop's thread; a worker touches only its own item.
  */
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -105,6 +106,7 @@ struct Box {
         unsigned n_execs;       /* EXEC-with-in sessions queued, starting or running in it */
         bool cleaning;          /* its sandbox is on a clean-up worker */
         bool remove;            /* RM (or its ttl): its entry goes once it is stopped */
+        bool release;           /* the daemon stops: the box goes, its sandbox lives on (detached) */
         uint64_t stop_deadline; /* STOPPING: when its programs are killed (0: they were) */
         sd_event_source *exit_source, *timer;
         Box *next;
@@ -136,6 +138,7 @@ struct Session {
         /* CREATE: */
         char name[MSG_NAME_MAX + 1];
         uint64_t ttl_usec, idle_ttl_usec;
+        uint64_t expires_realtime_usec; /* set by the start (the sandbox's record has it) */
         /* EXEC with in: the Box (which lives at least as long as this session: n_execs), the program. */
         Box *box;
         SandboxExec *program;
@@ -722,6 +725,89 @@ static int check_bind_sources(Session *se, SandboxError *err) {
         return 0;
 }
 
+/* What the sandbox's record keeps for us (the owner bytes of sandbox_detach()): TLV as in the protocol. */
+enum {
+        OWNER_UID = 1,          /* u32, required */
+        OWNER_NAME = 2,         /* string, a sandbox name */
+        OWNER_EXPIRES = 3,      /* u64, CLOCK_REALTIME µs, 0: never */
+        OWNER_IDLE_TTL = 4,     /* u64 <= MSG_TTL_MAX_USEC */
+};
+
+typedef struct Owner {
+        uid_t uid;
+        char name[MSG_NAME_MAX + 1];
+        uint64_t expires_realtime_usec;
+        uint64_t idle_ttl_usec;
+} Owner;
+
+static int owner_encode(const Owner *o, WireBuffer *b) {
+        int r = wire_put_u32(b, OWNER_UID, (uint32_t) o->uid);
+        if (r >= 0 && o->name[0])
+                r = wire_put_string(b, OWNER_NAME, o->name);
+        if (r >= 0 && o->expires_realtime_usec)
+                r = wire_put_u64(b, OWNER_EXPIRES, o->expires_realtime_usec);
+        if (r >= 0 && o->idle_ttl_usec)
+                r = wire_put_u64(b, OWNER_IDLE_TTL, o->idle_ttl_usec);
+        return r;
+}
+
+/* Read back from a record, which is ours but read as untrusted input: every field checked. */
+static int owner_decode(const void *data, size_t size, Owner *ret) {
+        Owner o = {};
+        unsigned seen = 0;
+        WireReader rd;
+        WireField w;
+        int r;
+
+        wire_reader_init(&rd, data, size);
+        while ((r = wire_reader_next(&rd, &w)) > 0) {
+                uint32_t v;
+                if (w.tag < OWNER_UID || w.tag > OWNER_IDLE_TTL || (seen & (1u << w.tag)))
+                        return -EBADMSG;
+                seen |= 1u << w.tag;
+                switch (w.tag) {
+                case OWNER_UID:
+                        r = wire_field_get_u32(&w, &v);
+                        o.uid = (uid_t) v;
+                        break;
+                case OWNER_NAME:
+                        r = wire_field_copy_string(&w, o.name, sizeof o.name);
+                        if (r >= 0 && !msg_name_is_valid(o.name))
+                                r = -EBADMSG;
+                        break;
+                case OWNER_EXPIRES:
+                        r = wire_field_get_u64(&w, &o.expires_realtime_usec);
+                        break;
+                case OWNER_IDLE_TTL:
+                        r = wire_field_get_u64(&w, &o.idle_ttl_usec);
+                        if (r >= 0 && o.idle_ttl_usec > MSG_TTL_MAX_USEC)
+                                r = -EBADMSG;
+                        break;
+                }
+                if (r < 0)
+                        return -EBADMSG;
+        }
+        if (r < 0 || !(seen & (1u << OWNER_UID)))
+                return -EBADMSG;
+        *ret = o;
+        return 0;
+}
+
+/* A created sandbox outlives this daemon (a restart, a crash): detach it, with what we need to adopt it. */
+static int detach_created(Session *se) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        Owner o = { .uid = se->uid, .idle_ttl_usec = se->idle_ttl_usec };
+        int r;
+
+        snprintf(o.name, sizeof o.name, "%s", se->name);
+        if (se->ttl_usec)
+                o.expires_realtime_usec = se->expires_realtime_usec = realtime_usec() + se->ttl_usec;
+        r = owner_encode(&o, &b);
+        if (r < 0)
+                return r;
+        return sandbox_detach(se->started, b.data, b.size, &se->start_error);
+}
+
 static void start_run(Work *w) {
         Session *se = container_of(w, Session, work);
 
@@ -740,6 +826,11 @@ static void start_run(Work *w) {
                 SandboxStartOptions o = { .cancel_fd = se->cancel_fd, .flags = SANDBOX_START_IDLE };
                 se->start_r = sandbox_start_with(&se->exec.spec, &se->server->runtime, &o, &se->started,
                                                  &se->start_error);
+                if (se->start_r >= 0) {
+                        se->start_r = detach_created(se);
+                        if (se->start_r < 0)
+                                se->started = sandbox_free(se->started);
+                }
                 return;
         }
         se->start_r = sandbox_start_cancellable(&se->exec.spec, &se->server->runtime,
@@ -768,6 +859,7 @@ static void start_program_run(Work *w) {
 }
 
 static Box *box_new(Session *se);
+static Box *box_adopt(Server *srv, Sandbox *sb, const Owner *o);
 static void box_free(Box *b);
 static void box_arm_timer(Box *b);
 
@@ -1018,6 +1110,29 @@ static int on_box_exit(sd_event_source *s, int fd, uint32_t revents, void *userd
 static int on_box_timer(sd_event_source *s, uint64_t usec, void *userdata);
 static void box_stop(Box *b, uint64_t grace_usec, bool remove);
 
+/* A box for a sandbox a predecessor of ours created (sandbox_adopt()). */
+static Box *box_adopt(Server *srv, Sandbox *sb, const Owner *o) {
+        uint64_t now = realtime_usec();
+        Session se = {
+                .server = srv,
+                .uid = o->uid,
+                .sandbox = sb,
+                .idle_ttl_usec = o->idle_ttl_usec,
+                .expires_realtime_usec = o->expires_realtime_usec,
+                /* A ttl that ended while no daemon ran ends it now (the timer fires at once). */
+                .ttl_usec = o->expires_realtime_usec ? (o->expires_realtime_usec > now ?
+                                                        o->expires_realtime_usec - now : 1) : 0,
+                .exec = { .stdio = { -EBADF, -EBADF, -EBADF } },
+        };
+        Box *b;
+
+        snprintf(se.name, sizeof se.name, "%s", o->name);
+        b = box_new(&se);
+        if (b)
+                b->created_realtime_usec = sandbox_created_usec(sb);
+        return b;
+}
+
 static Box *box_new(Session *se) {
         Server *srv = se->server;
         Box *b = calloc(1, sizeof *b);
@@ -1054,7 +1169,7 @@ static Box *box_new(Session *se) {
         snprintf(b->name, sizeof b->name, "%s", se->name);
         if (se->ttl_usec) {
                 b->expires_usec = now_usec() + se->ttl_usec;
-                b->expires_realtime_usec = b->created_realtime_usec + se->ttl_usec;
+                b->expires_realtime_usec = se->expires_realtime_usec ?: b->created_realtime_usec + se->ttl_usec;
         }
         /* The box takes the sandbox and the spec it points into. */
         b->sandbox = TAKE_PTR(se->sandbox);
@@ -1126,6 +1241,19 @@ static void reply_ok(Client *c) {
 static void box_check(Box *b) {
         Server *srv = b->server;
 
+        if (b->release && b->state != MSG_STATE_STOPPING && !b->cleaning) {
+                /* The daemon stops: the sandbox lives on, detached, for the next one to adopt. Its
+                 * programs were killed (they were our children, and their clients' connections go). */
+                if (b->n_execs > 0)
+                        return;
+                if (b->sandbox) {
+                        sandbox_forget(b->sandbox);
+                        b->sandbox = NULL;
+                }
+                box_log(b, LOG_INFO, "left running for the next sandboxd");
+                box_free(b);
+                return server_update(srv);
+        }
         if (b->state == MSG_STATE_STOPPING) {
                 if (b->stop_deadline) {
                         size_t n = 1;
@@ -1405,7 +1533,7 @@ static const char *check_policy(Client *c, SandboxSpec *spec, char *buf, size_t 
                 for (Box *b = c->server->boxes; b; b = b->next)
                         if (b->uid == c->cred.uid && (b->sandbox || b->cleaning)) {
                                 mine++;
-                                policy_usage_add(&used, &b->spec.spec);
+                                policy_usage_add(&used, b->sandbox ? sandbox_spec(b->sandbox) : &b->spec.spec);
                         }
                 if (mine >= cfg->max_per_client)
                         return "you run as many sandboxes as you may (max-sandboxes-per-client)";
@@ -2134,11 +2262,83 @@ static void server_stop(Server *srv) {
                 /* Frees C, and abandons its session. */
                 client_free(c);
         }
+        /* Created sandboxes live on (a restart is not their end): once their programs are collected, the
+         * boxes go and the sandboxes stay, detached. Those being stopped are stopped first. */
         for (Box *b = srv->boxes, *next; b; b = next) {
                 next = b->next;
-                box_stop(b, 0, true);
+                b->release = true;
+                for (Session *se = srv->sessions; se; se = se->next)
+                        if (se->box == b && se->state == SESSION_RUNNING)
+                                sandbox_exec_kill(se->program);
+                        else if (se->box == b && se->state == SESSION_STARTING)
+                                (void) eventfd_write(se->cancel_fd, 1);
+                box_check(b);
         }
         server_update(srv);
+}
+
+/* The created sandboxes a predecessor of ours left (their records in the state directory): adopted as
+ * boxes, or, when that cannot be, ended and removed. */
+static void server_adopt(Server *srv) {
+        _cleanup_close_ int dfd = open(srv->state_dir, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY);
+        unsigned adopted = 0, failed = 0;
+        DIR *d;
+
+        if (dfd < 0)
+                return;
+        d = fdopendir(dfd);
+        if (!d)
+                return;
+        dfd = -EBADF;
+        for (struct dirent *de; (de = readdir(d));) {
+                _cleanup_free_ void *owner_data = NULL;
+                size_t owner_size = 0;
+                SandboxError err = {};
+                Sandbox *sb = NULL;
+                Owner o;
+                char path[MSG_ID_LENGTH + 16];
+                int r;
+
+                if (!msg_id_is_valid(de->d_name))
+                        continue;
+                snprintf(path, sizeof path, "%.16s/record", de->d_name);
+                if (faccessat(dirfd(d), path, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue; /* a one-shot sandbox's: the stale clean-up's */
+                r = sandbox_adopt(&srv->runtime, de->d_name, &sb, &owner_data, &owner_size, &err);
+                if (r >= 0 && (!owner_data || owner_decode(owner_data, owner_size, &o) < 0)) {
+                        snprintf(err.message, sizeof err.message, "its record's owner data is invalid");
+                        r = -EBADMSG;
+                }
+                if (r >= 0)
+                        for (Box *b = srv->boxes; b; b = b->next)
+                                if (b->uid == o.uid && o.name[0] && streq(b->name, o.name)) {
+                                        snprintf(err.message, sizeof err.message, "another sandbox has its name");
+                                        r = -EEXIST;
+                                }
+                if (r >= 0) {
+                        Box *b = box_adopt(srv, sb, &o);
+                        if (b) {
+                                /* A freezer state is not kept across us: it runs again. */
+                                (void) sandbox_resume(b->sandbox);
+                                box_log(b, LOG_INFO, "adopted from an earlier sandboxd");
+                                adopted++;
+                                continue;
+                        }
+                        snprintf(err.message, sizeof err.message, "out of memory");
+                        r = -ENOMEM;
+                }
+                if (sb) {
+                        (void) sandbox_finish(sb, true, NULL);
+                        sandbox_free(sb);
+                }
+                log_notice("Sandbox %s: cannot adopt it (%s): removed.", de->d_name, err.message);
+                failed++;
+        }
+        closedir(d);
+        if (failed > 0)
+                (void) sandbox_cleanup_stale(&srv->runtime, NULL);
+        if (adopted > 0)
+                log_info("Adopted %u created sandbox(es) of an earlier sandboxd.", adopted);
 }
 
 static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -2202,6 +2402,7 @@ int server_run(int listen_fd, const char *state_dir, const char *data_dir, const
                         goto finish;
                 }
         }
+        server_adopt(&srv);
         (void) sd_notify(false, "READY=1");
         server_update(&srv);
         log_info("Ready (state in %s).", state_dir);

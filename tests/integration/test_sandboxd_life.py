@@ -350,6 +350,82 @@ def test_daemon_stays_while_sandboxes_live(env):
     sf.eq(d.wait_exit(10), 0, f"the daemon's idle exit once the sandbox is gone (log {d.log()[-500:]!r})")
 
 
+def test_kill_9_restart_readopts_5_sandboxes(env):
+    d = LifeDaemon(env)
+    ids = [d.create(USER, ["--name", f"s{i}", "--ttl", "600", "--memory", "256m", "--pids", "256", "--disk", "1g"]) for i in range(5)]
+    for i, sid in enumerate(ids):
+        r = d.exec_in(USER, sid, ["sh", "-c", f"echo state-{i} > /var/tmp/state; setsid sleep 600 </dev/null "
+                                               ">/dev/null 2>&1 & sleep 0.3"])
+        sf.eq(r.returncode, 0, f"exec --in #{i} before the crash {r}")
+    # A one-shot sandbox running at the crash is not adoptable: it is cleaned up as before.
+    oneshot = d.popen_as(USER, ["exec", "--", "sh", "-c", "echo up; exec sleep 600"])
+    df.wait_line(oneshot.stdout, "up")
+    before = {e["id"]: e for e in d.ps(None)}
+    inits = [before[sid]["pid"] for sid in ids]
+    d.kill()
+    rc, _, _ = reap(env, oneshot)
+    sf.check(rc != 0, f"the one-shot client's status when the daemon died: {rc}")
+    sf.check(all(df.alive(p) for p in inits), "a created sandbox's init died with the daemon")
+    d2 = LifeDaemon(env, name="d2")
+    for i, sid in enumerate(ids):
+        target = sid if i % 2 else f"s{i}"
+        r = d2.exec_in(USER, target, ["sh", "-c", "cat /var/tmp/state; pgrep -c -x sleep || "
+                                                  "grep -l sleep /proc/[0-9]*/cmdline | wc -l"])
+        sf.eq((r.returncode, r.stdout.splitlines()[0] if r.stdout else ""), (0, f"state-{i}"),
+              f"exec --in {target} after the restart {r}")
+    after = {e["id"]: e for e in d2.ps(USER)}
+    sf.eq(sorted(after), sorted(ids), "ps after the restart: the 5 created sandboxes, not the one-shot one")
+    for sid in ids:
+        e = after[sid]
+        sf.eq((e["pid"], e["state"]), (before[sid]["pid"], "running"), f"{sid} after the restart")
+        sf.check(abs(e["expires_usec"] - before[sid]["expires_usec"]) < 1000, f"{sid}'s ttl after the restart: "
+                 f"{before[sid]['expires_usec']} -> {e['expires_usec']}")
+    # The other uid still cannot reach them; the owner can stop and remove them.
+    r = d2.exec_in(OTHER, "s0", ["true"])
+    sf.check(r.returncode == 125 and "no sandbox" in r.stderr, f"another uid after the restart {r}")
+    sf.eq(d2.ctl_as(USER, ["stop", "s0"]).returncode, 0, "stop of an adopted sandbox")
+    r = d2.ctl_as(USER, ["rm", "-f"] + ids)
+    sf.eq(r.returncode, 0, f"rm -f of the adopted sandboxes {r}")
+    sf.eq(d2.ps(None), [], "ps after rm")
+    env.expect_clean("after rm -f of the adopted sandboxes", exclude_pids=[d2.pid])
+
+
+def test_sigterm_leaves_created_sandboxes_for_the_next_daemon(env):
+    d = LifeDaemon(env)
+    sid = d.create(USER, ["--name", "keep"])
+    sf.eq(d.exec_in(USER, "keep", ["sh", "-c", "echo x > /var/tmp/x"]).returncode, 0, "exec --in")
+    sf.eq(d.stop(), 0, f"the daemon's exit status after SIGTERM (log {d.log()[-400:]!r})")
+    sf.check("left running for the next sandboxd" in d.log(), f"the daemon's log: {d.log()[-400:]!r}")
+    d2 = LifeDaemon(env, name="d2")
+    r = d2.exec_in(USER, "keep", ["cat", "/var/tmp/x"])
+    sf.eq((r.returncode, r.stdout), (0, "x\n"), f"exec --in after a restart by SIGTERM {r}")
+    sf.eq(d2.ctl_as(USER, ["rm", "-f", sid]).returncode, 0, "rm -f")
+
+
+def test_unadoptable_records_are_cleaned(env):
+    d = LifeDaemon(env)
+    good = d.create(USER, ["--name", "good"])
+    bad = d.create(USER, ["--name", "bad"])
+    d.kill()
+    # A record that does not decode: the sandbox is ended and removed, the other one adopted.
+    path = os.path.join(env.state, bad, "record")
+    with open(path, "r+b") as f:
+        data = bytearray(f.read())
+        data[8:12] = b"\xff\xff\xff\xff"
+        f.seek(0)
+        f.write(data)
+    d2 = LifeDaemon(env, name="d2")
+    r = d2.exec_in(USER, "good", ["true"])
+    sf.eq(r.returncode, 0, f"the good sandbox after the restart {r}")
+    r = d2.exec_in(USER, "bad", ["true"])
+    sf.check(r.returncode == 125 and "no sandbox" in r.stderr, f"the sandbox with a bad record {r}")
+    sf.check(f"Sandbox {bad}: cannot adopt it" in d2.log(), f"the daemon's log: {d2.log()[-600:]!r}")
+    env.seen_ids.update([good, bad])
+    df.wait_for(lambda: not os.path.exists(os.path.join(env.state, bad)), 10, "the bad sandbox's removal")
+    sf.eq(d2.ctl_as(USER, ["rm", "-f", "good"]).returncode, 0, "rm -f")
+    env.expect_clean("after the restart with a bad record", exclude_pids=[d2.pid])
+
+
 def test_exec_in_options_and_errors(env):
     d = LifeDaemon(env)
     d.create(USER, ["--name", "o", "--memory", "256m"])
