@@ -320,7 +320,7 @@ def test_pause_freezes_programs_only(env):
     d = LifeDaemon(env)
     sid = d.create(USER, ["--name", "p"])
     p = d.popen_as(USER, ["exec", "--in", "p", "--", "sh", "-c",
-                          "i=0; while :; do i=$((i+1)); echo $i > /var/tmp/n; sleep 0.05; done"])
+                          "i=0; while :; do i=$((i+1)); echo $i > /var/tmp/n.new; mv /var/tmp/n.new /var/tmp/n; sleep 0.05; done"])
     time.sleep(0.5)
     sf.eq(d.ctl_as(USER, ["pause", sid]).returncode, 0, "pause")
     # Its files stay readable from root outside while it is frozen: the union's server is not frozen.
