@@ -2221,12 +2221,20 @@ static void server_update(Server *srv) {
         /* Created sandboxes hold the daemon up as long as they live (stopped ones too: their entries). */
         bool idle = srv->n_clients == 0 && srv->n_sessions == 0 && srv->n_cleanups == 0 && srv->n_boxes == 0;
 
+        unsigned running = 0, created = 0;
+        for (Session *se = srv->sessions; se; se = se->next)
+                if (se->kind == SESSION_EXEC)
+                        running++;
+        for (Box *b = srv->boxes; b; b = b->next)
+                if (b->sandbox)
+                        created++;
+        running += created;
         if (srv->n_starting > 0)
-                (void) sd_notifyf(false, "STATUS=%u session(s), %u created sandbox(es), %u client(s), %u being set up",
-                                  srv->n_sessions, srv->n_boxes, srv->n_clients, srv->n_starting);
+                (void) sd_notifyf(false, "STATUS=%u sandbox(es) running (%u created), %u client(s), %u being set up",
+                                  running, created, srv->n_clients, srv->n_starting);
         else
-                (void) sd_notifyf(false, "STATUS=%u session(s), %u created sandbox(es), %u client(s)", srv->n_sessions,
-                                  srv->n_boxes, srv->n_clients);
+                (void) sd_notifyf(false, "STATUS=%u sandbox(es) running (%u created), %u client(s)", running,
+                                  created, srv->n_clients);
         if (srv->stopping) {
                 /* Clients left without a sandbox do not hold the exit up. */
                 if (srv->n_sessions == 0 && srv->n_cleanups == 0 && srv->n_boxes == 0)
