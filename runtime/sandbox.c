@@ -1828,6 +1828,9 @@ Sandbox *sandbox_free(Sandbox *s) {
         image_run_free(s->image_run);
         filter_program_free(s->filter);
         net_lease_forget(s->lease);
+        /* Left by sandbox_forget() and a failed adoption (sandbox_cleanup() removed and freed it otherwise):
+         * our handle only, the cgroup stays. */
+        cgroup_free(s->cgroup);
         free(s);
         return NULL;
 }
