@@ -27,6 +27,7 @@
 #include <string.h>
 #include <linux/filter.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -298,6 +299,18 @@ static void adopt_fail(const char *id, Sandbox *s) {
                         (void) syscall(SYS_pidfd_send_signal, fd[i], SIGKILL, NULL, 0);
         s->pid = s->server_pid = s->keeper_pid = 0;
         s->finished = s->collected = true;
+        /* The keeper ends with the init; its locks then free the sandbox for the stale clean-up. Wait for
+         * that a moment (a keeper we could not verify is never signalled). */
+        if (s->dir_fd >= 0) {
+                _cleanup_close_ int lock = openat(s->dir_fd, "lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+                for (int i = 0; lock >= 0 && i < 100; i++) {
+                        if (flock(lock, LOCK_EX | LOCK_NB) >= 0) {
+                                (void) flock(lock, LOCK_UN);
+                                break;
+                        }
+                        (void) usleep(30 * 1000);
+                }
+        }
         sandbox_free(s);
 }
 
