@@ -2229,12 +2229,13 @@ static void server_update(Server *srv) {
                 if (b->sandbox)
                         created++;
         running += created;
+        /* "N sandbox(es) running, N client(s)" first, as before created sandboxes: scripts read it. */
+        char more[64] = "";
         if (srv->n_starting > 0)
-                (void) sd_notifyf(false, "STATUS=%u sandbox(es) running (%u created), %u client(s), %u being set up",
-                                  running, created, srv->n_clients, srv->n_starting);
-        else
-                (void) sd_notifyf(false, "STATUS=%u sandbox(es) running (%u created), %u client(s)", running,
-                                  created, srv->n_clients);
+                snprintf(more, sizeof more, ", %u being set up", srv->n_starting);
+        if (created > 0)
+                snprintf(more + strlen(more), sizeof more - strlen(more), ", %u of them created", created);
+        (void) sd_notifyf(false, "STATUS=%u sandbox(es) running, %u client(s)%s", running, srv->n_clients, more);
         if (srv->stopping) {
                 /* Clients left without a sandbox do not hold the exit up. */
                 if (srv->n_sessions == 0 && srv->n_cleanups == 0 && srv->n_boxes == 0)
