@@ -161,6 +161,12 @@ typedef struct SandboxUsage {
 /* What it uses now. Asks the union's server (statfs), so it may take as long as the server does: not for
  * an event loop. */
 int sandbox_usage(Sandbox *s, SandboxUsage *ret);
+/* Its memory and CPU time only (its cgroup's files): for an event loop. */
+int sandbox_usage_cgroup(Sandbox *s, SandboxUsage *ret);
+/* An O_PATH descriptor of its root (the union, as its init sees it), and its disk use through it (statfs,
+ * which its union's server answers: not for an event loop). */
+int sandbox_root_fd(Sandbox *s);
+int sandbox_disk_usage_at(int root_fd, SandboxUsage *u);
 
 /* ---- sandboxes that outlive their maker (detach.c) ----
  *

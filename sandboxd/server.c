@@ -168,6 +168,17 @@ typedef struct Cleanup {
         int r;                  /* of sandbox_cleanup() */
 } Cleanup;
 
+/* A LIST reply being completed on a worker: the disk use of each sandbox (statfs of its union, which its
+ * server answers, and which a busy sandbox may slow down) is read there, never on the loop. The entries
+ * own their strings (the sandboxes may be gone by then); the loop only waits for the reply. */
+typedef struct ListWork {
+        Work work;
+        Client *client;         /* NULL once the client has gone */
+        MsgListEntry *entries;
+        int *root_fds;          /* per entry: its union's root (O_PATH), -EBADF: no disk use to read */
+        size_t n;
+} ListWork;
+
 /* A frame not sent yet: header and payload, and its descriptors (ours, dups) for its first byte. */
 typedef struct OutFrame {
         struct OutFrame *next;
@@ -189,6 +200,7 @@ struct Client {
         bool broken;            /* the connection failed: closed at the next safe point */
         Session *session;
         Box *waiting;           /* a STOP or RM waits for this box to be stopped: no more requests meanwhile */
+        struct ListWork *listing; /* a LIST whose disk use is being read on a worker */
         int bind_fds[SPEC_MOUNTS_MAX]; /* BIND_FDS received for the next EXEC or CREATE */
         size_t n_bind_fds;
         OutFrame *out_head, *out_tail;
@@ -1442,6 +1454,8 @@ static Client *client_free(Client *c) {
                 se->client = NULL;
                 session_abandon(se);
         }
+        if (c->listing)
+                c->listing->client = NULL; /* list_done() frees it */
         sd_event_source_disable_unref(c->io);
         client_drop_output(c);
         for (size_t i = 0; i < c->n_bind_fds; i++)
@@ -1893,69 +1907,135 @@ static void handle_resize(Client *c, WireFrame *f) {
 
 /* What a sandbox uses now, for LIST (its disk use asks its union's server: statfs, which it answers from
  * its own counters). */
-static void list_usage(MsgListEntry *en, Sandbox *sb) {
+
+static ListWork *list_work_free(ListWork *lw) {
+        for (size_t i = 0; i < lw->n; i++) {
+                free(lw->entries[i].command);
+                free(lw->entries[i].image);
+                safe_close(lw->root_fds[i]);
+        }
+        free(lw->entries);
+        free(lw->root_fds);
+        free(lw);
+        return NULL;
+}
+
+static void list_run(Work *w) {
+        ListWork *lw = container_of(w, ListWork, work);
+
+        for (size_t i = 0; i < lw->n; i++) {
+                SandboxUsage u = {};
+                if (lw->root_fds[i] >= 0 && sandbox_disk_usage_at(lw->root_fds[i], &u) >= 0)
+                        lw->entries[i].disk_bytes = u.disk_bytes;
+        }
+}
+
+static void list_done(Work *w) {
+        ListWork *lw = container_of(w, ListWork, work);
+        Client *c = lw->client;
+
+        if (c) {
+                _cleanup_(wire_buffer_done) WireBuffer b = {};
+                MsgListReply reply = { .entries = lw->entries, .n_entries = lw->n };
+
+                c->listing = NULL;
+                if (msg_list_reply_encode_version(&reply, c->version, &b) < 0 ||
+                    send_message(c, MSG_LIST_REPLY, &b, NULL, 0) < 0)
+                        client_fail(c, SANDBOX_EXIT_SETUP, -EIO, "cannot reply");
+                client_process(c);
+                client_check(c);
+        }
+        list_work_free(lw);
+}
+
+/* What a sandbox runs and uses now (memory and CPU from its cgroup); its root for the disk use. */
+static int list_fill(MsgListEntry *en, int *ret_root_fd, Sandbox *sb, const char *image) {
         const SandboxSpec *spec = sandbox_spec(sb);
         SandboxUsage u;
 
-        en->image = (char *) image_label(sb);
+        en->image = strdup(image ?: image_label(sb));
+        if (!en->image)
+                return -ENOMEM;
         en->memory_max = spec->memory_max;
         en->disk_max = spec->disk_max;
-        if (sandbox_usage(sb, &u) < 0)
-                return;
-        en->memory_bytes = u.memory_bytes;
-        en->cpu_usec = u.cpu_usec;
-        en->disk_bytes = u.disk_bytes;
+        if (sandbox_usage_cgroup(sb, &u) >= 0) {
+                en->memory_bytes = u.memory_bytes;
+                en->cpu_usec = u.cpu_usec;
+        }
+        if (spec->disk_max != SPEC_UNLIMITED)
+                *ret_root_fd = sandbox_root_fd(sb);
+        return 0;
 }
 
 static void handle_list(Client *c, WireFrame *f) {
-        _cleanup_(wire_buffer_done) WireBuffer b = {};
-        _cleanup_free_ MsgListEntry *entries = NULL;
+        Server *srv = c->server;
         const char *e = NULL;
-        size_t n = 0;
+        ListWork *lw;
+        size_t max;
         int r = msg_list_decode(f, &e);
 
         if (r < 0)
                 return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed LIST: %s", e ?: "invalid");
-        entries = calloc(c->server->n_sessions + c->server->n_boxes + 1, sizeof *entries);
-        if (!entries)
+        max = MIN((size_t) srv->n_sessions + srv->n_boxes, (size_t) MSG_LIST_ENTRIES_MAX);
+        lw = calloc(1, sizeof *lw);
+        if (lw) {
+                lw->entries = calloc(max + 1, sizeof *lw->entries);
+                lw->root_fds = malloc((max + 1) * sizeof *lw->root_fds);
+        }
+        if (!lw || !lw->entries || !lw->root_fds) {
+                if (lw) {
+                        free(lw->entries);
+                        free(lw->root_fds);
+                        free(lw);
+                }
                 return client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
+        }
+        lw->work = (Work) { .run = list_run, .done = list_done };
         /* Root sees every sandbox; others see their own. Sandboxes still being set up have no id. */
-        for (Session *se = c->server->sessions; se && n < MSG_LIST_ENTRIES_MAX; se = se->next) {
+        for (Session *se = srv->sessions; se && lw->n < max; se = se->next) {
                 if (se->kind != SESSION_EXEC || se->state != SESSION_RUNNING ||
                     (c->cred.uid != 0 && se->uid != c->cred.uid))
                         continue;
-                MsgListEntry *en = &entries[n++];
+                MsgListEntry *en = &lw->entries[lw->n];
+                lw->root_fds[lw->n++] = -EBADF;
                 snprintf(en->id, sizeof en->id, "%s", sandbox_id(se->sandbox));
                 en->uid = se->uid;
                 en->pid = (uint32_t) sandbox_pid(se->sandbox);
-                en->command = (char *) sandbox_command(se->sandbox);
+                en->command = strdup(sandbox_command(se->sandbox));
                 en->started_usec = se->started_realtime_usec;
                 en->kind = MSG_KIND_EXEC;
                 en->state = MSG_STATE_RUNNING;
-                list_usage(en, se->sandbox);
+                if (!en->command || list_fill(en, &lw->root_fds[lw->n - 1], se->sandbox, NULL) < 0) {
+                        list_work_free(lw);
+                        return client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
+                }
         }
-        for (Box *bx = c->server->boxes; bx && n < MSG_LIST_ENTRIES_MAX; bx = bx->next) {
+        for (Box *bx = srv->boxes; bx && lw->n < max; bx = bx->next) {
                 if ((c->cred.uid != 0 && bx->uid != c->cred.uid) || (c->version < 4 && !bx->sandbox))
                         continue;
-                MsgListEntry *en = &entries[n++];
+                MsgListEntry *en = &lw->entries[lw->n];
+                lw->root_fds[lw->n++] = -EBADF;
                 snprintf(en->id, sizeof en->id, "%s", bx->id);
                 snprintf(en->name, sizeof en->name, "%s", bx->name);
                 en->uid = bx->uid;
                 en->pid = bx->sandbox ? (uint32_t) sandbox_pid(bx->sandbox) : 0;
-                en->command = (char *) "";
+                en->command = strdup("");
                 en->started_usec = bx->created_realtime_usec;
                 en->kind = MSG_KIND_CREATED;
                 en->state = bx->state;
-                en->image = bx->image;
                 en->execs = bx->n_execs;
                 en->expires_usec = bx->expires_realtime_usec;
                 en->idle_ttl_usec = bx->idle_ttl_usec;
-                if (bx->sandbox && !bx->cleaning)
-                        list_usage(en, bx->sandbox);
+                if (!en->command ||
+                    (bx->sandbox && !bx->cleaning ? list_fill(en, &lw->root_fds[lw->n - 1], bx->sandbox, bx->image)
+                                                  : !(en->image = strdup(bx->image)) ? -ENOMEM : 0) < 0) {
+                        list_work_free(lw);
+                        return client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
+                }
         }
-        MsgListReply reply = { .entries = entries, .n_entries = n };
-        if (msg_list_reply_encode_version(&reply, c->version, &b) < 0 || send_message(c, MSG_LIST_REPLY, &b, NULL, 0) < 0)
-                client_fail(c, SANDBOX_EXIT_SETUP, -EIO, "cannot reply");
+        lw->client = c;
+        c->listing = lw;
+        workpool_submit(srv->cleanups, &lw->work);
 }
 
 static void handle_kill(Client *c, WireFrame *f) {
@@ -2017,7 +2097,7 @@ static void client_dispatch(Client *c, WireFrame *f) {
 
 /* A request waits for its answer: a STOP or RM for the box to stop, a CREATE for its sandbox. */
 static bool client_waits(const Client *c) {
-        return c->waiting || (c->session && c->session->kind == SESSION_CREATE);
+        return c->waiting || c->listing || (c->session && c->session->kind == SESSION_CREATE);
 }
 
 /* Requests in order, one reply at a time: while a reply waits to be sent (the client does not read) or
