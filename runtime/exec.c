@@ -29,6 +29,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
@@ -95,6 +96,7 @@ typedef struct Helper {
         char home[IMAGE_USER_HOME_MAX + 6];
         uint64_t caps_set;      /* the sandbox's capabilities: uid 0's, and every program's bounding set */
         uint64_t caps_added;    /* what --cap-add named: another uid's (ambient) */
+        struct rlimit rlimits[RLIM_NLIMITS]; /* the init's: what the sandbox's own program has */
         ProgramContext program;
 } Helper;
 
@@ -192,6 +194,10 @@ _Noreturn static void helper_run(Helper *h) {
         /* v1: in the sandbox's program cgroup once the parent says so (EOF: it could not move us). */
         if (h->go_r >= 0 && read(h->go_r, &go, 1) != 1)
                 _exit(SANDBOX_EXIT_SETUP);
+        /* The sandbox's resource limits (the init's), not the caller's, while we still may set them. */
+        for (int i = 0; i < RLIM_NLIMITS; i++)
+                if (setrlimit(i, &h->rlimits[i]) < 0)
+                        helper_fail(h, STEP_JOIN, -errno);
 
         /* All of the init's namespaces in one step. After it we have every capability in the sandbox's user
          * namespace, none on the host, and still host uid 0, which we give up before any path is used. */
@@ -342,7 +348,7 @@ int sandbox_exec(Sandbox *s, const SandboxExecOptions *o, SandboxExec **ret, San
         const char *argv0 = o->n_argv > 0 ? o->argv[0] : "";
         HelperMessage m = {};
         int pidfd = -EBADF, pty = -EBADF, r;
-        uint64_t deadline;
+        uint64_t deadline, trace_t0 = getenv("SANDBOX_TRACE") ? now_usec() : 0;
         pid_t helper;
 
         if (s->finished || s->collected || s->pidfd < 0)
@@ -392,6 +398,11 @@ int sandbox_exec(Sandbox *s, const SandboxExecOptions *o, SandboxExec **ret, San
         };
         h.caps_set = s->cap_set;
         h.caps_added = spec_capabilities_added(spec);
+        for (int i = 0; i < RLIM_NLIMITS; i++)
+                if (prlimit(s->pid, i, NULL, &h.rlimits[i]) < 0) {
+                        sandbox_strv_free(envp);
+                        return sandbox_set_error(err, SANDBOX_EXIT_SETUP, "Cannot read the sandbox's resource limits: %m");
+                }
         /* With a user name the ids are known only in the helper, which sets the capabilities then. */
         program_caps(&h.program, h.caps_set, h.caps_added, uid);
         h.home_index = -1;
@@ -563,6 +574,9 @@ int sandbox_exec(Sandbox *s, const SandboxExecOptions *o, SandboxExec **ret, San
         if (s->cgroup)
                 (void) cgroup_get_stats(s->cgroup, &e->before);
         sandbox_strv_free(envp);
+        if (trace_t0)
+                /* SANDBOX_TRACE: see sandbox_start_with(). */
+                (void) dprintf(STDERR_FILENO, "sandbox-trace: exec %s total=%" PRIu64 "\n", s->id, now_usec() - trace_t0);
         *ret = e;
         return 0;
 

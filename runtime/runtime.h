@@ -107,6 +107,17 @@ typedef struct ExecReport {
 } ExecReport;
 
 /* Everything the child needs, prepared by the parent before clone(): the child only reads it. */
+/* A program given after its sandbox was made (SANDBOX_START_DEFERRED): the parent writes it into this
+ * mapping (MAP_SHARED, made before the clone) just before the init's go; the init reads it only after the
+ * go. The pointers point into DATA, which has the same address on both sides. */
+#define DEFERRED_DATA_MAX (SPEC_ARG_BYTES_MAX + 8192u)
+typedef struct DeferredProgram {
+        char *argv[SPEC_ARGS_MAX + 1];
+        char *envp[SPEC_ENV_MAX + 8];   /* the spec's entries and the defaults (PATH, HOME, TERM) */
+        char *workdir;                  /* NULL: "/" */
+        char data[DEFERRED_DATA_MAX];
+} DeferredProgram;
+
 typedef struct ChildContext {
         const SandboxSpec *spec;
         int status_fd;          /* SOCK_SEQPACKET to the parent */
@@ -125,6 +136,7 @@ typedef struct ChildContext {
         uint64_t cap_permitted; /* permitted and effective after the id change (uid 0: the whole set) */
         uint64_t cap_ambient;   /* inheritable and ambient (another uid: what --cap-add gave it) */
         bool idle;              /* no program: the init waits and reaps (programs come through sandbox_exec()) */
+        const DeferredProgram *deferred; /* SANDBOX_START_DEFERRED: the program, its stdio with the go */
 } ChildContext;
 
 /* spawn.c: the child's side. Never returns. */

@@ -17,6 +17,9 @@
 
 struct Sandbox {
         char id[17];
+        DeferredProgram *deferred;      /* SANDBOX_START_DEFERRED, until sandbox_go(): mmap()ed, shared with the init */
+        bool deferred_gone;             /* sandbox_go() was called (the program is in DEFERRED) */
+        bool init_said;                 /* a whole message of the init came (wait_started()) */
         const SandboxSpec *spec;        /* &resolved */
         SandboxSpec resolved;           /* the caller's spec with the defaults applied: it points into the
                                          * caller's, except for its own tmpfs array */

@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -466,6 +467,7 @@ static int wait_started(Sandbox *s, int cancel_fd, SandboxError *err) {
                         memcpy(&s->pty_fd, CMSG_DATA(cm), sizeof(int));
         if (n != sizeof m)
                 return set_error(err, SANDBOX_EXIT_SETUP, "The sandbox's init ended during set-up");
+        s->init_said = true;
 
         switch (m.type) {
         case CHILD_STARTED:
@@ -506,6 +508,7 @@ typedef struct Start {
         const int *stdio;
         int cancel_fd;          /* readable: give up waiting for the init */
         bool idle;              /* SANDBOX_START_IDLE */
+        bool deferred;          /* SANDBOX_START_DEFERRED */
         SandboxError *err;
 
         FilterProgram *filter;
@@ -1232,6 +1235,14 @@ static int step_clone(Start *st) {
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot drop supplementary groups: %m");
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, st->sp) < 0)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "socketpair: %m");
+        if (st->deferred) {
+                /* Only touched pages cost memory: a program's size, at sandbox_go(). */
+                void *m = mmap(NULL, sizeof(DeferredProgram), PROT_READ | PROT_WRITE,
+                               MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                if (m == MAP_FAILED)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot map the program's area: %m");
+                s->deferred = m;
+        }
 
         ChildContext ctx = {
                 .spec = spec,
@@ -1251,6 +1262,7 @@ static int step_clone(Start *st) {
                 .cap_permitted = st->cap_permitted,
                 .cap_ambient = st->cap_ambient,
                 .idle = st->idle,
+                .deferred = s->deferred,
         };
         struct clone_args ca = {
                 .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
@@ -1389,6 +1401,9 @@ static int step_go(Start *st) {
         Sandbox *s = st->s;
         int r;
 
+        if (st->deferred)
+                return 0; /* sandbox_go() */
+
         s->start_usec = now_usec();
         if (send(s->status_fd, "g", 1, MSG_NOSIGNAL) != 1) {
                 r = wait_started(s, st->cancel_fd, st->err); /* it failed during set-up: say why */
@@ -1468,13 +1483,16 @@ int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *cfg,
 int sandbox_start_with(const SandboxSpec *spec, const SandboxConfig *cfg, const SandboxStartOptions *o, Sandbox **ret,
                        SandboxError *err) {
         const bool idle = o && (o->flags & SANDBOX_START_IDLE);
+        const bool deferred = o && (o->flags & SANDBOX_START_DEFERRED);
         const char *verr = NULL;
         Sandbox *s;
         int r = 0;
 
-        if (spec_validate_flags(spec, idle ? SPEC_VALIDATE_NO_COMMAND : 0, &verr) < 0)
+        if (spec_validate_flags(spec, idle || deferred ? SPEC_VALIDATE_NO_COMMAND : 0, &verr) < 0)
                 return set_error(err, SANDBOX_EXIT_SETUP, "Invalid sandbox: %s", verr);
-        if (idle && (spec->tty || spec->timeout_usec || spec->cpu_time_usec))
+        if (idle && deferred)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Invalid sandbox: idle and deferred at once");
+        if ((idle || deferred) && (spec->tty || spec->timeout_usec || spec->cpu_time_usec))
                 return set_error(err, SANDBOX_EXIT_SETUP, "Invalid sandbox: one without a program of its own has no "
                                  "terminal, --timeout or --cpu-time (they are each program's)");
 
@@ -1496,15 +1514,34 @@ int sandbox_start_with(const SandboxSpec *spec, const SandboxConfig *cfg, const 
 
         Start st = {
                 .s = s, .spec = s->spec, .cfg = cfg, .stdio = o ? o->stdio : NULL,
-                .cancel_fd = o ? o->cancel_fd : -EBADF, .idle = idle, .err = err,
+                .cancel_fd = o ? o->cancel_fd : -EBADF, .idle = idle, .deferred = deferred, .err = err,
                 .fuse_fd = -EBADF, .union_fd = -EBADF, .usr_fd = -EBADF, .cgroup_fd = -EBADF,
                 .resolv_fd = -EBADF,
                 .sp = { -EBADF, -EBADF },
         };
+        /* SANDBOX_TRACE in the environment: one line on stderr per start, the time of each step (µs), for
+         * bench/exec-latency.sh's breakdown. Off by default; nothing else is written. */
+        const bool trace = getenv("SANDBOX_TRACE");
+        uint64_t trace_us[ELEMENTSOF(start_steps)] = {}, t0 = trace ? now_usec() : 0, t = t0;
         for (size_t i = 0; i < ELEMENTSOF(start_steps); i++) {
                 r = start_steps[i].run(&st);
+                if (trace) {
+                        uint64_t n = now_usec();
+                        trace_us[i] = n - t;
+                        t = n;
+                }
                 if (r < 0)
                         break;
+        }
+        if (trace && r >= 0) {
+                char line[2048];
+                size_t k = (size_t) snprintf(line, sizeof line, "sandbox-trace: start %s%s total=%" PRIu64,
+                                             s->id, idle ? " idle" : deferred ? " deferred" : "", t - t0);
+                for (size_t i = 0; i < ELEMENTSOF(start_steps) && k < sizeof line; i++)
+                        k += (size_t) snprintf(line + k, sizeof line - k, " | %s=%" PRIu64, start_steps[i].name,
+                                               trace_us[i]);
+                if (k < sizeof line)
+                        (void) dprintf(STDERR_FILENO, "%s\n", line);
         }
         /* Programs started later (sandbox_exec()) get the same seccomp program. */
         if (r >= 0 && idle)
@@ -1520,6 +1557,92 @@ int sandbox_start_with(const SandboxSpec *spec, const SandboxConfig *cfg, const 
         }
         *ret = s;
         return 0;
+}
+
+/* Copy STR into the area at *POS; NULL when it does not fit. */
+static char *deferred_put(DeferredProgram *d, size_t *pos, const char *str) {
+        size_t n = strlen(str) + 1;
+
+        if (n > sizeof d->data - *pos)
+                return NULL;
+        char *p = memcpy(d->data + *pos, str, n);
+        *pos += n;
+        return p;
+}
+
+int sandbox_go(Sandbox *s, const SandboxGoOptions *o, SandboxError *err) {
+        DeferredProgram *d = s->deferred;
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(3 * sizeof(int))];
+        } control = {};
+        static const int own[3] = { 0, 1, 2 };
+        const int *stdio = o->stdio ?: own;
+        char go = 'g';
+        struct iovec iov = { .iov_base = &go, .iov_len = 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof control.buf };
+        struct pollfd pf = { .fd = s->wait_fd, .events = POLLIN };
+        size_t pos = 0;
+        char **envp;
+
+        const uint64_t trace_t0 = getenv("SANDBOX_TRACE") ? now_usec() : 0;
+
+        if (!d || s->deferred_gone)
+                return set_error(err, SANDBOX_EXIT_SETUP, "The sandbox is not waiting for a program");
+        if (o->n_argv == 0 || o->n_argv > SPEC_ARGS_MAX || !o->argv || !o->argv[0] || !*o->argv[0] ||
+            o->n_env > SPEC_ENV_MAX)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Invalid program");
+        if (o->workdir && o->workdir[0] != '/')
+                return set_error(err, SANDBOX_EXIT_SETUP, "--workdir must be an absolute path");
+        /* Its init or union server ended meanwhile (killed, out of memory): not usable. */
+        if (s->finished || s->collected || poll(&pf, 1, 0) != 0)
+                return -ESTALE;
+
+        envp = sandbox_build_env(s->spec, o->env, o->n_env, s->spec->uid);
+        if (!envp)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Out of memory");
+        size_t i = 0;
+        for (; i < o->n_argv; i++)
+                if (!(d->argv[i] = deferred_put(d, &pos, o->argv[i])))
+                        break;
+        d->argv[i] = NULL;
+        bool fits = i == o->n_argv;
+        size_t k = 0;
+        for (; fits && envp[k] && k < ELEMENTSOF(d->envp) - 1; k++)
+                if (!(d->envp[k] = deferred_put(d, &pos, envp[k])))
+                        fits = false;
+        fits = fits && !envp[k];
+        d->envp[k] = NULL;
+        sandbox_strv_free(envp);
+        d->workdir = o->workdir ? deferred_put(d, &pos, o->workdir) : NULL;
+        if (!fits || (o->workdir && !d->workdir))
+                return -E2BIG;
+
+        /* From here on it is the sandbox's own program, as if it had come with the start. */
+        s->deferred_gone = true;
+        s->resolved.argv = d->argv;
+        s->resolved.n_argv = o->n_argv;
+        s->resolved.timeout_usec = o->timeout_usec;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
+        memcpy(CMSG_DATA(cm), stdio, 3 * sizeof(int));
+        s->start_usec = now_usec();
+        int r = sendmsg(s->status_fd, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+        uint64_t trace_sent = trace_t0 ? now_usec() : 0;
+        int q = wait_started(s, o->cancel_fd, err);
+        if (trace_t0 && q >= 0)
+                /* SANDBOX_TRACE: the program written and sent, then the init's fork and the program's set-up
+                 * and execve() until the init said it started. */
+                (void) dprintf(STDERR_FILENO, "sandbox-trace: go %s total=%" PRIu64 " | write and send=%" PRIu64
+                               " | the init starts the program=%" PRIu64 "\n", s->id, now_usec() - trace_t0,
+                               trace_sent - trace_t0, now_usec() - trace_sent);
+        /* The init ended without a word (killed between the check above and now): nothing ran. */
+        if ((r < 0 || q < 0) && q != -ECANCELED && !s->init_said)
+                return -ESTALE;
+        return q;
 }
 
 const char *sandbox_id(const Sandbox *s) {
@@ -1816,6 +1939,8 @@ Sandbox *sandbox_free(Sandbox *s) {
         safe_close(s->sandboxes_fd);
         safe_close(s->keeper_pidfd);
         safe_close(s->keeper_sock);
+        if (s->deferred)
+                (void) munmap(s->deferred, sizeof(DeferredProgram));
         free(s->upper_work);
         free(s->state_dir);
         free(s->data_dir);

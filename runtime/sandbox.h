@@ -77,6 +77,11 @@ typedef enum SandboxStartFlags {
          * through sandbox_exec(). The spec's command (and --timeout, --cpu-time, which bound a program)
          * must be left out; its environment, working directory and ids are those programs' defaults. */
         SANDBOX_START_IDLE = 1 << 0,
+        /* Made up to the last step before the program: namespaces, ids, cgroup and limits, union, network,
+         * the init waiting; the program comes once, by sandbox_go(), and the sandbox is then as one started
+         * with it (its end is the program's). As with IDLE, the spec has no command, terminal, --timeout or
+         * --cpu-time; its environment and working directory are replaced by sandbox_go()'s. */
+        SANDBOX_START_DEFERRED = 1 << 1,
 } SandboxStartFlags;
 
 typedef struct SandboxStartOptions {
@@ -96,6 +101,24 @@ int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *conf
 /* Both, and FLAGS. */
 int sandbox_start_with(const SandboxSpec *spec, const SandboxConfig *config, const SandboxStartOptions *options,
                        Sandbox **ret_sandbox, SandboxError *ret_error);
+
+/* The program of a sandbox started with SANDBOX_START_DEFERRED, once. */
+typedef struct SandboxGoOptions {
+        char *const *argv;      /* the program and its arguments (N_ARGV, at least one) */
+        size_t n_argv;
+        char *const *env;       /* NAME=VALUE: the program's environment (with PATH, HOME, TERM as for a start) */
+        size_t n_env;
+        const char *workdir;    /* NULL: "/" */
+        uint64_t timeout_usec;  /* wall clock from now, 0: none */
+        const int *stdio;       /* stdin, stdout, stderr; NULL: ours */
+        int cancel_fd;          /* as sandbox_start_with()'s */
+} SandboxGoOptions;
+
+/* Returns once the program has been executed, or says why it could not, as sandbox_start() (and then the
+ * sandbox is to be finished). -ESTALE: the sandbox had ended before (its init or union server died), nothing
+ * was run: the caller may start another; -E2BIG: the program does not fit (SPEC_ARG_BYTES_MAX), nothing was
+ * run. */
+int sandbox_go(Sandbox *s, const SandboxGoOptions *options, SandboxError *ret_error);
 
 const char *sandbox_id(const Sandbox *s);
 /* The host pid of the sandbox's init, and an fd that polls readable when the sandbox must be collected

@@ -603,7 +603,30 @@ _Noreturn void child_run(const ChildContext *c) {
 
         /* Meanwhile the parent moved us into the sandbox's cgroup (slow on v1, so it overlaps with
          * the mounts above) and set the limits; nothing of the program's runs before this go. */
-        if (read(c->status_fd, &go, 1) != 1)
+        if (c->deferred) {
+                /* The program came later: its stdio with the go, the rest in the shared area. */
+                union {
+                        struct cmsghdr h;
+                        char buf[CMSG_SPACE(3 * sizeof(int))];
+                } control = {};
+                struct iovec iov = { .iov_base = &go, .iov_len = 1 };
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                                     .msg_controllen = sizeof control.buf };
+                struct cmsghdr *cm;
+                int fds[3];
+
+                if (recvmsg(c->status_fd, &mh, MSG_CMSG_CLOEXEC) != 1 || !(cm = CMSG_FIRSTHDR(&mh)) ||
+                    cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+                    cm->cmsg_len != CMSG_LEN(3 * sizeof(int)))
+                        _exit(SANDBOX_EXIT_SETUP);
+                memcpy(fds, CMSG_DATA(cm), sizeof fds);
+                r = install_stdio(fds);
+                if (r < 0)
+                        fail(c, STEP_SYNC, r, 0);
+                for (size_t i = 0; i < 3; i++)
+                        if (fds[i] > 2)
+                                safe_close(fds[i]);
+        } else if (read(c->status_fd, &go, 1) != 1)
                 _exit(SANDBOX_EXIT_SETUP);
         if (unshare(CLONE_NEWCGROUP) < 0)
                 fail(c, STEP_CGROUP_NS, -errno, 0);
@@ -626,11 +649,11 @@ _Noreturn void child_run(const ChildContext *c) {
                 fail(c, STEP_FORK, -errno, 0);
         if (pid == 0) {
                 const ProgramContext p = {
-                        .argv = s->argv,
-                        .envp = c->envp,
+                        .argv = c->deferred ? c->deferred->argv : s->argv,
+                        .envp = c->deferred ? c->deferred->envp : c->envp,
                         .uid = s->uid,
                         .gid = s->gid,
-                        .workdir = s->workdir,
+                        .workdir = c->deferred ? c->deferred->workdir : s->workdir,
                         .filter = c->filter,
                         .cap_bounding = c->cap_bounding,
                         .cap_permitted = c->cap_permitted,
