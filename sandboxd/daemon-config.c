@@ -41,6 +41,10 @@ void config_init(DaemonConfig *c) {
                 .max_memory_per_client = CONFIG_DEFAULT_MEMORY_PER_CLIENT,
                 .max_pids_per_client = CONFIG_DEFAULT_PIDS_PER_CLIENT,
                 .max_disk_per_client = CONFIG_DEFAULT_DISK_PER_CLIENT,
+                .pool_size = CONFIG_DEFAULT_POOL_SIZE,
+                .pool_per_shape = CONFIG_DEFAULT_POOL_PER_SHAPE,
+                .pool_memory = CONFIG_DEFAULT_POOL_MEMORY,
+                .pool_idle_usec = CONFIG_DEFAULT_POOL_IDLE_USEC,
         };
         net_config_init(&c->net);
         /* The daemon's configuration decides the rules of its bridges (sandbox-run keeps them). */
@@ -287,6 +291,94 @@ static int parse_daemon_bound(const char *key, const char *value, DaemonConfig *
         return 0;
 }
 
+/* "pool-shape = memory=256m,pids=64,cpus=0.5,disk=1g,net=none|bridge|isolated" (each part optional). */
+static int parse_pool_shape(char *value, PoolShapeConfig *ret) {
+        PoolShapeConfig sh = {};
+
+        for (char *next = value, *part; (part = strsep(&next, ","));) {
+                char *eq;
+                uint64_t u;
+
+                part = strip(part);
+                if (!*part)
+                        continue;
+                eq = strchr(part, '=');
+                if (!eq)
+                        return -EINVAL;
+                *eq++ = '\0';
+                if (streq(part, "memory")) {
+                        if (parse_size(eq, &u) < 0 || u < (1u << 20))
+                                return -EINVAL;
+                        sh.memory_max = u;
+                } else if (streq(part, "disk")) {
+                        if (parse_size(eq, &u) < 0 || u < (1u << 20))
+                                return -EINVAL;
+                        sh.disk_max = u;
+                } else if (streq(part, "pids")) {
+                        if (safe_atou64(eq, &u) < 0 || u == 0 || u > 4194304)
+                                return -EINVAL;
+                        sh.pids_max = u;
+                } else if (streq(part, "cpus")) {
+                        char *end = NULL;
+                        errno = 0;
+                        double d = strtod(eq, &end);
+                        if (errno || end == eq || *end || !(d > 0) || d > 4096)
+                                return -EINVAL;
+                        sh.cpus_milli = (uint32_t) (d * 1000 + 0.5);
+                        if (sh.cpus_milli == 0)
+                                return -EINVAL;
+                } else if (streq(part, "net")) {
+                        if (streq(eq, "none"))
+                                sh.net = SPEC_NET_NONE;
+                        else if (streq(eq, "bridge"))
+                                sh.net = SPEC_NET_BRIDGE;
+                        else if (streq(eq, "isolated"))
+                                sh.net = SPEC_NET_ISOLATED;
+                        else
+                                return -EINVAL;
+                } else
+                        return -EINVAL;
+        }
+        *ret = sh;
+        return 0;
+}
+
+/* The pool's keys. */
+static int parse_pool_key(const char *key, char *value, DaemonConfig *c, const char *path, unsigned lineno,
+                          char *errbuf, size_t errsize) {
+        uint32_t n;
+        uint64_t u;
+
+        if (streq(key, "pool-size")) {
+                if (safe_atou32(value, &n) < 0 || n > CONFIG_POOL_SIZE_MAX)
+                        BAD("%s:%u: pool-size: expected a number from 0 (no pool) to %u", path, lineno,
+                            CONFIG_POOL_SIZE_MAX);
+                c->pool_size = n;
+        } else if (streq(key, "pool-per-shape")) {
+                if (safe_atou32(value, &n) < 0 || n == 0 || n > CONFIG_POOL_SIZE_MAX)
+                        BAD("%s:%u: pool-per-shape: expected a number from 1 to %u", path, lineno,
+                            CONFIG_POOL_SIZE_MAX);
+                c->pool_per_shape = n;
+        } else if (streq(key, "pool-memory")) {
+                if (parse_size(value, &u) < 0 || u < (UINT64_C(1) << 20))
+                        BAD("%s:%u: pool-memory: expected a size of at least 1m like 256m", path, lineno);
+                c->pool_memory = u;
+        } else if (streq(key, "pool-idle-timeout")) {
+                if (safe_atou64(value, &u) < 0 || u == 0 || u > 86400)
+                        BAD("%s:%u: pool-idle-timeout: expected seconds from 1 to 86400", path, lineno);
+                c->pool_idle_usec = u * 1000000;
+        } else if (streq(key, "pool-shape")) {
+                if (c->n_pool_shapes >= CONFIG_POOL_SHAPES_MAX)
+                        BAD("%s:%u: pool-shape: more than %u shapes", path, lineno, CONFIG_POOL_SHAPES_MAX);
+                if (parse_pool_shape(value, &c->pool_shapes[c->n_pool_shapes]) < 0)
+                        BAD("%s:%u: pool-shape: expected comma-separated memory=SIZE, pids=N, cpus=N, disk=SIZE, "
+                            "net=none|bridge|isolated", path, lineno);
+                c->n_pool_shapes++;
+        } else
+                BAD("%s:%u: unknown key '%s'", path, lineno, key);
+        return 0;
+}
+
 int config_load(const char *path, bool must_exist, DaemonConfig *c, char *errbuf, size_t errsize) {
         _cleanup_free_ char *text = NULL;
         size_t size = 0;
@@ -450,6 +542,10 @@ int config_parse(const char *data, size_t size, const char *path, DaemonConfig *
                                     CONFIG_ALLOW_IMAGES_MAX, CONFIG_ALLOW_IMAGES_BYTES);
                         if (r < 0)
                                 BAD("%s:%u: allow-images: 'none' cannot go with images", path, lineno);
+                } else if (startswith(key, "pool-")) {
+                        r = parse_pool_key(key, value, c, path, lineno, errbuf, errsize);
+                        if (r < 0)
+                                return r;
                 } else if (streq(key, "unionfs")) {
                         if (value[0] != '/' || strlen(value) >= sizeof c->unionfs)
                                 BAD("%s:%u: unionfs: expected an absolute path", path, lineno);

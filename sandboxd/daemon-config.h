@@ -37,6 +37,22 @@
 #define CONFIG_DEFAULT_MAX_CREATED_PER_UID 16
 #define CONFIG_DEFAULT_MAX_TTL_USEC (UINT64_C(3600) * 1000000)
 
+/* The pool of sandboxes made ahead (pool.h; sandboxd(8) documents the keys). */
+#define CONFIG_DEFAULT_POOL_SIZE 4u
+#define CONFIG_POOL_SIZE_MAX 64u
+#define CONFIG_DEFAULT_POOL_PER_SHAPE 2u
+#define CONFIG_DEFAULT_POOL_MEMORY (UINT64_C(256) << 20)
+#define CONFIG_DEFAULT_POOL_IDLE_USEC (60 * UINT64_C(1000000))
+#define CONFIG_POOL_SHAPES_MAX 8u
+
+/* A pool-shape line: what a request must ask for (after the daemon's caps) to take a pooled sandbox; the
+ * rest is the defaults (no image: the host's /usr). */
+typedef struct PoolShapeConfig {
+        uint64_t memory_max, pids_max, disk_max;        /* 0: the default */
+        uint32_t cpus_milli;
+        SpecNet net;
+} PoolShapeConfig;
+
 typedef struct DaemonConfig {
         uid_t allow_users[CONFIG_MAX_IDS];
         size_t n_allow_users;
@@ -79,6 +95,12 @@ typedef struct DaemonConfig {
         unsigned max_starts_per_uid;    /* more wait their turn, in order */
         uint32_t min_published_port;    /* the lowest host port non-root clients may publish (1024) */
         NetConfig net;                  /* bridges, subnets, pool, egress, MTU, table, resolv.conf */
+        unsigned pool_size;             /* sandboxes held ready in all; 0: no pool */
+        unsigned pool_per_shape;        /* ... of one shape */
+        uint64_t pool_memory;           /* bytes the held sandboxes may use together */
+        uint64_t pool_idle_usec;        /* without a request this long, the pool ends what it holds */
+        PoolShapeConfig pool_shapes[CONFIG_POOL_SHAPES_MAX];
+        size_t n_pool_shapes;
 } DaemonConfig;
 
 void config_init(DaemonConfig *c);

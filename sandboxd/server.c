@@ -50,6 +50,7 @@
 #include "msg.h"
 #include "parse.h"
 #include "policy.h"
+#include "pool.h"
 #include "sandbox.h"
 #include "server.h"
 #include "time-util.h"
@@ -132,6 +133,8 @@ struct Session {
         MsgExec exec;           /* the spec (the sandbox points into it); the stdio until started */
         int cancel_fd;          /* eventfd: a start in flight gives up waiting */
         Sandbox *sandbox;       /* RUNNING */
+        Sandbox *pooled;        /* STARTING: a sandbox of the pool to give the program to (pool.h) */
+        bool from_pool;
         sd_event_source *exit_source, *limit_timer;
         uint64_t started_realtime_usec;
 
@@ -225,6 +228,7 @@ struct Server {
         unsigned n_starting;
         unsigned n_cleanups;
         WorkPool *starts, *cleanups;
+        Pool *pool;             /* NULL: pool-size 0 */
         bool stopping;          /* SIGTERM: ending everything, then exiting */
         bool journal;
         RateLimit log_refused, log_buffer;
@@ -444,6 +448,7 @@ static Session *session_free(Session *se) {
         /* Collected before (on_program_exit()), or never started. */
         sandbox_exec_free(se->program);
         sandbox_exec_free(se->started_program);
+        sandbox_free(se->pooled);
         safe_close(se->cancel_fd);
         session_close_bind_fds(se);
         free(se->groups);
@@ -845,6 +850,21 @@ static void start_run(Work *w) {
                 }
                 return;
         }
+        if (se->pooled) {
+                se->start_r = pool_exec(se->pooled, &se->exec.spec, se->exec.stdio, se->cancel_fd, &se->start_error);
+                if (se->start_r >= 0) {
+                        se->started = TAKE_PTR(se->pooled);
+                        se->from_pool = true;
+                        return;
+                }
+                (void) sandbox_finish(se->pooled, true, NULL);
+                se->pooled = sandbox_free(se->pooled);
+                /* Its program failed (not found, ...): that is the answer. */
+                if (se->start_r != -ESTALE && se->start_r != -E2BIG)
+                        return;
+                /* It ended meanwhile, or the program does not fit: start one as if there were no pool. */
+                se->start_error = (SandboxError) {};
+        }
         se->start_r = sandbox_start_cancellable(&se->exec.spec, &se->server->runtime,
                                                 se->exec.spec.tty ? NULL : se->exec.stdio, se->cancel_fd,
                                                 &se->started, &se->start_error);
@@ -1017,7 +1037,7 @@ static void start_done(Work *w) {
                         log_sandbox(srv, LOG_INFO, se, "started, but nobody waits for it any more: ending it");
                         session_end(se, true);
                 } else {
-                        log_sandbox(srv, LOG_INFO, se, "started");
+                        log_sandbox(srv, LOG_INFO, se, se->from_pool ? "started (a sandbox of the pool)" : "started");
                         r = sd_event_add_io(srv->event, &se->exit_source, sandbox_pidfd(se->sandbox), EPOLLIN,
                                             on_sandbox_exit, se);
                         if (r >= 0)
@@ -1053,6 +1073,8 @@ static void server_schedule(Server *srv) {
                 if (se->uid != 0 && starting_of(srv, se->uid) >= cfg->max_starts_per_uid)
                         continue;
                 se->state = SESSION_STARTING;
+                if (se->kind == SESSION_EXEC)
+                        se->pooled = pool_take(srv->pool, &se->exec.spec);
                 se->work = (Work) { .run = se->kind == SESSION_EXEC_IN ? start_program_run : start_run,
                                     .done = start_done };
                 srv->n_starting++;
@@ -2339,6 +2361,7 @@ static void server_stop(Server *srv) {
         if (srv->stopping)
                 return;
         srv->stopping = true;
+        pool_stop(srv->pool);
         (void) sd_event_source_set_enabled(srv->listen_source, SD_EVENT_OFF);
         if (srv->idle_timer)
                 (void) sd_event_source_set_enabled(srv->idle_timer, SD_EVENT_OFF);
@@ -2479,7 +2502,8 @@ int server_run(int listen_fd, const char *state_dir, const char *data_dir, const
         }
         /* Every worker now, none later: see workers.h. */
         if ((r = workpool_new(srv.event, config->max_starts, &srv.starts)) < 0 ||
-            (r = workpool_new(srv.event, CLEANUP_THREADS, &srv.cleanups)) < 0) {
+            (r = workpool_new(srv.event, CLEANUP_THREADS, &srv.cleanups)) < 0 ||
+            (r = pool_new(srv.event, config, &srv.runtime, &srv.pool)) < 0) {
                 log_error_errno(r, "Failed to start the worker threads: %m");
                 goto finish;
         }
@@ -2507,6 +2531,7 @@ finish:
         server_stop(&srv);
         workpool_drain(srv.starts);
         workpool_drain(srv.cleanups);
+        srv.pool = pool_free(srv.pool);
         srv.starts = workpool_free(srv.starts);
         srv.cleanups = workpool_free(srv.cleanups);
         while (srv.clients)
