@@ -1,7 +1,11 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""exec-latency.py: how long one `/bin/true` takes, end to end, through sandboxctl exec (a warm
-sandboxd started with --listen in a temp dir), sandbox-run, bwrap, and plainly.
+"""exec-latency.py: how long one `/bin/true` takes, end to end, through sandboxctl exec (two sandboxd
+started with --listen in a temp dir: one with its pool of sandboxes made ahead, "pool warm", one with
+pool-size = 0, "pool cold", which starts every sandbox on demand as before the pool), sandbox-run, bwrap,
+and plainly; then sandboxes started and ended per second at concurrency 1, 8 and 50 through both daemons;
+then where the time goes: SANDBOX_TRACE's per-step times of sandbox-run's start, of the pool's fills (off
+the request's path) and of sandbox_exec() in a pooled sandbox (on it).
 
 Every sample is one fork+exec of the client and a wait for it (os.posix_spawn + waitpid, stdio on
 /dev/null), timed with CLOCK_MONOTONIC. The implementations run round-robin (sample i of every
@@ -13,6 +17,7 @@ import argparse
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -20,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,6 +64,7 @@ class Bench:
         self.bwrap = shutil.which("bwrap")
         self.tmp = None
         self.daemon = None
+        self.daemons = []
         self.devnull = os.open(os.devnull, os.O_RDWR)
 
     def setup(self):
@@ -67,39 +74,56 @@ class Bench:
                 raise SystemExit(f"exec-latency: no {what} (at {p})")
         self.tmp = tempfile.mkdtemp(prefix="exec-latency.", dir="/tmp")
         os.chmod(self.tmp, 0o755)  # sandboxes reach STATE/ID/root by name as unprivileged ids
-        self.sock = os.path.join(self.tmp, "sandboxd.sock")
-        self.daemon_state = os.path.join(self.tmp, "daemon-state")
         self.run_state = os.path.join(self.tmp, "run-state")
-        # An empty configuration: defaults, whatever /etc/sandboxd.conf says.
-        with open(os.path.join(self.tmp, "sandboxd.conf"), "w"):
-            pass
-        self.daemon_log = open(os.path.join(self.tmp, "sandboxd.log"), "w")
-        self.daemon = subprocess.Popen(
-            [self.sandboxd, "--listen", self.sock, "--state-dir", self.daemon_state, "--idle-timeout", "0",
-             "--config", os.path.join(self.tmp, "sandboxd.conf")],
-            stdin=subprocess.DEVNULL, stdout=self.daemon_log, stderr=subprocess.STDOUT)
+        # The defaults (whatever /etc/sandboxd.conf says): the pool learns /bin/true's shape from the
+        # warm-up. The cold daemon has no pool.
+        self.sock = self.start_daemon("pool", "")
+        self.sock_cold = self.start_daemon("cold", "pool-size = 0\n")
+        env = dict(os.environ)
+        env["SANDBOX_STATE_DIR"] = self.run_state
+        env.pop("NOTIFY_SOCKET", None)
+        env.pop("SANDBOX_TRACE", None)
+        self.env = env
+        self.impls = [
+            ("sandboxctl exec (pool warm)", [self.sandboxctl, "--socket", self.sock, "exec", "--", "/bin/true"], env),
+            ("sandboxctl exec (pool cold)", [self.sandboxctl, "--socket", self.sock_cold, "exec", "--", "/bin/true"],
+             env),
+            ("sandbox-run", [self.sandbox_run, "--", "/bin/true"], env),
+            ("bwrap", [self.bwrap] + BWRAP_ARGS, env),
+            ("/bin/true", ["/bin/true"], env),
+        ]
+        self.setup_binds(env)
+
+    def start_daemon(self, name, config):
+        sock = os.path.join(self.tmp, f"{name}.sock")
+        conf = os.path.join(self.tmp, f"{name}.conf")
+        with open(conf, "w") as f:
+            f.write(config)
+        logf = open(os.path.join(self.tmp, f"{name}.log"), "w")
+        denv = dict(os.environ)
+        denv["SANDBOX_TRACE"] = "1"  # one line per start in its log: the breakdown below
+        p = subprocess.Popen(
+            [self.sandboxd, "--listen", sock, "--state-dir", os.path.join(self.tmp, f"{name}-state"),
+             "--data-dir", os.path.join(self.tmp, f"{name}-data"), "--idle-timeout", "0", "--config", conf],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=denv)
+        self.daemons.append((name, p, logf))
+        self.daemon = p
         deadline = time.monotonic() + 10
         while True:
-            if self.daemon.poll() is not None:
-                raise SystemExit(f"exec-latency: sandboxd exited {self.daemon.returncode}: {self.daemon_tail()}")
+            if p.poll() is not None:
+                raise SystemExit(f"exec-latency: sandboxd exited {p.returncode}: {self.daemon_tail()}")
             try:
                 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.connect(self.sock)
+                s.connect(sock)
                 s.close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
                     raise SystemExit("exec-latency: sandboxd did not listen within 10 s")
                 time.sleep(0.05)
-        env = dict(os.environ)
-        env["SANDBOX_STATE_DIR"] = self.run_state
-        env.pop("NOTIFY_SOCKET", None)
-        self.impls = [
-            ("sandboxctl exec", [self.sandboxctl, "--socket", self.sock, "exec", "--", "/bin/true"], env),
-            ("sandbox-run", [self.sandbox_run, "--", "/bin/true"], env),
-            ("bwrap", [self.bwrap] + BWRAP_ARGS, env),
-            ("/bin/true", ["/bin/true"], env),
-        ]
+        return sock
+
+    def setup_binds(self, env):
         if self.args.binds:
             # A directory of another user (uid 1234), bound plainly and idmapped: what an idmapped bind
             # costs (its user namespace, runtime/userns.c), and what passing the source as a
@@ -115,12 +139,15 @@ class Bench:
                 ("sandboxctl exec --bind :idmap", ctl + ["--bind", f"{d}:/b:idmap", "--", "/bin/true"], env),
             ]
 
-    def daemon_tail(self):
+    def daemon_log(self, name):
         try:
-            with open(os.path.join(self.tmp, "sandboxd.log"), errors="replace") as f:
-                return f.read()[-800:]
+            with open(os.path.join(self.tmp, f"{name}.log"), errors="replace") as f:
+                return f.read()
         except OSError:
             return ""
+
+    def daemon_tail(self):
+        return " / ".join(f"{n}: {self.daemon_log(n)[-400:]}" for n, _, _ in self.daemons)
 
     def once(self, argv, env):
         t0 = time.monotonic_ns()
@@ -149,8 +176,101 @@ class Bench:
             k = i % len(self.impls)
             for name, argv, env in self.impls[k:] + self.impls[:k]:
                 self.samples[name].append(self.once(argv, env))
+                if name == "sandboxctl exec (pool warm)":
+                    self.wait_refilled()
             if (i + 1) % 50 == 0:
                 log(f"  {i + 1}/{n} rounds ({time.monotonic() - t0:.0f} s)")
+        log_pool = self.daemon_log("pool")
+        self.pooled = log_pool.count("started (a sandbox of the pool)")
+        self.pool_starts = len(re.findall(r": started", log_pool))
+        self.throughput()
+        self.trace()
+
+    def wait_refilled(self, timeout=3.0):
+        """Until the pool made a sandbox for every one handed out (its fills are traced in its log): a refill
+        must not run during another command's sample, which it would slow down on this small machine."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.daemon_log("pool")
+            served = text.count("started (a sandbox of the pool)")
+            fills = len(re.findall(r"^sandbox-trace: start \S+ deferred ", text, re.M))
+            if fills >= served + 2:
+                return
+            time.sleep(0.002)
+
+    def rate(self, sock, conc, total):
+        """Sandboxes started and ended per second: CONC clients, each running sandboxctl exec /bin/true in a
+        loop, TOTAL runs in all."""
+        argv = [self.sandboxctl, "--socket", sock, "exec", "--", "/bin/true"]
+        left = [total]
+        lock = threading.Lock()
+        errors = []
+
+        def client():
+            while True:
+                with lock:
+                    if left[0] == 0 or errors:
+                        return
+                    left[0] -= 1
+                try:
+                    self.once(argv, self.env)
+                except SystemExit as e:
+                    errors.append(str(e))
+                    return
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=client) for _ in range(conc)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise SystemExit(errors[0])
+        return total / (time.monotonic() - t0)
+
+    def throughput(self):
+        """At each concurrency: cold, warm, cold, warm (interleaved: the machine's load hits both)."""
+        self.rates = {}
+        for conc in (1, 8, 50):
+            total = max(self.args.tp_runs, 2 * conc)
+            got = {"warm": [], "cold": []}
+            for _ in range(2):
+                for name, sock in (("cold", self.sock_cold), ("warm", self.sock)):
+                    got[name].append(self.rate(sock, conc, total))
+            self.rates[conc] = {k: statistics.fmean(v) for k, v in got.items()}
+            log(f"  concurrency {conc}: {self.rates[conc]['cold']:.1f}/s cold, {self.rates[conc]['warm']:.1f}/s warm")
+
+    def trace(self):
+        """Per-step times (µs, medians): sandbox-run's start (SANDBOX_TRACE=1, TRACE_RUNS runs), and from the
+        daemons' logs the fresh starts (cold), the pool's fills (idle starts) and sandbox_exec() in a pooled
+        sandbox."""
+        env = dict(self.env)
+        env["SANDBOX_TRACE"] = "1"
+        run_lines = []
+        for _ in range(self.args.trace_runs):
+            p = subprocess.run([self.sandbox_run, "--", "/bin/true"], env=env, stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True)
+            run_lines += [x for x in p.stderr.splitlines() if x.startswith("sandbox-trace: start ")]
+
+        def steps(lines):
+            per = {}
+            order = []
+            for line in lines:
+                parts = line.split(" | ")
+                per.setdefault("total", []).append(int(parts[0].rsplit("total=", 1)[1]))
+                for part in parts[1:]:
+                    k, v = part.rsplit("=", 1)
+                    if k not in per:
+                        order.append(k)
+                    per.setdefault(k, []).append(int(v))
+            return {k: statistics.median(v) for k, v in per.items()}, ["total"] + order
+        cold = [x for x in self.daemon_log("cold").splitlines() if x.startswith("sandbox-trace: start ")]
+        fills = [x for x in self.daemon_log("pool").splitlines()
+                 if x.startswith("sandbox-trace: start ") and " deferred " in x]
+        goes = [x for x in self.daemon_log("pool").splitlines() if x.startswith("sandbox-trace: go ")]
+        self.breakdown = [("sandbox-run", *steps(run_lines), len(run_lines)),
+                          ("sandboxd, pool cold (a fresh start in the daemon)", *steps(cold), len(cold)),
+                          ("sandboxd, pool fill (off the request's path)", *steps(fills), len(fills)),
+                          ("sandboxd, pool warm: sandbox_go() (on the path)", *steps(goes), len(goes))]
 
     def report(self):
         def ver(argv):
@@ -170,12 +290,15 @@ class Bench:
             stats[name] = dict(p50=pct(ss, 50), p90=pct(ss, 90), p99=pct(ss, 99), min=ss[0], max=ss[-1],
                                mean=statistics.fmean(ss))
         b = stats["bwrap"]
+        load = os.getloadavg()
         lines = [
             f"# exec latency of /bin/true: {self.args.runs} runs each, round-robin, after "
             f"{self.args.warmup} warm-up runs each",
             "",
             f"host: {os.cpu_count()} CPU(s), {cpu}, kernel {platform.release()}; "
             f"{ver([self.sandboxctl, 'version'])!s} via {self.sock}; {ver([self.bwrap, '--version'])}",
+            f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs, shared); "
+            f"pool warm: {self.pooled} of {self.pool_starts} requests served from the pool",
             "",
             "| command | p50 ms | p90 ms | p99 ms | min ms | mean ms | p50 / bwrap | p99 / bwrap |",
             "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -184,9 +307,23 @@ class Bench:
             s = stats[name]
             lines.append(f"| {name} | {s['p50']:.2f} | {s['p90']:.2f} | {s['p99']:.2f} | {s['min']:.2f} | "
                          f"{s['mean']:.2f} | {s['p50'] / b['p50']:.2f}x | {s['p99'] / b['p99']:.2f}x |")
-        r = stats["sandboxctl exec"]["p50"] / b["p50"]
-        lines += ["", f"goal: sandboxctl exec p50 within 2x of bwrap: {r:.2f}x, "
-                      f"{'met' if r <= 2 else 'NOT met'}"]
+        w = stats["sandboxctl exec (pool warm)"]
+        r = w["p50"] / b["p50"]
+        r99 = w["p99"] / b["p99"]
+        lines += ["", f"goal: warm sandboxctl exec p50 <= 1.0x bwrap's: {r:.2f}x, {'met' if r <= 1 else 'NOT met'}; "
+                      f"p99 <= 2x bwrap's: {r99:.2f}x, {'met' if r99 <= 2 else 'NOT met'}", "",
+                  "| sandboxes started and ended per second | pool cold (as before the pool) | pool warm | warm / cold |",
+                  "|---|---:|---:|---:|"]
+        for conc, rr in self.rates.items():
+            lines.append(f"| concurrency {conc} | {rr['cold']:.1f} | {rr['warm']:.1f} | {rr['warm'] / rr['cold']:.2f}x |")
+        lines += ["", "where the time goes (SANDBOX_TRACE, median µs per step; steps that took under 50 µs left out):", ""]
+        for what, med, order, n in self.breakdown:
+            if n == 0:
+                continue
+            parts = [f"{k} {med[k]:.0f}" for k in order if k == "total" or med[k] >= 50]
+            lines.append(f"- {what} ({n} starts): " + ", ".join(parts))
+        lines.append("- the rest of a warm request: sandboxctl's own start, its two round trips to the daemon (EXEC/STARTED, "
+                     "EXIT), the daemon's hand-over to a start worker and back, and the program's end")
         text = "\n".join(lines) + "\n"
         sys.stdout.write(text)
         if self.args.out:
@@ -195,16 +332,18 @@ class Bench:
         return r
 
     def cleanup(self):
-        if self.daemon and self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                log(f"sandboxd {self.daemon.pid} did not exit on SIGTERM: killing it")
-                self.daemon.kill()
-                self.daemon.wait()
-        if self.daemon and self.daemon.returncode not in (0, None, -signal.SIGKILL):
-            log(f"sandboxd exited {self.daemon.returncode}: {self.daemon_tail()}")
+        for name, d, logf in self.daemons:
+            if d.poll() is None:
+                d.send_signal(signal.SIGTERM)
+                try:
+                    d.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    log(f"sandboxd {d.pid} did not exit on SIGTERM: killing it")
+                    d.kill()
+                    d.wait()
+            if d.returncode not in (0, None, -signal.SIGKILL):
+                log(f"sandboxd ({name}) exited {d.returncode}: {self.daemon_log(name)[-800:]}")
+            logf.close()
         if self.tmp:
             mounted = []
             with open("/proc/self/mountinfo") as f:
@@ -224,6 +363,9 @@ def main():
     ap.add_argument("--runs", type=int, default=200, help="samples per command (default 200)")
     ap.add_argument("--warmup", type=int, default=10, help="untimed runs per command first (default 10)")
     ap.add_argument("--out", help="also write the table to this file")
+    ap.add_argument("--tp-runs", type=int, default=100,
+                    help="sandboxes per throughput measurement (default 100; at least 2x the concurrency)")
+    ap.add_argument("--trace-runs", type=int, default=30, help="traced sandbox-run starts (default 30)")
     ap.add_argument("--binds", action="store_true",
                     help="also sandbox-run and sandboxctl exec with a --bind, plain and :idmap")
     args = ap.parse_args()
