@@ -234,7 +234,7 @@ def test_budget(env):
 
 def test_idle_shrink_and_exit(env):
     """After pool-idle-timeout the pool holds nothing, and the daemon's own idle exit comes."""
-    d = daemon(env, "idle", pool=2, idle=4, extra_conf="pool-idle-timeout = 1\n")
+    d = daemon(env, "idle", pool=2, idle=7, extra_conf="pool-idle-timeout = 2\n")
     for _ in range(2):
         r = ctl(d, ["exec", "true"])
         sf.eq(r.returncode, 0, f"a request {r}")
@@ -244,10 +244,10 @@ def test_idle_shrink_and_exit(env):
     sf.check(started(d)[-1][1], f"the third request of a shape was not served from the pool: {started(d)}")
     wait_held(env, d, 1, timeout=10)
     t0 = time.monotonic()
-    df.wait_for(lambda: not held(env, d) or None, 5, "the pool to shrink to nothing")
+    df.wait_for(lambda: not held(env, d) or None, 6, "the pool to shrink to nothing")
     shrunk = time.monotonic() - t0
     sf.check(d.running(), "the daemon exited before its own idle timeout")
-    rc = d.wait_exit(10)
+    rc = d.wait_exit(15)
     sf.eq(rc, 0, f"the daemon's exit status after its idle timeout (log {d.log()!r})")
     print(f"# the pool was empty {shrunk:.1f}s after it was last seen holding a sandbox")
     sf.check("Idle" in d.log(), f"no idle exit in the log: {d.log()!r}")
