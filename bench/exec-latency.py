@@ -75,9 +75,9 @@ class Bench:
         self.tmp = tempfile.mkdtemp(prefix="exec-latency.", dir="/tmp")
         os.chmod(self.tmp, 0o755)  # sandboxes reach STATE/ID/root by name as unprivileged ids
         self.run_state = os.path.join(self.tmp, "run-state")
-        # The defaults (whatever /etc/sandboxd.conf says): the pool learns /bin/true's shape from the
-        # warm-up. The cold daemon has no pool.
-        self.sock = self.start_daemon("pool", "")
+        # The defaults (whatever /etc/sandboxd.conf says) and a pool of 4 (off by default), which learns
+        # /bin/true's shape from the warm-up. The cold daemon has no pool (the default).
+        self.sock = self.start_daemon("pool", "pool-size = 4\n")
         self.sock_cold = self.start_daemon("cold", "pool-size = 0\n")
         env = dict(os.environ)
         env["SANDBOX_STATE_DIR"] = self.run_state

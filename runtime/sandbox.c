@@ -1624,6 +1624,7 @@ int sandbox_go(Sandbox *s, const SandboxGoOptions *o, SandboxError *err) {
         s->resolved.argv = d->argv;
         s->resolved.n_argv = o->n_argv;
         s->resolved.timeout_usec = o->timeout_usec;
+        s->resolved.workdir = d->workdir;
         struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
         cm->cmsg_level = SOL_SOCKET;
         cm->cmsg_type = SCM_RIGHTS;

@@ -38,7 +38,7 @@
 #define CONFIG_DEFAULT_MAX_TTL_USEC (UINT64_C(3600) * 1000000)
 
 /* The pool of sandboxes made ahead (pool.h; sandboxd(8) documents the keys). */
-#define CONFIG_DEFAULT_POOL_SIZE 4u
+#define CONFIG_DEFAULT_POOL_SIZE 0u             /* off: pool-size = N turns it on */
 #define CONFIG_POOL_SIZE_MAX 64u
 #define CONFIG_DEFAULT_POOL_PER_SHAPE 2u
 #define CONFIG_DEFAULT_POOL_MEMORY (UINT64_C(256) << 20)

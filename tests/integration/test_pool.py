@@ -176,6 +176,14 @@ def test_indistinguishable(env):
     sf.eq(plimits, flimits, "the cgroup limits of a pooled and a fresh sandbox (read on the host)")
     sf.check(any(v == str(300 << 20) for v in flimits.values()),
              f"the 300m memory limit is not in the sandbox's cgroups: {flimits}")
+    # Failures read as a fresh sandbox's: a missing working directory named, a missing command is 127.
+    wait_held(env, d, 1)
+    r = ctl(d, ["exec", "--memory", "300m", "--pids", "77", "-w", "/no/such/dir", "true"])
+    sf.check(r.returncode == 125 and "/no/such/dir" in r.stderr, f"a missing working directory, pooled: {r}")
+    wait_held(env, d, 1)
+    r = ctl(d, ["exec", "--memory", "300m", "--pids", "77", "/no/such/command"])
+    sf.check(r.returncode == 127 and "command not found" in r.stderr, f"a missing command, pooled: {r}")
+    sf.eq([p for _, p in started(d)], [True], f"sandboxes started by the pooled daemon (log {d.log()!r})")
 
 
 def test_no_state_leaks(env):
