@@ -28,6 +28,7 @@ import ctypes
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -104,6 +105,9 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.sandbox_run = built("SANDBOX_RUN", "tools/sandbox-run")
+        self.sandboxd = built("SANDBOXD", "sandboxd/sandboxd")
+        self.sandboxctl = built("SANDBOXCTL", "tools/sandboxctl")
+        self.daemon = None
         self.ip, self.nft = shutil.which("ip"), shutil.which("nft")
         self.tag = f"{os.getpid()}"
         self.ns = f"sbxbench-{self.tag}"
@@ -142,7 +146,26 @@ class Bench:
         sh([self.nft, "add", "table", "ip", BENCH_TABLE])
         sh([self.nft, "add", "chain", "ip", BENCH_TABLE, "published"])
         env = dict(os.environ, SANDBOX_STATE_DIR=self.state)
+        env.pop("SANDBOX_TRACE", None)
         self.env = env
+        # A daemon in the same namespace whose pool holds --net none and --net bridge sandboxes: a pooled
+        # sandbox's network is wired before the request (issue 17, docs/performance.md).
+        sock = os.path.join(self.tmp, "pool.sock")
+        conf = os.path.join(self.tmp, "pool.conf")
+        with open(conf, "w") as f:
+            f.write("pool-size = 4\npool-per-shape = 2\npool-shape = net=none\npool-shape = net=bridge\n")
+        self.daemon_log = os.path.join(self.tmp, "pool.log")
+        self.daemon = subprocess.Popen(
+            [self.sandboxd, "--listen", sock, "--state-dir", os.path.join(self.tmp, "pool-state"), "--data-dir",
+             os.path.join(self.tmp, "pool-data"), "--idle-timeout", "0", "--config", conf],
+            stdin=subprocess.DEVNULL, stdout=open(self.daemon_log, "w"), stderr=subprocess.STDOUT,
+            env=dict(os.environ, SANDBOX_TRACE="1"))
+        ctl = [self.sandboxctl, "--socket", sock, "exec"]
+        deadline = time.monotonic() + 10
+        while subprocess.run(ctl[:3] + ["version"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode:
+            if time.monotonic() > deadline or self.daemon.poll() is not None:
+                raise SystemExit("net-setup: the pool's sandboxd did not come up")
+            time.sleep(0.05)
         self.rows = [
             ("none", [self.sandbox_run, "--net", "none", "/bin/true"]),
             ("bridge", [self.sandbox_run, "--net", "bridge", "/bin/true"]),
@@ -151,6 +174,8 @@ class Bench:
             ("ip -batch", "batch"),
             ("ip + nft -p", "publish"),
             ("netns only", "netns"),
+            ("pool none", ctl + ["--net", "none", "/bin/true"]),
+            ("pool bridge", ctl + ["--net", "bridge", "/bin/true"]),
         ]
         self.samples = {name: [] for name, _ in self.rows}
 
@@ -185,9 +210,32 @@ class Bench:
                 dt = self.once(self.argv_of(what))
                 if i >= w:
                     self.samples[name].append(dt)
+                if name.startswith("pool "):
+                    self.wait_refilled()
             if (i + 1) % 20 == 0:
                 log(f"round {i + 1}/{w + n}")
+        self.log_text = open(self.daemon_log).read()
+        self.stop_daemon()
         self.check_clean()
+
+    def wait_refilled(self, timeout=3.0):
+        """Until the pool made a sandbox for every one handed out (it traces its fills in its log)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = open(self.daemon_log).read()
+            if (len(re.findall(r"^sandbox-trace: start \S+ deferred ", text, re.M)) >=
+                    text.count("started (a sandbox of the pool)") + 4):
+                return
+            time.sleep(0.002)
+
+    def stop_daemon(self):
+        if self.daemon and self.daemon.poll() is None:
+            self.daemon.send_signal(signal.SIGTERM)
+            try:
+                self.daemon.wait(30)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait()
 
     def check_clean(self):
         """What the runs left in the namespace: only lo, the bench bridge, sbx0, sbx1; no rule."""
@@ -226,6 +274,14 @@ class Bench:
                    f"{net_rt / med['ip']:.2f} |")
         out.append(f"| two published ports: bridge -p - bridge vs ip + nft -p - ip | {pub_rt:.2f} | {pub_nft:.2f} | "
                    f"{pub_rt / pub_nft:.2f} |")
+        net_pool = med["pool bridge"] - med["pool none"]
+        served = self.log_text.count("started (a sandbox of the pool)")
+        out.append(f"| pooled (sandboxd, pool-shape net=bridge): pool bridge - pool none vs ip - netns only | "
+                   f"{net_pool:.2f} | {net_ip:.2f} | {net_pool / net_ip:.2f} |")
+        out.append("")
+        out.append(f"The pool served {served} of {2 * (self.args.runs + self.args.warmup)} pooled requests; "
+                   f"goal: a pooled sandbox's network share at most 0.3x the ip steps': {net_pool / net_ip:.2f}x, "
+                   f"{'met' if net_pool / net_ip <= 0.3 else 'NOT met'} (its teardown runs after the reply)")
         text = "\n".join(out) + "\n"
         sys.stdout.write(text)
         if self.args.out:
@@ -233,6 +289,7 @@ class Bench:
                 f.write(text)
 
     def cleanup(self):
+        self.stop_daemon()
         # The script's namespaces of an interrupted sample.
         for name in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
             if name.startswith(f"sbxb-{self.tag}-"):
