@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "daemon-config.h"
@@ -340,6 +341,58 @@ static int test_errors(void) {
         return 0;
 }
 
+/* The pool: off by default, every key, the shapes, and bad values named with their bounds. */
+static int test_pool(void) {
+        DaemonConfig c;
+        char err[256];
+
+        CHECK_EQ(load("", &c, err, sizeof err), 0);
+        CHECK_EQ(c.pool_size, 0);
+        CHECK_EQ(c.pool_per_shape, 2);
+        CHECK_U64(c.pool_memory, UINT64_C(256) << 20);
+        CHECK_U64(c.pool_idle_usec, UINT64_C(60) * 1000000);
+        CHECK_EQ(c.n_pool_shapes, 0);
+
+        CHECK_EQ(load("pool-size = 8\npool-per-shape = 3\npool-memory = 1g\npool-idle-timeout = 5\n"
+                      "pool-shape = memory=256m, pids=64 ,cpus=0.5,disk=2g,net=bridge\n"
+                      "pool-shape = net=isolated\npool-shape =\n", &c, err, sizeof err), 0);
+        CHECK_EQ(c.pool_size, 8);
+        CHECK_EQ(c.pool_per_shape, 3);
+        CHECK_U64(c.pool_memory, UINT64_C(1) << 30);
+        CHECK_U64(c.pool_idle_usec, UINT64_C(5) * 1000000);
+        CHECK_EQ(c.n_pool_shapes, 3);
+        CHECK_U64(c.pool_shapes[0].memory_max, UINT64_C(256) << 20);
+        CHECK_U64(c.pool_shapes[0].pids_max, 64);
+        CHECK_EQ(c.pool_shapes[0].cpus_milli, 500);
+        CHECK_U64(c.pool_shapes[0].disk_max, UINT64_C(2) << 30);
+        CHECK_EQ(c.pool_shapes[0].net, SPEC_NET_BRIDGE);
+        CHECK_EQ(c.pool_shapes[1].net, SPEC_NET_ISOLATED);
+        CHECK_U64(c.pool_shapes[2].memory_max, 0);
+        CHECK_EQ(c.pool_shapes[2].net, SPEC_NET_NONE);
+
+        static const char *const bad[][2] = {
+                { "pool-size = 65\n", "pool-size: expected a number from 0 (no pool) to 64" },
+                { "pool-per-shape = 0\n", "pool-per-shape: expected a number from 1 to 64" },
+                { "pool-memory = 10k\n", "pool-memory: expected a size of at least 1m" },
+                { "pool-idle-timeout = 0\n", "pool-idle-timeout: expected seconds from 1 to 86400" },
+                { "pool-shape = net=host\n", "pool-shape: expected comma-separated" },
+                { "pool-shape = memory\n", "pool-shape: expected comma-separated" },
+                { "pool-shape = cpus=0\n", "pool-shape: expected comma-separated" },
+                { "pool-shape = image=/x\n", "pool-shape: expected comma-separated" },
+                { "pool-sizes = 1\n", "unknown key 'pool-sizes'" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                CHECK_EQ(load(bad[i][0], &c, err, sizeof err), -EINVAL);
+                CHECK(strstr(err, bad[i][1]));
+                CHECK(strstr(err, ":1:"));
+        }
+        CHECK_EQ(load("pool-shape = pids=1\npool-shape = pids=2\npool-shape = pids=3\npool-shape = pids=4\n"
+                      "pool-shape = pids=5\npool-shape = pids=6\npool-shape = pids=7\npool-shape = pids=8\n"
+                      "pool-shape = pids=9\n", &c, err, sizeof err), -EINVAL);
+        CHECK(strstr(err, ":9: pool-shape: more than 8 shapes"));
+        return 0;
+}
+
 int main(void) {
         static const TapTest tests[] = {
                 { "defaults", test_defaults },
@@ -349,6 +402,7 @@ int main(void) {
                 { "images", test_images },
                 { "daemon_bounds", test_daemon_bounds },
                 { "line_numbers", test_line_numbers },
+                { "pool", test_pool },
         };
         int fd = mkstemp(path), r;
 
