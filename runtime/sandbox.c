@@ -1282,6 +1282,10 @@ static int step_clone(Start *st) {
                 child_run(&ctx);
         }
         s->pid = pid;
+        /* The init has the program's area; no later clone of ours (another sandbox's init, a union server,
+         * an exec helper) gets a copy: the program written there is this sandbox's alone. */
+        if (s->deferred)
+                (void) madvise(s->deferred, sizeof(DeferredProgram), MADV_DONTFORK);
         s->status_fd = TAKE_FD(st->sp[0]);
         st->sp[1] = safe_close(st->sp[1]);
         /* The child has its copies. Ours must go now: while we hold the union's mount, a failed sandbox
