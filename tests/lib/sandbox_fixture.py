@@ -554,7 +554,9 @@ def main(module_globals=None, make_env=None, header=None, check_prerequisites=No
             print(f"ok {i} - {short} ({time.monotonic() - t0:.1f}s)")
             passed += 1
         except Skip as e:
-            if must_run:
+            # A skip marked must_run_exempt waits for a feature of the code under test (a newer daemon),
+            # not for something the machine lacks: it stays a skip under SBX_TESTS_MUST_RUN=1.
+            if must_run and not getattr(e, "must_run_exempt", False):
                 print(f"not ok {i} - {short}: skipped ({e}) but SBX_TESTS_MUST_RUN=1")
                 failed += 1
             else:
