@@ -56,7 +56,7 @@ def parse_size(v: Size, what: str) -> Optional[int]:
     m = _SIZE_RE.match(s)
     if not m or ("." in m.group(1) and not m.group(2)):
         raise ValueError(f"{what}: {v!r} is not a size (bytes, or a number with k, m, g or t, or 'unlimited')")
-    mult = 1024 ** " kmgt".index((m.group(2) or " ").lower())
+    mult: int = 1024 ** " kmgt".index((m.group(2) or " ").lower())
     whole, _, frac = m.group(1).partition(".")
     n = int(whole) * mult + (int(frac.ljust(6, "0")) * mult) // 10**6
     if n <= 0 or n >= w.U64_MAX:
@@ -167,14 +167,14 @@ def _parse_exit(payload: bytes) -> Stats:
     return Stats(status=r.i32(1, "status", True), exit_code=r.i32(2, "exit_code", True),
                  signal=r.i32(3, "signal", True), limit=_LIMITS[limit],
                  wall_time=r.u64(5, "wall_usec", True) / 1e6, cpu_time=r.u64(6, "cpu_usec", True) / 1e6,
-                 memory_peak=r.u64(7, "memory_peak", True), pids_limit_hit=r.bool(8, "pids_limit_hit"),
-                 disk_limit_hit=r.bool(9, "disk_limit_hit"), max_rss=r.u64(10, "max_rss"),
-                 union_failed=r.bool(11, "union_failed"))
+                 memory_peak=r.u64(7, "memory_peak", True), pids_limit_hit=r.flag(8, "pids_limit_hit"),
+                 disk_limit_hit=r.flag(9, "disk_limit_hit"), max_rss=r.u64(10, "max_rss"),
+                 union_failed=r.flag(11, "union_failed"))
 
 
 def _raise_error(payload: bytes) -> None:
     r = w.Reader(payload, "ERROR", (1, 2, 3))
-    raise DaemonError(r.str(3, "message", limit=1024) or "", status=r.i32(1, "status", True),
+    raise DaemonError(r.text(3, "message", limit=1024) or "", status=r.i32(1, "status", True),
                       errno=r.i32(2, "error"))
 
 
@@ -215,10 +215,10 @@ def _parse_entry(payload: bytes) -> SandboxInfo:
     kind, state = r.u32(7, "kind"), r.u32(8, "state")
     expires, idle = r.u64(16, "expires_usec"), r.u64(17, "idle_ttl_usec")
     return SandboxInfo(
-        id=r.str(1, "id", True, 16) or "", uid=r.u32(2, "uid", True), pid=r.u32(3, "pid"),
-        command=r.str(4, "command", True) or "", started=r.u64(5, "started_usec", True) / 1e6,
-        name=r.str(6, "name", limit=w.NAME_MAX) or "", kind=_KINDS.get(kind, str(kind)),
-        state=_STATES.get(state, str(state)), image=r.str(9, "image", default=None),
+        id=r.text(1, "id", True, 16) or "", uid=r.u32(2, "uid", True), pid=r.u32(3, "pid"),
+        command=r.text(4, "command", True) or "", started=r.u64(5, "started_usec", True) / 1e6,
+        name=r.text(6, "name", limit=w.NAME_MAX) or "", kind=_KINDS.get(kind, str(kind)),
+        state=_STATES.get(state, str(state)), image=r.text(9, "image", default=None),
         memory_bytes=r.u64(10, "memory_bytes"), memory_max=r.u64(11, "memory_max"),
         cpu_time=r.u64(12, "cpu_usec") / 1e6, disk_bytes=r.u64(13, "disk_bytes"), disk_max=r.u64(14, "disk_max"),
         execs=r.u32(15, "execs"), expires=expires / 1e6 if expires else None, idle_ttl=idle / 1e6 if idle else None)
@@ -250,7 +250,7 @@ class Session:
                 raise _unexpected(mtype, "HELLO_REPLY")
             r = w.Reader(payload, "HELLO_REPLY", (1, 2))
             self.version = r.u32(1, "version", True)
-            self.daemon_version = r.str(2, "daemon_version", True, 64) or ""
+            self.daemon_version = r.text(2, "daemon_version", True, 64) or ""
             if not w.VERSION_MIN <= self.version <= w.VERSION_MAX:
                 raise ProtocolError(f"the daemon chose protocol version {self.version}, outside "
                                     f"{w.VERSION_MIN}..{w.VERSION_MAX}")
@@ -477,7 +477,7 @@ class Process:
             _raise_error(payload)
         if mtype == w.STARTED and not self.sandbox_id:
             r = w.Reader(payload, "STARTED", (1, 2))
-            self.sandbox_id = r.str(1, "id", True, 16) or ""
+            self.sandbox_id = r.text(1, "id", True, 16) or ""
             self.pid = r.u32(2, "pid", True)
             if not _ID_RE.match(self.sandbox_id):
                 raise ProtocolError(f"STARTED: {self.sandbox_id!r} is not a sandbox id")
@@ -711,10 +711,10 @@ class Sandbox:
                     p += w.put_u64(tag, u)
             reply = s.request(w.CREATE, p, w.CREATED)
         r = w.Reader(reply, "CREATED", (1, 2))
-        sid = r.str(1, "id", True, 16) or ""
+        sid = r.text(1, "id", True, 16) or ""
         if not _ID_RE.match(sid):
             raise ProtocolError(f"CREATED: {sid!r} is not a sandbox id")
-        return cls(sid, r.str(2, "name", limit=w.NAME_MAX) or "", socket)
+        return cls(sid, r.text(2, "name", limit=w.NAME_MAX) or "", socket)
 
     @classmethod
     def connect(cls, target: str, socket: Optional[str] = None) -> "Sandbox":

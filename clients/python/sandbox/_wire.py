@@ -191,13 +191,13 @@ class Reader:
             raise ProtocolError(f"{self.what}: {name} is not a u64")
         return int(struct.unpack("<Q", v)[0])
 
-    def bool(self, tag: int, name: str) -> bool:
+    def flag(self, tag: int, name: str) -> bool:
         v = self.u32(tag, name)
         if v > 1:
             raise ProtocolError(f"{self.what}: {name} is not a bool (0 or 1)")
         return v == 1
 
-    def str(self, tag: int, name: str, required: bool = False, limit: int = STRING_MAX,
+    def text(self, tag: int, name: str, required: bool = False, limit: int = STRING_MAX,
             default: Optional[str] = "") -> Optional[str]:
         v = self._one(tag, name, required)
         if v is None:
