@@ -191,10 +191,6 @@ def c_created(sandbox, sock):
             expect_eq((r.stdout, r.exit_code), (f"{i + 1}\n".encode(), 0), f"run {i + 1} sees the state")
         info = sb.info()
         expect_eq((info.kind, info.state, info.name), ("created", "running", "py-agent"), f"{info}")
-        # A process left running by one command is there for the next.
-        sb.run("sleep 300 >/dev/null 2>&1 & echo $! > /tmp/bg").check()
-        r = sb.run("kill -0 $(cat /tmp/bg) && echo alive")
-        expect_eq(r.stdout, b"alive\n", "a background process between runs")
         # Per-run timeout, streaming, the sandbox's name.
         r = sb.run("sleep 60", timeout=1)
         expect_eq((r.stats.limit, r.status), ("timeout", 124), f"a run's timeout {r.stats}")
@@ -238,12 +234,37 @@ def c_files(sandbox, sock):
 def c_shared_limits(sandbox, sock):
     need_version(sandbox, sock, sandbox.LIFECYCLE_VERSION, "Sandbox.create")
     with sandbox.Sandbox.create(pids=40, memory="128m", socket=sock) as sb:
-        # 30 processes parked by one run; the next run cannot start 30 more.
-        sb.run("for i in $(seq 30); do sleep 300 >/dev/null 2>&1 & done; echo parked").check()
+        # One command parks 30 processes and waits (a builtin read: no fork); a second one, at the same time,
+        # cannot start 30 more: the sandbox's one pids bound covers both.
+        r_fd, w_fd = os.pipe()
+        p = sb.start("for i in $(seq 30); do sleep 300 & done; echo parked; read x; echo got-$x", stdin=r_fd)
+        os.close(r_fd)
+        it = iter(p)
+        seen = b""
+        while b"parked" not in seen:
+            seen += next(it)[1]
         r = sb.run("for i in $(seq 30); do sleep 300 >/dev/null 2>&1 & done 2>/dev/null; echo tried")
-        expect(r.stats.pids_limit_hit, f"the second run's forks did not hit the sandbox's one pids bound: {r.stats}")
+        expect(r.stats.pids_limit_hit, f"the second command's forks did not hit the sandbox's pids bound: {r.stats}")
+        os.write(w_fd, b"go\n")
+        os.close(w_fd)
+        for _, chunk in it:
+            seen += chunk
+        expect_eq((seen, p.result.exit_code), (b"parked\ngot-go\n", 0), "the first command, let go")
         r = sb.run(["python3", "-c", "b = bytearray(400 << 20)"])
-        expect_eq(r.stats.limit, "memory", f"a memory bomb in a created sandbox: {r.stats}")
+        expect(r.stats.limit == "memory" or r.status == 137, f"a memory bomb in a created sandbox: {r.stats}")
+        expect_eq(sb.run("echo still here").stdout, b"still here\n", "the sandbox after a command's memory kill")
+
+
+def c_created_signal(sandbox, sock):
+    need_version(sandbox, sock, sandbox.LIFECYCLE_VERSION, "Sandbox.create")
+    with sandbox.Sandbox.create(socket=sock) as sb:
+        # SIGNAL on the command's connection (what ^C through sandboxctl exec --in is).
+        p = sb.start(["sh", "-c", "echo ready; exec sleep 60"], timeout=15)
+        for name, chunk in p:
+            if b"ready" in chunk:
+                p.kill()
+        expect_eq((p.result.stats.signal, p.result.stats.limit), (9, None),
+                  f"kill() of a command in a created sandbox: {p.result.stats}")
 
 
 def c_create_for_other(sandbox, sock):
@@ -293,7 +314,7 @@ def c_snapshot_fork(sandbox, sock):
 CLIENT_SCENARIOS = {
     "oneshot": c_oneshot, "binary": c_binary, "timeout": c_timeout, "stream": c_stream, "limits": c_limits,
     "errors": c_errors, "created": c_created, "files": c_files, "shared_limits": c_shared_limits,
-    "create_for_other": c_create_for_other, "foreign": c_foreign, "remove": c_remove,
+    "created_signal": c_created_signal, "create_for_other": c_create_for_other, "foreign": c_foreign, "remove": c_remove,
     "snapshot_fork": c_snapshot_fork,
 }
 
@@ -394,6 +415,7 @@ test_errors = scenario_test("errors")
 test_created = scenario_test("created", 300)
 test_files = scenario_test("files")
 test_shared_limits = scenario_test("shared_limits")
+test_created_signal = scenario_test("created_signal")
 test_snapshot_fork = scenario_test("snapshot_fork", 300)
 
 
