@@ -10,11 +10,13 @@ options, files after it, and `kill` offering nothing when no daemon answers.
 Runs as any user, with bash and the built tools (TAP; exit 77 without bash or the tools unless
 SBX_TESTS_MUST_RUN=1)."""
 
+import atexit
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -62,11 +64,13 @@ def sections(text):
 
 
 def option_lines_options(lines):
-    """The options defined by lines whose first non-blank character is '-' (their left column)."""
+    """The options defined by lines whose first non-blank character is '-': the cluster of options that
+    starts the line ("-e, --env", "-h --help", "-t|--time"; not the prose after them)."""
     opts = set()
     for line in lines:
-        if line.lstrip().startswith("-"):
-            opts.update(OPT_RE.findall(re.split(r"\s{2,}", line.strip(), maxsplit=1)[0]))
+        m = re.match(r"^\s*(--?[A-Za-z][\w-]*(?:(?:,\s*|\s+|\|)--?[A-Za-z][\w-]*)*)", line)
+        if m:
+            opts.update(OPT_RE.findall(m.group(1)))
     return opts
 
 
@@ -97,8 +101,8 @@ def commands_of(text):
     out = {}
     for line in cmds:
         m = re.match(r"^  ([a-z][a-z-]*)\b(.*)$", line)
-        if m:
-            out[m.group(1)] = set(OPT_RE.findall(re.split(r"\s{2,}", m.group(2).strip())[0]))
+        if m:   # a command may have several lines (exec, exec --in)
+            out.setdefault(m.group(1), set()).update(OPT_RE.findall(re.split(r"\s{2,}", m.group(2).strip())[0]))
     return out
 
 
@@ -150,6 +154,20 @@ def unionfs_mount_options():
 # --------------------------------------------------------------------------------------------------
 # what the completion offers
 
+_TOOL_DIR = []
+
+
+def tool_dir():
+    """A directory of links named as the tools, to the binaries under test."""
+    if not _TOOL_DIR:
+        d = tempfile.mkdtemp(prefix="sbx-completion-")
+        atexit.register(shutil.rmtree, d, True)
+        for name, path in TOOLS.items():
+            os.symlink(os.path.abspath(path), os.path.join(d, name))
+        _TOOL_DIR.append(d)
+    return _TOOL_DIR[0]
+
+
 def complete(tool, words, env=None):
     """COMPREPLY for the command line WORDS (the last one being completed), as bash's programmable
     completion calls the function `complete -p TOOL` names."""
@@ -166,6 +184,10 @@ COMP_POINT=${#COMP_LINE}
 "$fn" "${COMP_WORDS[0]}" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
 printf '%s\n' "${COMPREPLY[@]}"
 '''
+    if env is None:
+        env = dict(os.environ)
+    # The tools under test come first on PATH: a completion may ask its tool (sandboxctl --help).
+    env["PATH"] = tool_dir() + ":" + env.get("PATH", "/usr/bin:/bin")
     r = subprocess.run([BASH, "--norc", "--noprofile", "-c", script, "drive", COMPLETIONS, tool] + list(words),
                        capture_output=True, text=True, timeout=20, env=env)
     if r.returncode != 0:
