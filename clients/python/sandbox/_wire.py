@@ -36,12 +36,15 @@ STOP = 16
 RM = 17
 PAUSE = 18
 RESUME = 19
+COPY = 20               # version 4 (sandboxctl cp)
+COPY_OUT, COPY_IN = 0, 1
+COPY_PATH_MAX = 4095
 
 TYPE_NAMES = {
     HELLO: "HELLO", HELLO_REPLY: "HELLO_REPLY", EXEC: "EXEC", STARTED: "STARTED", SIGNAL: "SIGNAL",
     RESIZE: "RESIZE", EXIT: "EXIT", LIST: "LIST", LIST_REPLY: "LIST_REPLY", KILL: "KILL", ERROR: "ERROR",
     OK: "OK", BIND_FDS: "BIND_FDS", CREATE: "CREATE", CREATED: "CREATED", STOP: "STOP", RM: "RM",
-    PAUSE: "PAUSE", RESUME: "RESUME",
+    PAUSE: "PAUSE", RESUME: "RESUME", COPY: "COPY",
 }
 
 # The message-level versions this client speaks (HELLO's range).
