@@ -9,9 +9,10 @@ the test's directory, and this file, run with --client SCENARIO SOCKET, is the c
 One-shot sandboxes (EXEC, any daemon): output, exit codes, stdin, 16 MiB of binary data in and out,
 timeouts, streaming as the program writes (iterator and callbacks), signals, memory and pids bounds
 reported in the stats, the daemon's refusals as exceptions carrying its message. Created sandboxes
-(protocol version 4: CREATE, EXEC with in, STOP, RM, PAUSE, RESUME): 100 runs sharing state, files in
-and out (binary, 12 MiB), per-run timeouts, streaming, limits shared by the sandbox's commands, another
-uid refused, removal on leaving the `with` block; snapshot and fork. A scenario that needs a protocol
+(protocol version 4: CREATE, EXEC with in, STOP, RM, PAUSE, RESUME, COPY): 100 runs sharing state, files
+in and out (binary, 12 MiB; COPY's modes, symlinks, errors), per-run timeouts, streaming, a command's
+signal, limits shared by the sandbox's commands, another uid refused, removal on leaving the `with`
+block; snapshot and fork. A scenario that needs a protocol
 version the daemon does not speak yet ends as "pending" (skipped even with SBX_TESTS_MUST_RUN=1, with
 the reason), so it runs as soon as the daemon brings the feature.
 
