@@ -21,6 +21,9 @@ packages=(
         dpkg-dev libcap2-bin strace
         # tests/integration/test_default_image.py: everyday tools in the default image
         git perl ca-certificates libc6-dev tzdata mawk
+        # tests/integration/test_python_client.py: pip installs clients/python offline (setuptools backend);
+        # tests/completion: bash
+        python3-pip python3-setuptools bash
 )
 
 missing=()
