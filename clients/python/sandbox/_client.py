@@ -35,6 +35,8 @@ OUTPUT_MAX = 256 * 1024 * 1024
 Command = Union[str, Sequence[Union[str, bytes]]]
 Size = Union[int, str, None]
 StdinData = Union[bytes, bytearray, memoryview, str, None]
+#: What stdin= takes: data to feed the program, a descriptor of this process, or None (/dev/null).
+Stdin = Union[bytes, bytearray, memoryview, str, int, None]
 
 _LIMITS = {0: None, 1: "timeout", 2: "cpu-time", 3: "memory"}
 _SIZE_RE = re.compile(r"^([0-9]+(?:\.[0-9]{1,6})?)\s*([kmgt]?)(?:i?b)?$", re.IGNORECASE)
@@ -340,7 +342,7 @@ class Process:
     kill() / send_signal() signal it through the daemon. Closing it before the end closes the
     connection, which ends a one-shot sandbox."""
 
-    def __init__(self, session: Session, payload: bytes, stdin: "StdinData | int", timeout: Optional[float],
+    def __init__(self, session: Session, payload: bytes, stdin: Stdin, timeout: Optional[float],
                  max_output: int = OUTPUT_MAX):
         self.session = session
         self.timeout = timeout
@@ -615,7 +617,7 @@ def _spec_payload(*, argv: Optional[List[bytes]], env: List[bytes], image: Optio
     return p
 
 
-def start(cmd: Command, *, stdin: "StdinData | int" = None, timeout: Optional[float] = None,
+def start(cmd: Command, *, stdin: Stdin = None, timeout: Optional[float] = None,
           image: Optional[str] = None, memory: Size = None, pids: Optional[int] = None,
           cpus: Optional[float] = None, disk: Size = None, cpu_time: Optional[float] = None,
           env: Optional[Mapping[str, str]] = None, workdir: Optional[str] = None, user: Optional[str] = None,
@@ -635,7 +637,7 @@ def start(cmd: Command, *, stdin: "StdinData | int" = None, timeout: Optional[fl
         raise
 
 
-def run(cmd: Command, *, stdin: "StdinData | int" = None, timeout: Optional[float] = None,
+def run(cmd: Command, *, stdin: Stdin = None, timeout: Optional[float] = None,
         image: Optional[str] = None, memory: Size = None, pids: Optional[int] = None, cpus: Optional[float] = None,
         disk: Size = None, cpu_time: Optional[float] = None, env: Optional[Mapping[str, str]] = None,
         workdir: Optional[str] = None, user: Optional[str] = None, hostname: Optional[str] = None,
@@ -674,7 +676,7 @@ def _target(s: str) -> str:
 
 class Sandbox:
     """A sandbox that lives until it is removed (`sandboxctl create`), for many commands in a row that
-    share its files and processes. Use Sandbox.create(...) as a context manager: leaving the block removes
+    share its files and bounds (each command's processes end with it). Use Sandbox.create(...) as a context manager: leaving the block removes
     it (rm -f). Needs a daemon of protocol version 4."""
 
     def __init__(self, sandbox_id: str, name: str = "", socket: Optional[str] = None):
@@ -739,7 +741,7 @@ class Sandbox:
 
     # -- commands
 
-    def start(self, cmd: Command, *, stdin: "StdinData | int" = None, timeout: Optional[float] = None,
+    def start(self, cmd: Command, *, stdin: Stdin = None, timeout: Optional[float] = None,
               env: Optional[Mapping[str, str]] = None, workdir: Optional[str] = None, user: Optional[str] = None,
               max_output: int = OUTPUT_MAX) -> Process:
         """Starts CMD in this sandbox (EXEC with `in`) and returns the running Process: iterate over it
@@ -767,7 +769,7 @@ class Sandbox:
         """start() under another name: `for name, chunk in sb.stream(cmd): ...`."""
         return self.start(cmd, **kw)  # type: ignore[arg-type]
 
-    def run(self, cmd: Command, *, stdin: "StdinData | int" = None, timeout: Optional[float] = None,
+    def run(self, cmd: Command, *, stdin: Stdin = None, timeout: Optional[float] = None,
             env: Optional[Mapping[str, str]] = None, workdir: Optional[str] = None, user: Optional[str] = None,
             on_stdout: Optional[OutputCallback] = None, on_stderr: Optional[OutputCallback] = None,
             max_output: int = OUTPUT_MAX) -> Result:
