@@ -12,7 +12,7 @@ reported in the stats, the daemon's refusals as exceptions carrying its message.
 (protocol version 4: CREATE, EXEC with in, STOP, RM, PAUSE, RESUME, COPY): 100 runs sharing state, files
 in and out (binary, 12 MiB; COPY's modes, symlinks, errors), per-run timeouts, streaming, a command's
 signal, limits shared by the sandbox's commands, another uid refused, removal on leaving the `with`
-block; snapshot and fork. A scenario that needs a protocol
+block; a ttl ending a sandbox; snapshot and fork. A scenario that needs a protocol
 version the daemon does not speak yet ends as "pending" (skipped even with SBX_TESTS_MUST_RUN=1, with
 the reason), so it runs as soon as the daemon brings the feature.
 
@@ -353,11 +353,28 @@ def c_copy(sandbox, sock):
             expect(e.message, f"{e!r}")
 
 
+def c_ttl(sandbox, sock):
+    need_version(sandbox, sock, sandbox.LIFECYCLE_VERSION, "Sandbox.create")
+    sb = sandbox.Sandbox.create(ttl=2, socket=sock)
+    info = sb.info()
+    expect(info.expires is not None and 0 < info.expires - time.time() <= 2.5, f"its ttl in the list: {info}")
+    deadline = time.monotonic() + 20
+    while any(e.id == sb.id for e in sandbox.list_sandboxes(sock)):
+        expect(time.monotonic() < deadline, "a sandbox with ttl=2 is still listed after 20 s")
+        time.sleep(0.2)
+    try:
+        sb.run("true")
+        raise AssertionError("a sandbox past its ttl ran a command")
+    except sandbox.DaemonError as e:
+        expect(sb.id in e.message, f"the daemon's message names the sandbox: {e!r}")
+    sb.kill()   # gone already: not an error
+
+
 CLIENT_SCENARIOS = {
     "oneshot": c_oneshot, "binary": c_binary, "timeout": c_timeout, "stream": c_stream, "limits": c_limits,
     "errors": c_errors, "created": c_created, "files": c_files, "shared_limits": c_shared_limits,
     "created_signal": c_created_signal, "create_for_other": c_create_for_other, "foreign": c_foreign, "remove": c_remove,
-    "snapshot_fork": c_snapshot_fork, "copy": c_copy,
+    "snapshot_fork": c_snapshot_fork, "copy": c_copy, "ttl": c_ttl,
 }
 
 
@@ -459,6 +476,7 @@ test_files = scenario_test("files")
 test_shared_limits = scenario_test("shared_limits")
 test_created_signal = scenario_test("created_signal")
 test_copy = scenario_test("copy")
+test_ttl = scenario_test("ttl")
 test_snapshot_fork = scenario_test("snapshot_fork", 300)
 
 
