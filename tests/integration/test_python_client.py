@@ -490,5 +490,18 @@ def test_other_uid(env):
         client(env, d, "remove", sid)
 
 
+def prerequisites():
+    why = _daemon_prerequisites()
+    if why:
+        return why
+    if not df.SETPRIV:
+        return "no setpriv (util-linux): the client runs as another user"
+    if not os.path.isfile(os.path.join(CLIENT_SRC, "sandbox", "__init__.py")):
+        return f"no Python client at {CLIENT_SRC}"
+    return None
+
+
 if __name__ == "__main__":
+    _daemon_prerequisites = df.prerequisites
+    df.prerequisites = prerequisites
     df.main()
