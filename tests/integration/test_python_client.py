@@ -12,7 +12,7 @@ reported in the stats, the daemon's refusals as exceptions carrying its message.
 (protocol version 4: CREATE, EXEC with in, STOP, RM, PAUSE, RESUME, COPY): 100 runs sharing state, files
 in and out (binary, 12 MiB; COPY's modes, symlinks, errors), per-run timeouts, streaming, a command's
 signal, limits shared by the sandbox's commands, another uid refused, removal on leaving the `with`
-block; a ttl ending a sandbox; snapshot and fork. A scenario that needs a protocol
+block; 10 commands at once; a ttl ending a sandbox; snapshot and fork. A scenario that needs a protocol
 version the daemon does not speak yet ends as "pending" (skipped even with SBX_TESTS_MUST_RUN=1, with
 the reason), so it runs as soon as the daemon brings the feature.
 
@@ -353,6 +353,30 @@ def c_copy(sandbox, sock):
             expect(e.message, f"{e!r}")
 
 
+def c_concurrent(sandbox, sock):
+    need_version(sandbox, sock, sandbox.LIFECYCLE_VERSION, "Sandbox.create")
+    import threading
+    with sandbox.Sandbox.create(socket=sock) as sb:
+        # 10 commands at once in one sandbox, each from its own thread; all of them are in it at the same
+        # time (each waits until all 10 have announced themselves in the sandbox's /tmp).
+        results, errors = {}, []
+
+        def one(i):
+            try:
+                results[i] = sb.run(f"touch /tmp/here-{i}; n=0; while [ $(ls /tmp | grep -c '^here-') -lt 10 ]; do "
+                                    f"n=$((n+1)); [ $n -gt 300 ] && exit 9; sleep 0.1; done; echo done-{i}", timeout=60)
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        expect(not errors, f"concurrent commands failed: {errors}")
+        for i in range(10):
+            expect_eq((results[i].stdout, results[i].exit_code), (f"done-{i}\n".encode(), 0), f"command {i}")
+
+
 def c_ttl(sandbox, sock):
     need_version(sandbox, sock, sandbox.LIFECYCLE_VERSION, "Sandbox.create")
     sb = sandbox.Sandbox.create(ttl=2, socket=sock)
@@ -374,7 +398,7 @@ CLIENT_SCENARIOS = {
     "oneshot": c_oneshot, "binary": c_binary, "timeout": c_timeout, "stream": c_stream, "limits": c_limits,
     "errors": c_errors, "created": c_created, "files": c_files, "shared_limits": c_shared_limits,
     "created_signal": c_created_signal, "create_for_other": c_create_for_other, "foreign": c_foreign, "remove": c_remove,
-    "snapshot_fork": c_snapshot_fork, "copy": c_copy, "ttl": c_ttl,
+    "snapshot_fork": c_snapshot_fork, "copy": c_copy, "ttl": c_ttl, "concurrent": c_concurrent,
 }
 
 
@@ -477,6 +501,7 @@ test_shared_limits = scenario_test("shared_limits")
 test_created_signal = scenario_test("created_signal")
 test_copy = scenario_test("copy")
 test_ttl = scenario_test("ttl")
+test_concurrent = scenario_test("concurrent")
 test_snapshot_fork = scenario_test("snapshot_fork", 300)
 
 
