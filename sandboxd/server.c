@@ -1903,6 +1903,11 @@ static Sandbox *running_sandbox(Client *c) {
         return c->session && c->session->state == SESSION_RUNNING ? c->session->sandbox : NULL;
 }
 
+/* The program of an exec --in session, while it runs. */
+static SandboxExec *running_program(Client *c) {
+        return c->session && c->session->state == SESSION_RUNNING ? c->session->program : NULL;
+}
+
 static void handle_signal(Client *c, WireFrame *f) {
         MsgSignal m;
         const char *e = NULL;
@@ -1910,7 +1915,10 @@ static void handle_signal(Client *c, WireFrame *f) {
 
         if (r < 0)
                 return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed SIGNAL: %s", e ?: "invalid");
-        if (running_sandbox(c))
+        if (running_program(c))
+                /* exec --in: the signal is for that program (its session), not the sandbox's init */
+                (void) sandbox_exec_signal(running_program(c), (int) m.signal);
+        else if (running_sandbox(c))
                 (void) sandbox_signal(running_sandbox(c), (int) m.signal);
 }
 
@@ -1921,9 +1929,11 @@ static void handle_resize(Client *c, WireFrame *f) {
 
         if (r < 0)
                 return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed RESIZE: %s", e ?: "invalid");
-        if (running_sandbox(c) && sandbox_pty_fd(running_sandbox(c)) >= 0) {
+        int pty = running_program(c) ? sandbox_exec_pty_fd(running_program(c)) :
+                  running_sandbox(c) ? sandbox_pty_fd(running_sandbox(c)) : -EBADF;
+        if (pty >= 0) {
                 struct winsize ws = { .ws_row = (unsigned short) m.rows, .ws_col = (unsigned short) m.cols };
-                (void) ioctl(sandbox_pty_fd(running_sandbox(c)), TIOCSWINSZ, &ws);
+                (void) ioctl(pty, TIOCSWINSZ, &ws);
         }
 }
 

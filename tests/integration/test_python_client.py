@@ -498,11 +498,7 @@ test_errors = scenario_test("errors")
 test_created = scenario_test("created", 300)
 test_files = scenario_test("files")
 test_shared_limits = scenario_test("shared_limits")
-# kill() of a command in a created sandbox: sandboxd (protocol 4) ignores SIGNAL on an exec --in connection
-# (handle_signal() signals the session's sandbox, which has no program of its own), so this fails against
-# it today; it runs only when named (test_python_client.py created_signal) until the daemon forwards it.
-if "created_signal" in sys.argv[1:]:
-    test_created_signal = scenario_test("created_signal")
+test_created_signal = scenario_test("created_signal")
 test_copy = scenario_test("copy")
 test_ttl = scenario_test("ttl")
 test_concurrent = scenario_test("concurrent")
