@@ -53,6 +53,8 @@ typedef enum ChildMessageType {
         CHILD_EXEC_FAILED,      /* error */
         CHILD_STARTED,          /* with the pty master attached when there is a tty */
         CHILD_EXITED,           /* status (as from waitpid) */
+        CHILD_CREATED,          /* sandbox_create(): all set up, the program waits for a go (with the pty master
+                                 * attached when there is a tty) */
 } ChildMessageType;
 
 typedef struct ChildMessage {
@@ -137,6 +139,8 @@ typedef struct ChildContext {
         uint64_t cap_ambient;   /* inheritable and ambient (another uid: what --cap-add gave it) */
         bool idle;              /* no program: the init waits and reaps (programs come through sandbox_exec()) */
         const DeferredProgram *deferred; /* SANDBOX_START_DEFERRED: the program, its stdio with the go */
+        bool hold;              /* sandbox_create(): say CHILD_CREATED and wait for one more go before the program */
+        int program_umask;      /* sandbox_create(): the program's umask; -1: ours */
 } ChildContext;
 
 /* spawn.c: the child's side. Never returns. */

@@ -62,6 +62,7 @@ struct Sandbox {
         bool have_status;
         int raw_status;
         uint64_t max_rss;       /* bytes, from the init's report */
+        bool held;              /* sandbox_create(): the program waits for sandbox_release() */
         bool collected;         /* sandbox_collect() done */
         bool finished;          /* sandbox_cleanup() done */
 

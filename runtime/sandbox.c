@@ -470,6 +470,7 @@ static int wait_started(Sandbox *s, int cancel_fd, SandboxError *err) {
         s->init_said = true;
 
         switch (m.type) {
+        case CHILD_CREATED:
         case CHILD_STARTED:
                 if (s->spec->tty && s->pty_fd < 0)
                         return set_error(err, SANDBOX_EXIT_SETUP, "No terminal came back from the sandbox");
@@ -509,6 +510,8 @@ typedef struct Start {
         int cancel_fd;          /* readable: give up waiting for the init */
         bool idle;              /* SANDBOX_START_IDLE */
         bool deferred;          /* SANDBOX_START_DEFERRED */
+        bool hold;              /* sandbox_create() */
+        int program_umask;
         SandboxError *err;
 
         FilterProgram *filter;
@@ -1263,6 +1266,8 @@ static int step_clone(Start *st) {
                 .cap_ambient = st->cap_ambient,
                 .idle = st->idle,
                 .deferred = s->deferred,
+                .hold = st->hold,
+                .program_umask = st->hold ? st->program_umask : -1,
         };
         struct clone_args ca = {
                 .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
@@ -1484,8 +1489,8 @@ int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *cfg,
         return sandbox_start_with(spec, cfg, &o, ret, err);
 }
 
-int sandbox_start_with(const SandboxSpec *spec, const SandboxConfig *cfg, const SandboxStartOptions *o, Sandbox **ret,
-                       SandboxError *err) {
+static int start_full(const SandboxSpec *spec, const SandboxConfig *cfg, const SandboxStartOptions *o, bool hold,
+                      int program_umask, Sandbox **ret, SandboxError *err) {
         const bool idle = o && (o->flags & SANDBOX_START_IDLE);
         const bool deferred = o && (o->flags & SANDBOX_START_DEFERRED);
         const char *verr = NULL;
@@ -1518,7 +1523,8 @@ int sandbox_start_with(const SandboxSpec *spec, const SandboxConfig *cfg, const 
 
         Start st = {
                 .s = s, .spec = s->spec, .cfg = cfg, .stdio = o ? o->stdio : NULL,
-                .cancel_fd = o ? o->cancel_fd : -EBADF, .idle = idle, .deferred = deferred, .err = err,
+                .cancel_fd = o ? o->cancel_fd : -EBADF, .idle = idle, .deferred = deferred, .hold = hold,
+                .program_umask = program_umask, .err = err,
                 .fuse_fd = -EBADF, .union_fd = -EBADF, .usr_fd = -EBADF, .cgroup_fd = -EBADF,
                 .resolv_fd = -EBADF,
                 .sp = { -EBADF, -EBADF },
@@ -1559,6 +1565,7 @@ int sandbox_start_with(const SandboxSpec *spec, const SandboxConfig *cfg, const 
                 sandbox_free(s);
                 return r;
         }
+        s->held = hold;
         *ret = s;
         return 0;
 }
@@ -1648,6 +1655,36 @@ int sandbox_go(Sandbox *s, const SandboxGoOptions *o, SandboxError *err) {
         if ((r < 0 || q < 0) && q != -ECANCELED && !s->init_said)
                 return -ESTALE;
         return q;
+}
+
+int sandbox_start_with(const SandboxSpec *spec, const SandboxConfig *cfg, const SandboxStartOptions *o, Sandbox **ret,
+                       SandboxError *err) {
+        return start_full(spec, cfg, o, false, -1, ret, err);
+}
+
+int sandbox_create(const SandboxSpec *spec, const SandboxConfig *cfg, const int stdio[3], int program_umask,
+                   Sandbox **ret, SandboxError *err) {
+        const SandboxStartOptions o = { .stdio = stdio, .cancel_fd = -EBADF };
+
+        if (program_umask > 0777)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Invalid umask %#o", program_umask);
+        return start_full(spec, cfg, &o, true, program_umask, ret, err);
+}
+
+int sandbox_release(Sandbox *s, SandboxError *err) {
+        if (!s->held || s->finished || s->collected)
+                return set_error(err, SANDBOX_EXIT_SETUP, "The sandbox is not waiting to start");
+        s->held = false;
+        s->start_usec = now_usec();
+        if (send(s->status_fd, "g", 1, MSG_NOSIGNAL) != 1) {
+                int r = wait_started(s, -EBADF, err);
+                return r < 0 ? r : set_error(err, SANDBOX_EXIT_SETUP, "The sandbox's init died before the start");
+        }
+        return wait_started(s, -EBADF, err);
+}
+
+bool sandbox_is_held(const Sandbox *s) {
+        return s->held;
 }
 
 const char *sandbox_id(const Sandbox *s) {

@@ -101,6 +101,16 @@ int sandbox_start_cancellable(const SandboxSpec *spec, const SandboxConfig *conf
 /* Both, and FLAGS. */
 int sandbox_start_with(const SandboxSpec *spec, const SandboxConfig *config, const SandboxStartOptions *options,
                        Sandbox **ret_sandbox, SandboxError *ret_error);
+/* The same as sandbox_start(), but the program is not executed yet: the sandbox is complete (namespaces, mounts,
+ * cgroup, limits, the pty with spec->tty) and its init waits with the program's process not yet made.
+ * sandbox_release() executes it and returns as sandbox_start() does (status 126/127 when it cannot be
+ * executed). The two halves of an OCI runtime's create and start (sandbox-oci). PROGRAM_UMASK: the program's
+ * umask (0-0777), -1: the caller's. */
+int sandbox_create(const SandboxSpec *spec, const SandboxConfig *config, const int stdio[3], int program_umask,
+                   Sandbox **ret_sandbox, SandboxError *ret_error);
+int sandbox_release(Sandbox *s, SandboxError *ret_error);
+/* Made by sandbox_create() and not released yet. */
+bool sandbox_is_held(const Sandbox *s);
 
 /* The program of a sandbox started with SANDBOX_START_DEFERRED, once. */
 typedef struct SandboxGoOptions {

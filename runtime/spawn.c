@@ -630,6 +630,16 @@ _Noreturn void child_run(const ChildContext *c) {
                 _exit(SANDBOX_EXIT_SETUP);
         if (unshare(CLONE_NEWCGROUP) < 0)
                 fail(c, STEP_CGROUP_NS, -errno, 0);
+        /* sandbox_create(): the sandbox is complete and the program waits for sandbox_release(). Anything but
+         * the go (EOF: the parent died) ends it. */
+        if (c->hold) {
+                ChildMessage m = { .type = CHILD_CREATED };
+                send_message(c->status_fd, &m, pty_master);
+                if (read(c->status_fd, &go, 1) != 1 || go != 'g')
+                        _exit(SANDBOX_EXIT_SETUP);
+                if (c->program_umask >= 0)
+                        umask((mode_t) c->program_umask);
+        }
 
         if (c->idle) {
                 ChildMessage m = { .type = CHILD_STARTED };
@@ -690,7 +700,8 @@ _Noreturn void child_run(const ChildContext *c) {
 
         {
                 ChildMessage m = { .type = CHILD_STARTED };
-                send_message(c->status_fd, &m, pty_master);
+                /* Held: the pty went with CHILD_CREATED already. */
+                send_message(c->status_fd, &m, c->hold ? -EBADF : pty_master);
         }
         safe_close(pty_master);
         init_close_fds(c);

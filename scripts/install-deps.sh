@@ -11,6 +11,8 @@ packages=(
         libseccomp-dev libsystemd-dev libmnl-dev libnftnl-dev
         fuse-overlayfs fio bubblewrap systemd-container
         iproute2 nftables busybox curl
+        # tests/integration/test_oci_*.py: the engines that drive sandbox-oci (podman is above), and runc to compare
+        containerd runc conmon
         libarchive-dev zstd podman buildah libdevmapper1.02.1
         # the image store: libcurl, jansson, OpenSSL; its test: skopeo, openssl for certificates
         libcurl4-openssl-dev libjansson-dev libssl-dev openssl skopeo

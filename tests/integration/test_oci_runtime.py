@@ -1,0 +1,459 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""sandbox-oci driven directly, as an engine drives it (root, FUSE, real cgroups, no mocks).
+
+The state machine created → running → stopped with the program's exit status (state and the monitor's own
+exit status, which an engine's subreaper collects: this test is a subreaper), kill and delete in each state,
+the console socket with a real pty, pid files, hooks with the state on stdin, config.json fields checked from
+inside the container, the sandbox's own guarantees (a private id range, default bounds), exec, bad bundles
+refused with a message naming the field, and nothing left after delete (state directories, the runtime's
+state and data, cgroups, processes)."""
+
+import array
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import oci_fixture as of  # noqa: E402
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def test_state_machine_and_exit_status(env):
+    b = env.bundle(["sh", "-c", "read x; exit 3"])
+    cid = env.new_id()
+    pidfile = os.path.join(env.dir, "pid")
+    r, w = os.pipe()
+    env.oci("create", "--bundle", b, "--pid-file", pidfile, cid, stdin=r)
+    os.close(r)
+    s = env.state_of(cid)
+    expect(s["status"] == "created", s)
+    expect(s["id"] == cid and s["bundle"] == b and s["ociVersion"].startswith("1."), s)
+    pid = int(open(pidfile).read())
+    expect(s["pid"] == pid, (s, pid))
+    init = env.record(cid)["initPid"]
+    # created: the program is not running yet (the init has no child)
+    expect(open("/proc/%d/task/%d/children" % (init, init)).read().strip() == "", "a program runs before start")
+    cgroups = of.cgroups_of(init)
+    expect(any("sandbox-" in d for d in cgroups), cgroups)
+    env.oci("start", cid)
+    expect(env.state_of(cid)["status"] == "running", "not running after start")
+    p = env.oci("start", cid, check=False)
+    expect(p.returncode == 1 and "not created" in p.stderr, p.stderr)
+    os.write(w, b"go\n")
+    os.close(w)
+    expect(env.reap(pid) == 3, "the monitor's exit status is not the program's")
+    s = env.state_of(cid)
+    expect(s["status"] == "stopped" and s["exitStatus"] == 3 and "pid" not in s, s)
+    p = env.oci("kill", cid, "KILL", check=False)
+    expect(p.returncode == 1 and "not running" in p.stderr, p.stderr)
+    env.oci("delete", cid)
+    expect(not os.path.exists(os.path.join(env.root, cid)), "state directory left")
+    for d in cgroups:
+        expect(not os.path.exists(d), "cgroup left: " + d)
+    expect(not os.path.exists("/proc/%d" % init), "init left")
+    expect(env.leftovers() == [], env.leftovers())
+    p = env.oci("state", cid, check=False)
+    expect(p.returncode == 1 and "does not exist" in p.stderr, p.stderr)
+
+
+def test_kill_and_delete_in_each_state(env):
+    # created: kill ends it
+    b = env.bundle(["sleep", "1000"])
+    c1 = env.new_id()
+    pidfile = os.path.join(env.dir, "pid1")
+    env.oci("create", "--bundle", b, "--pid-file", pidfile, c1)
+    pid = int(open(pidfile).read())
+    env.oci("kill", c1, "KILL")
+    expect(env.reap(pid) == 137, "created + KILL")
+    expect(env.state_of(c1)["status"] == "stopped", "created + KILL: not stopped")
+    env.oci("delete", c1)
+    # created: delete without --force (as runc) removes it
+    c2 = env.new_id()
+    env.oci("create", "--bundle", b, "--pid-file", pidfile, c2)
+    pid = int(open(pidfile).read())
+    env.oci("delete", c2)
+    expect(env.reap(pid) != 0, "delete of a created container")
+    expect(not os.path.exists("/proc/%d" % pid), "monitor left")
+    # running: TERM reaches the program (143), delete refuses without --force
+    c3 = env.new_id()
+    env.oci("create", "--bundle", b, "--pid-file", pidfile, c3)
+    pid = int(open(pidfile).read())
+    env.oci("start", c3)
+    p = env.oci("delete", c3, check=False)
+    expect(p.returncode == 1 and "running" in p.stderr, p.stderr)
+    env.oci("kill", c3)  # TERM by default
+    expect(env.reap(pid) == 143, "running + TERM")
+    expect(env.state_of(c3)["exitStatus"] == 143, env.state_of(c3))
+    env.oci("delete", c3)
+    # running: delete --force
+    c4 = env.new_id()
+    env.oci("create", "--bundle", b, "--pid-file", pidfile, c4)
+    pid = int(open(pidfile).read())
+    env.oci("start", c4)
+    init = env.record(c4)["initPid"]
+    env.oci("delete", "--force", c4)
+    expect(env.reap(pid) == 137, "delete --force")
+    expect(not os.path.exists("/proc/%d" % init), "init left after delete --force")
+    # kill --all reaches every process, not only the program
+    b2 = env.bundle(["sh", "-c", "sleep 1000 & sleep 1000 & trap '' TERM; wait; wait; exec sleep 999"])
+    c5 = env.new_id()
+    env.oci("create", "--bundle", b2, "--pid-file", pidfile, c5)
+    pid = int(open(pidfile).read())
+    env.oci("start", c5)
+    time.sleep(0.5)
+    ps = json.loads(env.oci("ps", "--format", "json", c5).stdout)
+    expect(len(ps) >= 4, ps)  # init, sh, two sleeps
+    env.oci("kill", "--all", c5, "TERM")
+    time.sleep(0.5)
+    ps2 = json.loads(env.oci("ps", "--format", "json", c5).stdout)
+    expect(len(ps2) == 2, "TERM --all: %s left" % ps2)  # the init and the shell (now sleep 999) that ignores TERM
+    env.oci("kill", "--all", c5, "KILL")
+    expect(env.reap(pid) == 137, "kill --all KILL")
+    env.oci("delete", c5)
+    # bad signal names
+    p = env.oci("kill", c5, "NOPE", check=False)
+    expect(p.returncode == 1 and "not a signal" in p.stderr, p.stderr)
+    expect(env.leftovers() == [], env.leftovers())
+
+
+def recv_fd(sock):
+    fds = array.array("i")
+    msg, anc, flags, addr = sock.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[:fds.itemsize])
+    return fds[0]
+
+
+def test_console_socket(env):
+    b = env.bundle(["sh", "-c", "test -t 0 && echo TTY=yes; read line; echo GOT=$line; exit 5"], terminal=True)
+    cid = env.new_id()
+    path = os.path.join(env.dir, "console.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    pidfile = os.path.join(env.dir, "pid")
+    p = env.oci("create", "--bundle", b, "--pid-file", pidfile, "--console-socket", path, cid, check=False)
+    expect(p.returncode == 0, p.stderr)
+    conn, _ = srv.accept()
+    master = recv_fd(conn)
+    conn.close()
+    srv.close()
+    pid = int(open(pidfile).read())
+    env.oci("start", cid)
+    out = b""
+    deadline = time.monotonic() + 10
+    while b"TTY=yes" not in out and time.monotonic() < deadline:
+        out += os.read(master, 4096)
+    expect(b"TTY=yes" in out, out)
+    os.write(master, b"hello\n")
+    while b"GOT=hello" not in out and time.monotonic() < deadline:
+        out += os.read(master, 4096)
+    expect(b"GOT=hello" in out, out)
+    os.close(master)
+    expect(env.reap(pid) == 5, "exit status through the terminal")
+    env.oci("delete", cid)
+    # terminal without a console socket: refused
+    c2 = env.new_id()
+    p = env.oci("create", "--bundle", b, c2, check=False)
+    expect(p.returncode == 1 and "console-socket" in p.stderr, p.stderr)
+    expect(env.leftovers() == [], env.leftovers())
+
+
+def test_hooks_get_the_state(env):
+    out = os.path.join(env.dir, "hooks")
+    os.makedirs(out)
+
+    def hook(name):
+        return {"path": "/bin/sh", "args": ["sh", "-c", "cat > %s/%s" % (out, name)], "timeout": 10}
+
+    def edit(c):
+        c["hooks"] = {k: [hook(k)] for k in ("prestart", "createRuntime", "poststart", "poststop")}
+    b = env.bundle(["sleep", "1000"], edit=edit)
+    cid = env.new_id()
+    pidfile = os.path.join(env.dir, "pid")
+    env.oci("create", "--bundle", b, "--pid-file", pidfile, cid)
+    pid = int(open(pidfile).read())
+    for k in ("prestart", "createRuntime"):
+        s = json.load(open(os.path.join(out, k)))
+        expect(s["id"] == cid and s["status"] == "created" and s["pid"] == pid and s["bundle"] == b, (k, s))
+    expect(not os.path.exists(os.path.join(out, "poststart")), "poststart before start")
+    env.oci("start", cid)
+    s = json.load(open(os.path.join(out, "poststart")))
+    expect(s["status"] == "running" and s["pid"] == pid, s)
+    env.oci("kill", cid, "KILL")
+    env.reap(pid)
+    env.oci("delete", cid)
+    s = json.load(open(os.path.join(out, "poststop")))
+    expect(s["status"] == "stopped" and s["id"] == cid, s)
+
+    # a failing createRuntime hook fails the create, and nothing is left
+    def edit_fail(c):
+        c["hooks"] = {"createRuntime": [{"path": "/bin/false"}]}
+    b2 = env.bundle(["true"], edit=edit_fail)
+    c2 = env.new_id()
+    p = env.oci("create", "--bundle", b2, c2, check=False)
+    expect(p.returncode == 1 and "hook" in p.stderr, p.stderr)
+    expect(env.leftovers() == [], env.leftovers())
+
+
+PROBE = r"""
+echo "uid=$(id -u) gid=$(id -g)"
+echo "cwd=$(pwd)"
+echo "host=$(hostname)"
+echo "env=$FOO"
+echo "nofile=$(ulimit -n)"
+echo "cap=$(grep CapEff /proc/self/status | tr -d '\t')"
+echo "uidmap=$(cat /proc/self/uid_map | tr -s ' ')"
+touch /rootfile 2>/dev/null && echo rootro=no || echo rootro=yes
+echo "masked=$(cat /etc/secret)$(ls /etc/secretdir | wc -l)"
+echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo procsys=rw || echo procsys=ro
+echo "ping=$(cat /proc/sys/net/ipv4/ping_group_range | tr '\t' ' ')"
+echo "tmpfs=$(stat -f -c %b /scratch)x$(stat -f -c %S /scratch)"
+echo "bindro=$(cat /data/ro/file)"
+touch /data/ro/new 2>/dev/null && echo bindwrite=yes || echo bindwrite=no
+echo hi > /data/rw/out && echo bindrw=yes
+echo "mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"
+echo "pids=$(cat /sys/fs/cgroup/pids/pids.max)"
+echo "mqueue=$(grep -c ' /dev/mqueue mqueue' /proc/mounts)"
+echo "nnp=$(grep NoNewPrivs /proc/self/status | tr -d '\t')"
+echo "seccomp=$(grep '^Seccomp:' /proc/self/status | tr -d '\t')"
+echo "umask=$(umask)"
+"""
+
+
+def run_probe(env, edit, secrets=False):
+    b = env.bundle(["sh", "-c", PROBE], edit=edit)
+    if secrets:
+        with open(os.path.join(b, "rootfs", "etc", "secret"), "w") as f:
+            f.write("secret")
+        os.makedirs(os.path.join(b, "rootfs", "etc", "secretdir"))
+        with open(os.path.join(b, "rootfs", "etc", "secretdir", "key"), "w") as f:
+            f.write("secret")
+    cid = env.new_id()
+    pidfile = os.path.join(env.dir, "pid-" + cid)
+    outfile = os.path.join(env.dir, "out-" + cid)
+    with open(outfile, "w") as out:
+        p = of.subprocess.run([of.oci_binary(), "--root", env.root, "create", "--bundle", b, "--pid-file", pidfile,
+                               cid], stdout=out, stderr=out, stdin=of.subprocess.DEVNULL, text=True,
+                              env=env.env(), timeout=60)
+        p.stderr = open(outfile).read()
+    expect(p.returncode == 0, p.stderr)
+    pid = int(open(pidfile).read())
+    env.oci("start", cid)
+    status = env.reap(pid)
+    env.oci("delete", cid)
+    text = open(outfile).read()
+    expect(status == 0, "probe exit %d: %s" % (status, text))
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def test_config_fields_inside(env):
+    data = os.path.join(env.dir, "hostdata")
+    os.makedirs(os.path.join(data, "ro"))
+    os.makedirs(os.path.join(data, "rw"))
+    os.chmod(os.path.join(data, "rw"), 0o777)  # the container's uid 1000 is a host uid of its private range
+    with open(os.path.join(data, "ro", "file"), "w") as f:
+        f.write("content")
+
+    def edit(c):
+        c["process"]["user"] = {"uid": 1000, "gid": 1000, "umask": 0o027}
+        c["process"]["cwd"] = "/tmp"
+        c["process"]["env"] = ["PATH=/bin", "FOO=bar"]
+        c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 321}]
+        c["hostname"] = "oci-probe"
+        c["root"]["readonly"] = True
+        c["mounts"] += [
+            {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=4m"]},
+            {"destination": "/data/ro", "type": "bind", "source": os.path.join(data, "ro"), "options": ["rbind", "ro"]},
+            {"destination": "/data/rw", "type": "bind", "source": os.path.join(data, "rw"), "options": ["rbind", "rw"]},
+        ]
+        c["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 77}}
+        c["linux"]["sysctl"] = {"net.ipv4.ping_group_range": "0 1000"}
+        c["linux"]["maskedPaths"] += ["/etc/secret", "/etc/secretdir"]
+    kv = run_probe(env, edit, secrets=True)
+    expect(kv.get("uid") == "1000 gid=1000", kv)
+    expect(kv["cwd"] == "/tmp", kv)
+    expect(kv["host"] == "oci-probe", kv)
+    expect(kv["env"] == "bar", kv)
+    expect(kv["nofile"] == "321", kv)
+    expect(kv["cap"] == "CapEff:0000000000000000", kv)  # uid 1000: no capability
+    fields = kv["uidmap"].split()
+    expect(fields[0] == "0" and fields[2] == "65536" and int(fields[1]) >= 65536, kv["uidmap"])  # a private range
+    expect(kv["rootro"] == "yes", kv)
+    expect(kv["masked"] == "0", kv)  # the file is empty (/dev/null), the directory too
+    expect(kv["procsys"] == "ro", kv)
+    expect(kv["ping"] == "0 1000", kv)
+    expect(kv["tmpfs"] == "1024x4096", kv)  # 4 MiB
+    expect(kv["bindro"] == "content" and kv["bindwrite"] == "no" and kv["bindrw"] == "yes", kv)
+    expect(kv["mem"] == str(64 << 20), kv)
+    expect(kv["pids"] == "77", kv)
+    expect(kv["mqueue"] == "1", kv)
+    expect(kv["nnp"] == "NoNewPrivs:1", kv)
+    expect(kv["seccomp"] == "Seccomp:2", kv)
+    expect(kv["umask"] == "0027", kv)
+    expect(open(os.path.join(data, "rw", "out")).read() == "hi\n", "the rw bind's write")
+    owner = os.stat(os.path.join(data, "rw", "out")).st_uid
+    expect(owner == int(fields[1]) + 1000, "the file of uid 1000 inside is host uid %d" % owner)
+
+
+def test_root_capabilities_and_defaults(env):
+    def edit(c):
+        c["process"]["capabilities"] = {k: ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"]
+                                        for k in ("bounding", "effective", "permitted")}
+        c["linux"].pop("resources", None)
+    kv = run_probe(env, edit)
+    # CHOWN (0), KILL (5), NET_RAW (13)
+    expect(kv["cap"] == "CapEff:%016x" % ((1 << 0) | (1 << 5) | (1 << 13)), kv)
+    # no limit in config.json: the sandbox defaults (2 GiB, 1024 pids)
+    expect(kv["mem"] == str(2 << 30), kv)
+    expect(kv["pids"] == "1024", kv)
+
+    def edit_none(c):
+        c["linux"].pop("resources", None)
+        c["annotations"] = {"run.sandbox.limits": "none"}
+    kv = run_probe(env, edit_none)
+    expect(kv["pids"] == "max", kv)
+
+
+def test_exec(env):
+    b = env.bundle(["sleep", "1000"], edit=lambda c: c["process"].update(env=["PATH=/bin", "FOO=fromconfig"]))
+    cid = env.new_id()
+    pidfile = os.path.join(env.dir, "pid")
+    env.oci("create", "--bundle", b, "--pid-file", pidfile, cid)
+    pid = int(open(pidfile).read())
+    p = env.oci("exec", cid, "sh", "-c", "echo x", check=False)
+    expect(p.returncode == 1 and "not running" in p.stderr, p.stderr)
+    env.oci("start", cid)
+    p = env.oci("exec", "--env", "BAR=b", "--user", "5:6", "--cwd", "/tmp", cid, "sh", "-c",
+                "echo $FOO $BAR $(id -u) $(id -g) $(pwd) $(hostname); exit 4", check=False)
+    expect(p.returncode == 4, (p.returncode, p.stderr))
+    expect(p.stdout.split() == ["fromconfig", "b", "5", "6", "/tmp", "sandbox"], p.stdout)
+    # nothing of the host's credentials: no supplementary group (host gid 0 would open group-readable files)
+    p = env.oci("exec", cid, "grep", "^Groups:", "/proc/self/status", preexec_fn=lambda: os.setgroups([0, 27]))
+    expect(p.stdout.split() == ["Groups:"], p.stdout)
+    # the exec'd process is in the container's pid namespace and cgroups
+    p = env.oci("exec", cid, "sh", "-c", "ps -o pid,args; cat /proc/self/cgroup")
+    expect("sleep 1000" in p.stdout, p.stdout)
+    init = env.record(cid)["initPid"]
+    p2 = env.oci("exec", "--detach", "--pid-file", os.path.join(env.dir, "x.pid"), cid, "sleep", "1000")
+    xpid = int(open(os.path.join(env.dir, "x.pid")).read())
+    expect(of.cgroups_of(xpid) == of.cgroups_of(init), (of.cgroups_of(xpid), of.cgroups_of(init)))
+    os.kill(xpid, signal.SIGKILL)
+    env.reap(xpid)
+    # --process FILE, --detach, --pid-file
+    proc = {"args": ["sh", "-c", "echo detached > /tmp/d; sleep 1000"], "cwd": "/", "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0}, "terminal": False}
+    pf = os.path.join(env.dir, "process.json")
+    json.dump(proc, open(pf, "w"))
+    epid = os.path.join(env.dir, "exec.pid")
+    env.oci("exec", "--process", pf, "--detach", "--pid-file", epid, cid)
+    xp = int(open(epid).read())
+    expect(os.path.exists("/proc/%d" % xp), "the detached process")
+    time.sleep(0.3)
+    expect(env.oci("exec", cid, "cat", "/tmp/d").stdout == "detached\n", "--process")
+    p = env.oci("exec", cid, "/nonexistent", check=False)
+    expect(p.returncode == 127 and "nonexistent" in p.stderr, (p.returncode, p.stderr))
+    env.oci("kill", cid, "KILL")
+    # the detached process ends with the container (it was reparented to us, the subreaper: reaped first, as an
+    # engine's subreaper would, or its zombie holds the cgroup)
+    env.reap(xp)
+    expect(env.reap(pid) == 137, "kill")
+    env.oci("delete", cid)
+    expect(env.leftovers() == [], env.leftovers())
+
+
+def test_bad_bundles(env):
+    cases = [
+        (lambda c: c.pop("process"), "process is missing"),
+        (lambda c: c["process"].update(cwd="tmp"), "process.cwd"),
+        (lambda c: c["linux"]["namespaces"].append({"type": "time"}), "'time' namespace"),
+        (lambda c: c["linux"]["namespaces"][1].update(path="/proc/1/ns/net"), "linux.namespaces[1].path"),
+        (lambda c: c["process"].update(oomScoreAdj=100), "process.oomScoreAdj"),
+        (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
+        (lambda c: c["linux"].update(devices=[{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}]),
+         "linux.devices"),
+        (lambda c: c["mounts"].append({"destination": "/x", "type": "ext4", "source": "/dev/sda"}), "type 'ext4'"),
+        (lambda c: c["linux"].update(sysctl={"kernel.panic": "1"}), "linux.sysctl[kernel.panic]"),
+        (lambda c: c["linux"].update(uidMappings=[{"containerID": 0, "hostID": 0, "size": 100000}]),
+         "linux.uidMappings[0]"),
+        (lambda c: c["hooks"].update(createContainer=[{"path": "/bin/true"}]) if "hooks" in c else
+         c.update(hooks={"createContainer": [{"path": "/bin/true"}]}), "hooks.createContainer"),
+        (lambda c: c["process"]["user"].update(uid=70000), "process.user.uid"),
+        (lambda c: c.update(ociVersion="2.0.0"), "ociVersion"),
+        (lambda c: c["linux"]["resources"].update(blockIO={"weight": 10}), "linux.resources.blockIO"),
+        (lambda c: c["root"].update(path="nonexistent"), "root.path"),
+        (lambda c: c["process"]["user"].update(additionalGids=[10]), "additionalGids"),
+        (lambda c: c.update(annotations={"run.sandbox.userns": "host"}), "private id range"),
+    ]
+    for i, (edit, want) in enumerate(cases):
+        def e(c, edit=edit):
+            c["linux"].setdefault("resources", {})
+            edit(c)
+        b = env.bundle(["true"], edit=e)
+        cid = env.new_id()
+        p = env.oci("create", "--bundle", b, cid, check=False)
+        expect(p.returncode == 1, "case %d (%s): exit %d" % (i, want, p.returncode))
+        expect(want in p.stderr, "case %d: %r not in %r" % (i, want, p.stderr))
+    # not JSON, too big, no config.json
+    b = env.bundle(["true"])
+    open(os.path.join(b, "config.json"), "w").write("{not json")
+    p = env.oci("create", "--bundle", b, env.new_id(), check=False)
+    expect(p.returncode == 1 and "config.json" in p.stderr, p.stderr)
+    with open(os.path.join(b, "config.json"), "w") as f:
+        f.write('{"ociVersion": "1.0.2", "x": "' + "a" * (5 << 20) + '"}')
+    p = env.oci("create", "--bundle", b, env.new_id(), check=False)
+    expect(p.returncode == 1 and "larger than" in p.stderr, p.stderr)
+    os.unlink(os.path.join(b, "config.json"))
+    p = env.oci("create", "--bundle", b, env.new_id(), check=False)
+    expect(p.returncode == 1 and "config.json" in p.stderr, p.stderr)
+    # bad ids, an id twice, commands on a container that is not there
+    p = env.oci("create", "--bundle", b, "../x", check=False)
+    expect(p.returncode == 1 and "not a valid container ID" in p.stderr, p.stderr)
+    b = env.bundle(["sleep", "100"])
+    cid = env.new_id()
+    env.oci("create", "--bundle", b, cid)
+    p = env.oci("create", "--bundle", b, cid, check=False)
+    expect(p.returncode == 1 and "exists already" in p.stderr, p.stderr)
+    env.oci("delete", cid)
+    for cmd in (["start"], ["state"], ["kill"], ["ps"]):
+        p = env.oci(*cmd, "missing-" + env.tag, check=False)
+        expect(p.returncode == 1 and "does not exist" in p.stderr, (cmd, p.stderr))
+    p = env.oci("delete", "missing-" + env.tag, check=False)
+    expect(p.returncode == 1, "delete of a missing container")
+    expect(env.oci("delete", "--force", "missing-" + env.tag, check=False).returncode == 0, "delete --force")
+    p = env.oci("--systemd-cgroup", "state", "x", check=False)
+    expect(p.returncode == 1 and "--systemd-cgroup is not supported" in p.stderr, p.stderr)
+    expect(env.leftovers() == [], env.leftovers())
+
+
+def test_log_json_and_features(env):
+    log = os.path.join(env.dir, "log.json")
+    p = env.oci("--log", log, "--log-format", "json", "start", "missing-" + env.tag, check=False)
+    expect(p.returncode == 1, p.stderr)
+    line = json.loads(open(log).read().splitlines()[-1])
+    expect(line["level"] == "error" and "does not exist" in line["msg"], line)
+    f = json.loads(env.oci("features").stdout)
+    expect("createRuntime" in f["hooks"] and "user" in f["linux"]["namespaces"], f)
+
+
+if __name__ == "__main__":
+    sys.exit(of.run([
+        test_state_machine_and_exit_status,
+        test_kill_and_delete_in_each_state,
+        test_console_socket,
+        test_hooks_get_the_state,
+        test_config_fields_inside,
+        test_root_capabilities_and_defaults,
+        test_exec,
+        test_bad_bundles,
+        test_log_json_and_features,
+    ]))

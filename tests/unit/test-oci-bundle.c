@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * sandbox-oci's config.json translation (oci/bundle.c): what each honoured field becomes in the spec, the
+ * sandbox's defaults where config.json sets nothing, and refusals that name the field.
+ */
+#include <sys/resource.h>
+
+#include "bundle.h"
+#include "macro.h"
+#include "tap.h"
+
+#define BASE_PROCESS "\"process\":{\"args\":[\"sh\"],\"cwd\":\"/w\",\"user\":{\"uid\":0,\"gid\":0}"
+
+static int parse(const char *json, OciBundle *b, char *err, size_t errlen) {
+        *b = (OciBundle) { .umask = -1 };
+        return oci_bundle_parse(json, strlen(json), "/bundle", b, err, errlen);
+}
+
+static int test_minimal(void) {
+        OciBundle b;
+        char err[512];
+
+        CHECK_EQ(parse("{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"rootfs\"}," BASE_PROCESS "}}", &b, err, sizeof err), 0);
+        CHECK_STREQ(b.root, "/bundle/rootfs");
+        CHECK_STREQ(b.spec.image, "/bundle/rootfs");
+        CHECK_STREQ(b.spec.workdir, "/w");
+        CHECK_EQ(b.spec.n_argv, 1);
+        /* no linux section: the host's network; no limits: the defaults (0); no capabilities: none */
+        CHECK_EQ(b.spec.net, SPEC_NET_HOST);
+        CHECK_EQ(b.spec.memory_max, 0);
+        CHECK_EQ(b.spec.pids_max, 0);
+        CHECK_EQ(spec_capabilities(&b.spec), 0);
+        oci_bundle_done(&b);
+        return 0;
+}
+
+static int test_fields(void) {
+        OciBundle b;
+        char err[512];
+        const char *json =
+                "{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"/r\",\"readonly\":true},\"hostname\":\"h1\","
+                BASE_PROCESS ",\"terminal\":true,\"env\":[\"A=1\"],"
+                "\"capabilities\":{\"bounding\":[\"CAP_CHOWN\",\"CAP_SYS_ADMIN\"],\"permitted\":[\"CAP_CHOWN\",\"CAP_SYS_ADMIN\"]},"
+                "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"soft\":10,\"hard\":20}]},"
+                "\"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\"},{\"destination\":\"/d\",\"type\":\"bind\","
+                "\"source\":\"data\",\"options\":[\"ro\"]},{\"destination\":\"/t\",\"type\":\"tmpfs\",\"options\":[\"size=1m\"]},"
+                "{\"destination\":\"/sys/fs/cgroup\",\"type\":\"cgroup\",\"options\":[\"ro\"]}],"
+                "\"linux\":{\"namespaces\":[{\"type\":\"network\"},{\"type\":\"pid\"}],"
+                "\"resources\":{\"memory\":{\"limit\":-1},\"pids\":{\"limit\":5},\"cpu\":{\"quota\":50000,\"period\":100000}},"
+                "\"sysctl\":{\"net.ipv4.ip_forward\":\"1\"},\"maskedPaths\":[\"/proc/kcore\"],\"readonlyPaths\":[\"/proc/sys\"]},"
+                "\"hooks\":{\"poststop\":[{\"path\":\"/bin/true\",\"timeout\":3}]}}";
+
+        CHECK_EQ(parse(json, &b, err, sizeof err), 0);
+        CHECK(b.root_readonly);
+        CHECK(b.spec.tty);
+        CHECK_STREQ(b.spec.hostname, "h1");
+        CHECK_EQ(b.spec.net, SPEC_NET_NONE);
+        CHECK_EQ(spec_capabilities(&b.spec), SPEC_CAP(0) | SPEC_CAP(21));
+        CHECK_EQ(b.spec.n_rlimits, 1);
+        CHECK_EQ(b.spec.rlimits[0].resource, RLIMIT_NOFILE);
+        CHECK_EQ(b.spec.rlimits[0].hard, 20);
+        CHECK_EQ(b.spec.n_binds, 1);
+        CHECK_STREQ(b.spec.binds[0].source, "/bundle/data");
+        CHECK(b.spec.binds[0].readonly);
+        CHECK_EQ(b.spec.n_tmpfs, 1);
+        CHECK_EQ(b.spec.tmpfs[0].size, 1 << 20);
+        CHECK_STREQ(b.cgroup_dest, "/sys/fs/cgroup");
+        CHECK(b.cgroup_readonly);
+        CHECK_EQ(b.spec.memory_max, SPEC_UNLIMITED);
+        CHECK_EQ(b.spec.pids_max, 5);
+        CHECK_EQ(b.spec.cpus_milli, 500);
+        CHECK_EQ(b.n_sysctl, 1);
+        CHECK_EQ(b.n_masked, 1);
+        CHECK_EQ(b.n_readonly, 1);
+        CHECK_EQ(b.n_hooks[OCI_HOOK_POSTSTOP], 1);
+        CHECK_EQ(b.hooks[OCI_HOOK_POSTSTOP][0].timeout, 3);
+        oci_bundle_done(&b);
+        return 0;
+}
+
+static int test_limits_annotation(void) {
+        OciBundle b;
+        char err[512];
+
+        CHECK_EQ(parse("{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"/r\"}," BASE_PROCESS "},"
+                       "\"annotations\":{\"run.sandbox.limits\":\"none\"},\"linux\":{\"resources\":{\"pids\":{\"limit\":7}}}}",
+                       &b, err, sizeof err), 0);
+        CHECK_EQ(b.spec.memory_max, SPEC_UNLIMITED);
+        CHECK_EQ(b.spec.pids_max, 7);
+        oci_bundle_done(&b);
+        return 0;
+}
+
+static int test_refusals(void) {
+        static const struct {
+                const char *extra;
+                const char *want;
+        } cases[] = {
+                { "\"linux\":{\"namespaces\":[{\"type\":\"net\"}]}", "'net' namespace" },
+                { "\"linux\":{\"namespaces\":[{\"type\":\"ipc\",\"path\":\"/x\"}]}", "linux.namespaces[0].path" },
+                { "\"linux\":{\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ALLOW\"}}", "linux.seccomp" },
+                { "\"linux\":{\"intelRdt\":{\"closID\":\"x\"}}", "linux.intelRdt" },
+                { "\"linux\":{\"resources\":{\"blockIO\":{\"weight\":1}}}", "linux.resources.blockIO" },
+                { "\"linux\":{\"sysctl\":{\"kernel.panic\":\"1\"}}", "linux.sysctl[kernel.panic]" },
+                { "\"hooks\":{\"startContainer\":[{\"path\":\"/x\"}]}", "hooks.startContainer" },
+                { "\"mounts\":[{\"destination\":\"/x\",\"type\":\"nfs\"}]", "type 'nfs'" },
+                { "\"mounts\":[{\"destination\":\"/a/../b\",\"type\":\"tmpfs\"}]", "mounts[0].destination" },
+                { "\"annotations\":{\"run.sandbox.userns\":\"host\"}", "private id range" },
+                { "\"domainname\":\"x\"", "domainname" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char json[2048], err[512] = "";
+                OciBundle b;
+                snprintf(json, sizeof json, "{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"/r\"}," BASE_PROCESS "},%s}",
+                         cases[i].extra);
+                CHECK_EQ(parse(json, &b, err, sizeof err), -EINVAL);
+                if (!strstr(err, cases[i].want))
+                        printf("# case %zu: '%s' not in '%s'\n", i, cases[i].want, err);
+                CHECK(strstr(err, cases[i].want));
+        }
+        return 0;
+}
+
+static int test_bounds(void) {
+        char err[512];
+        OciBundle b;
+        size_t n = 300 * 16 + 256;
+        char *json = malloc(n);
+        size_t len;
+
+        CHECK(json);
+        len = (size_t) snprintf(json, n, "{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"/r\"}," BASE_PROCESS "},"
+                                         "\"linux\":{\"maskedPaths\":[");
+        for (int i = 0; i < 300; i++)
+                len += (size_t) snprintf(json + len, n - len, "%s\"/p%d\"", i ? "," : "", i);
+        snprintf(json + len, n - len, "]}}");
+        CHECK_EQ(parse(json, &b, err, sizeof err), -E2BIG);
+        CHECK(strstr(err, "linux.maskedPaths"));
+        free(json);
+        /* deeper than the nesting bound */
+        char deep[200];
+        len = (size_t) snprintf(deep, sizeof deep, "{\"ociVersion\":\"1.0.2\",\"x\":");
+        for (int i = 0; i < 40; i++)
+                deep[len++] = '[';
+        for (int i = 0; i < 40; i++)
+                deep[len++] = ']';
+        deep[len++] = '}';
+        deep[len] = '\0';
+        CHECK(parse(deep, &b, err, sizeof err) < 0);
+        return 0;
+}
+
+int main(void) {
+        static const TapTest tests[] = {
+                TAP_TEST(minimal),
+                TAP_TEST(fields),
+                TAP_TEST(limits_annotation),
+                TAP_TEST(refusals),
+                TAP_TEST(bounds),
+        };
+        return tap_run(tests, ELEMENTSOF(tests));
+}
