@@ -5,7 +5,8 @@ every option each tool's --help (and each command's --help) lists is offered whe
 nothing else is (besides -h/--help); every command of a "Commands:" section is offered; every -o option
 of sandbox-unionfs. Then a few completions driven as bash drives them (COMP_WORDS, COMP_CWORD, with the
 words split at ':' and '=' as COMP_WORDBREAKS splits them): option values, the command after the
-options, files after it, and `kill` offering nothing when no daemon answers.
+options, files after it, `kill` offering nothing when no daemon answers, and sandbox-oci's container ids
+from a --root state directory of the test's own.
 
 Runs as any user, with bash and the built tools (TAP; exit 77 without bash or the tools unless
 SBX_TESTS_MUST_RUN=1)."""
@@ -29,10 +30,8 @@ TOOLS = {
     "sandbox-layer": os.environ.get("SANDBOX_LAYER") or os.path.join(BUILD, "tools", "sandbox-layer"),
     "sandbox-image": os.environ.get("SANDBOX_IMAGE") or os.path.join(BUILD, "tools", "sandbox-image"),
     "sandbox-unionfs": os.environ.get("SANDBOX_UNIONFS") or os.path.join(BUILD, "unionfs", "sandbox-unionfs"),
+    "sandbox-oci": os.environ.get("SANDBOX_OCI") or os.path.join(BUILD, "oci", "sandbox-oci"),
 }
-# sandbox-oci joins the list when main has it (its completion must then exist too).
-if os.environ.get("SANDBOX_OCI"):
-    TOOLS["sandbox-oci"] = os.environ["SANDBOX_OCI"]
 BASH = shutil.which("bash")
 ALWAYS = {"-h", "--help"}
 OPT_RE = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
@@ -96,13 +95,17 @@ def usage_options(text, tool, after=None, before=None):
 
 
 def commands_of(text):
-    """{command: options on its line} of a Commands: section."""
+    """{command: options on its line} of a Commands: section. A deeper indented line that starts with '[' or
+    '-' continues the synopsis of the command above it (sandbox-oci's exec)."""
     cmds, _ = sections(text)
-    out = {}
+    out, last = {}, None
     for line in cmds:
         m = re.match(r"^  ([a-z][a-z-]*)\b(.*)$", line)
         if m:   # a command may have several lines (exec, exec --in)
-            out.setdefault(m.group(1), set()).update(OPT_RE.findall(re.split(r"\s{2,}", m.group(2).strip())[0]))
+            last = m.group(1)
+            out.setdefault(last, set()).update(OPT_RE.findall(re.split(r"\s{2,}", m.group(2).strip())[0]))
+        elif last and re.match(r"^   +[\[-]", line):
+            out[last].update(OPT_RE.findall(re.split(r"\s{2,}", line.strip())[0]))
     return out
 
 
@@ -274,6 +277,37 @@ def test_positions():
     eq(got, [], "kill's ids when no daemon answers")
     got = complete("sandbox-image", ["sandbox-image", "--store", "/tmp", "pu"])
     eq(got, ["pull"], "the command after --store DIR")
+
+
+def test_oci():
+    # Container ids are the directories of the --root state directory; values, signals, files by position.
+    root = tempfile.mkdtemp(prefix="sbx-completion-oci-")
+    try:
+        for d in ("web-1", "db.2", ".hidden"):
+            os.mkdir(os.path.join(root, d))
+        open(os.path.join(root, "notes"), "w").close()
+        os.symlink("web-1", os.path.join(root, "link"))
+
+        def oci(*words):
+            return complete("sandbox-oci", ["sandbox-oci"] + list(words))
+        eq(oci("--root", root, "st"), ["start", "state"], "the command after --root DIR")
+        eq(oci("--root", root, "start", ""), ["db.2", "web-1"], "start's ids from --root")
+        eq(oci("--root", "=", root, "kill", "--all", "w"), ["web-1"], "kill's ids after --root=DIR and --all")
+        eq(oci("--root", "/nonexistent/sbx-oci", "delete", ""), [], "ids of a missing state directory")
+        eq(oci("--root", root, "create", ""), [], "create's id is a new one")
+        eq(oci("--root", root, "kill", "web-1", "KI"), ["KILL"], "kill's signal")
+        eq(oci("--root", root, "kill", "web-1", "SIGTE"), ["SIGTERM"], "kill's signal with SIG")
+        eq(oci("--root", root, "exec", "--cwd", "/x", "-e", "A=1", "d"), ["db.2"], "exec's id after its values")
+        eq(oci("--root", root, "exec", "web-1", "-"), [], "exec: the command's arguments, not options")
+        eq(oci("ps", "--format", "j"), ["json"], "ps --format")
+        eq(oci("--log-format", "=", "t"), ["text"], "--log-format=t")
+        eq(oci("create", "--bundle", os.path.join(root, "n")), [], "--bundle: directories only")
+        eq(oci("create", "--bundle", os.path.join(root, "w")), [os.path.join(root, "web-1")], "--bundle DIR")
+        eq(oci("create", "--pid-file", os.path.join(root, "n")), [os.path.join(root, "notes")], "--pid-file")
+        eq(oci("exec", "--process", os.path.join(root, "n")), [os.path.join(root, "notes")], "exec --process")
+        eq(oci("--log", os.path.join(root, "n")), [os.path.join(root, "notes")], "--log FILE")
+    finally:
+        shutil.rmtree(root, True)
 
 
 def main():
