@@ -1,0 +1,478 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * docker cp's tar streams, packed and unpacked; see copytar.h. libarchive's disk reader walks the source
+ * (symlinks never followed below PATH) and its disk writer creates the files, with
+ * ARCHIVE_EXTRACT_SECURE_SYMLINKS and _SECURE_NODOTDOT; the names it gets are built here from the
+ * archive's after they were checked, beneath a destination resolved once with realpath() (so the prefix
+ * holds no symlink that SECURE_SYMLINKS would refuse, and a name of the archive cannot leave it).
+ */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "copytar.h"
+#include "macro.h"
+
+#define COPY_BLOCK (64 * 1024)
+
+static void archive_freep(struct archive **a) {
+        if (*a)
+                archive_free(*a);
+}
+static void archive_entry_freep(struct archive_entry **e) {
+        if (*e)
+                archive_entry_free(*e);
+}
+static void archive_entry_linkresolver_freep(struct archive_entry_linkresolver **l) {
+        if (*l)
+                archive_entry_linkresolver_free(*l);
+}
+
+__attribute__((format(printf, 4, 5)))
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
+        va_list ap;
+
+        if (err && errlen > 0) {
+                va_start(ap, fmt);
+                vsnprintf(err, errlen, fmt, ap);
+                va_end(ap);
+        }
+        return r;
+}
+
+/* libarchive's errno for A, or EIO when it has none. */
+static int archive_error(struct archive *a) {
+        int e = archive_errno(a);
+        return e > 0 ? -e : -EIO;
+}
+
+static const char *archive_message(struct archive *a) {
+        const char *m = archive_error_string(a);
+        return m ?: "unknown error";
+}
+
+/* PATH without its trailing slashes ("/" stays "/"), and whether it asked for a directory's contents
+ * ("/." at the end, or "/" or "." alone). */
+static int source_split(const char *path, char **ret_src, bool *ret_contents) {
+        _cleanup_free_ char *p = strdup(path);
+        bool contents = false;
+        size_t n;
+
+        if (!p)
+                return -ENOMEM;
+        n = strlen(p);
+        for (;;) {
+                while (n > 1 && p[n - 1] == '/')
+                        p[--n] = '\0';
+                if (n >= 2 && streq(p + n - 2, "/.")) {
+                        contents = true;
+                        n -= 2;
+                        if (n == 0)
+                                n = 1; /* "/." is "/" */
+                        p[n] = '\0';
+                        continue;
+                }
+                break;
+        }
+        if (streq(p, "/") || streq(p, "."))
+                contents = true;
+        *ret_src = TAKE_PTR(p);
+        *ret_contents = contents;
+        return 0;
+}
+
+static int write_zeros(struct archive *w, uint64_t n, const char *zeros) {
+        while (n > 0) {
+                size_t k = n > COPY_BLOCK ? COPY_BLOCK : (size_t) n;
+                la_ssize_t m = archive_write_data(w, zeros, k);
+                if (m < 0)
+                        return archive_error(w);
+                if (m == 0)
+                        break; /* past the entry's size: the writer drops the rest */
+                n -= (uint64_t) m;
+        }
+        return 0;
+}
+
+int copytar_pack(const char *path, int out_fd, CopyTarReport *ret_report, char *err, size_t errlen) {
+        _cleanup_(archive_freep) struct archive *disk = NULL, *w = NULL;
+        _cleanup_(archive_entry_freep) struct archive_entry *e = NULL;
+        _cleanup_(archive_entry_linkresolver_freep) struct archive_entry_linkresolver *links = NULL;
+        _cleanup_free_ char *src = NULL, *zeros = NULL;
+        CopyTarReport rep = {};
+        const char *top;
+        bool contents;
+        struct stat st;
+        int r;
+
+        if (!path || !*path)
+                return fail(err, errlen, -EINVAL, "empty source path");
+        r = source_split(path, &src, &contents);
+        if (r < 0)
+                return fail(err, errlen, r, "out of memory");
+        if (lstat(src, &st) < 0)
+                return fail(err, errlen, -errno, "'%s': %s", path, strerror(errno));
+        if (contents && !S_ISDIR(st.st_mode))
+                return fail(err, errlen, -ENOTDIR, "'%s': not a directory", path);
+        if (contents)
+                top = ".";
+        else {
+                top = strrchr(src, '/');
+                top = top ? top + 1 : src;
+        }
+
+        zeros = calloc(1, COPY_BLOCK);
+        links = archive_entry_linkresolver_new();
+        disk = archive_read_disk_new();
+        w = archive_write_new();
+        e = archive_entry_new();
+        if (!zeros || !links || !disk || !w || !e)
+                return fail(err, errlen, -ENOMEM, "out of memory");
+        if (archive_read_disk_set_symlink_physical(disk) != ARCHIVE_OK ||
+            archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL |
+                                                         ARCHIVE_READDISK_NO_FFLAGS) != ARCHIVE_OK)
+                return fail(err, errlen, archive_error(disk), "%s", archive_message(disk));
+        if (archive_write_set_format_pax_restricted(w) != ARCHIVE_OK ||
+            archive_write_open_fd(w, out_fd) != ARCHIVE_OK)
+                return fail(err, errlen, archive_error(w), "%s", archive_message(w));
+        /* Hard links: the second name of a file becomes a link entry to the first. */
+        archive_entry_linkresolver_set_strategy(links, archive_format(w));
+        if (archive_read_disk_open(disk, src) != ARCHIVE_OK)
+                return fail(err, errlen, archive_error(disk), "'%s': %s", path, archive_message(disk));
+
+        for (;;) {
+                _cleanup_free_ char *name = NULL;
+                const char *p, *rest;
+
+                archive_entry_clear(e);
+                r = archive_read_next_header2(disk, e);
+                if (r == ARCHIVE_EOF)
+                        break;
+                if (r < ARCHIVE_WARN)
+                        return fail(err, errlen, archive_error(disk), "'%s': %s", path, archive_message(disk));
+                p = archive_entry_pathname(e);
+                rest = p ? startswith(p, src) : NULL;
+                if (!rest)
+                        return fail(err, errlen, -EIO, "'%s': unexpected entry '%s'", path, p ? p : "(null)");
+                while (*rest == '/')
+                        rest++;
+                if (asprintf(&name, "%s%s%s", top, *rest ? "/" : "", rest) < 0)
+                        return fail(err, errlen, -ENOMEM, "out of memory");
+                archive_entry_set_pathname(e, name);
+                archive_entry_set_uname(e, NULL);
+                archive_entry_set_gname(e, NULL);
+                if (archive_entry_filetype(e) == AE_IFDIR)
+                        (void) archive_read_disk_descend(disk);
+                /* Sockets cannot be in a tar; the writer says so and skips them. */
+                if (archive_entry_filetype(e) == AE_IFSOCK)
+                        continue;
+
+                struct archive_entry *linked = e, *spare = NULL;
+                archive_entry_linkify(links, &linked, &spare);
+                /* With the pax strategy a first name comes back at once and a later one as a link entry
+                 * without data; nothing is deferred (SPARE stays NULL). */
+                if (!linked || spare)
+                        return fail(err, errlen, -EIO, "'%s': unexpected hard link handling", name);
+
+                r = archive_write_header(w, e);
+                if (r < ARCHIVE_WARN)
+                        return fail(err, errlen, archive_error(w), "'%s': %s", name, archive_message(w));
+                rep.entries++;
+                if (archive_entry_filetype(e) != AE_IFREG || archive_entry_size(e) <= 0 ||
+                    archive_entry_hardlink(e))
+                        continue;
+
+                /* Holes come as gaps between the data blocks: the writer drops the zeros that fall into
+                 * the sparse map's holes, and stores them for formats without one. */
+                uint64_t done = 0, size = (uint64_t) archive_entry_size(e);
+                for (;;) {
+                        const void *buf;
+                        size_t n;
+                        la_int64_t off;
+
+                        r = archive_read_data_block(disk, &buf, &n, &off);
+                        if (r == ARCHIVE_EOF)
+                                break;
+                        if (r < ARCHIVE_WARN)
+                                return fail(err, errlen, archive_error(disk), "'%s': %s", name,
+                                            archive_message(disk));
+                        if (off < 0 || (uint64_t) off < done)
+                                return fail(err, errlen, -EIO, "'%s': data out of order", name);
+                        r = write_zeros(w, (uint64_t) off - done, zeros);
+                        if (r < 0)
+                                return fail(err, errlen, r, "'%s': %s", name, archive_message(w));
+                        done = (uint64_t) off;
+                        if (n > 0) {
+                                la_ssize_t m = archive_write_data(w, buf, n);
+                                if (m < 0)
+                                        return fail(err, errlen, archive_error(w), "'%s': %s", name,
+                                                    archive_message(w));
+                                done += n;
+                                rep.bytes += n;
+                        }
+                }
+                if (done < size) {
+                        r = write_zeros(w, size - done, zeros);
+                        if (r < 0)
+                                return fail(err, errlen, r, "'%s': %s", name, archive_message(w));
+                }
+        }
+        if (archive_write_close(w) != ARCHIVE_OK)
+                return fail(err, errlen, archive_error(w), "%s", archive_message(w));
+        if (ret_report)
+                *ret_report = rep;
+        return 0;
+}
+
+/* NAME as the archive has it, split into its top-level component and the rest (NULL: none). Leading "./"
+ * makes the top ".". Refuses absolute names and "..", "." or empty components below the top. */
+static int name_split(const char *name, char **ret_top, const char **ret_rest) {
+        const char *slash, *rest;
+
+        if (!name || !*name || name[0] == '/')
+                return -EINVAL;
+        slash = strchr(name, '/');
+        rest = slash ? slash + 1 : NULL;
+        while (rest && *rest == '/')
+                rest++;
+        if (rest && !*rest)
+                rest = NULL; /* "dir/" */
+        for (const char *c = rest; c && *c;) {
+                size_t l = strcspn(c, "/");
+                if (l == 0 || (l == 1 && c[0] == '.') || (l == 2 && c[0] == '.' && c[1] == '.'))
+                        return -EINVAL;
+                c += l;
+                while (*c == '/')
+                        c++;
+        }
+        _cleanup_free_ char *top = slash ? strndup(name, (size_t) (slash - name)) : strdup(name);
+        if (!top)
+                return -ENOMEM;
+        if (streq(top, ".."))
+                return -EINVAL;
+        *ret_top = TAKE_PTR(top);
+        *ret_rest = rest;
+        return 0;
+}
+
+typedef enum DestKind {
+        DEST_INTO,      /* an existing directory: names kept, below it */
+        DEST_AS,        /* the one top-level entry becomes the destination */
+} DestKind;
+
+typedef struct UnpackPlan {
+        DestKind kind;
+        char *dir;              /* resolved: the existing directory (INTO), the destination's parent (AS) */
+        char *as;               /* AS: the destination's name in DIR */
+        bool dest_exists;       /* AS: it exists (and is not a directory) */
+        char *top;              /* AS: the archive's top-level name, once seen */
+} UnpackPlan;
+
+static void unpack_plan_done(UnpackPlan *p) {
+        free(p->dir);
+        free(p->as);
+        free(p->top);
+}
+
+static int plan_make(const char *dest, UnpackPlan *ret, char *err, size_t errlen) {
+        _cleanup_free_ char *copy = NULL, *parent = NULL, *name = NULL;
+        struct stat st;
+        size_t n;
+
+        if (!dest || !*dest)
+                return fail(err, errlen, -EINVAL, "empty destination path");
+        if (stat(dest, &st) >= 0 && S_ISDIR(st.st_mode)) {
+                char *dir = realpath(dest, NULL);
+                if (!dir)
+                        return fail(err, errlen, -errno, "'%s': %s", dest, strerror(errno));
+                *ret = (UnpackPlan) { .kind = DEST_INTO, .dir = dir };
+                return 0;
+        }
+        copy = strdup(dest);
+        if (!copy)
+                return fail(err, errlen, -ENOMEM, "out of memory");
+        n = strlen(copy);
+        if (copy[n - 1] == '/')
+                return fail(err, errlen, -ENOENT, "'%s': no such directory", dest);
+        char *slash = strrchr(copy, '/');
+        if (slash) {
+                name = strdup(slash + 1);
+                *slash = '\0';
+                parent = strdup(slash == copy ? "/" : copy);
+        } else {
+                name = strdup(copy);
+                parent = strdup(".");
+        }
+        if (!name || !parent)
+                return fail(err, errlen, -ENOMEM, "out of memory");
+        if (streq(name, ".") || streq(name, ".."))
+                return fail(err, errlen, -EINVAL, "'%s': not a valid destination name", dest);
+        char *dir = realpath(parent, NULL);
+        if (!dir)
+                return fail(err, errlen, -errno, "'%s': %s", parent, strerror(errno));
+        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                free(dir);
+                return fail(err, errlen, -ENOTDIR, "'%s': not a directory", parent);
+        }
+        *ret = (UnpackPlan) {
+                .kind = DEST_AS,
+                .dir = dir,
+                .as = TAKE_PTR(name),
+                .dest_exists = lstat(dest, &st) >= 0,
+        };
+        return 0;
+}
+
+/* Where the archive's NAME goes (malloc'd in *ret); IS_DIR: the entry is a directory. */
+static int plan_map(UnpackPlan *p, const char *name, bool is_dir, char **ret, char *err, size_t errlen) {
+        _cleanup_free_ char *top = NULL;
+        const char *rest, *base;
+        char *out;
+        int r;
+
+        r = name_split(name, &top, &rest);
+        if (r == -ENOMEM)
+                return fail(err, errlen, r, "out of memory");
+        if (r < 0)
+                return fail(err, errlen, r, "'%s': an absolute name or one with '..' in the archive", name);
+
+        if (p->kind == DEST_INTO) {
+                const char *sep = streq(p->dir, "/") ? "" : "/";
+                if (streq(top, "."))
+                        r = rest ? asprintf(&out, "%s%s%s", p->dir, sep, rest) : asprintf(&out, "%s", p->dir);
+                else
+                        r = asprintf(&out, "%s%s%s%s%s", p->dir, sep, top, rest ? "/" : "", rest ?: "");
+                if (r < 0)
+                        return fail(err, errlen, -ENOMEM, "out of memory");
+                *ret = out;
+                return 0;
+        }
+
+        if (!p->top) {
+                p->top = strdup(top);
+                if (!p->top)
+                        return fail(err, errlen, -ENOMEM, "out of memory");
+        } else if (!streq(p->top, top))
+                return fail(err, errlen, -EINVAL,
+                            "the archive has more than one top-level entry ('%s', '%s'): the destination must be "
+                            "an existing directory", p->top, top);
+        if (p->dest_exists && (rest || is_dir))
+                return fail(err, errlen, -EISDIR, "cannot copy the directory '%s' over the non-directory '%s'",
+                            top, p->as);
+        base = p->as;
+        r = asprintf(&out, "%s%s%s%s%s", p->dir, streq(p->dir, "/") ? "" : "/", base, rest ? "/" : "", rest ?: "");
+        if (r < 0)
+                return fail(err, errlen, -ENOMEM, "out of memory");
+        *ret = out;
+        return 0;
+}
+
+int copytar_unpack(int in_fd, const char *dest, const CopyTarOptions *o, CopyTarReport *ret_report, char *err,
+                   size_t errlen) {
+        _cleanup_(archive_freep) struct archive *a = NULL, *disk = NULL;
+        _cleanup_(unpack_plan_done) UnpackPlan plan = {};
+        uint64_t max_entries = o && o->max_entries > 0 ? o->max_entries : COPYTAR_MAX_ENTRIES_DEFAULT;
+        _cleanup_close_ int dir_fd = -EBADF;
+        CopyTarReport rep = {};
+        struct archive_entry *e;
+        int r;
+
+        r = plan_make(dest, &plan, err, errlen);
+        if (r < 0)
+                return r;
+        /* Written data may reach the disk (and meet a disk bound, or an I/O error) only after the write()
+         * that libarchive checks, and it does not check close(): syncfs() on a descriptor opened before
+         * reports every writeback error of the file system since (errseq). */
+        dir_fd = open(plan.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0)
+                return fail(err, errlen, -errno, "'%s': %s", plan.dir, strerror(errno));
+
+        a = archive_read_new();
+        disk = archive_write_disk_new();
+        if (!a || !disk)
+                return fail(err, errlen, -ENOMEM, "out of memory");
+        if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
+            archive_read_open_fd(a, in_fd, COPY_BLOCK) != ARCHIVE_OK)
+                return fail(err, errlen, archive_error(a), "the archive: %s", archive_message(a));
+        /* Not OWNER: files belong to whoever unpacks. Not XATTR, ACL, FFLAGS. */
+        if (archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
+                                                         ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                                         ARCHIVE_EXTRACT_SECURE_NODOTDOT) != ARCHIVE_OK)
+                return fail(err, errlen, archive_error(disk), "%s", archive_message(disk));
+
+        for (;;) {
+                _cleanup_free_ char *target = NULL, *link_target = NULL;
+                const char *name, *hardlink;
+                mode_t type;
+
+                r = archive_read_next_header(a, &e);
+                if (r == ARCHIVE_EOF)
+                        break;
+                if (r < ARCHIVE_WARN)
+                        return fail(err, errlen, archive_error(a), "the archive: %s", archive_message(a));
+                if (rep.entries >= max_entries)
+                        return fail(err, errlen, -E2BIG, "the archive has more than %" PRIu64 " entries", max_entries);
+                rep.entries++;
+
+                name = archive_entry_pathname(e);
+                type = archive_entry_filetype(e);
+                if (type == AE_IFCHR || type == AE_IFBLK)
+                        return fail(err, errlen, -EPERM, "'%s': device nodes are not copied", name ? name : "(null)");
+                r = plan_map(&plan, name, type == AE_IFDIR, &target, err, errlen);
+                if (r < 0)
+                        return r;
+                hardlink = archive_entry_hardlink(e);
+                if (hardlink) {
+                        r = plan_map(&plan, hardlink, false, &link_target, err, errlen);
+                        if (r < 0)
+                                return r;
+                        archive_entry_set_hardlink(e, link_target);
+                }
+                archive_entry_set_pathname(e, target);
+                if (!(o && o->keep_setid))
+                        archive_entry_set_perm(e, archive_entry_perm(e) & ~(mode_t) (S_ISUID | S_ISGID));
+
+                r = archive_write_header(disk, e);
+                if (r < ARCHIVE_WARN)
+                        return fail(err, errlen, archive_error(disk), "'%s': %s", name, archive_message(disk));
+                if (type == AE_IFREG && archive_entry_size(e) > 0 && !hardlink)
+                        for (;;) {
+                                const void *buf;
+                                size_t n;
+                                la_int64_t off;
+
+                                r = archive_read_data_block(a, &buf, &n, &off);
+                                if (r == ARCHIVE_EOF)
+                                        break;
+                                if (r < ARCHIVE_WARN)
+                                        return fail(err, errlen, archive_error(a), "'%s': %s", name,
+                                                    archive_message(a));
+                                if (archive_write_data_block(disk, buf, n, off) < ARCHIVE_WARN)
+                                        return fail(err, errlen, archive_error(disk), "'%s': %s", name,
+                                                    archive_message(disk));
+                                rep.bytes += n;
+                        }
+                r = archive_write_finish_entry(disk);
+                if (r < ARCHIVE_WARN)
+                        return fail(err, errlen, archive_error(disk), "'%s': %s", name, archive_message(disk));
+        }
+        if (rep.entries == 0)
+                return fail(err, errlen, -EINVAL, "the archive is empty");
+        /* Directories' modes and times are set here, after their contents. */
+        if (archive_write_close(disk) < ARCHIVE_WARN)
+                return fail(err, errlen, archive_error(disk), "%s", archive_message(disk));
+        if (syncfs(dir_fd) < 0)
+                return fail(err, errlen, -errno, "writing to '%s': %s", dest, strerror(errno));
+        if (ret_report)
+                *ret_report = rep;
+        return 0;
+}
