@@ -1,14 +1,14 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Copies into and out of a live sandbox through the runtime (runtime/copy.c and the sandbox-copy helper),
-driven by tests/helpers/copy-run (an idle sandbox with the defaults, then the copies): a tree with modes,
+driven by tests/helpers/live-run (an idle sandbox with the defaults, then the copies): a tree with modes,
 symlinks, a hard link, a FIFO, an empty directory and a 1 GiB file (sparse on the host) made by GNU tar
 goes in and comes out the same, and GNU tar reads what comes out; docker cp's naming (into a directory, to
 a new name, a directory's contents with "/."); the sandbox's disk bound stops what comes in, with a
 message; names that would leave the destination ("..", absolute, through a symlink) are refused and
 nothing lands outside; paths are the sandbox's, not the host's.
 
-Environment: COPY_RUN names the helper, SANDBOX_UNIONFS the union. Root only (exit 77)."""
+Environment: LIVE_RUN names the helper, SANDBOX_UNIONFS the union. Root only (exit 77)."""
 
 import hashlib
 import io
@@ -21,17 +21,17 @@ import tarfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import sandbox_fixture as sf  # noqa: E402
 
-COPY_RUN = os.path.abspath(os.environ.get("COPY_RUN") or os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "tests", "helpers", "copy-run"))
+LIVE_RUN = os.path.abspath(os.environ.get("LIVE_RUN") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "tests", "helpers", "live-run"))
 GIB = 1 << 30
 
 
-def copy_run(env, *ops, disk=None, rc=0, timeout=120):
-    argv = [COPY_RUN] + (["--disk", disk] if disk else []) + list(ops)
+def live_run(env, *ops, disk=None, rc=0, timeout=120):
+    argv = [LIVE_RUN] + (["--disk", disk] if disk else []) + list(ops)
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
                        env=env.environ())
     if r.returncode != rc:
-        raise AssertionError(f"copy-run {' '.join(ops)}: exit {r.returncode}, expected {rc}; "
+        raise AssertionError(f"live-run {' '.join(ops)}: exit {r.returncode}, expected {rc}; "
                              f"stderr: {r.stderr.strip()!r}")
     return r
 
@@ -99,7 +99,7 @@ def test_round_trip(env):
     tar_in = env.path("in.tar")
     subprocess.run(["tar", "-C", env.path("src"), "--sparse", "-cf", tar_in, "tree"], check=True)
     tar_out = env.path("out.tar")
-    copy_run(env, f"in:/root:{tar_in}",
+    live_run(env, f"in:/root:{tar_in}",
              "sh:test -u /root/tree/setuid && test -p /root/tree/fifo && "
              "test \"$(stat -c %a /root/tree/empty)\" = 1777 && "
              "test \"$(readlink /root/tree/abs-dangling)\" = /nonexistent/host/path && "
@@ -126,18 +126,18 @@ def test_docker_cp_names(env):
     subprocess.run(["tar", "-C", env.path("src"), "-cf", tar_d, "d"], check=True)
     subprocess.run(["tar", "-C", env.path("src"), "-cf", tar_f, "file"], check=True)
     out1, out2 = env.path("o1.tar"), env.path("o2.tar")
-    copy_run(env, "sh:mkdir /root/into && echo old > /root/target",
+    live_run(env, "sh:mkdir /root/into && echo old > /root/target",
              f"in:/root/into:{tar_d}", f"in:/root/renamed:{tar_d}", f"in:/root/target:{tar_f}",
              "sh:test \"$(cat /root/into/d/f)\" = one && test \"$(cat /root/renamed/f)\" = one && "
              "test \"$(cat /root/target)\" = two",
              f"out:/root/renamed/.:{out1}", f"out:/root/target:{out2}")
     sf.eq(sorted(tarfile.open(out1).getnames()), [".", "./f"], "'/.' packs the contents")
     sf.eq(tarfile.open(out2).getnames(), ["target"], "a file is packed under its own name")
-    r = copy_run(env, "sh:touch /root/plain", f"in:/root/plain:{tar_d}", rc=1)
+    r = live_run(env, "sh:touch /root/plain", f"in:/root/plain:{tar_d}", rc=1)
     sf.check("non-directory" in r.stderr, f"a directory over a file is refused: {r.stderr!r}")
-    r = copy_run(env, f"in:/root/missing/deeper:{tar_d}", rc=1)
+    r = live_run(env, f"in:/root/missing/deeper:{tar_d}", rc=1)
     sf.check("No such file" in r.stderr, f"a missing parent is refused: {r.stderr!r}")
-    r = copy_run(env, f"out:/root/nothing:{env.path('o3.tar')}", rc=1)
+    r = live_run(env, f"out:/root/nothing:{env.path('o3.tar')}", rc=1)
     sf.check("/root/nothing" in r.stderr, f"a missing source is named: {r.stderr!r}")
 
 
@@ -151,7 +151,7 @@ def test_disk_bound(env):
             f.write(os.urandom(1 << 20))
     tar_in = env.path("big.tar")
     subprocess.run(["tar", "-C", env.path("src"), "-cf", tar_in, "big"], check=True)
-    r = copy_run(env, f"in:/root:{tar_in}", disk="64M", rc=1)
+    r = live_run(env, f"in:/root:{tar_in}", disk="64M", rc=1)
     sf.check("quota" in r.stderr.lower() or "space" in r.stderr.lower(),
              f"the failure names the disk bound: {r.stderr!r}")
 
@@ -194,10 +194,10 @@ def test_hostile_names(env):
     for name, members in cases.items():
         p = env.path(f"{name}.tar")
         hostile_tar(p, members)
-        r = copy_run(env, "sh:mkdir /root/dest", f"in:/root/dest:{p}", rc=1)
+        r = live_run(env, "sh:mkdir /root/dest", f"in:/root/dest:{p}", rc=1)
         sf.check(r.stderr.strip(), f"{name}: refused with a message")
     ops.append("sh:test ! -e /escaped && test ! -e /root/escaped && test ! -e /etc/escaped")
-    copy_run(env, *ops)
+    live_run(env, *ops)
 
 
 def test_sandbox_paths(env):
@@ -205,7 +205,7 @@ def test_sandbox_paths(env):
     points at a host path is packed as a symlink."""
     out = env.path("h.tar")
     out2 = env.path("l.tar")
-    copy_run(env, "sh:ln -s /etc/shadow /root/sh", f"out:/etc/hostname:{out}", f"out:/root/sh:{out2}")
+    live_run(env, "sh:ln -s /etc/shadow /root/sh", f"out:/etc/hostname:{out}", f"out:/root/sh:{out2}")
     with tarfile.open(out) as t:
         sf.eq(t.extractfile("hostname").read().strip(), b"sandbox", "the sandbox's /etc/hostname")
     with tarfile.open(out2) as t:
@@ -218,10 +218,10 @@ def prerequisites():
         return "not root"
     if not os.path.exists("/dev/fuse"):
         return "no /dev/fuse"
-    if not os.access(COPY_RUN, os.X_OK):
-        return f"no copy-run at {COPY_RUN} (set COPY_RUN)"
+    if not os.access(LIVE_RUN, os.X_OK):
+        return f"no live-run at {LIVE_RUN} (set LIVE_RUN)"
     return None
 
 
 if __name__ == "__main__":
-    sf.main(header=f"# copy-run under test: {COPY_RUN}", check_prerequisites=prerequisites)
+    sf.main(header=f"# live-run under test: {LIVE_RUN}", check_prerequisites=prerequisites)

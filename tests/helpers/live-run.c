@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * copy-run [--disk BYTES] OP...: a sandbox without a program of its own (SANDBOX_START_IDLE, the defaults
+ * live-run [--disk BYTES] OP...: a sandbox without a program of its own (SANDBOX_START_IDLE, the defaults
  * otherwise; SANDBOX_STATE_DIR and SANDBOX_DATA_DIR as for sandbox-run,
  * SANDBOX_UNIONFS: the sandbox-unionfs to use) and the runtime's copies into and
  * out of it, for tests/integration/test_copy.py. Each OP, in order:
  *   in:PATH:TARFILE    unpack the tar file TARFILE (opened here, as host root: a test's own file) to PATH
  *   out:PATH:TARFILE   pack PATH into the new file TARFILE
  *   sh:COMMAND         run /bin/sh -c COMMAND in the sandbox (its output is ours); must exit 0
- * The first that fails ends it: "copy-run: OP: why" on stderr, exit status 1.
+ *   bg:COMMAND         start /bin/sh -c COMMAND in the sandbox and go on (killed at the end)
+ *   snap:DEST          sandbox_snapshot() to DEST; prints "snapshot DEST entries=N pause_usec=U frozen=0|1"
+ *   sleep:MS           wait MS milliseconds
+ * The first that fails ends it: "live-run: OP: why" on stderr, exit status 1.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,9 +21,37 @@
 
 #include "parse.h"
 #include "sandbox-copy.h"
+#include "sandbox-snapshot.h"
 #include "sandbox.h"
 
+#define BG_MAX 16
+static SandboxExec *bg[BG_MAX];
+static size_t n_bg;
+
 static int run_op(Sandbox *s, const char *op, SandboxError *err) {
+        if (strncmp(op, "bg:", 3) == 0) {
+                char *argv[] = { (char *) "/bin/sh", (char *) "-c", (char *) op + 3, NULL };
+                SandboxExecOptions o = { .argv = argv, .n_argv = 3, .cancel_fd = -EBADF };
+                if (n_bg >= BG_MAX) {
+                        snprintf(err->message, sizeof err->message, "too many bg:");
+                        return -E2BIG;
+                }
+                return sandbox_exec(s, &o, &bg[n_bg++], err);
+        }
+        if (strncmp(op, "snap:", 5) == 0) {
+                SandboxSnapshotResult res = {};
+                int r = sandbox_snapshot(s, op + 5, 0, &res, err);
+                if (r < 0)
+                        return r;
+                printf("snapshot %s entries=%llu pause_usec=%llu frozen=%d\n", op + 5,
+                       (unsigned long long) res.entries, (unsigned long long) res.pause_usec, res.frozen);
+                fflush(stdout);
+                return 0;
+        }
+        if (strncmp(op, "sleep:", 6) == 0) {
+                usleep((useconds_t) atoi(op + 6) * 1000);
+                return 0;
+        }
         if (strncmp(op, "sh:", 3) == 0) {
                 char *argv[] = { (char *) "/bin/sh", (char *) "-c", (char *) op + 3, NULL };
                 SandboxExecOptions o = { .argv = argv, .n_argv = 3, .cancel_fd = -EBADF };
@@ -71,29 +102,40 @@ int main(int argc, char *argv[]) {
         Sandbox *s = NULL;
         int i = 1, ret = 0;
 
-        if (argc > 2 && strcmp(argv[1], "--disk") == 0) {
-                if (parse_size(argv[2], &spec.disk_max) < 0) {
-                        fprintf(stderr, "copy-run: bad --disk '%s'\n", argv[2]);
-                        return 2;
-                }
-                i = 3;
+        char *layers[1];
+        for (;;) {
+                if (i + 1 < argc && strcmp(argv[i], "--disk") == 0) {
+                        if (parse_size(argv[i + 1], &spec.disk_max) < 0) {
+                                fprintf(stderr, "live-run: bad --disk '%s'\n", argv[i + 1]);
+                                return 2;
+                        }
+                        i += 2;
+                } else if (i + 1 < argc && strcmp(argv[i], "--layer") == 0) {
+                        layers[0] = argv[i + 1];
+                        spec.layers = layers;
+                        spec.n_layers = 1;
+                        i += 2;
+                } else
+                        break;
         }
         if (i >= argc) {
-                fprintf(stderr, "usage: copy-run [--disk BYTES] OP...\n");
+                fprintf(stderr, "usage: live-run [--disk BYTES] [--layer DIR] OP...\n");
                 return 2;
         }
         if (sandbox_start_with(&spec, &cfg, &so, &s, &err) < 0) {
-                fprintf(stderr, "copy-run: start: %s\n", err.message);
+                fprintf(stderr, "live-run: start: %s\n", err.message);
                 return err.status;
         }
         for (; i < argc; i++) {
                 memset(&err, 0, sizeof err);
                 if (run_op(s, argv[i], &err) < 0) {
-                        fprintf(stderr, "copy-run: %s: %s\n", argv[i], err.message);
+                        fprintf(stderr, "live-run: %s: %s\n", argv[i], err.message);
                         ret = 1;
                         break;
                 }
         }
+        for (size_t k = 0; k < n_bg; k++)
+                sandbox_exec_free(bg[k]);
         sandbox_finish(s, true, NULL);
         return ret;
 }
