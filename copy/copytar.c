@@ -55,9 +55,17 @@ static int archive_error(struct archive *a) {
         return e > 0 ? -e : -EIO;
 }
 
+/* libarchive's message for A, with the system's reason when it has one and did not say it. */
 static const char *archive_message(struct archive *a) {
-        const char *m = archive_error_string(a);
-        return m ?: "unknown error";
+        static __thread char buf[COPYTAR_ERROR_MAX];
+        const char *m = archive_error_string(a) ?: "unknown error";
+        int e = archive_errno(a);
+
+        if (e > 0 && e < 4096 && !strstr(m, strerror(e))) {
+                snprintf(buf, sizeof buf, "%s: %s", m, strerror(e));
+                return buf;
+        }
+        return m;
 }
 
 /* PATH without its trailing slashes ("/" stays "/"), and whether it asked for a directory's contents
@@ -121,6 +129,12 @@ int copytar_pack(const char *path, int out_fd, CopyTarReport *ret_report, char *
                 return fail(err, errlen, r, "out of memory");
         if (lstat(src, &st) < 0)
                 return fail(err, errlen, -errno, "'%s': %s", path, strerror(errno));
+        /* Say plainly when we may not read it (libarchive's message has no reason). */
+        if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+                _cleanup_close_ int probe = open(src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                if (probe < 0)
+                        return fail(err, errlen, -errno, "'%s': %s", path, strerror(errno));
+        }
         if (contents && !S_ISDIR(st.st_mode))
                 return fail(err, errlen, -ENOTDIR, "'%s': not a directory", path);
         if (contents)

@@ -40,6 +40,7 @@ static const char *const type_names[_MSG_TYPE_MAX] = {
         [MSG_RM] = "RM",
         [MSG_PAUSE] = "PAUSE",
         [MSG_RESUME] = "RESUME",
+        [MSG_COPY] = "COPY",
 };
 
 static const char *const state_names[_MSG_STATE_MAX] = {
@@ -1089,6 +1090,48 @@ int msg_started_decode(WireFrame *f, MsgStarted *ret, const char **ret_error) {
 void msg_started_done(MsgStarted *m) {
         if (m)
                 m->pty_fd = safe_close(m->pty_fd);
+}
+
+/* ---- COPY ---- */
+
+static const Field copy_fields[] = {
+        F_TARGET(MSG_COPY_TARGET, MsgCopy, target, TARGET_ERROR("COPY")),
+        F_CHARS(MSG_COPY_PATH, MsgCopy, path, true,
+                "COPY: path is missing, repeated, or longer than 4095 bytes"),
+        F_U32(MSG_COPY_DIRECTION, MsgCopy, direction, true, 0, _MSG_COPY_DIRECTION_MAX - 1,
+              "COPY: direction is missing, repeated or not 0 (out) or 1 (in)"),
+};
+
+int msg_copy_encode(const MsgCopy *m, WireBuffer *b) {
+        assert_return(m && b, -EINVAL);
+        if (m->path[0] != '/' || strnlen(m->path, sizeof m->path) >= sizeof m->path)
+                return -EINVAL;
+        wire_buffer_reset(b);
+        return encode_fields(b, copy_fields, ELEMENTSOF(copy_fields), m);
+}
+
+int msg_copy_decode(WireFrame *f, MsgCopy *ret, const char **ret_error) {
+        MsgCopy m = { .fd = -EBADF };
+        int r;
+
+        assert_return(f && f->type == MSG_COPY && ret, -EINVAL);
+        r = decode_frame(f, 1, copy_fields, ELEMENTSOF(copy_fields), &m, NULL, NULL, "COPY has an unknown field",
+                         ret_error);
+        if (r < 0)
+                return r;
+        if (m.path[0] != '/')
+                return fail(ret_error, -EBADMSG, "COPY: path is not absolute");
+        if (f->n_fds != 1)
+                return fail(ret_error, -EBADMSG, "COPY: it carries one descriptor (the stream's pipe)");
+        m.fd = wire_frame_take_fd(f, 0);
+        f->n_fds = 0;
+        *ret = m;
+        return 0;
+}
+
+void msg_copy_done(MsgCopy *m) {
+        if (m)
+                m->fd = safe_close(m->fd);
 }
 
 /* ---- SIGNAL, RESIZE, EXIT, KILL, ERROR: tables only ---- */

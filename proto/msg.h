@@ -40,6 +40,7 @@
 #define MSG_NAME_MAX 63              /* a created sandbox's name: [A-Za-z0-9][A-Za-z0-9_.-]*, not an id */
 #define MSG_TARGET_MAX 64            /* an id or a name */
 #define MSG_IMAGE_MAX 4096           /* LIST_REPLY image: a reference, an image ID, a directory or "host" */
+#define MSG_COPY_PATH_MAX 4096      /* COPY path: bytes with the NUL (PATH_MAX) */
 #define MSG_TTL_MAX_USEC (UINT64_C(365) * 24 * 3600 * 1000000) /* ttl, idle_ttl, a stop's grace: a year */
 
 typedef enum MsgType {
@@ -62,6 +63,7 @@ typedef enum MsgType {
         MSG_RM = 17,            /* version 4 */
         MSG_PAUSE = 18,         /* version 4 */
         MSG_RESUME = 19,        /* version 4 */
+        MSG_COPY = 20,          /* version 4: a tar stream into or out of a created sandbox (sandboxctl cp) */
         _MSG_TYPE_MAX,
         _MSG_TYPE_INVALID = -EINVAL,
 } MsgType;
@@ -194,6 +196,11 @@ enum {
         MSG_RM_FORCE = 2,               /* RM: bool, end it if it runs */
 };
 enum {
+        MSG_COPY_TARGET = 1,            /* string: an id or a name, required */
+        MSG_COPY_PATH = 2,              /* string: absolute, < MSG_COPY_PATH_MAX bytes, required */
+        MSG_COPY_DIRECTION = 3,         /* u32 MsgCopyDirection, required */
+};
+enum {
         MSG_KILL_ID = 1,                /* string, 16 lowercase hex, required */
         MSG_KILL_SIGNAL = 2,            /* u32 1..64, required */
 };
@@ -271,6 +278,23 @@ typedef struct MsgTarget {
         uint64_t timeout_usec;
         bool force;
 } MsgTarget;
+
+/* COPY (version 4): one descriptor, the client's end of a pipe: the tar stream is read from it (IN) or
+ * written to it (OUT) by the sandbox's side, never by the daemon. The answer is OK once the copy is
+ * complete, or ERROR. */
+typedef enum MsgCopyDirection {
+        MSG_COPY_OUT = 0,               /* PATH in the sandbox -> the stream */
+        MSG_COPY_IN = 1,                /* the stream -> PATH in the sandbox */
+        _MSG_COPY_DIRECTION_MAX,
+        _MSG_COPY_DIRECTION_INVALID = -EINVAL,
+} MsgCopyDirection;
+
+typedef struct MsgCopy {
+        char target[MSG_TARGET_MAX + 1];
+        char path[MSG_COPY_PATH_MAX];
+        uint32_t direction;             /* MsgCopyDirection */
+        int fd;
+} MsgCopy;
 
 typedef struct MsgStarted {
         char id[MSG_ID_LENGTH + 1];
@@ -406,6 +430,13 @@ int msg_created_decode(WireFrame *f, MsgCreated *ret, const char **ret_error);
 /* STOP, RM, PAUSE, RESUME: TYPE says which (their fields differ: see MsgTarget). */
 int msg_target_encode(MsgType type, const MsgTarget *m, WireBuffer *b);
 int msg_target_decode(WireFrame *f, MsgTarget *ret, const char **ret_error);
+
+/* COPY: exactly one descriptor; the path absolute, without NUL, shorter than MSG_COPY_PATH_MAX. The decoder
+ * moves the descriptor into ret->fd (msg_copy_done() closes it); the encoder takes no descriptor (the
+ * sender attaches it). */
+int msg_copy_encode(const MsgCopy *m, WireBuffer *b);
+int msg_copy_decode(WireFrame *f, MsgCopy *ret, const char **ret_error);
+void msg_copy_done(MsgCopy *m);
 
 /* The spec's fields (EXEC's tags) alone, for records kept outside a frame (the runtime's state files):
  * encoded into B, decoded from SIZE bytes at DATA and checked with spec_validate_flags(FLAGS). */

@@ -51,6 +51,7 @@
 #include "parse.h"
 #include "policy.h"
 #include "pool.h"
+#include "sandbox-copy.h"
 #include "sandbox.h"
 #include "server.h"
 #include "time-util.h"
@@ -204,6 +205,8 @@ struct Client {
         Session *session;
         Box *waiting;           /* a STOP or RM waits for this box to be stopped: no more requests meanwhile */
         struct ListWork *listing; /* a LIST whose disk use is being read on a worker */
+        SandboxCopy *copy;      /* a COPY in progress (one per connection): no more requests meanwhile */
+        sd_event_source *copy_source;
         int bind_fds[SPEC_MOUNTS_MAX]; /* BIND_FDS received for the next EXEC or CREATE */
         size_t n_bind_fds;
         OutFrame *out_head, *out_tail;
@@ -1478,6 +1481,9 @@ static Client *client_free(Client *c) {
         }
         if (c->listing)
                 c->listing->client = NULL; /* list_done() frees it */
+        /* A copy whose client went away: its helper is killed and reaped (its pipe is the client's). */
+        c->copy_source = sd_event_source_disable_unref(c->copy_source);
+        c->copy = sandbox_copy_free(c->copy);
         sd_event_source_disable_unref(c->io);
         client_drop_output(c);
         for (size_t i = 0; i < c->n_bind_fds; i++)
@@ -1876,6 +1882,61 @@ static void handle_target(Client *c, WireFrame *f) {
         }
 }
 
+/* The copy's helper ended: OK, or ERROR with its reason (the connection then takes no more requests). */
+static int on_copy_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Client *c = userdata;
+        SandboxError err = {};
+        int r;
+
+        c->copy_source = sd_event_source_disable_unref(c->copy_source);
+        r = sandbox_copy_finish(c->copy, &err);
+        c->copy = sandbox_copy_free(c->copy);
+        if (r < 0)
+                client_fail(c, 1, r, "%s", err.message);
+        else
+                reply_ok(c);
+        client_process(c);
+        client_check(c);
+        return 0;
+}
+
+/* COPY (sandboxctl cp): the helper packs or unpacks inside the sandbox, on the client's pipe; the loop
+ * only watches it end. A running sandbox only (a paused one would freeze the helper too). */
+static void handle_copy(Client *c, WireFrame *f) {
+        _cleanup_(msg_copy_done) MsgCopy m = { .fd = -EBADF };
+        const char *e = NULL;
+        SandboxError err = {};
+        bool ambiguous;
+        Box *b;
+        int r;
+
+        if (c->version < 4)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: COPY needs version 4");
+        r = msg_copy_decode(f, &m, &e);
+        if (r < 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed COPY: %s", e ?: "invalid");
+        b = box_lookup(c->server, c->cred.uid, m.target, &ambiguous);
+        if (!b)
+                return client_fail(c, SANDBOX_EXIT_SETUP, ambiguous ? -ENOTUNIQ : -ESRCH,
+                                   ambiguous ? "sandbox name '%s' is used by several users: give its id"
+                                             : "no sandbox '%s'", m.target);
+        if (b->state != MSG_STATE_RUNNING || !b->sandbox)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EBUSY, "sandbox %s is %s: copies need a running sandbox",
+                                   m.target, msg_state_to_string(b->state));
+        r = sandbox_copy_start(b->sandbox, m.direction == MSG_COPY_IN ? SANDBOX_COPY_IN : SANDBOX_COPY_OUT, m.path,
+                               m.fd, &c->copy, &err);
+        if (r < 0)
+                return client_fail(c, err.status ?: SANDBOX_EXIT_SETUP, r, "%s", err.message);
+        /* Our copy of the client's pipe goes: the helper holds the only one on this side. */
+        m.fd = safe_close(m.fd);
+        r = sd_event_add_io(c->server->event, &c->copy_source, sandbox_copy_pidfd(c->copy), EPOLLIN, on_copy_done,
+                            c);
+        if (r < 0) {
+                c->copy = sandbox_copy_free(c->copy);
+                return client_fail(c, SANDBOX_EXIT_SETUP, r, "cannot watch the copy: %s", strerror(-r));
+        }
+}
+
 /* Descriptors of bind sources for the EXEC that follows, opened by the client with its own credentials:
  * the daemon never resolves a client's path. At most SPEC_MOUNTS_MAX per connection. */
 static void handle_bind_fds(Client *c, WireFrame *f) {
@@ -2121,6 +2182,8 @@ static void client_dispatch(Client *c, WireFrame *f) {
         case MSG_PAUSE:
         case MSG_RESUME:
                 return handle_target(c, f);
+        case MSG_COPY:
+                return handle_copy(c, f);
         default:
                 return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: unexpected message type %u",
                                    f->type);
@@ -2129,7 +2192,7 @@ static void client_dispatch(Client *c, WireFrame *f) {
 
 /* A request waits for its answer: a STOP or RM for the box to stop, a CREATE for its sandbox. */
 static bool client_waits(const Client *c) {
-        return c->waiting || c->listing || (c->session && c->session->kind == SESSION_CREATE);
+        return c->waiting || c->listing || c->copy || (c->session && c->session->kind == SESSION_CREATE);
 }
 
 /* Requests in order, one reply at a time: while a reply waits to be sent (the client does not read) or

@@ -3,7 +3,9 @@
  * sandboxctl: the client of sandboxd. `exec` takes exactly sandbox-run's options and exit statuses:
  * our stdin/stdout/stderr go to the daemon as file descriptors (or, with -t, the daemon hands us the
  * sandbox's pty master and we shuttle bytes ourselves); our signals become SIGNAL messages; EXIT
- * brings back the status. `ps`, `kill` and `version` are small requests.
+ * brings back the status. `ps`, `kill` and `version` are small requests. `cp` packs or unpacks the host's
+ * side itself (copy/copytar.c, with the caller's own rights) on a pipe whose other end goes to the
+ * daemon, which hands it to the sandbox's side.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "copytar.h"
 #include "exec-options.h"
 #include "fdpass.h"
 #include "macro.h"
@@ -830,6 +833,125 @@ static int cmd_version(int argc, char *argv[]) {
         return 0;
 }
 
+/* ID|NAME:PATH: the sandbox's side of cp (PATH absolute); 0 when ARG is a host path. */
+static int cp_split(const char *arg, MsgCopy *m) {
+        const char *colon = strchr(arg, ':');
+        size_t n = colon ? (size_t) (colon - arg) : 0;
+        char target[MSG_TARGET_MAX + 1];
+
+        if (!colon || n == 0 || n > MSG_TARGET_MAX)
+                return 0;
+        memcpy(target, arg, n);
+        target[n] = '\0';
+        if (!msg_target_is_valid(target))
+                return 0;
+        if (colon[1] != '/' || strlen(colon + 1) >= sizeof m->path)
+                return -EINVAL;
+        memcpy(m->target, target, n + 1);
+        strcpy(m->path, colon + 1);
+        return 1;
+}
+
+static int cmd_cp(int argc, char *argv[]) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+        _cleanup_close_ int fd = -EBADF, ours = -EBADF, theirs = -EBADF;
+        char err[COPYTAR_ERROR_MAX] = "";
+        MsgCopy m = { .fd = -EBADF };
+        uint32_t version = 0;
+        int r, local_r = 0;
+
+        if (argc == 2 && (streq(argv[1], "-h") || streq(argv[1], "--help"))) {
+                printf("Usage: sandboxctl cp SRC ID|NAME:PATH\n"
+                       "       sandboxctl cp ID|NAME:PATH DST\n\n"
+                       "Copy files into or out of a created sandbox, as docker cp does: a directory with everything\n"
+                       "below it, symlinks as symlinks, modes and times kept, files owned by whoever receives\n"
+                       "them (the sandbox's root inside; you on the host, without set-uid or set-gid bits).\n"
+                       "DST an existing directory: SRC goes into it; otherwise SRC becomes DST. PATH/. copies a\n"
+                       "directory's contents. SRC or DST '-': a tar stream on standard input or output.\n"
+                       "Host files are read and written with your own rights; the sandbox's side is done inside\n"
+                       "the sandbox as its root, and what comes in counts against its disk bound.\n");
+                return 0;
+        }
+        if (argc != 3) {
+                fprintf(stderr, "sandboxctl cp: expected SRC and DST, one of them ID|NAME:PATH (see --help)\n");
+                return EXIT_USAGE;
+        }
+        int in_src = cp_split(argv[1], &m);
+        MsgCopy m2 = { .fd = -EBADF };
+        int in_dst = cp_split(argv[2], &m2);
+        if (in_src < 0 || in_dst < 0) {
+                fprintf(stderr, "sandboxctl cp: the path in the sandbox must be absolute and shorter than %d bytes\n",
+                        MSG_COPY_PATH_MAX);
+                return EXIT_USAGE;
+        }
+        if (in_src == in_dst) {
+                fprintf(stderr, "sandboxctl cp: exactly one of SRC and DST must be ID|NAME:PATH (a sandbox's path)\n");
+                return EXIT_USAGE;
+        }
+        if (in_dst)
+                m = m2;
+        m.direction = in_dst ? MSG_COPY_IN : MSG_COPY_OUT;
+        const char *host = in_dst ? argv[1] : argv[2];
+
+        fd = open_session(NULL, 0, &version);
+        if (fd < 0)
+                return -fd;
+        if (version < 4) {
+                fprintf(stderr, "sandboxctl: the daemon speaks protocol version %u, which has no created sandboxes "
+                        "(cp needs version 4): update sandboxd\n", version);
+                return EXIT_DAEMON;
+        }
+        if (streq(host, "-"))
+                theirs = fcntl(in_dst ? STDIN_FILENO : STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+        else {
+                int p[2];
+                if (pipe2(p, O_CLOEXEC) < 0) {
+                        fprintf(stderr, "sandboxctl cp: pipe: %m\n");
+                        return EXIT_DAEMON;
+                }
+                theirs = in_dst ? p[0] : p[1];
+                ours = in_dst ? p[1] : p[0];
+        }
+        if (theirs < 0 || msg_copy_encode(&m, &b) < 0 || send_msg(fd, MSG_COPY, &b, &theirs, 1) < 0)
+                return EXIT_DAEMON;
+        theirs = safe_close(theirs);
+        if (ours >= 0) {
+                /* A sandbox side that fails stops reading: our writes then fail with EPIPE, not our death,
+                 * and the daemon's answer says why. */
+                (void) signal(SIGPIPE, SIG_IGN);
+                if (in_dst)
+                        local_r = copytar_pack(host, ours, NULL, err, sizeof err);
+                else {
+                        CopyTarOptions o = {};
+                        local_r = copytar_unpack(ours, host, &o, NULL, err, sizeof err);
+                }
+                ours = safe_close(ours);
+        }
+        /* What failed first says why: our packing when we send (the sandbox's side then sees a short
+         * stream) unless the other side went first (EPIPE), the sandbox's side when we receive (we then
+         * see a short stream). */
+        if (local_r < 0 && in_dst && local_r != -EPIPE) {
+                fprintf(stderr, "sandboxctl cp: %s\n", err[0] ? err : strerror(-local_r));
+                return 1;
+        }
+        if (recv_msg(fd, &f) < 0)
+                return EXIT_DAEMON;
+        if (f->type == MSG_ERROR) {
+                r = report_error(f);
+                return r == EXIT_DAEMON ? r : 1;
+        }
+        if (f->type != MSG_OK) {
+                fprintf(stderr, "sandboxctl: unexpected answer from the daemon: %s\n", msg_type_to_string(f->type));
+                return EXIT_DAEMON;
+        }
+        if (local_r < 0) {
+                fprintf(stderr, "sandboxctl cp: %s\n", err[0] ? err : strerror(-local_r));
+                return 1;
+        }
+        return 0;
+}
+
 static void help(void) {
         printf("Usage: sandboxctl [--socket PATH] COMMAND ...\n\n"
                "Talk to sandboxd.\n\n"
@@ -843,6 +965,8 @@ static void help(void) {
                "  rm [-f] ID|NAME...                 remove stopped (-f: also running) created sandboxes\n"
                "  pause ID|NAME...                   freeze a created sandbox's programs\n"
                "  resume ID|NAME...                  thaw them\n"
+               "  cp SRC ID|NAME:PATH, cp ID|NAME:PATH DST\n"
+               "                                     copy files into or out of a created sandbox (docker cp)\n"
                "  ps [--json]                        list sandboxes: state, age, image, memory/CPU/disk use\n"
                "  kill ID [SIGNAL]                   signal a one-shot sandbox's program (default TERM)\n"
                "  version [--json]                   show the client's and the daemon's versions\n\n"
@@ -897,6 +1021,8 @@ int main(int argc, char *argv[]) {
                 return cmd_target(MSG_PAUSE, argc - i, argv + i);
         if (streq(argv[i], "resume"))
                 return cmd_target(MSG_RESUME, argc - i, argv + i);
+        if (streq(argv[i], "cp"))
+                return cmd_cp(argc - i, argv + i);
         fprintf(stderr, "sandboxctl: unknown command '%s' (exec, create, stop, rm, pause, resume, ps, kill, "
                 "version)\n", argv[i]);
         return EXIT_USAGE;

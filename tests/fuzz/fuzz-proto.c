@@ -242,6 +242,18 @@ static int decode_and_encode(WireFrame *f, uint16_t type, WireBuffer *encoded) {
                 }
                 break;
         }
+        case MSG_COPY: {
+                MsgCopy m;
+                r = msg_copy_decode(f, &m, &error);
+                if (r >= 0) {
+                        ASSERT(m.fd >= 0 && f->n_fds == 0);
+                        ASSERT(msg_target_is_valid(m.target) && m.path[0] == '/');
+                        ASSERT(m.direction < _MSG_COPY_DIRECTION_MAX);
+                        ASSERT(msg_copy_encode(&m, out) == 0);
+                        msg_copy_done(&m);
+                }
+                break;
+        }
         default:
                 ASSERT(false);
         }

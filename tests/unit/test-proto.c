@@ -248,6 +248,7 @@ static int decode_as(uint16_t type, const void *payload, size_t size, size_t n_f
                 MsgCreate create;
                 MsgCreated created;
                 MsgTarget target;
+                MsgCopy copy;
         } m;
 
         if (!f)
@@ -292,6 +293,11 @@ static int decode_as(uint16_t type, const void *payload, size_t size, size_t n_f
         case MSG_RM:
         case MSG_PAUSE:
         case MSG_RESUME: r = msg_target_decode(f, &m.target, ret_error); break;
+        case MSG_COPY:
+                r = msg_copy_decode(f, &m.copy, ret_error);
+                if (r >= 0)
+                        msg_copy_done(&m.copy);
+                break;
         }
         wire_frame_free(f);
         if (count_fds() != before) {
@@ -967,6 +973,63 @@ static int test_roundtrip_targets(void) {
         return 0;
 }
 
+static int test_roundtrip_copy(void) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        const char *error = NULL;
+        MsgCopy m = { .target = "web", .path = "/root/a b/ü", .direction = MSG_COPY_IN, .fd = -EBADF }, g;
+        WireFrame *f;
+
+        CHECK_EQ(msg_copy_encode(&m, &b), 0);
+        CHECK((f = make_frame_b(MSG_COPY, &b, 1)));
+        CHECK_EQ(msg_copy_decode(f, &g, NULL), 0);
+        wire_frame_free(f);
+        CHECK_STREQ(g.target, "web");
+        CHECK_STREQ(g.path, "/root/a b/ü");
+        CHECK_EQ(g.direction, MSG_COPY_IN);
+        CHECK(g.fd >= 0);
+        msg_copy_done(&g);
+        CHECK_EQ(g.fd, -EBADF);
+        /* exactly one descriptor */
+        CHECK_EQ(decode_as(MSG_COPY, b.data, b.size, 0, &error), -EBADMSG);
+        CHECK(strstr(error, "descriptor"));
+        CHECK_EQ(decode_as(MSG_COPY, b.data, b.size, 2, &error), -EBADMSG);
+        /* a relative or empty path, a direction out of range, a missing field */
+        m.path[0] = 'r';
+        CHECK_EQ(msg_copy_encode(&m, &b), -EINVAL);
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_string(&b, MSG_COPY_TARGET, "web") | wire_put_string(&b, MSG_COPY_PATH, "root") |
+                 wire_put_u32(&b, MSG_COPY_DIRECTION, 0), 0);
+        CHECK_EQ(decode_as(MSG_COPY, b.data, b.size, 1, &error), -EBADMSG);
+        CHECK(strstr(error, "absolute"));
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_string(&b, MSG_COPY_TARGET, "web") | wire_put_string(&b, MSG_COPY_PATH, "/") |
+                 wire_put_u32(&b, MSG_COPY_DIRECTION, 2), 0);
+        CHECK_EQ(decode_as(MSG_COPY, b.data, b.size, 1, &error), -EBADMSG);
+        CHECK(strstr(error, "direction"));
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_string(&b, MSG_COPY_TARGET, "web") | wire_put_u32(&b, MSG_COPY_DIRECTION, 0), 0);
+        CHECK_EQ(decode_as(MSG_COPY, b.data, b.size, 1, &error), -EBADMSG);
+        CHECK(strstr(error, "path"));
+        /* a path of 4096 bytes (no room for the NUL) */
+        _cleanup_free_ char *big = malloc(MSG_COPY_PATH_MAX + 1);
+        CHECK(big);
+        memset(big, 'a', MSG_COPY_PATH_MAX);
+        big[0] = '/';
+        big[MSG_COPY_PATH_MAX] = 0;
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_string(&b, MSG_COPY_TARGET, "web") | wire_put_string(&b, MSG_COPY_PATH, big) |
+                 wire_put_u32(&b, MSG_COPY_DIRECTION, 0), 0);
+        CHECK_EQ(decode_as(MSG_COPY, b.data, b.size, 1, &error), -EMSGSIZE);
+        CHECK(strstr(error, "4095"));
+        /* not a target */
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_string(&b, MSG_COPY_TARGET, "x/y") | wire_put_string(&b, MSG_COPY_PATH, "/") |
+                 wire_put_u32(&b, MSG_COPY_DIRECTION, 0), 0);
+        CHECK_EQ(decode_as(MSG_COPY, b.data, b.size, 1, &error), -EBADMSG);
+        CHECK(strstr(error, "target"));
+        return 0;
+}
+
 static int test_list_reply_versions(void) {
         _cleanup_(wire_buffer_done) WireBuffer b = {};
         _cleanup_(wire_frame_freep) WireFrame *f = NULL;
@@ -1059,7 +1122,8 @@ static int test_type_names(void) {
         CHECK_STREQ(msg_type_to_string(MSG_BIND_FDS), "BIND_FDS");
         CHECK_STREQ(msg_type_to_string(MSG_CREATE), "CREATE");
         CHECK_STREQ(msg_type_to_string(MSG_RESUME), "RESUME");
-        CHECK(!msg_type_to_string(20));
+        CHECK_STREQ(msg_type_to_string(MSG_COPY), "COPY");
+        CHECK(!msg_type_to_string(_MSG_TYPE_MAX));
         CHECK(!msg_type_to_string(-1));
         CHECK(!msg_type_to_string(0xffff));
         CHECK(msg_id_is_valid("0123456789abcdef"));
@@ -2533,6 +2597,8 @@ static int write_corpus(const char *dir) {
                                         .force = tt[i] == MSG_RM };
                         r |= msg_target_encode(tt[i], &t, &b) < 0 ? -1 : write_frame(dirfd, tn[i], tt[i], &b);
                 }
+                MsgCopy cp = { .target = "web", .path = "/root/out", .direction = MSG_COPY_OUT };
+                r |= msg_copy_encode(&cp, &b) < 0 ? -1 : write_frame(dirfd, "copy", MSG_COPY, &b);
                 minimal_spec(&s, true);
                 r |= msg_exec_in_encode(&s, "web", &b) < 0 ? -1 : write_frame(dirfd, "exec-in-tty", MSG_EXEC, &b);
                 spec_done(&s);
@@ -2569,6 +2635,7 @@ int main(int argc, char **argv) {
                 TAP_TEST(roundtrip_create),
                 TAP_TEST(roundtrip_exec_in),
                 TAP_TEST(roundtrip_targets),
+                TAP_TEST(roundtrip_copy),
                 TAP_TEST(list_reply_versions),
                 TAP_TEST(spec_record),
                 TAP_TEST(capabilities),
