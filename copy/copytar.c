@@ -424,8 +424,8 @@ int copytar_unpack(int in_fd, const char *dest, const CopyTarOptions *o, CopyTar
                 return fail(err, errlen, archive_error(disk), "%s", archive_message(disk));
 
         for (;;) {
-                _cleanup_free_ char *target = NULL, *link_target = NULL;
-                const char *name, *hardlink;
+                _cleanup_free_ char *target = NULL, *link_target = NULL, *name = NULL;
+                const char *hardlink;
                 mode_t type;
 
                 r = archive_read_next_header(a, &e);
@@ -437,14 +437,18 @@ int copytar_unpack(int in_fd, const char *dest, const CopyTarOptions *o, CopyTar
                         return fail(err, errlen, -E2BIG, "the archive has more than %" PRIu64 " entries", max_entries);
                 rep.entries++;
 
-                name = archive_entry_pathname(e);
+                /* Our copy: the entry's own string goes when we rename it below. */
+                name = strdup(archive_entry_pathname(e) ?: "");
+                if (!name)
+                        return fail(err, errlen, -ENOMEM, "out of memory");
                 type = archive_entry_filetype(e);
                 if (type == AE_IFCHR || type == AE_IFBLK)
-                        return fail(err, errlen, -EPERM, "'%s': device nodes are not copied", name ? name : "(null)");
+                        return fail(err, errlen, -EPERM, "'%s': device nodes are not copied", name);
                 r = plan_map(&plan, name, type == AE_IFDIR, &target, err, errlen);
                 if (r < 0)
                         return r;
                 hardlink = archive_entry_hardlink(e);
+                bool is_hardlink = hardlink;
                 if (hardlink) {
                         r = plan_map(&plan, hardlink, false, &link_target, err, errlen);
                         if (r < 0)
@@ -458,7 +462,7 @@ int copytar_unpack(int in_fd, const char *dest, const CopyTarOptions *o, CopyTar
                 r = archive_write_header(disk, e);
                 if (r < ARCHIVE_WARN)
                         return fail(err, errlen, archive_error(disk), "'%s': %s", name, archive_message(disk));
-                if (type == AE_IFREG && archive_entry_size(e) > 0 && !hardlink)
+                if (type == AE_IFREG && archive_entry_size(e) > 0 && !is_hardlink)
                         for (;;) {
                                 const void *buf;
                                 size_t n;
