@@ -6,7 +6,7 @@ and a 1 GiB file goes into a created sandbox and comes back the same (and exec -
 streams on stdin and stdout ('-') are what GNU tar reads and writes; the client reads and writes host files
 with its own rights (a file it may not read is refused by the client, the daemon never opens it); what
 comes in counts against the sandbox's disk bound; another uid cannot copy into or out of the sandbox; a
-paused sandbox is refused.
+paused sandbox is refused; a sandbox adopted by the next daemon (kill -9 of the first) takes copies.
 
 Environment as test_sandboxd_life.py (SANDBOXD, SANDBOXCTL, SANDBOX_UNIONFS). Root only (exit 77)."""
 
@@ -23,6 +23,12 @@ import test_copy as tc  # noqa: E402
 import test_sandboxd_life as life  # noqa: E402
 
 USER, OTHER = life.USER, life.OTHER
+
+
+def rm_box(d):
+    """Created sandboxes outlive their daemon: remove the test's."""
+    r = d.ctl_as(USER, ["rm", "-f", "box"])
+    sf.eq(r.returncode, 0, f"rm -f box: {r}")
 
 
 def user_dir(env, *p):
@@ -54,6 +60,7 @@ def test_round_trip(env):
         sf.eq(after[k], before[k], f"'{k}' after the round trip")
     st = os.lstat(os.path.join(out, "back", "private"))
     sf.eq((st.st_uid, st.st_gid), (USER, USER), "files that come out belong to the client")
+    rm_box(d)
 
 
 def test_tar_streams(env):
@@ -69,6 +76,7 @@ def test_tar_streams(env):
     sf.check(b"d/f" in listing.stdout, f"GNU tar reads it: {listing.stdout!r}")
     r = d.ctl_as(USER, ["cp", "-", "box:/root"], input=b"not a tar at all" * 100, text=False)
     sf.check(r.returncode != 0 and r.stderr.strip(), f"garbage is refused with a message: {r}")
+    rm_box(d)
 
 
 def test_host_rights_are_the_clients(env):
@@ -83,6 +91,7 @@ def test_host_rights_are_the_clients(env):
     r = d.ctl_as(USER, ["cp", "box:/etc/hostname", os.path.join(rootdir, "x")])
     sf.check(r.returncode != 0 and not os.path.exists(os.path.join(rootdir, "x")),
              f"the client cannot write where it may not: {r}")
+    rm_box(d)
 
 
 def test_disk_bound(env):
@@ -98,6 +107,7 @@ def test_disk_bound(env):
     r = d.ctl_as(USER, ["cp", big, "box:/root/"], timeout=120)
     sf.eq(r.returncode, 1, f"100 MiB into a 32 MiB sandbox: {r}")
     sf.check("quota" in r.stderr.lower() or "space" in r.stderr.lower(), f"the message names the bound: {r.stderr!r}")
+    rm_box(d)
 
 
 def test_other_uid_and_paused(env):
@@ -119,6 +129,27 @@ def test_other_uid_and_paused(env):
     sf.eq(r.returncode, 0, f"after resume: {r}")
     r = d.ctl_as(USER, ["cp", env.path("f"), "box:relative"])
     sf.eq(r.returncode, 125, f"a relative path in the sandbox is a usage error: {r}")
+    rm_box(d)
+
+
+
+def test_after_daemon_restart(env):
+    """A sandbox the next daemon adopted (kill -9 of the first) takes copies both ways."""
+    d = life.LifeDaemon(env)
+    d.create(USER, ["--name", "box"])
+    env.write("f", "before\n", mode=0o644)
+    sf.eq(d.ctl_as(USER, ["cp", env.path("f"), "box:/root/f"]).returncode, 0, "cp before the restart")
+    d.kill()
+    d2 = life.LifeDaemon(env, name="d2")
+    env.write("g", "after\n", mode=0o644)
+    r = d2.ctl_as(USER, ["cp", env.path("g"), "box:/root/g"])
+    sf.eq(r.returncode, 0, f"cp into the adopted sandbox: {r}")
+    r = d2.ctl_as(USER, ["cp", "box:/root/.", "-"], text=False)
+    sf.eq(r.returncode, 0, f"cp out of the adopted sandbox: {r}")
+    names = subprocess.run(["tar", "-tf", "-"], input=r.stdout, check=True,
+                           stdout=subprocess.PIPE).stdout.decode().split()
+    sf.check("./f" in names and "./g" in names, f"both files come out: {names!r}")
+    rm_box(d2)
 
 
 if __name__ == "__main__":
