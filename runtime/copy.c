@@ -204,7 +204,13 @@ int sandbox_copy_finish(SandboxCopy *c, SandboxError *err) {
 
         if (c->reaped)
                 return -ECHILD;
-        /* The helper's reason first (it fits the pipe: it writes one line and exits), then its end. */
+        /* Its end first, then its reason: one line, written before it exited, waiting in the pipe. Read
+         * without blocking, so that a copy of the pipe's other end elsewhere cannot hold us up. */
+        while (waitid(P_PIDFD, (id_t) c->pidfd, &si, WEXITED) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        c->reaped = true;
+        (void) fcntl(c->err_fd, F_SETFL, O_NONBLOCK);
         for (;;) {
                 ssize_t k = read(c->err_fd, msg + n, sizeof msg - 1 - n);
                 if (k < 0 && errno == EINTR)
@@ -218,10 +224,6 @@ int sandbox_copy_finish(SandboxCopy *c, SandboxError *err) {
         msg[n] = '\0';
         while (n > 0 && msg[n - 1] == '\n')
                 msg[--n] = '\0';
-        while (waitid(P_PIDFD, (id_t) c->pidfd, &si, WEXITED) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        c->reaped = true;
         if (si.si_code == CLD_EXITED && si.si_status == 0)
                 return 0;
         if (si.si_code == CLD_EXITED && si.si_status == 127 && n == 0) {
