@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include <unistd.h>
 
 #include "copytar.h"
+#include "errbuf.h"
 #include "macro.h"
 
 #define COPY_BLOCK (64 * 1024)
@@ -35,18 +35,6 @@ static void archive_entry_freep(struct archive_entry **e) {
 static void archive_entry_linkresolver_freep(struct archive_entry_linkresolver **l) {
         if (*l)
                 archive_entry_linkresolver_free(*l);
-}
-
-__attribute__((format(printf, 4, 5)))
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errlen > 0) {
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
 }
 
 /* libarchive's errno for A, or EIO when it has none. */
@@ -123,20 +111,20 @@ int copytar_pack(const char *path, int out_fd, CopyTarReport *ret_report, char *
         int r;
 
         if (!path || !*path)
-                return fail(err, errlen, -EINVAL, "empty source path");
+                return errbuf_set(err, errlen, -EINVAL, "empty source path");
         r = source_split(path, &src, &contents);
         if (r < 0)
-                return fail(err, errlen, r, "out of memory");
+                return errbuf_set(err, errlen, r, "out of memory");
         if (lstat(src, &st) < 0)
-                return fail(err, errlen, -errno, "'%s': %s", path, strerror(errno));
+                return errbuf_set(err, errlen, -errno, "'%s': %s", path, strerror(errno));
         /* Say plainly when we may not read it (libarchive's message has no reason). */
         if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
                 _cleanup_close_ int probe = open(src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
                 if (probe < 0)
-                        return fail(err, errlen, -errno, "'%s': %s", path, strerror(errno));
+                        return errbuf_set(err, errlen, -errno, "'%s': %s", path, strerror(errno));
         }
         if (contents && !S_ISDIR(st.st_mode))
-                return fail(err, errlen, -ENOTDIR, "'%s': not a directory", path);
+                return errbuf_set(err, errlen, -ENOTDIR, "'%s': not a directory", path);
         if (contents)
                 top = ".";
         else {
@@ -150,18 +138,18 @@ int copytar_pack(const char *path, int out_fd, CopyTarReport *ret_report, char *
         w = archive_write_new();
         e = archive_entry_new();
         if (!zeros || !links || !disk || !w || !e)
-                return fail(err, errlen, -ENOMEM, "out of memory");
+                return errbuf_set(err, errlen, -ENOMEM, "out of memory");
         if (archive_read_disk_set_symlink_physical(disk) != ARCHIVE_OK ||
             archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL |
                                                          ARCHIVE_READDISK_NO_FFLAGS) != ARCHIVE_OK)
-                return fail(err, errlen, archive_error(disk), "%s", archive_message(disk));
+                return errbuf_set(err, errlen, archive_error(disk), "%s", archive_message(disk));
         if (archive_write_set_format_pax_restricted(w) != ARCHIVE_OK ||
             archive_write_open_fd(w, out_fd) != ARCHIVE_OK)
-                return fail(err, errlen, archive_error(w), "%s", archive_message(w));
+                return errbuf_set(err, errlen, archive_error(w), "%s", archive_message(w));
         /* Hard links: the second name of a file becomes a link entry to the first. */
         archive_entry_linkresolver_set_strategy(links, archive_format(w));
         if (archive_read_disk_open(disk, src) != ARCHIVE_OK)
-                return fail(err, errlen, archive_error(disk), "'%s': %s", path, archive_message(disk));
+                return errbuf_set(err, errlen, archive_error(disk), "'%s': %s", path, archive_message(disk));
 
         for (;;) {
                 _cleanup_free_ char *name = NULL;
@@ -172,15 +160,15 @@ int copytar_pack(const char *path, int out_fd, CopyTarReport *ret_report, char *
                 if (r == ARCHIVE_EOF)
                         break;
                 if (r < ARCHIVE_WARN)
-                        return fail(err, errlen, archive_error(disk), "'%s': %s", path, archive_message(disk));
+                        return errbuf_set(err, errlen, archive_error(disk), "'%s': %s", path, archive_message(disk));
                 p = archive_entry_pathname(e);
                 rest = p ? startswith(p, src) : NULL;
                 if (!rest)
-                        return fail(err, errlen, -EIO, "'%s': unexpected entry '%s'", path, p ? p : "(null)");
+                        return errbuf_set(err, errlen, -EIO, "'%s': unexpected entry '%s'", path, p ? p : "(null)");
                 while (*rest == '/')
                         rest++;
                 if (asprintf(&name, "%s%s%s", top, *rest ? "/" : "", rest) < 0)
-                        return fail(err, errlen, -ENOMEM, "out of memory");
+                        return errbuf_set(err, errlen, -ENOMEM, "out of memory");
                 archive_entry_set_pathname(e, name);
                 archive_entry_set_uname(e, NULL);
                 archive_entry_set_gname(e, NULL);
@@ -195,11 +183,11 @@ int copytar_pack(const char *path, int out_fd, CopyTarReport *ret_report, char *
                 /* With the pax strategy a first name comes back at once and a later one as a link entry
                  * without data; nothing is deferred (SPARE stays NULL). */
                 if (!linked || spare)
-                        return fail(err, errlen, -EIO, "'%s': unexpected hard link handling", name);
+                        return errbuf_set(err, errlen, -EIO, "'%s': unexpected hard link handling", name);
 
                 r = archive_write_header(w, e);
                 if (r < ARCHIVE_WARN)
-                        return fail(err, errlen, archive_error(w), "'%s': %s", name, archive_message(w));
+                        return errbuf_set(err, errlen, archive_error(w), "'%s': %s", name, archive_message(w));
                 rep.entries++;
                 if (archive_entry_filetype(e) != AE_IFREG || archive_entry_size(e) <= 0 ||
                     archive_entry_hardlink(e))
@@ -217,18 +205,18 @@ int copytar_pack(const char *path, int out_fd, CopyTarReport *ret_report, char *
                         if (r == ARCHIVE_EOF)
                                 break;
                         if (r < ARCHIVE_WARN)
-                                return fail(err, errlen, archive_error(disk), "'%s': %s", name,
+                                return errbuf_set(err, errlen, archive_error(disk), "'%s': %s", name,
                                             archive_message(disk));
                         if (off < 0 || (uint64_t) off < done)
-                                return fail(err, errlen, -EIO, "'%s': data out of order", name);
+                                return errbuf_set(err, errlen, -EIO, "'%s': data out of order", name);
                         r = write_zeros(w, (uint64_t) off - done, zeros);
                         if (r < 0)
-                                return fail(err, errlen, r, "'%s': %s", name, archive_message(w));
+                                return errbuf_set(err, errlen, r, "'%s': %s", name, archive_message(w));
                         done = (uint64_t) off;
                         if (n > 0) {
                                 la_ssize_t m = archive_write_data(w, buf, n);
                                 if (m < 0)
-                                        return fail(err, errlen, archive_error(w), "'%s': %s", name,
+                                        return errbuf_set(err, errlen, archive_error(w), "'%s': %s", name,
                                                     archive_message(w));
                                 done += n;
                                 rep.bytes += n;
@@ -237,11 +225,11 @@ int copytar_pack(const char *path, int out_fd, CopyTarReport *ret_report, char *
                 if (done < size) {
                         r = write_zeros(w, size - done, zeros);
                         if (r < 0)
-                                return fail(err, errlen, r, "'%s': %s", name, archive_message(w));
+                                return errbuf_set(err, errlen, r, "'%s': %s", name, archive_message(w));
                 }
         }
         if (archive_write_close(w) != ARCHIVE_OK)
-                return fail(err, errlen, archive_error(w), "%s", archive_message(w));
+                return errbuf_set(err, errlen, archive_error(w), "%s", archive_message(w));
         if (ret_report)
                 *ret_report = rep;
         return 0;
@@ -303,20 +291,20 @@ static int plan_make(const char *dest, UnpackPlan *ret, char *err, size_t errlen
         size_t n;
 
         if (!dest || !*dest)
-                return fail(err, errlen, -EINVAL, "empty destination path");
+                return errbuf_set(err, errlen, -EINVAL, "empty destination path");
         if (stat(dest, &st) >= 0 && S_ISDIR(st.st_mode)) {
                 char *dir = realpath(dest, NULL);
                 if (!dir)
-                        return fail(err, errlen, -errno, "'%s': %s", dest, strerror(errno));
+                        return errbuf_set(err, errlen, -errno, "'%s': %s", dest, strerror(errno));
                 *ret = (UnpackPlan) { .kind = DEST_INTO, .dir = dir };
                 return 0;
         }
         copy = strdup(dest);
         if (!copy)
-                return fail(err, errlen, -ENOMEM, "out of memory");
+                return errbuf_set(err, errlen, -ENOMEM, "out of memory");
         n = strlen(copy);
         if (copy[n - 1] == '/')
-                return fail(err, errlen, -ENOENT, "'%s': no such directory", dest);
+                return errbuf_set(err, errlen, -ENOENT, "'%s': no such directory", dest);
         char *slash = strrchr(copy, '/');
         if (slash) {
                 name = strdup(slash + 1);
@@ -327,15 +315,15 @@ static int plan_make(const char *dest, UnpackPlan *ret, char *err, size_t errlen
                 parent = strdup(".");
         }
         if (!name || !parent)
-                return fail(err, errlen, -ENOMEM, "out of memory");
+                return errbuf_set(err, errlen, -ENOMEM, "out of memory");
         if (streq(name, ".") || streq(name, ".."))
-                return fail(err, errlen, -EINVAL, "'%s': not a valid destination name", dest);
+                return errbuf_set(err, errlen, -EINVAL, "'%s': not a valid destination name", dest);
         char *dir = realpath(parent, NULL);
         if (!dir)
-                return fail(err, errlen, -errno, "'%s': %s", parent, strerror(errno));
+                return errbuf_set(err, errlen, -errno, "'%s': %s", parent, strerror(errno));
         if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
                 free(dir);
-                return fail(err, errlen, -ENOTDIR, "'%s': not a directory", parent);
+                return errbuf_set(err, errlen, -ENOTDIR, "'%s': not a directory", parent);
         }
         *ret = (UnpackPlan) {
                 .kind = DEST_AS,
@@ -355,9 +343,9 @@ static int plan_map(UnpackPlan *p, const char *name, bool is_dir, char **ret, ch
 
         r = name_split(name, &top, &rest);
         if (r == -ENOMEM)
-                return fail(err, errlen, r, "out of memory");
+                return errbuf_set(err, errlen, r, "out of memory");
         if (r < 0)
-                return fail(err, errlen, r, "'%s': an absolute name or one with '..' in the archive", name);
+                return errbuf_set(err, errlen, r, "'%s': an absolute name or one with '..' in the archive", name);
 
         if (p->kind == DEST_INTO) {
                 const char *sep = streq(p->dir, "/") ? "" : "/";
@@ -366,7 +354,7 @@ static int plan_map(UnpackPlan *p, const char *name, bool is_dir, char **ret, ch
                 else
                         r = asprintf(&out, "%s%s%s%s%s", p->dir, sep, top, rest ? "/" : "", rest ?: "");
                 if (r < 0)
-                        return fail(err, errlen, -ENOMEM, "out of memory");
+                        return errbuf_set(err, errlen, -ENOMEM, "out of memory");
                 *ret = out;
                 return 0;
         }
@@ -374,18 +362,18 @@ static int plan_map(UnpackPlan *p, const char *name, bool is_dir, char **ret, ch
         if (!p->top) {
                 p->top = strdup(top);
                 if (!p->top)
-                        return fail(err, errlen, -ENOMEM, "out of memory");
+                        return errbuf_set(err, errlen, -ENOMEM, "out of memory");
         } else if (!streq(p->top, top))
-                return fail(err, errlen, -EINVAL,
+                return errbuf_set(err, errlen, -EINVAL,
                             "the archive has more than one top-level entry ('%s', '%s'): the destination must be "
                             "an existing directory", p->top, top);
         if (p->dest_exists && (rest || is_dir))
-                return fail(err, errlen, -EISDIR, "cannot copy the directory '%s' over the non-directory '%s'",
+                return errbuf_set(err, errlen, -EISDIR, "cannot copy the directory '%s' over the non-directory '%s'",
                             top, p->as);
         base = p->as;
         r = asprintf(&out, "%s%s%s%s%s", p->dir, streq(p->dir, "/") ? "" : "/", base, rest ? "/" : "", rest ?: "");
         if (r < 0)
-                return fail(err, errlen, -ENOMEM, "out of memory");
+                return errbuf_set(err, errlen, -ENOMEM, "out of memory");
         *ret = out;
         return 0;
 }
@@ -408,20 +396,20 @@ int copytar_unpack(int in_fd, const char *dest, const CopyTarOptions *o, CopyTar
          * reports every writeback error of the file system since (errseq). */
         dir_fd = open(plan.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dir_fd < 0)
-                return fail(err, errlen, -errno, "'%s': %s", plan.dir, strerror(errno));
+                return errbuf_set(err, errlen, -errno, "'%s': %s", plan.dir, strerror(errno));
 
         a = archive_read_new();
         disk = archive_write_disk_new();
         if (!a || !disk)
-                return fail(err, errlen, -ENOMEM, "out of memory");
+                return errbuf_set(err, errlen, -ENOMEM, "out of memory");
         if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
             archive_read_open_fd(a, in_fd, COPY_BLOCK) != ARCHIVE_OK)
-                return fail(err, errlen, archive_error(a), "the archive: %s", archive_message(a));
+                return errbuf_set(err, errlen, archive_error(a), "the archive: %s", archive_message(a));
         /* Not OWNER: files belong to whoever unpacks. Not XATTR, ACL, FFLAGS. */
         if (archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
                                                          ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                                                          ARCHIVE_EXTRACT_SECURE_NODOTDOT) != ARCHIVE_OK)
-                return fail(err, errlen, archive_error(disk), "%s", archive_message(disk));
+                return errbuf_set(err, errlen, archive_error(disk), "%s", archive_message(disk));
 
         for (;;) {
                 _cleanup_free_ char *target = NULL, *link_target = NULL, *name = NULL;
@@ -432,18 +420,18 @@ int copytar_unpack(int in_fd, const char *dest, const CopyTarOptions *o, CopyTar
                 if (r == ARCHIVE_EOF)
                         break;
                 if (r < ARCHIVE_WARN)
-                        return fail(err, errlen, archive_error(a), "the archive: %s", archive_message(a));
+                        return errbuf_set(err, errlen, archive_error(a), "the archive: %s", archive_message(a));
                 if (rep.entries >= max_entries)
-                        return fail(err, errlen, -E2BIG, "the archive has more than %" PRIu64 " entries", max_entries);
+                        return errbuf_set(err, errlen, -E2BIG, "the archive has more than %" PRIu64 " entries", max_entries);
                 rep.entries++;
 
                 /* Our copy: the entry's own string goes when we rename it below. */
                 name = strdup(archive_entry_pathname(e) ?: "");
                 if (!name)
-                        return fail(err, errlen, -ENOMEM, "out of memory");
+                        return errbuf_set(err, errlen, -ENOMEM, "out of memory");
                 type = archive_entry_filetype(e);
                 if (type == AE_IFCHR || type == AE_IFBLK)
-                        return fail(err, errlen, -EPERM, "'%s': device nodes are not copied", name);
+                        return errbuf_set(err, errlen, -EPERM, "'%s': device nodes are not copied", name);
                 r = plan_map(&plan, name, type == AE_IFDIR, &target, err, errlen);
                 if (r < 0)
                         return r;
@@ -461,7 +449,7 @@ int copytar_unpack(int in_fd, const char *dest, const CopyTarOptions *o, CopyTar
 
                 r = archive_write_header(disk, e);
                 if (r < ARCHIVE_WARN)
-                        return fail(err, errlen, archive_error(disk), "'%s': %s", name, archive_message(disk));
+                        return errbuf_set(err, errlen, archive_error(disk), "'%s': %s", name, archive_message(disk));
                 if (type == AE_IFREG && archive_entry_size(e) > 0 && !is_hardlink)
                         for (;;) {
                                 const void *buf;
@@ -472,24 +460,24 @@ int copytar_unpack(int in_fd, const char *dest, const CopyTarOptions *o, CopyTar
                                 if (r == ARCHIVE_EOF)
                                         break;
                                 if (r < ARCHIVE_WARN)
-                                        return fail(err, errlen, archive_error(a), "'%s': %s", name,
+                                        return errbuf_set(err, errlen, archive_error(a), "'%s': %s", name,
                                                     archive_message(a));
                                 if (archive_write_data_block(disk, buf, n, off) < ARCHIVE_WARN)
-                                        return fail(err, errlen, archive_error(disk), "'%s': %s", name,
+                                        return errbuf_set(err, errlen, archive_error(disk), "'%s': %s", name,
                                                     archive_message(disk));
                                 rep.bytes += n;
                         }
                 r = archive_write_finish_entry(disk);
                 if (r < ARCHIVE_WARN)
-                        return fail(err, errlen, archive_error(disk), "'%s': %s", name, archive_message(disk));
+                        return errbuf_set(err, errlen, archive_error(disk), "'%s': %s", name, archive_message(disk));
         }
         if (rep.entries == 0)
-                return fail(err, errlen, -EINVAL, "the archive is empty");
+                return errbuf_set(err, errlen, -EINVAL, "the archive is empty");
         /* Directories' modes and times are set here, after their contents. */
         if (archive_write_close(disk) < ARCHIVE_WARN)
-                return fail(err, errlen, archive_error(disk), "%s", archive_message(disk));
+                return errbuf_set(err, errlen, archive_error(disk), "%s", archive_message(disk));
         if (syncfs(dir_fd) < 0)
-                return fail(err, errlen, -errno, "writing to '%s': %s", dest, strerror(errno));
+                return errbuf_set(err, errlen, -errno, "writing to '%s': %s", dest, strerror(errno));
         if (ret_report)
                 *ret_report = rep;
         return 0;
