@@ -6,7 +6,7 @@ symlinks, a hard link, a FIFO, an empty directory and a 1 GiB file (sparse on th
 goes in and comes out the same, and GNU tar reads what comes out; docker cp's naming (into a directory, to
 a new name, a directory's contents with "/."); the sandbox's disk bound stops what comes in, with a
 message; names that would leave the destination ("..", absolute, through a symlink) are refused and
-nothing lands outside; paths are the sandbox's, not the host's.
+nothing lands outside; paths are the sandbox's, not the host's; nothing is left on the host afterwards.
 
 Environment: LIVE_RUN names the helper, SANDBOX_UNIONFS the union. Root only (exit 77)."""
 
@@ -213,6 +213,20 @@ def test_sandbox_paths(env):
         sf.check(m.issym() and m.linkname == "/etc/shadow", f"a symlink stays a symlink: {m.type!r}")
 
 
+class Env(sf.Env):
+    """The fixture's Env, and what the host had before the test (mounts, cgroups, union servers)."""
+
+    def __init__(self, tag):
+        super().__init__(tag)
+        self.before = sf.Snapshot(self)
+
+
+def after_pass(env):
+    """Nothing of the test's sandboxes (and their copy helpers) is left on the host."""
+    problems = env.before.leftovers()
+    sf.check(not problems, f"at the end of the test: left behind: {'; '.join(problems)}")
+
+
 def prerequisites():
     if os.geteuid() != 0:
         return "not root"
@@ -224,4 +238,5 @@ def prerequisites():
 
 
 if __name__ == "__main__":
-    sf.main(header=f"# live-run under test: {LIVE_RUN}", check_prerequisites=prerequisites)
+    sf.main(make_env=Env, header=f"# live-run under test: {LIVE_RUN}", check_prerequisites=prerequisites,
+            after_pass=after_pass)

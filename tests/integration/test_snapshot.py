@@ -16,7 +16,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sandbox_fixture as sf  # noqa: E402
+import test_copy as tc  # noqa: E402
 
 LIVE_RUN = os.path.abspath(os.environ.get("LIVE_RUN") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "tests", "helpers", "live-run"))
@@ -131,4 +133,5 @@ def prerequisites():
 
 
 if __name__ == "__main__":
-    sf.main(header=f"# live-run under test: {LIVE_RUN}", check_prerequisites=prerequisites)
+    sf.main(make_env=tc.Env, header=f"# live-run under test: {LIVE_RUN}", check_prerequisites=prerequisites,
+            after_pass=tc.after_pass)
