@@ -113,6 +113,18 @@ typedef struct ImagePullOptions {
  * store has is not downloaded again; an interrupted download continues where it stopped. */
 int image_pull(ImageStore *s, const char *reference, const ImagePullOptions *o, Image **ret, ImageReport *rep);
 
+typedef struct ImageCommitOptions {
+        const char *name;               /* NAME[:TAG] the new image gets (moved to it if it named another) */
+        const char *created_by;         /* its history entry's created_by; NULL: "sandbox snapshot" */
+        uint64_t max_size;              /* bytes of the new layer's tar; 0: TAR_MAX_SIZE_DEFAULT (10 GiB) */
+} ImageCommitOptions;
+
+/* A new image: BASE (of the store) with one more layer made of UPPER_FD, an overlay upper directory over
+ * BASE's layers (metacopy files get their data from those layers; whiteouts and opaque directories are
+ * kept). Named O->name; the new layer is shared like any other. -EFBIG over O->max_size. */
+int image_store_commit(ImageStore *s, const Image *base, int upper_fd, const ImageCommitOptions *o, Image **ret,
+                       ImageReport *rep);
+
 typedef struct ImageImportOptions {
         OciPlatform platform;           /* all zero: oci_platform_default() */
         const char *tag;                /* NAME[:TAG] for the image (the source must hold exactly one) */

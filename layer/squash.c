@@ -604,14 +604,16 @@ static int name_cmp(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-/* All names of the merged directory, sorted, each once. */
-static int merged_names(const Stack *stack, char ***ret, size_t *ret_n) {
+/* All names of the merged directory, sorted, each once; with TOP_ONLY those of layer 0 only. */
+static int merged_names(const Stack *stack, bool top_only, char ***ret, size_t *ret_n) {
         char **names = NULL;
         size_t n = 0;
         int r = 0;
 
         for (size_t i = 0; i < stack->n && r >= 0; i++) {
                 TreeList l = {};
+                if (top_only && stack->e[i].layer != 0)
+                        continue;
                 r = tree_list(stack->e[i].fd, &l);
                 if (r < 0)
                         break;
@@ -722,7 +724,7 @@ static int squash_dir(Squash *s, const Stack *stack, const struct stat *st, int 
         if (r < 0)
                 return r;
 
-        r = merged_names(stack, &names, &n_names);
+        r = merged_names(stack, s->flags & SQUASH_TOP_ONLY, &names, &n_names);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n_names && r >= 0; i++) {

@@ -22,6 +22,11 @@ typedef enum SquashFlags {
          * directories opaque whose lower contents the stack hid, and write an absolute redirect where
          * a directory's lower contents live at another path. Markers go in ovl_default_ns(). */
         SQUASH_KEEP_WHITEOUTS = 1 << 0,
+        /* Only what the topmost layer holds: the result has the top layer's names (and only the
+         * directories it has), with the data of its metacopy files read from the layers below. With
+         * SQUASH_KEEP_WHITEOUTS this flattens an upper of a metacopy=on mount into a plain layer that
+         * means the same over the same lowers (a snapshot turned into an image layer). */
+        SQUASH_TOP_ONLY = 1 << 1,
 } SquashFlags;
 
 /* Squash the layers LAYER_FDS[0] (top) .. LAYER_FDS[N_LAYERS-1] (bottom), directory fds opened for

@@ -41,6 +41,8 @@ static const char *const type_names[_MSG_TYPE_MAX] = {
         [MSG_PAUSE] = "PAUSE",
         [MSG_RESUME] = "RESUME",
         [MSG_COPY] = "COPY",
+        [MSG_SNAPSHOT] = "SNAPSHOT",
+        [MSG_SNAPSHOT_REPLY] = "SNAPSHOT_REPLY",
 };
 
 static const char *const state_names[_MSG_STATE_MAX] = {
@@ -1132,6 +1134,88 @@ int msg_copy_decode(WireFrame *f, MsgCopy *ret, const char **ret_error) {
 void msg_copy_done(MsgCopy *m) {
         if (m)
                 m->fd = safe_close(m->fd);
+}
+
+/* ---- SNAPSHOT, SNAPSHOT_REPLY ---- */
+
+/* Non-empty, printable ASCII, no spaces: an image name or reference (the daemon parses it further). */
+static bool token_is_valid(const char *s, size_t size) {
+        size_t n = strnlen(s, size);
+        if (n == 0 || n >= size)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (s[i] <= ' ' || s[i] >= 0x7f)
+                        return false;
+        return true;
+}
+
+static bool digest_string_is_valid(const char *s) {
+        return strneq(s, "sha256:", 7) && strlen(s) == 7 + 64 && strspn(s + 7, "0123456789abcdef") == 64;
+}
+
+static const Field snapshot_fields[] = {
+        F_TARGET(MSG_SNAPSHOT_TARGET, MsgSnapshot, target, TARGET_ERROR("SNAPSHOT")),
+        F_CHARS(MSG_SNAPSHOT_IMAGE, MsgSnapshot, image, true,
+                "SNAPSHOT: image is missing, repeated, or longer than 255 bytes"),
+};
+
+int msg_snapshot_encode(const MsgSnapshot *m, WireBuffer *b) {
+        assert_return(m && b, -EINVAL);
+        if (!token_is_valid(m->image, sizeof m->image))
+                return -EINVAL;
+        wire_buffer_reset(b);
+        return encode_fields(b, snapshot_fields, ELEMENTSOF(snapshot_fields), m);
+}
+
+int msg_snapshot_decode(WireFrame *f, MsgSnapshot *ret, const char **ret_error) {
+        MsgSnapshot m = {};
+        int r;
+
+        assert_return(f && f->type == MSG_SNAPSHOT && ret, -EINVAL);
+        r = decode_frame(f, 0, snapshot_fields, ELEMENTSOF(snapshot_fields), &m, NULL, NULL,
+                         "SNAPSHOT has an unknown field", ret_error);
+        if (r < 0)
+                return r;
+        if (!token_is_valid(m.image, sizeof m.image))
+                return fail(ret_error, -EBADMSG, "SNAPSHOT: image is empty or has spaces or control characters");
+        *ret = m;
+        return 0;
+}
+
+static const Field snapshot_reply_fields[] = {
+        F_CHARS(MSG_SNAPSHOT_REPLY_ID, MsgSnapshotReply, id, true,
+                "SNAPSHOT_REPLY: id is missing, repeated or too long"),
+        F_CHARS(MSG_SNAPSHOT_REPLY_REFERENCE, MsgSnapshotReply, reference, true,
+                "SNAPSHOT_REPLY: reference is missing, repeated, or longer than 511 bytes"),
+        F_U64(MSG_SNAPSHOT_REPLY_LAYER_BYTES, MsgSnapshotReply, layer_bytes, false,
+              "SNAPSHOT_REPLY: layer_bytes is repeated or not a u64"),
+        F_U64(MSG_SNAPSHOT_REPLY_PAUSE_USEC, MsgSnapshotReply, pause_usec, false,
+              "SNAPSHOT_REPLY: pause_usec is repeated or not a u64"),
+};
+
+int msg_snapshot_reply_encode(const MsgSnapshotReply *m, WireBuffer *b) {
+        assert_return(m && b, -EINVAL);
+        if (!digest_string_is_valid(m->id) || !token_is_valid(m->reference, sizeof m->reference))
+                return -EINVAL;
+        wire_buffer_reset(b);
+        return encode_fields(b, snapshot_reply_fields, ELEMENTSOF(snapshot_reply_fields), m);
+}
+
+int msg_snapshot_reply_decode(WireFrame *f, MsgSnapshotReply *ret, const char **ret_error) {
+        MsgSnapshotReply m = {};
+        int r;
+
+        assert_return(f && f->type == MSG_SNAPSHOT_REPLY && ret, -EINVAL);
+        r = decode_frame(f, 0, snapshot_reply_fields, ELEMENTSOF(snapshot_reply_fields), &m, NULL, NULL,
+                         "SNAPSHOT_REPLY has an unknown field", ret_error);
+        if (r < 0)
+                return r;
+        if (!digest_string_is_valid(m.id))
+                return fail(ret_error, -EBADMSG, "SNAPSHOT_REPLY: id is not sha256: and 64 lowercase hex digits");
+        if (!token_is_valid(m.reference, sizeof m.reference))
+                return fail(ret_error, -EBADMSG, "SNAPSHOT_REPLY: reference is empty or has spaces or control characters");
+        *ret = m;
+        return 0;
 }
 
 /* ---- SIGNAL, RESIZE, EXIT, KILL, ERROR: tables only ---- */

@@ -41,6 +41,9 @@
 #define MSG_TARGET_MAX 64            /* an id or a name */
 #define MSG_IMAGE_MAX 4096           /* LIST_REPLY image: a reference, an image ID, a directory or "host" */
 #define MSG_COPY_PATH_MAX 4096      /* COPY path: bytes with the NUL (PATH_MAX) */
+#define MSG_SNAPSHOT_IMAGE_MAX 256   /* SNAPSHOT image: NAME[:TAG], bytes with the NUL */
+#define MSG_REFERENCE_MAX 512        /* SNAPSHOT_REPLY reference: the store's canonical name, with the NUL */
+#define MSG_DIGEST_MAX 72            /* "sha256:" + 64 lowercase hex, with the NUL */
 #define MSG_TTL_MAX_USEC (UINT64_C(365) * 24 * 3600 * 1000000) /* ttl, idle_ttl, a stop's grace: a year */
 
 typedef enum MsgType {
@@ -64,6 +67,8 @@ typedef enum MsgType {
         MSG_PAUSE = 18,         /* version 4 */
         MSG_RESUME = 19,        /* version 4 */
         MSG_COPY = 20,          /* version 4: a tar stream into or out of a created sandbox (sandboxctl cp) */
+        MSG_SNAPSHOT = 21,      /* version 4: a created sandbox's changes as a new image of the store */
+        MSG_SNAPSHOT_REPLY = 22, /* version 4 */
         _MSG_TYPE_MAX,
         _MSG_TYPE_INVALID = -EINVAL,
 } MsgType;
@@ -201,6 +206,16 @@ enum {
         MSG_COPY_DIRECTION = 3,         /* u32 MsgCopyDirection, required */
 };
 enum {
+        MSG_SNAPSHOT_TARGET = 1,        /* string: an id or a name, required */
+        MSG_SNAPSHOT_IMAGE = 2,         /* string: NAME[:TAG], < MSG_SNAPSHOT_IMAGE_MAX bytes, required */
+};
+enum {
+        MSG_SNAPSHOT_REPLY_ID = 1,      /* string: the image ID, "sha256:" + 64 lowercase hex, required */
+        MSG_SNAPSHOT_REPLY_REFERENCE = 2, /* string < MSG_REFERENCE_MAX: the store's name for it, required */
+        MSG_SNAPSHOT_REPLY_LAYER_BYTES = 3, /* u64: file data of its new layer */
+        MSG_SNAPSHOT_REPLY_PAUSE_USEC = 4,  /* u64: how long the sandbox's programs were frozen */
+};
+enum {
         MSG_KILL_ID = 1,                /* string, 16 lowercase hex, required */
         MSG_KILL_SIGNAL = 2,            /* u32 1..64, required */
 };
@@ -295,6 +310,20 @@ typedef struct MsgCopy {
         uint32_t direction;             /* MsgCopyDirection */
         int fd;
 } MsgCopy;
+
+/* SNAPSHOT (version 4): the target's changes become image IMAGE (NAME[:TAG]: printable ASCII without spaces;
+ * the daemon checks it is a reference). Answered by SNAPSHOT_REPLY or ERROR. */
+typedef struct MsgSnapshot {
+        char target[MSG_TARGET_MAX + 1];
+        char image[MSG_SNAPSHOT_IMAGE_MAX];
+} MsgSnapshot;
+
+typedef struct MsgSnapshotReply {
+        char id[MSG_DIGEST_MAX];
+        char reference[MSG_REFERENCE_MAX];
+        uint64_t layer_bytes;
+        uint64_t pause_usec;
+} MsgSnapshotReply;
 
 typedef struct MsgStarted {
         char id[MSG_ID_LENGTH + 1];
@@ -437,6 +466,12 @@ int msg_target_decode(WireFrame *f, MsgTarget *ret, const char **ret_error);
 int msg_copy_encode(const MsgCopy *m, WireBuffer *b);
 int msg_copy_decode(WireFrame *f, MsgCopy *ret, const char **ret_error);
 void msg_copy_done(MsgCopy *m);
+/* SNAPSHOT: image non-empty, printable ASCII without spaces. SNAPSHOT_REPLY: id "sha256:" + 64 lowercase hex,
+ * reference non-empty printable ASCII without spaces. */
+int msg_snapshot_encode(const MsgSnapshot *m, WireBuffer *b);
+int msg_snapshot_decode(WireFrame *f, MsgSnapshot *ret, const char **ret_error);
+int msg_snapshot_reply_encode(const MsgSnapshotReply *m, WireBuffer *b);
+int msg_snapshot_reply_decode(WireFrame *f, MsgSnapshotReply *ret, const char **ret_error);
 
 /* The spec's fields (EXEC's tags) alone, for records kept outside a frame (the runtime's state files):
  * encoded into B, decoded from SIZE bytes at DATA and checked with spec_validate_flags(FLAGS). */

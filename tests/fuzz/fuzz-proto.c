@@ -242,6 +242,22 @@ static int decode_and_encode(WireFrame *f, uint16_t type, WireBuffer *encoded) {
                 }
                 break;
         }
+        case MSG_SNAPSHOT: {
+                MsgSnapshot m;
+                r = msg_snapshot_decode(f, &m, &error);
+                if (r >= 0) {
+                        ASSERT(msg_target_is_valid(m.target));
+                        ASSERT(msg_snapshot_encode(&m, out) == 0);
+                }
+                break;
+        }
+        case MSG_SNAPSHOT_REPLY: {
+                MsgSnapshotReply m;
+                r = msg_snapshot_reply_decode(f, &m, &error);
+                if (r >= 0)
+                        ASSERT(msg_snapshot_reply_encode(&m, out) == 0);
+                break;
+        }
         case MSG_COPY: {
                 MsgCopy m;
                 r = msg_copy_decode(f, &m, &error);

@@ -249,6 +249,8 @@ static int decode_as(uint16_t type, const void *payload, size_t size, size_t n_f
                 MsgCreated created;
                 MsgTarget target;
                 MsgCopy copy;
+                MsgSnapshot snapshot;
+                MsgSnapshotReply snapshot_reply;
         } m;
 
         if (!f)
@@ -293,6 +295,8 @@ static int decode_as(uint16_t type, const void *payload, size_t size, size_t n_f
         case MSG_RM:
         case MSG_PAUSE:
         case MSG_RESUME: r = msg_target_decode(f, &m.target, ret_error); break;
+        case MSG_SNAPSHOT: r = msg_snapshot_decode(f, &m.snapshot, ret_error); break;
+        case MSG_SNAPSHOT_REPLY: r = msg_snapshot_reply_decode(f, &m.snapshot_reply, ret_error); break;
         case MSG_COPY:
                 r = msg_copy_decode(f, &m.copy, ret_error);
                 if (r >= 0)
@@ -970,6 +974,65 @@ static int test_roundtrip_targets(void) {
         MsgTarget big = { .target = "web", .timeout_usec = MSG_TTL_MAX_USEC + 1 };
         CHECK_EQ(msg_target_encode(MSG_STOP, &big, &b), -EINVAL);
         CHECK_EQ(msg_target_encode(MSG_OK, &big, &b), -EINVAL);
+        return 0;
+}
+
+static int test_roundtrip_snapshot(void) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        const char *error = NULL;
+        MsgSnapshot m = { .target = "web", .image = "work:v1" }, g;
+        MsgSnapshotReply rm = { .id = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                                .reference = "snapshots.sandbox.local/uid-1000/work:v1", .layer_bytes = 42,
+                                .pause_usec = 7 }, rg;
+        WireFrame *f;
+
+        CHECK_EQ(msg_snapshot_encode(&m, &b), 0);
+        CHECK((f = make_frame_b(MSG_SNAPSHOT, &b, 0)));
+        CHECK_EQ(msg_snapshot_decode(f, &g, NULL), 0);
+        wire_frame_free(f);
+        CHECK_STREQ(g.target, "web");
+        CHECK_STREQ(g.image, "work:v1");
+        CHECK_EQ(msg_snapshot_reply_encode(&rm, &b), 0);
+        CHECK((f = make_frame_b(MSG_SNAPSHOT_REPLY, &b, 0)));
+        CHECK_EQ(msg_snapshot_reply_decode(f, &rg, NULL), 0);
+        wire_frame_free(f);
+        CHECK_STREQ(rg.id, rm.id);
+        CHECK_STREQ(rg.reference, rm.reference);
+        CHECK_EQ(rg.layer_bytes, 42u);
+        CHECK_EQ(rg.pause_usec, 7u);
+        /* an empty image, one with a space or a control character, a missing target, a bad digest, a descriptor */
+        strcpy(m.image, "a b");
+        CHECK_EQ(msg_snapshot_encode(&m, &b), -EINVAL);
+        m.image[0] = 0;
+        CHECK_EQ(msg_snapshot_encode(&m, &b), -EINVAL);
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_string(&b, MSG_SNAPSHOT_TARGET, "web") | wire_put_string(&b, MSG_SNAPSHOT_IMAGE, "a\tb"), 0);
+        CHECK_EQ(decode_as(MSG_SNAPSHOT, b.data, b.size, 0, &error), -EBADMSG);
+        CHECK(strstr(error, "image"));
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_string(&b, MSG_SNAPSHOT_IMAGE, "a"), 0);
+        CHECK_EQ(decode_as(MSG_SNAPSHOT, b.data, b.size, 0, &error), -EBADMSG);
+        CHECK(strstr(error, "target"));
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_string(&b, MSG_SNAPSHOT_TARGET, "web") | wire_put_string(&b, MSG_SNAPSHOT_IMAGE, "a"), 0);
+        CHECK_EQ(decode_as(MSG_SNAPSHOT, b.data, b.size, 1, &error), -EBADMSG);
+        {
+                char long_image[MSG_SNAPSHOT_IMAGE_MAX + 1];
+                memset(long_image, 'a', sizeof long_image - 1);
+                long_image[sizeof long_image - 1] = 0;
+                wire_buffer_reset(&b);
+                CHECK_EQ(wire_put_string(&b, MSG_SNAPSHOT_TARGET, "web") |
+                         wire_put_string(&b, MSG_SNAPSHOT_IMAGE, long_image), 0);
+                CHECK(decode_as(MSG_SNAPSHOT, b.data, b.size, 0, &error) < 0);
+                CHECK(strstr(error, "255"));
+        }
+        strcpy(rm.id, "sha256:0123");
+        CHECK_EQ(msg_snapshot_reply_encode(&rm, &b), -EINVAL);
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_string(&b, MSG_SNAPSHOT_REPLY_ID, "sha256:0123") |
+                 wire_put_string(&b, MSG_SNAPSHOT_REPLY_REFERENCE, "x"), 0);
+        CHECK_EQ(decode_as(MSG_SNAPSHOT_REPLY, b.data, b.size, 0, &error), -EBADMSG);
+        CHECK(strstr(error, "sha256"));
         return 0;
 }
 
@@ -2599,6 +2662,13 @@ static int write_corpus(const char *dir) {
                 }
                 MsgCopy cp = { .target = "web", .path = "/root/out", .direction = MSG_COPY_OUT };
                 r |= msg_copy_encode(&cp, &b) < 0 ? -1 : write_frame(dirfd, "copy", MSG_COPY, &b);
+                MsgSnapshot sn = { .target = "web", .image = "work:v1" };
+                r |= msg_snapshot_encode(&sn, &b) < 0 ? -1 : write_frame(dirfd, "snapshot", MSG_SNAPSHOT, &b);
+                MsgSnapshotReply sr = {
+                        .id = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                        .reference = "snapshots.sandbox.local/uid-1000/work:v1", .layer_bytes = 4096 };
+                r |= msg_snapshot_reply_encode(&sr, &b) < 0 ? -1 :
+                        write_frame(dirfd, "snapshot-reply", MSG_SNAPSHOT_REPLY, &b);
                 minimal_spec(&s, true);
                 r |= msg_exec_in_encode(&s, "web", &b) < 0 ? -1 : write_frame(dirfd, "exec-in-tty", MSG_EXEC, &b);
                 spec_done(&s);
@@ -2636,6 +2706,7 @@ int main(int argc, char **argv) {
                 TAP_TEST(roundtrip_exec_in),
                 TAP_TEST(roundtrip_targets),
                 TAP_TEST(roundtrip_copy),
+                TAP_TEST(roundtrip_snapshot),
                 TAP_TEST(list_reply_versions),
                 TAP_TEST(spec_record),
                 TAP_TEST(capabilities),
