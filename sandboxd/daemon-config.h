@@ -35,6 +35,10 @@
 /* How long a created sandbox of a client other than root lives unless removed earlier: the hour of a
  * one-shot sandbox's wall clock, for the same reasons (a forgotten sandbox gives its bounds back). */
 #define CONFIG_DEFAULT_MAX_CREATED_PER_UID 16
+/* Snapshots (sandboxctl snapshot) of one uid other than root: how many it may keep in the store, and the
+ * bytes of each one's layer tar. 16 of 4 GiB: at most 64 GiB of the store per uid. */
+#define CONFIG_DEFAULT_MAX_SNAPSHOTS_PER_UID 16u
+#define CONFIG_DEFAULT_MAX_SNAPSHOT_SIZE (UINT64_C(4) << 30)
 #define CONFIG_DEFAULT_MAX_TTL_USEC (UINT64_C(3600) * 1000000)
 
 /* The pool of sandboxes made ahead (pool.h; sandboxd(8) documents the keys). */
@@ -61,6 +65,8 @@ typedef struct DaemonConfig {
         unsigned max_per_client;        /* concurrent sandboxes of one uid (root: no cap) */
         unsigned max_sandboxes;         /* concurrent sandboxes in all */
         unsigned max_created_per_uid;   /* sandboxes made by create (stopped ones too) of one uid (root: no cap) */
+        unsigned max_snapshots_per_uid; /* snapshots one uid keeps in the store (root: no cap) */
+        uint64_t max_snapshot_size;     /* bytes of one snapshot's layer tar of a uid other than root */
         /* Caps for clients other than root (SPEC_UNLIMITED: no cap). A value a client leaves out takes
          * the smaller of the default (SPEC_DEFAULT_*) and the cap; max_timeout_usec is their wall-clock
          * limit when they give none. */

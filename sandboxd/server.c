@@ -51,7 +51,10 @@
 #include "parse.h"
 #include "policy.h"
 #include "pool.h"
+#include "ref.h"
+#include "rmtree.h"
 #include "sandbox-copy.h"
+#include "sandbox-snapshot.h"
 #include "sandbox.h"
 #include "server.h"
 #include "time-util.h"
@@ -77,6 +80,11 @@ typedef struct Server Server;
 typedef struct Client Client;
 typedef struct Session Session;
 typedef struct Box Box;
+typedef struct SnapshotWork SnapshotWork;
+
+/* Snapshots live in the store under this domain, one path per uid: "snapshots.sandbox.local/uid-1000/NAME:TAG"
+ * (docs/protocol.md, SNAPSHOT). A client names its own as NAME:TAG. */
+#define SNAPSHOT_DOMAIN "snapshots.sandbox.local"
 
 typedef enum SessionKind {
         SESSION_EXEC,           /* a one-shot sandbox */
@@ -148,6 +156,7 @@ struct Session {
         SandboxExec *program;
 
         /* The start, on a worker: it reads exec and writes these. */
+        bool own_snapshot;      /* the image is one of the client's snapshots (allow-images does not apply) */
         Work work;
         int start_r;
         Sandbox *started;
@@ -182,6 +191,26 @@ typedef struct ListWork {
         int *root_fds;          /* per entry: its union's root (O_PATH), -EBADF: no disk use to read */
         size_t n;
 } ListWork;
+/* A SNAPSHOT being stored as an image on a worker (handle_snapshot()). */
+struct SnapshotWork {
+        Work work;
+        Server *server;
+        Client *client;         /* NULL once it has gone */
+        uid_t uid;
+        char box_id[MSG_ID_LENGTH + 1];
+        char base[MSG_DIGEST_MAX];      /* the sandbox's image ID */
+        char reference[MSG_REFERENCE_MAX];
+        char name[64];                  /* in DATA/snapshots */
+        int dir_fd;                     /* DATA/snapshots */
+        unsigned max_count;             /* 0: none */
+        uint64_t max_size;              /* 0: the library's default */
+        uint64_t pause_usec;
+        /* the worker's result */
+        int r;
+        char error[MSG_ERROR_MESSAGE_MAX];
+        char id[MSG_DIGEST_MAX];
+        uint64_t layer_bytes;
+};
 
 /* A frame not sent yet: header and payload, and its descriptors (ours, dups) for its first byte. */
 typedef struct OutFrame {
@@ -206,6 +235,7 @@ struct Client {
         Box *waiting;           /* a STOP or RM waits for this box to be stopped: no more requests meanwhile */
         struct ListWork *listing; /* a LIST whose disk use is being read on a worker */
         SandboxCopy *copy;      /* a COPY in progress (one per connection): no more requests meanwhile */
+        SnapshotWork *snapshot; /* a SNAPSHOT on a worker: no more requests meanwhile */
         sd_event_source *copy_source;
         int bind_fds[SPEC_MOUNTS_MAX]; /* BIND_FDS received for the next EXEC or CREATE */
         size_t n_bind_fds;
@@ -612,6 +642,75 @@ static int arm_limit_timer(Session *se) {
         return sd_event_source_set_enabled(se->limit_timer, SD_EVENT_ONESHOT);
 }
 
+/* The store's name of UID's snapshot NAME ("NAME[:TAG]"). */
+static int snapshot_reference(uid_t uid, const char *name, char *buf, size_t size) {
+        int n = snprintf(buf, size, SNAPSHOT_DOMAIN "/uid-%u/%s", (unsigned) uid, name);
+        return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* Whether IMG is hidden from UID: another uid's snapshot (every name it has is a snapshot name, none UID's). */
+static bool image_hidden_from(const Image *img, uid_t uid) {
+        char own[64];
+        bool other = false;
+
+        if (uid == 0)
+                return false;
+        snprintf(own, sizeof own, SNAPSHOT_DOMAIN "/uid-%u/", (unsigned) uid);
+        for (char **r = img->refs; r && *r; r++) {
+                if (startswith(*r, own) || !startswith(*r, SNAPSHOT_DOMAIN "/"))
+                        return false;
+                other = true;
+        }
+        return other;
+}
+
+/* --image NAME: the client's own snapshot of that name first; a client other than root never reaches another
+ * uid's snapshots (by name or ID: "no such image", as for one that does not exist). The spec then names the
+ * image by its ID. On a worker: the store is read. */
+static int resolve_image(Session *se) {
+        const DaemonConfig *cfg = se->server->config;
+        _cleanup_(image_store_freep) ImageStore *store = NULL;
+        _cleanup_(image_freep) Image *img = NULL;
+        SandboxSpec *spec = &se->exec.spec;
+        const char *path = cfg->store[0] ? cfg->store : IMAGE_STORE_DEFAULT;
+        char ref[MSG_REFERENCE_MAX];
+        ImageReport rep = {};
+        int r;
+
+        if (!spec->image_ref)
+                return 0;
+        r = image_store_open(path, false, &store, &rep);
+        if (r < 0)
+                return 0; /* the start reports it */
+        if (snapshot_reference(se->uid, spec->image_ref, ref, sizeof ref) >= 0 &&
+            image_store_lookup(store, ref, &img, &rep) >= 0)
+                se->own_snapshot = true;
+        else {
+                img = image_free(img);
+                rep = (ImageReport) {};
+                r = image_store_lookup(store, spec->image_ref, &img, &rep);
+                if (r < 0 && se->uid == 0)
+                        return 0; /* the start reports it, as before */
+                if (r < 0 || image_hidden_from(img, se->uid)) {
+                        se->start_error.status = SANDBOX_EXIT_SETUP;
+                        snprintf(se->start_error.message, sizeof se->start_error.message,
+                                 "--image '%.200s': no such image", spec->image_ref);
+                        return -ENOENT;
+                }
+                char own[64];
+                snprintf(own, sizeof own, SNAPSHOT_DOMAIN "/uid-%u/", (unsigned) se->uid);
+                for (char **x = img->refs; x && *x; x++)
+                        if (startswith(*x, own))
+                                se->own_snapshot = true;
+        }
+        char *id = strdup(img->id);
+        if (!id)
+                return -ENOMEM;
+        free(spec->image_ref);
+        spec->image_ref = id;
+        return 0;
+}
+
 /* allow-images, for a client other than root: the image its reference names must be one an entry names.
  * Then the spec names that image by its ID, so that what starts is what was checked (a tag that moves
  * meanwhile does not matter). On a worker: the store is read. */
@@ -625,7 +724,7 @@ static int check_allowed_image(Session *se) {
         char *id;
         int r;
 
-        if (!spec->image_ref || se->uid == 0 || !cfg->allow_images_set)
+        if (!spec->image_ref || se->uid == 0 || !cfg->allow_images_set || se->own_snapshot)
                 return 0;
         if (cfg->n_allow_images == 0) {
                 se->start_error.status = SANDBOX_EXIT_SETUP;
@@ -831,7 +930,9 @@ static int detach_created(Session *se) {
 static void start_run(Work *w) {
         Session *se = container_of(w, Session, work);
 
-        se->start_r = check_allowed_image(se);
+        se->start_r = resolve_image(se);
+        if (se->start_r >= 0)
+                se->start_r = check_allowed_image(se);
         if (se->start_r == -ENOMEM) {
                 se->start_error.status = SANDBOX_EXIT_SETUP;
                 snprintf(se->start_error.message, sizeof se->start_error.message, "out of memory");
@@ -1481,6 +1582,9 @@ static Client *client_free(Client *c) {
         }
         if (c->listing)
                 c->listing->client = NULL; /* list_done() frees it */
+        /* A snapshot whose client went away is finished all the same, and its answer dropped. */
+        if (c->snapshot)
+                c->snapshot->client = NULL;
         /* A copy whose client went away: its helper is killed and reaped (its pipe is the client's). */
         c->copy_source = sd_event_source_disable_unref(c->copy_source);
         c->copy = sandbox_copy_free(c->copy);
@@ -1937,6 +2041,192 @@ static void handle_copy(Client *c, WireFrame *f) {
         }
 }
 
+/* SNAPSHOT: the union's snapshot of the sandbox's upper is taken here (the programs are frozen meanwhile),
+ * into DATA/snapshots/; a worker turns it into an image of the store (image_store_commit()) and removes it. */
+
+static void snapshot_run(Work *w) {
+        SnapshotWork *sw = container_of(w, SnapshotWork, work);
+        const DaemonConfig *cfg = sw->server->config;
+        _cleanup_(image_store_freep) ImageStore *store = NULL;
+        _cleanup_(image_freep) Image *base = NULL, *img = NULL;
+        _cleanup_close_ int upper_fd = -EBADF;
+        const char *path = cfg->store[0] ? cfg->store : IMAGE_STORE_DEFAULT;
+        ImageReport rep = {};
+        char created_by[128], own[64];
+        int r;
+
+        r = image_store_open(path, false, &store, &rep);
+        if (r >= 0 && sw->max_count > 0) {
+                Image **l = NULL;
+                size_t n = 0;
+                unsigned mine = 0;
+                snprintf(own, sizeof own, SNAPSHOT_DOMAIN "/uid-%u/", (unsigned) sw->uid);
+                r = image_store_list(store, &l, &n, &rep);
+                for (size_t i = 0; r >= 0 && i < n; i++)
+                        for (char **x = l[i]->refs; x && *x; x++)
+                                mine += startswith(*x, own) && !streq(*x, sw->reference);
+                image_list_free(l, n);
+                if (r >= 0 && mine >= sw->max_count) {
+                        r = -EDQUOT;
+                        snprintf(rep.error, sizeof rep.error, "you have %u snapshots (max-snapshots-per-uid = %u): "
+                                 "this daemon keeps no more for one user", mine, sw->max_count);
+                }
+        }
+        if (r >= 0)
+                r = image_store_lookup(store, sw->base, &base, &rep);
+        if (r >= 0) {
+                upper_fd = openat(sw->dir_fd, sw->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (upper_fd < 0) {
+                        r = -errno;
+                        snprintf(rep.error, sizeof rep.error, "cannot open the snapshot: %s", strerror(-r));
+                }
+        }
+        if (r >= 0) {
+                snprintf(created_by, sizeof created_by, "sandboxctl snapshot %s (uid %u)", sw->box_id,
+                         (unsigned) sw->uid);
+                ImageCommitOptions o = { .name = sw->reference, .created_by = created_by, .max_size = sw->max_size };
+                r = image_store_commit(store, base, upper_fd, &o, &img, &rep);
+        }
+        if (r >= 0) {
+                snprintf(sw->id, sizeof sw->id, "%s", img->id);
+                sw->layer_bytes = img->n_layers > 0 ? img->layers[0].size : 0;
+        } else
+                snprintf(sw->error, sizeof sw->error, "%s", rep.error[0] ? rep.error : strerror(-r));
+        sw->r = r;
+        upper_fd = safe_close(upper_fd);
+        (void) rm_tree_at(sw->dir_fd, sw->name);
+}
+
+static void snapshot_done(Work *w) {
+        SnapshotWork *sw = container_of(w, SnapshotWork, work);
+        Server *srv = sw->server;
+        Client *c = sw->client;
+
+        if (sw->r >= 0)
+                log_sandbox_id(srv, LOG_INFO, sw->box_id, sw->uid, sw->reference, "snapshot stored as an image");
+        if (c) {
+                c->snapshot = NULL;
+                if (sw->r < 0)
+                        client_fail(c, SANDBOX_EXIT_SETUP, sw->r, "snapshot: %s", sw->error);
+                else {
+                        _cleanup_(wire_buffer_done) WireBuffer buf = {};
+                        MsgSnapshotReply m = { .layer_bytes = sw->layer_bytes, .pause_usec = sw->pause_usec };
+                        snprintf(m.id, sizeof m.id, "%s", sw->id);
+                        snprintf(m.reference, sizeof m.reference, "%s", sw->reference);
+                        if (msg_snapshot_reply_encode(&m, &buf) < 0 ||
+                            send_message(c, MSG_SNAPSHOT_REPLY, &buf, NULL, 0) < 0)
+                                c->broken = true;
+                }
+        }
+        safe_close(sw->dir_fd);
+        free(sw);
+        srv->n_cleanups--;
+        if (c) {
+                client_process(c);
+                client_check(c);
+        }
+        server_update(srv);
+}
+
+static void handle_snapshot(Client *c, WireFrame *f) {
+        Server *srv = c->server;
+        const DaemonConfig *cfg = srv->config;
+        _cleanup_free_ SnapshotWork *sw = NULL;
+        _cleanup_close_ int data_fd = -EBADF;
+        const char *e = NULL;
+        SandboxSnapshotResult res = {};
+        SandboxError err = {};
+        MsgSnapshot m;
+        char dest[PATH_MAX];
+        bool ambiguous;
+        Box *b;
+        int r;
+
+        if (c->version < 4)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: SNAPSHOT needs version 4");
+        r = msg_snapshot_decode(f, &m, &e);
+        if (r < 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed SNAPSHOT: %s", e ?: "invalid");
+        b = box_lookup(srv, c->cred.uid, m.target, &ambiguous);
+        if (!b)
+                return client_fail(c, SANDBOX_EXIT_SETUP, ambiguous ? -ENOTUNIQ : -ESRCH,
+                                   ambiguous ? "sandbox name '%s' is used by several users: give its id"
+                                             : "no sandbox '%s'", m.target);
+        if ((b->state != MSG_STATE_RUNNING && b->state != MSG_STATE_PAUSED) || !b->sandbox)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EBUSY, "sandbox %s is %s: snapshots need a running sandbox",
+                                   m.target, msg_state_to_string(b->state));
+        const char *base = sandbox_image_id(b->sandbox);
+        const SandboxSpec *spec = sandbox_spec(b->sandbox);
+        if (!base || !startswith(base, "sha256:") || strlen(base) >= MSG_DIGEST_MAX || spec->n_layers > 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EOPNOTSUPP,
+                                   "sandbox %s does not run an image of the store alone: snapshots are taken of "
+                                   "sandboxes made with create --image IMAGE (and no --layer)", m.target);
+        if (strchr(m.image, '@'))
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EINVAL,
+                                   "snapshot: '%s' is a digest: name the snapshot NAME[:TAG]", m.image);
+        for (Client *o = srv->clients; o; o = o->next)
+                if (o->snapshot && o->cred.uid == c->cred.uid)
+                        return client_fail(c, SANDBOX_EXIT_SETUP, -EBUSY,
+                                           "snapshot: another snapshot of yours is being stored: one at a time");
+
+        sw = calloc(1, sizeof *sw);
+        if (!sw)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
+        *sw = (SnapshotWork) {
+                .work = { .run = snapshot_run, .done = snapshot_done },
+                .server = srv,
+                .client = c,
+                .uid = c->cred.uid,
+                .dir_fd = -EBADF,
+                .max_count = c->cred.uid == 0 ? 0 : cfg->max_snapshots_per_uid,
+                .max_size = c->cred.uid == 0 ? 0 : cfg->max_snapshot_size,
+        };
+        snprintf(sw->box_id, sizeof sw->box_id, "%s", b->id);
+        snprintf(sw->base, sizeof sw->base, "%s", base);
+        if (snapshot_reference(c->cred.uid, m.image, sw->reference, sizeof sw->reference) < 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -ENAMETOOLONG, "snapshot: the name '%s' is too long", m.image);
+        {
+                /* checked here, before the sandbox is frozen for nothing; the store keys it canonical */
+                _cleanup_(image_ref_freep) ImageRef *ref = NULL;
+                _cleanup_free_ char *canonical = NULL;
+                char own[64];
+                snprintf(own, sizeof own, SNAPSHOT_DOMAIN "/uid-%u/", (unsigned) c->cred.uid);
+                if (image_ref_parse(sw->reference, &ref) < 0 || ref->digest || image_ref_string(ref, &canonical) < 0 ||
+                    !startswith(canonical, own) || strlen(canonical) >= sizeof sw->reference)
+                        return client_fail(c, SANDBOX_EXIT_SETUP, -EINVAL,
+                                           "snapshot: '%s' is not an image name NAME[:TAG] (lowercase letters, "
+                                           "digits, '.', '_', '-' and '/' in the name; a tag of up to 128 letters, "
+                                           "digits, '.', '_', '-')", m.image);
+                strcpy(sw->reference, canonical);
+        }
+
+        const char *data_dir = srv->runtime.data_dir;
+        data_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (data_fd < 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -errno, "snapshot: cannot open %s: %m", data_dir);
+        if (mkdirat(data_fd, "snapshots", 0700) < 0 && errno != EEXIST)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -errno, "snapshot: cannot make %s/snapshots: %m", data_dir);
+        sw->dir_fd = openat(data_fd, "snapshots", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sw->dir_fd < 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -errno, "snapshot: cannot open %s/snapshots: %m", data_dir);
+        static unsigned counter;
+        snprintf(sw->name, sizeof sw->name, "%s-%u", b->id, counter++);
+        (void) rm_tree_at(sw->dir_fd, sw->name);
+        snprintf(dest, sizeof dest, "%s/snapshots/%s", data_dir, sw->name);
+        r = sandbox_snapshot(b->sandbox, dest, b->state == MSG_STATE_PAUSED ? SANDBOX_SNAPSHOT_KEEP_FROZEN : 0, &res,
+                             &err);
+        if (r < 0) {
+                (void) rm_tree_at(sw->dir_fd, sw->name);
+                safe_close(sw->dir_fd);
+                return client_fail(c, SANDBOX_EXIT_SETUP, r, "%s", err.message);
+        }
+        sw->pause_usec = res.pause_usec;
+        box_log(b, LOG_INFO, "snapshot taken");
+        c->snapshot = sw;
+        srv->n_cleanups++;
+        workpool_submit(srv->cleanups, &TAKE_PTR(sw)->work);
+}
+
 /* Descriptors of bind sources for the EXEC that follows, opened by the client with its own credentials:
  * the daemon never resolves a client's path. At most SPEC_MOUNTS_MAX per connection. */
 static void handle_bind_fds(Client *c, WireFrame *f) {
@@ -2184,6 +2474,8 @@ static void client_dispatch(Client *c, WireFrame *f) {
                 return handle_target(c, f);
         case MSG_COPY:
                 return handle_copy(c, f);
+        case MSG_SNAPSHOT:
+                return handle_snapshot(c, f);
         default:
                 return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: unexpected message type %u",
                                    f->type);
@@ -2192,7 +2484,8 @@ static void client_dispatch(Client *c, WireFrame *f) {
 
 /* A request waits for its answer: a STOP or RM for the box to stop, a CREATE for its sandbox. */
 static bool client_waits(const Client *c) {
-        return c->waiting || c->listing || c->copy || (c->session && c->session->kind == SESSION_CREATE);
+        return c->waiting || c->listing || c->copy || c->snapshot ||
+               (c->session && c->session->kind == SESSION_CREATE);
 }
 
 /* Requests in order, one reply at a time: while a reply waits to be sent (the client does not read) or

@@ -952,6 +952,96 @@ static int cmd_cp(int argc, char *argv[]) {
         return 0;
 }
 
+/* SNAPSHOT: the sandbox's changes as image IMAGE of the store (the daemon's answer, or --json). */
+static int cmd_snapshot(int argc, char *argv[]) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        const char *args[2];
+        size_t n_args = 0;
+        MsgSnapshot m = {};
+        MsgSnapshotReply reply;
+        const char *e = NULL;
+        uint32_t version = 0;
+        bool json = false, dashdash = false;
+
+        for (int i = 1; i < argc; i++) {
+                if (!dashdash && (streq(argv[i], "-h") || streq(argv[i], "--help"))) {
+                        printf("Usage: sandboxctl snapshot ID|NAME IMAGE[:TAG] [--json]\n\n"
+                               "Store a consistent snapshot of a created sandbox's changes (its programs are frozen\n"
+                               "while it is taken) as the image IMAGE[:TAG] of the daemon's store, on top of the\n"
+                               "sandbox's image; 'sandboxctl create --image IMAGE[:TAG]' then forks from it (its\n"
+                               "layers are shared, nothing is copied). Your snapshots are yours: other users other\n"
+                               "than root cannot see or use them. Taking a tag again moves it to the new snapshot.\n"
+                               "The daemon bounds how many you keep (max-snapshots-per-uid) and their size\n"
+                               "(max-snapshot-size).\n\n"
+                               "      --json          print the image ID, its reference, the new layer's bytes and how\n"
+                               "                      long the sandbox was frozen as JSON\n");
+                        return 0;
+                } else if (!dashdash && streq(argv[i], "--json"))
+                        json = true;
+                else if (!dashdash && streq(argv[i], "--"))
+                        dashdash = true;
+                else if (!dashdash && argv[i][0] == '-') {
+                        fprintf(stderr, "sandboxctl snapshot: unknown option '%s' (see --help)\n", argv[i]);
+                        return EXIT_USAGE;
+                } else if (n_args >= 2) {
+                        fprintf(stderr, "sandboxctl snapshot: too many arguments (ID|NAME IMAGE[:TAG])\n");
+                        return EXIT_USAGE;
+                } else
+                        args[n_args++] = argv[i];
+        }
+        if (n_args != 2) {
+                fprintf(stderr, "sandboxctl snapshot: expected a sandbox (an id or a name) and an image name IMAGE[:TAG]\n");
+                return EXIT_USAGE;
+        }
+        if (!msg_target_is_valid(args[0])) {
+                fprintf(stderr, "sandboxctl snapshot: '%s' is not a sandbox id (16 hex digits) or name\n", args[0]);
+                return EXIT_USAGE;
+        }
+        snprintf(m.target, sizeof m.target, "%s", args[0]);
+        if (strlen(args[1]) >= sizeof m.image) {
+                fprintf(stderr, "sandboxctl snapshot: the image name is longer than %zu bytes\n", sizeof m.image - 1);
+                return EXIT_USAGE;
+        }
+        snprintf(m.image, sizeof m.image, "%s", args[1]);
+        if (msg_snapshot_encode(&m, &b) < 0) {
+                fprintf(stderr, "sandboxctl snapshot: '%s' is not an image name (empty, or spaces or control "
+                        "characters)\n", args[1]);
+                return EXIT_USAGE;
+        }
+        fd = open_session(NULL, 0, &version);
+        if (fd < 0)
+                return -fd;
+        if (version < 4) {
+                fprintf(stderr, "sandboxctl: the daemon speaks protocol version %u, which has no snapshots (version 4): "
+                        "update sandboxd\n", version);
+                return EXIT_DAEMON;
+        }
+        if (send_msg(fd, MSG_SNAPSHOT, &b, NULL, 0) < 0 || recv_msg(fd, &f) < 0)
+                return EXIT_DAEMON;
+        if (f->type == MSG_ERROR)
+                return report_error(f);
+        if (f->type != MSG_SNAPSHOT_REPLY) {
+                fprintf(stderr, "sandboxctl: unexpected answer from the daemon: %s\n", msg_type_to_string(f->type));
+                return EXIT_DAEMON;
+        }
+        if (msg_snapshot_reply_decode(f, &reply, &e) < 0) {
+                fprintf(stderr, "sandboxctl: malformed answer from the daemon: %s\n", e ?: "invalid");
+                return EXIT_DAEMON;
+        }
+        if (json) {
+                printf("{\"id\": ");
+                print_json_string(reply.id);
+                printf(", \"reference\": ");
+                print_json_string(reply.reference);
+                printf(", \"layer_bytes\": %" PRIu64 ", \"pause_usec\": %" PRIu64 "}\n", reply.layer_bytes,
+                       reply.pause_usec);
+        } else
+                printf("%s %s\n", reply.id, reply.reference);
+        return 0;
+}
+
 static void help(void) {
         printf("Usage: sandboxctl [--socket PATH] COMMAND ...\n\n"
                "Talk to sandboxd.\n\n"
@@ -967,6 +1057,8 @@ static void help(void) {
                "  resume ID|NAME...                  thaw them\n"
                "  cp SRC ID|NAME:PATH, cp ID|NAME:PATH DST\n"
                "                                     copy files into or out of a created sandbox (docker cp)\n"
+               "  snapshot ID|NAME IMAGE[:TAG] [--json]\n"
+               "                                     store a created sandbox's changes as an image to create from\n"
                "  ps [--json]                        list sandboxes: state, age, image, memory/CPU/disk use\n"
                "  kill ID [SIGNAL]                   signal a one-shot sandbox's program (default TERM)\n"
                "  version [--json]                   show the client's and the daemon's versions\n\n"
@@ -1023,7 +1115,9 @@ int main(int argc, char *argv[]) {
                 return cmd_target(MSG_RESUME, argc - i, argv + i);
         if (streq(argv[i], "cp"))
                 return cmd_cp(argc - i, argv + i);
-        fprintf(stderr, "sandboxctl: unknown command '%s' (exec, create, stop, rm, pause, resume, ps, kill, "
-                "version)\n", argv[i]);
+        if (streq(argv[i], "snapshot"))
+                return cmd_snapshot(argc - i, argv + i);
+        fprintf(stderr, "sandboxctl: unknown command '%s' (exec, create, stop, rm, pause, resume, cp, snapshot, "
+                "ps, kill, version)\n", argv[i]);
         return EXIT_USAGE;
 }
