@@ -2848,6 +2848,12 @@ int server_run(int listen_fd, const char *state_dir, const char *data_dir, const
         int r;
 
         policy_host_init(&srv.host);
+        {
+                /* Snapshots a predecessor was storing when it died: nobody waits for them any more. */
+                _cleanup_close_ int data_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (data_fd >= 0 && (r = rm_tree_at(data_fd, "snapshots")) < 0 && r != -ENOENT)
+                        log_warning_errno(r, "Failed to remove %s/snapshots, ignoring: %m", data_dir);
+        }
         r = sd_event_default(&srv.event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the event loop: %m");

@@ -167,6 +167,7 @@ def test_tag_moves(env):
     d.create(USER, ["--image", "localhost/base:1", "--name", "box"])
     sf.eq(d.exec_in(USER, "box", ["sh", "-c", "echo one > /root/v"]).returncode, 0, "write one")
     j1 = snapshot(d, USER, "box", "t")
+    sf.check(j1["layer_bytes"] < 64 << 10, f"the new layer holds the sandbox's changes only, not its image: {j1}")
     sf.eq(d.exec_in(USER, "box", ["sh", "-c", "echo two > /root/v"]).returncode, 0, "write two")
     j2 = snapshot(d, USER, "box", "t")
     sf.check(j1["id"] != j2["id"], f"a new image: {j1} {j2}")
@@ -241,6 +242,7 @@ def test_100_forks_share_the_layers(env):
     sf.eq((r.returncode, r.stdout), (0, f"{64 << 20}\n"), f"the last fork sees the snapshot: {r}")
     sf.eq(usage(d.store, ("layers", "blobs")), store_before, "100 forks add nothing to the store")
     grown = usage(env.data)[0] - data_before
+    print(f"# 100 forks: store {store_before[0]} bytes before and after, data directory +{grown} bytes", flush=True)
     sf.check(grown < 100 * (256 << 10), f"the data directory grew by {grown} bytes for 100 forks (< 256 KiB each)")
     for sid in ids:
         sf.eq(d.ctl_as(0, ["rm", "-f", sid]).returncode, 0, f"rm -f {sid}")
