@@ -191,6 +191,7 @@ typedef struct ListWork {
         int *root_fds;          /* per entry: its union's root (O_PATH), -EBADF: no disk use to read */
         size_t n;
 } ListWork;
+
 /* A SNAPSHOT being stored as an image on a worker (handle_snapshot()). */
 struct SnapshotWork {
         Work work;
