@@ -9,6 +9,7 @@ imported into a store of the test's own:
   and a sandbox created from it (a fork) sees exactly it: the snapshot's files, not what was written later;
   a file of the image whose mode was changed (a metacopy copy-up) keeps its data, a deleted one stays deleted;
 - a tag taken again moves to the new snapshot;
+- allow-images lets a user run its own snapshots of an allowed image;
 - another uid can neither use nor see it (by its name, its store reference or its ID: "no such image"), and
   its own snapshot of the same name is its own; the per-uid count bound refuses with its name;
 - 100 forks of one snapshot share its layers: the store does not grow, and the daemon's data directory grows
@@ -220,6 +221,18 @@ def test_other_uid_cannot_use_or_see_it(env):
     for bad in ("UPPER", "a@sha256:" + "0" * 64, "x" * 300, "a b"):
         r = snapshot(d, USER, "box", bad, ok=False)
         sf.check(r.returncode == 125 and r.stderr.strip(), f"a bad name {bad!r} is refused: {r}")
+    rm_all(d)
+
+
+def test_allow_images_lets_users_fork_their_own_snapshots(env):
+    d = daemon(env, "allow-images = localhost/base:1\n")
+    d.create(USER, ["--image", "localhost/base:1", "--name", "box"])
+    sf.eq(d.exec_in(USER, "box", ["sh", "-c", "echo hi > /root/h"]).returncode, 0, "write")
+    snapshot(d, USER, "box", "own")
+    r = d.ctl_as(USER, ["exec", "--image", "own", "--", "cat", "/root/h"])
+    sf.eq((r.returncode, r.stdout), (0, "hi\n"), f"a snapshot of an allowed image is the user's to run: {r}")
+    r = d.ctl_as(OTHER, ["exec", "--image", "own", "--", "true"])
+    sf.check(r.returncode != 0 and "no such image" in r.stderr, f"not another user's: {r}")
     rm_all(d)
 
 
