@@ -157,6 +157,7 @@ struct Session {
 
         /* The start, on a worker: it reads exec and writes these. */
         bool own_snapshot;      /* the image is one of the client's snapshots (allow-images does not apply) */
+        char *image_asked;      /* the image as the client named it (the spec then names it by its ID) */
         Work work;
         int start_r;
         Sandbox *started;
@@ -486,6 +487,7 @@ static Session *session_free(Session *se) {
         safe_close(se->cancel_fd);
         session_close_bind_fds(se);
         free(se->groups);
+        free(se->image_asked);
         msg_exec_done(&se->exec);
         Box *b = se->box;
         free(se);
@@ -665,8 +667,21 @@ static bool image_hidden_from(const Image *img, uid_t uid) {
         return other;
 }
 
+/* What image_store_lookup() says of REFERENCE when the store at PATH has no such image (image/store.c). */
+static void missing_image_message(const char *reference, const char *path, char *buf, size_t size) {
+        const char *hex = startswith(reference, "sha256:") ?: reference;
+        size_t n = strlen(hex);
+
+        if (n >= 4 && n <= 64 && strspn(hex, "0123456789abcdef") == n)
+                snprintf(buf, size, "no image named '%s' and no image ID starting with it in the store '%s'",
+                         reference, path);
+        else
+                snprintf(buf, size, "no image '%s' in the store '%s': pull it with 'sandbox-image pull %s'",
+                         reference, path, reference);
+}
+
 /* --image NAME: the client's own snapshot of that name first; a client other than root never reaches another
- * uid's snapshots (by name or ID: "no such image", as for one that does not exist). The spec then names the
+ * uid's snapshots (by name or ID: the store's message for an image it does not have). The spec then names the
  * image by its ID. On a worker: the store is read. */
 static int resolve_image(Session *se) {
         const DaemonConfig *cfg = se->server->config;
@@ -693,9 +708,12 @@ static int resolve_image(Session *se) {
                 if (r < 0 && se->uid == 0)
                         return 0; /* the start reports it, as before */
                 if (r < 0 || image_hidden_from(img, se->uid)) {
+                        /* Another uid's snapshot: the store's own words for an image it does not have. */
+                        if (r >= 0)
+                                missing_image_message(spec->image_ref, path, rep.error, sizeof rep.error);
                         se->start_error.status = SANDBOX_EXIT_SETUP;
-                        snprintf(se->start_error.message, sizeof se->start_error.message,
-                                 "--image '%.200s': no such image", spec->image_ref);
+                        snprintf(se->start_error.message, sizeof se->start_error.message, "--image '%.200s': %.700s",
+                                 spec->image_ref, rep.error);
                         return -ENOENT;
                 }
                 char own[64];
@@ -707,7 +725,8 @@ static int resolve_image(Session *se) {
         char *id = strdup(img->id);
         if (!id)
                 return -ENOMEM;
-        free(spec->image_ref);
+        free(se->image_asked);
+        se->image_asked = spec->image_ref;
         spec->image_ref = id;
         return 0;
 }
@@ -722,6 +741,7 @@ static int check_allowed_image(Session *se) {
         SandboxSpec *spec = &se->exec.spec;
         const char *path = cfg->store[0] ? cfg->store : IMAGE_STORE_DEFAULT;
         ImageReport rep = {};
+        const char *asked = se->image_asked ?: spec->image_ref;
         char *id;
         int r;
 
@@ -730,7 +750,7 @@ static int check_allowed_image(Session *se) {
         if (cfg->n_allow_images == 0) {
                 se->start_error.status = SANDBOX_EXIT_SETUP;
                 snprintf(se->start_error.message, sizeof se->start_error.message, "permission denied: --image '%.200s': "
-                         "this daemon lets only root run images of the store (allow-images = none)", spec->image_ref);
+                         "this daemon lets only root run images of the store (allow-images = none)", asked);
                 return -EPERM;
         }
         r = image_store_open(path, false, &store, &rep);
@@ -739,7 +759,7 @@ static int check_allowed_image(Session *se) {
         if (r < 0) {
                 se->start_error.status = SANDBOX_EXIT_SETUP;
                 snprintf(se->start_error.message, sizeof se->start_error.message, "--image '%.200s': %.700s",
-                         spec->image_ref, rep.error);
+                         asked, rep.error);
                 return r;
         }
         for (size_t i = 0; i < cfg->n_allow_images; i++) {
@@ -758,7 +778,7 @@ static int check_allowed_image(Session *se) {
         se->start_error.status = SANDBOX_EXIT_SETUP;
         snprintf(se->start_error.message, sizeof se->start_error.message, "permission denied: --image '%.200s' (image %.19s) "
                  "is not one of the images this daemon lets users other than root run (allow-images)",
-                 spec->image_ref, img->id);
+                 asked, img->id);
         return -EPERM;
 }
 
