@@ -19,6 +19,7 @@ the reason), so it runs as soon as the daemon brings the feature.
 No mocks: the real daemon, sandboxes and kernel; the runner (tests/lib/sandboxd_fixture.py) checks that
 nothing is left behind."""
 
+import errno
 import hashlib
 import json
 import os
@@ -298,19 +299,56 @@ def c_remove(sandbox, sock, sid):
     sb.kill()
 
 
+SNAP_BASE = "localhost/pybase:1"     # the busybox image test_snapshot_fork imports into its daemon's store
+
+
 def c_snapshot_fork(sandbox, sock):
     need_version(sandbox, sock, sandbox.LIFECYCLE_VERSION, "Sandbox.create")
+    # A sandbox without an image of the store (the daemon's default root) cannot be snapshotted.
     with sandbox.Sandbox.create(socket=sock) as sb:
-        sb.run("echo before > /tmp/state").check()
         try:
-            ref = sb.snapshot("py-client-snap:1")
+            sb.snapshot("py-no-image")
+            raise AssertionError("a sandbox without an image of the store was snapshotted")
         except sandbox.UnsupportedError as e:
             pending(str(e))
-        sb.run("echo after > /tmp/state").check()
-        with sandbox.Sandbox.create(image=ref, socket=sock) as child:
-            expect_eq(child.read_file("/tmp/state"), b"before\n", "the fork sees the snapshot")
-        with sb.fork() as f:
-            expect_eq(f.read_file("/tmp/state"), b"after\n", "fork() sees the state at the fork")
+        except sandbox.DaemonError as e:
+            expect(e.errno == errno.EOPNOTSUPP, f"the refusal of a snapshot without an image: {e!r} {e.errno}")
+    with sandbox.Sandbox.create(image=SNAP_BASE, memory="96m", env={"FORKED": "yes"}, socket=sock) as sb:
+        sb.run("echo before > /root/state").check()
+        ref = sb.snapshot("py-client-snap:1")
+        expect(ref.endswith(f"/uid-{os.getuid()}/py-client-snap:1"), f"the snapshot's reference {ref!r}")
+        sb.run("echo after > /root/state").check()
+        for image in (ref, "py-client-snap:1"):
+            with sandbox.Sandbox.create(image=image, socket=sock) as child:
+                expect_eq(child.read_file("/root/state"), b"before\n", f"a sandbox from the snapshot {image}")
+        with sb.fork(name="py-fork") as f:
+            expect_eq((f.name, f.read_file("/root/state")), ("py-fork", b"after\n"),
+                      "fork() sees the state at the fork")
+            expect_eq(f.run("echo $FORKED").stdout, b"yes\n", "fork() passes create()'s env on")
+            expect_eq(f.info().memory_max, 96 * MiB, "fork() passes create()'s memory on")
+            f.run("echo fork-write > /root/state").check()
+            expect_eq(sb.read_file("/root/state"), b"after\n", "the fork's writes stay in the fork")
+        with sb.fork(memory="80m") as f:
+            expect_eq(f.info().memory_max, 80 * MiB, "fork(memory=...) overrides create()'s")
+        for bad in ("a b", "", "x" * 256, "tab\tname"):
+            try:
+                sb.snapshot(bad)
+                raise AssertionError(f"snapshot({bad!r}) was sent")
+            except ValueError:
+                pass
+    return {"ref": ref}
+
+
+def c_snapshot_foreign(sandbox, sock, ref):
+    # Another uid reaches the snapshot neither by its reference nor by its name (its own name space).
+    for image in (ref, "py-client-snap:1"):
+        for how in (lambda: sandbox.Sandbox.create(image=image, socket=sock).kill(),
+                    lambda: sandbox.run("cat /root/state", image=image, socket=sock)):
+            try:
+                how()
+                raise AssertionError(f"uid {os.getuid()} used another uid's snapshot {image}")
+            except sandbox.DaemonError as e:
+                expect("no image" in e.message and image in e.message, f"as for an image that does not exist: {e!r}")
 
 
 def c_copy(sandbox, sock):
@@ -398,7 +436,8 @@ CLIENT_SCENARIOS = {
     "oneshot": c_oneshot, "binary": c_binary, "timeout": c_timeout, "stream": c_stream, "limits": c_limits,
     "errors": c_errors, "created": c_created, "files": c_files, "shared_limits": c_shared_limits,
     "created_signal": c_created_signal, "create_for_other": c_create_for_other, "foreign": c_foreign, "remove": c_remove,
-    "snapshot_fork": c_snapshot_fork, "copy": c_copy, "ttl": c_ttl, "concurrent": c_concurrent,
+    "snapshot_fork": c_snapshot_fork, "snapshot_foreign": c_snapshot_foreign, "copy": c_copy, "ttl": c_ttl,
+    "concurrent": c_concurrent,
 }
 
 
@@ -420,10 +459,10 @@ def user_gid():
     return 40000 + os.getpid() % 20000
 
 
-def start_daemon(env):
+def start_daemon(env, config=""):
     """A socket-activated daemon (no idle exit: the activator serves one activation) that allows the
     test's group; its socket reachable by the test's users."""
-    d = df.Daemon(env, activate=True, idle=0, config=f"allow-groups = {user_gid()}\n")
+    d = df.Daemon(env, activate=True, idle=0, config=f"allow-groups = {user_gid()}\n" + config)
     os.chmod(d.sock, 0o666)
     return d
 
@@ -502,7 +541,30 @@ test_created_signal = scenario_test("created_signal")
 test_copy = scenario_test("copy")
 test_ttl = scenario_test("ttl")
 test_concurrent = scenario_test("concurrent")
-test_snapshot_fork = scenario_test("snapshot_fork", 300)
+
+
+# Snapshots need a sandbox of an image of the store: a static busybox imported into a store of the test's own
+# (as test_sandboxd_snapshot.py does), for this test only. Then another uid cannot use the snapshot.
+def test_snapshot_fork(env):
+    from image_fixture import Image, Layer, build_layout, busybox_layer, busybox_static, config_json
+    tool = os.environ.get("SANDBOX_IMAGE") or ""
+    if not os.access(tool, os.X_OK):
+        raise sf.Skip(f"no sandbox-image at {tool!r} (set SANDBOX_IMAGE)")
+    if not busybox_static():
+        raise sf.Skip("no static busybox (scripts/install-deps.sh unpacks busybox-static)")
+    bb = busybox_layer(applets=("sh", "echo", "cat", "true", "id"))
+    root = Layer([("d", "root", 0o700, 0, 0), ("d", "tmp", 0o1777, 0, 0)])
+    build_layout(env.path("layout"), [(Image([bb, root], config_json([bb, root], env=["PATH=/bin"], cmd=["/bin/sh"])),
+                                       "base")])
+    store = env.path("store")
+    r = df.run(env, [tool, "--store", store, "import", "--tag", SNAP_BASE, env.path("layout")], timeout=120)
+    sf.check(r.returncode == 0, f"sandbox-image import: {r.stderr}")
+    d = start_daemon(env, f"store = {store}\n")
+    ref = client(env, d, "snapshot_fork")["ref"]
+    client(env, d, "snapshot_foreign", ref, uid=OTHER)
+
+
+test_snapshot_fork.timeout = 300
 
 
 # Another uid in the same group reaches neither the sandbox nor its name; the owner still does.

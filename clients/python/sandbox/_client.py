@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The client proper: sessions with the daemon (HELLO), one-shot sandboxes (EXEC), created sandboxes
-(protocol version 4: CREATE, EXEC with `in`, STOP, RM, PAUSE, RESUME), listing and signalling.
+(protocol version 4: CREATE, EXEC with `in`, STOP, RM, PAUSE, RESUME, COPY, SNAPSHOT), listing and
+signalling.
 
 A program's stdin, stdout and stderr are pipes of this process, whose other ends travel to the daemon
 with EXEC (SCM_RIGHTS); this process feeds stdin and reads the outputs while it waits for EXIT on the
@@ -663,8 +664,9 @@ def run(cmd: Command, *, stdin: Stdin = None, timeout: Optional[float] = None,
 # created sandboxes (protocol version 4)
 
 LIFECYCLE_VERSION = 4
-#: The protocol version that defines SNAPSHOT; None while docs/protocol.md defines none.
-SNAPSHOT_VERSION: Optional[int] = None
+#: The protocol version that defines SNAPSHOT.
+SNAPSHOT_VERSION = 4
+_IMAGE_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 def _target(s: str) -> str:
@@ -686,6 +688,8 @@ class Sandbox:
         self.name = name
         self.socket = socket
         self._removed = False
+        #: The options of create() (but image, name and socket), which fork() passes on.
+        self._create_args: Dict[str, object] = {}
 
     @classmethod
     def create(cls, image: Optional[str] = None, memory: Size = None, *, socket: Optional[str] = None,
@@ -719,7 +723,11 @@ class Sandbox:
         sid = r.text(1, "id", True, 16) or ""
         if not _ID_RE.match(sid):
             raise ProtocolError(f"CREATED: {sid!r} is not a sandbox id")
-        return cls(sid, r.text(2, "name", limit=w.NAME_MAX) or "", socket)
+        sb = cls(sid, r.text(2, "name", limit=w.NAME_MAX) or "", socket)
+        sb._create_args = {k: v for k, v in (("memory", memory), ("ttl", ttl), ("idle_ttl", idle_ttl), ("pids", pids),
+                                             ("cpus", cpus), ("disk", disk), ("env", env), ("workdir", workdir),
+                                             ("hostname", hostname), ("network", network)) if v is not None}
+        return sb
 
     @classmethod
     def connect(cls, target: str, socket: Optional[str] = None) -> "Sandbox":
@@ -978,19 +986,63 @@ class Sandbox:
 
     close = kill
 
-    # -- snapshots
+    # -- snapshots (SNAPSHOT, protocol version 4)
+
+    def _snapshot(self, name: str) -> Tuple[str, str]:
+        """(image ID, reference) of a new snapshot named NAME."""
+        b = w.to_bytes(name, "the snapshot's name")
+        if not b or len(b) > w.SNAPSHOT_IMAGE_MAX or any(c <= 0x20 or c >= 0x7f for c in b):
+            raise ValueError(f"{name!r} is not a snapshot name: NAME[:TAG], 1-{w.SNAPSHOT_IMAGE_MAX} bytes of "
+                             f"printable ASCII without spaces")
+        with Session(self.socket) as s:
+            s.need(SNAPSHOT_VERSION, "snapshot (SNAPSHOT)")
+            try:
+                reply = s.request(w.SNAPSHOT, w.put_str(1, _target(self.id), "target", w.TARGET_MAX)
+                                  + w.put_str(2, b, "the snapshot's name", w.SNAPSHOT_IMAGE_MAX), w.SNAPSHOT_REPLY)
+            except DaemonError as e:
+                # A version-4 daemon built before SNAPSHOT refuses its type.
+                if e.errno == errno_mod.EPROTO and "unexpected message type" in e.message:
+                    raise UnsupportedError(f"snapshot: sandboxd {s.daemon_version} has no SNAPSHOT message",
+                                           needed=SNAPSHOT_VERSION, have=s.version) from e
+                raise
+        r = w.Reader(reply, "SNAPSHOT_REPLY", (1, 2, 3, 4))
+        image_id = r.text(1, "id", True, 71) or ""
+        ref = r.text(2, "reference", True, w.REFERENCE_MAX) or ""
+        r.u64(3, "layer_bytes")
+        r.u64(4, "pause_usec")
+        if not _IMAGE_ID_RE.match(image_id):
+            raise ProtocolError(f"SNAPSHOT_REPLY: {image_id!r} is not an image ID (sha256: and 64 hex digits)")
+        if not ref or any(c <= " " or c > "~" for c in ref):
+            raise ProtocolError(f"SNAPSHOT_REPLY: {ref!r} is not an image reference")
+        return image_id, ref
 
     def snapshot(self, name: str) -> str:
-        """Stores a consistent snapshot of its changes as image NAME (IMAGE[:TAG]) of the daemon's store
-        and returns its reference."""
-        with Session(self.socket) as s:
-            if SNAPSHOT_VERSION is None:
-                raise UnsupportedError("snapshot: the protocol (docs/protocol.md) defines no SNAPSHOT message yet",
-                                       needed=None, have=s.version)
-            s.need(SNAPSHOT_VERSION, "snapshot (SNAPSHOT)")
-        raise UnsupportedError("snapshot: not implemented by this client", needed=SNAPSHOT_VERSION)
+        """Stores a consistent snapshot of its changes as image NAME (NAME[:TAG], :latest if no tag) of the
+        daemon's store and returns the store's reference of it (snapshots.sandbox.local/uid-UID/NAME:TAG),
+        which Sandbox.create(image=...) and run(image=...) take, as they take NAME[:TAG] itself.
+
+        Its programs are frozen while the daemon copies its changes (a paused sandbox stays paused). Only
+        a sandbox created from an image of the daemon's store can be snapshotted (else DaemonError,
+        errno EOPNOTSUPP). Snapshots are this uid's own: other users (but root) can neither see nor use
+        them. A tag taken again moves to the new snapshot. The daemon bounds how many names a user keeps
+        (max-snapshots-per-uid, default 16) and their size (max-snapshot-size), and stores one snapshot
+        per user at a time (DaemonError, errno EBUSY); nothing removes a snapshot but the store's admin
+        (sandbox-image). ValueError for a name that is empty, above 255 bytes, or has spaces or control
+        characters; UnsupportedError for a daemon before protocol version 4."""
+        return self._snapshot(name)[1]
 
     def fork(self, name: Optional[str] = None, **create_args: object) -> "Sandbox":
-        """A new sandbox that starts from a snapshot of this one (snapshot(), then create from it)."""
-        image = self.snapshot(f"fork-{self.id}-{os.getpid()}-{time.monotonic_ns() % 10**9}")
-        return Sandbox.create(image=image, socket=self.socket, name=name, **create_args)  # type: ignore[arg-type]
+        """A new sandbox that starts from this one's files as they are now: a snapshot named
+        fork-ID (ID this sandbox's id; taken again by each fork of it, so forks of one sandbox keep one
+        snapshot name of the uid's bound), then Sandbox.create() from that snapshot's image ID, so a
+        concurrent fork that moves the tag cannot change what this one starts from. The new sandbox gets
+        the options this one was created with (memory, ttl, env, ...; none if this object came from
+        Sandbox(ID) or connect(): then the daemon's defaults), CREATE_ARGS overriding them; NAME is the
+        new sandbox's name (None: none). The caller removes it (use it as a context manager)."""
+        if "image" in create_args:
+            raise TypeError("fork() starts from a snapshot of this sandbox: image= cannot be given")
+        if "socket" in create_args:
+            raise TypeError("fork() creates the new sandbox at this sandbox's daemon: socket= cannot be given")
+        image_id, _ = self._snapshot(f"fork-{self.id}")
+        args: Dict[str, object] = {**self._create_args, **create_args}
+        return Sandbox.create(image=image_id, socket=self.socket, name=name, **args)  # type: ignore[arg-type]

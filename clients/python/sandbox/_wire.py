@@ -38,13 +38,17 @@ PAUSE = 18
 RESUME = 19
 COPY = 20               # version 4 (sandboxctl cp)
 COPY_OUT, COPY_IN = 0, 1
+SNAPSHOT = 21           # version 4 (sandboxctl snapshot)
+SNAPSHOT_REPLY = 22
+SNAPSHOT_IMAGE_MAX = 255        # bytes of NAME[:TAG]
+REFERENCE_MAX = 511             # bytes of SNAPSHOT_REPLY's reference
 COPY_PATH_MAX = 4095
 
 TYPE_NAMES = {
     HELLO: "HELLO", HELLO_REPLY: "HELLO_REPLY", EXEC: "EXEC", STARTED: "STARTED", SIGNAL: "SIGNAL",
     RESIZE: "RESIZE", EXIT: "EXIT", LIST: "LIST", LIST_REPLY: "LIST_REPLY", KILL: "KILL", ERROR: "ERROR",
     OK: "OK", BIND_FDS: "BIND_FDS", CREATE: "CREATE", CREATED: "CREATED", STOP: "STOP", RM: "RM",
-    PAUSE: "PAUSE", RESUME: "RESUME", COPY: "COPY",
+    PAUSE: "PAUSE", RESUME: "RESUME", COPY: "COPY", SNAPSHOT: "SNAPSHOT", SNAPSHOT_REPLY: "SNAPSHOT_REPLY",
 }
 
 # The message-level versions this client speaks (HELLO's range).
