@@ -69,7 +69,7 @@ struct SandboxExec {
         bool timed_out;
         bool killed;            /* sandbox_exec_kill() was called */
         bool collected;
-        CgroupStats before;     /* the sandbox's counters when the program started */
+        CgroupStats before;     /* the sandbox's counters just before the program was started */
 };
 
 /* What the helper says: the program started (step -1, pid), or the step that failed and its errno. */
@@ -358,6 +358,12 @@ int sandbox_exec(Sandbox *s, const SandboxExecOptions *o, SandboxExec **ret, San
         if (o->workdir && o->workdir[0] != '/')
                 return sandbox_set_error(err, SANDBOX_EXIT_SETUP, "--workdir must be an absolute path");
 
+        /* The counters before anything of this program exists: a program refused a fork at once (a
+         * shell at the pids bound ends within milliseconds) must still count as having hit it. */
+        CgroupStats before = {};
+        if (s->cgroup)
+                (void) cgroup_get_stats(s->cgroup, &before);
+
         uint32_t uid = spec->uid, gid = spec->gid;
         envp = sandbox_build_env(spec, o->env, o->n_env, uid);
         if (!envp)
@@ -570,9 +576,8 @@ int sandbox_exec(Sandbox *s, const SandboxExecOptions *o, SandboxExec **ret, San
                 .pty_fd = pty,
                 .start_usec = started,
                 .timeout_usec = o->timeout_usec,
+                .before = before,
         };
-        if (s->cgroup)
-                (void) cgroup_get_stats(s->cgroup, &e->before);
         sandbox_strv_free(envp);
         if (trace_t0)
                 /* SANDBOX_TRACE: see sandbox_start_with(). */
