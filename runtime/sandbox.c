@@ -2229,37 +2229,6 @@ int sandbox_disk_usage_at(int root_fd, SandboxUsage *u) {
         return 0;
 }
 
-int sandbox_usage(Sandbox *s, SandboxUsage *ret) {
-        SandboxUsage u = {};
-        struct statvfs sv;
-        char root[64];
-        int r;
-
-        if (s->finished || !s->cgroup)
-                return -ESRCH;
-        r = cgroup_get_memory_current(s->cgroup, &u.memory_bytes);
-        if (r < 0 && r != -EOPNOTSUPP)
-                return r;
-        r = cgroup_get_cpu_usec(s->cgroup, &u.cpu_usec);
-        if (r < 0 && r != -EOPNOTSUPP)
-                return r;
-        /* The union's root as its server shows it: with a disk bound, its size is the bound and what is free
-         * is what is left of it (docs/limits.md), so the difference is what the sandbox added. Reached through
-         * the init's root (the union is mounted in the sandbox's mount namespace only); statfs() walks no
-         * path inside it. */
-        if (s->spec->disk_max != SPEC_UNLIMITED && s->pid > 0) {
-                snprintf(root, sizeof root, "/proc/%d/root", s->pid);
-                if (statvfs(root, &sv) >= 0 && sv.f_blocks >= sv.f_bfree) {
-                        u.disk_bytes = (uint64_t) (sv.f_blocks - sv.f_bfree) * sv.f_frsize;
-                        if (sv.f_files >= sv.f_ffree)
-                                u.disk_inodes = (uint64_t) (sv.f_files - sv.f_ffree);
-                        u.disk_known = true;
-                }
-        }
-        *ret = u;
-        return 0;
-}
-
 const SandboxSpec *sandbox_spec(const Sandbox *s) {
         return s->spec;
 }

@@ -191,9 +191,6 @@ typedef struct SandboxUsage {
         bool disk_known;                /* it has a disk bound to count by */
 } SandboxUsage;
 
-/* What it uses now. Asks the union's server (statfs), so it may take as long as the server does: not for
- * an event loop. */
-int sandbox_usage(Sandbox *s, SandboxUsage *ret);
 /* Its memory and CPU time only (its cgroup's files): for an event loop. */
 int sandbox_usage_cgroup(Sandbox *s, SandboxUsage *ret);
 /* An O_PATH descriptor of its root (the union, as its init sees it), and its disk use through it (statfs,
@@ -211,7 +208,7 @@ int sandbox_disk_usage_at(int root_fd, SandboxUsage *u);
  * that is gone, with the owner bytes (*RET_OWNER, freed by the caller). Its processes are checked to be the
  * ones recorded (pid and start time); when anything does not fit, what is left of it is killed (the stale
  * clean-up, sandbox_cleanup_stale(), then removes it) and an error returned. An adopted sandbox takes
- * sandbox_exec(), sandbox_pause(), sandbox_usage() and sandbox_finish() like one we started; its union's
+ * sandbox_exec(), sandbox_pause(), sandbox_usage_cgroup() and sandbox_finish() like one we started; its union's
  * disk-bound refusals are no longer reported. */
 int sandbox_detach(Sandbox *s, const void *owner, size_t owner_size, SandboxError *ret_error);
 int sandbox_adopt(const SandboxConfig *config, const char *id, Sandbox **ret_sandbox, void **ret_owner,

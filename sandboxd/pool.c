@@ -248,7 +248,7 @@ static void fill_run(Work *w) {
         if (e->r < 0)
                 return;
         e->made_usec = now_usec();
-        e->memory = sandbox_usage(e->sandbox, &u) >= 0 ? u.memory_bytes : POOL_MEMORY_GUESS;
+        e->memory = sandbox_usage_cgroup(e->sandbox, &u) >= 0 ? u.memory_bytes : POOL_MEMORY_GUESS;
 }
 
 static int on_entry_ended(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
