@@ -24,6 +24,7 @@
 #define OCI_NAMESPACES_MAX 16
 #define OCI_IDMAPS_MAX 64
 #define OCI_GIDS_MAX 64
+#define OCI_CGROUPS_PATH_MAX 1024       /* linux.cgroupsPath, bytes */
 
 /* Our annotations (docs/oci-runtime.md). */
 #define OCI_ANNOTATION_LIMITS "run.sandbox.limits"          /* "none": no default memory and pids bounds */
@@ -65,6 +66,7 @@ typedef struct OciBundle {
         OciHook *hooks[_OCI_HOOK_MAX];
         size_t n_hooks[_OCI_HOOK_MAX];
         char *cgroup_dest;      /* a cgroup mount was asked for here: emulated; NULL: none */
+        char *cgroups_path;     /* linux.cgroupsPath (cgroupfs form); NULL: none */
         bool cgroup_readonly;
         char *mqueue_dest;      /* an mqueue mount; NULL: none */
         bool no_limits;         /* OCI_ANNOTATION_LIMITS=none */

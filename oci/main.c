@@ -337,6 +337,7 @@ _Noreturn static void monitor_fail(Monitor *m, const char *fmt, ...) {
                 (void) sandbox_finish(m->sandbox, true, NULL);
                 sandbox_free(m->sandbox);
         }
+        (void) sandbox_remove_cgroup_parent();
         _exit(1);
 }
 
@@ -515,6 +516,7 @@ _Noreturn static void monitor_run(Monitor *m, int listen_fd, const char *console
         monitor_set_status(m, "stopped");
         (void) sandbox_cleanup(m->sandbox);
         sandbox_free(m->sandbox);
+        (void) sandbox_remove_cgroup_parent();
         _exit(res.status & 0xff);
 }
 
@@ -576,6 +578,23 @@ static int cmd_create(const char *id, const char *bundle_arg, const char *pid_fi
                 struct tm tm;
                 strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
         }
+        /* The container's cgroup (v2): below linux.cgroupsPath when the engine names one (as runc, made
+         * where missing), else below ours, which must then be a delegated scope of its own. The monitor,
+         * forked next, makes the sandbox's cgroup there; what it made is removed with the container. */
+        sandbox_set_cgroup_opt_out("set no limits in config.json and the annotation " OCI_ANNOTATION_LIMITS
+                                   "=none to run without them");
+        if (b.cgroups_path) {
+                r = sandbox_setup_cgroup_parent(b.cgroups_path);
+                if (r < 0) {
+                        r = error(r == -EINVAL ? "linux.cgroupsPath '%s' is not a cgroup path (at most 16 names, no '.' "
+                                                 "or '..')" : "linux.cgroupsPath '%s': cannot make it: %s",
+                                  b.cgroups_path, strerror(-r));
+                        goto fail;
+                }
+        } else
+                (void) sandbox_setup_cgroups("supervisor", "run sandbox-oci as the command of a delegated scope "
+                                             "(systemd-run --scope -p Delegate=yes), or name linux.cgroupsPath");
+
         /* What `state` says while the monitor starts: creating, without a pid. */
         json_t *state = state_new(id, "creating", 0, bundle, created);
         if (!state) {
@@ -623,6 +642,7 @@ static int cmd_create(const char *id, const char *bundle_arg, const char *pid_fi
         return 0;
 fail:
         oci_bundle_done(&b);
+        (void) sandbox_remove_cgroup_parent();
         (void) unlinkat(root, id, 0);
         if (dir >= 0) {
                 (void) unlinkat(dir, "ctl", 0);

@@ -11,8 +11,10 @@
  * Runs in the parent. Needs root, or ownership of a delegated subtree. Every access goes through
  * an O_PATH fd of the hierarchy root and *at() calls beneath it (open_beneath: no symlinks, no
  * "..") and every fd is O_CLOEXEC. The only directories this file creates or removes are the
- * sandbox cgroups and their two children (and the supervisor leaf of cgroup_v2_prepare_delegated());
- * the only writes to a cgroup we did not create are that function's, to our own delegated cgroup.
+ * sandbox cgroups and their two children, the supervisor leaf of cgroup_v2_prepare_delegated(), and
+ * the levels of an engine's cgroupsPath that cgroup_v2_set_parent() makes; the only writes to a cgroup
+ * we did not create are those two functions': to our own delegated cgroup, and cgroup.subtree_control
+ * along the path an engine named.
  *
  * Library code: returns -errno, logs at debug level at most, writes ret_* only on success. Not
  * done here: cgroups the sandbox makes itself (it is never given its cgroup to manage, so it cannot
@@ -1624,6 +1626,136 @@ undo:
                 (void) cg_write(own_fd, "cgroup.procs", pid);
         if (made_leaf)
                 (void) unlinkat(own_fd, leaf, AT_REMOVEDIR);
+        return r;
+}
+
+/* The parent an engine names (OCI linux.cgroupsPath, cgroupfs form): "/a/b" from the cgroup2 root,
+ * "a/b" below our own cgroup. At most CGROUP_PARENT_DEPTH_MAX components of valid file names, no "."
+ * or "..". The components made by cgroup_v2_set_parent(), deepest last, for cgroup_v2_remove_parent(). */
+#define CGROUP_PARENT_DEPTH_MAX 16
+static char *made_parent;       /* the path relative to the cgroup2 root of the deepest we made */
+static unsigned made_levels;    /* how many of its trailing components we made */
+
+int cgroup_v2_set_parent(const char *path) {
+        _cleanup_free_ char *full = NULL, *copy = NULL, *own = NULL;
+        _cleanup_close_ int root_fd = -EBADF, fd = -EBADF;
+        CgroupLayout layout;
+        unsigned depth = 0, made = 0;
+        size_t upto = 0;        /* FULL's length up to the level made or found last */
+        char *save = NULL;
+        int r;
+
+        assert_return(path, -EINVAL);
+        if (__atomic_load_n(&delegated_base, __ATOMIC_ACQUIRE))
+                return -EBUSY;
+        r = cgroup_detect_layout(&layout);
+        if (r < 0)
+                return r;
+        if (layout != CGROUP_LAYOUT_V2)
+                return -EOPNOTSUPP;
+        if (path[0] == '/')
+                full = strdup(path);
+        else {
+                r = cgroup_get_own_path(NULL, &own);
+                if (r < 0)
+                        return r;
+                if (asprintf(&full, "%s/%s", streq(own, "/") ? "" : own, path) < 0)
+                        full = NULL;
+        }
+        if (!full)
+                return -ENOMEM;
+        copy = strdup(full);
+        if (!copy)
+                return -ENOMEM;
+        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save))
+                if (!filename_is_valid(c) || ++depth > CGROUP_PARENT_DEPTH_MAX)
+                        return -EINVAL;
+        if (depth == 0)
+                return -EINVAL;
+
+        root_fd = open_abs_dir(CGROUP_MOUNT);
+        if (root_fd < 0)
+                return root_fd;
+        r = fd_check_fs(root_fd, CGROUP2_SUPER_MAGIC);
+        if (r < 0)
+                return r == -ENOENT ? -EOPNOTSUPP : r;
+        fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return -errno;
+        strcpy(copy, full);
+        save = NULL;
+        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                _cleanup_close_ int child = -EBADF;
+
+                /* The controllers our limits use, for the children of each level where it offers them and
+                 * they are off (as runc does along cgroupsPath); what cannot be enabled (a level that holds
+                 * processes) is for cgroup_create() to report, naming the cgroup. */
+                (void) v2_enable_controllers(fd, 0, V2_MEMORY | V2_PIDS | V2_CPU, true, NULL);
+                if (mkdirat(fd, c, 0755) >= 0)
+                        made++;
+                else if (errno != EEXIST)
+                        r = -errno;
+                else
+                        made = 0; /* only a trailing run of levels we made is ours to remove */
+                if (r < 0)
+                        goto undo;
+                upto = (size_t) (c - copy) + strlen(c);
+                child = open_beneath(fd, c, O_PATH | O_DIRECTORY, 0);
+                if (child < 0) {
+                        r = child;
+                        goto undo;
+                }
+                safe_close(fd);
+                fd = TAKE_FD(child);
+        }
+        (void) v2_enable_controllers(fd, 0, V2_MEMORY | V2_PIDS | V2_CPU, true, NULL);
+
+        char *expected = NULL, *base = full;
+        if (!__atomic_compare_exchange_n(&delegated_base, &expected, base, false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE)) {
+                r = -EBUSY;
+                goto undo;
+        }
+        full = NULL; /* published; lives as long as the process */
+        made_parent = strdup(base);
+        made_levels = made_parent ? made : 0;
+        return 0;
+
+undo:
+        full[upto] = '\0';
+        made_levels = made;
+        made_parent = TAKE_PTR(full);
+        (void) cgroup_v2_remove_parent();
+        return r;
+}
+
+int cgroup_v2_remove_parent(void) {
+        _cleanup_close_ int root_fd = -EBADF;
+        _cleanup_free_ char *p = TAKE_PTR(made_parent);
+        int r = 0;
+
+        if (!p || made_levels == 0)
+                return 0;
+        root_fd = open_abs_dir(CGROUP_MOUNT);
+        if (root_fd < 0)
+                return root_fd;
+        for (; made_levels > 0; made_levels--) {
+                char *slash = strrchr(p, '/');
+                _cleanup_close_ int dir = -EBADF;
+
+                if (!slash)
+                        break;
+                *slash = '\0';
+                dir = *p ? open_beneath(root_fd, p + strspn(p, "/"), O_PATH | O_DIRECTORY, 0)
+                         : fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
+                if (dir < 0)
+                        return dir;
+                if (unlinkat(dir, slash + 1, AT_REMOVEDIR) < 0) {
+                        r = -errno; /* busy: the engine put something there; it stays */
+                        break;
+                }
+        }
+        made_levels = 0;
         return r;
 }
 

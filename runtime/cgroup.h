@@ -106,6 +106,18 @@ int cgroup_create_fake(CgroupLayout layout, const char *root, const char *parent
  * Only call it when the subtree really is delegated to us. */
 int cgroup_v2_prepare_delegated(const char *leaf);
 
+/* v2: make PATH the parent of the cgroups cgroup_create() makes from now on, as an OCI engine's
+ * linux.cgroupsPath names it (cgroupfs form): "/a/b" from the cgroup2 root, "a/b" below our own cgroup.
+ * Missing levels are made (0755), and at each level memory, pids and cpu are enabled for its children
+ * where offered and off. Call once, before other threads use this module. -EINVAL for a bad path (at
+ * most 16 components, no "." or ".."), -EOPNOTSUPP on v1, -EBUSY after cgroup_v2_prepare_delegated().
+ * On failure nothing made is left. */
+int cgroup_v2_set_parent(const char *path);
+
+/* Remove the trailing levels of that parent which cgroup_v2_set_parent() made, deepest first, once the
+ * sandbox's cgroup below them is gone; a level that is not empty stays (-EBUSY). */
+int cgroup_v2_remove_parent(void);
+
 /* Why cgroup_create() with LIMITS returned -EOPNOTSUPP: *RET_MISSING lists the names of the
  * controllers a requested limit needs that cannot be used below our own cgroup ("memory, pids";
  * "" when all can), *RET_PARENT the cgroup (relative to the cgroup2 mount) where they would have to be

@@ -1056,7 +1056,29 @@ static int step_trees(Start *st) {
 /* What sandbox_setup_cgroups() found, for the message of a limit that cannot be applied. */
 static char cgroup_setup_note[256];
 static char cgroup_setup_advice[256];
+static char cgroup_setup_opt_out[160];
 static bool cgroup_setup_delegated;
+
+int sandbox_setup_cgroup_parent(const char *path) {
+        CgroupLayout layout;
+        int r;
+
+        if (cgroup_detect_layout(&layout) < 0 || layout != CGROUP_LAYOUT_V2)
+                return 0;
+        r = cgroup_v2_set_parent(path);
+        if (r < 0)
+                return r;
+        cgroup_setup_delegated = true;
+        return 1;
+}
+
+int sandbox_remove_cgroup_parent(void) {
+        return cgroup_v2_remove_parent();
+}
+
+void sandbox_set_cgroup_opt_out(const char *text) {
+        snprintf(cgroup_setup_opt_out, sizeof cgroup_setup_opt_out, "%s", text ?: "");
+}
 
 int sandbox_setup_cgroups(const char *leaf, const char *advice) {
         _cleanup_free_ char *own = NULL;
@@ -1104,7 +1126,7 @@ static bool in_list(const char *list, const char *word) {
 static int cgroup_unsupported_error(Start *st, const CgroupLimits *limits) {
         const SandboxSpec *spec = st->spec;
         _cleanup_free_ char *missing = NULL, *parent = NULL;
-        char bounds[256] = "", lift[64] = "", opt_out[96], cause[320], v[FORMAT_SIZE_MAX];
+        char bounds[256] = "", lift[64] = "", opt_out[160], cause[320], v[FORMAT_SIZE_MAX];
         bool mem, pids, cpu, note;
 
         if (cgroup_explain_unsupported(limits, &missing, &parent) < 0 || !*missing)
@@ -1127,8 +1149,12 @@ static int cgroup_unsupported_error(Start *st, const CgroupLimits *limits) {
         if (cpu)
                 snprintf(bounds + strlen(bounds), sizeof bounds - strlen(bounds), "%sthe CPU bound (--cpus %u.%03u)",
                          mem || pids ? " and " : "", spec->cpus_milli / 1000, spec->cpus_milli % 1000);
-        snprintf(opt_out, sizeof opt_out, "%s%s%s%s to run without %s", *lift ? "pass" : "", lift,
-                 *lift && cpu ? " and " : "", cpu ? "leave out --cpus" : "", mem + pids + cpu > 1 ? "them" : "it");
+        if (*cgroup_setup_opt_out)
+                snprintf(opt_out, sizeof opt_out, "%s", cgroup_setup_opt_out);
+        else
+                snprintf(opt_out, sizeof opt_out, "%s%s%s%s to run without %s", *lift ? "pass" : "", lift,
+                         *lift && cpu ? " and " : "", cpu ? "leave out --cpus" : "",
+                         mem + pids + cpu > 1 ? "them" : "it");
 
         note = parent && !cgroup_setup_delegated && *cgroup_setup_note;
         if (!parent)

@@ -72,6 +72,19 @@ typedef struct Sandbox Sandbox;
  * cgroup, 0 when there was nothing to do, -errno when a delegated cgroup could not be prepared. */
 int sandbox_setup_cgroups(const char *leaf, const char *advice);
 
+/* Instead of sandbox_setup_cgroups(), for a caller whose engine names the cgroup (OCI
+ * linux.cgroupsPath, cgroupfs form): on a cgroup v2 host the sandbox's cgroup goes below PATH ("/a/b"
+ * from the cgroup2 root, "a/b" below our own cgroup), made where missing, with memory, pids and cpu
+ * enabled along it (cgroup_v2_set_parent()). Returns 1 when PATH is the parent now, 0 on a v1 or hybrid
+ * host (the sandbox's cgroups go below our own there), -EINVAL for a bad PATH, -errno otherwise.
+ * sandbox_remove_cgroup_parent() removes the levels it made, after the sandbox is gone. */
+int sandbox_setup_cgroup_parent(const char *path);
+int sandbox_remove_cgroup_parent(void);
+
+/* How to run without the bounds a host cannot apply, in the caller's terms, for the message of
+ * sandbox_start(); NULL: sandbox-run's and sandboxctl's options ("pass --memory unlimited ..."). */
+void sandbox_set_cgroup_opt_out(const char *text);
+
 typedef enum SandboxStartFlags {
         /* No program of its own: the init waits (and reaps) until the sandbox is ended; programs come
          * through sandbox_exec(). The spec's command (and --timeout, --cpu-time, which bound a program)

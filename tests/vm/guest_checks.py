@@ -15,17 +15,23 @@ Each limit is checked through both front ends: sandbox-run as the command of a d
 - --timeout ends it with 124;
 - with no options the sandbox's cgroup has the default bounds (memory.max 2 GiB, pids.max 1024),
   and sits below the delegated cgroup (the scope's, or sandboxd.service's).
+sandbox-oci, in a delegated scope as an engine's cgroup manager would give it, puts config.json's memory, pids
+and cpu limits on the container's cgroup (a memory bomb ends 137), the defaults where config.json sets none,
+and leaves no cgroup after delete.
 And sandbox-run outside a delegated cgroup, or in a delegated one that holds another process, exits
 125 with a message that says what is missing and what to do, and leaves the cgroups as they were.
 Stdlib only; every command is bounded in time.
 """
 
+import ctypes
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 OUT = sys.argv[1]
@@ -269,6 +275,139 @@ def _():
        f"sandbox-run's status, then the scope's subtree_control and child cgroups ({r})")
     check("other processes" in r.err and "Delegate=yes" in r.err, f"the message: {r.err!r}")
     diag(r.err.strip())
+
+
+# --------------------------------------------------------------------------------------------------
+# sandbox-oci on cgroup v2: the limits config.json asks for, and issue 12's defaults where it asks for none
+
+OCI_ROOT = "/run/sbx-vm-oci"
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: a container's monitor is reparented to us, as to an engine
+
+
+def oci(*args, timeout=60, scope=True):
+    """sandbox-oci ARGS, in a delegated scope of its own (SCOPE) or in our cgroup as an engine with the
+    cgroupfs manager calls it; files for stdio: the container inherits them, as with runc."""
+    with tempfile.TemporaryFile(mode="w+") as out, tempfile.TemporaryFile(mode="w+") as err:
+        p = subprocess.run((SCOPE if scope else []) + ["sandbox-oci", "--root", OCI_ROOT] + list(args),
+                           stdin=subprocess.DEVNULL,
+                           stdout=out, stderr=err, timeout=timeout)
+        out.seek(0)
+        err.seek(0)
+        return p.returncode, out.read(), err.read()
+
+
+def oci_bundle(name, args, resources=None, cgroups_path=None):
+    """A bundle whose rootfs is the guest's own /usr (bound read-only) behind the usual symlinks."""
+    b = f"/run/sbx-vm-bundle-{name}"
+    shutil.rmtree(b, ignore_errors=True)
+    rootfs = b + "/rootfs"
+    for d in ("usr", "etc", "proc", "sys", "dev", "tmp", "root", "run"):
+        os.makedirs(f"{rootfs}/{d}")
+    for link in ("bin", "sbin", "lib", "lib64"):
+        if os.path.islink("/" + link):
+            os.symlink(os.readlink("/" + link), f"{rootfs}/{link}")
+    rc, _, err = oci("spec", "--bundle", b)
+    check(rc == 0, f"sandbox-oci spec: {err}")
+    with open(b + "/config.json") as f:
+        c = json.load(f)
+    c["process"]["terminal"] = False
+    c["process"]["args"] = args
+    c["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro"]})
+    if resources:
+        c["linux"]["resources"].update(resources)
+    if cgroups_path:
+        c["linux"]["cgroupsPath"] = cgroups_path
+    with open(b + "/config.json", "w") as f:
+        json.dump(c, f)
+    return b
+
+
+def sandbox_cgroup(monitor):
+    """The host path of the sandbox cgroup (sandbox-ID) of the container whose monitor is MONITOR: its
+    init, a child of the monitor, is in that cgroup's program child."""
+    seen = []
+    for child in read(f"/proc/{monitor}/task/{monitor}/children").split():
+        with open(f"/proc/{child}/cgroup") as f:
+            path = [line[3:].strip() for line in f if line.startswith("0::")][0]
+        seen.append(path)
+        parts = path.split("/")
+        found = [k for k, p in enumerate(parts) if p.startswith("sandbox-")]
+        if found:
+            return "/sys/fs/cgroup" + "/".join(parts[:found[-1] + 1])
+    raise AssertionError(f"no child of the monitor {monitor} below a sandbox-ID cgroup: {seen}")
+
+
+def reap(pid, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, status = os.waitpid(pid, os.WNOHANG)
+        if r == pid:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    raise AssertionError(f"the monitor {pid} did not exit within {timeout} s")
+
+
+def oci_case(name, args, resources, want, run_s, cgroups_path=None):
+    """Creates container NAME (with CGROUPS_PATH: from our own cgroup, as an engine would; else in a
+    delegated scope), checks its sandbox cgroup's (memory.max, program/pids.max, cpu.max) against WANT
+    before start, starts it, and returns (its exit status, whether the cgroup is gone after delete, the
+    cgroup's path)."""
+    cid = f"vm-{name}-{os.getpid()}"
+    b = oci_bundle(name, args, resources, cgroups_path)
+    pidfile = f"{b}/monitor.pid"
+    box = None
+    try:
+        rc, _, err = oci("create", "--bundle", b, "--pid-file", pidfile, cid, scope=not cgroups_path)
+        check(rc == 0, f"create: {err}")
+        monitor = int(read(pidfile))
+        rc, out, err = oci("state", cid)
+        check(rc == 0, f"state: {err}")
+        box = sandbox_cgroup(json.loads(out)["pid"])
+        got = (read(box + "/memory.max"), read(box + "/program/pids.max"), read(box + "/cpu.max"))
+        eq(got, want, f"memory.max, program/pids.max, cpu.max of {box}")
+        rc, _, err = oci("start", cid)
+        check(rc == 0, f"start: {err}")
+        status = reap(monitor, run_s)
+        rc, _, err = oci("delete", cid)
+        check(rc == 0, f"delete: {err}")
+        diag(f"{box[len('/sys/fs/cgroup'):]}: {got}; exit {status}")
+        return status, not os.path.exists(box), box
+    finally:
+        oci("delete", "--force", cid)
+        shutil.rmtree(b, ignore_errors=True)
+
+
+@test("sandbox-oci: config.json's memory, pids and cpu are the container's v2 limits; a memory bomb ends 137")
+def _():
+    res = {"memory": {"limit": 64 << 20}, "pids": {"limit": PIDS}, "cpu": {"quota": 25000, "period": 100000}}
+    status, gone, _ = oci_case("limits", ["/bin/sh", "-c", "x=a; while :; do x=$x$x; done"], res,
+                            (str(64 << 20), str(PIDS), "25000 100000"), 60)
+    eq((status, gone), (137, True), "exit status of the memory bomb, its cgroup gone after delete")
+
+
+@test("sandbox-oci: no resources in config.json: the default bounds (memory 2 GiB, pids 1024)")
+def _():
+    status, gone, _ = oci_case("defaults", ["/bin/sh", "-c", "exit 7"], None, (str(2 << 30), "1024", "max 100000"), 30)
+    eq((status, gone), (7, True), "exit status, the cgroup gone after delete")
+
+
+@test("sandbox-oci: linux.cgroupsPath (cgroupfs form) is where the container's cgroup goes, made and removed")
+def _():
+    top = f"/sbx-vm-oci-{os.getpid()}"
+    try:
+        status, gone, box = oci_case("cgpath", ["/bin/sh", "-c", "exit 3"], {"pids": {"limit": 77}},
+                                     (str(2 << 30), "77", "max 100000"), 30, cgroups_path=f"{top}/ctr")
+        eq(os.path.dirname(box), f"/sys/fs/cgroup{top}/ctr", "the sandbox cgroup's parent")
+        eq((status, gone, os.path.exists(f"/sys/fs/cgroup{top}")), (3, True, False),
+           "exit status, the sandbox cgroup gone, the levels made for cgroupsPath gone")
+    finally:
+        for d in (f"/sys/fs/cgroup{top}/ctr", f"/sys/fs/cgroup{top}"):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
 
 
 TAP.write(f"1..{counter}\n# done: {failures} failed\n")
