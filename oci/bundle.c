@@ -797,20 +797,14 @@ static int parse_linux(Parser *p, const json_t *doc, OciBundle *b, const char *s
                                         "null, zero, full, random, urandom, tty and ptys)");
         if (!is_empty(json_object_get(linux_, "mountLabel")))
                 return REFUSE(p, "linux.mountLabel");
-        /* The cgroupfs form: "/a/b" from the cgroup root, "a/b" below the runtime's own cgroup. The
-         * components are checked where the cgroup is made (cgroup_v2_set_parent()). */
+        /* The cgroupfs form ("/a/b" from the cgroup root, "a/b" below the runtime's own cgroup) or, with
+         * --systemd-cgroup, systemd's ("slice:prefix:name"): checked where the cgroup is made. */
         const char *cg = NULL;
         r = get_string(p, linux_, "cgroupsPath", "linux.cgroupsPath", OCI_CGROUPS_PATH_MAX, &cg);
         if (r < 0)
                 return r;
-        if (cg && *cg) {
-                if (strchr(cg, ':'))
-                        return fail(p, -EINVAL, "linux.cgroupsPath '%.64s' is in systemd's form (slice:prefix:name), "
-                                                "which needs --systemd-cgroup; sandbox-oci takes the cgroupfs form /a/b",
-                                    cg);
-                if (!(b->cgroups_path = strdup(cg)))
-                        return -ENOMEM;
-        }
+        if (cg && *cg && !(b->cgroups_path = strdup(cg)))
+                return -ENOMEM;
         return 0;
 }
 

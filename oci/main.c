@@ -44,6 +44,7 @@
 #include "sandbox.h"
 #include "setup.h"
 #include "state.h"
+#include "systemd-cgroup.h"
 
 #define DEFAULT_ROOT "/run/sandbox-oci"
 #define CTL_MESSAGE_MAX 4096
@@ -53,6 +54,7 @@ static const char *arg_root = DEFAULT_ROOT;
 static FILE *log_file;
 static bool log_json;
 static bool stderr_quiet;       /* the monitor: stderr is /dev/null or the log already */
+static bool arg_systemd_cgroup; /* --systemd-cgroup: the container's cgroup is a systemd scope */
 
 /* ---- messages: stderr, and the --log file (text or runc's JSON lines, which containerd reads back) ---- */
 
@@ -314,6 +316,7 @@ typedef struct Monitor {
         json_t *state;
         Sandbox *sandbox;
         int ready_fd;           /* the create command waits here: "ok" or the error */
+        const OciScope *scope;  /* --systemd-cgroup: the scope to make and divide; NULL: cgroupfs */
 } Monitor;
 
 static void monitor_set_status(Monitor *m, const char *status) {
@@ -416,6 +419,17 @@ _Noreturn static void monitor_run(Monitor *m, int listen_fd, const char *console
         char err[1024];
 
         (void) setsid();
+        /* --systemd-cgroup: into the container's scope, then divided as a delegated scope is (the sandbox's
+         * cgroup beside our leaf). */
+        if (m->scope) {
+                char desc[128];
+                snprintf(desc, sizeof desc, "sandbox-oci container %s", m->id);
+                if (oci_systemd_scope_join(m->scope, desc, err, sizeof err) < 0)
+                        monitor_fail(m, "%s", err);
+                if (sandbox_setup_cgroups("supervisor", NULL) <= 0)
+                        monitor_fail(m, "--systemd-cgroup: the scope %s is not delegated to us (systemd marks "
+                                     "Delegate=yes scopes since version 251)", m->scope->unit);
+        }
         /* Forwarded to the program: what an engine may send our pid directly. */
         sigemptyset(&mask);
         for (int sig = 1; sig < _NSIG; sig++)
@@ -542,6 +556,7 @@ static int cmd_create(const char *id, const char *bundle_arg, const char *pid_fi
         _cleanup_free_ char *bundle = NULL;
         _cleanup_close_ int root = -EBADF, dir = -EBADF, listen_fd = -EBADF;
         OciBundle b = { .umask = -1 };
+        OciScope scope = {};
         int ready[2];
         char created[64], msg[2048];
         struct sockaddr_un sa;
@@ -583,7 +598,17 @@ static int cmd_create(const char *id, const char *bundle_arg, const char *pid_fi
          * forked next, makes the sandbox's cgroup there; what it made is removed with the container. */
         sandbox_set_cgroup_opt_out("set no limits in config.json and the annotation " OCI_ANNOTATION_LIMITS
                                    "=none to run without them");
-        if (b.cgroups_path) {
+        if (arg_systemd_cgroup) {
+                r = oci_systemd_scope_parse(b.cgroups_path, id, &scope, msg, sizeof msg);
+                if (r < 0) {
+                        r = error("%s", msg);
+                        goto fail;
+                }
+        } else if (b.cgroups_path && strchr(b.cgroups_path, ':')) {
+                r = error("linux.cgroupsPath '%s' is in systemd's form (slice:prefix:name), which needs "
+                          "--systemd-cgroup; without it sandbox-oci takes the cgroupfs form /a/b", b.cgroups_path);
+                goto fail;
+        } else if (b.cgroups_path) {
                 r = sandbox_setup_cgroup_parent(b.cgroups_path);
                 if (r < 0) {
                         r = error(r == -EINVAL ? "linux.cgroupsPath '%s' is not a cgroup path (at most 16 names, no '.' "
@@ -615,7 +640,7 @@ static int cmd_create(const char *id, const char *bundle_arg, const char *pid_fi
                 json_object_set_new(state, "pid", json_integer(getpid()));
                 json_object_set_new(state, "monitorStartTime", json_integer((json_int_t) pid_start_time(getpid())));
                 Monitor m = { .id = id, .bundle_path = bundle, .bundle = &b, .dir = dir, .state = state,
-                              .ready_fd = ready[1] };
+                              .ready_fd = ready[1], .scope = arg_systemd_cgroup ? &scope : NULL };
                 monitor_run(&m, listen_fd, console_socket);
         }
         json_decref(state);
@@ -912,7 +937,7 @@ static int cmd_features(void) {
                 "  \"linux\": {\n"
                 "    \"namespaces\": [\"pid\", \"network\", \"ipc\", \"uts\", \"mount\", \"user\", \"cgroup\"],\n"
                 "    \"capabilities\": [],\n"
-                "    \"cgroup\": {\"v1\": true, \"v2\": true, \"systemd\": false, \"systemdUser\": false},\n"
+                "    \"cgroup\": {\"v1\": true, \"v2\": true, \"systemd\": true, \"systemdUser\": false},\n"
                 "    \"seccomp\": {\"enabled\": false},\n"
                 "    \"apparmor\": {\"enabled\": false},\n"
                 "    \"selinux\": {\"enabled\": false}\n"
@@ -999,7 +1024,7 @@ static void help(void) {
                "  --root DIR         state directory (default " DEFAULT_ROOT ")\n"
                "  --log FILE         also write errors to FILE\n"
                "  --log-format text|json\n"
-               "  --systemd-cgroup   refused: sandbox-oci manages its cgroups itself\n"
+               "  --systemd-cgroup   the container's cgroup is a systemd scope (cgroupsPath slice:prefix:name)\n"
                "  --debug            accepted, no effect\n"
                "  -h, --help         this help\n"
                "  -v, --version      the version\n\n"
@@ -1031,7 +1056,6 @@ int main(int argc, char *argv[]) {
                 {}
         };
         const char *log_path = NULL;
-        bool systemd_cgroup = false;
         int c;
 
         /* Global options come before the command. */
@@ -1052,7 +1076,7 @@ int main(int argc, char *argv[]) {
                                 return usage_error("--log-format must be text or json");
                         break;
                 case OPT_SYSTEMD_CGROUP:
-                        systemd_cgroup = true;
+                        arg_systemd_cgroup = true;
                         break;
                 case OPT_DEBUG:
                 case OPT_ROOTLESS:
@@ -1071,10 +1095,6 @@ int main(int argc, char *argv[]) {
                 if (!log_file)
                         return usage_error("--log %s: %m", log_path);
         }
-        if (systemd_cgroup)
-                return error("--systemd-cgroup is not supported: sandbox-oci makes and bounds its cgroups itself "
-                             "(cgroupfs); configure the engine with cgroupfs (podman: --cgroup-manager cgroupfs; "
-                             "containerd: SystemdCgroup = false)") < 0 ? 1 : 0;
         if (optind >= argc)
                 return usage_error("a command is required");
         if (geteuid() != 0)

@@ -285,11 +285,11 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: a container's monitor is reparented to us, as to an engine
 
 
-def oci(*args, timeout=60, scope=True):
+def oci(*args, timeout=60, scope=True, pre=()):
     """sandbox-oci ARGS, in a delegated scope of its own (SCOPE) or in our cgroup as an engine with the
     cgroupfs manager calls it; files for stdio: the container inherits them, as with runc."""
     with tempfile.TemporaryFile(mode="w+") as out, tempfile.TemporaryFile(mode="w+") as err:
-        p = subprocess.run((SCOPE if scope else []) + ["sandbox-oci", "--root", OCI_ROOT] + list(args),
+        p = subprocess.run((SCOPE if scope else []) + ["sandbox-oci", "--root", OCI_ROOT] + list(pre) + list(args),
                            stdin=subprocess.DEVNULL,
                            stdout=out, stderr=err, timeout=timeout)
         out.seek(0)
@@ -349,17 +349,19 @@ def reap(pid, timeout):
     raise AssertionError(f"the monitor {pid} did not exit within {timeout} s")
 
 
-def oci_case(name, args, resources, want, run_s, cgroups_path=None):
+def oci_case(name, args, resources, want, run_s, cgroups_path=None, pre=()):
     """Creates container NAME (with CGROUPS_PATH: from our own cgroup, as an engine would; else in a
     delegated scope), checks its sandbox cgroup's (memory.max, program/pids.max, cpu.max) against WANT
     before start, starts it, and returns (its exit status, whether the cgroup is gone after delete, the
     cgroup's path)."""
     cid = f"vm-{name}-{os.getpid()}"
+    if callable(cgroups_path):
+        cgroups_path = cgroups_path(cid)
     b = oci_bundle(name, args, resources, cgroups_path)
     pidfile = f"{b}/monitor.pid"
     box = None
     try:
-        rc, _, err = oci("create", "--bundle", b, "--pid-file", pidfile, cid, scope=not cgroups_path)
+        rc, _, err = oci("create", "--bundle", b, "--pid-file", pidfile, cid, scope=not cgroups_path, pre=pre)
         check(rc == 0, f"create: {err}")
         monitor = int(read(pidfile))
         rc, out, err = oci("state", cid)
@@ -408,6 +410,23 @@ def _():
                 os.rmdir(d)
             except OSError:
                 pass
+
+
+@test("sandbox-oci --systemd-cgroup: the container's cgroup is the scope cgroupsPath names; gone after delete")
+def _():
+    unit = f"sbxvm-vm-sdcg-{os.getpid()}.scope"
+    status, gone, box = oci_case("sdcg", ["/bin/sh", "-c", "exit 5"], {"memory": {"limit": 96 << 20}},
+                                 (str(96 << 20), "1024", "max 100000"), 30,
+                                 cgroups_path=lambda cid: f"system.slice:sbxvm:{cid}", pre=["--systemd-cgroup"])
+    eq(os.path.dirname(box), f"/sys/fs/cgroup/system.slice/{unit}", "the sandbox cgroup's parent")
+    deadline = time.monotonic() + 10
+    while True:
+        state = subprocess.run(["systemctl", "show", "-P", "ActiveState", unit], capture_output=True,
+                               text=True).stdout.strip()
+        if state != "active" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    eq((status, gone, state), (5, True, "inactive"), "exit status, the sandbox cgroup gone, the scope's state")
 
 
 TAP.write(f"1..{counter}\n# done: {failures} failed\n")
