@@ -17,7 +17,10 @@ Each limit is checked through both front ends: sandbox-run as the command of a d
   and sits below the delegated cgroup (the scope's, or sandboxd.service's).
 sandbox-oci, in a delegated scope as an engine's cgroup manager would give it, puts config.json's memory, pids
 and cpu limits on the container's cgroup (a memory bomb ends 137), the defaults where config.json sets none,
-and leaves no cgroup after delete.
+and leaves no cgroup after delete; with linux.cgroupsPath (cgroupfs form) and with --systemd-cgroup (a transient
+scope) the cgroup goes where the engine names it. podman (Debian's, in the image) runs containers on sandbox-oci
+with its default systemd cgroup manager and with cgroupfs: exit statuses, -e, -w, a private id range, --memory
+(137), --pids-limit, exec, stop, rm, and no sandbox cgroup left.
 And sandbox-run outside a delegated cgroup, or in a delegated one that holds another process, exits
 125 with a message that says what is missing and what to do, and leaves the cgroups as they were.
 Stdlib only; every command is bounded in time.
@@ -427,6 +430,80 @@ def _():
             break
         time.sleep(0.1)
     eq((status, gone, state), (5, True, "inactive"), "exit status, the sandbox cgroup gone, the scope's state")
+
+
+# --------------------------------------------------------------------------------------------------
+# podman drives sandbox-oci on this host, with its default cgroup manager (systemd: --systemd-cgroup and
+# machine.slice:libpod:ID) and with cgroupfs
+
+PODMAN_IMAGE = "localhost/sbx-vm-busybox"
+PODMAN = ["podman", "--runtime", "/usr/local/bin/sandbox-oci"]
+RUN = ["run", "--rm", "--network", "none", "--security-opt", "seccomp=unconfined"]
+APPLETS = ("sh", "cat", "echo", "sleep", "pwd", "true", "id", "head")
+
+
+def podman_image():
+    root = "/run/sbx-vm-busybox"
+    shutil.rmtree(root, ignore_errors=True)
+    for d in ("bin", "etc", "proc", "sys", "dev", "tmp"):
+        os.makedirs(f"{root}/{d}")
+    shutil.copy(os.path.join(os.path.dirname(OUT), "busybox"), f"{root}/bin/busybox")
+    for a in APPLETS:
+        os.symlink("busybox", f"{root}/bin/{a}")
+    with open(f"{root}/etc/passwd", "w") as f:
+        f.write("root:x:0:0:root:/:/bin/sh\n")
+    subprocess.run(["tar", "-C", root, "-cf", root + ".tar", "."], check=True)
+    r = run(["podman", "import", root + ".tar", PODMAN_IMAGE], 300)
+    check(r.rc == 0, f"podman import: {r}")
+
+
+def machine_boxes():
+    return glob.glob("/sys/fs/cgroup/machine.slice/*/sandbox-*")
+
+
+@test("podman (systemd cgroup manager) on sandbox-oci: exit status, -e, -w, a private id range, a libpod scope")
+def _():
+    podman_image()
+    r = run(PODMAN + RUN + ["-e", "FOO=bar", "-w", "/tmp", PODMAN_IMAGE, "sh", "-c",
+                            "echo $FOO $(pwd); head -1 /proc/self/uid_map; cat /proc/self/cgroup; exit 3"], 120)
+    eq(r.rc, 3, f"exit status ({r})")
+    lines = r.out.splitlines()
+    eq(lines[0] if lines else None, "bar /tmp", f"env and cwd ({r})")
+    uidmap = lines[1].split() if len(lines) > 1 else []
+    check(len(uidmap) == 3 and uidmap[0] == "0" and uidmap[1] != "0", f"uid 0 inside is not host root: {uidmap}")
+    diag(f"uid_map {uidmap}; {lines[2:]}")
+    eq(machine_boxes(), [], "sandbox cgroups left in machine.slice")
+
+
+@test("podman --memory 64m: a memory bomb ends 137; --pids-limit 32 holds a fork bomb")
+def _():
+    r = run(PODMAN + RUN + ["--memory", "64m", PODMAN_IMAGE, "sh", "-c", "x=a; while :; do x=$x$x; done"], 120)
+    eq(r.rc, 137, f"exit status of the memory bomb ({r})")
+    r = run(PODMAN + RUN + ["--pids-limit", "32", PODMAN_IMAGE, "sh", "-c",
+                            "i=0; while :; do sleep 30 & i=$((i+1)); echo $i; done"], 120)
+    started = int(r.out.split()[-1]) if r.out.split() else 0
+    check(r.rc not in (0, None) and 16 <= started <= 30, f"{started} sleeps under --pids-limit 32 ({r})")
+    diag(f"{started} sleeps started, then exit {r.rc}")
+    eq(machine_boxes(), [], "sandbox cgroups left in machine.slice")
+
+
+@test("podman: exec into a running container, stop, rm; and --cgroup-manager cgroupfs")
+def _():
+    name = f"sbx-vm-{os.getpid()}"
+    r = run(PODMAN + ["run", "-d", "--name", name, "--network", "none", "--security-opt", "seccomp=unconfined",
+                      PODMAN_IMAGE, "sleep", "300"], 120)
+    check(r.rc == 0, f"podman run -d ({r})")
+    try:
+        r = run(PODMAN + ["exec", name, "sh", "-c", "echo in; exit 4"], 60)
+        eq((r.rc, r.out.strip()), (4, "in"), f"podman exec ({r})")
+        r = run(PODMAN + ["stop", "-t", "2", name], 60)
+        check(r.rc == 0, f"podman stop ({r})")
+    finally:
+        rm = run(PODMAN + ["rm", "-f", name], 60)
+    check(rm.rc == 0, f"podman rm ({rm})")
+    r = run(PODMAN + ["--cgroup-manager", "cgroupfs"] + RUN + [PODMAN_IMAGE, "sh", "-c", "exit 6"], 120)
+    eq(r.rc, 6, f"exit status with cgroupfs ({r})")
+    eq(machine_boxes() + glob.glob("/sys/fs/cgroup/libpod_parent/*/sandbox-*"), [], "sandbox cgroups left")
 
 
 TAP.write(f"1..{counter}\n# done: {failures} failed\n")

@@ -16,6 +16,8 @@ packages=(
         libfuse3-3 fuse3 libseccomp2 libsystemd0 libmnl0 libnftnl11 libxxhash0 libarchive13
         libjansson4 libcurl4 libssl3
         python3 procps util-linux
+        # guest_checks.py's engine: podman with its default (systemd) cgroup manager drives sandbox-oci
+        podman conmon
 )
 # The host's configured Debian mirror, as apt on the host uses it.
 sources=/etc/apt/sources.list.d/debian.sources

@@ -43,6 +43,7 @@ RECIPE = os.path.join(HERE, "image-recipe.sh")
 GUEST_FILES = ("guest-run.sh", "guest_checks.py")
 BUILD_ROOT = os.environ.get("SBX_BUILD_ROOT") or os.path.join(SRC_ROOT, "build")
 QEMU = "qemu-system-x86_64"
+BUSYBOX = "/var/cache/sandbox-tests/busybox-static/bin/busybox"
 # Measured here: the image builds in 65-85 s, the guest boots and runs the checks in about 60 s. The
 # bounds leave room for a slower machine and stay, together, below meson's timeout (900 s).
 IMAGE_BUILD_TIMEOUT = 360
@@ -91,6 +92,10 @@ def stage_build(share):
         raise AssertionError(f"meson install --destdir failed: {p.stdout[-1000:]} {p.stderr[-1000:]}")
     for n in GUEST_FILES:
         shutil.copy(os.path.join(HERE, n), share)
+    # the root of the image podman runs in the guest (scripts/install-deps.sh unpacks it)
+    if not os.access(BUSYBOX, os.X_OK):
+        raise Skip(f"no static busybox at {BUSYBOX} (scripts/install-deps.sh unpacks it)")
+    shutil.copy(BUSYBOX, share)
     os.makedirs(os.path.join(share, "out"))
 
 
