@@ -43,6 +43,10 @@ static const char *const type_names[_MSG_TYPE_MAX] = {
         [MSG_COPY] = "COPY",
         [MSG_SNAPSHOT] = "SNAPSHOT",
         [MSG_SNAPSHOT_REPLY] = "SNAPSHOT_REPLY",
+        [MSG_VOLUME_CREATE] = "VOLUME_CREATE",
+        [MSG_VOLUME_LIST] = "VOLUME_LIST",
+        [MSG_VOLUME_LIST_REPLY] = "VOLUME_LIST_REPLY",
+        [MSG_VOLUME_RM] = "VOLUME_RM",
 };
 
 static const char *const state_names[_MSG_STATE_MAX] = {
@@ -107,6 +111,46 @@ bool msg_name_is_valid(const char *name) {
 
 bool msg_target_is_valid(const char *target) {
         return msg_id_is_valid(target) || msg_name_is_valid(target);
+}
+
+bool msg_volume_name_is_valid(const char *name) {
+        size_t n;
+
+        if (!name)
+                return false;
+        n = strnlen(name, MSG_VOLUME_NAME_MAX + 1);
+        if (n == 0 || n > MSG_VOLUME_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = name[i];
+                bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+                if (!alnum && (i == 0 || !strchr("_.-", c)))
+                        return false;
+        }
+        return true;
+}
+
+bool msg_volume_dest_is_valid(const char *dest) {
+        size_t n;
+
+        if (!dest || dest[0] != '/')
+                return false;
+        n = strnlen(dest, SPEC_STRING_MAX);
+        if (n >= SPEC_STRING_MAX)
+                return false;
+        bool any = false;
+        for (const char *p = dest; *p;) {
+                size_t l;
+                p += strspn(p, "/");
+                l = strcspn(p, "/");
+                if (l == 0)
+                        break;
+                if ((l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.'))
+                        return false;
+                any = true;
+                p += l;
+        }
+        return any;
 }
 
 static int fail(const char **ret_error, int r, const char *message) {
@@ -555,6 +599,15 @@ static const Field bind_fields[] = {
         F_BOOL(MSG_BIND_FD, SpecBind, by_fd, false, "EXEC: a bind's fd is repeated or not 0 or 1"),
 };
 
+static const Field volume_mount_fields[] = {
+        F_CHARS(MSG_VOLUME_MOUNT_NAME, MsgVolumeMount, name, true,
+                "EXEC: a volume's name is missing, repeated or longer than 64 bytes"),
+        F_STRING(MSG_VOLUME_MOUNT_DEST, MsgVolumeMount, dest, true, SPEC_STRING_MAX - 1,
+                 "EXEC: a volume's dest is missing, repeated, longer than 4095 bytes or contains NUL"),
+        F_BOOL(MSG_VOLUME_MOUNT_READONLY, MsgVolumeMount, readonly, false,
+               "EXEC: a volume's readonly is repeated or not 0 or 1"),
+};
+
 static const Field tmpfs_fields[] = {
         F_STRING(MSG_TMPFS_DEST, SpecTmpfs, dest, true, SPEC_STRING_MAX,
                  "EXEC: a tmpfs's dest is missing, repeated, longer than 4096 bytes or contains NUL"),
@@ -581,6 +634,8 @@ typedef struct ExecState {
         /* EXEC's and CREATE's own fields (version 4), where the message has them (else NULL). */
         char *in;                       /* EXEC: [MSG_TARGET_MAX + 1] */
         MsgCreate *create;              /* CREATE */
+        MsgVolumeMount *volumes;        /* EXEC and CREATE (version 5): [MSG_VOLUMES_MAX] */
+        size_t *n_volumes;
         uint32_t seen;                  /* which of them came: a second one is malformed */
 } ExecState;
 
@@ -710,6 +765,26 @@ static int exec_other(void *out, const WireField *w, void *userdata, const char 
                 memcpy(st->in, v, strlen(v) + 1);
                 return 1;
         }
+        case MSG_EXEC_VOLUME: {
+                MsgVolumeMount v = {};
+                if (!st->volumes)
+                        return 0;
+                if (*st->n_volumes >= MSG_VOLUMES_MAX)
+                        return fail(ret_error, -EMSGSIZE, "EXEC: more than 8 volumes");
+                r = decode_nested(w, volume_mount_fields, ELEMENTSOF(volume_mount_fields), &v,
+                                  "EXEC: a volume has an unknown field", ret_error);
+                if (r < 0)
+                        return r;
+                if (!msg_volume_name_is_valid(v.name) || !msg_volume_dest_is_valid(v.dest)) {
+                        free(v.dest);
+                        return fail(ret_error, -EBADMSG,
+                                    "EXEC: a volume's name is not 1-64 letters, digits, '_', '.' or '-' starting with "
+                                    "a letter or digit, or its dest is not an absolute path without '.' or '..' "
+                                    "(and not '/')");
+                }
+                st->volumes[(*st->n_volumes)++] = v;
+                return 1;
+        }
         case MSG_CREATE_NAME: {
                 char v[MSG_NAME_MAX + 1];
                 if (!st->create)
@@ -822,6 +897,28 @@ int msg_spec_encode(const SandboxSpec *s, WireBuffer *b) {
         return encode_spec(s, b, false);
 }
 
+void msg_volume_mounts_done(MsgVolumeMount *v, size_t *n) {
+        for (size_t i = 0; i < *n; i++) {
+                free(v[i].dest);
+                v[i].dest = NULL;
+        }
+        *n = 0;
+}
+
+int msg_exec_encode_volumes(const MsgVolumeMount *v, size_t n, WireBuffer *b) {
+        assert_return(b && (v || n == 0), -EINVAL);
+        if (n > MSG_VOLUMES_MAX)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                if (!msg_volume_name_is_valid(v[i].name) || !msg_volume_dest_is_valid(v[i].dest))
+                        return -EINVAL;
+                int r = encode_nested(b, MSG_EXEC_VOLUME, volume_mount_fields, ELEMENTSOF(volume_mount_fields), &v[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* A spec that says only what one program of a sandbox that exists may say (EXEC with in). */
 static bool spec_is_program_only(const SandboxSpec *s) {
         SandboxSpec only = *s;
@@ -837,11 +934,14 @@ static bool spec_is_program_only(const SandboxSpec *s) {
         return memcmp(&only, &(SandboxSpec) {}, sizeof only) == 0;
 }
 
+static int exec_decode_finish(WireFrame *f, SandboxSpec *sp, const char *in, MsgExec *ret, const char **ret_error);
+
 int msg_exec_decode(WireFrame *f, MsgExec *ret, const char **ret_error) {
         _cleanup_(spec_done) SandboxSpec s = {};
         char in[MSG_TARGET_MAX + 1] = "";
-        ExecState st = { .in = in };
-        size_t want_fds;
+        MsgVolumeMount volumes[MSG_VOLUMES_MAX] = {};
+        size_t n_volumes = 0;
+        ExecState st = { .in = in, .volumes = volumes, .n_volumes = &n_volumes };
         int r;
 
         assert_return(f && f->type == MSG_EXEC && ret, -EINVAL);
@@ -849,8 +949,25 @@ int msg_exec_decode(WireFrame *f, MsgExec *ret, const char **ret_error) {
         /* Up to 3 descriptors may come; how many must come depends on tty, checked below. */
         r = decode_frame(f, 3, exec_fields, ELEMENTSOF(exec_fields), &s, exec_other, &st,
                          "EXEC has an unknown field", ret_error);
-        if (r < 0)
+        if (r >= 0 && in[0] && n_volumes > 0)
+                r = fail(ret_error, -EBADMSG, "EXEC with in: volumes are the sandbox's (give them to create)");
+        if (r >= 0)
+                r = exec_decode_finish(f, &s, in, ret, ret_error);
+        if (r < 0) {
+                msg_volume_mounts_done(volumes, &n_volumes);
                 return r;
+        }
+        memcpy(ret->volumes, volumes, sizeof volumes);
+        ret->n_volumes = n_volumes;
+        return 0;
+}
+
+static int exec_decode_finish(WireFrame *f, SandboxSpec *sp, const char *in, MsgExec *ret, const char **ret_error) {
+        _cleanup_(spec_done) SandboxSpec s = *sp;
+        size_t want_fds;
+        int r;
+
+        *sp = (SandboxSpec) {};
         if (s.n_argv == 0 && (!s.image_ref || in[0]))
                 return fail(ret_error, -EBADMSG,
                             "EXEC: argv is missing (it may be left out only with an image_ref)");
@@ -868,7 +985,7 @@ int msg_exec_decode(WireFrame *f, MsgExec *ret, const char **ret_error) {
                 return r;
 
         *ret = (MsgExec) { .spec = s, .stdio = { -EBADF, -EBADF, -EBADF } };
-        memcpy(ret->in, in, sizeof in);
+        memcpy(ret->in, in, strlen(in) + 1);
         s = (SandboxSpec) {};
         for (size_t i = 0; i < want_fds; i++)
                 ret->stdio[i] = wire_frame_take_fd(f, i);
@@ -914,12 +1031,14 @@ int msg_create_encode(const MsgCreate *m, WireBuffer *b) {
                 r = wire_put_u64(b, MSG_CREATE_TTL_USEC, m->ttl_usec);
         if (r >= 0 && m->idle_ttl_usec)
                 r = wire_put_u64(b, MSG_CREATE_IDLE_TTL_USEC, m->idle_ttl_usec);
+        if (r >= 0)
+                r = msg_exec_encode_volumes(m->volumes, m->n_volumes, b);
         return r;
 }
 
 int msg_create_decode(WireFrame *f, MsgCreate *ret, const char **ret_error) {
         _cleanup_(msg_create_done) MsgCreate m = {};
-        ExecState st = { .create = &m };
+        ExecState st = { .create = &m, .volumes = m.volumes, .n_volumes = &m.n_volumes };
         int r;
 
         assert_return(f && f->type == MSG_CREATE && ret, -EINVAL);
@@ -940,8 +1059,10 @@ int msg_create_decode(WireFrame *f, MsgCreate *ret, const char **ret_error) {
 }
 
 void msg_create_done(MsgCreate *m) {
-        if (m)
-                spec_done(&m->spec);
+        if (!m)
+                return;
+        spec_done(&m->spec);
+        msg_volume_mounts_done(m->volumes, &m->n_volumes);
 }
 
 static const Field created_fields[] = {
@@ -1058,6 +1179,7 @@ void msg_exec_done(MsgExec *m) {
         spec_done(&m->spec);
         for (size_t i = 0; i < ELEMENTSOF(m->stdio); i++)
                 m->stdio[i] = safe_close(m->stdio[i]);
+        msg_volume_mounts_done(m->volumes, &m->n_volumes);
 }
 
 /* ---- STARTED ---- */
@@ -1450,5 +1572,145 @@ int msg_list_reply_decode(WireFrame *f, MsgListReply *ret, const char **ret_erro
                 return r;
         *ret = m;
         m = (MsgListReply) {};
+        return 0;
+}
+
+/* ---- VOLUME_CREATE, VOLUME_RM, VOLUME_LIST, VOLUME_LIST_REPLY ---- */
+
+static const Field volume_create_fields[] = {
+        F_CHARS(MSG_VOLUME_NAME, MsgVolume, name, true, "VOLUME_CREATE: name is missing, repeated or longer than 64 bytes"),
+        F_U64(MSG_VOLUME_SIZE, MsgVolume, size, false, "VOLUME_CREATE: size is repeated or not a u64"),
+};
+
+static const Field volume_rm_fields[] = {
+        F_CHARS(MSG_VOLUME_NAME, MsgVolume, name, true, "VOLUME_RM: name is missing, repeated or longer than 64 bytes"),
+};
+
+static int volume_rm_other(void *out, const WireField *w, void *userdata, const char **ret_error) {
+        MsgVolume *m = out;
+
+        if (w->tag != MSG_VOLUME_UID)
+                return 0;
+        if (m->has_uid || wire_field_get_u32(w, &m->uid) < 0)
+                return fail(ret_error, -EBADMSG, "VOLUME_RM: uid is repeated or not a u32");
+        m->has_uid = true;
+        return 1;
+}
+
+int msg_volume_encode(MsgType type, const MsgVolume *m, WireBuffer *b) {
+        int r;
+
+        assert_return(m && b && (type == MSG_VOLUME_CREATE || type == MSG_VOLUME_RM), -EINVAL);
+        if (!msg_volume_name_is_valid(m->name) || (type == MSG_VOLUME_CREATE && m->has_uid))
+                return -EINVAL;
+        wire_buffer_reset(b);
+        if (type == MSG_VOLUME_CREATE)
+                return encode_fields(b, volume_create_fields, ELEMENTSOF(volume_create_fields), m);
+        r = encode_fields(b, volume_rm_fields, ELEMENTSOF(volume_rm_fields), m);
+        if (r >= 0 && m->has_uid)
+                r = wire_put_u32(b, MSG_VOLUME_UID, m->uid);
+        return r;
+}
+
+int msg_volume_decode(WireFrame *f, MsgVolume *ret, const char **ret_error) {
+        MsgVolume m = {};
+        int r;
+
+        assert_return(f && (f->type == MSG_VOLUME_CREATE || f->type == MSG_VOLUME_RM) && ret, -EINVAL);
+        if (f->type == MSG_VOLUME_CREATE)
+                r = decode_frame(f, 0, volume_create_fields, ELEMENTSOF(volume_create_fields), &m, NULL, NULL,
+                                 "VOLUME_CREATE has an unknown field", ret_error);
+        else
+                r = decode_frame(f, 0, volume_rm_fields, ELEMENTSOF(volume_rm_fields), &m, volume_rm_other, NULL,
+                                 "VOLUME_RM has an unknown field", ret_error);
+        if (r < 0)
+                return r;
+        if (!msg_volume_name_is_valid(m.name))
+                return fail(ret_error, -EBADMSG, "a volume name is 1-64 letters, digits, '_', '.' or '-', starting "
+                                                 "with a letter or digit");
+        *ret = m;
+        return 0;
+}
+
+int msg_volume_list_decode(WireFrame *f, const char **ret_error) {
+        assert_return(f && f->type == MSG_VOLUME_LIST, -EINVAL);
+        return decode_frame(f, 0, NULL, 0, NULL, NULL, NULL, "VOLUME_LIST has an unknown field", ret_error);
+}
+
+static const Field volume_entry_fields[] = {
+        F_CHARS(MSG_VOLUME_ENTRY_NAME, MsgVolumeEntry, name, true,
+                "VOLUME_LIST_REPLY: an entry's name is missing, repeated or longer than 64 bytes"),
+        F_U32(MSG_VOLUME_ENTRY_UID, MsgVolumeEntry, uid, true, 0, UINT32_MAX,
+              "VOLUME_LIST_REPLY: an entry's uid is missing, repeated or not a u32"),
+        F_U64(MSG_VOLUME_ENTRY_SIZE, MsgVolumeEntry, size, true,
+              "VOLUME_LIST_REPLY: an entry's size is missing, repeated or not a u64"),
+        F_U64(MSG_VOLUME_ENTRY_USED, MsgVolumeEntry, used, false,
+              "VOLUME_LIST_REPLY: an entry's used is repeated or not a u64"),
+        F_U64(MSG_VOLUME_ENTRY_CREATED_USEC, MsgVolumeEntry, created_usec, false,
+              "VOLUME_LIST_REPLY: an entry's created_usec is repeated or not a u64"),
+        F_CHARS(MSG_VOLUME_ENTRY_IN_USE_BY, MsgVolumeEntry, in_use_by, false,
+                "VOLUME_LIST_REPLY: an entry's in_use_by is repeated or not a sandbox id"),
+};
+
+static int volume_list_reply_other(void *out, const WireField *w, void *userdata, const char **ret_error) {
+        MsgVolumeListReply *m = out;
+        ListState *st = userdata;
+        MsgVolumeEntry e = {};
+        int r;
+
+        if (w->tag != MSG_VOLUME_LIST_REPLY_ENTRY)
+                return 0;
+        if (m->n_entries >= MSG_VOLUME_ENTRIES_MAX)
+                return fail(ret_error, -EMSGSIZE, "VOLUME_LIST_REPLY: more than 4096 entries");
+        r = decode_nested(w, volume_entry_fields, ELEMENTSOF(volume_entry_fields), &e,
+                          "VOLUME_LIST_REPLY: an entry has an unknown field", ret_error);
+        if (r < 0)
+                return r;
+        if (!msg_volume_name_is_valid(e.name) || (e.in_use_by[0] && !msg_id_is_valid(e.in_use_by)))
+                return fail(ret_error, -EBADMSG, "VOLUME_LIST_REPLY: an entry's name is not a volume name, or its "
+                                                 "in_use_by not a sandbox id");
+        r = grow((void **) &m->entries, &st->allocated, m->n_entries + 1, sizeof(MsgVolumeEntry));
+        if (r < 0)
+                return fail(ret_error, r, "out of memory");
+        m->entries[m->n_entries++] = e;
+        return 1;
+}
+
+void msg_volume_list_reply_done(MsgVolumeListReply *m) {
+        if (!m)
+                return;
+        free(m->entries);
+        *m = (MsgVolumeListReply) {};
+}
+
+int msg_volume_list_reply_encode(const MsgVolumeListReply *m, WireBuffer *b) {
+        assert_return(m && b, -EINVAL);
+        if (m->n_entries > MSG_VOLUME_ENTRIES_MAX || (m->n_entries > 0 && !m->entries))
+                return -EINVAL;
+        wire_buffer_reset(b);
+        for (size_t i = 0; i < m->n_entries; i++) {
+                const MsgVolumeEntry *e = &m->entries[i];
+                if (!msg_volume_name_is_valid(e->name) || (e->in_use_by[0] && !msg_id_is_valid(e->in_use_by)))
+                        return -EINVAL;
+                int r = encode_nested(b, MSG_VOLUME_LIST_REPLY_ENTRY, volume_entry_fields,
+                                      ELEMENTSOF(volume_entry_fields), e);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int msg_volume_list_reply_decode(WireFrame *f, MsgVolumeListReply *ret, const char **ret_error) {
+        _cleanup_(msg_volume_list_reply_done) MsgVolumeListReply m = {};
+        ListState st = {};
+        int r;
+
+        assert_return(f && f->type == MSG_VOLUME_LIST_REPLY && ret, -EINVAL);
+        r = decode_frame(f, 0, NULL, 0, &m, volume_list_reply_other, &st, "VOLUME_LIST_REPLY has an unknown field",
+                         ret_error);
+        if (r < 0)
+                return r;
+        *ret = m;
+        m = (MsgVolumeListReply) {};
         return 0;
 }

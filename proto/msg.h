@@ -28,7 +28,7 @@
 #include "spec.h"
 #include "wire.h"
 
-#define MSG_PROTOCOL_VERSION 4       /* the newest message-level version this code speaks */
+#define MSG_PROTOCOL_VERSION 5       /* the newest message-level version this code speaks */
 #define MSG_PROTOCOL_VERSION_MIN 1   /* the oldest */
 #define MSG_VERSION_STRING_MAX 64    /* client_version, daemon_version */
 #define MSG_ID_LENGTH 16             /* sandbox ids: exactly 16 lowercase hex digits */
@@ -44,6 +44,9 @@
 #define MSG_SNAPSHOT_IMAGE_MAX 256   /* SNAPSHOT image: NAME[:TAG], bytes with the NUL */
 #define MSG_REFERENCE_MAX 512        /* SNAPSHOT_REPLY reference: the store's canonical name, with the NUL */
 #define MSG_DIGEST_MAX 72            /* "sha256:" + 64 lowercase hex, with the NUL */
+#define MSG_VOLUME_NAME_MAX 64       /* a volume's name: [A-Za-z0-9][A-Za-z0-9_.-]* */
+#define MSG_VOLUMES_MAX 8            /* volumes one sandbox mounts */
+#define MSG_VOLUME_ENTRIES_MAX 4096  /* VOLUME_LIST_REPLY entries */
 #define MSG_TTL_MAX_USEC (UINT64_C(365) * 24 * 3600 * 1000000) /* ttl, idle_ttl, a stop's grace: a year */
 
 typedef enum MsgType {
@@ -69,6 +72,10 @@ typedef enum MsgType {
         MSG_COPY = 20,          /* version 4: a tar stream into or out of a created sandbox (sandboxctl cp) */
         MSG_SNAPSHOT = 21,      /* version 4: a created sandbox's changes as a new image of the store */
         MSG_SNAPSHOT_REPLY = 22, /* version 4 */
+        MSG_VOLUME_CREATE = 23, /* version 5: a volume of the client's (sandboxctl volume create) */
+        MSG_VOLUME_LIST = 24,   /* version 5 */
+        MSG_VOLUME_LIST_REPLY = 25, /* version 5 */
+        MSG_VOLUME_RM = 26,     /* version 5 */
         _MSG_TYPE_MAX,
         _MSG_TYPE_INVALID = -EINVAL,
 } MsgType;
@@ -121,6 +128,29 @@ enum {
         MSG_CREATE_NAME = 30,           /* string <= MSG_NAME_MAX (version 4) */
         MSG_CREATE_TTL_USEC = 31,       /* u64 <= MSG_TTL_MAX_USEC, 0: none (version 4) */
         MSG_CREATE_IDLE_TTL_USEC = 32,  /* u64 <= MSG_TTL_MAX_USEC, 0: none (version 4) */
+        /* EXEC (without in) and CREATE: */
+        MSG_EXEC_VOLUME = 33,           /* nested MSG_VOLUME_MOUNT_*, repeated 0..MSG_VOLUMES_MAX (version 5) */
+};
+enum {
+        MSG_VOLUME_MOUNT_NAME = 1,      /* string, a volume name, required */
+        MSG_VOLUME_MOUNT_DEST = 2,      /* string, absolute, no "..", not "/", required */
+        MSG_VOLUME_MOUNT_READONLY = 3,  /* bool, default 0 */
+};
+enum {
+        MSG_VOLUME_NAME = 1,            /* VOLUME_CREATE, VOLUME_RM: string, a volume name, required */
+        MSG_VOLUME_SIZE = 2,            /* VOLUME_CREATE: u64 bytes, 0: the daemon's default */
+        MSG_VOLUME_UID = 3,             /* VOLUME_RM (root only): u32, whose volume; absent: the client's */
+};
+enum {
+        MSG_VOLUME_LIST_REPLY_ENTRY = 1, /* nested MSG_VOLUME_ENTRY_*, repeated 0..4096 */
+};
+enum {
+        MSG_VOLUME_ENTRY_NAME = 1,      /* string, a volume name, required */
+        MSG_VOLUME_ENTRY_UID = 2,       /* u32, whose it is, required */
+        MSG_VOLUME_ENTRY_SIZE = 3,      /* u64, its quota in bytes, required */
+        MSG_VOLUME_ENTRY_USED = 4,      /* u64, bytes its image takes on the host's disk */
+        MSG_VOLUME_ENTRY_CREATED_USEC = 5, /* u64, CLOCK_REALTIME */
+        MSG_VOLUME_ENTRY_IN_USE_BY = 6, /* string, the id of the sandbox that mounts it; absent: none */
 };
 enum {
         MSG_BIND_SOURCE = 1,            /* string, required */
@@ -267,10 +297,19 @@ typedef struct MsgHelloReply {
 /* EXEC as received: the spec, and stdin/stdout/stderr (all -EBADF when spec.tty). With IN (version 4) the
  * program runs in that created sandbox, and the spec holds only argv, env, workdir, user, tty and
  * timeout_usec (user may then name a user without an image: the sandbox's /etc/passwd says who). */
+/* --volume NAME:DEST[:ro] (version 5). */
+typedef struct MsgVolumeMount {
+        char name[MSG_VOLUME_NAME_MAX + 1];
+        char *dest;
+        bool readonly;
+} MsgVolumeMount;
+
 typedef struct MsgExec {
         SandboxSpec spec;
         int stdio[3];
         char in[MSG_TARGET_MAX + 1];    /* "" unless version 4's exec --in */
+        MsgVolumeMount volumes[MSG_VOLUMES_MAX]; /* version 5, never with in */
+        size_t n_volumes;
 } MsgExec;
 
 /* CREATE (version 4): a sandbox without a program of its own; no descriptors (bind sources come in
@@ -280,7 +319,29 @@ typedef struct MsgCreate {
         char name[MSG_NAME_MAX + 1];
         uint64_t ttl_usec;              /* 0: none (the daemon may cap it) */
         uint64_t idle_ttl_usec;         /* 0: none */
+        MsgVolumeMount volumes[MSG_VOLUMES_MAX]; /* version 5 */
+        size_t n_volumes;
 } MsgCreate;
+
+/* VOLUME_CREATE and VOLUME_RM (version 5): answered by OK or ERROR. */
+typedef struct MsgVolume {
+        char name[MSG_VOLUME_NAME_MAX + 1];
+        uint64_t size;                  /* VOLUME_CREATE: bytes, 0: the daemon's default */
+        uint32_t uid;                   /* VOLUME_RM: with has_uid, whose (root only) */
+        bool has_uid;
+} MsgVolume;
+
+typedef struct MsgVolumeEntry {
+        char name[MSG_VOLUME_NAME_MAX + 1];
+        uint32_t uid;
+        uint64_t size, used, created_usec;
+        char in_use_by[MSG_ID_LENGTH + 1]; /* "": not in use */
+} MsgVolumeEntry;
+
+typedef struct MsgVolumeListReply {
+        MsgVolumeEntry *entries;
+        size_t n_entries;
+} MsgVolumeListReply;
 
 typedef struct MsgCreated {
         char id[MSG_ID_LENGTH + 1];
@@ -482,6 +543,21 @@ int msg_spec_decode(const void *data, size_t size, unsigned flags, SandboxSpec *
 int msg_bind_fds_decode(WireFrame *f, MsgBindFds *ret, const char **ret_error);
 /* Closes the descriptors still held. */
 void msg_bind_fds_done(MsgBindFds *m);
+
+/* A volume's name: 1..MSG_VOLUME_NAME_MAX of [A-Za-z0-9_.-], starting with a letter or digit. */
+bool msg_volume_name_is_valid(const char *name);
+/* Where a volume goes: absolute, no "." or ".." component, not "/", shorter than SPEC_STRING_MAX. */
+bool msg_volume_dest_is_valid(const char *dest);
+/* EXEC (without in): appends N volume mounts to B, which holds an encoded EXEC (version 5). */
+int msg_exec_encode_volumes(const MsgVolumeMount *v, size_t n, WireBuffer *b);
+void msg_volume_mounts_done(MsgVolumeMount *v, size_t *n);
+
+int msg_volume_encode(MsgType type, const MsgVolume *m, WireBuffer *b);
+int msg_volume_decode(WireFrame *f, MsgVolume *ret, const char **ret_error);
+int msg_volume_list_decode(WireFrame *f, const char **ret_error);
+int msg_volume_list_reply_encode(const MsgVolumeListReply *m, WireBuffer *b);
+int msg_volume_list_reply_decode(WireFrame *f, MsgVolumeListReply *ret, const char **ret_error);
+void msg_volume_list_reply_done(MsgVolumeListReply *m);
 
 int msg_error_encode(const MsgError *m, WireBuffer *b);
 int msg_error_decode(WireFrame *f, MsgError *ret, const char **ret_error);

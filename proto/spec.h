@@ -69,6 +69,8 @@ typedef struct SpecBind {
                                  * owner and group, not to the sandbox's host ids (--bind SRC:DST:idmap) */
         bool by_fd;             /* the source comes as a descriptor (SandboxSpec.bind_fds): a daemon
                                  * client opened it with its own credentials; nobody resolves `source` */
+        bool volume;            /* with by_fd: the descriptor is a volume's file system image, which the
+                                 * runtime mounts (runtime/volume.c); set by sandboxd only, never on the wire */
 } SpecBind;
 
 typedef struct SpecTmpfs {

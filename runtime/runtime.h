@@ -219,6 +219,13 @@ const char *image_run_workdir(const ImageRun *ir);
  * (shown as the overflow id, and cannot create). The caller must be host root. *ret_fd: its
  * /proc/PID/ns/user. */
 int userns_make_idmapping(uid_t from_uid, gid_t from_gid, uid_t to_uid, gid_t to_gid, int *ret_fd);
+/* The same for COUNT ids from 0: on-disk 0..COUNT-1 show as TO_UID.. and TO_GID.. (a volume's mapping). */
+int userns_make_range(uid_t to_uid, gid_t to_gid, unsigned count, int *ret_fd);
+
+/* volume.c: the ext4 file system in the regular file IMAGE_FD (a volume of sandboxd) as a detached mount
+ * (*ret_fd) on a loop device of its own (or the one a mount of it still uses), nosuid, nodev, read-only
+ * if READONLY, idmapped so that on-disk ids 0..65535 are HOST_FIRST.. (the sandbox's range). Host root. */
+int volume_mount_image(int image_fd, bool readonly, uid_t host_first, gid_t host_first_gid, int *ret_fd);
 
 /* idpool.c: a 65536-id host range per live sandbox, held by a lock that dies with the process. */
 #define IDPOOL_LOCK_DIR "/run/sandbox-ids"

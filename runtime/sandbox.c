@@ -1012,6 +1012,16 @@ static int step_trees(Start *st) {
                                 return set_error(st->err, SANDBOX_EXIT_SETUP, "--bind '%s': %m", b->source);
                         src = own;
                 }
+                if (b->volume) {
+                        /* A volume of sandboxd: its file system, idmapped through our id range. */
+                        r = volume_mount_image(src, b->readonly, st->s->host_first, st->s->host_first,
+                                               &st->binds[i].tree_fd);
+                        if (r < 0)
+                                return set_error(st->err, SANDBOX_EXIT_SETUP, "--volume '%s:%s': cannot mount it: %s",
+                                                 b->source, b->dest, strerror(-r));
+                        st->binds[i].is_dir = true;
+                        continue;
+                }
                 if (b->idmap) {
                         if (fstat(src, &sb) < 0)
                                 return set_error(st->err, SANDBOX_EXIT_SETUP, "--bind '%s': %m", b->source);

@@ -25,13 +25,13 @@
 #include "macro.h"
 #include "runtime.h"
 
-static int write_map(pid_t pid, const char *name, unsigned long from, unsigned long to) {
+static int write_map(pid_t pid, const char *name, unsigned long from, unsigned long to, unsigned long count) {
         _cleanup_close_ int fd = -EBADF;
         char path[64], line[64];
         int n;
 
         snprintf(path, sizeof path, "/proc/%d/%s", (int) pid, name);
-        n = snprintf(line, sizeof line, "%lu %lu 1\n", from, to);
+        n = snprintf(line, sizeof line, "%lu %lu %lu\n", from, to, count);
         fd = open(path, O_WRONLY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
@@ -40,7 +40,7 @@ static int write_map(pid_t pid, const char *name, unsigned long from, unsigned l
         return 0;
 }
 
-int userns_make_idmapping(uid_t from_uid, gid_t from_gid, uid_t to_uid, gid_t to_gid, int *ret_fd) {
+static int make_userns(uid_t from_uid, gid_t from_gid, uid_t to_uid, gid_t to_gid, unsigned count, int *ret_fd) {
         _cleanup_close_ int rd = -EBADF, wr = -EBADF, ns = -EBADF;
         char path[64];
         int p[2], r;
@@ -61,9 +61,9 @@ int userns_make_idmapping(uid_t from_uid, gid_t from_gid, uid_t to_uid, gid_t to
                 (void) syscall(SYS_read, p[0], &c, 1UL);
                 syscall(SYS_exit_group, 0);
         }
-        r = write_map(pid, "uid_map", from_uid, to_uid);
+        r = write_map(pid, "uid_map", from_uid, to_uid, count);
         if (r >= 0)
-                r = write_map(pid, "gid_map", from_gid, to_gid);
+                r = write_map(pid, "gid_map", from_gid, to_gid, count);
         if (r >= 0) {
                 snprintf(path, sizeof path, "/proc/%d/ns/user", (int) pid);
                 ns = open(path, O_RDONLY | O_CLOEXEC);
@@ -77,4 +77,12 @@ int userns_make_idmapping(uid_t from_uid, gid_t from_gid, uid_t to_uid, gid_t to
                 return r;
         *ret_fd = TAKE_FD(ns);
         return 0;
+}
+
+int userns_make_idmapping(uid_t from_uid, gid_t from_gid, uid_t to_uid, gid_t to_gid, int *ret_fd) {
+        return make_userns(from_uid, from_gid, to_uid, to_gid, 1, ret_fd);
+}
+
+int userns_make_range(uid_t to_uid, gid_t to_gid, unsigned count, int *ret_fd) {
+        return make_userns(0, 0, to_uid, to_gid, count, ret_fd);
 }

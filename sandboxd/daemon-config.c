@@ -27,6 +27,8 @@ void config_init(DaemonConfig *c) {
                 .max_created_per_uid = CONFIG_DEFAULT_MAX_CREATED_PER_UID,
                 .max_snapshots_per_uid = CONFIG_DEFAULT_MAX_SNAPSHOTS_PER_UID,
                 .max_snapshot_size = CONFIG_DEFAULT_MAX_SNAPSHOT_SIZE,
+                .max_volumes_per_uid = CONFIG_DEFAULT_MAX_VOLUMES_PER_UID,
+                .max_volume_size = CONFIG_DEFAULT_MAX_VOLUME_SIZE,
                 .max_sandboxes = 256,
                 .max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS,
                 .max_connections_per_uid = CONFIG_DEFAULT_MAX_CONNECTIONS_PER_UID,
@@ -437,7 +439,8 @@ int config_parse(const char *data, size_t size, const char *path, DaemonConfig *
                         if (r < 0)
                                 BAD("%s:%u: allow-groups: %s", path, lineno, r == -E2BIG ? "too many" : "unknown group");
                 } else if (streq(key, "max-sandboxes-per-client") || streq(key, "max-sandboxes") ||
-                           streq(key, "max-created-per-uid") || streq(key, "max-snapshots-per-uid")) {
+                           streq(key, "max-created-per-uid") || streq(key, "max-snapshots-per-uid") ||
+                           streq(key, "max-volumes-per-uid")) {
                         uint32_t n;
                         if (safe_atou32(value, &n) < 0 || n == 0 || n > 65536)
                                 BAD("%s:%u: %s: expected a number from 1 to 65536", path, lineno, key);
@@ -447,6 +450,8 @@ int config_parse(const char *data, size_t size, const char *path, DaemonConfig *
                                 c->max_created_per_uid = n;
                         else if (streq(key, "max-snapshots-per-uid"))
                                 c->max_snapshots_per_uid = n;
+                        else if (streq(key, "max-volumes-per-uid"))
+                                c->max_volumes_per_uid = n;
                         else
                                 c->max_per_client = n;
                 } else if ((cap = find_cap(key))) {
@@ -463,6 +468,10 @@ int config_parse(const char *data, size_t size, const char *path, DaemonConfig *
                         if (parse_size(value, &u) < 0 || u < 4096 || u > (UINT64_C(1) << 40))
                                 BAD("%s:%u: max-snapshot-size: expected a size from 4K to 1T", path, lineno);
                         c->max_snapshot_size = u;
+                } else if (streq(key, "max-volume-size")) {
+                        if (parse_size(value, &u) < 0 || u < CONFIG_VOLUME_SIZE_MIN || u > CONFIG_VOLUME_SIZE_MAX)
+                                BAD("%s:%u: max-volume-size: expected a size from 16M to 16T", path, lineno);
+                        c->max_volume_size = u;
                 } else if (streq(key, "allow-host-paths")) {
                         if (parse_bool(value, &c->allow_host_paths) < 0)
                                 BAD("%s:%u: allow-host-paths: expected yes or no", path, lineno);

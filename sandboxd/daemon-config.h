@@ -39,6 +39,13 @@
  * bytes of each one's layer tar. 16 of 4 GiB: at most 64 GiB of the store per uid. */
 #define CONFIG_DEFAULT_MAX_SNAPSHOTS_PER_UID 16u
 #define CONFIG_DEFAULT_MAX_SNAPSHOT_SIZE (UINT64_C(4) << 30)
+/* Volumes (sandboxctl volume create) of one uid other than root: how many, and how large each may be.
+ * 16 of 16 GiB: at most 256 GiB of the data directory per uid; a volume is 1 GiB unless --size says. */
+#define CONFIG_DEFAULT_MAX_VOLUMES_PER_UID 16u
+#define CONFIG_DEFAULT_MAX_VOLUME_SIZE (UINT64_C(16) << 30)
+#define CONFIG_DEFAULT_VOLUME_SIZE (UINT64_C(1) << 30)
+#define CONFIG_VOLUME_SIZE_MIN (UINT64_C(16) << 20)     /* the smallest ext4 worth having */
+#define CONFIG_VOLUME_SIZE_MAX (UINT64_C(16) << 40)     /* what root may ask for */
 #define CONFIG_DEFAULT_MAX_TTL_USEC (UINT64_C(3600) * 1000000)
 
 /* The pool of sandboxes made ahead (pool.h; sandboxd(8) documents the keys). */
@@ -67,6 +74,8 @@ typedef struct DaemonConfig {
         unsigned max_created_per_uid;   /* sandboxes made by create (stopped ones too) of one uid (root: no cap) */
         unsigned max_snapshots_per_uid; /* snapshots one uid keeps in the store (root: no cap) */
         uint64_t max_snapshot_size;     /* bytes of one snapshot's layer tar of a uid other than root */
+        unsigned max_volumes_per_uid;   /* volumes one uid keeps (root: no cap) */
+        uint64_t max_volume_size;       /* bytes of one volume of a uid other than root */
         /* Caps for clients other than root (SPEC_UNLIMITED: no cap). A value a client leaves out takes
          * the smaller of the default (SPEC_DEFAULT_*) and the cap; max_timeout_usec is their wall-clock
          * limit when they give none. */

@@ -58,6 +58,7 @@
 #include "sandbox.h"
 #include "server.h"
 #include "time-util.h"
+#include "volume.h"
 #include "workers.h"
 
 /* Clean-ups run on threads of their own, so that a slow one never holds up a start. */
@@ -81,6 +82,15 @@ typedef struct Client Client;
 typedef struct Session Session;
 typedef struct Box Box;
 typedef struct SnapshotWork SnapshotWork;
+typedef struct VolumeWork VolumeWork;
+
+/* The volumes a sandbox mounts (--volume), by name, of its uid: none of them may be mounted by another
+ * sandbox, nor removed, meanwhile. A created sandbox's are in its record (Owner), so that they stay
+ * claimed across a restart of the daemon. */
+typedef struct VolumeClaims {
+        char names[MSG_VOLUMES_MAX][MSG_VOLUME_NAME_MAX + 1];
+        unsigned n;
+} VolumeClaims;
 
 /* Snapshots live in the store under this domain, one path per uid: "snapshots.sandbox.local/uid-1000/NAME:TAG"
  * (docs/protocol.md, SNAPSHOT). A client names its own as NAME:TAG. */
@@ -114,6 +124,7 @@ struct Box {
         uint64_t idle_ttl_usec; /* 0: none */
         uint64_t idle_since_usec; /* CLOCK_MONOTONIC: when its last program ended */
         unsigned n_execs;       /* EXEC-with-in sessions queued, starting or running in it */
+        VolumeClaims volumes;   /* held while its sandbox is there (b->sandbox or b->cleaning) */
         bool cleaning;          /* its sandbox is on a clean-up worker */
         bool remove;            /* RM (or its ttl): its entry goes once it is stopped */
         bool release;           /* the daemon stops: the box goes, its sandbox lives on (detached) */
@@ -146,6 +157,8 @@ struct Session {
         bool from_pool;
         sd_event_source *exit_source, *limit_timer;
         uint64_t started_realtime_usec;
+
+        VolumeClaims volumes;   /* EXEC and CREATE: held from the request to the session's end */
 
         /* CREATE: */
         char name[MSG_NAME_MAX + 1];
@@ -214,6 +227,21 @@ struct SnapshotWork {
         uint64_t layer_bytes;
 };
 
+/* A VOLUME_CREATE or VOLUME_RM on a worker (mke2fs, or removing a large image). */
+struct VolumeWork {
+        Work work;
+        Server *server;
+        Client *client;         /* NULL once it has gone */
+        MsgType type;
+        uid_t uid;              /* whose volume */
+        char name[MSG_VOLUME_NAME_MAX + 1];
+        uint64_t size;
+        unsigned max_count;
+        int data_fd;
+        int r;
+        char error[MSG_ERROR_MESSAGE_MAX];
+};
+
 /* A frame not sent yet: header and payload, and its descriptors (ours, dups) for its first byte. */
 typedef struct OutFrame {
         struct OutFrame *next;
@@ -238,6 +266,7 @@ struct Client {
         struct ListWork *listing; /* a LIST whose disk use is being read on a worker */
         SandboxCopy *copy;      /* a COPY in progress (one per connection): no more requests meanwhile */
         SnapshotWork *snapshot; /* a SNAPSHOT on a worker: no more requests meanwhile */
+        VolumeWork *volume;     /* a VOLUME_CREATE or VOLUME_RM on a worker: no more requests meanwhile */
         sd_event_source *copy_source;
         int bind_fds[SPEC_MOUNTS_MAX]; /* BIND_FDS received for the next EXEC or CREATE */
         size_t n_bind_fds;
@@ -835,7 +864,7 @@ static int check_bind_sources(Session *se, SandboxError *err) {
                 int fd = se->bind_fds ? se->bind_fds[i] : -EBADF, mode, r;
                 struct stat st;
 
-                if (!b->by_fd || fd < 0)
+                if (!b->by_fd || fd < 0 || b->volume) /* a volume's image: ours, not the client's */
                         continue;
                 if (fstat(fd, &st) < 0 || (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))) {
                         *err = (SandboxError) { .status = SANDBOX_EXIT_SETUP };
@@ -871,6 +900,7 @@ enum {
         OWNER_NAME = 2,         /* string, a sandbox name */
         OWNER_EXPIRES = 3,      /* u64, CLOCK_REALTIME µs, 0: never */
         OWNER_IDLE_TTL = 4,     /* u64 <= MSG_TTL_MAX_USEC */
+        OWNER_VOLUME = 5,       /* string, a volume name, repeated 0..MSG_VOLUMES_MAX */
 };
 
 typedef struct Owner {
@@ -878,6 +908,7 @@ typedef struct Owner {
         char name[MSG_NAME_MAX + 1];
         uint64_t expires_realtime_usec;
         uint64_t idle_ttl_usec;
+        VolumeClaims volumes;
 } Owner;
 
 static int owner_encode(const Owner *o, WireBuffer *b) {
@@ -888,6 +919,8 @@ static int owner_encode(const Owner *o, WireBuffer *b) {
                 r = wire_put_u64(b, OWNER_EXPIRES, o->expires_realtime_usec);
         if (r >= 0 && o->idle_ttl_usec)
                 r = wire_put_u64(b, OWNER_IDLE_TTL, o->idle_ttl_usec);
+        for (unsigned i = 0; r >= 0 && i < o->volumes.n; i++)
+                r = wire_put_string(b, OWNER_VOLUME, o->volumes.names[i]);
         return r;
 }
 
@@ -902,6 +935,14 @@ static int owner_decode(const void *data, size_t size, Owner *ret) {
         wire_reader_init(&rd, data, size);
         while ((r = wire_reader_next(&rd, &w)) > 0) {
                 uint32_t v;
+                if (w.tag == OWNER_VOLUME) {
+                        char *name = o.volumes.n < MSG_VOLUMES_MAX ? o.volumes.names[o.volumes.n] : NULL;
+                        if (!name || wire_field_copy_string(&w, name, MSG_VOLUME_NAME_MAX + 1) < 0 ||
+                            !msg_volume_name_is_valid(name))
+                                return -EBADMSG;
+                        o.volumes.n++;
+                        continue;
+                }
                 if (w.tag < OWNER_UID || w.tag > OWNER_IDLE_TTL || (seen & (1u << w.tag)))
                         return -EBADMSG;
                 seen |= 1u << w.tag;
@@ -936,7 +977,7 @@ static int owner_decode(const void *data, size_t size, Owner *ret) {
 /* A created sandbox outlives this daemon (a restart, a crash): detach it, with what we need to adopt it. */
 static int detach_created(Session *se) {
         _cleanup_(wire_buffer_done) WireBuffer b = {};
-        Owner o = { .uid = se->uid, .idle_ttl_usec = se->idle_ttl_usec };
+        Owner o = { .uid = se->uid, .idle_ttl_usec = se->idle_ttl_usec, .volumes = se->volumes };
         int r;
 
         snprintf(o.name, sizeof o.name, "%s", se->name);
@@ -1286,6 +1327,7 @@ static Box *box_adopt(Server *srv, Sandbox *sb, const Owner *o) {
         Box *b;
 
         snprintf(se.name, sizeof se.name, "%s", o->name);
+        se.volumes = o->volumes;
         b = box_new(&se);
         if (b)
                 b->created_realtime_usec = sandbox_created_usec(sb);
@@ -1326,6 +1368,7 @@ static Box *box_new(Session *se) {
         }
         snprintf(b->id, sizeof b->id, "%s", sandbox_id(se->sandbox));
         snprintf(b->name, sizeof b->name, "%s", se->name);
+        b->volumes = se->volumes;
         if (se->ttl_usec) {
                 b->expires_usec = now_usec() + se->ttl_usec;
                 b->expires_realtime_usec = se->expires_realtime_usec ?: b->created_realtime_usec + se->ttl_usec;
@@ -1606,6 +1649,8 @@ static Client *client_free(Client *c) {
         /* A snapshot whose client went away is finished all the same, and its answer dropped. */
         if (c->snapshot)
                 c->snapshot->client = NULL;
+        if (c->volume)
+                c->volume->client = NULL; /* volume_done() frees it */
         /* A copy whose client went away: its helper is killed and reaped (its pipe is the client's). */
         c->copy_source = sd_event_source_disable_unref(c->copy_source);
         c->copy = sandbox_copy_free(c->copy);
@@ -1766,8 +1811,127 @@ static void handle_hello(Client *c, WireFrame *f) {
         c->version = reply.version;
 }
 
-static Session *session_queue(Client *c, MsgExec *mp, size_t want, SessionKind kind, Box *box);
+static Session *session_queue(Client *c, MsgExec *mp, size_t want, SessionKind kind, Box *box, int *vol_fds);
 static void handle_exec_in(Client *c, MsgExec *m);
+
+/* The data directory (made 0700 if missing, as the runtime makes it), for the volumes in it. */
+static int open_data_dir(Server *srv) {
+        int fd;
+
+        if (mkdir(srv->runtime.data_dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        fd = open(srv->runtime.data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+/* Whether UID's volume NAME is mounted by a sandbox (or about to be), or being made or removed; *RET_BY:
+ * the sandbox's id, "" while it starts, NULL for a VOLUME_CREATE or VOLUME_RM under way. */
+static bool volume_claimed(Server *srv, uid_t uid, const char *name, const char **ret_by) {
+        for (Box *b = srv->boxes; b; b = b->next)
+                if (b->uid == uid && (b->sandbox || b->cleaning))
+                        for (unsigned i = 0; i < b->volumes.n; i++)
+                                if (streq(b->volumes.names[i], name)) {
+                                        *ret_by = b->id;
+                                        return true;
+                                }
+        for (Session *se = srv->sessions; se; se = se->next)
+                if (se->uid == uid)
+                        for (unsigned i = 0; i < se->volumes.n; i++)
+                                if (streq(se->volumes.names[i], name)) {
+                                        *ret_by = se->sandbox ? sandbox_id(se->sandbox) : "";
+                                        return true;
+                                }
+        for (Client *c = srv->clients; c; c = c->next)
+                if (c->volume && c->volume->uid == uid && streq(c->volume->name, name)) {
+                        *ret_by = NULL;
+                        return true;
+                }
+        return false;
+}
+
+static void vol_fds_close(int (*fds)[MSG_VOLUMES_MAX]) {
+        for (size_t i = 0; i < MSG_VOLUMES_MAX; i++)
+                (*fds)[i] = safe_close((*fds)[i]);
+}
+
+/* --volume NAME:DEST[:ro]: the client's own volumes (another uid's are not looked at, so they answer as
+ * missing ones), none mounted by another sandbox, each as a bind of the spec whose descriptor is the
+ * volume's image (VOL_FDS, in order), which the runtime mounts (runtime/volume.c). -errno after
+ * client_fail(). */
+static int attach_volumes(Client *c, SandboxSpec *spec, const MsgVolumeMount *vols, size_t n,
+                          int (*vol_fds)[MSG_VOLUMES_MAX], VolumeClaims *ret_claims) {
+        Server *srv = c->server;
+        _cleanup_close_ int data_fd = -EBADF;
+        VolumeClaims claims = {};
+        int r;
+
+        if (n == 0)
+                return 0;
+        if (spec->n_binds + n > SPEC_MOUNTS_MAX) {
+                client_fail(c, SANDBOX_EXIT_SETUP, -E2BIG, "more than %d binds and volumes together", SPEC_MOUNTS_MAX);
+                return -E2BIG;
+        }
+        data_fd = open_data_dir(srv);
+        if (data_fd < 0) {
+                r = data_fd;
+                client_fail(c, SANDBOX_EXIT_SETUP, r, "--volume: cannot open %s: %s", srv->runtime.data_dir,
+                            strerror(-r));
+                return r;
+        }
+        SpecBind *binds = reallocarray(spec->binds, spec->n_binds + n, sizeof *binds);
+        if (!binds) {
+                client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
+                return -ENOMEM;
+        }
+        spec->binds = binds;
+        for (size_t i = 0; i < n; i++) {
+                const MsgVolumeMount *v = &vols[i];
+                const char *by;
+                char source[MSG_VOLUME_NAME_MAX + 64];
+
+                for (size_t j = 0; j < i; j++)
+                        if (streq(vols[j].name, v->name)) {
+                                client_fail(c, SANDBOX_EXIT_SETUP, -EINVAL,
+                                            "--volume '%s' is given twice: a sandbox mounts a volume once", v->name);
+                                return -EINVAL;
+                        }
+                if (volume_claimed(srv, c->cred.uid, v->name, &by)) {
+                        client_fail(c, SANDBOX_EXIT_SETUP, -EBUSY, "volume '%s' is in use %s%s%s", v->name,
+                                    !by ? "(being created or removed)" : !by[0] ? "by a sandbox being started" :
+                                    "by sandbox ", by ?: "", by && by[0] ? ": a volume is mounted by one sandbox at a "
+                                    "time" : "");
+                        return -EBUSY;
+                }
+                r = volume_open(data_fd, c->cred.uid, v->name, &(*vol_fds)[i]);
+                if (r == -ENOENT) {
+                        client_fail(c, SANDBOX_EXIT_SETUP, r, "no volume '%s' (make it with 'sandboxctl volume create "
+                                    "%s')", v->name, v->name);
+                        return r;
+                }
+                if (r < 0) {
+                        client_fail(c, SANDBOX_EXIT_SETUP, r, "volume '%s': cannot open it: %s", v->name, strerror(-r));
+                        return r;
+                }
+                snprintf(source, sizeof source, "/" VOLUMES_DIR "/uid-%u/%s", (unsigned) c->cred.uid, v->name);
+                SpecBind b = {
+                        .source = strdup(source),
+                        .dest = strdup(v->dest),
+                        .readonly = v->readonly,
+                        .by_fd = true,
+                        .volume = true,
+                };
+                if (!b.source || !b.dest) {
+                        free(b.source);
+                        free(b.dest);
+                        client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
+                        return -ENOMEM;
+                }
+                spec->binds[spec->n_binds++] = b;
+                memcpy(claims.names[claims.n++], v->name, strlen(v->name) + 1);
+        }
+        *ret_claims = claims;
+        return 0;
+}
 
 static void handle_exec(Client *c, WireFrame *f) {
         /* Not {}: msg_exec_done() would close our fds 0, 1 and 2 when the decoding fails. */
@@ -1783,6 +1947,8 @@ static void handle_exec(Client *c, WireFrame *f) {
                 return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed EXEC: %s", e ?: "invalid");
         if (m.in[0])
                 return handle_exec_in(c, &m);
+        if (c->version < 5 && m.n_volumes > 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: volumes need version 5");
         /* Each bind "by descriptor" takes the next of the descriptors BIND_FDS brought, in order. */
         size_t want = 0;
         for (size_t i = 0; i < m.spec.n_binds; i++)
@@ -1795,11 +1961,18 @@ static void handle_exec(Client *c, WireFrame *f) {
         e = check_policy(c, &m.spec, why, sizeof why);
         if (e)
                 return client_fail(c, SANDBOX_EXIT_SETUP, -EPERM, "permission denied: %s", e);
-        (void) session_queue(c, &m, want, SESSION_EXEC, NULL);
+        _cleanup_(vol_fds_close) int vol_fds[MSG_VOLUMES_MAX] = { -EBADF, -EBADF, -EBADF, -EBADF,
+                                                                 -EBADF, -EBADF, -EBADF, -EBADF };
+        VolumeClaims claims = {};
+        if (attach_volumes(c, &m.spec, m.volumes, m.n_volumes, &vol_fds, &claims) < 0)
+                return;
+        Session *se = session_queue(c, &m, want, SESSION_EXEC, NULL, vol_fds);
+        if (se)
+                se->volumes = claims;
 }
 
 /* A session for M (taken over on success) of KIND, in the start queue. NULL after client_fail(). */
-static Session *session_queue(Client *c, MsgExec *mp, size_t want, SessionKind kind, Box *box) {
+static Session *session_queue(Client *c, MsgExec *mp, size_t want, SessionKind kind, Box *box, int *vol_fds) {
         _cleanup_(msg_exec_done) MsgExec m = *mp;
         Server *srv = c->server;
         Session *se, **p;
@@ -1840,8 +2013,9 @@ static Session *session_queue(Client *c, MsgExec *mp, size_t want, SessionKind k
                 return NULL;
         }
         /* Nothing fails from here on: the session takes the client's bind descriptors over. */
-        for (size_t i = 0, k = 0; i < m.spec.n_binds; i++)
-                bind_fds[i] = m.spec.binds[i].by_fd ? c->bind_fds[k++] : -EBADF;
+        for (size_t i = 0, k = 0, v = 0; i < m.spec.n_binds; i++)
+                bind_fds[i] = m.spec.binds[i].volume ? TAKE_FD(vol_fds[v++]) :
+                              m.spec.binds[i].by_fd ? c->bind_fds[k++] : -EBADF;
         c->n_bind_fds = 0;
         se->bind_fds = TAKE_PTR(bind_fds);
         se->groups = TAKE_PTR(groups);
@@ -1891,7 +2065,7 @@ static void handle_exec_in(Client *c, MsgExec *m) {
                                    msg_state_to_string(b->state));
         if (policy_check_exec_in(cfg, c->cred.uid == 0, &m->spec, why, sizeof why) < 0)
                 return client_fail(c, SANDBOX_EXIT_SETUP, -EPERM, "permission denied: %s", why);
-        (void) session_queue(c, m, 0, SESSION_EXEC_IN, b);
+        (void) session_queue(c, m, 0, SESSION_EXEC_IN, b, NULL);
 }
 
 static void handle_create(Client *c, WireFrame *f) {
@@ -1947,11 +2121,19 @@ static void handle_create(Client *c, WireFrame *f) {
         m.spec.timeout_usec = 0;
         m.spec.cpu_time_usec = 0;
 
+        _cleanup_(vol_fds_close) int vol_fds[MSG_VOLUMES_MAX] = { -EBADF, -EBADF, -EBADF, -EBADF,
+                                                                 -EBADF, -EBADF, -EBADF, -EBADF };
+        VolumeClaims claims = {};
+        if (c->version < 5 && m.n_volumes > 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: volumes need version 5");
+        if (attach_volumes(c, &m.spec, m.volumes, m.n_volumes, &vol_fds, &claims) < 0)
+                return;
         MsgExec x = { .spec = m.spec, .stdio = { -EBADF, -EBADF, -EBADF } };
         m.spec = (SandboxSpec) {};
-        Session *se = session_queue(c, &x, want, SESSION_CREATE, NULL);
+        Session *se = session_queue(c, &x, want, SESSION_CREATE, NULL, vol_fds);
         if (!se)
                 return;
+        se->volumes = claims;
         snprintf(se->name, sizeof se->name, "%s", m.name);
         se->ttl_usec = m.ttl_usec;
         se->idle_ttl_usec = m.idle_ttl_usec;
@@ -2466,6 +2648,157 @@ static void handle_kill(Client *c, WireFrame *f) {
         client_fail(c, SANDBOX_EXIT_SETUP, -ESRCH, "no sandbox with id %s", m.id);
 }
 
+/* ------------------------------------------------------------------------------------------------
+ * Volumes
+ */
+
+static void volume_run(Work *w) {
+        VolumeWork *vw = container_of(w, VolumeWork, work);
+
+        if (vw->type == MSG_VOLUME_CREATE)
+                vw->r = volume_create(vw->data_fd, vw->uid, vw->name, vw->size, vw->max_count, vw->error,
+                                      sizeof vw->error);
+        else {
+                vw->r = volume_remove(vw->data_fd, vw->uid, vw->name);
+                if (vw->r == -ENOENT)
+                        snprintf(vw->error, sizeof vw->error, "no volume '%s'", vw->name);
+                else if (vw->r < 0)
+                        snprintf(vw->error, sizeof vw->error, "cannot remove volume '%s': %s", vw->name,
+                                 strerror(-vw->r));
+        }
+}
+
+static void volume_done(Work *w) {
+        VolumeWork *vw = container_of(w, VolumeWork, work);
+        Server *srv = vw->server;
+        Client *c = vw->client;
+        char what[MSG_VOLUME_NAME_MAX + 64];
+
+        snprintf(what, sizeof what, "volume '%s' of uid %u %s", vw->name, (unsigned) vw->uid,
+                 vw->type == MSG_VOLUME_CREATE ? "created" : "removed");
+        if (vw->r >= 0)
+                log_info("%s", what);
+        if (c) {
+                c->volume = NULL;
+                if (vw->r < 0)
+                        client_fail(c, SANDBOX_EXIT_SETUP, vw->r, "%s", vw->error);
+                else
+                        reply_ok(c);
+        }
+        safe_close(vw->data_fd);
+        free(vw);
+        srv->n_cleanups--;
+        if (c) {
+                client_process(c);
+                client_check(c);
+        }
+        server_update(srv);
+}
+
+static void handle_volume(Client *c, WireFrame *f) {
+        Server *srv = c->server;
+        const DaemonConfig *cfg = srv->config;
+        _cleanup_free_ VolumeWork *vw = NULL;
+        const char *e = NULL, *by;
+        MsgVolume m;
+        uid_t uid;
+        int r;
+
+        if (c->version < 5)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: %s needs version 5",
+                                   msg_type_to_string(f->type));
+        r = msg_volume_decode(f, &m, &e);
+        if (r < 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed %s: %s", msg_type_to_string(f->type),
+                                   e ?: "invalid");
+        uid = c->cred.uid;
+        if (m.has_uid) {
+                if (c->cred.uid != 0)
+                        return client_fail(c, SANDBOX_EXIT_SETUP, -EPERM,
+                                           "permission denied: only root names another user's volume");
+                uid = m.uid;
+        }
+        if (volume_claimed(srv, uid, m.name, &by))
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EBUSY, "volume '%s' is in use %s%s%s", m.name,
+                                   !by ? "(being created or removed)" : !by[0] ? "by a sandbox being started" :
+                                   "by sandbox ", by ?: "", by && by[0] ? ": remove the sandbox first" : "");
+        if (f->type == MSG_VOLUME_CREATE) {
+                if (m.size == 0)
+                        m.size = uid == 0 ? CONFIG_DEFAULT_VOLUME_SIZE : MIN(CONFIG_DEFAULT_VOLUME_SIZE,
+                                                                             cfg->max_volume_size);
+                if (m.size < VOLUME_SIZE_MIN || m.size > VOLUME_SIZE_MAX)
+                        return client_fail(c, SANDBOX_EXIT_SETUP, -EINVAL,
+                                           "volume size %" PRIu64 " is out of range: a volume is from 16M to 16T",
+                                           m.size);
+                if (uid != 0 && m.size > cfg->max_volume_size)
+                        return client_fail(c, SANDBOX_EXIT_SETUP, -EPERM,
+                                           "permission denied: volume size %" PRIu64 " is above this daemon's "
+                                           "max-volume-size (%" PRIu64 " bytes)", m.size, cfg->max_volume_size);
+        }
+        vw = calloc(1, sizeof *vw);
+        if (!vw)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
+        *vw = (VolumeWork) {
+                .work = { .run = volume_run, .done = volume_done },
+                .server = srv,
+                .client = c,
+                .type = f->type,
+                .uid = uid,
+                .size = m.size,
+                .max_count = uid == 0 ? 0 : cfg->max_volumes_per_uid,
+                .data_fd = open_data_dir(srv),
+        };
+        memcpy(vw->name, m.name, sizeof vw->name);
+        if (vw->data_fd < 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, vw->data_fd, "volume: cannot open %s: %s",
+                                   srv->runtime.data_dir, strerror(-vw->data_fd));
+        c->volume = vw;
+        srv->n_cleanups++;
+        workpool_submit(srv->cleanups, &TAKE_PTR(vw)->work);
+}
+
+static void handle_volume_list(Client *c, WireFrame *f) {
+        Server *srv = c->server;
+        _cleanup_(wire_buffer_done) WireBuffer buf = {};
+        _cleanup_free_ VolumeInfo *v = NULL;
+        _cleanup_free_ MsgVolumeEntry *entries = NULL;
+        _cleanup_close_ int data_fd = -EBADF;
+        const char *e = NULL;
+        size_t n = 0;
+        int r;
+
+        if (c->version < 5)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: VOLUME_LIST needs version 5");
+        r = msg_volume_list_decode(f, &e);
+        if (r < 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, r, "malformed VOLUME_LIST: %s", e ?: "invalid");
+        data_fd = open_data_dir(srv);
+        if (data_fd < 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, data_fd, "volume: cannot open %s: %s", srv->runtime.data_dir,
+                                   strerror(-data_fd));
+        /* Root sees every uid's volumes; another uid its own only. */
+        r = volume_list(data_fd, c->cred.uid == 0, c->cred.uid, &v, &n);
+        if (r < 0)
+                return client_fail(c, SANDBOX_EXIT_SETUP, r, "cannot list the volumes: %s", strerror(-r));
+        entries = n > 0 ? calloc(n, sizeof *entries) : NULL;
+        if (n > 0 && !entries)
+                return client_fail(c, SANDBOX_EXIT_SETUP, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                const char *by;
+                MsgVolumeEntry *en = &entries[i];
+                memcpy(en->name, v[i].name, sizeof en->name);
+                en->uid = (uint32_t) v[i].uid;
+                en->size = v[i].meta.size;
+                en->used = v[i].used;
+                en->created_usec = v[i].meta.created_usec;
+                if (volume_claimed(srv, v[i].uid, v[i].name, &by) && by && msg_id_is_valid(by))
+                        memcpy(en->in_use_by, by, MSG_ID_LENGTH + 1);
+        }
+        MsgVolumeListReply reply = { .entries = entries, .n_entries = n };
+        if (msg_volume_list_reply_encode(&reply, &buf) < 0 || send_message(c, MSG_VOLUME_LIST_REPLY, &buf, NULL, 0) < 0)
+                c->broken = true;
+}
+
 static void client_dispatch(Client *c, WireFrame *f) {
         if (!c->hello_done && f->type != MSG_HELLO)
                 return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: HELLO must come first");
@@ -2497,6 +2830,11 @@ static void client_dispatch(Client *c, WireFrame *f) {
                 return handle_copy(c, f);
         case MSG_SNAPSHOT:
                 return handle_snapshot(c, f);
+        case MSG_VOLUME_CREATE:
+        case MSG_VOLUME_RM:
+                return handle_volume(c, f);
+        case MSG_VOLUME_LIST:
+                return handle_volume_list(c, f);
         default:
                 return client_fail(c, SANDBOX_EXIT_SETUP, -EPROTO, "protocol error: unexpected message type %u",
                                    f->type);
@@ -2505,7 +2843,7 @@ static void client_dispatch(Client *c, WireFrame *f) {
 
 /* A request waits for its answer: a STOP or RM for the box to stop, a CREATE for its sandbox. */
 static bool client_waits(const Client *c) {
-        return c->waiting || c->listing || c->copy || c->snapshot ||
+        return c->waiting || c->listing || c->copy || c->snapshot || c->volume ||
                (c->session && c->session->kind == SESSION_CREATE);
 }
 
@@ -2874,6 +3212,10 @@ int server_run(int listen_fd, const char *state_dir, const char *data_dir, const
                 _cleanup_close_ int data_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (data_fd >= 0 && (r = rm_tree_at(data_fd, "snapshots")) < 0 && r != -ENOENT)
                         log_warning_errno(r, "Failed to remove %s/snapshots, ignoring: %m", data_dir);
+                /* Volumes a predecessor was making or removing. */
+                if (data_fd >= 0 && (r = volume_clean_leftovers(data_fd)) < 0)
+                        log_warning_errno(r, "Failed to remove half-made volumes in %s/volumes, ignoring: %m",
+                                          data_dir);
         }
         r = sd_event_default(&srv.event);
         if (r < 0)

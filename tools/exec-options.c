@@ -338,6 +338,10 @@ void exec_options_help(FILE *f, bool daemon) {
               f);
         if (!daemon)
                 fputs("      --store DIR           the image store (default " SPEC_IMAGE_STORE_DEFAULT ")\n", f);
+        else
+                fputs("      --volume NAME:/PATH[:ro]  mount your volume NAME (sandboxctl volume create) at PATH,\n"
+                      "                            read-only with :ro (repeatable, at most 8; one sandbox at a time)\n",
+                      f);
         fputs("\n", f);
         fprintf(f,
                 "Default bounds (docs/limits.md), with no option given:\n"
@@ -390,6 +394,7 @@ enum {
         ARG_TTL,
         ARG_IDLE_TTL,
         ARG_JSON,
+        ARG_VOLUME,
 };
 
 static const struct option long_options[] = {
@@ -423,6 +428,7 @@ static const struct option long_options[] = {
         { "ttl", required_argument, NULL, ARG_TTL },
         { "idle-ttl", required_argument, NULL, ARG_IDLE_TTL },
         { "json", no_argument, NULL, ARG_JSON },
+        { "volume", required_argument, NULL, ARG_VOLUME },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, ARG_VERSION },
         {}
@@ -665,6 +671,40 @@ static int parse_one(int c, const char *arg, ExecOptions *o) {
                 *(c == ARG_TTL ? &o->ttl_usec : &o->idle_ttl_usec) = v;
                 return 0;
         }
+        case ARG_VOLUME: {
+                MsgVolumeMount *v;
+                const char *colon = strchr(arg, ':');
+                size_t len;
+                if (o->mode == EXEC_OPTIONS_RUN)
+                        BAD("--volume is sandboxctl's (volumes are sandboxd's)");
+                if (o->n_volumes >= MSG_VOLUMES_MAX)
+                        BAD("--volume '%s': at most %d volumes", arg, MSG_VOLUMES_MAX);
+                v = &o->volumes[o->n_volumes];
+                *v = (MsgVolumeMount) {};
+                if (!colon || (size_t) (colon - arg) > MSG_VOLUME_NAME_MAX)
+                        BAD("--volume '%s': expected NAME:/PATH[:ro]", arg);
+                memcpy(v->name, arg, (size_t) (colon - arg));
+                v->name[colon - arg] = '\0';
+                if (!msg_volume_name_is_valid(v->name))
+                        BAD("--volume '%s': '%s' is not a volume name (1-%d letters, digits, '_', '.' or '-', starting "
+                            "with a letter or digit)", arg, v->name, MSG_VOLUME_NAME_MAX);
+                v->dest = strdup(colon + 1);
+                if (!v->dest)
+                        return -ENOMEM;
+                len = strlen(v->dest);
+                if (len > 3 && (streq(v->dest + len - 3, ":ro") || streq(v->dest + len - 3, ":rw"))) {
+                        v->readonly = v->dest[len - 2] == 'r' && v->dest[len - 1] == 'o';
+                        v->dest[len - 3] = '\0';
+                }
+                if (!msg_volume_dest_is_valid(v->dest)) {
+                        free(v->dest);
+                        v->dest = NULL;
+                        BAD("--volume '%s': the path must be absolute, without '.' or '..' components, and not '/'",
+                            arg);
+                }
+                o->n_volumes++;
+                return 0;
+        }
         case ARG_JSON:
                 if (o->mode != EXEC_OPTIONS_CREATE)
                         BAD("--json is sandboxctl create's (and ps's, version's)");
@@ -691,6 +731,8 @@ static const char *exec_in_extra(const ExecOptions *o) {
 
         if (o->store)
                 return "--store";
+        if (o->n_volumes > 0)
+                return "volumes (give --volume to create)";
         only.argv = NULL;
         only.n_argv = 0;
         only.env = NULL;
@@ -807,4 +849,5 @@ void exec_options_done(ExecOptions *o) {
         free(o->stats_path);
         o->stats_path = NULL;
         o->stats_fd = -EBADF; /* not ours to close: the caller's */
+        msg_volume_mounts_done(o->volumes, &o->n_volumes);
 }

@@ -33,6 +33,8 @@ typedef struct ExecOptions {
         uint64_t ttl_usec;              /* CREATE: --ttl, 0: none given */
         uint64_t idle_ttl_usec;         /* CREATE: --idle-ttl */
         bool json;                      /* CREATE: --json */
+        MsgVolumeMount volumes[MSG_VOLUMES_MAX]; /* EXEC (without --in) and CREATE: --volume */
+        size_t n_volumes;
 } ExecOptions;
 
 /* Returns 0, or -EINVAL after printing what is wrong to stderr (prefixed with the program name). */

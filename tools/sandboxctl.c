@@ -333,7 +333,13 @@ static int cmd_exec(int argc, char *argv[]) {
         r = send_bind_sources(fd, version, &o.spec, bind_fds);
         if (r != 0)
                 return r;
-        if ((o.in[0] ? msg_exec_in_encode(&o.spec, o.in, &b) : msg_exec_encode(&o.spec, &b)) < 0) {
+        if (o.n_volumes > 0 && version < 5) {
+                fprintf(stderr, "sandboxctl: the daemon speaks protocol version %u, which has no volumes (--volume "
+                        "needs version 5): update sandboxd\n", version);
+                return EXIT_DAEMON;
+        }
+        if ((o.in[0] ? msg_exec_in_encode(&o.spec, o.in, &b) : msg_exec_encode(&o.spec, &b)) < 0 ||
+            msg_exec_encode_volumes(o.volumes, o.n_volumes, &b) < 0) {
                 fprintf(stderr, "sandboxctl: out of memory\n");
                 return EXIT_DAEMON;
         }
@@ -652,6 +658,14 @@ static int cmd_create(int argc, char *argv[]) {
         snprintf(m.name, sizeof m.name, "%s", o.name);
         m.ttl_usec = o.ttl_usec;
         m.idle_ttl_usec = o.idle_ttl_usec;
+        if (o.n_volumes > 0 && version < 5) {
+                fprintf(stderr, "sandboxctl: the daemon speaks protocol version %u, which has no volumes (--volume "
+                        "needs version 5): update sandboxd\n", version);
+                return EXIT_DAEMON;
+        }
+        memcpy(m.volumes, o.volumes, sizeof m.volumes);
+        m.n_volumes = o.n_volumes;
+        o.n_volumes = 0;
         if (msg_create_encode(&m, &b) < 0) {
                 fprintf(stderr, "sandboxctl: cannot encode the request (too large?)\n");
                 return EXIT_DAEMON;
@@ -1042,6 +1056,187 @@ static int cmd_snapshot(int argc, char *argv[]) {
         return 0;
 }
 
+static int volume_usage(void) {
+        printf("Usage: sandboxctl [--socket PATH] volume create [--size SIZE] NAME\n"
+               "       sandboxctl [--socket PATH] volume ls [--json]\n"
+               "       sandboxctl [--socket PATH] volume rm [--uid UID] NAME...\n\n"
+               "Volumes are storage of the daemon's that outlives sandboxes: mount one with\n"
+               "'sandboxctl create|exec --volume NAME:/PATH[:ro]'. Each is yours (other users other than root\n"
+               "cannot see, mount or remove it), has a size that is its quota (a write past it fails with\n"
+               "ENOSPC inside), and is mounted by one sandbox at a time; rm refuses a volume in use.\n\n"
+               "      --size SIZE     create: its size (like 512m, 4g; default 1G, at least 16M; users other than\n"
+               "                      root at most the daemon's max-volume-size, 16G unless configured). The daemon\n"
+               "                      keeps at most max-volumes-per-uid (16) of one user.\n"
+               "      --json          ls: print them as JSON\n"
+               "      --uid UID       rm (root only): remove that user's volume\n"
+               "  -h, --help          show this help\n");
+        return 0;
+}
+
+static int volume_request(MsgType type, const MsgVolume *m) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        const char *e = NULL;
+        uint32_t version = 0;
+
+        if (msg_volume_encode(type, m, &b) < 0) {
+                fprintf(stderr, "sandboxctl volume: cannot encode the request\n");
+                return EXIT_USAGE;
+        }
+        fd = open_session(NULL, 0, &version);
+        if (fd < 0)
+                return -fd;
+        if (version < 5) {
+                fprintf(stderr, "sandboxctl: the daemon speaks protocol version %u, which has no volumes (version 5): "
+                        "update sandboxd\n", version);
+                return EXIT_DAEMON;
+        }
+        if (send_msg(fd, type, &b, NULL, 0) < 0 || recv_msg(fd, &f) < 0)
+                return EXIT_DAEMON;
+        if (f->type == MSG_ERROR)
+                return report_error(f);
+        if (f->type != MSG_OK || msg_ok_decode(f, &e) < 0) {
+                fprintf(stderr, "sandboxctl: unexpected answer from the daemon: %s\n", msg_type_to_string(f->type));
+                return EXIT_DAEMON;
+        }
+        return 0;
+}
+
+static int volume_ls(bool json) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        _cleanup_(wire_frame_freep) WireFrame *f = NULL;
+        _cleanup_(msg_volume_list_reply_done) MsgVolumeListReply reply = {};
+        _cleanup_close_ int fd = -EBADF;
+        const char *e = NULL;
+        uint32_t version = 0;
+
+        fd = open_session(NULL, 0, &version);
+        if (fd < 0)
+                return -fd;
+        if (version < 5) {
+                fprintf(stderr, "sandboxctl: the daemon speaks protocol version %u, which has no volumes (version 5): "
+                        "update sandboxd\n", version);
+                return EXIT_DAEMON;
+        }
+        if (msg_empty_encode(&b) < 0 || send_msg(fd, MSG_VOLUME_LIST, &b, NULL, 0) < 0 || recv_msg(fd, &f) < 0)
+                return EXIT_DAEMON;
+        if (f->type == MSG_ERROR)
+                return report_error(f);
+        if (f->type != MSG_VOLUME_LIST_REPLY || msg_volume_list_reply_decode(f, &reply, &e) < 0) {
+                fprintf(stderr, "sandboxctl: unexpected answer from the daemon: %s%s%s\n", msg_type_to_string(f->type),
+                        e ? ": " : "", e ?: "");
+                return EXIT_DAEMON;
+        }
+        if (json) {
+                printf("[");
+                for (size_t i = 0; i < reply.n_entries; i++) {
+                        const MsgVolumeEntry *v = &reply.entries[i];
+                        printf("%s{\"name\": ", i ? ", " : "");
+                        print_json_string(v->name);
+                        printf(", \"uid\": %" PRIu32 ", \"size\": %" PRIu64 ", \"used\": %" PRIu64
+                               ", \"created_usec\": %" PRIu64 ", \"in_use_by\": ", v->uid, v->size, v->used,
+                               v->created_usec);
+                        if (v->in_use_by[0])
+                                print_json_string(v->in_use_by);
+                        else
+                                printf("null");
+                        printf("}");
+                }
+                printf("]\n");
+                return 0;
+        }
+        printf("%-24s %-8s %-8s %-8s %-8s %s\n", "NAME", "UID", "SIZE", "USED", "CREATED", "IN-USE-BY");
+        for (size_t i = 0; i < reply.n_entries; i++) {
+                const MsgVolumeEntry *v = &reply.entries[i];
+                char size[FORMAT_SIZE_MAX], used[FORMAT_SIZE_MAX], age[32];
+                printf("%-24s %-8" PRIu32 " %-8s %-8s %-8s %s\n", v->name, v->uid, format_size(v->size, size, sizeof size),
+                       format_size(v->used, used, sizeof used), age_string(v->created_usec, age, sizeof age),
+                       v->in_use_by[0] ? v->in_use_by : "-");
+        }
+        return 0;
+}
+
+static int cmd_volume(int argc, char *argv[]) {
+        const char *verb = argc > 1 ? argv[1] : NULL;
+        const char *names[64];
+        size_t n_names = 0;
+        uint64_t size = 0;
+        uint32_t uid = 0;
+        bool json = false, has_uid = false, dashdash = false;
+        int status = 0;
+
+        if (!verb || streq(verb, "-h") || streq(verb, "--help")) {
+                if (!verb) {
+                        fprintf(stderr, "sandboxctl volume: expected create, ls or rm (see --help)\n");
+                        return EXIT_USAGE;
+                }
+                return volume_usage();
+        }
+        if (!streq(verb, "create") && !streq(verb, "ls") && !streq(verb, "rm")) {
+                fprintf(stderr, "sandboxctl volume: unknown command '%s' (create, ls, rm)\n", verb);
+                return EXIT_USAGE;
+        }
+        for (int i = 2; i < argc; i++) {
+                const char *a = argv[i];
+                if (!dashdash && (streq(a, "-h") || streq(a, "--help")))
+                        return volume_usage();
+                else if (!dashdash && streq(a, "--"))
+                        dashdash = true;
+                else if (!dashdash && streq(verb, "ls") && streq(a, "--json"))
+                        json = true;
+                else if (!dashdash && streq(verb, "create") && (streq(a, "--size") || startswith(a, "--size="))) {
+                        const char *v = streq(a, "--size") ? (i + 1 < argc ? argv[++i] : NULL) : a + 7;
+                        if (!v || parse_size(v, &size) < 0 || size == 0) {
+                                fprintf(stderr, "sandboxctl volume create: --size '%s': expected a size like 512m or "
+                                        "4g (from 16M to 16T)\n", v ?: "");
+                                return EXIT_USAGE;
+                        }
+                } else if (!dashdash && streq(verb, "rm") && (streq(a, "--uid") || startswith(a, "--uid="))) {
+                        const char *v = streq(a, "--uid") ? (i + 1 < argc ? argv[++i] : NULL) : a + 6;
+                        if (!v || safe_atou32(v, &uid) < 0) {
+                                fprintf(stderr, "sandboxctl volume rm: --uid '%s': expected a number\n", v ?: "");
+                                return EXIT_USAGE;
+                        }
+                        has_uid = true;
+                } else if (!dashdash && a[0] == '-') {
+                        fprintf(stderr, "sandboxctl volume %s: unknown option '%s' (see --help)\n", verb, a);
+                        return EXIT_USAGE;
+                } else if (n_names >= ELEMENTSOF(names)) {
+                        fprintf(stderr, "sandboxctl volume %s: too many names\n", verb);
+                        return EXIT_USAGE;
+                } else if (!msg_volume_name_is_valid(a)) {
+                        fprintf(stderr, "sandboxctl volume %s: '%s' is not a volume name (1-%d letters, digits, '_', "
+                                "'.' or '-', starting with a letter or digit)\n", verb, a, MSG_VOLUME_NAME_MAX);
+                        return EXIT_USAGE;
+                } else
+                        names[n_names++] = a;
+        }
+        if (streq(verb, "ls")) {
+                if (n_names > 0) {
+                        fprintf(stderr, "sandboxctl volume ls: takes no names\n");
+                        return EXIT_USAGE;
+                }
+                return volume_ls(json);
+        }
+        if (streq(verb, "create") && n_names != 1) {
+                fprintf(stderr, "sandboxctl volume create: expected one name\n");
+                return EXIT_USAGE;
+        }
+        if (n_names == 0) {
+                fprintf(stderr, "sandboxctl volume rm: expected one or more names\n");
+                return EXIT_USAGE;
+        }
+        for (size_t i = 0; i < n_names; i++) {
+                MsgVolume m = { .size = size, .uid = uid, .has_uid = has_uid };
+                snprintf(m.name, sizeof m.name, "%s", names[i]);
+                int r = volume_request(streq(verb, "create") ? MSG_VOLUME_CREATE : MSG_VOLUME_RM, &m);
+                if (r != 0)
+                        status = r;
+        }
+        return status;
+}
+
 static void help(void) {
         printf("Usage: sandboxctl [--socket PATH] COMMAND ...\n\n"
                "Talk to sandboxd.\n\n"
@@ -1059,6 +1254,9 @@ static void help(void) {
                "                                     copy files into or out of a created sandbox (docker cp)\n"
                "  snapshot ID|NAME IMAGE[:TAG] [--json]\n"
                "                                     store a created sandbox's changes as an image to create from\n"
+               "  volume create [--size SIZE] NAME   make a volume (storage that outlives sandboxes: --volume)\n"
+               "  volume ls [--json]                 list your volumes: size, use, created, in use by\n"
+               "  volume rm NAME...                  remove volumes no sandbox mounts\n"
                "  ps [--json]                        list sandboxes: state, age, image, memory/CPU/disk use\n"
                "  kill ID [SIGNAL]                   signal a one-shot sandbox's program (default TERM)\n"
                "  version [--json]                   show the client's and the daemon's versions\n\n"
@@ -1117,7 +1315,9 @@ int main(int argc, char *argv[]) {
                 return cmd_cp(argc - i, argv + i);
         if (streq(argv[i], "snapshot"))
                 return cmd_snapshot(argc - i, argv + i);
+        if (streq(argv[i], "volume"))
+                return cmd_volume(argc - i, argv + i);
         fprintf(stderr, "sandboxctl: unknown command '%s' (exec, create, stop, rm, pause, resume, cp, snapshot, "
-                "ps, kill, version)\n", argv[i]);
+                "volume, ps, kill, version)\n", argv[i]);
         return EXIT_USAGE;
 }
