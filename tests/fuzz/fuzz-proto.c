@@ -131,6 +131,11 @@ static int decode_and_encode(WireFrame *f, uint16_t type, WireBuffer *encoded) {
                         /* A valid spec may still exceed the payload on re-encoding only if the
                          * input did too, which the frame size forbids. */
                         ASSERT((m.in[0] ? msg_exec_in_encode(&m.spec, m.in, out) : msg_exec_encode(&m.spec, out)) == 0);
+                        ASSERT(m.n_volumes <= MSG_VOLUMES_MAX && (!m.in[0] || m.n_volumes == 0));
+                        for (size_t i = 0; i < m.n_volumes; i++)
+                                ASSERT(msg_volume_name_is_valid(m.volumes[i].name) &&
+                                       msg_volume_dest_is_valid(m.volumes[i].dest));
+                        ASSERT(msg_exec_encode_volumes(m.volumes, m.n_volumes, out) == 0);
                         msg_exec_done(&m);
                 }
                 break;
@@ -267,6 +272,32 @@ static int decode_and_encode(WireFrame *f, uint16_t type, WireBuffer *encoded) {
                         ASSERT(m.direction < _MSG_COPY_DIRECTION_MAX);
                         ASSERT(msg_copy_encode(&m, out) == 0);
                         msg_copy_done(&m);
+                }
+                break;
+        }
+        case MSG_VOLUME_CREATE:
+        case MSG_VOLUME_RM: {
+                MsgVolume m;
+                r = msg_volume_decode(f, &m, &error);
+                if (r >= 0) {
+                        ASSERT(msg_volume_name_is_valid(m.name));
+                        ASSERT(type == MSG_VOLUME_RM || !m.has_uid);
+                        ASSERT(msg_volume_encode(type, &m, out) == 0);
+                }
+                break;
+        }
+        case MSG_VOLUME_LIST:
+                r = msg_volume_list_decode(f, &error);
+                if (r >= 0)
+                        ASSERT(msg_empty_encode(out) == 0);
+                break;
+        case MSG_VOLUME_LIST_REPLY: {
+                MsgVolumeListReply m;
+                r = msg_volume_list_reply_decode(f, &m, &error);
+                if (r >= 0) {
+                        ASSERT(m.n_entries <= MSG_VOLUME_ENTRIES_MAX);
+                        ASSERT(msg_volume_list_reply_encode(&m, out) == 0);
+                        msg_volume_list_reply_done(&m);
                 }
                 break;
         }

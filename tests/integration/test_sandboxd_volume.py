@@ -110,7 +110,7 @@ def test_quota_is_enforced_and_data_under_it_survives(env):
     sf.eq((r.returncode, r.stdout), (0, f"{keep_sum}\nmore\n"),
           f"after the failed write: the data under the quota intact, and room again once freed {r}")
     r = d.ctl_as(USER, ["volume", "ls"])
-    sf.check(r.returncode == 0 and "small" in r.stdout and "32M" in r.stdout, f"volume ls {r}")
+    sf.check(r.returncode == 0 and "small" in r.stdout and "32 MiB" in r.stdout, f"volume ls {r}")
     sf.eq(d.ctl_as(USER, ["volume", "rm", "small"]).returncode, 0, "volume rm")
     no_loops_left(env)
 

@@ -37,6 +37,8 @@ static int test_defaults(void) {
         CHECK_EQ(c.max_starts_per_uid, 4);
         CHECK_EQ(c.max_snapshots_per_uid, 16);
         CHECK_U64(c.max_snapshot_size, UINT64_C(4) << 30);
+        CHECK_EQ(c.max_volumes_per_uid, 16);
+        CHECK_U64(c.max_volume_size, UINT64_C(16) << 30);
         /* Bounded by default: the spec's defaults, an hour of wall clock, four default sandboxes per uid. */
         CHECK_U64(c.max_memory, UINT64_C(2) << 30);
         CHECK_U64(c.max_pids, 1024);
@@ -115,9 +117,13 @@ static int test_every_key(void) {
                       "resolv-conf = /srv/resolv.conf\n"
                       "resolv-conf-upstream = /srv/upstream.conf\n"
                       "max-snapshots-per-uid = 3\n"
-                      "max-snapshot-size = 1g\n", &c, err, sizeof err), 0);
+                      "max-snapshot-size = 1g\n"
+                      "max-volumes-per-uid = 4\n"
+                      "max-volume-size = 2g\n", &c, err, sizeof err), 0);
         CHECK_EQ(c.max_snapshots_per_uid, 3);
         CHECK_U64(c.max_snapshot_size, UINT64_C(1) << 30);
+        CHECK_EQ(c.max_volumes_per_uid, 4);
+        CHECK_U64(c.max_volume_size, UINT64_C(2) << 30);
         CHECK_EQ(c.n_allow_users, 2);
         CHECK_EQ(c.allow_users[1], 65534);
         CHECK_EQ(c.n_allow_groups, 1);
@@ -286,6 +292,9 @@ static int test_errors(void) {
                 { "max-snapshots-per-uid = 0\n", ":1: max-snapshots-per-uid: expected a number from 1 to 65536" },
                 { "max-snapshot-size = 1\n", ":1: max-snapshot-size: expected a size from 4K to 1T" },
                 { "max-snapshot-size = 2t\n", ":1: max-snapshot-size: expected a size from 4K to 1T" },
+                { "max-volumes-per-uid = 0\n", ":1: max-volumes-per-uid: expected a number from 1 to 65536" },
+                { "max-volume-size = 1m\n", ":1: max-volume-size: expected a size from 16M to 16T" },
+                { "max-volume-size = 17t\n", ":1: max-volume-size: expected a size from 16M to 16T" },
                 { "allow-host-paths = maybe\n", ":1: allow-host-paths: expected yes or no" },
                 { "allow-cap-add = NET_RAW SYS_BOGUS\n", ":1: allow-cap-add: expected capability names" },
                 { "allow-cap-add =\n", ":1: allow-cap-add: expected capability names" },

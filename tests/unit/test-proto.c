@@ -251,6 +251,8 @@ static int decode_as(uint16_t type, const void *payload, size_t size, size_t n_f
                 MsgCopy copy;
                 MsgSnapshot snapshot;
                 MsgSnapshotReply snapshot_reply;
+                MsgVolume volume;
+                MsgVolumeListReply volume_list_reply;
         } m;
 
         if (!f)
@@ -297,6 +299,14 @@ static int decode_as(uint16_t type, const void *payload, size_t size, size_t n_f
         case MSG_RESUME: r = msg_target_decode(f, &m.target, ret_error); break;
         case MSG_SNAPSHOT: r = msg_snapshot_decode(f, &m.snapshot, ret_error); break;
         case MSG_SNAPSHOT_REPLY: r = msg_snapshot_reply_decode(f, &m.snapshot_reply, ret_error); break;
+        case MSG_VOLUME_CREATE:
+        case MSG_VOLUME_RM: r = msg_volume_decode(f, &m.volume, ret_error); break;
+        case MSG_VOLUME_LIST: r = msg_volume_list_decode(f, ret_error); break;
+        case MSG_VOLUME_LIST_REPLY:
+                r = msg_volume_list_reply_decode(f, &m.volume_list_reply, ret_error);
+                if (r >= 0)
+                        msg_volume_list_reply_done(&m.volume_list_reply);
+                break;
         case MSG_COPY:
                 r = msg_copy_decode(f, &m.copy, ret_error);
                 if (r >= 0)
@@ -1033,6 +1043,133 @@ static int test_roundtrip_snapshot(void) {
                  wire_put_string(&b, MSG_SNAPSHOT_REPLY_REFERENCE, "x"), 0);
         CHECK_EQ(decode_as(MSG_SNAPSHOT_REPLY, b.data, b.size, 0, &error), -EBADMSG);
         CHECK(strstr(error, "sha256"));
+        return 0;
+}
+
+static int test_roundtrip_volumes(void) {
+        _cleanup_(wire_buffer_done) WireBuffer b = {};
+        const char *error = NULL;
+        MsgVolume v = { .name = "data", .size = 1 << 30 }, g;
+        WireFrame *f;
+
+        CHECK(msg_volume_name_is_valid("a") && msg_volume_name_is_valid("Data_1.x-y") &&
+              msg_volume_name_is_valid("0123456789abcdef"));
+        CHECK(!msg_volume_name_is_valid("") && !msg_volume_name_is_valid("-a") && !msg_volume_name_is_valid(".a") &&
+              !msg_volume_name_is_valid("a/b") && !msg_volume_name_is_valid("a b"));
+        {
+                char n[MSG_VOLUME_NAME_MAX + 2];
+                memset(n, 'a', sizeof n - 1);
+                n[sizeof n - 1] = 0;
+                CHECK(!msg_volume_name_is_valid(n));
+                n[MSG_VOLUME_NAME_MAX] = 0;
+                CHECK(msg_volume_name_is_valid(n));
+        }
+        CHECK(msg_volume_dest_is_valid("/data") && msg_volume_dest_is_valid("/a/b/") && msg_volume_dest_is_valid("//x"));
+        CHECK(!msg_volume_dest_is_valid("/") && !msg_volume_dest_is_valid("//") && !msg_volume_dest_is_valid("data") &&
+              !msg_volume_dest_is_valid("/a/../b") && !msg_volume_dest_is_valid("/a/..") &&
+              !msg_volume_dest_is_valid("/./a") && !msg_volume_dest_is_valid(""));
+        /* VOLUME_CREATE and VOLUME_RM (with a uid) round trip; a create has no uid */
+        CHECK_EQ(msg_volume_encode(MSG_VOLUME_CREATE, &v, &b), 0);
+        CHECK((f = make_frame_b(MSG_VOLUME_CREATE, &b, 0)));
+        CHECK_EQ(msg_volume_decode(f, &g, NULL), 0);
+        wire_frame_free(f);
+        CHECK_STREQ(g.name, "data");
+        CHECK_EQ(g.size, (uint64_t) 1 << 30);
+        CHECK(!g.has_uid);
+        v.has_uid = true;
+        v.uid = 1000;
+        CHECK_EQ(msg_volume_encode(MSG_VOLUME_CREATE, &v, &b), -EINVAL);
+        CHECK_EQ(msg_volume_encode(MSG_VOLUME_RM, &v, &b), 0);
+        CHECK((f = make_frame_b(MSG_VOLUME_RM, &b, 0)));
+        CHECK_EQ(msg_volume_decode(f, &g, NULL), 0);
+        wire_frame_free(f);
+        CHECK(g.has_uid && g.uid == 1000);
+        strcpy(v.name, "a/b");
+        CHECK_EQ(msg_volume_encode(MSG_VOLUME_RM, &v, &b), -EINVAL);
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_string(&b, MSG_VOLUME_NAME, "../x"), 0);
+        CHECK_EQ(decode_as(MSG_VOLUME_RM, b.data, b.size, 0, &error), -EBADMSG);
+        CHECK(strstr(error, "volume name"));
+        CHECK_EQ(wire_put_u32(&b, MSG_VOLUME_UID, 1), 0);
+        CHECK_EQ(decode_as(MSG_VOLUME_CREATE, b.data, b.size, 0, &error), -EBADMSG);
+        wire_buffer_reset(&b);
+        CHECK_EQ(wire_put_string(&b, MSG_VOLUME_NAME, "x") | wire_put_u32(&b, MSG_VOLUME_UID, 1) |
+                 wire_put_u32(&b, MSG_VOLUME_UID, 2), 0);
+        CHECK_EQ(decode_as(MSG_VOLUME_RM, b.data, b.size, 0, &error), -EBADMSG);
+        CHECK(strstr(error, "uid"));
+        wire_buffer_reset(&b);
+        CHECK_EQ(decode_as(MSG_VOLUME_CREATE, b.data, b.size, 0, &error), -EBADMSG);
+        CHECK_EQ(decode_as(MSG_VOLUME_LIST, b.data, b.size, 0, &error), 0);
+        CHECK_EQ(decode_as(MSG_VOLUME_LIST, b.data, b.size, 1, &error), -EBADMSG);
+
+        /* VOLUME_LIST_REPLY */
+        MsgVolumeEntry e[2] = { { .name = "a", .uid = 1, .size = 16 << 20, .used = 4096, .created_usec = 5,
+                                  .in_use_by = "0123456789abcdef" },
+                                { .name = "b", .uid = 2, .size = 1 << 30 } };
+        MsgVolumeListReply lr = { .entries = e, .n_entries = 2 }, lg = {};
+        CHECK_EQ(msg_volume_list_reply_encode(&lr, &b), 0);
+        CHECK((f = make_frame_b(MSG_VOLUME_LIST_REPLY, &b, 0)));
+        CHECK_EQ(msg_volume_list_reply_decode(f, &lg, NULL), 0);
+        wire_frame_free(f);
+        CHECK_EQ(lg.n_entries, 2u);
+        CHECK_STREQ(lg.entries[0].in_use_by, "0123456789abcdef");
+        CHECK_STREQ(lg.entries[1].in_use_by, "");
+        CHECK_EQ(lg.entries[1].size, (uint64_t) 1 << 30);
+        msg_volume_list_reply_done(&lg);
+        strcpy(e[1].in_use_by, "nothex");
+        CHECK_EQ(msg_volume_list_reply_encode(&lr, &b), -EINVAL);
+
+        /* EXEC and CREATE carry volumes; EXEC with in does not; at most 8 */
+        {
+                SandboxSpec s;
+                MsgExec x = { .stdio = { -EBADF, -EBADF, -EBADF } };
+                MsgVolumeMount vm[MSG_VOLUMES_MAX + 1];
+                for (size_t i = 0; i < ELEMENTSOF(vm); i++) {
+                        vm[i] = (MsgVolumeMount) { .dest = (char *) "/v", .readonly = i == 1 };
+                        snprintf(vm[i].name, sizeof vm[i].name, "v%zu", i);
+                }
+                minimal_spec(&s, true);
+                CHECK_EQ(msg_exec_encode(&s, &b), 0);
+                CHECK_EQ(msg_exec_encode_volumes(vm, 2, &b), 0);
+                CHECK((f = make_frame_b(MSG_EXEC, &b, 0)));
+                CHECK_EQ(msg_exec_decode(f, &x, NULL), 0);
+                wire_frame_free(f);
+                CHECK_EQ(x.n_volumes, 2u);
+                CHECK_STREQ(x.volumes[1].name, "v1");
+                CHECK_STREQ(x.volumes[1].dest, "/v");
+                CHECK(x.volumes[1].readonly && !x.volumes[0].readonly);
+                msg_exec_done(&x);
+                CHECK_EQ(msg_exec_encode_volumes(vm, MSG_VOLUMES_MAX + 1, &b), -EINVAL);
+                CHECK_EQ(msg_exec_encode(&s, &b), 0);
+                for (size_t i = 0; i < ELEMENTSOF(vm); i++)
+                        CHECK_EQ(msg_exec_encode_volumes(vm + i, 1, &b), 0);
+                CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EMSGSIZE);
+                CHECK(strstr(error, "8 volumes"));
+                CHECK_EQ(msg_exec_in_encode(&s, "web", &b), 0);
+                CHECK_EQ(msg_exec_encode_volumes(vm, 1, &b), 0);
+                CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EBADMSG);
+                CHECK(strstr(error, "volumes"));
+                CHECK_EQ(msg_exec_encode(&s, &b), 0);
+                CHECK_EQ(wire_begin_nested(&b, MSG_EXEC_VOLUME) | wire_put_string(&b, MSG_VOLUME_MOUNT_NAME, "v") |
+                         wire_put_string(&b, MSG_VOLUME_MOUNT_DEST, "/a/../etc") | wire_end_nested(&b), 0);
+                CHECK_EQ(decode_as(MSG_EXEC, b.data, b.size, 0, &error), -EBADMSG);
+                CHECK(strstr(error, "dest"));
+                spec_done(&s);
+                /* a spec record (the runtime's) takes no volumes */
+                MsgCreate c = { .n_volumes = 1 };
+                c.volumes[0] = (MsgVolumeMount) { .name = "v", .dest = strdup("/v") };
+                CHECK_EQ(msg_create_encode(&c, &b), 0);
+                MsgCreate cg;
+                CHECK((f = make_frame_b(MSG_CREATE, &b, 0)));
+                CHECK_EQ(msg_create_decode(f, &cg, NULL), 0);
+                wire_frame_free(f);
+                CHECK_EQ(cg.n_volumes, 1u);
+                CHECK_STREQ(cg.volumes[0].dest, "/v");
+                msg_create_done(&cg);
+                SandboxSpec rs;
+                CHECK_EQ(msg_spec_decode(b.data, b.size, SPEC_VALIDATE_NO_COMMAND, &rs, &error), -EBADMSG);
+                msg_create_done(&c);
+        }
         return 0;
 }
 
@@ -2673,6 +2810,26 @@ static int write_corpus(const char *dir) {
                 r |= msg_exec_in_encode(&s, "web", &b) < 0 ? -1 : write_frame(dirfd, "exec-in-tty", MSG_EXEC, &b);
                 spec_done(&s);
         }
+        /* version 5: volumes */
+        {
+                MsgVolume vc = { .name = "data", .size = 1 << 30 }, vr = { .name = "data", .uid = 1000, .has_uid = true };
+                r |= msg_volume_encode(MSG_VOLUME_CREATE, &vc, &b) < 0 ? -1 :
+                        write_frame(dirfd, "volume-create", MSG_VOLUME_CREATE, &b);
+                r |= msg_volume_encode(MSG_VOLUME_RM, &vr, &b) < 0 ? -1 : write_frame(dirfd, "volume-rm", MSG_VOLUME_RM, &b);
+                r |= msg_empty_encode(&b) | write_frame(dirfd, "volume-list", MSG_VOLUME_LIST, &b);
+                MsgVolumeEntry ve[2] = { { .name = "data", .uid = 1000, .size = 1 << 30, .used = 1 << 20,
+                                           .created_usec = 1, .in_use_by = "0123456789abcdef" },
+                                         { .name = "other", .uid = 0, .size = 16 << 20 } };
+                MsgVolumeListReply vl = { .entries = ve, .n_entries = 2 };
+                r |= msg_volume_list_reply_encode(&vl, &b) < 0 ? -1 :
+                        write_frame(dirfd, "volume-list-reply", MSG_VOLUME_LIST_REPLY, &b);
+                MsgVolumeMount vm[2] = { { .name = "data", .dest = (char *) "/data" },
+                                         { .name = "cache", .dest = (char *) "/var/cache/x", .readonly = true } };
+                minimal_spec(&s, true);
+                r |= msg_exec_encode(&s, &b) < 0 || msg_exec_encode_volumes(vm, 2, &b) < 0 ? -1 :
+                        write_frame(dirfd, "exec-volumes-tty", MSG_EXEC, &b);
+                spec_done(&s);
+        }
         /* version 3: bind sources as descriptors (the replay attaches 3 to the first frame) */
         wire_buffer_reset(&b);
         r |= msg_empty_encode(&b) | write_frame(dirfd, "bind-fds", MSG_BIND_FDS, &b);
@@ -2707,6 +2864,7 @@ int main(int argc, char **argv) {
                 TAP_TEST(roundtrip_targets),
                 TAP_TEST(roundtrip_copy),
                 TAP_TEST(roundtrip_snapshot),
+                TAP_TEST(roundtrip_volumes),
                 TAP_TEST(list_reply_versions),
                 TAP_TEST(spec_record),
                 TAP_TEST(capabilities),
