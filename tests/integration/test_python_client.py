@@ -12,7 +12,8 @@ reported in the stats, the daemon's refusals as exceptions carrying its message.
 (protocol version 4: CREATE, EXEC with in, STOP, RM, PAUSE, RESUME, COPY): 100 runs sharing state, files
 in and out (binary, 12 MiB; COPY's modes, symlinks, errors), per-run timeouts, streaming, a command's
 signal, limits shared by the sandbox's commands, another uid refused, removal on leaving the `with`
-block; 10 commands at once; a ttl ending a sandbox; snapshot and fork. A scenario that needs a protocol
+block; 10 commands at once; a ttl ending a sandbox; snapshot and fork. Volumes (version 5): a workspace
+kept from a created sandbox to a later run, in use, read-only, its quota, another uid refused. A scenario that needs a protocol
 version the daemon does not speak yet ends as "pending" (skipped even with SBX_TESTS_MUST_RUN=1, with
 the reason), so it runs as soon as the daemon brings the feature.
 
@@ -432,12 +433,73 @@ def c_ttl(sandbox, sock):
     sb.kill()   # gone already: not an error
 
 
+def c_volumes(sandbox, sock):
+    need_version(sandbox, sock, sandbox.VOLUME_VERSION, "volumes")
+    sandbox.volume_create("pyvol", size="32m", socket=sock)
+    try:
+        sandbox.volume_create("pyvol", socket=sock)
+        raise AssertionError("a second volume_create of one name succeeded")
+    except sandbox.DaemonError as e:
+        expect(e.errno == errno.EEXIST, f"volume_create of a name taken: {e!r}")
+    (v,) = [v for v in sandbox.volume_list(sock) if v.name == "pyvol"]
+    expect_eq((v.uid, v.size, v.in_use_by), (os.getuid(), 32 * MiB, None), "volume_list's entry")
+    # A created sandbox writes (as an agent keeps a workspace), a later one-shot run reads it back.
+    with sandbox.Sandbox.create(socket=sock, volumes={"pyvol": "/work"}) as sb:
+        sb.run("echo kept > /work/notes && mkdir -p /work/src && echo 'print(1)' > /work/src/a.py").check()
+        expect_eq(sb.read_file("/work/notes"), b"kept\n", "read_file of a volume's file")
+        expect_eq([v.in_use_by for v in sandbox.volume_list(sock) if v.name == "pyvol"], [sb.id],
+                  "volume_list while a sandbox mounts it")
+        try:
+            sandbox.volume_remove("pyvol", socket=sock)
+            raise AssertionError("volume_remove of a volume in use succeeded")
+        except sandbox.DaemonError as e:
+            expect(e.errno == errno.EBUSY and sb.id in e.message, f"volume_remove while in use: {e!r}")
+        try:
+            sandbox.run("true", socket=sock, volumes=["pyvol:/x"])
+            raise AssertionError("a second sandbox mounted a volume in use")
+        except sandbox.DaemonError as e:
+            expect(e.errno == errno.EBUSY, f"a second mount: {e!r}")
+    r = sandbox.run(["sh", "-c", "cat /data/notes /data/src/a.py; echo x > /data/y 2>/dev/null || echo ro"],
+                    socket=sock, volumes=["pyvol:/data:ro"])
+    expect_eq((r.exit_code, r.stdout), (0, b"kept\nprint(1)\nro\n"), "a later read-only run")
+    # The quota: a write past it fails inside, what was there stays.
+    r = sandbox.run(["sh", "-c", "dd if=/dev/zero of=/v/big bs=1M count=48; echo rc=$?; rm -f /v/big; cat /v/notes"],
+                    socket=sock, volumes={"pyvol": "/v"})
+    expect(b"rc=0" not in r.stdout and r.stdout.endswith(b"kept\n") and b"No space left" in r.stderr,
+           f"48 MiB into a 32 MiB volume: {r}")
+    for bad in ({"-x": "/v"}, {"pyvol": "v"}, {"pyvol": "/a/../b"}, ["pyvol"]):
+        try:
+            sandbox.run("true", socket=sock, volumes=bad)  # type: ignore[arg-type]
+            raise AssertionError(f"volumes={bad!r} was sent")
+        except ValueError:
+            pass
+    return {}
+
+
+def c_volumes_foreign(sandbox, sock):
+    need_version(sandbox, sock, sandbox.VOLUME_VERSION, "volumes")
+    expect_eq([v.name for v in sandbox.volume_list(sock)], [], "another uid's volume_list")
+    for call in (lambda: sandbox.run("cat /v/notes", socket=sock, volumes={"pyvol": "/v"}),
+                 lambda: sandbox.volume_remove("pyvol", socket=sock)):
+        try:
+            call()
+            raise AssertionError(f"uid {os.getuid()} reached another uid's volume")
+        except sandbox.DaemonError as e:
+            expect(e.errno == errno.ENOENT and "no volume 'pyvol'" in e.message, f"another uid: {e!r}")
+
+
+def c_volumes_remove(sandbox, sock):
+    sandbox.volume_remove("pyvol", socket=sock)
+    expect_eq(sandbox.volume_list(sock), [], "volume_list after volume_remove")
+
+
 CLIENT_SCENARIOS = {
     "oneshot": c_oneshot, "binary": c_binary, "timeout": c_timeout, "stream": c_stream, "limits": c_limits,
     "errors": c_errors, "created": c_created, "files": c_files, "shared_limits": c_shared_limits,
     "created_signal": c_created_signal, "create_for_other": c_create_for_other, "foreign": c_foreign, "remove": c_remove,
     "snapshot_fork": c_snapshot_fork, "snapshot_foreign": c_snapshot_foreign, "copy": c_copy, "ttl": c_ttl,
-    "concurrent": c_concurrent,
+    "concurrent": c_concurrent, "volumes": c_volumes, "volumes_foreign": c_volumes_foreign,
+    "volumes_remove": c_volumes_remove,
 }
 
 
@@ -565,6 +627,18 @@ def test_snapshot_fork(env):
 
 
 test_snapshot_fork.timeout = 300
+
+
+# Volumes: an agent's workspace kept between sandboxes, its quota, in use, read-only; another uid is told there
+# is no such volume.
+def test_volumes(env):
+    d = start_daemon(env)
+    client(env, d, "volumes")
+    client(env, d, "volumes_foreign", uid=OTHER)
+    client(env, d, "volumes_remove")
+
+
+test_volumes.timeout = 240
 
 
 # Another uid in the same group reaches neither the sandbox nor its name; the owner still does.

@@ -16,13 +16,15 @@ It speaks the protocol of docs/protocol.md over the daemon's unix socket (descri
 
 See clients/python/README.md."""
 
-from ._client import (DEFAULT_SOCKET, LIFECYCLE_VERSION, Process, Result, Sandbox, SandboxInfo, Session, Stats,
-                      daemon_version, kill, list_sandboxes, parse_size, run, start)
+from ._client import (DEFAULT_SOCKET, LIFECYCLE_VERSION, VOLUME_VERSION, Process, Result, Sandbox, SandboxInfo,
+                      Session, Stats, VolumeInfo, Volumes, daemon_version, kill, list_sandboxes, parse_size, run,
+                      start, volume_create, volume_list, volume_remove)
 from ._errors import (CommandError, DaemonError, ProtocolError, SandboxError, TimeoutExpired, UnsupportedError)
 
 __all__ = [
     "DEFAULT_SOCKET", "LIFECYCLE_VERSION", "CommandError", "DaemonError", "Process", "ProtocolError", "Result",
     "Sandbox", "SandboxError", "SandboxInfo", "Session", "Stats", "TimeoutExpired", "UnsupportedError",
     "daemon_version", "kill", "list_sandboxes", "parse_size", "run", "start",
+    "VOLUME_VERSION", "VolumeInfo", "Volumes", "volume_create", "volume_list", "volume_remove",
 ]
 __version__ = "0.1.0"

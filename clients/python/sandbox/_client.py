@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The client proper: sessions with the daemon (HELLO), one-shot sandboxes (EXEC), created sandboxes
-(protocol version 4: CREATE, EXEC with `in`, STOP, RM, PAUSE, RESUME, COPY, SNAPSHOT), listing and
-signalling.
+(protocol version 4: CREATE, EXEC with `in`, STOP, RM, PAUSE, RESUME, COPY, SNAPSHOT), volumes (version 5:
+VOLUME_CREATE, VOLUME_LIST, VOLUME_RM, and EXEC's and CREATE's volumes), listing and signalling.
 
 A program's stdin, stdout and stderr are pipes of this process, whose other ends travel to the daemon
 with EXEC (SCM_RIGHTS); this process feeds stdin and reads the outputs while it waits for EXIT on the
@@ -38,11 +38,16 @@ Size = Union[int, str, None]
 StdinData = Union[bytes, bytearray, memoryview, str, None]
 #: What stdin= takes: data to feed the program, a descriptor of this process, or None (/dev/null).
 Stdin = Union[bytes, bytearray, memoryview, str, int, None]
+#: What volumes= takes: {"NAME": "/path"} ("/path:ro" for read-only), or ["NAME:/path", "NAME:/path:ro", ...].
+Volumes = Union[Mapping[str, str], Sequence[str], None]
 
 _LIMITS = {0: None, 1: "timeout", 2: "cpu-time", 3: "memory"}
 _SIZE_RE = re.compile(r"^([0-9]+(?:\.[0-9]{1,6})?)\s*([kmgt]?)(?:i?b)?$", re.IGNORECASE)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _ID_RE = re.compile(r"^[0-9a-f]{16}$")
+_VOLUME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: The protocol version that defines volumes.
+VOLUME_VERSION = 5
 
 
 def parse_size(v: Size, what: str) -> Optional[int]:
@@ -618,12 +623,64 @@ def _spec_payload(*, argv: Optional[List[bytes]], env: List[bytes], image: Optio
     return p
 
 
+def _volume_name(name: str) -> str:
+    if not isinstance(name, str) or not _VOLUME_RE.match(name):
+        raise ValueError(f"{name!r} is not a volume name (1-64 letters, digits, '_', '.' or '-', starting with a "
+                         f"letter or digit)")
+    return name
+
+
+def _volume_dest_ok(dest: str) -> bool:
+    parts = [c for c in dest.split("/") if c]
+    return (dest.startswith("/") and bool(parts) and "." not in parts and ".." not in parts
+            and len(dest.encode()) < w.STRING_MAX and "\0" not in dest)
+
+
+def _volumes_payload(volumes: Volumes, version: int) -> bytes:
+    """EXEC's and CREATE's volume records (tag 33) for VOLUMES."""
+    if volumes is None:
+        return b""
+    items: List[Tuple[str, str]] = []
+    if isinstance(volumes, Mapping):
+        items = [(str(k), str(v)) for k, v in volumes.items()]
+    elif isinstance(volumes, (str, bytes)):
+        raise TypeError("volumes= takes a mapping {NAME: PATH} or a list of 'NAME:/PATH[:ro]', not one string")
+    else:
+        for spec in volumes:
+            name, sep, dest = str(spec).partition(":")
+            if not sep:
+                raise ValueError(f"volume {spec!r}: expected NAME:/PATH[:ro]")
+            items.append((name, dest))
+    if not items:
+        return b""
+    if version < VOLUME_VERSION:
+        raise UnsupportedError(f"volumes need protocol version {VOLUME_VERSION}", needed=VOLUME_VERSION,
+                               have=version)
+    if len(items) > w.VOLUMES_MAX:
+        raise ValueError(f"at most {w.VOLUMES_MAX} volumes per sandbox, got {len(items)}")
+    p = b""
+    for name, dest in items:
+        _volume_name(name)
+        readonly = False
+        if dest.endswith(":ro") or dest.endswith(":rw"):
+            readonly = dest.endswith(":ro")
+            dest = dest[:-3]
+        if not _volume_dest_ok(dest):
+            raise ValueError(f"volume {name!r}: the path {dest!r} must be absolute, without '.' or '..' "
+                             f"components, and not '/'")
+        rec = w.put_str(1, name, "volume name", w.VOLUME_NAME_MAX) + w.put_str(2, dest, "volume path", w.STRING_MAX - 1)
+        if readonly:
+            rec += w.put_bool(3, True)
+        p += w.put_nested(w.EXEC_VOLUME, rec)
+    return p
+
+
 def start(cmd: Command, *, stdin: Stdin = None, timeout: Optional[float] = None,
           image: Optional[str] = None, memory: Size = None, pids: Optional[int] = None,
           cpus: Optional[float] = None, disk: Size = None, cpu_time: Optional[float] = None,
           env: Optional[Mapping[str, str]] = None, workdir: Optional[str] = None, user: Optional[str] = None,
           hostname: Optional[str] = None, network: Optional[str] = None, socket: Optional[str] = None,
-          max_output: int = OUTPUT_MAX) -> Process:
+          max_output: int = OUTPUT_MAX, volumes: Volumes = None) -> Process:
     """Starts CMD in a fresh one-shot sandbox (EXEC) and returns the running Process (iterate over it
     for its output as it comes). The arguments are run()'s."""
     argv = _argv(cmd)
@@ -632,6 +689,7 @@ def start(cmd: Command, *, stdin: Stdin = None, timeout: Optional[float] = None,
         payload = _spec_payload(argv=argv, env=_env(env), image=image, workdir=workdir, user=user,
                                 hostname=hostname, memory=memory, pids=pids, cpus=cpus, disk=disk, timeout=timeout,
                                 cpu_time=cpu_time, network=network, version=s.version)
+        payload += _volumes_payload(volumes, s.version)
         return Process(s, payload, stdin, timeout, max_output)
     except BaseException:
         s.close()
@@ -643,7 +701,7 @@ def run(cmd: Command, *, stdin: Stdin = None, timeout: Optional[float] = None,
         disk: Size = None, cpu_time: Optional[float] = None, env: Optional[Mapping[str, str]] = None,
         workdir: Optional[str] = None, user: Optional[str] = None, hostname: Optional[str] = None,
         network: Optional[str] = None, socket: Optional[str] = None, on_stdout: Optional[OutputCallback] = None,
-        on_stderr: Optional[OutputCallback] = None, max_output: int = OUTPUT_MAX) -> Result:
+        on_stderr: Optional[OutputCallback] = None, max_output: int = OUTPUT_MAX, volumes: Volumes = None) -> Result:
     """Runs CMD in a fresh one-shot sandbox (what `sandboxctl exec` does) and returns its Result.
 
     cmd: a list of arguments, or a string run by /bin/sh -c. stdin: bytes (or str) fed to the program,
@@ -653,10 +711,11 @@ def run(cmd: Command, *, stdin: Stdin = None, timeout: Optional[float] = None,
     "512m"-style sizes ("unlimited": none); pids: a count; cpus: CPUs' worth of time (0.5); cpu_time:
     seconds of CPU. Bounds left out take the daemon's defaults (docs/limits.md). on_stdout / on_stderr:
     called with each chunk as it comes instead of collecting it. max_output: bytes kept per stream.
+    volumes: this user's volumes to mount (volume_create()), {"NAME": "/path"} or ["NAME:/path[:ro]", ...].
     Raises DaemonError with the daemon's message when it refuses or cannot set the sandbox up."""
     with start(cmd, stdin=stdin, timeout=timeout, image=image, memory=memory, pids=pids, cpus=cpus, disk=disk,
                cpu_time=cpu_time, env=env, workdir=workdir, user=user, hostname=hostname, network=network,
-               socket=socket, max_output=max_output) as p:
+               socket=socket, max_output=max_output, volumes=volumes) as p:
         return p.wait(on_stdout, on_stderr)
 
 
@@ -696,12 +755,15 @@ class Sandbox:
                name: Optional[str] = None, ttl: Optional[float] = None, idle_ttl: Optional[float] = None,
                pids: Optional[int] = None, cpus: Optional[float] = None, disk: Size = None,
                env: Optional[Mapping[str, str]] = None, workdir: Optional[str] = None,
-               hostname: Optional[str] = None, network: Optional[str] = None) -> "Sandbox":
+               hostname: Optional[str] = None, network: Optional[str] = None,
+               volumes: Volumes = None) -> "Sandbox":
         """Creates a sandbox (CREATE) and returns it. image: a reference or ID of the daemon's image store
         (None: the daemon's default); memory, disk: bytes or sizes like "1g"; pids, cpus: as run();
         name: a name of this uid's sandboxes (1-63 of [A-Za-z0-9_.-]); ttl: seconds it may live (the daemon
         caps it for clients other than root); idle_ttl: seconds it may stay without a command. env and
-        workdir are the defaults of every command run in it."""
+        workdir are the defaults of every command run in it. volumes: this user's volumes it mounts for its
+        whole life, {"NAME": "/path"} ("/path:ro": read-only) or ["NAME:/path[:ro]", ...] (protocol version 5;
+        a volume is mounted by one sandbox at a time)."""
         if name is not None and (not _NAME_RE.match(name) or _ID_RE.match(name)):
             raise ValueError(f"{name!r} is not a sandbox name (1-63 letters, digits, '_', '.' or '-', starting "
                              f"with a letter or digit, and not 16 hex digits)")
@@ -712,6 +774,7 @@ class Sandbox:
                               network=network, version=s.version)
             if name is not None:
                 p += w.put_str(w.CREATE_NAME, name, "name", w.NAME_MAX)
+            p += _volumes_payload(volumes, s.version)
             for tag, v, what in ((w.CREATE_TTL_USEC, ttl, "ttl"), (w.CREATE_IDLE_TTL_USEC, idle_ttl, "idle_ttl")):
                 if v is not None:
                     u = _usec(v, what)
@@ -1046,3 +1109,65 @@ class Sandbox:
         image_id, _ = self._snapshot(f"fork-{self.id}")
         args: Dict[str, object] = {**self._create_args, **create_args}
         return Sandbox.create(image=image_id, socket=self.socket, name=name, **args)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------------
+# volumes (protocol version 5)
+
+@dataclasses.dataclass(frozen=True)
+class VolumeInfo:
+    """One of the daemon's volumes (`sandboxctl volume ls`): its size is its quota; used is what its image
+    takes on the host's disk; in_use_by the id of the sandbox that mounts it (None: none)."""
+    name: str
+    uid: int
+    size: int
+    used: int
+    created: float
+    in_use_by: Optional[str]
+
+
+def volume_create(name: str, size: Size = None, socket: Optional[str] = None) -> None:
+    """Creates this user's volume NAME (`sandboxctl volume create`): storage of the daemon's that outlives
+    sandboxes, mounted with volumes= of run(), start() and Sandbox.create(). size: bytes or "4g"-style (at
+    least 16 MiB; None: the daemon's default, 1 GiB), which is its quota. The daemon bounds the size
+    (max-volume-size) and the count (max-volumes-per-uid) of users other than root: DaemonError naming the
+    bound; EEXIST for a name this user has."""
+    _volume_name(name)
+    n = parse_size(size, "size")
+    with Session(socket) as s:
+        s.need(VOLUME_VERSION, "volume_create (VOLUME_CREATE)")
+        p = w.put_str(1, name, "name", w.VOLUME_NAME_MAX)
+        if n:
+            p += w.put_u64(2, n)
+        s.request(w.VOLUME_CREATE, p, w.OK)
+
+
+def volume_list(socket: Optional[str] = None) -> List[VolumeInfo]:
+    """This user's volumes (root: everyone's), sorted by uid and name."""
+    with Session(socket) as s:
+        s.need(VOLUME_VERSION, "volume_list (VOLUME_LIST)")
+        reply = s.request(w.VOLUME_LIST, b"", w.VOLUME_LIST_REPLY)
+    out = []
+    for e in w.Reader(reply, "VOLUME_LIST_REPLY", (1,)).repeated(1):
+        r = w.Reader(e, "VOLUME_LIST_REPLY entry", range(1, 7))
+        name = r.text(1, "name", True, w.VOLUME_NAME_MAX) or ""
+        by = r.text(6, "in_use_by", limit=16, default=None)
+        if not _VOLUME_RE.match(name) or (by is not None and not _ID_RE.match(by)):
+            raise ProtocolError(f"VOLUME_LIST_REPLY: a bad entry ({name!r}, {by!r})")
+        out.append(VolumeInfo(name=name, uid=r.u32(2, "uid", True), size=r.u64(3, "size", True),
+                              used=r.u64(4, "used"), created=r.u64(5, "created_usec") / 1e6, in_use_by=by))
+    return out
+
+
+def volume_remove(name: str, uid: Optional[int] = None, socket: Optional[str] = None) -> None:
+    """Removes this user's volume NAME (root: uid's, with uid=). DaemonError: ENOENT when there is none (also
+    for another user's), EBUSY while a sandbox mounts it."""
+    _volume_name(name)
+    with Session(socket) as s:
+        s.need(VOLUME_VERSION, "volume_remove (VOLUME_RM)")
+        p = w.put_str(1, name, "name", w.VOLUME_NAME_MAX)
+        if uid is not None:
+            if not 0 <= uid <= w.U32_MAX:
+                raise ValueError(f"uid {uid} is not a u32")
+            p += w.put_u32(3, uid)
+        s.request(w.VOLUME_RM, p, w.OK)

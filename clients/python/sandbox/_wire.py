@@ -43,17 +43,25 @@ SNAPSHOT_REPLY = 22
 SNAPSHOT_IMAGE_MAX = 255        # bytes of NAME[:TAG]
 REFERENCE_MAX = 511             # bytes of SNAPSHOT_REPLY's reference
 COPY_PATH_MAX = 4095
+VOLUME_CREATE = 23      # version 5 (sandboxctl volume create)
+VOLUME_LIST = 24
+VOLUME_LIST_REPLY = 25
+VOLUME_RM = 26
+VOLUME_NAME_MAX = 64            # bytes of a volume's name
+VOLUMES_MAX = 8                 # volumes one sandbox mounts
 
 TYPE_NAMES = {
     HELLO: "HELLO", HELLO_REPLY: "HELLO_REPLY", EXEC: "EXEC", STARTED: "STARTED", SIGNAL: "SIGNAL",
     RESIZE: "RESIZE", EXIT: "EXIT", LIST: "LIST", LIST_REPLY: "LIST_REPLY", KILL: "KILL", ERROR: "ERROR",
     OK: "OK", BIND_FDS: "BIND_FDS", CREATE: "CREATE", CREATED: "CREATED", STOP: "STOP", RM: "RM",
     PAUSE: "PAUSE", RESUME: "RESUME", COPY: "COPY", SNAPSHOT: "SNAPSHOT", SNAPSHOT_REPLY: "SNAPSHOT_REPLY",
+    VOLUME_CREATE: "VOLUME_CREATE", VOLUME_LIST: "VOLUME_LIST", VOLUME_LIST_REPLY: "VOLUME_LIST_REPLY",
+    VOLUME_RM: "VOLUME_RM",
 }
 
 # The message-level versions this client speaks (HELLO's range).
 VERSION_MIN = 1
-VERSION_MAX = 4
+VERSION_MAX = 5
 
 # EXEC (and CREATE: the same tags but argv, tty, timeout and cpu time).
 EXEC_ARGV, EXEC_ENV, EXEC_IMAGE, EXEC_LAYER, EXEC_UPPER, EXEC_WORKDIR, EXEC_UID, EXEC_GID = range(1, 9)
@@ -63,6 +71,7 @@ EXEC_PUBLISH, EXEC_DISK_MAX, EXEC_DISK_INODES_MAX = 21, 22, 23       # disk: ver
 EXEC_IMAGE_REF, EXEC_ENTRYPOINT, EXEC_USER, EXEC_CAP_ADD, EXEC_CAP_DROP = range(24, 29)  # version 3
 EXEC_IN = 29                                                          # version 4
 CREATE_NAME, CREATE_TTL_USEC, CREATE_IDLE_TTL_USEC = 30, 31, 32       # version 4
+EXEC_VOLUME = 33                                                      # version 5: EXEC and CREATE
 
 # Limits a client must respect (section 7).
 ARGS_MAX = 4096
@@ -116,6 +125,13 @@ def put_str(tag: int, s: "str | bytes", what: str, limit: int = STRING_MAX) -> b
     if len(b) > limit:
         raise ValueError(f"{what} is {len(b)} bytes, above the protocol's limit of {limit}")
     return FIELD.pack(tag, 0, len(b)) + b
+
+
+def put_nested(tag: int, record: bytes) -> bytes:
+    """A nested record: its fields as the field's value."""
+    if len(record) > PAYLOAD_MAX:
+        raise ValueError(f"field {tag}: a record of {len(record)} bytes is above the frame limit")
+    return FIELD.pack(tag, 0, len(record)) + record
 
 
 def frame(mtype: int, payload: bytes = b"") -> bytes:
