@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <linux/loop.h>
 #include <linux/mount.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -43,6 +44,21 @@ static int sys_fsmount(int fd, unsigned flags, unsigned attrs) {
 }
 static int sys_mount_setattr(int dfd, const char *path, unsigned flags, struct mount_attr *attr, size_t size) {
         return (int) syscall(SYS_mount_setattr, dfd, path, flags, attr, size);
+}
+
+/* Whether loop device INDEX is backed by the file of ST. */
+static bool loop_backs(unsigned index, const struct stat *st) {
+        struct loop_info64 info;
+        char path[64];
+        int fd, r;
+
+        snprintf(path, sizeof path, "/dev/loop%u", index);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+                return false;
+        r = ioctl(fd, LOOP_GET_STATUS64, &info);
+        close(fd);
+        return r >= 0 && info.lo_device == (uint64_t) st->st_dev && info.lo_inode == (uint64_t) st->st_ino;
 }
 
 /* The loop device already backed by the file of ST (a mount of it that is still there), or -ENOENT. */
@@ -162,6 +178,10 @@ int volume_mount_image(int image_fd, bool readonly, uid_t host_first, gid_t host
                         continue;
                 if (r < 0)
                         return r;
+                /* A device found while its last mount went could even have been taken for another file
+                 * before we opened it. Now that our mount holds it, it cannot change: check it. */
+                if (loop < 0 && !loop_backs(index, &st))
+                        mnt = safe_close(mnt);
         }
         if (mnt < 0)
                 return -EBUSY;
