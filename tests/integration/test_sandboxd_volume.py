@@ -61,6 +61,19 @@ def run_in(d, uid, vols, cmd, **kw):
     return d.ctl_as(uid, args + ["--", "sh", "-c", cmd], **kw)
 
 
+def volume_prerequisites():
+    """What volumes need besides the daemon's prerequisites: mke2fs and loop devices."""
+    if not any(os.access(p, os.X_OK) for p in ("/usr/sbin/mke2fs", "/sbin/mke2fs")):
+        return "no mke2fs (e2fsprogs): volumes are ext4 file systems"
+    if not os.path.exists("/dev/loop-control"):
+        return "no /dev/loop-control: volumes are mounted through loop devices"
+    return None
+
+
+def prerequisites():
+    return life.prerequisites() or volume_prerequisites()
+
+
 # ==================================================================================================
 
 def test_data_survives_sandboxes_with_its_owners(env):
@@ -239,4 +252,4 @@ def test_bad_names_sizes_paths_and_counts(env):
 if __name__ == "__main__":
     sf.main(globals(), make_env=df.DaemonEnv,
             header=f"# sandboxd under test: {df.sandboxd()}; sandboxctl: {df.sandboxctl()}",
-            check_prerequisites=life.prerequisites, after_pass=df._after_pass, on_failure=df.print_daemon_logs)
+            check_prerequisites=prerequisites, after_pass=df._after_pass, on_failure=df.print_daemon_logs)
