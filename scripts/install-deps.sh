@@ -26,6 +26,8 @@ packages=(
         # tests/integration/test_python_client.py: pip installs clients/python offline (setuptools backend);
         # tests/completion: bash
         python3-pip python3-setuptools bash
+        # sandboxd's volumes: ext4 file systems made by mke2fs (also above, for tests/vm)
+        e2fsprogs
 )
 
 missing=()
