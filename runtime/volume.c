@@ -7,7 +7,9 @@
  * asked. The file system's size is the volume's quota: a write past it fails with ENOSPC inside.
  *
  * The loop device is set up with LO_FLAGS_AUTOCLEAR: it goes when the last mount of the file system goes
- * (the sandbox's mount namespace ends). A file system still mounted there (a sandbox of the same volume
+ * (the sandbox's mount namespace ends); and with LO_FLAGS_DIRECT_IO, so that the image's data is not cached
+ * a second time below the volume's own page cache (the kernel falls back to buffered I/O where the file
+ * system of the image cannot do direct I/O). A file system still mounted there (a sandbox of the same volume
  * that is ending) is found by the image's device and inode and mounted again from the same loop device,
  * which gives the same superblock: one image is never mounted through two loop devices at once. The
  * search and the attach run under a lock of the image (flock), so that two starts never race each other.
@@ -101,7 +103,7 @@ static int loop_attach(int image_fd, unsigned *ret_index, int *ret_fd) {
         for (unsigned i = 0; i < LOOP_ATTEMPTS; i++) {
                 struct loop_config cfg = {
                         .fd = (uint32_t) image_fd,
-                        .info.lo_flags = LO_FLAGS_AUTOCLEAR,
+                        .info.lo_flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO,
                 };
                 char path[64];
                 int n = ioctl(ctl, LOOP_CTL_GET_FREE);
