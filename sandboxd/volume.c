@@ -179,7 +179,9 @@ int volume_create(int data_fd, uid_t uid, const char *name, uint64_t size, unsig
                 snprintf(err, errlen, "cannot make the volume's image: %s", strerror(-r));
                 goto fail;
         }
-        r = make_fs(image, name, fserr, sizeof fserr);
+        char label[17]; /* ext4's label holds 16 bytes */
+        snprintf(label, sizeof label, "%.16s", name);
+        r = make_fs(image, label, fserr, sizeof fserr);
         if (r < 0) {
                 snprintf(err, errlen, "cannot make the volume's file system: %s", fserr);
                 goto fail;
