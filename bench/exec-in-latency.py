@@ -2,7 +2,13 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """exec-in-latency.py: how long one `/bin/true` takes, end to end, through `sandboxctl exec --in` (a
 program in a sandbox made by `sandboxctl create`) against a fresh `sandboxctl exec` (a new sandbox per
-run), both against the same warm sandboxd (--listen in a temp dir), and plain /bin/true for the floor.
+run), both against the same warm sandboxd (--listen in a temp dir), against `podman exec` into a running
+container where podman is installed, and plain /bin/true for the floor.
+
+podman's runtime is sandbox-oci (this build's): on a host whose root lacks CAP_SYS_RESOURCE runc cannot
+set the rlimits podman asks for, and crun refuses a hybrid cgroup hierarchy, so no other runtime runs
+podman's containers here. podman gets a storage of its own in the temp dir and a static-busybox image
+(scripts/install-deps.sh unpacks it); --no-podman leaves it out.
 
 Every sample is one posix_spawn of the client and a waitpid for it (stdio on /dev/null), timed with
 CLOCK_MONOTONIC; the commands run round-robin (the order rotating each round), so noise on the shared
@@ -13,6 +19,7 @@ import argparse
 import math
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -23,6 +30,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_ROOT = os.path.dirname(HERE)
+BUSYBOX = "/var/cache/sandbox-tests/busybox-static/bin/busybox"
 
 
 def built(var, rel):
@@ -49,7 +57,7 @@ class Bench:
         self.args = args
         self.sandboxd = built("SANDBOXD", "sandboxd/sandboxd")
         self.sandboxctl = built("SANDBOXCTL", "tools/sandboxctl")
-        self.tmp = self.daemon = None
+        self.tmp = self.daemon = self.podman = None
         self.devnull = os.open(os.devnull, os.O_RDWR)
 
     def setup(self):
@@ -91,6 +99,36 @@ class Bench:
             ("sandboxctl exec (fresh sandbox)", ctl + ["exec", "--", "/bin/true"], env),
             ("/bin/true", ["/bin/true"], env),
         ]
+        if not self.args.no_podman:
+            self.setup_podman(env)
+
+    def setup_podman(self, env):
+        """A running podman container (runtime: this build's sandbox-oci) to `podman exec` into."""
+        oci = built("SANDBOX_OCI", "oci/sandbox-oci")
+        podman = shutil.which("podman")
+        if not podman or not os.access(BUSYBOX, os.X_OK) or not os.access(oci, os.X_OK):
+            log(f"no podman exec: needs podman, {BUSYBOX} and {oci}")
+            return
+        d = os.path.join(self.tmp, "podman")
+        self.podman = [podman, "--root", d + "/storage", "--runroot", d + "/run", "--storage-driver", "overlay",
+                       "--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", oci]
+        root = os.path.join(d, "rootfs")
+        os.makedirs(os.path.join(root, "bin"))
+        for sub in ("etc", "proc", "sys", "dev", "tmp"):
+            os.makedirs(os.path.join(root, sub))
+        shutil.copy(BUSYBOX, os.path.join(root, "bin", "busybox"))
+        for a in ("sh", "true", "sleep"):
+            os.symlink("busybox", os.path.join(root, "bin", a))
+        subprocess.run(["tar", "-C", root, "-cf", d + "/bb.tar", "."], check=True)
+        subprocess.run(self.podman + ["import", d + "/bb.tar", "localhost/exec-in-bench:1"], check=True,
+                       capture_output=True, timeout=300)
+        r = subprocess.run(self.podman + ["run", "-d", "--name", "exec-in-bench", "--network", "none", "--security-opt",
+                                          "seccomp=unconfined", "localhost/exec-in-bench:1", "sleep", "3600"],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise SystemExit(f"exec-in-latency: podman run -d failed: {r.stderr.strip()}")
+        self.impls.append(("podman exec (runtime sandbox-oci)",
+                           self.podman + ["exec", "exec-in-bench", "/bin/true"], env))
 
     def once(self, argv, env):
         t0 = time.monotonic_ns()
@@ -142,6 +180,9 @@ class Bench:
                 f.write(text)
 
     def cleanup(self):
+        if self.podman:
+            subprocess.run(self.podman + ["rm", "-f", "-t", "0", "exec-in-bench"], capture_output=True, timeout=120)
+            subprocess.run(self.podman + ["system", "reset", "-f"], capture_output=True, timeout=120)
         if self.daemon and self.daemon.poll() is None:
             subprocess.run([self.sandboxctl, "--socket", self.sock, "rm", "-f", "bench"], capture_output=True,
                            timeout=60)
@@ -160,6 +201,7 @@ def main():
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--out")
+    ap.add_argument("--no-podman", action="store_true", help="leave podman exec out")
     args = ap.parse_args()
     b = Bench(args)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
