@@ -84,6 +84,8 @@ void oci_bundle_done(OciBundle *b) {
         free(b->cgroup_dest);
         free(b->cgroups_path);
         free(b->mqueue_dest);
+        for (size_t i = 0; i < _OCI_JOIN_MAX; i++)
+                free(b->join[i]);
         *b = (OciBundle) { .umask = -1 };
 }
 
@@ -553,6 +555,16 @@ static int parse_mounts(Parser *p, const json_t *doc, OciBundle *b) {
         return 0;
 }
 
+static const char *const join_names[_OCI_JOIN_MAX] = {
+        [OCI_JOIN_NET] = "network",
+        [OCI_JOIN_IPC] = "ipc",
+        [OCI_JOIN_UTS] = "uts",
+};
+
+const char *oci_join_to_string(OciJoin j) {
+        return j >= 0 && j < _OCI_JOIN_MAX ? join_names[j] : NULL;
+}
+
 static int parse_namespaces(Parser *p, const json_t *linux_, OciBundle *b) {
         const json_t *ns = json_object_get(linux_, "namespaces");
         bool network = false;
@@ -564,6 +576,10 @@ static int parse_namespaces(Parser *p, const json_t *linux_, OciBundle *b) {
                 for (size_t i = 0; i < json_array_size(ns); i++) {
                         const json_t *e = json_array_get(ns, i);
                         const char *type = json_is_object(e) ? json_string_value(json_object_get(e, "type")) : NULL;
+                        const char *path;
+                        char field[64];
+                        int r;
+
                         if (!type)
                                 return fail(p, -EINVAL, "linux.namespaces[%zu].type is missing", i);
                         if (!streq(type, "pid") && !streq(type, "network") && !streq(type, "ipc") &&
@@ -571,17 +587,36 @@ static int parse_namespaces(Parser *p, const json_t *linux_, OciBundle *b) {
                             !streq(type, "cgroup"))
                                 return fail(p, -EINVAL, "linux.namespaces[%zu]: a '%s' namespace is not supported by "
                                                         "sandbox-oci", i, type);
-                        if (!is_empty(json_object_get(e, "path")))
-                                return fail(p, -EINVAL, "linux.namespaces[%zu].path: joining an existing %s namespace "
-                                                        "is not supported by sandbox-oci (new namespaces only)", i,
-                                            type);
+                        snprintf(field, sizeof field, "linux.namespaces[%zu].path", i);
+                        r = get_string(p, e, "path", field, SPEC_STRING_MAX - 1, &path);
+                        if (r < 0)
+                                return r;
+                        if (path && *path) {
+                                OciJoin j = _OCI_JOIN_MAX;
+                                for (OciJoin k = 0; k < _OCI_JOIN_MAX; k++)
+                                        if (streq(type, join_names[k]))
+                                                j = k;
+                                /* The user namespace stays ours (a private id range); the init is pid 1 of its
+                                 * own pid namespace and builds its root in a mount namespace of its own. */
+                                if (j == _OCI_JOIN_MAX)
+                                        return fail(p, -EINVAL, "%s: joining an existing %s namespace is not "
+                                                                "supported by sandbox-oci (network, ipc and uts "
+                                                                "namespaces may be joined)", field, type);
+                                if (!path_is_absolute(path))
+                                        return fail(p, -EINVAL, "%s must be an absolute path", field);
+                                if (b->join[j])
+                                        return fail(p, -EINVAL, "%s: a second %s namespace", field, type);
+                                if (!(b->join[j] = strdup(path)))
+                                        return fail(p, -ENOMEM, "Out of memory");
+                        }
                         if (streq(type, "network"))
                                 network = true;
                 }
         }
-        /* Without a network namespace the engine asks for the host's network. Every other namespace is always
-         * new (stricter than asked). */
-        b->spec.net = network ? SPEC_NET_NONE : SPEC_NET_HOST;
+        /* Without a network namespace the engine asks for the host's network; a joined one is like the
+         * host's to the runtime (it sets up nothing in it). Every other namespace is always new (stricter
+         * than asked) unless joined. */
+        b->spec.net = network && !b->join[OCI_JOIN_NET] ? SPEC_NET_NONE : SPEC_NET_HOST;
         return 0;
 }
 
@@ -951,6 +986,12 @@ int oci_bundle_parse(const char *buf, size_t len, const char *bundle_dir, OciBun
                 goto fail;
         if (s && *s && !(b.spec.hostname = strdup(s))) {
                 r = fail(&p, -ENOMEM, "Out of memory");
+                goto fail;
+        }
+        if (b.mqueue_dest && b.join[OCI_JOIN_IPC]) {
+                r = fail(&p, -EINVAL, "mounts: an mqueue mount at %s in a joined ipc namespace (%s) is not "
+                                      "supported by sandbox-oci (an mqueue instance is its namespace owner's)",
+                         b.mqueue_dest, b.join[OCI_JOIN_IPC]);
                 goto fail;
         }
         if (!is_empty(json_object_get(doc, "domainname"))) {

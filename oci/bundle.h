@@ -46,6 +46,14 @@ typedef struct OciHook {
         unsigned timeout;       /* seconds, 0: none */
 } OciHook;
 
+/* The namespaces a container may join by path (linux.namespaces[].path). */
+typedef enum OciJoin {
+        OCI_JOIN_NET,
+        OCI_JOIN_IPC,
+        OCI_JOIN_UTS,
+        _OCI_JOIN_MAX,
+} OciJoin;
+
 typedef struct OciSysctl {
         char *key;              /* net.ipv4.ping_group_range */
         char *value;
@@ -70,6 +78,7 @@ typedef struct OciBundle {
         bool cgroup_readonly;
         char *mqueue_dest;      /* an mqueue mount; NULL: none */
         bool no_limits;         /* OCI_ANNOTATION_LIMITS=none */
+        char *join[_OCI_JOIN_MAX];      /* a namespace to join, its path; NULL: a new one */
 } OciBundle;
 
 /* Parse config.json (BUF, LEN bytes) of the bundle in BUNDLE_DIR (absolute: relative paths in it are
@@ -79,3 +88,4 @@ int oci_bundle_parse(const char *buf, size_t len, const char *bundle_dir, OciBun
 void oci_bundle_done(OciBundle *b);
 
 const char *oci_hook_kind_to_string(OciHookKind k);
+const char *oci_join_to_string(OciJoin j);     /* its linux.namespaces[].type */

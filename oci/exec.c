@@ -427,12 +427,14 @@ int oci_exec_main(const char *root, int argc, char *argv[]) {
                 }
         }
 
-        /* Namespace fds, then the cgroups, then join: user first. */
+        /* Namespace fds, then the cgroups, then join: UTS, IPC and network first, while we are host root (the
+         * container may have joined ones of the host's user namespace: linux.namespaces[].path, which nothing
+         * in the container's user namespace could enter), then the user namespace and the rest. */
         static const struct {
                 const char *name;
                 int type;
-        } ns[] = { { "user", CLONE_NEWUSER }, { "mnt", CLONE_NEWNS }, { "uts", CLONE_NEWUTS }, { "ipc", CLONE_NEWIPC },
-                   { "net", CLONE_NEWNET }, { "cgroup", CLONE_NEWCGROUP }, { "pid", CLONE_NEWPID } };
+        } ns[] = { { "uts", CLONE_NEWUTS }, { "ipc", CLONE_NEWIPC }, { "net", CLONE_NEWNET }, { "user", CLONE_NEWUSER },
+                   { "mnt", CLONE_NEWNS }, { "cgroup", CLONE_NEWCGROUP }, { "pid", CLONE_NEWPID } };
         int nsfd[ELEMENTSOF(ns)];
         int report[2] = { -EBADF, -EBADF }, info[2] = { -EBADF, -EBADF }, status = 0;
         pid_t helper;
@@ -451,9 +453,9 @@ int oci_exec_main(const char *root, int argc, char *argv[]) {
         /* The net namespace may be the host's (no network namespace asked): then it is not joined. */
         {
                 struct stat a, b;
-                if (fstat(nsfd[4], &a) == 0 && stat("/proc/self/ns/net", &b) == 0 && a.st_ino == b.st_ino) {
-                        close(nsfd[4]);
-                        nsfd[4] = -EBADF;
+                if (fstat(nsfd[2], &a) == 0 && stat("/proc/self/ns/net", &b) == 0 && a.st_ino == b.st_ino) {
+                        close(nsfd[2]);
+                        nsfd[2] = -EBADF;
                 }
         }
         if (pipe2(info, O_CLOEXEC) < 0) {

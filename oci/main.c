@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -35,6 +36,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <linux/nsfs.h>
+#include <sched.h>
 
 #include "bundle.h"
 #include "config.h"
@@ -409,6 +412,24 @@ static void monitor_handle(Monitor *m, int fd) {
         (void) send(fd, reply, strlen(reply), MSG_NOSIGNAL);
 }
 
+/* PATH, an nsfs file of the namespace type J (a bind mount as `ip netns add` makes, or /proc/PID/ns/...). */
+static int open_namespace(const char *path, OciJoin j) {
+        static const int types[_OCI_JOIN_MAX] = {
+                [OCI_JOIN_NET] = CLONE_NEWNET, [OCI_JOIN_IPC] = CLONE_NEWIPC, [OCI_JOIN_UTS] = CLONE_NEWUTS,
+        };
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        int type;
+
+        if (fd < 0)
+                return -errno;
+        type = ioctl(fd, NS_GET_NSTYPE);
+        if (type < 0)
+                return errno == ENOTTY ? -EINVAL : -errno;
+        if (type != types[j])
+                return -EINVAL;
+        return TAKE_FD(fd);
+}
+
 _Noreturn static void monitor_run(Monitor *m, int listen_fd, const char *console_socket) {
         SandboxError serr = {};
         SandboxResult res = {};
@@ -468,7 +489,22 @@ _Noreturn static void monitor_run(Monitor *m, int listen_fd, const char *console
                 if (dup2(i == 2 && log_file ? fileno(log_file) : null_fd, i) < 0)
                         monitor_fail(m, "stdio: %m");
         stderr_quiet = true;
+        SandboxJoin join = { .net_fd = -EBADF, .ipc_fd = -EBADF, .uts_fd = -EBADF };
+        int *join_fds[_OCI_JOIN_MAX] = { [OCI_JOIN_NET] = &join.net_fd, [OCI_JOIN_IPC] = &join.ipc_fd,
+                                         [OCI_JOIN_UTS] = &join.uts_fd };
+        for (OciJoin j = 0; j < _OCI_JOIN_MAX; j++) {
+                if (!m->bundle->join[j])
+                        continue;
+                r = open_namespace(m->bundle->join[j], j);
+                if (r < 0)
+                        monitor_fail(m, "linux.namespaces: the %s namespace %s: %s", oci_join_to_string(j),
+                                     m->bundle->join[j], r == -EINVAL ? "not a namespace of this type" : strerror(-r));
+                *join_fds[j] = r;
+                cfg.join = &join;
+        }
         r = sandbox_create(&m->bundle->spec, &cfg, stdio, m->bundle->umask, &m->sandbox, &serr);
+        for (OciJoin j = 0; j < _OCI_JOIN_MAX; j++)
+                safe_close(*join_fds[j]);
         for (int i = 0; i < 3; i++)
                 safe_close(engine[i]);
         if (r < 0)

@@ -253,11 +253,33 @@ _Noreturn static void mounts_child(const OciBundle *b, pid_t pid, int report_fd)
         _exit(0);
 }
 
+static void write_sysctl(const OciSysctl *sc, int i, int report_fd) {
+        char path[512];
+        int n = snprintf(path, sizeof path, "/proc/sys/%s", sc->key);
+        if (n < 0 || (size_t) n >= sizeof path)
+                child_fail(report_fd, SETUP_SYSCTL, ENAMETOOLONG, i);
+        for (char *c = path + 10; *c; c++)
+                if (*c == '.')
+                        *c = '/';
+        int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        size_t len = strlen(sc->value);
+        if (fd < 0 || write(fd, sc->value, len) != (ssize_t) len)
+                child_fail(report_fd, SETUP_SYSCTL, errno, i);
+        close(fd);
+}
+
+/* Is the sysctl KEY one of a joined namespace? */
+static bool sysctl_joined(const OciBundle *b, const char *key) {
+        return strneq(key, "net.", 4) ? !!b->join[OCI_JOIN_NET] : !!b->join[OCI_JOIN_IPC];
+}
+
 _Noreturn static void sysctl_child(const OciBundle *b, pid_t pid, int report_fd) {
         static const struct {
                 const char *name;
                 int type;
-        } order[] = { { "user", CLONE_NEWUSER }, { "net", CLONE_NEWNET }, { "ipc", CLONE_NEWIPC } };
+                int join;       /* its OciJoin, or -1 */
+        } order[] = { { "user", CLONE_NEWUSER, -1 }, { "net", CLONE_NEWNET, OCI_JOIN_NET },
+                      { "ipc", CLONE_NEWIPC, OCI_JOIN_IPC } };
         int fds[3];
 
         if (setgroups(0, NULL) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
@@ -270,23 +292,24 @@ _Noreturn static void sysctl_child(const OciBundle *b, pid_t pid, int report_fd)
                 if (fds[i] < 0)
                         child_fail(report_fd, SETUP_NS, errno, -1);
         }
+        /* A joined namespace's sysctls as host root, in it (as runc: the engine that named the namespace asks);
+         * its owner is not the sandbox's user namespace, whose root could not write them. */
         for (size_t i = 0; i < ELEMENTSOF(order); i++)
+                if (order[i].join >= 0 && b->join[order[i].join] && setns(fds[i], order[i].type) < 0)
+                        child_fail(report_fd, SETUP_NS, errno, -1);
+        for (size_t i = 0; i < b->n_sysctl; i++)
+                if (sysctl_joined(b, b->sysctl[i].key))
+                        write_sysctl(&b->sysctl[i], (int) i, report_fd);
+        /* The others as the sandbox's root, in its own namespaces. */
+        for (size_t i = 0; i < ELEMENTSOF(order); i++) {
+                if (order[i].join >= 0 && b->join[order[i].join])
+                        continue;
                 if (setns(fds[i], order[i].type) < 0 || (i == 0 && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)))
                         child_fail(report_fd, SETUP_NS, errno, -1);
-        for (size_t i = 0; i < b->n_sysctl; i++) {
-                char path[512];
-                int n = snprintf(path, sizeof path, "/proc/sys/%s", b->sysctl[i].key);
-                if (n < 0 || (size_t) n >= sizeof path)
-                        child_fail(report_fd, SETUP_SYSCTL, ENAMETOOLONG, (int) i);
-                for (char *c = path + 10; *c; c++)
-                        if (*c == '.')
-                                *c = '/';
-                int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-                size_t len = strlen(b->sysctl[i].value);
-                if (fd < 0 || write(fd, b->sysctl[i].value, len) != (ssize_t) len)
-                        child_fail(report_fd, SETUP_SYSCTL, errno, (int) i);
-                close(fd);
         }
+        for (size_t i = 0; i < b->n_sysctl; i++)
+                if (!sysctl_joined(b, b->sysctl[i].key))
+                        write_sysctl(&b->sysctl[i], (int) i, report_fd);
         _exit(0);
 }
 

@@ -352,7 +352,7 @@ int mount_proc(int root_fd) {
         return 0;
 }
 
-int mount_dev(int root_fd, uint64_t shm_size) {
+int mount_dev(int root_fd, uint64_t shm_size, bool mqueue) {
         static const char *const nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
         static const struct {
                 const char *name, *target;
@@ -393,10 +393,10 @@ int mount_dev(int root_fd, uint64_t shm_size) {
         r = mount_tmpfs_at(root_fd, "/dev/shm", shm_size, "1777");
         if (r < 0)
                 return r;
-        r = mount_at(root_fd, "/dev/mqueue", true, "mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-        if (r < 0)
-                return r;
-        return 0;
+        /* An mqueue instance belongs to the IPC namespace's user namespace: none in a joined one. */
+        if (!mqueue)
+                return 0;
+        return mount_at(root_fd, "/dev/mqueue", true, "mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 }
 
 int mount_sys(int root_fd) {

@@ -132,7 +132,8 @@ typedef struct ChildContext {
         ChildBind *binds;
         const FilterProgram *filter;
         char **envp;            /* the program's whole environment */
-        const char *hostname;
+        const char *hostname;   /* NULL: keep the UTS namespace's (a joined one) */
+        bool ipc_joined;        /* a joined IPC namespace (SandboxJoin): no mqueue mount of ours */
         bool net_host;          /* --net host: the host's network namespace (no lo to bring up, no /sys) */
         uint64_t cap_bounding;  /* the program's capabilities: at most these, ever */
         uint64_t cap_permitted; /* permitted and effective after the id change (uid 0: the whole set) */
@@ -168,7 +169,7 @@ int mount_union_fd(int fuse_fd, const char *sandbox_id, int *ret_fd);
 int mount_union_bound_dirty(int union_fd, uint64_t bytes);
 int mount_proc(int root_fd);
 /* SHM_SIZE: of /dev/shm, as for mount_tmpfs_at(). */
-int mount_dev(int root_fd, uint64_t shm_size);
+int mount_dev(int root_fd, uint64_t shm_size, bool mqueue);
 int mount_sys(int root_fd);
 /* SIZE: bytes, SPEC_UNLIMITED for the kernel's default. */
 int mount_tmpfs_at(int root_fd, const char *dest, uint64_t size, const char *mode);

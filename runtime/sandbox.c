@@ -1261,11 +1261,75 @@ static int step_environment(Start *st) {
         return st->envp ? 0 : OOM(st);
 }
 
-/* The init, in new user, mount, pid, UTS, IPC and (unless --net host) network namespaces. */
+/* SandboxJoin: this thread enters the namespaces to join (as host root: setns into a namespace needs
+ * CAP_SYS_ADMIN over the user namespace that owns it, which the init, in its own user namespace, never has),
+ * so that the init cloned next inherits them; RET_SAVED gets this thread's own, for join_restore(). UTS: the
+ * hostname asked for is set here, from outside, as runc does in a joined one. */
+static const struct {
+        int type;
+        const char *name;
+        size_t offset;
+} join_types[] = {
+        { CLONE_NEWNET, "net", offsetof(SandboxJoin, net_fd) },
+        { CLONE_NEWIPC, "ipc", offsetof(SandboxJoin, ipc_fd) },
+        { CLONE_NEWUTS, "uts", offsetof(SandboxJoin, uts_fd) },
+};
+
+static int join_fd(const SandboxJoin *j, size_t i) {
+        return j ? *(const int *) ((const char *) j + join_types[i].offset) : -EBADF;
+}
+
+static void join_restore(int saved[static 3]) {
+        for (size_t i = 0; i < ELEMENTSOF(join_types); i++)
+                if (saved[i] >= 0) {
+                        /* Our own namespaces back; failing that, this thread must not go on in the joined one. */
+                        if (setns(saved[i], join_types[i].type) < 0)
+                                abort();
+                        saved[i] = safe_close(saved[i]);
+                }
+}
+
+static int join_enter(Start *st, int saved[static 3]) {
+        const SandboxJoin *j = st->cfg ? st->cfg->join : NULL;
+        char path[64];
+
+        for (size_t i = 0; i < ELEMENTSOF(join_types); i++) {
+                int fd = join_fd(j, i);
+                if (fd < 0)
+                        continue;
+                snprintf(path, sizeof path, "/proc/thread-self/ns/%s", join_types[i].name);
+                saved[i] = open(path, O_RDONLY | O_CLOEXEC);
+                if (saved[i] < 0 || setns(fd, join_types[i].type) < 0) {
+                        int e = errno;
+                        saved[i] = safe_close(saved[i]);
+                        join_restore(saved);
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot join the %s namespace: %s",
+                                         join_types[i].name, strerror(e));
+                }
+                if (join_types[i].type == CLONE_NEWUTS && st->spec->hostname &&
+                    sethostname(st->spec->hostname, strlen(st->spec->hostname)) < 0) {
+                        int e = errno;
+                        join_restore(saved);
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot set the hostname of the joined UTS "
+                                         "namespace: %s", strerror(e));
+                }
+        }
+        return 0;
+}
+
+/* The init, in new user, mount, pid, UTS, IPC and (unless --net host) network namespaces; UTS, IPC and network
+ * ones of SandboxConfig.join instead where it names them. */
 static int step_clone(Start *st) {
         const SandboxSpec *spec = st->spec;
+        const SandboxJoin *j = st->cfg ? st->cfg->join : NULL;
+        const bool uts_joined = join_fd(j, 2) >= 0;
+        int saved[3] = { -EBADF, -EBADF, -EBADF };
         Sandbox *s = st->s;
+        int r;
 
+        if (join_fd(j, 0) >= 0 && spec->net != SPEC_NET_HOST)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Invalid sandbox: a joined network namespace "
+                                 "has no network of ours (--net %s)", spec_net_to_string(spec->net));
         /* The child must not carry our supplementary groups (host gid 0 among them): inside, with
          * setgroups denied, it could never drop them. A threaded caller drops them once before its
          * threads start: setgroups() there is a broadcast to every thread (glibc's setxid). */
@@ -1294,7 +1358,8 @@ static int step_clone(Start *st) {
                 .binds = st->binds,
                 .filter = st->filter,
                 .envp = st->envp,
-                .hostname = spec->hostname ?: DEFAULT_HOSTNAME,
+                .hostname = uts_joined ? NULL : spec->hostname ?: DEFAULT_HOSTNAME,
+                .ipc_joined = join_fd(j, 1) >= 0,
                 .net_host = spec->net == SPEC_NET_HOST,
                 .workdir_create = s->image_run && image_run_workdir_from_image(s->image_run),
                 .cap_bounding = st->cap_bounding,
@@ -1306,8 +1371,9 @@ static int step_clone(Start *st) {
                 .program_umask = st->hold ? st->program_umask : -1,
         };
         struct clone_args ca = {
-                .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
-                         (spec->net == SPEC_NET_HOST ? 0 : CLONE_NEWNET) | CLONE_PIDFD,
+                .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | (uts_joined ? 0 : CLONE_NEWUTS) |
+                         (ctx.ipc_joined ? 0 : CLONE_NEWIPC) | (spec->net == SPEC_NET_HOST ? 0 : CLONE_NEWNET) |
+                         CLONE_PIDFD,
                 .pidfd = (uint64_t) (uintptr_t) &s->pidfd,
                 .exit_signal = SIGCHLD,
         };
@@ -1315,13 +1381,20 @@ static int step_clone(Start *st) {
                 ca.flags |= CLONE_INTO_CGROUP;
                 ca.cgroup = (uint64_t) st->cgroup_fd;
         }
+        r = join_enter(st, saved);
+        if (r < 0)
+                return r;
         pid_t pid = (pid_t) syscall(SYS_clone3, &ca, sizeof ca);
-        if (pid < 0)
-                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's namespaces: %m");
         if (pid == 0) {
+                for (size_t i = 0; i < ELEMENTSOF(saved); i++)
+                        safe_close(saved[i]);
                 safe_close(st->sp[0]);
                 child_run(&ctx);
         }
+        int e = errno;
+        join_restore(saved);
+        if (pid < 0)
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot create the sandbox's namespaces: %s", strerror(e));
         s->pid = pid;
         /* The init has the program's area; no later clone of ours (another sandbox's init, a union server,
          * an exec helper) gets a copy: the program written there is this sandbox's alone. */

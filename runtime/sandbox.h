@@ -28,7 +28,20 @@ typedef struct SandboxConfig {
         const char *unionfs_binary;     /* NULL: next to our own binary, or the installed one */
         const NetConfig *net;           /* --net bridge/isolated; NULL: the defaults */
         const char *store;              /* the image store for --image NAME; NULL: /var/lib/sandbox */
+        const struct SandboxJoin *join; /* namespaces to join rather than make; NULL: every one new */
 } SandboxConfig;
+
+/* Namespaces the sandbox joins instead of making its own (sandbox-oci: linux.namespaces[].path), each an
+ * open nsfs descriptor of its type or -EBADF. They are joined by the thread that clones the init, as host
+ * root, just around the clone (setns into a namespace of the host's user namespace is impossible from
+ * inside the sandbox's), so the init inherits them while its user namespace is still its own. A joined
+ * network namespace needs SPEC_NET_HOST (nothing of ours is set up in it: no lo, no sysfs); in a joined
+ * UTS namespace spec.hostname, if any, is set from outside; a joined IPC namespace has no /dev/mqueue. */
+typedef struct SandboxJoin {
+        int net_fd;
+        int ipc_fd;
+        int uts_fd;
+} SandboxJoin;
 
 typedef enum SandboxLimitHit {
         SANDBOX_LIMIT_NONE,

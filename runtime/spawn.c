@@ -527,7 +527,7 @@ _Noreturn void child_run(const ChildContext *c) {
         /* Changing ids cleared the parent-death signal: set it again. Had the parent died in
          * between, the second go below never comes (EOF) and we exit all the same. */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        if (sethostname(c->hostname, strlen(c->hostname)) < 0)
+        if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
                 fail(c, STEP_HOSTNAME, -errno, 0);
         r = install_stdio(c->stdio);
         if (r < 0)
@@ -549,7 +549,7 @@ _Noreturn void child_run(const ChildContext *c) {
         r = mount_proc(root_fd);
         if (r < 0)
                 fail(c, STEP_PROC, r, 0);
-        r = mount_dev(root_fd, SPEC_DEFAULT_TMPFS);
+        r = mount_dev(root_fd, SPEC_DEFAULT_TMPFS, !c->ipc_joined);
         if (r < 0)
                 fail(c, STEP_DEV, r, 0);
         /* sysfs belongs to a network namespace: only ours may be mounted (none with --net host). */

@@ -128,6 +128,21 @@ def test_busybox(pm):
     p = pm.run("run", "--rm", "--network", "none", img, "true", check=False)
     expect(p.returncode != 0 and "linux.seccomp" in p.stderr, p.stderr)
 
+    # --network ns:PATH: a network namespace of the test's own, joined (linux.namespaces[].path)
+    netns = "sbxocipm-" + pm.tag
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        subprocess.run(["ip", "-n", netns, "link", "add", "pv" + pm.tag, "type", "veth", "peer", "name", "pw" + pm.tag],
+                       check=True)
+        subprocess.run(["ip", "-n", netns, "addr", "add", "10.213.7.9/24", "dev", "pv" + pm.tag], check=True)
+        p = pm.run("run", "--rm", "--network", "ns:/run/netns/" + netns, "--security-opt", "seccomp=unconfined", img,
+                   "sh", "-c", "cat /proc/net/dev /proc/net/fib_trie; cat /proc/self/uid_map")
+        expect("pv%s:" % pm.tag in p.stdout and "10.213.7.9" in p.stdout, p.stdout)
+        m = p.stdout.strip().split("\n")[-1].split()
+        expect(m[0] == "0" and int(m[1]) >= 65536, "not a private id range: %s" % m)
+    finally:
+        subprocess.run(["ip", "netns", "del", netns])
+
     # -it on a real terminal
     code, out = run_tty(pm, ["run", "--rm", "-it", *COMMON, img, "sh", "-c",
                              "test -t 0 && echo IS-A-TTY; echo READY; read x; echo got-$x; exit 3"], send=b"hello\r")

@@ -324,6 +324,99 @@ def test_root_capabilities_and_defaults(env):
     expect(kv["pids"] == "max", kv)
 
 
+def ns_id(path):
+    return os.stat(path).st_ino
+
+
+def test_join_namespaces(env):
+    """linux.namespaces[].path: a network namespace made by `ip netns add`, UTS and IPC ones of a process of the
+    test's, joined; the user namespace stays the container's own (a private id range)."""
+    netns = "sbxoci-" + env.tag
+    dummy = "sd" + env.tag
+    addr = "10.%d.%d.7" % (int(env.tag[:2], 16), int(env.tag[2:4], 16))
+    of.subprocess.run(["ip", "netns", "add", netns], check=True)
+    holder = None
+    try:
+        for cmd in (["link", "add", dummy, "type", "veth", "peer", "name", dummy + "p"], ["addr", "add", addr + "/24", "dev", dummy],
+                    ["link", "set", dummy + "p", "up"], ["link", "set", dummy, "up"]):
+            of.subprocess.run(["ip", "-n", netns] + cmd, check=True)
+        holder = of.subprocess.Popen(["unshare", "--uts", "--ipc", "--", "sh", "-c",
+                                      "hostname joined-%s && ipcmk -M 4096 >/dev/null && echo ready && exec sleep 600"
+                                      % env.tag], stdout=of.subprocess.PIPE, text=True)
+        expect(holder.stdout.readline().strip() == "ready", "the UTS and IPC namespaces' holder")
+
+        def edit(c):
+            for n in c["linux"]["namespaces"]:
+                if n["type"] == "network":
+                    n["path"] = "/run/netns/" + netns
+                elif n["type"] in ("uts", "ipc"):
+                    n["path"] = "/proc/%d/ns/%s" % (holder.pid, n["type"])
+            c.pop("hostname", None)
+            c["mounts"] = [m for m in c["mounts"] if m["type"] != "mqueue"]
+            c["linux"]["sysctl"] = {"net.ipv4.ping_group_range": "0 4242", "kernel.shmmni": "1234"}
+            c["process"]["args"] = ["sh", "-c", "cat /proc/net/dev /proc/net/fib_trie; echo host=$(hostname); "
+                                    "echo shm=$(grep -c '^ *[0-9-]' /proc/sysvipc/shm); "
+                                    "echo uidmap=$(cat /proc/self/uid_map); echo ping=$(cat /proc/sys/net/ipv4/ping_group_range); "
+                                    "echo shmmni=$(cat /proc/sys/kernel/shmmni); echo mq=$(test -e /dev/mqueue && echo yes); "
+                                    "sleep 100"]
+        b = env.bundle(edit=edit)
+        cid = env.new_id()
+        out = os.path.join(env.dir, "join-out")
+        pidfile = os.path.join(env.dir, "join-pid")
+        with open(out, "w") as f:
+            p = of.subprocess.run([of.oci_binary(), "--root", env.root, "create", "--bundle", b, "--pid-file", pidfile,
+                                   cid], stdout=f, stderr=f, stdin=of.subprocess.DEVNULL, env=env.env(), timeout=60)
+        expect(p.returncode == 0, open(out).read())
+        monitor = int(open(pidfile).read())
+        # the monitor went back to the host's namespaces after the clone
+        for t in ("net", "uts", "ipc"):
+            expect(ns_id("/proc/%d/ns/%s" % (monitor, t)) == ns_id("/proc/self/ns/" + t), "monitor's %s namespace" % t)
+        init = env.record(cid)["initPid"]
+        expect(ns_id("/proc/%d/ns/net" % init) == ns_id("/run/netns/" + netns), "the init's network namespace")
+        expect(ns_id("/proc/%d/ns/uts" % init) == ns_id("/proc/%d/ns/uts" % holder.pid), "the init's UTS namespace")
+        expect(ns_id("/proc/%d/ns/ipc" % init) == ns_id("/proc/%d/ns/ipc" % holder.pid), "the init's IPC namespace")
+        expect(ns_id("/proc/%d/ns/user" % init) != ns_id("/proc/self/ns/user"), "a user namespace of its own")
+        env.oci("start", cid)
+        deadline = time.monotonic() + 20
+        while "mq=" not in open(out).read() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        text = open(out).read()
+        expect(dummy + ":" in text and addr in text, "the joined network's interface and address: " + text)
+        kv = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        expect(kv.get("host") == "joined-" + env.tag, kv)
+        expect(kv.get("shm") == "1", kv)  # the holder's segment
+        fields = kv["uidmap"].split()
+        expect(fields[0] == "0" and int(fields[1]) >= 65536 and fields[2] == "65536", kv["uidmap"])
+        expect(kv.get("mq") == "", kv)  # no mqueue of ours in a joined IPC namespace
+        # sysctls of the joined namespaces, set in them (as runc); the gids of ping_group_range are host gids,
+        # unmapped inside (65534)
+        expect(kv.get("shmmni") == "1234", kv)
+        p = of.subprocess.run(["ip", "netns", "exec", netns, "cat", "/proc/sys/net/ipv4/ping_group_range"],
+                              capture_output=True, text=True)
+        expect(p.stdout.split() == ["0", "4242"], p.stdout)
+        # exec joins the same ones
+        p = env.oci("exec", cid, "sh", "-c", "grep -c %s: /proc/net/dev; hostname" % dummy)
+        expect(p.stdout.split() == ["1", "joined-" + env.tag], p.stdout)
+        env.oci("kill", cid, "KILL")
+        expect(env.reap(monitor) != 0, "killed")
+        env.oci("delete", cid)
+
+        # A hostname in config.json is set in the joined UTS namespace, from outside (as runc does).
+        def edit_host(c):
+            edit(c)
+            c["hostname"] = "set-" + env.tag
+            c["process"]["args"] = ["hostname"]
+        kv = run_probe(env, edit_host)
+        p = of.subprocess.run(["nsenter", "-u", "-t", str(holder.pid), "hostname"], capture_output=True, text=True)
+        expect(p.stdout.strip() == "set-" + env.tag, p.stdout)
+        expect(env.leftovers() == [], env.leftovers())
+    finally:
+        if holder:
+            holder.kill()
+            holder.wait()
+        of.subprocess.run(["ip", "netns", "del", netns])
+
+
 def test_exec(env):
     b = env.bundle(["sleep", "1000"], edit=lambda c: c["process"].update(env=["PATH=/bin", "FOO=fromconfig"]))
     cid = env.new_id()
@@ -376,7 +469,11 @@ def test_bad_bundles(env):
         (lambda c: c.pop("process"), "process is missing"),
         (lambda c: c["process"].update(cwd="tmp"), "process.cwd"),
         (lambda c: c["linux"]["namespaces"].append({"type": "time"}), "'time' namespace"),
-        (lambda c: c["linux"]["namespaces"][1].update(path="/proc/1/ns/net"), "linux.namespaces[1].path"),
+        (lambda c: c["linux"]["namespaces"][0].update(path="/proc/1/ns/pid"),
+         "linux.namespaces[0].path: joining an existing pid namespace"),
+        (lambda c: c["linux"]["namespaces"][1].update(path="/proc/1/ns/uts"), "the network namespace /proc/1/ns/uts"),
+        (lambda c: c["linux"]["namespaces"][1].update(path="/nonexistent"), "the network namespace /nonexistent"),
+        (lambda c: c["linux"]["namespaces"][5].update(path="/proc/1/ns/user"), "linux.namespaces[5].path"),
         (lambda c: c["process"].update(oomScoreAdj=100), "process.oomScoreAdj"),
         (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
         (lambda c: c["linux"].update(devices=[{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}]),
@@ -459,6 +556,7 @@ if __name__ == "__main__":
         test_hooks_get_the_state,
         test_config_fields_inside,
         test_root_capabilities_and_defaults,
+        test_join_namespaces,
         test_exec,
         test_bad_bundles,
         test_log_json_and_features,
