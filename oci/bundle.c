@@ -17,6 +17,7 @@
 
 #include "bundle.h"
 #include "macro.h"
+#include "oci-seccomp.h"
 #include "ojson.h"
 #include "parse.h"
 
@@ -86,6 +87,7 @@ void oci_bundle_done(OciBundle *b) {
         free(b->mqueue_dest);
         for (size_t i = 0; i < _OCI_JOIN_MAX; i++)
                 free(b->join[i]);
+        filter_program_free(b->seccomp);
         *b = (OciBundle) { .umask = -1 };
 }
 
@@ -781,16 +783,13 @@ static int parse_resources(Parser *p, const json_t *linux_, OciBundle *b) {
         return 0;
 }
 
-static int parse_seccomp(Parser *p, const json_t *linux_, const char *annotation) {
+/* The engine's profile, stacked on ours (oci/seccomp.c); with the annotation "ours" it is dropped. */
+static int parse_seccomp(Parser *p, const json_t *linux_, const char *annotation, OciBundle *b) {
         const json_t *v = json_object_get(linux_, "seccomp");
 
-        if (is_empty(v))
+        if (is_empty(v) || annotation)
                 return 0;
-        if (annotation && streq(annotation, "ours"))
-                return 0;
-        return fail(p, -EINVAL, "linux.seccomp: the engine's seccomp profile cannot be stacked on ours yet; run "
-                                "without it (podman: --security-opt seccomp=unconfined) or with the annotation "
-                                OCI_ANNOTATION_SECCOMP "=ours: the sandbox's own allow-list applies in both cases");
+        return oci_seccomp_parse(v, &b->seccomp, p->err, p->errlen);
 }
 
 static int parse_linux(Parser *p, const json_t *doc, OciBundle *b, const char *seccomp_annotation) {
@@ -824,7 +823,7 @@ static int parse_linux(Parser *p, const json_t *doc, OciBundle *b, const char *s
             (r = parse_sysctl(p, linux_, b)) < 0 ||
             (r = parse_paths(p, linux_, "maskedPaths", &b->masked, &b->n_masked)) < 0 ||
             (r = parse_paths(p, linux_, "readonlyPaths", &b->readonly, &b->n_readonly)) < 0 ||
-            (r = parse_seccomp(p, linux_, seccomp_annotation)) < 0)
+            (r = parse_seccomp(p, linux_, seccomp_annotation, b)) < 0)
                 return r;
         const json_t *dev = json_object_get(linux_, "devices");
         if (!is_empty(dev))

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "filter.h"
 #include "spec.h"
 
 #define OCI_CONFIG_SIZE_MAX (UINT64_C(4) << 20)
@@ -28,7 +29,8 @@
 
 /* Our annotations (docs/oci-runtime.md). */
 #define OCI_ANNOTATION_LIMITS "run.sandbox.limits"          /* "none": no default memory and pids bounds */
-#define OCI_ANNOTATION_SECCOMP "run.sandbox.seccomp"        /* "ours": the engine's profile is dropped, ours stays */
+#define OCI_ANNOTATION_SECCOMP "run.sandbox.seccomp"        /* "ours": the engine's profile is dropped, ours stays;
+                                                             * without it the engine's is stacked on ours */
 #define OCI_ANNOTATION_USERNS "run.sandbox.userns"          /* "host" is refused: always a private range */
 
 typedef enum OciHookKind {
@@ -79,6 +81,7 @@ typedef struct OciBundle {
         char *mqueue_dest;      /* an mqueue mount; NULL: none */
         bool no_limits;         /* OCI_ANNOTATION_LIMITS=none */
         char *join[_OCI_JOIN_MAX];      /* a namespace to join, its path; NULL: a new one */
+        FilterProgram *seccomp;         /* the engine's linux.seccomp, installed after ours; NULL: none */
 } OciBundle;
 
 /* Parse config.json (BUF, LEN bytes) of the bundle in BUNDLE_DIR (absolute: relative paths in it are

@@ -167,7 +167,8 @@ static int set_caps(uint64_t keep, bool root) {
         return 0;
 }
 
-_Noreturn static void program(const SandboxSpec *spec, char **envp, const FilterProgram *filter, int pty, int report) {
+_Noreturn static void program(const SandboxSpec *spec, char **envp, const FilterProgram *filter,
+                              const FilterProgram *engine_filter, int pty, int report) {
         int e = 0;
         const char *what = "";
 
@@ -233,6 +234,11 @@ _Noreturn static void program(const SandboxSpec *spec, char **envp, const Filter
         environ = envp;
         if (filter && filter_install(filter) < 0) {
                 e = errno, what = "install the seccomp filter";
+                goto fail;
+        }
+        /* The engine's profile (config.json's linux.seccomp), stacked on ours as for the container's program. */
+        if (engine_filter && filter_install(engine_filter) < 0) {
+                e = errno, what = "install the engine's seccomp filter";
                 goto fail;
         }
         execvp(spec->argv[0], spec->argv);
@@ -520,7 +526,7 @@ int oci_exec_main(const char *root, int argc, char *argv[]) {
                 }
                 if (child == 0) {
                         close(report[0]);
-                        program(spec, envp, filter, pty, report[1]);
+                        program(spec, envp, filter, cfg.seccomp, pty, report[1]);
                 }
                 close(report[1]);
                 safe_close(pty);

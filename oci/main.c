@@ -433,7 +433,8 @@ static int open_namespace(const char *path, OciJoin j) {
 _Noreturn static void monitor_run(Monitor *m, int listen_fd, const char *console_socket) {
         SandboxError serr = {};
         SandboxResult res = {};
-        SandboxConfig cfg = { .state_dir = getenv("SANDBOX_STATE_DIR"), .data_dir = getenv("SANDBOX_DATA_DIR") };
+        SandboxConfig cfg = { .state_dir = getenv("SANDBOX_STATE_DIR"), .data_dir = getenv("SANDBOX_DATA_DIR"),
+                              .engine_filter = m->bundle->seccomp };
         int stdio[3] = { 0, 1, 2 };
         sigset_t mask;
         int sfd, r;

@@ -861,6 +861,12 @@ int filter_program_from_bpf(const void *insns, size_t size, FilterProgram **ret)
         return 0;
 }
 
+int filter_export(void *scmp_ctx, FilterProgram **ret_program) {
+        if (!scmp_ctx || !ret_program)
+                return -EINVAL;
+        return export_program((scmp_filter_ctx) scmp_ctx, ret_program);
+}
+
 static uint64_t fnv1a(uint64_t h, const void *data, size_t size) {
         for (const uint8_t *c = data; size-- > 0; c++)
                 h = (h ^ *c) * UINT64_C(0x100000001b3);

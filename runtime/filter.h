@@ -45,6 +45,10 @@ const struct sock_fprog *filter_program_fprog(const FilterProgram *program);
 
 FilterProgram *filter_program_free(FilterProgram *program);
 
+/* The program of a libseccomp filter context (a scmp_filter_ctx) that the caller built itself (sandbox-oci: an
+ * engine's profile). */
+int filter_export(void *scmp_ctx, FilterProgram **ret_program);
+
 /* A program from its instructions as filter_program_fprog() gives them (SIZE bytes, 8 each, at most
  * BPF_MAXINSNS): a detached sandbox's record. -EINVAL for a size that is not that. The kernel checks the
  * program itself when it is installed. */

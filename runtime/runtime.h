@@ -88,6 +88,7 @@ typedef struct ProgramContext {
         uint32_t uid, gid;      /* inside the sandbox */
         const char *workdir;    /* NULL: / */
         const FilterProgram *filter; /* NULL: unconfined */
+        const FilterProgram *engine_filter; /* SandboxConfig.engine_filter, after FILTER; NULL: none */
         uint64_t cap_bounding;  /* the program's capabilities: at most these, ever */
         uint64_t cap_permitted; /* permitted and effective after the id change (uid 0: the whole set) */
         uint64_t cap_ambient;   /* inheritable and ambient (another uid: what --cap-add gave it) */
@@ -131,6 +132,7 @@ typedef struct ChildContext {
         bool workdir_create;    /* the working directory is an image's WorkingDir: made if it is missing */
         ChildBind *binds;
         const FilterProgram *filter;
+        const FilterProgram *engine_filter; /* SandboxConfig.engine_filter */
         char **envp;            /* the program's whole environment */
         const char *hostname;   /* NULL: keep the UTS namespace's (a joined one) */
         bool ipc_joined;        /* a joined IPC namespace (SandboxJoin): no mqueue mount of ours */

@@ -1357,6 +1357,7 @@ static int step_clone(Start *st) {
                 .resolv_fd = st->resolv_fd,
                 .binds = st->binds,
                 .filter = st->filter,
+                .engine_filter = st->cfg ? st->cfg->engine_filter : NULL,
                 .envp = st->envp,
                 .hostname = uts_joined ? NULL : spec->hostname ?: DEFAULT_HOSTNAME,
                 .ipc_joined = join_fd(j, 1) >= 0,

@@ -29,6 +29,8 @@ typedef struct SandboxConfig {
         const NetConfig *net;           /* --net bridge/isolated; NULL: the defaults */
         const char *store;              /* the image store for --image NAME; NULL: /var/lib/sandbox */
         const struct SandboxJoin *join; /* namespaces to join rather than make; NULL: every one new */
+        const struct FilterProgram *engine_filter; /* a second seccomp program, installed after ours (the
+                                         * kernel runs both; the most restrictive result wins); NULL: none */
 } SandboxConfig;
 
 /* Namespaces the sandbox joins instead of making its own (sandbox-oci: linux.namespaces[].path), each an

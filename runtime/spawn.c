@@ -382,6 +382,11 @@ _Noreturn void program_run(const ProgramContext *p, int report_fd, int gate_fd) 
                 if (r < 0)
                         program_fail(report_fd, STEP_SECCOMP, r);
         }
+        if (p->engine_filter) {
+                r = filter_install(p->engine_filter);
+                if (r < 0)
+                        program_fail(report_fd, STEP_SECCOMP, r);
+        }
         execvp(p->argv[0], p->argv);
 
         ExecReport rep = { .step = -1, .error = errno };
@@ -665,6 +670,7 @@ _Noreturn void child_run(const ChildContext *c) {
                         .gid = s->gid,
                         .workdir = c->deferred ? c->deferred->workdir : s->workdir,
                         .filter = c->filter,
+                        .engine_filter = c->engine_filter,
                         .cap_bounding = c->cap_bounding,
                         .cap_permitted = c->cap_permitted,
                         .cap_ambient = c->cap_ambient,

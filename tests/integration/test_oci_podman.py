@@ -7,12 +7,13 @@ inside the container and on the host (the sandbox's private id range, the bounds
 after rm: runtime state, sandbox cgroups, processes).
 
 Podman gets a storage of the test's own (--root, --runroot in a temp dir, removed at the end with everything
-podman made there), --network none (podman's CNI network is shared by the host), cgroupfs, and
---security-opt seccomp=unconfined or the run.sandbox.seccomp=ours annotation (docs/oci-runtime.md: the
-engine's profile is not stacked on ours yet; ours always applies). Exit 77 without podman unless
+podman made there), --network none (podman's CNI network is shared by the host) or a network namespace of the test's own
+(--network ns:PATH), cgroupfs; podman's default seccomp profile and one of the test's own stacked on ours, and
+the run.sandbox.seccomp=ours annotation that drops the engine's. Exit 77 without podman unless
 SBX_TESTS_MUST_RUN=1."""
 
 import glob
+import json
 import os
 import pty
 import shutil
@@ -124,9 +125,20 @@ def test_busybox(pm):
     p = pm.run("run", "--rm", "--network", "none", "--annotation", "run.sandbox.seccomp=ours", img, "sh", "-c",
                "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; grep Seccomp: /proc/self/status")
     expect(p.stdout.split()[0] == str(2 << 30) and "Seccomp:\t2" in p.stdout, p.stdout)
-    # the engine's profile alone is refused, naming the field
-    p = pm.run("run", "--rm", "--network", "none", img, "true", check=False)
-    expect(p.returncode != 0 and "linux.seccomp" in p.stderr, p.stderr)
+    # podman's default profile, stacked on ours: two filters; what both allow works
+    p = pm.run("run", "--rm", "--network", "none", img, "sh", "-c",
+               "mkdir /tmp/d && echo made; grep Seccomp_filters: /proc/self/status")
+    expect("made" in p.stdout and "Seccomp_filters:\t2" in p.stdout, p.stdout)
+    # a profile of the test's own: mkdir denied (EPERM) by it, sethostname still by ours though it allows it
+    profile = os.path.join(pm.dir, "profile.json")
+    with open(profile, "w") as f:
+        json.dump({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+            {"names": ["sethostname"], "action": "SCMP_ACT_ALLOW"}]}, f)
+    p = pm.run("run", "--rm", "--network", "none", "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=" + profile,
+               img, "sh", "-c", "mkdir /tmp/d; echo mkdir=$?; hostname x; echo host=$?")
+    expect("mkdir=1" in p.stdout and "Operation not permitted" in p.stderr and "host=1" in p.stdout,
+           (p.stdout, p.stderr))
 
     # --network ns:PATH: a network namespace of the test's own, joined (linux.namespaces[].path)
     netns = "sbxocipm-" + pm.tag

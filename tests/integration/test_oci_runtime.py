@@ -417,6 +417,65 @@ def test_join_namespaces(env):
         of.subprocess.run(["ip", "netns", "del", netns])
 
 
+def test_seccomp_stacked(env):
+    """The engine's linux.seccomp is installed after our allow-list: what it denies is denied, what ours denies
+    stays denied though the engine's allows everything else; exec gets both too."""
+    def edit(c):
+        c["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "defaultErrnoRet": 1,
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "flags": ["SECCOMP_FILTER_FLAG_TSYNC"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO"},  # defaultErrnoRet
+                # args: chmod is denied for mode 0700 only
+                {"names": ["fchmodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
+                 "args": [{"index": 2, "value": 0o700, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["chmod"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
+                 "args": [{"index": 1, "value": 0o700, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["no_such_syscall_xyz"], "action": "SCMP_ACT_ERRNO"},  # unknown names are skipped
+                {"names": ["sethostname"], "action": "SCMP_ACT_ALLOW"},  # ours denies it: stays denied
+            ],
+        }
+        caps = ["CAP_SYS_ADMIN", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER"]
+        c["process"]["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
+        c["process"]["args"] = ["sh", "-c", "mkdir /tmp/d 2>&1; echo mkdir=$?; rmdir /proc 2>&1; "
+                                "touch /tmp/f; chmod 0700 /tmp/f 2>&1; echo c700=$?; chmod 0600 /tmp/f; echo c600=$?; "
+                                "hostname other 2>&1; echo host=$?; "
+                                "echo filters=$(grep Seccomp_filters /proc/self/status | tr -d '\t'); sleep 100"]
+    b = env.bundle(edit=edit)
+    cid = env.new_id()
+    out = os.path.join(env.dir, "seccomp-out")
+    pidfile = os.path.join(env.dir, "seccomp-pid")
+    with open(out, "w") as f:
+        p = of.subprocess.run([of.oci_binary(), "--root", env.root, "create", "--bundle", b, "--pid-file", pidfile,
+                               cid], stdout=f, stderr=f, stdin=of.subprocess.DEVNULL, env=env.env(), timeout=60)
+    expect(p.returncode == 0, open(out).read())
+    env.oci("start", cid)
+    deadline = time.monotonic() + 20
+    while "filters=" not in open(out).read() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    text = open(out).read()
+    expect("Permission denied" in text and "mkdir=1" in text, text)  # the engine's, errnoRet 13
+    expect("rmdir: '/proc': Operation not permitted" in text, text)  # defaultErrnoRet 1
+    expect("Invalid argument" in text and "c700=1" in text and "c600=0" in text, text)  # args
+    expect("host=1" in text, text)  # ours
+    expect("filters=Seccomp_filters:2" in text, text)
+    p = env.oci("exec", cid, "sh", "-c", "mkdir /tmp/e 2>&1; grep Seccomp_filters /proc/self/status", check=False)
+    expect("Permission denied" in p.stdout and "2" in p.stdout.split()[-1], p.stdout)
+    env.oci("delete", "--force", cid)
+
+    # the annotation drops the engine's: one filter, ours
+    def edit_ours(c):
+        edit(c)
+        c["annotations"] = {"run.sandbox.seccomp": "ours"}
+        c["process"]["args"] = ["sh", "-c", "mkdir /tmp/d && echo made=yes; "
+                                "echo filters=$(grep Seccomp_filters /proc/self/status | tr -d '\t')"]
+    kv = run_probe(env, edit_ours)
+    expect(kv.get("made") == "yes" and kv.get("filters") == "Seccomp_filters:1", kv)
+
+
 def test_exec(env):
     b = env.bundle(["sleep", "1000"], edit=lambda c: c["process"].update(env=["PATH=/bin", "FOO=fromconfig"]))
     cid = env.new_id()
@@ -475,7 +534,19 @@ def test_bad_bundles(env):
         (lambda c: c["linux"]["namespaces"][1].update(path="/nonexistent"), "the network namespace /nonexistent"),
         (lambda c: c["linux"]["namespaces"][5].update(path="/proc/1/ns/user"), "linux.namespaces[5].path"),
         (lambda c: c["process"].update(oomScoreAdj=100), "process.oomScoreAdj"),
-        (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
+        (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_FOO"}),
+         "linux.seccomp.defaultAction: unknown action 'SCMP_ACT_FOO'"),
+        (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}), "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY"),
+        (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 7, "value": 1, "op": "SCMP_CMP_EQ"}]}]}),
+         "linux.seccomp.syscalls[0].args[0].index"),
+        (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"]}),
+         "linux.seccomp.architectures[0]: unknown architecture"),
+        (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"]}),
+         "linux.seccomp.flags[0]"),
+        (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x.sock"}),
+         "linux.seccomp.listenerPath"),
         (lambda c: c["linux"].update(devices=[{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}]),
          "linux.devices"),
         (lambda c: c["mounts"].append({"destination": "/x", "type": "ext4", "source": "/dev/sda"}), "type 'ext4'"),
@@ -557,6 +628,7 @@ if __name__ == "__main__":
         test_config_fields_inside,
         test_root_capabilities_and_defaults,
         test_join_namespaces,
+        test_seccomp_stacked,
         test_exec,
         test_bad_bundles,
         test_log_json_and_features,

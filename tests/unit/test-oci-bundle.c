@@ -97,8 +97,14 @@ static int test_refusals(void) {
                 const char *want;
         } cases[] = {
                 { "\"linux\":{\"namespaces\":[{\"type\":\"net\"}]}", "'net' namespace" },
-                { "\"linux\":{\"namespaces\":[{\"type\":\"ipc\",\"path\":\"/x\"}]}", "linux.namespaces[0].path" },
-                { "\"linux\":{\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ALLOW\"}}", "linux.seccomp" },
+                { "\"linux\":{\"namespaces\":[{\"type\":\"pid\",\"path\":\"/x\"}]}", "linux.namespaces[0].path" },
+                { "\"linux\":{\"namespaces\":[{\"type\":\"ipc\",\"path\":\"x\"}]}", "must be an absolute path" },
+                { "\"linux\":{\"seccomp\":{\"defaultAction\":\"SCMP_ACT_X\"}}", "linux.seccomp.defaultAction" },
+                { "\"linux\":{\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"mkdir\"],"
+                  "\"action\":\"SCMP_ACT_ERRNO\",\"args\":[{\"index\":0,\"value\":1,\"op\":\"SCMP_CMP_XX\"}]}]}}",
+                  "linux.seccomp.syscalls[0].args[0].op" },
+                { "\"linux\":{\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"defaultErrnoRet\":99999}}",
+                  "linux.seccomp.defaultErrnoRet" },
                 { "\"linux\":{\"intelRdt\":{\"closID\":\"x\"}}", "linux.intelRdt" },
                 { "\"linux\":{\"resources\":{\"blockIO\":{\"weight\":1}}}", "linux.resources.blockIO" },
                 { "\"linux\":{\"sysctl\":{\"kernel.panic\":\"1\"}}", "linux.sysctl[kernel.panic]" },
@@ -151,6 +157,30 @@ static int test_bounds(void) {
         return 0;
 }
 
+static int test_join_and_seccomp(void) {
+        char err[512] = "";
+        OciBundle b;
+
+        CHECK_EQ(parse("{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"/r\"}," BASE_PROCESS "},\"linux\":{"
+                       "\"namespaces\":[{\"type\":\"network\",\"path\":\"/run/netns/x\"},{\"type\":\"uts\",\"path\":\"/u\"},"
+                       "{\"type\":\"ipc\"}],\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":["
+                       "{\"names\":[\"mkdir\",\"unknown_syscall\"],\"action\":\"SCMP_ACT_ERRNO\"},"
+                       "{\"names\":[\"read\"],\"action\":\"SCMP_ACT_ALLOW\"}]}}}", &b, err, sizeof err), 0);
+        CHECK(b.join[OCI_JOIN_NET] && streq(b.join[OCI_JOIN_NET], "/run/netns/x"));
+        CHECK(b.join[OCI_JOIN_UTS] && streq(b.join[OCI_JOIN_UTS], "/u"));
+        CHECK(!b.join[OCI_JOIN_IPC]);
+        CHECK_EQ(b.spec.net, SPEC_NET_HOST);     /* a joined network: nothing of ours in it */
+        CHECK(b.seccomp && filter_program_size(b.seccomp) > 0);
+        oci_bundle_done(&b);
+        /* the annotation drops the engine's profile */
+        CHECK_EQ(parse("{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"/r\"}," BASE_PROCESS "},"
+                       "\"annotations\":{\"run.sandbox.seccomp\":\"ours\"},"
+                       "\"linux\":{\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ALLOW\"}}}", &b, err, sizeof err), 0);
+        CHECK(!b.seccomp);
+        oci_bundle_done(&b);
+        return 0;
+}
+
 int main(void) {
         static const TapTest tests[] = {
                 TAP_TEST(minimal),
@@ -158,6 +188,7 @@ int main(void) {
                 TAP_TEST(limits_annotation),
                 TAP_TEST(refusals),
                 TAP_TEST(bounds),
+                TAP_TEST(join_and_seccomp),
         };
         return tap_run(tests, ELEMENTSOF(tests));
 }
