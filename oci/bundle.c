@@ -375,8 +375,7 @@ static int parse_process(Parser *p, const json_t *doc, OciBundle *b) {
                 return r;
         if (json_object_get(user, "username") && !is_empty(json_object_get(user, "username")))
                 return REFUSE(p, "process.user.username");
-        /* Supplementary groups: the program gets none (setgroups is denied in the sandbox's user namespace
-         * unless it holds CAP_SETGID). Only the primary group again (or 0..nothing) is accepted. */
+        /* Supplementary groups: ids inside (the sandbox's user namespace maps 0-65535 and nothing else). */
         v = json_object_get(user, "additionalGids");
         if (v && !json_is_null(v)) {
                 if (!json_is_array(v) || json_array_size(v) > OCI_GIDS_MAX)
@@ -387,10 +386,7 @@ static int parse_process(Parser *p, const json_t *doc, OciBundle *b) {
                         if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > 65535)
                                 return fail(p, -EINVAL, "process.user.additionalGids[%zu] must be a gid below 65536",
                                             i);
-                        if ((uint32_t) json_integer_value(e) != b->spec.gid)
-                                return fail(p, -EINVAL,
-                                            "process.user.additionalGids: supplementary groups are not supported "
-                                            "by sandbox-oci (only the primary group %" PRIu32 ")", b->spec.gid);
+                        b->gids[b->n_gids++] = (uint32_t) json_integer_value(e);
                 }
         }
 
@@ -405,9 +401,13 @@ static int parse_process(Parser *p, const json_t *doc, OciBundle *b) {
         r = get_bool(p, process, "noNewPrivileges", "process.noNewPrivileges", &nnp);
         if (r < 0)
                 return r;
-        if (json_object_get(process, "oomScoreAdj"))
-                return fail(p, -EINVAL, "process.oomScoreAdj is not supported by sandbox-oci: the program's OOM "
-                                        "score is always 1000 (docs/cgroups.md)");
+        int64_t oom;
+        r = get_int(p, process, "oomScoreAdj", "process.oomScoreAdj", -1000, 1000, &oom);
+        if (r == 0) {
+                b->has_oom_score_adj = true;
+                b->oom_score_adj = (int) oom;
+        } else if (r != -ENOENT)
+                return r;
         if (!is_empty(json_object_get(process, "apparmorProfile")))
                 return REFUSE(p, "process.apparmorProfile");
         if (!is_empty(json_object_get(process, "selinuxLabel")))

@@ -82,6 +82,10 @@ typedef struct OciBundle {
         bool no_limits;         /* OCI_ANNOTATION_LIMITS=none */
         char *join[_OCI_JOIN_MAX];      /* a namespace to join, its path; NULL: a new one */
         FilterProgram *seccomp;         /* the engine's linux.seccomp, installed after ours; NULL: none */
+        uint32_t gids[OCI_GIDS_MAX];    /* process.user.additionalGids */
+        size_t n_gids;
+        bool has_oom_score_adj;         /* process.oomScoreAdj */
+        int oom_score_adj;
 } OciBundle;
 
 /* Parse config.json (BUF, LEN bytes) of the bundle in BUNDLE_DIR (absolute: relative paths in it are

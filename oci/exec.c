@@ -167,8 +167,9 @@ static int set_caps(uint64_t keep, bool root) {
         return 0;
 }
 
-_Noreturn static void program(const SandboxSpec *spec, char **envp, const FilterProgram *filter,
-                              const FilterProgram *engine_filter, int pty, int report) {
+_Noreturn static void program(const SandboxSpec *spec, int oom_score_adj, const uint32_t *gids, size_t n_gids,
+                              char **envp,
+                              const FilterProgram *filter, const FilterProgram *engine_filter, int pty, int report) {
         int e = 0;
         const char *what = "";
 
@@ -187,9 +188,13 @@ _Noreturn static void program(const SandboxSpec *spec, char **envp, const Filter
                 close(pty);
         } else
                 (void) setsid();
+        /* 1000, or process.oomScoreAdj but not below the helper's own (what we inherited): raising is free,
+         * lowering would need CAP_SYS_RESOURCE on the host, which nothing in the container has. */
         int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
         if (fd >= 0) {
-                (void) !write(fd, "1000", 4);
+                char score[16];
+                snprintf(score, sizeof score, "%d", oom_score_adj);
+                (void) !write(fd, score, strlen(score));
                 close(fd);
         }
         /* The container's defaults (as step_rlimits() sets them): no core dumps, open files bounded, never above
@@ -215,6 +220,13 @@ _Noreturn static void program(const SandboxSpec *spec, char **envp, const Filter
                 }
         }
         uint64_t caps = spec_capabilities(spec);
+        gid_t groups[OCI_GIDS_MAX];
+        for (size_t i = 0; i < n_gids && i < OCI_GIDS_MAX; i++)
+                groups[i] = gids[i];
+        if (setgroups(MIN(n_gids, (size_t) OCI_GIDS_MAX), groups) < 0) {
+                e = errno, what = "set the supplementary groups";
+                goto fail;
+        }
         if (setresgid(spec->gid, spec->gid, spec->gid) < 0 || setresuid(spec->uid, spec->uid, spec->uid) < 0) {
                 e = errno, what = "switch to the process's user";
                 goto fail;
@@ -350,12 +362,18 @@ int oci_exec_main(const char *root, int argc, char *argv[]) {
         state_done(&st);
 
         SandboxSpec *spec;
+        const uint32_t *gids = cfg.gids;
+        size_t n_gids = cfg.n_gids;
+        const OciBundle *pb = &cfg;
         if (process) {
                 if (read_process(process, &proc) < 0) {
                         oci_bundle_done(&cfg);
                         return 1;
                 }
                 spec = &proc.spec;
+                gids = proc.gids;
+                n_gids = proc.n_gids;
+                pb = &proc;
                 tty = tty || spec->tty;
         } else {
                 spec = &cfg.spec;
@@ -379,6 +397,7 @@ int oci_exec_main(const char *root, int argc, char *argv[]) {
                         }
                         spec->uid = u;
                         spec->gid = k == 2 ? g : u;
+                        n_gids = 0; /* another user: not the config's groups (as runc without --additional-gids) */
                 }
                 spec->tty = tty;
         }
@@ -469,6 +488,8 @@ int oci_exec_main(const char *root, int argc, char *argv[]) {
                 goto out_ns;
         }
         int want_umask = process ? proc.umask : cfg.umask;
+        int oom_score_adj = pb->has_oom_score_adj ?
+                oci_program_oom_score_adj(pb->oom_score_adj, oci_own_oom_score_adj()) : 1000;
         if (want_umask >= 0)
                 umask((mode_t) want_umask);
         fflush(NULL);
@@ -526,7 +547,7 @@ int oci_exec_main(const char *root, int argc, char *argv[]) {
                 }
                 if (child == 0) {
                         close(report[0]);
-                        program(spec, envp, filter, cfg.seccomp, pty, report[1]);
+                        program(spec, oom_score_adj, gids, n_gids, envp, filter, cfg.seccomp, pty, report[1]);
                 }
                 close(report[1]);
                 safe_close(pty);

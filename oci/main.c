@@ -434,7 +434,8 @@ _Noreturn static void monitor_run(Monitor *m, int listen_fd, const char *console
         SandboxError serr = {};
         SandboxResult res = {};
         SandboxConfig cfg = { .state_dir = getenv("SANDBOX_STATE_DIR"), .data_dir = getenv("SANDBOX_DATA_DIR"),
-                              .engine_filter = m->bundle->seccomp };
+                              .engine_filter = m->bundle->seccomp, .groups = m->bundle->gids,
+                              .n_groups = m->bundle->n_gids };
         int stdio[3] = { 0, 1, 2 };
         sigset_t mask;
         int sfd, r;
@@ -490,6 +491,13 @@ _Noreturn static void monitor_run(Monitor *m, int listen_fd, const char *console
                 if (dup2(i == 2 && log_file ? fileno(log_file) : null_fd, i) < 0)
                         monitor_fail(m, "stdio: %m");
         stderr_quiet = true;
+        /* process.oomScoreAdj, but never below the union's server (our own score, which it inherits): the
+         * program must stay the OOM killer's choice before the server it depends on. */
+        int oom = 0;
+        if (m->bundle->has_oom_score_adj) {
+                oom = oci_program_oom_score_adj(m->bundle->oom_score_adj, oci_own_oom_score_adj());
+                cfg.oom_score_adj = &oom;
+        }
         SandboxJoin join = { .net_fd = -EBADF, .ipc_fd = -EBADF, .uts_fd = -EBADF };
         int *join_fds[_OCI_JOIN_MAX] = { [OCI_JOIN_NET] = &join.net_fd, [OCI_JOIN_IPC] = &join.ipc_fd,
                                          [OCI_JOIN_UTS] = &join.uts_fd };

@@ -82,3 +82,15 @@ int state_read(int dir, State *ret) {
         return 0;
 }
 
+int oci_own_oom_score_adj(void) {
+        char buf[16] = "";
+        int fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+
+        if (fd >= 0)
+                close(fd);
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        return atoi(buf);
+}

@@ -25,3 +25,13 @@ uint64_t pid_start_time(pid_t pid);
 /* DIR: ROOT/ID. -ENOENT, -EBADMSG, or 0 and RET. */
 int state_read(int dir, State *ret);
 void state_done(State *s);
+
+/* Our own oom_score_adj (what the union's server and an exec's helper inherit); 0 if it cannot be read. */
+int oci_own_oom_score_adj(void);
+
+/* The score of a program that asks for ASKED: never below OWN + 1 (it stays the OOM killer's choice before
+ * the processes of ours it depends on), at most 1000. */
+static inline int oci_program_oom_score_adj(int asked, int own) {
+        int floor = own + 1 > 1000 ? 1000 : own + 1;
+        return asked > floor ? asked : floor;
+}

@@ -89,6 +89,9 @@ typedef struct ProgramContext {
         const char *workdir;    /* NULL: / */
         const FilterProgram *filter; /* NULL: unconfined */
         const FilterProgram *engine_filter; /* SandboxConfig.engine_filter, after FILTER; NULL: none */
+        const char *oom_score_adj; /* NULL: PROGRAM_OOM_SCORE_ADJ */
+        const uint32_t *groups; /* supplementary groups (SandboxConfig.groups); n_groups 0: none */
+        size_t n_groups;
         uint64_t cap_bounding;  /* the program's capabilities: at most these, ever */
         uint64_t cap_permitted; /* permitted and effective after the id change (uid 0: the whole set) */
         uint64_t cap_ambient;   /* inheritable and ambient (another uid: what --cap-add gave it) */
@@ -133,6 +136,9 @@ typedef struct ChildContext {
         ChildBind *binds;
         const FilterProgram *filter;
         const FilterProgram *engine_filter; /* SandboxConfig.engine_filter */
+        const char *oom_score_adj; /* SandboxConfig.oom_score_adj; NULL: PROGRAM_OOM_SCORE_ADJ */
+        const uint32_t *groups; /* SandboxConfig.groups */
+        size_t n_groups;
         char **envp;            /* the program's whole environment */
         const char *hostname;   /* NULL: keep the UTS namespace's (a joined one) */
         bool ipc_joined;        /* a joined IPC namespace (SandboxJoin): no mqueue mount of ours */

@@ -531,6 +531,7 @@ typedef struct Start {
         uint64_t cap_bounding;  /* the program's capabilities (step_capabilities) */
         uint64_t cap_permitted;
         uint64_t cap_ambient;
+        char oom_score_adj[16]; /* SandboxConfig.oom_score_adj, or PROGRAM_OOM_SCORE_ADJ */
 } Start;
 
 static void start_done(Start *st) {
@@ -1327,6 +1328,20 @@ static int step_clone(Start *st) {
         Sandbox *s = st->s;
         int r;
 
+        if (st->cfg && st->cfg->oom_score_adj && (*st->cfg->oom_score_adj < -1000 || *st->cfg->oom_score_adj > 1000))
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Invalid sandbox: an OOM score adjustment of %d "
+                                 "(-1000..1000)", *st->cfg->oom_score_adj);
+        if (st->cfg && st->cfg->oom_score_adj)
+                snprintf(st->oom_score_adj, sizeof st->oom_score_adj, "%d", *st->cfg->oom_score_adj);
+        else
+                snprintf(st->oom_score_adj, sizeof st->oom_score_adj, "%s", PROGRAM_OOM_SCORE_ADJ);
+        if (st->cfg && (st->cfg->n_groups > SANDBOX_GROUPS_MAX || (st->cfg->n_groups > 0 && !st->cfg->groups)))
+                return set_error(st->err, SANDBOX_EXIT_SETUP, "Invalid sandbox: more than %d supplementary groups",
+                                 SANDBOX_GROUPS_MAX);
+        for (size_t i = 0; st->cfg && st->cfg->groups && i < st->cfg->n_groups; i++)
+                if (st->cfg->groups[i] >= SANDBOX_IDS_PER_RANGE)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP, "Invalid sandbox: supplementary group %u is "
+                                         "not an id of the sandbox (0-%u)", st->cfg->groups[i], SANDBOX_IDS_PER_RANGE - 1);
         if (join_fd(j, 0) >= 0 && spec->net != SPEC_NET_HOST)
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Invalid sandbox: a joined network namespace "
                                  "has no network of ours (--net %s)", spec_net_to_string(spec->net));
@@ -1358,6 +1373,9 @@ static int step_clone(Start *st) {
                 .binds = st->binds,
                 .filter = st->filter,
                 .engine_filter = st->cfg ? st->cfg->engine_filter : NULL,
+                .oom_score_adj = st->oom_score_adj,
+                .groups = st->cfg ? st->cfg->groups : NULL,
+                .n_groups = st->cfg ? st->cfg->n_groups : 0,
                 .envp = st->envp,
                 .hostname = uts_joined ? NULL : spec->hostname ?: DEFAULT_HOSTNAME,
                 .ipc_joined = join_fd(j, 1) >= 0,
@@ -1419,10 +1437,12 @@ static int step_id_maps(Start *st) {
         int r;
 
         snprintf(map, sizeof map, "0 %u %u\n", s->host_first, SANDBOX_IDS_PER_RANGE);
-        /* setgroups() inside: only with CAP_SETGID (apt, su, ... set the groups of the user they become).
+        /* setgroups() inside: only with CAP_SETGID (apt, su, ... set the groups of the user they become), or
+         * for the program's own supplementary groups (SandboxConfig.groups).
          * It can only name the sandbox's own gids, and the init starts with no supplementary group (we
          * dropped ours before the clone), so nothing the host gave is left to drop. */
-        bool setgroups_ok = (st->cap_permitted | st->cap_ambient) & SPEC_CAP(CAP_SETGID);
+        bool setgroups_ok = ((st->cap_permitted | st->cap_ambient) & SPEC_CAP(CAP_SETGID)) ||
+                            (st->cfg && st->cfg->n_groups > 0);
         if ((r = write_proc_file(s->pid, "uid_map", map)) < 0 ||
             (!setgroups_ok && (r = write_proc_file(s->pid, "setgroups", "deny")) < 0) ||
             (r = write_proc_file(s->pid, "gid_map", map)) < 0)
@@ -1471,7 +1491,7 @@ static int step_rlimits(Start *st) {
          * CAP_SYS_RESOURCE; without it the init goes first with the program (raising needs nothing),
          * never the union's server. */
         if (write_proc_file(pid, "oom_score_adj", "-1000") < 0)
-                (void) write_proc_file(pid, "oom_score_adj", PROGRAM_OOM_SCORE_ADJ);
+                (void) write_proc_file(pid, "oom_score_adj", st->oom_score_adj);
         for (size_t i = 0; i < spec->n_rlimits; i++) {
                 struct rlimit rl = {
                         .rlim_cur = spec->rlimits[i].soft == UINT64_MAX ? RLIM_INFINITY : spec->rlimits[i].soft,

@@ -29,6 +29,11 @@ typedef struct SandboxConfig {
         const NetConfig *net;           /* --net bridge/isolated; NULL: the defaults */
         const char *store;              /* the image store for --image NAME; NULL: /var/lib/sandbox */
         const struct SandboxJoin *join; /* namespaces to join rather than make; NULL: every one new */
+        const int *oom_score_adj;       /* the program's (-1000..1000); NULL: 1000, the OOM killer's first choice.
+                                         * Lower than the caller's own it is only where the init could be shielded
+                                         * (root with CAP_SYS_RESOURCE); otherwise the program keeps the init's */
+        const uint32_t *groups;         /* the program's supplementary groups (gids inside, < 65536), at most */
+        size_t n_groups;                /* SANDBOX_GROUPS_MAX; then setgroups() is allowed in its user namespace */
         const struct FilterProgram *engine_filter; /* a second seccomp program, installed after ours (the
                                          * kernel runs both; the most restrictive result wins); NULL: none */
 } SandboxConfig;
@@ -44,6 +49,8 @@ typedef struct SandboxJoin {
         int ipc_fd;
         int uts_fd;
 } SandboxJoin;
+
+#define SANDBOX_GROUPS_MAX 64
 
 typedef enum SandboxLimitHit {
         SANDBOX_LIMIT_NONE,

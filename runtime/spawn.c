@@ -281,19 +281,21 @@ static int install_stdio(const int stdio[3]) {
  * host root is not mapped here: be dumpable for this one write, then not again. Should the kernel
  * refuse, the caller's value stays if it is not negative. Any other failure is fatal: a program the
  * OOM killer might not end must never run. */
-static int program_reset_oom_score(void) {
+static int program_reset_oom_score(const char *value) {
         _cleanup_close_ int fd = -EBADF;
         char buf[16];
         ssize_t n;
         int r = 0;
+
+        if (!value)
+                value = PROGRAM_OOM_SCORE_ADJ;
 
         if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
                 return -errno;
         fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
         if (fd < 0)
                 r = -errno;
-        else if (write(fd, PROGRAM_OOM_SCORE_ADJ, sizeof PROGRAM_OOM_SCORE_ADJ - 1) !=
-                 (ssize_t) sizeof PROGRAM_OOM_SCORE_ADJ - 1) {
+        else if (write(fd, value, strlen(value)) != (ssize_t) strlen(value)) {
                 r = -errno;
                 n = r == -EACCES ? pread(fd, buf, sizeof buf - 1, 0) : -1;
                 if (n > 0 && buf[0] >= '0' && buf[0] <= '9')
@@ -340,7 +342,7 @@ _Noreturn void program_run(const ProgramContext *p, int report_fd, int gate_fd) 
          * the program must not inherit that, or a memory limit hit finds nothing to kill and the
          * kernel retries the program's allocation forever. It is the first choice instead, before the
          * union's server that it depends on and that shares its cgroup (docs/cgroups.md). */
-        r = program_reset_oom_score();
+        r = program_reset_oom_score(p->oom_score_adj);
         if (r < 0)
                 program_fail(report_fd, STEP_OOM_SCORE, r);
 
@@ -353,6 +355,15 @@ _Noreturn void program_run(const ProgramContext *p, int report_fd, int gate_fd) 
                 program_fail(report_fd, STEP_CAPS, r);
         if (p->cap_ambient && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
                 program_fail(report_fd, STEP_CAPS, -errno);
+        /* Supplementary groups, ids of the sandbox's only (its user namespace maps nothing else). */
+        if (p->n_groups > 0) {
+                gid_t groups[SANDBOX_GROUPS_MAX];
+                size_t n = MIN(p->n_groups, (size_t) SANDBOX_GROUPS_MAX);
+                for (size_t i = 0; i < n; i++)
+                        groups[i] = p->groups[i];
+                if (syscall(SYS_setgroups, n, groups) < 0)
+                        program_fail(report_fd, STEP_USER, -errno);
+        }
         if (raw_setresgid(p->gid) < 0 || raw_setresuid(p->uid) < 0)
                 program_fail(report_fd, STEP_USER, -errno);
         r = set_capabilities(p->cap_permitted, p->cap_ambient);
@@ -671,6 +682,9 @@ _Noreturn void child_run(const ChildContext *c) {
                         .workdir = c->deferred ? c->deferred->workdir : s->workdir,
                         .filter = c->filter,
                         .engine_filter = c->engine_filter,
+                        .oom_score_adj = c->oom_score_adj,
+                        .groups = c->groups,
+                        .n_groups = c->n_groups,
                         .cap_bounding = c->cap_bounding,
                         .cap_permitted = c->cap_permitted,
                         .cap_ambient = c->cap_ambient,

@@ -476,6 +476,45 @@ def test_seccomp_stacked(env):
     expect(kv.get("made") == "yes" and kv.get("filters") == "Seccomp_filters:1", kv)
 
 
+def test_groups_and_oom_score(env):
+    """process.user.additionalGids (setgroups in the container's user namespace) and process.oomScoreAdj, for the
+    program and for exec."""
+    probe = "echo groups=$(grep ^Groups: /proc/self/status | tr -d 'Groups:\\t'); echo oom=$(cat /proc/self/oom_score_adj)"
+
+    def edit(c):
+        c["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [4242, 10]}
+        c["process"]["oomScoreAdj"] = 500
+        c["process"]["args"] = ["sh", "-c", probe + "; touch /tmp/ok; sleep 100"]
+    b = env.bundle(edit=edit)
+    cid = env.new_id()
+    out = os.path.join(env.dir, "groups-out")
+    with open(out, "w") as f:
+        p = of.subprocess.run([of.oci_binary(), "--root", env.root, "create", "--bundle", b, cid], stdout=f, stderr=f,
+                              stdin=of.subprocess.DEVNULL, env=env.env(), timeout=60)
+    expect(p.returncode == 0, open(out).read())
+    env.oci("start", cid)
+    deadline = time.monotonic() + 20
+    while "oom=" not in open(out).read() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kv = dict(line.split("=", 1) for line in open(out).read().splitlines() if "=" in line)
+    expect(kv.get("groups", "").split() == ["10", "4242"], kv)
+    expect(kv.get("oom") == "500", kv)
+    p = env.oci("exec", cid, "sh", "-c", probe)
+    kv = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+    expect(kv.get("groups", "").split() == ["10", "4242"] and kv.get("oom") == "500", kv)
+    env.oci("delete", "--force", cid)
+
+    # below our own score (what the union's server has): clamped to just above it
+    own = int(open("/proc/self/oom_score_adj").read())
+
+    def edit_low(c):
+        c["process"]["oomScoreAdj"] = -900
+        c["process"]["args"] = ["sh", "-c", probe]
+    kv = run_probe(env, edit_low)
+    expect(kv.get("oom") == str(max(-900, min(own + 1, 1000))), (own, kv))
+    expect(kv.get("groups") == "", kv)  # none asked: none
+
+
 def test_exec(env):
     b = env.bundle(["sleep", "1000"], edit=lambda c: c["process"].update(env=["PATH=/bin", "FOO=fromconfig"]))
     cid = env.new_id()
@@ -533,7 +572,7 @@ def test_bad_bundles(env):
         (lambda c: c["linux"]["namespaces"][1].update(path="/proc/1/ns/uts"), "the network namespace /proc/1/ns/uts"),
         (lambda c: c["linux"]["namespaces"][1].update(path="/nonexistent"), "the network namespace /nonexistent"),
         (lambda c: c["linux"]["namespaces"][5].update(path="/proc/1/ns/user"), "linux.namespaces[5].path"),
-        (lambda c: c["process"].update(oomScoreAdj=100), "process.oomScoreAdj"),
+        (lambda c: c["process"].update(oomScoreAdj=1001), "process.oomScoreAdj is out of range"),
         (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_FOO"}),
          "linux.seccomp.defaultAction: unknown action 'SCMP_ACT_FOO'"),
         (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
@@ -559,7 +598,7 @@ def test_bad_bundles(env):
         (lambda c: c.update(ociVersion="2.0.0"), "ociVersion"),
         (lambda c: c["linux"]["resources"].update(blockIO={"weight": 10}), "linux.resources.blockIO"),
         (lambda c: c["root"].update(path="nonexistent"), "root.path"),
-        (lambda c: c["process"]["user"].update(additionalGids=[10]), "additionalGids"),
+        (lambda c: c["process"]["user"].update(additionalGids=[70000]), "process.user.additionalGids[0]"),
         (lambda c: c.update(annotations={"run.sandbox.userns": "host"}), "private id range"),
     ]
     for i, (edit, want) in enumerate(cases):
@@ -629,6 +668,7 @@ if __name__ == "__main__":
         test_root_capabilities_and_defaults,
         test_join_namespaces,
         test_seccomp_stacked,
+        test_groups_and_oom_score,
         test_exec,
         test_bad_bundles,
         test_log_json_and_features,
