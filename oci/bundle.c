@@ -44,6 +44,8 @@ static const char *const hook_names[_OCI_HOOK_MAX] = {
         [OCI_HOOK_CREATE_RUNTIME] = "createRuntime",
         [OCI_HOOK_POSTSTART] = "poststart",
         [OCI_HOOK_POSTSTOP] = "poststop",
+        [OCI_HOOK_CREATE_CONTAINER] = "createContainer",
+        [OCI_HOOK_START_CONTAINER] = "startContainer",
 };
 
 const char *oci_hook_kind_to_string(OciHookKind k) {

@@ -38,6 +38,8 @@ typedef enum OciHookKind {
         OCI_HOOK_CREATE_RUNTIME,
         OCI_HOOK_POSTSTART,
         OCI_HOOK_POSTSTOP,
+        OCI_HOOK_CREATE_CONTAINER,      /* in the container's mount namespace, its path the host's */
+        OCI_HOOK_START_CONTAINER,       /* in the container, as its root, before the program */
         _OCI_HOOK_MAX,
 } OciHookKind;
 

@@ -112,7 +112,7 @@ static int send_console_fd(int fd, int pty) {
 }
 
 /* Our pid into each of the sandbox's cgroups (as /proc/INIT/cgroup names them): its limits cover us too. */
-static int join_cgroups(pid_t init) {
+int oci_join_cgroups(pid_t init) {
         char path[64], line[4096];
         FILE *f;
         int r = 0;
@@ -519,7 +519,7 @@ int oci_exec_main(const char *root, int argc, char *argv[]) {
                         dprintf(info[1], "Econtainer %s: cannot drop the host's groups: %s", id, strerror(errno));
                         _exit(1);
                 }
-                if (join_cgroups(init) < 0) {
+                if (oci_join_cgroups(init) < 0) {
                         dprintf(info[1], "Econtainer %s: cannot join its cgroups: %s", id, strerror(errno));
                         _exit(1);
                 }

@@ -5,3 +5,6 @@
 /* ARGV[0] is "exec". Returns the exit status: the program's (without --detach), 0, 1 on failure, 2 for a usage
  * error. */
 int oci_exec_main(const char *root, int argc, char *argv[]);
+
+/* Our pid into each of the cgroups of the container whose init is INIT: its limits cover us too. */
+int oci_join_cgroups(pid_t init);

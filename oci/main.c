@@ -11,6 +11,8 @@
  * state.json) is written by the monitor, atomically; a monitor that is gone is a stopped container.
  */
 #include <dirent.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -42,6 +44,7 @@
 #include "bundle.h"
 #include "config.h"
 #include "exec.h"
+#include "filter.h"
 #include "fs.h"
 #include "macro.h"
 #include "sandbox.h"
@@ -181,7 +184,81 @@ static int ctl_call(int dir, const char *request, char *reply, size_t size) {
 
 /* ---- hooks: the state on stdin, a timeout each ---- */
 
-static int run_hook(const OciHook *h, const char *state_json, const char *kind) {
+/* Where a hook runs. createContainer: in the container's namespaces but its user and pid ones (as host root, as
+ * runc runs it before pivot_root), its root directory the host's so that its path and libraries resolve in the
+ * runtime's namespace, its working directory the container's root. startContainer: in the container, as its root,
+ * with the container's bounding set, no_new_privs, our seccomp allow-list and the engine's profile, in its cgroups;
+ * its path resolves in the container. */
+typedef enum HookWhere {
+        HOOK_RUNTIME,
+        HOOK_CONTAINER_MOUNTS,
+        HOOK_CONTAINER,
+} HookWhere;
+
+static const OciBundle *hook_bundle;    /* for HOOK_CONTAINER: the capabilities and the engine's profile */
+
+/* In the forked hook process: enter what WHERE says. A failure: -errno. May fork once more (the pid namespace
+ * applies to children only): the parent then waits and _exit()s with the hook's status. */
+static int hook_enter(HookWhere where, pid_t init) {
+        _cleanup_close_ int pidfd = -EBADF, host_root = -EBADF, croot = -EBADF;
+        char path[64];
+
+        if (where == HOOK_RUNTIME)
+                return 0;
+        pidfd = (int) syscall(SYS_pidfd_open, init, 0);
+        if (pidfd < 0)
+                return -errno;
+        /* Nothing of the host's comes along: no supplementary groups, not dumpable. */
+        if (setgroups(0, NULL) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+                return -errno;
+        if (where == HOOK_CONTAINER_MOUNTS) {
+                /* As the container's root (host root owns nothing in its union: it maps only the container's
+                 * ids), not in its pid namespace: nothing in the container sees the hook. */
+                snprintf(path, sizeof path, "/proc/%d/root", init);
+                host_root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                croot = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (host_root < 0 || croot < 0)
+                        return -errno;
+                if (setns(pidfd, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
+                                 CLONE_NEWCGROUP) < 0 ||
+                    setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 ||
+                    fchdir(host_root) < 0 || chroot(".") < 0 || fchdir(croot) < 0)
+                        return -errno;
+                return 0;
+        }
+        if (oci_join_cgroups(init) < 0)
+                return -errno;
+        if (setns(pidfd, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP |
+                         CLONE_NEWPID) < 0 ||
+            setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+                return -errno;
+        uint64_t caps = spec_capabilities(&hook_bundle->spec);
+        for (int c = 0; c <= CAP_LAST_CAP; c++)
+                if (!(caps & (UINT64_C(1) << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+                        return -errno;
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || chdir("/") < 0)
+                return -errno;
+        pid_t child = fork();
+        if (child < 0)
+                return -errno;
+        if (child > 0) {
+                int status;
+                while (waitpid(child, &status, 0) < 0)
+                        if (errno != EINTR)
+                                _exit(127);
+                _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+        }
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        _cleanup_(filter_program_freep) FilterProgram *filter = NULL;
+        int r = filter_compile("default", &filter, NULL);
+        if (r < 0)
+                return r;
+        if (filter_install(filter) < 0 || (hook_bundle->seccomp && filter_install(hook_bundle->seccomp) < 0))
+                return -errno;
+        return 0;
+}
+
+static int run_hook(const OciHook *h, const char *state_json, const char *kind, HookWhere where, pid_t init) {
         int in[2];
         pid_t pid;
         int status;
@@ -196,6 +273,13 @@ static int run_hook(const OciHook *h, const char *state_json, const char *kind) 
                 char *const argv0[] = { h->path, NULL };
                 if (dup2(in[0], 0) < 0)
                         _exit(127);
+                close(in[1]); /* a process of ours that stays (HOOK_CONTAINER) must not keep the hook's EOF away */
+                int r = hook_enter(where, init);
+                if (r < 0) {
+                        fprintf(stderr, "sandbox-oci: hook %s %s: cannot enter the container: %s\n", kind, h->path,
+                                strerror(-r));
+                        _exit(127);
+                }
                 /* Hooks write to our stderr; their stdout is ours too (runc does the same). */
                 execve(h->path, h->args ?: argv0, h->env ?: empty);
                 fprintf(stderr, "sandbox-oci: hook %s %s: %m\n", kind, h->path);
@@ -224,6 +308,9 @@ static int run_hook(const OciHook *h, const char *state_json, const char *kind) 
 }
 
 static int run_hooks(const OciBundle *b, OciHookKind kind, json_t *state) {
+        HookWhere where = kind == OCI_HOOK_CREATE_CONTAINER ? HOOK_CONTAINER_MOUNTS :
+                          kind == OCI_HOOK_START_CONTAINER ? HOOK_CONTAINER : HOOK_RUNTIME;
+        pid_t init = (pid_t) json_integer_value(json_object_get(state, "initPid"));
         _cleanup_free_ char *s = NULL;
 
         if (b->n_hooks[kind] == 0)
@@ -237,7 +324,7 @@ static int run_hooks(const OciBundle *b, OciHookKind kind, json_t *state) {
         if (!s)
                 return -ENOMEM;
         for (size_t i = 0; i < b->n_hooks[kind]; i++)
-                if (run_hook(&b->hooks[kind][i], s, oci_hook_kind_to_string(kind)) < 0)
+                if (run_hook(&b->hooks[kind][i], s, oci_hook_kind_to_string(kind), where, init) < 0)
                         return -EIO;
         return 0;
 }
@@ -385,7 +472,11 @@ static void monitor_handle(Monitor *m, int fd) {
         if (streq(req, "start")) {
                 if (!sandbox_is_held(m->sandbox))
                         snprintf(reply, sizeof reply, "error: container %s is not in the created state", m->id);
-                else if (sandbox_release(m->sandbox, &serr) < 0) {
+                else if (run_hooks(m->bundle, OCI_HOOK_START_CONTAINER, m->state) < 0) {
+                        /* As the runtime-spec says: an error, and the container stopped. */
+                        snprintf(reply, sizeof reply, "error: a startContainer hook failed: the container is stopped");
+                        (void) kill(sandbox_pid(m->sandbox), SIGKILL);
+                } else if (sandbox_release(m->sandbox, &serr) < 0) {
                         snprintf(reply, sizeof reply, "error: %s", serr.message);
                         json_object_set_new(m->state, "startError", json_string(serr.message));
                 } else {
@@ -530,9 +621,11 @@ _Noreturn static void monitor_run(Monitor *m, int listen_fd, const char *console
                 monitor_fail(m, "%s", err);
         json_object_set_new(m->state, "status", json_string("created"));
         json_object_set_new(m->state, "initPid", json_integer(sandbox_pid(m->sandbox)));
+        hook_bundle = m->bundle;
         if (run_hooks(m->bundle, OCI_HOOK_PRESTART, m->state) < 0 ||
-            run_hooks(m->bundle, OCI_HOOK_CREATE_RUNTIME, m->state) < 0)
-                monitor_fail(m, "a prestart or createRuntime hook failed");
+            run_hooks(m->bundle, OCI_HOOK_CREATE_RUNTIME, m->state) < 0 ||
+            run_hooks(m->bundle, OCI_HOOK_CREATE_CONTAINER, m->state) < 0)
+                monitor_fail(m, "a prestart, createRuntime or createContainer hook failed");
         r = state_write(m->dir, m->state);
         if (r < 0)
                 monitor_fail(m, "Cannot write the state: %s", strerror(-r));
@@ -976,7 +1069,7 @@ static int cmd_features(void) {
                 "{\n"
                 "  \"ociVersionMin\": \"1.0.0\",\n"
                 "  \"ociVersionMax\": \"1.1.0\",\n"
-                "  \"hooks\": [\"prestart\", \"createRuntime\", \"poststart\", \"poststop\"],\n"
+                "  \"hooks\": [\"prestart\", \"createRuntime\", \"createContainer\", \"startContainer\", \"poststart\", \"poststop\"],\n"
                 "  \"mountOptions\": [\"bind\", \"rbind\", \"ro\", \"rw\", \"nosuid\", \"nodev\", \"noexec\", \"size\", "
                 "\"mode\", \"private\", \"rprivate\", \"relatime\"],\n"
                 "  \"linux\": {\n"

@@ -205,6 +205,62 @@ def test_hooks_get_the_state(env):
     expect(env.leftovers() == [], env.leftovers())
 
 
+def test_container_hooks(env):
+    """createContainer: in the container's mount namespace, its path the host's, after the mounts, before start;
+    startContainer: in the container as its root (our seccomp allow-list on it), before the program."""
+    # a script of the host's, nowhere in the container: its path resolves in the runtime's namespace
+    hook = os.path.join(env.dir, "cc-hook.sh")
+    with open(hook, "w") as f:
+        f.write("#!/bin/sh\ncat > tmp/cc-state\nreadlink /proc/self/ns/mnt > tmp/cc-mnt\n")
+    os.chmod(hook, 0o755)
+
+    def edit(c):
+        c["hooks"] = {
+            "createContainer": [{"path": hook, "timeout": 10}],
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /tmp/sc-state; "
+                                "echo sc-uid=$(id -u) sc-pid=$$ sc-$(grep ^Seccomp_filters: /proc/self/status | tr -d '\\t')"
+                                " > /tmp/sc-info"], "timeout": 10}],
+        }
+        c["process"]["args"] = ["sh", "-c", "cat /tmp/cc-state; echo; cat /tmp/sc-state; echo; cat /tmp/sc-info; "
+                                "cat /tmp/cc-mnt"]
+    b = env.bundle(edit=edit)
+    cid = env.new_id()
+    outfile = os.path.join(env.dir, "chooks-out")
+    pidfile = os.path.join(env.dir, "chooks-pid")
+    with open(outfile, "w") as f:
+        p = of.subprocess.run([of.oci_binary(), "--root", env.root, "create", "--bundle", b, "--pid-file", pidfile,
+                               cid], stdout=f, stderr=f, stdin=of.subprocess.DEVNULL, env=env.env(), timeout=60)
+    expect(p.returncode == 0, open(outfile).read())
+    init = env.record(cid)["initPid"]
+    init_mnt = os.readlink("/proc/%d/ns/mnt" % init)
+    monitor = int(open(pidfile).read())
+    env.oci("start", cid)
+    expect(env.reap(monitor) == 0, open(outfile).read())
+    text = open(outfile).read().split("\n")
+    cc, sc = json.loads(text[0]), json.loads(text[1])
+    expect(cc["id"] == cid and cc["status"] == "created", cc)
+    expect(sc["id"] == cid and sc["status"] == "created", sc)
+    info = dict(w.split("=", 1) for w in text[2].split() if "=" in w)
+    expect(info["sc-uid"] == "0" and int(info["sc-pid"]) < 100, info)  # root, in the container's pid namespace
+    expect(text[2].strip().endswith("sc-Seccomp_filters:1"), text[2])  # our allow-list
+    expect(text[3].strip() == init_mnt, (text[3], init_mnt))  # createContainer ran in the container's mounts
+    env.oci("delete", cid)
+
+    # a failing startContainer hook: start fails and the container stops
+    def edit_fail(c):
+        c["hooks"] = {"startContainer": [{"path": "/bin/false"}]}
+        c["process"]["args"] = ["sleep", "100"]
+    b2 = env.bundle(edit=edit_fail)
+    c2 = env.new_id()
+    env.oci("create", "--bundle", b2, "--pid-file", pidfile, c2)
+    monitor = int(open(pidfile).read())
+    p = env.oci("start", c2, check=False)
+    expect(p.returncode == 1 and "startContainer" in p.stderr, p.stderr)
+    expect(env.reap(monitor) != 0, "the container stopped")
+    env.oci("delete", c2)
+    expect(env.leftovers() == [], env.leftovers())
+
+
 PROBE = r"""
 echo "uid=$(id -u) gid=$(id -g)"
 echo "cwd=$(pwd)"
@@ -592,8 +648,8 @@ def test_bad_bundles(env):
         (lambda c: c["linux"].update(sysctl={"kernel.panic": "1"}), "linux.sysctl[kernel.panic]"),
         (lambda c: c["linux"].update(uidMappings=[{"containerID": 0, "hostID": 0, "size": 100000}]),
          "linux.uidMappings[0]"),
-        (lambda c: c["hooks"].update(createContainer=[{"path": "/bin/true"}]) if "hooks" in c else
-         c.update(hooks={"createContainer": [{"path": "/bin/true"}]}), "hooks.createContainer"),
+        (lambda c: c.update(hooks={"createContainer": [{"path": "bin/true"}]}),
+         "hooks.createContainer[0].path must be an absolute path"),
         (lambda c: c["process"]["user"].update(uid=70000), "process.user.uid"),
         (lambda c: c.update(ociVersion="2.0.0"), "ociVersion"),
         (lambda c: c["linux"]["resources"].update(blockIO={"weight": 10}), "linux.resources.blockIO"),
@@ -664,6 +720,7 @@ if __name__ == "__main__":
         test_kill_and_delete_in_each_state,
         test_console_socket,
         test_hooks_get_the_state,
+        test_container_hooks,
         test_config_fields_inside,
         test_root_capabilities_and_defaults,
         test_join_namespaces,
