@@ -90,6 +90,9 @@ void oci_bundle_done(OciBundle *b) {
         for (size_t i = 0; i < _OCI_JOIN_MAX; i++)
                 free(b->join[i]);
         filter_program_free(b->seccomp);
+        for (size_t i = 0; i < b->n_devices; i++)
+                free(b->devices[i].path);
+        free(b->devices);
         *b = (OciBundle) { .umask = -1 };
 }
 
@@ -785,6 +788,67 @@ static int parse_resources(Parser *p, const json_t *linux_, OciBundle *b) {
         return 0;
 }
 
+/* linux.devices: no mknod in a user namespace; the devices a container may have are the harmless ones our /dev
+ * binds from the host anyway (docs/oci-runtime.md). One of them at another path is bound there too; anything
+ * else is refused, naming it. fileMode, uid and gid are the host node's (a bind cannot change them). */
+static int parse_devices(Parser *p, const json_t *linux_, OciBundle *b) {
+        static const struct {
+                const char *node;
+                int64_t major, minor;
+        } allowed[] = {
+                { "/dev/null", 1, 3 }, { "/dev/zero", 1, 5 }, { "/dev/full", 1, 7 }, { "/dev/random", 1, 8 },
+                { "/dev/urandom", 1, 9 }, { "/dev/tty", 5, 0 },
+        };
+        const json_t *v = json_object_get(linux_, "devices");
+        int r;
+
+        if (is_empty(v))
+                return 0;
+        if (!json_is_array(v) || json_array_size(v) > OCI_DEVICES_MAX)
+                return fail(p, -EINVAL, "linux.devices must be an array of at most %d devices", OCI_DEVICES_MAX);
+        b->devices = calloc(json_array_size(v), sizeof *b->devices);
+        if (!b->devices)
+                return fail(p, -ENOMEM, "Out of memory");
+        for (size_t i = 0; i < json_array_size(v); i++) {
+                const json_t *d = json_array_get(v, i);
+                const char *path, *type;
+                int64_t major, minor;
+                char field[64];
+
+                if (!json_is_object(d))
+                        return fail(p, -EINVAL, "linux.devices[%zu] must be an object", i);
+                snprintf(field, sizeof field, "linux.devices[%zu].path", i);
+                if ((r = get_string(p, d, "path", field, 256, &path)) < 0)
+                        return r;
+                snprintf(field, sizeof field, "linux.devices[%zu].type", i);
+                if ((r = get_string(p, d, "type", field, 1, &type)) < 0)
+                        return r;
+                snprintf(field, sizeof field, "linux.devices[%zu].major", i);
+                if ((r = get_int(p, d, "major", field, 0, UINT32_MAX, &major)) < 0)
+                        return r == -ENOENT ? fail(p, -EINVAL, "%s is missing", field) : r;
+                snprintf(field, sizeof field, "linux.devices[%zu].minor", i);
+                if ((r = get_int(p, d, "minor", field, 0, UINT32_MAX, &minor)) < 0)
+                        return r == -ENOENT ? fail(p, -EINVAL, "%s is missing", field) : r;
+                if (!path || !strneq(path, "/dev/", 5) || strstr(path, "/..") || strstr(path, "//") ||
+                    path[strlen(path) - 1] == '/')
+                        return fail(p, -EINVAL, "linux.devices[%zu].path must be a path under /dev/ without '..'", i);
+                const char *node = NULL;
+                for (size_t k = 0; k < ELEMENTSOF(allowed); k++)
+                        if (major == allowed[k].major && minor == allowed[k].minor)
+                                node = allowed[k].node;
+                if (!node || !type || (!streq(type, "c") && !streq(type, "u")))
+                        return fail(p, -EINVAL, "linux.devices[%zu]: %s (%s %" PRId64 ":%" PRId64 ") is not a device "
+                                                "sandbox-oci gives a container: only null, zero, full, random, urandom "
+                                                "and tty (the host's nodes, bound)", i, path, type ?: "?", major, minor);
+                if (streq(path, node))
+                        continue; /* in our /dev already */
+                if (!(b->devices[b->n_devices].path = strdup(path)))
+                        return fail(p, -ENOMEM, "Out of memory");
+                b->devices[b->n_devices++].node = node;
+        }
+        return 0;
+}
+
 /* The engine's profile, stacked on ours (oci/seccomp.c); with the annotation "ours" it is dropped. */
 static int parse_seccomp(Parser *p, const json_t *linux_, const char *annotation, OciBundle *b) {
         const json_t *v = json_object_get(linux_, "seccomp");
@@ -827,10 +891,8 @@ static int parse_linux(Parser *p, const json_t *doc, OciBundle *b, const char *s
             (r = parse_paths(p, linux_, "readonlyPaths", &b->readonly, &b->n_readonly)) < 0 ||
             (r = parse_seccomp(p, linux_, seccomp_annotation, b)) < 0)
                 return r;
-        const json_t *dev = json_object_get(linux_, "devices");
-        if (!is_empty(dev))
-                return fail(p, -EINVAL, "linux.devices: device nodes are not supported by sandbox-oci (its /dev has "
-                                        "null, zero, full, random, urandom, tty and ptys)");
+        if ((r = parse_devices(p, linux_, b)) < 0)
+                return r;
         if (!is_empty(json_object_get(linux_, "mountLabel")))
                 return REFUSE(p, "linux.mountLabel");
         /* The cgroupfs form ("/a/b" from the cgroup root, "a/b" below the runtime's own cgroup) or, with

@@ -26,6 +26,7 @@
 #define OCI_IDMAPS_MAX 64
 #define OCI_GIDS_MAX 64
 #define OCI_CGROUPS_PATH_MAX 1024       /* linux.cgroupsPath, bytes */
+#define OCI_DEVICES_MAX 64
 
 /* Our annotations (docs/oci-runtime.md). */
 #define OCI_ANNOTATION_LIMITS "run.sandbox.limits"          /* "none": no default memory and pids bounds */
@@ -58,6 +59,12 @@ typedef enum OciJoin {
         _OCI_JOIN_MAX,
 } OciJoin;
 
+/* A device of linux.devices at another path than our /dev has it: a bind mount of ours there. */
+typedef struct OciDevice {
+        char *path;             /* absolute, under /dev */
+        const char *node;       /* ours: "/dev/null", ... */
+} OciDevice;
+
 typedef struct OciSysctl {
         char *key;              /* net.ipv4.ping_group_range */
         char *value;
@@ -86,6 +93,8 @@ typedef struct OciBundle {
         FilterProgram *seccomp;         /* the engine's linux.seccomp, installed after ours; NULL: none */
         uint32_t gids[OCI_GIDS_MAX];    /* process.user.additionalGids */
         size_t n_gids;
+        OciDevice *devices;             /* linux.devices that need a bind mount */
+        size_t n_devices;
         bool has_oom_score_adj;         /* process.oomScoreAdj */
         int oom_score_adj;
 } OciBundle;

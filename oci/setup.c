@@ -48,6 +48,7 @@ enum {
         SETUP_MQUEUE,
         SETUP_CGROUP,
         SETUP_SYSCTL,
+        SETUP_DEVICE,
 };
 
 static const char *const step_names[] = {
@@ -58,6 +59,7 @@ static const char *const step_names[] = {
         [SETUP_MQUEUE] = "mount mqueue on",
         [SETUP_CGROUP] = "mount the container's cgroups on",
         [SETUP_SYSCTL] = "set sysctl",
+        [SETUP_DEVICE] = "bind the device at",
 };
 
 _Noreturn static void child_fail(int fd, int step, int error, int index) {
@@ -247,6 +249,19 @@ _Noreturn static void mounts_child(const OciBundle *b, pid_t pid, int report_fd)
                           "mode=0755,size=64k") < 0)
                         child_fail(report_fd, SETUP_CGROUP, errno, -1);
         }
+        /* linux.devices at another path: our node (a bind of the host's) bound there, on an empty file. */
+        for (size_t i = 0; i < b->n_devices; i++) {
+                char dir[300];
+                snprintf(dir, sizeof dir, "%s", b->devices[i].path);
+                *strrchr(dir, '/') = '\0';
+                r = mkdir_p(dir, 0755);
+                if (r < 0)
+                        child_fail(report_fd, SETUP_DEVICE, -r, (int) i);
+                int fd = open(b->devices[i].path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0666);
+                if (fd < 0 || mount(b->devices[i].node, b->devices[i].path, NULL, MS_BIND, NULL) < 0)
+                        child_fail(report_fd, SETUP_DEVICE, errno, (int) i);
+                close(fd);
+        }
         if (b->root_readonly &&
             mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | mount_flags_of("/"), NULL) < 0)
                 child_fail(report_fd, SETUP_ROOT, errno, -1);
@@ -349,6 +364,8 @@ static int run_child(const OciBundle *b, pid_t pid, bool sysctl, char *err, size
                         what = b->readonly[rep.index];
                 else if (rep.step == SETUP_SYSCTL && rep.index >= 0 && (size_t) rep.index < b->n_sysctl)
                         what = b->sysctl[rep.index].key;
+                else if (rep.step == SETUP_DEVICE && rep.index >= 0 && (size_t) rep.index < b->n_devices)
+                        what = b->devices[rep.index].path;
                 else if (rep.step == SETUP_MQUEUE)
                         what = b->mqueue_dest;
                 else if (rep.step == SETUP_CGROUP)
@@ -366,7 +383,7 @@ static int run_child(const OciBundle *b, pid_t pid, bool sysctl, char *err, size
 int oci_setup_apply(const OciBundle *b, pid_t init_pid, char *err, size_t errlen) {
         int r;
 
-        if (b->n_masked || b->n_readonly || b->root_readonly || b->mqueue_dest || b->cgroup_dest) {
+        if (b->n_masked || b->n_readonly || b->root_readonly || b->mqueue_dest || b->cgroup_dest || b->n_devices) {
                 r = run_child(b, init_pid, false, err, errlen);
                 if (r < 0)
                         return r;

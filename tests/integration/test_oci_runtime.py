@@ -571,6 +571,23 @@ def test_groups_and_oom_score(env):
     expect(kv.get("groups") == "", kv)  # none asked: none
 
 
+def test_devices(env):
+    """linux.devices: the harmless ones at their own paths (ours already) or at another (bound there)."""
+    def edit(c):
+        c["linux"]["devices"] = [
+            {"path": "/dev/null", "type": "c", "major": 1, "minor": 3},
+            {"path": "/dev/extra/myzero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o666, "uid": 0, "gid": 0},
+            {"path": "/dev/myurandom", "type": "c", "major": 1, "minor": 9},
+        ]
+        c["process"]["args"] = ["sh", "-c", "echo zero=$(stat -c %F:%t:%T /dev/extra/myzero); "
+                                "echo urnd=$(stat -c %F:%t:%T /dev/myurandom); "
+                                "echo read=$(head -c 4 /dev/extra/myzero | wc -c); echo x > /dev/null && echo null=ok"]
+    kv = run_probe(env, edit)
+    expect(kv.get("zero") == "character special file:1:5", kv)
+    expect(kv.get("urnd") == "character special file:1:9", kv)
+    expect(kv.get("read") == "4" and kv.get("null") == "ok", kv)
+
+
 def test_exec(env):
     b = env.bundle(["sleep", "1000"], edit=lambda c: c["process"].update(env=["PATH=/bin", "FOO=fromconfig"]))
     cid = env.new_id()
@@ -643,7 +660,11 @@ def test_bad_bundles(env):
         (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x.sock"}),
          "linux.seccomp.listenerPath"),
         (lambda c: c["linux"].update(devices=[{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}]),
-         "linux.devices"),
+         "linux.devices[0]: /dev/sda (b 8:0) is not a device sandbox-oci gives"),
+        (lambda c: c["linux"].update(devices=[{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]),
+         "linux.devices[0]: /dev/fuse (c 10:229)"),
+        (lambda c: c["linux"].update(devices=[{"path": "/etc/null", "type": "c", "major": 1, "minor": 3}]),
+         "linux.devices[0].path must be a path under /dev/"),
         (lambda c: c["mounts"].append({"destination": "/x", "type": "ext4", "source": "/dev/sda"}), "type 'ext4'"),
         (lambda c: c["linux"].update(sysctl={"kernel.panic": "1"}), "linux.sysctl[kernel.panic]"),
         (lambda c: c["linux"].update(uidMappings=[{"containerID": 0, "hostID": 0, "size": 100000}]),
@@ -726,6 +747,7 @@ if __name__ == "__main__":
         test_join_namespaces,
         test_seccomp_stacked,
         test_groups_and_oom_score,
+        test_devices,
         test_exec,
         test_bad_bundles,
         test_log_json_and_features,

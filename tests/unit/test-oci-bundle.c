@@ -108,7 +108,7 @@ static int test_refusals(void) {
                 { "\"linux\":{\"intelRdt\":{\"closID\":\"x\"}}", "linux.intelRdt" },
                 { "\"linux\":{\"resources\":{\"blockIO\":{\"weight\":1}}}", "linux.resources.blockIO" },
                 { "\"linux\":{\"sysctl\":{\"kernel.panic\":\"1\"}}", "linux.sysctl[kernel.panic]" },
-                { "\"hooks\":{\"startContainer\":[{\"path\":\"/x\"}]}", "hooks.startContainer" },
+                { "\"hooks\":{\"startContainer\":[{\"path\":\"x\"}]}", "hooks.startContainer[0].path" },
                 { "\"mounts\":[{\"destination\":\"/x\",\"type\":\"nfs\"}]", "type 'nfs'" },
                 { "\"mounts\":[{\"destination\":\"/a/../b\",\"type\":\"tmpfs\"}]", "mounts[0].destination" },
                 { "\"annotations\":{\"run.sandbox.userns\":\"host\"}", "private id range" },
