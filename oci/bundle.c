@@ -660,6 +660,32 @@ static int parse_paths(Parser *p, const json_t *linux_, const char *key, char **
         return 0;
 }
 
+static int parse_resources(Parser *p, const json_t *linux_, OciBundle *b);
+
+int oci_resources_parse(const char *buf, size_t len, uint64_t *ret_memory, uint64_t *ret_pids, uint32_t *ret_cpus_milli,
+                        char *err, size_t errlen) {
+        _cleanup_(json_decrefp) json_t *doc = NULL, *linux_ = NULL;
+        OciBundle b = { .umask = -1 };
+        Parser p = { .err = err, .errlen = errlen, .bundle = "/" };
+        char why[256];
+        int r;
+
+        r = ojson_parse_object(buf, len, OCI_CONFIG_SIZE_MAX, OCI_CONFIG_DEPTH_MAX, &doc, why, sizeof why);
+        if (r < 0)
+                return fail(&p, r, "--resources: %s", why);
+        linux_ = json_pack("{s:O}", "resources", doc);
+        if (!linux_)
+                return fail(&p, -ENOMEM, "Out of memory");
+        r = parse_resources(&p, linux_, &b);
+        if (r >= 0) {
+                *ret_memory = b.spec.memory_max;
+                *ret_pids = b.spec.pids_max;
+                *ret_cpus_milli = b.spec.cpus_milli;
+        }
+        oci_bundle_done(&b);
+        return r;
+}
+
 static bool sysctl_allowed(const char *key) {
         /* Namespaced ones only, as runc: the network's, and IPC's. */
         static const char *const ipc[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",

@@ -105,5 +105,10 @@ typedef struct OciBundle {
 int oci_bundle_parse(const char *buf, size_t len, const char *bundle_dir, OciBundle *ret, char *err, size_t errlen);
 void oci_bundle_done(OciBundle *b);
 
+/* `update --resources`: BUF is a linux.resources object (runtime-spec), read as config.json's is (the same
+ * refusals). What it sets: memory and pids bounds (0: not set, SPEC_UNLIMITED: -1), CPUs in thousandths. */
+int oci_resources_parse(const char *buf, size_t len, uint64_t *ret_memory, uint64_t *ret_pids, uint32_t *ret_cpus_milli,
+                        char *err, size_t errlen);
+
 const char *oci_hook_kind_to_string(OciHookKind k);
 const char *oci_join_to_string(OciJoin j);     /* its linux.namespaces[].type */

@@ -223,7 +223,7 @@ _Noreturn static void program(const SandboxSpec *spec, int oom_score_adj, const 
         gid_t groups[OCI_GIDS_MAX];
         for (size_t i = 0; i < n_gids && i < OCI_GIDS_MAX; i++)
                 groups[i] = gids[i];
-        if (setgroups(MIN(n_gids, (size_t) OCI_GIDS_MAX), groups) < 0) {
+        if (n_gids > 0 && setgroups(MIN(n_gids, (size_t) OCI_GIDS_MAX), groups) < 0) {
                 e = errno, what = "set the supplementary groups";
                 goto fail;
         }

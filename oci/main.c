@@ -47,6 +47,7 @@
 #include "filter.h"
 #include "fs.h"
 #include "macro.h"
+#include "parse.h"
 #include "sandbox.h"
 #include "setup.h"
 #include "state.h"
@@ -464,6 +465,7 @@ static void monitor_handle(Monitor *m, int fd) {
         char req[CTL_MESSAGE_MAX + 1], reply[2048] = "ok";
         SandboxError serr = {};
         ssize_t n;
+        int r;
 
         n = recv(fd, req, CTL_MESSAGE_MAX, 0);
         if (n <= 0)
@@ -484,6 +486,31 @@ static void monitor_handle(Monitor *m, int fd) {
                         if (run_hooks(m->bundle, OCI_HOOK_POSTSTART, m->state) < 0)
                                 snprintf(reply, sizeof reply, "error: a poststart hook failed");
                 }
+        } else if (streq(req, "pause") || streq(req, "resume")) {
+                bool pause = streq(req, "pause");
+                const char *status = json_string_value(json_object_get(m->state, "status"));
+                if (sandbox_is_held(m->sandbox) || !status || !streq(status, pause ? "running" : "paused"))
+                        snprintf(reply, sizeof reply, "error: container %s is %s, not %s", m->id, status ?: "?",
+                                 pause ? "running" : "paused");
+                else if ((r = pause ? sandbox_pause(m->sandbox) : sandbox_resume(m->sandbox)) < 0)
+                        snprintf(reply, sizeof reply, "error: cannot %s the container: %s", pause ? "pause" : "resume",
+                                 r == -EOPNOTSUPP ? "no freezer cgroup" : strerror(-r));
+                else
+                        monitor_set_status(m, pause ? "paused" : "running");
+        } else if (strneq(req, "update ", 7)) {
+                SandboxUpdate u = {};
+                unsigned long long mem, pids;
+                unsigned cpus;
+                if (sscanf(req + 7, "%llu %llu %u", &mem, &pids, &cpus) != 3)
+                        snprintf(reply, sizeof reply, "error: bad request");
+                else {
+                        u = (SandboxUpdate) { .memory_max = mem, .pids_max = pids, .cpus_milli = cpus };
+                        r = sandbox_update(m->sandbox, &u);
+                        if (r < 0)
+                                snprintf(reply, sizeof reply, "error: cannot update the container's bounds: %s",
+                                         r == -EOPNOTSUPP ? "the container has no cgroup of that controller (with "
+                                         "run.sandbox.limits=none it has no CPU bound to change)" : strerror(-r));
+                }
         } else if (strneq(req, "kill ", 5)) {
                 int sig = 0, all = 0;
                 if (sscanf(req + 5, "%d %d", &sig, &all) != 2 || sig <= 0 || sig >= _NSIG)
@@ -494,8 +521,10 @@ static void monitor_handle(Monitor *m, int fd) {
                                 (void) kill(sandbox_pid(m->sandbox), SIGKILL);
                 } else if (all && sig != SIGKILL)
                         signal_all(sandbox_pid(m->sandbox), sig);
-                else if (sig == SIGKILL)
+                else if (sig == SIGKILL) {
                         (void) kill(sandbox_pid(m->sandbox), SIGKILL); /* the pid namespace ends with its init */
+                        (void) sandbox_resume(m->sandbox); /* a paused one dies only once thawed (v1) */
+                }
                 else if (sandbox_signal(m->sandbox, sig) < 0)
                         snprintf(reply, sizeof reply, "error: %m");
         } else
@@ -582,6 +611,12 @@ _Noreturn static void monitor_run(Monitor *m, int listen_fd, const char *console
                 if (dup2(i == 2 && log_file ? fileno(log_file) : null_fd, i) < 0)
                         monitor_fail(m, "stdio: %m");
         stderr_quiet = true;
+        /* No CPU bound in config.json: one of every CPU of the host (which throttles nothing), so that the sandbox
+         * has its cpu cgroup and `update` can bound it later. */
+        if (m->bundle->spec.cpus_milli == 0 && !m->bundle->no_limits) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                m->bundle->spec.cpus_milli = (uint32_t) MIN(MAX(n, 1L), 1024L) * 1000;
+        }
         /* process.oomScoreAdj, but never below the union's server (our own score, which it inherits): the
          * program must stay the OOM killer's choice before the server it depends on. */
         int oom = 0;
@@ -956,9 +991,10 @@ static int cmd_delete(const char *id, bool force) {
                 if (!force)
                         return error("container %s: its state cannot be read (delete --force removes it)", id);
         } else if (st.alive) {
-                if (streq(st.status, "running") && !force) {
+                if ((streq(st.status, "running") || streq(st.status, "paused")) && !force) {
+                        r = error("container %s is %s: stop it first, or delete --force", id, st.status);
                         state_done(&st);
-                        return error("container %s is running: stop it first, or delete --force", id);
+                        return r;
                 }
                 r = ctl_call(dir, "kill 9 1", reply, sizeof reply);
                 if (r < 0)
@@ -1143,6 +1179,191 @@ static int cmd_spec(const char *bundle) {
         return 0;
 }
 
+/* pause, resume: the monitor freezes or thaws the program's cgroup (the union's server stays running). */
+static int cmd_pause(const char *id, bool pause) {
+        _cleanup_close_ int dir = -EBADF;
+        State st = {};
+        char reply[2048];
+        int r;
+
+        dir = open_container(id, NULL);
+        if (dir < 0)
+                return -1;
+        if (state_read(dir, &st) < 0)
+                return error("container %s: its state cannot be read", id);
+        if (!st.alive || !streq(st.status, pause ? "running" : "paused")) {
+                r = error("container %s is %s, not %s", id, st.alive ? st.status : "stopped", pause ? "running" : "paused");
+                state_done(&st);
+                return r;
+        }
+        state_done(&st);
+        r = ctl_call(dir, pause ? "pause" : "resume", reply, sizeof reply);
+        if (r < 0)
+                return error("container %s: its monitor does not answer: %s", id, strerror(-r));
+        if (!streq(reply, "ok"))
+                return error("container %s: %s", id, strneq(reply, "error: ", 7) ? reply + 7 : reply);
+        return 0;
+}
+
+#define UPDATE_RESOURCES_MAX (UINT64_C(1) << 20)
+
+/* update: new memory, pids and CPU bounds (never none: a container stays bounded). */
+static int cmd_update(const char *id, const char *resources, uint64_t memory, uint64_t pids, int64_t quota,
+                      int64_t period) {
+        _cleanup_close_ int dir = -EBADF;
+        State st = {};
+        char req[128], reply[2048];
+        uint32_t cpus_milli = 0;
+        int r;
+
+        if (resources) {
+                _cleanup_free_ char *buf = NULL;
+                char err[1024];
+                size_t size;
+                _cleanup_close_ int fd = streq(resources, "-") ? -EBADF : open(resources, O_RDONLY | O_CLOEXEC);
+                if (!streq(resources, "-") && fd < 0)
+                        return error("--resources %s: %m", resources);
+                size_t cap = 0;
+                size = 0;
+                for (;;) {
+                        if (size == cap) {
+                                if (cap >= UPDATE_RESOURCES_MAX)
+                                        return error("--resources: more than %" PRIu64 " bytes", UPDATE_RESOURCES_MAX);
+                                cap = cap ? cap * 2 : 4096;
+                                char *n = realloc(buf, cap + 1);
+                                if (!n)
+                                        return error("Out of memory");
+                                buf = n;
+                        }
+                        ssize_t k = read(fd >= 0 ? fd : 0, buf + size, cap - size);
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k < 0)
+                                return error("--resources %s: %m", resources);
+                        if (k == 0)
+                                break;
+                        size += (size_t) k;
+                }
+                uint64_t m = 0, p = 0;
+                r = oci_resources_parse(buf ?: "", size, &m, &p, &cpus_milli, err, sizeof err);
+                if (r < 0)
+                        return error("%s", err);
+                if (!memory)
+                        memory = m;
+                if (!pids)
+                        pids = p;
+        }
+        if (quota > 0) {
+                if (period <= 0)
+                        period = 100000;
+                if (period < 1000 || period > 1000000)
+                        return error("--cpu-period must be 1000-1000000 microseconds");
+                uint64_t milli = (uint64_t) quota * 1000 / (uint64_t) period;
+                if (milli < 1 || milli > 1024 * 1000)
+                        return error("--cpu-quota/--cpu-period is out of range (0.001 to 1024 CPUs)");
+                cpus_milli = (uint32_t) milli;
+        } else if (quota != -2 && quota != -1) /* -2: not given; -1: "no bound", refused below */
+                return error("--cpu-quota must be a positive number of microseconds");
+        if (memory == SPEC_UNLIMITED || pids == SPEC_UNLIMITED || quota == -1)
+                return error("update cannot lift a bound (-1): a container stays bounded; give a value");
+        if (!memory && !pids && !cpus_milli)
+                return error("update: nothing to change (--memory, --pids-limit, --cpu-quota or --resources)");
+
+        dir = open_container(id, NULL);
+        if (dir < 0)
+                return -1;
+        if (state_read(dir, &st) < 0)
+                return error("container %s: its state cannot be read", id);
+        if (!st.alive) {
+                state_done(&st);
+                return error("container %s is not running", id);
+        }
+        state_done(&st);
+        snprintf(req, sizeof req, "update %" PRIu64 " %" PRIu64 " %" PRIu32, memory, pids, cpus_milli);
+        r = ctl_call(dir, req, reply, sizeof reply);
+        if (r < 0)
+                return error("container %s: its monitor does not answer: %s", id, strerror(-r));
+        if (!streq(reply, "ok"))
+                return error("container %s: %s", id, strneq(reply, "error: ", 7) ? reply + 7 : reply);
+        return 0;
+}
+
+/* Each command's --help. */
+static const struct {
+        const char *name;
+        const char *text;
+} command_help[] = {
+        { "create", "Usage: sandbox-oci create [--bundle DIR] [--pid-file FILE] [--console-socket SOCKET] ID\n"
+                    "Create the container ID from the bundle DIR (default: .): everything made, its program held until\n"
+                    "start. Returns once it is created; its monitor is the container's pid.\n\n"
+                    "Options:\n"
+                    "  --bundle DIR           the bundle (config.json and its root file system)\n"
+                    "  --pid-file FILE        write the container's pid (its monitor's) to FILE\n"
+                    "  --console-socket SOCKET  send the pty of a process.terminal container to this socket\n"
+                    "  -h, --help             this help\n" },
+        { "start", "Usage: sandbox-oci start ID\nRun the program of the created container ID (after the startContainer\n"
+                   "hooks), then the poststart hooks.\n\nOptions:\n  -h, --help             this help\n" },
+        { "state", "Usage: sandbox-oci state ID\nPrint the runtime-spec state of the container ID (JSON).\n\n"
+                   "Options:\n  -h, --help             this help\n" },
+        { "kill", "Usage: sandbox-oci kill [--all] ID [SIGNAL]\nSend SIGNAL (a name like TERM or SIGTERM, or a number; "
+                  "default TERM)\nto the container's program.\n\nOptions:\n"
+                  "  --all                  to every process of the container\n"
+                  "  -h, --help             this help\n" },
+        { "delete", "Usage: sandbox-oci delete [--force] ID\nRemove a stopped or created container (and run the "
+                    "poststop hooks).\n\nOptions:\n"
+                    "  --force                kill a running or paused one first\n"
+                    "  -h, --help             this help\n" },
+        { "exec", "Usage: sandbox-oci exec [--process FILE | ...] [--tty] [--detach] [--pid-file FILE]\n"
+                  "       [--console-socket SOCKET] [--cwd DIR] [--env NAME=VALUE] [--user UID[:GID]] ID [COMMAND...]\n"
+                  "Run one more process in the running container ID: COMMAND, or the process of FILE (a\n"
+                  "runtime-spec process object).\n\nOptions:\n"
+                  "  --process FILE         the process to run\n"
+                  "  --tty                  on a new pty of the container (sent to --console-socket)\n"
+                  "  --detach               return once it runs\n"
+                  "  --pid-file FILE        write its pid to FILE\n"
+                  "  --console-socket SOCKET  where its pty goes\n"
+                  "  --cwd DIR              its working directory\n"
+                  "  --env NAME=VALUE       one more variable (repeatable)\n"
+                  "  --user UID[:GID]       its user\n"
+                  "  -h, --help             this help\n" },
+        { "ps", "Usage: sandbox-oci ps [--format table|json] ID\nList the processes of the container ID.\n\n"
+                "Options:\n  --format table|json    the output (default table)\n"
+                "  -h, --help             this help\n" },
+        { "pause", "Usage: sandbox-oci pause ID\nFreeze every process of the running container ID (its freezer cgroup).\n\n"
+                   "Options:\n  -h, --help             this help\n" },
+        { "resume", "Usage: sandbox-oci resume ID\nThaw the paused container ID.\n\n"
+                    "Options:\n  -h, --help             this help\n" },
+        { "update", "Usage: sandbox-oci update [--memory BYTES] [--pids-limit N] [--cpu-quota USEC] [--cpu-period USEC]\n"
+                    "       [--resources FILE] ID\n"
+                    "Change the bounds of the running container ID. A bound is never lifted (-1 is refused); what\n"
+                    "the runtime cannot bound is refused naming the field.\n\nOptions:\n"
+                    "  --memory BYTES         the memory bound (suffixes K, M, G)\n"
+                    "  --pids-limit N         the bound on its processes\n"
+                    "  --cpu-quota USEC       CPU time per period (with --cpu-period, default 100000)\n"
+                    "  --cpu-period USEC      the period of --cpu-quota\n"
+                    "  --resources FILE       a runtime-spec linux.resources object (JSON; - for stdin)\n"
+                    "  -h, --help             this help\n" },
+        { "features", "Usage: sandbox-oci features\nPrint what sandbox-oci supports (runtime-spec features JSON).\n\n"
+                      "Options:\n  -h, --help             this help\n" },
+        { "spec", "Usage: sandbox-oci spec [--bundle DIR]\nWrite a default config.json into DIR (default: .).\n\n"
+                  "Options:\n  --bundle DIR           the bundle directory\n"
+                  "  -h, --help             this help\n" },
+};
+
+/* COMMAND --help (or -h) before its first argument (exec: before its ID; the command's own options after it are
+ * not ours). */
+static bool wants_command_help(const char *cmd, int argc, char *argv[]) {
+        for (int i = 1; i < argc; i++) {
+                if (streq(argv[i], "--"))
+                        return false;
+                if (streq(argv[i], "--help") || streq(argv[i], "-h"))
+                        return true;
+                if (argv[i][0] != '-' && streq(cmd, "exec") && i > 1 && argv[i - 1][0] != '-')
+                        return false;
+        }
+        return false;
+}
+
 static void help(void) {
         printf("Usage: sandbox-oci [GLOBAL OPTIONS] COMMAND [OPTIONS] ID ...\n"
                "An OCI runtime (runc's command line) that runs containers as sandboxes: a private user id range,\n"
@@ -1153,11 +1374,15 @@ static void help(void) {
                "  state ID\n"
                "  kill [--all] ID [SIGNAL]            (default TERM)\n"
                "  delete [--force] ID\n"
+               "  pause ID\n"
+               "  resume ID\n"
+               "  update [--memory BYTES] [--pids-limit N] [--cpu-quota USEC] [--cpu-period USEC] [--resources FILE] ID\n"
                "  exec [--process FILE | ARGS...] [--tty] [--detach] [--pid-file FILE] [--console-socket SOCKET]\n"
                "       [--cwd DIR] [--env NAME=VALUE] [--user UID[:GID]] ID\n"
                "  ps [--format table|json] ID\n"
                "  features\n"
-               "  spec [--bundle DIR]\n\n"
+               "  spec [--bundle DIR]\n"
+               "Each command takes --help.\n\n"
                "Global options:\n"
                "  --root DIR         state directory (default " DEFAULT_ROOT ")\n"
                "  --log FILE         also write errors to FILE\n"
@@ -1243,6 +1468,70 @@ int main(int argc, char *argv[]) {
         argv += optind;
         optind = 1;
 
+        for (size_t i = 0; i < ELEMENTSOF(command_help); i++)
+                if (streq(cmd, command_help[i].name) && wants_command_help(cmd, argc, argv)) {
+                        fputs(command_help[i].text, stdout);
+                        return 0;
+                }
+        if (streq(cmd, "pause") || streq(cmd, "resume")) {
+                if (argc != 2)
+                        return usage_error("%s takes one container ID", cmd);
+                return cmd_pause(argv[1], streq(cmd, "pause")) < 0 ? 1 : 0;
+        }
+        if (streq(cmd, "update")) {
+                static const struct option o[] = {
+                        { "memory", required_argument, NULL, 'm' },
+                        { "pids-limit", required_argument, NULL, 'p' },
+                        { "cpu-quota", required_argument, NULL, 'q' },
+                        { "cpu-period", required_argument, NULL, 'P' },
+                        { "resources", required_argument, NULL, 'r' },
+                        {}
+                };
+                const char *resources = NULL;
+                uint64_t memory = 0, pids = 0;
+                int64_t quota = -2, period = 0;
+                char *end;
+                while ((c = getopt_long(argc, argv, "r:", o, NULL)) >= 0)
+                        switch (c) {
+                        case 'm':
+                                if (streq(optarg, "-1"))
+                                        memory = SPEC_UNLIMITED;
+                                else if (parse_size(optarg, &memory) < 0 || memory == 0)
+                                        return usage_error("--memory must be a size in bytes (suffixes K, M, G)");
+                                break;
+                        case 'p': {
+                                errno = 0;
+                                long long n = strtoll(optarg, &end, 10);
+                                if (errno || *end || !*optarg || n == 0 || n < -1)
+                                        return usage_error("--pids-limit must be a positive number");
+                                pids = n < 0 ? SPEC_UNLIMITED : (uint64_t) n;
+                                break;
+                        }
+                        case 'q':
+                        case 'P': {
+                                errno = 0;
+                                long long v = strtoll(optarg, &end, 10);
+                                if (errno || *end || !*optarg)
+                                        return usage_error("--%s must be a number of microseconds",
+                                                           c == 'q' ? "cpu-quota" : "cpu-period");
+                                if (c == 'q')
+                                        quota = v;
+                                else
+                                        period = v;
+                                break;
+                        }
+                        case 'r':
+                                resources = optarg;
+                                break;
+                        default:
+                                return 2;
+                        }
+                if (argc - optind != 1)
+                        return usage_error("update takes one container ID");
+                if (period && quota == -2)
+                        return usage_error("--cpu-period needs --cpu-quota");
+                return cmd_update(argv[optind], resources, memory, pids, quota, period) < 0 ? 1 : 0;
+        }
         if (streq(cmd, "create") || streq(cmd, "run")) {
                 static const struct option o[] = {
                         { "bundle", required_argument, NULL, 'b' },

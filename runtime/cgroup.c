@@ -1093,6 +1093,35 @@ static int v1_apply_limits(CgroupNode *n, const CgroupLimits *l, bool best_effor
         return 0;
 }
 
+int cgroup_update_limits(Cgroup *c, const CgroupLimits *l) {
+        CgroupLimits self = { .memory_max = l->memory_max, .pids_max = l->pids_max, .cpu_quota_us = l->cpu_quota_us,
+                              .cpu_period_us = l->cpu_period_us };
+        CgroupLimits program = { .pids_max = l->program_pids_max };
+        int r;
+
+        assert_return(c, -EINVAL);
+        if (c->layout == CGROUP_LAYOUT_V2) {
+                r = v2_apply_limits(c->self.dirs[0].fd, &self);
+                if (r >= 0 && c->split && program.pids_max > 0)
+                        r = v2_apply_limits(c->children[CGROUP_CHILD_PROGRAM].dirs[0].fd, &program);
+                return r;
+        }
+        /* A hierarchy the sandbox was made without (cpu when it had no CPU bound): not here. */
+        if ((self.memory_max > 0 && v1_fd(&c->self, CGROUP_MEMORY) < 0) ||
+            (self.pids_max > 0 && v1_fd(&c->self, CGROUP_PIDS) < 0) ||
+            (self.cpu_quota_us > 0 && v1_fd(&c->self, CGROUP_CPU) < 0))
+                return -EOPNOTSUPP;
+        /* v1: memsw must stay >= the memory limit. Raising: memsw first; lowering: memory first (then memsw). */
+        if (self.memory_max > 0) {
+                int fd = v1_fd(&c->self, CGROUP_MEMORY);
+                (void) cg_write_u64(fd, "memory.memsw.limit_in_bytes", self.memory_max);
+        }
+        r = v1_apply_limits(&c->self, &self, false);
+        if (r >= 0 && c->split && program.pids_max > 0)
+                r = v1_apply_limits(&c->children[CGROUP_CHILD_PROGRAM], &program, false);
+        return r;
+}
+
 /* The children: a directory in each of the sandbox's hierarchies, but the union server's not in the
  * freezer (freezing the program must never freeze the server it waits for). */
 static int v1_make_children(Cgroup *c, const CgroupLimits *l) {

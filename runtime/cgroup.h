@@ -158,6 +158,10 @@ int cgroup_child_kill(Cgroup *cgroup, CgroupChild child);
  * the freezer hierarchy at all), and wait, at most about 2 s, until they are: -ETIMEDOUT then (the freezing
  * goes on). -EOPNOTSUPP without a freezer. */
 int cgroup_child_freeze(Cgroup *cgroup, CgroupChild child, bool freeze);
+/* Change the bounds of a live cgroup: each of memory_max, pids_max (and program_pids_max on the program's
+ * child), cpu_quota_us/cpu_period_us that is not 0 is written; the rest stay. A memory bound below what the
+ * members use now makes the kernel reclaim, or fails (-EBUSY on v1). */
+int cgroup_update_limits(Cgroup *cgroup, const CgroupLimits *limits);
 /* The pids cgroup.procs of CHILD lists now (malloc'ed, the caller frees *RET_PIDS). */
 int cgroup_child_procs(Cgroup *cgroup, CgroupChild child, pid_t **ret_pids, size_t *ret_n);
 /* The memory the cgroup (children included) uses now: v2 memory.current, v1 memory.usage_in_bytes;

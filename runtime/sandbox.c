@@ -2270,6 +2270,34 @@ int sandbox_pause(Sandbox *s) {
         return cgroup_child_freeze(s->cgroup, CGROUP_CHILD_PROGRAM, true);
 }
 
+int sandbox_update(Sandbox *s, const SandboxUpdate *u) {
+        int r;
+
+        if (!u)
+                return -EINVAL;
+        if (s->finished || !s->cgroup)
+                return -ESRCH;
+        if (u->memory_max == SPEC_UNLIMITED || u->pids_max == SPEC_UNLIMITED || u->cpus_milli > 1024 * 1000)
+                return -EINVAL;
+        CgroupLimits l = {
+                .memory_max = u->memory_max,
+                .pids_max = u->pids_max ? u->pids_max + UNION_PIDS_MAX : 0,
+                .program_pids_max = u->pids_max,
+                .cpu_quota_us = (uint64_t) u->cpus_milli * 100,
+                .cpu_period_us = u->cpus_milli ? 100000 : 0,
+        };
+        r = cgroup_update_limits(s->cgroup, &l);
+        if (r < 0)
+                return r;
+        if (u->memory_max)
+                s->resolved.memory_max = u->memory_max;
+        if (u->pids_max)
+                s->resolved.pids_max = u->pids_max;
+        if (u->cpus_milli)
+                s->resolved.cpus_milli = u->cpus_milli;
+        return 0;
+}
+
 int sandbox_resume(Sandbox *s) {
         if (s->finished || !s->cgroup)
                 return -ESRCH;

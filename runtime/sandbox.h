@@ -209,6 +209,15 @@ struct in_addr sandbox_address(const Sandbox *s);
  * what it and sandbox_exec() started), never the union's server. Waits until they are (about 2 s at most:
  * -ETIMEDOUT, the freezing goes on). */
 int sandbox_pause(Sandbox *s);
+
+/* New bounds for a live sandbox; a field 0 stays as it is. Bounds are never lifted (no SPEC_UNLIMITED): a
+ * sandbox stays bounded. -EINVAL for an out-of-range value, -EOPNOTSUPP where a controller is missing. */
+typedef struct SandboxUpdate {
+        uint64_t memory_max;    /* bytes */
+        uint64_t pids_max;      /* the program's processes */
+        uint32_t cpus_milli;    /* 1000 = one CPU */
+} SandboxUpdate;
+int sandbox_update(Sandbox *s, const SandboxUpdate *u);
 int sandbox_resume(Sandbox *s);
 /* SIGTERM to every process of the sandbox but its init (a graceful end: sandbox_finish() kills the rest). */
 int sandbox_terminate(Sandbox *s);

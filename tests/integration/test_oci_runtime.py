@@ -588,6 +588,74 @@ def test_devices(env):
     expect(kv.get("read") == "4" and kv.get("null") == "ok", kv)
 
 
+def test_pause_resume_update(env):
+    """pause and resume (the freezer of the program's cgroup), update of memory, pids and CPU bounds (options and
+    --resources), each checked from inside the container or by its progress."""
+    b = env.bundle(["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done"])
+    cid = env.new_id()
+    out = os.path.join(env.dir, "pause-out")
+    pidfile = os.path.join(env.dir, "pause-pid")
+    with open(out, "w") as f:
+        p = of.subprocess.run([of.oci_binary(), "--root", env.root, "create", "--bundle", b, "--pid-file", pidfile,
+                               cid], stdout=f, stderr=f, stdin=of.subprocess.DEVNULL, env=env.env(), timeout=60)
+    expect(p.returncode == 0, open(out).read())
+    monitor = int(open(pidfile).read())
+    p = env.oci("pause", cid, check=False)
+    expect(p.returncode == 1 and "created, not running" in p.stderr, p.stderr)
+    env.oci("start", cid)
+    time.sleep(0.5)
+    env.oci("pause", cid)
+    expect(env.state_of(cid)["status"] == "paused", env.state_of(cid))
+    time.sleep(0.2)  # a line on its way may still land
+    n = len(open(out).read().split())
+    time.sleep(1)
+    expect(len(open(out).read().split()) == n, "the program went on while paused")
+    p = env.oci("exec", cid, "true", check=False)
+    expect(p.returncode != 0 and "paused" in p.stderr, p.stderr)
+    p = env.oci("pause", cid, check=False)
+    expect(p.returncode == 1 and "paused, not running" in p.stderr, p.stderr)
+    p = env.oci("delete", cid, check=False)
+    expect(p.returncode == 1 and "is paused" in p.stderr, p.stderr)
+    env.oci("resume", cid)
+    expect(env.state_of(cid)["status"] == "running", env.state_of(cid))
+    time.sleep(0.5)
+    expect(len(open(out).read().split()) > n + 3, "the program did not go on after resume")
+
+    probe = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max "
+             "/sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us")
+    env.oci("update", "--memory", "100M", "--pids-limit", "55", "--cpu-quota", "50000", "--cpu-period", "100000", cid)
+    expect(env.oci("exec", cid, "sh", "-c", probe).stdout.split() == [str(100 << 20), "55", "50000", "100000"],
+           "update by options")
+    res = os.path.join(env.dir, "resources.json")
+    with open(res, "w") as f:
+        json.dump({"memory": {"limit": 80 << 20, "swap": 80 << 20}, "pids": {"limit": 66},
+                   "cpu": {"quota": 150000, "period": 100000, "shares": 1024}, "devices": []}, f)
+    env.oci("update", "--resources", res, cid)
+    expect(env.oci("exec", cid, "sh", "-c", probe).stdout.split() == [str(80 << 20), "66", "150000", "100000"],
+           "update --resources")
+    # from stdin, as containerd's shim sends it
+    env.oci("update", "--resources", "-", cid, input=json.dumps({"pids": {"limit": 44}}))
+    expect(env.oci("exec", cid, "sh", "-c", probe).stdout.split()[1] == "44", "update --resources -")
+    # the pids bound holds after the update
+    p = env.oci("exec", cid, "sh", "-c", "sh -c 'i=0; while test $i -lt 60; do sleep 5 & i=$((i+1)); done' 2>/dev/null; "
+                "read n < /sys/fs/cgroup/pids/pids.current; echo $n", check=False)
+    expect(p.stdout.strip() and int(p.stdout.split()[-1]) <= 44, (p.returncode, p.stdout, p.stderr))
+    for args, want in ((["--memory", "-1"], "cannot lift a bound"), (["--pids-limit", "-1"], "cannot lift a bound"),
+                       ([], "nothing to change")):
+        p = env.oci("update", *args, cid, check=False)
+        expect(p.returncode != 0 and want in p.stderr, (args, p.stderr))
+    with open(res, "w") as f:
+        json.dump({"blockIO": {"weight": 10}}, f)
+    p = env.oci("update", "--resources", res, cid, check=False)
+    expect(p.returncode == 1 and "linux.resources.blockIO" in p.stderr, p.stderr)
+    # a paused container is killed by KILL
+    env.oci("pause", cid)
+    env.oci("kill", cid, "KILL")
+    expect(env.reap(monitor) == 137, "killed while paused")
+    env.oci("delete", cid)
+    expect(env.leftovers() == [], env.leftovers())
+
+
 def test_exec(env):
     b = env.bundle(["sleep", "1000"], edit=lambda c: c["process"].update(env=["PATH=/bin", "FOO=fromconfig"]))
     cid = env.new_id()
@@ -733,6 +801,19 @@ def test_log_json_and_features(env):
     expect(line["level"] == "error" and "does not exist" in line["msg"], line)
     f = json.loads(env.oci("features").stdout)
     expect("createRuntime" in f["hooks"] and "user" in f["linux"]["namespaces"], f)
+    expect("createContainer" in f["hooks"] and "startContainer" in f["hooks"], f)
+    # every command's own --help: its usage and options, exit 0, nothing done
+    for cmd, opt in (("create", "--bundle"), ("start", "--help"), ("state", "--help"), ("kill", "--all"),
+                     ("delete", "--force"), ("exec", "--process"), ("ps", "--format"), ("pause", "--help"),
+                     ("resume", "--help"), ("update", "--resources"), ("features", "--help"), ("spec", "--bundle")):
+        p = env.oci(cmd, "--help")
+        expect(p.stdout.startswith("Usage: sandbox-oci %s" % cmd) and opt in p.stdout, (cmd, p.stdout))
+    p = env.oci("create", "--bundle", "/nonexistent", "-h", "x")
+    expect(p.stdout.startswith("Usage: sandbox-oci create") and not os.path.exists(os.path.join(env.root, "x")),
+           p.stdout)
+    # exec: a --help after the ID is the command's
+    p = env.oci("exec", "missing-" + env.tag, "ls", "--help", check=False)
+    expect(p.returncode == 1 and "does not exist" in p.stderr, p.stderr)
 
 
 if __name__ == "__main__":
@@ -748,6 +829,7 @@ if __name__ == "__main__":
         test_seccomp_stacked,
         test_groups_and_oom_score,
         test_devices,
+        test_pause_resume_update,
         test_exec,
         test_bad_bundles,
         test_log_json_and_features,
