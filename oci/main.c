@@ -42,6 +42,7 @@
 #include <sched.h>
 
 #include "bundle.h"
+#include "cgroup.h"
 #include "config.h"
 #include "exec.h"
 #include "filter.h"
@@ -508,8 +509,9 @@ static void monitor_handle(Monitor *m, int fd) {
                         r = sandbox_update(m->sandbox, &u);
                         if (r < 0)
                                 snprintf(reply, sizeof reply, "error: cannot update the container's bounds: %s",
-                                         r == -EOPNOTSUPP ? "the container has no cgroup of that controller (with "
-                                         "run.sandbox.limits=none it has no CPU bound to change)" : strerror(-r));
+                                         r == -EOPNOTSUPP ? "the container has no cgroup of that controller (a "
+                                         "CPU bound can be changed only if it was created with one on cgroup v2, "
+                                         "or without run.sandbox.limits=none on v1)" : strerror(-r));
                 }
         } else if (strneq(req, "kill ", 5)) {
                 int sig = 0, all = 0;
@@ -611,9 +613,12 @@ _Noreturn static void monitor_run(Monitor *m, int listen_fd, const char *console
                 if (dup2(i == 2 && log_file ? fileno(log_file) : null_fd, i) < 0)
                         monitor_fail(m, "stdio: %m");
         stderr_quiet = true;
-        /* No CPU bound in config.json: one of every CPU of the host (which throttles nothing), so that the sandbox
-         * has its cpu cgroup and `update` can bound it later. */
-        if (m->bundle->spec.cpus_milli == 0 && !m->bundle->no_limits) {
+        /* No CPU bound in config.json: on cgroup v1, one of every CPU of the host (which throttles nothing), so
+         * that the sandbox has its cpu cgroup and `update` can bound it later. (On v2 the cpu controller is
+         * enabled only for a bound asked for: where it is not offered, the container would not start.) */
+        CgroupLayout layout;
+        if (m->bundle->spec.cpus_milli == 0 && !m->bundle->no_limits && cgroup_detect_layout(&layout) >= 0 &&
+            layout == CGROUP_LAYOUT_V1) {
                 long n = sysconf(_SC_NPROCESSORS_ONLN);
                 m->bundle->spec.cpus_milli = (uint32_t) MIN(MAX(n, 1L), 1024L) * 1000;
         }
