@@ -633,6 +633,9 @@ def test_pause_resume_update(env):
     env.oci("update", "--resources", res, cid)
     expect(env.oci("exec", cid, "sh", "-c", probe).stdout.split() == [str(80 << 20), "66", "150000", "100000"],
            "update --resources")
+    # raised again (v1: memory+swap first)
+    env.oci("update", "--memory", "300M", cid)
+    expect(env.oci("exec", cid, "sh", "-c", probe).stdout.split()[0] == str(300 << 20), "update raising memory")
     # from stdin, as containerd's shim sends it
     env.oci("update", "--resources", "-", cid, input=json.dumps({"pids": {"limit": 44}}))
     expect(env.oci("exec", cid, "sh", "-c", probe).stdout.split()[1] == "44", "update --resources -")

@@ -866,6 +866,47 @@ static int test_fake_v2_split(void) {
         return 0;
 }
 
+/* cgroup_update_limits(): new bounds of a live sandbox, where its first ones were written (v1 and v2); a field 0
+ * stays; a controller the sandbox has no cgroup of is -EOPNOTSUPP. */
+static int test_fake_update(void) {
+        const CgroupLimits u = { .memory_max = 128 * MiB, .pids_max = 114, .program_pids_max = 50,
+                                 .cpu_quota_us = 20000, .cpu_period_us = 100000 };
+        Cgroup *c = NULL;
+
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V2, "v2", "u", &split_limits, NULL, &c), 0);
+        track_cgroup(c);
+        CHECK_EQ(cgroup_update_limits(c, &u), 0);
+        CHECK_STREQ(fake_read("v2/parent/u/memory.max"), "134217728");
+        CHECK_STREQ(fake_read("v2/parent/u/pids.max"), "114");
+        CHECK_STREQ(fake_read("v2/parent/u/program/pids.max"), "50");
+        CHECK_STREQ(fake_read("v2/parent/u/cpu.max"), "20000 100000");
+        CHECK_EQ(cgroup_update_limits(c, &(CgroupLimits) { .pids_max = 115 }), 0); /* same length: the fake files are not truncated */
+        CHECK_STREQ(fake_read("v2/parent/u/pids.max"), "115");
+        CHECK_STREQ(fake_read("v2/parent/u/memory.max"), "134217728");
+        CHECK_EQ(drop_cgroup(c), 0);
+
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V1, "v1", "u", &split_limits, NULL, &c), 0);
+        track_cgroup(c);
+        CHECK_EQ(cgroup_update_limits(c, &u), 0);
+        CHECK_STREQ(fake_read("v1/memory/parent/u/memory.limit_in_bytes"), "134217728");
+        CHECK_STREQ(fake_read("v1/memory/parent/u/memory.memsw.limit_in_bytes"), "134217728");
+        CHECK_STREQ(fake_read("v1/pids/parent/u/pids.max"), "114");
+        CHECK_STREQ(fake_read("v1/pids/parent/u/program/pids.max"), "50");
+        CHECK_STREQ(fake_read("v1/cpu/parent/u/cpu.cfs_quota_us"), "20000");
+        CHECK_STREQ(fake_read("v1/cpu/parent/u/cpu.cfs_period_us"), "100000");
+        CHECK_EQ(drop_cgroup(c), 0);
+
+        /* made without a CPU bound: no cpu cgroup of its own on v1 */
+        CgroupLimits no_cpu = split_limits;
+        no_cpu.cpu_quota_us = 0;
+        no_cpu.union_cpu_weight = 0;
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V1, "v1", "n", &no_cpu, NULL, &c), 0);
+        track_cgroup(c);
+        CHECK_EQ(cgroup_update_limits(c, &(CgroupLimits) { .cpu_quota_us = 1000 }), -EOPNOTSUPP);
+        CHECK_EQ(drop_cgroup(c), 0);
+        return 0;
+}
+
 static int test_fake_v1_split(void) {
         FakeOpts o = {};
         Cgroup *c = NULL;
@@ -1767,6 +1808,7 @@ int main(int argc, char *argv[]) {
                 TAP_TEST(fake_v1_attach_kill),
                 TAP_TEST(fake_v2_split),
                 TAP_TEST(fake_v1_split),
+                TAP_TEST(fake_update),
                 TAP_TEST(v1_attach_cpu),
                 TAP_TEST(v1_oom),
                 TAP_TEST(v1_fork_bomb),
