@@ -534,7 +534,46 @@ static void monitor_handle(Monitor *m, int fd) {
         (void) send(fd, reply, strlen(reply), MSG_NOSIGNAL);
 }
 
-/* PATH, an nsfs file of the namespace type J (a bind mount as `ip netns add` makes, or /proc/PID/ns/...). */
+/* An engine names a namespace of another container of ours by its pid, /proc/PID/ns/TYPE (containerd: a pod's
+ * IPC and UTS namespaces, those of its sandbox container; podman: --network container:NAME). That pid is the
+ * container's monitor, which is in the host's namespaces: the namespace meant is its init's. For PATH of that
+ * form naming a live monitor of a container under --root, *RET gets /proc/INIT/ns/TYPE; else NULL. */
+static int monitor_ns_path(const char *path, char **ret) {
+        _cleanup_close_ int root = -EBADF;
+        char type[16];
+        int pid, n = 0;
+        DIR *d;
+
+        *ret = NULL;
+        if (sscanf(path, "/proc/%d/ns/%15[a-z]%n", &pid, type, &n) != 2 || path[n] != '\0' || pid <= 0)
+                return 0;
+        root = open_root(false);
+        if (root < 0)
+                return 0;
+        d = fdopendir(fcntl(root, F_DUPFD_CLOEXEC, 3));
+        if (!d)
+                return -errno;
+        for (struct dirent *de; (de = readdir(d));) {
+                if (!id_valid(de->d_name))
+                        continue;
+                _cleanup_close_ int dir = openat(root, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                State st = {};
+                if (dir < 0 || state_read(dir, &st) < 0)
+                        continue;
+                pid_t init = (pid_t) json_integer_value(json_object_get(st.doc, "initPid"));
+                bool match = st.alive && st.pid == pid && init > 0;
+                state_done(&st);
+                if (match) {
+                        closedir(d);
+                        return asprintf(ret, "/proc/%d/ns/%s", init, type) < 0 ? -ENOMEM : 1;
+                }
+        }
+        closedir(d);
+        return 0;
+}
+
+/* PATH, an nsfs file of the namespace type J (a bind mount as `ip netns add` makes, or /proc/PID/ns/...). Never
+ * our own (the host's): a UTS one would get the container's hostname, set from outside. -EEXIST then. */
 static int open_namespace(const char *path, OciJoin j) {
         static const int types[_OCI_JOIN_MAX] = {
                 [OCI_JOIN_NET] = CLONE_NEWNET, [OCI_JOIN_IPC] = CLONE_NEWIPC, [OCI_JOIN_UTS] = CLONE_NEWUTS,
@@ -549,6 +588,15 @@ static int open_namespace(const char *path, OciJoin j) {
                 return errno == ENOTTY ? -EINVAL : -errno;
         if (type != types[j])
                 return -EINVAL;
+        static const char *const own[_OCI_JOIN_MAX] = {
+                [OCI_JOIN_NET] = "/proc/self/ns/net", [OCI_JOIN_IPC] = "/proc/self/ns/ipc",
+                [OCI_JOIN_UTS] = "/proc/self/ns/uts",
+        };
+        struct stat a, b;
+        if (fstat(fd, &a) < 0 || stat(own[j], &b) < 0)
+                return -errno;
+        if (a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+                return -EEXIST;
         return TAKE_FD(fd);
 }
 
@@ -635,10 +683,18 @@ _Noreturn static void monitor_run(Monitor *m, int listen_fd, const char *console
         for (OciJoin j = 0; j < _OCI_JOIN_MAX; j++) {
                 if (!m->bundle->join[j])
                         continue;
-                r = open_namespace(m->bundle->join[j], j);
+                _cleanup_free_ char *mapped = NULL;
+                r = monitor_ns_path(m->bundle->join[j], &mapped);
                 if (r < 0)
                         monitor_fail(m, "linux.namespaces: the %s namespace %s: %s", oci_join_to_string(j),
-                                     m->bundle->join[j], r == -EINVAL ? "not a namespace of this type" : strerror(-r));
+                                     m->bundle->join[j], strerror(-r));
+                r = open_namespace(mapped ?: m->bundle->join[j], j);
+                if (r < 0)
+                        monitor_fail(m, "linux.namespaces: the %s namespace %s: %s", oci_join_to_string(j),
+                                     m->bundle->join[j], r == -EINVAL ? "not a namespace of this type" :
+                                     r == -EEXIST ? "it is the host's own (leave the path out for the host's "
+                                     "network; a container shares the host's IPC and UTS namespaces never)" :
+                                     strerror(-r));
                 *join_fds[j] = r;
                 cfg.join = &join;
         }

@@ -152,6 +152,12 @@ def test_busybox(pm):
         expect("pv%s:" % pm.tag in p.stdout and "10.213.7.9" in p.stdout, p.stdout)
         m = p.stdout.strip().split("\n")[-1].split()
         expect(m[0] == "0" and int(m[1]) >= 65536, "not a private id range: %s" % m)
+        # --network container:NAME: the other container's (podman names it by the container's pid, our monitor's)
+        first = "sbx-oci-net-%s" % pm.tag
+        pm.run("run", "-d", "--name", first, "--network", "ns:/run/netns/" + netns, img, "sleep", "1000")
+        p = pm.run("run", "--rm", "--network", "container:" + first, img, "cat", "/proc/net/dev")
+        expect("pv%s:" % pm.tag in p.stdout, p.stdout)
+        pm.run("rm", "-f", "-t", "0", first)
     finally:
         subprocess.run(["ip", "netns", "del", netns])
 

@@ -473,6 +473,55 @@ def test_join_namespaces(env):
         of.subprocess.run(["ip", "netns", "del", netns])
 
 
+def test_join_namespaces_of_a_container(env):
+    """A pod: /proc/PID/ns/... of another container of ours (its pid, the monitor's, is what an engine knows: containerd
+    passes the sandbox container's IPC and UTS namespaces so, podman --network container:NAME) is its init's; a path
+    to the host's own namespace is refused."""
+    def edit_a(c):
+        c["hostname"] = "pod-" + env.tag
+    a = env.bundle(["sleep", "100"], edit=edit_a)
+    ca = env.new_id()
+    pidfile = os.path.join(env.dir, "pod-pid")
+    env.oci("create", "--bundle", a, "--pid-file", pidfile, ca)
+    env.oci("start", ca)
+    monitor = int(open(pidfile).read())
+    init_a = env.record(ca)["initPid"]
+
+    def edit_b(c):
+        for n in c["linux"]["namespaces"]:
+            if n["type"] in ("network", "ipc", "uts"):
+                n["path"] = "/proc/%d/ns/%s" % (monitor, "net" if n["type"] == "network" else n["type"])
+        c.pop("hostname", None)
+        c["mounts"] = [m for m in c["mounts"] if m["type"] != "mqueue"]
+        c["process"]["args"] = ["sh", "-c", "echo host=$(hostname)"]
+    b = env.bundle(edit=edit_b)
+    cb = env.new_id()
+    out = os.path.join(env.dir, "pod-out")
+    pidfile_b = os.path.join(env.dir, "pod-pid-b")
+    with open(out, "w") as f:
+        p = of.subprocess.run([of.oci_binary(), "--root", env.root, "create", "--bundle", b, "--pid-file", pidfile_b,
+                               cb], stdout=f, stderr=f, stdin=of.subprocess.DEVNULL, env=env.env(), timeout=60)
+    expect(p.returncode == 0, open(out).read())
+    init_b = env.record(cb)["initPid"]
+    for t in ("net", "ipc", "uts"):
+        expect(ns_id("/proc/%d/ns/%s" % (init_b, t)) == ns_id("/proc/%d/ns/%s" % (init_a, t)), "shared " + t)
+    expect(ns_id("/proc/%d/ns/user" % init_b) != ns_id("/proc/%d/ns/user" % init_a), "a user namespace of its own")
+    env.oci("start", cb)
+    expect(env.reap(int(open(pidfile_b).read())) == 0, open(out).read())
+    expect("host=pod-" + env.tag in open(out).read(), open(out).read())
+    env.oci("delete", cb)
+    env.oci("delete", "--force", ca)
+
+    # the host's own namespace (here: the monitor's own, by /proc/self) is refused, naming it
+    def edit_host(c):
+        for n in c["linux"]["namespaces"]:
+            if n["type"] == "uts":
+                n["path"] = "/proc/self/ns/uts"
+    p = env.oci("create", "--bundle", env.bundle(edit=edit_host), env.new_id(), check=False)
+    expect(p.returncode == 1 and "the uts namespace /proc/self/ns/uts: it is the host's own" in p.stderr, p.stderr)
+    expect(env.leftovers() == [], env.leftovers())
+
+
 def test_seccomp_stacked(env):
     """The engine's linux.seccomp is installed after our allow-list: what it denies is denied, what ours denies
     stays denied though the engine's allows everything else; exec gets both too."""
@@ -829,6 +878,7 @@ if __name__ == "__main__":
         test_config_fields_inside,
         test_root_capabilities_and_defaults,
         test_join_namespaces,
+        test_join_namespaces_of_a_container,
         test_seccomp_stacked,
         test_groups_and_oom_score,
         test_devices,
