@@ -854,6 +854,8 @@ def test_log_json_and_features(env):
     f = json.loads(env.oci("features").stdout)
     expect("createRuntime" in f["hooks"] and "user" in f["linux"]["namespaces"], f)
     expect("createContainer" in f["hooks"] and "startContainer" in f["hooks"], f)
+    sc = f["linux"]["seccomp"]
+    expect(sc["enabled"] and "SCMP_ACT_ERRNO" in sc["actions"] and "SCMP_ACT_NOTIFY" not in sc["actions"], sc)
     # every command's own --help: its usage and options, exit 0, nothing done
     for cmd, opt in (("create", "--bundle"), ("start", "--help"), ("state", "--help"), ("kill", "--all"),
                      ("delete", "--force"), ("exec", "--process"), ("ps", "--format"), ("pause", "--help"),
