@@ -144,6 +144,11 @@ static int parse_arches(Ctx *c, scmp_filter_ctx ctx, const json_t *v) {
                 arch = seccomp_arch_resolve_name(lower);
                 if (arch == 0)
                         return fail(c, -EINVAL, "linux.seccomp.architectures[%zu]: unknown architecture %.32s", i, name);
+                /* Only the native one is compiled (the context has it): our own filter kills every syscall of
+                 * another ABI (i386, x32) before the engine's is asked, so its rules for them could only cost
+                 * time (podman's profile: 1058 instructions and ~12 ms for three, 342 and ~1.4 ms for one). */
+                if (arch != seccomp_arch_native())
+                        continue;
                 r = seccomp_arch_add(ctx, arch);
                 if (r < 0 && r != -EEXIST)
                         return fail(c, r, "linux.seccomp.architectures[%zu]: %.32s: %s", i, name, strerror(-r));
