@@ -66,6 +66,7 @@ struct Pool {
         unsigned max_sandboxes; /* pool-size, and half the id ranges */
         uint64_t last_usec;     /* the last request (monotonic) */
         sd_event_source *idle_timer;
+        sd_event_source *refill_timer; /* a take's refill, put off (pool_request_done()) */
         bool stopping;
         unsigned taken, missed;
 };
@@ -386,8 +387,27 @@ Sandbox *pool_take(Pool *p, const SandboxSpec *spec) {
                 p->taken++;
         else if (find_shape(p, key, size) && shape_active(p, find_shape(p, key, size), now))
                 p->missed++;
-        refill(p);
+        /* Not now: the request's own start runs now, on the same CPUs. After its answer, or at the latest
+         * after POOL_REFILL_DELAY_USEC (a program that runs long), without postponing an armed one. */
+        if (p->refill_timer && sd_event_source_get_enabled(p->refill_timer, NULL) == 0) {
+                (void) sd_event_source_set_time(p->refill_timer, now + POOL_REFILL_DELAY_USEC);
+                (void) sd_event_source_set_enabled(p->refill_timer, SD_EVENT_ONESHOT);
+        } else if (!p->refill_timer)
+                refill(p);
         return s;
+}
+
+static int on_refill_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        refill(userdata);
+        return 0;
+}
+
+void pool_request_done(Pool *p) {
+        if (!p)
+                return;
+        if (p->refill_timer)
+                (void) sd_event_source_set_enabled(p->refill_timer, SD_EVENT_OFF);
+        refill(p);
 }
 
 int pool_exec(Sandbox *s, const SandboxSpec *spec, const int stdio[3], int cancel_fd, SandboxError *ret_error) {
@@ -467,11 +487,16 @@ int pool_new(sd_event *event, const DaemonConfig *config, const SandboxConfig *r
         r = sd_event_add_time(event, &p->idle_timer, CLOCK_MONOTONIC, now + config->pool_idle_usec, 100000, on_idle,
                               p);
         if (r >= 0)
+                r = sd_event_add_time(event, &p->refill_timer, CLOCK_MONOTONIC, now, 1000, on_refill_timer, p);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->refill_timer, SD_EVENT_OFF);
+        if (r >= 0)
                 r = workpool_new(event, 1, &p->worker);
         if (r < 0) {
                 for (size_t i = 0; i < p->n_shapes; i++)
                         free(p->shapes[i].key);
                 sd_event_source_disable_unref(p->idle_timer);
+                sd_event_source_disable_unref(p->refill_timer);
                 return r;
         }
         refill(p);
@@ -487,6 +512,7 @@ Pool *pool_free(Pool *p) {
         workpool_drain(p->worker);
         p->worker = workpool_free(p->worker);
         sd_event_source_disable_unref(p->idle_timer);
+        sd_event_source_disable_unref(p->refill_timer);
         for (size_t i = 0; i < p->n_shapes; i++)
                 free(p->shapes[i].key);
         free(p);

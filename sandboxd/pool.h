@@ -13,7 +13,9 @@
  * asked learned one makes room). The pool never holds more than pool-size sandboxes (nor more than half
  * of the host id ranges: one range each), nor more than pool-per-shape of one shape, and it stops filling
  * when the memory its sandboxes use together reaches pool-memory. It is filled one sandbox at a time on a
- * thread of its own, after a request took one, never on a request's path. After pool-idle-timeout
+ * thread of its own, never on a request's path: the refill after a take waits until a request was answered
+ * (pool_request_done()), or POOL_REFILL_DELAY_USEC for a request that runs long, so that a fill (the
+ * union's server, the init's clone: several ms of CPU) does not compete with the request for the CPUs. After pool-idle-timeout
  * without a request it ends every sandbox it holds and forgets what it learned. A held sandbox whose init
  * or union server ended is removed at once; one held longer than POOL_MAX_AGE_USEC is never handed out.
  *
@@ -31,6 +33,7 @@
 #define POOL_LEARN_HITS 2u                      /* requests of a shape within the window that make it pooled */
 #define POOL_MAX_AGE_USEC (600 * UINT64_C(1000000))
 #define POOL_FAILURES_MAX 3u                    /* failed fills in a row after which a shape is not filled */
+#define POOL_REFILL_DELAY_USEC (200 * UINT64_C(1000)) /* a take's refill, at the latest (see pool_request_done()) */
 
 typedef struct Pool Pool;
 
@@ -56,6 +59,9 @@ Sandbox *pool_take(Pool *p, const SandboxSpec *spec);
  * with STDIO: sandbox_go(). Then S is as a sandbox started for SPEC. -ESTALE (it had ended) and -E2BIG (the
  * program does not fit): nothing ran, the caller ends S and starts a sandbox as without a pool. */
 int pool_exec(Sandbox *s, const SandboxSpec *spec, const int stdio[3], int cancel_fd, SandboxError *ret_error);
+
+/* A request (pooled or not) was answered: the refill a take put off may run now. Accepts NULL. */
+void pool_request_done(Pool *p);
 
 void pool_get_stats(const Pool *p, PoolStats *ret);
 

@@ -600,6 +600,8 @@ static void session_end(Session *se, bool kill) {
         session_free(se);
         srv->n_cleanups++;
         workpool_submit(srv->cleanups, &cl->work);
+        /* Answered: the pool's refill that a take put off may start. */
+        pool_request_done(srv->pool);
         server_update(srv);
 }
 
@@ -1193,6 +1195,7 @@ static void start_done(Work *w) {
                         client_fail(c, e.status, err, "%s", e.message);
                         client_check(c);
                 }
+                pool_request_done(srv->pool);
         } else if (se->kind == SESSION_CREATE) {
                 se->sandbox = TAKE_PTR(se->started);
                 create_done(se);
