@@ -8,10 +8,12 @@
  */
 #include <archive.h>
 #include <archive_entry.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,138 @@
 #include "macro.h"
 
 #define COPY_BLOCK (64 * 1024)
+
+/* libarchive is opened on the first pack or unpack, not when the program starts: sandboxctl links this file
+ * for `cp` alone, and libarchive brings a dozen libraries (libxml2, ICU, libstdc++, ...) whose loading and
+ * relocation took about 2 ms of every `sandboxctl exec` (docs/performance.md). */
+/* Its ABI has had this soname since libarchive 3.0. */
+#ifndef LIBARCHIVE_SONAME
+#define LIBARCHIVE_SONAME "libarchive.so.13"
+#endif
+
+#define ARCHIVE_SYMBOLS(X) \
+        X(archive_entry_clear) \
+        X(archive_entry_filetype) \
+        X(archive_entry_free) \
+        X(archive_entry_hardlink) \
+        X(archive_entry_linkify) \
+        X(archive_entry_linkresolver_free) \
+        X(archive_entry_linkresolver_new) \
+        X(archive_entry_linkresolver_set_strategy) \
+        X(archive_entry_new) \
+        X(archive_entry_pathname) \
+        X(archive_entry_perm) \
+        X(archive_entry_set_gname) \
+        X(archive_entry_set_hardlink) \
+        X(archive_entry_set_pathname) \
+        X(archive_entry_set_perm) \
+        X(archive_entry_set_uname) \
+        X(archive_entry_size) \
+        X(archive_errno) \
+        X(archive_error_string) \
+        X(archive_format) \
+        X(archive_free) \
+        X(archive_read_data_block) \
+        X(archive_read_disk_descend) \
+        X(archive_read_disk_new) \
+        X(archive_read_disk_open) \
+        X(archive_read_disk_set_behavior) \
+        X(archive_read_disk_set_symlink_physical) \
+        X(archive_read_new) \
+        X(archive_read_next_header) \
+        X(archive_read_next_header2) \
+        X(archive_read_open_fd) \
+        X(archive_read_support_format_tar) \
+        X(archive_write_close) \
+        X(archive_write_data) \
+        X(archive_write_data_block) \
+        X(archive_write_disk_new) \
+        X(archive_write_disk_set_options) \
+        X(archive_write_finish_entry) \
+        X(archive_write_header) \
+        X(archive_write_new) \
+        X(archive_write_open_fd) \
+        X(archive_write_set_format_pax_restricted)
+
+#define ARCHIVE_SYM_DECLARE(f) static typeof(f) *sym_##f;
+ARCHIVE_SYMBOLS(ARCHIVE_SYM_DECLARE)
+
+static pthread_once_t archive_once = PTHREAD_ONCE_INIT;
+static int archive_loaded; /* 0 not tried, 1 loaded, negative errno */
+static char archive_load_error[256];
+
+static void archive_load(void) {
+        void *h = dlopen(LIBARCHIVE_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+        const char *missing = NULL;
+
+        if (!h) {
+                snprintf(archive_load_error, sizeof archive_load_error, "cannot load %s: %s", LIBARCHIVE_SONAME,
+                         dlerror() ?: "unknown error");
+                archive_loaded = -EOPNOTSUPP;
+                return;
+        }
+#define ARCHIVE_SYM_LOAD(f) \
+        if (!missing && !(sym_##f = (typeof(f) *) dlsym(h, #f))) \
+                missing = #f;
+        ARCHIVE_SYMBOLS(ARCHIVE_SYM_LOAD)
+#undef ARCHIVE_SYM_LOAD
+        if (missing) {
+                snprintf(archive_load_error, sizeof archive_load_error, "%s lacks %s", LIBARCHIVE_SONAME, missing);
+                archive_loaded = -EOPNOTSUPP;
+                return;
+        }
+        archive_loaded = 1;
+}
+
+int copytar_load(char *err, size_t errlen) {
+        (void) pthread_once(&archive_once, archive_load);
+        if (archive_loaded < 0)
+                return errbuf_set(err, errlen, archive_loaded, "%s", archive_load_error);
+        return 0;
+}
+
+#define archive_entry_clear sym_archive_entry_clear
+#define archive_entry_filetype sym_archive_entry_filetype
+#define archive_entry_free sym_archive_entry_free
+#define archive_entry_hardlink sym_archive_entry_hardlink
+#define archive_entry_linkify sym_archive_entry_linkify
+#define archive_entry_linkresolver_free sym_archive_entry_linkresolver_free
+#define archive_entry_linkresolver_new sym_archive_entry_linkresolver_new
+#define archive_entry_linkresolver_set_strategy sym_archive_entry_linkresolver_set_strategy
+#define archive_entry_new sym_archive_entry_new
+#define archive_entry_pathname sym_archive_entry_pathname
+#define archive_entry_perm sym_archive_entry_perm
+#define archive_entry_set_gname sym_archive_entry_set_gname
+#define archive_entry_set_hardlink sym_archive_entry_set_hardlink
+#define archive_entry_set_pathname sym_archive_entry_set_pathname
+#define archive_entry_set_perm sym_archive_entry_set_perm
+#define archive_entry_set_uname sym_archive_entry_set_uname
+#define archive_entry_size sym_archive_entry_size
+#define archive_errno sym_archive_errno
+#define archive_error_string sym_archive_error_string
+#define archive_format sym_archive_format
+#define archive_free sym_archive_free
+#define archive_read_data_block sym_archive_read_data_block
+#define archive_read_disk_descend sym_archive_read_disk_descend
+#define archive_read_disk_new sym_archive_read_disk_new
+#define archive_read_disk_open sym_archive_read_disk_open
+#define archive_read_disk_set_behavior sym_archive_read_disk_set_behavior
+#define archive_read_disk_set_symlink_physical sym_archive_read_disk_set_symlink_physical
+#define archive_read_new sym_archive_read_new
+#define archive_read_next_header sym_archive_read_next_header
+#define archive_read_next_header2 sym_archive_read_next_header2
+#define archive_read_open_fd sym_archive_read_open_fd
+#define archive_read_support_format_tar sym_archive_read_support_format_tar
+#define archive_write_close sym_archive_write_close
+#define archive_write_data sym_archive_write_data
+#define archive_write_data_block sym_archive_write_data_block
+#define archive_write_disk_new sym_archive_write_disk_new
+#define archive_write_disk_set_options sym_archive_write_disk_set_options
+#define archive_write_finish_entry sym_archive_write_finish_entry
+#define archive_write_header sym_archive_write_header
+#define archive_write_new sym_archive_write_new
+#define archive_write_open_fd sym_archive_write_open_fd
+#define archive_write_set_format_pax_restricted sym_archive_write_set_format_pax_restricted
 
 static void archive_freep(struct archive **a) {
         if (*a)
@@ -112,6 +246,9 @@ int copytar_pack(const char *path, int out_fd, CopyTarReport *ret_report, char *
 
         if (!path || !*path)
                 return errbuf_set(err, errlen, -EINVAL, "empty source path");
+        r = copytar_load(err, errlen);
+        if (r < 0)
+                return r;
         r = source_split(path, &src, &contents);
         if (r < 0)
                 return errbuf_set(err, errlen, r, "out of memory");
@@ -388,6 +525,9 @@ int copytar_unpack(int in_fd, const char *dest, const CopyTarOptions *o, CopyTar
         struct archive_entry *e;
         int r;
 
+        r = copytar_load(err, errlen);
+        if (r < 0)
+                return r;
         r = plan_make(dest, &plan, err, errlen);
         if (r < 0)
                 return r;

@@ -32,6 +32,11 @@ typedef struct CopyTarReport {
         uint64_t bytes;         /* file data bytes (holes of sparse files excluded) */
 } CopyTarReport;
 
+/* Load libarchive (dlopen()ed, once per process; copytar_pack() and copytar_unpack() do it when needed). Call
+ * it before leaving the host's root (as sandbox-copy does before joining a sandbox), so that the library
+ * comes from the host, never from a file inside a sandbox. Thread-safe. */
+int copytar_load(char *err, size_t errlen);
+
 /* Write PATH as a pax archive to OUT_FD, as docker cp names it: PATH's last component is the top-level
  * entry (a directory with everything below it, never following a symlink); a PATH that ends in "/." (or
  * is "/") gives the directory's contents, under the top-level name ".". */

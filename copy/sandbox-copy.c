@@ -71,6 +71,10 @@ int main(int argc, char *argv[]) {
         iconv_t cd = iconv_open("UTF-8", "ANSI_X3.4-1968");
         if (cd != (iconv_t) -1)
                 iconv_close(cd);
+        /* libarchive too is loaded when first used (copytar.h): now, from the host's root. */
+        r = copytar_load(err, sizeof err);
+        if (r < 0)
+                return die(err, r);
 
         if (setgroups(0, NULL) < 0)
                 return die("cannot drop the supplementary groups", -errno);
