@@ -257,6 +257,32 @@ static int make_workdir(const char *path) {
         }
 }
 
+/* A sandbox made ahead (deferred), while it waits for its program: look up now what the start of every
+ * dynamically linked program looks up in the root (the symlinks to /usr, the loader's preload list, which
+ * is usually missing, and its cache, read once), so that the program finds them in the kernel's caches
+ * (the union gives entries, symlinks and pages long timeouts) instead of asking the union's server for
+ * each: about a dozen round trips less on the request's path. Lookups and one read: nothing changes in the
+ * sandbox, and what fails is ignored (the program meets the same failure). No allocation (see the top). */
+static void warm_loader_paths(void) {
+        static const char *const links[] = { "/bin", "/sbin", "/lib", "/lib64" };
+        char buf[4096];
+        int fd;
+
+        for (size_t i = 0; i < ELEMENTSOF(links); i++)
+                (void) readlink(links[i], buf, sizeof buf);
+        (void) access("/etc/ld.so.preload", F_OK);
+        fd = open("/etc/ld.so.cache", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0)
+                return;
+        for (size_t total = 0; total < (size_t) 16 << 20;) {
+                ssize_t n = read(fd, buf, sizeof buf);
+                if (n <= 0)
+                        break;
+                total += (size_t) n;
+        }
+        safe_close(fd);
+}
+
 /* Make fds 0, 1, 2 the program's stdio without clobbering one source with another. */
 static int install_stdio(const int stdio[3]) {
         int tmp[3];
@@ -631,6 +657,7 @@ _Noreturn void child_run(const ChildContext *c) {
                 struct cmsghdr *cm;
                 int fds[3];
 
+                warm_loader_paths();
                 if (recvmsg(c->status_fd, &mh, MSG_CMSG_CLOEXEC) != 1 || !(cm = CMSG_FIRSTHDR(&mh)) ||
                     cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
                     cm->cmsg_len != CMSG_LEN(3 * sizeof(int)))

@@ -89,8 +89,28 @@ def held(env, d):
     return ids - running - ended
 
 
+def init_waits(sid):
+    """Whether sandbox SID is made to its init: a process in one of its cgroups is in a pid namespace of its
+    own (NSpid has two entries; its union's server, also there, has one). A fill that has only begun has no
+    such process yet (the pool refills after a request was answered, so a fill may just be starting)."""
+    for cg in sf.sandbox_cgroups():
+        if not cg.endswith(f"sandbox-{sid}"):
+            continue
+        for root, _, _ in os.walk(cg):
+            for pid in sf.cgroup_procs(root):
+                try:
+                    with open(f"/proc/{pid}/status") as f:
+                        nspid = next((l.split()[1:] for l in f if l.startswith("NSpid:")), [])
+                except OSError:
+                    continue
+                if len(nspid) == 2:
+                    return True
+    return False
+
+
 def wait_held(env, d, n, timeout=20):
-    return df.wait_for(lambda: len(held(env, d)) >= n or None, timeout, f"{n} sandboxes held by the pool")
+    return df.wait_for(lambda: len([i for i in held(env, d) if init_waits(i)]) >= n or None, timeout,
+                       f"{n} sandboxes held by the pool")
 
 
 def cgroup_limits(sid):
