@@ -1899,6 +1899,33 @@ int cgroup_child_attach(Cgroup *cgroup, CgroupChild child, pid_t pid) {
         return node_attach(n, pid);
 }
 
+int cgroup_child_procs_open(Cgroup *cgroup, CgroupChild child, int ret_fds[static CGROUP_PROCS_FDS_MAX],
+                            size_t *ret_n) {
+        int fds[CGROUP_PROCS_FDS_MAX];
+        size_t n = 0;
+
+        assert_return(cgroup && ret_n, -EINVAL);
+        if (!cgroup_is_live(cgroup))
+                return -ESTALE;
+        CgroupNode *node = child_node(cgroup, child);
+        if (!node)
+                return -ENOENT;
+        if (node->n_dirs > CGROUP_PROCS_FDS_MAX)
+                return -E2BIG;
+        for (; n < node->n_dirs; n++) {
+                fds[n] = open_beneath(node->dirs[n].fd, "cgroup.procs", O_WRONLY | O_NOCTTY, 0);
+                if (fds[n] < 0) {
+                        int r = fds[n];
+                        while (n > 0)
+                                safe_close(fds[--n]);
+                        return r;
+                }
+        }
+        memcpy(ret_fds, fds, n * sizeof *fds);
+        *ret_n = n;
+        return 0;
+}
+
 static int node_v2_fd(const Cgroup *c, const CgroupNode *n) {
         if (c->layout != CGROUP_LAYOUT_V2)
                 return -EOPNOTSUPP;

@@ -134,6 +134,13 @@ int cgroup_attach(Cgroup *cgroup, pid_t pid);
 /* Move PID into CHILD of a split cgroup (each of the child's hierarchies on v1); -ENOENT without it. */
 int cgroup_child_attach(Cgroup *cgroup, CgroupChild child, pid_t pid);
 
+/* The cgroup.procs files of CHILD of a split cgroup, opened O_WRONLY|O_CLOEXEC, one per hierarchy (v1; one on
+ * v2), at most CGROUP_PROCS_FDS_MAX: for a child process that moves itself ("0") into CHILD while its parent
+ * goes on (a migration on v1 waits for an RCU grace period). The caller closes them; -ENOENT without CHILD. */
+#define CGROUP_PROCS_FDS_MAX 16
+int cgroup_child_procs_open(Cgroup *cgroup, CgroupChild child, int ret_fds[static CGROUP_PROCS_FDS_MAX],
+                            size_t *ret_n);
+
 /* An O_RDONLY|O_DIRECTORY|O_CLOEXEC fd of the v2 cgroup (the caller closes it), for
  * clone3(CLONE_INTO_CGROUP); -EOPNOTSUPP on v1, -EISDIR for a split cgroup. */
 int cgroup_v2_fd(Cgroup *cgroup);

@@ -178,18 +178,32 @@ static int append(char **buf, size_t *len, const char *s) {
         return 0;
 }
 
-/* The union's server, in the sandbox's cgroup (its "union" child: born there on v2, moved there
+/* Why the union's server could not start, on the pipe that its execve() closes. */
+typedef struct UnionStartReport {
+        int step;       /* UNION_STEP_* */
+        int error;
+} UnionStartReport;
+
+enum {
+        UNION_STEP_CGROUP,      /* moving itself into its cgroup (v1) */
+        UNION_STEP_EXEC,        /* setting up its fds, or its execve() */
+};
+
+/* The union's server, in the sandbox's cgroup (its "union" child: born there on v2, moving itself there
  * before it executes anything on v1), so that what it does for the sandbox (copy-up, the page cache
  * of the upper's writes) is charged to the sandbox; in its own session; with the disk quota and a
- * pipe on which it reports the first write refused at it. Returns once it has executed, or says why
- * it could not. lowerdir=: the --layer directories, HOST_LAYER (the per-sandbox /etc layer, or NULL),
- * then IMAGE (a directory) or else the N_IMAGE_LAYERS of an image of the store. */
+ * pipe on which it reports the first write refused at it. Returns at once, with *RET_EXEC_FD: the
+ * server moves itself (on v1 a migration waits for an RCU grace period, 7 to 15 ms under load) and
+ * executes while the start goes on; union_server_started() reads that fd. lowerdir=: the --layer
+ * directories, HOST_LAYER (the per-sandbox /etc layer, or NULL), then IMAGE (a directory) or else the
+ * N_IMAGE_LAYERS of an image of the store. */
 static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *image, char *const *image_layers,
                               size_t n_image_layers, const char *host_layer, const char *upper, const char *work,
-                              bool throwaway, int fuse_fd, SandboxError *err) {
+                              bool throwaway, int fuse_fd, int *ret_exec_fd, SandboxError *err) {
         _cleanup_free_ char *opts = NULL;
         _cleanup_close_ int quota_w = -EBADF, exec_r = -EBADF, exec_w = -EBADF, cgroup_fd = -EBADF;
-        _cleanup_close_ int go_r = -EBADF, go_w = -EBADF;
+        int procs[CGROUP_PROCS_FDS_MAX];
+        size_t n_procs = 0;
         char binary[4200], idmap[96], quota[128] = "";
         size_t len = 0;
         int r;
@@ -271,19 +285,16 @@ static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *
         if ((*quota && quota_w < 0) || exec_w < 0)
                 return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %m");
 
-        /* v2: born in its cgroup, as the init is; v1 (no fd): moved there by us before it may go on.
-         * The child is a copy of this one thread (the caller may have others, sandboxd does): until it
-         * executes it makes plain system calls only, as the init's child does (spawn.c). */
+        /* v2: born in its cgroup, as the init is; v1 (no fd): it moves itself there, through the
+         * cgroup.procs files we open now, before it executes anything. The child is a copy of this one
+         * thread (the caller may have others, sandboxd does): until it executes it makes plain system
+         * calls only, as the init's child does (spawn.c). */
         cgroup_fd = cgroup_child_v2_fd(s->cgroup, CGROUP_CHILD_UNION);
         if (cgroup_fd < 0) {
-                int g[2];
-                if (pipe2(g, O_CLOEXEC) < 0)
-                        return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: pipe: %m");
-                go_r = fcntl(g[0], F_DUPFD_CLOEXEC, 5);
-                go_w = g[1];
-                safe_close(g[0]);
-                if (go_r < 0)
-                        return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %m");
+                r = cgroup_child_procs_open(s->cgroup, CGROUP_CHILD_UNION, procs, &n_procs);
+                if (r < 0)
+                        return set_error(err, SANDBOX_EXIT_SETUP, "Cannot move the union server into its cgroup: %s",
+                                         strerror(-r));
         }
         struct clone_args ca = {
                 .flags = CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
@@ -293,17 +304,31 @@ static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *
         };
         s->server_pid = (pid_t) syscall(SYS_clone3, &ca, sizeof ca);
         if (s->server_pid < 0) {
+                int e = errno;
                 s->server_pid = 0;
-                return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %m");
+                for (size_t i = 0; i < n_procs; i++)
+                        safe_close(procs[i]);
+                return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %s", strerror(e));
         }
         if (s->server_pid == 0) {
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC), e = 0;
-                int fuse = fcntl(fuse_fd, F_DUPFD_CLOEXEC, 5);
-                char go;
+                UnionStartReport rep = { .step = UNION_STEP_CGROUP };
 
-                /* v1: in its cgroup once the parent says so (EOF: it could not move us). */
-                if (go_r >= 0 && read(go_r, &go, 1) != 1)
-                        _exit(127);
+                /* v1: into its cgroup, every hierarchy, before anything else ("0": the writer). */
+                for (size_t i = 0; i < n_procs; i++) {
+                        ssize_t k;
+                        do
+                                k = write(procs[i], "0", 1);
+                        while (k < 0 && errno == EINTR);
+                        if (k != 1) {
+                                rep.error = k < 0 ? errno : EIO;
+                                (void) !write(exec_w, &rep, sizeof rep);
+                                _exit(127);
+                        }
+                }
+                rep.step = UNION_STEP_EXEC;
+
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                int fuse = fcntl(fuse_fd, F_DUPFD_CLOEXEC, 5);
                 /* Shielded from the OOM killer where we may lower the score (CAP_SYS_RESOURCE): without
                  * it the sandbox's file system is gone. Elsewhere the program's +1000 keeps it the
                  * first choice. The server's memory is bounded by the sandbox's cgroup either way. */
@@ -316,8 +341,8 @@ static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *
                 (void) setsid();
                 if (fuse < 0 || null < 0 || dup2(fuse, 3) < 0 || (quota_w >= 0 && dup2(quota_w, 4) < 0) ||
                     dup2(null, 0) < 0 || dup2(null, 1) < 0) {
-                        e = errno;
-                        (void) !write(exec_w, &e, sizeof e);
+                        rep.error = errno;
+                        (void) !write(exec_w, &rep, sizeof rep);
                         _exit(127);
                 }
                 /* The fd table came whole from the parent (other sandboxes' fds too): exec closes all but
@@ -327,29 +352,35 @@ static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
                 execl(binary, "sandbox-unionfs", "-f", "-o", opts, "/dev/fd/3", (char *) NULL);
-                e = errno;
-                (void) !write(exec_w, &e, sizeof e);
+                rep.error = errno;
+                (void) !write(exec_w, &rep, sizeof rep);
                 _exit(127);
         }
-        if (go_w >= 0) {
-                r = cgroup_child_attach(s->cgroup, CGROUP_CHILD_UNION, s->server_pid);
-                if (r < 0)
-                        return set_error(err, SANDBOX_EXIT_SETUP, "Cannot move the union server into its cgroup: %s",
-                                         strerror(-r));
-                if (write(go_w, "g", 1) != 1)
-                        return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %m");
-        }
-        exec_w = safe_close(exec_w);
-        {
-                int e = 0;
-                ssize_t n;
-                do
-                        n = read(exec_r, &e, sizeof e);
-                while (n < 0 && errno == EINTR);
-                if (n == (ssize_t) sizeof e)
-                        return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %s", strerror(e));
-        }
+        for (size_t i = 0; i < n_procs; i++)
+                safe_close(procs[i]);
+        *ret_exec_fd = TAKE_FD(exec_r);
         return 0;
+}
+
+/* The union's server executed (EOF on EXEC_FD), or why it could not. Until then a request to the union
+ * (the init's first lookups) just waits in the kernel's queue. */
+static int union_server_started(int exec_fd, SandboxError *err) {
+        UnionStartReport rep = {};
+        ssize_t n;
+
+        do
+                n = read(exec_fd, &rep, sizeof rep);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %m");
+        if (n == 0)
+                return 0;
+        if (n != (ssize_t) sizeof rep)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: short report");
+        if (rep.step == UNION_STEP_CGROUP)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Cannot move the union server into its cgroup: %s",
+                                 strerror(rep.error));
+        return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %s", strerror(rep.error));
 }
 
 static int write_proc_file(pid_t pid, const char *name, const char *content) {
@@ -525,6 +556,7 @@ typedef struct Start {
         int usr_fd;             /* the host's /usr, detached */
         int cgroup_fd;          /* v2: for CLONE_INTO_CGROUP */
         int resolv_fd;          /* DATA/sandboxes/ID/resolv.conf, detached, until the child has it */
+        int union_exec_fd;      /* the union's server executed (EOF), or says why not; until step_union_started */
         struct in_addr dns[3];  /* the IPv4 name servers it names */
         size_t n_dns;
         int sp[2];              /* the status socket: ours, the child's */
@@ -550,6 +582,7 @@ static void start_done(Start *st) {
         safe_close(st->usr_fd);
         safe_close(st->cgroup_fd);
         safe_close(st->resolv_fd);
+        safe_close(st->union_exec_fd);
         safe_close(st->sp[0]);
         safe_close(st->sp[1]);
 }
@@ -967,9 +1000,19 @@ static int step_union(Start *st) {
         if (st->spec->memory_max != SPEC_UNLIMITED)
                 (void) mount_union_bound_dirty(st->union_fd, MIN(MAX(st->spec->memory_max / 8, UNION_DIRTY_MIN),
                                                                  UNION_DIRTY_MAX));
+        return 0;
+}
+
+/* The union's server, once the init exists: on v1 it moves itself into its cgroup while we move the init
+ * into its own, so that the two migrations wait for one RCU grace period together instead of one after
+ * the other. The init needs the server only after the first go (its root's lookups wait in the kernel's
+ * queue until the server runs). */
+static int step_union_server(Start *st) {
+        int r;
+
         r = start_union_server(st->s, st->cfg, st->image_path, st->image_layers, st->n_image_layers,
                                st->host_layer_path, st->upper_path, st->work_path, !st->spec->upper, st->fuse_fd,
-                               st->err);
+                               &st->union_exec_fd, st->err);
         if (r < 0)
                 return r;
         st->fuse_fd = safe_close(st->fuse_fd); /* the server holds it now; if it dies, the mount fails fast */
@@ -1535,6 +1578,15 @@ static int step_watch(Start *st) {
         return 0;
 }
 
+/* The union's server, started by step_union, executed meanwhile (or why not): before anything may use the
+ * sandbox's root but the init's set-up, which waits for the server in the kernel's queue. */
+static int step_union_started(Start *st) {
+        int r = union_server_started(st->union_exec_fd, st->err);
+
+        st->union_exec_fd = safe_close(st->union_exec_fd);
+        return r;
+}
+
 /* The second go: the init starts the program and says whether it could. */
 static int step_go(Start *st) {
         Sandbox *s = st->s;
@@ -1571,15 +1623,17 @@ static const StartStep start_steps[] = {
         { "image",                      step_image },
         { "upper layer",                step_upper },
         { "cgroup",                     step_cgroup },
-        { "union and its server",       step_union },
+        { "union mount",                step_union },
         { "host trees",                 step_trees },
         { "name resolution",            step_resolv },
         { "environment",                step_environment },
         { "clone the init",             step_clone },
+        { "union server",               step_union_server },
         { "id maps",                    step_id_maps },
         { "join the cgroup",            step_cgroup_attach },
         { "network",                    step_network },
         { "resource limits",            step_rlimits },
+        { "union server started",       step_union_started },
         { "watch",                      step_watch },
         { "start the program",          step_go },
 };
@@ -1656,7 +1710,7 @@ static int start_full(const SandboxSpec *spec, const SandboxConfig *cfg, const S
                 .cancel_fd = o ? o->cancel_fd : -EBADF, .idle = idle, .deferred = deferred, .hold = hold,
                 .program_umask = program_umask, .err = err,
                 .fuse_fd = -EBADF, .union_fd = -EBADF, .usr_fd = -EBADF, .cgroup_fd = -EBADF,
-                .resolv_fd = -EBADF,
+                .resolv_fd = -EBADF, .union_exec_fd = -EBADF,
                 .sp = { -EBADF, -EBADF },
         };
         /* SANDBOX_TRACE in the environment: one line on stderr per start, the time of each step (µs), for
