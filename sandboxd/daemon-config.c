@@ -49,6 +49,7 @@ void config_init(DaemonConfig *c) {
                 .pool_per_shape = CONFIG_DEFAULT_POOL_PER_SHAPE,
                 .pool_memory = CONFIG_DEFAULT_POOL_MEMORY,
                 .pool_idle_usec = CONFIG_DEFAULT_POOL_IDLE_USEC,
+                .pool_max_age_usec = CONFIG_DEFAULT_POOL_MAX_AGE_USEC,
         };
         net_config_init(&c->net);
         /* The daemon's configuration decides the rules of its bridges (sandbox-run keeps them). */
@@ -371,6 +372,10 @@ static int parse_pool_key(const char *key, char *value, DaemonConfig *c, const c
                 if (safe_atou64(value, &u) < 0 || u == 0 || u > 86400)
                         BAD("%s:%u: pool-idle-timeout: expected seconds from 1 to 86400", path, lineno);
                 c->pool_idle_usec = u * 1000000;
+        } else if (streq(key, "pool-max-age")) {
+                if (safe_atou64(value, &u) < 0 || u == 0 || u > 86400)
+                        BAD("%s:%u: pool-max-age: expected seconds from 1 to 86400", path, lineno);
+                c->pool_max_age_usec = u * 1000000;
         } else if (streq(key, "pool-shape")) {
                 if (c->n_pool_shapes >= CONFIG_POOL_SHAPES_MAX)
                         BAD("%s:%u: pool-shape: more than %u shapes", path, lineno, CONFIG_POOL_SHAPES_MAX);

@@ -54,6 +54,7 @@
 #define CONFIG_DEFAULT_POOL_PER_SHAPE 2u
 #define CONFIG_DEFAULT_POOL_MEMORY (UINT64_C(256) << 20)
 #define CONFIG_DEFAULT_POOL_IDLE_USEC (60 * UINT64_C(1000000))
+#define CONFIG_DEFAULT_POOL_MAX_AGE_USEC (600 * UINT64_C(1000000))
 #define CONFIG_POOL_SHAPES_MAX 8u
 
 /* A pool-shape line: what a request must ask for (after the daemon's caps) to take a pooled sandbox; the
@@ -114,6 +115,7 @@ typedef struct DaemonConfig {
         unsigned pool_per_shape;        /* ... of one shape */
         uint64_t pool_memory;           /* bytes the held sandboxes may use together */
         uint64_t pool_idle_usec;        /* without a request this long, the pool ends what it holds */
+        uint64_t pool_max_age_usec;     /* a held sandbox older than this is ended (and replaced) */
         PoolShapeConfig pool_shapes[CONFIG_POOL_SHAPES_MAX];
         size_t n_pool_shapes;
 } DaemonConfig;

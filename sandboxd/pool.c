@@ -67,6 +67,7 @@ struct Pool {
         uint64_t last_usec;     /* the last request (monotonic) */
         sd_event_source *idle_timer;
         sd_event_source *refill_timer; /* a take's refill, put off (pool_request_done()) */
+        sd_event_source *age_timer;     /* the oldest held sandbox reaches pool-max-age */
         bool stopping;
         unsigned taken, missed;
 };
@@ -264,6 +265,31 @@ static int on_entry_ended(sd_event_source *s, int fd, uint32_t revents, void *us
         return 0;
 }
 
+/* The timer for the oldest held sandbox's pool-max-age (the list is oldest first); an armed one is for an
+ * older or the same sandbox, and rearms itself. */
+static void arm_age_timer(Pool *p) {
+        if (!p->age_timer || !p->ready || sd_event_source_get_enabled(p->age_timer, NULL) > 0)
+                return;
+        (void) sd_event_source_set_time(p->age_timer, p->ready->made_usec + p->config->pool_max_age_usec);
+        (void) sd_event_source_set_enabled(p->age_timer, SD_EVENT_ONESHOT);
+}
+
+/* Held sandboxes that reached pool-max-age end; those of shapes still asked for are replaced. */
+static int on_age_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Pool *p = userdata;
+        uint64_t now = now_usec();
+
+        while (p->ready && now - p->ready->made_usec >= p->config->pool_max_age_usec) {
+                PoolEntry *e = p->ready;
+                log_debug("pool: held sandbox %s reached pool-max-age, ending it", sandbox_id(e->sandbox));
+                unlink_ready(p, e);
+                discard(p, e);
+        }
+        arm_age_timer(p);
+        refill(p);
+        return 0;
+}
+
 static void fill_done(Work *w) {
         PoolEntry *e = container_of(w, PoolEntry, work);
         Pool *p = e->pool;
@@ -294,6 +320,7 @@ static void fill_done(Work *w) {
         for (q = &p->ready; *q; q = &(*q)->next)
                 ;
         *q = e;
+        arm_age_timer(p);
         refill(p);
 }
 
@@ -375,7 +402,7 @@ Sandbox *pool_take(Pool *p, const SandboxSpec *spec) {
                 struct pollfd pf = { .fd = sandbox_pidfd(e->sandbox), .events = POLLIN };
                 bool ended = poll(&pf, 1, 0) != 0;
                 unlink_ready(p, e);
-                if (ended || now - e->made_usec >= POOL_MAX_AGE_USEC) {
+                if (ended || now - e->made_usec >= p->config->pool_max_age_usec) {
                         discard(p, e);
                         continue;
                 }
@@ -491,12 +518,17 @@ int pool_new(sd_event *event, const DaemonConfig *config, const SandboxConfig *r
         if (r >= 0)
                 r = sd_event_source_set_enabled(p->refill_timer, SD_EVENT_OFF);
         if (r >= 0)
+                r = sd_event_add_time(event, &p->age_timer, CLOCK_MONOTONIC, now, 100000, on_age_timer, p);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->age_timer, SD_EVENT_OFF);
+        if (r >= 0)
                 r = workpool_new(event, 1, &p->worker);
         if (r < 0) {
                 for (size_t i = 0; i < p->n_shapes; i++)
                         free(p->shapes[i].key);
                 sd_event_source_disable_unref(p->idle_timer);
                 sd_event_source_disable_unref(p->refill_timer);
+                sd_event_source_disable_unref(p->age_timer);
                 return r;
         }
         refill(p);
@@ -513,6 +545,7 @@ Pool *pool_free(Pool *p) {
         p->worker = workpool_free(p->worker);
         sd_event_source_disable_unref(p->idle_timer);
         sd_event_source_disable_unref(p->refill_timer);
+        sd_event_source_disable_unref(p->age_timer);
         for (size_t i = 0; i < p->n_shapes; i++)
                 free(p->shapes[i].key);
         free(p);

@@ -17,7 +17,8 @@
  * (pool_request_done()), or POOL_REFILL_DELAY_USEC for a request that runs long, so that a fill (the
  * union's server, the init's clone: several ms of CPU) does not compete with the request for the CPUs. After pool-idle-timeout
  * without a request it ends every sandbox it holds and forgets what it learned. A held sandbox whose init
- * or union server ended is removed at once; one held longer than POOL_MAX_AGE_USEC is never handed out.
+ * or union server ended is removed at once; one held longer than pool-max-age is ended (and replaced while its
+ * shape is asked for), and never handed out.
  *
  * Everything here but the fill and discard work items runs on the event loop's thread.
  */
@@ -31,7 +32,6 @@
 #define POOL_SHAPES_MAX 16u                     /* shapes tracked (configured and learned) */
 #define POOL_KEY_MAX 4096u                      /* bytes of a shape's encoded spec; larger: not pooled */
 #define POOL_LEARN_HITS 2u                      /* requests of a shape within the window that make it pooled */
-#define POOL_MAX_AGE_USEC (600 * UINT64_C(1000000))
 #define POOL_FAILURES_MAX 3u                    /* failed fills in a row after which a shape is not filled */
 #define POOL_REFILL_DELAY_USEC (200 * UINT64_C(1000)) /* a take's refill, at the latest (see pool_request_done()) */
 

@@ -12,6 +12,7 @@ through systemd-socket-activate, a client other than root (uid 65534 in a group 
 - the pool shrinks to nothing after pool-idle-timeout, and the daemon's idle exit still comes;
 - a held sandbox whose init was killed is never handed out;
 - shapes are learned from requests (the second request of a shape fills the pool, the third takes one);
+- a held sandbox older than pool-max-age is ended and replaced, and the request after that gets the new one;
 and, after every test, that nothing is left behind (tests/lib/sandboxd_fixture.py)."""
 
 import os
@@ -338,6 +339,23 @@ def test_learned_shape(env):
     r = ctl(d, ["exec", "--memory", "123m", "--", "sh", "-c", "echo third"])
     sf.eq((r.returncode, r.stdout), (0, "third\n"), f"the third request {r}")
     sf.eq([p for _, p in started(d)], [False, False, False, True], "which requests were served from the pool")
+
+
+def test_max_age(env):
+    """pool-max-age: a held sandbox that reached it is ended and another made in its place (the shape is still
+    asked for), and a request then takes the new one; the old one never runs a program."""
+    d = daemon(env, "age", pool=1, extra_conf="pool-shape = pids=77\npool-max-age = 2\npool-idle-timeout = 600\n")
+    first = df.wait_for(lambda: (lambda h: h[0] if len(h) == 1 and init_waits(h[0]) else None)(sorted(held(env, d))),
+                        20, "a sandbox held by the pool")
+    # Within its age, the pool keeps it.
+    time.sleep(0.5)
+    sf.eq(sorted(held(env, d)), [first], "the held sandboxes before pool-max-age")
+    second = df.wait_for(lambda: (lambda h: h[0] if len(h) == 1 and h[0] != first and init_waits(h[0]) else None)(
+        sorted(held(env, d))), 20, "the held sandbox replaced after pool-max-age")
+    sf.check(first not in env.sandbox_ids(), f"the expired sandbox {first} is still there")
+    r = ctl(d, ["exec", "--pids", "77", "true"])
+    sf.eq(r.returncode, 0, f"a request after the replacement {r}")
+    sf.eq(started(d), [(second, True)], "the request took the replacement, and the expired one never ran")
 
 
 if __name__ == "__main__":
