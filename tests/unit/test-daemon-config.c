@@ -369,15 +369,18 @@ static int test_pool(void) {
         CHECK_EQ(c.pool_per_shape, 2);
         CHECK_U64(c.pool_memory, UINT64_C(256) << 20);
         CHECK_U64(c.pool_idle_usec, UINT64_C(60) * 1000000);
+        CHECK_U64(c.pool_max_age_usec, UINT64_C(600) * 1000000);
         CHECK_EQ(c.n_pool_shapes, 0);
 
         CHECK_EQ(load("pool-size = 8\npool-per-shape = 3\npool-memory = 1g\npool-idle-timeout = 5\n"
+                      "pool-max-age = 30\n"
                       "pool-shape = memory=256m, pids=64 ,cpus=0.5,disk=2g,net=bridge\n"
                       "pool-shape = net=isolated\npool-shape =\n", &c, err, sizeof err), 0);
         CHECK_EQ(c.pool_size, 8);
         CHECK_EQ(c.pool_per_shape, 3);
         CHECK_U64(c.pool_memory, UINT64_C(1) << 30);
         CHECK_U64(c.pool_idle_usec, UINT64_C(5) * 1000000);
+        CHECK_U64(c.pool_max_age_usec, UINT64_C(30) * 1000000);
         CHECK_EQ(c.n_pool_shapes, 3);
         CHECK_U64(c.pool_shapes[0].memory_max, UINT64_C(256) << 20);
         CHECK_U64(c.pool_shapes[0].pids_max, 64);
@@ -393,6 +396,8 @@ static int test_pool(void) {
                 { "pool-per-shape = 0\n", "pool-per-shape: expected a number from 1 to 64" },
                 { "pool-memory = 10k\n", "pool-memory: expected a size of at least 1m" },
                 { "pool-idle-timeout = 0\n", "pool-idle-timeout: expected seconds from 1 to 86400" },
+                { "pool-max-age = 0\n", "pool-max-age: expected seconds from 1 to 86400" },
+                { "pool-max-age = 86401\n", "pool-max-age: expected seconds from 1 to 86400" },
                 { "pool-shape = net=host\n", "pool-shape: expected comma-separated" },
                 { "pool-shape = memory\n", "pool-shape: expected comma-separated" },
                 { "pool-shape = cpus=0\n", "pool-shape: expected comma-separated" },
