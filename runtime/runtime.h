@@ -121,6 +121,7 @@ typedef struct DeferredProgram {
         char *argv[SPEC_ARGS_MAX + 1];
         char *envp[SPEC_ENV_MAX + 8];   /* the spec's entries and the defaults (PATH, HOME, TERM) */
         char *workdir;                  /* NULL: "/" */
+        bool idle;                      /* no program: the init becomes an idle one (sandbox_go_idle()) */
         char data[DEFERRED_DATA_MAX];
 } DeferredProgram;
 

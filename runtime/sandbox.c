@@ -1737,8 +1737,9 @@ static int start_full(const SandboxSpec *spec, const SandboxConfig *cfg, const S
                 if (k < sizeof line)
                         (void) dprintf(STDERR_FILENO, "%s\n", line);
         }
-        /* Programs started later (sandbox_exec()) get the same seccomp program. */
-        if (r >= 0 && idle)
+        /* Programs started later (sandbox_exec()) get the same seccomp program; a deferred sandbox may
+         * become an idle one (sandbox_go_idle()). */
+        if (r >= 0 && (idle || deferred))
                 s->filter = TAKE_PTR(st.filter);
         /* Our mount of the union (if the clone did not happen) must go before we wait for its server. */
         start_done(&st);
@@ -1820,6 +1821,8 @@ int sandbox_go(Sandbox *s, const SandboxGoOptions *o, SandboxError *err) {
         s->resolved.n_argv = o->n_argv;
         s->resolved.timeout_usec = o->timeout_usec;
         s->resolved.workdir = d->workdir;
+        /* Only an idle sandbox runs more programs (sandbox_exec()) with the filter. */
+        s->filter = filter_program_free(s->filter);
         struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
         cm->cmsg_level = SOL_SOCKET;
         cm->cmsg_type = SCM_RIGHTS;
@@ -1836,6 +1839,44 @@ int sandbox_go(Sandbox *s, const SandboxGoOptions *o, SandboxError *err) {
                                " | the init starts the program=%" PRIu64 "\n", s->id, now_usec() - trace_t0,
                                trace_sent - trace_t0, now_usec() - trace_sent);
         /* The init ended without a word (killed between the check above and now): nothing ran. */
+        if ((r < 0 || q < 0) && q != -ECANCELED && !s->init_said)
+                return -ESTALE;
+        return q;
+}
+
+int sandbox_go_idle(Sandbox *s, int cancel_fd, SandboxError *err) {
+        DeferredProgram *d = s->deferred;
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(3 * sizeof(int))];
+        } control = {};
+        char go = 'g';
+        struct iovec iov = { .iov_base = &go, .iov_len = 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof control.buf };
+        struct pollfd pf = { .fd = s->wait_fd, .events = POLLIN };
+        _cleanup_close_ int null = -EBADF;
+
+        if (!d || s->deferred_gone)
+                return set_error(err, SANDBOX_EXIT_SETUP, "The sandbox is not waiting for a program");
+        if (s->finished || s->collected || poll(&pf, 1, 0) != 0)
+                return -ESTALE;
+        /* An idle init keeps nothing of the caller's: its stdio is /dev/null, as an idle start's. */
+        null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null < 0)
+                return set_error(err, SANDBOX_EXIT_SETUP, "Cannot open /dev/null: %m");
+        d->argv[0] = NULL;
+        d->idle = true;
+        s->deferred_gone = true;
+        s->idle = true;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
+        memcpy(CMSG_DATA(cm), (const int[3]) { null, null, null }, 3 * sizeof(int));
+        s->start_usec = now_usec();
+        int r = sendmsg(s->status_fd, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+        int q = wait_started(s, cancel_fd, err);
         if ((r < 0 || q < 0) && q != -ECANCELED && !s->init_said)
                 return -ESTALE;
         return q;

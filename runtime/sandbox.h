@@ -164,6 +164,9 @@ typedef struct SandboxGoOptions {
  * was run: the caller may start another; -E2BIG: the program does not fit (SPEC_ARG_BYTES_MAX), nothing was
  * run. */
 int sandbox_go(Sandbox *s, const SandboxGoOptions *options, SandboxError *ret_error);
+/* Instead of a program: the sandbox becomes one started with SANDBOX_START_IDLE (programs join it with
+ * sandbox_exec(); it can be detached). Returns, errors and -ESTALE as sandbox_go(). */
+int sandbox_go_idle(Sandbox *s, int cancel_fd, SandboxError *ret_error);
 
 const char *sandbox_id(const Sandbox *s);
 /* The host pid of the sandbox's init, and an fd that polls readable when the sandbox must be collected

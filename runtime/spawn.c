@@ -684,7 +684,8 @@ _Noreturn void child_run(const ChildContext *c) {
                         umask((mode_t) c->program_umask);
         }
 
-        if (c->idle) {
+        /* An idle sandbox, or one made ahead that became one (sandbox_go_idle(): read after the go). */
+        if (c->idle || (c->deferred && c->deferred->idle)) {
                 ChildMessage m = { .type = CHILD_STARTED };
                 init_drop_privileges(0, 0);
                 send_message(c->status_fd, &m, -EBADF);

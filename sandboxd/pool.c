@@ -88,7 +88,7 @@ int pool_shape_key(const SandboxSpec *spec, uint8_t **ret_key, size_t *ret_size)
 
         /* What a program started later cannot have, or what is the client's own. */
         if (spec->n_binds > 0 || spec->n_publish > 0 || spec->upper || spec->image_ref || spec->user ||
-            spec->entrypoint || spec->tty || spec->cpu_time_usec || spec->n_argv == 0)
+            spec->entrypoint || spec->tty || spec->cpu_time_usec)
                 return -EOPNOTSUPP;
         /* The program's fields are not the sandbox's. */
         shape.argv = NULL;
@@ -435,6 +435,10 @@ void pool_request_done(Pool *p) {
         if (p->refill_timer)
                 (void) sd_event_source_set_enabled(p->refill_timer, SD_EVENT_OFF);
         refill(p);
+}
+
+int pool_make_idle(Sandbox *s, int cancel_fd, SandboxError *ret_error) {
+        return sandbox_go_idle(s, cancel_fd, ret_error);
 }
 
 int pool_exec(Sandbox *s, const SandboxSpec *spec, const int stdio[3], int cancel_fd, SandboxError *ret_error) {

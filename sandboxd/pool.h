@@ -51,7 +51,7 @@ Pool *pool_free(Pool *p);
 /* The daemon stops: end what it holds, fill no more. */
 void pool_stop(Pool *p);
 
-/* A request for SPEC (after the daemon's policy): learn from it, and return a pooled sandbox of its shape
+/* A request for SPEC (after the daemon's policy; an exec, or a create): learn from it, and return a pooled sandbox of its shape
  * that still runs, or NULL. The caller owns it and runs the request's program in it with pool_exec(). */
 Sandbox *pool_take(Pool *p, const SandboxSpec *spec);
 
@@ -62,6 +62,11 @@ int pool_exec(Sandbox *s, const SandboxSpec *spec, const int stdio[3], int cance
 
 /* A request (pooled or not) was answered: the refill a take put off may run now. Accepts NULL. */
 void pool_request_done(Pool *p);
+
+/* On a worker: the pooled sandbox S becomes a created one (an idle sandbox, as SANDBOX_START_IDLE makes):
+ * sandbox_go_idle(). -ESTALE as pool_exec(). Only for a create whose spec has no environment or working
+ * directory of its own (the pooled sandbox has none: they are a program's in the shape). */
+int pool_make_idle(Sandbox *s, int cancel_fd, SandboxError *ret_error);
 
 void pool_get_stats(const Pool *p, PoolStats *ret);
 

@@ -1009,8 +1009,22 @@ static void start_run(Work *w) {
                 return;
         if (se->kind == SESSION_CREATE) {
                 SandboxStartOptions o = { .cancel_fd = se->cancel_fd, .flags = SANDBOX_START_IDLE };
-                se->start_r = sandbox_start_with(&se->exec.spec, &se->server->runtime, &o, &se->started,
-                                                 &se->start_error);
+                if (se->pooled) {
+                        se->start_r = pool_make_idle(se->pooled, se->cancel_fd, &se->start_error);
+                        if (se->start_r >= 0) {
+                                se->started = TAKE_PTR(se->pooled);
+                                se->from_pool = true;
+                        } else {
+                                (void) sandbox_finish(se->pooled, true, NULL);
+                                se->pooled = sandbox_free(se->pooled);
+                                if (se->start_r != -ESTALE)
+                                        return;
+                                se->start_error = (SandboxError) {};
+                        }
+                }
+                if (!se->started)
+                        se->start_r = sandbox_start_with(&se->exec.spec, &se->server->runtime, &o, &se->started,
+                                                         &se->start_error);
                 if (se->start_r >= 0) {
                         se->start_r = detach_created(se);
                         if (se->start_r < 0)
@@ -1091,7 +1105,8 @@ static void create_done(Session *se) {
         }
         {
                 char what[128];
-                snprintf(what, sizeof what, "created%s%s", b->name[0] ? " as " : "", b->name);
+                snprintf(what, sizeof what, "created%s%s%s", b->name[0] ? " as " : "", b->name,
+                         se->from_pool ? " (a sandbox of the pool)" : "");
                 log_sandbox_id(srv, LOG_INFO, b->id, b->uid, b->image ?: "", what);
         }
         session_free(se);
@@ -1242,7 +1257,10 @@ static void server_schedule(Server *srv) {
                 if (se->uid != 0 && starting_of(srv, se->uid) >= cfg->max_starts_per_uid)
                         continue;
                 se->state = SESSION_STARTING;
-                if (se->kind == SESSION_EXEC)
+                /* A create takes one too, unless it has an environment or working directory of its own
+                 * (a pooled sandbox has none: in its shape they are a program's). */
+                if (se->kind == SESSION_EXEC ||
+                    (se->kind == SESSION_CREATE && se->exec.spec.n_env == 0 && !se->exec.spec.workdir))
                         se->pooled = pool_take(srv->pool, &se->exec.spec);
                 se->work = (Work) { .run = se->kind == SESSION_EXEC_IN ? start_program_run : start_run,
                                     .done = start_done };

@@ -13,6 +13,8 @@ through systemd-socket-activate, a client other than root (uid 65534 in a group 
 - a held sandbox whose init was killed is never handed out;
 - shapes are learned from requests (the second request of a shape fills the pool, the third takes one);
 - a held sandbox older than pool-max-age is ended and replaced, and the request after that gets the new one;
+- a create takes a pooled sandbox too, and it behaves as a fresh created one: what exec --in sees in it is the
+  same but for the id range, ps lists it, rm removes it;
 and, after every test, that nothing is left behind (tests/lib/sandboxd_fixture.py)."""
 
 import os
@@ -356,6 +358,73 @@ def test_max_age(env):
     r = ctl(d, ["exec", "--pids", "77", "true"])
     sf.eq(r.returncode, 0, f"a request after the replacement {r}")
     sf.eq(started(d), [(second, True)], "the request took the replacement, and the expired one never ran")
+
+
+def observe_in(d, name):
+    """Runs SEES with exec --in NAME (its stdin at EOF): the lines before READY."""
+    r = ctl(d, ["exec", "--in", name, "--", "sh", "-c", SEES], input="")
+    sf.eq(r.returncode, 0, f"exec --in {name} {r}")
+    lines = r.stdout.split("\n")
+    sf.check("READY" in lines, f"exec --in {name} did not print READY: {r}")
+    return lines[:lines.index("READY")]
+
+
+def created(d):
+    """(id, pooled?) of every sandbox the daemon's log says was created, in order."""
+    return [(m.group(1), bool(m.group(2)))
+            for m in re.finditer(r"Sandbox ([0-9a-f]{16}) \([^)]*\): created as \S+?( \(a sandbox of the pool\))?$",
+                                 d.log(), re.M)]
+
+
+def test_create_from_pool(env):
+    """A create of a pooled shape takes a held sandbox; it is a created sandbox as a fresh one is: exec --in
+    sees the same in both (but for the id range), ps lists it, a second exec --in runs in it, rm removes it.
+    A create with an environment of its own is not served from the pool."""
+    args = ["--memory", "300m", "--pids", "77"]
+    name = f"pc-{os.getpid()}"
+    fresh_d = daemon(env, "cfresh", pool=0)
+    r = ctl(fresh_d, ["create", "--name", name] + args)
+    sf.eq(r.returncode, 0, f"create without a pool {r}")
+    fresh = observe_in(fresh_d, name)
+    sf.eq([p for _, p in created(fresh_d)], [False], f"created by the daemon without a pool ({fresh_d.log()!r})")
+    r = ctl(fresh_d, ["rm", "-f", name])
+    sf.eq(r.returncode, 0, f"rm -f without a pool {r}")
+    sf.eq(fresh_d.stop(), 0, "the first daemon's exit status")
+
+    d = daemon(env, "cpooled", pool=2, extra_conf="pool-shape = memory=300m,pids=77\n")
+    wait_held(env, d, 2)
+    r = ctl(d, ["create", "--name", name] + args)
+    sf.eq(r.returncode, 0, f"create with a pool {r}")
+    runs = created(d)
+    sf.eq([p for _, p in runs], [True], f"the create took a pooled sandbox ({d.log()!r})")
+    sid = runs[0][0]
+    sf.check(sid in r.stdout, f"create printed {r.stdout!r}, not the pooled sandbox's id {sid}")
+    pooled = observe_in(d, name)
+    a, b = normalize(fresh), normalize(pooled)
+    diff = [(x, y) for x, y in zip(a, b) if x != y] + [(x, None) for x in a[len(b):]] + [(None, y) for y in b[len(a):]]
+    sf.eq(diff, [], "lines that differ between exec --in a fresh and a pooled created sandbox (fresh, pooled)")
+    sf.check(host_base(fresh) != host_base(pooled), f"the same host id range for both: {host_base(fresh)}")
+    # It lives on: a second program runs in it and sees what the first left; ps lists it.
+    r = ctl(d, ["exec", "--in", name, "--", "sh", "-c", "echo kept > /tmp/mark"])
+    sf.eq(r.returncode, 0, f"a second exec --in {r}")
+    r = ctl(d, ["exec", "--in", name, "--", "cat", "/tmp/mark"])
+    sf.eq((r.returncode, r.stdout), (0, "kept\n"), f"a third exec --in, reading the second's file {r}")
+    r = ctl(d, ["ps"])
+    sf.check(r.returncode == 0 and name in r.stdout and sid[:12] in r.stdout, f"ps lists the created sandbox {r}")
+    r = ctl(d, ["rm", "-f", name])
+    sf.eq(r.returncode, 0, f"rm -f {r}")
+    df.wait_for(lambda: sid not in env.sandbox_ids() or None, 10, "the removed sandbox's state gone")
+    r = ctl(d, ["ps"])
+    sf.check(r.returncode == 0 and name not in r.stdout, f"ps after rm {r}")
+    # An environment of its own: a fresh start (a pooled one has none), never the pool's.
+    wait_held(env, d, 2)
+    r = ctl(d, ["create", "--name", name + "-env", "-e", "FOO=1"] + args)
+    sf.eq(r.returncode, 0, f"create with -e {r}")
+    sf.eq([p for _, p in created(d)], [True, False], f"a create with its own environment ({d.log()!r})")
+    r = ctl(d, ["exec", "--in", name + "-env", "--", "sh", "-c", "echo $FOO"])
+    sf.eq((r.returncode, r.stdout), (0, "1\n"), f"the created sandbox's environment {r}")
+    r = ctl(d, ["rm", "-f", name + "-env"])
+    sf.eq(r.returncode, 0, f"rm -f {r}")
 
 
 if __name__ == "__main__":
