@@ -1566,14 +1566,19 @@ static int step_rlimits(Start *st) {
 }
 
 /* What the front end waits on: the init's end, and the union server's, which a sandbox does not
- * outlive (its file system is gone). */
+ * outlive (its file system is gone); with a program, also the init's word that the program ended
+ * (CHILD_EXITED, the only message after CHILD_STARTED), which comes before the init's own end: that
+ * waits for its namespaces' teardown (a ms or more, an RCU grace period under load), which the answer
+ * need not wait for (sandbox_collect()). */
 static int step_watch(Start *st) {
         Sandbox *s = st->s;
 
         s->wait_fd = epoll_create1(EPOLL_CLOEXEC);
         if (s->wait_fd < 0 ||
             epoll_ctl(s->wait_fd, EPOLL_CTL_ADD, s->pidfd, &(struct epoll_event) { .events = EPOLLIN }) < 0 ||
-            epoll_ctl(s->wait_fd, EPOLL_CTL_ADD, s->server_pidfd, &(struct epoll_event) { .events = EPOLLIN }) < 0)
+            epoll_ctl(s->wait_fd, EPOLL_CTL_ADD, s->server_pidfd, &(struct epoll_event) { .events = EPOLLIN }) < 0 ||
+            (!st->idle &&
+             epoll_ctl(s->wait_fd, EPOLL_CTL_ADD, s->status_fd, &(struct epoll_event) { .events = EPOLLIN }) < 0))
                 return set_error(st->err, SANDBOX_EXIT_SETUP, "Cannot watch the sandbox: %m");
         return 0;
 }
@@ -2060,9 +2065,25 @@ static void stop_server(Sandbox *s) {
         s->server_pid = 0;
 }
 
+/* Wait for the init's end and reap it. */
+static void reap_init(Sandbox *s) {
+        siginfo_t si = {};
+        int k;
+
+        if (s->pid <= 0)
+                return;
+        while ((k = waitid(P_PIDFD, (id_t) s->pidfd, &si, WEXITED)) < 0 && errno == EINTR)
+                ;
+        /* An adopted init is not our child: it is gone when its pidfd says so. */
+        if (k < 0 && errno == ECHILD) {
+                struct pollfd p = { .fd = s->pidfd, .events = POLLIN };
+                (void) poll(&p, 1, 5000);
+        }
+        s->pid = 0;
+}
+
 int sandbox_collect(Sandbox *s, bool kill, SandboxResult *ret) {
         CgroupStats st = {};
-        siginfo_t si = {};
         SandboxResult res = { .status = SANDBOX_EXIT_SETUP };
 
         if (s->collected)
@@ -2070,17 +2091,13 @@ int sandbox_collect(Sandbox *s, bool kill, SandboxResult *ret) {
         /* Without its file system the program cannot go on: end it. */
         if (kill || (s->pid > 0 && server_failed(s)))
                 sandbox_kill(s);
-        if (s->pid > 0) {
-                int k;
-                while ((k = waitid(P_PIDFD, (id_t) s->pidfd, &si, WEXITED)) < 0 && errno == EINTR)
-                        ;
-                /* An adopted init is not our child: it is gone when its pidfd says so. */
-                if (k < 0 && errno == ECHILD) {
-                        struct pollfd p = { .fd = s->pidfd, .events = POLLIN };
-                        (void) poll(&p, 1, 5000);
-                }
-                s->pid = 0;
-        }
+        /* The init said how the program ended: the answer does not wait for the init's own end (the
+         * teardown of its namespaces); sandbox_cleanup() reaps it. Otherwise it ended (or was killed)
+         * without a word: reap it first. */
+        if (!kill && s->pid > 0 && s->status_fd >= 0)
+                read_exit_status(s);
+        if (!s->have_status || kill)
+                reap_init(s);
         res.wall_usec = s->start_usec ? now_usec() - s->start_usec : 0;
         if (s->status_fd >= 0)
                 read_exit_status(s);
@@ -2132,6 +2149,8 @@ int sandbox_cleanup(Sandbox *s) {
                 return -EALREADY;
         if (!s->collected)
                 (void) sandbox_collect(s, true, NULL);
+        /* Collected on the init's word: it is ending by itself (its program's processes with it). */
+        reap_init(s);
         /* The server first: it ends by itself once the sandbox's mount is gone, after writing back
          * what the kernel cached; then the cgroup, whose program child is empty by now. */
         stop_server(s);
