@@ -1771,18 +1771,30 @@ static char *deferred_put(DeferredProgram *d, size_t *pos, const char *str) {
         return p;
 }
 
-int sandbox_go(Sandbox *s, const SandboxGoOptions *o, SandboxError *err) {
-        DeferredProgram *d = s->deferred;
+/* The go of a deferred sandbox, with the program's STDIO (what is in DEFERRED is written). */
+static int deferred_send_go(Sandbox *s, const int stdio[3]) {
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(3 * sizeof(int))];
         } control = {};
-        static const int own[3] = { 0, 1, 2 };
-        const int *stdio = o->stdio ?: own;
         char go = 'g';
         struct iovec iov = { .iov_base = &go, .iov_len = 1 };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
                              .msg_controllen = sizeof control.buf };
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
+        memcpy(CMSG_DATA(cm), stdio, 3 * sizeof(int));
+        s->start_usec = now_usec();
+        return sendmsg(s->status_fd, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
+int sandbox_go(Sandbox *s, const SandboxGoOptions *o, SandboxError *err) {
+        DeferredProgram *d = s->deferred;
+        static const int own[3] = { 0, 1, 2 };
+        const int *stdio = o->stdio ?: own;
         struct pollfd pf = { .fd = s->wait_fd, .events = POLLIN };
         size_t pos = 0;
         char **envp;
@@ -1828,13 +1840,7 @@ int sandbox_go(Sandbox *s, const SandboxGoOptions *o, SandboxError *err) {
         s->resolved.workdir = d->workdir;
         /* Only an idle sandbox runs more programs (sandbox_exec()) with the filter. */
         s->filter = filter_program_free(s->filter);
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
-        memcpy(CMSG_DATA(cm), stdio, 3 * sizeof(int));
-        s->start_usec = now_usec();
-        int r = sendmsg(s->status_fd, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+        int r = deferred_send_go(s, stdio);
         uint64_t trace_sent = trace_t0 ? now_usec() : 0;
         int q = wait_started(s, o->cancel_fd, err);
         if (trace_t0 && q >= 0)
@@ -1851,14 +1857,6 @@ int sandbox_go(Sandbox *s, const SandboxGoOptions *o, SandboxError *err) {
 
 int sandbox_go_idle(Sandbox *s, int cancel_fd, SandboxError *err) {
         DeferredProgram *d = s->deferred;
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(3 * sizeof(int))];
-        } control = {};
-        char go = 'g';
-        struct iovec iov = { .iov_base = &go, .iov_len = 1 };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                             .msg_controllen = sizeof control.buf };
         struct pollfd pf = { .fd = s->wait_fd, .events = POLLIN };
         _cleanup_close_ int null = -EBADF;
 
@@ -1874,13 +1872,7 @@ int sandbox_go_idle(Sandbox *s, int cancel_fd, SandboxError *err) {
         d->idle = true;
         s->deferred_gone = true;
         s->idle = true;
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
-        memcpy(CMSG_DATA(cm), (const int[3]) { null, null, null }, 3 * sizeof(int));
-        s->start_usec = now_usec();
-        int r = sendmsg(s->status_fd, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+        int r = deferred_send_go(s, (const int[3]) { null, null, null });
         int q = wait_started(s, cancel_fd, err);
         if ((r < 0 || q < 0) && q != -ECANCELED && !s->init_said)
                 return -ESTALE;
