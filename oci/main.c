@@ -911,7 +911,8 @@ fail:
         return -1;
 }
 
-static int cmd_start(const char *id) {
+/* Send REQUEST to the monitor of container ID, which must be alive and in status WANT (NULL: any). */
+static int monitor_request(const char *id, const char *want, const char *request) {
         _cleanup_close_ int dir = -EBADF;
         State st = {};
         char reply[2048];
@@ -922,18 +923,23 @@ static int cmd_start(const char *id) {
                 return -1;
         if (state_read(dir, &st) < 0)
                 return error("container %s: its state cannot be read", id);
-        if (!streq(st.status, "created")) {
-                r = error("container %s is %s, not created: it cannot be started", id, st.status);
+        if (!st.alive || (want && !streq(st.status, want))) {
+                r = want ? error("container %s is %s, not %s", id, st.alive ? st.status : "stopped", want)
+                         : error("container %s is not running", id);
                 state_done(&st);
                 return r;
         }
         state_done(&st);
-        r = ctl_call(dir, "start", reply, sizeof reply);
+        r = ctl_call(dir, request, reply, sizeof reply);
         if (r < 0)
                 return error("container %s: its monitor does not answer: %s", id, strerror(-r));
         if (!streq(reply, "ok"))
                 return error("container %s: %s", id, strneq(reply, "error: ", 7) ? reply + 7 : reply);
         return 0;
+}
+
+static int cmd_start(const char *id) {
+        return monitor_request(id, "created", "start");
 }
 
 static int cmd_state(const char *id) {
@@ -1249,28 +1255,7 @@ static int cmd_spec(const char *bundle) {
 
 /* pause, resume: the monitor freezes or thaws the program's cgroup (the union's server stays running). */
 static int cmd_pause(const char *id, bool pause) {
-        _cleanup_close_ int dir = -EBADF;
-        State st = {};
-        char reply[2048];
-        int r;
-
-        dir = open_container(id, NULL);
-        if (dir < 0)
-                return -1;
-        if (state_read(dir, &st) < 0)
-                return error("container %s: its state cannot be read", id);
-        if (!st.alive || !streq(st.status, pause ? "running" : "paused")) {
-                r = error("container %s is %s, not %s", id, st.alive ? st.status : "stopped", pause ? "running" : "paused");
-                state_done(&st);
-                return r;
-        }
-        state_done(&st);
-        r = ctl_call(dir, pause ? "pause" : "resume", reply, sizeof reply);
-        if (r < 0)
-                return error("container %s: its monitor does not answer: %s", id, strerror(-r));
-        if (!streq(reply, "ok"))
-                return error("container %s: %s", id, strneq(reply, "error: ", 7) ? reply + 7 : reply);
-        return 0;
+        return monitor_request(id, pause ? "running" : "paused", pause ? "pause" : "resume");
 }
 
 #define UPDATE_RESOURCES_MAX (UINT64_C(1) << 20)
@@ -1278,9 +1263,7 @@ static int cmd_pause(const char *id, bool pause) {
 /* update: new memory, pids and CPU bounds (never none: a container stays bounded). */
 static int cmd_update(const char *id, const char *resources, uint64_t memory, uint64_t pids, int64_t quota,
                       int64_t period) {
-        _cleanup_close_ int dir = -EBADF;
-        State st = {};
-        char req[128], reply[2048];
+        char req[128];
         uint32_t cpus_milli = 0;
         int r;
 
@@ -1337,23 +1320,8 @@ static int cmd_update(const char *id, const char *resources, uint64_t memory, ui
         if (!memory && !pids && !cpus_milli)
                 return error("update: nothing to change (--memory, --pids-limit, --cpu-quota or --resources)");
 
-        dir = open_container(id, NULL);
-        if (dir < 0)
-                return -1;
-        if (state_read(dir, &st) < 0)
-                return error("container %s: its state cannot be read", id);
-        if (!st.alive) {
-                state_done(&st);
-                return error("container %s is not running", id);
-        }
-        state_done(&st);
         snprintf(req, sizeof req, "update %" PRIu64 " %" PRIu64 " %" PRIu32, memory, pids, cpus_milli);
-        r = ctl_call(dir, req, reply, sizeof reply);
-        if (r < 0)
-                return error("container %s: its monitor does not answer: %s", id, strerror(-r));
-        if (!streq(reply, "ok"))
-                return error("container %s: %s", id, strneq(reply, "error: ", 7) ? reply + 7 : reply);
-        return 0;
+        return monitor_request(id, NULL, req);
 }
 
 /* Each command's --help. */

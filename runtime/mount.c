@@ -22,26 +22,9 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "mount-syscalls.h"
 #include "runtime.h"
 
-static int sys_fsopen(const char *fs, unsigned flags) {
-        return (int) syscall(SYS_fsopen, fs, flags);
-}
-static int sys_fsconfig(int fd, unsigned cmd, const char *key, const void *value, int aux) {
-        return (int) syscall(SYS_fsconfig, fd, cmd, key, value, aux);
-}
-static int sys_fsmount(int fd, unsigned flags, unsigned attrs) {
-        return (int) syscall(SYS_fsmount, fd, flags, attrs);
-}
-static int sys_move_mount(int from_dfd, const char *from, int to_dfd, const char *to, unsigned flags) {
-        return (int) syscall(SYS_move_mount, from_dfd, from, to_dfd, to, flags);
-}
-static int sys_open_tree(int dfd, const char *path, unsigned flags) {
-        return (int) syscall(SYS_open_tree, dfd, path, flags);
-}
-static int sys_mount_setattr(int dfd, const char *path, unsigned flags, struct mount_attr *attr, size_t size) {
-        return (int) syscall(SYS_mount_setattr, dfd, path, flags, attr, size);
-}
 static int sys_pivot_root(const char *new_root, const char *put_old) {
         return (int) syscall(SYS_pivot_root, new_root, put_old);
 }

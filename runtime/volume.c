@@ -30,23 +30,11 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "mount-syscalls.h"
 #include "runtime.h"
 
 /* How often a loop device that another attach took meanwhile is tried again. */
 #define LOOP_ATTEMPTS 16
-
-static int sys_fsopen(const char *fs, unsigned flags) {
-        return (int) syscall(SYS_fsopen, fs, flags);
-}
-static int sys_fsconfig(int fd, unsigned cmd, const char *key, const void *value, int aux) {
-        return (int) syscall(SYS_fsconfig, fd, cmd, key, value, aux);
-}
-static int sys_fsmount(int fd, unsigned flags, unsigned attrs) {
-        return (int) syscall(SYS_fsmount, fd, flags, attrs);
-}
-static int sys_mount_setattr(int dfd, const char *path, unsigned flags, struct mount_attr *attr, size_t size) {
-        return (int) syscall(SYS_mount_setattr, dfd, path, flags, attr, size);
-}
 
 /* Whether loop device INDEX is backed by the file of ST. */
 static bool loop_backs(unsigned index, const struct stat *st) {
