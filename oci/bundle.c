@@ -677,6 +677,11 @@ int oci_resources_parse(const char *buf, size_t len, uint64_t *ret_memory, uint6
         if (!linux_)
                 return fail(&p, -ENOMEM, "Out of memory");
         r = parse_resources(&p, linux_, &b);
+        if (r >= 0 && b.has_cpuset_io)
+                /* The cgroup's cpuset and io are set when it is made; the children's cpuset copies it. */
+                r = fail(&p, -EOPNOTSUPP, "--resources: %s cannot be changed on a running container",
+                         b.cpuset_io.cpus[0] ? "linux.resources.cpu.cpus" :
+                         b.cpuset_io.mems[0] ? "linux.resources.cpu.mems" : "linux.resources.blockIO");
         if (r >= 0) {
                 *ret_memory = b.spec.memory_max;
                 *ret_pids = b.spec.pids_max;
@@ -726,6 +731,75 @@ static int parse_sysctl(Parser *p, const json_t *linux_, OciBundle *b) {
         return 0;
 }
 
+/* linux.resources.blockIO.FIELD[]: {major, minor, rate}, one bound per device (at most CGROUP_IO_DEVICES_MAX
+ * devices in all); rate 0 is no bound. */
+static int parse_throttle(Parser *p, const json_t *blkio, const char *key, size_t which, OciBundle *b) {
+        const json_t *v = json_object_get(blkio, key), *e;
+        char field[96];
+        size_t i;
+
+        snprintf(field, sizeof field, "linux.resources.blockIO.%s", key);
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_array(v))
+                return fail(p, -EINVAL, "%s must be an array", field);
+        if (json_array_size(v) > CGROUP_IO_DEVICES_MAX)
+                return fail(p, -E2BIG, "%s has more than %d entries", field, CGROUP_IO_DEVICES_MAX);
+        json_array_foreach(v, i, e) {
+                CgroupCpusetIo *x = &b->cpuset_io;
+                CgroupIoDevice *d = NULL;
+                int64_t major, minor, rate;
+                char f[128];
+                int r;
+
+                if (!json_is_object(e))
+                        return fail(p, -EINVAL, "%s[%zu] must be an object", field, i);
+                snprintf(f, sizeof f, "%s[%zu].major", field, i);
+                if ((r = get_int(p, e, "major", f, 0, 4095, &major)) < 0)
+                        return r == -ENOENT ? fail(p, -EINVAL, "%s is missing", f) : r;
+                snprintf(f, sizeof f, "%s[%zu].minor", field, i);
+                if ((r = get_int(p, e, "minor", f, 0, 1048575, &minor)) < 0)
+                        return r == -ENOENT ? fail(p, -EINVAL, "%s is missing", f) : r;
+                snprintf(f, sizeof f, "%s[%zu].rate", field, i);
+                if ((r = get_int(p, e, "rate", f, 0, INT64_MAX, &rate)) < 0)
+                        return r == -ENOENT ? fail(p, -EINVAL, "%s is missing", f) : r;
+                if (rate == 0)
+                        continue;
+                for (size_t k = 0; k < x->n_devices; k++)
+                        if (x->devices[k].major == major && x->devices[k].minor == minor)
+                                d = &x->devices[k];
+                if (!d) {
+                        if (x->n_devices >= CGROUP_IO_DEVICES_MAX)
+                                return fail(p, -E2BIG, "linux.resources.blockIO: throttles of more than %d devices",
+                                            CGROUP_IO_DEVICES_MAX);
+                        d = &x->devices[x->n_devices++];
+                        *d = (CgroupIoDevice) { .major = (uint32_t) major, .minor = (uint32_t) minor };
+                }
+                uint64_t *slot[] = { &d->rbps, &d->wbps, &d->riops, &d->wiops };
+                *slot[which] = (uint64_t) rate;
+                b->has_cpuset_io = true;
+        }
+        return 0;
+}
+
+/* linux.resources.cpu.cpus or .mems: a list the kernel's cpuset files take. */
+static int parse_cpuset_list(Parser *p, const json_t *cpu, const char *key, char *ret, OciBundle *b) {
+        char field[64];
+        const char *s;
+        int r;
+
+        snprintf(field, sizeof field, "linux.resources.cpu.%s", key);
+        r = get_string(p, cpu, key, field, CGROUP_CPUSET_LIST_MAX - 1, &s);
+        if (r < 0 || !s || !*s)
+                return r;
+        if (!cgroup_cpuset_list_valid(s))
+                return fail(p, -EINVAL, "%s: '%.64s' is not a list like \"0-1,3\" (numbers at most %d)", field, s,
+                            CGROUP_CPUSET_ID_MAX);
+        snprintf(ret, CGROUP_CPUSET_LIST_MAX, "%s", s);
+        b->has_cpuset_io = true;
+        return 0;
+}
+
 /* linux.resources: what the runtime's cgroups can bound, or a refusal naming the field. */
 static int parse_resources(Parser *p, const json_t *linux_, OciBundle *b) {
         const json_t *res = json_object_get(linux_, "resources"), *v;
@@ -739,7 +813,8 @@ static int parse_resources(Parser *p, const json_t *linux_, OciBundle *b) {
         if (!json_is_object(res))
                 return fail(p, -EINVAL, "linux.resources must be an object");
         json_object_foreach((json_t *) res, key, value) {
-                if (streq(key, "memory") || streq(key, "pids") || streq(key, "cpu") || streq(key, "devices"))
+                if (streq(key, "memory") || streq(key, "pids") || streq(key, "cpu") || streq(key, "devices") ||
+                    streq(key, "blockIO"))
                         continue;
                 if (is_empty(value))
                         continue;
@@ -788,7 +863,7 @@ static int parse_resources(Parser *p, const json_t *linux_, OciBundle *b) {
                 if (!json_is_object(v))
                         return fail(p, -EINVAL, "linux.resources.cpu must be an object");
                 json_object_foreach((json_t *) v, key, value) {
-                        if (streq(key, "quota") || streq(key, "period"))
+                        if (streq(key, "quota") || streq(key, "period") || streq(key, "cpus") || streq(key, "mems"))
                                 continue;
                         if (is_empty(value) || (streq(key, "shares") && json_is_integer(value)))
                                 continue; /* shares: a relative weight; every sandbox weighs the same */
@@ -807,6 +882,42 @@ static int parse_resources(Parser *p, const json_t *linux_, OciBundle *b) {
                         if (milli < 1 || milli > 1024 * 1000)
                                 return fail(p, -EINVAL, "linux.resources.cpu: quota/period is out of range");
                         b->spec.cpus_milli = (uint32_t) milli;
+                }
+                r = parse_cpuset_list(p, v, "cpus", b->cpuset_io.cpus, b);
+                if (r < 0)
+                        return r;
+                r = parse_cpuset_list(p, v, "mems", b->cpuset_io.mems, b);
+                if (r < 0)
+                        return r;
+        }
+        v = json_object_get(res, "blockIO");
+        if (v && !json_is_null(v)) {
+                static const char *const throttles[] = { "throttleReadBpsDevice", "throttleWriteBpsDevice",
+                                                         "throttleReadIOPSDevice", "throttleWriteIOPSDevice" };
+                int64_t weight;
+
+                if (!json_is_object(v))
+                        return fail(p, -EINVAL, "linux.resources.blockIO must be an object");
+                json_object_foreach((json_t *) v, key, value) {
+                        bool known = streq(key, "weight");
+                        for (size_t i = 0; i < ELEMENTSOF(throttles); i++)
+                                known = known || streq(key, throttles[i]);
+                        if (known || is_empty(value))
+                                continue; /* leafWeight, weightDevice: no per-device weights here */
+                        char field[96];
+                        snprintf(field, sizeof field, "linux.resources.blockIO.%.64s", key);
+                        return REFUSE(p, field);
+                }
+                r = get_int(p, v, "weight", "linux.resources.blockIO.weight", 10, 1000, &weight);
+                if (r == 0) {
+                        b->cpuset_io.io_weight = (uint32_t) weight;
+                        b->has_cpuset_io = true;
+                } else if (r != -ENOENT)
+                        return r;
+                for (size_t i = 0; i < ELEMENTSOF(throttles); i++) {
+                        r = parse_throttle(p, v, throttles[i], i, b);
+                        if (r < 0)
+                                return r;
                 }
         }
         /* devices: the sandbox's /dev has only null, zero, full, random, urandom, tty and its own ptys, and

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cgroup.h"
 #include "filter.h"
 #include "spec.h"
 
@@ -97,6 +98,8 @@ typedef struct OciBundle {
         size_t n_devices;
         bool has_oom_score_adj;         /* process.oomScoreAdj */
         int oom_score_adj;
+        bool has_cpuset_io;             /* linux.resources.cpu.cpus/mems or blockIO asked for something */
+        CgroupCpusetIo cpuset_io;       /* then: what (SandboxConfig.cpuset_io) */
 } OciBundle;
 
 /* Parse config.json (BUF, LEN bytes) of the bundle in BUNDLE_DIR (absolute: relative paths in it are

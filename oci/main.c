@@ -605,7 +605,8 @@ _Noreturn static void monitor_run(Monitor *m, int listen_fd, const char *console
         SandboxResult res = {};
         SandboxConfig cfg = { .state_dir = getenv("SANDBOX_STATE_DIR"), .data_dir = getenv("SANDBOX_DATA_DIR"),
                               .engine_filter = m->bundle->seccomp, .groups = m->bundle->gids,
-                              .n_groups = m->bundle->n_gids };
+                              .n_groups = m->bundle->n_gids,
+                              .cpuset_io = m->bundle->has_cpuset_io ? &m->bundle->cpuset_io : NULL };
         int stdio[3] = { 0, 1, 2 };
         sigset_t mask;
         int sfd, r;

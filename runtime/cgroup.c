@@ -20,6 +20,7 @@
  * done here: cgroups the sandbox makes itself (it is never given its cgroup to manage, so it cannot
  * make any; one would make removal fail with -EBUSY).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -59,6 +60,8 @@ typedef enum CgroupController {
         CGROUP_CPU,
         CGROUP_CPUACCT,
         CGROUP_FREEZER,
+        CGROUP_CPUSET,  /* only with CgroupLimits.cpuset_io's cpus or mems */
+        CGROUP_BLKIO,   /* only with CgroupLimits.cpuset_io's io bounds */
         _CGROUP_CONTROLLER_MAX,
 } CgroupController;
 
@@ -68,6 +71,8 @@ static const char *const controller_names[_CGROUP_CONTROLLER_MAX] = {
         [CGROUP_CPU] = "cpu",
         [CGROUP_CPUACCT] = "cpuacct",
         [CGROUP_FREEZER] = "freezer",
+        [CGROUP_CPUSET] = "cpuset",
+        [CGROUP_BLKIO] = "blkio",
 };
 
 static const char *const child_names[_CGROUP_CHILD_MAX] = {
@@ -679,12 +684,47 @@ static CgroupLimits child_limits(const CgroupLimits *l, CgroupChild child) {
  * v2
  */
 
-static const char *const v2_limit_controllers[] = { "memory", "pids", "cpu" };
-enum { V2_MEMORY = 1 << 0, V2_PIDS = 1 << 1, V2_CPU = 1 << 2 };
+/* The first V2_DEFAULT_CONTROLLERS are enabled wherever we divide a cgroup; cpuset and io only when asked. */
+static const char *const v2_limit_controllers[] = { "memory", "pids", "cpu", "cpuset", "io" };
+enum { V2_MEMORY = 1 << 0, V2_PIDS = 1 << 1, V2_CPU = 1 << 2, V2_CPUSET = 1 << 3, V2_IO = 1 << 4 };
+#define V2_DEFAULT_CONTROLLERS 3
+
+static bool limits_want_cpuset(const CgroupLimits *l) {
+        return l->cpuset_io && (l->cpuset_io->cpus[0] || l->cpuset_io->mems[0]);
+}
+
+static bool limits_want_io(const CgroupLimits *l) {
+        return l->cpuset_io && (l->cpuset_io->io_weight > 0 || l->cpuset_io->n_devices > 0);
+}
 
 static unsigned v2_limit_mask(const CgroupLimits *l) {
         return (l->memory_max > 0 ? V2_MEMORY : 0) | (l->pids_max > 0 ? V2_PIDS : 0) |
-               (l->cpu_quota_us > 0 ? V2_CPU : 0);
+               (l->cpu_quota_us > 0 ? V2_CPU : 0) | (limits_want_cpuset(l) ? V2_CPUSET : 0) |
+               (limits_want_io(l) ? V2_IO : 0);
+}
+
+/* v1: one bound of a device, "MAJ:MIN VALUE", to its blkio.throttle.* file (none for 0). */
+static int io_write_device(int fd, const char *file, const CgroupIoDevice *d, uint64_t v) {
+        char buf[64];
+
+        if (v == 0)
+                return 0;
+        snprintf(buf, sizeof buf, "%" PRIu32 ":%" PRIu32 " %" PRIu64, d->major, d->minor, v);
+        return limit_write(fd, file, buf);
+}
+
+/* v2: a device's bounds in one line of io.max, "MAJ:MIN rbps=N wbps=N riops=N wiops=N" (those set). */
+static int io_write_max(int fd, const CgroupIoDevice *d) {
+        const uint64_t v[4] = { d->rbps, d->wbps, d->riops, d->wiops };
+        static const char *const key[4] = { "rbps", "wbps", "riops", "wiops" };
+        char buf[160];
+        int n;
+
+        n = snprintf(buf, sizeof buf, "%" PRIu32 ":%" PRIu32, d->major, d->minor);
+        for (size_t i = 0; i < 4; i++)
+                if (v[i] > 0)
+                        n += snprintf(buf + n, sizeof buf - (size_t) n, " %s=%" PRIu64, key[i], v[i]);
+        return limit_write(fd, "io.max", buf);
 }
 
 /* Make sure the controllers in REQUIRED are enabled for FD's children: already in its
@@ -773,6 +813,21 @@ static int v2_apply_limits(int fd, const CgroupLimits *l) {
                 r = limit_write_u64(fd, "cpu.weight", MIN(l->cpu_weight, 10000u));
                 if (r < 0)
                         return r;
+        }
+        if (l->cpuset_io) {
+                const CgroupCpusetIo *x = l->cpuset_io;
+                if (x->cpus[0] && (r = limit_write(fd, "cpuset.cpus", x->cpus)) < 0)
+                        return r;
+                if (x->mems[0] && (r = limit_write(fd, "cpuset.mems", x->mems)) < 0)
+                        return r;
+                if (x->io_weight > 0 && (r = limit_write_u64(fd, "io.weight", x->io_weight)) < 0)
+                        return r;
+                for (size_t i = 0; i < MIN(x->n_devices, (size_t) CGROUP_IO_DEVICES_MAX); i++) {
+                        const CgroupIoDevice *d = &x->devices[i];
+                        r = io_write_max(fd, d);
+                        if (r < 0)
+                                return r;
+                }
         }
         return 0;
 }
@@ -1037,6 +1092,10 @@ static bool v1_required(CgroupController ctl, const CgroupLimits *l) {
                 return l->pids_max > 0 || (l->split && l->program_pids_max > 0);
         case CGROUP_CPU:
                 return l->cpu_quota_us > 0;
+        case CGROUP_CPUSET:
+                return limits_want_cpuset(l);
+        case CGROUP_BLKIO:
+                return limits_want_io(l);
         case CGROUP_CPUACCT:
         case CGROUP_FREEZER:
         case _CGROUP_CONTROLLER_MAX:
@@ -1053,6 +1112,58 @@ static bool v1_wanted(CgroupController ctl, const CgroupLimits *l) {
 /* A controller's directory of node N, or -EBADF. */
 static int v1_fd(const CgroupNode *n, CgroupController ctl) {
         return n->index[ctl] >= 0 ? n->dirs[n->index[ctl]].fd : -EBADF;
+}
+
+/* A new v1 cpuset cgroup has no CPUs and no memory nodes: write CPUS and MEMS, or ("" or NULL) copy the
+ * parent's. A list that is not a subset of the parent's is the kernel's EINVAL. */
+static int v1_cpuset_init(const CgroupNode *n, const char *cpus, const char *mems) {
+        const char *const files[2] = { "cpuset.cpus", "cpuset.mems" };
+        const char *asked[2] = { cpus, mems };
+        int fd = v1_fd(n, CGROUP_CPUSET), r;
+
+        if (fd < 0)
+                return 0;
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_free_ char *parent = NULL;
+                const char *v = asked[i];
+
+                if (!v || !*v) {
+                        r = cg_read(n->dirs[n->index[CGROUP_CPUSET]].parent_fd, files[i], &parent);
+                        if (r < 0)
+                                return log_debug_errno(r == -ENOENT ? -EOPNOTSUPP : r, "Failed to read the parent's %s: %m",
+                                                       files[i]);
+                        parent[strcspn(parent, "\n")] = '\0';
+                        v = parent;
+                }
+                r = limit_write(fd, files[i], v);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int v1_apply_io(int fd, const CgroupCpusetIo *x) {
+        int r;
+
+        if (x->io_weight > 0) {
+                /* blkio.weight (cfq, gone since 5.0) or blkio.bfq.weight (bfq), whichever the kernel offers. */
+                r = cg_write_u64(fd, "blkio.weight", x->io_weight);
+                if (r == -ENOENT)
+                        r = cg_write_u64(fd, "blkio.bfq.weight", x->io_weight);
+                if (r == -ENOENT)
+                        return log_debug_errno(-EOPNOTSUPP, "No blkio.weight or blkio.bfq.weight in the cgroup");
+                if (r < 0)
+                        return log_debug_errno(r, "Failed to write the blkio weight: %m");
+        }
+        for (size_t i = 0; i < MIN(x->n_devices, (size_t) CGROUP_IO_DEVICES_MAX); i++) {
+                const CgroupIoDevice *d = &x->devices[i];
+                if ((r = io_write_device(fd, "blkio.throttle.read_bps_device", d, d->rbps)) < 0 ||
+                    (r = io_write_device(fd, "blkio.throttle.write_bps_device", d, d->wbps)) < 0 ||
+                    (r = io_write_device(fd, "blkio.throttle.read_iops_device", d, d->riops)) < 0 ||
+                    (r = io_write_device(fd, "blkio.throttle.write_iops_device", d, d->wiops)) < 0)
+                        return r;
+        }
+        return 0;
 }
 
 static int v1_apply_limits(CgroupNode *n, const CgroupLimits *l, bool best_effort) {
@@ -1087,6 +1198,16 @@ static int v1_apply_limits(CgroupNode *n, const CgroupLimits *l, bool best_effor
         if (l->cpu_weight > 0 && !(best_effort && fd < 0)) {
                 /* v2's weight 100 is v1's 1024 shares; 10000 → 102400 (v1 allows 2..262144). */
                 r = limit_write_u64(fd, "cpu.shares", MAX((uint64_t) MIN(l->cpu_weight, 10000u) * 1024 / 100, 2u));
+                if (r < 0)
+                        return r;
+        }
+        if (limits_want_cpuset(l)) {
+                r = v1_cpuset_init(n, l->cpuset_io->cpus, l->cpuset_io->mems);
+                if (r < 0)
+                        return r;
+        }
+        if (limits_want_io(l)) {
+                r = v1_apply_io(v1_fd(n, CGROUP_BLKIO), l->cpuset_io);
                 if (r < 0)
                         return r;
         }
@@ -1141,6 +1262,10 @@ static int v1_make_children(Cgroup *c, const CgroupLimits *l) {
                                 if (c->self.index[ctl] == (int) i)
                                         n->index[ctl] = (int) n->n_dirs - 1;
                 }
+                /* Their cpuset is the sandbox's (a new v1 cpuset cgroup has none). */
+                r = v1_cpuset_init(n, NULL, NULL);
+                if (r < 0)
+                        return r;
                 r = v1_apply_limits(n, &cl, k == CGROUP_CHILD_UNION);
                 if (r < 0)
                         return r;
@@ -1622,7 +1747,7 @@ int cgroup_v2_prepare_delegated(const char *leaf) {
         r = cg_read(own_fd, "cgroup.subtree_control", &subtree);
         if (r < 0)
                 goto undo;
-        for (size_t i = 0; i < ELEMENTSOF(v2_limit_controllers); i++)
+        for (size_t i = 0; i < V2_DEFAULT_CONTROLLERS; i++)
                 if (word_in_list(available, v2_limit_controllers[i]) &&
                     !word_in_list(subtree, v2_limit_controllers[i])) {
                         strcat(enable, *enable ? " +" : "+");

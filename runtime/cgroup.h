@@ -13,7 +13,11 @@
  */
 #pragma once
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -28,12 +32,69 @@ typedef enum CgroupChild {
         _CGROUP_CHILD_MAX,
 } CgroupChild;
 
+/* cpuset and io bounds, only when asked (sandbox-oci's linux.resources.cpu.cpus/mems and blockIO): without them
+ * the cpuset and io (v1: blkio) controllers are not used at all. */
+#define CGROUP_CPUSET_LIST_MAX 256      /* bytes of a list, with its NUL */
+#define CGROUP_CPUSET_ID_MAX 65535      /* the largest CPU or node number in a list */
+#define CGROUP_IO_DEVICES_MAX 16
+
+typedef struct CgroupIoDevice {
+        uint32_t major, minor;
+        uint64_t rbps, wbps, riops, wiops;      /* 0 = no bound */
+} CgroupIoDevice;
+
+typedef struct CgroupCpusetIo {
+        char cpus[CGROUP_CPUSET_LIST_MAX];      /* "0-1,3"; "" = not asked (v1: the parent's copied) */
+        char mems[CGROUP_CPUSET_LIST_MAX];      /* memory nodes, the same form */
+        uint32_t io_weight;                     /* 10..1000 (v2 io.weight, v1 blkio.weight or blkio.bfq.weight), 0 = unset */
+        CgroupIoDevice devices[CGROUP_IO_DEVICES_MAX]; /* v2 io.max, v1 blkio.throttle.* */
+        size_t n_devices;
+} CgroupCpusetIo;
+
+/* True if TEXT is a CPU or node list the kernel's cpuset files take: "N" or "N-M" (N <= M <=
+ * CGROUP_CPUSET_ID_MAX), comma-separated, shorter than CGROUP_CPUSET_LIST_MAX. */
+static inline bool cgroup_cpuset_list_valid(const char *text) {
+        const char *p = text;
+
+        if (!text || !*text || strnlen(text, CGROUP_CPUSET_LIST_MAX) >= CGROUP_CPUSET_LIST_MAX)
+                return false;
+        for (;;) {
+                unsigned long a, b;
+                char *end;
+
+                if (!isdigit((unsigned char) *p))
+                        return false;
+                errno = 0;
+                a = strtoul(p, &end, 10);
+                if (errno != 0 || a > CGROUP_CPUSET_ID_MAX)
+                        return false;
+                b = a;
+                p = end;
+                if (*p == '-') {
+                        p++;
+                        if (!isdigit((unsigned char) *p))
+                                return false;
+                        b = strtoul(p, &end, 10);
+                        if (errno != 0 || b > CGROUP_CPUSET_ID_MAX || b < a)
+                                return false;
+                        p = end;
+                }
+                if (*p == '\0')
+                        return true;
+                if (*p != ',')
+                        return false;
+                p++;
+        }
+}
+
 typedef struct CgroupLimits {
         uint64_t memory_max;    /* bytes, 0 = no limit; swap is limited to 0 too where possible */
         uint64_t pids_max;      /* 0 = no limit */
         uint64_t cpu_quota_us;  /* 0 = no limit; per cpu_period_us */
         uint64_t cpu_period_us; /* 0 = 100000 */
         uint32_t cpu_weight;    /* 1..10000 (v2's cpu.weight; v1 cpu.shares = weight * 1024 / 100), 0 = unset */
+        const CgroupCpusetIo *cpuset_io; /* NULL: none. Required (-EOPNOTSUPP without the controllers it needs);
+                                          * the children inherit (v1: their cpuset is the sandbox's) */
         /* The two children, made with the cgroup when SPLIT. The limits above are then the whole
          * sandbox's (both children together); the children add their own bounds: */
         bool split;

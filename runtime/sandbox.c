@@ -1285,11 +1285,29 @@ static int step_cgroup(Start *st) {
                 .program_pids_max = pids,
                 .union_pids_max = UNION_PIDS_MAX,
                 .union_cpu_weight = spec->cpus_milli ? UNION_CPU_WEIGHT : 0,
+                .cpuset_io = st->cfg ? st->cfg->cpuset_io : NULL,
         };
         int r;
 
         snprintf(name, sizeof name, "sandbox-%s", st->s->id);
         r = cgroup_create(name, &limits, &st->s->cgroup);
+        if (limits.cpuset_io && (r == -EOPNOTSUPP || r == -EINVAL)) {
+                /* Only sandbox-oci asks for these; was it them? */
+                CgroupLimits plain = limits;
+                _cleanup_free_ char *missing = NULL, *parent = NULL;
+                plain.cpuset_io = NULL;
+                if (r == -EINVAL)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP,
+                                         "Cannot create the sandbox's cgroup: the kernel refused the requested CPUs, "
+                                         "memory nodes or io bounds (linux.resources.cpu.cpus, cpu.mems, blockIO): "
+                                         "CPUs and nodes must be within the parent cgroup's, devices must exist");
+                if (cgroup_explain_unsupported(&plain, &missing, &parent) >= 0 && !*missing)
+                        return set_error(st->err, SANDBOX_EXIT_SETUP,
+                                         "Cannot create the sandbox's cgroup: the requested CPUs, memory nodes or io "
+                                         "bounds (linux.resources.cpu.cpus, cpu.mems, blockIO) need a cpuset or io "
+                                         "(v1: blkio, with blkio.weight or blkio.bfq.weight for a weight) controller "
+                                         "this host does not offer us");
+        }
         if (r == -EOPNOTSUPP)
                 return cgroup_unsupported_error(st, &limits);
         if (r < 0)

@@ -36,6 +36,9 @@ typedef struct SandboxConfig {
         size_t n_groups;                /* SANDBOX_GROUPS_MAX; then setgroups() is allowed in its user namespace */
         const struct FilterProgram *engine_filter; /* a second seccomp program, installed after ours (the
                                          * kernel runs both; the most restrictive result wins); NULL: none */
+        const struct CgroupCpusetIo *cpuset_io; /* CPUs, memory nodes and io bounds of the sandbox's cgroup
+                                         * (sandbox-oci's linux.resources); NULL: none, the cpuset and io
+                                         * controllers are not used */
 } SandboxConfig;
 
 /* Namespaces the sandbox joins instead of making its own (sandbox-oci: linux.namespaces[].path), each an

@@ -230,6 +230,7 @@ typedef struct FakeOpts {
         bool no_swap_file; /* no memory.swap.max / memory.memsw.limit_in_bytes (no swap accounting) */
         bool no_pids_file; /* pids.max missing although the parent says pids is enabled */
         bool fail_mkdir;   /* the hook itself fails */
+        bool no_io_weight; /* v1 blkio without blkio.bfq.weight (no bfq scheduler) */
         unsigned mkdirs, rmdirs;
 } FakeOpts;
 
@@ -245,6 +246,7 @@ static const FakeFile v2_files[] = {
         { "cpu.stat", "usage_usec 0\nuser_usec 0\nsystem_usec 0\n" },
         { "memory.peak", "0\n" },   { "memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n" },
         { "pids.events", "max 0\n" },
+        { "cpuset.cpus", "" },      { "cpuset.mems", "" },     { "io.weight", "" }, { "io.max", "" },
 };
 
 static const FakeFile v1_memory_files[] = {
@@ -257,6 +259,12 @@ static const FakeFile v1_pids_files[] = { { "pids.max", "" }, { "pids.events", "
 static const FakeFile v1_cpu_files[] = { { "cpu.cfs_period_us", "" }, { "cpu.cfs_quota_us", "" }, { "cpu.shares", "" } };
 static const FakeFile v1_cpuacct_files[] = { { "cpuacct.usage", "0\n" } };
 static const FakeFile v1_freezer_files[] = { { "freezer.state", "THAWED\n" } };
+static const FakeFile v1_cpuset_files[] = { { "cpuset.cpus", "" }, { "cpuset.mems", "" } };
+/* As on kernels since 5.0: no blkio.weight (cfq is gone), bfq's own file when bfq is there. */
+static const FakeFile v1_blkio_files[] = {
+        { "blkio.bfq.weight", "" }, { "blkio.throttle.read_bps_device", "" }, { "blkio.throttle.write_bps_device", "" },
+        { "blkio.throttle.read_iops_device", "" }, { "blkio.throttle.write_iops_device", "" },
+};
 
 static int make_files(int dfd, const FakeFile *files, size_t n, const FakeOpts *o) {
         for (size_t i = 0; i < n; i++) {
@@ -265,6 +273,8 @@ static int make_files(int dfd, const FakeFile *files, size_t n, const FakeOpts *
                      streq(files[i].name, "memory.memsw.limit_in_bytes")))
                         continue;
                 if (o && o->no_pids_file && streq(files[i].name, "pids.max"))
+                        continue;
+                if (o && o->no_io_weight && streq(files[i].name, "blkio.bfq.weight"))
                         continue;
                 int r = mkfile_at(dfd, files[i].name, files[i].content);
                 if (r < 0)
@@ -296,6 +306,10 @@ static int fake_after_mkdir(int dir_fd, const char *hierarchy, void *userdata) {
                 r = make_files(dir_fd, v1_cpuacct_files, ELEMENTSOF(v1_cpuacct_files), o);
         if (r >= 0 && strstr(hierarchy, "freezer"))
                 r = make_files(dir_fd, v1_freezer_files, ELEMENTSOF(v1_freezer_files), o);
+        if (r >= 0 && strstr(hierarchy, "cpuset"))
+                r = make_files(dir_fd, v1_cpuset_files, ELEMENTSOF(v1_cpuset_files), o);
+        if (r >= 0 && strstr(hierarchy, "blkio"))
+                r = make_files(dir_fd, v1_blkio_files, ELEMENTSOF(v1_blkio_files), o);
         return r;
 }
 
@@ -358,6 +372,19 @@ static int setup_fake_tree(void) {
                 if (mkdir(p, 0755) < 0)
                         return -errno;
         }
+
+        /* v1x: a host with cpuset and blkio hierarchies; its parent's cpuset is CPUs 0-3 and node 0. */
+        static const char *const v1x_dirs[] = { "v1x", "v1x/memory", "v1x/memory/parent", "v1x/cpuacct",
+                                                "v1x/cpuacct/parent", "v1x/freezer", "v1x/freezer/parent",
+                                                "v1x/cpuset", "v1x/cpuset/parent", "v1x/blkio", "v1x/blkio/parent" };
+        for (size_t i = 0; i < ELEMENTSOF(v1x_dirs); i++) {
+                snprintf(p, sizeof p, "%s/%s", tmp_root, v1x_dirs[i]);
+                if (mkdir(p, 0755) < 0)
+                        return -errno;
+        }
+        if ((r = fake_write("v1x/cpuset/parent/cpuset.cpus", "0-3\n")) < 0 ||
+            (r = fake_write("v1x/cpuset/parent/cpuset.mems", "0\n")) < 0)
+                return r;
 
         static const char *const v1c_dirs[] = { "v1c", "v1c/memory", "v1c/memory/parent", "v1c/cpu,cpuacct",
                                                 "v1c/cpu,cpuacct/parent" };
@@ -966,6 +993,112 @@ static int test_fake_v1_split(void) {
         CHECK_EQ(o.rmdirs, 14);
         CHECK(!fake_exists("v1/memory/parent/s"));
         CHECK(!fake_exists("v1/freezer/parent/s"));
+        return 0;
+}
+
+/* cpuset and io, only when asked: the sandbox's own cpuset (v1: the children's copied from it, a bound not asked
+ * copied from the parent), blkio.bfq.weight where blkio.weight is gone, one throttle line per device. */
+static const CgroupCpusetIo cpuset_io = {
+        .cpus = "1-2", .io_weight = 500, .n_devices = 2,
+        .devices = { { .major = 8, .minor = 0, .rbps = 1048576, .wiops = 100 }, { .major = 253, .minor = 1, .wbps = 4096 } },
+};
+
+static int test_fake_v1_cpuset_io(void) {
+        CgroupLimits l = split_limits;
+        FakeOpts o = {};
+        Cgroup *c = NULL;
+
+        l.pids_max = l.program_pids_max = l.union_pids_max = 0; /* v1x has no pids or cpu hierarchy */
+        l.cpu_quota_us = 0;
+        l.union_cpu_weight = 0;
+        /* Not asked: no cpuset or blkio cgroup at all, as before. */
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V1, "v1x", "n", &l, &o, &c), 0);
+        CHECK(!fake_exists("v1x/cpuset/parent/n"));
+        CHECK(!fake_exists("v1x/blkio/parent/n"));
+        CHECK_EQ(drop_cgroup(c), 0);
+
+        l.cpuset_io = &cpuset_io;
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V1, "v1x", "s", &l, &o, &c), 0);
+        track_cgroup(c);
+        CHECK_STREQ(fake_read("v1x/cpuset/parent/s/cpuset.cpus"), "1-2");
+        CHECK_STREQ(fake_read("v1x/cpuset/parent/s/cpuset.mems"), "0");
+        CHECK_STREQ(fake_read("v1x/cpuset/parent/s/program/cpuset.cpus"), "1-2");
+        CHECK_STREQ(fake_read("v1x/cpuset/parent/s/program/cpuset.mems"), "0");
+        CHECK_STREQ(fake_read("v1x/cpuset/parent/s/union/cpuset.cpus"), "1-2");
+        CHECK_STREQ(fake_read("v1x/blkio/parent/s/blkio.bfq.weight"), "500");
+        CHECK_STREQ(fake_read("v1x/blkio/parent/s/blkio.throttle.read_bps_device"), "8:0 1048576");
+        CHECK_STREQ(fake_read("v1x/blkio/parent/s/blkio.throttle.write_iops_device"), "8:0 100");
+        CHECK_STREQ(fake_read("v1x/blkio/parent/s/blkio.throttle.write_bps_device"), "253:1 4096");
+        CHECK_STREQ(fake_read("v1x/blkio/parent/s/blkio.throttle.read_iops_device"), "");
+        CHECK_STREQ(fake_read("v1x/blkio/parent/s/program/blkio.bfq.weight"), "");
+        CHECK(fake_exists("v1x/blkio/parent/s/union"));
+        CHECK_STREQ(fake_read("v1x/cpuset/parent/cpuset.cpus"), "0-3\n"); /* the parent's is untouched */
+        CHECK_EQ(drop_cgroup(c), 0);
+        CHECK(!fake_exists("v1x/cpuset/parent/s"));
+        CHECK(!fake_exists("v1x/blkio/parent/s"));
+
+        /* Only the memory nodes asked: the CPUs are the parent's. */
+        CgroupCpusetIo mems = { .mems = "0" };
+        l.cpuset_io = &mems;
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V1, "v1x", "m", &l, &o, &c), 0);
+        CHECK_STREQ(fake_read("v1x/cpuset/parent/m/cpuset.cpus"), "0-3");
+        CHECK_STREQ(fake_read("v1x/cpuset/parent/m/program/cpuset.cpus"), "0-3");
+        CHECK(!fake_exists("v1x/blkio/parent/m"));
+        CHECK_EQ(drop_cgroup(c), 0);
+
+        /* A weight without any weight file: refused, nothing left. */
+        CgroupCpusetIo weight = { .io_weight = 100 };
+        l.cpuset_io = &weight;
+        o = (FakeOpts) { .no_io_weight = true };
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V1, "v1x", "w", &l, &o, &c), -EOPNOTSUPP);
+        CHECK_EQ(o.mkdirs, o.rmdirs);
+        CHECK(!fake_exists("v1x/blkio/parent/w"));
+        CHECK(!fake_exists("v1x/memory/parent/w"));
+
+        /* No cpuset or blkio hierarchy on the host: refused, nothing left. */
+        l.cpuset_io = &cpuset_io;
+        o = (FakeOpts) {};
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V1, "v1", "x", &l, &o, &c), -EOPNOTSUPP);
+        CHECK_EQ(o.mkdirs, o.rmdirs);
+        CHECK(!fake_exists("v1/memory/parent/x"));
+        return 0;
+}
+
+static int test_fake_v2_cpuset_io(void) {
+        CgroupLimits l = split_limits;
+        FakeOpts o = {};
+        Cgroup *c = NULL;
+
+        /* Not enabled for the parent's children (and the fake never enables): refused before mkdir. */
+        l.cpuset_io = &cpuset_io;
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V2, "v2", "x", &l, &o, &c), -EOPNOTSUPP);
+        CHECK_EQ(o.mkdirs, 0);
+        CHECK(!fake_exists("v2/parent/x"));
+
+        CHECK_EQ(fake_write("v2/parent/cgroup.subtree_control", "memory pids cpu cpuset io\n"), 0);
+        /* Not asked: nothing of cpuset or io written, as before. */
+        l.cpuset_io = NULL;
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V2, "v2", "n", &l, &o, &c), 0);
+        CHECK_STREQ(fake_read("v2/parent/n/cpuset.cpus"), "");
+        CHECK_STREQ(fake_read("v2/parent/n/io.weight"), "");
+        CHECK_EQ(drop_cgroup(c), 0);
+
+        CgroupCpusetIo one = cpuset_io;
+        one.n_devices = 1;
+        snprintf(one.mems, sizeof one.mems, "0");
+        l.cpuset_io = &one;
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V2, "v2", "s", &l, &o, &c), 0);
+        track_cgroup(c);
+        CHECK_STREQ(fake_read("v2/parent/s/cpuset.cpus"), "1-2");
+        CHECK_STREQ(fake_read("v2/parent/s/cpuset.mems"), "0");
+        CHECK_STREQ(fake_read("v2/parent/s/io.weight"), "500");
+        CHECK_STREQ(fake_read("v2/parent/s/io.max"), "8:0 rbps=1048576 wiops=100");
+        /* The children inherit (v2 cpusets and io bounds are hierarchical): nothing written, nothing enabled. */
+        CHECK_STREQ(fake_read("v2/parent/s/program/cpuset.cpus"), "");
+        CHECK_STREQ(fake_read("v2/parent/s/union/io.max"), "");
+        CHECK(!strstr(fake_read("v2/parent/s/cgroup.subtree_control"), "cpuset"));
+        CHECK_EQ(drop_cgroup(c), 0);
+        CHECK_EQ(fake_write("v2/parent/cgroup.subtree_control", "memory pids cpu\n"), 0);
         return 0;
 }
 
@@ -1809,6 +1942,8 @@ int main(int argc, char *argv[]) {
                 TAP_TEST(fake_v2_split),
                 TAP_TEST(fake_v1_split),
                 TAP_TEST(fake_update),
+                TAP_TEST(fake_v1_cpuset_io),
+                TAP_TEST(fake_v2_cpuset_io),
                 TAP_TEST(v1_attach_cpu),
                 TAP_TEST(v1_oom),
                 TAP_TEST(v1_fork_bomb),
