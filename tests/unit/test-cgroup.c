@@ -1074,6 +1074,12 @@ static int test_fake_v2_cpuset_io(void) {
         CHECK_EQ(fake_create(CGROUP_LAYOUT_V2, "v2", "x", &l, &o, &c), -EOPNOTSUPP);
         CHECK_EQ(o.mkdirs, 0);
         CHECK(!fake_exists("v2/parent/x"));
+        /* io enabled, cpuset not: CPUs alone are refused too. */
+        static const CgroupCpusetIo cpus_only = { .cpus = "0" };
+        CHECK_EQ(fake_write("v2/parent/cgroup.subtree_control", "memory pids cpu io\n"), 0);
+        l.cpuset_io = &cpus_only;
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V2, "v2", "x", &l, &o, &c), -EOPNOTSUPP);
+        CHECK_EQ(o.mkdirs, 0);
 
         CHECK_EQ(fake_write("v2/parent/cgroup.subtree_control", "memory pids cpu cpuset io\n"), 0);
         /* Not asked: nothing of cpuset or io written, as before. */
