@@ -106,7 +106,22 @@ static int test_refusals(void) {
                 { "\"linux\":{\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"defaultErrnoRet\":99999}}",
                   "linux.seccomp.defaultErrnoRet" },
                 { "\"linux\":{\"intelRdt\":{\"closID\":\"x\"}}", "linux.intelRdt" },
-                { "\"linux\":{\"resources\":{\"blockIO\":{\"weight\":1}}}", "linux.resources.blockIO" },
+                { "\"linux\":{\"resources\":{\"blockIO\":{\"weight\":1}}}", "linux.resources.blockIO.weight is out of range" },
+                { "\"linux\":{\"resources\":{\"blockIO\":{\"leafWeight\":10}}}", "linux.resources.blockIO.leafWeight is not" },
+                { "\"linux\":{\"resources\":{\"blockIO\":{\"weightDevice\":[{\"major\":8,\"minor\":0,\"weight\":10}]}}}",
+                  "linux.resources.blockIO.weightDevice is not" },
+                { "\"linux\":{\"resources\":{\"hugepageLimits\":[{\"pageSize\":\"2MB\",\"limit\":1}]}}",
+                  "linux.resources.hugepageLimits is not" },
+                { "\"linux\":{\"resources\":{\"cpu\":{\"cpus\":\"0-\"}}}", "linux.resources.cpu.cpus: '0-' is not a list" },
+                { "\"linux\":{\"resources\":{\"cpu\":{\"mems\":\"3-1\"}}}", "linux.resources.cpu.mems: '3-1'" },
+                { "\"linux\":{\"resources\":{\"cpu\":{\"cpus\":\"0,70000\"}}}", "numbers at most 65535" },
+                { "\"linux\":{\"resources\":{\"cpu\":{\"cpus\":7}}}", "linux.resources.cpu.cpus must be a string" },
+                { "\"linux\":{\"resources\":{\"blockIO\":{\"throttleReadBpsDevice\":[{\"minor\":0,\"rate\":1}]}}}",
+                  "linux.resources.blockIO.throttleReadBpsDevice[0].major is missing" },
+                { "\"linux\":{\"resources\":{\"blockIO\":{\"throttleWriteIOPSDevice\":[{\"major\":8,\"minor\":0,\"rate\":-1}]}}}",
+                  "throttleWriteIOPSDevice[0].rate is out of range" },
+                { "\"linux\":{\"resources\":{\"blockIO\":{\"throttleReadBpsDevice\":{}}}}",
+                  "throttleReadBpsDevice must be an array" },
                 { "\"linux\":{\"sysctl\":{\"kernel.panic\":\"1\"}}", "linux.sysctl[kernel.panic]" },
                 { "\"hooks\":{\"startContainer\":[{\"path\":\"x\"}]}", "hooks.startContainer[0].path" },
                 { "\"mounts\":[{\"destination\":\"/x\",\"type\":\"nfs\"}]", "type 'nfs'" },
@@ -157,6 +172,72 @@ static int test_bounds(void) {
         return 0;
 }
 
+/* cpuset and blockIO: honoured (SandboxConfig.cpuset_io), one entry per device, bounded; not for update. */
+static int test_cpuset_io(void) {
+        OciBundle b;
+        char err[512] = "", json[4096];
+        size_t len;
+
+        CHECK_EQ(parse("{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"/r\"}," BASE_PROCESS "},\"linux\":{\"resources\":"
+                       "{\"cpu\":{\"quota\":50000,\"cpus\":\"0-1,3\",\"mems\":\"0\"},\"blockIO\":{\"weight\":300,"
+                       "\"leafWeight\":null,\"throttleReadBpsDevice\":[{\"major\":8,\"minor\":0,\"rate\":1048576}],"
+                       "\"throttleWriteBpsDevice\":[{\"major\":8,\"minor\":0,\"rate\":2048},{\"major\":253,\"minor\":1,\"rate\":0}],"
+                       "\"throttleReadIOPSDevice\":[{\"major\":259,\"minor\":3,\"rate\":50}],"
+                       "\"throttleWriteIOPSDevice\":[{\"major\":8,\"minor\":0,\"rate\":70}]}}}}",
+                       &b, err, sizeof err), 0);
+        CHECK(b.has_cpuset_io);
+        CHECK_STREQ(b.cpuset_io.cpus, "0-1,3");
+        CHECK_STREQ(b.cpuset_io.mems, "0");
+        CHECK_EQ(b.cpuset_io.io_weight, 300);
+        CHECK_EQ(b.spec.cpus_milli, 500);
+        CHECK_EQ(b.cpuset_io.n_devices, 2); /* rate 0 is no bound: 253:1 has none */
+        CHECK_EQ(b.cpuset_io.devices[0].major, 8);
+        CHECK_EQ(b.cpuset_io.devices[0].minor, 0);
+        CHECK_EQ(b.cpuset_io.devices[0].rbps, 1048576);
+        CHECK_EQ(b.cpuset_io.devices[0].wbps, 2048);
+        CHECK_EQ(b.cpuset_io.devices[0].riops, 0);
+        CHECK_EQ(b.cpuset_io.devices[0].wiops, 70);
+        CHECK_EQ(b.cpuset_io.devices[1].major, 259);
+        CHECK_EQ(b.cpuset_io.devices[1].riops, 50);
+        oci_bundle_done(&b);
+
+        /* Nothing asked (empty strings, an empty object): nothing to do, as before. */
+        CHECK_EQ(parse("{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"/r\"}," BASE_PROCESS "},\"linux\":{\"resources\":"
+                       "{\"cpu\":{\"cpus\":\"\",\"mems\":\"\"},\"blockIO\":{}}}}", &b, err, sizeof err), 0);
+        CHECK(!b.has_cpuset_io);
+        oci_bundle_done(&b);
+
+        /* More than CGROUP_IO_DEVICES_MAX devices, and a list longer than the bound. */
+        len = (size_t) snprintf(json, sizeof json, "{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"/r\"}," BASE_PROCESS "},"
+                                "\"linux\":{\"resources\":{\"blockIO\":{\"throttleReadBpsDevice\":[");
+        for (int i = 0; i < 9; i++)
+                len += (size_t) snprintf(json + len, sizeof json - len, "%s{\"major\":8,\"minor\":%d,\"rate\":1}", i ? "," : "", i);
+        len += (size_t) snprintf(json + len, sizeof json - len, "],\"throttleWriteBpsDevice\":[");
+        for (int i = 0; i < 9; i++)
+                len += (size_t) snprintf(json + len, sizeof json - len, "%s{\"major\":9,\"minor\":%d,\"rate\":1}", i ? "," : "", i);
+        snprintf(json + len, sizeof json - len, "]}}}}");
+        CHECK_EQ(parse(json, &b, err, sizeof err), -E2BIG);
+        CHECK(strstr(err, "more than 16 devices"));
+        len = (size_t) snprintf(json, sizeof json, "{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"/r\"}," BASE_PROCESS "},"
+                                "\"linux\":{\"resources\":{\"cpu\":{\"cpus\":\"0");
+        for (int i = 0; i < 100; i++)
+                len += (size_t) snprintf(json + len, sizeof json - len, ",%d", i);
+        snprintf(json + len, sizeof json - len, "\"}}}}");
+        CHECK_EQ(parse(json, &b, err, sizeof err), -E2BIG);
+        CHECK(strstr(err, "linux.resources.cpu.cpus is longer than 255 bytes"));
+
+        /* update --resources: set when the cgroup is made, refused on a running container, naming the field. */
+        uint64_t mem, pids;
+        uint32_t cpus;
+        const char *upd = "{\"cpu\":{\"cpus\":\"0\"}}";
+        CHECK_EQ(oci_resources_parse(upd, strlen(upd), &mem, &pids, &cpus, err, sizeof err), -EOPNOTSUPP);
+        CHECK(strstr(err, "linux.resources.cpu.cpus cannot be changed"));
+        upd = "{\"blockIO\":{\"weight\":100}}";
+        CHECK_EQ(oci_resources_parse(upd, strlen(upd), &mem, &pids, &cpus, err, sizeof err), -EOPNOTSUPP);
+        CHECK(strstr(err, "linux.resources.blockIO cannot"));
+        return 0;
+}
+
 static int test_join_and_seccomp(void) {
         char err[512] = "";
         OciBundle b;
@@ -188,6 +269,7 @@ int main(void) {
                 TAP_TEST(limits_annotation),
                 TAP_TEST(refusals),
                 TAP_TEST(bounds),
+                TAP_TEST(cpuset_io),
                 TAP_TEST(join_and_seccomp),
         };
         return tap_run(tests, ELEMENTSOF(tests));
