@@ -1291,22 +1291,32 @@ static int step_cgroup(Start *st) {
 
         snprintf(name, sizeof name, "sandbox-%s", st->s->id);
         r = cgroup_create(name, &limits, &st->s->cgroup);
-        if (limits.cpuset_io && (r == -EOPNOTSUPP || r == -EINVAL)) {
-                /* Only sandbox-oci asks for these; was it them? */
-                CgroupLimits plain = limits;
+        if (limits.cpuset_io && (r == -EOPNOTSUPP || r == -EINVAL || r == -ERANGE || r == -ENODEV)) {
+                /* Only sandbox-oci asks for these (its linux.resources fields named here); was it them? */
                 _cleanup_free_ char *missing = NULL, *parent = NULL;
-                plain.cpuset_io = NULL;
-                if (r == -EINVAL)
+                bool cpuset = false, io = false;
+                if (r != -EOPNOTSUPP) /* EINVAL, ERANGE (no such CPU), ENODEV (no such device) */
                         return set_error(st->err, SANDBOX_EXIT_SETUP,
-                                         "Cannot create the sandbox's cgroup: the kernel refused the requested CPUs, "
-                                         "memory nodes or io bounds (linux.resources.cpu.cpus, cpu.mems, blockIO): "
-                                         "CPUs and nodes must be within the parent cgroup's, devices must exist");
-                if (cgroup_explain_unsupported(&plain, &missing, &parent) >= 0 && !*missing)
-                        return set_error(st->err, SANDBOX_EXIT_SETUP,
-                                         "Cannot create the sandbox's cgroup: the requested CPUs, memory nodes or io "
-                                         "bounds (linux.resources.cpu.cpus, cpu.mems, blockIO) need a cpuset or io "
-                                         "(v1: blkio, with blkio.weight or blkio.bfq.weight for a weight) controller "
-                                         "this host does not offer us");
+                                         "Cannot create the sandbox's cgroup: the kernel refused linux.resources.cpu.cpus, "
+                                         "cpu.mems or blockIO (%s: CPUs and memory nodes must be among the parent "
+                                         "cgroup's, throttled devices must be whole block devices that exist)",
+                                         strerror(-r));
+                if (cgroup_explain_unsupported(&limits, &missing, &parent) >= 0) {
+                        cpuset = in_list(missing, "cpuset");
+                        io = in_list(missing, "io") || in_list(missing, "blkio");
+                        if (cpuset || io)
+                                return set_error(st->err, SANDBOX_EXIT_SETUP,
+                                                 "Cannot create the sandbox's cgroup: %s%s%s need%s the %s controller%s, "
+                                                 "which this host does not offer us",
+                                                 cpuset ? "linux.resources.cpu.cpus/mems" : "", cpuset && io ? " and " : "",
+                                                 io ? "linux.resources.blockIO" : "", cpuset && io ? "" : "s", missing,
+                                                 strchr(missing, ',') ? "s" : "");
+                        if (!*missing && limits.cpuset_io->io_weight > 0)
+                                return set_error(st->err, SANDBOX_EXIT_SETUP,
+                                                 "Cannot create the sandbox's cgroup: linux.resources.blockIO.weight needs "
+                                                 "io.weight (v2) or blkio.weight or blkio.bfq.weight (v1: the bfq I/O "
+                                                 "scheduler), which this host does not have");
+                }
         }
         if (r == -EOPNOTSUPP)
                 return cgroup_unsupported_error(st, &limits);

@@ -708,6 +708,69 @@ def test_pause_resume_update(env):
     expect(env.leftovers() == [], env.leftovers())
 
 
+def block_device():
+    """major, minor of a whole disk of this host (/sys/block), or None."""
+    for name in sorted(os.listdir("/sys/block")):
+        if name.startswith(("loop", "ram", "zram")):
+            continue
+        try:
+            return tuple(int(x) for x in open("/sys/block/%s/dev" % name).read().split(":"))
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def test_cpuset_and_blkio(env):
+    """linux.resources.cpu.cpus/mems and blockIO on this hybrid host's v1 cpuset and blkio hierarchies (v2: the VM
+    test): the container runs on the CPU asked for, its cgroup holds the throttles, what the kernel refuses is named."""
+    dev = block_device()
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers") or not os.path.isdir("/sys/fs/cgroup/cpuset") or \
+            not os.path.exists("/sys/fs/cgroup/blkio/blkio.throttle.read_bps_device") or dev is None:
+        raise of.Skip("no v1 cpuset and blkio hierarchies or no block device (the VM test covers v2)")
+    rule = {"major": dev[0], "minor": dev[1]}
+
+    def edit(c):
+        c["linux"]["resources"]["cpu"] = {"cpus": "0", "mems": "0"}
+        c["linux"]["resources"]["blockIO"] = {"throttleReadBpsDevice": [dict(rule, rate=10 << 20)],
+                                              "throttleWriteIOPSDevice": [dict(rule, rate=321)]}
+    b = env.bundle(["sleep", "1000"], edit=edit)
+    cid = env.new_id()
+    pidfile = os.path.join(env.dir, "pid-" + cid)
+    env.oci("create", "--bundle", b, "--pid-file", pidfile, cid)
+    pid = int(open(pidfile).read())
+    env.oci("start", cid)
+    p = env.oci("exec", cid, "grep", "Cpus_allowed_list", "/proc/self/status")
+    expect(p.stdout.split() == ["Cpus_allowed_list:", "0"], p.stdout)
+    dirs = of.cgroups_of(env.record(cid)["initPid"])
+    cpuset = [d for d in dirs if d.startswith("/sys/fs/cgroup/cpuset/")]
+    blkio = [d for d in dirs if d.startswith("/sys/fs/cgroup/blkio/")]
+    expect(len(cpuset) == 1 and len(blkio) == 1, dirs)
+    # the program's cgroup and the sandbox's, its parent, which holds the bounds
+    expect(open(cpuset[0] + "/cpuset.cpus").read().strip() == "0", cpuset)
+    expect(open(os.path.dirname(cpuset[0]) + "/cpuset.cpus").read().strip() == "0", cpuset)
+    sandbox_blkio = os.path.dirname(blkio[0])
+    want = "%d:%d 10485760" % dev
+    expect(open(sandbox_blkio + "/blkio.throttle.read_bps_device").read().strip() == want, sandbox_blkio)
+    want = "%d:%d 321" % dev
+    expect(open(sandbox_blkio + "/blkio.throttle.write_iops_device").read().strip() == want, sandbox_blkio)
+    env.oci("kill", cid, "KILL")
+    expect(env.reap(pid) == 137, "kill")
+    env.oci("delete", cid)
+    expect(not os.path.exists(sandbox_blkio) and not os.path.exists(os.path.dirname(cpuset[0])), "cgroups removed")
+
+    # a CPU the host does not have; a device that does not exist; a weight without blkio.weight or blkio.bfq.weight
+    cases = [({"cpu": {"cpus": "4095"}}, "the kernel refused linux.resources.cpu.cpus"),
+             ({"blockIO": {"throttleReadBpsDevice": [{"major": 4095, "minor": 77, "rate": 1}]}},
+              "the kernel refused linux.resources.cpu.cpus, cpu.mems or blockIO")]
+    if not any(os.path.exists("/sys/fs/cgroup/blkio/" + f) for f in ("blkio.weight", "blkio.bfq.weight")):
+        cases.append(({"blockIO": {"weight": 100}}, "linux.resources.blockIO.weight needs"))
+    for res, want in cases:
+        b = env.bundle(["true"], edit=lambda c, res=res: c["linux"]["resources"].update(res))
+        p = env.oci("create", "--bundle", b, env.new_id(), check=False)
+        expect(p.returncode == 1 and want in p.stderr, (res, p.returncode, p.stderr))
+    expect(env.leftovers() == [], env.leftovers())
+
+
 def test_exec(env):
     b = env.bundle(["sleep", "1000"], edit=lambda c: c["process"].update(env=["PATH=/bin", "FOO=fromconfig"]))
     cid = env.new_id()
@@ -793,7 +856,10 @@ def test_bad_bundles(env):
          "hooks.createContainer[0].path must be an absolute path"),
         (lambda c: c["process"]["user"].update(uid=70000), "process.user.uid"),
         (lambda c: c.update(ociVersion="2.0.0"), "ociVersion"),
-        (lambda c: c["linux"]["resources"].update(blockIO={"weight": 10}), "linux.resources.blockIO"),
+        (lambda c: c["linux"]["resources"].update(blockIO={"leafWeight": 10}), "linux.resources.blockIO.leafWeight"),
+        (lambda c: c["linux"]["resources"].update(hugepageLimits=[{"pageSize": "2MB", "limit": 1}]),
+         "linux.resources.hugepageLimits"),
+        (lambda c: c["linux"]["resources"].update(cpu={"cpus": "0-"}), "linux.resources.cpu.cpus: '0-' is not a list"),
         (lambda c: c["root"].update(path="nonexistent"), "root.path"),
         (lambda c: c["process"]["user"].update(additionalGids=[70000]), "process.user.additionalGids[0]"),
         (lambda c: c.update(annotations={"run.sandbox.userns": "host"}), "private id range"),
@@ -885,6 +951,7 @@ if __name__ == "__main__":
         test_groups_and_oom_score,
         test_devices,
         test_pause_resume_update,
+        test_cpuset_and_blkio,
         test_exec,
         test_bad_bundles,
         test_log_json_and_features,
