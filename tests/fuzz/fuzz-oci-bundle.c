@@ -36,6 +36,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ASSERT(b.spec.workdir && b.spec.workdir[0] == '/');
         ASSERT(b.root && b.root[0] == '/' && b.spec.image && strcmp(b.root, b.spec.image) == 0);
         ASSERT(b.n_masked <= OCI_PATHS_MAX && b.n_readonly <= OCI_PATHS_MAX && b.n_sysctl <= OCI_SYSCTL_MAX);
+        /* cpuset and io: lists the kernel takes, a weight in range, at most CGROUP_IO_DEVICES_MAX devices, each with a
+         * bound. */
+        ASSERT(!b.cpuset_io.cpus[0] || cgroup_cpuset_list_valid(b.cpuset_io.cpus));
+        ASSERT(!b.cpuset_io.mems[0] || cgroup_cpuset_list_valid(b.cpuset_io.mems));
+        ASSERT(b.cpuset_io.io_weight == 0 || (b.cpuset_io.io_weight >= 10 && b.cpuset_io.io_weight <= 1000));
+        ASSERT(b.cpuset_io.n_devices <= CGROUP_IO_DEVICES_MAX);
+        for (size_t i = 0; i < b.cpuset_io.n_devices; i++) {
+                const CgroupIoDevice *d = &b.cpuset_io.devices[i];
+                ASSERT(d->rbps || d->wbps || d->riops || d->wiops);
+        }
+        ASSERT(b.has_cpuset_io == (b.cpuset_io.cpus[0] || b.cpuset_io.mems[0] || b.cpuset_io.io_weight || b.cpuset_io.n_devices));
         for (size_t i = 0; i < b.n_masked; i++)
                 ASSERT(b.masked[i][0] == '/');
         for (int k = 0; k < _OCI_HOOK_MAX; k++) {
