@@ -435,6 +435,43 @@ def _():
         shutil.rmtree(b, ignore_errors=True)
 
 
+@test("sandbox-oci on v2: linux.resources.cpu.cpus and blockIO are the sandbox cgroup's cpuset.cpus, io.weight, io.max")
+def _():
+    disks = [n for n in sorted(os.listdir("/sys/block")) if not n.startswith(("loop", "ram", "zram", "sr"))]
+    check(disks, "a block device in the guest")
+    major, minor = (int(x) for x in read(f"/sys/block/{disks[0]}/dev").split(":"))
+    res = {"cpu": {"cpus": "0", "mems": "0"},
+           "blockIO": {"weight": 300, "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1 << 20}]}}
+    cid = f"vm-cpuset-{os.getpid()}"
+    b = oci_bundle("cpuset", ["/bin/sh", "-c", "sleep 60"], res)
+    pidfile = f"{b}/monitor.pid"
+    monitor = box = None
+    try:
+        rc, _, err = oci("create", "--bundle", b, "--pid-file", pidfile, cid)
+        check(rc == 0, f"create: {err}")
+        monitor = int(read(pidfile))
+        box = sandbox_cgroup(monitor)
+        rc, _, err = oci("start", cid)
+        check(rc == 0, f"start: {err}")
+        init = read(f"/proc/{monitor}/task/{monitor}/children").split()[0]
+        allowed = [line.split()[1] for line in read(f"/proc/{init}/status").splitlines()
+                   if line.startswith("Cpus_allowed_list:")]
+        got = (read(box + "/cpuset.cpus"), read(box + "/cpuset.cpus.effective"), allowed,
+               read(box + "/io.weight").split("\n")[0], f"{major}:{minor} rbps=1048576 " in read(box + "/io.max") + " ")
+        eq(got, ("0", "0", ["0"], "default 300", True),
+           f"cpuset.cpus, cpuset.cpus.effective of {box}, the init's Cpus_allowed_list, io.weight, io.max's line")
+        diag(f"{box[len('/sys/fs/cgroup'):]}: {got}")
+    finally:
+        oci("delete", "--force", cid)
+        if monitor:
+            try:
+                reap(monitor, 20)
+            except AssertionError:
+                pass
+        shutil.rmtree(b, ignore_errors=True)
+    check(not box or not os.path.exists(box), f"{box} gone after delete")
+
+
 @test("sandbox-oci: linux.cgroupsPath (cgroupfs form) is where the container's cgroup goes, made and removed")
 def _():
     top = f"/sbx-vm-oci-{os.getpid()}"
