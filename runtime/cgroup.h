@@ -2,7 +2,7 @@
 /*
  * One cgroup per sandbox, on cgroup v2 (a child of our own cgroup, controllers enabled in our
  * delegated subtree) or on v1 (a child of our own cgroup in each of the memory, pids, cpu, cpuacct
- * and freezer hierarchies). With CgroupLimits.split it holds the whole sandbox's limits and has two
+ * and freezer hierarchies; cpuset and blkio too, only when CgroupLimits.cpuset_io asks for them). With CgroupLimits.split it holds the whole sandbox's limits and has two
  * children: "program" (the sandbox's init and everything it starts; what cgroup_child_kill() ends)
  * and "union" (the union's server, whose work for the sandbox is charged to it, and which is never
  * frozen: on v1 it is not in the freezer hierarchy). We only ever create, write to and remove
