@@ -1130,8 +1130,8 @@ static int v1_cpuset_init(const CgroupNode *n, const char *cpus, const char *mem
                 if (!v || !*v) {
                         r = cg_read(n->dirs[n->index[CGROUP_CPUSET]].parent_fd, files[i], &parent);
                         if (r < 0)
-                                return log_debug_errno(r == -ENOENT ? -EOPNOTSUPP : r, "Failed to read the parent's %s: %m",
-                                                       files[i]);
+                                return log_debug_errno(r == -ENOENT ? -EOPNOTSUPP : r,
+                                                       "Failed to read the parent's %s: %m", files[i]);
                         parent[strcspn(parent, "\n")] = '\0';
                         v = parent;
                 }
@@ -1533,6 +1533,15 @@ static int cgroup_create_internal(const CreateArgs *a, Cgroup **ret_cgroup) {
 
         if (!filename_is_valid(a->name))
                 return -EINVAL;
+        if (limits->cpuset_io) {
+                const CgroupCpusetIo *x = limits->cpuset_io;
+                /* Each goes into a cgroup file as it is: nothing but a list, a number, a bounded table. */
+                if ((x->cpus[0] && !cgroup_cpuset_list_valid(x->cpus)) ||
+                    (x->mems[0] && !cgroup_cpuset_list_valid(x->mems)) ||
+                    (x->io_weight > 0 && (x->io_weight < 10 || x->io_weight > 1000)) ||
+                    x->n_devices > CGROUP_IO_DEVICES_MAX)
+                        return -EINVAL;
+        }
         if (a->layout != CGROUP_LAYOUT_V1 && a->layout != CGROUP_LAYOUT_V2)
                 return -EINVAL;
 

@@ -2,7 +2,8 @@
 /*
  * One cgroup per sandbox, on cgroup v2 (a child of our own cgroup, controllers enabled in our
  * delegated subtree) or on v1 (a child of our own cgroup in each of the memory, pids, cpu, cpuacct
- * and freezer hierarchies; cpuset and blkio too, only when CgroupLimits.cpuset_io asks for them). With CgroupLimits.split it holds the whole sandbox's limits and has two
+ * and freezer hierarchies; cpuset and blkio too, only when CgroupLimits.cpuset_io asks for them).
+ * With CgroupLimits.split it holds the whole sandbox's limits and has two
  * children: "program" (the sandbox's init and everything it starts; what cgroup_child_kill() ends)
  * and "union" (the union's server, whose work for the sandbox is charged to it, and which is never
  * frozen: on v1 it is not in the freezer hierarchy). We only ever create, write to and remove
@@ -46,7 +47,8 @@ typedef struct CgroupIoDevice {
 typedef struct CgroupCpusetIo {
         char cpus[CGROUP_CPUSET_LIST_MAX];      /* "0-1,3"; "" = not asked (v1: the parent's copied) */
         char mems[CGROUP_CPUSET_LIST_MAX];      /* memory nodes, the same form */
-        uint32_t io_weight;                     /* 10..1000 (v2 io.weight, v1 blkio.weight or blkio.bfq.weight), 0 = unset */
+        uint32_t io_weight;                     /* 10..1000 (v2 io.weight, v1 blkio.weight or blkio.bfq.weight),
+                                                 * 0 = unset */
         CgroupIoDevice devices[CGROUP_IO_DEVICES_MAX]; /* v2 io.max, v1 blkio.throttle.* */
         size_t n_devices;
 } CgroupCpusetIo;

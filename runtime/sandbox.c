@@ -1297,25 +1297,27 @@ static int step_cgroup(Start *st) {
                 bool cpuset = false, io = false;
                 if (r != -EOPNOTSUPP) /* EINVAL, ERANGE (no such CPU), ENODEV (no such device) */
                         return set_error(st->err, SANDBOX_EXIT_SETUP,
-                                         "Cannot create the sandbox's cgroup: the kernel refused linux.resources.cpu.cpus, "
-                                         "cpu.mems or blockIO (%s: CPUs and memory nodes must be among the parent "
-                                         "cgroup's, throttled devices must be whole block devices that exist)",
+                                         "Cannot create the sandbox's cgroup: the kernel refused "
+                                         "linux.resources.cpu.cpus, cpu.mems or blockIO (%s: CPUs and memory nodes "
+                                         "must be among the parent cgroup's, throttled devices must be whole block "
+                                         "devices that exist)",
                                          strerror(-r));
                 if (cgroup_explain_unsupported(&limits, &missing, &parent) >= 0) {
                         cpuset = in_list(missing, "cpuset");
                         io = in_list(missing, "io") || in_list(missing, "blkio");
                         if (cpuset || io)
                                 return set_error(st->err, SANDBOX_EXIT_SETUP,
-                                                 "Cannot create the sandbox's cgroup: %s%s%s need%s the %s controller%s, "
-                                                 "which this host does not offer us",
-                                                 cpuset ? "linux.resources.cpu.cpus/mems" : "", cpuset && io ? " and " : "",
-                                                 io ? "linux.resources.blockIO" : "", cpuset && io ? "" : "s", missing,
-                                                 strchr(missing, ',') ? "s" : "");
+                                                 "Cannot create the sandbox's cgroup: %s%s%s need%s the %s "
+                                                 "controller%s, which this host does not offer us",
+                                                 cpuset ? "linux.resources.cpu.cpus/mems" : "",
+                                                 cpuset && io ? " and " : "", io ? "linux.resources.blockIO" : "",
+                                                 cpuset && io ? "" : "s", missing, strchr(missing, ',') ? "s" : "");
                         if (!*missing && limits.cpuset_io->io_weight > 0)
                                 return set_error(st->err, SANDBOX_EXIT_SETUP,
-                                                 "Cannot create the sandbox's cgroup: linux.resources.blockIO.weight needs "
-                                                 "io.weight (v2) or blkio.weight or blkio.bfq.weight (v1: the bfq I/O "
-                                                 "scheduler), which this host does not have");
+                                                 "Cannot create the sandbox's cgroup: "
+                                                 "linux.resources.blockIO.weight needs io.weight (v2) or blkio.weight "
+                                                 "or blkio.bfq.weight (v1: the bfq I/O scheduler), which this host "
+                                                 "does not have");
                 }
         }
         if (r == -EOPNOTSUPP)

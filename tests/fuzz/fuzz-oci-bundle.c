@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 const CgroupIoDevice *d = &b.cpuset_io.devices[i];
                 ASSERT(d->rbps || d->wbps || d->riops || d->wiops);
         }
-        ASSERT(b.has_cpuset_io == (b.cpuset_io.cpus[0] || b.cpuset_io.mems[0] || b.cpuset_io.io_weight || b.cpuset_io.n_devices));
+        ASSERT(b.has_cpuset_io ==
+               (b.cpuset_io.cpus[0] || b.cpuset_io.mems[0] || b.cpuset_io.io_weight || b.cpuset_io.n_devices));
         for (size_t i = 0; i < b.n_masked; i++)
                 ASSERT(b.masked[i][0] == '/');
         for (int k = 0; k < _OCI_HOOK_MAX; k++) {

@@ -1055,6 +1055,15 @@ static int test_fake_v1_cpuset_io(void) {
         CHECK(!fake_exists("v1x/blkio/parent/w"));
         CHECK(!fake_exists("v1x/memory/parent/w"));
 
+        /* A list that is not one, a weight out of range: -EINVAL before anything is made. */
+        CgroupCpusetIo bad = { .cpus = "0\n1" };
+        l.cpuset_io = &bad;
+        o = (FakeOpts) {};
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V1, "v1x", "b", &l, &o, &c), -EINVAL);
+        bad = (CgroupCpusetIo) { .io_weight = 5 };
+        CHECK_EQ(fake_create(CGROUP_LAYOUT_V1, "v1x", "b", &l, &o, &c), -EINVAL);
+        CHECK_EQ(o.mkdirs, 0);
+
         /* No cpuset or blkio hierarchy on the host: refused, nothing left. */
         l.cpuset_io = &cpuset_io;
         o = (FakeOpts) {};
