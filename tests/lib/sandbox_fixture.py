@@ -132,6 +132,17 @@ def cgroup_procs(path):
         return []
 
 
+def cgroup_busy(path):
+    """Processes live in cgroup PATH or in its children (a sandbox's cgroup holds none itself: its
+    processes are in program/ and union/)."""
+    if cgroup_procs(path):
+        return True
+    try:
+        return any(cgroup_procs(e.path) for e in os.scandir(path) if e.is_dir(follow_symlinks=False))
+    except OSError:
+        return False
+
+
 def processes_mentioning(s):
     """pids (not ours) whose command line contains s."""
     pids = []
@@ -423,7 +434,9 @@ class Snapshot:
                     or m[2].startswith("sandbox-unionfs:")]
             if ours:
                 problems.append(f"new host mounts: {sorted(ours)}")
-            new_cg = [c for c in sandbox_cgroups() - self.cgroups if not cgroup_procs(c)
+            # Ours, or empty (a leak of a sandbox we did not see): a live one of another run on this
+            # machine has processes in its children, and is not ours to judge.
+            new_cg = [c for c in sandbox_cgroups() - self.cgroups if not cgroup_busy(c)
                       or any(c.endswith(f"sandbox-{i}") for i in self.env.seen_ids)]
             if new_cg:
                 problems.append(f"cgroups left: {sorted(new_cg)}")
