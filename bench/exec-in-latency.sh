@@ -5,7 +5,7 @@
 # `sandboxctl create`) against a fresh `sandboxctl exec`, against one warm sandboxd started with --listen
 # in a temp dir; p50/p90/p99. See bench/README.md ("exec --in latency").
 #
-# Usage: bench/exec-in-latency.sh [--runs N] [--warmup N] [--out FILE] [--no-podman]
+# Usage: bench/exec-in-latency.sh [--runs N] [--warmup N] [--out FILE] [--no-podman] [--podman-runtime PATH]
 # Binaries: $SANDBOXD, $SANDBOXCTL (default build/... in the checkout).
 
 set -eu
