@@ -68,6 +68,7 @@
 #include "sandbox-internal.h"
 #include "sandbox.h"
 #include "time-util.h"
+#include "vmclone.h"
 
 #define DEFAULT_STATE_DIR "/run/sandbox"
 #define DEFAULT_DATA_DIR "/var/lib/sandbox"
@@ -197,9 +198,76 @@ enum {
  * executes while the start goes on; union_server_started() reads that fd. lowerdir=: the --layer
  * directories, HOST_LAYER (the per-sandbox /etc layer, or NULL), then IMAGE (a directory) or else the
  * N_IMAGE_LAYERS of an image of the store. */
+/* What the union server's child reads until it executes: at the start of the mapping that is also its
+ * stack, which stays ours until its EXEC_W closes (step_union_started(), start_done()). */
+typedef struct UnionChild {
+        int procs[CGROUP_PROCS_FDS_MAX];
+        size_t n_procs;
+        int exec_w, fuse_fd, quota_w;
+        char binary[4200];
+        char opts[];
+} UnionChild;
+
+/* The union server's child, before it executes sandbox-unionfs: plain system calls only (it shares the
+ * daemon's memory, vmclone.h). Its failure goes to EXEC_W. */
+static int union_server_exec(const UnionChild *c, const char *opts) {
+        UnionStartReport rep = { .step = UNION_STEP_CGROUP };
+
+        /* v1: into its cgroup, every hierarchy, before anything else ("0": the writer). */
+        for (size_t i = 0; i < c->n_procs; i++) {
+                ssize_t k;
+                do
+                        k = write(c->procs[i], "0", 1);
+                while (k < 0 && errno == EINTR);
+                if (k != 1) {
+                        rep.error = k < 0 ? errno : EIO;
+                        (void) !write(c->exec_w, &rep, sizeof rep);
+                        return 127;
+                }
+        }
+        rep.step = UNION_STEP_EXEC;
+
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        int fuse = fcntl(c->fuse_fd, F_DUPFD_CLOEXEC, 5);
+        /* Shielded from the OOM killer where we may lower the score (CAP_SYS_RESOURCE): without it the
+         * sandbox's file system is gone. Elsewhere the program's +1000 keeps it the first choice. The
+         * server's memory is bounded by the sandbox's cgroup either way. */
+        int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (adj >= 0) {
+                (void) !write(adj, "-1000", 5);
+                close(adj);
+        }
+        /* Its own session: a terminal's ^C is for the program, not for its filesystem. */
+        (void) setsid();
+        if (fuse < 0 || null < 0 || dup2(fuse, 3) < 0 || (c->quota_w >= 0 && dup2(c->quota_w, 4) < 0) ||
+            dup2(null, 0) < 0 || dup2(null, 1) < 0) {
+                rep.error = errno;
+                (void) !write(c->exec_w, &rep, sizeof rep);
+                return 127;
+        }
+        /* The fd table came whole from the parent (other sandboxes' fds too): exec closes all but stdio,
+         * the FUSE connection and the quota pipe. */
+        (void) syscall(SYS_close_range, c->quota_w >= 0 ? 5U : 4U, ~0U, CLOSE_RANGE_CLOEXEC);
+        sigset_t none;
+        sigemptyset(&none);
+        (void) syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, _NSIG / 8);
+        const char *const argv[] = { "sandbox-unionfs", "-f", "-o", opts, "/dev/fd/3", NULL };
+        (void) syscall(SYS_execve, c->binary, argv, environ);
+        rep.error = errno;
+        (void) !write(c->exec_w, &rep, sizeof rep);
+        return 127;
+}
+
+static int union_server_child(void *arg) {
+        const UnionChild *c = arg;
+
+        return union_server_exec(c, c->opts);
+}
+
 static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *image, char *const *image_layers,
                               size_t n_image_layers, const char *host_layer, const char *upper, const char *work,
-                              bool throwaway, int fuse_fd, int *ret_exec_fd, SandboxError *err) {
+                              bool throwaway, int fuse_fd, int *ret_exec_fd, void **ret_stack, size_t *ret_stack_size,
+                              SandboxError *err) {
         _cleanup_free_ char *opts = NULL;
         _cleanup_close_ int quota_w = -EBADF, exec_r = -EBADF, exec_w = -EBADF, cgroup_fd = -EBADF;
         int procs[CGROUP_PROCS_FDS_MAX];
@@ -296,66 +364,52 @@ static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *
                         return set_error(err, SANDBOX_EXIT_SETUP, "Cannot move the union server into its cgroup: %s",
                                          strerror(-r));
         }
+        /* It shares our memory until it executes, rather than copying this process (vmclone.h): its
+         * data and its stack are one mapping of ours, which we keep until it executed; while it sets
+         * itself up (on v1 a cgroup migration, an RCU grace period) we go on. A copy where the
+         * trampoline is missing. */
+        size_t opts_len = strlen(opts) + 1;
+        size_t size = ((sizeof(UnionChild) + opts_len + 4095U) & ~(size_t) 4095U) + VMCLONE_STACK_SIZE;
+        UnionChild *child = HAVE_VMCLONE ? vmclone_stack(size) : NULL;
+        UnionChild copy_child = {};
+        if (!child)
+                child = &copy_child;
+        memcpy(child->procs, procs, n_procs * sizeof procs[0]);
+        child->n_procs = n_procs;
+        child->exec_w = exec_w;
+        child->fuse_fd = fuse_fd;
+        child->quota_w = quota_w;
+        snprintf(child->binary, sizeof child->binary, "%s", binary);
         struct clone_args ca = {
                 .flags = CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
                 .pidfd = (uint64_t) (uintptr_t) &s->server_pidfd,
                 .exit_signal = SIGCHLD,
                 .cgroup = cgroup_fd >= 0 ? (uint64_t) cgroup_fd : 0,
         };
-        s->server_pid = (pid_t) syscall(SYS_clone3, &ca, sizeof ca);
-        if (s->server_pid < 0) {
-                int e = errno;
+        if (child != &copy_child) {
+                memcpy(child->opts, opts, opts_len);
+                r = vmclone(&ca, union_server_child, child, child, size);
+                if (r < 0)
+                        vmclone_stack_free(child, size);
+        } else {
+                /* The copy reads OPTS where it is. */
+                UnionChild *c = &copy_child;
+                r = (int) syscall(SYS_clone3, &ca, sizeof ca);
+                if (r == 0)
+                        _exit(union_server_exec(c, opts));
+                r = r < 0 ? -errno : r;
+        }
+        if (r < 0) {
                 s->server_pid = 0;
                 for (size_t i = 0; i < n_procs; i++)
                         safe_close(procs[i]);
-                return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %s", strerror(e));
+                return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %s", strerror(-r));
         }
-        if (s->server_pid == 0) {
-                UnionStartReport rep = { .step = UNION_STEP_CGROUP };
-
-                /* v1: into its cgroup, every hierarchy, before anything else ("0": the writer). */
-                for (size_t i = 0; i < n_procs; i++) {
-                        ssize_t k;
-                        do
-                                k = write(procs[i], "0", 1);
-                        while (k < 0 && errno == EINTR);
-                        if (k != 1) {
-                                rep.error = k < 0 ? errno : EIO;
-                                (void) !write(exec_w, &rep, sizeof rep);
-                                _exit(127);
-                        }
-                }
-                rep.step = UNION_STEP_EXEC;
-
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-                int fuse = fcntl(fuse_fd, F_DUPFD_CLOEXEC, 5);
-                /* Shielded from the OOM killer where we may lower the score (CAP_SYS_RESOURCE): without
-                 * it the sandbox's file system is gone. Elsewhere the program's +1000 keeps it the
-                 * first choice. The server's memory is bounded by the sandbox's cgroup either way. */
-                int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-                if (adj >= 0) {
-                        (void) !write(adj, "-1000", 5);
-                        close(adj);
-                }
-                /* Its own session: a terminal's ^C is for the program, not for its filesystem. */
-                (void) setsid();
-                if (fuse < 0 || null < 0 || dup2(fuse, 3) < 0 || (quota_w >= 0 && dup2(quota_w, 4) < 0) ||
-                    dup2(null, 0) < 0 || dup2(null, 1) < 0) {
-                        rep.error = errno;
-                        (void) !write(exec_w, &rep, sizeof rep);
-                        _exit(127);
-                }
-                /* The fd table came whole from the parent (other sandboxes' fds too): exec closes all but
-                 * stdio, the FUSE connection and the quota pipe. */
-                (void) syscall(SYS_close_range, quota_w >= 0 ? 5U : 4U, ~0U, CLOSE_RANGE_CLOEXEC);
-                sigset_t none;
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                execl(binary, "sandbox-unionfs", "-f", "-o", opts, "/dev/fd/3", (char *) NULL);
-                rep.error = errno;
-                (void) !write(exec_w, &rep, sizeof rep);
-                _exit(127);
+        if (child != &copy_child) {
+                *ret_stack = child;
+                *ret_stack_size = size;
         }
+        s->server_pid = r;
         for (size_t i = 0; i < n_procs; i++)
                 safe_close(procs[i]);
         *ret_exec_fd = TAKE_FD(exec_r);
@@ -557,6 +611,8 @@ typedef struct Start {
         int cgroup_fd;          /* v2: for CLONE_INTO_CGROUP */
         int resolv_fd;          /* DATA/sandboxes/ID/resolv.conf, detached, until the child has it */
         int union_exec_fd;      /* the union's server executed (EOF), or says why not; until step_union_started */
+        void *union_stack;      /* its data and stack (vmclone), ours again once it executed */
+        size_t union_stack_size;
         struct in_addr dns[3];  /* the IPv4 name servers it names */
         size_t n_dns;
         int sp[2];              /* the status socket: ours, the child's */
@@ -582,6 +638,18 @@ static void start_done(Start *st) {
         safe_close(st->usr_fd);
         safe_close(st->cgroup_fd);
         safe_close(st->resolv_fd);
+        if (st->union_stack) {
+                /* A start that failed before step_union_started(): the server's child may still run on
+                 * the mapping. Its exec or its end closes EXEC_FD; after a minute it is left mapped
+                 * rather than pulled from under it. */
+                struct pollfd p = { .fd = st->union_exec_fd, .events = POLLIN };
+                char buf[sizeof(UnionStartReport)];
+                ssize_t n = 1;
+                while (n > 0 && poll(&p, 1, 60000) > 0)
+                        n = read(st->union_exec_fd, buf, sizeof buf);
+                if (n == 0)
+                        vmclone_stack_free(st->union_stack, st->union_stack_size);
+        }
         safe_close(st->union_exec_fd);
         safe_close(st->sp[0]);
         safe_close(st->sp[1]);
@@ -1012,7 +1080,7 @@ static int step_union_server(Start *st) {
 
         r = start_union_server(st->s, st->cfg, st->image_path, st->image_layers, st->n_image_layers,
                                st->host_layer_path, st->upper_path, st->work_path, !st->spec->upper, st->fuse_fd,
-                               &st->union_exec_fd, st->err);
+                               &st->union_exec_fd, &st->union_stack, &st->union_stack_size, st->err);
         if (r < 0)
                 return r;
         st->fuse_fd = safe_close(st->fuse_fd); /* the server holds it now; if it dies, the mount fails fast */
@@ -1619,6 +1687,9 @@ static int step_union_started(Start *st) {
         int r = union_server_started(st->union_exec_fd, st->err);
 
         st->union_exec_fd = safe_close(st->union_exec_fd);
+        /* EOF or its report: it executed or is ending, and reads no more of our memory. */
+        vmclone_stack_free(st->union_stack, st->union_stack_size);
+        st->union_stack = NULL;
         return r;
 }
 
