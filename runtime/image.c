@@ -11,22 +11,30 @@
  *
  * The image is built once and shared, read-only, by every sandbox: STATE/images/host-KEY, where KEY
  * hashes this code's version, the boot and the metadata (inode, type, mode, size, times) of every
- * host entry the copy looks at. Each start walks those entries again with fstatat() only (no data is
- * read) to compute the key, so a package install or an alternative switch gives a new image at the
- * next start, never a stale one; a copy that raced with a change is named by what it saw before and is
- * replaced at the next start. The boot is in the key because the image is not synced to disk: an
- * image from before a crash is never used. Every user of an image holds a shared flock() on its
- * directory; a build removes the other images it can lock exclusively (nobody uses them).
+ * host entry the copy looks at. A start needs the key of the host's /etc as it is now, so that a
+ * package install or an alternative switch gives a new image at the next start, never a stale one. The
+ * key is computed by walking those entries with fstatat() only (no data is read): ~900 entries, ~0.6 ms
+ * of CPU here. A long-lived process (sandboxd) does not walk at every start: the walk also puts an
+ * inotify watch on every directory it reads, and the key is reused while no event says that something
+ * it hashed may have changed and the walk is younger than KEY_CACHE_MAX_AGE_USEC (a mount over an /etc
+ * entry changes it without an event). The first walk of a process sets no watches (a one-shot
+ * sandbox-run holds no inotify instance); without inotify every start walks, as before. A copy that
+ * raced with a change is named by what it saw before and is replaced at the next start. The boot is in
+ * the key because the image is not synced to disk: an image from before a crash is never used. Every
+ * user of an image holds a shared flock() on its directory; a build removes the other images it can lock
+ * exclusively (nobody uses them).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -36,6 +44,7 @@
 #include "macro.h"
 #include "rmtree.h"
 #include "runtime.h"
+#include "time-util.h"
 
 /* Bump when what image_build() writes changes: it is part of every image's key. */
 #define HOST_IMAGE_VERSION "2"
@@ -47,6 +56,14 @@
 #define ETC_MAX_ENTRIES 100000U
 #define ETC_MAX_BYTES (UINT64_C(256) << 20)
 #define COPY_BUF_SIZE (64U * 1024U)
+
+/* The key cache (see the top): what a walk watches, and for how long its key is trusted. */
+#define KEY_CACHE_EVENTS                                                                                   \
+        (IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVED_FROM | \
+         IN_MOVED_TO | IN_MOVE_SELF | IN_UNMOUNT)
+#define KEY_CACHE_MAX_AGE_USEC (10 * USEC_PER_SEC)  /* what no event shows (a mount) is seen this late */
+#define KEY_CACHE_RETRY_USEC (60 * USEC_PER_SEC)    /* after inotify failed: no watches for this long */
+#define KEY_CACHE_MAX_WATCHES 512U                  /* directories watched (this host's allow-list: 24) */
 
 /* Host /etc entries copied into the host image: only what programs of the host's /usr read there
  * (see docs/security.md, "The host image", for each one's reason). A name, or a prefix and '*'. Never add a
@@ -129,8 +146,18 @@ static int write_hosts(int etc, const char *hostname) {
 
 /* ---- the copy of the host's /etc, and its key ---- */
 
+/* What a walk for the key cache watches: every directory it reads, from before it reads it. */
+typedef struct EtcWatch {
+        int fd;                         /* the inotify instance (not ours); -EBADF: watching stopped */
+        int etc_wd;                     /* /etc's own watch */
+        unsigned n;                     /* watches added */
+        int error;                      /* why watching stopped: inotify's -errno, or -E2BIG (the bound) */
+        bool changed;                   /* a directory changed between its fstatat() and its watch */
+} EtcWatch;
+
 typedef struct EtcWalk {
         XXH3_state_t *hash;
+        EtcWatch *watch;                /* NULL: no watches (a build's copy, or the cache is off) */
         uint64_t entries, bytes;
         char *buf;                      /* COPY_BUF_SIZE: copying; NULL: only hashing */
         char path[PATH_MAX];            /* relative to /etc, for the key and messages */
@@ -148,6 +175,71 @@ static void hash_entry(EtcWalk *w, const struct stat *st) {
         };
         (void) XXH3_64bits_update(w->hash, w->path, strlen(w->path) + 1);
         (void) XXH3_64bits_update(w->hash, v, sizeof v);
+}
+
+/* The state of the key cache, this process's. The lock is taken in host_key() and the test hooks only,
+ * for the lookup or walk of a key, never while an image is built; the caller may hold its own lock
+ * around image_host_acquire() (sandbox.c's image_lock), which comes first. */
+static pthread_mutex_t key_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+        pid_t pid;                      /* whose state this is: a forked child starts afresh */
+        bool armed;                     /* a walk happened: from the next one on, walks set watches */
+        int inotify_fd;                 /* >= 0: KEY is valid while no event on it says otherwise */
+        int etc_wd;
+        dev_t etc_dev;                  /* the /etc it is the key of */
+        ino_t etc_ino;
+        uint64_t key;
+        uint64_t walked_usec;           /* when the walk that gave KEY began */
+        uint64_t retry_usec;            /* after inotify failed: no watches before this */
+        uint64_t max_age_usec;
+        unsigned walks;                 /* for the tests: walks made to compute a key */
+        int fault_init, fault_watch;    /* for the tests: make inotify fail with this -errno */
+} key_cache = {
+        .inotify_fd = -EBADF,
+        .etc_wd = -1,
+        .max_age_usec = KEY_CACHE_MAX_AGE_USEC,
+};
+
+/* Watch the directory FD (held by the walk, not read yet) for changes of what the key hashes. By the
+ * fd's /proc/self/fd link, which leads to exactly the directory the walk holds (no name is resolved
+ * again, so nothing can be swapped in); IN_DONT_FOLLOW cannot go with it (it would name the link
+ * itself). A failure stops the watching, not the walk: its key is then not cached. */
+static int watch_dir(EtcWatch *wt, int fd) {
+        char path[64];
+        int wd;
+
+        if (wt->fd < 0)
+                return -EBADF;
+        if (wt->n >= KEY_CACHE_MAX_WATCHES) {
+                wt->error = -E2BIG;
+                wt->fd = -EBADF;
+                return wt->error;
+        }
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        if (key_cache.fault_watch < 0) {
+                wd = -1;
+                errno = -key_cache.fault_watch;
+        } else
+                wd = inotify_add_watch(wt->fd, path, KEY_CACHE_EVENTS | IN_ONLYDIR);
+        if (wd < 0) {
+                wt->error = negative_errno();
+                wt->fd = -EBADF;
+                return wt->error;
+        }
+        wt->n++;
+        return wd;
+}
+
+/* The directory FD, just watched, against what its parent's fstatat() saw (ST, hashed already): a change
+ * in between has no event, so this walk's key must not be trusted. */
+static void watch_check_unchanged(EtcWatch *wt, int fd, const struct stat *st) {
+        struct stat now;
+
+        if (fstat(fd, &now) < 0 || now.st_dev != st->st_dev || now.st_ino != st->st_ino ||
+            now.st_mode != st->st_mode || now.st_size != st->st_size ||
+            now.st_mtim.tv_sec != st->st_mtim.tv_sec || now.st_mtim.tv_nsec != st->st_mtim.tv_nsec ||
+            now.st_ctim.tv_sec != st->st_ctim.tv_sec || now.st_ctim.tv_nsec != st->st_ctim.tv_nsec)
+                wt->changed = true;
 }
 
 static int copy_data(EtcWalk *w, int in, int out, uint64_t size) {
@@ -258,6 +350,9 @@ static int walk_entry(EtcWalk *w, int src, int dst, const char *name, unsigned c
         _cleanup_close_ int dsub = -EBADF;
         if (sub < 0)
                 return errno == ENOENT || errno == ENOTDIR || errno == ELOOP ? 0 : -errno;
+        /* Watched before it is read: a change from here on has an event, and one before shows below. */
+        if (w->watch && watch_dir(w->watch, sub) >= 0)
+                watch_check_unchanged(w->watch, sub, &st);
         if (dst >= 0) {
                 if (mkdirat(dst, name, 0700) < 0)
                         return -errno;
@@ -315,8 +410,10 @@ static int top_entry_cmp(const void *a, const void *b) {
 }
 
 /* Walk the allow-listed entries of the host's /etc (ETC_FD) in name order, copying them into DST (the
- * image's etc/) unless it is -EBADF, and return the key of what was seen. */
-static int etc_walk(int etc_fd, int dst, char *buf, uint64_t *ret_key, char *why, size_t why_size) {
+ * image's etc/) unless it is -EBADF, watching what it reads with WATCH unless it is NULL, and return the
+ * key of what was seen. */
+static int etc_walk(int etc_fd, int dst, char *buf, EtcWatch *watch, uint64_t *ret_key, char *why,
+                    size_t why_size) {
         _cleanup_closedir_ DIR *d = NULL;
         _cleanup_free_ EtcWalk *w = NULL;
         TopEntry names[ELEMENTSOF(etc_allow) * 4];
@@ -328,6 +425,7 @@ static int etc_walk(int etc_fd, int dst, char *buf, uint64_t *ret_key, char *why
         if (!w)
                 return -ENOMEM;
         w->buf = buf;
+        w->watch = watch;
         w->why = why;
         w->why_size = why_size;
         w->hash = XXH3_createState();
@@ -349,6 +447,8 @@ static int etc_walk(int etc_fd, int dst, char *buf, uint64_t *ret_key, char *why
                 r = -errno;
                 goto out;
         }
+        if (watch)
+                watch->etc_wd = watch_dir(watch, fd);
         d = fdopendir(fd);
         if (!d) {
                 r = -errno;
@@ -444,7 +544,7 @@ static int image_build(int dirfd, const char *name, int etc_fd, uint64_t *ret_ke
         buf = malloc(COPY_BUF_SIZE);
         if (!buf)
                 return -ENOMEM;
-        return etc_walk(etc_fd, etc, buf, ret_key, why, why_size);
+        return etc_walk(etc_fd, etc, buf, NULL, ret_key, why, why_size);
 }
 
 /* Lock FD (a directory just opened as NAME in DIRFD) with OP and check that NAME still is it: a removal
@@ -533,29 +633,178 @@ static int build_locked(int images_fd, int etc_fd, char name[static 64], int *re
         return 1;
 }
 
+/* ---- the key, cached ---- */
+
+/* Whether anything the last watching walk hashed may have changed since: the pending events, read without
+ * blocking. An event in /etc itself about a name off the allow-list tells nothing and is used up; after
+ * one that tells something the rest does not matter (the next walk replaces the instance). */
+static bool key_cache_changed(void) {
+        union {
+                struct inotify_event e;
+                char buf[4096];
+        } u;
+
+        for (;;) {
+                ssize_t n = read(key_cache.inotify_fd, &u, sizeof u);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return errno != EAGAIN; /* nothing pending, or inotify failed: walk */
+                for (size_t off = 0; off < (size_t) n;) {
+                        const struct inotify_event *e = (const struct inotify_event *) (u.buf + off);
+                        if ((size_t) n - off < sizeof *e || e->len > (size_t) n - off - sizeof *e)
+                                return true;
+                        off += sizeof *e + e->len;
+                        /* IN_Q_OVERFLOW (events were lost) and IN_IGNORED (a watch is gone) always count. */
+                        if (e->wd == key_cache.etc_wd && e->len > 0 && e->name[0] &&
+                            !(e->mask & (IN_Q_OVERFLOW | IN_IGNORED)) && !etc_allowed(e->name))
+                                continue;
+                        return true;
+                }
+        }
+}
+
+/* This process's own state: after a fork, the inherited instance shares the parent's queue, which is not
+ * the child's to read (closing the child's copy leaves the parent's open). */
+static void key_cache_own(void) {
+        pid_t pid = getpid();
+
+        if (key_cache.pid == pid)
+                return;
+        key_cache.inotify_fd = safe_close(key_cache.inotify_fd);
+        key_cache.pid = pid;
+        key_cache.armed = false;
+        key_cache.retry_usec = 0;
+}
+
+/* The key of the host /etc ETC_FD: the cached one if USE_CACHE and nothing it saw may have changed
+ * since, else a new walk's, which the cache keeps if it watched the whole walk. *RET_CACHED: whether the
+ * key came from the cache. */
+static int host_key(int etc_fd, bool use_cache, uint64_t *ret_key, bool *ret_cached, char *why,
+                    size_t why_size) {
+        _cleanup_close_ int ifd = -EBADF;
+        EtcWatch watch = { .fd = -EBADF, .etc_wd = -1 };
+        uint64_t now, key;
+        struct stat st;
+        int r;
+
+        if (fstat(etc_fd, &st) < 0)
+                return -errno;
+        pthread_mutex_lock(&key_cache_lock);
+        key_cache_own();
+        now = now_usec();
+        if (use_cache && key_cache.inotify_fd >= 0 && key_cache.etc_dev == st.st_dev &&
+            key_cache.etc_ino == st.st_ino && now - key_cache.walked_usec < key_cache.max_age_usec &&
+            !key_cache_changed()) {
+                key = key_cache.key;
+                pthread_mutex_unlock(&key_cache_lock);
+                *ret_key = key;
+                *ret_cached = true;
+                return 0;
+        }
+
+        key_cache.inotify_fd = safe_close(key_cache.inotify_fd);
+        /* Not at a process's first walk: a one-shot process (sandbox-run) walks once, and an inotify
+         * instance held for its life would count against the user's few (max_user_instances, 128). */
+        if (key_cache.armed && now >= key_cache.retry_usec) {
+                if (key_cache.fault_init < 0)
+                        watch.error = key_cache.fault_init;
+                else if ((ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) < 0)
+                        watch.error = negative_errno();
+                watch.fd = ifd;
+        }
+        r = etc_walk(etc_fd, -EBADF, NULL, ifd >= 0 ? &watch : NULL, &key, why, why_size);
+        key_cache.walks++;
+        key_cache.armed = true;
+        if (r >= 0 && watch.fd >= 0 && watch.etc_wd >= 0 && !watch.changed) {
+                key_cache.inotify_fd = TAKE_FD(ifd);
+                key_cache.etc_wd = watch.etc_wd;
+                key_cache.etc_dev = st.st_dev;
+                key_cache.etc_ino = st.st_ino;
+                key_cache.key = key;
+                key_cache.walked_usec = now;
+        } else if (watch.error < 0)
+                /* ENOSPC (max_user_watches), EMFILE, our bound: walk at every start for a while. */
+                key_cache.retry_usec = now + KEY_CACHE_RETRY_USEC;
+        pthread_mutex_unlock(&key_cache_lock);
+        if (r < 0)
+                return r;
+        *ret_key = key;
+        *ret_cached = false;
+        return 0;
+}
+
+static void key_cache_forget(void) {
+        pthread_mutex_lock(&key_cache_lock);
+        key_cache_own();
+        key_cache.inotify_fd = safe_close(key_cache.inotify_fd);
+        pthread_mutex_unlock(&key_cache_lock);
+}
+
+unsigned image_host_walks_for_test(void) {
+        unsigned n;
+
+        pthread_mutex_lock(&key_cache_lock);
+        n = key_cache.walks;
+        pthread_mutex_unlock(&key_cache_lock);
+        return n;
+}
+
+void image_host_cache_reset_for_test(int init_error, int watch_error) {
+        pthread_mutex_lock(&key_cache_lock);
+        key_cache.inotify_fd = safe_close(key_cache.inotify_fd);
+        key_cache.pid = getpid();
+        key_cache.armed = false;
+        key_cache.retry_usec = 0;
+        key_cache.max_age_usec = KEY_CACHE_MAX_AGE_USEC;
+        key_cache.walks = 0;
+        key_cache.fault_init = init_error;
+        key_cache.fault_watch = watch_error;
+        pthread_mutex_unlock(&key_cache_lock);
+}
+
+void image_host_cache_max_age_for_test(uint64_t usec) {
+        pthread_mutex_lock(&key_cache_lock);
+        key_cache.max_age_usec = usec;
+        pthread_mutex_unlock(&key_cache_lock);
+}
+
 int image_host_acquire(int images_fd, int etc_fd, char **ret_name, int *ret_lock_fd, char *why, size_t why_size) {
+        bool use_cache = true;
         int r;
 
         if (why && why_size > 0)
                 why[0] = '\0';
-        for (unsigned attempt = 0; attempt < 4; attempt++) {
+        for (unsigned walks = 0; walks < 4;) {
                 _cleanup_close_ int fd = -EBADF;
-                char name[64];
-                uint64_t key;
+                char name[64], key_name[64];
+                uint64_t key = 0;
+                bool cached = false;
 
-                r = etc_walk(etc_fd, -EBADF, NULL, &key, why, why_size);
+                r = host_key(etc_fd, use_cache, &key, &cached, why, why_size);
                 if (r < 0)
                         return r;
-                snprintf(name, sizeof name, HOST_IMAGE_PREFIX "%016" PRIx64, key);
+                /* A cached key is tried once: if its image is gone, the next round walks. */
+                use_cache = false;
+                if (!cached)
+                        walks++;
+                snprintf(key_name, sizeof key_name, HOST_IMAGE_PREFIX "%016" PRIx64, key);
+                memcpy(name, key_name, sizeof name);
                 fd = openat(images_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0 && errno != ENOENT)
                         return -errno;
+                if (fd < 0 && cached)
+                        continue;
                 if (fd < 0) {
                         r = build_locked(images_fd, etc_fd, name, &fd, why, why_size);
                         if (r < 0)
                                 return r;
                         if (r == 0)
                                 continue;
+                        /* The copy saw another /etc than the walk (it is named by what it saw): the
+                         * walk's key is not trusted, whatever its watches say. */
+                        if (!streq(name, key_name))
+                                key_cache_forget();
                         remove_unused(images_fd, name);
                 }
                 /* Shared from here on (for a new build the conversion from exclusive is not atomic: a

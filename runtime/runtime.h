@@ -192,6 +192,12 @@ int make_dir_in_root(int root_fd, const char *path, bool is_dir, int *ret_fd);
  * flock) until closed, so no clean-up removes it while a sandbox uses it. On failure WHY may say what
  * bound the host's /etc exceeded. */
 int image_host_acquire(int images_fd, int etc_fd, char **ret_name, int *ret_lock_fd, char *why, size_t why_size);
+/* For the unit tests: how many walks of the host's /etc this process made to compute a key (the key cache
+ * saves the others); forget the cache, as in a new process, and make inotify_init1() (INIT_ERROR) or
+ * inotify_add_watch() (WATCH_ERROR) fail with that -errno (0: not); set how old a key may get. */
+unsigned image_host_walks_for_test(void);
+void image_host_cache_reset_for_test(int init_error, int watch_error);
+void image_host_cache_max_age_for_test(uint64_t usec);
 /* NAME in DIRFD: a layer for above the host image with etc/hostname and etc/hosts for HOSTNAME. */
 int image_make_hostname_layer(int dirfd, const char *name, const char *hostname);
 
