@@ -6,11 +6,16 @@
  * others may not read, fifos), that the image is reused while the source is unchanged and replaced when
  * it changes (a file written in place, a symlink switched, a mode changed), that an image in use is
  * never removed and an unused one is, that concurrent builders end with one image, the depth bound,
- * and the host name layer. Runs unprivileged. Output is TAP.
+ * and the host name layer. The key cache: a long-lived process stops walking /etc once it watches it,
+ * every kind of change still gives a new image at the next acquire, without inotify every acquire
+ * walks, and a mount over an entry (no inotify event) is seen once the cache's age bound has passed.
+ * Runs unprivileged (the mount in a user namespace of its own). Output is TAP.
  */
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -326,6 +331,272 @@ static int test_hostname_layer(void) {
         return 0;
 }
 
+/* Acquire and keep only the name (the lock is dropped at once); NULL on failure. */
+static char *acquire_name(int images, int etc) {
+        char *name = NULL;
+        int lock = -EBADF;
+
+        if (acquire(images, etc, &name, &lock) < 0)
+                return NULL;
+        safe_close(lock);
+        return name;
+}
+
+/* A long-lived process reuses the key: the first acquire walks (and watches nothing: a one-shot process
+ * holds no inotify instance), the second walks and watches, the next ones walk no more, even when /etc
+ * changes off the allow-list. */
+static int test_key_cache_hits(void) {
+        char path[PATH_MAX], outside[PATH_MAX + 16];
+        _cleanup_close_ int etc = -EBADF, images = -EBADF;
+        _cleanup_free_ char *n1 = NULL, *n2 = NULL;
+
+        CHECK_EQ(new_case(path, sizeof path, &etc, &images), 0);
+        snprintf(outside, sizeof outside, "%s/outside", path);
+        CHECK_EQ(fill_etc(etc, outside), 0);
+        image_host_cache_reset_for_test(0, 0);
+        CHECK((n1 = acquire_name(images, etc)));
+        CHECK_EQ(image_host_walks_for_test(), 1);
+        CHECK((n2 = acquire_name(images, etc)));
+        CHECK_STREQ(n2, n1);
+        CHECK_EQ(image_host_walks_for_test(), 2);
+        for (int i = 0; i < 5; i++) {
+                _cleanup_free_ char *n = NULL;
+                if (i == 3)
+                        CHECK_EQ(put(etc, "gitconfig", "[other]\n", 0644), 0);
+                CHECK((n = acquire_name(images, etc)));
+                CHECK_STREQ(n, n1);
+                CHECK_EQ(image_host_walks_for_test(), 2);
+        }
+        /* Another /etc (here a directory of the same contents) is not the cached one's. */
+        _cleanup_close_ int dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK_EQ(mkdirat(dir, "etc2", 0755), 0);
+        _cleanup_close_ int etc2 = openat(dir, "etc2", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK_EQ(put(etc2, "networks", "default 0.0.0.0\n", 0644), 0);
+        _cleanup_free_ char *n3 = acquire_name(images, etc2);
+        CHECK(n3 && !streq(n3, n1));
+        CHECK_EQ(image_host_walks_for_test(), 3);
+        return 0;
+}
+
+/* One change of each kind to the fake /etc, and where it shows in the next image. */
+static int change_etc(int etc, int i, const char **ret_what, const char **ret_path, bool *ret_exists) {
+        int fd, r = 0;
+
+        switch (i) {
+        case 0:
+                *ret_what = "a file written in place, in a subdirectory";
+                fd = openat(etc, "ld.so.conf.d/x86_64.conf", O_WRONLY | O_APPEND | O_CLOEXEC);
+                r = fd >= 0 && write(fd, "/opt/lib\n", 9) == 9 ? 0 : -EIO;
+                safe_close(fd);
+                *ret_path = "etc/ld.so.conf.d/x86_64.conf", *ret_exists = true;
+                break;
+        case 1:
+                *ret_what = "a new file, two levels down";
+                r = put(etc, "ssl/certs/new.pem", "-----BEGIN CERTIFICATE-----\n", 0644);
+                *ret_path = "etc/ssl/certs/new.pem", *ret_exists = true;
+                break;
+        case 2:
+                *ret_what = "a file removed";
+                r = unlinkat(etc, "python3.11/sitecustomize.py", 0);
+                *ret_path = "etc/python3.11/sitecustomize.py", *ret_exists = false;
+                break;
+        case 3:
+                *ret_what = "a chmod in a subdirectory";
+                r = fchmodat(etc, "ssl/openssl.cnf", 0600, 0);
+                *ret_path = "etc/ssl/openssl.cnf", *ret_exists = false;
+                break;
+        case 4:
+                *ret_what = "a rename in a subdirectory";
+                r = renameat(etc, "ssl/certs/ca-certificates.crt", etc, "ssl/certs/ca.crt");
+                *ret_path = "etc/ssl/certs/ca.crt", *ret_exists = true;
+                break;
+        case 5:
+                *ret_what = "a new directory";
+                r = mkdirat(etc, "ld.so.conf.d/extra", 0755);
+                *ret_path = "etc/ld.so.conf.d/extra", *ret_exists = true;
+                break;
+        case 6:
+                *ret_what = "a file in the directory new since the last walk";
+                r = put(etc, "ld.so.conf.d/extra/a.conf", "/opt/a\n", 0644);
+                *ret_path = "etc/ld.so.conf.d/extra/a.conf", *ret_exists = true;
+                break;
+        case 7:
+                *ret_what = "an alternative switched (a link renamed over another)";
+                r = symlinkat("/usr/bin/gawk", etc, "alternatives/awk.new");
+                if (r == 0)
+                        r = renameat(etc, "alternatives/awk.new", etc, "alternatives/awk");
+                *ret_path = "etc/alternatives/awk.new", *ret_exists = false;
+                break;
+        case 8:
+                *ret_what = "a new allow-listed file in /etc";
+                r = put(etc, "networks", "default 0.0.0.0\n", 0644);
+                *ret_path = "etc/networks", *ret_exists = true;
+                break;
+        case 9:
+                *ret_what = "a subdirectory renamed away";
+                r = renameat(etc, "python3.11", etc, "python3.11.old");
+                *ret_path = "etc/python3.11", *ret_exists = false;
+                break;
+        default:
+                return 0;
+        }
+        return r < 0 ? -errno : 1;
+}
+
+/* Once the cache holds a key, every change a package install may make gives a new image at the next
+ * acquire, and the acquire after that reuses the new key. */
+static int test_key_cache_follows_changes(void) {
+        char path[PATH_MAX], outside[PATH_MAX + 16];
+        _cleanup_close_ int etc = -EBADF, images = -EBADF;
+        _cleanup_free_ char *prev = NULL, *again = NULL;
+
+        CHECK_EQ(new_case(path, sizeof path, &etc, &images), 0);
+        snprintf(outside, sizeof outside, "%s/outside", path);
+        CHECK_EQ(fill_etc(etc, outside), 0);
+        image_host_cache_reset_for_test(0, 0);
+        CHECK((prev = acquire_name(images, etc)));
+        CHECK((again = acquire_name(images, etc)));
+        CHECK_STREQ(again, prev);
+        for (int i = 0;; i++) {
+                const char *what = NULL, *in_image = NULL;
+                bool exists_in_image = false;
+                int r = change_etc(etc, i, &what, &in_image, &exists_in_image);
+                CHECK(r >= 0);
+                if (r == 0)
+                        break;
+                unsigned walks = image_host_walks_for_test();
+                _cleanup_free_ char *n = acquire_name(images, etc), *m = NULL;
+                CHECK(n);
+                if (streq(n, prev)) {
+                        printf("# %s: the same image, %s\n", what, n);
+                        return -1;
+                }
+                CHECK_EQ(image_host_walks_for_test(), walks + 1);
+                _cleanup_close_ int img = openat(images, n, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                CHECK(img >= 0);
+                if (exists(img, in_image) != exists_in_image) {
+                        printf("# %s: %s %s in the new image\n", what, in_image,
+                               exists_in_image ? "is not" : "is");
+                        return -1;
+                }
+                /* Watching again: the next acquire reuses the new key. */
+                CHECK((m = acquire_name(images, etc)));
+                CHECK_STREQ(m, n);
+                CHECK_EQ(image_host_walks_for_test(), walks + 1);
+                free(prev);
+                prev = TAKE_PTR(n);
+        }
+        return 0;
+}
+
+/* Without inotify (no instance: EMFILE; no watch: ENOSPC, max_user_watches), every acquire walks, as
+ * before the cache, and sees every change. */
+static int test_key_cache_without_inotify(void) {
+        static const struct {
+                int init_error, watch_error;
+        } faults[] = { { -EMFILE, 0 }, { 0, -ENOSPC } };
+
+        for (size_t f = 0; f < ELEMENTSOF(faults); f++) {
+                char path[PATH_MAX], outside[PATH_MAX + 16];
+                _cleanup_close_ int etc = -EBADF, images = -EBADF;
+                _cleanup_free_ char *n1 = NULL, *n2 = NULL, *n3 = NULL, *n4 = NULL;
+
+                CHECK_EQ(new_case(path, sizeof path, &etc, &images), 0);
+                snprintf(outside, sizeof outside, "%s/outside", path);
+                CHECK_EQ(fill_etc(etc, outside), 0);
+                image_host_cache_reset_for_test(faults[f].init_error, faults[f].watch_error);
+                CHECK((n1 = acquire_name(images, etc)));
+                CHECK((n2 = acquire_name(images, etc)));
+                CHECK((n3 = acquire_name(images, etc)));
+                CHECK_STREQ(n2, n1);
+                CHECK_STREQ(n3, n1);
+                CHECK_EQ(image_host_walks_for_test(), 3);
+                CHECK_EQ(put(etc, "ssl/certs/new.pem", "-----BEGIN CERTIFICATE-----\n", 0644), 0);
+                CHECK((n4 = acquire_name(images, etc)));
+                CHECK(!streq(n4, n1));
+                CHECK_EQ(image_host_walks_for_test(), 4);
+        }
+        image_host_cache_reset_for_test(0, 0);
+        return 0;
+}
+
+static int write_proc(const char *file, const char *content) {
+        _cleanup_close_ int fd = open(file, O_WRONLY | O_CLOEXEC);
+        return fd >= 0 && write(fd, content, strlen(content)) == (ssize_t) strlen(content) ? 0 : -errno;
+}
+
+/* In a mount namespace of its own: a file mounted over an /etc entry changes what the walk sees without
+ * an inotify event; the key follows once the cache's age bound has passed. */
+static int age_bound_child(const char *path, int images) {
+        char target[PATH_MAX + 32], source[PATH_MAX + 32], map[64];
+        uid_t uid = geteuid();
+        gid_t gid = getegid();
+
+        if (uid == 0 ? unshare(CLONE_NEWNS) < 0 : unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+                return TAP_SKIP;
+        if (uid != 0) {
+                snprintf(map, sizeof map, "%u %u 1\n", (unsigned) uid, (unsigned) uid);
+                if (write_proc("/proc/self/uid_map", map) < 0 ||
+                    write_proc("/proc/self/setgroups", "deny") < 0)
+                        return TAP_SKIP;
+                snprintf(map, sizeof map, "%u %u 1\n", (unsigned) gid, (unsigned) gid);
+                if (write_proc("/proc/self/gid_map", map) < 0)
+                        return TAP_SKIP;
+        }
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                return TAP_SKIP;
+        /* An fd opened before leads into the old namespace's mounts: not the one we mount on. */
+        snprintf(target, sizeof target, "%s/etc", path);
+        _cleanup_close_ int etc = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK(etc >= 0);
+
+        _cleanup_free_ char *n1 = NULL, *n2 = NULL, *n3 = NULL, *n4 = NULL;
+        image_host_cache_reset_for_test(0, 0);
+        CHECK((n1 = acquire_name(images, etc)));
+        CHECK((n2 = acquire_name(images, etc)));
+        CHECK_EQ(image_host_walks_for_test(), 2);
+        snprintf(source, sizeof source, "%s/outside/ld.so.cache", path);
+        snprintf(target, sizeof target, "%s/etc/ld.so.cache", path);
+        CHECK_EQ(put(AT_FDCWD, source, "another ld.so.cache", 0644), 0);
+        CHECK_EQ(mount(source, target, NULL, MS_BIND, NULL), 0);
+        /* Within the bound: no event, no walk, the old key. */
+        CHECK((n3 = acquire_name(images, etc)));
+        CHECK_STREQ(n3, n1);
+        CHECK_EQ(image_host_walks_for_test(), 2);
+        /* Past it: a walk, which sees the mount. */
+        image_host_cache_max_age_for_test(0);
+        CHECK((n4 = acquire_name(images, etc)));
+        CHECK(!streq(n4, n1));
+        CHECK_EQ(image_host_walks_for_test(), 3);
+        _cleanup_close_ int img = openat(images, n4, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        char buf[64];
+        CHECK_EQ(get(img, "etc/ld.so.cache", buf, sizeof buf), 19);
+        return 0;
+}
+
+static int test_key_cache_age_bound(void) {
+        char path[PATH_MAX], outside[PATH_MAX + 16];
+        _cleanup_close_ int etc = -EBADF, images = -EBADF;
+        int status;
+
+        CHECK_EQ(new_case(path, sizeof path, &etc, &images), 0);
+        snprintf(outside, sizeof outside, "%s/outside", path);
+        CHECK_EQ(fill_etc(etc, outside), 0);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                int r = age_bound_child(path, images);
+                fflush(stdout);
+                _exit(r == 0 ? 0 : r == TAP_SKIP ? TAP_SKIP : 1);
+        }
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        CHECK(WIFEXITED(status));
+        if (WEXITSTATUS(status) == TAP_SKIP)
+                return tap_skip("no mount namespace of our own");
+        CHECK_EQ(WEXITSTATUS(status), 0);
+        return 0;
+}
+
 int main(void) {
         static const TapTest tests[] = {
                 TAP_TEST(copy),
@@ -333,6 +604,10 @@ int main(void) {
                 TAP_TEST(concurrent_builders),
                 TAP_TEST(depth_bound),
                 TAP_TEST(hostname_layer),
+                TAP_TEST(key_cache_hits),
+                TAP_TEST(key_cache_follows_changes),
+                TAP_TEST(key_cache_without_inotify),
+                TAP_TEST(key_cache_age_bound),
         };
         if (tap_scratch_dir(tmp_root, sizeof tmp_root, "test-image") < 0)
                 return 1;
