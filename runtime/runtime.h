@@ -190,7 +190,8 @@ int make_dir_in_root(int root_fd, const char *path, bool is_dir, int *ret_fd);
 /* The shared host image for the host /etc ETC_FD, found in or built into IMAGES_FD (a directory of
  * root's that nobody else may write): *ret_name is its name there, and *ret_lock_fd holds it (a shared
  * flock) until closed, so no clean-up removes it while a sandbox uses it. On failure WHY may say what
- * bound the host's /etc exceeded. */
+ * bound the host's /etc exceeded. From a process's second call on, ETC_FD's key is cached while inotify
+ * reports no change (image.c). Thread-safe; a caller's lock around it comes before image.c's own. */
 int image_host_acquire(int images_fd, int etc_fd, char **ret_name, int *ret_lock_fd, char *why, size_t why_size);
 /* For the unit tests: how many walks of the host's /etc this process made to compute a key (the key cache
  * saves the others); forget the cache, as in a new process, and make inotify_init1() (INIT_ERROR) or
