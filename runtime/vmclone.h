@@ -21,8 +21,18 @@
 /* Big enough for the set-up functions that run there (execvp() puts argv and a path on the stack). */
 #define VMCLONE_STACK_SIZE (256U * 1024U)
 
-/* Whether this architecture has the trampoline: elsewhere vmclone() is -ENOSYS and the callers copy. */
-#if defined(__x86_64__) || defined(__aarch64__)
+/* Whether this architecture has the trampoline: elsewhere vmclone() is -ENOSYS and the callers copy.
+ * AddressSanitizer builds copy too: its shadow of the child's stack is ours, the child's frames would
+ * leave it poisoned, and it cannot tell the child's stack from a thread's (false reports). */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VMCLONE_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define VMCLONE_ASAN 1
+#endif
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(VMCLONE_ASAN)
 #define HAVE_VMCLONE 1
 #else
 #define HAVE_VMCLONE 0
