@@ -199,7 +199,7 @@ enum {
  * directories, HOST_LAYER (the per-sandbox /etc layer, or NULL), then IMAGE (a directory) or else the
  * N_IMAGE_LAYERS of an image of the store. */
 /* What the union server's child reads until it executes: at the start of the mapping that is also its
- * stack, which stays ours until its EXEC_W closes (step_union_started(), start_done()). */
+ * stack (CLONE_VFORK: we unmap it once it executed). */
 typedef struct UnionChild {
         int procs[CGROUP_PROCS_FDS_MAX];
         size_t n_procs;
@@ -266,8 +266,7 @@ static int union_server_child(void *arg) {
 
 static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *image, char *const *image_layers,
                               size_t n_image_layers, const char *host_layer, const char *upper, const char *work,
-                              bool throwaway, int fuse_fd, int *ret_exec_fd, void **ret_stack, size_t *ret_stack_size,
-                              SandboxError *err) {
+                              bool throwaway, int fuse_fd, int *ret_exec_fd, SandboxError *err) {
         _cleanup_free_ char *opts = NULL;
         _cleanup_close_ int quota_w = -EBADF, exec_r = -EBADF, exec_w = -EBADF, cgroup_fd = -EBADF;
         int procs[CGROUP_PROCS_FDS_MAX];
@@ -364,13 +363,13 @@ static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *
                         return set_error(err, SANDBOX_EXIT_SETUP, "Cannot move the union server into its cgroup: %s",
                                          strerror(-r));
         }
-        /* It shares our memory until it executes, rather than copying this process (vmclone.h): its
-         * data and its stack are one mapping of ours, which we keep until it executed; while it sets
-         * itself up (on v1 a cgroup migration, an RCU grace period) we go on. A copy where the
-         * trampoline is missing. */
+        /* Born in its cgroup (v2), it only executes: it shares our memory until then (CLONE_VFORK: this
+         * thread waits that long) rather than copying this process (vmclone.h). On v1 it first moves itself
+         * into its cgroup, an RCU grace period that we must not wait for here (it overlaps with the init's
+         * move): a copy, as where the trampoline is missing. */
         size_t opts_len = strlen(opts) + 1;
         size_t size = ((sizeof(UnionChild) + opts_len + 4095U) & ~(size_t) 4095U) + VMCLONE_STACK_SIZE;
-        UnionChild *child = HAVE_VMCLONE ? vmclone_stack(size) : NULL;
+        UnionChild *child = HAVE_VMCLONE && n_procs == 0 ? vmclone_stack(size) : NULL;
         UnionChild copy_child = {};
         if (!child)
                 child = &copy_child;
@@ -389,8 +388,8 @@ static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *
         if (child != &copy_child) {
                 memcpy(child->opts, opts, opts_len);
                 r = vmclone(&ca, union_server_child, child, child, size);
-                if (r < 0)
-                        vmclone_stack_free(child, size);
+                /* It executed or ended: the mapping is ours again. */
+                vmclone_stack_free(child, size);
         } else {
                 /* The copy reads OPTS where it is. */
                 UnionChild *c = &copy_child;
@@ -404,10 +403,6 @@ static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *
                 for (size_t i = 0; i < n_procs; i++)
                         safe_close(procs[i]);
                 return set_error(err, SANDBOX_EXIT_SETUP, "Cannot start the union server: %s", strerror(-r));
-        }
-        if (child != &copy_child) {
-                *ret_stack = child;
-                *ret_stack_size = size;
         }
         s->server_pid = r;
         for (size_t i = 0; i < n_procs; i++)
@@ -611,8 +606,6 @@ typedef struct Start {
         int cgroup_fd;          /* v2: for CLONE_INTO_CGROUP */
         int resolv_fd;          /* DATA/sandboxes/ID/resolv.conf, detached, until the child has it */
         int union_exec_fd;      /* the union's server executed (EOF), or says why not; until step_union_started */
-        void *union_stack;      /* its data and stack (vmclone), ours again once it executed */
-        size_t union_stack_size;
         struct in_addr dns[3];  /* the IPv4 name servers it names */
         size_t n_dns;
         int sp[2];              /* the status socket: ours, the child's */
@@ -638,18 +631,6 @@ static void start_done(Start *st) {
         safe_close(st->usr_fd);
         safe_close(st->cgroup_fd);
         safe_close(st->resolv_fd);
-        if (st->union_stack) {
-                /* A start that failed before step_union_started(): the server's child may still run on
-                 * the mapping. Its exec or its end closes EXEC_FD; after a minute it is left mapped
-                 * rather than pulled from under it. */
-                struct pollfd p = { .fd = st->union_exec_fd, .events = POLLIN };
-                char buf[sizeof(UnionStartReport)];
-                ssize_t n = 1;
-                while (n > 0 && poll(&p, 1, 60000) > 0)
-                        n = read(st->union_exec_fd, buf, sizeof buf);
-                if (n == 0)
-                        vmclone_stack_free(st->union_stack, st->union_stack_size);
-        }
         safe_close(st->union_exec_fd);
         safe_close(st->sp[0]);
         safe_close(st->sp[1]);
@@ -1080,7 +1061,7 @@ static int step_union_server(Start *st) {
 
         r = start_union_server(st->s, st->cfg, st->image_path, st->image_layers, st->n_image_layers,
                                st->host_layer_path, st->upper_path, st->work_path, !st->spec->upper, st->fuse_fd,
-                               &st->union_exec_fd, &st->union_stack, &st->union_stack_size, st->err);
+                               &st->union_exec_fd, st->err);
         if (r < 0)
                 return r;
         st->fuse_fd = safe_close(st->fuse_fd); /* the server holds it now; if it dies, the mount fails fast */
@@ -1687,9 +1668,6 @@ static int step_union_started(Start *st) {
         int r = union_server_started(st->union_exec_fd, st->err);
 
         st->union_exec_fd = safe_close(st->union_exec_fd);
-        /* EOF or its report: it executed or is ending, and reads no more of our memory. */
-        vmclone_stack_free(st->union_stack, st->union_stack_size);
-        st->union_stack = NULL;
         return r;
 }
 

@@ -40,7 +40,6 @@
 #include "macro.h"
 #include "runtime.h"
 #include "sandbox.h"
-#include "vmclone.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -94,20 +93,6 @@ int raw_setresuid(uid_t uid) {
 #else
         return (int) syscall(SYS_setresuid, uid, uid, uid);
 #endif
-}
-
-/* The program's process, from the init's clone to its execve() (program_run()). */
-typedef struct ProgramChild {
-        ProgramContext p;
-        const int *report, *gate;
-} ProgramChild;
-
-static int program_child(void *arg) {
-        const ProgramChild *c = arg;
-
-        close(c->report[0]);
-        close(c->gate[1]);
-        program_run(&c->p, c->report[1], c->gate[0]);
 }
 
 /* fork() without glibc's fork handlers: a plain copy of this (single-threaded) process. */
@@ -420,12 +405,11 @@ _Noreturn void program_run(const ProgramContext *p, int report_fd, int gate_fd) 
         if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
                 program_fail(report_fd, STEP_FORK, -errno);
 
-        /* The init gives up its privileges first: the program never runs beside a privileged init. We
-         * say when our set-up is done: the init's id change makes the memory we share with it
-         * non-dumpable, which closes /proc/self to us. EOF instead of the byte: the init died. */
+        /* The init gives up its privileges first: the program never runs beside a privileged init.
+         * EOF instead of the byte: the init died. */
         if (gate_fd >= 0) {
-                char go = 'r';
-                if (write(gate_fd, &go, 1) != 1 || read(gate_fd, &go, 1) != 1)
+                char go;
+                if (read(gate_fd, &go, 1) != 1)
                         _exit(SANDBOX_EXIT_SETUP);
         }
 
@@ -548,7 +532,6 @@ _Noreturn void child_run(const ChildContext *c) {
         const SandboxSpec *s = c->spec;
         _cleanup_close_ int root_fd = -EBADF;
         int report[2], gate[2], pty_master = -EBADF, sfd, r;
-        void *program_stack;
         sigset_t all;
         char go;
         pid_t pid;
@@ -713,10 +696,13 @@ _Noreturn void child_run(const ChildContext *c) {
                 init_loop(c, 0, sfd);
         }
 
-        if (pipe2(report, O_CLOEXEC) < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, gate) < 0)
+        if (pipe2(report, O_CLOEXEC) < 0 || pipe2(gate, O_CLOEXEC) < 0)
                 fail(c, STEP_FORK, -errno, 0);
-        ProgramChild child = {
-                .p = {
+        pid = raw_fork();
+        if (pid < 0)
+                fail(c, STEP_FORK, -errno, 0);
+        if (pid == 0) {
+                const ProgramContext p = {
                         .argv = c->deferred ? c->deferred->argv : s->argv,
                         .envp = c->deferred ? c->deferred->envp : c->envp,
                         .uid = s->uid,
@@ -731,39 +717,13 @@ _Noreturn void child_run(const ChildContext *c) {
                         .cap_permitted = c->cap_permitted,
                         .cap_ambient = c->cap_ambient,
                         .pty_master = pty_master,
-                },
-                .report = report,
-                .gate = gate,
-        };
-        /* The program's process shares our memory until it executes (vmclone.h): a copy of this process
-         * (a copy of the daemon's, with its libraries) would be made only to be thrown away by execve().
-         * Nothing else runs in the sandbox yet, and from the id change below both are non-dumpable, so no
-         * other process can reach the shared pages. Until its execve() closes REPORT we only wait on the
-         * gate, drop our privileges and wait on REPORT: system calls on our own stack (errno is the one
-         * thing we share; both set it only on failures). Where the trampoline is missing, a copy. */
-        program_stack = HAVE_VMCLONE ? vmclone_stack(VMCLONE_STACK_SIZE) : NULL;
-        if (program_stack) {
-                struct clone_args ca = { .exit_signal = SIGCHLD };
-                pid = vmclone(&ca, program_child, &child, program_stack, VMCLONE_STACK_SIZE);
-                if (pid < 0)
-                        fail(c, STEP_FORK, pid, 0);
-        } else {
-                pid = raw_fork();
-                if (pid < 0)
-                        fail(c, STEP_FORK, -errno, 0);
-                if (pid == 0)
-                        program_child(&child);
+                };
+                close(report[0]);
+                close(gate[1]);
+                program_run(&p, report[1], gate[0]);
         }
         close(report[1]);
         close(gate[0]);
-        {
-                /* Its set-up is done (or it failed: EOF, and REPORT says why). */
-                char ready;
-                ssize_t k;
-                do
-                        k = read(gate[1], &ready, 1);
-                while (k < 0 && errno == EINTR);
-        }
         init_drop_privileges(s->uid, s->gid);
         /* EPIPE (SIGPIPE is blocked): the program failed its set-up and the report says why. */
         (void) !write(gate[1], "x", 1);
@@ -775,8 +735,6 @@ _Noreturn void child_run(const ChildContext *c) {
                 n = read(report[0], &rep, sizeof rep);
         while (n < 0 && errno == EINTR);
         close(report[0]);
-        /* It executed or failed: its stack is ours again. */
-        vmclone_stack_free(program_stack, VMCLONE_STACK_SIZE);
         if (n == sizeof rep) {
                 ChildMessage m = {
                         .type = rep.step < 0 ? CHILD_EXEC_FAILED : CHILD_SETUP_FAILED,

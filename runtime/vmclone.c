@@ -73,7 +73,7 @@ pid_t vmclone(struct clone_args *ca, int (*fn)(void *), void *arg, void *stack, 
 #if HAVE_VMCLONE
         if (!stack || size < 4096 || size % 16 != 0)
                 return -EINVAL;
-        ca->flags |= CLONE_VM;
+        ca->flags |= CLONE_VM | CLONE_VFORK;
         ca->stack = (uint64_t) (uintptr_t) stack;
         ca->stack_size = size;
         long r = clone3_run(ca, sizeof *ca, fn, arg);

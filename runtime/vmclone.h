@@ -11,8 +11,10 @@
  * The child runs FN(ARG) on STACK and exits with its return value. It shares every page with the caller:
  * it must make plain system calls only (no malloc, no locks, no stdio), touch only what the caller keeps
  * alive and unchanged until the child executes or exits, and leave signal dispositions alone while a
- * handler could run (the callers install none). With CLONE_VFORK the caller's thread waits for that
- * point; without it the caller must wait by other means (a pipe closed by execve()).
+ * handler could run (the callers install none). The caller's thread waits for that point: vmclone()
+ * always adds CLONE_VFORK. Without it the kernel would also mark the memory as shared by several
+ * processes for good (MMF_MULTIPROCESS), after which an oom_score_adj written by any of them applies to
+ * all: the union server's -1000 would become the daemon's, the program's +1000 the init's.
  */
 #include <linux/sched.h>
 #include <stddef.h>
@@ -38,7 +40,7 @@
 #define HAVE_VMCLONE 0
 #endif
 
-/* CA: the caller's clone_args (CLONE_VM is added; its stack is set here); STACK: SIZE bytes from
+/* CA: the caller's clone_args (CLONE_VM and CLONE_VFORK are added; its stack is set here); STACK: SIZE bytes from
  * vmclone_stack(), the child's stack growing down from its end. The child's pid, or -errno. */
 pid_t vmclone(struct clone_args *ca, int (*fn)(void *), void *arg, void *stack, size_t size);
 

@@ -2,16 +2,19 @@
 /*
  * Unit test of runtime/vmclone.c: the child runs the function on the stack it was given, in the
  * caller's memory (what it writes, the caller reads), with the stack aligned as the ABI wants (a
- * misaligned one crashes SSE code in the child), and exits with the function's value; CLONE_VFORK
- * returns only after the child executed or ended; CLONE_PIDFD gives a pidfd; bad arguments fail
+ * misaligned one crashes SSE code in the child), and exits with the function's value; vmclone()
+ * returns only after the child executed or ended (CLONE_VFORK), and the child's oom_score_adj stays its
+ * own; CLONE_PIDFD gives a pidfd; bad arguments fail
  * without a child; without the trampoline (an ASan build) it is -ENOSYS. Unprivileged. Output is TAP.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdalign.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -50,6 +53,31 @@ static int child_exec(void *arg) {
         s->value = 7;
         (void) syscall(SYS_execve, s->exec_path, argv, envp);
         return 127;
+}
+
+/* Raises its own oom_score_adj (anyone may raise theirs). */
+static int child_oom(void *arg) {
+        Shared *s = arg;
+        int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return 10;
+        if (write(fd, "777", 3) != 3)
+                return 11;
+        close(fd);
+        s->value = 1;
+        return 0;
+}
+
+static int read_oom_score_adj(const char *path) {
+        char buf[32] = "";
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return -10000;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        return n > 0 ? atoi(buf) : -10000;
 }
 
 static int wait_status(pid_t pid) {
@@ -132,6 +160,26 @@ static int test_exec_failure_is_reported(void) {
         return 0;
 }
 
+/* The kernel keeps one oom_score_adj for processes that share memory, but for a vfork child: the union
+ * server's -1000 must not become the daemon's. */
+static int test_oom_score_adj_stays_the_childs(void) {
+        if (!HAVE_VMCLONE)
+                return 0; /* test_without_trampoline */
+        Shared s = {};
+        int before = read_oom_score_adj("/proc/self/oom_score_adj");
+        CHECK(before > -1000 && before < 777);
+        void *stack = vmclone_stack(VMCLONE_STACK_SIZE);
+        CHECK(stack);
+        struct clone_args ca = { .exit_signal = SIGCHLD };
+        pid_t pid = vmclone(&ca, child_oom, &s, stack, VMCLONE_STACK_SIZE);
+        CHECK(pid > 0);
+        CHECK_EQ(wait_status(pid), 0);
+        CHECK_EQ(s.value, 1);
+        CHECK_EQ(read_oom_score_adj("/proc/self/oom_score_adj"), before);
+        vmclone_stack_free(stack, VMCLONE_STACK_SIZE);
+        return 0;
+}
+
 static int test_bad_arguments(void) {
         if (!HAVE_VMCLONE)
                 return 0; /* test_without_trampoline */
@@ -156,6 +204,7 @@ int main(void) {
                 TAP_TEST(shared_memory_and_status),
                 TAP_TEST(vfork_returns_after_exec),
                 TAP_TEST(exec_failure_is_reported),
+                TAP_TEST(oom_score_adj_stays_the_childs),
                 TAP_TEST(bad_arguments),
         };
 
