@@ -287,8 +287,10 @@ def prerequisites():
 @sf.timeout(120)
 def test_2000_connections_from_one_uid(env):
     d = LoadDaemon(env)
-    r = d.ctl_as(U2, ["exec", "--", "true"])
-    sf.eq(r.returncode, 0, f"a member of group sandbox runs a sandbox {r}")
+    # Two: from the second start on, the host image's key cache holds its inotify descriptor for good.
+    for _ in range(2):
+        r = d.ctl_as(U2, ["exec", "--", "true"])
+        sf.eq(r.returncode, 0, f"a member of group sandbox runs a sandbox {r}")
     time.sleep(0.2)
     fds0 = d.fd_count()
 
@@ -419,8 +421,10 @@ def test_slow_start_does_not_block_others(env):
 def _slow_start(env, slow):
     # Two start slots; one for each uid at most.
     d = LoadDaemon(env, config="allow-host-paths = yes\nmax-starts = 2\nmax-starts-per-uid = 1\n")
-    r = d.ctl_as(U2, ["exec", "--", "true"])
-    sf.eq(r.returncode, 0, f"warm-up {r}")
+    # Two: from the second start on, the host image's key cache holds its inotify descriptor for good.
+    for _ in range(2):
+        r = d.ctl_as(U2, ["exec", "--", "true"])
+        sf.eq(r.returncode, 0, f"warm-up {r}")
     fds0 = d.fd_count()
     slow.stop()
     # U1's first start hangs in the daemon's lookup of its --layer (a host path, allow-host-paths: the
@@ -442,7 +446,7 @@ def _slow_start(env, slow):
     print(f"# 3 execs of uid {U2} and 1 of root in {time.monotonic() - t0:.2f}s while uid {U1}'s starts hang")
     sf.check(first.poll() is None and second.poll() is None,
              f"uid {U1}'s slow starts are still in progress (exit statuses {first.poll()}, {second.poll()})")
-    sf.eq(len(d.started_ids()), 5, f"sandboxes started so far (warm-up, 3 of uid {U2}, root's): {d.log()[-600:]!r}")
+    sf.eq(len(d.started_ids()), 6, f"sandboxes started so far (2 warm-up, 3 of uid {U2}, root's): {d.log()[-600:]!r}")
 
     # The first client leaves while its start is in flight; the start goes on, and its sandbox is ended.
     first.kill()
