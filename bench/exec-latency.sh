@@ -8,7 +8,7 @@
 # This entry point only checks the host (root, /dev/fuse, bwrap) and runs bench/exec-latency.py, which
 # starts and stops the daemon and removes its temp dir (also on failure, SIGINT, SIGTERM, SIGHUP).
 #
-# Usage: bench/exec-latency.sh [--runs N] [--warmup N] [--out FILE] [--binds]
+# Usage: bench/exec-latency.sh [--runs N] [--warmup N] [--tp-runs N] [--trace-runs N] [--out FILE] [--binds] [--tmpfs]
 # Binaries: $SANDBOXD, $SANDBOXCTL, $SANDBOX_RUN (default build/... in the checkout; sandboxd finds
 # sandbox-unionfs next to itself or in ../unionfs/).
 
