@@ -190,14 +190,6 @@ enum {
         UNION_STEP_EXEC,        /* setting up its fds, or its execve() */
 };
 
-/* The union's server, in the sandbox's cgroup (its "union" child: born there on v2, moving itself there
- * before it executes anything on v1), so that what it does for the sandbox (copy-up, the page cache
- * of the upper's writes) is charged to the sandbox; in its own session; with the disk quota and a
- * pipe on which it reports the first write refused at it. Returns at once, with *RET_EXEC_FD: the
- * server moves itself (on v1 a migration waits for an RCU grace period, 7 to 15 ms under load) and
- * executes while the start goes on; union_server_started() reads that fd. lowerdir=: the --layer
- * directories, HOST_LAYER (the per-sandbox /etc layer, or NULL), then IMAGE (a directory) or else the
- * N_IMAGE_LAYERS of an image of the store. */
 /* What the union server's child reads until it executes: at the start of the mapping that is also its
  * stack (CLONE_VFORK: we unmap it once it executed). */
 typedef struct UnionChild {
@@ -264,6 +256,14 @@ static int union_server_child(void *arg) {
         return union_server_exec(c, c->opts);
 }
 
+/* The union's server, in the sandbox's cgroup (its "union" child: born there on v2, moving itself there
+ * before it executes anything on v1), so that what it does for the sandbox (copy-up, the page cache
+ * of the upper's writes) is charged to the sandbox; in its own session; with the disk quota and a
+ * pipe on which it reports the first write refused at it. Returns once the server executed (it shares
+ * our memory until then, vmclone.h), or as soon as a copy of us exists where it cannot; *RET_EXEC_FD says
+ * whether it could (union_server_started()). lowerdir=: the --layer
+ * directories, HOST_LAYER (the per-sandbox /etc layer, or NULL), then IMAGE (a directory) or else the
+ * N_IMAGE_LAYERS of an image of the store. */
 static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *image, char *const *image_layers,
                               size_t n_image_layers, const char *host_layer, const char *upper, const char *work,
                               bool throwaway, int fuse_fd, int *ret_exec_fd, SandboxError *err) {
@@ -391,11 +391,10 @@ static int start_union_server(Sandbox *s, const SandboxConfig *cfg, const char *
                 /* It executed or ended: the mapping is ours again. */
                 vmclone_stack_free(child, size);
         } else {
-                /* The copy reads OPTS where it is. */
-                UnionChild *c = &copy_child;
+                /* A copy: it reads OPTS where it is. */
                 r = (int) syscall(SYS_clone3, &ca, sizeof ca);
                 if (r == 0)
-                        _exit(union_server_exec(c, opts));
+                        _exit(union_server_exec(child, opts));
                 r = r < 0 ? -errno : r;
         }
         if (r < 0) {
@@ -1052,10 +1051,11 @@ static int step_union(Start *st) {
         return 0;
 }
 
-/* The union's server, once the init exists: on v1 it moves itself into its cgroup while we move the init
- * into its own, so that the two migrations wait for one RCU grace period together instead of one after
- * the other. The init needs the server only after the first go (its root's lookups wait in the kernel's
- * queue until the server runs). */
+/* The union's server, once the init exists. On v1 it moves itself into its cgroup, and we move the init
+ * right after: the first migration makes the kernel's cgroup lock wait for an RCU grace period, the
+ * second finds it still in that mode and waits for none (measured: "join the cgroup" 68-104 µs). The init
+ * needs the server only after the first go (its root's lookups wait in the kernel's queue until the
+ * server runs). */
 static int step_union_server(Start *st) {
         int r;
 
