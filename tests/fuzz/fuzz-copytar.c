@@ -21,16 +21,7 @@
 
 #include "common/rmtree.h"
 #include "copy/copytar.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define ASSERT(x)                                                                              \
-        do {                                                                                   \
-                if (!(x)) {                                                                    \
-                        fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #x); \
-                        abort();                                                               \
-                }                                                                              \
-        } while (false)
+#include "fuzz.h"
 
 static int scratch_fd = -1;
 static char scratch_path[4096];

@@ -13,18 +13,9 @@
 #include <string.h>
 
 #include "daemon-config.h"
+#include "fuzz.h"
 
 #define FUZZ_MAX_INPUT 8192
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define ASSERT(x)                                                                              \
-        do {                                                                                   \
-                if (!(x)) {                                                                    \
-                        fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #x); \
-                        abort();                                                               \
-                }                                                                              \
-        } while (false)
 
 static bool terminated(const char *s, size_t size) {
         return memchr(s, '\0', size) != NULL;

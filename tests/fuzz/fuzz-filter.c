@@ -17,22 +17,13 @@
 
 #include "log.h"
 #include "runtime/filter.h"
+#include "fuzz.h"
 
 /* Enough for lines over FILTER_POLICY_MAX_LINE; the size limit itself is a unit test. */
 #define FUZZ_MAX_INPUT (16 * 1024)
 #define FUZZ_NAME "fuzz.policy"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define ASSERT(x)                                                                              \
-        do {                                                                                   \
-                if (!(x)) {                                                                    \
-                        fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #x); \
-                        abort();                                                               \
-                }                                                                              \
-        } while (false)
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
         log_set_max_level(-1); /* below LOG_EMERG: nothing is printed */
         return 0;

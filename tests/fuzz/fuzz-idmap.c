@@ -15,18 +15,9 @@
 #include <string.h>
 
 #include "unionfs/idmap.h"
+#include "fuzz.h"
 
 #define FUZZ_MAX_INPUT 4096
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define ASSERT(x)                                                                              \
-        do {                                                                                   \
-                if (!(x)) {                                                                    \
-                        fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #x); \
-                        abort();                                                               \
-                }                                                                              \
-        } while (false)
 
 typedef struct Oracle {
         uint64_t f[3 * (IDMAP_MAX_RANGES + 1)];

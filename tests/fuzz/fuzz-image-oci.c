@@ -14,16 +14,7 @@
 
 #include "image/oci.h"
 #include "image/strv.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define ASSERT(x)                                                                              \
-        do {                                                                                   \
-                if (!(x)) {                                                                    \
-                        fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #x); \
-                        abort();                                                               \
-                }                                                                              \
-        } while (false)
+#include "fuzz.h"
 
 static const char *const transport_types[] = {
         NULL,

@@ -15,21 +15,12 @@
 
 #include "log.h"
 #include "unionfs/options.h"
+#include "fuzz.h"
 
 #define FUZZ_MAX_INPUT 4096
 #define MAX_ARGS 64
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define ASSERT(x)                                                                              \
-        do {                                                                                   \
-                if (!(x)) {                                                                    \
-                        fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #x); \
-                        abort();                                                               \
-                }                                                                              \
-        } while (false)
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
         log_set_max_level(-1); /* below LOG_EMERG: nothing is printed */
         return 0;

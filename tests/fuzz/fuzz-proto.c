@@ -21,21 +21,12 @@
 
 #include "proto/msg.h"
 #include "proto/wire.h"
+#include "fuzz.h"
 
 /* Room for a few frames of a realistic EXEC; larger payloads only take longer to say the same. */
 #define FUZZ_MAX_INPUT (256 * 1024)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define ASSERT(x)                                                                              \
-        do {                                                                                   \
-                if (!(x)) {                                                                    \
-                        fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #x); \
-                        abort();                                                               \
-                }                                                                              \
-        } while (false)
-
 static int devnull = -1;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {

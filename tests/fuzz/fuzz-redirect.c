@@ -16,18 +16,9 @@
 #include <string.h>
 
 #include "unionfs/whiteout.h"
+#include "fuzz.h"
 
 #define FUZZ_MAX_INPUT (3 * PATH_MAX) /* past the PATH_MAX limit, but not much further */
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define ASSERT(x)                                                                              \
-        do {                                                                                   \
-                if (!(x)) {                                                                    \
-                        fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #x); \
-                        abort();                                                               \
-                }                                                                              \
-        } while (false)
 
 /* One path component: 1..NAME_MAX bytes, no '/' or NUL, not "." or "..". */
 static bool oracle_component(const char *s, size_t n) {

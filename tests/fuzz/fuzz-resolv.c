@@ -14,18 +14,9 @@
 #include <string.h>
 
 #include "net/resolv.h"
+#include "fuzz.h"
 
 #define FUZZ_MAX_INPUT (RESOLV_CONF_SIZE_MAX + 1024)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define ASSERT(x)                                                                              \
-        do {                                                                                   \
-                if (!(x)) {                                                                    \
-                        fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #x); \
-                        abort();                                                               \
-                }                                                                              \
-        } while (false)
 
 static bool chars_ok(const char *s) {
         for (; *s; s++)

@@ -14,18 +14,9 @@
 #include <string.h>
 
 #include "common/rootattr.h"
+#include "fuzz.h"
 
 #define FUZZ_MAX_INPUT 256
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define ASSERT(x)                                                                              \
-        do {                                                                                   \
-                if (!(x)) {                                                                    \
-                        fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #x); \
-                        abort();                                                               \
-                }                                                                              \
-        } while (false)
 
 /* One field [p, end): digits of BASE only, no leading zero unless it is "0", at most MAX. */
 static bool oracle_field(const uint8_t *p, const uint8_t *end, unsigned base, uint64_t max, uint64_t *ret) {

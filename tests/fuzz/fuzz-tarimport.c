@@ -23,19 +23,10 @@
 #include "common/rmtree.h"
 #include "layer/ovl.h"
 #include "layer/tar.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 #define MAX_SIZE (UINT64_C(1) << 20)
 #define MAX_ENTRIES UINT64_C(256)
-
-#define ASSERT(x)                                                                              \
-        do {                                                                                   \
-                if (!(x)) {                                                                    \
-                        fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #x); \
-                        abort();                                                               \
-                }                                                                              \
-        } while (false)
 
 static int scratch_fd = -1;
 

@@ -16,16 +16,7 @@
 #include <string.h>
 
 #include "layer/tar.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define ASSERT(x)                                                                              \
-        do {                                                                                   \
-                if (!(x)) {                                                                    \
-                        fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #x); \
-                        abort();                                                               \
-                }                                                                              \
-        } while (false)
+#include "fuzz.h"
 
 /* Independent of tar.c: does any component of S equal ".."? */
 static bool has_dotdot(const char *s) {

@@ -15,7 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
 #define REPLAY_MAX_FILE (16u * 1024 * 1024)
