@@ -24,7 +24,6 @@
 #if HAVE_VMCLONE
 static long clone3_run(struct clone_args *ca, size_t size, int (*fn)(void *), void *arg) {
         long ret;
-#if defined(__x86_64__)
         /* The kernel preserves r12/r13 into the child: FN and ARG travel there. rbp zeroed: the end of
          * the child's frame chain. The stack top is 16-byte aligned, so FN sees the ABI's alignment. */
         __asm__ volatile("mov %[fn], %%r12\n\t"
@@ -44,27 +43,6 @@ static long clone3_run(struct clone_args *ca, size_t size, int (*fn)(void *), vo
                          : "0"((long) SYS_clone3), "D"(ca), "S"(size), [fn] "r"(fn), [arg] "r"(arg),
                            [nr_exit] "i"(SYS_exit_group)
                          : "rcx", "r11", "r12", "r13", "memory", "cc");
-#elif defined(__aarch64__)
-        register long x0 __asm__("x0") = (long) ca;
-        register long x1 __asm__("x1") = (long) size;
-        register long x8 __asm__("x8") = SYS_clone3;
-        __asm__ volatile("mov x19, %[fn]\n\t"
-                         "mov x20, %[arg]\n\t"
-                         "svc #0\n\t"
-                         "cbnz x0, 1f\n\t"
-                         "mov x29, xzr\n\t"
-                         "mov x30, xzr\n\t"
-                         "mov x0, x20\n\t"
-                         "blr x19\n\t"
-                         "mov x8, %[nr_exit]\n\t"
-                         "svc #0\n\t"
-                         "brk #0\n\t"
-                         "1:\n\t"
-                         : "+r"(x0)
-                         : "r"(x1), "r"(x8), [fn] "r"(fn), [arg] "r"(arg), [nr_exit] "i"(SYS_exit_group)
-                         : "x19", "x20", "x30", "memory", "cc");
-        ret = x0;
-#endif
         return ret;
 }
 #endif
@@ -89,8 +67,8 @@ pid_t vmclone(struct clone_args *ca, int (*fn)(void *), void *arg, void *stack, 
 }
 
 void *vmclone_stack(size_t size) {
-        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                       -1, 0);
+        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
         return p == MAP_FAILED ? NULL : p;
 }
 

@@ -23,7 +23,8 @@
 /* Big enough for the set-up functions that run there (execvp() puts argv and a path on the stack). */
 #define VMCLONE_STACK_SIZE (256U * 1024U)
 
-/* Whether this architecture has the trampoline: elsewhere vmclone() is -ENOSYS and the callers copy.
+/* Whether this architecture has the trampoline (x86-64 only: the one where it runs in CI): elsewhere
+ * vmclone() is -ENOSYS and the callers copy.
  * AddressSanitizer builds copy too: its shadow of the child's stack is ours, the child's frames would
  * leave it poisoned, and it cannot tell the child's stack from a thread's (false reports). */
 #if defined(__has_feature)
@@ -34,14 +35,15 @@
 #if defined(__SANITIZE_ADDRESS__)
 #define VMCLONE_ASAN 1
 #endif
-#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(VMCLONE_ASAN)
+#if defined(__x86_64__) && !defined(VMCLONE_ASAN)
 #define HAVE_VMCLONE 1
 #else
 #define HAVE_VMCLONE 0
 #endif
 
-/* CA: the caller's clone_args (CLONE_VM and CLONE_VFORK are added; its stack is set here); STACK: SIZE bytes from
- * vmclone_stack(), the child's stack growing down from its end. The child's pid, or -errno. */
+/* CA: the caller's clone_args (CLONE_VM and CLONE_VFORK are added; its stack is set here); STACK:
+ * SIZE bytes from vmclone_stack(), the child's stack growing down from its end. The child's pid, or
+ * -errno. */
 pid_t vmclone(struct clone_args *ca, int (*fn)(void *), void *arg, void *stack, size_t size);
 
 /* SIZE bytes (a multiple of the page size) for vmclone()'s child: its stack, and whatever the caller puts

@@ -5,7 +5,8 @@
  * misaligned one crashes SSE code in the child), and exits with the function's value; vmclone()
  * returns only after the child executed or ended (CLONE_VFORK), and the child's oom_score_adj stays its
  * own; CLONE_PIDFD gives a pidfd; bad arguments fail
- * without a child; without the trampoline (an ASan build) it is -ENOSYS. Unprivileged. Output is TAP.
+ * without a child; without the trampoline (not x86-64, an ASan build) it is -ENOSYS. Unprivileged.
+ * Output is TAP.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +27,7 @@
 
 typedef struct Shared {
         int value;
-        uintptr_t sp, stack_lo, stack_hi;
+        uintptr_t sp, stack_lo, stack_hi;       /* where the child's stack was, and the range it was given */
         bool aligned;
         char text[64];
         const char *exec_path;
@@ -88,7 +89,26 @@ static int wait_status(pid_t pid) {
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* Where there is no trampoline (another architecture, an ASan build) vmclone() says so and makes no
+/* FN(S) in a child of vmclone() on a stack of its own (its range in S), with FLAGS; the pid, or -errno. The
+ * stack is unmapped at once: vmclone() returns after the child executed or ended. */
+static pid_t spawn(int (*fn)(void *), Shared *s, uint64_t flags, int *ret_pidfd) {
+        struct clone_args ca = {
+                .flags = flags,
+                .pidfd = (uint64_t) (uintptr_t) ret_pidfd,
+                .exit_signal = SIGCHLD,
+        };
+        void *stack = vmclone_stack(VMCLONE_STACK_SIZE);
+
+        if (!stack)
+                return -ENOMEM;
+        s->stack_lo = (uintptr_t) stack;
+        s->stack_hi = (uintptr_t) stack + VMCLONE_STACK_SIZE;
+        pid_t pid = vmclone(&ca, fn, s, stack, VMCLONE_STACK_SIZE);
+        vmclone_stack_free(stack, VMCLONE_STACK_SIZE);
+        return pid;
+}
+
+/* Where there is no trampoline (not x86-64, an ASan build) vmclone() says so and makes no
  * child: the callers copy instead. */
 static int test_without_trampoline(void) {
         if (HAVE_VMCLONE)
@@ -106,18 +126,14 @@ static int test_shared_memory_and_status(void) {
         if (!HAVE_VMCLONE)
                 return 0; /* test_without_trampoline */
         Shared s = {};
-        void *stack = vmclone_stack(VMCLONE_STACK_SIZE);
-        CHECK(stack);
-        struct clone_args ca = { .exit_signal = SIGCHLD };
-        pid_t pid = vmclone(&ca, child_write, &s, stack, VMCLONE_STACK_SIZE);
+        pid_t pid = spawn(child_write, &s, 0, NULL);
         CHECK(pid > 0);
         CHECK_EQ(wait_status(pid), 42);
         /* What it wrote is in our memory, and it ran on the stack we gave it. */
         CHECK_EQ(s.value, 4242);
         CHECK(streq(s.text, "1.250 2.500000"));
         CHECK(s.aligned);
-        CHECK(s.sp > (uintptr_t) stack && s.sp < (uintptr_t) stack + VMCLONE_STACK_SIZE);
-        vmclone_stack_free(stack, VMCLONE_STACK_SIZE);
+        CHECK(s.sp > s.stack_lo && s.sp < s.stack_hi);
         return 0;
 }
 
@@ -126,18 +142,10 @@ static int test_vfork_returns_after_exec(void) {
                 return 0; /* test_without_trampoline */
         Shared s = { .exec_path = "/bin/true" };
         int pidfd = -EBADF;
-        void *stack = vmclone_stack(VMCLONE_STACK_SIZE);
-        CHECK(stack);
-        struct clone_args ca = {
-                .flags = CLONE_VFORK | CLONE_PIDFD,
-                .pidfd = (uint64_t) (uintptr_t) &pidfd,
-                .exit_signal = SIGCHLD,
-        };
-        pid_t pid = vmclone(&ca, child_exec, &s, stack, VMCLONE_STACK_SIZE);
+        pid_t pid = spawn(child_exec, &s, CLONE_PIDFD, &pidfd);
         CHECK(pid > 0);
-        /* CLONE_VFORK: it has executed, so its write is there and its stack is ours again. */
+        /* CLONE_VFORK: it has executed, so its write is there (and its stack was ours again). */
         CHECK_EQ(s.value, 7);
-        vmclone_stack_free(stack, VMCLONE_STACK_SIZE);
         CHECK(pidfd >= 0);
         struct pollfd p = { .fd = pidfd, .events = POLLIN };
         CHECK_EQ(poll(&p, 1, 10000), 1);
@@ -150,13 +158,9 @@ static int test_exec_failure_is_reported(void) {
         if (!HAVE_VMCLONE)
                 return 0; /* test_without_trampoline */
         Shared s = { .exec_path = "/nonexistent/program" };
-        void *stack = vmclone_stack(VMCLONE_STACK_SIZE);
-        CHECK(stack);
-        struct clone_args ca = { .flags = CLONE_VFORK, .exit_signal = SIGCHLD };
-        pid_t pid = vmclone(&ca, child_exec, &s, stack, VMCLONE_STACK_SIZE);
+        pid_t pid = spawn(child_exec, &s, 0, NULL);
         CHECK(pid > 0);
         CHECK_EQ(wait_status(pid), 127);
-        vmclone_stack_free(stack, VMCLONE_STACK_SIZE);
         return 0;
 }
 
@@ -168,15 +172,11 @@ static int test_oom_score_adj_stays_the_childs(void) {
         Shared s = {};
         int before = read_oom_score_adj("/proc/self/oom_score_adj");
         CHECK(before > -1000 && before < 777);
-        void *stack = vmclone_stack(VMCLONE_STACK_SIZE);
-        CHECK(stack);
-        struct clone_args ca = { .exit_signal = SIGCHLD };
-        pid_t pid = vmclone(&ca, child_oom, &s, stack, VMCLONE_STACK_SIZE);
+        pid_t pid = spawn(child_oom, &s, 0, NULL);
         CHECK(pid > 0);
         CHECK_EQ(wait_status(pid), 0);
         CHECK_EQ(s.value, 1);
         CHECK_EQ(read_oom_score_adj("/proc/self/oom_score_adj"), before);
-        vmclone_stack_free(stack, VMCLONE_STACK_SIZE);
         return 0;
 }
 

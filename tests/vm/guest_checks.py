@@ -352,6 +352,17 @@ def reap(pid, timeout):
     raise AssertionError(f"the monitor {pid} did not exit within {timeout} s")
 
 
+def oci_remove(cid, monitor, bundle):
+    """Whatever a case left: the container (forced), its monitor (reaped if it is ours), its bundle."""
+    oci("delete", "--force", cid)
+    if monitor:
+        try:
+            reap(monitor, 20)
+        except AssertionError:
+            pass
+    shutil.rmtree(bundle, ignore_errors=True)
+
+
 def oci_case(name, args, resources, want, run_s, cgroups_path=None, pre=()):
     """Creates container NAME (with CGROUPS_PATH: from our own cgroup, as an engine would; else in a
     delegated scope), checks its sandbox cgroup's (memory.max, program/pids.max, cpu.max) against WANT
@@ -426,13 +437,7 @@ def _():
            f"memory.max and program/pids.max of {box} after update")
         diag(f"{box[len('/sys/fs/cgroup'):]}: paused, resumed, updated")
     finally:
-        oci("delete", "--force", cid)
-        if monitor:
-            try:
-                reap(monitor, 20)
-            except AssertionError:
-                pass
-        shutil.rmtree(b, ignore_errors=True)
+        oci_remove(cid, monitor, b)
 
 
 @test("sandbox-oci on v2: linux.resources.cpu.cpus and blockIO are the sandbox cgroup's cpuset.cpus, io.weight, io.max")
@@ -462,13 +467,7 @@ def _():
            f"cpuset.cpus, cpuset.cpus.effective of {box}, the init's Cpus_allowed_list, io.weight, io.max's line")
         diag(f"{box[len('/sys/fs/cgroup'):]}: {got}")
     finally:
-        oci("delete", "--force", cid)
-        if monitor:
-            try:
-                reap(monitor, 20)
-            except AssertionError:
-                pass
-        shutil.rmtree(b, ignore_errors=True)
+        oci_remove(cid, monitor, b)
     check(not box or not os.path.exists(box), f"{box} gone after delete")
 
 
